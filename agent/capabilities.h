@@ -1,0 +1,35 @@
+// Everything the agent probes once at start and reports through GetHostInfo.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "datapath/probe.h"
+#include "kernel/probe.h"
+
+namespace netagent::agent {
+
+struct GenlCapability {
+  kernel::Capability status;
+  uint32_t family_id = 0;
+  uint32_t version = 0;
+  std::vector<std::string> ops;
+};
+
+struct Capabilities {
+  GenlCapability ethtool_netlink;
+  GenlCapability netdev_netlink;
+  kernel::Capability btf;
+  kernel::Capability bpffs;
+  datapath::XdpSupport xdp;
+  kernel::Capability conntrack_netlink;
+  std::vector<std::string> cc_available;
+  std::vector<std::string> cc_allowed;
+  std::string cc_current;
+  absl::Time probed_at;
+};
+
+Capabilities ProbeCapabilities();
+
+}  // namespace netagent::agent

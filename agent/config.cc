@@ -1,0 +1,194 @@
+#include "agent/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "kernel/errors.h"
+
+namespace netagent::agent {
+namespace {
+
+absl::Status Bad(absl::string_view key, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(key, ": ", why));
+}
+
+const std::string& Single(const Settings::value_type& kv) { return kv.second.back(); }
+
+}  // namespace
+
+std::string ListenAddress::ToGrpc() const {
+  const std::string h = host.empty() ? "0.0.0.0" : host;
+  return h.find(':') != std::string::npos ? absl::StrCat("[", h, "]:", port)
+                                          : absl::StrCat(h, ":", port);
+}
+
+absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text, absl::string_view field) {
+  ListenAddress a;
+  absl::string_view host = text, port;
+  if (text.empty()) return Bad(field, "empty address");
+  if (text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == absl::string_view::npos) return Bad(field, "missing ']' in IPv6 address");
+    host = text.substr(1, close - 1);
+    absl::string_view rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return Bad(field, "expected ':' after ']'");
+      port = rest.substr(1);
+      if (port.empty()) return Bad(field, "empty port");
+    }
+  } else if (size_t colon = text.rfind(':'); colon != absl::string_view::npos) {
+    if (text.find(':') != colon) {
+      return Bad(field, "IPv6 addresses need brackets: [addr]:port");
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (port.empty()) return Bad(field, "empty port");
+  }
+  if (!port.empty()) {
+    uint32_t p;
+    if (!absl::SimpleAtoi(port, &p) || p == 0 || p > 65535) {
+      return Bad(field, absl::StrCat("port \"", port, "\" is not in 1-65535"));
+    }
+    a.port = static_cast<uint16_t>(p);
+  }
+  for (char c : host) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+          c == '%' || c == '_')) {
+      return Bad(field, absl::StrCat("invalid character in host \"", host, "\""));
+    }
+  }
+  a.host = std::string(host);
+  return a;
+}
+
+const std::vector<std::string>& ConfigKeys() {
+  static const std::vector<std::string> keys = {
+      "socket",        "socket_group",   "socket_mode",         "listen",
+      "tls_cert",      "tls_key",        "tls_client_ca",       "operator_group",
+      "operator_identities", "netns",    "state_dir",           "log_format",
+      "log_level",     "pid_file",       "shutdown_grace"};
+  return keys;
+}
+
+absl::StatusOr<Settings> ParseYamlSettings(const std::string& yaml_text) {
+  Settings out;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", e.what()));
+  }
+  if (root.IsNull()) return out;
+  if (!root.IsMap()) return absl::InvalidArgumentError("config: expected a mapping of settings");
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>();
+    if (std::find(ConfigKeys().begin(), ConfigKeys().end(), key) == ConfigKeys().end()) {
+      return Bad(absl::StrCat("config key ", key),
+                 absl::StrCat("unknown; known keys: ", absl::StrJoin(ConfigKeys(), ", ")));
+    }
+    const YAML::Node& v = kv.second;
+    std::vector<std::string> values;
+    if (v.IsScalar()) {
+      values.push_back(v.as<std::string>());
+    } else if (v.IsSequence() && key == "operator_identities") {
+      for (const auto& item : v) {
+        if (!item.IsScalar()) return Bad(key, "list items must be strings");
+        values.push_back(item.as<std::string>());
+      }
+    } else if (v.IsNull()) {
+      continue;
+    } else {
+      return Bad(key, "expected a single value");
+    }
+    out[key] = std::move(values);
+  }
+  return out;
+}
+
+absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
+  for (const auto& kv : settings) {
+    const std::string& key = kv.first;
+    if (kv.second.empty()) continue;
+    const std::string& v = Single(kv);
+    if (key == "socket") {
+      if (v.empty() || v.front() != '/') return Bad(key, "must be an absolute path");
+      if (v.size() >= 108) return Bad(key, "longer than a unix socket path may be (107)");
+      cfg.socket = v;
+    } else if (key == "socket_group") {
+      cfg.socket_group = v;
+    } else if (key == "socket_mode") {
+      uint32_t mode;
+      if (!absl::numbers_internal::safe_strtou32_base(v, &mode, 8) || mode > 0777) {
+        return Bad(key, absl::StrCat("\"", v, "\" is not an octal mode like 0660"));
+      }
+      if (mode & 0007) return Bad(key, "must not grant access to others (last digit 0)");
+      cfg.socket_mode = mode;
+    } else if (key == "listen") {
+      if (v.empty()) {
+        cfg.listen.reset();
+      } else {
+        NETAGENT_ASSIGN_OR_RETURN(cfg.listen, ParseListenAddress(v, key));
+      }
+    } else if (key == "tls_cert") {
+      cfg.tls_cert = v;
+    } else if (key == "tls_key") {
+      cfg.tls_key = v;
+    } else if (key == "tls_client_ca") {
+      cfg.tls_client_ca = v;
+    } else if (key == "operator_group") {
+      cfg.operator_group = v;
+    } else if (key == "operator_identities") {
+      cfg.operator_identities = kv.second;
+      for (const auto& id : cfg.operator_identities) {
+        if (id.empty()) return Bad(key, "empty identity");
+      }
+    } else if (key == "netns") {
+      cfg.netns = v;
+    } else if (key == "state_dir") {
+      if (v.empty() || v.front() != '/') return Bad(key, "must be an absolute path");
+      cfg.state_dir = v;
+    } else if (key == "log_format") {
+      if (v != "text" && v != "json") return Bad(key, "must be text or json");
+      cfg.log_format = v;
+    } else if (key == "log_level") {
+      static const std::vector<std::string> levels = {"trace", "debug", "info", "warn", "error"};
+      if (std::find(levels.begin(), levels.end(), v) == levels.end()) {
+        return Bad(key, "must be one of trace, debug, info, warn, error");
+      }
+      cfg.log_level = v;
+    } else if (key == "pid_file") {
+      if (!v.empty() && v.front() != '/') return Bad(key, "must be an absolute path");
+      cfg.pid_file = v;
+    } else if (key == "shutdown_grace") {
+      absl::Duration d;
+      if (!absl::ParseDuration(v, &d) || d < absl::ZeroDuration() || d > absl::Minutes(10)) {
+        return Bad(key, absl::StrCat("\"", v, "\" is not a duration between 0s and 10m"));
+      }
+      cfg.shutdown_grace = d;
+    } else {
+      return Bad(key, "unknown setting");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateConfig(const AgentConfig& cfg) {
+  if (cfg.tls_cert.empty() != cfg.tls_key.empty()) {
+    return Bad("tls_cert", "tls_cert and tls_key go together");
+  }
+  if (cfg.tls() && !cfg.listen) return Bad("tls_cert", "TLS applies to a TCP listener: set listen");
+  if (cfg.mtls() && !cfg.tls()) {
+    return Bad("tls_client_ca", "mTLS needs the server's own tls_cert and tls_key");
+  }
+  if (!cfg.operator_identities.empty() && !cfg.mtls()) {
+    return Bad("operator_identities",
+               "certificate identities are only known over mTLS: set tls_client_ca");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace netagent::agent

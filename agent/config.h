@@ -1,0 +1,68 @@
+// netagentd's configuration: defaults, an optional YAML file, then flags (a
+// flag given on the command line wins over the file). Validation is pure and
+// names the offending key.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace netagent::agent {
+
+inline constexpr uint16_t kDefaultTcpPort = 9470;
+inline constexpr const char* kDefaultSocket = "/run/netagent/netagent.sock";
+
+struct ListenAddress {
+  std::string host;  // without brackets; empty means all addresses
+  uint16_t port = kDefaultTcpPort;
+  // host:port for gRPC ("[::1]:9470", "0.0.0.0:9470").
+  std::string ToGrpc() const;
+};
+
+// "HOST:PORT", "[V6]:PORT", "HOST" (default port), ":PORT" (all addresses).
+absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text, absl::string_view field);
+
+struct AgentConfig {
+  std::string socket = kDefaultSocket;
+  std::string socket_group;  // group owning the socket: its members may connect (viewers)
+  uint32_t socket_mode = 0660;
+  std::optional<ListenAddress> listen;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  std::string operator_group;
+  std::vector<std::string> operator_identities;
+  std::string netns;
+  std::string state_dir = "/var/lib/netagent";
+  std::string log_format = "text";
+  std::string log_level = "info";
+  std::string pid_file;
+  absl::Duration shutdown_grace = absl::Seconds(10);
+
+  bool tls() const { return !tls_cert.empty(); }
+  bool mtls() const { return !tls_client_ca.empty(); }
+};
+
+// Raw key/value settings as they come from flags or YAML scalars (lists are
+// joined as repeated values).
+using Settings = std::map<std::string, std::vector<std::string>>;
+
+// Parses a YAML document into Settings; INVALID_ARGUMENT naming a key that is
+// unknown or has the wrong shape.
+absl::StatusOr<Settings> ParseYamlSettings(const std::string& yaml_text);
+
+// Applies settings onto cfg (later calls win) and validates each value.
+absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg);
+
+// Cross-field checks (TLS needs both files, mTLS needs TLS, ...).
+absl::Status ValidateConfig(const AgentConfig& cfg);
+
+// The keys ApplySettings understands (YAML spelling, flags use dashes).
+const std::vector<std::string>& ConfigKeys();
+
+}  // namespace netagent::agent

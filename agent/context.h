@@ -1,0 +1,25 @@
+// What the services share: authorization state, the stop signal, and the facts
+// gathered once at start.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "agent/capabilities.h"
+#include "agent/interceptor.h"
+#include "agent/lifecycle.h"
+#include "kernel/netns.h"
+
+namespace netagent::agent {
+
+struct AgentContext {
+  std::shared_ptr<AuthState> auth;
+  Lifecycle lifecycle;
+  Capabilities capabilities;
+  kernel::NetnsIdentity netns;
+  absl::Time started_at;
+  std::string version;
+};
+
+}  // namespace netagent::agent

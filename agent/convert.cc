@@ -1,0 +1,168 @@
+#include "agent/convert.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace netagent::agent {
+namespace v1 = ::netagent::v1;
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+absl::StatusOr<std::optional<absl::Duration>> DurationFromRequest(
+    bool has, const google::protobuf::Duration& d, absl::string_view field, absl::Duration max) {
+  if (!has) return std::nullopt;
+  if (d.nanos() <= -1000000000 || d.nanos() >= 1000000000 ||
+      (d.seconds() > 0 && d.nanos() < 0) || (d.seconds() < 0 && d.nanos() > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": malformed duration"));
+  }
+  if (d.seconds() < 0 || d.nanos() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must not be negative"));
+  }
+  if (d.seconds() > absl::ToInt64Seconds(max) + 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": at most ", absl::FormatDuration(max)));
+  }
+  absl::Duration v = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  if (v > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": at most ", absl::FormatDuration(max)));
+  }
+  if (v == absl::ZeroDuration()) return std::nullopt;
+  return v;
+}
+
+absl::StatusOr<absl::Duration> WatchInterval(const v1::WatchRequest& req) {
+  auto d = DurationFromRequest(req.has_interval(), req.interval(), "interval", kMaxWatchInterval);
+  if (!d.ok()) return d.status();
+  if (!d->has_value()) return absl::Seconds(1);
+  if (**d < kMinWatchInterval) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("interval: at least ", absl::FormatDuration(kMinWatchInterval)));
+  }
+  return **d;
+}
+
+void ToProto(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t ns = absl::ToUnixNanos(t);
+  out->set_seconds(ns / 1000000000);
+  out->set_nanos(static_cast<int32_t>(ns % 1000000000));
+}
+
+void ToProto(absl::Duration d, google::protobuf::Duration* out) {
+  const int64_t ns = absl::ToInt64Nanoseconds(d);
+  out->set_seconds(ns / 1000000000);
+  out->set_nanos(static_cast<int32_t>(ns % 1000000000));
+}
+
+namespace {
+
+void CountersToProto(const collectors::SoftnetCounters& c, v1::SoftnetCounters* out) {
+  out->set_processed(c.processed);
+  out->set_dropped(c.dropped);
+  out->set_time_squeeze(c.time_squeeze);
+  out->set_cpu_collision(c.cpu_collision);
+  if (c.received_rps) out->set_received_rps(*c.received_rps);
+  if (c.flow_limit_count) out->set_flow_limit_count(*c.flow_limit_count);
+}
+
+void RatesToProto(const collectors::SoftnetRates& r, v1::SoftnetRates* out) {
+  out->set_processed(r.processed);
+  out->set_dropped(r.dropped);
+  out->set_time_squeeze(r.time_squeeze);
+  out->set_cpu_collision(r.cpu_collision);
+  if (r.received_rps) out->set_received_rps(*r.received_rps);
+  if (r.flow_limit_count) out->set_flow_limit_count(*r.flow_limit_count);
+}
+
+void ReadingToProto(const collectors::SoftnetReading& r, std::optional<absl::Duration> window,
+                    v1::SoftnetCpu* out) {
+  out->set_cpu(r.row.cpu);
+  CountersToProto(r.row.counters, out->mutable_counters());
+  if (r.row.backlog_len) out->set_backlog_len(*r.row.backlog_len);
+  if (r.row.input_queue_len) out->set_input_queue_len(*r.row.input_queue_len);
+  if (r.row.process_queue_len) out->set_process_queue_len(*r.row.process_queue_len);
+  if (r.delta && window) {
+    CountersToProto(*r.delta, out->mutable_delta());
+    RatesToProto(collectors::SoftnetRate(*r.delta, *window), out->mutable_rate());
+  }
+}
+
+v1::CounterSource SourceToProto(collectors::CounterSource s) {
+  switch (s) {
+    case collectors::CounterSource::kSnmp:
+      return v1::COUNTER_SOURCE_SNMP;
+    case collectors::CounterSource::kNetstat:
+      return v1::COUNTER_SOURCE_NETSTAT;
+    case collectors::CounterSource::kSnmp6:
+      return v1::COUNTER_SOURCE_SNMP6;
+  }
+  return v1::COUNTER_SOURCE_UNSPECIFIED;
+}
+
+}  // namespace
+
+void ToProto(const collectors::SoftnetReport& report, v1::GetSoftnetResponse* out) {
+  for (const auto& r : report.cpus) ReadingToProto(r, report.window, out->add_cpus());
+  ReadingToProto(report.total, report.window, out->mutable_total());
+  out->set_columns(static_cast<uint32_t>(report.columns));
+  switch (report.cpu_id_source) {
+    case collectors::CpuIdSource::kColumn:
+      out->set_cpu_id_source(v1::CPU_ID_SOURCE_COLUMN);
+      break;
+    case collectors::CpuIdSource::kOnlineOrder:
+      out->set_cpu_id_source(v1::CPU_ID_SOURCE_ONLINE_ORDER);
+      break;
+    case collectors::CpuIdSource::kLineIndex:
+      out->set_cpu_id_source(v1::CPU_ID_SOURCE_LINE_INDEX);
+      break;
+  }
+  ToProto(report.taken, out->mutable_sampled_at());
+  if (report.window) ToProto(*report.window, out->mutable_window());
+}
+
+void ToProto(const collectors::CounterReport& report, v1::GetCountersResponse* out) {
+  out->mutable_counters()->Reserve(static_cast<int>(report.counters.size()));
+  for (const auto& r : report.counters) {
+    v1::Counter* c = out->add_counters();
+    c->set_name(r.value.name());
+    c->set_group(r.value.group);
+    c->set_field(r.value.field);
+    c->set_source(SourceToProto(r.value.source));
+    c->set_kind(r.value.gauge ? v1::COUNTER_KIND_GAUGE : v1::COUNTER_KIND_COUNTER);
+    c->set_value(r.value.value);
+    if (r.delta) c->set_delta(*r.delta);
+    if (r.rate) c->set_rate(*r.rate);
+  }
+  for (const auto& u : report.unavailable) {
+    v1::UnavailableSource* s = out->add_unavailable();
+    s->set_source(SourceToProto(u.source));
+    s->set_reason(u.reason);
+  }
+  ToProto(report.taken, out->mutable_sampled_at());
+  if (report.window) ToProto(*report.window, out->mutable_window());
+}
+
+void ToProto(const Caller& caller, const RoleDecision& decision, v1::Caller* out) {
+  switch (caller.transport) {
+    case Transport::kUnix:
+      out->set_transport(v1::TRANSPORT_UNIX);
+      break;
+    case Transport::kTcp:
+      out->set_transport(v1::TRANSPORT_TCP);
+      break;
+    case Transport::kTls:
+      out->set_transport(v1::TRANSPORT_TLS);
+      break;
+  }
+  if (caller.uid) out->set_uid(*caller.uid);
+  if (caller.gid) out->set_gid(*caller.gid);
+  if (caller.pid) out->set_pid(*caller.pid);
+  for (const auto& id : caller.identities) out->add_identities(id);
+  out->set_peer(caller.peer);
+  out->set_role(decision.role == Role::kOperator ? v1::ROLE_OPERATOR : v1::ROLE_VIEWER);
+  out->set_role_reason(decision.reason);
+}
+
+}  // namespace netagent::agent

@@ -1,0 +1,126 @@
+#include "agent/host_service.h"
+
+#include "agent/convert.h"
+#include "collectors/host.h"
+#include "kernel/cpus.h"
+#include "agent/logging.h"
+#include "spdlog/spdlog.h"
+
+namespace netagent::agent {
+namespace v1 = ::netagent::v1;
+namespace {
+
+void CapabilityToProto(const kernel::Capability& c, v1::Capability* out) {
+  out->set_available(c.available);
+  out->set_reason(c.reason);
+}
+
+void GenlToProto(const GenlCapability& g, v1::GenlFamilyCapability* out) {
+  CapabilityToProto(g.status, out->mutable_status());
+  out->set_family_id(g.family_id);
+  out->set_version(g.version);
+  for (const auto& op : g.ops) out->add_ops(op);
+}
+
+v1::LogLevel LevelToProto(spdlog::level::level_enum l) {
+  switch (l) {
+    case spdlog::level::trace:
+      return v1::LOG_LEVEL_TRACE;
+    case spdlog::level::debug:
+      return v1::LOG_LEVEL_DEBUG;
+    case spdlog::level::info:
+      return v1::LOG_LEVEL_INFO;
+    case spdlog::level::warn:
+      return v1::LOG_LEVEL_WARN;
+    default:
+      return v1::LOG_LEVEL_ERROR;
+  }
+}
+
+}  // namespace
+
+grpc::Status HostService::GetHostInfo(grpc::ServerContext* context,
+                                      const v1::GetHostInfoRequest* request,
+                                      v1::GetHostInfoResponse* response) {
+  if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
+  collectors::HostIdentity id = collectors::ReadHostIdentity();
+  response->set_hostname(id.hostname);
+  response->set_kernel_release(id.kernel_release);
+  response->set_kernel_version(id.kernel_version);
+  response->set_machine(id.machine);
+  response->set_agent_version(ctx_.version);
+  ToProto(ctx_.started_at, response->mutable_agent_started_at());
+
+  auto topo = kernel::ReadCpuTopology();
+  if (!topo.ok()) return ToGrpc(topo.status());
+  v1::Cpus* cpus = response->mutable_cpus();
+  cpus->set_online_list(topo->online_list);
+  cpus->set_possible_list(topo->possible_list);
+  cpus->set_numa_nodes(topo->numa_nodes);
+  for (const auto& c : topo->online) {
+    v1::Cpu* cpu = cpus->add_online();
+    cpu->set_id(c.id);
+    cpu->set_numa_node(c.numa_node);
+  }
+
+  v1::NetworkNamespace* ns = response->mutable_network_namespace();
+  ns->set_inode(ctx_.netns.inode);
+  ns->set_name(ctx_.netns.name);
+  ns->set_path(ctx_.netns.path);
+  ns->set_initial(ctx_.netns.initial);
+
+  const Capabilities& caps = ctx_.capabilities;
+  v1::Capabilities* out = response->mutable_capabilities();
+  GenlToProto(caps.ethtool_netlink, out->mutable_ethtool_netlink());
+  GenlToProto(caps.netdev_netlink, out->mutable_netdev_netlink());
+  CapabilityToProto(caps.btf, out->mutable_btf());
+  CapabilityToProto(caps.bpffs, out->mutable_bpffs());
+  CapabilityToProto(caps.xdp.generic, out->mutable_xdp()->mutable_generic());
+  CapabilityToProto(caps.xdp.native, out->mutable_xdp()->mutable_native());
+  for (const auto& i : caps.xdp.native_interfaces) out->mutable_xdp()->add_native_interfaces(i);
+  CapabilityToProto(caps.conntrack_netlink, out->mutable_conntrack_netlink());
+  auto* cc = out->mutable_congestion_control();
+  for (const auto& a : caps.cc_available) cc->add_available(a);
+  for (const auto& a : caps.cc_allowed) cc->add_allowed(a);
+  cc->set_current(caps.cc_current);
+  ToProto(caps.probed_at, out->mutable_probed_at());
+
+  if (auto call = ctx_.auth->FindCall(context)) {
+    ToProto(call->caller, call->decision, response->mutable_caller());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status HostService::SetLogLevel(grpc::ServerContext* context,
+                                      const v1::SetLogLevelRequest* request,
+                                      v1::SetLogLevelResponse* response) {
+  if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
+  spdlog::level::level_enum level;
+  switch (request->level()) {
+    case v1::LOG_LEVEL_TRACE:
+      level = spdlog::level::trace;
+      break;
+    case v1::LOG_LEVEL_DEBUG:
+      level = spdlog::level::debug;
+      break;
+    case v1::LOG_LEVEL_INFO:
+      level = spdlog::level::info;
+      break;
+    case v1::LOG_LEVEL_WARN:
+      level = spdlog::level::warn;
+      break;
+    case v1::LOG_LEVEL_ERROR:
+      level = spdlog::level::err;
+      break;
+    default:
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "level: one of trace, debug, info, warn, error");
+  }
+  response->set_previous(LevelToProto(spdlog::default_logger()->level()));
+  spdlog::default_logger()->set_level(level);
+  response->set_current(LevelToProto(level));
+  spdlog::warn("log level set to {}", spdlog::level::to_string_view(level));
+  return grpc::Status::OK;
+}
+
+}  // namespace netagent::agent

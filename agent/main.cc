@@ -1,0 +1,188 @@
+// netagentd: the per-host network agent.
+#include <grp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "agent/capabilities.h"
+#include "agent/config.h"
+#include "agent/context.h"
+#include "agent/logging.h"
+#include "agent/server.h"
+#include "kernel/files.h"
+#include "kernel/netns.h"
+#include "spdlog/spdlog.h"
+
+#ifndef NETAGENT_VERSION
+#define NETAGENT_VERSION "dev"
+#endif
+
+namespace {
+
+using netagent::agent::AgentConfig;
+
+int Fail(const absl::Status& st) {
+  std::fprintf(stderr, "netagentd: %s\n", std::string(st.message()).c_str());
+  return 2;
+}
+
+absl::StatusOr<std::optional<gid_t>> ResolveGroup(const std::string& name, absl::string_view field) {
+  if (name.empty()) return std::nullopt;
+  gid_t gid;
+  if (absl::SimpleAtoi(name, &gid)) return gid;
+  group grp{};
+  group* result = nullptr;
+  std::vector<char> buf(16384);
+  if (getgrnam_r(name.c_str(), &grp, buf.data(), buf.size(), &result) != 0 || result == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": no group named \"", name, "\""));
+  }
+  return result->gr_gid;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"netagentd: per-host Linux network diagnostics and tuning agent"};
+  app.set_version_flag("--version", NETAGENT_VERSION);
+  std::string config_path;
+  app.add_option("--config", config_path, "YAML file with settings (flags win over it)");
+  // Every setting is both a flag and a YAML key; only flags given explicitly
+  // override the file.
+  struct Flag {
+    std::string key;
+    std::vector<std::string> values;
+  };
+  std::vector<Flag> flags = {
+      {"socket", {}},       {"socket_group", {}},  {"socket_mode", {}},   {"listen", {}},
+      {"tls_cert", {}},     {"tls_key", {}},       {"tls_client_ca", {}}, {"operator_group", {}},
+      {"operator_identities", {}}, {"netns", {}},  {"state_dir", {}},     {"log_format", {}},
+      {"log_level", {}},    {"pid_file", {}},      {"shutdown_grace", {}}};
+  const std::map<std::string, std::string> help = {
+      {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
+      {"socket_group", "group owning the socket; its members may connect as viewers"},
+      {"socket_mode", "socket file mode, octal (default 0660)"},
+      {"listen", "also listen on TCP HOST:PORT (default port 9470); plaintext is read-only"},
+      {"tls_cert", "server certificate (PEM) for the TCP listener"},
+      {"tls_key", "server private key (PEM)"},
+      {"tls_client_ca", "CA bundle for client certificates: turns on mTLS"},
+      {"operator_group", "group whose members are operators on the unix socket"},
+      {"operator_identities", "client-certificate identity (CN or SAN) that is an operator"},
+      {"netns", "serve this network namespace (name under /run/netns, or a path)"},
+      {"state_dir", "state directory (default /var/lib/netagent)"},
+      {"log_format", "text or json"},
+      {"log_level", "trace, debug, info, warn or error"},
+      {"pid_file", "write the agent's pid here once it serves"},
+      {"shutdown_grace", "time in-flight calls get on SIGTERM (default 10s)"}};
+  std::map<std::string, CLI::Option*> opts;
+  for (Flag& f : flags) {
+    std::string name = "--" + f.key;
+    std::replace(name.begin(), name.end(), '_', '-');
+    if (f.key == "operator_identities") name = "--operator-identity";
+    opts[f.key] = app.add_option(name, f.values, help.at(f.key));
+  }
+  CLI11_PARSE(app, argc, argv);
+
+  AgentConfig cfg;
+  if (!config_path.empty()) {
+    auto text = netagent::kernel::ReadFile(config_path);
+    if (!text.ok()) return Fail(absl::InvalidArgumentError(absl::StrCat("config: ", text.status().message())));
+    auto settings = netagent::agent::ParseYamlSettings(*text);
+    if (!settings.ok()) return Fail(settings.status());
+    if (auto st = netagent::agent::ApplySettings(*settings, cfg); !st.ok()) return Fail(st);
+  }
+  netagent::agent::Settings from_flags;
+  for (const Flag& f : flags) {
+    if (opts[f.key]->count() > 0) from_flags[f.key] = f.values;
+  }
+  if (auto st = netagent::agent::ApplySettings(from_flags, cfg); !st.ok()) return Fail(st);
+  if (auto st = netagent::agent::ValidateConfig(cfg); !st.ok()) return Fail(st);
+
+  // Before any thread exists: setns() and the signal mask apply per thread,
+  // and every thread created later inherits them.
+  if (!cfg.netns.empty()) {
+    auto entered = netagent::kernel::EnterNetns(cfg.netns);
+    if (!entered.ok()) return Fail(entered.status());
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  netagent::agent::SetupLogging(cfg.log_format, cfg.log_level);
+
+  auto socket_gid = ResolveGroup(cfg.socket_group, "socket_group");
+  if (!socket_gid.ok()) return Fail(socket_gid.status());
+  auto operator_gid = ResolveGroup(cfg.operator_group, "operator_group");
+  if (!operator_gid.ok()) return Fail(operator_gid.status());
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.state_dir, ec);
+  if (ec) return Fail(absl::InternalError(absl::StrCat("state_dir ", cfg.state_dir, ": ", ec.message())));
+  ::chmod(cfg.state_dir.c_str(), 0700);
+
+  netagent::agent::AgentContext ctx;
+  ctx.auth = std::make_shared<netagent::agent::AuthState>(
+      netagent::agent::AuthPolicy{*operator_gid, cfg.operator_identities});
+  ctx.started_at = absl::Now();
+  ctx.version = NETAGENT_VERSION;
+  auto netns = netagent::kernel::CurrentNetns();
+  if (!netns.ok()) return Fail(netns.status());
+  ctx.netns = *netns;
+  ctx.capabilities = netagent::agent::ProbeCapabilities();
+
+  netagent::agent::AgentServer::Options options;
+  options.socket = cfg.socket;
+  options.socket_mode = cfg.socket_mode;
+  options.socket_group = *socket_gid;
+  options.listen = cfg.listen;
+  if (cfg.tls()) options.tls = netagent::agent::TlsPaths{cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca};
+  options.state_dir = cfg.state_dir;
+  options.shutdown_grace = cfg.shutdown_grace;
+  auto server = netagent::agent::AgentServer::Start(options, ctx);
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().message());
+    return 1;
+  }
+  spdlog::info("netagentd {} serving netns {}{} on {}{}", ctx.version, ctx.netns.inode,
+               ctx.netns.name.empty() ? "" : absl::StrCat(" (", ctx.netns.name, ")"), cfg.socket,
+               cfg.listen ? absl::StrCat(" and ", cfg.listen->ToGrpc(), cfg.mtls() ? " (mTLS)"
+                                                                    : cfg.tls() ? " (TLS)"
+                                                                                : " (plaintext)")
+                          : "");
+  if (!cfg.pid_file.empty()) {
+    std::ofstream(cfg.pid_file) << getpid() << "\n";
+  }
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      absl::Status st = (*server)->ReloadTls();
+      if (st.ok()) {
+        spdlog::info("SIGHUP: TLS certificates reloaded (in effect within {}s)",
+                     netagent::agent::kTlsRefreshSeconds);
+      } else {
+        spdlog::warn("SIGHUP: keeping the current TLS certificates: {}", st.message());
+      }
+      continue;
+    }
+    spdlog::info("{}: draining (grace {})", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                 absl::FormatDuration(cfg.shutdown_grace));
+    break;
+  }
+  (*server)->Shutdown();
+  if (!cfg.pid_file.empty()) ::unlink(cfg.pid_file.c_str());
+  spdlog::info("stopped");
+  return 0;
+}

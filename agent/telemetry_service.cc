@@ -1,0 +1,97 @@
+#include "agent/telemetry_service.h"
+
+#include "agent/convert.h"
+#include "collectors/counters.h"
+#include "collectors/softnet.h"
+
+namespace netagent::agent {
+namespace v1 = ::netagent::v1;
+namespace {
+
+std::function<bool()> CancelledFn(grpc::ServerContext* context) {
+  return [context] { return context->IsCancelled(); };
+}
+
+}  // namespace
+
+grpc::Status TelemetryService::GetSoftnet(grpc::ServerContext* context,
+                                          const v1::GetSoftnetRequest* request,
+                                          v1::GetSoftnetResponse* response) {
+  if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
+  auto window = DurationFromRequest(request->has_window(), request->window(), "window", kMaxWindow);
+  if (!window.ok()) return ToGrpc(window.status());
+  auto first = collectors::ReadSoftnet();
+  if (!first.ok()) return ToGrpc(first.status());
+  if (!window->has_value()) {
+    ToProto(collectors::BuildSoftnetReport(nullptr, *first), response);
+    return grpc::Status::OK;
+  }
+  absl::Status slept =
+      ctx_.lifecycle.Sleep(**window, CancelledFn(context), Lifecycle::OnShutdown::kFinishWithinGrace);
+  if (!slept.ok()) return ToGrpc(slept);
+  auto second = collectors::ReadSoftnet();
+  if (!second.ok()) return ToGrpc(second.status());
+  ToProto(collectors::BuildSoftnetReport(&*first, *second), response);
+  return grpc::Status::OK;
+}
+
+grpc::Status TelemetryService::GetCounters(grpc::ServerContext* context,
+                                           const v1::GetCountersRequest* request,
+                                           v1::GetCountersResponse* response) {
+  if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
+  auto window = DurationFromRequest(request->has_window(), request->window(), "window", kMaxWindow);
+  if (!window.ok()) return ToGrpc(window.status());
+  auto filter = collectors::CompileCounterFilter(request->filter(), "filter");
+  if (!filter.ok()) return ToGrpc(filter.status());
+  collectors::CounterQuery query{*filter, request->nonzero()};
+  auto first = collectors::ReadCounters();
+  if (!first.ok()) return ToGrpc(first.status());
+  if (!window->has_value()) {
+    ToProto(collectors::BuildCounterReport(nullptr, *first, query), response);
+    return grpc::Status::OK;
+  }
+  absl::Status slept =
+      ctx_.lifecycle.Sleep(**window, CancelledFn(context), Lifecycle::OnShutdown::kFinishWithinGrace);
+  if (!slept.ok()) return ToGrpc(slept);
+  auto second = collectors::ReadCounters();
+  if (!second.ok()) return ToGrpc(second.status());
+  ToProto(collectors::BuildCounterReport(&*first, *second, query), response);
+  return grpc::Status::OK;
+}
+
+grpc::Status TelemetryService::Watch(grpc::ServerContext* context, const v1::WatchRequest* request,
+                                     grpc::ServerWriter<v1::WatchResponse>* writer) {
+  if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
+  auto interval = WatchInterval(*request);
+  if (!interval.ok()) return ToGrpc(interval.status());
+  auto filter = collectors::CompileCounterFilter(request->filter(), "filter");
+  if (!filter.ok()) return ToGrpc(filter.status());
+
+  std::optional<collectors::SoftnetSample> prev_softnet;
+  std::optional<collectors::CounterSample> prev_counters;
+  for (uint64_t seq = 1;; ++seq) {
+    auto softnet = collectors::ReadSoftnet();
+    if (!softnet.ok()) return ToGrpc(softnet.status());
+    auto counters = collectors::ReadCounters();
+    if (!counters.ok()) return ToGrpc(counters.status());
+    // The first sample has no deltas, so `nonzero` would hide everything
+    // non-zero by value only: it applies from the second sample on.
+    collectors::CounterQuery query{*filter, request->nonzero() && prev_counters.has_value()};
+    v1::WatchResponse msg;
+    msg.set_sequence(seq);
+    ToProto(collectors::BuildSoftnetReport(prev_softnet ? &*prev_softnet : nullptr, *softnet),
+            msg.mutable_softnet());
+    ToProto(collectors::BuildCounterReport(prev_counters ? &*prev_counters : nullptr, *counters,
+                                           query),
+            msg.mutable_counters());
+    if (!writer->Write(msg)) return grpc::Status(grpc::StatusCode::CANCELLED, "caller went away");
+    if (request->count() != 0 && seq >= request->count()) return grpc::Status::OK;
+    prev_softnet = std::move(*softnet);
+    prev_counters = std::move(*counters);
+    absl::Status slept =
+        ctx_.lifecycle.Sleep(*interval, CancelledFn(context), Lifecycle::OnShutdown::kEndNow);
+    if (!slept.ok()) return ToGrpc(slept);
+  }
+}
+
+}  // namespace netagent::agent

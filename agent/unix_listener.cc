@@ -1,0 +1,160 @@
+#include "agent/unix_listener.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <grpcpp/server_posix.h>
+
+#include "absl/strings/str_cat.h"
+#include "kernel/errors.h"
+#include "agent/logging.h"
+#include "spdlog/spdlog.h"
+
+namespace netagent::agent {
+namespace {
+
+sockaddr_un Address(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+
+// True if some process accepts connections on `path`.
+bool SomeoneListens(const std::string& path) {
+  kernel::UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s.valid()) return false;
+  sockaddr_un addr = Address(path);
+  return ::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+}
+
+std::vector<gid_t> PeerGroups(int fd) {
+  std::vector<gid_t> groups(64);
+  socklen_t len = groups.size() * sizeof(gid_t);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) < 0) {
+    if (errno != ERANGE) return {};
+    groups.resize(len / sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) < 0) return {};
+  }
+  groups.resize(len / sizeof(gid_t));
+  return groups;
+}
+
+}  // namespace
+
+UnixListener::UnixListener(std::string path, kernel::UniqueFd fd, ino_t inode)
+    : path_(std::move(path)), fd_(std::move(fd)), inode_(inode) {}
+
+absl::StatusOr<std::unique_ptr<UnixListener>> UnixListener::Bind(const std::string& path,
+                                                                 uint32_t mode,
+                                                                 std::optional<gid_t> group) {
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("socket: path longer than ",
+                                                   sizeof(sockaddr_un::sun_path) - 1));
+  }
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (!std::filesystem::exists(dir)) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return absl::InternalError(absl::StrCat("socket: mkdir ", dir.string(), ": ", ec.message()));
+    ::chmod(dir.c_str(), 0755);
+  }
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("socket: ", path, " exists and is not a socket"));
+    }
+    if (SomeoneListens(path)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("socket: another agent already serves ", path));
+    }
+    ::unlink(path.c_str());  // stale socket of an agent that died
+  }
+  kernel::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd.valid()) return kernel::LastErrnoStatus("socket: socket()");
+  sockaddr_un addr = Address(path);
+  // Create the file with the final mode: no moment where it is wider.
+  mode_t old = ::umask(0777 & ~mode);
+  int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::umask(old);
+  if (rc < 0) return kernel::LastErrnoStatus(absl::StrCat("socket: bind ", path));
+  if (group && ::chown(path.c_str(), static_cast<uid_t>(-1), *group) < 0) {
+    absl::Status s = kernel::LastErrnoStatus(absl::StrCat("socket: chown ", path));
+    ::unlink(path.c_str());
+    return s;
+  }
+  if (::chmod(path.c_str(), mode) < 0 || ::listen(fd.get(), 128) < 0 ||
+      ::stat(path.c_str(), &st) < 0) {
+    absl::Status s = kernel::LastErrnoStatus(absl::StrCat("socket: listen ", path));
+    ::unlink(path.c_str());
+    return s;
+  }
+  return std::unique_ptr<UnixListener>(new UnixListener(path, std::move(fd), st.st_ino));
+}
+
+UnixListener::~UnixListener() { Stop(); }
+
+void UnixListener::Start(grpc::Server* server, std::shared_ptr<AuthState> state) {
+  server_ = server;
+  state_ = std::move(state);
+  wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  thread_ = std::thread([this] { AcceptLoop(); });
+}
+
+void UnixListener::AcceptLoop() {
+  pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+  for (;;) {
+    int n = ::poll(fds, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("unix socket poll: {}", strerror(errno));
+      return;
+    }
+    if (fds[1].revents) return;
+    if (!(fds[0].revents & POLLIN)) continue;
+    int conn = ::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (conn < 0) {
+      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+        spdlog::warn("unix socket accept: {}", strerror(errno));
+        if (errno == EMFILE || errno == ENFILE) ::usleep(100000);
+      }
+      continue;
+    }
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+      spdlog::warn("unix socket SO_PEERCRED: {}; closing connection", strerror(errno));
+      ::close(conn);
+      continue;
+    }
+    // Recorded before gRPC sees the fd: a reused fd number is overwritten
+    // before any call on the new connection can be identified.
+    state_->PutUnixPeer(conn, UnixPeer{cred.uid, cred.gid, cred.pid, PeerGroups(conn)});
+    grpc::AddInsecureChannelFromFd(server_, conn);
+  }
+}
+
+void UnixListener::Stop() {
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    (void)::write(wake_.get(), &one, sizeof(one));
+    thread_.join();
+  }
+  if (fd_.valid()) {
+    struct stat st;
+    if (::stat(path_.c_str(), &st) == 0 && st.st_ino == inode_) ::unlink(path_.c_str());
+    fd_.reset();
+  }
+}
+
+}  // namespace netagent::agent

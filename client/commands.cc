@@ -1,0 +1,319 @@
+#include "client/commands.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <grpcpp/client_context.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "netagent/v1/host.grpc.pb.h"
+#include "netagent/v1/telemetry.grpc.pb.h"
+
+namespace netagent::client {
+namespace v1 = ::netagent::v1;
+namespace health = ::grpc::health::v1;
+namespace {
+
+void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
+  const int64_t ns = absl::ToInt64Nanoseconds(d);
+  out->set_seconds(ns / 1000000000);
+  out->set_nanos(static_cast<int32_t>(ns % 1000000000));
+}
+
+std::string Time(const google::protobuf::Timestamp& t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t.seconds()),
+                          absl::UTCTimeZone());
+}
+
+template <typename Stub, typename Req, typename Resp>
+Outcome Unary(grpc::Channel& channel, absl::Time deadline, const Req& req,
+              grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*)) {
+  Stub stub(std::shared_ptr<grpc::ChannelInterface>(&channel, [](grpc::ChannelInterface*) {}));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(deadline));
+  auto resp = std::make_unique<Resp>();
+  Outcome o;
+  o.status = FromGrpc((stub.*method)(&ctx, req, resp.get()));
+  if (o.status.ok()) o.result = std::move(resp);
+  return o;
+}
+
+std::string Cap(const v1::Capability& c) {
+  return c.available() ? "yes" : absl::StrCat("no: ", c.reason());
+}
+
+std::string Genl(const v1::GenlFamilyCapability& g) {
+  if (!g.status().available()) return Cap(g.status());
+  return absl::StrCat("yes: family ", g.family_id(), " v", g.version(), ", ", g.ops_size(),
+                      " ops");
+}
+
+void HostBlock(const google::protobuf::Message& m, std::ostream& out) {
+  const auto& h = static_cast<const v1::GetHostInfoResponse&>(m);
+  const auto& ns = h.network_namespace();
+  const auto& cpus = h.cpus();
+  const auto& caps = h.capabilities();
+  Table t({"FIELD", "VALUE"});
+  t.AddRow({"hostname", h.hostname()});
+  t.AddRow({"kernel", absl::StrCat(h.kernel_release(), " (", h.machine(), ")")});
+  t.AddRow({"agent", absl::StrCat(h.agent_version(), ", started ", Time(h.agent_started_at()))});
+  t.AddRow({"netns", absl::StrCat("inode ", ns.inode(), ns.initial() ? " (initial)" : "",
+                                  ns.name().empty() ? "" : absl::StrCat(" name ", ns.name()))});
+  t.AddRow({"cpus", absl::StrCat(cpus.online_list(), " online of ", cpus.possible_list(), ", ",
+                                 cpus.numa_nodes(), " NUMA node(s)")});
+  const auto& c = h.caller();
+  std::string who = absl::AsciiStrToLower(v1::Transport_Name(c.transport()).substr(10));
+  if (c.has_uid()) absl::StrAppend(&who, " uid=", c.uid(), " pid=", c.pid());
+  if (c.identities_size() > 0) absl::StrAppend(&who, " ", absl::StrJoin(c.identities(), ","));
+  t.AddRow({"caller", absl::StrCat(who, ": ", absl::AsciiStrToLower(v1::Role_Name(c.role()).substr(5)), " (",
+                                   c.role_reason(), ")")});
+  t.AddRow({"ethtool netlink", Genl(caps.ethtool_netlink())});
+  t.AddRow({"netdev netlink", Genl(caps.netdev_netlink())});
+  t.AddRow({"btf", Cap(caps.btf())});
+  t.AddRow({"bpffs", Cap(caps.bpffs())});
+  t.AddRow({"xdp generic", Cap(caps.xdp().generic())});
+  std::string native = Cap(caps.xdp().native());
+  if (caps.xdp().native().available()) {
+    absl::StrAppend(&native, " (", absl::StrJoin(caps.xdp().native_interfaces(), " "), ")");
+  }
+  t.AddRow({"xdp native", native});
+  t.AddRow({"conntrack netlink", Cap(caps.conntrack_netlink())});
+  const auto& cc = caps.congestion_control();
+  t.AddRow({"congestion control",
+            absl::StrCat(cc.current(), " (available: ", absl::StrJoin(cc.available(), " "),
+                         "; allowed: ", absl::StrJoin(cc.allowed(), " "), ")")});
+  t.Render(out);
+}
+
+std::string Opt(bool has, uint64_t v) { return has ? Num(v) : "-"; }
+std::string OptRate(bool has, double v) { return has ? Rate(v) : "-"; }
+
+void SoftnetRow(const std::string& cpu, const v1::SoftnetCpu& c, bool windowed,
+                std::vector<std::vector<std::string>>& rows) {
+  const std::string backlog = c.has_backlog_len() ? Num(c.backlog_len()) : "-";
+  if (windowed) {
+    const auto& r = c.rate();
+    rows.push_back({cpu, Rate(r.processed()), Rate(r.dropped()), Rate(r.time_squeeze()),
+                    OptRate(r.has_received_rps(), r.received_rps()),
+                    OptRate(r.has_flow_limit_count(), r.flow_limit_count()), backlog});
+  } else {
+    const auto& k = c.counters();
+    rows.push_back({cpu, Num(k.processed()), Num(k.dropped()), Num(k.time_squeeze()),
+                    Opt(k.has_received_rps(), k.received_rps()),
+                    Opt(k.has_flow_limit_count(), k.flow_limit_count()), backlog});
+  }
+}
+
+void SoftnetRows(const v1::GetSoftnetResponse& s, std::vector<std::vector<std::string>>& rows) {
+  const bool windowed = s.has_window();
+  for (const auto& c : s.cpus()) SoftnetRow(Num(c.cpu()), c, windowed, rows);
+  SoftnetRow("all", s.total(), windowed, rows);
+}
+
+std::vector<std::string> SoftnetHeader(bool windowed) {
+  if (windowed) {
+    return {"CPU", "PROCESSED/s", "DROPPED/s", "SQUEEZED/s", "RPS/s", "FLOW_LIMIT/s", "BACKLOG"};
+  }
+  return {"CPU", "PROCESSED", "DROPPED", "SQUEEZED", "RPS", "FLOW_LIMIT", "BACKLOG"};
+}
+
+void CounterRows(const v1::GetCountersResponse& r, std::vector<std::vector<std::string>>& rows) {
+  const bool windowed = r.has_window();
+  for (const auto& c : r.counters()) {
+    if (windowed) {
+      rows.push_back({c.name(), SignedNum(c.value()), c.has_delta() ? SignedNum(c.delta()) : "-",
+                      c.has_rate() ? Rate(c.rate()) : "-"});
+    } else {
+      rows.push_back({c.name(), SignedNum(c.value())});
+    }
+  }
+}
+
+// Contexts of running watches, so Ctrl-C can cancel them.
+std::mutex g_watch_mu;
+std::vector<grpc::ClientContext*> g_watches;
+std::atomic<bool> g_stopping{false};
+
+// A stream's end, in the stream: JSON object or "TARGET: error" line.
+void PrintStreamError(const CommandContext& c, const Target& t, const absl::Status& st) {
+  if (c.format == Format::kJson) {
+    *c.out << JsonLine(t, st, nullptr) << "\n";
+  } else {
+    *c.out << (c.targets.size() > 1 ? t.display + "  " : "") << "error: " << DescribeError(st)
+           << "\n";
+  }
+  c.out->flush();
+}
+
+}  // namespace
+
+int RunHost(const CommandContext& c) {
+  auto outcomes = FanOut(c.targets, *c.dialer, [](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, v1::GetHostInfoRequest(), &v1::HostService::Stub::GetHostInfo);
+  });
+  View view;
+  view.block = HostBlock;
+  return PrintOutcomes(c.targets, outcomes, c.format, view, *c.out, *c.err);
+}
+
+int RunHealth(const CommandContext& c) {
+  auto outcomes = FanOut(c.targets, *c.dialer, [](const Target&, grpc::Channel& ch, absl::Time d) {
+    Outcome o = Unary(ch, d, health::HealthCheckRequest(), &health::Health::Stub::Check);
+    if (o.status.ok()) {
+      const auto& r = static_cast<const health::HealthCheckResponse&>(*o.result);
+      if (r.status() != health::HealthCheckResponse::SERVING) {
+        o.status = absl::UnavailableError(
+            absl::StrCat("agent reports ", health::HealthCheckResponse::ServingStatus_Name(r.status())));
+      }
+    }
+    return o;
+  });
+  View view;
+  view.header = {"STATUS"};
+  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
+    const auto& r = static_cast<const health::HealthCheckResponse&>(m);
+    rows.push_back({health::HealthCheckResponse::ServingStatus_Name(r.status())});
+  };
+  return PrintOutcomes(c.targets, outcomes, c.format, view, *c.out, *c.err);
+}
+
+int RunLogLevel(const CommandContext& c, const std::string& level) {
+  v1::SetLogLevelRequest req;
+  v1::LogLevel parsed;
+  std::string upper = "LOG_LEVEL_";
+  for (char ch : level) upper += static_cast<char>(::toupper(ch));
+  if (!v1::LogLevel_Parse(upper, &parsed) || parsed == v1::LOG_LEVEL_UNSPECIFIED) {
+    *c.err << "netctl: log-level: one of trace, debug, info, warn, error\n";
+    return 2;
+  }
+  req.set_level(parsed);
+  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &v1::HostService::Stub::SetLogLevel);
+  });
+  View view;
+  view.header = {"PREVIOUS", "CURRENT"};
+  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
+    const auto& r = static_cast<const v1::SetLogLevelResponse&>(m);
+    rows.push_back({v1::LogLevel_Name(r.previous()).substr(10),
+                    v1::LogLevel_Name(r.current()).substr(10)});
+  };
+  return PrintOutcomes(c.targets, outcomes, c.format, view, *c.out, *c.err);
+}
+
+int RunSoftnet(const CommandContext& c, std::optional<absl::Duration> window) {
+  v1::GetSoftnetRequest req;
+  if (window) SetDuration(*window, req.mutable_window());
+  auto outcomes = FanOut(
+      c.targets, *c.dialer,
+      [&](const Target&, grpc::Channel& ch, absl::Time d) {
+        return Unary(ch, d, req, &v1::TelemetryService::Stub::GetSoftnet);
+      },
+      window.value_or(absl::ZeroDuration()));
+  View view;
+  view.header = SoftnetHeader(window.has_value());
+  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
+    SoftnetRows(static_cast<const v1::GetSoftnetResponse&>(m), rows);
+  };
+  return PrintOutcomes(c.targets, outcomes, c.format, view, *c.out, *c.err);
+}
+
+int RunCounters(const CommandContext& c, const CountersArgs& args) {
+  v1::GetCountersRequest req;
+  if (args.window) SetDuration(*args.window, req.mutable_window());
+  req.set_filter(args.filter);
+  req.set_nonzero(args.nonzero);
+  auto outcomes = FanOut(
+      c.targets, *c.dialer,
+      [&](const Target&, grpc::Channel& ch, absl::Time d) {
+        return Unary(ch, d, req, &v1::TelemetryService::Stub::GetCounters);
+      },
+      args.window.value_or(absl::ZeroDuration()));
+  View view;
+  view.header = args.window ? std::vector<std::string>{"NAME", "VALUE", "DELTA", "RATE/s"}
+                            : std::vector<std::string>{"NAME", "VALUE"};
+  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
+    CounterRows(static_cast<const v1::GetCountersResponse&>(m), rows);
+  };
+  return PrintOutcomes(c.targets, outcomes, c.format, view, *c.out, *c.err);
+}
+
+void StopWatches() {
+  g_stopping = true;
+  std::lock_guard<std::mutex> lock(g_watch_mu);
+  for (grpc::ClientContext* ctx : g_watches) ctx->TryCancel();
+}
+
+int RunWatch(const CommandContext& c, const WatchArgs& args) {
+  v1::WatchRequest req;
+  SetDuration(args.interval, req.mutable_interval());
+  req.set_count(args.count);
+  req.set_filter(args.filter);
+  req.set_nonzero(args.nonzero);
+  std::mutex print_mu;
+  const bool multi = c.targets.size() > 1;
+  for (const Target& t : c.targets) {
+    if (!t.error.empty()) PrintStreamError(c, t, absl::UnavailableError(t.error));
+  }
+  auto statuses = StreamAll(c.targets, *c.dialer, [&](const Target& t, grpc::Channel& ch) {
+    v1::TelemetryService::Stub stub(
+        std::shared_ptr<grpc::ChannelInterface>(&ch, [](grpc::ChannelInterface*) {}));
+    grpc::ClientContext ctx;
+    {
+      std::lock_guard<std::mutex> lock(g_watch_mu);
+      if (g_stopping) return absl::OkStatus();
+      g_watches.push_back(&ctx);
+    }
+    auto reader = stub.Watch(&ctx, req);
+    v1::WatchResponse msg;
+    while (reader->Read(&msg)) {
+      std::lock_guard<std::mutex> lock(print_mu);
+      if (c.format == Format::kJson) {
+        *c.out << JsonLine(t, absl::OkStatus(), &msg) << "\n";
+      } else {
+        const auto& s = msg.softnet();
+        std::string line = absl::StrCat(multi ? t.display + "  " : "", "#", msg.sequence(), "  ",
+                                        Time(s.sampled_at()));
+        if (s.has_window()) {
+          const auto& r = s.total().rate();
+          absl::StrAppend(&line, "  processed ", Rate(r.processed()), "/s  dropped ",
+                          Rate(r.dropped()), "/s  squeezed ", Rate(r.time_squeeze()), "/s");
+        } else {
+          const auto& k = s.total().counters();
+          absl::StrAppend(&line, "  processed ", k.processed(), "  dropped ", k.dropped(),
+                          "  squeezed ", k.time_squeeze(), "  (", msg.counters().counters_size(),
+                          " counters; deltas from the next sample)");
+        }
+        *c.out << line << "\n";
+        if (msg.counters().has_window()) {
+          for (const auto& k : msg.counters().counters()) {
+            if (!k.has_delta() || k.delta() == 0) continue;
+            *c.out << "    " << k.name() << "  " << (k.delta() > 0 ? "+" : "") << k.delta()
+                   << (k.has_rate() ? absl::StrCat("  ", Rate(k.rate()), "/s") : "") << "\n";
+          }
+        }
+      }
+      c.out->flush();
+    }
+    absl::Status st = FromGrpc(reader->Finish());
+    {
+      std::lock_guard<std::mutex> lock(g_watch_mu);
+      g_watches.erase(std::find(g_watches.begin(), g_watches.end(), &ctx));
+    }
+    if (g_stopping && absl::IsCancelled(st)) return absl::OkStatus();
+    if (!st.ok()) {
+      std::lock_guard<std::mutex> lock(print_mu);
+      PrintStreamError(c, t, st);
+    }
+    return st;
+  });
+  int failed = 0;
+  for (const absl::Status& st : statuses) failed += st.ok() ? 0 : 1;
+  return failed > 0 ? 1 : 0;
+}
+
+}  // namespace netagent::client

@@ -1,0 +1,49 @@
+// netctl's subcommands: each builds its request, runs it against every target
+// through FanOut/StreamAll, and prints through the output layer. Each returns
+// the process exit code: 0 when every target succeeded, 1 when any failed.
+#pragma once
+
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "client/fanout.h"
+#include "client/output.h"
+#include "client/targets.h"
+
+namespace netagent::client {
+
+struct CommandContext {
+  std::vector<Target> targets;
+  const Dialer* dialer = nullptr;
+  Format format = Format::kTable;
+  std::ostream* out = nullptr;
+  std::ostream* err = nullptr;
+};
+
+int RunHost(const CommandContext& c);
+int RunHealth(const CommandContext& c);
+int RunLogLevel(const CommandContext& c, const std::string& level);
+int RunSoftnet(const CommandContext& c, std::optional<absl::Duration> window);
+
+struct CountersArgs {
+  std::optional<absl::Duration> window;
+  std::string filter;
+  bool nonzero = false;
+};
+int RunCounters(const CommandContext& c, const CountersArgs& args);
+
+struct WatchArgs {
+  absl::Duration interval = absl::Seconds(1);
+  uint32_t count = 0;
+  std::string filter;
+  bool nonzero = false;
+};
+// Runs until every stream ends or StopWatches() is called (Ctrl-C), which
+// ends them without counting as a failure.
+int RunWatch(const CommandContext& c, const WatchArgs& args);
+void StopWatches();
+
+}  // namespace netagent::client

@@ -1,0 +1,118 @@
+#include "client/fanout.h"
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace netagent::client {
+namespace {
+
+absl::StatusOr<std::string> Slurp(const std::string& path, absl::string_view flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+absl::StatusOr<Dialer> Dialer::Create(const ConnectOptions& options) {
+  Dialer d;
+  d.options_ = options;
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (!options.tls_ca.empty()) {
+    auto ca = Slurp(options.tls_ca, "--tls-ca");
+    if (!ca.ok()) return ca.status();
+    d.ca_ = *ca;
+  }
+  if (!options.tls_cert.empty()) {
+    auto cert = Slurp(options.tls_cert, "--tls-cert");
+    if (!cert.ok()) return cert.status();
+    auto key = Slurp(options.tls_key, "--tls-key");
+    if (!key.ok()) return key.status();
+    d.cert_ = *cert;
+    d.key_ = *key;
+  }
+  d.options_.tls = options.tls || !options.tls_ca.empty() || !options.tls_cert.empty();
+  if (d.options_.concurrency < 1) {
+    return absl::InvalidArgumentError("--concurrency: at least 1");
+  }
+  return d;
+}
+
+std::shared_ptr<grpc::Channel> Dialer::Dial(const Target& target) const {
+  grpc::ChannelArguments args;
+  // Each target is one agent; keep connections of long watches alive.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  if (target.unix_socket || !options_.tls) {
+    return grpc::CreateCustomChannel(target.address, grpc::InsecureChannelCredentials(), args);
+  }
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ca_;
+  ssl.pem_cert_chain = cert_;
+  ssl.pem_private_key = key_;
+  const std::string name =
+      !options_.tls_server_name.empty() ? options_.tls_server_name : target.tls_name;
+  if (!name.empty()) args.SetSslTargetNameOverride(name);
+  return grpc::CreateCustomChannel(target.address, grpc::SslCredentials(ssl), args);
+}
+
+std::vector<Outcome> FanOut(const std::vector<Target>& targets, const Dialer& dialer,
+                            const UnaryCall& call, absl::Duration extra_time) {
+  std::vector<Outcome> out(targets.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next.fetch_add(1); i < targets.size(); i = next.fetch_add(1)) {
+      const Target& t = targets[i];
+      if (!t.error.empty()) {
+        out[i].status = absl::UnavailableError(t.error);
+        continue;
+      }
+      auto channel = dialer.Dial(t);
+      out[i] = call(t, *channel, absl::Now() + dialer.options().timeout + extra_time);
+    }
+  };
+  const size_t n = std::min<size_t>(targets.size(), dialer.options().concurrency);
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < n; ++i) threads.emplace_back(worker);
+  worker();
+  for (auto& th : threads) th.join();
+  return out;
+}
+
+std::vector<absl::Status> StreamAll(const std::vector<Target>& targets, const Dialer& dialer,
+                                    const StreamCall& run) {
+  std::vector<absl::Status> out(targets.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    threads.emplace_back([&, i] {
+      const Target& t = targets[i];
+      if (!t.error.empty()) {
+        out[i] = absl::UnavailableError(t.error);
+        return;
+      }
+      auto channel = dialer.Dial(t);
+      out[i] = run(t, *channel);
+    });
+  }
+  for (auto& th : threads) th.join();
+  return out;
+}
+
+}  // namespace netagent::client

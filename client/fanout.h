@@ -1,0 +1,62 @@
+// Running one command against many agents: a channel per target (TLS for TCP
+// targets when asked), at most `concurrency` calls at once, a deadline per
+// target, and results kept in target order. A failing target is one failed
+// outcome among the others, never a reason to stop.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/message.h>
+#include <grpcpp/channel.h>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "client/targets.h"
+
+namespace netagent::client {
+
+struct ConnectOptions {
+  bool tls = false;          // TLS for TCP targets (unix sockets never use it)
+  std::string tls_ca;        // PEM file with the CA that signed the agents' certificates
+  std::string tls_cert;      // client certificate for mTLS
+  std::string tls_key;
+  std::string tls_server_name;  // override the name the server certificate is checked for
+  absl::Duration timeout = absl::Seconds(10);  // per target
+  int concurrency = 32;
+};
+
+class Dialer {
+ public:
+  static absl::StatusOr<Dialer> Create(const ConnectOptions& options);
+  std::shared_ptr<grpc::Channel> Dial(const Target& target) const;
+  const ConnectOptions& options() const { return options_; }
+
+ private:
+  ConnectOptions options_;
+  std::string ca_, cert_, key_;
+};
+
+struct Outcome {
+  absl::Status status;
+  std::unique_ptr<google::protobuf::Message> result;
+};
+
+// What a command does for one target within `deadline`.
+using UnaryCall =
+    std::function<Outcome(const Target& target, grpc::Channel& channel, absl::Time deadline)>;
+
+std::vector<Outcome> FanOut(const std::vector<Target>& targets, const Dialer& dialer,
+                            const UnaryCall& call, absl::Duration extra_time = absl::ZeroDuration());
+
+// Runs `run` for every target at once (streams); returns each target's final
+// status in target order.
+using StreamCall = std::function<absl::Status(const Target& target, grpc::Channel& channel)>;
+std::vector<absl::Status> StreamAll(const std::vector<Target>& targets, const Dialer& dialer,
+                                    const StreamCall& run);
+
+absl::Status FromGrpc(const grpc::Status& status);
+
+}  // namespace netagent::client

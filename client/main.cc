@@ -1,0 +1,176 @@
+// netctl: query and operate netagent agents, one host or a whole fleet.
+#include <pthread.h>
+#include <signal.h>
+
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "client/commands.h"
+#include "client/targets.h"
+
+#ifndef NETAGENT_VERSION
+#define NETAGENT_VERSION "dev"
+#endif
+
+namespace {
+
+using namespace netagent::client;
+
+constexpr int kUsageError = 2;
+
+int Usage(const std::string& message) {
+  std::cerr << "netctl: " << message << "\n";
+  return kUsageError;
+}
+
+// "" -> nullopt; otherwise a duration that must not be negative.
+absl::StatusOr<std::optional<absl::Duration>> ParseDurationFlag(const std::string& text,
+                                                               const std::string& flag) {
+  if (text.empty()) return std::nullopt;
+  absl::Duration d;
+  if (!absl::ParseDuration(text, &d)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": \"", text, "\" is not a duration (like 500ms, 5s, 2m)"));
+  }
+  if (d < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": must not be negative"));
+  }
+  return d;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"netctl: query and operate netagent agents, one host or a fleet at once"};
+  app.set_version_flag("--version", NETAGENT_VERSION);
+  app.require_subcommand(1);
+  app.footer(
+      "Exit status: 0 every target succeeded, 1 at least one target failed, 2 usage error.\n"
+      "Default target: unix:///run/netagent/netagent.sock.");
+
+  std::vector<std::string> target_flags, dns_flags;
+  std::string targets_file, output = "table", timeout_text = "10s";
+  ConnectOptions connect;
+  app.add_option("-t,--target", target_flags,
+                 "agent: unix:///path, host, host:port, [v6]:port (repeatable)");
+  app.add_option("--targets-file", targets_file, "file with one target per line");
+  app.add_option("--dns", dns_flags, "NAME:PORT: every A/AAAA record is one agent (repeatable)");
+  app.add_option("--concurrency", connect.concurrency, "targets queried at once (default 32)");
+  app.add_option("--timeout", timeout_text, "per-target deadline (default 10s)");
+  app.add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  app.add_flag("--tls", connect.tls, "use TLS for TCP targets (system roots unless --tls-ca)");
+  app.add_option("--tls-ca", connect.tls_ca, "CA certificate(s) that signed the agents' certificates");
+  app.add_option("--tls-cert", connect.tls_cert, "client certificate for mTLS");
+  app.add_option("--tls-key", connect.tls_key, "client private key for mTLS");
+  app.add_option("--tls-server-name", connect.tls_server_name,
+                 "name to check the agents' certificates against");
+
+  auto* host = app.add_subcommand("host", "host identity, CPUs, namespace, capabilities, caller");
+  auto* health = app.add_subcommand("health", "grpc.health.v1 status of each agent");
+  std::string level;
+  auto* log_level = app.add_subcommand("log-level", "set the agents' log level (operator)");
+  log_level->add_option("level", level, "trace, debug, info, warn or error")->required();
+
+  std::string softnet_window;
+  auto* softnet = app.add_subcommand("softnet", "per-CPU softnet statistics");
+  softnet->add_option("--window", softnet_window, "sample twice this far apart: rates per second");
+
+  std::string counters_window;
+  CountersArgs counters_args;
+  auto* counters = app.add_subcommand("counters", "SNMP / netstat / snmp6 counters (like nstat)");
+  counters->add_option("--window", counters_window, "sample twice this far apart: deltas and rates");
+  counters->add_option("--filter", counters_args.filter, "RE2 regular expression on the name");
+  counters->add_flag("--nonzero", counters_args.nonzero, "hide zero values (zero deltas with --window)");
+
+  std::string watch_interval = "1s";
+  WatchArgs watch_args;
+  auto* watch = app.add_subcommand("watch", "stream softnet and counter changes until Ctrl-C");
+  watch->add_option("--interval", watch_interval, "between samples (default 1s, at least 100ms)");
+  watch->add_option("--count", watch_args.count, "stop after this many samples");
+  watch->add_option("--filter", watch_args.filter, "RE2 regular expression on counter names");
+  watch->add_flag("--nonzero", watch_args.nonzero, "only counters that changed");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kUsageError;
+  }
+
+  auto timeout = ParseDurationFlag(timeout_text, "--timeout");
+  if (!timeout.ok()) return Usage(std::string(timeout.status().message()));
+  if (!timeout->has_value() || **timeout == absl::ZeroDuration()) return Usage("--timeout: must be positive");
+  connect.timeout = **timeout;
+
+  CommandContext ctx;
+  for (const std::string& t : target_flags) {
+    auto parsed = ParseTarget(t);
+    if (!parsed.ok()) return Usage(std::string(parsed.status().message()));
+    ctx.targets.push_back(std::move(*parsed));
+  }
+  if (!targets_file.empty()) {
+    std::ifstream in(targets_file);
+    if (!in) return Usage(absl::StrCat("--targets-file: cannot read ", targets_file));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto parsed = ParseTargetsFile(text, targets_file);
+    if (!parsed.ok()) return Usage(std::string(parsed.status().message()));
+    if (parsed->empty()) return Usage(absl::StrCat("--targets-file: ", targets_file, " lists no targets"));
+    for (auto& t : *parsed) ctx.targets.push_back(std::move(t));
+  }
+  for (const std::string& d : dns_flags) {
+    auto name = ParseDnsName(d);
+    if (!name.ok()) return Usage(std::string(name.status().message()));
+    for (auto& t : ResolveDnsTargets(name->first, name->second)) ctx.targets.push_back(std::move(t));
+  }
+  if (ctx.targets.empty()) ctx.targets.push_back(*ParseTarget(absl::StrCat("unix://", kDefaultSocket)));
+
+  auto dialer = Dialer::Create(connect);
+  if (!dialer.ok()) return Usage(std::string(dialer.status().message()));
+  ctx.dialer = &*dialer;
+  ctx.format = output == "json" ? Format::kJson : Format::kTable;
+  ctx.out = &std::cout;
+  ctx.err = &std::cerr;
+
+  if (*host) return RunHost(ctx);
+  if (*health) return RunHealth(ctx);
+  if (*log_level) return RunLogLevel(ctx, level);
+  if (*softnet) {
+    auto w = ParseDurationFlag(softnet_window, "--window");
+    if (!w.ok()) return Usage(std::string(w.status().message()));
+    return RunSoftnet(ctx, *w);
+  }
+  if (*counters) {
+    auto w = ParseDurationFlag(counters_window, "--window");
+    if (!w.ok()) return Usage(std::string(w.status().message()));
+    counters_args.window = *w;
+    return RunCounters(ctx, counters_args);
+  }
+  if (*watch) {
+    auto i = ParseDurationFlag(watch_interval, "--interval");
+    if (!i.ok()) return Usage(std::string(i.status().message()));
+    if (!i->has_value()) return Usage("--interval: must be positive");
+    watch_args.interval = **i;
+    // Ctrl-C ends the watch cleanly: streams are cancelled, exit status 0.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::thread([signals] {
+      int sig;
+      sigwait(&signals, &sig);
+      StopWatches();
+    }).detach();
+    return RunWatch(ctx, watch_args);
+  }
+  return Usage("no command");
+}

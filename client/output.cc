@@ -1,0 +1,159 @@
+#include "client/output.h"
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace netagent::client {
+namespace {
+
+bool Numeric(const std::string& s) {
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+';
+  });
+}
+
+std::string JsonString(const std::string& s) {
+  google::protobuf::Value v;
+  v.set_string_value(s);
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(v, &out);
+  return out;
+}
+
+}  // namespace
+
+void Table::AddRow(std::vector<std::string> cells) {
+  rows_.push_back(Row{std::move(cells), "", false});
+}
+
+void Table::AddNote(std::vector<std::string> lead, std::string text) {
+  rows_.push_back(Row{std::move(lead), std::move(text), true});
+}
+
+void Table::Render(std::ostream& out) const {
+  std::vector<size_t> width(header_.size());
+  std::vector<bool> right(header_.size(), true);
+  for (size_t i = 0; i < header_.size(); ++i) width[i] = header_[i].size();
+  for (const Row& r : rows_) {
+    for (size_t i = 0; i < r.cells.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], r.cells[i].size());
+      if (!r.is_note && !Numeric(r.cells[i])) right[i] = false;
+    }
+  }
+  auto line = [&](const std::vector<std::string>& cells, const std::string* note) {
+    std::string s;
+    for (size_t i = 0; i < cells.size() && i < width.size(); ++i) {
+      const bool last = note == nullptr && i + 1 == cells.size();
+      std::string cell = cells[i];
+      if (right[i] && note == nullptr) {
+        s += std::string(width[i] - cell.size(), ' ') + cell;
+      } else {
+        s += cell;
+        if (!last) s += std::string(width[i] - cell.size(), ' ');
+      }
+      if (!last) s += "  ";
+    }
+    if (note != nullptr) s += *note;
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    out << s << "\n";
+  };
+  line(header_, nullptr);
+  for (const Row& r : rows_) line(r.cells, r.is_note ? &r.note : nullptr);
+}
+
+std::string StatusCodeName(absl::StatusCode code) {
+  std::string s = absl::StatusCodeToString(code);
+  std::transform(s.begin(), s.end(), s.begin(), [](char c) { return c == ' ' ? '_' : ::toupper(c); });
+  return s;
+}
+
+std::string DescribeError(const absl::Status& status) {
+  return absl::StrCat(StatusCodeName(status.code()), ": ", status.message());
+}
+
+std::string JsonLine(const Target& target, const absl::Status& status,
+                     const google::protobuf::Message* result) {
+  std::string out = absl::StrCat("{\"target\":", JsonString(target.display),
+                                 ",\"ok\":", status.ok() ? "true" : "false", ",\"error\":");
+  if (status.ok()) {
+    out += "null";
+  } else {
+    absl::StrAppend(&out, "{\"code\":", JsonString(StatusCodeName(status.code())),
+                    ",\"message\":", JsonString(std::string(status.message())), "}");
+  }
+  out += ",\"result\":";
+  if (result != nullptr) {
+    google::protobuf::util::JsonPrintOptions options;
+    options.always_print_primitive_fields = true;
+    std::string json;
+    if (google::protobuf::util::MessageToJsonString(*result, &json, options).ok()) {
+      out += json;
+    } else {
+      out += "null";
+    }
+  } else {
+    out += "null";
+  }
+  out += "}";
+  return out;
+}
+
+int PrintOutcomes(const std::vector<Target>& targets, const std::vector<Outcome>& outcomes,
+                  Format format, const View& view, std::ostream& out, std::ostream& err) {
+  int failed = 0;
+  for (const Outcome& o : outcomes) failed += o.status.ok() ? 0 : 1;
+  if (format == Format::kJson) {
+    for (size_t i = 0; i < targets.size(); ++i) {
+      out << JsonLine(targets[i], outcomes[i].status, outcomes[i].result.get()) << "\n";
+    }
+  } else if (view.block) {
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (targets.size() > 1) out << (i ? "\n" : "") << "== " << targets[i].display << " ==\n";
+      if (outcomes[i].status.ok()) {
+        view.block(*outcomes[i].result, out);
+      } else if (targets.size() > 1) {
+        out << "error: " << DescribeError(outcomes[i].status) << "\n";
+      } else {
+        err << "netctl: " << DescribeError(outcomes[i].status) << "\n";
+      }
+    }
+  } else {
+    const bool multi = targets.size() > 1;
+    std::vector<std::string> header = view.header;
+    if (multi) header.insert(header.begin(), "TARGET");
+    Table table(header);
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (!outcomes[i].status.ok()) {
+        if (multi) {
+          table.AddNote({targets[i].display}, "error: " + DescribeError(outcomes[i].status));
+        } else {
+          err << "netctl: " << DescribeError(outcomes[i].status) << "\n";
+        }
+        continue;
+      }
+      std::vector<std::vector<std::string>> rows;
+      view.rows(*outcomes[i].result, rows);
+      for (auto& r : rows) {
+        if (multi) r.insert(r.begin(), targets[i].display);
+        table.AddRow(std::move(r));
+      }
+    }
+    if (multi || !table.empty() || failed == 0) table.Render(out);
+  }
+  if (failed > 0 && targets.size() > 1) {
+    err << "netctl: " << failed << " of " << targets.size() << " targets failed\n";
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+std::string Num(uint64_t v) { return absl::StrCat(v); }
+std::string SignedNum(int64_t v) { return absl::StrCat(v); }
+std::string Rate(double per_second) { return absl::StrFormat("%.1f", per_second); }
+
+}  // namespace netagent::client

@@ -1,0 +1,66 @@
+// netctl's one output layer. Table mode is for people: aligned columns, a
+// TARGET column when there is more than one target, a failed target shown as
+// a note in its place. JSON mode is for machines: one object per target and
+// line, {"target","ok","error","result"}, the result in protobuf's JSON mapping.
+#pragma once
+
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/message.h>
+
+#include "absl/status/status.h"
+#include "client/fanout.h"
+#include "client/targets.h"
+
+namespace netagent::client {
+
+enum class Format { kTable, kJson };
+
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
+  void AddRow(std::vector<std::string> cells);
+  // A line that starts with `lead` cells and then free text, not widening columns.
+  void AddNote(std::vector<std::string> lead, std::string text);
+  void Render(std::ostream& out) const;
+  bool empty() const { return rows_.empty(); }
+
+ private:
+  struct Row {
+    std::vector<std::string> cells;
+    std::string note;
+    bool is_note = false;
+  };
+  std::vector<std::string> header_;
+  std::vector<Row> rows_;
+};
+
+// How a command shows one target's result in table mode: rows of a shared
+// table, or a block of text.
+struct View {
+  std::vector<std::string> header;
+  std::function<void(const google::protobuf::Message&, std::vector<std::vector<std::string>>&)>
+      rows;
+  std::function<void(const google::protobuf::Message&, std::ostream&)> block;
+};
+
+std::string StatusCodeName(absl::StatusCode code);
+// "CODE: message"
+std::string DescribeError(const absl::Status& status);
+
+std::string JsonLine(const Target& target, const absl::Status& status,
+                     const google::protobuf::Message* result);
+
+// Prints every target's outcome; returns 0 when all succeeded, 1 otherwise.
+int PrintOutcomes(const std::vector<Target>& targets, const std::vector<Outcome>& outcomes,
+                  Format format, const View& view, std::ostream& out, std::ostream& err);
+
+// Formatting helpers shared by the views.
+std::string Num(uint64_t v);
+std::string SignedNum(int64_t v);
+std::string Rate(double per_second);
+
+}  // namespace netagent::client

@@ -1,0 +1,167 @@
+// The one netlink request/dump loop of the agent (libmnl underneath).
+//
+// Every reply goes through ParseReply, a pure function that checks the
+// sequence number and port id, stops at NLMSG_DONE or at the ACK, turns
+// NLMSG_ERROR (also an error carried by NLMSG_DONE) into a status that keeps
+// errno and the kernel's extended-ack text, and notes NLM_F_DUMP_INTR. The live
+// socket and the replay of a recorded dump (tests/fixtures) share it, so the
+// fixtures exercise exactly the code that runs against the kernel.
+#pragma once
+
+#include <linux/netlink.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+struct mnl_socket;
+
+namespace netagent::kernel {
+
+// Called for each data message of a reply; a non-OK status stops the request
+// and is returned from it.
+using MessageHandler = absl::FunctionRef<absl::Status(const nlmsghdr&)>;
+
+// A request being built: header, optional family header, attributes.
+class NetlinkMessage {
+ public:
+  explicit NetlinkMessage(uint16_t type, uint16_t flags, size_t capacity = 4096);
+
+  // Appends a zeroed family header (struct genlmsghdr, inet_diag_req_v2 ...).
+  template <typename T>
+  T* PutHeader() {
+    return static_cast<T*>(PutExtraHeader(sizeof(T)));
+  }
+  void PutU8(uint16_t type, uint8_t v);
+  void PutU16(uint16_t type, uint16_t v);
+  void PutU32(uint16_t type, uint32_t v);
+  void PutU64(uint16_t type, uint64_t v);
+  void PutString(uint16_t type, absl::string_view v);
+  void PutBytes(uint16_t type, const void* data, size_t len);
+  // Nested attributes: BeginNest returns a token for EndNest.
+  void* BeginNest(uint16_t type);
+  void EndNest(void* nest);
+
+  nlmsghdr* header() { return reinterpret_cast<nlmsghdr*>(buf_.data()); }
+  // INVALID_ARGUMENT if an attribute did not fit the capacity.
+  absl::Status status() const { return status_; }
+
+ private:
+  void* PutExtraHeader(size_t size);
+  bool Fits(size_t payload);
+
+  std::vector<char> buf_;
+  absl::Status status_;
+};
+
+struct ReplyProgress {
+  bool done = false;         // NLMSG_DONE or the final ACK was seen
+  bool interrupted = false;  // some message carried NLM_F_DUMP_INTR
+  uint64_t messages = 0;     // data messages handed to the handler
+  uint64_t skipped = 0;      // messages of another sequence or port
+};
+
+// Walks one datagram of a reply to request `seq` from port `portid`.
+// `is_dump` selects NLMSG_DONE as the end; otherwise the ACK ends it.
+// Returns the error of NLMSG_ERROR / NLMSG_DONE, the handler's status, or
+// DATA_LOSS for a malformed datagram.
+absl::Status ParseReply(const void* data, size_t len, uint32_t seq, uint32_t portid, bool is_dump,
+                        absl::string_view what, MessageHandler handler, ReplyProgress& progress);
+
+// The text and errno of an NLMSG_ERROR payload, for messages: "<what>:
+// <strerror> (errno N): <extack>".
+absl::Status StatusFromNetlinkError(const nlmsghdr& nlh, absl::string_view what);
+
+class NetlinkSocket {
+ public:
+  struct Options {
+    // User buffer for one datagram. The kernel fills dump datagrams up to
+    // 32 KiB once it has seen a buffer that large.
+    size_t recv_buffer = 64 * 1024;
+    // Socket receive queue (SO_RCVBUF).
+    int rcvbuf = 1 << 20;
+    // rtnetlink: ask the kernel to honour filter attributes of dumps strictly.
+    bool strict_check = false;
+    // Per recv() wait; a kernel that never answers becomes DEADLINE_EXCEEDED.
+    int recv_timeout_ms = 5000;
+  };
+
+  static absl::StatusOr<NetlinkSocket> Open(int protocol);
+  static absl::StatusOr<NetlinkSocket> Open(int protocol, const Options& options);
+  NetlinkSocket(NetlinkSocket&& other) noexcept;
+  NetlinkSocket& operator=(NetlinkSocket&& other) noexcept;
+  NetlinkSocket(const NetlinkSocket&) = delete;
+  NetlinkSocket& operator=(const NetlinkSocket&) = delete;
+  ~NetlinkSocket();
+
+  // Sends `request` (sequence and flags are filled in: NLM_F_ACK is added to
+  // non-dump requests) and feeds every data message of the reply to `handler`.
+  // A dump marked NLM_F_DUMP_INTR is read to its end and reported as ABORTED
+  // ("interrupted"), never as success. `what` names the request in errors.
+  absl::Status Request(NetlinkMessage& request, absl::string_view what, MessageHandler handler);
+
+  // Every datagram received is appended here as [u32 length][bytes] when set:
+  // how tests/fixtures are recorded.
+  void set_recorder(std::string* recorder) { recorder_ = recorder; }
+
+  int protocol() const { return protocol_; }
+
+ private:
+  NetlinkSocket(int protocol, const Options& options);
+  absl::Status Connect();
+  void Close();
+
+  int protocol_ = 0;
+  Options options_;
+  mnl_socket* sock_ = nullptr;
+  uint32_t portid_ = 0;
+  uint32_t seq_ = 0;
+  std::vector<char> buf_;
+  std::string* recorder_ = nullptr;
+};
+
+// Replays a recording made with NetlinkSocket::set_recorder as the reply to
+// request `seq` (the portid check is skipped: recordings come from many runs).
+absl::Status ReplayRecording(absl::string_view recording, bool is_dump, absl::string_view what,
+                             MessageHandler handler);
+
+// True for the ABORTED status a dump with NLM_F_DUMP_INTR produces.
+bool IsDumpInterrupted(const absl::Status& status);
+
+// Attribute access for C++ (libmnl's iteration macros are C-only). Attributes
+// are indexed by type; a type above `max` or repeated keeps the last one, and
+// typed getters return nullopt when the payload is too short for the type.
+class AttrTable {
+ public:
+  AttrTable(const nlmsghdr& nlh, size_t header_len, uint16_t max);
+  AttrTable(const nlattr* nest, uint16_t max);
+
+  const nlattr* get(uint16_t type) const { return type < table_.size() ? table_[type] : nullptr; }
+  bool has(uint16_t type) const { return get(type) != nullptr; }
+  std::optional<uint8_t> u8(uint16_t type) const;
+  std::optional<uint16_t> u16(uint16_t type) const;
+  std::optional<uint32_t> u32(uint16_t type) const;
+  std::optional<uint64_t> u64(uint16_t type) const;
+  std::optional<std::string> str(uint16_t type) const;
+  // Payload bytes of an attribute (empty when absent).
+  absl::string_view bytes(uint16_t type) const;
+
+ private:
+  void Add(const nlattr* a);
+  std::vector<const nlattr*> table_;
+};
+
+// Calls fn(const nlattr&) for each attribute nested in `nest`, or of a message
+// after `header_len` bytes of family header.
+void ForEachNested(const nlattr* nest, absl::FunctionRef<void(const nlattr&)> fn);
+void ForEachAttr(const nlmsghdr& nlh, size_t header_len, absl::FunctionRef<void(const nlattr&)> fn);
+
+}  // namespace netagent::kernel

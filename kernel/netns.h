@@ -1,0 +1,39 @@
+// Network namespaces: entering the one the agent serves, naming the current
+// one, and a sysfs view that matches it.
+//
+// setns() moves only the calling thread, so EnterNetns must run before any
+// thread exists; every thread created afterwards inherits the namespace.
+// /sys/class/net shows the devices of the namespace that mounted sysfs, not of
+// the reader, so after entering a namespace the agent mounts a private sysfs
+// instance (detached, reached through /proc/self/fd) and NetSysfsRoot() points
+// at it. Code that reads /sys/class/net goes through NetSysfsRoot().
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+
+namespace netagent::kernel {
+
+// "blue" -> /run/netns/blue; anything containing '/' is taken as a path.
+// INVALID_ARGUMENT for a name with characters ip-netns would not create.
+absl::StatusOr<std::string> ResolveNetnsPath(absl::string_view name_or_path);
+
+// Enters the namespace and mounts its sysfs. Returns the resolved path.
+absl::StatusOr<std::string> EnterNetns(absl::string_view name_or_path);
+
+struct NetnsIdentity {
+  uint64_t inode = 0;
+  std::string name;  // from /run/netns when an entry refers to it
+  std::string path;  // what EnterNetns was given, resolved
+  bool initial = false;  // same namespace as PID 1
+};
+
+absl::StatusOr<NetnsIdentity> CurrentNetns();
+
+// "/sys" in the agent's own namespace; the private sysfs after EnterNetns.
+const std::string& NetSysfsRoot();
+
+}  // namespace netagent::kernel
