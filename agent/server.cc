@@ -42,7 +42,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   s->host_ = std::make_unique<HostService>(ctx);
   s->telemetry_ = std::make_unique<TelemetryService>(ctx);
   builder.RegisterService(s->host_.get());
+  s->services_.push_back(netagent::v1::HostService::service_full_name());
   builder.RegisterService(s->telemetry_.get());
+  s->services_.push_back(netagent::v1::TelemetryService::service_full_name());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<AuthInterceptorFactory>(ctx.auth));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

@@ -46,6 +46,9 @@ class AgentServer {
   // The TCP port actually bound (0 without a TCP listener).
   int tcp_port() const { return tcp_port_; }
 
+  // Full names of the netagent.v1 services registered ("netagent.v1.HostService").
+  const std::vector<std::string>& services() const { return services_; }
+
  private:
   AgentServer(const Options& options, AgentContext& ctx) : options_(options), ctx_(ctx) {}
 
@@ -56,6 +59,7 @@ class AgentServer {
   std::unique_ptr<TelemetryService> telemetry_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<UnixListener> unix_;
+  std::vector<std::string> services_;
   int tcp_port_ = 0;
   bool shut_down_ = false;
 };

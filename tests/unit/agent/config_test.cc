@@ -1,0 +1,107 @@
+#include "agent/config.h"
+
+#include <gtest/gtest.h>
+
+namespace netagent::agent {
+namespace {
+
+TEST(ParseListenAddress, Forms) {
+  auto a = ParseListenAddress("10.1.2.3:9999", "listen");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "10.1.2.3");
+  EXPECT_EQ(a->port, 9999);
+  EXPECT_EQ(a->ToGrpc(), "10.1.2.3:9999");
+  EXPECT_EQ(ParseListenAddress("localhost", "listen")->port, kDefaultTcpPort);
+  EXPECT_EQ(ParseListenAddress(":8080", "listen")->ToGrpc(), "0.0.0.0:8080");
+  EXPECT_EQ(ParseListenAddress("[::1]:7000", "listen")->ToGrpc(), "[::1]:7000");
+  EXPECT_EQ(ParseListenAddress("[::]", "listen")->ToGrpc(), "[::]:9470");
+}
+
+TEST(ParseListenAddress, BadInputNamesTheField) {
+  for (const char* bad : {"", "::1:80", "host:0", "host:70000", "host:", "[::1", "[::1]x",
+                          "ho st:80", "host:abc"}) {
+    auto a = ParseListenAddress(bad, "listen");
+    ASSERT_FALSE(a.ok()) << bad;
+    EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(a.status().message().rfind("listen:", 0), 0u) << a.status();
+  }
+}
+
+TEST(ParseYamlSettings, ScalarsAndLists) {
+  auto s = ParseYamlSettings(
+      "socket: /run/x.sock\n"
+      "listen: 127.0.0.1:9470\n"
+      "operator_identities:\n  - ops-a\n  - ops-b\n"
+      "log_format: json\n");
+  ASSERT_TRUE(s.ok()) << s.status();
+  AgentConfig cfg;
+  ASSERT_TRUE(ApplySettings(*s, cfg).ok());
+  EXPECT_EQ(cfg.socket, "/run/x.sock");
+  EXPECT_EQ(cfg.listen->port, 9470);
+  EXPECT_EQ(cfg.operator_identities, (std::vector<std::string>{"ops-a", "ops-b"}));
+  EXPECT_EQ(cfg.log_format, "json");
+}
+
+TEST(ParseYamlSettings, UnknownKeysAndShapesAreRefusedByName) {
+  auto unknown = ParseYamlSettings("sockett: /x\n");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("sockett"), absl::string_view::npos);
+  auto shape = ParseYamlSettings("socket:\n  - /a\n  - /b\n");
+  ASSERT_FALSE(shape.ok());
+  EXPECT_EQ(shape.status().message().rfind("socket:", 0), 0u) << shape.status();
+  EXPECT_FALSE(ParseYamlSettings("just a string").ok());
+  EXPECT_FALSE(ParseYamlSettings("a: [unclosed").ok());
+  EXPECT_TRUE(ParseYamlSettings("").ok());
+}
+
+TEST(ApplySettings, ValidatesEachValue) {
+  struct Case {
+    const char* key;
+    const char* value;
+  };
+  for (const Case& c : std::vector<Case>{{"socket", "relative.sock"},
+                                        {"socket_mode", "0666"},
+                                        {"socket_mode", "rw"},
+                                        {"listen", "nope:port"},
+                                        {"log_format", "xml"},
+                                        {"log_level", "loud"},
+                                        {"state_dir", "var/lib"},
+                                        {"shutdown_grace", "-1s"},
+                                        {"shutdown_grace", "1h"}}) {
+    AgentConfig cfg;
+    absl::Status st = ApplySettings({{c.key, {c.value}}}, cfg);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.key << "=" << c.value;
+    EXPECT_EQ(st.message().rfind(std::string(c.key) + ":", 0), 0u) << st;
+  }
+}
+
+TEST(ApplySettings, LaterSettingsWin) {
+  AgentConfig cfg;
+  ASSERT_TRUE(ApplySettings({{"log_level", {"debug"}}}, cfg).ok());
+  ASSERT_TRUE(ApplySettings({{"log_level", {"warn"}}}, cfg).ok());
+  EXPECT_EQ(cfg.log_level, "warn");
+  ASSERT_TRUE(ApplySettings({{"socket_mode", {"0640"}}}, cfg).ok());
+  EXPECT_EQ(cfg.socket_mode, 0640u);
+}
+
+TEST(ValidateConfig, CrossFieldRules) {
+  AgentConfig cfg;
+  EXPECT_TRUE(ValidateConfig(cfg).ok());
+  cfg.tls_cert = "/c.pem";
+  EXPECT_FALSE(ValidateConfig(cfg).ok());  // no key
+  cfg.tls_key = "/k.pem";
+  EXPECT_FALSE(ValidateConfig(cfg).ok());  // no listener
+  cfg.listen = ListenAddress{"127.0.0.1", 9470};
+  EXPECT_TRUE(ValidateConfig(cfg).ok());
+  cfg.operator_identities = {"ops"};
+  absl::Status st = ValidateConfig(cfg);
+  EXPECT_EQ(st.message().rfind("operator_identities:", 0), 0u) << st;
+  cfg.tls_client_ca = "/ca.pem";
+  EXPECT_TRUE(ValidateConfig(cfg).ok());
+  AgentConfig no_tls;
+  no_tls.tls_client_ca = "/ca.pem";
+  EXPECT_FALSE(ValidateConfig(no_tls).ok());
+}
+
+}  // namespace
+}  // namespace netagent::agent

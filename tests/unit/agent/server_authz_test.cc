@@ -1,0 +1,140 @@
+// Every method of every registered service, called by a viewer, must be
+// refused exactly when its proto option says operator; an operator gets past
+// authorization everywhere. A handler that forgets Admit() fails here.
+#include <google/protobuf/descriptor.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "agent/server.h"
+#include "netagent/v1/host.grpc.pb.h"
+#include "netagent/v1/options.pb.h"
+
+namespace netagent::agent {
+namespace {
+
+// Sends one empty request message to `method` and returns the call's status.
+grpc::Status CallGeneric(const std::shared_ptr<grpc::Channel>& channel, const std::string& method) {
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  auto call = stub.PrepareCall(&ctx, method, &cq);
+  void* tag;
+  bool ok;
+  auto step = [&](void* t) {
+    cq.Next(&tag, &ok);
+    EXPECT_EQ(tag, t);
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  step(reinterpret_cast<void*>(1));
+  grpc::ByteBuffer empty;
+  grpc::Slice nothing;
+  empty = grpc::ByteBuffer(&nothing, 1);
+  call->WriteLast(empty, grpc::WriteOptions(), reinterpret_cast<void*>(2));
+  step(reinterpret_cast<void*>(2));
+  grpc::ByteBuffer reply;
+  call->Read(&reply, reinterpret_cast<void*>(3));
+  // A stream that sent a message would go on: its status is OK so far.
+  if (step(reinterpret_cast<void*>(3))) ctx.TryCancel();
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  step(reinterpret_cast<void*>(4));
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return status;
+}
+
+class ServerAuthzTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("netagent-authz-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir_);
+    ctx_.auth = std::make_shared<AuthState>(AuthPolicy{});
+    ctx_.started_at = absl::Now();
+    ctx_.version = "test";
+    AgentServer::Options o;
+    o.socket = (dir_ / "agent.sock").string();
+    o.listen = ListenAddress{"127.0.0.1", 0};
+    o.state_dir = (dir_ / "state").string();
+    o.shutdown_grace = absl::Seconds(2);
+    auto server = AgentServer::Start(o, ctx_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    tcp_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->tcp_port()),
+                               grpc::InsecureChannelCredentials());
+    unix_ = grpc::CreateChannel("unix://" + o.socket, grpc::InsecureChannelCredentials());
+  }
+  void TearDown() override {
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::vector<const google::protobuf::MethodDescriptor*> Methods() const {
+    std::vector<const google::protobuf::MethodDescriptor*> out;
+    for (const std::string& name : server_->services()) {
+      const auto* svc = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
+      EXPECT_NE(svc, nullptr) << name;
+      for (int i = 0; svc != nullptr && i < svc->method_count(); ++i) out.push_back(svc->method(i));
+    }
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  AgentContext ctx_;
+  std::unique_ptr<AgentServer> server_;
+  std::shared_ptr<grpc::Channel> tcp_, unix_;
+};
+
+TEST_F(ServerAuthzTest, PlaintextTcpViewerIsRefusedExactlyTheOperatorMethods) {
+  auto methods = Methods();
+  ASSERT_GE(methods.size(), 5u);
+  int operator_methods = 0;
+  for (const auto* m : methods) {
+    const std::string path = "/" + m->service()->full_name() + "/" + m->name();
+    const bool needs_operator =
+        m->options().GetExtension(netagent::v1::access) != netagent::v1::ACCESS_VIEWER;
+    operator_methods += needs_operator ? 1 : 0;
+    grpc::Status st = CallGeneric(tcp_, path);
+    if (needs_operator) {
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << path;
+      EXPECT_NE(st.error_message().find("plaintext TCP is read-only"), std::string::npos) << path;
+    } else {
+      EXPECT_NE(st.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+          << path << ": " << st.error_message();
+    }
+  }
+  EXPECT_GE(operator_methods, 1);  // SetLogLevel at least: the check is exercised
+}
+
+TEST_F(ServerAuthzTest, RootOnTheUnixSocketPassesEverywhere) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: the unix peer must be uid 0";
+  for (const auto* m : Methods()) {
+    const std::string path = "/" + m->service()->full_name() + "/" + m->name();
+    grpc::Status st = CallGeneric(unix_, path);
+    EXPECT_NE(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << path;
+  }
+}
+
+TEST_F(ServerAuthzTest, GetHostInfoTellsTheCallerWhoItIs) {
+  netagent::v1::HostService::Stub tcp(tcp_), unix(unix_);
+  netagent::v1::GetHostInfoResponse r;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(tcp.GetHostInfo(&c1, {}, &r).ok());
+  EXPECT_EQ(r.caller().transport(), netagent::v1::TRANSPORT_TCP);
+  EXPECT_EQ(r.caller().role(), netagent::v1::ROLE_VIEWER);
+  grpc::ClientContext c2;
+  ASSERT_TRUE(unix.GetHostInfo(&c2, {}, &r).ok());
+  EXPECT_EQ(r.caller().transport(), netagent::v1::TRANSPORT_UNIX);
+  EXPECT_EQ(r.caller().uid(), geteuid());
+  EXPECT_EQ(r.caller().pid(), getpid());
+}
+
+}  // namespace
+}  // namespace netagent::agent

@@ -1,0 +1,100 @@
+#include "client/output.h"
+
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "netagent/v1/telemetry.pb.h"
+
+namespace netagent::client {
+namespace {
+
+Target T(const std::string& s) { return *ParseTarget(s); }
+
+TEST(Table, AlignsNumbersRightAndTextLeft) {
+  Table t({"NAME", "VALUE"});
+  t.AddRow({"TcpExtListenOverflows", "7"});
+  t.AddRow({"IpInReceives", "123456"});
+  std::ostringstream out;
+  t.Render(out);
+  EXPECT_EQ(out.str(),
+            "NAME                    VALUE\n"
+            "TcpExtListenOverflows       7\n"
+            "IpInReceives           123456\n");
+}
+
+TEST(Table, NotesDoNotWidenColumns) {
+  Table t({"TARGET", "CPU"});
+  t.AddRow({"a", "0"});
+  t.AddNote({"b"}, "error: UNAVAILABLE: a long explanation");
+  std::ostringstream out;
+  t.Render(out);
+  EXPECT_EQ(out.str(), "TARGET  CPU\na         0\nb       error: UNAVAILABLE: a long explanation\n");
+}
+
+TEST(StatusCodeName, CanonicalSpelling) {
+  EXPECT_EQ(StatusCodeName(absl::StatusCode::kPermissionDenied), "PERMISSION_DENIED");
+  EXPECT_EQ(StatusCodeName(absl::StatusCode::kUnavailable), "UNAVAILABLE");
+}
+
+TEST(JsonLine, OkAndError) {
+  netagent::v1::Counter c;
+  c.set_name("TcpExtListenOverflows");
+  c.set_value(3);
+  EXPECT_EQ(JsonLine(T("node-1"), absl::OkStatus(), &c),
+            "{\"target\":\"node-1\",\"ok\":true,\"error\":null,\"result\":{\"name\":"
+            "\"TcpExtListenOverflows\",\"group\":\"\",\"field\":\"\",\"source\":\"COUNTER_SOURCE_"
+            "UNSPECIFIED\",\"kind\":\"COUNTER_KIND_UNSPECIFIED\",\"value\":\"3\"}}");
+  EXPECT_EQ(JsonLine(T("node-2"), absl::UnavailableError("no \"route\""),
+                     nullptr),
+            "{\"target\":\"node-2\",\"ok\":false,\"error\":{\"code\":\"UNAVAILABLE\",\"message\":"
+            "\"no \\\"route\\\"\"},\"result\":null}");
+}
+
+TEST(PrintOutcomes, AFailingTargetIsReportedBesideTheOthers) {
+  std::vector<Target> targets = {T("a"), T("b"), T("c")};
+  std::vector<Outcome> outcomes(3);
+  auto ok = std::make_unique<netagent::v1::Counter>();
+  ok->set_name("X");
+  ok->set_value(1);
+  outcomes[0].result = std::make_unique<netagent::v1::Counter>(*ok);
+  outcomes[1].status = absl::UnavailableError("connection refused");
+  outcomes[2].result = std::move(ok);
+  View view;
+  view.header = {"NAME", "VALUE"};
+  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
+    const auto& c = static_cast<const netagent::v1::Counter&>(m);
+    rows.push_back({c.name(), SignedNum(c.value())});
+  };
+  std::ostringstream out, err;
+  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kTable, view, out, err), 1);
+  EXPECT_EQ(out.str(),
+            "TARGET  NAME  VALUE\n"
+            "a       X         1\n"
+            "b       error: UNAVAILABLE: connection refused\n"
+            "c       X         1\n");
+  EXPECT_EQ(err.str(), "netctl: 1 of 3 targets failed\n");
+  std::ostringstream jout, jerr;
+  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kJson, view, jout, jerr), 1);
+  std::string json = jout.str();
+  EXPECT_EQ(std::count(json.begin(), json.end(), '\n'), 3);
+  EXPECT_NE(json.find("{\"target\":\"b\",\"ok\":false"), std::string::npos);
+}
+
+TEST(PrintOutcomes, AllOkIsExitZero) {
+  std::vector<Target> targets = {T("a")};
+  std::vector<Outcome> outcomes(1);
+  outcomes[0].result = std::make_unique<netagent::v1::Counter>();
+  View view;
+  view.header = {"NAME"};
+  view.rows = [](const google::protobuf::Message&, std::vector<std::vector<std::string>>& rows) {
+    rows.push_back({"x"});
+  };
+  std::ostringstream out, err;
+  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kTable, view, out, err), 0);
+  EXPECT_EQ(out.str(), "NAME\nx\n");
+  EXPECT_EQ(err.str(), "");
+}
+
+}  // namespace
+}  // namespace netagent::client
