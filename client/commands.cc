@@ -49,8 +49,7 @@ std::string Cap(const v1::Capability& c) {
 
 std::string Genl(const v1::GenlFamilyCapability& g) {
   if (!g.status().available()) return Cap(g.status());
-  return absl::StrCat("yes: family ", g.family_id(), " v", g.version(), ", ", g.ops_size(),
-                      " ops");
+  return absl::StrCat("yes: family ", g.family_id(), " v", g.version(), ", ", g.ops_size(), " ops");
 }
 
 void HostBlock(const google::protobuf::Message& m, std::ostream& out) {
@@ -70,8 +69,9 @@ void HostBlock(const google::protobuf::Message& m, std::ostream& out) {
   std::string who = absl::AsciiStrToLower(v1::Transport_Name(c.transport()).substr(10));
   if (c.has_uid()) absl::StrAppend(&who, " uid=", c.uid(), " pid=", c.pid());
   if (c.identities_size() > 0) absl::StrAppend(&who, " ", absl::StrJoin(c.identities(), ","));
-  t.AddRow({"caller", absl::StrCat(who, ": ", absl::AsciiStrToLower(v1::Role_Name(c.role()).substr(5)), " (",
-                                   c.role_reason(), ")")});
+  t.AddRow(
+      {"caller", absl::StrCat(who, ": ", absl::AsciiStrToLower(v1::Role_Name(c.role()).substr(5)),
+                              " (", c.role_reason(), ")")});
   t.AddRow({"ethtool netlink", Genl(caps.ethtool_netlink())});
   t.AddRow({"netdev netlink", Genl(caps.netdev_netlink())});
   t.AddRow({"btf", Cap(caps.btf())});
@@ -144,8 +144,8 @@ void PrintStreamError(const CommandContext& c, const Target& t, const absl::Stat
   if (c.format == Format::kJson) {
     *c.out << JsonLine(t, st, nullptr) << "\n";
   } else {
-    *c.out << (c.targets.size() > 1 ? t.display + "  " : "") << "error: " << DescribeError(st)
-           << "\n";
+    *c.out << (c.label_targets || c.targets.size() > 1 ? t.display + "  " : "")
+           << "error: " << DescribeError(st) << "\n";
   }
   c.out->flush();
 }
@@ -158,7 +158,7 @@ int RunHost(const CommandContext& c) {
   });
   View view;
   view.block = HostBlock;
-  return PrintOutcomes(c.targets, outcomes, c.format, view, *c.out, *c.err);
+  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
 
 int RunHealth(const CommandContext& c) {
@@ -167,8 +167,8 @@ int RunHealth(const CommandContext& c) {
     if (o.status.ok()) {
       const auto& r = static_cast<const health::HealthCheckResponse&>(*o.result);
       if (r.status() != health::HealthCheckResponse::SERVING) {
-        o.status = absl::UnavailableError(
-            absl::StrCat("agent reports ", health::HealthCheckResponse::ServingStatus_Name(r.status())));
+        o.status = absl::UnavailableError(absl::StrCat(
+            "agent reports ", health::HealthCheckResponse::ServingStatus_Name(r.status())));
       }
     }
     return o;
@@ -179,7 +179,7 @@ int RunHealth(const CommandContext& c) {
     const auto& r = static_cast<const health::HealthCheckResponse&>(m);
     rows.push_back({health::HealthCheckResponse::ServingStatus_Name(r.status())});
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, *c.out, *c.err);
+  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
 
 int RunLogLevel(const CommandContext& c, const std::string& level) {
@@ -199,10 +199,10 @@ int RunLogLevel(const CommandContext& c, const std::string& level) {
   view.header = {"PREVIOUS", "CURRENT"};
   view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
     const auto& r = static_cast<const v1::SetLogLevelResponse&>(m);
-    rows.push_back({v1::LogLevel_Name(r.previous()).substr(10),
-                    v1::LogLevel_Name(r.current()).substr(10)});
+    rows.push_back(
+        {v1::LogLevel_Name(r.previous()).substr(10), v1::LogLevel_Name(r.current()).substr(10)});
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, *c.out, *c.err);
+  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
 
 int RunSoftnet(const CommandContext& c, std::optional<absl::Duration> window) {
@@ -219,7 +219,7 @@ int RunSoftnet(const CommandContext& c, std::optional<absl::Duration> window) {
   view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
     SoftnetRows(static_cast<const v1::GetSoftnetResponse&>(m), rows);
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, *c.out, *c.err);
+  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
 
 int RunCounters(const CommandContext& c, const CountersArgs& args) {
@@ -239,7 +239,7 @@ int RunCounters(const CommandContext& c, const CountersArgs& args) {
   view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
     CounterRows(static_cast<const v1::GetCountersResponse&>(m), rows);
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, *c.out, *c.err);
+  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
 
 void StopWatches() {
@@ -255,7 +255,7 @@ int RunWatch(const CommandContext& c, const WatchArgs& args) {
   req.set_filter(args.filter);
   req.set_nonzero(args.nonzero);
   std::mutex print_mu;
-  const bool multi = c.targets.size() > 1;
+  const bool multi = c.label_targets || c.targets.size() > 1;
   for (const Target& t : c.targets) {
     if (!t.error.empty()) PrintStreamError(c, t, absl::UnavailableError(t.error));
   }

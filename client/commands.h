@@ -19,6 +19,8 @@ struct CommandContext {
   std::vector<Target> targets;
   const Dialer* dialer = nullptr;
   Format format = Format::kTable;
+  // Show which target each line is about (see PrintOutcomes).
+  bool label_targets = false;
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
 };

@@ -4,13 +4,13 @@
 // outcome among the others, never a reason to stop.
 #pragma once
 
+#include <google/protobuf/message.h>
+#include <grpcpp/channel.h>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/message.h>
-#include <grpcpp/channel.h>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -19,9 +19,9 @@
 namespace netagent::client {
 
 struct ConnectOptions {
-  bool tls = false;          // TLS for TCP targets (unix sockets never use it)
-  std::string tls_ca;        // PEM file with the CA that signed the agents' certificates
-  std::string tls_cert;      // client certificate for mTLS
+  bool tls = false;      // TLS for TCP targets (unix sockets never use it)
+  std::string tls_ca;    // PEM file with the CA that signed the agents' certificates
+  std::string tls_cert;  // client certificate for mTLS
   std::string tls_key;
   std::string tls_server_name;  // override the name the server certificate is checked for
   absl::Duration timeout = absl::Seconds(10);  // per target
@@ -49,7 +49,8 @@ using UnaryCall =
     std::function<Outcome(const Target& target, grpc::Channel& channel, absl::Time deadline)>;
 
 std::vector<Outcome> FanOut(const std::vector<Target>& targets, const Dialer& dialer,
-                            const UnaryCall& call, absl::Duration extra_time = absl::ZeroDuration());
+                            const UnaryCall& call,
+                            absl::Duration extra_time = absl::ZeroDuration());
 
 // Runs `run` for every target at once (streams); returns each target's final
 // status in target order.

@@ -28,7 +28,7 @@ int Usage(const std::string& message) {
 
 // "" -> nullopt; otherwise a duration that must not be negative.
 absl::StatusOr<std::optional<absl::Duration>> ParseDurationFlag(const std::string& text,
-                                                               const std::string& flag) {
+                                                                const std::string& flag) {
   if (text.empty()) return std::nullopt;
   absl::Duration d;
   if (!absl::ParseDuration(text, &d)) {
@@ -62,7 +62,8 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", timeout_text, "per-target deadline (default 10s)");
   app.add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
   app.add_flag("--tls", connect.tls, "use TLS for TCP targets (system roots unless --tls-ca)");
-  app.add_option("--tls-ca", connect.tls_ca, "CA certificate(s) that signed the agents' certificates");
+  app.add_option("--tls-ca", connect.tls_ca,
+                 "CA certificate(s) that signed the agents' certificates");
   app.add_option("--tls-cert", connect.tls_cert, "client certificate for mTLS");
   app.add_option("--tls-key", connect.tls_key, "client private key for mTLS");
   app.add_option("--tls-server-name", connect.tls_server_name,
@@ -81,9 +82,11 @@ int main(int argc, char** argv) {
   std::string counters_window;
   CountersArgs counters_args;
   auto* counters = app.add_subcommand("counters", "SNMP / netstat / snmp6 counters (like nstat)");
-  counters->add_option("--window", counters_window, "sample twice this far apart: deltas and rates");
+  counters->add_option("--window", counters_window,
+                       "sample twice this far apart: deltas and rates");
   counters->add_option("--filter", counters_args.filter, "RE2 regular expression on the name");
-  counters->add_flag("--nonzero", counters_args.nonzero, "hide zero values (zero deltas with --window)");
+  counters->add_flag("--nonzero", counters_args.nonzero,
+                     "hide zero values (zero deltas with --window)");
 
   std::string watch_interval = "1s";
   WatchArgs watch_args;
@@ -108,7 +111,8 @@ int main(int argc, char** argv) {
 
   auto timeout = ParseDurationFlag(timeout_text, "--timeout");
   if (!timeout.ok()) return Usage(std::string(timeout.status().message()));
-  if (!timeout->has_value() || **timeout == absl::ZeroDuration()) return Usage("--timeout: must be positive");
+  if (!timeout->has_value() || **timeout == absl::ZeroDuration())
+    return Usage("--timeout: must be positive");
   connect.timeout = **timeout;
 
   CommandContext ctx;
@@ -123,20 +127,24 @@ int main(int argc, char** argv) {
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     auto parsed = ParseTargetsFile(text, targets_file);
     if (!parsed.ok()) return Usage(std::string(parsed.status().message()));
-    if (parsed->empty()) return Usage(absl::StrCat("--targets-file: ", targets_file, " lists no targets"));
+    if (parsed->empty())
+      return Usage(absl::StrCat("--targets-file: ", targets_file, " lists no targets"));
     for (auto& t : *parsed) ctx.targets.push_back(std::move(t));
   }
   for (const std::string& d : dns_flags) {
     auto name = ParseDnsName(d);
     if (!name.ok()) return Usage(std::string(name.status().message()));
-    for (auto& t : ResolveDnsTargets(name->first, name->second)) ctx.targets.push_back(std::move(t));
+    for (auto& t : ResolveDnsTargets(name->first, name->second))
+      ctx.targets.push_back(std::move(t));
   }
-  if (ctx.targets.empty()) ctx.targets.push_back(*ParseTarget(absl::StrCat("unix://", kDefaultSocket)));
+  if (ctx.targets.empty())
+    ctx.targets.push_back(*ParseTarget(absl::StrCat("unix://", kDefaultSocket)));
 
   auto dialer = Dialer::Create(connect);
   if (!dialer.ok()) return Usage(std::string(dialer.status().message()));
   ctx.dialer = &*dialer;
   ctx.format = output == "json" ? Format::kJson : Format::kTable;
+  ctx.label_targets = !targets_file.empty() || !dns_flags.empty();
   ctx.out = &std::cout;
   ctx.err = &std::cerr;
 

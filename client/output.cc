@@ -69,7 +69,8 @@ void Table::Render(std::ostream& out) const {
 
 std::string StatusCodeName(absl::StatusCode code) {
   std::string s = absl::StatusCodeToString(code);
-  std::transform(s.begin(), s.end(), s.begin(), [](char c) { return c == ' ' ? '_' : ::toupper(c); });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](char c) { return c == ' ' ? '_' : ::toupper(c); });
   return s;
 }
 
@@ -105,7 +106,9 @@ std::string JsonLine(const Target& target, const absl::Status& status,
 }
 
 int PrintOutcomes(const std::vector<Target>& targets, const std::vector<Outcome>& outcomes,
-                  Format format, const View& view, std::ostream& out, std::ostream& err) {
+                  Format format, const View& view, bool label_targets, std::ostream& out,
+                  std::ostream& err) {
+  const bool multi = label_targets || targets.size() > 1;
   int failed = 0;
   for (const Outcome& o : outcomes) failed += o.status.ok() ? 0 : 1;
   if (format == Format::kJson) {
@@ -114,17 +117,16 @@ int PrintOutcomes(const std::vector<Target>& targets, const std::vector<Outcome>
     }
   } else if (view.block) {
     for (size_t i = 0; i < targets.size(); ++i) {
-      if (targets.size() > 1) out << (i ? "\n" : "") << "== " << targets[i].display << " ==\n";
+      if (multi) out << (i ? "\n" : "") << "== " << targets[i].display << " ==\n";
       if (outcomes[i].status.ok()) {
         view.block(*outcomes[i].result, out);
-      } else if (targets.size() > 1) {
+      } else if (multi) {
         out << "error: " << DescribeError(outcomes[i].status) << "\n";
       } else {
         err << "netctl: " << DescribeError(outcomes[i].status) << "\n";
       }
     }
   } else {
-    const bool multi = targets.size() > 1;
     std::vector<std::string> header = view.header;
     if (multi) header.insert(header.begin(), "TARGET");
     Table table(header);

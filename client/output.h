@@ -4,12 +4,12 @@
 // line, {"target","ok","error","result"}, the result in protobuf's JSON mapping.
 #pragma once
 
+#include <google/protobuf/message.h>
+
 #include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/message.h>
 
 #include "absl/status/status.h"
 #include "client/fanout.h"
@@ -55,8 +55,11 @@ std::string JsonLine(const Target& target, const absl::Status& status,
                      const google::protobuf::Message* result);
 
 // Prints every target's outcome; returns 0 when all succeeded, 1 otherwise.
+// `label_targets` adds the TARGET column (always with several targets; also
+// for one that came from --dns or a targets file, so the reader sees which).
 int PrintOutcomes(const std::vector<Target>& targets, const std::vector<Outcome>& outcomes,
-                  Format format, const View& view, std::ostream& out, std::ostream& err);
+                  Format format, const View& view, bool label_targets, std::ostream& out,
+                  std::ostream& err);
 
 // Formatting helpers shared by the views.
 std::string Num(uint64_t v);

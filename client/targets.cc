@@ -124,8 +124,7 @@ absl::StatusOr<std::pair<std::string, uint16_t>> ParseDnsName(absl::string_view 
   }
   uint32_t port;
   if (!absl::SimpleAtoi(text.substr(colon + 1), &port) || port == 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--dns \"", text, "\": port is not in 1-65535"));
+    return absl::InvalidArgumentError(absl::StrCat("--dns \"", text, "\": port is not in 1-65535"));
   }
   return std::make_pair(name, static_cast<uint16_t>(port));
 }
@@ -145,9 +144,10 @@ std::vector<Target> ResolveDnsTargets(const std::string& name, uint16_t port) {
   std::vector<Target> out;
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
     char buf[INET6_ADDRSTRLEN] = {};
-    const void* addr = ai->ai_family == AF_INET6
-                           ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr)
-                           : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr);
+    const void* addr =
+        ai->ai_family == AF_INET6
+            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr)
+            : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr);
     if (inet_ntop(ai->ai_family, addr, buf, sizeof(buf)) == nullptr) continue;
     Target t;
     t.address = ai->ai_family == AF_INET6 ? absl::StrCat("[", buf, "]:", port)

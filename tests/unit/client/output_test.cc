@@ -67,7 +67,7 @@ TEST(PrintOutcomes, AFailingTargetIsReportedBesideTheOthers) {
     rows.push_back({c.name(), SignedNum(c.value())});
   };
   std::ostringstream out, err;
-  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kTable, view, out, err), 1);
+  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kTable, view, false, out, err), 1);
   EXPECT_EQ(out.str(),
             "TARGET  NAME  VALUE\n"
             "a       X         1\n"
@@ -75,7 +75,7 @@ TEST(PrintOutcomes, AFailingTargetIsReportedBesideTheOthers) {
             "c       X         1\n");
   EXPECT_EQ(err.str(), "netctl: 1 of 3 targets failed\n");
   std::ostringstream jout, jerr;
-  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kJson, view, jout, jerr), 1);
+  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kJson, view, false, jout, jerr), 1);
   std::string json = jout.str();
   EXPECT_EQ(std::count(json.begin(), json.end(), '\n'), 3);
   EXPECT_NE(json.find("{\"target\":\"b\",\"ok\":false"), std::string::npos);
@@ -91,7 +91,7 @@ TEST(PrintOutcomes, AllOkIsExitZero) {
     rows.push_back({"x"});
   };
   std::ostringstream out, err;
-  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kTable, view, out, err), 0);
+  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kTable, view, false, out, err), 0);
   EXPECT_EQ(out.str(), "NAME\nx\n");
   EXPECT_EQ(err.str(), "");
 }

@@ -1,0 +1,204 @@
+#include "tests/integration/harness.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace netagent::testing {
+namespace {
+
+std::vector<char*> Argv(const std::vector<std::string>& argv) {
+  std::vector<char*> out;
+  for (const auto& a : argv) out.push_back(const_cast<char*>(a.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+std::atomic<int> g_counter{0};
+
+}  // namespace
+
+RunResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  RunResult r;
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return r;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    auto args = Argv(argv);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open_fds = 2;
+  char buf[65536];
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      kill(pid, SIGKILL);
+      r.timed_out = true;
+      break;
+    }
+    if (poll(fds, 2, static_cast<int>(left.count())) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+      if (n <= 0) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      } else {
+        (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+  for (auto& f : fds) {
+    if (f.fd >= 0) close(f.fd);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!r.timed_out && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  return r;
+}
+
+Process::Process(const std::vector<std::string>& argv, const std::string& output_file) {
+  pid_ = fork();
+  if (pid_ == 0) {
+    int fd = open(output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    auto args = Argv(argv);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+}
+
+Process::~Process() {
+  if (running()) {
+    kill(pid_, SIGKILL);
+    Wait(std::chrono::seconds(5));
+  }
+}
+
+void Process::Signal(int sig) const {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
+bool Process::running() {
+  if (status_ || pid_ <= 0) return false;
+  int st;
+  if (waitpid(pid_, &st, WNOHANG) == pid_) {
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return false;
+  }
+  return true;
+}
+
+std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return status_;
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "netagent-it-XXXXXX").string();
+  path_ = mkdtemp(tmpl.data());
+  // Readable by the unprivileged users some tests run as.
+  chmod(path_.c_str(), 0755);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+Netns::Netns() {
+  name_ = "na-it-" + std::to_string(getpid()) + "-" + std::to_string(g_counter++);
+  RunCommand({"ip", "netns", "add", name_});
+  RunCommand({"ip", "-n", name_, "link", "set", "lo", "up"});
+}
+
+Netns::~Netns() { RunCommand({"ip", "netns", "del", name_}); }
+
+std::vector<std::string> Netns::Exec(std::vector<std::string> argv) const {
+  argv.insert(argv.begin(), {"ip", "netns", "exec", name_});
+  return argv;
+}
+
+std::string NetagentdPath() { return NETAGENTD_PATH; }
+std::string NetctlPath() { return NETCTL_PATH; }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+bool IsRoot() { return geteuid() == 0; }
+
+Agent::Agent(const Netns& netns, std::vector<std::string> extra) {
+  socket_ = dir_ / "agent.sock";
+  std::vector<std::string> argv = {NetagentdPath(),      "--netns",      netns.name(),
+                                   "--socket",           socket_,        "--state-dir",
+                                   dir_ / "state",       "--log-format", "json",
+                                   "--shutdown-grace",   "3s"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  process_ = std::make_unique<Process>(argv, dir_ / "agent.log");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!process_->running()) {
+      error_ = "netagentd exited: " + log();
+      return;
+    }
+    RunResult r = RunCommand({NetctlPath(), "-t", target(), "--timeout", "1s", "health"},
+                      std::chrono::seconds(5));
+    if (r.exit_code == 0) {
+      ok_ = true;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  error_ = "netagentd did not become healthy: " + log();
+}
+
+Agent::~Agent() {
+  if (process_ && process_->running()) {
+    process_->Signal(SIGTERM);
+    process_->Wait(std::chrono::seconds(10));
+  }
+}
+
+std::string Agent::log() const { return ReadFile(dir_ / "agent.log"); }
+
+RunResult Agent::Netctl(std::vector<std::string> args) const {
+  args.insert(args.begin(), {NetctlPath(), "-t", target()});
+  return RunCommand(args);
+}
+
+}  // namespace netagent::testing

@@ -1,0 +1,102 @@
+// What integration tests need: child processes with a deadline, network
+// namespaces that are removed afterwards, and a netagentd started inside one.
+// Everything is bounded in time and cleaned up by destructors; processes are
+// ended only by the pids this harness started.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace netagent::testing {
+
+struct RunResult {
+  int exit_code = -1;  // -1 when killed at the deadline or by a signal
+  std::string out;
+  std::string err;
+  bool timed_out = false;
+};
+
+// Runs argv[0] (PATH lookup) and collects its output; kills it at the deadline.
+RunResult RunCommand(const std::vector<std::string>& argv,
+              std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+// A child running in the background with its output sent to a file.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::string& output_file);
+  Process(Process&&) = delete;
+  ~Process();  // SIGKILL if still running
+
+  pid_t pid() const { return pid_; }
+  void Signal(int sig) const;
+  // Exit code, or nullopt if it did not exit in time (it is then still running).
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
+  bool running();
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A fresh network namespace with loopback up; removed in the destructor.
+class Netns {
+ public:
+  Netns();
+  ~Netns();
+  const std::string& name() const { return name_; }
+  // argv run inside the namespace via `ip netns exec`.
+  std::vector<std::string> Exec(std::vector<std::string> argv) const;
+
+ private:
+  std::string name_;
+};
+
+std::string NetagentdPath();
+std::string NetctlPath();
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, const std::string& text);
+bool IsRoot();
+
+// netagentd serving `netns` on a socket in its own temp dir, started with
+// `extra` flags. Waits until its health check says SERVING.
+class Agent {
+ public:
+  Agent(const Netns& netns, std::vector<std::string> extra = {});
+  ~Agent();
+
+  const std::string& socket() const { return socket_; }
+  std::string target() const { return "unix://" + socket_; }
+  std::string log() const;
+  const TempDir& dir() const { return dir_; }
+  Process& process() { return *process_; }
+  bool ok() const { return ok_; }
+  const std::string& error() const { return error_; }
+
+  // netctl against this agent, run from the host namespace.
+  RunResult Netctl(std::vector<std::string> args) const;
+
+ private:
+  TempDir dir_;
+  std::string socket_;
+  std::unique_ptr<Process> process_;
+  bool ok_ = false;
+  std::string error_;
+};
+
+}  // namespace netagent::testing
