@@ -1,0 +1,43 @@
+# Shared by scripts/run and scripts/test: Debian packages, build.
+# shellcheck shell=bash
+
+NETAGENT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NETAGENT_BUILD="${NETAGENT_BUILD:-$NETAGENT_ROOT/build}"
+
+# Everything the build and the tests need, from Debian 12's archive.
+NETAGENT_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev libabsl-dev libre2-dev
+  libssl-dev libmnl-dev libnl-3-dev libnl-route-3-dev libnl-genl-3-dev
+  libbpf-dev bpftool clang llvm
+  libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  iproute2 openssl util-linux procps
+)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+ensure_root() {
+  [ "$(id -u)" -eq 0 ] || die "run as root: the agent and the tests use network namespaces, netlink and bpf"
+}
+
+ensure_packages() {
+  local missing=()
+  for p in "${NETAGENT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${#missing[@]} Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {
+  log "building in $NETAGENT_BUILD"
+  if [ ! -f "$NETAGENT_BUILD/build.ninja" ]; then
+    cmake -S "$NETAGENT_ROOT" -B "$NETAGENT_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  fi
+  ninja -C "$NETAGENT_BUILD" >/dev/null || ninja -C "$NETAGENT_BUILD"
+}
