@@ -69,6 +69,9 @@ grpc::Status TelemetryService::Watch(grpc::ServerContext* context, const v1::Wat
 
   std::optional<collectors::SoftnetSample> prev_softnet;
   std::optional<collectors::CounterSample> prev_counters;
+  // Samples on a fixed schedule: a slow read or a slow client does not make
+  // every later sample late too.
+  absl::Time next = absl::Now();
   for (uint64_t seq = 1;; ++seq) {
     auto softnet = collectors::ReadSoftnet();
     if (!softnet.ok()) return ToGrpc(softnet.status());
@@ -88,8 +91,10 @@ grpc::Status TelemetryService::Watch(grpc::ServerContext* context, const v1::Wat
     if (request->count() != 0 && seq >= request->count()) return grpc::Status::OK;
     prev_softnet = std::move(*softnet);
     prev_counters = std::move(*counters);
+    const absl::Time now = absl::Now();
+    next = std::max(next + *interval, now);
     absl::Status slept =
-        ctx_.lifecycle.Sleep(*interval, CancelledFn(context), Lifecycle::OnShutdown::kEndNow);
+        ctx_.lifecycle.Sleep(next - now, CancelledFn(context), Lifecycle::OnShutdown::kEndNow);
     if (!slept.ok()) return ToGrpc(slept);
   }
 }
