@@ -20,9 +20,9 @@ std::string DescribeCaller(const Caller& c) {
                           " pid=", c.pid.value_or(-1));
     case Transport::kTls:
       return absl::StrCat("tls ", c.peer,
-                          c.identities.empty() ? " (no client certificate)"
-                                               : absl::StrCat(" identities=",
-                                                              absl::StrJoin(c.identities, ",")));
+                          c.identities.empty()
+                              ? " (no client certificate)"
+                              : absl::StrCat(" identities=", absl::StrJoin(c.identities, ",")));
     case Transport::kTcp:
       return absl::StrCat("tcp ", c.peer);
   }
@@ -52,9 +52,8 @@ RoleDecision DecideRole(const Caller& c, const AuthPolicy& policy) {
           return {Role::kOperator, absl::StrCat("client certificate \"", id, "\" is allowlisted")};
         }
       }
-      return {Role::kViewer,
-              absl::StrCat("client certificate (", absl::StrJoin(c.identities, ", "),
-                           ") is not in the operator allowlist")};
+      return {Role::kViewer, absl::StrCat("client certificate (", absl::StrJoin(c.identities, ", "),
+                                          ") is not in the operator allowlist")};
     }
     case Transport::kTcp:
       return {Role::kViewer, "plaintext TCP is read-only: use the unix socket or mTLS"};

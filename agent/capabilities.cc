@@ -13,10 +13,10 @@ GenlCapability FromFamily(const absl::StatusOr<kernel::GenlFamily>& family, absl
                           absl::string_view absent_hint) {
   GenlCapability cap;
   if (!family.ok()) {
-    cap.status = {false, absl::IsNotFound(family.status())
-                             ? absl::StrCat("no \"", name, "\" generic netlink family (",
-                                            absent_hint, ")")
-                             : std::string(family.status().message())};
+    cap.status = {false,
+                  absl::IsNotFound(family.status())
+                      ? absl::StrCat("no \"", name, "\" generic netlink family (", absent_hint, ")")
+                      : std::string(family.status().message())};
     return cap;
   }
   cap.status = {true, ""};
@@ -36,8 +36,8 @@ Capabilities ProbeCapabilities() {
       genl.ok() ? kernel::ResolveGenlFamily(*genl, "ethtool") : genl.status();
   absl::StatusOr<kernel::GenlFamily> netdev =
       genl.ok() ? kernel::ResolveGenlFamily(*genl, "netdev") : genl.status();
-  caps.ethtool_netlink =
-      FromFamily(ethtool, "ethtool", "kernel 5.6+ with CONFIG_ETHTOOL_NETLINK; ioctl fallback only");
+  caps.ethtool_netlink = FromFamily(ethtool, "ethtool",
+                                    "kernel 5.6+ with CONFIG_ETHTOOL_NETLINK; ioctl fallback only");
   caps.netdev_netlink = FromFamily(netdev, "netdev", "kernel 6.3+");
   caps.btf = kernel::ProbeBtf();
   caps.bpffs = kernel::ProbeBpffs();

@@ -56,8 +56,8 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text, absl::s
     a.port = static_cast<uint16_t>(p);
   }
   for (char c : host) {
-    if (!(isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
-          c == '%' || c == '_')) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '%' ||
+          c == '_')) {
       return Bad(field, absl::StrCat("invalid character in host \"", host, "\""));
     }
   }
@@ -67,9 +67,8 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text, absl::s
 
 const std::vector<std::string>& ConfigKeys() {
   static const std::vector<std::string> keys = {
-      "socket",        "socket_group",   "socket_mode",         "listen",
-      "tls_cert",      "tls_key",        "tls_client_ca",       "operator_group",
-      "operator_identities", "netns",    "state_dir",           "log_format",
+      "socket",        "socket_group",   "socket_mode",         "listen", "tls_cert",  "tls_key",
+      "tls_client_ca", "operator_group", "operator_identities", "netns",  "state_dir", "log_format",
       "log_level",     "pid_file",       "shutdown_grace"};
   return keys;
 }

@@ -13,21 +13,19 @@ grpc::Status ToGrpc(const absl::Status& status) {
 absl::StatusOr<std::optional<absl::Duration>> DurationFromRequest(
     bool has, const google::protobuf::Duration& d, absl::string_view field, absl::Duration max) {
   if (!has) return std::nullopt;
-  if (d.nanos() <= -1000000000 || d.nanos() >= 1000000000 ||
-      (d.seconds() > 0 && d.nanos() < 0) || (d.seconds() < 0 && d.nanos() > 0)) {
+  if (d.nanos() <= -1000000000 || d.nanos() >= 1000000000 || (d.seconds() > 0 && d.nanos() < 0) ||
+      (d.seconds() < 0 && d.nanos() > 0)) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": malformed duration"));
   }
   if (d.seconds() < 0 || d.nanos() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": must not be negative"));
   }
   if (d.seconds() > absl::ToInt64Seconds(max) + 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": at most ", absl::FormatDuration(max)));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": at most ", absl::FormatDuration(max)));
   }
   absl::Duration v = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
   if (v > max) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": at most ", absl::FormatDuration(max)));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": at most ", absl::FormatDuration(max)));
   }
   if (v == absl::ZeroDuration()) return std::nullopt;
   return v;

@@ -2,10 +2,10 @@
 // request validation that names the offending field.
 #pragma once
 
-#include <optional>
-
 #include <google/protobuf/duration.pb.h>
 #include <grpcpp/support/status.h>
+
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"

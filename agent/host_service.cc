@@ -1,9 +1,12 @@
 #include "agent/host_service.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include "agent/convert.h"
+#include "agent/logging.h"
 #include "collectors/host.h"
 #include "kernel/cpus.h"
-#include "agent/logging.h"
 #include "spdlog/spdlog.h"
 
 namespace netagent::agent {
@@ -22,19 +25,17 @@ void GenlToProto(const GenlCapability& g, v1::GenlFamilyCapability* out) {
   for (const auto& op : g.ops) out->add_ops(op);
 }
 
+constexpr std::pair<v1::LogLevel, spdlog::level::level_enum> kLevels[] = {
+    {v1::LOG_LEVEL_TRACE, spdlog::level::trace}, {v1::LOG_LEVEL_DEBUG, spdlog::level::debug},
+    {v1::LOG_LEVEL_INFO, spdlog::level::info},   {v1::LOG_LEVEL_WARN, spdlog::level::warn},
+    {v1::LOG_LEVEL_ERROR, spdlog::level::err},
+};
+
 v1::LogLevel LevelToProto(spdlog::level::level_enum l) {
-  switch (l) {
-    case spdlog::level::trace:
-      return v1::LOG_LEVEL_TRACE;
-    case spdlog::level::debug:
-      return v1::LOG_LEVEL_DEBUG;
-    case spdlog::level::info:
-      return v1::LOG_LEVEL_INFO;
-    case spdlog::level::warn:
-      return v1::LOG_LEVEL_WARN;
-    default:
-      return v1::LOG_LEVEL_ERROR;
+  for (const auto& [proto, level] : kLevels) {
+    if (level == l) return proto;
   }
+  return v1::LOG_LEVEL_ERROR;  // critical and off
 }
 
 }  // namespace
@@ -95,27 +96,13 @@ grpc::Status HostService::SetLogLevel(grpc::ServerContext* context,
                                       const v1::SetLogLevelRequest* request,
                                       v1::SetLogLevelResponse* response) {
   if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
-  spdlog::level::level_enum level;
-  switch (request->level()) {
-    case v1::LOG_LEVEL_TRACE:
-      level = spdlog::level::trace;
-      break;
-    case v1::LOG_LEVEL_DEBUG:
-      level = spdlog::level::debug;
-      break;
-    case v1::LOG_LEVEL_INFO:
-      level = spdlog::level::info;
-      break;
-    case v1::LOG_LEVEL_WARN:
-      level = spdlog::level::warn;
-      break;
-    case v1::LOG_LEVEL_ERROR:
-      level = spdlog::level::err;
-      break;
-    default:
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "level: one of trace, debug, info, warn, error");
+  const auto* found = std::find_if(std::begin(kLevels), std::end(kLevels),
+                                   [&](const auto& l) { return l.first == request->level(); });
+  if (found == std::end(kLevels)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "level: one of trace, debug, info, warn, error");
   }
+  const spdlog::level::level_enum level = found->second;
   response->set_previous(LevelToProto(spdlog::default_logger()->level()));
   spdlog::default_logger()->set_level(level);
   response->set_current(LevelToProto(level));

@@ -6,6 +6,8 @@
 // server built without the interceptor fails closed.
 #pragma once
 
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/server_interceptor.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -13,9 +15,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <grpcpp/server_context.h>
-#include <grpcpp/support/server_interceptor.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"

@@ -15,12 +15,12 @@ class JsonFormatter : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     const absl::Time t = absl::FromChrono(msg.time);
-    std::string line = absl::StrFormat(
-        "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n",
-        absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone()),
-        absl::string_view(spdlog::level::to_string_view(msg.level).data(),
-                         spdlog::level::to_string_view(msg.level).size()),
-        JsonEscape(absl::string_view(msg.payload.data(), msg.payload.size())));
+    std::string line =
+        absl::StrFormat("{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n",
+                        absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone()),
+                        absl::string_view(spdlog::level::to_string_view(msg.level).data(),
+                                          spdlog::level::to_string_view(msg.level).size()),
+                        JsonEscape(absl::string_view(msg.payload.data(), msg.payload.size())));
     dest.append(line.data(), line.data() + line.size());
   }
   std::unique_ptr<spdlog::formatter> clone() const override {
@@ -70,8 +70,8 @@ spdlog::level::level_enum ParseLogLevel(absl::string_view level) {
 }
 
 void SetupLogging(absl::string_view format, absl::string_view level) {
-  auto logger = std::make_shared<spdlog::logger>(
-      "netagentd", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>("netagentd",
+                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
   if (format == "json") {
     logger->set_formatter(std::make_unique<JsonFormatter>());
   } else {

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/strings/string_view.h"
 #include "spdlog/common.h"

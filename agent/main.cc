@@ -35,7 +35,8 @@ int Fail(const absl::Status& st) {
   return 2;
 }
 
-absl::StatusOr<std::optional<gid_t>> ResolveGroup(const std::string& name, absl::string_view field) {
+absl::StatusOr<std::optional<gid_t>> ResolveGroup(const std::string& name,
+                                                  absl::string_view field) {
   if (name.empty()) return std::nullopt;
   gid_t gid;
   if (absl::SimpleAtoi(name, &gid)) return gid;
@@ -62,10 +63,11 @@ int main(int argc, char** argv) {
     std::vector<std::string> values;
   };
   std::vector<Flag> flags = {
-      {"socket", {}},       {"socket_group", {}},  {"socket_mode", {}},   {"listen", {}},
-      {"tls_cert", {}},     {"tls_key", {}},       {"tls_client_ca", {}}, {"operator_group", {}},
-      {"operator_identities", {}}, {"netns", {}},  {"state_dir", {}},     {"log_format", {}},
-      {"log_level", {}},    {"pid_file", {}},      {"shutdown_grace", {}}};
+      {"socket", {}},        {"socket_group", {}},   {"socket_mode", {}},
+      {"listen", {}},        {"tls_cert", {}},       {"tls_key", {}},
+      {"tls_client_ca", {}}, {"operator_group", {}}, {"operator_identities", {}},
+      {"netns", {}},         {"state_dir", {}},      {"log_format", {}},
+      {"log_level", {}},     {"pid_file", {}},       {"shutdown_grace", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},
@@ -94,7 +96,8 @@ int main(int argc, char** argv) {
   AgentConfig cfg;
   if (!config_path.empty()) {
     auto text = netagent::kernel::ReadFile(config_path);
-    if (!text.ok()) return Fail(absl::InvalidArgumentError(absl::StrCat("config: ", text.status().message())));
+    if (!text.ok())
+      return Fail(absl::InvalidArgumentError(absl::StrCat("config: ", text.status().message())));
     auto settings = netagent::agent::ParseYamlSettings(*text);
     if (!settings.ok()) return Fail(settings.status());
     if (auto st = netagent::agent::ApplySettings(*settings, cfg); !st.ok()) return Fail(st);
@@ -128,7 +131,8 @@ int main(int argc, char** argv) {
   if (!operator_gid.ok()) return Fail(operator_gid.status());
   std::error_code ec;
   std::filesystem::create_directories(cfg.state_dir, ec);
-  if (ec) return Fail(absl::InternalError(absl::StrCat("state_dir ", cfg.state_dir, ": ", ec.message())));
+  if (ec)
+    return Fail(absl::InternalError(absl::StrCat("state_dir ", cfg.state_dir, ": ", ec.message())));
   ::chmod(cfg.state_dir.c_str(), 0700);
 
   netagent::agent::AgentContext ctx;
@@ -146,7 +150,8 @@ int main(int argc, char** argv) {
   options.socket_mode = cfg.socket_mode;
   options.socket_group = *socket_gid;
   options.listen = cfg.listen;
-  if (cfg.tls()) options.tls = netagent::agent::TlsPaths{cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca};
+  if (cfg.tls())
+    options.tls = netagent::agent::TlsPaths{cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca};
   options.state_dir = cfg.state_dir;
   options.shutdown_grace = cfg.shutdown_grace;
   auto server = netagent::agent::AgentServer::Start(options, ctx);
@@ -156,9 +161,10 @@ int main(int argc, char** argv) {
   }
   spdlog::info("netagentd {} serving netns {}{} on {}{}", ctx.version, ctx.netns.inode,
                ctx.netns.name.empty() ? "" : absl::StrCat(" (", ctx.netns.name, ")"), cfg.socket,
-               cfg.listen ? absl::StrCat(" and ", cfg.listen->ToGrpc(), cfg.mtls() ? " (mTLS)"
-                                                                    : cfg.tls() ? " (TLS)"
-                                                                                : " (plaintext)")
+               cfg.listen ? absl::StrCat(" and ", cfg.listen->ToGrpc(),
+                                         cfg.mtls()  ? " (mTLS)"
+                                         : cfg.tls() ? " (TLS)"
+                                                     : " (plaintext)")
                           : "");
   if (!cfg.pid_file.empty()) {
     std::ofstream(cfg.pid_file) << getpid() << "\n";

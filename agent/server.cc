@@ -7,8 +7,8 @@
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
-#include "kernel/errors.h"
 #include "agent/logging.h"
+#include "kernel/errors.h"
 #include "spdlog/spdlog.h"
 
 namespace netagent::agent {
@@ -63,8 +63,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   }
   if (options.listen && s->tcp_port_ == 0) {
     s->server_->Shutdown();
-    return absl::UnavailableError(
-        absl::StrCat("listen: cannot bind ", options.listen->ToGrpc()));
+    return absl::UnavailableError(absl::StrCat("listen: cannot bind ", options.listen->ToGrpc()));
   }
   if (s->unix_) s->unix_->Start(s->server_.get(), ctx.auth);
   s->server_->GetHealthCheckService()->SetServingStatus(true);

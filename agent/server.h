@@ -3,10 +3,10 @@
 // and the optional TCP listener (plaintext: viewers only; TLS; mTLS).
 #pragma once
 
+#include <grpcpp/server.h>
+
 #include <memory>
 #include <optional>
-
-#include <grpcpp/server.h>
 
 #include "absl/status/statusor.h"
 #include "agent/config.h"

@@ -12,6 +12,26 @@ std::function<bool()> CancelledFn(grpc::ServerContext* context) {
   return [context] { return context->IsCancelled(); };
 }
 
+// One sample, or two `window` apart; `build(before or nullptr, after)` fills
+// the response.
+template <typename Read, typename Build>
+grpc::Status Sampled(Lifecycle& lifecycle, grpc::ServerContext* context,
+                     std::optional<absl::Duration> window, Read read, Build build) {
+  auto first = read();
+  if (!first.ok()) return ToGrpc(first.status());
+  if (!window) {
+    build(nullptr, *first);
+    return grpc::Status::OK;
+  }
+  absl::Status slept =
+      lifecycle.Sleep(*window, CancelledFn(context), Lifecycle::OnShutdown::kFinishWithinGrace);
+  if (!slept.ok()) return ToGrpc(slept);
+  auto second = read();
+  if (!second.ok()) return ToGrpc(second.status());
+  build(&*first, *second);
+  return grpc::Status::OK;
+}
+
 }  // namespace
 
 grpc::Status TelemetryService::GetSoftnet(grpc::ServerContext* context,
@@ -20,19 +40,11 @@ grpc::Status TelemetryService::GetSoftnet(grpc::ServerContext* context,
   if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
   auto window = DurationFromRequest(request->has_window(), request->window(), "window", kMaxWindow);
   if (!window.ok()) return ToGrpc(window.status());
-  auto first = collectors::ReadSoftnet();
-  if (!first.ok()) return ToGrpc(first.status());
-  if (!window->has_value()) {
-    ToProto(collectors::BuildSoftnetReport(nullptr, *first), response);
-    return grpc::Status::OK;
-  }
-  absl::Status slept =
-      ctx_.lifecycle.Sleep(**window, CancelledFn(context), Lifecycle::OnShutdown::kFinishWithinGrace);
-  if (!slept.ok()) return ToGrpc(slept);
-  auto second = collectors::ReadSoftnet();
-  if (!second.ok()) return ToGrpc(second.status());
-  ToProto(collectors::BuildSoftnetReport(&*first, *second), response);
-  return grpc::Status::OK;
+  return Sampled(
+      ctx_.lifecycle, context, *window, [] { return collectors::ReadSoftnet(); },
+      [&](const collectors::SoftnetSample* before, const collectors::SoftnetSample& after) {
+        ToProto(collectors::BuildSoftnetReport(before, after), response);
+      });
 }
 
 grpc::Status TelemetryService::GetCounters(grpc::ServerContext* context,
@@ -43,20 +55,12 @@ grpc::Status TelemetryService::GetCounters(grpc::ServerContext* context,
   if (!window.ok()) return ToGrpc(window.status());
   auto filter = collectors::CompileCounterFilter(request->filter(), "filter");
   if (!filter.ok()) return ToGrpc(filter.status());
-  collectors::CounterQuery query{*filter, request->nonzero()};
-  auto first = collectors::ReadCounters();
-  if (!first.ok()) return ToGrpc(first.status());
-  if (!window->has_value()) {
-    ToProto(collectors::BuildCounterReport(nullptr, *first, query), response);
-    return grpc::Status::OK;
-  }
-  absl::Status slept =
-      ctx_.lifecycle.Sleep(**window, CancelledFn(context), Lifecycle::OnShutdown::kFinishWithinGrace);
-  if (!slept.ok()) return ToGrpc(slept);
-  auto second = collectors::ReadCounters();
-  if (!second.ok()) return ToGrpc(second.status());
-  ToProto(collectors::BuildCounterReport(&*first, *second, query), response);
-  return grpc::Status::OK;
+  const collectors::CounterQuery query{*filter, request->nonzero()};
+  return Sampled(
+      ctx_.lifecycle, context, *window, [] { return collectors::ReadCounters(); },
+      [&](const collectors::CounterSample* before, const collectors::CounterSample& after) {
+        ToProto(collectors::BuildCounterReport(before, after, query), response);
+      });
 }
 
 grpc::Status TelemetryService::Watch(grpc::ServerContext* context, const v1::WatchRequest* request,
@@ -84,9 +88,9 @@ grpc::Status TelemetryService::Watch(grpc::ServerContext* context, const v1::Wat
     msg.set_sequence(seq);
     ToProto(collectors::BuildSoftnetReport(prev_softnet ? &*prev_softnet : nullptr, *softnet),
             msg.mutable_softnet());
-    ToProto(collectors::BuildCounterReport(prev_counters ? &*prev_counters : nullptr, *counters,
-                                           query),
-            msg.mutable_counters());
+    ToProto(
+        collectors::BuildCounterReport(prev_counters ? &*prev_counters : nullptr, *counters, query),
+        msg.mutable_counters());
     if (!writer->Write(msg)) return grpc::Status(grpc::StatusCode::CANCELLED, "caller went away");
     if (request->count() != 0 && seq >= request->count()) return grpc::Status::OK;
     prev_softnet = std::move(*softnet);

@@ -1,6 +1,8 @@
 #include "agent/tls.h"
 
 #include <fcntl.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -10,14 +12,11 @@
 
 #include <filesystem>
 
-#include <grpcpp/security/tls_certificate_provider.h>
-#include <grpcpp/security/tls_credentials_options.h>
-
 #include "absl/strings/str_cat.h"
+#include "agent/logging.h"
 #include "kernel/errors.h"
 #include "kernel/fd.h"
 #include "kernel/files.h"
-#include "agent/logging.h"
 #include "spdlog/spdlog.h"
 
 namespace netagent::agent {
@@ -34,12 +33,14 @@ struct KeyDeleter {
 };
 
 std::unique_ptr<BIO, BioDeleter> Bio(const std::string& pem) {
-  return std::unique_ptr<BIO, BioDeleter>(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  return std::unique_ptr<BIO, BioDeleter>(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
 }
 
 std::unique_ptr<X509, X509Deleter> FirstCert(const std::string& pem) {
   auto bio = Bio(pem);
-  return std::unique_ptr<X509, X509Deleter>(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  return std::unique_ptr<X509, X509Deleter>(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
 }
 
 absl::Status WriteFileSynced(const std::string& path, const std::string& data, mode_t mode) {

@@ -8,10 +8,10 @@
 // and swaps the symlink atomically; on any error the running certificates stay.
 #pragma once
 
+#include <grpcpp/security/server_credentials.h>
+
 #include <memory>
 #include <string>
-
-#include <grpcpp/security/server_credentials.h>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"

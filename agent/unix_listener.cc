@@ -1,6 +1,7 @@
 #include "agent/unix_listener.h"
 
 #include <fcntl.h>
+#include <grpcpp/server_posix.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -12,11 +13,9 @@
 #include <cstring>
 #include <filesystem>
 
-#include <grpcpp/server_posix.h>
-
 #include "absl/strings/str_cat.h"
-#include "kernel/errors.h"
 #include "agent/logging.h"
+#include "kernel/errors.h"
 #include "spdlog/spdlog.h"
 
 namespace netagent::agent {
@@ -58,14 +57,15 @@ absl::StatusOr<std::unique_ptr<UnixListener>> UnixListener::Bind(const std::stri
                                                                  uint32_t mode,
                                                                  std::optional<gid_t> group) {
   if (path.size() >= sizeof(sockaddr_un::sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("socket: path longer than ",
-                                                   sizeof(sockaddr_un::sun_path) - 1));
+    return absl::InvalidArgumentError(
+        absl::StrCat("socket: path longer than ", sizeof(sockaddr_un::sun_path) - 1));
   }
   std::error_code ec;
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (!std::filesystem::exists(dir)) {
     std::filesystem::create_directories(dir, ec);
-    if (ec) return absl::InternalError(absl::StrCat("socket: mkdir ", dir.string(), ": ", ec.message()));
+    if (ec)
+      return absl::InternalError(absl::StrCat("socket: mkdir ", dir.string(), ": ", ec.message()));
     ::chmod(dir.c_str(), 0755);
   }
   struct stat st;

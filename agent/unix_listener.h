@@ -4,14 +4,13 @@
 // (AddInsecureChannelFromFd), where it shows as peer "fd:<n>".
 #pragma once
 
+#include <grpcpp/server.h>
 #include <sys/types.h>
 
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
-
-#include <grpcpp/server.h>
 
 #include "absl/status/statusor.h"
 #include "agent/interceptor.h"

@@ -78,8 +78,8 @@ absl::StatusOr<std::vector<CounterValue>> ParseSnmpPairs(absl::string_view text,
     std::vector<absl::string_view> names = absl::StrSplit(lines[i], ' ', absl::SkipEmpty());
     std::vector<absl::string_view> values = absl::StrSplit(lines[i + 1], ' ', absl::SkipEmpty());
     if (names.empty() || values.empty() || names[0] != values[0] || names[0].back() != ':') {
-      return absl::DataLossError(absl::StrCat(file, " line ", i + 1,
-                                              ": header and value lines do not pair up"));
+      return absl::DataLossError(
+          absl::StrCat(file, " line ", i + 1, ": header and value lines do not pair up"));
     }
     if (names.size() != values.size()) {
       return absl::DataLossError(absl::StrCat(file, " line ", i + 1, ": ", names.size() - 1,
@@ -111,8 +111,7 @@ absl::StatusOr<std::vector<CounterValue>> ParseSnmp6(absl::string_view text) {
     std::vector<absl::string_view> cols =
         absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (cols.size() != 2) {
-      return absl::DataLossError(
-          absl::StrCat("snmp6 line ", line_no, ": expected \"name value\""));
+      return absl::DataLossError(absl::StrCat("snmp6 line ", line_no, ": expected \"name value\""));
     }
     size_t six = cols[0].find('6');
     if (six == absl::string_view::npos || six + 1 >= cols[0].size()) {
@@ -124,8 +123,8 @@ absl::StatusOr<std::vector<CounterValue>> ParseSnmp6(absl::string_view text) {
     v.field = std::string(cols[0].substr(six + 1));
     v.source = CounterSource::kSnmp6;
     if (!ParseMibValue(cols[1], v.value)) {
-      return absl::DataLossError(absl::StrCat("snmp6 line ", line_no, ": \"", cols[1],
-                                              "\" is not a number"));
+      return absl::DataLossError(
+          absl::StrCat("snmp6 line ", line_no, ": \"", cols[1], "\" is not a number"));
     }
     out.push_back(std::move(v));
   }
@@ -136,8 +135,8 @@ absl::StatusOr<CounterSample> ReadCounters(const std::string& proc_net) {
   CounterSample sample;
   sample.taken = absl::Now();
   for (CounterSource source : {CounterSource::kSnmp, CounterSource::kNetstat}) {
-    NETAGENT_ASSIGN_OR_RETURN(std::string text,
-                              kernel::ReadFile(absl::StrCat(proc_net, "/", CounterSourceFile(source))));
+    NETAGENT_ASSIGN_OR_RETURN(
+        std::string text, kernel::ReadFile(absl::StrCat(proc_net, "/", CounterSourceFile(source))));
     NETAGENT_ASSIGN_OR_RETURN(std::vector<CounterValue> values, ParseSnmpPairs(text, source));
     for (auto& v : values) sample.values.push_back(std::move(v));
   }
@@ -171,8 +170,8 @@ absl::StatusOr<std::shared_ptr<const re2::RE2>> CompileCounterFilter(absl::strin
   }
   RE2::Options options;
   options.set_log_errors(false);
-  auto re = std::make_shared<const re2::RE2>(re2::StringPiece(pattern.data(), pattern.size()),
-                                             options);
+  auto re =
+      std::make_shared<const re2::RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
   if (!re->ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": invalid regular expression: ", re->error()));

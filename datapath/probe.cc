@@ -29,8 +29,7 @@ absl::StatusOr<NetdevXdpFeatures> ParseNetdevDev(const nlmsghdr& nlh) {
   return out;
 }
 
-XdpSupport ProbeXdp(kernel::NetlinkSocket& genl,
-                    const absl::StatusOr<kernel::GenlFamily>& netdev) {
+XdpSupport ProbeXdp(kernel::NetlinkSocket& genl, const absl::StatusOr<kernel::GenlFamily>& netdev) {
   XdpSupport s;
   int probe = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_XDP, nullptr);
   if (probe == 1) {

@@ -18,8 +18,8 @@ namespace {
 absl::StatusOr<uint32_t> ParseCpu(absl::string_view s, absl::string_view whole) {
   uint32_t v = 0;
   if (s.empty() || !absl::SimpleAtoi(s, &v) || s.front() == '+' || s.front() == '-') {
-    return absl::InvalidArgumentError(absl::StrCat("cpu list \"", whole, "\": \"", s,
-                                                   "\" is not a CPU number"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cpu list \"", whole, "\": \"", s, "\" is not a CPU number"));
   }
   if (v >= kMaxCpu) {
     return absl::InvalidArgumentError(

@@ -2,9 +2,8 @@
 // gRPC caller understands, and the message keeps the errno name and number.
 #pragma once
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace netagent::kernel {
 
@@ -20,9 +19,9 @@ absl::Status LastErrnoStatus(absl::string_view context);
 
 // Evaluates expr (an absl::Status or StatusOr) and returns its status from the
 // enclosing function when it is not OK.
-#define NETAGENT_RETURN_IF_ERROR(expr)                 \
-  do {                                                 \
-    if (auto _st = (expr); !_st.ok()) return _st;      \
+#define NETAGENT_RETURN_IF_ERROR(expr)            \
+  do {                                            \
+    if (auto _st = (expr); !_st.ok()) return _st; \
   } while (0)
 
 #define NETAGENT_CONCAT_INNER(a, b) a##b

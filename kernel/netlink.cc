@@ -141,15 +141,14 @@ absl::Status ParseReply(const void* data, size_t len, uint32_t seq, uint32_t por
     nlh = mnl_nlmsg_next(nlh, &remaining);
   }
   if (remaining > 0 && static_cast<size_t>(remaining) >= sizeof(nlmsghdr)) {
-    return absl::DataLossError(absl::StrCat(what, ": malformed netlink datagram (", remaining,
-                                            " trailing bytes)"));
+    return absl::DataLossError(
+        absl::StrCat(what, ": malformed netlink datagram (", remaining, " trailing bytes)"));
   }
   return absl::OkStatus();
 }
 
 bool IsDumpInterrupted(const absl::Status& status) {
-  return absl::IsAborted(status) &&
-         status.message().find(kInterrupted) != absl::string_view::npos;
+  return absl::IsAborted(status) && status.message().find(kInterrupted) != absl::string_view::npos;
 }
 
 static absl::Status InterruptedStatus(absl::string_view what) {
@@ -202,7 +201,8 @@ absl::StatusOr<NetlinkSocket> NetlinkSocket::Open(int protocol, const Options& o
 
 absl::Status NetlinkSocket::Connect() {
   sock_ = mnl_socket_open2(protocol_, SOCK_CLOEXEC);
-  if (sock_ == nullptr) return LastErrnoStatus(absl::StrCat("netlink socket (protocol ", protocol_, ")"));
+  if (sock_ == nullptr)
+    return LastErrnoStatus(absl::StrCat("netlink socket (protocol ", protocol_, ")"));
   int fd = mnl_socket_get_fd(sock_);
   int one = 1;
   // Errors of these options are not fatal: old kernels lack extack.
@@ -248,11 +248,11 @@ absl::Status NetlinkSocket::Request(NetlinkMessage& request, absl::string_view w
     ssize_t n = ::recvmsg(fd, &msg, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      absl::Status st = (errno == EAGAIN || errno == EWOULDBLOCK)
-                            ? absl::DeadlineExceededError(absl::StrCat(
-                                  what, ": no netlink reply within ", options_.recv_timeout_ms,
-                                  " ms"))
-                            : LastErrnoStatus(absl::StrCat(what, ": netlink receive"));
+      absl::Status st =
+          (errno == EAGAIN || errno == EWOULDBLOCK)
+              ? absl::DeadlineExceededError(absl::StrCat(what, ": no netlink reply within ",
+                                                         options_.recv_timeout_ms, " ms"))
+              : LastErrnoStatus(absl::StrCat(what, ": netlink receive"));
       Close();  // the rest of the reply must not leak into the next request
       return st;
     }
@@ -267,9 +267,8 @@ absl::Status NetlinkSocket::Request(NetlinkMessage& request, absl::string_view w
       recorder_->append(reinterpret_cast<const char*>(&len), sizeof(len));
       recorder_->append(buf_.data(), static_cast<size_t>(n));
     }
-    absl::Status st =
-        ParseReply(buf_.data(), static_cast<size_t>(n), seq_, portid_, is_dump, what, handler,
-                   progress);
+    absl::Status st = ParseReply(buf_.data(), static_cast<size_t>(n), seq_, portid_, is_dump, what,
+                                 handler, progress);
     if (!st.ok()) {
       // An unfinished dump keeps the socket busy (EBUSY for the next one):
       // closing it ends the dump in the kernel.
@@ -294,7 +293,8 @@ absl::Status ReplayRecording(absl::string_view recording, bool is_dump, absl::st
     std::vector<uint32_t> aligned((len + 3) / 4);
     std::memcpy(aligned.data(), recording.data(), len);
     recording.remove_prefix(len);
-    NETAGENT_RETURN_IF_ERROR(ParseReply(aligned.data(), len, 0, 0, is_dump, what, handler, progress));
+    NETAGENT_RETURN_IF_ERROR(
+        ParseReply(aligned.data(), len, 0, 0, is_dump, what, handler, progress));
   }
   if (!progress.done) return absl::DataLossError(absl::StrCat(what, ": recording ends mid-reply"));
   if (progress.interrupted) return InterruptedStatus(what);

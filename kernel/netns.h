@@ -11,9 +11,9 @@
 
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace netagent::kernel {
 
@@ -26,8 +26,8 @@ absl::StatusOr<std::string> EnterNetns(absl::string_view name_or_path);
 
 struct NetnsIdentity {
   uint64_t inode = 0;
-  std::string name;  // from /run/netns when an entry refers to it
-  std::string path;  // what EnterNetns was given, resolved
+  std::string name;      // from /run/netns when an entry refers to it
+  std::string path;      // what EnterNetns was given, resolved
   bool initial = false;  // same namespace as PID 1
 };
 

@@ -32,8 +32,8 @@ Capability ProbeBpffs(const std::string& path) {
     return {false, absl::StrCat(path, ": ", strerror(errno))};
   }
   if (static_cast<long>(fs.f_type) != kBpfFsMagic) {
-    return {false, absl::StrCat("no bpf filesystem mounted at ", path,
-                                " (mount -t bpf bpf ", path, ")")};
+    return {false,
+            absl::StrCat("no bpf filesystem mounted at ", path, " (mount -t bpf bpf ", path, ")")};
   }
   return {true, ""};
 }
@@ -45,8 +45,8 @@ Capability ProbeConntrackNetlink() {
   auto* nfg = req.PutHeader<nfgenmsg>();
   nfg->nfgen_family = AF_UNSPEC;
   nfg->version = NFNETLINK_V0;
-  absl::Status st = sock->Request(req, "conntrack statistics",
-                                  [](const nlmsghdr&) { return absl::OkStatus(); });
+  absl::Status st =
+      sock->Request(req, "conntrack statistics", [](const nlmsghdr&) { return absl::OkStatus(); });
   if (!st.ok()) return {false, std::string(st.message())};
   return {true, ""};
 }

@@ -25,9 +25,8 @@ absl::StatusOr<std::string> SysctlPath(absl::string_view name) {
     for (char c : part) {
       if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
             (sep == '/' && (c == '.' || c == '@' || c == ':')))) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("sysctl name \"", name, "\": character '", std::string(1, c),
-                         "' not allowed"));
+        return absl::InvalidArgumentError(absl::StrCat("sysctl name \"", name, "\": character '",
+                                                       std::string(1, c), "' not allowed"));
       }
     }
     absl::StrAppend(&path, "/", part);
@@ -43,7 +42,8 @@ absl::StatusOr<std::string> ReadSysctl(absl::string_view name) {
 
 absl::StatusOr<std::vector<std::string>> ReadSysctlWords(absl::string_view name) {
   NETAGENT_ASSIGN_OR_RETURN(std::string value, ReadSysctl(name));
-  return std::vector<std::string>(absl::StrSplit(value, absl::ByAnyChar(" \t\n"), absl::SkipEmpty()));
+  return std::vector<std::string>(
+      absl::StrSplit(value, absl::ByAnyChar(" \t\n"), absl::SkipEmpty()));
 }
 
 }  // namespace netagent::kernel

@@ -19,7 +19,8 @@ std::string Fixture(const std::string& rel) {
 void BM_ParseNetstat(benchmark::State& state) {
   const std::string text = Fixture("procfs/linux-6.18/netstat");
   for (auto _ : state) {
-    auto v = netagent::collectors::ParseSnmpPairs(text, netagent::collectors::CounterSource::kNetstat);
+    auto v =
+        netagent::collectors::ParseSnmpPairs(text, netagent::collectors::CounterSource::kNetstat);
     benchmark::DoNotOptimize(v);
   }
 }

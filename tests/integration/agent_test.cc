@@ -1,13 +1,12 @@
 // netagentd in a network namespace, queried through netctl, compared with what
 // /proc and nstat say in the same namespace.
+#include <grpcpp/create_channel.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <map>
 #include <thread>
-
-#include <grpcpp/create_channel.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -46,8 +45,8 @@ std::map<std::string, int64_t> ProcSnmp(const Netns& ns) {
 // the ICMP/IP counters of the namespace.
 void SendUdpToClosedPort(const Netns& ns, int count) {
   RunCommand(ns.Exec({"bash", "-c",
-               "for i in $(seq " + std::to_string(count) +
-                   "); do echo x > /dev/udp/127.0.0.1/9; done 2>/dev/null; true"}));
+                      "for i in $(seq " + std::to_string(count) +
+                          "); do echo x > /dev/udp/127.0.0.1/9; done 2>/dev/null; true"}));
 }
 
 std::map<std::string, int64_t> CountersByName(const v1::GetCountersResponse& r) {
@@ -256,14 +255,16 @@ TEST(AgentIntegration, AFailingTargetIsReportedBesideTheOthers) {
   EXPECT_TRUE(dead_reported) << table.out;
   EXPECT_NE(table.err.find("1 of 3 targets failed"), std::string::npos);
 
-  RunResult json = RunCommand({NetctlPath(), "--targets-file", tmp / "fleet.txt", "-o", "json", "host"});
+  RunResult json =
+      RunCommand({NetctlPath(), "--targets-file", tmp / "fleet.txt", "-o", "json", "host"});
   EXPECT_EQ(json.exit_code, 1);
   std::vector<std::string> objs = Lines(json.out);
   ASSERT_EQ(objs.size(), 3u);
   EXPECT_TRUE(ParseJson(objs[0]).fields().at("ok").bool_value());
   EXPECT_FALSE(ParseJson(objs[1]).fields().at("ok").bool_value());
-  EXPECT_EQ(ParseJson(objs[1]).fields().at("error").struct_value().fields().at("code").string_value(),
-            "UNAVAILABLE");
+  EXPECT_EQ(
+      ParseJson(objs[1]).fields().at("error").struct_value().fields().at("code").string_value(),
+      "UNAVAILABLE");
   EXPECT_TRUE(ParseJson(objs[2]).fields().at("ok").bool_value());
   // Two different namespaces: two different inodes.
   EXPECT_NE(ResultOf<v1::GetHostInfoResponse>(objs[0]).network_namespace().inode(),
@@ -280,7 +281,8 @@ TEST(AgentIntegration, SigtermDuringWatchEndsTheStreamCleanly) {
                 tmp / "watch.out");
   // Wait for a few samples.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (Lines(ReadFile(tmp / "watch.out")).size() < 3 && std::chrono::steady_clock::now() < deadline) {
+  while (Lines(ReadFile(tmp / "watch.out")).size() < 3 &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_GE(Lines(ReadFile(tmp / "watch.out")).size(), 3u);
@@ -326,7 +328,7 @@ TEST(AgentIntegration, OneAgentPerSocketAndStaleSocketsAreReplaced) {
   Agent agent(ns);
   ASSERT_TRUE(agent.ok()) << agent.error();
   RunResult second = RunCommand({NetagentdPath(), "--netns", ns.name(), "--socket", agent.socket(),
-                          "--state-dir", agent.dir() / "state2"});
+                                 "--state-dir", agent.dir() / "state2"});
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_NE(second.err.find("another agent already serves"), std::string::npos) << second.err;
 
@@ -353,8 +355,8 @@ TEST(AgentIntegration, ConfigErrorsNameTheKey) {
   RunResult r = RunCommand({NetagentdPath(), "--config", tmp / "agent.yaml"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("config key listen_port: unknown"), std::string::npos) << r.err;
-  RunResult bad_ns = RunCommand({NetagentdPath(), "--netns", "no-such-ns-for-netagent", "--socket",
-                          tmp / "b.sock"});
+  RunResult bad_ns = RunCommand(
+      {NetagentdPath(), "--netns", "no-such-ns-for-netagent", "--socket", tmp / "b.sock"});
   EXPECT_EQ(bad_ns.exit_code, 2);
   EXPECT_NE(bad_ns.err.find("/run/netns/no-such-ns-for-netagent"), std::string::npos) << bad_ns.err;
   EXPECT_FALSE(std::filesystem::exists(tmp / "b.sock"));

@@ -1,10 +1,9 @@
 // Who may do what, end to end: unix peers by uid and group, plaintext TCP,
 // mTLS identities, certificate reload on SIGHUP, DNS-discovered targets.
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "netagent/v1/host.pb.h"
 #include "tests/integration/harness.h"
@@ -22,8 +21,8 @@ constexpr const char* kNobody = "65534";
 
 // netctl as uid/gid 65534 with no supplementary groups.
 RunResult NetctlAsNobody(const Agent& agent, std::vector<std::string> args) {
-  std::vector<std::string> argv = {"setpriv", "--reuid", kNobody, "--regid", kNobody,
-                                   "--clear-groups", NetctlPath(), "-t", agent.target()};
+  std::vector<std::string> argv = {"setpriv",        "--reuid",    kNobody, "--regid",     kNobody,
+                                   "--clear-groups", NetctlPath(), "-t",    agent.target()};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv);
 }
@@ -71,7 +70,8 @@ TEST(AuthIntegration, PlaintextTcpIsReadOnlyAndDnsTargetsWork) {
   Netns ns;
   Agent agent(ns, {"--listen", "127.0.0.1:9470"});
   ASSERT_TRUE(agent.ok()) << agent.error();
-  RunResult host = RunCommand(ns.Exec({NetctlPath(), "-t", "127.0.0.1:9470", "-o", "json", "host"}));
+  RunResult host =
+      RunCommand(ns.Exec({NetctlPath(), "-t", "127.0.0.1:9470", "-o", "json", "host"}));
   ASSERT_EQ(host.exit_code, 0) << host.err;
   auto caller = ResultOf<v1::GetHostInfoResponse>(host.out).caller();
   EXPECT_EQ(caller.transport(), v1::TRANSPORT_TCP);
@@ -113,8 +113,8 @@ class TlsIntegration : public ::testing::Test {
     std::vector<std::string> argv = {NetctlPath(), "-t", "127.0.0.1:9470", "--tls-ca",
                                      dir_ / (ca + ".pem")};
     if (!client.empty()) {
-      argv.insert(argv.end(), {"--tls-cert", dir_ / (client + ".pem"), "--tls-key",
-                               dir_ / (client + ".key")});
+      argv.insert(argv.end(),
+                  {"--tls-cert", dir_ / (client + ".pem"), "--tls-key", dir_ / (client + ".key")});
     }
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(ns.Exec(argv));

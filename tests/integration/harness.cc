@@ -164,10 +164,9 @@ bool IsRoot() { return geteuid() == 0; }
 
 Agent::Agent(const Netns& netns, std::vector<std::string> extra) {
   socket_ = dir_ / "agent.sock";
-  std::vector<std::string> argv = {NetagentdPath(),      "--netns",      netns.name(),
-                                   "--socket",           socket_,        "--state-dir",
-                                   dir_ / "state",       "--log-format", "json",
-                                   "--shutdown-grace",   "3s"};
+  std::vector<std::string> argv = {
+      NetagentdPath(), "--netns",      netns.name(), "--socket",         socket_, "--state-dir",
+      dir_ / "state",  "--log-format", "json",       "--shutdown-grace", "3s"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   process_ = std::make_unique<Process>(argv, dir_ / "agent.log");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
@@ -177,7 +176,7 @@ Agent::Agent(const Netns& netns, std::vector<std::string> extra) {
       return;
     }
     RunResult r = RunCommand({NetctlPath(), "-t", target(), "--timeout", "1s", "health"},
-                      std::chrono::seconds(5));
+                             std::chrono::seconds(5));
     if (r.exit_code == 0) {
       ok_ = true;
       return;

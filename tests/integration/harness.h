@@ -23,7 +23,7 @@ struct RunResult {
 
 // Runs argv[0] (PATH lookup) and collects its output; kills it at the deadline.
 RunResult RunCommand(const std::vector<std::string>& argv,
-              std::chrono::milliseconds timeout = std::chrono::seconds(20));
+                     std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 // A child running in the background with its output sent to a file.
 class Process {

@@ -58,7 +58,8 @@ int main(int argc, char** argv) {
     auto* g = req.PutHeader<genlmsghdr>();
     g->cmd = 1;  // NETDEV_CMD_DEV_GET
     g->version = 1;
-    absl::Status st = sock->Request(req, "netdev dev-get", [](const nlmsghdr&) { return absl::OkStatus(); });
+    absl::Status st =
+        sock->Request(req, "netdev dev-get", [](const nlmsghdr&) { return absl::OkStatus(); });
     if (!st.ok()) {
       std::fprintf(stderr, "%s\n", std::string(st.message()).c_str());
       return 1;

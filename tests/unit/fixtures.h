@@ -1,11 +1,11 @@
 // Reading files under tests/fixtures from unit tests.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <sstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace netagent::testing {
 
@@ -21,8 +21,6 @@ inline std::string Fixture(const std::string& rel) {
   return ss.str();
 }
 
-inline bool FixtureExists(const std::string& rel) {
-  return std::ifstream(FixturePath(rel)).good();
-}
+inline bool FixtureExists(const std::string& rel) { return std::ifstream(FixturePath(rel)).good(); }
 
 }  // namespace netagent::testing

@@ -64,8 +64,7 @@ TEST(DecideRole, MtlsIdentityAllowlist) {
   AuthPolicy p;
   p.operator_identities = {"fleet-operator", "spiffe://corp/ns/ops/sa/netctl"};
   EXPECT_EQ(DecideRole(Tls({"fleet-operator"}), p).role, Role::kOperator);
-  EXPECT_EQ(DecideRole(Tls({"host-7", "spiffe://corp/ns/ops/sa/netctl"}), p).role,
-            Role::kOperator);
+  EXPECT_EQ(DecideRole(Tls({"host-7", "spiffe://corp/ns/ops/sa/netctl"}), p).role, Role::kOperator);
   EXPECT_EQ(DecideRole(Tls({"fleet-viewer"}), p).role, Role::kViewer);
   EXPECT_EQ(DecideRole(Tls({}), p).role, Role::kViewer);
   // Matching is exact: no prefixes, no case folding.

@@ -18,8 +18,8 @@ TEST(ParseListenAddress, Forms) {
 }
 
 TEST(ParseListenAddress, BadInputNamesTheField) {
-  for (const char* bad : {"", "::1:80", "host:0", "host:70000", "host:", "[::1", "[::1]x",
-                          "ho st:80", "host:abc"}) {
+  for (const char* bad :
+       {"", "::1:80", "host:0", "host:70000", "host:", "[::1", "[::1]x", "ho st:80", "host:abc"}) {
     auto a = ParseListenAddress(bad, "listen");
     ASSERT_FALSE(a.ok()) << bad;
     EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
@@ -60,14 +60,14 @@ TEST(ApplySettings, ValidatesEachValue) {
     const char* value;
   };
   for (const Case& c : std::vector<Case>{{"socket", "relative.sock"},
-                                        {"socket_mode", "0666"},
-                                        {"socket_mode", "rw"},
-                                        {"listen", "nope:port"},
-                                        {"log_format", "xml"},
-                                        {"log_level", "loud"},
-                                        {"state_dir", "var/lib"},
-                                        {"shutdown_grace", "-1s"},
-                                        {"shutdown_grace", "1h"}}) {
+                                         {"socket_mode", "0666"},
+                                         {"socket_mode", "rw"},
+                                         {"listen", "nope:port"},
+                                         {"log_format", "xml"},
+                                         {"log_level", "loud"},
+                                         {"state_dir", "var/lib"},
+                                         {"shutdown_grace", "-1s"},
+                                         {"shutdown_grace", "1h"}}) {
     AgentConfig cfg;
     absl::Status st = ApplySettings({{c.key, {c.value}}}, cfg);
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.key << "=" << c.value;

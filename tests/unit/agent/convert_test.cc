@@ -24,8 +24,8 @@ TEST(DurationFromRequest, Valid) {
 }
 
 TEST(DurationFromRequest, NegativeMalformedAndTooLongAreInvalidArgumentNamingTheField) {
-  for (const auto& d : {D(-1), D(0, -5), D(1, -1), D(-1, 1), D(0, 1000000000), D(601),
-                        D(600, 1), D(INT64_MAX)}) {
+  for (const auto& d :
+       {D(-1), D(0, -5), D(1, -1), D(-1, 1), D(0, 1000000000), D(601), D(600, 1), D(INT64_MAX)}) {
     auto r = DurationFromRequest(true, d, "window", kMaxWindow);
     ASSERT_FALSE(r.ok()) << d.DebugString();
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);

@@ -1,9 +1,9 @@
 #include "agent/lifecycle.h"
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 namespace netagent::agent {
 namespace {
@@ -22,8 +22,8 @@ TEST(Lifecycle, CallerCancellationEndsTheSleep) {
     absl::SleepFor(absl::Milliseconds(50));
     cancelled = true;
   });
-  absl::Status st = l.Sleep(absl::Seconds(30), [&] { return cancelled.load(); },
-                            Lifecycle::OnShutdown::kEndNow);
+  absl::Status st = l.Sleep(
+      absl::Seconds(30), [&] { return cancelled.load(); }, Lifecycle::OnShutdown::kEndNow);
   t.join();
   EXPECT_TRUE(absl::IsCancelled(st)) << st;
 }

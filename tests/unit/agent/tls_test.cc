@@ -1,11 +1,10 @@
 #include "agent/tls.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "tests/unit/fixtures.h"
 
@@ -23,8 +22,8 @@ TEST(ValidateTlsMaterial, MatchingPair) {
 }
 
 TEST(ValidateTlsMaterial, MismatchAndGarbageNameTheFile) {
-  absl::Status st =
-      ValidateTlsMaterial(Fixture("tls/server.pem"), Fixture("tls/other.key"), Fixture("tls/ca.pem"));
+  absl::Status st = ValidateTlsMaterial(Fixture("tls/server.pem"), Fixture("tls/other.key"),
+                                        Fixture("tls/ca.pem"));
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(st.message().rfind("tls_key:", 0), 0u) << st;
   EXPECT_EQ(ValidateTlsMaterial("junk", Fixture("tls/server.key"), "").message().substr(0, 9),

@@ -1,8 +1,8 @@
 #include "client/output.h"
 
-#include <sstream>
-
 #include <gtest/gtest.h>
+
+#include <sstream>
 
 #include "netagent/v1/telemetry.pb.h"
 
@@ -29,7 +29,8 @@ TEST(Table, NotesDoNotWidenColumns) {
   t.AddNote({"b"}, "error: UNAVAILABLE: a long explanation");
   std::ostringstream out;
   t.Render(out);
-  EXPECT_EQ(out.str(), "TARGET  CPU\na         0\nb       error: UNAVAILABLE: a long explanation\n");
+  EXPECT_EQ(out.str(),
+            "TARGET  CPU\na         0\nb       error: UNAVAILABLE: a long explanation\n");
 }
 
 TEST(StatusCodeName, CanonicalSpelling) {
@@ -45,8 +46,7 @@ TEST(JsonLine, OkAndError) {
             "{\"target\":\"node-1\",\"ok\":true,\"error\":null,\"result\":{\"name\":"
             "\"TcpExtListenOverflows\",\"group\":\"\",\"field\":\"\",\"source\":\"COUNTER_SOURCE_"
             "UNSPECIFIED\",\"kind\":\"COUNTER_KIND_UNSPECIFIED\",\"value\":\"3\"}}");
-  EXPECT_EQ(JsonLine(T("node-2"), absl::UnavailableError("no \"route\""),
-                     nullptr),
+  EXPECT_EQ(JsonLine(T("node-2"), absl::UnavailableError("no \"route\""), nullptr),
             "{\"target\":\"node-2\",\"ok\":false,\"error\":{\"code\":\"UNAVAILABLE\",\"message\":"
             "\"no \\\"route\\\"\"},\"result\":null}");
 }

@@ -1,10 +1,9 @@
 #include "collectors/counters.h"
 
+#include <gtest/gtest.h>
 #include <re2/re2.h>
 
 #include <algorithm>
-
-#include <gtest/gtest.h>
 
 #include "tests/unit/fixtures.h"
 
@@ -14,7 +13,8 @@ namespace {
 using netagent::testing::Fixture;
 
 const CounterValue* Find(const std::vector<CounterValue>& v, const std::string& name) {
-  auto it = std::find_if(v.begin(), v.end(), [&](const CounterValue& c) { return c.name() == name; });
+  auto it =
+      std::find_if(v.begin(), v.end(), [&](const CounterValue& c) { return c.name() == name; });
   return it == v.end() ? nullptr : &*it;
 }
 
@@ -46,8 +46,8 @@ TEST(ParseSnmpPairs, RecordedNetstatOn6_18) {
 }
 
 TEST(ParseSnmpPairs, FieldsThisCodeDoesNotKnowAreKept) {
-  auto v = ParseSnmpPairs(Fixture("procfs/synthetic/netstat.unknown_fields"),
-                          CounterSource::kNetstat);
+  auto v =
+      ParseSnmpPairs(Fixture("procfs/synthetic/netstat.unknown_fields"), CounterSource::kNetstat);
   ASSERT_TRUE(v.ok()) << v.status();
   const CounterValue* future = Find(*v, "TcpExtTCPFutureCounterFromKernel99");
   ASSERT_NE(future, nullptr);
@@ -119,7 +119,7 @@ TEST(BuildCounterReport, WindowFilterAndNonzero) {
   EXPECT_EQ(r.counters[0].delta, 50);
   EXPECT_DOUBLE_EQ(*r.counters[0].rate, 10.0);
   EXPECT_EQ(r.counters[2].delta, 3);
-  EXPECT_FALSE(r.counters[2].rate.has_value());  // gauge
+  EXPECT_FALSE(r.counters[2].rate.has_value());   // gauge
   EXPECT_FALSE(r.counters[3].delta.has_value());  // new field: nothing to compare with
   EXPECT_EQ(r.unavailable.size(), 1u);
 

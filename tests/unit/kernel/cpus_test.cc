@@ -49,8 +49,8 @@ TEST(FormatCpuList, RoundTrips) {
 }
 
 TEST(ReadCpuTopology, MapsCpusToNodesFromAFakeSysfs) {
-  auto root = std::filesystem::temp_directory_path() /
-              ("netagent-cpus-" + std::to_string(::getpid()));
+  auto root =
+      std::filesystem::temp_directory_path() / ("netagent-cpus-" + std::to_string(::getpid()));
   std::filesystem::create_directories(root / "devices/system/cpu");
   std::filesystem::create_directories(root / "devices/system/node/node0");
   std::filesystem::create_directories(root / "devices/system/node/node1");

@@ -1,7 +1,6 @@
-#include "datapath/probe.h"
-
 #include <gtest/gtest.h>
 
+#include "datapath/probe.h"
 #include "tests/unit/fixtures.h"
 
 namespace netagent::datapath {

@@ -1,8 +1,7 @@
 #include "kernel/genl.h"
 
-#include <linux/genetlink.h>
-
 #include <gtest/gtest.h>
+#include <linux/genetlink.h>
 
 #include <filesystem>
 
@@ -49,7 +48,7 @@ TEST(GenlFamily, EthtoolOn6_1HasFewerOps) {
   EXPECT_EQ(fam->name, "ethtool");
   EXPECT_EQ(fam->ops.size(), 37u);  // strset-get (1) .. pse-set (37)
   EXPECT_TRUE(fam->HasOp(17));      // channels-get
-  EXPECT_FALSE(fam->HasOp(38));  // rss-get is newer than 6.1 (its uapi ends at pse-set, 37)
+  EXPECT_FALSE(fam->HasOp(38));     // rss-get is newer than 6.1 (its uapi ends at pse-set, 37)
 }
 
 TEST(GenlFamily, NetdevOn6_18) {

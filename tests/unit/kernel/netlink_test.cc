@@ -1,13 +1,12 @@
 #include "kernel/netlink.h"
 
+#include <gtest/gtest.h>
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
 
 #include <cerrno>
 #include <cstring>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "kernel/genl.h"
 
@@ -66,10 +65,13 @@ std::vector<char> ErrorPayload(int err, const std::string& extack) {
 
 absl::Status Parse(const Datagram& d, bool is_dump, ReplyProgress& progress,
                    std::vector<uint16_t>* seen = nullptr) {
-  return ParseReply(d.data(), d.size(), 7, 42, is_dump, "test request", [&](const nlmsghdr& m) {
-    if (seen) seen->push_back(m.nlmsg_type);
-    return absl::OkStatus();
-  }, progress);
+  return ParseReply(
+      d.data(), d.size(), 7, 42, is_dump, "test request",
+      [&](const nlmsghdr& m) {
+        if (seen) seen->push_back(m.nlmsg_type);
+        return absl::OkStatus();
+      },
+      progress);
 }
 
 TEST(ParseReply, DataThenAckEndsADoRequest) {
@@ -151,10 +153,13 @@ TEST(ParseReply, HandlerErrorStopsTheWalk) {
   d.Add(101, NLM_F_MULTI, 7, 42);
   ReplyProgress p;
   int calls = 0;
-  absl::Status st = ParseReply(d.data(), d.size(), 7, 42, true, "x", [&](const nlmsghdr&) {
-    ++calls;
-    return absl::CancelledError("caller went away");
-  }, p);
+  absl::Status st = ParseReply(
+      d.data(), d.size(), 7, 42, true, "x",
+      [&](const nlmsghdr&) {
+        ++calls;
+        return absl::CancelledError("caller went away");
+      },
+      p);
   EXPECT_TRUE(absl::IsCancelled(st));
   EXPECT_EQ(calls, 1);
 }
@@ -176,7 +181,8 @@ TEST(ReplayRecording, InterruptedDumpIsReportedNotSilent) {
   uint32_t len = static_cast<uint32_t>(d.size());
   rec.append(reinterpret_cast<const char*>(&len), sizeof(len));
   rec.append(static_cast<const char*>(d.data()), d.size());
-  absl::Status st = ReplayRecording(rec, true, "dump", [](const nlmsghdr&) { return absl::OkStatus(); });
+  absl::Status st =
+      ReplayRecording(rec, true, "dump", [](const nlmsghdr&) { return absl::OkStatus(); });
   EXPECT_TRUE(IsDumpInterrupted(st)) << st;
 }
 
@@ -187,9 +193,9 @@ TEST(ReplayRecording, EndingMidReplyIsDataLoss) {
   uint32_t len = static_cast<uint32_t>(d.size());
   rec.append(reinterpret_cast<const char*>(&len), sizeof(len));
   rec.append(static_cast<const char*>(d.data()), d.size());
-  EXPECT_EQ(ReplayRecording(rec, true, "dump", [](const nlmsghdr&) { return absl::OkStatus(); })
-                .code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(
+      ReplayRecording(rec, true, "dump", [](const nlmsghdr&) { return absl::OkStatus(); }).code(),
+      absl::StatusCode::kDataLoss);
 }
 
 TEST(NetlinkMessage, OverflowIsAnErrorNotACorruption) {
