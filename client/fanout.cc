@@ -21,6 +21,16 @@ absl::StatusOr<std::string> Slurp(const std::string& path, absl::string_view fla
   return ss.str();
 }
 
+// A unix socket nobody listens on most often means the agent is not running.
+absl::Status WithHint(const Target& t, absl::Status st) {
+  if (t.unix_socket && absl::IsUnavailable(st) &&
+      (st.message().find("No such file") != absl::string_view::npos ||
+       st.message().find("Connection refused") != absl::string_view::npos)) {
+    return absl::UnavailableError(absl::StrCat(st.message(), " (is netagentd running?)"));
+  }
+  return st;
+}
+
 }  // namespace
 
 absl::Status FromGrpc(const grpc::Status& status) {
@@ -86,6 +96,7 @@ std::vector<Outcome> FanOut(const std::vector<Target>& targets, const Dialer& di
       }
       auto channel = dialer.Dial(t);
       out[i] = call(t, *channel, absl::Now() + dialer.options().timeout + extra_time);
+      out[i].status = WithHint(t, out[i].status);
     }
   };
   const size_t n = std::min<size_t>(targets.size(), dialer.options().concurrency);
@@ -108,7 +119,7 @@ std::vector<absl::Status> StreamAll(const std::vector<Target>& targets, const Di
         return;
       }
       auto channel = dialer.Dial(t);
-      out[i] = run(t, *channel);
+      out[i] = WithHint(t, run(t, *channel));
     });
   }
   for (auto& th : threads) th.join();

@@ -311,6 +311,25 @@ TEST(AgentIntegration, SigtermDuringWatchEndsTheStreamCleanly) {
   EXPECT_FALSE(std::filesystem::exists(agent.socket()));  // removed on the way out
 }
 
+TEST(AgentIntegration, SigtermLetsAWindowedCallFinish) {
+  REQUIRE_ROOT();
+  Netns ns;
+  Agent agent(ns);  // --shutdown-grace 3s
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  TempDir tmp;
+  Process call({NetctlPath(), "-t", agent.target(), "-o", "json", "counters", "--window", "1s",
+                "--filter", "UdpNoPorts"},
+               tmp / "call.out");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  agent.process().Signal(SIGTERM);
+  EXPECT_EQ(call.Wait(std::chrono::seconds(10)), 0) << ReadFile(tmp / "call.out");
+  auto resp = ResultOf<v1::GetCountersResponse>(ReadFile(tmp / "call.out"));
+  EXPECT_TRUE(resp.has_window());
+  EXPECT_EQ(agent.process().Wait(std::chrono::seconds(10)), 0);
+  // A new call during the drain is refused: the socket is gone.
+  EXPECT_EQ(agent.Netctl({"health"}).exit_code, 1);
+}
+
 TEST(AgentIntegration, WatchCountEndsTheStreamWithSuccess) {
   REQUIRE_ROOT();
   Netns ns;

@@ -17,7 +17,8 @@ namespace netagent::agent {
 namespace {
 
 // Sends one empty request message to `method` and returns the call's status.
-grpc::Status CallGeneric(const std::shared_ptr<grpc::Channel>& channel, const std::string& method) {
+grpc::Status CallGeneric(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                         const std::string& request = "", std::string* response = nullptr) {
   grpc::GenericStub stub(channel);
   grpc::CompletionQueue cq;
   grpc::ClientContext ctx;
@@ -32,15 +33,22 @@ grpc::Status CallGeneric(const std::shared_ptr<grpc::Channel>& channel, const st
   };
   call->StartCall(reinterpret_cast<void*>(1));
   step(reinterpret_cast<void*>(1));
-  grpc::ByteBuffer empty;
-  grpc::Slice nothing;
-  empty = grpc::ByteBuffer(&nothing, 1);
-  call->WriteLast(empty, grpc::WriteOptions(), reinterpret_cast<void*>(2));
+  grpc::Slice slice(request);
+  grpc::ByteBuffer payload(&slice, 1);
+  call->WriteLast(payload, grpc::WriteOptions(), reinterpret_cast<void*>(2));
   step(reinterpret_cast<void*>(2));
   grpc::ByteBuffer reply;
   call->Read(&reply, reinterpret_cast<void*>(3));
   // A stream that sent a message would go on: its status is OK so far.
-  if (step(reinterpret_cast<void*>(3))) ctx.TryCancel();
+  if (step(reinterpret_cast<void*>(3))) {
+    if (response != nullptr) {
+      std::vector<grpc::Slice> slices;
+      (void)reply.Dump(&slices);
+      for (const auto& sl : slices)
+        response->append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    }
+    ctx.TryCancel();
+  }
   grpc::Status status;
   call->Finish(&status, reinterpret_cast<void*>(4));
   step(reinterpret_cast<void*>(4));
@@ -119,6 +127,16 @@ TEST_F(ServerAuthzTest, RootOnTheUnixSocketPassesEverywhere) {
     grpc::Status st = CallGeneric(unix_, path);
     EXPECT_NE(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << path;
   }
+}
+
+TEST_F(ServerAuthzTest, ReflectionListsTheServices) {
+  // ServerReflectionRequest{list_services: ""}: field 7, length-delimited, empty.
+  std::string response;
+  CallGeneric(tcp_, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+              std::string("\x3a\x00", 2), &response);
+  EXPECT_NE(response.find("netagent.v1.HostService"), std::string::npos);
+  EXPECT_NE(response.find("netagent.v1.TelemetryService"), std::string::npos);
+  EXPECT_NE(response.find("grpc.health.v1.Health"), std::string::npos);
 }
 
 TEST_F(ServerAuthzTest, GetHostInfoTellsTheCallerWhoItIs) {

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <re2/re2.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 
 #include "tests/unit/fixtures.h"
 
@@ -132,6 +135,33 @@ TEST(BuildCounterReport, WindowFilterAndNonzero) {
   CounterQuery nz{nullptr, true};
   CounterReport single = BuildCounterReport(nullptr, after, nz);
   EXPECT_EQ(single.counters.size(), 4u);  // without a window: non-zero values
+}
+
+TEST(ReadCounters, WithoutSnmp6TheSourceIsUnavailableNotAnError) {
+  auto dir = std::filesystem::temp_directory_path() / ("netagent-proc-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(netagent::testing::FixturePath("procfs/linux-6.1/snmp"), dir / "snmp");
+  std::filesystem::copy_file(netagent::testing::FixturePath("procfs/linux-6.1/netstat"),
+                             dir / "netstat");
+  auto s = ReadCounters(dir.string());
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->unavailable.size(), 1u);
+  EXPECT_EQ(s->unavailable[0].source, CounterSource::kSnmp6);
+  EXPECT_NE(s->unavailable[0].reason.find("IPv6"), std::string::npos);
+  EXPECT_NE(Find(s->values, "TcpExtListenOverflows"), nullptr);
+}
+
+TEST(ParseSnmpPairs, RecordedOn6_1) {
+  auto snmp = ParseSnmpPairs(Fixture("procfs/linux-6.1/snmp"), CounterSource::kSnmp);
+  ASSERT_TRUE(snmp.ok()) << snmp.status();
+  EXPECT_EQ(Find(*snmp, "IpOutTransmits"), nullptr);  // 6.18 added it; 6.1 has 19 Ip fields
+  EXPECT_NE(Find(*snmp, "IpInReceives"), nullptr);
+  auto netstat = ParseSnmpPairs(Fixture("procfs/linux-6.1/netstat"), CounterSource::kNetstat);
+  ASSERT_TRUE(netstat.ok()) << netstat.status();
+  EXPECT_NE(Find(*netstat, "TcpExtListenDrops"), nullptr);
+  auto snmp6 = ParseSnmp6(Fixture("procfs/linux-6.1/snmp6"));
+  ASSERT_TRUE(snmp6.ok()) << snmp6.status();
 }
 
 TEST(ReadCounters, ThisKernel) {
