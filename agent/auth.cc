@@ -29,6 +29,28 @@ std::string DescribeCaller(const Caller& c) {
   return c.peer;
 }
 
+std::string CallerKey(const Caller& c) {
+  if (c.transport == Transport::kUnix) {
+    return c.uid ? absl::StrCat("uid:", *c.uid) : std::string("unix");
+  }
+  if (c.transport == Transport::kTls && !c.identities.empty()) {
+    return absl::StrCat("tls:", c.identities.front());
+  }
+  const size_t colon = c.peer.rfind(':');
+  return colon == std::string::npos ? c.peer : c.peer.substr(0, colon);
+}
+
+absl::Status ValidateIdentity(absl::string_view identity, absl::string_view field) {
+  for (absl::string_view prefix : {"cn:", "dns:", "uri:", "email:", "ip:"}) {
+    if (absl::StartsWith(identity, prefix) && identity.size() > prefix.size()) {
+      return absl::OkStatus();
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": \"", identity,
+                   "\" needs a kind: cn:NAME, dns:NAME, uri:URI, email:ADDR or ip:ADDR"));
+}
+
 RoleDecision DecideRole(const Caller& c, const AuthPolicy& policy) {
   switch (c.transport) {
     case Transport::kUnix: {

@@ -29,7 +29,8 @@ struct Caller {
   std::optional<gid_t> gid;
   std::optional<pid_t> pid;
   std::vector<gid_t> groups;
-  // Verified client-certificate identities (subject CN and SANs) over mTLS.
+  // Verified client-certificate identities over mTLS, typed: "cn:NAME",
+  // "dns:NAME", "uri:spiffe://...", "email:ADDR", "ip:ADDR".
   std::vector<std::string> identities;
   std::string peer;
 };
@@ -38,7 +39,8 @@ struct AuthPolicy {
   // Members of this group (primary or supplementary) are operators on the
   // unix socket, next to uid 0.
   std::optional<gid_t> operator_group;
-  // Client-certificate identities (CN or any SAN) that are operators over mTLS.
+  // Typed client-certificate identities (as in Caller::identities) that are
+  // operators over mTLS; matched exactly.
   std::vector<std::string> operator_identities;
 };
 
@@ -60,5 +62,13 @@ absl::Status Authorize(const RoleDecision& decision, Access required, absl::stri
 
 absl::string_view RoleName(Role role);
 std::string DescribeCaller(const Caller& caller);
+
+// Who is calling, for per-caller limits: "uid:1000", "tls:<first identity>",
+// or the peer address without its port ("ipv4:10.0.0.1").
+std::string CallerKey(const Caller& caller);
+
+// OK for "cn:", "dns:", "uri:", "email:" or "ip:" followed by a value;
+// INVALID_ARGUMENT naming `field` otherwise.
+absl::Status ValidateIdentity(absl::string_view identity, absl::string_view field);
 
 }  // namespace netagent::agent

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/auth.h"
 #include "kernel/errors.h"
 
 namespace netagent::agent {
@@ -143,7 +144,7 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
     } else if (key == "operator_identities") {
       cfg.operator_identities = kv.second;
       for (const auto& id : cfg.operator_identities) {
-        if (id.empty()) return Bad(key, "empty identity");
+        NETAGENT_RETURN_IF_ERROR(ValidateIdentity(id, key));
       }
     } else if (key == "netns") {
       cfg.netns = v;

@@ -9,6 +9,7 @@
 #include "agent/capabilities.h"
 #include "agent/interceptor.h"
 #include "agent/lifecycle.h"
+#include "agent/limits.h"
 #include "kernel/netns.h"
 
 namespace netagent::agent {
@@ -16,6 +17,8 @@ namespace netagent::agent {
 struct AgentContext {
   std::shared_ptr<AuthState> auth;
   Lifecycle lifecycle;
+  // Watches and windowed calls: 32 in all, 8 per caller.
+  LongCallLimiter long_calls{32, 8};
   Capabilities capabilities;
   kernel::NetnsIdentity netns;
   absl::Time started_at;

@@ -95,6 +95,8 @@ v1::CounterSource SourceToProto(collectors::CounterSource s) {
       return v1::COUNTER_SOURCE_NETSTAT;
     case collectors::CounterSource::kSnmp6:
       return v1::COUNTER_SOURCE_SNMP6;
+    case collectors::CounterSource::kSctp:
+      return v1::COUNTER_SOURCE_SCTP;
   }
   return v1::COUNTER_SOURCE_UNSPECIFIED;
 }

@@ -117,9 +117,17 @@ Caller IdentifyCaller(const AuthState& state, const grpc::ServerContextBase& ctx
   }
   c.transport = Transport::kTls;
   if (auth->IsPeerAuthenticated()) {
-    for (const char* prop : {GRPC_X509_CN_PROPERTY_NAME, GRPC_X509_SAN_PROPERTY_NAME}) {
+    // Typed, so an allowlisted name of one kind cannot be claimed through
+    // another (a DNS SAN spelled like an operator's URI, say).
+    static constexpr std::pair<const char*, const char*> kKinds[] = {
+        {GRPC_X509_CN_PROPERTY_NAME, "cn:"},
+        {GRPC_PEER_DNS_PROPERTY_NAME, "dns:"},
+        {GRPC_PEER_URI_PROPERTY_NAME, "uri:"},
+        {GRPC_PEER_EMAIL_PROPERTY_NAME, "email:"},
+        {GRPC_PEER_IP_PROPERTY_NAME, "ip:"}};
+    for (const auto& [prop, prefix] : kKinds) {
       for (const auto& v : auth->FindPropertyValues(prop)) {
-        std::string id(v.data(), v.size());
+        std::string id = absl::StrCat(prefix, absl::string_view(v.data(), v.size()));
         if (std::find(c.identities.begin(), c.identities.end(), id) == c.identities.end()) {
           c.identities.push_back(std::move(id));
         }

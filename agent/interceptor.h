@@ -47,6 +47,9 @@ class AuthState {
   const AuthPolicy& policy() const { return policy_; }
 
   // Connections handed to gRPC by the unix listener appear as peer "fd:<n>".
+  // Entries are replaced, never erased: gRPC keeps a connection's fd open
+  // until its last call ends, so a reused fd number is recorded anew (at
+  // accept) before any call on the new connection is identified.
   void PutUnixPeer(int fd, UnixPeer peer);
   std::optional<UnixPeer> FindUnixPeer(int fd) const;
 

@@ -1,16 +1,20 @@
 // netagentd: the per-host network agent.
+#include <fcntl.h>
 #include <grp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/capabilities.h"
@@ -47,6 +51,28 @@ absl::StatusOr<std::optional<gid_t>> ResolveGroup(const std::string& name,
     return absl::InvalidArgumentError(absl::StrCat(field, ": no group named \"", name, "\""));
   }
   return result->gr_gid;
+}
+
+// One agent per state directory: it holds the TLS copies (and later the
+// change journal), which two agents would overwrite for each other. The lock
+// is held until exit; the file names the holder.
+absl::StatusOr<int> LockStateDir(const std::string& dir) {
+  const std::string path = dir + "/lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return absl::InternalError(absl::StrCat("state_dir: open ", path, ": ", strerror(errno)));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    (void)::pread(fd, buf, sizeof(buf) - 1, 0);
+    ::close(fd);
+    return absl::FailedPreconditionError(
+        absl::StrCat("state_dir ", dir, " is in use by another agent (pid ",
+                     absl::StripAsciiWhitespace(buf), "): give each agent its own --state-dir"));
+  }
+  std::string pid = absl::StrCat(getpid(), "\n");
+  (void)::ftruncate(fd, 0);
+  (void)::pwrite(fd, pid.data(), pid.size(), 0);
+  return fd;
 }
 
 }  // namespace
@@ -134,6 +160,11 @@ int main(int argc, char** argv) {
   if (ec)
     return Fail(absl::InternalError(absl::StrCat("state_dir ", cfg.state_dir, ": ", ec.message())));
   ::chmod(cfg.state_dir.c_str(), 0700);
+  auto state_lock = LockStateDir(cfg.state_dir);
+  if (!state_lock.ok()) {
+    spdlog::error("{}", state_lock.status().message());
+    return 1;
+  }
 
   netagent::agent::AgentContext ctx;
   ctx.auth = std::make_shared<netagent::agent::AuthState>(

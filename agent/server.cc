@@ -49,11 +49,14 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   interceptors.push_back(std::make_unique<AuthInterceptorFactory>(ctx.auth));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   grpc::ResourceQuota quota("netagentd");
-  quota.SetMaxThreads(64);
+  quota.SetMaxThreads(ctx.long_calls.total() + kShortCallThreads);
   builder.SetResourceQuota(quota);
   // Long Watch streams: let clients keep idle connections alive.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  // gRPC sets SO_REUSEPORT by default: a second agent on the same port would
+  // silently share its connections with the first.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
 
   s->server_ = builder.BuildAndStart();
   if (!s->server_) {

@@ -12,11 +12,24 @@ std::function<bool()> CancelledFn(grpc::ServerContext* context) {
   return [context] { return context->IsCancelled(); };
 }
 
+// A slot among the calls that hold a thread for long (see LongCallLimiter).
+absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> LongCallSlot(AgentContext& ctx,
+                                                                    grpc::ServerContext* context) {
+  std::optional<CallAuth> call = ctx.auth->FindCall(context);
+  return ctx.long_calls.Acquire(call ? CallerKey(call->caller) : std::string("unknown"));
+}
+
 // One sample, or two `window` apart; `build(before or nullptr, after)` fills
 // the response.
 template <typename Read, typename Build>
-grpc::Status Sampled(Lifecycle& lifecycle, grpc::ServerContext* context,
+grpc::Status Sampled(AgentContext& ctx, grpc::ServerContext* context,
                      std::optional<absl::Duration> window, Read read, Build build) {
+  std::unique_ptr<LongCallLimiter::Slot> slot;
+  if (window) {
+    auto acquired = LongCallSlot(ctx, context);
+    if (!acquired.ok()) return ToGrpc(acquired.status());
+    slot = std::move(*acquired);
+  }
   auto first = read();
   if (!first.ok()) return ToGrpc(first.status());
   if (!window) {
@@ -24,7 +37,7 @@ grpc::Status Sampled(Lifecycle& lifecycle, grpc::ServerContext* context,
     return grpc::Status::OK;
   }
   absl::Status slept =
-      lifecycle.Sleep(*window, CancelledFn(context), Lifecycle::OnShutdown::kFinishWithinGrace);
+      ctx.lifecycle.Sleep(*window, CancelledFn(context), Lifecycle::OnShutdown::kFinishWithinGrace);
   if (!slept.ok()) return ToGrpc(slept);
   auto second = read();
   if (!second.ok()) return ToGrpc(second.status());
@@ -41,7 +54,7 @@ grpc::Status TelemetryService::GetSoftnet(grpc::ServerContext* context,
   auto window = DurationFromRequest(request->has_window(), request->window(), "window", kMaxWindow);
   if (!window.ok()) return ToGrpc(window.status());
   return Sampled(
-      ctx_.lifecycle, context, *window, [] { return collectors::ReadSoftnet(); },
+      ctx_, context, *window, [] { return collectors::ReadSoftnet(); },
       [&](const collectors::SoftnetSample* before, const collectors::SoftnetSample& after) {
         ToProto(collectors::BuildSoftnetReport(before, after), response);
       });
@@ -57,7 +70,7 @@ grpc::Status TelemetryService::GetCounters(grpc::ServerContext* context,
   if (!filter.ok()) return ToGrpc(filter.status());
   const collectors::CounterQuery query{*filter, request->nonzero()};
   return Sampled(
-      ctx_.lifecycle, context, *window, [] { return collectors::ReadCounters(); },
+      ctx_, context, *window, [] { return collectors::ReadCounters(); },
       [&](const collectors::CounterSample* before, const collectors::CounterSample& after) {
         ToProto(collectors::BuildCounterReport(before, after, query), response);
       });
@@ -70,6 +83,8 @@ grpc::Status TelemetryService::Watch(grpc::ServerContext* context, const v1::Wat
   if (!interval.ok()) return ToGrpc(interval.status());
   auto filter = collectors::CompileCounterFilter(request->filter(), "filter");
   if (!filter.ok()) return ToGrpc(filter.status());
+  auto slot = LongCallSlot(ctx_, context);
+  if (!slot.ok()) return ToGrpc(slot.status());
 
   std::optional<collectors::SoftnetSample> prev_softnet;
   std::optional<collectors::CounterSample> prev_counters;

@@ -13,6 +13,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "agent/logging.h"
 #include "kernel/errors.h"
 #include "kernel/fd.h"
@@ -124,6 +125,11 @@ absl::Status TlsStore::Stage() {
     return kernel::LastErrnoStatus(absl::StrCat("symlink ", tmp));
   }
   const std::string current = absl::StrCat(dir_, "/current");
+  // gRPC's watcher notices changes by modification time in whole seconds:
+  // two swaps within one second could leave it holding a stale pair.
+  if (absl::ToUnixSeconds(absl::Now()) == absl::ToUnixSeconds(last_swap_)) {
+    absl::SleepFor(absl::FromUnixSeconds(absl::ToUnixSeconds(last_swap_) + 1) - absl::Now());
+  }
   if (::rename(tmp.c_str(), current.c_str()) < 0) {
     return kernel::LastErrnoStatus(absl::StrCat("rename ", tmp));
   }
@@ -131,6 +137,7 @@ absl::Status TlsStore::Stage() {
   // Keep the generation just replaced: the watcher may be reading it now.
   if (next > 2) std::filesystem::remove_all(absl::StrCat(dir_, "/gen-", next - 2), ec);
   generation_ = next;
+  last_swap_ = absl::Now();
   return absl::OkStatus();
 }
 

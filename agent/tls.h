@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace netagent::agent {
 
@@ -45,6 +46,7 @@ class TlsStore {
   const std::string dir_;
   absl::Mutex mu_;
   int generation_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_swap_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 // How often the staged files are re-read; a reload takes effect within this.

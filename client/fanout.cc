@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <semaphore>
 #include <sstream>
 #include <thread>
 
@@ -25,7 +26,8 @@ absl::StatusOr<std::string> Slurp(const std::string& path, absl::string_view fla
 absl::Status WithHint(const Target& t, absl::Status st) {
   if (t.unix_socket && absl::IsUnavailable(st) &&
       (st.message().find("No such file") != absl::string_view::npos ||
-       st.message().find("Connection refused") != absl::string_view::npos)) {
+       st.message().find("Connection refused") != absl::string_view::npos ||
+       st.message().find("not connected within") != absl::string_view::npos)) {
     return absl::UnavailableError(absl::StrCat(st.message(), " (is netagentd running?)"));
   }
   return st;
@@ -111,6 +113,9 @@ std::vector<absl::Status> StreamAll(const std::vector<Target>& targets, const Di
                                     const StreamCall& run) {
   std::vector<absl::Status> out(targets.size());
   std::vector<std::thread> threads;
+  // Streams all run at once; --concurrency bounds the connection attempts in
+  // flight and --timeout each attempt.
+  std::counting_semaphore<> connecting(dialer.options().concurrency);
   for (size_t i = 0; i < targets.size(); ++i) {
     threads.emplace_back([&, i] {
       const Target& t = targets[i];
@@ -119,6 +124,16 @@ std::vector<absl::Status> StreamAll(const std::vector<Target>& targets, const Di
         return;
       }
       auto channel = dialer.Dial(t);
+      connecting.acquire();
+      const bool connected =
+          channel->WaitForConnected(absl::ToChronoTime(absl::Now() + dialer.options().timeout));
+      connecting.release();
+      if (!connected) {
+        out[i] = WithHint(
+            t, absl::UnavailableError(absl::StrCat(
+                   "not connected within ", absl::FormatDuration(dialer.options().timeout))));
+        return;
+      }
       out[i] = WithHint(t, run(t, *channel));
     });
   }

@@ -26,7 +26,7 @@ int Usage(const std::string& message) {
   return kUsageError;
 }
 
-// "" -> nullopt; otherwise a duration that must not be negative.
+// "" -> nullopt; otherwise a positive duration.
 absl::StatusOr<std::optional<absl::Duration>> ParseDurationFlag(const std::string& text,
                                                                 const std::string& flag) {
   if (text.empty()) return std::nullopt;
@@ -37,6 +37,9 @@ absl::StatusOr<std::optional<absl::Duration>> ParseDurationFlag(const std::strin
   }
   if (d < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(flag, ": must not be negative"));
+  }
+  if (d == absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": must be positive"));
   }
   return d;
 }

@@ -1,6 +1,7 @@
 #include "client/output.h"
 
 #include <google/protobuf/struct.pb.h>
+#include <google/protobuf/stubs/common.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
@@ -18,9 +19,18 @@ bool Numeric(const std::string& s) {
   });
 }
 
+// A JSON string literal. Protobuf refuses text that is not UTF-8 (a target
+// name typed in another encoding): such bytes become '?'.
 std::string JsonString(const std::string& s) {
   google::protobuf::Value v;
   v.set_string_value(s);
+  if (!google::protobuf::internal::IsStructurallyValidUTF8(s)) {
+    std::string ascii = s;
+    for (char& c : ascii) {
+      if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+    }
+    v.set_string_value(ascii);
+  }
   std::string out;
   (void)google::protobuf::util::MessageToJsonString(v, &out);
   return out;

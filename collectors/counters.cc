@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -45,6 +46,8 @@ absl::string_view CounterSourceFile(CounterSource source) {
       return "netstat";
     case CounterSource::kSnmp6:
       return "snmp6";
+    case CounterSource::kSctp:
+      return "sctp/snmp";
   }
   return "";
 }
@@ -103,29 +106,38 @@ absl::StatusOr<std::vector<CounterValue>> ParseSnmpPairs(absl::string_view text,
   return out;
 }
 
-absl::StatusOr<std::vector<CounterValue>> ParseSnmp6(absl::string_view text) {
+absl::StatusOr<std::vector<CounterValue>> ParseNameValueMib(absl::string_view text,
+                                                            CounterSource source) {
   std::vector<CounterValue> out;
+  const absl::string_view file = CounterSourceFile(source);
   int line_no = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
     ++line_no;
     std::vector<absl::string_view> cols =
         absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (cols.size() != 2) {
-      return absl::DataLossError(absl::StrCat("snmp6 line ", line_no, ": expected \"name value\""));
-    }
-    size_t six = cols[0].find('6');
-    if (six == absl::string_view::npos || six + 1 >= cols[0].size()) {
       return absl::DataLossError(
-          absl::StrCat("snmp6 line ", line_no, ": name \"", cols[0], "\" has no group prefix"));
+          absl::StrCat(file, " line ", line_no, ": expected \"name value\""));
+    }
+    size_t group_len = 0;
+    if (source == CounterSource::kSctp) {
+      if (absl::StartsWith(cols[0], "Sctp")) group_len = 4;
+    } else if (size_t six = cols[0].find('6'); six != absl::string_view::npos) {
+      group_len = six + 1;
+    }
+    if (group_len == 0 || group_len >= cols[0].size()) {
+      return absl::DataLossError(
+          absl::StrCat(file, " line ", line_no, ": name \"", cols[0], "\" has no group prefix"));
     }
     CounterValue v;
-    v.group = std::string(cols[0].substr(0, six + 1));
-    v.field = std::string(cols[0].substr(six + 1));
-    v.source = CounterSource::kSnmp6;
+    v.group = std::string(cols[0].substr(0, group_len));
+    v.field = std::string(cols[0].substr(group_len));
+    v.source = source;
     if (!ParseMibValue(cols[1], v.value)) {
       return absl::DataLossError(
-          absl::StrCat("snmp6 line ", line_no, ": \"", cols[1], "\" is not a number"));
+          absl::StrCat(file, " line ", line_no, ": \"", cols[1], "\" is not a number"));
     }
+    v.gauge = IsGaugeCounter(v.group, v.field);
     out.push_back(std::move(v));
   }
   return out;
@@ -140,15 +152,22 @@ absl::StatusOr<CounterSample> ReadCounters(const std::string& proc_net) {
     NETAGENT_ASSIGN_OR_RETURN(std::vector<CounterValue> values, ParseSnmpPairs(text, source));
     for (auto& v : values) sample.values.push_back(std::move(v));
   }
-  auto text6 = kernel::ReadFile(proc_net + "/snmp6");
-  if (!text6.ok()) {
-    sample.unavailable.push_back(
-        {CounterSource::kSnmp6,
-         absl::IsNotFound(text6.status())
-             ? "no /proc/net/snmp6: IPv6 is disabled or not built into this kernel"
-             : std::string(text6.status().message())});
-  } else {
-    NETAGENT_ASSIGN_OR_RETURN(std::vector<CounterValue> values, ParseSnmp6(*text6));
+  struct Optional {
+    CounterSource source;
+    const char* absent;
+  };
+  for (const Optional& o :
+       {Optional{CounterSource::kSnmp6, "IPv6 is disabled or not built into this kernel"},
+        Optional{CounterSource::kSctp, "the sctp module is not loaded"}}) {
+    const std::string path = absl::StrCat(proc_net, "/", CounterSourceFile(o.source));
+    auto text = kernel::ReadFile(path);
+    if (!text.ok()) {
+      sample.unavailable.push_back({o.source, absl::IsNotFound(text.status())
+                                                  ? absl::StrCat("no ", path, ": ", o.absent)
+                                                  : std::string(text.status().message())});
+      continue;
+    }
+    NETAGENT_ASSIGN_OR_RETURN(std::vector<CounterValue> values, ParseNameValueMib(*text, o.source));
     for (auto& v : values) sample.values.push_back(std::move(v));
   }
   return sample;

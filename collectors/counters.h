@@ -1,6 +1,7 @@
 // The SNMP and netstat MIBs of the network namespace: /proc/net/snmp,
-// /proc/net/netstat (pairs of "Group: names..." / "Group: values..." lines)
-// and /proc/net/snmp6 ("Name value" lines). Parsed by header, so fields a new
+// /proc/net/netstat (pairs of "Group: names..." / "Group: values..." lines),
+// /proc/net/snmp6 and /proc/net/sctp/snmp ("Name value" lines): the files
+// nstat reads. Parsed by header, so fields a new
 // kernel adds appear without a code change. Names follow nstat:
 // group + field ("TcpExtListenOverflows").
 #pragma once
@@ -21,7 +22,7 @@ class RE2;
 
 namespace netagent::collectors {
 
-enum class CounterSource { kSnmp, kNetstat, kSnmp6 };
+enum class CounterSource { kSnmp, kNetstat, kSnmp6, kSctp };
 absl::string_view CounterSourceFile(CounterSource source);
 
 struct CounterValue {
@@ -38,9 +39,11 @@ struct CounterValue {
 // Parses the paired-line format of /proc/net/snmp and /proc/net/netstat.
 absl::StatusOr<std::vector<CounterValue>> ParseSnmpPairs(absl::string_view text,
                                                          CounterSource source);
-// Parses /proc/net/snmp6; the group is the name up to its first '6' (Ip6,
-// Icmp6, Udp6, UdpLite6).
-absl::StatusOr<std::vector<CounterValue>> ParseSnmp6(absl::string_view text);
+// Parses the "Name value" files: /proc/net/snmp6, where the group is the name
+// up to its first '6' (Ip6, Icmp6, Udp6, UdpLite6), and /proc/net/sctp/snmp,
+// where it is "Sctp".
+absl::StatusOr<std::vector<CounterValue>> ParseNameValueMib(absl::string_view text,
+                                                            CounterSource source);
 
 bool IsGaugeCounter(absl::string_view group, absl::string_view field);
 
@@ -55,8 +58,8 @@ struct CounterSample {
   absl::Time taken;
 };
 
-// snmp and netstat are required; snmp6 is reported unavailable when IPv6 is
-// disabled or absent.
+// snmp and netstat are required; snmp6 (IPv6 disabled) and sctp/snmp (module
+// not loaded) are reported unavailable with the reason when absent.
 absl::StatusOr<CounterSample> ReadCounters(const std::string& proc_net = "/proc/net");
 
 // A window over two samples: counters get a delta (modulo 2^64, a decrease is a

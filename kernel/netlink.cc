@@ -85,7 +85,9 @@ absl::Status StatusFromNetlinkError(const nlmsghdr& nlh, absl::string_view what)
     if (nlh.nlmsg_type == NLMSG_ERROR && nlh.nlmsg_len >= NLMSG_HDRLEN + sizeof(nlmsgerr)) {
       const auto* e = reinterpret_cast<const nlmsgerr*>(payload);
       offset = sizeof(nlmsgerr);
-      if (!(nlh.nlmsg_flags & NLM_F_CAPPED)) offset += e->msg.nlmsg_len - sizeof(nlmsghdr);
+      if (!(nlh.nlmsg_flags & NLM_F_CAPPED) && e->msg.nlmsg_len > sizeof(nlmsghdr)) {
+        offset += e->msg.nlmsg_len - sizeof(nlmsghdr);
+      }
     }
     size_t total = nlh.nlmsg_len - NLMSG_HDRLEN;
     offset = MNL_ALIGN(offset);
@@ -104,7 +106,7 @@ absl::Status StatusFromNetlinkError(const nlmsghdr& nlh, absl::string_view what)
   return st;
 }
 
-absl::Status ParseReply(const void* data, size_t len, uint32_t seq, uint32_t portid, bool is_dump,
+absl::Status ParseReply(const void* data, size_t len, uint32_t seq, uint32_t portid,
                         absl::string_view what, MessageHandler handler, ReplyProgress& progress) {
   const auto* nlh = static_cast<const nlmsghdr*>(data);
   int remaining = static_cast<int>(len);
@@ -140,7 +142,7 @@ absl::Status ParseReply(const void* data, size_t len, uint32_t seq, uint32_t por
     }
     nlh = mnl_nlmsg_next(nlh, &remaining);
   }
-  if (remaining > 0 && static_cast<size_t>(remaining) >= sizeof(nlmsghdr)) {
+  if (remaining != 0) {
     return absl::DataLossError(
         absl::StrCat(what, ": malformed netlink datagram (", remaining, " trailing bytes)"));
   }
@@ -267,8 +269,8 @@ absl::Status NetlinkSocket::Request(NetlinkMessage& request, absl::string_view w
       recorder_->append(reinterpret_cast<const char*>(&len), sizeof(len));
       recorder_->append(buf_.data(), static_cast<size_t>(n));
     }
-    absl::Status st = ParseReply(buf_.data(), static_cast<size_t>(n), seq_, portid_, is_dump, what,
-                                 handler, progress);
+    absl::Status st =
+        ParseReply(buf_.data(), static_cast<size_t>(n), seq_, portid_, what, handler, progress);
     if (!st.ok()) {
       // An unfinished dump keeps the socket busy (EBUSY for the next one):
       // closing it ends the dump in the kernel.
@@ -280,7 +282,7 @@ absl::Status NetlinkSocket::Request(NetlinkMessage& request, absl::string_view w
   return absl::OkStatus();
 }
 
-absl::Status ReplayRecording(absl::string_view recording, bool is_dump, absl::string_view what,
+absl::Status ReplayRecording(absl::string_view recording, absl::string_view what,
                              MessageHandler handler) {
   ReplyProgress progress;
   while (!recording.empty() && !progress.done) {
@@ -293,8 +295,7 @@ absl::Status ReplayRecording(absl::string_view recording, bool is_dump, absl::st
     std::vector<uint32_t> aligned((len + 3) / 4);
     std::memcpy(aligned.data(), recording.data(), len);
     recording.remove_prefix(len);
-    NETAGENT_RETURN_IF_ERROR(
-        ParseReply(aligned.data(), len, 0, 0, is_dump, what, handler, progress));
+    NETAGENT_RETURN_IF_ERROR(ParseReply(aligned.data(), len, 0, 0, what, handler, progress));
   }
   if (!progress.done) return absl::DataLossError(absl::StrCat(what, ": recording ends mid-reply"));
   if (progress.interrupted) return InterruptedStatus(what);

@@ -68,11 +68,11 @@ struct ReplyProgress {
   uint64_t skipped = 0;      // messages of another sequence or port
 };
 
-// Walks one datagram of a reply to request `seq` from port `portid`.
-// `is_dump` selects NLMSG_DONE as the end; otherwise the ACK ends it.
+// Walks one datagram of a reply to request `seq` from port `portid` (0: any).
+// NLMSG_DONE ends a dump and the ACK a do-request (both are asked to ack).
 // Returns the error of NLMSG_ERROR / NLMSG_DONE, the handler's status, or
 // DATA_LOSS for a malformed datagram.
-absl::Status ParseReply(const void* data, size_t len, uint32_t seq, uint32_t portid, bool is_dump,
+absl::Status ParseReply(const void* data, size_t len, uint32_t seq, uint32_t portid,
                         absl::string_view what, MessageHandler handler, ReplyProgress& progress);
 
 // The text and errno of an NLMSG_ERROR payload, for messages: "<what>:
@@ -129,7 +129,7 @@ class NetlinkSocket {
 
 // Replays a recording made with NetlinkSocket::set_recorder as the reply to
 // request `seq` (the portid check is skipped: recordings come from many runs).
-absl::Status ReplayRecording(absl::string_view recording, bool is_dump, absl::string_view what,
+absl::Status ReplayRecording(absl::string_view recording, absl::string_view what,
                              MessageHandler handler);
 
 // True for the ABORTED status a dump with NLM_F_DUMP_INTR produces.

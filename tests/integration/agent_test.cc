@@ -140,7 +140,8 @@ TEST(AgentIntegration, WindowedCountersGiveDeltasAndRates) {
     if (c.name() == "UdpNoPorts") {
       found = true;
       EXPECT_GE(c.delta(), 40);
-      EXPECT_NEAR(c.rate(), c.delta() / 2.0, c.delta() * 0.1);
+      const double seconds = resp.window().seconds() + resp.window().nanos() / 1e9;
+      EXPECT_NEAR(c.rate(), c.delta() / seconds, 1e-6 * c.delta());
     }
   }
   EXPECT_TRUE(found);
@@ -314,13 +315,18 @@ TEST(AgentIntegration, SigtermDuringWatchEndsTheStreamCleanly) {
 TEST(AgentIntegration, SigtermLetsAWindowedCallFinish) {
   REQUIRE_ROOT();
   Netns ns;
-  Agent agent(ns);  // --shutdown-grace 3s
+  Agent agent(ns, {"--log-level", "debug"});  // --shutdown-grace 3s
   ASSERT_TRUE(agent.ok()) << agent.error();
   TempDir tmp;
   Process call({NetctlPath(), "-t", agent.target(), "-o", "json", "counters", "--window", "1s",
                 "--filter", "UdpNoPorts"},
                tmp / "call.out");
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // SIGTERM once the agent has the call (it logs each call at debug level).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (agent.log().find("TelemetryService/GetCounters") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   agent.process().Signal(SIGTERM);
   EXPECT_EQ(call.Wait(std::chrono::seconds(10)), 0) << ReadFile(tmp / "call.out");
   auto resp = ResultOf<v1::GetCountersResponse>(ReadFile(tmp / "call.out"));
@@ -328,6 +334,45 @@ TEST(AgentIntegration, SigtermLetsAWindowedCallFinish) {
   EXPECT_EQ(agent.process().Wait(std::chrono::seconds(10)), 0);
   // A new call during the drain is refused: the socket is gone.
   EXPECT_EQ(agent.Netctl({"health"}).exit_code, 1);
+}
+
+TEST(AgentIntegration, LongCallsAreBoundedPerCallerAndOthersStillGetIn) {
+  REQUIRE_ROOT();
+  Netns ns;
+  Agent agent(ns, {"--listen", "127.0.0.1:9470"});
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  TempDir tmp;
+  // Eight watches from one plaintext TCP client (a viewer): the per-caller limit.
+  std::vector<std::unique_ptr<Process>> watches;
+  for (int i = 0; i < 8; ++i) {
+    watches.push_back(std::make_unique<Process>(
+        ns.Exec({NetctlPath(), "-t", "127.0.0.1:9470", "watch", "--interval", "1s"}),
+        tmp / ("watch" + std::to_string(i))));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  auto started = [&] {
+    int n = 0;
+    for (int i = 0; i < 8; ++i) n += ReadFile(tmp / ("watch" + std::to_string(i))).empty() ? 0 : 1;
+    return n;
+  };
+  while (started() < 8 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(started(), 8);
+  RunResult ninth =
+      RunCommand(ns.Exec({NetctlPath(), "-t", "127.0.0.1:9470", "watch", "--count", "1"}));
+  EXPECT_EQ(ninth.exit_code, 1);
+  EXPECT_NE(ninth.out.find("RESOURCE_EXHAUSTED: at most 8 watches and windowed calls per caller"),
+            std::string::npos)
+      << ninth.out << ninth.err;
+  // Short calls, and other callers' long ones, are unaffected.
+  EXPECT_EQ(agent.Netctl({"softnet"}).exit_code, 0);
+  EXPECT_EQ(agent.Netctl({"counters", "--window", "200ms", "--filter", "Udp"}).exit_code, 0);
+  // A second agent cannot take the same TCP port (no SO_REUSEPORT sharing).
+  RunResult twin = RunCommand({NetagentdPath(), "--netns", ns.name(), "--socket", tmp / "twin.sock",
+                               "--state-dir", tmp / "twin", "--listen", "127.0.0.1:9470"});
+  EXPECT_EQ(twin.exit_code, 1);
+  EXPECT_NE(twin.err.find("127.0.0.1:9470"), std::string::npos) << twin.err;
 }
 
 TEST(AgentIntegration, WatchCountEndsTheStreamWithSuccess) {
@@ -350,6 +395,12 @@ TEST(AgentIntegration, OneAgentPerSocketAndStaleSocketsAreReplaced) {
                                  "--state-dir", agent.dir() / "state2"});
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_NE(second.err.find("another agent already serves"), std::string::npos) << second.err;
+  // Nor may two agents share a state directory (TLS copies, later the journal).
+  RunResult shared = RunCommand({NetagentdPath(), "--netns", ns.name(), "--socket",
+                                 agent.dir() / "other.sock", "--state-dir", agent.dir() / "state"});
+  EXPECT_EQ(shared.exit_code, 1);
+  EXPECT_NE(shared.err.find("is in use by another agent (pid"), std::string::npos) << shared.err;
+  EXPECT_FALSE(std::filesystem::exists(agent.dir() / "other.sock"));
 
   agent.process().Signal(SIGKILL);  // leaves the socket file behind
   agent.process().Wait(std::chrono::seconds(5));

@@ -131,13 +131,15 @@ TEST_F(TlsIntegration, MtlsIdentitiesAndReloadOnSighup) {
   MakeCert("server2", "ca2", "agent", "IP:127.0.0.1");
   MakeCert("op", "ca1", "fleet-operator", "DNS:fleet-operator");
   MakeCert("viewer", "ca1", "dashboard", "DNS:dashboard");
+  // The operator's name, but as a CN and an email: not the allowlisted kind.
+  MakeCert("lookalike", "ca1", "fleet-operator", "email:fleet-operator@corp");
   std::filesystem::copy_file(dir_ / "server1.pem", dir_ / "server.pem");
   std::filesystem::copy_file(dir_ / "server1.key", dir_ / "server.key");
 
   Netns ns;
   Agent agent(ns, {"--listen", "127.0.0.1:9470", "--tls-cert", dir_ / "server.pem", "--tls-key",
                    dir_ / "server.key", "--tls-client-ca", dir_ / "ca1.pem", "--operator-identity",
-                   "fleet-operator"});
+                   "dns:fleet-operator"});
   ASSERT_TRUE(agent.ok()) << agent.error();
 
   RunResult op = Netctl(ns, "ca1", "op", {"-o", "json", "host"});
@@ -151,6 +153,12 @@ TEST_F(TlsIntegration, MtlsIdentitiesAndReloadOnSighup) {
   EXPECT_EQ(viewer.exit_code, 1);
   EXPECT_NE(viewer.err.find("not in the operator allowlist"), std::string::npos) << viewer.err;
   EXPECT_EQ(Netctl(ns, "ca1", "viewer", {"health"}).exit_code, 0);
+  RunResult lookalike = Netctl(ns, "ca1", "lookalike", {"-o", "json", "host"});
+  ASSERT_EQ(lookalike.exit_code, 0) << lookalike.err;
+  auto ids = ResultOf<v1::GetHostInfoResponse>(lookalike.out).caller();
+  EXPECT_EQ(ids.role(), v1::ROLE_VIEWER);
+  EXPECT_EQ(std::vector<std::string>(ids.identities().begin(), ids.identities().end()),
+            (std::vector<std::string>{"cn:fleet-operator", "email:fleet-operator@corp"}));
 
   // mTLS: no client certificate, no connection.
   EXPECT_EQ(Netctl(ns, "ca1", "", {"health"}).exit_code, 1);

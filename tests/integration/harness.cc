@@ -1,8 +1,10 @@
 #include "tests/integration/harness.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +35,7 @@ RunResult RunCommand(const std::vector<std::string>& argv, std::chrono::millisec
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return r;
   pid_t pid = fork();
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(out[1], 1);
     dup2(err[1], 2);
     int devnull = open("/dev/null", O_RDONLY);
@@ -80,6 +83,8 @@ RunResult RunCommand(const std::vector<std::string>& argv, std::chrono::millisec
 Process::Process(const std::vector<std::string>& argv, const std::string& output_file) {
   pid_ = fork();
   if (pid_ == 0) {
+    // A test killed at its timeout must not leave agents behind.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = open(output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
@@ -135,8 +140,11 @@ TempDir::~TempDir() {
 
 Netns::Netns() {
   name_ = "na-it-" + std::to_string(getpid()) + "-" + std::to_string(g_counter++);
-  RunCommand({"ip", "netns", "add", name_});
-  RunCommand({"ip", "-n", name_, "link", "set", "lo", "up"});
+  RunResult add = RunCommand({"ip", "netns", "add", name_});
+  RunResult up = RunCommand({"ip", "-n", name_, "link", "set", "lo", "up"});
+  if (add.exit_code != 0 || up.exit_code != 0) {
+    ADD_FAILURE() << "cannot create network namespace " << name_ << ": " << add.err << up.err;
+  }
 }
 
 Netns::~Netns() { RunCommand({"ip", "netns", "del", name_}); }

@@ -52,9 +52,9 @@ TEST(DecideRole, UnixPeerWithoutCredentialsIsViewer) {
 TEST(DecideRole, PlaintextTcpIsAlwaysViewer) {
   Caller c;
   c.transport = Transport::kTcp;
-  c.identities = {"admin"};  // cannot be trusted without TLS
+  c.identities = {"cn:admin"};  // cannot be trusted without TLS
   AuthPolicy p;
-  p.operator_identities = {"admin"};
+  p.operator_identities = {"cn:admin"};
   RoleDecision d = DecideRole(c, p);
   EXPECT_EQ(d.role, Role::kViewer);
   EXPECT_NE(d.reason.find("plaintext TCP"), std::string::npos);

@@ -31,14 +31,15 @@ TEST(ParseYamlSettings, ScalarsAndLists) {
   auto s = ParseYamlSettings(
       "socket: /run/x.sock\n"
       "listen: 127.0.0.1:9470\n"
-      "operator_identities:\n  - ops-a\n  - ops-b\n"
+      "operator_identities:\n  - dns:ops-a\n  - uri:spiffe://x/ops-b\n"
       "log_format: json\n");
   ASSERT_TRUE(s.ok()) << s.status();
   AgentConfig cfg;
   ASSERT_TRUE(ApplySettings(*s, cfg).ok());
   EXPECT_EQ(cfg.socket, "/run/x.sock");
   EXPECT_EQ(cfg.listen->port, 9470);
-  EXPECT_EQ(cfg.operator_identities, (std::vector<std::string>{"ops-a", "ops-b"}));
+  EXPECT_EQ(cfg.operator_identities,
+            (std::vector<std::string>{"dns:ops-a", "uri:spiffe://x/ops-b"}));
   EXPECT_EQ(cfg.log_format, "json");
 }
 
@@ -67,7 +68,8 @@ TEST(ApplySettings, ValidatesEachValue) {
                                          {"log_level", "loud"},
                                          {"state_dir", "var/lib"},
                                          {"shutdown_grace", "-1s"},
-                                         {"shutdown_grace", "1h"}}) {
+                                         {"shutdown_grace", "1h"},
+                                         {"operator_identities", "ops"}}) {
     AgentConfig cfg;
     absl::Status st = ApplySettings({{c.key, {c.value}}}, cfg);
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.key << "=" << c.value;
@@ -93,7 +95,7 @@ TEST(ValidateConfig, CrossFieldRules) {
   EXPECT_FALSE(ValidateConfig(cfg).ok());  // no listener
   cfg.listen = ListenAddress{"127.0.0.1", 9470};
   EXPECT_TRUE(ValidateConfig(cfg).ok());
-  cfg.operator_identities = {"ops"};
+  cfg.operator_identities = {"dns:ops"};
   absl::Status st = ValidateConfig(cfg);
   EXPECT_EQ(st.message().rfind("operator_identities:", 0), 0u) << st;
   cfg.tls_client_ca = "/ca.pem";

@@ -51,6 +51,13 @@ TEST(JsonLine, OkAndError) {
             "\"no \\\"route\\\"\"},\"result\":null}");
 }
 
+TEST(JsonLine, BytesThatAreNotUtf8BecomeQuestionMarks) {
+  Target t = T("node-1");
+  t.display = "node-\xff";
+  EXPECT_EQ(JsonLine(t, absl::OkStatus(), nullptr),
+            "{\"target\":\"node-?\",\"ok\":true,\"error\":null,\"result\":null}");
+}
+
 TEST(PrintOutcomes, AFailingTargetIsReportedBesideTheOthers) {
   std::vector<Target> targets = {T("a"), T("b"), T("c")};
   std::vector<Outcome> outcomes(3);

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <re2/re2.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -69,7 +68,7 @@ TEST(ParseSnmpPairs, MismatchedLinesAreDataLossWithTheLine) {
 }
 
 TEST(ParseSnmp6, GroupsByPrefix) {
-  auto v = ParseSnmp6(Fixture("procfs/linux-6.18/snmp6"));
+  auto v = ParseNameValueMib(Fixture("procfs/linux-6.18/snmp6"), CounterSource::kSnmp6);
   ASSERT_TRUE(v.ok()) << v.status();
   const CounterValue* in = Find(*v, "Ip6InReceives");
   ASSERT_NE(in, nullptr);
@@ -78,8 +77,21 @@ TEST(ParseSnmp6, GroupsByPrefix) {
   const CounterValue* lite = Find(*v, "UdpLite6InDatagrams");
   ASSERT_NE(lite, nullptr);
   EXPECT_EQ(lite->group, "UdpLite6");
-  EXPECT_FALSE(ParseSnmp6("Ip6InReceives\n").ok());
-  EXPECT_FALSE(ParseSnmp6("NoSixHere 1\n").ok());
+  EXPECT_FALSE(ParseNameValueMib("Ip6InReceives\n", CounterSource::kSnmp6).ok());
+  EXPECT_FALSE(ParseNameValueMib("NoSixHere 1\n", CounterSource::kSnmp6).ok());
+}
+
+TEST(ParseNameValueMib, SctpFile) {
+  // The layout of /proc/net/sctp/snmp (name, padding, tab, value).
+  auto v = ParseNameValueMib(
+      "SctpCurrEstab                   \t2\nSctpActiveEstabs                \t17\n",
+      CounterSource::kSctp);
+  ASSERT_TRUE(v.ok()) << v.status();
+  ASSERT_EQ(v->size(), 2u);
+  EXPECT_EQ((*v)[1].name(), "SctpActiveEstabs");
+  EXPECT_EQ((*v)[1].group, "Sctp");
+  EXPECT_EQ((*v)[1].value, 17);
+  EXPECT_FALSE(ParseNameValueMib("Ip6InReceives 1\n", CounterSource::kSctp).ok());
 }
 
 TEST(CounterDelta, CountersResetAndGaugesMoveBothWays) {
@@ -146,9 +158,11 @@ TEST(ReadCounters, WithoutSnmp6TheSourceIsUnavailableNotAnError) {
   auto s = ReadCounters(dir.string());
   std::filesystem::remove_all(dir);
   ASSERT_TRUE(s.ok()) << s.status();
-  ASSERT_EQ(s->unavailable.size(), 1u);
+  ASSERT_EQ(s->unavailable.size(), 2u);
   EXPECT_EQ(s->unavailable[0].source, CounterSource::kSnmp6);
   EXPECT_NE(s->unavailable[0].reason.find("IPv6"), std::string::npos);
+  EXPECT_EQ(s->unavailable[1].source, CounterSource::kSctp);
+  EXPECT_NE(s->unavailable[1].reason.find("sctp module"), std::string::npos);
   EXPECT_NE(Find(s->values, "TcpExtListenOverflows"), nullptr);
 }
 
@@ -160,7 +174,7 @@ TEST(ParseSnmpPairs, RecordedOn6_1) {
   auto netstat = ParseSnmpPairs(Fixture("procfs/linux-6.1/netstat"), CounterSource::kNetstat);
   ASSERT_TRUE(netstat.ok()) << netstat.status();
   EXPECT_NE(Find(*netstat, "TcpExtListenDrops"), nullptr);
-  auto snmp6 = ParseSnmp6(Fixture("procfs/linux-6.1/snmp6"));
+  auto snmp6 = ParseNameValueMib(Fixture("procfs/linux-6.1/snmp6"), CounterSource::kSnmp6);
   ASSERT_TRUE(snmp6.ok()) << snmp6.status();
 }
 

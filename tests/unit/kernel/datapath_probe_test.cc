@@ -9,8 +9,8 @@ namespace {
 TEST(NetdevDevGet, VethReportsBasicXdp) {
   std::vector<NetdevXdpFeatures> devs;
   absl::Status st = kernel::ReplayRecording(
-      netagent::testing::Fixture("netlink/linux-6.18/netdev_dev_get_veth.bin"), true,
-      "netdev dev-get", [&](const nlmsghdr& m) {
+      netagent::testing::Fixture("netlink/linux-6.18/netdev_dev_get_veth.bin"), "netdev dev-get",
+      [&](const nlmsghdr& m) {
         auto d = ParseNetdevDev(m);
         if (!d.ok()) return d.status();
         devs.push_back(*d);

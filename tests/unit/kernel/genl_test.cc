@@ -15,7 +15,7 @@ using netagent::testing::FixtureExists;
 
 absl::StatusOr<GenlFamily> ReplayFamily(const std::string& rel) {
   absl::StatusOr<GenlFamily> out = absl::NotFoundError("no message");
-  absl::Status st = ReplayRecording(Fixture(rel), false, "genl family", [&](const nlmsghdr& m) {
+  absl::Status st = ReplayRecording(Fixture(rel), "genl family", [&](const nlmsghdr& m) {
     out = ParseGenlFamily(m);
     return out.status();
   });

@@ -63,10 +63,10 @@ std::vector<char> ErrorPayload(int err, const std::string& extack) {
   return p;
 }
 
-absl::Status Parse(const Datagram& d, bool is_dump, ReplyProgress& progress,
+absl::Status Parse(const Datagram& d, ReplyProgress& progress,
                    std::vector<uint16_t>* seen = nullptr) {
   return ParseReply(
-      d.data(), d.size(), 7, 42, is_dump, "test request",
+      d.data(), d.size(), 7, 42, "test request",
       [&](const nlmsghdr& m) {
         if (seen) seen->push_back(m.nlmsg_type);
         return absl::OkStatus();
@@ -80,7 +80,7 @@ TEST(ParseReply, DataThenAckEndsADoRequest) {
   d.Add(NLMSG_ERROR, NLM_F_CAPPED, 7, 42, ErrorPayload(0, ""));
   ReplyProgress p;
   std::vector<uint16_t> seen;
-  ASSERT_TRUE(Parse(d, false, p, &seen).ok());
+  ASSERT_TRUE(Parse(d, p, &seen).ok());
   EXPECT_TRUE(p.done);
   EXPECT_EQ(seen, std::vector<uint16_t>{100});
 }
@@ -90,7 +90,7 @@ TEST(ParseReply, ErrorKeepsErrnoAndExtack) {
   d.Add(NLMSG_ERROR, NLM_F_CAPPED | NLM_F_ACK_TLVS, 7, 42,
         ErrorPayload(-EPERM, "requires CAP_NET_ADMIN in this namespace"));
   ReplyProgress p;
-  absl::Status st = Parse(d, false, p);
+  absl::Status st = Parse(d, p);
   EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_NE(st.message().find("test request"), absl::string_view::npos) << st;
   EXPECT_NE(st.message().find("errno 1"), absl::string_view::npos) << st;
@@ -110,7 +110,7 @@ TEST(ParseReply, UncappedErrorSkipsTheEchoedRequestBeforeTheTlvs) {
   Datagram d;
   d.Add(NLMSG_ERROR, NLM_F_ACK_TLVS, 7, 42, p);
   ReplyProgress prog;
-  absl::Status st = Parse(d, false, prog);
+  absl::Status st = Parse(d, prog);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("bad attribute"), absl::string_view::npos) << st;
 }
@@ -120,7 +120,7 @@ TEST(ParseReply, DoneWithAnErrorFailsTheDump) {
   d.Add(100, NLM_F_MULTI, 7, 42);
   d.Add(NLMSG_DONE, NLM_F_MULTI, 7, 42, Int(-EOPNOTSUPP));
   ReplyProgress p;
-  absl::Status st = Parse(d, true, p);
+  absl::Status st = Parse(d, p);
   EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented) << st;
 }
 
@@ -132,7 +132,7 @@ TEST(ParseReply, SkipsMessagesOfAnotherSequenceOrPort) {
   d.Add(NLMSG_DONE, NLM_F_MULTI, 7, 42, Int(0));
   ReplyProgress p;
   std::vector<uint16_t> seen;
-  ASSERT_TRUE(Parse(d, true, p, &seen).ok());
+  ASSERT_TRUE(Parse(d, p, &seen).ok());
   EXPECT_EQ(seen, std::vector<uint16_t>{102});
   EXPECT_EQ(p.skipped, 2u);
   EXPECT_TRUE(p.done);
@@ -143,7 +143,7 @@ TEST(ParseReply, NotesAnInterruptedDump) {
   d.Add(100, NLM_F_MULTI | NLM_F_DUMP_INTR, 7, 42);
   d.Add(NLMSG_DONE, NLM_F_MULTI | NLM_F_DUMP_INTR, 7, 42, Int(0));
   ReplyProgress p;
-  ASSERT_TRUE(Parse(d, true, p).ok());
+  ASSERT_TRUE(Parse(d, p).ok());
   EXPECT_TRUE(p.interrupted);
 }
 
@@ -154,7 +154,7 @@ TEST(ParseReply, HandlerErrorStopsTheWalk) {
   ReplyProgress p;
   int calls = 0;
   absl::Status st = ParseReply(
-      d.data(), d.size(), 7, 42, true, "x",
+      d.data(), d.size(), 7, 42, "x",
       [&](const nlmsghdr&) {
         ++calls;
         return absl::CancelledError("caller went away");
@@ -164,13 +164,21 @@ TEST(ParseReply, HandlerErrorStopsTheWalk) {
   EXPECT_EQ(calls, 1);
 }
 
+TEST(ParseReply, TrailingBytesAreDataLoss) {
+  Datagram d;
+  d.Add(100, NLM_F_MULTI, 7, 42);
+  d.bytes().resize(d.bytes().size() + 8, 0);  // not a whole header
+  ReplyProgress p;
+  EXPECT_EQ(Parse(d, p).code(), absl::StatusCode::kDataLoss);
+}
+
 TEST(ParseReply, TruncatedDatagramIsDataLoss) {
   Datagram d;
   d.Add(100, NLM_F_MULTI, 7, 42, std::vector<char>(16, 0));
   // Claim more bytes than the datagram has.
   reinterpret_cast<nlmsghdr*>(d.bytes().data())->nlmsg_len = 200;
   ReplyProgress p;
-  EXPECT_EQ(Parse(d, true, p).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Parse(d, p).code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(ReplayRecording, InterruptedDumpIsReportedNotSilent) {
@@ -181,8 +189,7 @@ TEST(ReplayRecording, InterruptedDumpIsReportedNotSilent) {
   uint32_t len = static_cast<uint32_t>(d.size());
   rec.append(reinterpret_cast<const char*>(&len), sizeof(len));
   rec.append(static_cast<const char*>(d.data()), d.size());
-  absl::Status st =
-      ReplayRecording(rec, true, "dump", [](const nlmsghdr&) { return absl::OkStatus(); });
+  absl::Status st = ReplayRecording(rec, "dump", [](const nlmsghdr&) { return absl::OkStatus(); });
   EXPECT_TRUE(IsDumpInterrupted(st)) << st;
 }
 
@@ -193,9 +200,8 @@ TEST(ReplayRecording, EndingMidReplyIsDataLoss) {
   uint32_t len = static_cast<uint32_t>(d.size());
   rec.append(reinterpret_cast<const char*>(&len), sizeof(len));
   rec.append(static_cast<const char*>(d.data()), d.size());
-  EXPECT_EQ(
-      ReplayRecording(rec, true, "dump", [](const nlmsghdr&) { return absl::OkStatus(); }).code(),
-      absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ReplayRecording(rec, "dump", [](const nlmsghdr&) { return absl::OkStatus(); }).code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST(NetlinkMessage, OverflowIsAnErrorNotACorruption) {

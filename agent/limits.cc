@@ -1,0 +1,32 @@
+#include "agent/limits.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace netagent::agent {
+
+absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> LongCallLimiter::Acquire(
+    const std::string& caller_key) {
+  absl::MutexLock lock(&mu_);
+  if (in_use_ >= total_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the agent already serves ", total_, " watches and windowed calls; try again later"));
+  }
+  int& mine = by_caller_[caller_key];
+  if (mine >= per_caller_) {
+    return absl::ResourceExhaustedError(absl::StrCat("at most ", per_caller_,
+                                                     " watches and windowed calls per caller (",
+                                                     caller_key, " has ", mine, ")"));
+  }
+  ++mine;
+  ++in_use_;
+  return std::make_unique<Slot>(this, caller_key);
+}
+
+void LongCallLimiter::Release(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  --in_use_;
+  auto it = by_caller_.find(key);
+  if (it != by_caller_.end() && --it->second <= 0) by_caller_.erase(it);
+}
+
+}  // namespace netagent::agent

@@ -1,0 +1,53 @@
+// Bounds on calls that hold a server thread for long: Watch streams and
+// windowed Gets. Without them a viewer could open enough watches to take every
+// thread and lock everyone out, operators included. Short calls are never
+// limited here; the thread pool is sized so they always find a thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+namespace netagent::agent {
+
+class LongCallLimiter {
+ public:
+  LongCallLimiter(int total, int per_caller) : total_(total), per_caller_(per_caller) {}
+
+  // Held for the length of the call.
+  class Slot {
+   public:
+    Slot(LongCallLimiter* owner, std::string key) : owner_(owner), key_(std::move(key)) {}
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    ~Slot() { owner_->Release(key_); }
+
+   private:
+    LongCallLimiter* owner_;
+    std::string key_;
+  };
+
+  // A slot for `caller_key` (who is calling: uid, certificate, address), or
+  // RESOURCE_EXHAUSTED naming the limit reached.
+  absl::StatusOr<std::unique_ptr<Slot>> Acquire(const std::string& caller_key);
+
+  int total() const { return total_; }
+  int per_caller() const { return per_caller_; }
+
+ private:
+  void Release(const std::string& key);
+
+  const int total_;
+  const int per_caller_;
+  absl::Mutex mu_;
+  int in_use_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, int> by_caller_ ABSL_GUARDED_BY(mu_);
+};
+
+// The gRPC thread pool: enough for every long call plus this many short ones.
+inline constexpr int kShortCallThreads = 32;
+
+}  // namespace netagent::agent
