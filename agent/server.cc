@@ -45,6 +45,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   s->services_.push_back(netagent::v1::HostService::service_full_name());
   builder.RegisterService(s->telemetry_.get());
   s->services_.push_back(netagent::v1::TelemetryService::service_full_name());
+  s->sockets_ = std::make_unique<SocketService>(ctx);
+  builder.RegisterService(s->sockets_.get());
+  s->services_.push_back(netagent::v1::SocketService::service_full_name());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<AuthInterceptorFactory>(ctx.auth));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

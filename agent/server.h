@@ -12,6 +12,7 @@
 #include "agent/config.h"
 #include "agent/context.h"
 #include "agent/host_service.h"
+#include "agent/socket_service.h"
 #include "agent/telemetry_service.h"
 #include "agent/tls.h"
 #include "agent/unix_listener.h"
@@ -57,6 +58,7 @@ class AgentServer {
   std::unique_ptr<TlsStore> tls_;
   std::unique_ptr<HostService> host_;
   std::unique_ptr<TelemetryService> telemetry_;
+  std::unique_ptr<SocketService> sockets_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<UnixListener> unix_;
   std::vector<std::string> services_;

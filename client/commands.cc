@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "client/rpc.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "netagent/v1/host.grpc.pb.h"
 #include "netagent/v1/telemetry.grpc.pb.h"
@@ -18,30 +19,6 @@ namespace netagent::client {
 namespace v1 = ::netagent::v1;
 namespace health = ::grpc::health::v1;
 namespace {
-
-void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
-  const int64_t ns = absl::ToInt64Nanoseconds(d);
-  out->set_seconds(ns / 1000000000);
-  out->set_nanos(static_cast<int32_t>(ns % 1000000000));
-}
-
-std::string Time(const google::protobuf::Timestamp& t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t.seconds()),
-                          absl::UTCTimeZone());
-}
-
-template <typename Stub, typename Req, typename Resp>
-Outcome Unary(grpc::Channel& channel, absl::Time deadline, const Req& req,
-              grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*)) {
-  Stub stub(std::shared_ptr<grpc::ChannelInterface>(&channel, [](grpc::ChannelInterface*) {}));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(deadline));
-  auto resp = std::make_unique<Resp>();
-  Outcome o;
-  o.status = FromGrpc((stub.*method)(&ctx, req, resp.get()));
-  if (o.status.ok()) o.result = std::move(resp);
-  return o;
-}
 
 std::string Cap(const v1::Capability& c) {
   return c.available() ? "yes" : absl::StrCat("no: ", c.reason());
@@ -260,8 +237,7 @@ int RunWatch(const CommandContext& c, const WatchArgs& args) {
     if (!t.error.empty()) PrintStreamError(c, t, absl::UnavailableError(t.error));
   }
   auto statuses = StreamAll(c.targets, *c.dialer, [&](const Target& t, grpc::Channel& ch) {
-    v1::TelemetryService::Stub stub(
-        std::shared_ptr<grpc::ChannelInterface>(&ch, [](grpc::ChannelInterface*) {}));
+    auto stub = StubFor<v1::TelemetryService::Stub>(ch);
     grpc::ClientContext ctx;
     {
       std::lock_guard<std::mutex> lock(g_watch_mu);

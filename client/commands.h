@@ -49,3 +49,22 @@ int RunWatch(const CommandContext& c, const WatchArgs& args);
 void StopWatches();
 
 }  // namespace netagent::client
+
+namespace netagent::client {
+
+struct SocketsArgs {
+  bool tcp = false, udp = false;  // neither: TCP
+  bool ipv4 = false, ipv6 = false;
+  std::vector<std::string> states;
+  std::string source, destination, source_port, destination_port;
+  bool info = false;    // -i: tcp_info, congestion control, BBR
+  bool memory = false;  // -m: skmeminfo
+  bool count = false;   // print how many, not the sockets
+  uint32_t page_size = 0;
+  std::string page_token;
+  uint32_t top = 10;
+};
+int RunSockets(const CommandContext& c, const SocketsArgs& args);
+int RunSocketSummary(const CommandContext& c, const SocketsArgs& args);
+
+}  // namespace netagent::client

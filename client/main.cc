@@ -91,6 +91,33 @@ int main(int argc, char** argv) {
   counters->add_flag("--nonzero", counters_args.nonzero,
                      "hide zero values (zero deltas with --window)");
 
+  SocketsArgs sockets_args;
+  auto* sockets = app.add_subcommand("sockets", "sockets like ss -tuanim: filtered in the kernel");
+  auto socket_filters = [&sockets_args](CLI::App* cmd) {
+    cmd->add_flag("--tcp", sockets_args.tcp, "TCP sockets (the default)");
+    cmd->add_flag("--udp", sockets_args.udp, "UDP sockets");
+    cmd->add_flag("-4", sockets_args.ipv4, "IPv4 only");
+    cmd->add_flag("-6", sockets_args.ipv6, "IPv6 only");
+    cmd->add_option("--state", sockets_args.states,
+                    "established, syn-sent, syn-recv, fin-wait-1, fin-wait-2, time-wait, closed, "
+                    "close-wait, last-ack, listening, closing, connected, all (repeatable)")
+        ->delimiter(',');
+    cmd->add_option("--src", sockets_args.source, "local address or CIDR prefix");
+    cmd->add_option("--dst", sockets_args.destination, "peer address or CIDR prefix");
+    cmd->add_option("--sport", sockets_args.source_port, "local port or range (1024-65535)");
+    cmd->add_option("--dport", sockets_args.destination_port, "peer port or range");
+  };
+  socket_filters(sockets);
+  sockets->add_flag("-i,--info", sockets_args.info, "tcp_info, congestion control, BBR");
+  sockets->add_flag("-m,--memory", sockets_args.memory, "socket memory (skmem)");
+  sockets->add_flag("--count", sockets_args.count, "print how many sockets match, not them");
+  sockets->add_option("--page-size", sockets_args.page_size, "at most this many sockets");
+  sockets->add_option("--page-token", sockets_args.page_token, "continue a previous page");
+  auto* sockets_summary = sockets->add_subcommand(
+      "summary", "states, listeners' accept queues, TIME_WAIT, worst peers");
+  socket_filters(sockets_summary);
+  sockets_summary->add_option("--top", sockets_args.top, "peers per list (default 10)");
+
   std::string watch_interval = "1s";
   WatchArgs watch_args;
   auto* watch = app.add_subcommand("watch", "stream softnet and counter changes until Ctrl-C");
@@ -154,6 +181,8 @@ int main(int argc, char** argv) {
   if (*host) return RunHost(ctx);
   if (*health) return RunHealth(ctx);
   if (*log_level) return RunLogLevel(ctx, level);
+  if (*sockets_summary) return RunSocketSummary(ctx, sockets_args);
+  if (*sockets) return RunSockets(ctx, sockets_args);
   if (*softnet) {
     auto w = ParseDurationFlag(softnet_window, "--window");
     if (!w.ok()) return Usage(std::string(w.status().message()));

@@ -3,8 +3,13 @@
 //
 //   nl_record genl-family NAME FILE   CTRL_CMD_GETFAMILY reply for family NAME
 //   nl_record netdev-dev-get FILE     netdev dev-get dump (xdp-features)
+//   nl_record sock-diag tcp|udp 4|6 FILE   SOCK_DIAG_BY_FAMILY dump, all states,
+//                                     with INFO, VEGASINFO, CONG and SKMEMINFO
 #include <linux/genetlink.h>
+#include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
 
 #include <cstdio>
 #include <fstream>
@@ -65,6 +70,25 @@ int main(int argc, char** argv) {
       return 1;
     }
     return Save(argv[2], recording);
+  }
+  if (what == "sock-diag" && argc == 5) {
+    auto diag = NetlinkSocket::Open(NETLINK_SOCK_DIAG);
+    if (!diag.ok()) return 1;
+    diag->set_recorder(&recording);
+    NetlinkMessage req(SOCK_DIAG_BY_FAMILY, NLM_F_DUMP);
+    auto* r = req.PutHeader<inet_diag_req_v2>();
+    r->sdiag_family = std::string(argv[3]) == "6" ? AF_INET6 : AF_INET;
+    r->sdiag_protocol = std::string(argv[2]) == "udp" ? IPPROTO_UDP : IPPROTO_TCP;
+    r->idiag_ext = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_VEGASINFO - 1)) |
+                   (1 << (INET_DIAG_CONG - 1)) | (1 << (INET_DIAG_SKMEMINFO - 1));
+    r->idiag_states = 0xfff;
+    absl::Status st =
+        diag->Request(req, "sock_diag", [](const nlmsghdr&) { return absl::OkStatus(); });
+    if (!st.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(st.message()).c_str());
+      return 1;
+    }
+    return Save(argv[4], recording);
   }
   std::fprintf(stderr, "unknown command\n");
   return 2;

@@ -1,0 +1,114 @@
+#include "collectors/socket_summary.h"
+
+#include <algorithm>
+
+namespace netagent::collectors {
+namespace {
+
+constexpr uint8_t kEstablished = 1;
+constexpr uint8_t kSynRecv = 3;
+constexpr uint8_t kTimeWait = 6;
+constexpr uint8_t kListen = 10;
+
+bool IsAny(const IpAddress& a) {
+  return std::all_of(a.bytes.begin(), a.bytes.begin() + a.size(), [](uint8_t b) { return b == 0; });
+}
+
+}  // namespace
+
+void SocketSummarizer::Add(const SocketRecord& s) {
+  ++base_.total;
+  ++base_.states[{s.protocol, s.state}];
+  if (s.protocol != IPPROTO_TCP) return;
+  switch (s.state) {
+    case kListen: {
+      ListenerStats l;
+      l.protocol = s.protocol;
+      l.address = s.local;
+      l.port = s.local_port;
+      l.accept_queue = s.rqueue;
+      l.backlog = s.wqueue;
+      l.fill_percent = s.wqueue ? 100.0 * s.rqueue / s.wqueue : 0;
+      base_.listeners.push_back(l);
+      break;
+    }
+    case kSynRecv:
+      ++syn_recv_[{s.local.family, s.local.bytes, s.local_port}];
+      break;
+    case kTimeWait:
+      ++base_.time_wait.count;
+      ++time_wait_[{s.peer.family, s.peer.bytes, s.peer_port}];
+      break;
+    case kEstablished: {
+      PeerStats& p = peers_[s.peer];
+      p.address = s.peer;
+      ++p.connections;
+      if (s.has_tcp_info()) {
+        p.retransmitted += s.tcp_info.total_retrans;
+        const double rtt_ms = s.tcp_info.rtt / 1000.0;
+        p.rtt_sum_ms += rtt_ms;
+        p.rtt_max_ms = std::max(p.rtt_max_ms, rtt_ms);
+        ++p.rtt_samples;
+      }
+      break;
+    }
+  }
+}
+
+SocketSummary SocketSummarizer::Finish(size_t top, PortRange ephemeral) const {
+  SocketSummary out = base_;
+  for (ListenerStats& l : out.listeners) {
+    for (const auto& [ep, n] : syn_recv_) {
+      const auto& [family, bytes, port] = ep;
+      if (port != l.port || family != l.address.family) continue;
+      if (IsAny(l.address) || bytes == l.address.bytes) l.syn_recv += n;
+    }
+  }
+  std::sort(out.listeners.begin(), out.listeners.end(),
+            [](const ListenerStats& a, const ListenerStats& b) {
+              return std::tie(a.port, a.address) < std::tie(b.port, b.address);
+            });
+
+  TimeWaitStats& tw = out.time_wait;
+  tw.ephemeral = ephemeral;
+  tw.ephemeral_ports = ephemeral.high >= ephemeral.low ? ephemeral.high - ephemeral.low + 1u : 0;
+  for (const auto& [ep, n] : time_wait_) {
+    if (n > tw.busiest_peer_count) {
+      const auto& [family, bytes, port] = ep;
+      IpAddress a;
+      a.family = family;
+      a.bytes = bytes;
+      tw.busiest_peer = FormatEndpoint(a, port);
+      tw.busiest_peer_count = n;
+    }
+  }
+  if (tw.ephemeral_ports)
+    tw.busiest_peer_fill_percent = 100.0 * tw.busiest_peer_count / tw.ephemeral_ports;
+
+  std::vector<PeerStats> peers;
+  peers.reserve(peers_.size());
+  for (const auto& [addr, p] : peers_) peers.push_back(p);
+  auto by_retrans = peers;
+  by_retrans.erase(std::remove_if(by_retrans.begin(), by_retrans.end(),
+                                  [](const PeerStats& p) { return p.retransmitted == 0; }),
+                   by_retrans.end());
+  std::sort(by_retrans.begin(), by_retrans.end(), [](const PeerStats& a, const PeerStats& b) {
+    return a.retransmitted != b.retransmitted ? a.retransmitted > b.retransmitted
+                                              : a.address < b.address;
+  });
+  if (by_retrans.size() > top) by_retrans.resize(top);
+  out.top_retransmitting = std::move(by_retrans);
+  auto by_rtt = std::move(peers);
+  by_rtt.erase(std::remove_if(by_rtt.begin(), by_rtt.end(),
+                              [](const PeerStats& p) { return p.rtt_samples == 0; }),
+               by_rtt.end());
+  std::sort(by_rtt.begin(), by_rtt.end(), [](const PeerStats& a, const PeerStats& b) {
+    return a.mean_rtt_ms() != b.mean_rtt_ms() ? a.mean_rtt_ms() > b.mean_rtt_ms()
+                                              : a.address < b.address;
+  });
+  if (by_rtt.size() > top) by_rtt.resize(top);
+  out.top_rtt = std::move(by_rtt);
+  return out;
+}
+
+}  // namespace netagent::collectors

@@ -1,0 +1,70 @@
+// What a socket table says at a glance, computed while the dump streams by:
+// counts per state, listeners with their accept queue fill and handshakes in
+// progress, TIME_WAIT against the ephemeral port range, and the remote peers
+// that retransmit most or answer slowest.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "collectors/sockets.h"
+
+namespace netagent::collectors {
+
+struct ListenerStats {
+  uint8_t protocol = IPPROTO_TCP;
+  IpAddress address;
+  uint16_t port = 0;
+  uint32_t accept_queue = 0;
+  uint32_t backlog = 0;
+  double fill_percent = 0;
+  uint64_t syn_recv = 0;
+};
+
+struct PeerStats {
+  IpAddress address;
+  uint64_t connections = 0;
+  uint64_t retransmitted = 0;
+  double rtt_sum_ms = 0;
+  double rtt_max_ms = 0;
+  uint64_t rtt_samples = 0;
+
+  double mean_rtt_ms() const { return rtt_samples ? rtt_sum_ms / rtt_samples : 0; }
+};
+
+struct TimeWaitStats {
+  uint64_t count = 0;
+  PortRange ephemeral;
+  uint32_t ephemeral_ports = 0;
+  std::string busiest_peer;  // "addr:port"
+  uint64_t busiest_peer_count = 0;
+  double busiest_peer_fill_percent = 0;
+};
+
+struct SocketSummary {
+  // (protocol, state) -> count
+  std::map<std::pair<uint8_t, uint8_t>, uint64_t> states;
+  std::vector<ListenerStats> listeners;
+  TimeWaitStats time_wait;
+  std::vector<PeerStats> top_retransmitting;
+  std::vector<PeerStats> top_rtt;
+  uint64_t total = 0;
+};
+
+class SocketSummarizer {
+ public:
+  void Add(const SocketRecord& s);
+  SocketSummary Finish(size_t top, PortRange ephemeral) const;
+
+ private:
+  using Endpoint = std::tuple<int, std::array<uint8_t, 16>, uint16_t>;  // family, addr, port
+  SocketSummary base_;
+  std::map<Endpoint, uint64_t> syn_recv_;   // by local endpoint
+  std::map<Endpoint, uint64_t> time_wait_;  // by peer endpoint
+  std::map<IpAddress, PeerStats> peers_;
+};
+
+}  // namespace netagent::collectors
