@@ -1,15 +1,23 @@
 #include "client/fanout.h"
 
+#include <fcntl.h>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/create_channel_posix.h>
 #include <grpcpp/security/credentials.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <semaphore>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace netagent::client {
 namespace {
@@ -27,6 +35,7 @@ absl::Status WithHint(const Target& t, absl::Status st) {
   if (t.unix_socket && absl::IsUnavailable(st) &&
       (st.message().find("No such file") != absl::string_view::npos ||
        st.message().find("Connection refused") != absl::string_view::npos ||
+       st.message().find("connect ") == 0 ||
        st.message().find("not connected within") != absl::string_view::npos)) {
     return absl::UnavailableError(absl::StrCat(st.message(), " (is netagentd running?)"));
   }
@@ -66,13 +75,29 @@ absl::StatusOr<Dialer> Dialer::Create(const ConnectOptions& options) {
   return d;
 }
 
-std::shared_ptr<grpc::Channel> Dialer::Dial(const Target& target) const {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> Dialer::Dial(const Target& target) const {
   grpc::ChannelArguments args;
   // Each target is one agent; keep connections of long watches alive.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  if (target.unix_socket || !options_.tls) {
+  if (target.unix_socket) {
+    absl::string_view path = target.address;
+    absl::ConsumePrefix(&path, "unix://");
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return absl::UnavailableError(absl::StrCat("socket: ", strerror(errno)));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.data(), std::min(path.size(), sizeof(addr.sun_path) - 1));
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
+      const int err = errno;
+      ::close(fd);
+      return absl::UnavailableError(absl::StrCat("connect ", path, ": ", strerror(err)));
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return grpc::CreateCustomInsecureChannelFromFd(target.address, fd, args);
+  }
+  if (!options_.tls) {
     return grpc::CreateCustomChannel(target.address, grpc::InsecureChannelCredentials(), args);
   }
   grpc::SslCredentialsOptions ssl;
@@ -97,7 +122,11 @@ std::vector<Outcome> FanOut(const std::vector<Target>& targets, const Dialer& di
         continue;
       }
       auto channel = dialer.Dial(t);
-      out[i] = call(t, *channel, absl::Now() + dialer.options().timeout + extra_time);
+      if (!channel.ok()) {
+        out[i].status = WithHint(t, channel.status());
+        continue;
+      }
+      out[i] = call(t, **channel, absl::Now() + dialer.options().timeout + extra_time);
       out[i].status = WithHint(t, out[i].status);
     }
   };
@@ -123,7 +152,12 @@ std::vector<absl::Status> StreamAll(const std::vector<Target>& targets, const Di
         out[i] = absl::UnavailableError(t.error);
         return;
       }
-      auto channel = dialer.Dial(t);
+      auto dialed = dialer.Dial(t);
+      if (!dialed.ok()) {
+        out[i] = WithHint(t, dialed.status());
+        return;
+      }
+      std::shared_ptr<grpc::Channel> channel = *dialed;
       connecting.acquire();
       const bool connected =
           channel->WaitForConnected(absl::ToChronoTime(absl::Now() + dialer.options().timeout));

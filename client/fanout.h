@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/targets.h"
 
@@ -31,7 +32,10 @@ struct ConnectOptions {
 class Dialer {
  public:
   static absl::StatusOr<Dialer> Create(const ConnectOptions& options);
-  std::shared_ptr<grpc::Channel> Dial(const Target& target) const;
+  // A unix socket is connected here, directly (no resolver, no connection
+  // management: a few milliseconds less per netctl run); TCP targets get a
+  // regular channel that connects on first use.
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> Dial(const Target& target) const;
   const ConnectOptions& options() const { return options_; }
 
  private:
