@@ -158,10 +158,15 @@ std::vector<absl::Status> StreamAll(const std::vector<Target>& targets, const Di
         return;
       }
       std::shared_ptr<grpc::Channel> channel = *dialed;
-      connecting.acquire();
-      const bool connected =
-          channel->WaitForConnected(absl::ToChronoTime(absl::Now() + dialer.options().timeout));
-      connecting.release();
+      // A unix target is connected by Dial already (and its channel, made from
+      // the fd, has no connectivity state to wait on).
+      bool connected = true;
+      if (!t.unix_socket) {
+        connecting.acquire();
+        connected =
+            channel->WaitForConnected(absl::ToChronoTime(absl::Now() + dialer.options().timeout));
+        connecting.release();
+      }
       if (!connected) {
         out[i] = WithHint(
             t, absl::UnavailableError(absl::StrCat(
