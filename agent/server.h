@@ -12,6 +12,7 @@
 #include "agent/config.h"
 #include "agent/context.h"
 #include "agent/host_service.h"
+#include "agent/nic_service.h"
 #include "agent/socket_service.h"
 #include "agent/telemetry_service.h"
 #include "agent/tls.h"
@@ -59,6 +60,7 @@ class AgentServer {
   std::unique_ptr<HostService> host_;
   std::unique_ptr<TelemetryService> telemetry_;
   std::unique_ptr<SocketService> sockets_;
+  std::unique_ptr<NicService> nics_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<UnixListener> unix_;
   std::vector<std::string> services_;

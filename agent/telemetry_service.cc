@@ -66,7 +66,7 @@ grpc::Status TelemetryService::GetCounters(grpc::ServerContext* context,
   if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
   auto window = DurationFromRequest(request->has_window(), request->window(), "window", kMaxWindow);
   if (!window.ok()) return ToGrpc(window.status());
-  auto filter = collectors::CompileCounterFilter(request->filter(), "filter");
+  auto filter = collectors::CompileNameFilter(request->filter(), "filter");
   if (!filter.ok()) return ToGrpc(filter.status());
   const collectors::CounterQuery query{*filter, request->nonzero()};
   return Sampled(
@@ -81,7 +81,7 @@ grpc::Status TelemetryService::Watch(grpc::ServerContext* context, const v1::Wat
   if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
   auto interval = WatchInterval(*request);
   if (!interval.ok()) return ToGrpc(interval.status());
-  auto filter = collectors::CompileCounterFilter(request->filter(), "filter");
+  auto filter = collectors::CompileNameFilter(request->filter(), "filter");
   if (!filter.ok()) return ToGrpc(filter.status());
   auto slot = LongCallSlot(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());

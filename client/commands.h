@@ -68,3 +68,13 @@ int RunSockets(const CommandContext& c, const SocketsArgs& args);
 int RunSocketSummary(const CommandContext& c, const SocketsArgs& args);
 
 }  // namespace netagent::client
+
+namespace netagent::client {
+
+struct NicArgs {
+  std::string name;  // empty: every interface
+  std::string include, exclude;
+};
+int RunNic(const CommandContext& c, const NicArgs& args);
+
+}  // namespace netagent::client

@@ -121,6 +121,13 @@ int Main(int argc, char** argv) {
   socket_filters(sockets_summary);
   sockets_summary->add_option("--top", sockets_args.top, "peers per list (default 10)");
 
+  NicArgs nic_args;
+  auto* nic = app.add_subcommand("nic", "interfaces and counters; with a name, everything ethtool shows");
+  nic->add_option("interface", nic_args.name, "one interface: link, driver, channels, rings, "
+                                               "coalescing, features, pause, RSS, counters, queues, IRQs");
+  nic->add_option("--include", nic_args.include, "RE2 on driver counter names to keep");
+  nic->add_option("--exclude", nic_args.exclude, "RE2 on driver counter names to drop");
+
   std::string watch_interval = "1s";
   WatchArgs watch_args;
   auto* watch = app.add_subcommand("watch", "stream softnet and counter changes until Ctrl-C");
@@ -184,6 +191,7 @@ int Main(int argc, char** argv) {
   if (*host) return RunHost(ctx);
   if (*health) return RunHealth(ctx);
   if (*log_level) return RunLogLevel(ctx, level);
+  if (*nic) return RunNic(ctx, nic_args);
   if (*sockets_summary) return RunSocketSummary(ctx, sockets_args);
   if (*sockets) return RunSockets(ctx, sockets_args);
   if (*softnet) {

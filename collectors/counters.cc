@@ -180,7 +180,7 @@ int64_t CounterDelta(const CounterValue& before, const CounterValue& after) {
   return static_cast<int64_t>(a >= b ? a - b : a);
 }
 
-absl::StatusOr<std::shared_ptr<const re2::RE2>> CompileCounterFilter(absl::string_view pattern,
+absl::StatusOr<std::shared_ptr<const re2::RE2>> CompileNameFilter(absl::string_view pattern,
                                                                      absl::string_view field) {
   if (pattern.empty()) return std::shared_ptr<const re2::RE2>();
   if (pattern.size() > kMaxFilterLength) {

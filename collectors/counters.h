@@ -80,8 +80,8 @@ struct CounterQuery {
   bool nonzero = false;
 };
 
-// Validates a filter pattern from a request: INVALID_ARGUMENT names `field`.
-absl::StatusOr<std::shared_ptr<const re2::RE2>> CompileCounterFilter(absl::string_view pattern,
+// Validates a name filter (RE2) from a request: INVALID_ARGUMENT names `field`.
+absl::StatusOr<std::shared_ptr<const re2::RE2>> CompileNameFilter(absl::string_view pattern,
                                                                      absl::string_view field);
 
 struct CounterReport {

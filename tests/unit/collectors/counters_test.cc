@@ -107,12 +107,12 @@ TEST(CounterDelta, CountersResetAndGaugesMoveBothWays) {
   EXPECT_EQ(CounterDelta(gb, ga), -6);
 }
 
-TEST(CompileCounterFilter, NamesTheFieldOnBadInput) {
-  auto bad = CompileCounterFilter("Tcp(", "filter");
+TEST(CompileNameFilter, NamesTheFieldOnBadInput) {
+  auto bad = CompileNameFilter("Tcp(", "filter");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(bad.status().message().rfind("filter:", 0), 0u) << bad.status();
-  EXPECT_FALSE(CompileCounterFilter(std::string(300, 'a'), "filter").ok());
-  EXPECT_EQ(*CompileCounterFilter("", "filter"), nullptr);
+  EXPECT_FALSE(CompileNameFilter(std::string(300, 'a'), "filter").ok());
+  EXPECT_EQ(*CompileNameFilter("", "filter"), nullptr);
 }
 
 TEST(BuildCounterReport, WindowFilterAndNonzero) {
@@ -138,7 +138,7 @@ TEST(BuildCounterReport, WindowFilterAndNonzero) {
   EXPECT_FALSE(r.counters[3].delta.has_value());  // new field: nothing to compare with
   EXPECT_EQ(r.unavailable.size(), 1u);
 
-  CounterQuery q{*CompileCounterFilter("^Tcp[A-Z]", "filter"), true};
+  CounterQuery q{*CompileNameFilter("^Tcp[A-Z]", "filter"), true};
   CounterReport f = BuildCounterReport(&before, after, q);
   ASSERT_EQ(f.counters.size(), 2u);  // RetransSegs and CurrEstab moved; TcpExt* filtered out
   EXPECT_EQ(f.counters[0].value.name(), "TcpRetransSegs");

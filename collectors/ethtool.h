@@ -1,0 +1,133 @@
+// What `ethtool` shows, from the kernel's ethtool generic netlink family (link
+// modes, channels, rings, coalescing, features, pause, standard statistics,
+// RSS) and, for the driver's private counters (`ethtool -S`), the SIOCETHTOOL
+// ioctl: the kernel has no netlink path for those.
+//
+// Each part is a Section: the value, or the reason the device does not offer
+// it ("Operation not supported" and the kernel's extended ack for coalescing
+// on veth, say). A part a driver lacks is never an error of the whole and
+// never zeros.
+#pragma once
+
+#include <linux/netlink.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kernel/genl.h"
+#include "kernel/netlink.h"
+
+namespace netagent::collectors {
+
+template <typename T>
+struct Section {
+  absl::Status status;  // OK, or why the device does not give this part
+  T value{};
+  bool ok() const { return status.ok(); }
+};
+
+using NamedValues = std::vector<std::pair<std::string, uint64_t>>;
+
+struct LinkModes {
+  std::optional<uint32_t> speed_mbps;  // unset: unknown (link down, virtual)
+  std::string duplex;                  // "full", "half", "unknown"
+  bool autoneg = false;
+  std::optional<bool> link_detected;
+};
+
+struct Channels {
+  std::optional<uint32_t> rx_max, tx_max, other_max, combined_max;
+  std::optional<uint32_t> rx, tx, other, combined;
+};
+
+struct Feature {
+  std::string name;
+  bool active = false;
+  bool wanted = false;
+  bool fixed = false;  // the driver does not let it change
+};
+
+struct Pause {
+  bool autoneg = false, rx = false, tx = false;
+};
+
+struct StatGroup {
+  std::string name;  // eth-phy, eth-mac, eth-ctrl, rmon
+  NamedValues stats;
+};
+
+struct Rss {
+  std::string hash_function;  // toeplitz, xor, crc32, or the bit number
+  std::vector<uint32_t> indirection;
+  std::string hash_key;  // raw bytes
+};
+
+// Parsers of one reply message each (pure: tests replay recorded replies).
+absl::StatusOr<LinkModes> ParseLinkModes(const nlmsghdr& nlh);
+absl::StatusOr<bool> ParseLinkState(const nlmsghdr& nlh);
+absl::StatusOr<Channels> ParseChannels(const nlmsghdr& nlh);
+// Rings and coalescing: every attribute the kernel sent (it sends only those
+// the driver supports), by ethtool's parameter names.
+absl::StatusOr<NamedValues> ParseRings(const nlmsghdr& nlh);
+absl::StatusOr<NamedValues> ParseCoalesce(const nlmsghdr& nlh);
+// Features in compact bitsets, named from the ETH_SS_FEATURES string set.
+absl::StatusOr<std::vector<Feature>> ParseFeatures(const nlmsghdr& nlh,
+                                                   const std::vector<std::string>& names);
+absl::StatusOr<Pause> ParsePause(const nlmsghdr& nlh);
+// Returns the groups with stat ids; names come from each group's string set.
+struct RawStatGroup {
+  uint32_t id = 0;
+  uint32_t string_set = 0;
+  std::vector<std::pair<uint16_t, uint64_t>> stats;
+};
+absl::StatusOr<std::vector<RawStatGroup>> ParseStats(const nlmsghdr& nlh);
+absl::StatusOr<Rss> ParseRss(const nlmsghdr& nlh, const std::vector<std::string>& hfunc_names);
+// STRSET_GET reply: string set id -> strings by index.
+absl::StatusOr<std::map<uint32_t, std::vector<std::string>>> ParseStringSets(const nlmsghdr& nlh);
+
+// ethtool genl requests for one device.
+class EthtoolClient {
+ public:
+  static absl::StatusOr<EthtoolClient> Open();
+
+  Section<LinkModes> GetLinkModes(const std::string& dev);
+  Section<Channels> GetChannels(const std::string& dev);
+  Section<NamedValues> GetRings(const std::string& dev);
+  Section<NamedValues> GetCoalesce(const std::string& dev);
+  Section<std::vector<Feature>> GetFeatures(const std::string& dev);
+  Section<Pause> GetPause(const std::string& dev);
+  Section<std::vector<StatGroup>> GetStandardStats(const std::string& dev);
+  Section<Rss> GetRss(const std::string& dev);
+
+  // Every reply received is appended to `recorder` ([u32 length][bytes]).
+  void set_recorder(std::string* recorder) { sock_.set_recorder(recorder); }
+
+ private:
+  EthtoolClient(kernel::NetlinkSocket sock, kernel::GenlFamily family)
+      : sock_(std::move(sock)), family_(std::move(family)) {}
+
+  // One do-request: the reply message copied out, or the kernel's error.
+  absl::StatusOr<std::vector<uint32_t>> Request(uint8_t cmd, const std::string& dev, uint32_t flags,
+                                                absl::FunctionRef<void(kernel::NetlinkMessage&)> extra);
+  absl::StatusOr<std::vector<std::string>> StringSet(uint32_t id, const std::string& dev);
+
+  kernel::NetlinkSocket sock_;
+  kernel::GenlFamily family_;
+};
+
+struct DriverInfo {
+  std::string driver, version, firmware, bus_info;
+};
+
+// SIOCETHTOOL ETHTOOL_GDRVINFO.
+absl::StatusOr<DriverInfo> GetDriverInfo(const std::string& dev);
+// SIOCETHTOOL GSSET_INFO + GSTRINGS + GSTATS: the driver's private counters,
+// in its order. The count is read once and the values checked against it.
+absl::StatusOr<NamedValues> GetDriverStats(const std::string& dev);
+
+}  // namespace netagent::collectors
