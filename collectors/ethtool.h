@@ -107,13 +107,16 @@ class EthtoolClient {
   // Every reply received is appended to `recorder` ([u32 length][bytes]).
   void set_recorder(std::string* recorder) { sock_.set_recorder(recorder); }
 
+  // One do-request (`dev` empty: no device): the reply message copied out,
+  // or the kernel's error.
+  absl::StatusOr<std::vector<uint32_t>> Request(
+      uint8_t cmd, const std::string& dev, uint32_t flags,
+      absl::FunctionRef<void(kernel::NetlinkMessage&)> extra);
+
  private:
   EthtoolClient(kernel::NetlinkSocket sock, kernel::GenlFamily family)
       : sock_(std::move(sock)), family_(std::move(family)) {}
 
-  // One do-request: the reply message copied out, or the kernel's error.
-  absl::StatusOr<std::vector<uint32_t>> Request(uint8_t cmd, const std::string& dev, uint32_t flags,
-                                                absl::FunctionRef<void(kernel::NetlinkMessage&)> extra);
   absl::StatusOr<std::vector<std::string>> StringSet(uint32_t id, const std::string& dev);
 
   kernel::NetlinkSocket sock_;

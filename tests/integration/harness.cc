@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -138,7 +140,22 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+// Namespaces left by a test process that crashed (its pid is gone).
+void RemoveStaleNamespaces() {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec)) {
+    const std::string name = e.path().filename().string();
+    int pid = 0;
+    if (sscanf(name.c_str(), "na-it-%d-", &pid) == 1 && pid != getpid() && kill(pid, 0) != 0 &&
+        errno == ESRCH) {
+      RunCommand({"ip", "netns", "del", name});
+    }
+  }
+}
+
 Netns::Netns() {
+  static const bool cleaned = (RemoveStaleNamespaces(), true);
+  (void)cleaned;
   name_ = "na-it-" + std::to_string(getpid()) + "-" + std::to_string(g_counter++);
   RunResult add = RunCommand({"ip", "netns", "add", name_});
   RunResult up = RunCommand({"ip", "-n", name_, "link", "set", "lo", "up"});

@@ -3,18 +3,26 @@
 //
 //   nl_record genl-family NAME FILE   CTRL_CMD_GETFAMILY reply for family NAME
 //   nl_record netdev-dev-get FILE     netdev dev-get dump (xdp-features)
+//   nl_record ethtool IFACE DIR       replies of linkmodes, linkstate, channels,
+//                                     features (compact), coalesce, strset features
+//   nl_record links FILE              RTM_GETLINK dump
 //   nl_record sock-diag tcp|udp 4|6 FILE   SOCK_DIAG_BY_FAMILY dump, all states,
 //                                     with INFO, VEGASINFO, CONG and SKMEMINFO
+#include <linux/ethtool.h>
+#include <linux/ethtool_netlink.h>
 #include <linux/genetlink.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
+#include "collectors/ethtool.h"
 #include "kernel/genl.h"
 #include "kernel/netlink.h"
 
@@ -89,6 +97,49 @@ int main(int argc, char** argv) {
       return 1;
     }
     return Save(argv[4], recording);
+  }
+  if (what == "ethtool" && argc == 4) {
+    auto client = netagent::collectors::EthtoolClient::Open();
+    if (!client.ok()) return 1;
+    const std::string dev = argv[2], dir = argv[3];
+    auto none = [](NetlinkMessage&) {};
+    struct Item {
+      const char* file;
+      uint8_t cmd;
+      std::string dev;
+      uint32_t flags;
+    };
+    for (const Item& item : std::vector<Item>{
+             {"linkmodes", ETHTOOL_MSG_LINKMODES_GET, dev, ETHTOOL_FLAG_COMPACT_BITSETS},
+             {"linkstate", ETHTOOL_MSG_LINKSTATE_GET, dev, 0},
+             {"channels", ETHTOOL_MSG_CHANNELS_GET, dev, 0},
+             {"features", ETHTOOL_MSG_FEATURES_GET, dev, ETHTOOL_FLAG_COMPACT_BITSETS},
+             {"coalesce", ETHTOOL_MSG_COALESCE_GET, dev, 0}}) {
+      std::string rec;
+      client->set_recorder(&rec);
+      (void)client->Request(item.cmd, item.dev, item.flags, none);
+      if (Save(dir + "/ethtool_" + item.file + ".bin", rec) != 0) return 1;
+    }
+    std::string rec;
+    client->set_recorder(&rec);
+    (void)client->Request(ETHTOOL_MSG_STRSET_GET, "", 0, [](NetlinkMessage& m) {
+      void* sets = m.BeginNest(ETHTOOL_A_STRSET_STRINGSETS);
+      void* set = m.BeginNest(ETHTOOL_A_STRINGSETS_STRINGSET);
+      m.PutU32(ETHTOOL_A_STRINGSET_ID, ETH_SS_FEATURES);
+      m.EndNest(set);
+      m.EndNest(sets);
+    });
+    return Save(dir + "/ethtool_strset_features.bin", rec);
+  }
+  if (what == "links" && argc == 3) {
+    auto rt = NetlinkSocket::Open(NETLINK_ROUTE);
+    if (!rt.ok()) return 1;
+    rt->set_recorder(&recording);
+    NetlinkMessage req(RTM_GETLINK, NLM_F_DUMP);
+    req.PutHeader<ifinfomsg>()->ifi_family = AF_UNSPEC;
+    absl::Status st = rt->Request(req, "links", [](const nlmsghdr&) { return absl::OkStatus(); });
+    if (!st.ok()) return 1;
+    return Save(argv[2], recording);
   }
   std::fprintf(stderr, "unknown command\n");
   return 2;
