@@ -25,4 +25,9 @@ struct AgentContext {
   std::string version;
 };
 
+// A slot among the calls that hold a thread for long (see LongCallLimiter),
+// counted against this call's caller.
+absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> AcquireLongCall(
+    AgentContext& ctx, const grpc::ServerContextBase* context);
+
 }  // namespace netagent::agent

@@ -51,6 +51,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   s->nics_ = std::make_unique<NicService>(ctx);
   builder.RegisterService(s->nics_.get());
   s->services_.push_back(netagent::v1::NicService::service_full_name());
+  s->conntrack_ = std::make_unique<ConntrackService>(ctx);
+  builder.RegisterService(s->conntrack_.get());
+  s->services_.push_back(netagent::v1::ConntrackService::service_full_name());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<AuthInterceptorFactory>(ctx.auth));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/config.h"
+#include "agent/conntrack_service.h"
 #include "agent/context.h"
 #include "agent/host_service.h"
 #include "agent/nic_service.h"
@@ -61,6 +62,7 @@ class AgentServer {
   std::unique_ptr<TelemetryService> telemetry_;
   std::unique_ptr<SocketService> sockets_;
   std::unique_ptr<NicService> nics_;
+  std::unique_ptr<ConntrackService> conntrack_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<UnixListener> unix_;
   std::vector<std::string> services_;

@@ -100,12 +100,6 @@ uint64_t FilterFingerprint(const v1::SocketFilter& f) {
   return absl::HashOf(bytes) & 0xffffffffffffULL;
 }
 
-absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> Slot(AgentContext& ctx,
-                                                            grpc::ServerContext* context) {
-  std::optional<CallAuth> call = ctx.auth->FindCall(context);
-  return ctx.long_calls.Acquire(call ? CallerKey(call->caller) : std::string("unknown"));
-}
-
 }  // namespace
 
 absl::StatusOr<collectors::SocketQuery> SocketQueryFromProto(const v1::SocketFilter& f) {
@@ -253,7 +247,7 @@ grpc::Status SocketService::ListSockets(grpc::ServerContext* context,
     if (!c.ok()) return ToGrpc(c.status());
     from = *c;
   }
-  auto slot = Slot(ctx_, context);
+  auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
 
   v1::ListSocketsResponse msg;
@@ -305,7 +299,7 @@ grpc::Status SocketService::GetSocketSummary(grpc::ServerContext* context,
       ephemeral = {static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)};
     }
   }
-  auto slot = Slot(ctx_, context);
+  auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
 
   // A dump the kernel marks inconsistent is done again, a few times.

@@ -12,13 +12,6 @@ std::function<bool()> CancelledFn(grpc::ServerContext* context) {
   return [context] { return context->IsCancelled(); };
 }
 
-// A slot among the calls that hold a thread for long (see LongCallLimiter).
-absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> LongCallSlot(AgentContext& ctx,
-                                                                    grpc::ServerContext* context) {
-  std::optional<CallAuth> call = ctx.auth->FindCall(context);
-  return ctx.long_calls.Acquire(call ? CallerKey(call->caller) : std::string("unknown"));
-}
-
 // One sample, or two `window` apart; `build(before or nullptr, after)` fills
 // the response.
 template <typename Read, typename Build>
@@ -26,7 +19,7 @@ grpc::Status Sampled(AgentContext& ctx, grpc::ServerContext* context,
                      std::optional<absl::Duration> window, Read read, Build build) {
   std::unique_ptr<LongCallLimiter::Slot> slot;
   if (window) {
-    auto acquired = LongCallSlot(ctx, context);
+    auto acquired = AcquireLongCall(ctx, context);
     if (!acquired.ok()) return ToGrpc(acquired.status());
     slot = std::move(*acquired);
   }
@@ -83,7 +76,7 @@ grpc::Status TelemetryService::Watch(grpc::ServerContext* context, const v1::Wat
   if (!interval.ok()) return ToGrpc(interval.status());
   auto filter = collectors::CompileNameFilter(request->filter(), "filter");
   if (!filter.ok()) return ToGrpc(filter.status());
-  auto slot = LongCallSlot(ctx_, context);
+  auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
 
   std::optional<collectors::SoftnetSample> prev_softnet;

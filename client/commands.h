@@ -78,3 +78,20 @@ struct NicArgs {
 int RunNic(const CommandContext& c, const NicArgs& args);
 
 }  // namespace netagent::client
+
+namespace netagent::client {
+
+struct ConntrackArgs {
+  bool ipv4 = false, ipv6 = false;
+  std::optional<uint32_t> zone, mark, mark_mask;
+  std::string protocol;
+  std::vector<std::string> tcp_states;
+  std::string source, destination, source_port, destination_port;
+  bool count = false;
+  uint32_t top = 10;
+};
+int RunConntrackStats(const CommandContext& c);
+int RunConntrackList(const CommandContext& c, const ConntrackArgs& args);
+int RunConntrackSummary(const CommandContext& c, const ConntrackArgs& args);
+
+}  // namespace netagent::client

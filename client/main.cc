@@ -122,11 +122,38 @@ int Main(int argc, char** argv) {
   sockets_summary->add_option("--top", sockets_args.top, "peers per list (default 10)");
 
   NicArgs nic_args;
-  auto* nic = app.add_subcommand("nic", "interfaces and counters; with a name, everything ethtool shows");
-  nic->add_option("interface", nic_args.name, "one interface: link, driver, channels, rings, "
-                                               "coalescing, features, pause, RSS, counters, queues, IRQs");
+  auto* nic =
+      app.add_subcommand("nic", "interfaces and counters; with a name, everything ethtool shows");
+  nic->add_option("interface", nic_args.name,
+                  "one interface: link, driver, channels, rings, "
+                  "coalescing, features, pause, RSS, counters, queues, IRQs");
   nic->add_option("--include", nic_args.include, "RE2 on driver counter names to keep");
   nic->add_option("--exclude", nic_args.exclude, "RE2 on driver counter names to drop");
+
+  ConntrackArgs ct_args;
+  auto* conntrack = app.add_subcommand("conntrack", "connection tracking: stats, list, summary");
+  conntrack->require_subcommand(1);
+  auto* ct_stats =
+      conntrack->add_subcommand("stats", "entries, limit and per-CPU statistics (cheap)");
+  auto* ct_list = conntrack->add_subcommand("list", "the entries, like conntrack -L");
+  auto* ct_summary =
+      conntrack->add_subcommand("summary", "counts per protocol and state, top sources");
+  for (CLI::App* cmd : {ct_list, ct_summary}) {
+    cmd->add_flag("-4", ct_args.ipv4, "IPv4 only");
+    cmd->add_flag("-6", ct_args.ipv6, "IPv6 only");
+    cmd->add_option("-p,--protocol", ct_args.protocol, "tcp, udp, icmp, ... or a number");
+    cmd->add_option("--state", ct_args.tcp_states, "TCP state (ESTABLISHED, TIME_WAIT, ...)")
+        ->delimiter(',');
+    cmd->add_option("-s,--src", ct_args.source, "original source address or CIDR prefix");
+    cmd->add_option("-d,--dst", ct_args.destination, "original destination address or prefix");
+    cmd->add_option("--sport", ct_args.source_port, "original source port or range");
+    cmd->add_option("--dport", ct_args.destination_port, "original destination port or range");
+    cmd->add_option("--zone", ct_args.zone, "conntrack zone");
+    cmd->add_option("--mark", ct_args.mark, "connection mark (with --mark-mask: mark/mask)");
+    cmd->add_option("--mark-mask", ct_args.mark_mask, "mask for --mark");
+  }
+  ct_list->add_flag("--count", ct_args.count, "print how many entries match, not them");
+  ct_summary->add_option("--top", ct_args.top, "sources in the top list (default 10)");
 
   std::string watch_interval = "1s";
   WatchArgs watch_args;
@@ -192,6 +219,9 @@ int Main(int argc, char** argv) {
   if (*health) return RunHealth(ctx);
   if (*log_level) return RunLogLevel(ctx, level);
   if (*nic) return RunNic(ctx, nic_args);
+  if (*ct_stats) return RunConntrackStats(ctx);
+  if (*ct_list) return RunConntrackList(ctx, ct_args);
+  if (*ct_summary) return RunConntrackSummary(ctx, ct_args);
   if (*sockets_summary) return RunSocketSummary(ctx, sockets_args);
   if (*sockets) return RunSockets(ctx, sockets_args);
   if (*softnet) {

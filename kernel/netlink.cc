@@ -1,8 +1,10 @@
 #include "kernel/netlink.h"
 
+#include <endian.h>
 #include <libmnl/libmnl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -326,17 +328,18 @@ void ForEachAttr(const nlmsghdr& nlh, size_t header_len,
   }
 }
 
-AttrTable::AttrTable(const nlmsghdr& nlh, size_t header_len, uint16_t max) : table_(max + 1u) {
+AttrTable::AttrTable(const nlmsghdr& nlh, size_t header_len, uint16_t max)
+    : max_(std::min(max, kMaxType)) {
   ForEachAttr(nlh, header_len, [this](const nlattr& a) { Add(&a); });
 }
 
-AttrTable::AttrTable(const nlattr* nest, uint16_t max) : table_(max + 1u) {
+AttrTable::AttrTable(const nlattr* nest, uint16_t max) : max_(std::min(max, kMaxType)) {
   ForEachNested(nest, [this](const nlattr& a) { Add(&a); });
 }
 
 void AttrTable::Add(const nlattr* a) {
   const uint16_t type = mnl_attr_get_type(a);
-  if (type < table_.size()) table_[type] = a;
+  if (type <= max_) table_[type] = a;
 }
 
 namespace {
@@ -353,6 +356,19 @@ std::optional<uint8_t> AttrTable::u8(uint16_t type) const { return Fixed<uint8_t
 std::optional<uint16_t> AttrTable::u16(uint16_t type) const { return Fixed<uint16_t>(get(type)); }
 std::optional<uint32_t> AttrTable::u32(uint16_t type) const { return Fixed<uint32_t>(get(type)); }
 std::optional<uint64_t> AttrTable::u64(uint16_t type) const { return Fixed<uint64_t>(get(type)); }
+
+std::optional<uint16_t> AttrTable::be16(uint16_t type) const {
+  auto v = u16(type);
+  return v ? std::optional<uint16_t>(be16toh(*v)) : std::nullopt;
+}
+std::optional<uint32_t> AttrTable::be32(uint16_t type) const {
+  auto v = u32(type);
+  return v ? std::optional<uint32_t>(be32toh(*v)) : std::nullopt;
+}
+std::optional<uint64_t> AttrTable::be64(uint16_t type) const {
+  auto v = u64(type);
+  return v ? std::optional<uint64_t>(be64toh(*v)) : std::nullopt;
+}
 
 std::optional<std::string> AttrTable::str(uint16_t type) const {
   const nlattr* a = get(type);

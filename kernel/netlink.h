@@ -10,6 +10,7 @@
 
 #include <linux/netlink.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -136,26 +137,34 @@ absl::Status ReplayRecording(absl::string_view recording, absl::string_view what
 bool IsDumpInterrupted(const absl::Status& status);
 
 // Attribute access for C++ (libmnl's iteration macros are C-only). Attributes
-// are indexed by type; a type above `max` or repeated keeps the last one, and
-// typed getters return nullopt when the payload is too short for the type.
+// are indexed by type; a type above `max` is ignored, a repeated one keeps the
+// last, and typed getters return nullopt when the payload is too short. No
+// allocation: it is used per message of large dumps. be16/be32/be64 read
+// network-order attributes (ctnetlink's).
 class AttrTable {
  public:
+  static constexpr uint16_t kMaxType = 127;
+
   AttrTable(const nlmsghdr& nlh, size_t header_len, uint16_t max);
   AttrTable(const nlattr* nest, uint16_t max);
 
-  const nlattr* get(uint16_t type) const { return type < table_.size() ? table_[type] : nullptr; }
+  const nlattr* get(uint16_t type) const { return type <= max_ ? table_[type] : nullptr; }
   bool has(uint16_t type) const { return get(type) != nullptr; }
   std::optional<uint8_t> u8(uint16_t type) const;
   std::optional<uint16_t> u16(uint16_t type) const;
   std::optional<uint32_t> u32(uint16_t type) const;
   std::optional<uint64_t> u64(uint16_t type) const;
+  std::optional<uint16_t> be16(uint16_t type) const;
+  std::optional<uint32_t> be32(uint16_t type) const;
+  std::optional<uint64_t> be64(uint16_t type) const;
   std::optional<std::string> str(uint16_t type) const;
   // Payload bytes of an attribute (empty when absent).
   absl::string_view bytes(uint16_t type) const;
 
  private:
   void Add(const nlattr* a);
-  std::vector<const nlattr*> table_;
+  uint16_t max_ = 0;
+  std::array<const nlattr*, kMaxType + 1> table_{};
 };
 
 // Calls fn(const nlattr&) for each attribute nested in `nest`, or of a message

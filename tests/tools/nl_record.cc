@@ -6,12 +6,15 @@
 //   nl_record ethtool IFACE DIR       replies of linkmodes, linkstate, channels,
 //                                     features (compact), coalesce, strset features
 //   nl_record links FILE              RTM_GETLINK dump
+//   nl_record conntrack DIR           ctnetlink table dump, per-CPU and global stats
 //   nl_record sock-diag tcp|udp 4|6 FILE   SOCK_DIAG_BY_FAMILY dump, all states,
 //                                     with INFO, VEGASINFO, CONG and SKMEMINFO
 #include <linux/ethtool.h>
 #include <linux/ethtool_netlink.h>
 #include <linux/genetlink.h>
 #include <linux/inet_diag.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
@@ -130,6 +133,30 @@ int main(int argc, char** argv) {
       m.EndNest(sets);
     });
     return Save(dir + "/ethtool_strset_features.bin", rec);
+  }
+  if (what == "conntrack" && argc == 3) {
+    const std::string dir = argv[2];
+    auto ct = NetlinkSocket::Open(NETLINK_NETFILTER);
+    if (!ct.ok()) return 1;
+    struct Item {
+      const char* file;
+      uint8_t type;
+      uint16_t flags;
+    };
+    for (const Item& item : {Item{"ctnetlink_dump", IPCTNL_MSG_CT_GET, NLM_F_DUMP},
+                             Item{"ctnetlink_stats_cpu", IPCTNL_MSG_CT_GET_STATS_CPU, NLM_F_DUMP},
+                             Item{"ctnetlink_stats", IPCTNL_MSG_CT_GET_STATS, 0}}) {
+      std::string rec;
+      ct->set_recorder(&rec);
+      NetlinkMessage req((NFNL_SUBSYS_CTNETLINK << 8) | item.type, item.flags);
+      auto* nfg = req.PutHeader<nfgenmsg>();
+      nfg->nfgen_family = AF_UNSPEC;
+      nfg->version = NFNETLINK_V0;
+      absl::Status st =
+          ct->Request(req, item.file, [](const nlmsghdr&) { return absl::OkStatus(); });
+      if (!st.ok() || Save(dir + "/" + item.file + ".bin", rec) != 0) return 1;
+    }
+    return 0;
   }
   if (what == "links" && argc == 3) {
     auto rt = NetlinkSocket::Open(NETLINK_ROUTE);

@@ -1,0 +1,218 @@
+#include "agent/conntrack_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "agent/convert.h"
+#include "kernel/errors.h"
+
+namespace netagent::agent {
+namespace v1 = ::netagent::v1;
+namespace {
+
+constexpr uint32_t kDefaultBatch = 1024;
+constexpr uint32_t kMaxBatch = 8192;
+constexpr uint32_t kDefaultTop = 10;
+constexpr uint32_t kMaxTop = 1000;
+
+void TupleToProto(const collectors::ConntrackTuple& t, v1::ConntrackTuple* o) {
+  o->set_source(collectors::FormatAddress(t.src));
+  o->set_destination(collectors::FormatAddress(t.dst));
+  o->set_source_port(t.src_port);
+  o->set_destination_port(t.dst_port);
+  o->set_icmp_type(t.icmp_type);
+  o->set_icmp_code(t.icmp_code);
+  o->set_icmp_id(t.icmp_id);
+}
+
+double Fill(const std::optional<uint64_t>& count, const std::optional<uint64_t>& max) {
+  return count && max && *max ? 100.0 * static_cast<double>(*count) / static_cast<double>(*max) : 0;
+}
+
+void Values(const collectors::NamedValues& in,
+            google::protobuf::RepeatedPtrField<v1::NamedValue>* out) {
+  for (const auto& [name, value] : in) {
+    auto* v = out->Add();
+    v->set_name(name);
+    v->set_value(value);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<collectors::ConntrackQuery> ConntrackQueryFromProto(const v1::ConntrackFilter& f) {
+  collectors::ConntrackQuery q;
+  switch (f.family()) {
+    case v1::ADDRESS_FAMILY_UNSPECIFIED:
+      break;
+    case v1::ADDRESS_FAMILY_INET:
+      q.family = AF_INET;
+      break;
+    case v1::ADDRESS_FAMILY_INET6:
+      q.family = AF_INET6;
+      break;
+    default:
+      return absl::InvalidArgumentError("filter.family: INET or INET6");
+  }
+  if (f.has_zone()) {
+    if (f.zone() > 0xffff) return absl::InvalidArgumentError("filter.zone: 0-65535");
+    q.zone = static_cast<uint16_t>(f.zone());
+  }
+  if (f.has_mark_mask() && !f.has_mark()) {
+    return absl::InvalidArgumentError("filter.mark_mask: needs filter.mark");
+  }
+  if (f.has_mark()) {
+    q.mark = f.mark() & (f.has_mark_mask() ? f.mark_mask() : 0xffffffff);
+    if (f.has_mark_mask()) q.mark_mask = f.mark_mask();
+  }
+  if (!f.protocol().empty()) {
+    NETAGENT_ASSIGN_OR_RETURN(q.protocol,
+                              collectors::ParseProtocol(f.protocol(), "filter.protocol"));
+  }
+  for (const std::string& s : f.tcp_states()) {
+    NETAGENT_ASSIGN_OR_RETURN(uint8_t state,
+                              collectors::ParseConntrackTcpState(s, "filter.tcp_states"));
+    q.tcp_states.insert(state);
+  }
+  if (!q.tcp_states.empty()) {
+    if (q.protocol && *q.protocol != IPPROTO_TCP) {
+      return absl::InvalidArgumentError("filter.tcp_states: only TCP entries have TCP states");
+    }
+    q.protocol = IPPROTO_TCP;
+  }
+  if (!f.source().empty()) {
+    NETAGENT_ASSIGN_OR_RETURN(q.source, collectors::ParsePrefix(f.source(), "filter.source"));
+  }
+  if (!f.destination().empty()) {
+    NETAGENT_ASSIGN_OR_RETURN(q.destination,
+                              collectors::ParsePrefix(f.destination(), "filter.destination"));
+  }
+  for (const auto* p : {&q.source, &q.destination}) {
+    if (!p->has_value()) continue;
+    if (q.family != AF_UNSPEC && q.family != (*p)->address.family) {
+      return absl::InvalidArgumentError(
+          "filter.family: differs from the family of the source or destination address");
+    }
+    q.family = (*p)->address.family;
+  }
+  if (!f.source_port().empty()) {
+    NETAGENT_ASSIGN_OR_RETURN(q.source_port,
+                              collectors::ParsePortRange(f.source_port(), "filter.source_port"));
+  }
+  if (!f.destination_port().empty()) {
+    NETAGENT_ASSIGN_OR_RETURN(
+        q.destination_port,
+        collectors::ParsePortRange(f.destination_port(), "filter.destination_port"));
+  }
+  return q;
+}
+
+void ToProto(const collectors::ConntrackEntry& e, v1::ConntrackEntry* o) {
+  o->set_family(e.family == AF_INET6 ? v1::ADDRESS_FAMILY_INET6 : v1::ADDRESS_FAMILY_INET);
+  o->set_protocol(collectors::ConntrackProtocolName(e.original.protocol));
+  o->set_protocol_number(e.original.protocol);
+  o->set_timeout(e.timeout);
+  if (e.tcp_state) o->set_tcp_state(std::string(collectors::ConntrackTcpStateName(*e.tcp_state)));
+  TupleToProto(e.original, o->mutable_original());
+  TupleToProto(e.reply, o->mutable_reply());
+  for (auto& f : collectors::ConntrackStatusFlags(e.status)) o->add_flags(std::move(f));
+  o->set_status(e.status);
+  o->set_mark(e.mark);
+  o->set_zone(e.zone);
+  o->set_use(e.use);
+  o->set_id(e.id);
+  if (e.orig_packets) o->set_original_packets(*e.orig_packets);
+  if (e.orig_bytes) o->set_original_bytes(*e.orig_bytes);
+  if (e.reply_packets) o->set_reply_packets(*e.reply_packets);
+  if (e.reply_bytes) o->set_reply_bytes(*e.reply_bytes);
+  if (e.start_ns) o->set_start_ns(*e.start_ns);
+}
+
+grpc::Status ConntrackService::GetConntrackStats(grpc::ServerContext* context,
+                                                 const v1::GetConntrackStatsRequest* request,
+                                                 v1::GetConntrackStatsResponse* response) {
+  if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
+  auto stats = collectors::ReadConntrackStats();
+  if (!stats.ok()) return ToGrpc(stats.status());
+  if (stats->count) response->set_count(*stats->count);
+  if (stats->max) response->set_max(*stats->max);
+  response->set_fill_percent(Fill(stats->count, stats->max));
+  for (const auto& c : stats->cpus) {
+    auto* o = response->add_cpus();
+    o->set_cpu(c.cpu);
+    Values(c.values, o->mutable_values());
+  }
+  Values(stats->total, response->mutable_total());
+  response->set_source(stats->source);
+  return grpc::Status::OK;
+}
+
+grpc::Status ConntrackService::ListConntrack(
+    grpc::ServerContext* context, const v1::ListConntrackRequest* request,
+    grpc::ServerWriter<v1::ListConntrackResponse>* writer) {
+  if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
+  auto query = ConntrackQueryFromProto(request->filter());
+  if (!query.ok()) return ToGrpc(query.status());
+  const uint32_t batch = request->batch_size() == 0 ? kDefaultBatch : request->batch_size();
+  if (batch > kMaxBatch) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("batch_size: at most ", kMaxBatch));
+  }
+  auto slot = AcquireLongCall(ctx_, context);
+  if (!slot.ok()) return ToGrpc(slot.status());
+  v1::ListConntrackResponse msg;
+  auto report = collectors::DumpConntrack(*query, [&](const collectors::ConntrackEntry& e) {
+    ToProto(e, msg.add_entries());
+    if (static_cast<uint32_t>(msg.entries_size()) >= batch) {
+      if (!writer->Write(msg)) return absl::CancelledError("caller went away");
+      msg.Clear();
+    }
+    return absl::OkStatus();
+  });
+  if (!report.ok()) return ToGrpc(report.status());
+  msg.set_examined(report->examined);
+  msg.set_kernel_tuple_filter(report->kernel_tuple_filter);
+  for (const auto& w : report->warnings) msg.add_warnings(w);
+  if (!writer->Write(msg)) return grpc::Status(grpc::StatusCode::CANCELLED, "caller went away");
+  return grpc::Status::OK;
+}
+
+grpc::Status ConntrackService::GetConntrackSummary(grpc::ServerContext* context,
+                                                   const v1::GetConntrackSummaryRequest* request,
+                                                   v1::GetConntrackSummaryResponse* response) {
+  if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
+  auto query = ConntrackQueryFromProto(request->filter());
+  if (!query.ok()) return ToGrpc(query.status());
+  const uint32_t top = request->top() == 0 ? kDefaultTop : request->top();
+  if (top > kMaxTop) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("top: at most ", kMaxTop));
+  }
+  auto slot = AcquireLongCall(ctx_, context);
+  if (!slot.ok()) return ToGrpc(slot.status());
+  collectors::ConntrackSummarizer summary;
+  auto report = collectors::DumpConntrack(*query, [&](const collectors::ConntrackEntry& e) {
+    if (context->IsCancelled()) return absl::CancelledError("caller went away");
+    summary.Add(e);
+    return absl::OkStatus();
+  });
+  if (!report.ok()) return ToGrpc(report.status());
+  response->set_matched(summary.matched());
+  if (auto stats = collectors::ReadConntrackStats(); stats.ok()) {
+    if (stats->count) response->set_count(*stats->count);
+    if (stats->max) response->set_max(*stats->max);
+    response->set_fill_percent(Fill(stats->count, stats->max));
+  }
+  for (const auto& c : summary.Counts()) {
+    auto* o = response->add_counts();
+    o->set_protocol(c.protocol);
+    o->set_state(c.state);
+    o->set_count(c.count);
+  }
+  for (const auto& [addr, n] : summary.TopSources(top)) {
+    auto* o = response->add_top_sources();
+    o->set_address(collectors::FormatAddress(addr));
+    o->set_count(n);
+  }
+  for (const auto& w : report->warnings) response->add_warnings(w);
+  return grpc::Status::OK;
+}
+
+}  // namespace netagent::agent

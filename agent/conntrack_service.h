@@ -1,0 +1,35 @@
+// netagent.v1.ConntrackService: statistics, the streamed table, a summary.
+#pragma once
+
+#include "absl/status/statusor.h"
+#include "agent/context.h"
+#include "collectors/conntrack.h"
+#include "netagent/v1/conntrack.grpc.pb.h"
+
+namespace netagent::agent {
+
+// INVALID_ARGUMENT names the field ("filter.source").
+absl::StatusOr<collectors::ConntrackQuery> ConntrackQueryFromProto(
+    const netagent::v1::ConntrackFilter& f);
+
+void ToProto(const collectors::ConntrackEntry& e, netagent::v1::ConntrackEntry* out);
+
+class ConntrackService final : public netagent::v1::ConntrackService::Service {
+ public:
+  explicit ConntrackService(AgentContext& ctx) : ctx_(ctx) {}
+
+  grpc::Status GetConntrackStats(grpc::ServerContext* context,
+                                 const netagent::v1::GetConntrackStatsRequest* request,
+                                 netagent::v1::GetConntrackStatsResponse* response) override;
+  grpc::Status ListConntrack(
+      grpc::ServerContext* context, const netagent::v1::ListConntrackRequest* request,
+      grpc::ServerWriter<netagent::v1::ListConntrackResponse>* writer) override;
+  grpc::Status GetConntrackSummary(grpc::ServerContext* context,
+                                   const netagent::v1::GetConntrackSummaryRequest* request,
+                                   netagent::v1::GetConntrackSummaryResponse* response) override;
+
+ private:
+  AgentContext& ctx_;
+};
+
+}  // namespace netagent::agent

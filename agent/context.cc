@@ -1,0 +1,11 @@
+#include "agent/context.h"
+
+namespace netagent::agent {
+
+absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> AcquireLongCall(
+    AgentContext& ctx, const grpc::ServerContextBase* context) {
+  std::optional<CallAuth> call = ctx.auth->FindCall(context);
+  return ctx.long_calls.Acquire(call ? CallerKey(call->caller) : std::string("unknown"));
+}
+
+}  // namespace netagent::agent
