@@ -107,13 +107,14 @@ absl::StatusOr<collectors::ConntrackQuery> ConntrackQueryFromProto(const v1::Con
 
 void ToProto(const collectors::ConntrackEntry& e, v1::ConntrackEntry* o) {
   o->set_family(e.family == AF_INET6 ? v1::ADDRESS_FAMILY_INET6 : v1::ADDRESS_FAMILY_INET);
-  o->set_protocol(collectors::ConntrackProtocolName(e.original.protocol));
+  o->set_protocol(collectors::ConntrackProtocolLabel(e.original.protocol));
   o->set_protocol_number(e.original.protocol);
   o->set_timeout(e.timeout);
   if (e.tcp_state) o->set_tcp_state(std::string(collectors::ConntrackTcpStateName(*e.tcp_state)));
   TupleToProto(e.original, o->mutable_original());
   TupleToProto(e.reply, o->mutable_reply());
-  for (auto& f : collectors::ConntrackStatusFlags(e.status)) o->add_flags(std::move(f));
+  collectors::ForEachStatusFlag(e.status,
+                                [o](absl::string_view f) { o->add_flags(std::string(f)); });
   o->set_status(e.status);
   o->set_mark(e.mark);
   o->set_zone(e.zone);

@@ -81,6 +81,9 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Dialer::Dial(const Target& target
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  // Socket and conntrack tables stream tens of megabytes: a large receive
+  // window keeps the agent from waiting on flow control.
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
   if (target.unix_socket) {
     absl::string_view path = target.address;
     absl::ConsumePrefix(&path, "unix://");

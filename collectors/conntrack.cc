@@ -296,7 +296,7 @@ absl::StatusOr<uint8_t> ParseConntrackTcpState(absl::string_view name, absl::str
       "CLOSE, SYN_SENT2"));
 }
 
-std::string ConntrackProtocolName(uint8_t protocol) {
+absl::string_view ConntrackProtocolName(uint8_t protocol) {
   switch (protocol) {
     case IPPROTO_TCP:
       return "tcp";
@@ -315,15 +315,20 @@ std::string ConntrackProtocolName(uint8_t protocol) {
     case IPPROTO_GRE:
       return "gre";
     default:
-      return absl::StrCat(protocol);
+      return "";
   }
+}
+
+std::string ConntrackProtocolLabel(uint8_t protocol) {
+  absl::string_view name = ConntrackProtocolName(protocol);
+  return name.empty() ? absl::StrCat(protocol) : std::string(name);
 }
 
 absl::StatusOr<uint8_t> ParseProtocol(absl::string_view name, absl::string_view field) {
   static constexpr int kKnown[] = {IPPROTO_TCP,  IPPROTO_UDP,  IPPROTO_ICMP,    IPPROTO_ICMPV6,
                                    IPPROTO_SCTP, IPPROTO_DCCP, IPPROTO_UDPLITE, IPPROTO_GRE};
   for (int p : kKnown) {
-    if (absl::AsciiStrToLower(name) == ConntrackProtocolName(static_cast<uint8_t>(p))) {
+    if (absl::AsciiStrToLower(name) == ConntrackProtocolName(static_cast<uint8_t>(p))) {  // NOLINT
       return static_cast<uint8_t>(p);
     }
   }
@@ -334,15 +339,13 @@ absl::StatusOr<uint8_t> ParseProtocol(absl::string_view name, absl::string_view 
       "\" is not a protocol (tcp, udp, icmp, icmpv6, sctp, dccp, udplite, gre or a number)"));
 }
 
-std::vector<std::string> ConntrackStatusFlags(uint32_t status) {
-  std::vector<std::string> out;
-  if (!(status & IPS_SEEN_REPLY)) out.push_back("UNREPLIED");
-  if (status & IPS_ASSURED) out.push_back("ASSURED");
-  if (status & IPS_OFFLOAD) out.push_back("OFFLOAD");
-  if (status & IPS_SRC_NAT) out.push_back("SNAT");
-  if (status & IPS_DST_NAT) out.push_back("DNAT");
-  if (status & IPS_DYING) out.push_back("DYING");
-  return out;
+void ForEachStatusFlag(uint32_t status, absl::FunctionRef<void(absl::string_view)> fn) {
+  if (!(status & IPS_SEEN_REPLY)) fn("UNREPLIED");
+  if (status & IPS_ASSURED) fn("ASSURED");
+  if (status & IPS_OFFLOAD) fn("OFFLOAD");
+  if (status & IPS_SRC_NAT) fn("SNAT");
+  if (status & IPS_DST_NAT) fn("DNAT");
+  if (status & IPS_DYING) fn("DYING");
 }
 
 bool ConntrackQuery::Matches(const ConntrackEntry& e) const {
@@ -416,7 +419,7 @@ void ConntrackSummarizer::Add(const ConntrackEntry& e) {
 std::vector<ConntrackSummarizer::Count> ConntrackSummarizer::Counts() const {
   std::vector<Count> out;
   for (const auto& [key, n] : counts_) {
-    out.push_back({ConntrackProtocolName(key.first),
+    out.push_back({ConntrackProtocolLabel(key.first),
                    key.second < 0 ? "" : std::string(ConntrackTcpStateName(key.second)), n});
   }
   return out;

@@ -70,10 +70,11 @@ absl::Status ParseConntrackEntry(const nlmsghdr& nlh, ConntrackEntry& out);
 // TCP_CONNTRACK_* names as conntrack -L prints them (ESTABLISHED, TIME_WAIT...).
 absl::string_view ConntrackTcpStateName(uint8_t state);
 absl::StatusOr<uint8_t> ParseConntrackTcpState(absl::string_view name, absl::string_view field);
-std::string ConntrackProtocolName(uint8_t protocol);
+absl::string_view ConntrackProtocolName(uint8_t protocol);  // "tcp", or "" when unnamed
+std::string ConntrackProtocolLabel(uint8_t protocol);       // the name, or the number
 absl::StatusOr<uint8_t> ParseProtocol(absl::string_view name, absl::string_view field);
-// [UNREPLIED], [ASSURED] ... as conntrack prints them.
-std::vector<std::string> ConntrackStatusFlags(uint32_t status);
+// UNREPLIED, ASSURED ... as conntrack prints them, without allocating.
+void ForEachStatusFlag(uint32_t status, absl::FunctionRef<void(absl::string_view)> fn);
 
 struct ConntrackQuery {
   int family = AF_UNSPEC;

@@ -75,6 +75,20 @@ absl::StatusOr<PortRange> ParsePortRange(absl::string_view text, absl::string_vi
 }
 
 std::string FormatAddress(const IpAddress& a) {
+  if (a.family == AF_INET) {
+    // glibc's inet_ntop formats IPv4 through sprintf; this runs per entry of
+    // tables with hundreds of thousands of addresses.
+    char buf[16];
+    char* p = buf;
+    for (int i = 0; i < 4; ++i) {
+      unsigned v = a.bytes[i];
+      if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+      if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+      *p++ = static_cast<char>('0' + v % 10);
+      if (i < 3) *p++ = '.';
+    }
+    return std::string(buf, p);
+  }
   char buf[INET6_ADDRSTRLEN] = {};
   if (inet_ntop(a.family, a.bytes.data(), buf, sizeof(buf)) == nullptr) return "?";
   return buf;

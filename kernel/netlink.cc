@@ -330,10 +330,12 @@ void ForEachAttr(const nlmsghdr& nlh, size_t header_len,
 
 AttrTable::AttrTable(const nlmsghdr& nlh, size_t header_len, uint16_t max)
     : max_(std::min(max, kMaxType)) {
+  std::fill_n(table_.begin(), max_ + 1, nullptr);
   ForEachAttr(nlh, header_len, [this](const nlattr& a) { Add(&a); });
 }
 
 AttrTable::AttrTable(const nlattr* nest, uint16_t max) : max_(std::min(max, kMaxType)) {
+  std::fill_n(table_.begin(), max_ + 1, nullptr);
   ForEachNested(nest, [this](const nlattr& a) { Add(&a); });
 }
 

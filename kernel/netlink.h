@@ -164,7 +164,8 @@ class AttrTable {
  private:
   void Add(const nlattr* a);
   uint16_t max_ = 0;
-  std::array<const nlattr*, kMaxType + 1> table_{};
+  // Only [0, max_] is initialized and used: tables are built per message.
+  std::array<const nlattr*, kMaxType + 1> table_;
 };
 
 // Calls fn(const nlattr&) for each attribute nested in `nest`, or of a message

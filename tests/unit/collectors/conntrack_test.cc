@@ -16,7 +16,7 @@ using netagent::testing::Fixture;
 const std::string kDir = "netlink/linux-6.18/";
 
 std::string Key(const ConntrackEntry& e) {
-  return absl::StrCat(ConntrackProtocolName(e.original.protocol), " ",
+  return absl::StrCat(ConntrackProtocolLabel(e.original.protocol), " ",
                       FormatAddress(e.original.src), ":", e.original.src_port, " > ",
                       FormatAddress(e.original.dst), ":", e.original.dst_port);
 }
@@ -127,8 +127,14 @@ TEST(ConntrackNames, StatesProtocolsAndFlags) {
   EXPECT_EQ(*ParseProtocol("UDP", "f"), IPPROTO_UDP);
   EXPECT_EQ(*ParseProtocol("132", "f"), 132);
   EXPECT_FALSE(ParseProtocol("quic", "filter.protocol").ok());
-  EXPECT_EQ(ConntrackStatusFlags(0), std::vector<std::string>{"UNREPLIED"});
-  EXPECT_EQ(ConntrackStatusFlags(2 | 4), std::vector<std::string>{"ASSURED"});
+  auto flags = [](uint32_t status) {
+    std::vector<std::string> out;
+    ForEachStatusFlag(status, [&](absl::string_view f) { out.emplace_back(f); });
+    return out;
+  };
+  EXPECT_EQ(flags(0), std::vector<std::string>{"UNREPLIED"});
+  EXPECT_EQ(flags(2 | 4), std::vector<std::string>{"ASSURED"});
+  EXPECT_EQ(ConntrackProtocolLabel(99), "99");
 }
 
 TEST(ConntrackSummarizer, CountsAndTopSources) {
