@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 #include <linux/genetlink.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "collectors/ethtool.h"
 #include "collectors/links.h"
@@ -180,6 +184,79 @@ TEST(QueueStats, ParsesTypeIdAndCounters) {
   EXPECT_EQ(q->type, "tx");
   EXPECT_EQ(q->id, 5u);
   EXPECT_EQ(q->values, (NamedValues{{"tx-packets", 1000}, {"tx-stop", 2}}));
+}
+
+}  // namespace
+}  // namespace netagent::collectors
+
+namespace netagent::collectors {
+namespace {
+
+TEST(Rss, IndirectionKeyAndHashFunction) {
+  kernel::NetlinkMessage m(21, 0);
+  m.PutHeader<genlmsghdr>();
+  m.PutU32(3, 1u << 0);  // hfunc: bit 0
+  const uint32_t indir[] = {0, 1, 0, 1, 2, 3, 2, 3};
+  m.PutBytes(4, indir, sizeof(indir));
+  const uint8_t key[] = {0x6d, 0x5a, 0x56};
+  m.PutBytes(5, key, sizeof(key));
+  auto rss = ParseRss(*m.header(), {"toeplitz", "xor", "crc32"});
+  ASSERT_TRUE(rss.ok());
+  EXPECT_EQ(rss->hash_function, "toeplitz");
+  EXPECT_EQ(rss->indirection, (std::vector<uint32_t>{0, 1, 0, 1, 2, 3, 2, 3}));
+  EXPECT_EQ(rss->hash_key, std::string("\x6d\x5a\x56", 3));
+}
+
+TEST(DeviceIrqs, FromAFakeSysfsAndProc) {
+  auto root = std::filesystem::temp_directory_path() / ("netagent-irq-" + std::to_string(getpid()));
+  std::filesystem::create_directories(root / "sys/class/net/eth9/device/msi_irqs");
+  std::ofstream(root / "sys/class/net/eth9/device/msi_irqs/40") << "msix\n";
+  std::ofstream(root / "sys/class/net/eth9/device/msi_irqs/41") << "msix\n";
+  std::filesystem::create_directories(root / "proc/irq/40");
+  std::filesystem::create_directories(root / "proc/irq/41");
+  std::filesystem::create_directories(root / "proc/irq/42");
+  std::ofstream(root / "proc/irq/40/smp_affinity_list") << "0-3\n";
+  std::ofstream(root / "proc/irq/40/effective_affinity_list") << "2\n";
+  std::ofstream(root / "proc/irq/41/smp_affinity_list") << "1\n";
+  std::ofstream(root / "proc/irq/42/smp_affinity_list") << "0\n";
+  std::ofstream(root / "proc/interrupts") << "           CPU0       CPU1\n"
+                                              " 40:  5  6  PCI-MSIX-0000:00:03.0  0-edge  eth9-rx-0\n"
+                                              " 41:  1  1  PCI-MSIX-0000:00:03.0  1-edge  eth9-tx-0\n"
+                                              " 42:  0  9  PCI-MSIX-0000:00:03.0  2-edge  eth9-misc\n"
+                                              " 50:  0  9  PCI-MSIX-0000:00:04.0  0-edge  other\n";
+  auto irqs = ReadDeviceIrqs("eth9", (root / "sys").string(), (root / "proc").string());
+  auto veth = ReadDeviceIrqs("veth0", (root / "sys").string(), (root / "proc").string());
+  std::filesystem::remove_all(root);
+  ASSERT_TRUE(irqs.ok()) << irqs.status();
+  // MSI IRQs 40, 41, and 42 found by name in /proc/interrupts; not 50.
+  ASSERT_EQ(irqs->size(), 3u);
+  EXPECT_EQ((*irqs)[0].irq, 40u);
+  EXPECT_EQ((*irqs)[0].name, "eth9-rx-0");
+  EXPECT_EQ((*irqs)[0].count, 11u);
+  EXPECT_EQ((*irqs)[0].affinity_list, "0-3");
+  EXPECT_EQ((*irqs)[0].effective_affinity_list, "2");
+  EXPECT_EQ((*irqs)[2].name, "eth9-misc");
+  EXPECT_EQ(veth.status().code(), absl::StatusCode::kUnimplemented);
+}
+
+TEST(QueueConfig, FromAFakeSysfs) {
+  auto root = std::filesystem::temp_directory_path() / ("netagent-q-" + std::to_string(getpid()));
+  for (const char* q : {"rx-0", "rx-1", "tx-0"}) {
+    std::filesystem::create_directories(root / "class/net/eth9/queues" / q);
+  }
+  std::ofstream(root / "class/net/eth9/queues/rx-1/rps_cpus") << "00000000,0000ff00\n";
+  std::ofstream(root / "class/net/eth9/queues/rx-1/rps_flow_cnt") << "2048\n";
+  std::ofstream(root / "class/net/eth9/queues/tx-0/xps_cpus") << "3\n";
+  auto q = ReadQueueConfig("eth9", root.string());
+  auto missing = ReadQueueConfig("eth8", root.string());
+  std::filesystem::remove_all(root);
+  ASSERT_TRUE(q.ok()) << q.status();
+  ASSERT_EQ(q->rx.size(), 2u);
+  EXPECT_EQ(q->rx[1].rps_cpus, "00000000,0000ff00");
+  EXPECT_EQ(q->rx[1].rps_flow_cnt, 2048u);
+  EXPECT_FALSE(q->rx[0].rps_flow_cnt.has_value());
+  EXPECT_EQ(q->tx[0].xps_cpus, "3");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

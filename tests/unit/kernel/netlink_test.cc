@@ -241,3 +241,48 @@ TEST(NetlinkSocket, ResolvesTheControllerFamily) {
 
 }  // namespace
 }  // namespace netagent::kernel
+
+namespace netagent::kernel {
+namespace {
+
+// A handler that stops mid-dump (a client that went away) leaves the socket
+// usable: the next dump on it returns everything, with no leftovers of the
+// first mixed in.
+TEST(NetlinkSocket, AnAbortedDumpDoesNotBlockTheNextOne) {
+  // A small buffer spreads the family dump over many datagrams, so the
+  // kernel is mid-dump when the handler gives up.
+  NetlinkSocket::Options small;
+  small.recv_buffer = 4096;
+  auto sock = NetlinkSocket::Open(NETLINK_GENERIC, small);
+  ASSERT_TRUE(sock.ok());
+  auto dump = [] {
+    NetlinkMessage req(GENL_ID_CTRL, NLM_F_DUMP);
+    auto* g = req.PutHeader<genlmsghdr>();
+    g->cmd = CTRL_CMD_GETFAMILY;
+    g->version = 1;
+    return req;
+  };
+  NetlinkMessage first = dump();
+  int seen = 0;
+  absl::Status st = sock->Request(first, "families", [&](const nlmsghdr&) {
+    return ++seen == 1 ? absl::CancelledError("enough") : absl::OkStatus();
+  });
+  EXPECT_TRUE(absl::IsCancelled(st)) << st;
+  NetlinkMessage second = dump();
+  int families = 0;
+  ASSERT_TRUE(sock->Request(second, "families", [&](const nlmsghdr&) {
+                      ++families;
+                      return absl::OkStatus();
+                    }).ok());
+  EXPECT_GE(families, 3);  // nlctrl, ethtool, netdev at least
+  int again = 0;
+  NetlinkMessage third = dump();
+  ASSERT_TRUE(sock->Request(third, "families", [&](const nlmsghdr&) {
+                      ++again;
+                      return absl::OkStatus();
+                    }).ok());
+  EXPECT_EQ(again, families);
+}
+
+}  // namespace
+}  // namespace netagent::kernel
