@@ -27,15 +27,6 @@ double Fill(const std::optional<uint64_t>& count, const std::optional<uint64_t>&
   return count && max && *max ? 100.0 * static_cast<double>(*count) / static_cast<double>(*max) : 0;
 }
 
-void Values(const collectors::NamedValues& in,
-            google::protobuf::RepeatedPtrField<v1::NamedValue>* out) {
-  for (const auto& [name, value] : in) {
-    auto* v = out->Add();
-    v->set_name(name);
-    v->set_value(value);
-  }
-}
-
 }  // namespace
 
 absl::StatusOr<collectors::ConntrackQuery> ConntrackQueryFromProto(const v1::ConntrackFilter& f) {
@@ -139,9 +130,9 @@ grpc::Status ConntrackService::GetConntrackStats(grpc::ServerContext* context,
   for (const auto& c : stats->cpus) {
     auto* o = response->add_cpus();
     o->set_cpu(c.cpu);
-    Values(c.values, o->mutable_values());
+    ToProto(c.values, o->mutable_values());
   }
-  Values(stats->total, response->mutable_total());
+  ToProto(stats->total, response->mutable_total());
   response->set_source(stats->source);
   return grpc::Status::OK;
 }

@@ -165,4 +165,14 @@ void ToProto(const Caller& caller, const RoleDecision& decision, v1::Caller* out
   out->set_role_reason(decision.reason);
 }
 
+void ToProto(const collectors::NamedValues& values,
+             google::protobuf::RepeatedPtrField<v1::NamedValue>* out) {
+  out->Reserve(out->size() + static_cast<int>(values.size()));
+  for (const auto& [name, value] : values) {
+    v1::NamedValue* v = out->Add();
+    v->set_name(name);
+    v->set_value(value);
+  }
+}
+
 }  // namespace netagent::agent

@@ -11,7 +11,9 @@
 #include "absl/time/time.h"
 #include "agent/auth.h"
 #include "collectors/counters.h"
+#include "collectors/ethtool.h"
 #include "collectors/softnet.h"
+#include "netagent/v1/common.pb.h"
 #include "netagent/v1/host.pb.h"
 #include "netagent/v1/telemetry.pb.h"
 
@@ -37,5 +39,7 @@ void ToProto(absl::Duration d, google::protobuf::Duration* out);
 void ToProto(const collectors::SoftnetReport& report, netagent::v1::GetSoftnetResponse* out);
 void ToProto(const collectors::CounterReport& report, netagent::v1::GetCountersResponse* out);
 void ToProto(const Caller& caller, const RoleDecision& decision, netagent::v1::Caller* out);
+void ToProto(const collectors::NamedValues& values,
+             google::protobuf::RepeatedPtrField<netagent::v1::NamedValue>* out);
 
 }  // namespace netagent::agent

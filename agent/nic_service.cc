@@ -18,15 +18,6 @@ void SetStatus(const absl::Status& st, v1::Capability* out) {
   if (!st.ok()) out->set_reason(std::string(st.message()));
 }
 
-void Values(const collectors::NamedValues& in,
-            google::protobuf::RepeatedPtrField<v1::NamedValue>* out) {
-  for (const auto& [name, value] : in) {
-    auto* v = out->Add();
-    v->set_name(name);
-    v->set_value(value);
-  }
-}
-
 std::string XdpMode(uint8_t attached) {
   switch (attached) {
     case 0:
@@ -92,9 +83,11 @@ grpc::Status NicService::GetNic(grpc::ServerContext* context, const v1::GetNicRe
   if (absl::Status st = collectors::ValidateInterfaceName(request->name(), "name"); !st.ok()) {
     return ToGrpc(st);
   }
-  auto include = collectors::CompileNameFilter(request->driver_stats_include(), "driver_stats_include");
+  auto include =
+      collectors::CompileNameFilter(request->driver_stats_include(), "driver_stats_include");
   if (!include.ok()) return ToGrpc(include.status());
-  auto exclude = collectors::CompileNameFilter(request->driver_stats_exclude(), "driver_stats_exclude");
+  auto exclude =
+      collectors::CompileNameFilter(request->driver_stats_exclude(), "driver_stats_exclude");
   if (!exclude.ok()) return ToGrpc(exclude.status());
   auto link = collectors::GetLink(request->name());
   if (!link.ok()) return ToGrpc(link.status());
@@ -142,10 +135,10 @@ grpc::Status NicService::GetNic(grpc::ServerContext* context, const v1::GetNicRe
   }
   auto rings = section([&](auto& e) { return e.GetRings(dev); });
   SetStatus(rings.status, response->mutable_rings()->mutable_status());
-  Values(rings.value, response->mutable_rings()->mutable_values());
+  ToProto(rings.value, response->mutable_rings()->mutable_values());
   auto coalesce = section([&](auto& e) { return e.GetCoalesce(dev); });
   SetStatus(coalesce.status, response->mutable_coalesce()->mutable_status());
-  Values(coalesce.value, response->mutable_coalesce()->mutable_values());
+  ToProto(coalesce.value, response->mutable_coalesce()->mutable_values());
   auto features = section([&](auto& e) { return e.GetFeatures(dev); });
   SetStatus(features.status, response->mutable_features()->mutable_status());
   for (const auto& f : features.value) {
@@ -165,7 +158,7 @@ grpc::Status NicService::GetNic(grpc::ServerContext* context, const v1::GetNicRe
   for (const auto& g : stats.value) {
     auto* o = response->mutable_standard_stats()->add_groups();
     o->set_name(g.name);
-    Values(g.stats, o->mutable_stats());
+    ToProto(g.stats, o->mutable_stats());
   }
   auto rss = section([&](auto& e) { return e.GetRss(dev); });
   SetStatus(rss.status, response->mutable_rss()->mutable_status());
@@ -196,7 +189,7 @@ grpc::Status NicService::GetNic(grpc::ServerContext* context, const v1::GetNicRe
       auto* o = response->mutable_queue_stats()->add_queues();
       o->set_type(q.type);
       o->set_id(q.id);
-      Values(q.values, o->mutable_values());
+      ToProto(q.values, o->mutable_values());
     }
   }
   auto queues = collectors::ReadQueueConfig(dev, kernel::NetSysfsRoot());

@@ -26,18 +26,54 @@ constexpr uint16_t kRssHfunc = 3, kRssIndir = 4, kRssHkey = 5, kRssMax = 7;
 
 // ethtool's names for ETHTOOL_A_RINGS_* and ETHTOOL_A_COALESCE_* by id
 // (the kernel's append-only enums, through 6.18).
-constexpr std::array<const char*, 19> kRingNames = {
-    nullptr,         nullptr,          "rx-max",         "rx-mini-max",   "rx-jumbo-max",
-    "tx-max",        "rx",             "rx-mini",        "rx-jumbo",      "tx",
-    "rx-buf-len",    "tcp-data-split", "cqe-size",       "tx-push",       "rx-push",
-    "tx-push-buf-len", "tx-push-buf-len-max", "hds-thresh", "hds-thresh-max"};
-constexpr std::array<const char*, 29> kCoalesceNames = {
-    nullptr,          nullptr,           "rx-usecs",        "rx-frames",        "rx-usecs-irq",
-    "rx-frames-irq",  "tx-usecs",        "tx-frames",       "tx-usecs-irq",     "tx-frames-irq",
-    "stats-block-usecs", "adaptive-rx",  "adaptive-tx",     "pkt-rate-low",     "rx-usecs-low",
-    "rx-frames-low",  "tx-usecs-low",    "tx-frames-low",   "pkt-rate-high",    "rx-usecs-high",
-    "rx-frames-high", "tx-usecs-high",   "tx-frames-high",  "sample-interval",  "cqe-mode-tx",
-    "cqe-mode-rx",    "tx-aggr-max-bytes", "tx-aggr-max-frames", "tx-aggr-time-usecs"};
+constexpr std::array<const char*, 19> kRingNames = {nullptr,
+                                                    nullptr,
+                                                    "rx-max",
+                                                    "rx-mini-max",
+                                                    "rx-jumbo-max",
+                                                    "tx-max",
+                                                    "rx",
+                                                    "rx-mini",
+                                                    "rx-jumbo",
+                                                    "tx",
+                                                    "rx-buf-len",
+                                                    "tcp-data-split",
+                                                    "cqe-size",
+                                                    "tx-push",
+                                                    "rx-push",
+                                                    "tx-push-buf-len",
+                                                    "tx-push-buf-len-max",
+                                                    "hds-thresh",
+                                                    "hds-thresh-max"};
+constexpr std::array<const char*, 29> kCoalesceNames = {nullptr,
+                                                        nullptr,
+                                                        "rx-usecs",
+                                                        "rx-frames",
+                                                        "rx-usecs-irq",
+                                                        "rx-frames-irq",
+                                                        "tx-usecs",
+                                                        "tx-frames",
+                                                        "tx-usecs-irq",
+                                                        "tx-frames-irq",
+                                                        "stats-block-usecs",
+                                                        "adaptive-rx",
+                                                        "adaptive-tx",
+                                                        "pkt-rate-low",
+                                                        "rx-usecs-low",
+                                                        "rx-frames-low",
+                                                        "tx-usecs-low",
+                                                        "tx-frames-low",
+                                                        "pkt-rate-high",
+                                                        "rx-usecs-high",
+                                                        "rx-frames-high",
+                                                        "tx-usecs-high",
+                                                        "tx-frames-high",
+                                                        "sample-interval",
+                                                        "cqe-mode-tx",
+                                                        "cqe-mode-rx",
+                                                        "tx-aggr-max-bytes",
+                                                        "tx-aggr-max-frames",
+                                                        "tx-aggr-time-usecs"};
 constexpr std::array<const char*, 4> kStatGroupNames = {"eth-phy", "eth-mac", "eth-ctrl", "rmon"};
 
 // Every scalar attribute of a message after the header, by the names above.
@@ -47,22 +83,10 @@ NamedValues ScalarAttrs(const nlmsghdr& nlh, const std::array<const char*, N>& n
   kernel::ForEachAttr(nlh, GENL_HDRLEN, [&](const nlattr& a) {
     const uint16_t type = a.nla_type & NLA_TYPE_MASK;
     if (type == kHeader || (a.nla_type & NLA_F_NESTED)) return;  // rings and coalesce: header is 1
-    const size_t len = a.nla_len - NLA_HDRLEN;
-    const auto* p = reinterpret_cast<const uint8_t*>(&a) + NLA_HDRLEN;
-    uint64_t v = 0;
-    if (len == 1) {
-      v = *p;
-    } else if (len == 4) {
-      uint32_t x;
-      std::memcpy(&x, p, 4);
-      v = x;
-    } else if (len == 8) {
-      std::memcpy(&v, p, 8);
-    } else {
-      return;
-    }
+    const std::optional<uint64_t> v = kernel::ScalarValue(a);
+    if (!v) return;
     const char* name = type < names.size() ? names[type] : nullptr;
-    out.emplace_back(name ? name : absl::StrCat("attr-", type), v);
+    out.emplace_back(name ? name : absl::StrCat("attr-", type), *v);
   });
   return out;
 }
@@ -84,7 +108,8 @@ absl::StatusOr<LinkModes> ParseLinkModes(const nlmsghdr& nlh) {
   if (nlh.nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN) return Truncated("linkmodes");
   kernel::AttrTable t(nlh, GENL_HDRLEN, ETHTOOL_A_LINKMODES_MAX);
   LinkModes m;
-  if (auto speed = t.u32(ETHTOOL_A_LINKMODES_SPEED); speed && *speed != 0 && *speed != 0xffffffffu) {
+  if (auto speed = t.u32(ETHTOOL_A_LINKMODES_SPEED);
+      speed && *speed != 0 && *speed != 0xffffffffu) {
     m.speed_mbps = *speed;
   }
   const uint8_t duplex = t.u8(ETHTOOL_A_LINKMODES_DUPLEX).value_or(0xff);
@@ -206,7 +231,8 @@ absl::StatusOr<std::map<uint32_t, std::vector<std::string>>> ParseStringSets(con
 }
 
 absl::StatusOr<EthtoolClient> EthtoolClient::Open() {
-  NETAGENT_ASSIGN_OR_RETURN(kernel::NetlinkSocket sock, kernel::NetlinkSocket::Open(NETLINK_GENERIC));
+  NETAGENT_ASSIGN_OR_RETURN(kernel::NetlinkSocket sock,
+                            kernel::NetlinkSocket::Open(NETLINK_GENERIC));
   NETAGENT_ASSIGN_OR_RETURN(kernel::GenlFamily family, kernel::ResolveGenlFamily(sock, "ethtool"));
   return EthtoolClient(std::move(sock), std::move(family));
 }
@@ -239,14 +265,14 @@ absl::StatusOr<std::vector<uint32_t>> EthtoolClient::Request(
 
 absl::StatusOr<std::vector<std::string>> EthtoolClient::StringSet(uint32_t id,
                                                                   const std::string& dev) {
-  NETAGENT_ASSIGN_OR_RETURN(auto reply,
-                            Request(ETHTOOL_MSG_STRSET_GET, dev, 0, [id](kernel::NetlinkMessage& m) {
-                              void* sets = m.BeginNest(ETHTOOL_A_STRSET_STRINGSETS);
-                              void* set = m.BeginNest(ETHTOOL_A_STRINGSETS_STRINGSET);
-                              m.PutU32(ETHTOOL_A_STRINGSET_ID, id);
-                              m.EndNest(set);
-                              m.EndNest(sets);
-                            }));
+  NETAGENT_ASSIGN_OR_RETURN(
+      auto reply, Request(ETHTOOL_MSG_STRSET_GET, dev, 0, [id](kernel::NetlinkMessage& m) {
+        void* sets = m.BeginNest(ETHTOOL_A_STRSET_STRINGSETS);
+        void* set = m.BeginNest(ETHTOOL_A_STRINGSETS_STRINGSET);
+        m.PutU32(ETHTOOL_A_STRINGSET_ID, id);
+        m.EndNest(set);
+        m.EndNest(sets);
+      }));
   NETAGENT_ASSIGN_OR_RETURN(auto sets,
                             ParseStringSets(*reinterpret_cast<const nlmsghdr*>(reply.data())));
   return std::move(sets[id]);
@@ -275,8 +301,8 @@ const nlmsghdr& Msg(const std::vector<uint32_t>& reply) {
 
 Section<LinkModes> EthtoolClient::GetLinkModes(const std::string& dev) {
   auto modes = [&]() -> absl::StatusOr<LinkModes> {
-    NETAGENT_ASSIGN_OR_RETURN(auto reply, Request(ETHTOOL_MSG_LINKMODES_GET, dev,
-                                                  ETHTOOL_FLAG_COMPACT_BITSETS, NoExtra));
+    NETAGENT_ASSIGN_OR_RETURN(
+        auto reply, Request(ETHTOOL_MSG_LINKMODES_GET, dev, ETHTOOL_FLAG_COMPACT_BITSETS, NoExtra));
     NETAGENT_ASSIGN_OR_RETURN(LinkModes m, ParseLinkModes(Msg(reply)));
     auto state = Request(ETHTOOL_MSG_LINKSTATE_GET, dev, 0, NoExtra);
     if (state.ok()) {
@@ -338,7 +364,8 @@ Section<std::vector<StatGroup>> EthtoolClient::GetStandardStats(const std::strin
     if (g.stats.empty()) continue;
     auto names = StringSet(g.string_set, "");
     StatGroup group;
-    group.name = g.id < kStatGroupNames.size() ? kStatGroupNames[g.id] : absl::StrCat("group-", g.id);
+    group.name =
+        g.id < kStatGroupNames.size() ? kStatGroupNames[g.id] : absl::StrCat("group-", g.id);
     for (const auto& [id, v] : g.stats) {
       group.stats.emplace_back(names.ok() && id < names->size() && !(*names)[id].empty()
                                    ? (*names)[id]
@@ -404,7 +431,8 @@ absl::StatusOr<NamedValues> GetDriverStats(const std::string& dev) {
   NETAGENT_RETURN_IF_ERROR(Ethtool(fd.get(), dev, sset, "GSSET_INFO"));
   uint32_t n = 0;
   if (sset->sset_mask) std::memcpy(&n, sset_buf + sizeof(ethtool_sset_info), sizeof(n));
-  if (n == 0) return absl::UnimplementedError(absl::StrCat(dev, ": the driver has no private counters"));
+  if (n == 0)
+    return absl::UnimplementedError(absl::StrCat(dev, ": the driver has no private counters"));
   if (n > 1 << 20) return absl::DataLossError(absl::StrCat(dev, ": implausible counter count ", n));
 
   std::vector<char> strings(sizeof(ethtool_gstrings) + n * ETH_GSTRING_LEN);

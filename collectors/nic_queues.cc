@@ -5,8 +5,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cstring>
 #include <array>
+#include <cstring>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -27,14 +27,33 @@ namespace {
 constexpr uint8_t kCmdQstatsGet = 12;
 constexpr uint16_t kQstatsIfindex = 1, kQstatsQueueType = 2, kQstatsQueueId = 3, kQstatsScope = 4;
 constexpr uint16_t kQstatsFirstCounter = 8;
-constexpr std::array<const char*, 27> kQstatsNames = {
-    "rx-packets",          "rx-bytes",          "tx-packets",           "tx-bytes",
-    "rx-alloc-fail",       "rx-hw-drops",       "rx-hw-drop-overruns",  "rx-csum-complete",
-    "rx-csum-unnecessary", "rx-csum-none",      "rx-csum-bad",          "rx-hw-gro-packets",
-    "rx-hw-gro-bytes",     "rx-hw-gro-wire-packets", "rx-hw-gro-wire-bytes", "rx-hw-drop-ratelimits",
-    "tx-hw-drops",         "tx-hw-drop-errors", "tx-csum-none",         "tx-needs-csum",
-    "tx-hw-gso-packets",   "tx-hw-gso-bytes",   "tx-hw-gso-wire-packets", "tx-hw-gso-wire-bytes",
-    "tx-hw-drop-ratelimits", "tx-stop",         "tx-wake"};
+constexpr std::array<const char*, 27> kQstatsNames = {"rx-packets",
+                                                      "rx-bytes",
+                                                      "tx-packets",
+                                                      "tx-bytes",
+                                                      "rx-alloc-fail",
+                                                      "rx-hw-drops",
+                                                      "rx-hw-drop-overruns",
+                                                      "rx-csum-complete",
+                                                      "rx-csum-unnecessary",
+                                                      "rx-csum-none",
+                                                      "rx-csum-bad",
+                                                      "rx-hw-gro-packets",
+                                                      "rx-hw-gro-bytes",
+                                                      "rx-hw-gro-wire-packets",
+                                                      "rx-hw-gro-wire-bytes",
+                                                      "rx-hw-drop-ratelimits",
+                                                      "tx-hw-drops",
+                                                      "tx-hw-drop-errors",
+                                                      "tx-csum-none",
+                                                      "tx-needs-csum",
+                                                      "tx-hw-gso-packets",
+                                                      "tx-hw-gso-bytes",
+                                                      "tx-hw-gso-wire-packets",
+                                                      "tx-hw-gso-wire-bytes",
+                                                      "tx-hw-drop-ratelimits",
+                                                      "tx-stop",
+                                                      "tx-wake"};
 
 std::vector<std::string> ListDir(const std::string& path) {
   std::vector<std::string> out;
@@ -73,8 +92,8 @@ absl::StatusOr<QueueConfig> ReadQueueConfig(const std::string& dev, const std::s
     if (absl::ConsumePrefix(&v, "rx-") && absl::SimpleAtoi(v, &id)) {
       q.rx.push_back({id, ReadOr(dir + "/rps_cpus"), ReadU32(dir + "/rps_flow_cnt")});
     } else if (absl::ConsumePrefix(&v, "tx-") && absl::SimpleAtoi(v, &id)) {
-      q.tx.push_back({id, ReadOr(dir + "/xps_cpus"), ReadOr(dir + "/xps_rxqs"),
-                      ReadU32(dir + "/tx_maxrate")});
+      q.tx.push_back(
+          {id, ReadOr(dir + "/xps_cpus"), ReadOr(dir + "/xps_rxqs"), ReadU32(dir + "/tx_maxrate")});
     }
   }
   std::sort(q.rx.begin(), q.rx.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
@@ -87,18 +106,9 @@ absl::StatusOr<QueueStats> ParseQueueStats(const nlmsghdr& nlh) {
   bool typed = false;
   kernel::ForEachAttr(nlh, GENL_HDRLEN, [&](const nlattr& a) {
     const uint16_t type = a.nla_type & NLA_TYPE_MASK;
-    const size_t len = a.nla_len - NLA_HDRLEN;
-    const char* p = reinterpret_cast<const char*>(&a) + NLA_HDRLEN;
-    uint64_t v = 0;
-    if (len == 4) {
-      uint32_t x;
-      std::memcpy(&x, p, 4);
-      v = x;
-    } else if (len == 8) {
-      std::memcpy(&v, p, 8);
-    } else {
-      return;
-    }
+    const std::optional<uint64_t> value = kernel::ScalarValue(a);
+    if (!value) return;
+    const uint64_t v = *value;
     if (type == kQstatsQueueType) {
       q.type = v == 0 ? "rx" : "tx";
       typed = true;
@@ -106,7 +116,8 @@ absl::StatusOr<QueueStats> ParseQueueStats(const nlmsghdr& nlh) {
       q.id = static_cast<uint32_t>(v);
     } else if (type >= kQstatsFirstCounter) {
       const size_t i = type - kQstatsFirstCounter;
-      q.values.emplace_back(i < kQstatsNames.size() ? kQstatsNames[i] : absl::StrCat("attr-", type), v);
+      q.values.emplace_back(i < kQstatsNames.size() ? kQstatsNames[i] : absl::StrCat("attr-", type),
+                            v);
     }
   });
   if (!typed) return absl::DataLossError("netdev qstats: reply without a queue type");
@@ -114,7 +125,8 @@ absl::StatusOr<QueueStats> ParseQueueStats(const nlmsghdr& nlh) {
 }
 
 absl::StatusOr<std::vector<QueueStats>> GetQueueStats(uint32_t ifindex) {
-  NETAGENT_ASSIGN_OR_RETURN(kernel::NetlinkSocket sock, kernel::NetlinkSocket::Open(NETLINK_GENERIC));
+  NETAGENT_ASSIGN_OR_RETURN(kernel::NetlinkSocket sock,
+                            kernel::NetlinkSocket::Open(NETLINK_GENERIC));
   auto family = kernel::ResolveGenlFamily(sock, "netdev");
   if (!family.ok()) {
     return absl::UnimplementedError(
@@ -146,7 +158,8 @@ std::map<uint32_t, InterruptLine> ParseInterrupts(absl::string_view text) {
   const size_t cpus =
       std::vector<absl::string_view>(absl::StrSplit(lines[0], ' ', absl::SkipEmpty())).size();
   for (size_t i = 1; i < lines.size(); ++i) {
-    std::vector<absl::string_view> w = absl::StrSplit(lines[i], absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    std::vector<absl::string_view> w =
+        absl::StrSplit(lines[i], absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (w.empty()) continue;
     absl::string_view irq_text = w[0];
     uint32_t irq;

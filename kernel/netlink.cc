@@ -304,6 +304,31 @@ absl::Status ReplayRecording(absl::string_view recording, absl::string_view what
   return absl::OkStatus();
 }
 
+std::optional<uint64_t> ScalarValue(const nlattr& a) {
+  const char* p = reinterpret_cast<const char*>(&a) + NLA_HDRLEN;
+  switch (a.nla_len - NLA_HDRLEN) {
+    case 1:
+      return static_cast<uint8_t>(*p);
+    case 2: {
+      uint16_t v;
+      std::memcpy(&v, p, 2);
+      return v;
+    }
+    case 4: {
+      uint32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case 8: {
+      uint64_t v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
 void ForEachNested(const nlattr* nest, absl::FunctionRef<void(const nlattr&)> fn) {
   if (nest == nullptr) return;
   const auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));

@@ -168,6 +168,10 @@ class AttrTable {
   std::array<const nlattr*, kMaxType + 1> table_;
 };
 
+// The value of an unsigned attribute of 1, 2, 4 or 8 bytes (host order), or
+// nullopt for any other payload size (nested, strings, binary).
+std::optional<uint64_t> ScalarValue(const nlattr& a);
+
 // Calls fn(const nlattr&) for each attribute nested in `nest`, or of a message
 // after `header_len` bytes of family header.
 void ForEachNested(const nlattr* nest, absl::FunctionRef<void(const nlattr&)> fn);
