@@ -70,7 +70,7 @@ const std::vector<std::string>& ConfigKeys() {
   static const std::vector<std::string> keys = {
       "socket",        "socket_group",   "socket_mode",         "listen", "tls_cert",  "tls_key",
       "tls_client_ca", "operator_group", "operator_identities", "netns",  "state_dir", "log_format",
-      "log_level",     "pid_file",       "shutdown_grace"};
+      "log_level",     "pid_file",       "shutdown_grace",      "fault_inject_writes"};
   return keys;
 }
 
@@ -148,6 +148,8 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
       }
     } else if (key == "netns") {
       cfg.netns = v;
+    } else if (key == "fault_inject_writes") {
+      cfg.fault_inject_writes = kv.second;
     } else if (key == "state_dir") {
       if (v.empty() || v.front() != '/') return Bad(key, "must be an absolute path");
       cfg.state_dir = v;

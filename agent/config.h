@@ -43,6 +43,9 @@ struct AgentConfig {
   std::string log_level = "info";
   std::string pid_file;
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Test hook: writes of these tuning knobs fail, to exercise the restore
+  // of a change set that fails half-way. Never set in production.
+  std::vector<std::string> fault_inject_writes;
 
   bool tls() const { return !tls_cert.empty(); }
   bool mtls() const { return !tls_client_ca.empty(); }

@@ -24,6 +24,7 @@
 #include "agent/server.h"
 #include "kernel/files.h"
 #include "kernel/netns.h"
+#include <fmt/ranges.h>
 #include "spdlog/spdlog.h"
 
 #ifndef NETAGENT_VERSION
@@ -93,7 +94,8 @@ int main(int argc, char** argv) {
       {"listen", {}},        {"tls_cert", {}},       {"tls_key", {}},
       {"tls_client_ca", {}}, {"operator_group", {}}, {"operator_identities", {}},
       {"netns", {}},         {"state_dir", {}},      {"log_format", {}},
-      {"log_level", {}},     {"pid_file", {}},       {"shutdown_grace", {}}};
+      {"log_level", {}},     {"pid_file", {}},       {"shutdown_grace", {}},
+      {"fault_inject_writes", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},
@@ -109,12 +111,14 @@ int main(int argc, char** argv) {
       {"log_format", "text or json"},
       {"log_level", "trace, debug, info, warn or error"},
       {"pid_file", "write the agent's pid here once it serves"},
-      {"shutdown_grace", "time in-flight calls get on SIGTERM (default 10s)"}};
+      {"shutdown_grace", "time in-flight calls get on SIGTERM (default 10s)"},
+      {"fault_inject_writes", "tests only: writes of this tuning knob fail (repeatable)"}};
   std::map<std::string, CLI::Option*> opts;
   for (Flag& f : flags) {
     std::string name = "--" + f.key;
     std::replace(name.begin(), name.end(), '_', '-');
     if (f.key == "operator_identities") name = "--operator-identity";
+    if (f.key == "fault_inject_writes") name = "--fault-inject-write";
     opts[f.key] = app.add_option(name, f.values, help.at(f.key));
   }
   CLI11_PARSE(app, argc, argv);
@@ -184,6 +188,10 @@ int main(int argc, char** argv) {
   if (cfg.tls())
     options.tls = netagent::agent::TlsPaths{cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca};
   options.state_dir = cfg.state_dir;
+  options.fault_inject_writes = {cfg.fault_inject_writes.begin(), cfg.fault_inject_writes.end()};
+  if (!options.fault_inject_writes.empty()) {
+    spdlog::warn("fault injection on: writes of {} will fail", fmt::join(cfg.fault_inject_writes, ", "));
+  }
   options.shutdown_grace = cfg.shutdown_grace;
   auto server = netagent::agent::AgentServer::Start(options, ctx);
   if (!server.ok()) {

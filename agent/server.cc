@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/logging.h"
 #include "kernel/errors.h"
+#include "kernel/netns.h"
 #include "spdlog/spdlog.h"
 
 namespace netagent::agent {
@@ -54,6 +55,18 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   s->conntrack_ = std::make_unique<ConntrackService>(ctx);
   builder.RegisterService(s->conntrack_.get());
   s->services_.push_back(netagent::v1::ConntrackService::service_full_name());
+  if (!options.state_dir.empty()) {
+    tuners::TuningManager::Options topts;
+    topts.state_dir = options.state_dir;
+    topts.paths.sysfs = kernel::NetSysfsRoot();
+    auto io = std::make_unique<tuners::SystemKnobs>(topts.paths);
+    io->set_failing_writes(options.fault_inject_writes);
+    topts.io = std::move(io);
+    NETAGENT_ASSIGN_OR_RETURN(s->tuning_manager_, tuners::TuningManager::Start(std::move(topts)));
+  }
+  s->tuning_ = std::make_unique<TuningService>(ctx, s->tuning_manager_.get());
+  builder.RegisterService(s->tuning_.get());
+  s->services_.push_back(netagent::v1::TuningService::service_full_name());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<AuthInterceptorFactory>(ctx.auth));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "absl/status/statusor.h"
 #include "agent/config.h"
@@ -17,6 +18,7 @@
 #include "agent/socket_service.h"
 #include "agent/telemetry_service.h"
 #include "agent/tls.h"
+#include "agent/tuning_service.h"
 #include "agent/unix_listener.h"
 
 namespace netagent::agent {
@@ -31,6 +33,8 @@ class AgentServer {
     std::optional<ListenAddress> listen;  // port 0 picks a free port (tests)
     std::optional<TlsPaths> tls;
     std::string state_dir;
+    // Test hook: writes of these knobs fail (see tuners::SystemKnobs).
+    std::set<std::string> fault_inject_writes;
     absl::Duration shutdown_grace = absl::Seconds(10);
   };
 
@@ -63,6 +67,8 @@ class AgentServer {
   std::unique_ptr<SocketService> sockets_;
   std::unique_ptr<NicService> nics_;
   std::unique_ptr<ConntrackService> conntrack_;
+  std::unique_ptr<tuners::TuningManager> tuning_manager_;
+  std::unique_ptr<TuningService> tuning_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<UnixListener> unix_;
   std::vector<std::string> services_;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/fanout.h"
 #include "client/output.h"
@@ -93,5 +94,49 @@ struct ConntrackArgs {
 int RunConntrackStats(const CommandContext& c);
 int RunConntrackList(const CommandContext& c, const ConntrackArgs& args);
 int RunConntrackSummary(const CommandContext& c, const ConntrackArgs& args);
+
+}  // namespace netagent::client
+
+namespace netagent::client {
+
+// Flags of `netctl tune plan|apply <intent>`, turned into a TuningIntent by
+// BuildIntent (usage errors name the flag).
+struct TuneArgs {
+  std::string intent;  // bdp, cc, rps, xps, rfs, channels, rss, irq, coalesce, limits, sysctl
+  std::string device;
+  std::string bandwidth, rtt, ceiling;
+  bool observed = false;
+  std::string algorithm;
+  std::string cpus;
+  bool off = false;
+  uint32_t entries = 0;
+  std::optional<uint32_t> combined, rx, tx, other;
+  uint32_t queues = 0;
+  std::vector<uint32_t> weights;
+  std::string profile;
+  std::vector<std::string> set;  // name=value
+  bool clamp = false;
+  // apply
+  std::string confirm_within;
+  std::string expect_digest;
+  // confirm, rollback, history, show
+  std::string change_id;
+  bool force = false;
+  uint32_t limit = 0;
+  bool active_only = false;
+  std::string filter;
+};
+
+// "1gbit", "500mbit", "10G", "2.5Gbit/s", "100000" (bits per second).
+absl::StatusOr<uint64_t> ParseBitRate(const std::string& text, const std::string& flag);
+// "256M", "64MiB", "1G", "65536" (bytes; K/M/G are powers of 1024).
+absl::StatusOr<uint64_t> ParseByteSize(const std::string& text, const std::string& flag);
+
+int RunTuneShow(const CommandContext& c, const TuneArgs& args);
+int RunTunePlan(const CommandContext& c, const TuneArgs& args);
+int RunTuneApply(const CommandContext& c, const TuneArgs& args);
+int RunTuneConfirm(const CommandContext& c, const TuneArgs& args);
+int RunTuneRollback(const CommandContext& c, const TuneArgs& args);
+int RunTuneHistory(const CommandContext& c, const TuneArgs& args);
 
 }  // namespace netagent::client

@@ -155,6 +155,81 @@ int Main(int argc, char** argv) {
   ct_list->add_flag("--count", ct_args.count, "print how many entries match, not them");
   ct_summary->add_option("--top", ct_args.top, "sources in the top list (default 10)");
 
+  TuneArgs tune_args;
+  auto* tune = app.add_subcommand(
+      "tune", "plan, apply, confirm and roll back tuning (apply/confirm/rollback need an operator)");
+  tune->require_subcommand(1);
+  auto* tune_show = tune->add_subcommand("show", "every managed knob: value, default, bounds, who set it");
+  tune_show->add_option("--dev", tune_args.device, "also this device's knobs");
+  tune_show->add_option("--filter", tune_args.filter, "RE2 on knob names");
+  auto* tune_plan = tune->add_subcommand("plan", "what an intent would change (changes nothing)");
+  auto* tune_apply = tune->add_subcommand("apply", "apply an intent as one change set");
+  tune_apply->add_option("--confirm-within", tune_args.confirm_within,
+                         "roll back by itself unless confirmed within this time (like 60s)");
+  tune_apply->add_option("--expect-digest", tune_args.expect_digest,
+                         "apply only if the plan still has this digest (from tune plan)");
+  std::vector<CLI::App*> intent_cmds;
+  for (CLI::App* parent : {tune_plan, tune_apply}) {
+    parent->require_subcommand(1);
+    auto add = [&](const char* name, const char* what) {
+      CLI::App* cmd = parent->add_subcommand(name, what);
+      cmd->add_flag("--clamp", tune_args.clamp, "clamp values outside bounds instead of refusing");
+      if (parent == tune_apply) {
+        cmd->add_option("--confirm-within", tune_args.confirm_within,
+                        "roll back by itself unless confirmed within this time (like 60s)");
+        cmd->add_option("--expect-digest", tune_args.expect_digest,
+                        "apply only if the plan still has this digest (from tune plan)");
+      }
+      intent_cmds.push_back(cmd);
+      return cmd;
+    };
+    auto* bdp = add("bdp", "TCP buffer maxima from bandwidth x RTT (or observed flows)");
+    bdp->add_option("--bandwidth", tune_args.bandwidth, "path bandwidth (like 1gbit, 500mbit)");
+    bdp->add_option("--rtt", tune_args.rtt, "path round-trip time (like 200ms)");
+    bdp->add_flag("--observed", tune_args.observed, "from the busiest current flows");
+    bdp->add_option("--ceiling", tune_args.ceiling, "largest buffer max (default 256M)");
+    auto* cc = add("cc", "default congestion control");
+    cc->add_option("algorithm", tune_args.algorithm, "bbr, cubic, ...")->required();
+    for (const char* n : {"rps", "xps", "irq"}) {
+      auto* q = add(n, std::string(n) == "irq" ? "IRQ affinity of the device's queues"
+                       : std::string(n) == "rps" ? "receive packet steering masks"
+                                                 : "transmit packet steering masks");
+      q->add_option("--dev", tune_args.device, "device")->required();
+      q->add_option("--cpus", tune_args.cpus, "CPU list (default: online, local, not isolated)");
+      if (std::string(n) != "irq") q->add_flag("--off", tune_args.off, "turn it off");
+    }
+    auto* rfs = add("rfs", "receive flow steering tables");
+    rfs->add_option("--dev", tune_args.device, "device")->required();
+    rfs->add_option("--entries", tune_args.entries, "global flow entries, a power of two (32768)");
+    rfs->add_flag("--off", tune_args.off, "turn it off");
+    auto* ch = add("channels", "queue counts (ethtool -L)");
+    ch->add_option("--dev", tune_args.device, "device")->required();
+    ch->add_option("--combined", tune_args.combined, "combined channels");
+    ch->add_option("--rx", tune_args.rx, "receive-only channels");
+    ch->add_option("--tx", tune_args.tx, "transmit-only channels");
+    ch->add_option("--other", tune_args.other, "other channels");
+    auto* rss = add("rss", "RSS indirection table (ethtool -X)");
+    rss->add_option("--dev", tune_args.device, "device")->required();
+    rss->add_option("--queues", tune_args.queues, "spread over the first N queues (default all)");
+    rss->add_option("--weights", tune_args.weights, "weight per queue")->delimiter(',');
+    auto* co = add("coalesce", "interrupt coalescing (ethtool -C)");
+    co->add_option("--dev", tune_args.device, "device")->required();
+    co->add_option("--profile", tune_args.profile, "latency or throughput");
+    co->add_option("--set", tune_args.set, "parameter=value (rx-usecs=50)");
+    auto* lim = add("limits", "listen, SYN, TIME_WAIT, port, backlog and conntrack limits");
+    lim->add_option("--set", tune_args.set, "name=value (somaxconn=8192)")->required();
+    auto* sc = add("sysctl", "any managed sysctl, within its bounds");
+    sc->add_option("--set", tune_args.set, "name=value")->required();
+  }
+  auto* tune_confirm = tune->add_subcommand("confirm", "keep a change applied with --confirm-within");
+  tune_confirm->add_option("id", tune_args.change_id, "change id")->required();
+  auto* tune_rollback = tune->add_subcommand("rollback", "restore the values a change replaced");
+  tune_rollback->add_option("id", tune_args.change_id, "change id")->required();
+  tune_rollback->add_flag("--force", tune_args.force, "also over values someone else changed since");
+  auto* tune_history = tune->add_subcommand("history", "changes, newest first: who, when, what, outcome");
+  tune_history->add_option("--limit", tune_args.limit, "at most this many (default 50)");
+  tune_history->add_flag("--active", tune_args.active_only, "only changes in effect");
+
   std::string watch_interval = "1s";
   WatchArgs watch_args;
   auto* watch = app.add_subcommand("watch", "stream softnet and counter changes until Ctrl-C");
@@ -222,6 +297,15 @@ int Main(int argc, char** argv) {
   if (*ct_stats) return RunConntrackStats(ctx);
   if (*ct_list) return RunConntrackList(ctx, ct_args);
   if (*ct_summary) return RunConntrackSummary(ctx, ct_args);
+  if (*tune_show) return RunTuneShow(ctx, tune_args);
+  if (*tune_confirm) return RunTuneConfirm(ctx, tune_args);
+  if (*tune_rollback) return RunTuneRollback(ctx, tune_args);
+  if (*tune_history) return RunTuneHistory(ctx, tune_args);
+  for (CLI::App* cmd : intent_cmds) {
+    if (*cmd) tune_args.intent = cmd->get_name();
+  }
+  if (*tune_plan) return RunTunePlan(ctx, tune_args);
+  if (*tune_apply) return RunTuneApply(ctx, tune_args);
   if (*sockets_summary) return RunSocketSummary(ctx, sockets_args);
   if (*sockets) return RunSockets(ctx, sockets_args);
   if (*softnet) {

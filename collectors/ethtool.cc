@@ -104,6 +104,18 @@ absl::Status Truncated(absl::string_view what) {
 
 }  // namespace
 
+std::optional<uint16_t> CoalesceAttr(absl::string_view name) {
+  for (size_t i = 0; i < kCoalesceNames.size(); ++i) {
+    if (kCoalesceNames[i] != nullptr && name == kCoalesceNames[i]) return static_cast<uint16_t>(i);
+  }
+  return std::nullopt;
+}
+
+bool CoalesceAttrIsFlag(uint16_t attr) {
+  return attr == ETHTOOL_A_COALESCE_USE_ADAPTIVE_RX || attr == ETHTOOL_A_COALESCE_USE_ADAPTIVE_TX ||
+         attr == 24 || attr == 25;  // cqe-mode-tx, cqe-mode-rx (5.15)
+}
+
 absl::StatusOr<LinkModes> ParseLinkModes(const nlmsghdr& nlh) {
   if (nlh.nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN) return Truncated("linkmodes");
   kernel::AttrTable t(nlh, GENL_HDRLEN, ETHTOOL_A_LINKMODES_MAX);
@@ -237,9 +249,7 @@ absl::StatusOr<EthtoolClient> EthtoolClient::Open() {
   return EthtoolClient(std::move(sock), std::move(family));
 }
 
-absl::StatusOr<std::vector<uint32_t>> EthtoolClient::Request(
-    uint8_t cmd, const std::string& dev, uint32_t flags,
-    absl::FunctionRef<void(kernel::NetlinkMessage&)> extra) {
+kernel::NetlinkMessage EthtoolClient::Build(uint8_t cmd, const std::string& dev, uint32_t flags) {
   kernel::NetlinkMessage req(family_.id, 0);
   auto* g = req.PutHeader<genlmsghdr>();
   g->cmd = cmd;
@@ -250,6 +260,13 @@ absl::StatusOr<std::vector<uint32_t>> EthtoolClient::Request(
   if (!dev.empty()) req.PutString(ETHTOOL_A_HEADER_DEV_NAME, dev);
   if (flags != 0) req.PutU32(ETHTOOL_A_HEADER_FLAGS, flags);
   req.EndNest(header);
+  return req;
+}
+
+absl::StatusOr<std::vector<uint32_t>> EthtoolClient::Request(
+    uint8_t cmd, const std::string& dev, uint32_t flags,
+    absl::FunctionRef<void(kernel::NetlinkMessage&)> extra) {
+  kernel::NetlinkMessage req = Build(cmd, dev, flags);
   extra(req);
   std::vector<uint32_t> reply;
   const std::string what = absl::StrCat("ethtool ", kernel::GenlOpName("ethtool", cmd),
@@ -261,6 +278,19 @@ absl::StatusOr<std::vector<uint32_t>> EthtoolClient::Request(
   }));
   if (reply.empty()) return absl::DataLossError(absl::StrCat(what, ": no reply"));
   return reply;
+}
+
+absl::Status EthtoolClient::Set(uint8_t cmd, const std::string& dev,
+                                absl::FunctionRef<void(kernel::NetlinkMessage&)> attrs) {
+  if (!family_.HasOp(cmd)) {
+    return absl::UnimplementedError(absl::StrCat(
+        "this kernel's ethtool netlink has no ", kernel::GenlOpName("ethtool", cmd)));
+  }
+  kernel::NetlinkMessage req = Build(cmd, dev, 0);
+  attrs(req);
+  return sock_.Request(req,
+                       absl::StrCat("ethtool ", kernel::GenlOpName("ethtool", cmd), " ", dev),
+                       [](const nlmsghdr&) { return absl::OkStatus(); });
 }
 
 absl::StatusOr<std::vector<std::string>> EthtoolClient::StringSet(uint32_t id,

@@ -67,6 +67,12 @@ struct Rss {
   std::string hash_key;  // raw bytes
 };
 
+// ETHTOOL_A_COALESCE_* id of an ethtool coalescing parameter name
+// ("rx-usecs"), and whether the kernel carries it as a u8 (the adaptive and
+// CQE flags) rather than a u32.
+std::optional<uint16_t> CoalesceAttr(absl::string_view name);
+bool CoalesceAttrIsFlag(uint16_t attr);
+
 // Parsers of one reply message each (pure: tests replay recorded replies).
 absl::StatusOr<LinkModes> ParseLinkModes(const nlmsghdr& nlh);
 absl::StatusOr<bool> ParseLinkState(const nlmsghdr& nlh);
@@ -104,6 +110,12 @@ class EthtoolClient {
   Section<std::vector<StatGroup>> GetStandardStats(const std::string& dev);
   Section<Rss> GetRss(const std::string& dev);
 
+  // A set-request (ETHTOOL_MSG_*_SET): the kernel answers with an ack only.
+  // Its refusal carries errno and extended ack text.
+  absl::Status Set(uint8_t cmd, const std::string& dev,
+                   absl::FunctionRef<void(kernel::NetlinkMessage&)> attrs);
+  bool HasOp(uint8_t cmd) const { return family_.HasOp(cmd); }
+
   // Every reply received is appended to `recorder` ([u32 length][bytes]).
   void set_recorder(std::string* recorder) { sock_.set_recorder(recorder); }
 
@@ -117,6 +129,7 @@ class EthtoolClient {
   EthtoolClient(kernel::NetlinkSocket sock, kernel::GenlFamily family)
       : sock_(std::move(sock)), family_(std::move(family)) {}
 
+  kernel::NetlinkMessage Build(uint8_t cmd, const std::string& dev, uint32_t flags);
   absl::StatusOr<std::vector<std::string>> StringSet(uint32_t id, const std::string& dev);
 
   kernel::NetlinkSocket sock_;

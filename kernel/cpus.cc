@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <map>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "kernel/errors.h"
@@ -86,6 +88,46 @@ std::string FormatCpuList(const std::vector<uint32_t>& cpus) {
     i = j + 1;
   }
   return out;
+}
+
+absl::StatusOr<std::vector<uint32_t>> ParseCpuMask(absl::string_view text) {
+  text = absl::StripAsciiWhitespace(text);
+  std::vector<absl::string_view> groups = absl::StrSplit(text, ',');
+  if (text.empty() || groups.size() * 32 > kMaxCpu) {
+    return absl::InvalidArgumentError(absl::StrCat("cpu mask \"", text, "\": bad length"));
+  }
+  std::vector<uint32_t> out;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    absl::string_view word = groups[groups.size() - 1 - g];
+    uint32_t bits = 0;
+    if (word.empty() || word.size() > 8 || !absl::SimpleHexAtoi(word, &bits) ||
+        word.find_first_not_of("0123456789abcdefABCDEF") != absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cpu mask \"", text, "\": bad group \"", word, "\""));
+    }
+    for (uint32_t b = 0; b < 32; ++b) {
+      if (bits & (1u << b)) out.push_back(static_cast<uint32_t>(g * 32 + b));
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string FormatCpuMask(const std::vector<uint32_t>& cpus) {
+  uint32_t top = 0;
+  for (uint32_t c : cpus) top = std::max(top, c);
+  std::vector<uint32_t> words(cpus.empty() ? 1 : top / 32 + 1, 0);
+  for (uint32_t c : cpus) words[c / 32] |= 1u << (c % 32);
+  std::string out = absl::StrFormat("%x", words.back());
+  for (size_t i = words.size() - 1; i-- > 0;) absl::StrAppendFormat(&out, ",%08x", words[i]);
+  return out;
+}
+
+std::vector<uint32_t> ReadIsolatedCpus(const std::string& sysfs_root) {
+  auto text = ReadLine(sysfs_root + "/devices/system/cpu/isolated");
+  if (!text.ok()) return {};
+  auto cpus = ParseCpuList(*text);
+  return cpus.ok() ? *cpus : std::vector<uint32_t>{};
 }
 
 absl::StatusOr<std::vector<uint32_t>> ReadOnlineCpus(const std::string& sysfs_root) {

@@ -19,6 +19,13 @@ absl::StatusOr<std::vector<uint32_t>> ParseCpuList(absl::string_view text);
 // The shortest list form of a sorted set of CPU ids ("0-3,8").
 std::string FormatCpuList(const std::vector<uint32_t>& cpus);
 
+// CPU masks in the kernel's hex form (rps_cpus, xps_cpus, smp_affinity):
+// comma-separated groups of up to 8 hex digits, most significant group first
+// ("ff,00000001"). Parsing accepts any group count and leading zeros.
+absl::StatusOr<std::vector<uint32_t>> ParseCpuMask(absl::string_view text);
+// The shortest form: no leading all-zero groups, "0" for no CPU.
+std::string FormatCpuMask(const std::vector<uint32_t>& cpus);
+
 struct CpuInfo {
   uint32_t id = 0;
   int32_t numa_node = -1;
@@ -33,6 +40,10 @@ struct CpuTopology {
 
 // Reads /sys/devices/system/cpu and /sys/devices/system/node under sysfs_root.
 absl::StatusOr<CpuTopology> ReadCpuTopology(const std::string& sysfs_root = "/sys");
+
+// CPUs isolated from the scheduler (isolcpus=), which tuning keeps
+// network work off. Empty when the file is absent or blank.
+std::vector<uint32_t> ReadIsolatedCpus(const std::string& sysfs_root = "/sys");
 
 absl::StatusOr<std::vector<uint32_t>> ReadOnlineCpus(const std::string& sysfs_root = "/sys");
 

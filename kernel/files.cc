@@ -37,4 +37,45 @@ absl::StatusOr<std::string> ReadLine(const std::string& path) {
   return std::string(v);
 }
 
+absl::Status WriteFile(const std::string& path, absl::string_view value) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return LastErrnoStatus(absl::StrCat("open ", path));
+  for (;;) {
+    ssize_t n = ::write(fd.get(), value.data(), value.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return LastErrnoStatus(absl::StrCat("write ", path));
+    if (static_cast<size_t>(n) != value.size()) {
+      return absl::DataLossError(absl::StrCat("write ", path, ": short write"));
+    }
+    return absl::OkStatus();
+  }
+}
+
+bool Writable(const std::string& path) { return ::access(path.c_str(), W_OK) == 0; }
+
+absl::Status ReplaceFileAtomically(const std::string& path, absl::string_view contents,
+                                   uint32_t mode) {
+  const std::string tmp = absl::StrCat(path, ".tmp");
+  {
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    if (!fd.valid()) return LastErrnoStatus(absl::StrCat("create ", tmp));
+    size_t done = 0;
+    while (done < contents.size()) {
+      ssize_t n = ::write(fd.get(), contents.data() + done, contents.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return LastErrnoStatus(absl::StrCat("write ", tmp));
+      done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0) return LastErrnoStatus(absl::StrCat("fsync ", tmp));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return LastErrnoStatus(absl::StrCat("rename ", tmp, " to ", path));
+  }
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash ? slash : 1);
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd.valid() || ::fsync(dfd.get()) != 0) return LastErrnoStatus(absl::StrCat("fsync ", dir));
+  return absl::OkStatus();
+}
+
 }  // namespace netagent::kernel

@@ -5,8 +5,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/utsname.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -49,6 +51,37 @@ Capability ProbeConntrackNetlink() {
       sock->Request(req, "conntrack statistics", [](const nlmsghdr&) { return absl::OkStatus(); });
   if (!st.ok()) return {false, std::string(st.message())};
   return {true, ""};
+}
+
+}  // namespace netagent::kernel
+
+namespace netagent::kernel {
+
+Capability ProbeQdisc(const std::string& kind, const std::string& kallsyms,
+                      const std::string& modules_root) {
+  // Symbol lines are "<address> <type> <name>[\t[module]]".
+  const std::string symbol = absl::StrCat(" ", kind, "_enqueue");
+  if (FILE* f = std::fopen(kallsyms.c_str(), "re")) {
+    char line[512];
+    bool found = false;
+    while (!found && std::fgets(line, sizeof(line), f)) {
+      const char* hit = std::strstr(line, symbol.c_str());
+      if (hit == nullptr || hit - line < 3 || hit[-2] != ' ') continue;
+      const char end = hit[symbol.size()];
+      found = end == '\n' || end == '\t' || end == '\0';
+    }
+    std::fclose(f);
+    if (found) return {true, ""};
+  }
+  struct utsname u;
+  if (::uname(&u) == 0) {
+    const std::string dir = absl::StrCat(modules_root, "/", u.release, "/kernel/net/sched/sch_", kind);
+    for (const char* ext : {".ko", ".ko.xz", ".ko.zst", ".ko.gz"}) {
+      struct stat st;
+      if (::stat((dir + ext).c_str(), &st) == 0) return {true, ""};
+    }
+  }
+  return {false, absl::StrCat("qdisc ", kind, " is neither built in nor a module of this kernel")};
 }
 
 }  // namespace netagent::kernel

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace netagent::kernel {
 
@@ -19,5 +20,11 @@ Capability ProbeBpffs(const std::string& path = "/sys/fs/bpf");
 
 // ctnetlink answers IPCTNL_MSG_CT_GET_STATS in this namespace.
 Capability ProbeConntrackNetlink();
+
+// Whether the kernel has the qdisc `kind` (fq, fq_codel, ...): built in or
+// loaded (its enqueue function is in /proc/kallsyms) or loadable (a module
+// under /lib/modules/<release>). The reason says which, or why not.
+Capability ProbeQdisc(const std::string& kind, const std::string& kallsyms = "/proc/kallsyms",
+                      const std::string& modules_root = "/lib/modules");
 
 }  // namespace netagent::kernel

@@ -1,5 +1,7 @@
 #include "kernel/sysctl.h"
 
+#include <unistd.h>
+
 #include <cctype>
 
 #include "absl/strings/ascii.h"
@@ -44,6 +46,19 @@ absl::StatusOr<std::vector<std::string>> ReadSysctlWords(absl::string_view name)
   NETAGENT_ASSIGN_OR_RETURN(std::string value, ReadSysctl(name));
   return std::vector<std::string>(
       absl::StrSplit(value, absl::ByAnyChar(" \t\n"), absl::SkipEmpty()));
+}
+
+absl::Status WriteSysctl(absl::string_view name, absl::string_view value) {
+  NETAGENT_ASSIGN_OR_RETURN(std::string path, SysctlPath(name));
+  return WriteFile(path, value);
+}
+
+absl::StatusOr<SysctlAccess> ProbeSysctl(absl::string_view name) {
+  NETAGENT_ASSIGN_OR_RETURN(std::string path, SysctlPath(name));
+  SysctlAccess a;
+  a.exists = ::access(path.c_str(), F_OK) == 0;
+  a.writable = a.exists && Writable(path);
+  return a;
 }
 
 }  // namespace netagent::kernel

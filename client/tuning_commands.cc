@@ -1,0 +1,354 @@
+// netctl tune show | plan | apply | confirm | rollback | history.
+#include <google/protobuf/util/time_util.h>
+
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "client/commands.h"
+#include "client/rpc.h"
+#include "netagent/v1/tuning.grpc.pb.h"
+
+namespace netagent::client {
+namespace v1 = ::netagent::v1;
+namespace {
+
+absl::Status Usage(const std::string& flag, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(flag, ": ", what));
+}
+
+// Number with an optional unit suffix, case-insensitive; `units` maps
+// suffixes to multipliers.
+absl::StatusOr<uint64_t> ParseScaled(const std::string& text, const std::string& flag,
+                                     const std::vector<std::pair<std::string, double>>& units,
+                                     const std::string& example) {
+  std::string t = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
+  size_t end = 0;
+  while (end < t.size() && (std::isdigit(static_cast<unsigned char>(t[end])) || t[end] == '.')) ++end;
+  double v;
+  if (end == 0 || !absl::SimpleAtod(t.substr(0, end), &v)) {
+    return Usage(flag, absl::StrCat("\"", text, "\" is not a number (like ", example, ")"));
+  }
+  const std::string unit = t.substr(end);
+  double mult = 0;
+  for (const auto& [suffix, m] : units) {
+    if (unit == suffix) mult = m;
+  }
+  if (mult == 0) return Usage(flag, absl::StrCat("unknown unit in \"", text, "\" (like ", example, ")"));
+  const double r = v * mult;
+  if (!(r >= 1) || r > 1.8e19) return Usage(flag, absl::StrCat("\"", text, "\" is out of range"));
+  return static_cast<uint64_t>(std::llround(r));
+}
+
+absl::StatusOr<v1::Setting> ParseSetting(const std::string& kv) {
+  const size_t eq = kv.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return Usage("--set", absl::StrCat("\"", kv, "\" is not name=value"));
+  }
+  v1::Setting s;
+  s.set_name(kv.substr(0, eq));
+  s.set_value(kv.substr(eq + 1));
+  return s;
+}
+
+absl::StatusOr<v1::TuningIntent> BuildIntent(const TuneArgs& a) {
+  v1::TuningIntent in;
+  in.set_clamp(a.clamp);
+  auto need_device = [&]() -> absl::Status {
+    if (a.device.empty()) return Usage("--dev", absl::StrCat("required for ", a.intent));
+    return absl::OkStatus();
+  };
+  if (a.intent == "bdp") {
+    auto* b = in.mutable_bdp();
+    if (a.observed) {
+      if (!a.bandwidth.empty() || !a.rtt.empty()) {
+        return Usage("--observed", "not with --bandwidth/--rtt");
+      }
+      b->set_observed(true);
+    } else {
+      if (a.bandwidth.empty() || a.rtt.empty()) {
+        return Usage("--bandwidth", "give --bandwidth and --rtt, or --observed");
+      }
+      auto bw = ParseBitRate(a.bandwidth, "--bandwidth");
+      if (!bw.ok()) return bw.status();
+      b->set_bandwidth_bps(*bw);
+      absl::Duration rtt;
+      if (!absl::ParseDuration(a.rtt, &rtt) || rtt <= absl::ZeroDuration()) {
+        return Usage("--rtt", absl::StrCat("\"", a.rtt, "\" is not a positive duration (like 200ms)"));
+      }
+      b->mutable_rtt()->set_seconds(absl::IDivDuration(rtt, absl::Seconds(1), &rtt));
+      b->mutable_rtt()->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(rtt)));
+    }
+    if (!a.ceiling.empty()) {
+      auto c = ParseByteSize(a.ceiling, "--ceiling");
+      if (!c.ok()) return c.status();
+      b->set_ceiling_bytes(*c);
+    }
+  } else if (a.intent == "cc") {
+    if (a.algorithm.empty()) return Usage("algorithm", "required (bbr, cubic, ...)");
+    in.mutable_congestion()->set_algorithm(a.algorithm);
+  } else if (a.intent == "rps" || a.intent == "xps") {
+    if (auto st = need_device(); !st.ok()) return st;
+    auto set = [&](auto* m) {
+      m->set_device(a.device);
+      m->set_cpus(a.cpus);
+      m->set_disable(a.off);
+    };
+    if (a.intent == "rps") set(in.mutable_rps()); else set(in.mutable_xps());
+  } else if (a.intent == "rfs") {
+    if (auto st = need_device(); !st.ok()) return st;
+    in.mutable_rfs()->set_device(a.device);
+    in.mutable_rfs()->set_flow_entries(a.entries);
+    in.mutable_rfs()->set_disable(a.off);
+  } else if (a.intent == "channels") {
+    if (auto st = need_device(); !st.ok()) return st;
+    auto* c = in.mutable_channels();
+    c->set_device(a.device);
+    if (a.combined) c->set_combined(*a.combined);
+    if (a.rx) c->set_rx(*a.rx);
+    if (a.tx) c->set_tx(*a.tx);
+    if (a.other) c->set_other(*a.other);
+  } else if (a.intent == "rss") {
+    if (auto st = need_device(); !st.ok()) return st;
+    in.mutable_rss()->set_device(a.device);
+    in.mutable_rss()->set_queues(a.queues);
+    for (uint32_t w : a.weights) in.mutable_rss()->add_weights(w);
+  } else if (a.intent == "irq") {
+    if (auto st = need_device(); !st.ok()) return st;
+    in.mutable_irq_affinity()->set_device(a.device);
+    in.mutable_irq_affinity()->set_cpus(a.cpus);
+  } else if (a.intent == "coalesce") {
+    if (auto st = need_device(); !st.ok()) return st;
+    auto* c = in.mutable_coalesce();
+    c->set_device(a.device);
+    c->set_profile(a.profile);
+    for (const auto& kv : a.set) {
+      auto s = ParseSetting(kv);
+      if (!s.ok()) return s.status();
+      uint64_t v;
+      if (!absl::SimpleAtoi(s->value(), &v)) return Usage("--set", absl::StrCat(kv, ": not a number"));
+      (*c->mutable_values())[s->name()] = v;
+    }
+  } else if (a.intent == "limits" || a.intent == "sysctl") {
+    if (a.set.empty()) return Usage("--set", "at least one name=value");
+    auto* list = a.intent == "limits" ? in.mutable_limits()->mutable_settings()
+                                      : in.mutable_sysctl()->mutable_settings();
+    for (const auto& kv : a.set) {
+      auto s = ParseSetting(kv);
+      if (!s.ok()) return s.status();
+      *list->Add() = *s;
+    }
+  } else {
+    return Usage("intent", absl::StrCat("unknown \"", a.intent, "\""));
+  }
+  return in;
+}
+
+std::string RiskName(v1::Risk r) {
+  switch (r) {
+    case v1::RISK_LOW:
+      return "low";
+    case v1::RISK_MEDIUM:
+      return "medium";
+    case v1::RISK_HIGH:
+      return "HIGH";
+    default:
+      return "?";
+  }
+}
+
+std::string StateName(v1::ChangeState s) {
+  std::string n = v1::ChangeState_Name(s);
+  n = n.substr(std::string("CHANGE_STATE_").size());
+  return absl::AsciiStrToLower(n);
+}
+
+std::string TimeText(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(t.seconds()), absl::UTCTimeZone());
+}
+
+void PrintPlan(const v1::TuningPlan& p, std::ostream& out) {
+  out << "plan: " << p.intent() << "  (digest " << p.digest() << ")\n";
+  if (p.changes_size() == 0) out << "  nothing to change\n";
+  Table t({"KNOB", "OLD", "", "NEW", "RISK", "WHY"});
+  for (const auto& c : p.changes()) {
+    t.AddRow({c.knob(), c.old_value(), "->", c.new_value(), RiskName(c.risk()), c.reason()});
+    for (const auto& w : c.warnings()) t.AddNote({""}, "  ! " + w);
+  }
+  if (p.changes_size() > 0) t.Render(out);
+  for (const auto& w : p.warnings()) out << "warning: " << w << "\n";
+}
+
+void PrintChange(const v1::ChangeRecord& r, std::ostream& out, bool events) {
+  out << "change " << r.id() << ": " << StateName(r.state());
+  if (r.state() == v1::CHANGE_STATE_PENDING_CONFIRM) {
+    out << ", rolls back at " << TimeText(r.confirm_deadline()) << " UTC unless confirmed: netctl tune confirm "
+        << r.id();
+  }
+  out << "\n";
+  for (const auto& d : r.drift()) {
+    out << "  drift: " << d.knob() << " is \"" << d.observed() << "\", set \"" << d.expected()
+        << "\" (since " << TimeText(d.since()) << ")\n";
+  }
+  if (events) {
+    for (const auto& e : r.events()) out << "  " << TimeText(e.at()) << "  " << e.what() << "\n";
+  }
+}
+
+int RunIntent(const CommandContext& c, const TuneArgs& args, bool apply) {
+  auto intent = BuildIntent(args);
+  if (!intent.ok()) {
+    *c.err << "netctl: " << intent.status().message() << "\n";
+    return 2;
+  }
+  if (!apply) {
+    v1::PlanTuningRequest req;
+    *req.mutable_intent() = *intent;
+    auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+      return Unary(ch, d, req, &v1::TuningService::Stub::PlanTuning);
+    });
+    View view;
+    view.block = [](const google::protobuf::Message& m, std::ostream& out) {
+      PrintPlan(static_cast<const v1::PlanTuningResponse&>(m).plan(), out);
+    };
+    return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  }
+  v1::ApplyTuningRequest req;
+  *req.mutable_intent() = *intent;
+  req.set_expected_digest(args.expect_digest);
+  if (!args.confirm_within.empty()) {
+    absl::Duration d;
+    if (!absl::ParseDuration(args.confirm_within, &d) || d <= absl::ZeroDuration()) {
+      *c.err << "netctl: --confirm-within: \"" << args.confirm_within
+             << "\" is not a positive duration (like 60s)\n";
+      return 2;
+    }
+    req.mutable_confirm_within()->set_seconds(absl::ToInt64Seconds(d));
+    req.mutable_confirm_within()->set_nanos(
+        static_cast<int32_t>(absl::ToInt64Nanoseconds(d - absl::Seconds(absl::ToInt64Seconds(d)))));
+  }
+  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &v1::TuningService::Stub::ApplyTuning);
+  });
+  View view;
+  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
+    const auto& r = static_cast<const v1::ApplyTuningResponse&>(m);
+    PrintPlan(r.plan(), out);
+    if (r.has_change()) {
+      PrintChange(r.change(), out, false);
+    } else {
+      out << "nothing applied\n";
+    }
+  };
+  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> ParseBitRate(const std::string& text, const std::string& flag) {
+  std::vector<std::pair<std::string, double>> units;
+  for (const auto& [p, m] : std::vector<std::pair<std::string, double>>{
+           {"", 1}, {"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {"t", 1e12}}) {
+    for (const char* s : {"", "bit", "bit/s", "bps", "b"}) {
+      if (p.empty() && std::string(s) == "b") continue;
+      units.emplace_back(p + s, m);
+    }
+  }
+  return ParseScaled(text, flag, units, "1gbit, 500mbit, 10G");
+}
+
+absl::StatusOr<uint64_t> ParseByteSize(const std::string& text, const std::string& flag) {
+  std::vector<std::pair<std::string, double>> units = {{"", 1}, {"b", 1}};
+  double m = 1;
+  for (const char* p : {"k", "m", "g"}) {
+    m *= 1024;
+    for (const char* s : {"", "b", "ib"}) units.emplace_back(absl::StrCat(p, s), m);
+  }
+  return ParseScaled(text, flag, units, "256M, 64MiB, 1G");
+}
+
+int RunTuneShow(const CommandContext& c, const TuneArgs& args) {
+  v1::GetTunablesRequest req;
+  req.set_device(args.device);
+  req.set_filter(args.filter);
+  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &v1::TuningService::Stub::GetTunables);
+  });
+  View view;
+  view.header = {"KNOB", "VALUE", "DEFAULT", "FLOOR", "CEILING", "STEP", "SET-BY", "NOTE"};
+  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
+    for (const auto& t : static_cast<const v1::GetTunablesResponse&>(m).tunables()) {
+      std::vector<std::string> notes;
+      if (!t.exists()) notes.push_back("absent here");
+      else if (!t.writable()) notes.push_back("read-only here");
+      if (!t.per_netns()) notes.push_back("global");
+      if (t.drifted()) notes.push_back("DRIFTED");
+      if (absl::StartsWith(t.default_source(), "first seen")) notes.push_back("default as first seen");
+      rows.push_back({t.knob(), t.exists() ? t.value() : "-", t.kernel_default().empty() ? "-" : t.kernel_default(),
+                      t.floor().empty() ? "-" : t.floor(), t.ceiling().empty() ? "-" : t.ceiling(),
+                      t.max_step() > 0 ? absl::StrCat("x", t.max_step()) : "-",
+                      t.set_by().empty() ? "-" : t.set_by(), absl::StrJoin(notes, ", ")});
+    }
+  };
+  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+}
+
+int RunTunePlan(const CommandContext& c, const TuneArgs& args) { return RunIntent(c, args, false); }
+int RunTuneApply(const CommandContext& c, const TuneArgs& args) { return RunIntent(c, args, true); }
+
+int RunTuneConfirm(const CommandContext& c, const TuneArgs& args) {
+  v1::ConfirmChangeRequest req;
+  req.set_change_id(args.change_id);
+  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &v1::TuningService::Stub::ConfirmChange);
+  });
+  View view;
+  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
+    PrintChange(static_cast<const v1::ConfirmChangeResponse&>(m).change(), out, false);
+  };
+  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+}
+
+int RunTuneRollback(const CommandContext& c, const TuneArgs& args) {
+  v1::RollbackChangeRequest req;
+  req.set_change_id(args.change_id);
+  req.set_force(args.force);
+  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &v1::TuningService::Stub::RollbackChange);
+  });
+  View view;
+  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
+    const auto& r = static_cast<const v1::RollbackChangeResponse&>(m).change();
+    PrintChange(r, out, false);
+    for (const auto& k : r.knobs()) out << "  " << k.knob() << " = " << k.old_value() << "\n";
+  };
+  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+}
+
+int RunTuneHistory(const CommandContext& c, const TuneArgs& args) {
+  v1::ListChangesRequest req;
+  req.set_limit(args.limit);
+  req.set_active_only(args.active_only);
+  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &v1::TuningService::Stub::ListChanges);
+  });
+  View view;
+  view.header = {"ID", "CREATED (UTC)", "STATE", "CALLER", "INTENT", "KNOBS", "LAST EVENT"};
+  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
+    for (const auto& r : static_cast<const v1::ListChangesResponse&>(m).changes()) {
+      std::string state = StateName(r.state());
+      if (r.drift_size() > 0) absl::StrAppend(&state, " (drift: ", r.drift_size(), ")");
+      rows.push_back({r.id(), TimeText(r.created()), state, r.caller(), r.intent(),
+                      absl::StrCat(r.knobs_size()),
+                      r.events_size() ? r.events(r.events_size() - 1).what() : ""});
+    }
+  };
+  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+}
+
+}  // namespace netagent::client

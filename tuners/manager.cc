@@ -1,0 +1,538 @@
+#include "tuners/manager.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "kernel/cpus.h"
+#include "kernel/errors.h"
+#include "spdlog/spdlog.h"
+#include "tuners/applier.h"
+#include "tuners/planners.h"
+
+namespace netagent::tuners {
+namespace {
+
+constexpr size_t kKeepInactive = 500;
+constexpr absl::Duration kExpiryRetry = absl::Seconds(10);
+
+std::string NewId(absl::Time now) {
+  static std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrCat(absl::FormatTime("%Y%m%d-%H%M%S", now, absl::UTCTimeZone()), "-",
+                      absl::StrFormat("%04x", rng() & 0xffff));
+}
+
+std::string TimeText(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+bool Touches(const ChangeRecord& r, const std::string& knob) {
+  return std::any_of(r.knobs.begin(), r.knobs.end(),
+                     [&](const KnobChange& k) { return k.knob == knob; });
+}
+
+bool Holds(ChangeState s) {
+  return s == ChangeState::kPending || s == ChangeState::kConfirmed ||
+         s == ChangeState::kRollbackFailed;
+}
+
+}  // namespace
+
+TuningManager::TuningManager(Options options, Journal journal)
+    : options_(std::move(options)), journal_(std::move(journal)) {}
+
+absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options options) {
+  const std::string dir = options.state_dir + "/tuning";
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return kernel::LastErrnoStatus(absl::StrCat("state_dir: mkdir ", dir));
+  }
+  NETAGENT_ASSIGN_OR_RETURN(Journal journal, Journal::Load(dir + "/journal.yaml"));
+  if (!options.io) options.io = std::make_unique<SystemKnobs>(options.paths);
+  std::unique_ptr<TuningManager> m(new TuningManager(std::move(options), std::move(journal)));
+  {
+    std::lock_guard<std::mutex> lk(m->mu_);
+    const absl::Time now = absl::Now();
+    for (const auto& spec : SysctlRegistry()) {
+      if (spec.kernel_default || m->journal_.baseline().count(spec.name) ||
+          m->OwnerLocked(spec.name)) {
+        continue;
+      }
+      if (auto v = m->options_.io->Read(spec.name); v.ok()) {
+        m->journal_.baseline()[spec.name] = {*v, now};
+      }
+    }
+    m->ReconcileLocked();
+    m->journal_.Prune(kKeepInactive);
+    NETAGENT_RETURN_IF_ERROR(m->SaveLocked());
+  }
+  m->thread_ = std::thread([p = m.get()] { p->Loop(); });
+  return m;
+}
+
+TuningManager::~TuningManager() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+// Records are never erased here: callers hold references into the journal.
+absl::Status TuningManager::SaveLocked() { return journal_.Save(); }
+
+std::map<std::string, std::string> TuningManager::BaselineLocked() const {
+  std::map<std::string, std::string> out;
+  for (const auto& [name, b] : const_cast<Journal&>(journal_).baseline()) out[name] = b.value;
+  return out;
+}
+
+const ChangeRecord* TuningManager::OwnerLocked(const std::string& knob) const {
+  const auto& recs = journal_.records();
+  for (auto it = recs.rbegin(); it != recs.rend(); ++it) {
+    if (Holds(it->state) && Touches(*it, knob)) return &*it;
+  }
+  return nullptr;
+}
+
+absl::Status TuningManager::RestoreLocked(ChangeRecord& r, bool force, bool skip_drifted,
+                                          std::vector<std::string>* skipped) {
+  std::vector<Step> steps;
+  std::vector<std::string> drifted;
+  for (auto it = r.knobs.rbegin(); it != r.knobs.rend(); ++it) {
+    auto cur = options_.io->Read(it->knob);
+    if (!cur.ok()) {
+      if (absl::IsNotFound(cur.status())) {
+        skipped->push_back(absl::StrCat(it->knob, " (gone: ", cur.status().message(), ")"));
+        continue;
+      }
+      return cur.status();
+    }
+    if (*cur == it->old_value) continue;
+    if (*cur == it->new_value) {
+      steps.push_back({it->knob, *cur, it->old_value});
+      continue;
+    }
+    const std::string what =
+        absl::StrCat(it->knob, " (now \"", *cur, "\", this change set \"", it->new_value, "\")");
+    if (force) {
+      steps.push_back({it->knob, *cur, it->old_value});
+    } else {
+      drifted.push_back(what);
+    }
+  }
+  if (!drifted.empty() && !skip_drifted) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "changed since by someone else, not overwritten: ", absl::StrJoin(drifted, ", "),
+        "; nothing was restored (roll back with force to restore anyway)"));
+  }
+  for (auto& d : drifted) skipped->push_back(absl::StrCat(d, " left alone: changed by someone else"));
+  ApplyReport report;
+  absl::Status st = ApplySteps(*options_.io, steps, &report);
+  if (!st.ok() && !report.restore_errors.empty()) r.state = ChangeState::kRollbackFailed;
+  return st;
+}
+
+void TuningManager::ExpireLocked(ChangeRecord& r, absl::Time now, const std::string& why) {
+  std::vector<std::string> skipped;
+  absl::Status st = RestoreLocked(r, false, true, &skipped);
+  if (!st.ok()) {
+    r.Event(now, absl::StrCat(why, "; rolling back failed, retrying: ", st.message()));
+    retry_at_[r.id] = now + kExpiryRetry;
+    spdlog::error("tuning: change {}: {}; rollback failed: {}", r.id, why, std::string(st.message()));
+    return;
+  }
+  retry_at_.erase(r.id);
+  r.state = ChangeState::kExpired;
+  r.drift.clear();
+  r.Event(now, absl::StrCat(why, "; rolled back",
+                            skipped.empty() ? "" : absl::StrCat(" (", absl::StrJoin(skipped, "; "), ")")));
+  spdlog::warn("tuning: change {} rolled back: {}", r.id, why);
+}
+
+void TuningManager::ReconcileLocked() {
+  const absl::Time now = absl::Now();
+  for (auto& r : journal_.records()) {
+    if (r.state == ChangeState::kApplying) {
+      std::vector<std::string> skipped;
+      absl::Status st = RestoreLocked(r, false, true, &skipped);
+      if (st.ok()) {
+        r.state = ChangeState::kRolledBack;
+        r.Event(now, absl::StrCat("the agent stopped during the apply; restored at start",
+                                  skipped.empty() ? "" : absl::StrCat(" (", absl::StrJoin(skipped, "; "), ")")));
+      } else {
+        r.state = ChangeState::kRollbackFailed;
+        r.Event(now, absl::StrCat("the agent stopped during the apply; restoring at start failed: ",
+                                  st.message()));
+      }
+      spdlog::warn("tuning: change {} was interrupted mid-apply: {}", r.id, r.events.back().what);
+    } else if (r.state == ChangeState::kPending && r.confirm_deadline && *r.confirm_deadline <= now) {
+      ExpireLocked(r, now, "the confirmation deadline passed while the agent was down");
+    }
+  }
+  CheckDriftLocked(now);
+}
+
+void TuningManager::CheckDriftLocked(absl::Time now) {
+  for (auto& r : journal_.records()) {
+    if (r.state != ChangeState::kPending && r.state != ChangeState::kConfirmed) continue;
+    std::vector<Drift> drift;
+    for (const auto& k : r.knobs) {
+      if (OwnerLocked(k.knob) != &r) continue;  // a newer change set owns it
+      auto cur = options_.io->Read(k.knob);
+      const std::string observed =
+          cur.ok() ? *cur : absl::StrCat("(unreadable: ", cur.status().message(), ")");
+      if (cur.ok() && *cur == k.new_value) continue;
+      absl::Time since = now;
+      for (const auto& d : r.drift) {
+        if (d.knob == k.knob && d.observed == observed) since = d.since;
+      }
+      if (since == now) {
+        r.Event(now, absl::StrCat("drift: ", k.knob, " is \"", observed, "\", this change set \"",
+                                  k.new_value, "\"; reported, not fought"));
+        spdlog::warn("tuning: drift on {} (change {}): now \"{}\", set \"{}\"", k.knob, r.id,
+                     observed, k.new_value);
+      }
+      drift.push_back({k.knob, k.new_value, observed, since});
+    }
+    for (const auto& d : r.drift) {
+      const bool still = std::any_of(drift.begin(), drift.end(),
+                                     [&](const Drift& x) { return x.knob == d.knob; });
+      if (!still) r.Event(now, absl::StrCat("drift cleared: ", d.knob, " is back to \"", d.expected, "\""));
+    }
+    r.drift = std::move(drift);
+  }
+  next_drift_check_ = now + options_.drift_interval;
+}
+
+absl::StatusOr<Plan> TuningManager::PlanFor(const Intent& intent) {
+  std::map<std::string, std::string> baseline;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    baseline = BaselineLocked();
+  }
+  NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap,
+                            TakeSnapshot(SnapshotFor(intent), options_.paths, baseline));
+  return PlanIntent(intent, snap);
+}
+
+absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
+    const Intent& intent, const std::string& caller, std::optional<absl::Duration> confirm_within,
+    const std::string& expected_digest) {
+  if (confirm_within &&
+      (*confirm_within <= absl::ZeroDuration() || *confirm_within > options_.max_confirm_window)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "confirm_within: above 0 and at most ", absl::FormatDuration(options_.max_confirm_window)));
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap,
+                            TakeSnapshot(SnapshotFor(intent), options_.paths, BaselineLocked()));
+  NETAGENT_ASSIGN_OR_RETURN(Plan plan, PlanIntent(intent, snap));
+  ApplyResult result;
+  if (!expected_digest.empty() && expected_digest != plan.Digest()) {
+    return absl::AbortedError(absl::StrCat("the plan changed since it was shown (digest ",
+                                           expected_digest, ", now ", plan.Digest(),
+                                           "): plan again"));
+  }
+  if (plan.changes.empty()) {
+    result.plan = std::move(plan);
+    return result;
+  }
+  const absl::Time now = absl::Now();
+  ChangeRecord rec;
+  rec.id = NewId(now);
+  rec.created = now;
+  rec.caller = caller;
+  rec.intent = DescribeIntent(intent);
+  rec.digest = plan.Digest();
+  std::vector<Step> steps;
+  for (auto& c : plan.changes) {
+    auto norm = Normalize(c.knob, c.new_value);
+    if (!norm.ok()) return norm.status();
+    c.new_value = *norm;
+    for (const auto& r : journal_.records()) {
+      if ((r.state == ChangeState::kPending || r.state == ChangeState::kRollbackFailed) &&
+          Touches(r, c.knob)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            c.knob, " is held by change ", r.id, " (", ChangeStateName(r.state),
+            "): confirm or roll it back first"));
+      }
+    }
+    rec.knobs.push_back({c.knob, c.old_value, c.new_value, c.reason});
+    steps.push_back({c.knob, c.old_value, c.new_value});
+  }
+  // On disk before the first write: a crash from here on is undone at start.
+  rec.Event(now, absl::StrCat("applying for ", caller));
+  journal_.records().push_back(rec);
+  if (absl::Status st = SaveLocked(); !st.ok()) {
+    journal_.records().pop_back();
+    return st;
+  }
+  ApplyReport report;
+  absl::Status st = ApplySteps(*options_.io, steps, &report);
+  ChangeRecord& r = *journal_.Find(rec.id);
+  const absl::Time done = absl::Now();
+  if (!st.ok()) {
+    r.state = report.restore_errors.empty() ? ChangeState::kFailed : ChangeState::kRollbackFailed;
+    r.Event(done, std::string(st.message()));
+    (void)SaveLocked();
+    spdlog::warn("tuning: change {} ({}) by {} failed: {}", r.id, r.intent, caller, std::string(st.message()));
+    return absl::Status(st.code(), absl::StrCat("change ", r.id, ": ", st.message()));
+  }
+  if (confirm_within) {
+    r.state = ChangeState::kPending;
+    r.confirm_deadline = done + *confirm_within;
+    r.Event(done, absl::StrCat("applied; rolls back at ", TimeText(*r.confirm_deadline),
+                               " unless confirmed"));
+  } else {
+    r.state = ChangeState::kConfirmed;
+    r.Event(done, "applied and confirmed");
+  }
+  if (absl::Status save = SaveLocked(); !save.ok()) {
+    // The journal cannot say what was done: undo it rather than keep
+    // changes nobody could roll back.
+    std::vector<Step> undo;
+    for (auto it = steps.rbegin(); it != steps.rend(); ++it) undo.push_back({it->knob, it->to, it->from});
+    absl::Status back = ApplySteps(*options_.io, undo, nullptr);
+    return absl::InternalError(absl::StrCat("journal: ", save.message(), "; the change was ",
+                                            back.ok() ? "undone" : "NOT undone: ", back.message()));
+  }
+  spdlog::info("tuning: change {} ({}) applied by {}: {} knob(s){}", r.id, r.intent, caller,
+               r.knobs.size(),
+               r.confirm_deadline ? absl::StrCat(", confirm by ", TimeText(*r.confirm_deadline)) : "");
+  result.plan = std::move(plan);
+  result.change = r;
+  cv_.notify_all();
+  return result;
+}
+
+absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id, const std::string& caller) {
+  std::lock_guard<std::mutex> lk(mu_);
+  ChangeRecord* r = journal_.Find(id);
+  if (r == nullptr) return absl::NotFoundError(absl::StrCat("change_id: no change \"", id, "\""));
+  if (r->state == ChangeState::kConfirmed) return *r;
+  if (r->state != ChangeState::kPending) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("change ", id, " is ", ChangeStateName(r->state), ": nothing to confirm"));
+  }
+  const absl::Time now = absl::Now();
+  if (r->confirm_deadline && *r->confirm_deadline <= now) {
+    ExpireLocked(*r, now, "the confirmation came after the deadline");
+    (void)SaveLocked();
+    return absl::FailedPreconditionError(
+        absl::StrCat("change ", id, ": the deadline passed; it is ", ChangeStateName(r->state)));
+  }
+  r->state = ChangeState::kConfirmed;
+  r->Event(now, absl::StrCat("confirmed by ", caller));
+  NETAGENT_RETURN_IF_ERROR(SaveLocked());
+  spdlog::info("tuning: change {} confirmed by {}", id, caller);
+  return *r;
+}
+
+absl::StatusOr<ChangeRecord> TuningManager::Rollback(const std::string& id, const std::string& caller,
+                                                     bool force) {
+  std::lock_guard<std::mutex> lk(mu_);
+  ChangeRecord* r = journal_.Find(id);
+  if (r == nullptr) return absl::NotFoundError(absl::StrCat("change_id: no change \"", id, "\""));
+  if (!Holds(r->state)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("change ", id, " is ", ChangeStateName(r->state), ": nothing to roll back"));
+  }
+  bool after = false;
+  for (const auto& other : journal_.records()) {
+    if (&other == r) {
+      after = true;
+      continue;
+    }
+    if (!after || !Holds(other.state)) continue;
+    for (const auto& k : r->knobs) {
+      if (Touches(other, k.knob)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            k.knob, " was changed again by change ", other.id, ": roll that back first"));
+      }
+    }
+  }
+  std::vector<std::string> skipped;
+  const absl::Time now = absl::Now();
+  absl::Status st = RestoreLocked(*r, force, false, &skipped);
+  if (!st.ok()) {
+    if (!absl::IsFailedPrecondition(st)) {
+      r->Event(now, absl::StrCat("rollback by ", caller, " failed: ", st.message()));
+      (void)SaveLocked();
+    }
+    return st;
+  }
+  r->state = ChangeState::kRolledBack;
+  r->drift.clear();
+  retry_at_.erase(r->id);
+  r->Event(now, absl::StrCat("rolled back by ", caller, force ? " (forced)" : "",
+                             skipped.empty() ? "" : absl::StrCat(" (", absl::StrJoin(skipped, "; "), ")")));
+  NETAGENT_RETURN_IF_ERROR(SaveLocked());
+  spdlog::info("tuning: change {} rolled back by {}", id, caller);
+  return *r;
+}
+
+std::vector<ChangeRecord> TuningManager::List(size_t limit, bool active_only) {
+  std::lock_guard<std::mutex> lk(mu_);
+  std::vector<ChangeRecord> out;
+  const auto& recs = journal_.records();
+  for (auto it = recs.rbegin(); it != recs.rend() && out.size() < limit; ++it) {
+    if (active_only && !IsActive(it->state)) continue;
+    out.push_back(*it);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& device) {
+  std::map<std::string, std::string> baseline;
+  std::map<std::string, BaselineValue> seen;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    baseline = BaselineLocked();
+    seen = journal_.baseline();
+  }
+  SnapshotRequest req;
+  req.device = device;
+  NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap, TakeSnapshot(req, options_.paths, baseline));
+  std::vector<Tunable> out;
+  for (const auto& spec : SysctlRegistry()) {
+    Tunable t;
+    t.knob = spec.name;
+    const SysctlState& st = snap.sysctls[spec.name];
+    t.value = st.value;
+    t.exists = st.exists;
+    t.writable = st.writable;
+    if (spec.kernel_default) {
+      t.kernel_default = spec.kernel_default;
+      t.default_source = "kernel";
+    } else if (auto it = seen.find(spec.name); it != seen.end()) {
+      t.kernel_default = it->second.value;
+      t.default_source = absl::StrCat("first seen ", TimeText(it->second.seen));
+    }
+    if (spec.kind != ValueKind::kWord) {
+      t.floor = absl::StrCat(spec.floor);
+      t.ceiling = absl::StrCat(spec.ceiling);
+    } else if (std::string(spec.name) == "net.ipv4.tcp_congestion_control") {
+      t.ceiling = absl::StrJoin(snap.available_cc, " ");
+    }
+    t.max_step = spec.max_step;
+    t.per_netns = spec.per_netns;
+    t.group = spec.group;
+    t.help = spec.help;
+    out.push_back(std::move(t));
+  }
+  if (snap.device) {
+    const DeviceState& d = *snap.device;
+    const std::string all = kernel::FormatCpuMask(snap.online_cpus);
+    auto add = [&](std::string knob, std::string value, std::string floor, std::string ceiling,
+                   std::string help) {
+      Tunable t;
+      t.knob = std::move(knob);
+      t.value = std::move(value);
+      t.exists = t.writable = true;
+      t.floor = std::move(floor);
+      t.ceiling = std::move(ceiling);
+      t.group = "device";
+      t.help = std::move(help);
+      out.push_back(std::move(t));
+    };
+    for (const auto& q : d.queues.rx) {
+      add(QueueKey(d.name, absl::StrCat("rx-", q.id), "rps_cpus"),
+          Normalize(QueueKey(d.name, "rx-0", "rps_cpus"), q.rps_cpus).value_or(q.rps_cpus), "0", all,
+          "CPUs that process this queue's packets (RPS)");
+      if (q.rps_flow_cnt) {
+        add(QueueKey(d.name, absl::StrCat("rx-", q.id), "rps_flow_cnt"), absl::StrCat(*q.rps_flow_cnt),
+            "0", absl::StrCat(1 << 26), "RFS flow table of this queue");
+      }
+    }
+    for (const auto& q : d.queues.tx) {
+      if (q.xps_cpus.empty()) continue;
+      add(QueueKey(d.name, absl::StrCat("tx-", q.id), "xps_cpus"),
+          Normalize(QueueKey(d.name, "tx-0", "xps_cpus"), q.xps_cpus).value_or(q.xps_cpus), "0", all,
+          "CPUs that transmit on this queue (XPS)");
+    }
+    if (d.channels.ok()) {
+      const auto& c = d.channels.value;
+      const std::pair<const char*, std::pair<std::optional<uint32_t>, std::optional<uint32_t>>> kinds[] = {
+          {"combined", {c.combined, c.combined_max}},
+          {"rx", {c.rx, c.rx_max}},
+          {"tx", {c.tx, c.tx_max}},
+          {"other", {c.other, c.other_max}}};
+      for (const auto& [name, v] : kinds) {
+        if (!v.second || *v.second == 0) continue;
+        add(DeviceKey(d.name, "channels", name), absl::StrCat(v.first.value_or(0)), "0",
+            absl::StrCat(*v.second), absl::StrCat(name, " channels"));
+      }
+    }
+    if (d.coalesce.ok()) {
+      for (const auto& [name, v] : d.coalesce.value) {
+        add(DeviceKey(d.name, "coalesce", name), absl::StrCat(v), "0", "", "interrupt coalescing");
+      }
+    }
+    if (d.rss.ok() && !d.rss.value.indirection.empty()) {
+      add(DeviceKey(d.name, "rss", "indir"), absl::StrJoin(d.rss.value.indirection, " "), "", "",
+          "RSS indirection table");
+    }
+    for (const auto& irq : d.irqs) {
+      add(IrqKey(irq.irq), irq.affinity_list, "", kernel::FormatCpuList(snap.online_cpus),
+          absl::StrCat("affinity of ", irq.name));
+    }
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto& t : out) {
+    if (const ChangeRecord* owner = OwnerLocked(t.knob)) {
+      t.set_by = owner->id;
+      t.drifted = std::any_of(owner->drift.begin(), owner->drift.end(),
+                              [&](const Drift& d) { return d.knob == t.knob; });
+    }
+  }
+  return out;
+}
+
+void TuningManager::Tick() {
+  std::lock_guard<std::mutex> lk(mu_);
+  const absl::Time now = absl::Now();
+  bool changed = false;
+  for (auto& r : journal_.records()) {
+    if (r.state != ChangeState::kPending || !r.confirm_deadline || *r.confirm_deadline > now) continue;
+    if (auto it = retry_at_.find(r.id); it != retry_at_.end() && it->second > now) continue;
+    ExpireLocked(r, now, "no confirmation before the deadline");
+    changed = true;
+  }
+  if (now >= next_drift_check_) {
+    CheckDriftLocked(now);
+    changed = true;
+  }
+  if (changed) {
+    if (absl::Status st = SaveLocked(); !st.ok()) spdlog::error("tuning: journal: {}", std::string(st.message()));
+  }
+}
+
+void TuningManager::Loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      if (stop_) return;
+      absl::Time wake = next_drift_check_;
+      for (const auto& r : journal_.records()) {
+        if (r.state == ChangeState::kPending && r.confirm_deadline) {
+          absl::Time t = *r.confirm_deadline;
+          if (auto it = retry_at_.find(r.id); it != retry_at_.end()) t = std::max(t, it->second);
+          wake = std::min(wake, t);
+        }
+      }
+      cv_.wait_until(lk, absl::ToChronoTime(wake + absl::Milliseconds(5)));
+      if (stop_) return;
+      if (absl::Now() < wake) continue;  // woken early (a new deadline): recompute
+    }
+    Tick();
+  }
+}
+
+}  // namespace netagent::tuners

@@ -1,0 +1,106 @@
+// The tuning state machine of one agent: plans from intents, applies them as
+// journaled change sets, confirms or rolls them back, expires unconfirmed
+// ones at their deadline (also across restarts: the journal is reconciled at
+// start), and watches the knobs it set for drift, which it reports and never
+// fights. Every mutation is serialized by one lock; a background thread
+// wakes for deadlines and drift checks.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tuners/journal.h"
+#include "tuners/plan.h"
+#include "tuners/system.h"
+
+namespace netagent::tuners {
+
+struct Tunable {
+  std::string knob;
+  std::string value;  // empty when absent
+  bool exists = false;
+  bool writable = false;
+  std::string kernel_default;
+  std::string default_source;  // "kernel", "first seen 2026-11-22T..." or empty
+  std::string floor, ceiling;
+  double max_step = 0;
+  bool per_netns = true;
+  std::string group;
+  std::string help;
+  std::string set_by;  // id of the active change that set it
+  bool drifted = false;
+};
+
+class TuningManager {
+ public:
+  struct Options {
+    std::string state_dir;  // the journal lives in <state_dir>/tuning/journal.yaml
+    SystemPaths paths;
+    std::unique_ptr<KnobIo> io;  // default: SystemKnobs(paths)
+    absl::Duration drift_interval = absl::Seconds(30);
+    absl::Duration max_confirm_window = absl::Hours(24);
+  };
+
+  // Loads the journal, records first-seen values, reconciles (undoes changes
+  // interrupted mid-apply, expires overdue ones, checks drift) and starts the
+  // deadline thread.
+  static absl::StatusOr<std::unique_ptr<TuningManager>> Start(Options options);
+  ~TuningManager();
+
+  absl::StatusOr<Plan> PlanFor(const Intent& intent);
+
+  struct ApplyResult {
+    Plan plan;
+    std::optional<ChangeRecord> change;  // absent when there was nothing to change
+  };
+  // `confirm_within` unset: the change is confirmed at once. `expected_digest`
+  // non-empty: refused (ABORTED) unless the fresh plan has that digest.
+  absl::StatusOr<ApplyResult> Apply(const Intent& intent, const std::string& caller,
+                                    std::optional<absl::Duration> confirm_within,
+                                    const std::string& expected_digest);
+  absl::StatusOr<ChangeRecord> Confirm(const std::string& id, const std::string& caller);
+  // Restores the values the change replaced. A knob someone else changed
+  // since (drift) is not overwritten unless `force`: FAILED_PRECONDITION
+  // naming it, and nothing is written.
+  absl::StatusOr<ChangeRecord> Rollback(const std::string& id, const std::string& caller,
+                                        bool force);
+  // Newest first.
+  std::vector<ChangeRecord> List(size_t limit, bool active_only);
+  absl::StatusOr<std::vector<Tunable>> Tunables(const std::string& device);
+
+  // Runs the deadline and drift pass now (the thread does it on its own).
+  void Tick();
+
+ private:
+  explicit TuningManager(Options options, Journal journal);
+
+  // Under mu_.
+  void ReconcileLocked();
+  void ExpireLocked(ChangeRecord& r, absl::Time now, const std::string& why);
+  void CheckDriftLocked(absl::Time now);
+  absl::Status RestoreLocked(ChangeRecord& r, bool force, bool skip_drifted,
+                             std::vector<std::string>* skipped);
+  // The newest active change that set `knob`, if any.
+  const ChangeRecord* OwnerLocked(const std::string& knob) const;
+  absl::Status SaveLocked();
+  std::map<std::string, std::string> BaselineLocked() const;
+  void Loop();
+
+  Options options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Journal journal_;
+  bool stop_ = false;
+  absl::Time next_drift_check_;
+  std::map<std::string, absl::Time> retry_at_;  // failed expiries, retried later
+  std::thread thread_;
+};
+
+}  // namespace netagent::tuners

@@ -1,0 +1,275 @@
+#include "tuners/system.h"
+
+#include <linux/ethtool.h>
+#include <linux/ethtool_netlink.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "collectors/links.h"
+#include "collectors/sockets.h"
+#include "kernel/cpus.h"
+#include "kernel/errors.h"
+#include "kernel/fd.h"
+#include "kernel/files.h"
+#include "kernel/probe.h"
+#include "kernel/sysctl.h"
+
+namespace netagent::tuners {
+namespace {
+
+// RSS_SET (6.16) and its attributes, newer than Debian 12's UAPI headers.
+constexpr uint8_t kMsgRssSet = 48;
+constexpr uint16_t kRssIndir = 4;
+
+std::string QueuePath(const SystemPaths& p, const KnobKey& k) {
+  return absl::StrCat(p.sysfs, "/class/net/", k.device, "/queues/", k.path);
+}
+
+std::optional<uint32_t> ChannelField(const collectors::Channels& c, absl::string_view name) {
+  if (name == "combined") return c.combined;
+  if (name == "rx") return c.rx;
+  if (name == "tx") return c.tx;
+  if (name == "other") return c.other;
+  return std::nullopt;
+}
+
+absl::StatusOr<uint16_t> ChannelAttr(absl::string_view name) {
+  if (name == "combined") return ETHTOOL_A_CHANNELS_COMBINED_COUNT;
+  if (name == "rx") return ETHTOOL_A_CHANNELS_RX_COUNT;
+  if (name == "tx") return ETHTOOL_A_CHANNELS_TX_COUNT;
+  if (name == "other") return ETHTOOL_A_CHANNELS_OTHER_COUNT;
+  return absl::InvalidArgumentError(absl::StrCat("channels: unknown kind ", name));
+}
+
+absl::Status SetIndirectionIoctl(const std::string& dev, const std::vector<uint32_t>& table) {
+  kernel::UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return kernel::LastErrnoStatus("socket for SIOCETHTOOL");
+  std::vector<uint32_t> buf(sizeof(ethtool_rxfh_indir) / 4 + table.size());
+  auto* indir = reinterpret_cast<ethtool_rxfh_indir*>(buf.data());
+  indir->cmd = ETHTOOL_SRXFHINDIR;
+  indir->size = static_cast<uint32_t>(table.size());
+  std::memcpy(indir->ring_index, table.data(), table.size() * 4);
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, dev.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_data = reinterpret_cast<char*>(indir);
+  if (::ioctl(fd.get(), SIOCETHTOOL, &ifr) < 0) {
+    return kernel::LastErrnoStatus(absl::StrCat("SIOCETHTOOL SRXFHINDIR ", dev));
+  }
+  return absl::OkStatus();
+}
+
+int32_t ReadNumaNode(const SystemPaths& p, const std::string& dev) {
+  auto v = kernel::ReadLine(absl::StrCat(p.sysfs, "/class/net/", dev, "/device/numa_node"));
+  int32_t n = -1;
+  if (v.ok() && absl::SimpleAtoi(*v, &n)) return n;
+  return -1;
+}
+
+const std::map<std::string, absl::Status>& Qdiscs() {
+  static std::map<std::string, absl::Status>* q = [] {
+    auto* m = new std::map<std::string, absl::Status>();
+    for (const char* kind : {"pfifo_fast", "fq", "fq_codel", "cake", "sfq", "fq_pie", "pfifo", "bfifo"}) {
+      kernel::Capability c = kernel::ProbeQdisc(kind);
+      (*m)[kind] = c.available ? absl::OkStatus() : absl::UnavailableError(c.reason);
+    }
+    return m;
+  }();
+  return *q;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> SystemKnobs::Read(const std::string& key) {
+  NETAGENT_ASSIGN_OR_RETURN(KnobKey k, ParseKnobKey(key));
+  switch (k.type) {
+    case KnobType::kSysctl: {
+      NETAGENT_ASSIGN_OR_RETURN(std::string v, kernel::ReadSysctl(k.path));
+      return Normalize(key, v);
+    }
+    case KnobType::kQueue: {
+      NETAGENT_ASSIGN_OR_RETURN(std::string v, kernel::ReadLine(QueuePath(paths_, k)));
+      return Normalize(key, v);
+    }
+    case KnobType::kIrq: {
+      NETAGENT_ASSIGN_OR_RETURN(
+          std::string v, kernel::ReadLine(absl::StrCat(paths_.proc, "/irq/", k.path, "/smp_affinity_list")));
+      return Normalize(key, v);
+    }
+    default:
+      break;
+  }
+  NETAGENT_ASSIGN_OR_RETURN(auto ethtool, collectors::EthtoolClient::Open());
+  if (k.type == KnobType::kChannels) {
+    auto ch = ethtool.GetChannels(k.device);
+    if (!ch.ok()) return ch.status;
+    auto v = ChannelField(ch.value, k.path);
+    if (!v) return absl::NotFoundError(absl::StrCat(key, ": the device has no such channels"));
+    return absl::StrCat(*v);
+  }
+  if (k.type == KnobType::kCoalesce) {
+    auto co = ethtool.GetCoalesce(k.device);
+    if (!co.ok()) return co.status;
+    for (const auto& [name, v] : co.value) {
+      if (name == k.path) return absl::StrCat(v);
+    }
+    return absl::NotFoundError(absl::StrCat(key, ": not supported by the driver"));
+  }
+  auto rss = ethtool.GetRss(k.device);
+  if (!rss.ok()) return rss.status;
+  return absl::StrJoin(rss.value.indirection, " ");
+}
+
+absl::Status SystemKnobs::Write(const std::string& key, const std::string& value) {
+  NETAGENT_ASSIGN_OR_RETURN(KnobKey k, ParseKnobKey(key));
+  if (failing_.count(key)) {
+    return absl::UnavailableError(absl::StrCat(key, ": write failed (injected fault)"));
+  }
+  switch (k.type) {
+    case KnobType::kSysctl:
+      return kernel::WriteSysctl(k.path, value);
+    case KnobType::kQueue:
+      return kernel::WriteFile(QueuePath(paths_, k), value);
+    case KnobType::kIrq: {
+      absl::Status st =
+          kernel::WriteFile(absl::StrCat(paths_.proc, "/irq/", k.path, "/smp_affinity_list"), value);
+      if (!st.ok() && absl::StrContains(st.message(), "Input/output error")) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "IRQ ", k.path, ": its affinity is managed by the kernel (EIO): not tunable"));
+      }
+      return st;
+    }
+    default:
+      break;
+  }
+  NETAGENT_ASSIGN_OR_RETURN(auto ethtool, collectors::EthtoolClient::Open());
+  NETAGENT_ASSIGN_OR_RETURN(auto ints, ParseInts(value, key));
+  if (k.type == KnobType::kChannels) {
+    NETAGENT_ASSIGN_OR_RETURN(uint16_t attr, ChannelAttr(k.path));
+    return ethtool.Set(ETHTOOL_MSG_CHANNELS_SET, k.device, [&](kernel::NetlinkMessage& m) {
+      m.PutU32(attr, static_cast<uint32_t>(ints[0]));
+    });
+  }
+  if (k.type == KnobType::kCoalesce) {
+    auto attr = collectors::CoalesceAttr(k.path);
+    if (!attr) return absl::InvalidArgumentError(absl::StrCat(key, ": unknown parameter"));
+    return ethtool.Set(ETHTOOL_MSG_COALESCE_SET, k.device, [&](kernel::NetlinkMessage& m) {
+      if (collectors::CoalesceAttrIsFlag(*attr)) {
+        m.PutU8(*attr, static_cast<uint8_t>(ints[0]));
+      } else {
+        m.PutU32(*attr, static_cast<uint32_t>(ints[0]));
+      }
+    });
+  }
+  std::vector<uint32_t> table(ints.begin(), ints.end());
+  if (ethtool.HasOp(kMsgRssSet)) {
+    return ethtool.Set(kMsgRssSet, k.device, [&](kernel::NetlinkMessage& m) {
+      m.PutBytes(kRssIndir, table.data(), table.size() * 4);
+    });
+  }
+  return SetIndirectionIoctl(k.device, table);
+}
+
+SnapshotRequest SnapshotFor(const Intent& intent) {
+  SnapshotRequest r;
+  r.device = IntentDevice(intent);
+  if (const auto* bdp = std::get_if<BdpIntent>(&intent.what)) r.flows = bdp->observed;
+  r.congestion = std::holds_alternative<CongestionIntent>(intent.what);
+  return r;
+}
+
+absl::StatusOr<HostSnapshot> TakeSnapshot(const SnapshotRequest& req, const SystemPaths& paths,
+                                          const std::map<std::string, std::string>& baseline) {
+  HostSnapshot h;
+  for (const auto& spec : SysctlRegistry()) {
+    NETAGENT_ASSIGN_OR_RETURN(kernel::SysctlAccess a, kernel::ProbeSysctl(spec.name));
+    SysctlState st;
+    st.exists = a.exists;
+    st.writable = a.writable;
+    if (a.exists) {
+      auto v = kernel::ReadSysctl(spec.name);
+      if (v.ok()) {
+        auto n = Normalize(spec.name, *v);
+        st.value = n.ok() ? *n : *v;
+      } else {
+        st.exists = false;
+      }
+    }
+    h.sysctls[spec.name] = st;
+    if (spec.kernel_default) {
+      h.defaults[spec.name] = spec.kernel_default;
+    } else if (auto it = baseline.find(spec.name); it != baseline.end()) {
+      h.defaults[spec.name] = it->second;
+    }
+  }
+  if (auto cc = kernel::ReadSysctlWords("net.ipv4.tcp_available_congestion_control"); cc.ok()) {
+    h.available_cc = *cc;
+  }
+  h.qdiscs = Qdiscs();
+  NETAGENT_ASSIGN_OR_RETURN(kernel::CpuTopology topo, kernel::ReadCpuTopology("/sys"));
+  for (const auto& c : topo.online) {
+    h.online_cpus.push_back(c.id);
+    h.cpu_node[c.id] = c.numa_node;
+  }
+  h.isolated_cpus = kernel::ReadIsolatedCpus("/sys");
+
+  if (!req.device.empty()) {
+    NETAGENT_RETURN_IF_ERROR(collectors::ValidateInterfaceName(req.device, "device"));
+    NETAGENT_ASSIGN_OR_RETURN(collectors::LinkRecord link, collectors::GetLink(req.device));
+    DeviceState d;
+    d.name = link.name;
+    d.numa_node = ReadNumaNode(paths, d.name);
+    auto q = collectors::ReadQueueConfig(d.name, paths.sysfs);
+    d.queues_status = q.status();
+    if (q.ok()) d.queues = *q;
+    auto ethtool = collectors::EthtoolClient::Open();
+    if (ethtool.ok()) {
+      d.channels = ethtool->GetChannels(d.name);
+      d.coalesce = ethtool->GetCoalesce(d.name);
+      d.rss = ethtool->GetRss(d.name);
+    } else {
+      d.channels.status = d.coalesce.status = d.rss.status = ethtool.status();
+    }
+    auto irqs = collectors::ReadDeviceIrqs(d.name, paths.sysfs, paths.proc);
+    d.irqs_status = irqs.status();
+    if (irqs.ok()) d.irqs = *irqs;
+    h.device = std::move(d);
+  }
+
+  if (req.flows || req.congestion) {
+    collectors::SocketQuery q;
+    q.states = 1u << 1;  // established
+    q.tcp_info = true;
+    NETAGENT_RETURN_IF_ERROR(
+        collectors::DumpSockets(q, [&](const collectors::SocketRecord& s) {
+          if (req.congestion && s.congestion[0]) ++h.congestion_in_use[s.congestion];
+          if (req.flows && s.has_tcp_info()) {
+            FlowSample f;
+            f.peer = collectors::FormatEndpoint(s.peer, s.peer_port);
+            f.delivery_rate = s.tcp_info.delivery_rate;
+            f.min_rtt_us = s.tcp_info.min_rtt;
+            f.bytes = s.tcp_info.bytes_acked + s.tcp_info.bytes_received;
+            h.flows.push_back(std::move(f));
+            if (h.flows.size() > 4096) {  // keep the busiest: the planner looks at 8
+              std::nth_element(h.flows.begin(), h.flows.begin() + 64, h.flows.end(),
+                               [](const FlowSample& a, const FlowSample& b) { return a.bytes > b.bytes; });
+              h.flows.resize(64);
+            }
+          }
+          return absl::OkStatus();
+        }).status());
+  }
+  return h;
+}
+
+}  // namespace netagent::tuners

@@ -1,0 +1,62 @@
+// The tuners' edge to the kernel: reading and writing knobs by key (see
+// knobs.h) in the namespace the agent serves, and gathering the snapshot the
+// planners work from. Everything else in tuners/ is pure.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "tuners/planners.h"
+
+namespace netagent::tuners {
+
+class KnobIo {
+ public:
+  virtual ~KnobIo() = default;
+  // The knob's value in its canonical form (knobs.h Normalize).
+  virtual absl::StatusOr<std::string> Read(const std::string& key) = 0;
+  virtual absl::Status Write(const std::string& key, const std::string& value) = 0;
+};
+
+struct SystemPaths {
+  std::string sysfs = "/sys";  // kernel::NetSysfsRoot() in the agent
+  std::string proc = "/proc";
+};
+
+// Sysctls through /proc/sys, queue files through sysfs, channels, coalescing
+// and RSS through ethtool netlink (the RSS ioctl where the kernel has no
+// RSS_SET), IRQ affinity through /proc/irq.
+class SystemKnobs : public KnobIo {
+ public:
+  explicit SystemKnobs(SystemPaths paths) : paths_(std::move(paths)) {}
+
+  absl::StatusOr<std::string> Read(const std::string& key) override;
+  absl::Status Write(const std::string& key, const std::string& value) override;
+
+  // Test hook (the agent's --fault-inject-write): writes of these knobs fail
+  // with UNAVAILABLE before touching the kernel, to prove that a change set
+  // failing half-way is restored.
+  void set_failing_writes(std::set<std::string> keys) { failing_ = std::move(keys); }
+
+ private:
+  SystemPaths paths_;
+  std::set<std::string> failing_;
+};
+
+struct SnapshotRequest {
+  std::string device;        // the device an intent is about (NOT_FOUND if absent)
+  bool flows = false;        // busiest TCP flows, for the observed BDP
+  bool congestion = false;   // congestion control of established sockets
+};
+
+// Reads what the planners need. `baseline` holds the first-seen values that
+// stand in for machine-dependent kernel defaults.
+absl::StatusOr<HostSnapshot> TakeSnapshot(const SnapshotRequest& req, const SystemPaths& paths,
+                                          const std::map<std::string, std::string>& baseline);
+
+// What an intent needs in its snapshot.
+SnapshotRequest SnapshotFor(const Intent& intent);
+
+}  // namespace netagent::tuners
