@@ -179,7 +179,8 @@ void TuningManager::ReconcileLocked() {
   CheckDriftLocked(now);
 }
 
-void TuningManager::CheckDriftLocked(absl::Time now) {
+bool TuningManager::CheckDriftLocked(absl::Time now) {
+  bool changed = false;
   for (auto& r : journal_.records()) {
     if (r.state != ChangeState::kPending && r.state != ChangeState::kConfirmed) continue;
     std::vector<Drift> drift;
@@ -194,6 +195,7 @@ void TuningManager::CheckDriftLocked(absl::Time now) {
         if (d.knob == k.knob && d.observed == observed) since = d.since;
       }
       if (since == now) {
+        changed = true;
         r.Event(now, absl::StrCat("drift: ", k.knob, " is \"", observed, "\", this change set \"",
                                   k.new_value, "\"; reported, not fought"));
         spdlog::warn("tuning: drift on {} (change {}): now \"{}\", set \"{}\"", k.knob, r.id,
@@ -204,11 +206,15 @@ void TuningManager::CheckDriftLocked(absl::Time now) {
     for (const auto& d : r.drift) {
       const bool still = std::any_of(drift.begin(), drift.end(),
                                      [&](const Drift& x) { return x.knob == d.knob; });
-      if (!still) r.Event(now, absl::StrCat("drift cleared: ", d.knob, " is back to \"", d.expected, "\""));
+      if (!still) {
+        changed = true;
+        r.Event(now, absl::StrCat("drift cleared: ", d.knob, " is back to \"", d.expected, "\""));
+      }
     }
     r.drift = std::move(drift);
   }
   next_drift_check_ = now + options_.drift_interval;
+  return changed;
 }
 
 absl::StatusOr<Plan> TuningManager::PlanFor(const Intent& intent) {
@@ -380,6 +386,8 @@ absl::StatusOr<ChangeRecord> TuningManager::Rollback(const std::string& id, cons
 
 std::vector<ChangeRecord> TuningManager::List(size_t limit, bool active_only) {
   std::lock_guard<std::mutex> lk(mu_);
+  // A few reads: callers see drift as of now.
+  if (CheckDriftLocked(absl::Now())) (void)SaveLocked();
   std::vector<ChangeRecord> out;
   const auto& recs = journal_.records();
   for (auto it = recs.rbegin(); it != recs.rend() && out.size() < limit; ++it) {
@@ -485,6 +493,7 @@ absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& 
     }
   }
   std::lock_guard<std::mutex> lk(mu_);
+  if (CheckDriftLocked(absl::Now())) (void)SaveLocked();
   for (auto& t : out) {
     if (const ChangeRecord* owner = OwnerLocked(t.knob)) {
       t.set_by = owner->id;
@@ -505,10 +514,7 @@ void TuningManager::Tick() {
     ExpireLocked(r, now, "no confirmation before the deadline");
     changed = true;
   }
-  if (now >= next_drift_check_) {
-    CheckDriftLocked(now);
-    changed = true;
-  }
+  if (now >= next_drift_check_) changed |= CheckDriftLocked(now);
   if (changed) {
     if (absl::Status st = SaveLocked(); !st.ok()) spdlog::error("tuning: journal: {}", std::string(st.message()));
   }

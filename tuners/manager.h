@@ -84,7 +84,8 @@ class TuningManager {
   // Under mu_.
   void ReconcileLocked();
   void ExpireLocked(ChangeRecord& r, absl::Time now, const std::string& why);
-  void CheckDriftLocked(absl::Time now);
+  // True when it recorded new drift (or drift that cleared).
+  bool CheckDriftLocked(absl::Time now);
   absl::Status RestoreLocked(ChangeRecord& r, bool force, bool skip_drifted,
                              std::vector<std::string>* skipped);
   // The newest active change that set `knob`, if any.

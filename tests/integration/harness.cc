@@ -187,11 +187,12 @@ void WriteFile(const std::string& path, const std::string& text) {
 
 bool IsRoot() { return geteuid() == 0; }
 
-Agent::Agent(const Netns& netns, std::vector<std::string> extra) {
+Agent::Agent(const Netns& netns, std::vector<std::string> extra, std::string state_dir) {
   socket_ = dir_ / "agent.sock";
+  state_dir_ = state_dir.empty() ? dir_ / "state" : state_dir;
   std::vector<std::string> argv = {
       NetagentdPath(), "--netns",      netns.name(), "--socket",         socket_, "--state-dir",
-      dir_ / "state",  "--log-format", "json",       "--shutdown-grace", "3s"};
+      state_dir_,      "--log-format", "json",       "--shutdown-grace", "3s"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   process_ = std::make_unique<Process>(argv, dir_ / "agent.log");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);

@@ -77,13 +77,16 @@ bool IsRoot();
 // `extra` flags. Waits until its health check says SERVING.
 class Agent {
  public:
-  Agent(const Netns& netns, std::vector<std::string> extra = {});
+  // `state_dir` empty: a fresh one in the agent's temp dir (a restart test
+  // passes the previous agent's, see state_dir()).
+  Agent(const Netns& netns, std::vector<std::string> extra = {}, std::string state_dir = "");
   ~Agent();
 
   const std::string& socket() const { return socket_; }
   std::string target() const { return "unix://" + socket_; }
   std::string log() const;
   const TempDir& dir() const { return dir_; }
+  const std::string& state_dir() const { return state_dir_; }
   Process& process() { return *process_; }
   bool ok() const { return ok_; }
   const std::string& error() const { return error_; }
@@ -94,6 +97,7 @@ class Agent {
  private:
   TempDir dir_;
   std::string socket_;
+  std::string state_dir_;
   std::unique_ptr<Process> process_;
   bool ok_ = false;
   std::string error_;

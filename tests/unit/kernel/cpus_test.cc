@@ -85,3 +85,29 @@ TEST(ReadCpuTopology, ThisMachine) {
 
 }  // namespace
 }  // namespace netagent::kernel
+
+namespace netagent::kernel {
+namespace {
+
+TEST(CpuMask, ParsesTheKernelsHexGroups) {
+  EXPECT_EQ(*ParseCpuMask("3\n"), (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(*ParseCpuMask("00000000,00000000"), (std::vector<uint32_t>{}));
+  EXPECT_EQ(*ParseCpuMask("ff,00000001"), (std::vector<uint32_t>{0, 32, 33, 34, 35, 36, 37, 38, 39}));
+  EXPECT_EQ(*ParseCpuMask("80000000"), (std::vector<uint32_t>{31}));
+  for (const char* bad : {"", "x", "123456789", "1,,2", "0x3", "-1"}) {
+    EXPECT_FALSE(ParseCpuMask(bad).ok()) << bad;
+  }
+}
+
+TEST(CpuMask, FormatsTheShortestForm) {
+  EXPECT_EQ(FormatCpuMask({}), "0");
+  EXPECT_EQ(FormatCpuMask({0, 1}), "3");
+  EXPECT_EQ(FormatCpuMask({32}), "1,00000000");
+  EXPECT_EQ(FormatCpuMask({0, 63, 64}), "1,80000000,00000001");
+  for (const auto& cpus : std::vector<std::vector<uint32_t>>{{}, {5}, {0, 31, 32, 95}}) {
+    EXPECT_EQ(*ParseCpuMask(FormatCpuMask(cpus)), cpus);
+  }
+}
+
+}  // namespace
+}  // namespace netagent::kernel

@@ -1,0 +1,118 @@
+#include "tuners/knobs.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace netagent::tuners {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(Knobs, FindsByFullNameAndUniqueLastPart) {
+  ASSERT_NE(FindSysctl("net.core.somaxconn"), nullptr);
+  EXPECT_EQ(FindSysctl("somaxconn"), FindSysctl("net.core.somaxconn"));
+  EXPECT_EQ(FindSysctl("tcp_syncookies")->name, std::string("net.ipv4.tcp_syncookies"));
+  EXPECT_EQ(FindSysctl("net.ipv4.ip_forward"), nullptr);  // not managed
+  EXPECT_EQ(FindSysctl("maxconn"), nullptr);              // a suffix, not a component
+  EXPECT_EQ(FindSysctl(""), nullptr);
+}
+
+TEST(Knobs, EveryRegistryEntryIsSane) {
+  for (const auto& s : SysctlRegistry()) {
+    SCOPED_TRACE(s.name);
+    if (s.kind != ValueKind::kWord) EXPECT_LE(s.floor, s.ceiling);
+    if (s.kernel_default && s.kind != ValueKind::kWord) {
+      std::string note;
+      EXPECT_TRUE(CheckSysctlValue(s, s.kernel_default, s.kernel_default, false, &note).ok())
+          << "the kernel default must be within the bounds";
+    }
+    EXPECT_STRNE(s.help, "");
+  }
+}
+
+TEST(Knobs, ParsesKeys) {
+  auto k = ParseKnobKey("veth0:rx-3/rps_cpus");
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->type, KnobType::kQueue);
+  EXPECT_EQ(k->device, "veth0");
+  EXPECT_EQ(k->path, "rx-3/rps_cpus");
+  EXPECT_EQ(ParseKnobKey("eth0:channels/combined")->type, KnobType::kChannels);
+  EXPECT_EQ(ParseKnobKey("eth0:coalesce/rx-usecs")->type, KnobType::kCoalesce);
+  EXPECT_EQ(ParseKnobKey("eth0:rss/indir")->type, KnobType::kRss);
+  EXPECT_EQ(ParseKnobKey("irq/45/smp_affinity_list")->path, "45");
+  EXPECT_EQ(ParseKnobKey("net.ipv4.tcp_rmem")->type, KnobType::kSysctl);
+  for (const char* bad : {"net.ipv4.ip_forward", "eth0:", "eth0:rx-x/rps_cpus", "eth0:tx-0/rps_cpus",
+                          "irq/x/smp_affinity_list", "irq/1/affinity", "eth0:foo/bar", "somaxconn"}) {
+    EXPECT_FALSE(ParseKnobKey(bad).ok()) << bad;
+  }
+}
+
+TEST(Knobs, NormalizesTheKernelsForms) {
+  EXPECT_EQ(*Normalize("net.ipv4.tcp_rmem", "4096\t131072\t6291456\n"), "4096 131072 6291456");
+  EXPECT_EQ(*Normalize("eth0:rx-0/rps_cpus", "00000000,00000003\n"), "3");
+  EXPECT_EQ(*Normalize("eth0:rx-0/rps_cpus", "0"), "0");
+  EXPECT_EQ(*Normalize("eth0:rx-0/rps_flow_cnt", "4096"), "4096");
+  EXPECT_EQ(*Normalize("irq/5/smp_affinity_list", "0,1,2,3\n"), "0-3");
+  EXPECT_EQ(*Normalize("net.ipv4.tcp_congestion_control", "bbr\n"), "bbr");
+  EXPECT_FALSE(Normalize("net.core.somaxconn", "lots").ok());
+}
+
+TEST(Knobs, RefusesOutOfBoundsNamingKnobAndBound) {
+  const SysctlSpec& s = *FindSysctl("somaxconn");
+  std::string note;
+  auto low = CheckSysctlValue(s, "4096", "64", false, &note);
+  ASSERT_FALSE(low.ok());
+  EXPECT_EQ(low.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(low.status().message(), HasSubstr("net.core.somaxconn"));
+  EXPECT_THAT(low.status().message(), HasSubstr("floor 128"));
+  auto high = CheckSysctlValue(s, "4096", "70000", false, &note);
+  EXPECT_THAT(high.status().message(), HasSubstr("ceiling 65535"));
+  // Clamping moves it and says so.
+  auto clamped = CheckSysctlValue(s, "4096", "70000", true, &note);
+  ASSERT_TRUE(clamped.ok());
+  EXPECT_EQ(*clamped, "65535");
+  EXPECT_THAT(note, HasSubstr("clamped to the ceiling 65535"));
+}
+
+TEST(Knobs, LargestStepIsEnforced) {
+  const SysctlSpec& s = *FindSysctl("net.ipv4.tcp_max_syn_backlog");
+  std::string note;
+  auto big = CheckSysctlValue(s, "1024", "1000000", false, &note);
+  ASSERT_FALSE(big.ok());
+  EXPECT_THAT(big.status().message(), HasSubstr("largest step"));
+  EXPECT_THAT(big.status().message(), HasSubstr("at most 16384"));
+  auto clamped = CheckSysctlValue(s, "1024", "1000000", true, &note);
+  EXPECT_EQ(*clamped, "16384");
+  EXPECT_THAT(note, HasSubstr("apply again"));
+  auto down = CheckSysctlValue(s, "65536", "128", false, &note);
+  EXPECT_THAT(down.status().message(), HasSubstr("at least 4096"));
+  EXPECT_TRUE(CheckSysctlValue(s, "1024", "16384", false, &note).ok());
+}
+
+TEST(Knobs, SyncookiesTwoIsNeverSet) {
+  std::string note;
+  auto r = CheckSysctlValue(*FindSysctl("tcp_syncookies"), "1", "2", true, &note);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("use 1"));
+  EXPECT_TRUE(CheckSysctlValue(*FindSysctl("tcp_syncookies"), "1", "0", false, &note).ok());
+}
+
+TEST(Knobs, VectorsKeepArityAndOrder) {
+  const SysctlSpec& s = *FindSysctl("net.ipv4.tcp_rmem");
+  std::string note;
+  EXPECT_EQ(*CheckSysctlValue(s, "4096 131072 6291456", "4096\t131072\t16777216", false, &note),
+            "4096 131072 16777216");
+  EXPECT_THAT(CheckSysctlValue(s, "4096 131072 6291456", "4096 131072", false, &note).status().message(),
+              HasSubstr("takes 3 integers"));
+  EXPECT_THAT(CheckSysctlValue(s, "4096 131072 6291456", "4096 2000000 1048576", false, &note)
+                  .status()
+                  .message(),
+              HasSubstr("must not decrease"));
+  const SysctlSpec& ports = *FindSysctl("ip_local_port_range");
+  EXPECT_THAT(CheckSysctlValue(ports, "32768 60999", "80 60999", false, &note).status().message(),
+              HasSubstr("floor 1024"));
+  EXPECT_FALSE(CheckSysctlValue(ports, "32768 60999", "50000 40000", false, &note).ok());
+}
+
+}  // namespace
+}  // namespace netagent::tuners
