@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -49,9 +50,10 @@ TuningManager::TuningManager(Options options, Journal journal)
 
 absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options options) {
   const std::string dir = options.state_dir + "/tuning";
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return kernel::LastErrnoStatus(absl::StrCat("state_dir: mkdir ", dir));
-  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("state_dir: create ", dir, ": ", ec.message()));
+  ::chmod(dir.c_str(), 0700);
   NETAGENT_ASSIGN_OR_RETURN(Journal journal, Journal::Load(dir + "/journal.yaml"));
   if (!options.io) options.io = std::make_unique<SystemKnobs>(options.paths);
   std::unique_ptr<TuningManager> m(new TuningManager(std::move(options), std::move(journal)));
