@@ -154,30 +154,61 @@ absl::Status SystemKnobs::Write(const std::string& key, const std::string& value
   }
   NETAGENT_ASSIGN_OR_RETURN(auto ethtool, collectors::EthtoolClient::Open());
   NETAGENT_ASSIGN_OR_RETURN(auto ints, ParseInts(value, key));
-  if (k.type == KnobType::kChannels) {
-    NETAGENT_ASSIGN_OR_RETURN(uint16_t attr, ChannelAttr(k.path));
-    return ethtool.Set(ETHTOOL_MSG_CHANNELS_SET, k.device, [&](kernel::NetlinkMessage& m) {
-      m.PutU32(attr, static_cast<uint32_t>(ints[0]));
-    });
+  const uint8_t cmd = SetCommand(k.type);
+  if (k.type == KnobType::kRss && !ethtool.HasOp(cmd)) {
+    return SetIndirectionIoctl(k.device, std::vector<uint32_t>(ints.begin(), ints.end()));
   }
-  if (k.type == KnobType::kCoalesce) {
-    auto attr = collectors::CoalesceAttr(k.path);
-    if (!attr) return absl::InvalidArgumentError(absl::StrCat(key, ": unknown parameter"));
-    return ethtool.Set(ETHTOOL_MSG_COALESCE_SET, k.device, [&](kernel::NetlinkMessage& m) {
+  absl::Status built;
+  absl::Status st = ethtool.Set(cmd, k.device, [&](kernel::NetlinkMessage& m) {
+    built = PutSetAttributes(k, ints, m);
+  });
+  return built.ok() ? st : built;
+}
+
+uint8_t SetCommand(KnobType type) {
+  switch (type) {
+    case KnobType::kChannels:
+      return ETHTOOL_MSG_CHANNELS_SET;
+    case KnobType::kCoalesce:
+      return ETHTOOL_MSG_COALESCE_SET;
+    case KnobType::kRss:
+      return kMsgRssSet;
+    default:
+      return 0;
+  }
+}
+
+absl::Status PutSetAttributes(const KnobKey& k, const std::vector<int64_t>& ints,
+                              kernel::NetlinkMessage& m) {
+  if (ints.empty()) return absl::InvalidArgumentError("empty value");
+  for (int64_t v : ints) {
+    if (v < 0 || v > 0xffffffffLL) return absl::InvalidArgumentError("value out of range");
+  }
+  switch (k.type) {
+    case KnobType::kChannels: {
+      NETAGENT_ASSIGN_OR_RETURN(uint16_t attr, ChannelAttr(k.path));
+      m.PutU32(attr, static_cast<uint32_t>(ints[0]));
+      break;
+    }
+    case KnobType::kCoalesce: {
+      auto attr = collectors::CoalesceAttr(k.path);
+      if (!attr) return absl::InvalidArgumentError(absl::StrCat(k.path, ": unknown parameter"));
       if (collectors::CoalesceAttrIsFlag(*attr)) {
-        m.PutU8(*attr, static_cast<uint8_t>(ints[0]));
+        m.PutU8(*attr, static_cast<uint8_t>(ints[0] != 0));
       } else {
         m.PutU32(*attr, static_cast<uint32_t>(ints[0]));
       }
-    });
-  }
-  std::vector<uint32_t> table(ints.begin(), ints.end());
-  if (ethtool.HasOp(kMsgRssSet)) {
-    return ethtool.Set(kMsgRssSet, k.device, [&](kernel::NetlinkMessage& m) {
+      break;
+    }
+    case KnobType::kRss: {
+      std::vector<uint32_t> table(ints.begin(), ints.end());
       m.PutBytes(kRssIndir, table.data(), table.size() * 4);
-    });
+      break;
+    }
+    default:
+      return absl::InvalidArgumentError("not an ethtool knob");
   }
-  return SetIndirectionIoctl(k.device, table);
+  return m.status();
 }
 
 SnapshotRequest SnapshotFor(const Intent& intent) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "kernel/netlink.h"
 #include "tuners/planners.h"
 
 namespace netagent::tuners {
@@ -44,6 +45,15 @@ class SystemKnobs : public KnobIo {
   SystemPaths paths_;
   std::set<std::string> failing_;
 };
+
+// The attributes of the ethtool set-request for a channels, coalescing or
+// RSS knob (after the request header): the same attribute ids and widths the
+// kernel uses in its replies (u8 for the adaptive and CQE flags, u32 else,
+// a u32 array for the indirection table). Pure, for tests.
+absl::Status PutSetAttributes(const KnobKey& key, const std::vector<int64_t>& value,
+                              kernel::NetlinkMessage& msg);
+// The ethtool command of such a knob (CHANNELS_SET, COALESCE_SET, RSS_SET).
+uint8_t SetCommand(KnobType type);
 
 struct SnapshotRequest {
   std::string device;        // the device an intent is about (NOT_FOUND if absent)
