@@ -67,10 +67,22 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text, absl::s
 }
 
 const std::vector<std::string>& ConfigKeys() {
-  static const std::vector<std::string> keys = {
-      "socket",        "socket_group",   "socket_mode",         "listen", "tls_cert",  "tls_key",
-      "tls_client_ca", "operator_group", "operator_identities", "netns",  "state_dir", "log_format",
-      "log_level",     "pid_file",       "shutdown_grace",      "fault_inject_writes"};
+  static const std::vector<std::string> keys = {"socket",
+                                                "socket_group",
+                                                "socket_mode",
+                                                "listen",
+                                                "tls_cert",
+                                                "tls_key",
+                                                "tls_client_ca",
+                                                "operator_group",
+                                                "operator_identities",
+                                                "netns",
+                                                "state_dir",
+                                                "log_format",
+                                                "log_level",
+                                                "pid_file",
+                                                "shutdown_grace",
+                                                "fault_inject_writes"};
   return keys;
 }
 

@@ -1,5 +1,6 @@
 // netagentd: the per-host network agent.
 #include <fcntl.h>
+#include <fmt/ranges.h>
 #include <grp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,7 +25,6 @@
 #include "agent/server.h"
 #include "kernel/files.h"
 #include "kernel/netns.h"
-#include <fmt/ranges.h>
 #include "spdlog/spdlog.h"
 
 #ifndef NETAGENT_VERSION
@@ -89,13 +89,22 @@ int main(int argc, char** argv) {
     std::string key;
     std::vector<std::string> values;
   };
-  std::vector<Flag> flags = {
-      {"socket", {}},        {"socket_group", {}},   {"socket_mode", {}},
-      {"listen", {}},        {"tls_cert", {}},       {"tls_key", {}},
-      {"tls_client_ca", {}}, {"operator_group", {}}, {"operator_identities", {}},
-      {"netns", {}},         {"state_dir", {}},      {"log_format", {}},
-      {"log_level", {}},     {"pid_file", {}},       {"shutdown_grace", {}},
-      {"fault_inject_writes", {}}};
+  std::vector<Flag> flags = {{"socket", {}},
+                             {"socket_group", {}},
+                             {"socket_mode", {}},
+                             {"listen", {}},
+                             {"tls_cert", {}},
+                             {"tls_key", {}},
+                             {"tls_client_ca", {}},
+                             {"operator_group", {}},
+                             {"operator_identities", {}},
+                             {"netns", {}},
+                             {"state_dir", {}},
+                             {"log_format", {}},
+                             {"log_level", {}},
+                             {"pid_file", {}},
+                             {"shutdown_grace", {}},
+                             {"fault_inject_writes", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},
@@ -190,7 +199,8 @@ int main(int argc, char** argv) {
   options.state_dir = cfg.state_dir;
   options.fault_inject_writes = {cfg.fault_inject_writes.begin(), cfg.fault_inject_writes.end()};
   if (!options.fault_inject_writes.empty()) {
-    spdlog::warn("fault injection on: writes of {} will fail", fmt::join(cfg.fault_inject_writes, ", "));
+    spdlog::warn("fault injection on: writes of {} will fail",
+                 fmt::join(cfg.fault_inject_writes, ", "));
   }
   options.shutdown_grace = cfg.shutdown_grace;
   auto server = netagent::agent::AgentServer::Start(options, ctx);

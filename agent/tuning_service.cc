@@ -76,7 +76,8 @@ absl::StatusOr<tuners::Intent> IntentFromProto(const v1::TuningIntent& in) {
       if (*rtt) b.rtt = **rtt;
       if (in.bdp().ceiling_bytes()) b.ceiling_bytes = in.bdp().ceiling_bytes();
       if (b.observed && (b.bandwidth_bps || *rtt)) {
-        return absl::InvalidArgumentError("intent.bdp: observed, or bandwidth_bps and rtt, not both");
+        return absl::InvalidArgumentError(
+            "intent.bdp: observed, or bandwidth_bps and rtt, not both");
       }
       out.what = b;
       break;
@@ -118,13 +119,16 @@ absl::StatusOr<tuners::Intent> IntentFromProto(const v1::TuningIntent& in) {
     }
     case v1::TuningIntent::kRss: {
       if (auto st = CheckDevice(in.rss().device(), "intent.rss.device"); !st.ok()) return st;
-      if (in.rss().weights_size() > 1024) return absl::InvalidArgumentError("intent.rss.weights: too many");
-      out.what = tuners::RssIntent{in.rss().device(), in.rss().queues(),
+      if (in.rss().weights_size() > 1024)
+        return absl::InvalidArgumentError("intent.rss.weights: too many");
+      out.what = tuners::RssIntent{in.rss().device(),
+                                   in.rss().queues(),
                                    {in.rss().weights().begin(), in.rss().weights().end()}};
       break;
     }
     case v1::TuningIntent::kIrqAffinity:
-      if (auto st = CheckDevice(in.irq_affinity().device(), "intent.irq_affinity.device"); !st.ok()) {
+      if (auto st = CheckDevice(in.irq_affinity().device(), "intent.irq_affinity.device");
+          !st.ok()) {
         return st;
       }
       out.what = tuners::IrqAffinityIntent{in.irq_affinity().device(), in.irq_affinity().cpus()};

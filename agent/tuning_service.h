@@ -20,11 +20,14 @@ class TuningService final : public netagent::v1::TuningService::Service {
   // FAILED_PRECONDITION.
   TuningService(AgentContext& ctx, tuners::TuningManager* manager) : ctx_(ctx), manager_(manager) {}
 
-  grpc::Status GetTunables(grpc::ServerContext* context, const netagent::v1::GetTunablesRequest* request,
+  grpc::Status GetTunables(grpc::ServerContext* context,
+                           const netagent::v1::GetTunablesRequest* request,
                            netagent::v1::GetTunablesResponse* response) override;
-  grpc::Status PlanTuning(grpc::ServerContext* context, const netagent::v1::PlanTuningRequest* request,
+  grpc::Status PlanTuning(grpc::ServerContext* context,
+                          const netagent::v1::PlanTuningRequest* request,
                           netagent::v1::PlanTuningResponse* response) override;
-  grpc::Status ApplyTuning(grpc::ServerContext* context, const netagent::v1::ApplyTuningRequest* request,
+  grpc::Status ApplyTuning(grpc::ServerContext* context,
+                           const netagent::v1::ApplyTuningRequest* request,
                            netagent::v1::ApplyTuningResponse* response) override;
   grpc::Status ConfirmChange(grpc::ServerContext* context,
                              const netagent::v1::ConfirmChangeRequest* request,
@@ -32,7 +35,8 @@ class TuningService final : public netagent::v1::TuningService::Service {
   grpc::Status RollbackChange(grpc::ServerContext* context,
                               const netagent::v1::RollbackChangeRequest* request,
                               netagent::v1::RollbackChangeResponse* response) override;
-  grpc::Status ListChanges(grpc::ServerContext* context, const netagent::v1::ListChangesRequest* request,
+  grpc::Status ListChanges(grpc::ServerContext* context,
+                           const netagent::v1::ListChangesRequest* request,
                            netagent::v1::ListChangesResponse* response) override;
 
  private:

@@ -157,9 +157,11 @@ int Main(int argc, char** argv) {
 
   TuneArgs tune_args;
   auto* tune = app.add_subcommand(
-      "tune", "plan, apply, confirm and roll back tuning (apply/confirm/rollback need an operator)");
+      "tune",
+      "plan, apply, confirm and roll back tuning (apply/confirm/rollback need an operator)");
   tune->require_subcommand(1);
-  auto* tune_show = tune->add_subcommand("show", "every managed knob: value, default, bounds, who set it");
+  auto* tune_show =
+      tune->add_subcommand("show", "every managed knob: value, default, bounds, who set it");
   tune_show->add_option("--dev", tune_args.device, "also this device's knobs");
   tune_show->add_option("--filter", tune_args.filter, "RE2 on knob names");
   auto* tune_plan = tune->add_subcommand("plan", "what an intent would change (changes nothing)");
@@ -191,7 +193,7 @@ int Main(int argc, char** argv) {
     auto* cc = add("cc", "default congestion control");
     cc->add_option("algorithm", tune_args.algorithm, "bbr, cubic, ...")->required();
     for (const char* n : {"rps", "xps", "irq"}) {
-      auto* q = add(n, std::string(n) == "irq" ? "IRQ affinity of the device's queues"
+      auto* q = add(n, std::string(n) == "irq"   ? "IRQ affinity of the device's queues"
                        : std::string(n) == "rps" ? "receive packet steering masks"
                                                  : "transmit packet steering masks");
       q->add_option("--dev", tune_args.device, "device")->required();
@@ -221,12 +223,15 @@ int Main(int argc, char** argv) {
     auto* sc = add("sysctl", "any managed sysctl, within its bounds");
     sc->add_option("--set", tune_args.set, "name=value")->required();
   }
-  auto* tune_confirm = tune->add_subcommand("confirm", "keep a change applied with --confirm-within");
+  auto* tune_confirm =
+      tune->add_subcommand("confirm", "keep a change applied with --confirm-within");
   tune_confirm->add_option("id", tune_args.change_id, "change id")->required();
   auto* tune_rollback = tune->add_subcommand("rollback", "restore the values a change replaced");
   tune_rollback->add_option("id", tune_args.change_id, "change id")->required();
-  tune_rollback->add_flag("--force", tune_args.force, "also over values someone else changed since");
-  auto* tune_history = tune->add_subcommand("history", "changes, newest first: who, when, what, outcome");
+  tune_rollback->add_flag("--force", tune_args.force,
+                          "also over values someone else changed since");
+  auto* tune_history =
+      tune->add_subcommand("history", "changes, newest first: who, when, what, outcome");
   tune_history->add_option("--limit", tune_args.limit, "at most this many (default 50)");
   tune_history->add_flag("--active", tune_args.active_only, "only changes in effect");
 

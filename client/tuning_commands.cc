@@ -28,7 +28,8 @@ absl::StatusOr<uint64_t> ParseScaled(const std::string& text, const std::string&
                                      const std::string& example) {
   std::string t = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
   size_t end = 0;
-  while (end < t.size() && (std::isdigit(static_cast<unsigned char>(t[end])) || t[end] == '.')) ++end;
+  while (end < t.size() && (std::isdigit(static_cast<unsigned char>(t[end])) || t[end] == '.'))
+    ++end;
   double v;
   if (end == 0 || !absl::SimpleAtod(t.substr(0, end), &v)) {
     return Usage(flag, absl::StrCat("\"", text, "\" is not a number (like ", example, ")"));
@@ -38,7 +39,8 @@ absl::StatusOr<uint64_t> ParseScaled(const std::string& text, const std::string&
   for (const auto& [suffix, m] : units) {
     if (unit == suffix) mult = m;
   }
-  if (mult == 0) return Usage(flag, absl::StrCat("unknown unit in \"", text, "\" (like ", example, ")"));
+  if (mult == 0)
+    return Usage(flag, absl::StrCat("unknown unit in \"", text, "\" (like ", example, ")"));
   const double r = v * mult;
   if (!(r >= 1) || r > 1.8e19) return Usage(flag, absl::StrCat("\"", text, "\" is out of range"));
   return static_cast<uint64_t>(std::llround(r));
@@ -78,7 +80,8 @@ absl::StatusOr<v1::TuningIntent> BuildIntent(const TuneArgs& a) {
       b->set_bandwidth_bps(*bw);
       absl::Duration rtt;
       if (!absl::ParseDuration(a.rtt, &rtt) || rtt <= absl::ZeroDuration()) {
-        return Usage("--rtt", absl::StrCat("\"", a.rtt, "\" is not a positive duration (like 200ms)"));
+        return Usage("--rtt",
+                     absl::StrCat("\"", a.rtt, "\" is not a positive duration (like 200ms)"));
       }
       b->mutable_rtt()->set_seconds(absl::IDivDuration(rtt, absl::Seconds(1), &rtt));
       b->mutable_rtt()->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(rtt)));
@@ -98,7 +101,10 @@ absl::StatusOr<v1::TuningIntent> BuildIntent(const TuneArgs& a) {
       m->set_cpus(a.cpus);
       m->set_disable(a.off);
     };
-    if (a.intent == "rps") set(in.mutable_rps()); else set(in.mutable_xps());
+    if (a.intent == "rps")
+      set(in.mutable_rps());
+    else
+      set(in.mutable_xps());
   } else if (a.intent == "rfs") {
     if (auto st = need_device(); !st.ok()) return st;
     in.mutable_rfs()->set_device(a.device);
@@ -130,7 +136,8 @@ absl::StatusOr<v1::TuningIntent> BuildIntent(const TuneArgs& a) {
       auto s = ParseSetting(kv);
       if (!s.ok()) return s.status();
       uint64_t v;
-      if (!absl::SimpleAtoi(s->value(), &v)) return Usage("--set", absl::StrCat(kv, ": not a number"));
+      if (!absl::SimpleAtoi(s->value(), &v))
+        return Usage("--set", absl::StrCat(kv, ": not a number"));
       (*c->mutable_values())[s->name()] = v;
     }
   } else if (a.intent == "limits" || a.intent == "sysctl") {
@@ -169,7 +176,8 @@ std::string StateName(v1::ChangeState s) {
 
 std::string TimeText(const google::protobuf::Timestamp& t) {
   if (t.seconds() == 0) return "-";
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(t.seconds()), absl::UTCTimeZone());
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(t.seconds()),
+                          absl::UTCTimeZone());
 }
 
 void PrintPlan(const v1::TuningPlan& p, std::ostream& out) {
@@ -187,8 +195,8 @@ void PrintPlan(const v1::TuningPlan& p, std::ostream& out) {
 void PrintChange(const v1::ChangeRecord& r, std::ostream& out, bool events) {
   out << "change " << r.id() << ": " << StateName(r.state());
   if (r.state() == v1::CHANGE_STATE_PENDING_CONFIRM) {
-    out << ", rolls back at " << TimeText(r.confirm_deadline()) << " UTC unless confirmed: netctl tune confirm "
-        << r.id();
+    out << ", rolls back at " << TimeText(r.confirm_deadline())
+        << " UTC unless confirmed: netctl tune confirm " << r.id();
   }
   out << "\n";
   for (const auto& d : r.drift()) {
@@ -209,9 +217,10 @@ int RunIntent(const CommandContext& c, const TuneArgs& args, bool apply) {
   if (!apply) {
     v1::PlanTuningRequest req;
     *req.mutable_intent() = *intent;
-    auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
-      return Unary(ch, d, req, &v1::TuningService::Stub::PlanTuning);
-    });
+    auto outcomes =
+        FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+          return Unary(ch, d, req, &v1::TuningService::Stub::PlanTuning);
+        });
     View view;
     view.block = [](const google::protobuf::Message& m, std::ostream& out) {
       PrintPlan(static_cast<const v1::PlanTuningResponse&>(m).plan(), out);
@@ -284,12 +293,16 @@ int RunTuneShow(const CommandContext& c, const TuneArgs& args) {
   view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
     for (const auto& t : static_cast<const v1::GetTunablesResponse&>(m).tunables()) {
       std::vector<std::string> notes;
-      if (!t.exists()) notes.push_back("absent here");
-      else if (!t.writable()) notes.push_back("read-only here");
+      if (!t.exists())
+        notes.push_back("absent here");
+      else if (!t.writable())
+        notes.push_back("read-only here");
       if (!t.per_netns()) notes.push_back("global");
       if (t.drifted()) notes.push_back("DRIFTED");
-      if (absl::StartsWith(t.default_source(), "first seen")) notes.push_back("default as first seen");
-      rows.push_back({t.knob(), t.exists() ? t.value() : "-", t.kernel_default().empty() ? "-" : t.kernel_default(),
+      if (absl::StartsWith(t.default_source(), "first seen"))
+        notes.push_back("default as first seen");
+      rows.push_back({t.knob(), t.exists() ? t.value() : "-",
+                      t.kernel_default().empty() ? "-" : t.kernel_default(),
                       t.floor().empty() ? "-" : t.floor(), t.ceiling().empty() ? "-" : t.ceiling(),
                       t.max_step() > 0 ? absl::StrCat("x", t.max_step()) : "-",
                       t.set_by().empty() ? "-" : t.set_by(), absl::StrJoin(notes, ", ")});

@@ -283,13 +283,12 @@ absl::StatusOr<std::vector<uint32_t>> EthtoolClient::Request(
 absl::Status EthtoolClient::Set(uint8_t cmd, const std::string& dev,
                                 absl::FunctionRef<void(kernel::NetlinkMessage&)> attrs) {
   if (!family_.HasOp(cmd)) {
-    return absl::UnimplementedError(absl::StrCat(
-        "this kernel's ethtool netlink has no ", kernel::GenlOpName("ethtool", cmd)));
+    return absl::UnimplementedError(
+        absl::StrCat("this kernel's ethtool netlink has no ", kernel::GenlOpName("ethtool", cmd)));
   }
   kernel::NetlinkMessage req = Build(cmd, dev, 0);
   attrs(req);
-  return sock_.Request(req,
-                       absl::StrCat("ethtool ", kernel::GenlOpName("ethtool", cmd), " ", dev),
+  return sock_.Request(req, absl::StrCat("ethtool ", kernel::GenlOpName("ethtool", cmd), " ", dev),
                        [](const nlmsghdr&) { return absl::OkStatus(); });
 }
 

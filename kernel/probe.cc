@@ -75,7 +75,8 @@ Capability ProbeQdisc(const std::string& kind, const std::string& kallsyms,
   }
   struct utsname u;
   if (::uname(&u) == 0) {
-    const std::string dir = absl::StrCat(modules_root, "/", u.release, "/kernel/net/sched/sch_", kind);
+    const std::string dir =
+        absl::StrCat(modules_root, "/", u.release, "/kernel/net/sched/sch_", kind);
     for (const char* ext : {".ko", ".ko.xz", ".ko.zst", ".ko.gz"}) {
       struct stat st;
       if (::stat((dir + ext).c_str(), &st) == 0) return {true, ""};

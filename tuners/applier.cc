@@ -62,7 +62,8 @@ absl::Status ApplySteps(KnobIo& io, const std::vector<Step>& steps, ApplyReport*
       r.restore_errors.empty()
           ? absl::StrCat("; nothing changed (", r.restored, " knob", r.restored == 1 ? "" : "s",
                          " written before it restored)")
-          : absl::StrCat("; RESTORE FAILED, the host is mixed: ", absl::StrJoin(r.restore_errors, "; "));
+          : absl::StrCat("; RESTORE FAILED, the host is mixed: ",
+                         absl::StrJoin(r.restore_errors, "; "));
   return absl::Status(failure.code(), absl::StrCat(failure.message(), outcome));
 }
 

@@ -19,8 +19,8 @@ struct Step {
 };
 
 struct ApplyReport {
-  size_t written = 0;            // steps completed before a failure (all on success)
-  size_t restored = 0;           // of those, put back after a failure
+  size_t written = 0;                       // steps completed before a failure (all on success)
+  size_t restored = 0;                      // of those, put back after a failure
   std::vector<std::string> restore_errors;  // a restore that failed: the host is mixed
 };
 

@@ -18,13 +18,18 @@ struct StateName {
   const char* name;
 };
 constexpr StateName kStates[] = {
-    {ChangeState::kApplying, "applying"},       {ChangeState::kPending, "pending_confirm"},
-    {ChangeState::kConfirmed, "confirmed"},     {ChangeState::kRolledBack, "rolled_back"},
-    {ChangeState::kExpired, "expired"},         {ChangeState::kFailed, "failed"},
+    {ChangeState::kApplying, "applying"},
+    {ChangeState::kPending, "pending_confirm"},
+    {ChangeState::kConfirmed, "confirmed"},
+    {ChangeState::kRolledBack, "rolled_back"},
+    {ChangeState::kExpired, "expired"},
+    {ChangeState::kFailed, "failed"},
     {ChangeState::kRollbackFailed, "rollback_failed"},
 };
 
-std::string Time(absl::Time t) { return absl::FormatTime(absl::RFC3339_full, t, absl::UTCTimeZone()); }
+std::string Time(absl::Time t) {
+  return absl::FormatTime(absl::RFC3339_full, t, absl::UTCTimeZone());
+}
 
 absl::StatusOr<absl::Time> ParseTime(const YAML::Node& n, absl::string_view what) {
   absl::Time t;
@@ -47,8 +52,8 @@ absl::string_view ChangeStateName(ChangeState s) {
 }
 
 bool IsActive(ChangeState s) {
-  return s == ChangeState::kApplying || s == ChangeState::kPending || s == ChangeState::kConfirmed ||
-         s == ChangeState::kRollbackFailed;
+  return s == ChangeState::kApplying || s == ChangeState::kPending ||
+         s == ChangeState::kConfirmed || s == ChangeState::kRollbackFailed;
 }
 
 ChangeRecord* Journal::Find(absl::string_view id) {
@@ -76,9 +81,9 @@ std::string Journal::ToYaml() const {
   out << YAML::BeginMap << YAML::Key << "version" << YAML::Value << kVersion;
   out << YAML::Key << "baseline" << YAML::Value << YAML::BeginMap;
   for (const auto& [name, b] : baseline_) {
-    out << YAML::Key << name << YAML::Value << YAML::BeginMap << YAML::Key << "value"
-        << YAML::Value << YAML::DoubleQuoted << b.value << YAML::Key << "seen" << YAML::Value
-        << Time(b.seen) << YAML::EndMap;
+    out << YAML::Key << name << YAML::Value << YAML::BeginMap << YAML::Key << "value" << YAML::Value
+        << YAML::DoubleQuoted << b.value << YAML::Key << "seen" << YAML::Value << Time(b.seen)
+        << YAML::EndMap;
   }
   out << YAML::EndMap;
   out << YAML::Key << "changes" << YAML::Value << YAML::BeginSeq;
@@ -110,9 +115,9 @@ std::string Journal::ToYaml() const {
     out << YAML::Key << "drift" << YAML::Value << YAML::BeginSeq;
     for (const auto& d : r.drift) {
       out << YAML::BeginMap << YAML::Key << "knob" << YAML::Value << YAML::DoubleQuoted << d.knob
-          << YAML::Key << "expected" << YAML::Value << YAML::DoubleQuoted << d.expected
-          << YAML::Key << "observed" << YAML::Value << YAML::DoubleQuoted << d.observed
-          << YAML::Key << "since" << YAML::Value << Time(d.since) << YAML::EndMap;
+          << YAML::Key << "expected" << YAML::Value << YAML::DoubleQuoted << d.expected << YAML::Key
+          << "observed" << YAML::Value << YAML::DoubleQuoted << d.observed << YAML::Key << "since"
+          << YAML::Value << Time(d.since) << YAML::EndMap;
     }
     out << YAML::EndSeq;
     out << YAML::EndMap;
@@ -150,7 +155,8 @@ absl::StatusOr<Journal> Journal::FromYaml(const std::string& text, const std::st
         }
       }
       if (!known || r.id.empty()) {
-        return absl::DataLossError(absl::StrCat(path, ": change \"", r.id, "\" has state \"", state, "\""));
+        return absl::DataLossError(
+            absl::StrCat(path, ": change \"", r.id, "\" has state \"", state, "\""));
       }
       if (n["confirm_deadline"]) {
         NETAGENT_ASSIGN_OR_RETURN(r.confirm_deadline, ParseTime(n["confirm_deadline"], r.id));

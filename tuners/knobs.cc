@@ -42,15 +42,23 @@ std::vector<SysctlSpec> BuildRegistry() {
   add({"net.core.default_qdisc", "congestion", K::kWord, 0, 0, 0, "pfifo_fast", false,
        Risk::kMedium, "qdisc given to devices created or brought up from now on"});
   // Steering.
-  add({"net.core.rps_sock_flow_entries", "steering", K::kInt, 0, 1 << 26, 0, "0", false,
-       Risk::kLow, "RFS global flow table size (0: RFS off)"});
+  add({"net.core.rps_sock_flow_entries", "steering", K::kInt, 0, 1 << 26, 0, "0", false, Risk::kLow,
+       "RFS global flow table size (0: RFS off)"});
   // Limits.
   add({"net.core.somaxconn", "limits", K::kInt, 128, 65535, 16, "4096", true, Risk::kLow,
        "largest listen() backlog"});
   add({"net.ipv4.tcp_max_syn_backlog", "limits", K::kInt, 128, 1 << 20, 16, nullptr, true,
        Risk::kLow, "half-open connections per listener before SYN cookies or drops"});
-  SysctlSpec cookies{"net.ipv4.tcp_syncookies", "limits", K::kInt, 0, 2, 0, "1", true,
-                     Risk::kMedium, "SYN cookies when the SYN queue overflows"};
+  SysctlSpec cookies{"net.ipv4.tcp_syncookies",
+                     "limits",
+                     K::kInt,
+                     0,
+                     2,
+                     0,
+                     "1",
+                     true,
+                     Risk::kMedium,
+                     "SYN cookies when the SYN queue overflows"};
   cookies.refused_value = 2;
   cookies.refused_reason =
       "2 sends cookies for every connection, even without a flood, and loses TCP options; use 1";
@@ -61,24 +69,24 @@ std::vector<SysctlSpec> BuildRegistry() {
        "reset (instead of dropping) connections a full accept queue cannot take"});
   add({"net.ipv4.tcp_tw_reuse", "limits", K::kInt, 0, 2, 0, "2", true, Risk::kLow,
        "reuse TIME_WAIT sockets for new outgoing connections (2: loopback only)"});
-  add({"net.ipv4.ip_local_port_range", "limits", K::kIntVector, 1024, 65535, 0, "32768 60999",
-       true, Risk::kMedium, "ephemeral ports for outgoing connections: first, last"});
+  add({"net.ipv4.ip_local_port_range", "limits", K::kIntVector, 1024, 65535, 0, "32768 60999", true,
+       Risk::kMedium, "ephemeral ports for outgoing connections: first, last"});
   add({"net.ipv4.tcp_fin_timeout", "limits", K::kInt, 5, 120, 0, "60", true, Risk::kLow,
        "seconds an orphaned connection stays in FIN_WAIT_2"});
   add({"net.ipv4.tcp_mtu_probing", "limits", K::kInt, 0, 2, 0, "0", true, Risk::kLow,
        "packetization-layer path MTU discovery (1: after a black hole is detected)"});
   add({"net.ipv4.tcp_base_mss", "limits", K::kInt, 512, 8192, 0, "1024", true, Risk::kLow,
        "MSS that MTU probing starts from"});
-  add({"net.core.netdev_max_backlog", "limits", K::kInt, 100, 262144, 16, "1000", false,
-       Risk::kLow, "packets queued per CPU for the stack (RPS, veth, loopback)"});
+  add({"net.core.netdev_max_backlog", "limits", K::kInt, 100, 262144, 16, "1000", false, Risk::kLow,
+       "packets queued per CPU for the stack (RPS, veth, loopback)"});
   add({"net.core.netdev_budget", "limits", K::kInt, 50, 3000, 8, "300", false, Risk::kMedium,
        "packets one NAPI softirq round may process"});
   add({"net.core.netdev_budget_usecs", "limits", K::kInt, 1000, 20000, 8, nullptr, false,
        Risk::kMedium, "microseconds one NAPI softirq round may run (capped at 20 ms)"});
   add({"net.netfilter.nf_conntrack_max", "limits", K::kInt, 1024, 1 << 24, 16, nullptr, true,
        Risk::kMedium, "conntrack entries before new flows are dropped"});
-  add({"net.netfilter.nf_conntrack_buckets", "limits", K::kInt, 1024, 1 << 22, 16, nullptr,
-       false, Risk::kMedium, "conntrack hash buckets (resizes the table)"});
+  add({"net.netfilter.nf_conntrack_buckets", "limits", K::kInt, 1024, 1 << 22, 16, nullptr, false,
+       Risk::kMedium, "conntrack hash buckets (resizes the table)"});
   return r;
 }
 
@@ -146,8 +154,7 @@ absl::StatusOr<KnobKey> ParseKnobKey(absl::string_view key) {
       k.type = KnobType::kCoalesce;
     } else if (area == "rss" && name == "indir") {
       k.type = KnobType::kRss;
-    } else if ((absl::StartsWith(area, "rx-") &&
-                (name == "rps_cpus" || name == "rps_flow_cnt")) ||
+    } else if ((absl::StartsWith(area, "rx-") && (name == "rps_cpus" || name == "rps_flow_cnt")) ||
                (absl::StartsWith(area, "tx-") && name == "xps_cpus")) {
       uint32_t q;
       if (!absl::SimpleAtoi(area.substr(3), &q)) {
@@ -165,8 +172,7 @@ absl::StatusOr<KnobKey> ParseKnobKey(absl::string_view key) {
   if (absl::StartsWith(key, "irq/")) {
     std::vector<absl::string_view> parts = absl::StrSplit(key, '/');
     uint32_t irq;
-    if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &irq) ||
-        parts[2] != "smp_affinity_list") {
+    if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &irq) || parts[2] != "smp_affinity_list") {
       return absl::InvalidArgumentError(absl::StrCat("knob \"", key, "\": malformed"));
     }
     k.type = KnobType::kIrq;
@@ -257,7 +263,8 @@ absl::StatusOr<std::string> CheckSysctlValue(const SysctlSpec& spec, absl::strin
     }
     if (v < spec.floor || v > spec.ceiling) {
       const bool low = v < spec.floor;
-      const std::string bound = absl::StrCat(low ? "floor " : "ceiling ", low ? spec.floor : spec.ceiling);
+      const std::string bound =
+          absl::StrCat(low ? "floor " : "ceiling ", low ? spec.floor : spec.ceiling);
       if (!clamp) return Refuse(knob, absl::StrCat(v, which, " is outside the ", bound));
       notes.push_back(absl::StrCat(v, which, " clamped to the ", bound));
       v = low ? spec.floor : spec.ceiling;
@@ -265,14 +272,14 @@ absl::StatusOr<std::string> CheckSysctlValue(const SysctlSpec& spec, absl::strin
     if (spec.max_step > 0 && i < old.size() && old[i] > 0 && v > 0) {
       const double ratio = static_cast<double>(v) / static_cast<double>(old[i]);
       if (ratio > spec.max_step || ratio < 1.0 / spec.max_step) {
-        const int64_t limit = ratio > 1
-                                  ? static_cast<int64_t>(std::floor(old[i] * spec.max_step))
-                                  : static_cast<int64_t>(std::ceil(old[i] / spec.max_step));
-        const std::string bound = absl::StrCat("largest step (x", spec.max_step, " from ", old[i],
-                                               ", so ", ratio > 1 ? "at most " : "at least ",
-                                               limit, ")");
+        const int64_t limit = ratio > 1 ? static_cast<int64_t>(std::floor(old[i] * spec.max_step))
+                                        : static_cast<int64_t>(std::ceil(old[i] / spec.max_step));
+        const std::string bound =
+            absl::StrCat("largest step (x", spec.max_step, " from ", old[i], ", so ",
+                         ratio > 1 ? "at most " : "at least ", limit, ")");
         if (!clamp) return Refuse(knob, absl::StrCat(v, which, " exceeds the ", bound));
-        notes.push_back(absl::StrCat(v, which, " limited by the ", bound, "; apply again to go further"));
+        notes.push_back(
+            absl::StrCat(v, which, " limited by the ", bound, "; apply again to go further"));
         v = std::clamp(limit, spec.floor, spec.ceiling);
       }
     }

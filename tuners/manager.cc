@@ -3,9 +3,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -134,7 +134,8 @@ absl::Status TuningManager::RestoreLocked(ChangeRecord& r, bool force, bool skip
         "changed since by someone else, not overwritten: ", absl::StrJoin(drifted, ", "),
         "; nothing was restored (roll back with force to restore anyway)"));
   }
-  for (auto& d : drifted) skipped->push_back(absl::StrCat(d, " left alone: changed by someone else"));
+  for (auto& d : drifted)
+    skipped->push_back(absl::StrCat(d, " left alone: changed by someone else"));
   ApplyReport report;
   absl::Status st = ApplySteps(*options_.io, steps, &report);
   if (!st.ok() && !report.restore_errors.empty()) r.state = ChangeState::kRollbackFailed;
@@ -147,14 +148,16 @@ void TuningManager::ExpireLocked(ChangeRecord& r, absl::Time now, const std::str
   if (!st.ok()) {
     r.Event(now, absl::StrCat(why, "; rolling back failed, retrying: ", st.message()));
     retry_at_[r.id] = now + kExpiryRetry;
-    spdlog::error("tuning: change {}: {}; rollback failed: {}", r.id, why, std::string(st.message()));
+    spdlog::error("tuning: change {}: {}; rollback failed: {}", r.id, why,
+                  std::string(st.message()));
     return;
   }
   retry_at_.erase(r.id);
   r.state = ChangeState::kExpired;
   r.drift.clear();
-  r.Event(now, absl::StrCat(why, "; rolled back",
-                            skipped.empty() ? "" : absl::StrCat(" (", absl::StrJoin(skipped, "; "), ")")));
+  r.Event(now, absl::StrCat(
+                   why, "; rolled back",
+                   skipped.empty() ? "" : absl::StrCat(" (", absl::StrJoin(skipped, "; "), ")")));
   spdlog::warn("tuning: change {} rolled back: {}", r.id, why);
 }
 
@@ -166,15 +169,18 @@ void TuningManager::ReconcileLocked() {
       absl::Status st = RestoreLocked(r, false, true, &skipped);
       if (st.ok()) {
         r.state = ChangeState::kRolledBack;
-        r.Event(now, absl::StrCat("the agent stopped during the apply; restored at start",
-                                  skipped.empty() ? "" : absl::StrCat(" (", absl::StrJoin(skipped, "; "), ")")));
+        r.Event(now,
+                absl::StrCat(
+                    "the agent stopped during the apply; restored at start",
+                    skipped.empty() ? "" : absl::StrCat(" (", absl::StrJoin(skipped, "; "), ")")));
       } else {
         r.state = ChangeState::kRollbackFailed;
         r.Event(now, absl::StrCat("the agent stopped during the apply; restoring at start failed: ",
                                   st.message()));
       }
       spdlog::warn("tuning: change {} was interrupted mid-apply: {}", r.id, r.events.back().what);
-    } else if (r.state == ChangeState::kPending && r.confirm_deadline && *r.confirm_deadline <= now) {
+    } else if (r.state == ChangeState::kPending && r.confirm_deadline &&
+               *r.confirm_deadline <= now) {
       ExpireLocked(r, now, "the confirmation deadline passed while the agent was down");
     }
   }
@@ -206,8 +212,8 @@ bool TuningManager::CheckDriftLocked(absl::Time now) {
       drift.push_back({k.knob, k.new_value, observed, since});
     }
     for (const auto& d : r.drift) {
-      const bool still = std::any_of(drift.begin(), drift.end(),
-                                     [&](const Drift& x) { return x.knob == d.knob; });
+      const bool still =
+          std::any_of(drift.begin(), drift.end(), [&](const Drift& x) { return x.knob == d.knob; });
       if (!still) {
         changed = true;
         r.Event(now, absl::StrCat("drift cleared: ", d.knob, " is back to \"", d.expected, "\""));
@@ -267,9 +273,9 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     for (const auto& r : journal_.records()) {
       if ((r.state == ChangeState::kPending || r.state == ChangeState::kRollbackFailed) &&
           Touches(r, c.knob)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            c.knob, " is held by change ", r.id, " (", ChangeStateName(r.state),
-            "): confirm or roll it back first"));
+        return absl::FailedPreconditionError(absl::StrCat(c.knob, " is held by change ", r.id, " (",
+                                                          ChangeStateName(r.state),
+                                                          "): confirm or roll it back first"));
       }
     }
     rec.knobs.push_back({c.knob, c.old_value, c.new_value, c.reason});
@@ -290,7 +296,8 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     r.state = report.restore_errors.empty() ? ChangeState::kFailed : ChangeState::kRollbackFailed;
     r.Event(done, std::string(st.message()));
     (void)SaveLocked();
-    spdlog::warn("tuning: change {} ({}) by {} failed: {}", r.id, r.intent, caller, std::string(st.message()));
+    spdlog::warn("tuning: change {} ({}) by {} failed: {}", r.id, r.intent, caller,
+                 std::string(st.message()));
     return absl::Status(st.code(), absl::StrCat("change ", r.id, ": ", st.message()));
   }
   if (confirm_within) {
@@ -306,21 +313,23 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     // The journal cannot say what was done: undo it rather than keep
     // changes nobody could roll back.
     std::vector<Step> undo;
-    for (auto it = steps.rbegin(); it != steps.rend(); ++it) undo.push_back({it->knob, it->to, it->from});
+    for (auto it = steps.rbegin(); it != steps.rend(); ++it)
+      undo.push_back({it->knob, it->to, it->from});
     absl::Status back = ApplySteps(*options_.io, undo, nullptr);
     return absl::InternalError(absl::StrCat("journal: ", save.message(), "; the change was ",
                                             back.ok() ? "undone" : "NOT undone: ", back.message()));
   }
-  spdlog::info("tuning: change {} ({}) applied by {}: {} knob(s){}", r.id, r.intent, caller,
-               r.knobs.size(),
-               r.confirm_deadline ? absl::StrCat(", confirm by ", TimeText(*r.confirm_deadline)) : "");
+  spdlog::info(
+      "tuning: change {} ({}) applied by {}: {} knob(s){}", r.id, r.intent, caller, r.knobs.size(),
+      r.confirm_deadline ? absl::StrCat(", confirm by ", TimeText(*r.confirm_deadline)) : "");
   result.plan = std::move(plan);
   result.change = r;
   cv_.notify_all();
   return result;
 }
 
-absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id, const std::string& caller) {
+absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id,
+                                                    const std::string& caller) {
   std::lock_guard<std::mutex> lk(mu_);
   ChangeRecord* r = journal_.Find(id);
   if (r == nullptr) return absl::NotFoundError(absl::StrCat("change_id: no change \"", id, "\""));
@@ -343,8 +352,8 @@ absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id, const
   return *r;
 }
 
-absl::StatusOr<ChangeRecord> TuningManager::Rollback(const std::string& id, const std::string& caller,
-                                                     bool force) {
+absl::StatusOr<ChangeRecord> TuningManager::Rollback(const std::string& id,
+                                                     const std::string& caller, bool force) {
   std::lock_guard<std::mutex> lk(mu_);
   ChangeRecord* r = journal_.Find(id);
   if (r == nullptr) return absl::NotFoundError(absl::StrCat("change_id: no change \"", id, "\""));
@@ -361,8 +370,8 @@ absl::StatusOr<ChangeRecord> TuningManager::Rollback(const std::string& id, cons
     if (!after || !Holds(other.state)) continue;
     for (const auto& k : r->knobs) {
       if (Touches(other, k.knob)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            k.knob, " was changed again by change ", other.id, ": roll that back first"));
+        return absl::FailedPreconditionError(absl::StrCat(k.knob, " was changed again by change ",
+                                                          other.id, ": roll that back first"));
       }
     }
   }
@@ -379,8 +388,9 @@ absl::StatusOr<ChangeRecord> TuningManager::Rollback(const std::string& id, cons
   r->state = ChangeState::kRolledBack;
   r->drift.clear();
   retry_at_.erase(r->id);
-  r->Event(now, absl::StrCat("rolled back by ", caller, force ? " (forced)" : "",
-                             skipped.empty() ? "" : absl::StrCat(" (", absl::StrJoin(skipped, "; "), ")")));
+  r->Event(now, absl::StrCat(
+                    "rolled back by ", caller, force ? " (forced)" : "",
+                    skipped.empty() ? "" : absl::StrCat(" (", absl::StrJoin(skipped, "; "), ")")));
   NETAGENT_RETURN_IF_ERROR(SaveLocked());
   spdlog::info("tuning: change {} rolled back by {}", id, caller);
   return *r;
@@ -454,26 +464,27 @@ absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& 
     };
     for (const auto& q : d.queues.rx) {
       add(QueueKey(d.name, absl::StrCat("rx-", q.id), "rps_cpus"),
-          Normalize(QueueKey(d.name, "rx-0", "rps_cpus"), q.rps_cpus).value_or(q.rps_cpus), "0", all,
-          "CPUs that process this queue's packets (RPS)");
+          Normalize(QueueKey(d.name, "rx-0", "rps_cpus"), q.rps_cpus).value_or(q.rps_cpus), "0",
+          all, "CPUs that process this queue's packets (RPS)");
       if (q.rps_flow_cnt) {
-        add(QueueKey(d.name, absl::StrCat("rx-", q.id), "rps_flow_cnt"), absl::StrCat(*q.rps_flow_cnt),
-            "0", absl::StrCat(1 << 26), "RFS flow table of this queue");
+        add(QueueKey(d.name, absl::StrCat("rx-", q.id), "rps_flow_cnt"),
+            absl::StrCat(*q.rps_flow_cnt), "0", absl::StrCat(1 << 26),
+            "RFS flow table of this queue");
       }
     }
     for (const auto& q : d.queues.tx) {
       if (q.xps_cpus.empty()) continue;
       add(QueueKey(d.name, absl::StrCat("tx-", q.id), "xps_cpus"),
-          Normalize(QueueKey(d.name, "tx-0", "xps_cpus"), q.xps_cpus).value_or(q.xps_cpus), "0", all,
-          "CPUs that transmit on this queue (XPS)");
+          Normalize(QueueKey(d.name, "tx-0", "xps_cpus"), q.xps_cpus).value_or(q.xps_cpus), "0",
+          all, "CPUs that transmit on this queue (XPS)");
     }
     if (d.channels.ok()) {
       const auto& c = d.channels.value;
-      const std::pair<const char*, std::pair<std::optional<uint32_t>, std::optional<uint32_t>>> kinds[] = {
-          {"combined", {c.combined, c.combined_max}},
-          {"rx", {c.rx, c.rx_max}},
-          {"tx", {c.tx, c.tx_max}},
-          {"other", {c.other, c.other_max}}};
+      const std::pair<const char*, std::pair<std::optional<uint32_t>, std::optional<uint32_t>>>
+          kinds[] = {{"combined", {c.combined, c.combined_max}},
+                     {"rx", {c.rx, c.rx_max}},
+                     {"tx", {c.tx, c.tx_max}},
+                     {"other", {c.other, c.other_max}}};
       for (const auto& [name, v] : kinds) {
         if (!v.second || *v.second == 0) continue;
         add(DeviceKey(d.name, "channels", name), absl::StrCat(v.first.value_or(0)), "0",
@@ -511,14 +522,16 @@ void TuningManager::Tick() {
   const absl::Time now = absl::Now();
   bool changed = false;
   for (auto& r : journal_.records()) {
-    if (r.state != ChangeState::kPending || !r.confirm_deadline || *r.confirm_deadline > now) continue;
+    if (r.state != ChangeState::kPending || !r.confirm_deadline || *r.confirm_deadline > now)
+      continue;
     if (auto it = retry_at_.find(r.id); it != retry_at_.end() && it->second > now) continue;
     ExpireLocked(r, now, "no confirmation before the deadline");
     changed = true;
   }
   if (now >= next_drift_check_) changed |= CheckDriftLocked(now);
   if (changed) {
-    if (absl::Status st = SaveLocked(); !st.ok()) spdlog::error("tuning: journal: {}", std::string(st.message()));
+    if (absl::Status st = SaveLocked(); !st.ok())
+      spdlog::error("tuning: journal: {}", std::string(st.message()));
   }
 }
 

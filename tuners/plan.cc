@@ -26,8 +26,9 @@ std::string DescribeIntent(const Intent& intent) {
         using T = std::decay_t<decltype(in)>;
         if constexpr (std::is_same_v<T, BdpIntent>) {
           if (in.observed) return absl::StrCat("bdp observed ceiling=", in.ceiling_bytes);
-          return absl::StrCat("bdp bandwidth=", in.bandwidth_bps, "bit/s rtt=",
-                              absl::FormatDuration(in.rtt), " ceiling=", in.ceiling_bytes);
+          return absl::StrCat("bdp bandwidth=", in.bandwidth_bps,
+                              "bit/s rtt=", absl::FormatDuration(in.rtt),
+                              " ceiling=", in.ceiling_bytes);
         }
         if constexpr (std::is_same_v<T, CongestionIntent>) return "congestion " + in.algorithm;
         if constexpr (std::is_same_v<T, RpsIntent> || std::is_same_v<T, XpsIntent>) {
@@ -47,8 +48,9 @@ std::string DescribeIntent(const Intent& intent) {
                               Opt("rx", in.rx), Opt("tx", in.tx), Opt("other", in.other));
         }
         if constexpr (std::is_same_v<T, RssIntent>) {
-          return absl::StrCat("rss ", in.device, " queues=", in.queues,
-                              in.weights.empty() ? "" : " weights=" + absl::StrJoin(in.weights, ","));
+          return absl::StrCat(
+              "rss ", in.device, " queues=", in.queues,
+              in.weights.empty() ? "" : " weights=" + absl::StrJoin(in.weights, ","));
         }
         if constexpr (std::is_same_v<T, CoalesceIntent>) {
           return absl::StrCat("coalesce ", in.device,

@@ -62,7 +62,7 @@ struct RssIntent {
 
 struct CoalesceIntent {
   std::string device;
-  std::string profile;  // "latency", "throughput" or empty
+  std::string profile;                                   // "latency", "throughput" or empty
   std::vector<std::pair<std::string, uint64_t>> values;  // ethtool names: rx-usecs=50
 };
 

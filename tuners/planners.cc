@@ -17,7 +17,8 @@ constexpr uint64_t kMaxBandwidth = 1'000'000'000'000ull;  // 1 Tbit/s
 constexpr absl::Duration kMaxRtt = absl::Seconds(10);
 
 std::string Bytes(uint64_t b) {
-  if (b >= (1ull << 30) && b % (1ull << 20) == 0) return absl::StrFormat("%.1f GiB", b / 1073741824.0);
+  if (b >= (1ull << 30) && b % (1ull << 20) == 0)
+    return absl::StrFormat("%.1f GiB", b / 1073741824.0);
   if (b >= (1ull << 20)) return absl::StrFormat("%.1f MiB", b / 1048576.0);
   if (b >= 1024) return absl::StrFormat("%.1f KiB", b / 1024.0);
   return absl::StrCat(b, " B");
@@ -69,15 +70,15 @@ absl::Status NeedDevice(const HostSnapshot& host, absl::string_view field,
 }
 
 absl::StatusOr<std::vector<uint32_t>> ChooseCpus(const HostSnapshot& host, absl::string_view list,
-                                                 absl::string_view field, bool clamp,
-                                                 Plan& plan) {
+                                                 absl::string_view field, bool clamp, Plan& plan) {
   if (list.empty()) {
     std::vector<uint32_t> cpus = EligibleCpus(host);
     if (cpus.empty()) return absl::FailedPreconditionError("no eligible CPU (all isolated?)");
     return cpus;
   }
   auto parsed = kernel::ParseCpuList(list);
-  if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat(field, ": ", parsed.status().message()));
+  if (!parsed.ok())
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", parsed.status().message()));
   std::vector<uint32_t> out;
   for (uint32_t c : *parsed) {
     if (std::binary_search(host.online_cpus.begin(), host.online_cpus.end(), c)) {
@@ -189,9 +190,9 @@ absl::StatusOr<Plan> PlanBdp(const BdpIntent& in, const HostSnapshot& host) {
         best = &f;
       }
     }
-    basis = absl::StrFormat("observed: %s delivers %s at min RTT %.1f ms (largest of the %d busiest flows)",
-                            best->peer, Rate(best->delivery_rate * 8), best->min_rtt_us / 1000.0,
-                            flows.size());
+    basis = absl::StrFormat(
+        "observed: %s delivers %s at min RTT %.1f ms (largest of the %d busiest flows)", best->peer,
+        Rate(best->delivery_rate * 8), best->min_rtt_us / 1000.0, flows.size());
   } else {
     if (in.bandwidth_bps == 0 || in.bandwidth_bps > kMaxBandwidth) {
       return absl::InvalidArgumentError("bdp.bandwidth_bps: required, at most 1 Tbit/s");
@@ -210,7 +211,8 @@ absl::StatusOr<Plan> PlanBdp(const BdpIntent& in, const HostSnapshot& host) {
     const SysctlSpec* spec = FindSysctl(name);
     auto cur = ParseInts(st.value, name);
     if (!st.exists || !cur.ok() || cur->size() != 3) {
-      return absl::FailedPreconditionError(absl::StrCat(name, ": cannot read it (\"", st.value, "\")"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(name, ": cannot read it (\"", st.value, "\")"));
     }
     int64_t def_max = (*cur)[2];
     auto it = host.defaults.find(name);
@@ -273,9 +275,9 @@ absl::StatusOr<Plan> PlanCongestion(const CongestionIntent& in, const HostSnapsh
   if (alg.empty()) return absl::InvalidArgumentError("congestion.algorithm: required");
   if (std::find(host.available_cc.begin(), host.available_cc.end(), alg) ==
       host.available_cc.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("congestion.algorithm: \"", alg, "\" is not available in this kernel (",
-                     absl::StrJoin(host.available_cc, " "), ")"));
+    return absl::InvalidArgumentError(absl::StrCat("congestion.algorithm: \"", alg,
+                                                   "\" is not available in this kernel (",
+                                                   absl::StrJoin(host.available_cc, " "), ")"));
   }
   std::vector<std::string> warnings;
   std::vector<std::string> others;
@@ -314,7 +316,8 @@ absl::StatusOr<Plan> PlanRps(const RpsIntent& in, const HostSnapshot& host, bool
   NETAGENT_RETURN_IF_ERROR(NeedDevice(host, "rps.device", in.device));
   const DeviceState& dev = *host.device;
   if (!dev.queues_status.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(in.device, ": queues: ", dev.queues_status.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat(in.device, ": queues: ", dev.queues_status.message()));
   }
   Plan plan;
   std::vector<uint32_t> cpus;
@@ -329,8 +332,8 @@ absl::StatusOr<Plan> PlanRps(const RpsIntent& in, const HostSnapshot& host, bool
   for (const auto& q : dev.queues.rx) {
     const std::string old = NormMask(q.rps_cpus);
     if (old == mask) continue;
-    plan.changes.push_back({QueueKey(in.device, QueueName("rx", q.id), "rps_cpus"), old, mask, why,
-                            Risk::kLow, {}});
+    plan.changes.push_back(
+        {QueueKey(in.device, QueueName("rx", q.id), "rps_cpus"), old, mask, why, Risk::kLow, {}});
   }
   if (!in.disable && dev.queues.rx.size() >= cpus.size() && cpus.size() > 1) {
     plan.warnings.push_back(absl::StrCat(
@@ -344,7 +347,8 @@ absl::StatusOr<Plan> PlanXps(const XpsIntent& in, const HostSnapshot& host, bool
   NETAGENT_RETURN_IF_ERROR(NeedDevice(host, "xps.device", in.device));
   const DeviceState& dev = *host.device;
   if (!dev.queues_status.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(in.device, ": queues: ", dev.queues_status.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat(in.device, ": queues: ", dev.queues_status.message()));
   }
   Plan plan;
   std::vector<uint32_t> cpus;
@@ -359,15 +363,19 @@ absl::StatusOr<Plan> PlanXps(const XpsIntent& in, const HostSnapshot& host, bool
                                            ": no xps_cpus (the device has no transmit steering)"));
       continue;
     }
-    const std::string mask = kernel::FormatCpuMask(in.disable ? std::vector<uint32_t>{} : spread[i]);
+    const std::string mask =
+        kernel::FormatCpuMask(in.disable ? std::vector<uint32_t>{} : spread[i]);
     const std::string old = NormMask(q.xps_cpus);
     if (old == mask) continue;
     plan.changes.push_back(
-        {QueueKey(in.device, QueueName("tx", q.id), "xps_cpus"), old, mask,
+        {QueueKey(in.device, QueueName("tx", q.id), "xps_cpus"),
+         old,
+         mask,
          in.disable ? "XPS off"
                     : absl::StrCat("transmit from CPUs ", kernel::FormatCpuList(spread[i]),
                                    " on this queue (one queue per CPU group)"),
-         Risk::kLow, {}});
+         Risk::kLow,
+         {}});
   }
   return plan;
 }
@@ -376,7 +384,8 @@ absl::StatusOr<Plan> PlanRfs(const RfsIntent& in, const HostSnapshot& host, bool
   NETAGENT_RETURN_IF_ERROR(NeedDevice(host, "rfs.device", in.device));
   const DeviceState& dev = *host.device;
   if (!dev.queues_status.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(in.device, ": queues: ", dev.queues_status.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat(in.device, ": queues: ", dev.queues_status.message()));
   }
   uint32_t entries = in.disable ? 0 : in.flow_entries;
   if (!in.disable) {
@@ -398,15 +407,18 @@ absl::StatusOr<Plan> PlanRfs(const RfsIntent& in, const HostSnapshot& host, bool
   for (const auto& q : dev.queues.rx) {
     if (NormMask(q.rps_cpus) != "0") rps_on = true;
     if (!q.rps_flow_cnt) {
-      plan.warnings.push_back(absl::StrCat(in.device, " rx-", q.id, ": no rps_flow_cnt (kernel without RFS)"));
+      plan.warnings.push_back(
+          absl::StrCat(in.device, " rx-", q.id, ": no rps_flow_cnt (kernel without RFS)"));
       continue;
     }
     if (*q.rps_flow_cnt == per_queue) continue;
-    plan.changes.push_back({QueueKey(in.device, QueueName("rx", q.id), "rps_flow_cnt"),
-                            absl::StrCat(*q.rps_flow_cnt), absl::StrCat(per_queue),
-                            in.disable ? "RFS off"
-                                       : absl::StrCat("flow_entries / ", nq, " queues, a power of two"),
-                            Risk::kLow, {}});
+    plan.changes.push_back(
+        {QueueKey(in.device, QueueName("rx", q.id), "rps_flow_cnt"),
+         absl::StrCat(*q.rps_flow_cnt),
+         absl::StrCat(per_queue),
+         in.disable ? "RFS off" : absl::StrCat("flow_entries / ", nq, " queues, a power of two"),
+         Risk::kLow,
+         {}});
   }
   if (!in.disable && !rps_on) {
     plan.warnings.push_back(absl::StrCat(
@@ -420,7 +432,8 @@ absl::StatusOr<Plan> PlanChannels(const ChannelsIntent& in, const HostSnapshot& 
   NETAGENT_RETURN_IF_ERROR(NeedDevice(host, "channels.device", in.device));
   const auto& ch = host.device->channels;
   if (!ch.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(in.device, ": channels: ", ch.status.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat(in.device, ": channels: ", ch.status.message()));
   }
   if (!in.combined && !in.rx && !in.tx && !in.other) {
     return absl::InvalidArgumentError("channels: give combined, rx, tx or other");
@@ -446,22 +459,26 @@ absl::StatusOr<Plan> PlanChannels(const ChannelsIntent& in, const HostSnapshot& 
     uint32_t v = *k.want;
     if (v > *k.max) {
       if (!clamp) {
-        return absl::InvalidArgumentError(absl::StrCat("channels.", k.name, ": ", v,
-                                                       " is above the device's maximum ", *k.max));
+        return absl::InvalidArgumentError(
+            absl::StrCat("channels.", k.name, ": ", v, " is above the device's maximum ", *k.max));
       }
-      plan.warnings.push_back(absl::StrCat("channels.", k.name, ": ", v, " clamped to the maximum ", *k.max));
+      plan.warnings.push_back(
+          absl::StrCat("channels.", k.name, ": ", v, " clamped to the maximum ", *k.max));
       v = *k.max;
     }
     after[i] = v;
   }
   if (after[0] + after[1] == 0 || after[0] + after[2] == 0) {
-    return absl::InvalidArgumentError("channels: the device would have no receive or no transmit queue");
+    return absl::InvalidArgumentError(
+        "channels: the device would have no receive or no transmit queue");
   }
   for (int i = 0; i < 4; ++i) {
     if (!kinds[i].want || after[i] == kinds[i].cur.value_or(0)) continue;
     plan.changes.push_back(
-        {DeviceKey(in.device, "channels", kinds[i].name), absl::StrCat(kinds[i].cur.value_or(0)),
-         absl::StrCat(after[i]), absl::StrCat(kinds[i].name, " channels (maximum ", *kinds[i].max, ")"),
+        {DeviceKey(in.device, "channels", kinds[i].name),
+         absl::StrCat(kinds[i].cur.value_or(0)),
+         absl::StrCat(after[i]),
+         absl::StrCat(kinds[i].name, " channels (maximum ", *kinds[i].max, ")"),
          Risk::kMedium,
          {"the driver rebuilds its queues: a short interruption of traffic; settings of removed "
           "queues (RPS, XPS, RSS entries) go with them"}});
@@ -473,7 +490,8 @@ absl::StatusOr<Plan> PlanRss(const RssIntent& in, const HostSnapshot& host) {
   NETAGENT_RETURN_IF_ERROR(NeedDevice(host, "rss.device", in.device));
   const DeviceState& dev = *host.device;
   if (!dev.rss.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(in.device, ": RSS: ", dev.rss.status.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat(in.device, ": RSS: ", dev.rss.status.message()));
   }
   const auto& indir = dev.rss.value.indirection;
   if (indir.empty()) {
@@ -486,8 +504,8 @@ absl::StatusOr<Plan> PlanRss(const RssIntent& in, const HostSnapshot& host) {
   if (rx == 0) rx = *std::max_element(indir.begin(), indir.end()) + 1;
   const uint32_t queues = in.queues ? in.queues : rx;
   if (queues > rx) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rss.queues: ", queues, " is above the ", rx, " receive channels of ", in.device));
+    return absl::InvalidArgumentError(absl::StrCat("rss.queues: ", queues, " is above the ", rx,
+                                                   " receive channels of ", in.device));
   }
   if (!in.weights.empty()) {
     if (in.weights.size() != queues) {
@@ -505,7 +523,9 @@ absl::StatusOr<Plan> PlanRss(const RssIntent& in, const HostSnapshot& host) {
   Plan plan;
   std::vector<int64_t> cur(indir.begin(), indir.end()), next(table.begin(), table.end());
   if (cur != next) {
-    plan.changes.push_back({DeviceKey(in.device, "rss", "indir"), JoinInts(cur), JoinInts(next),
+    plan.changes.push_back({DeviceKey(in.device, "rss", "indir"),
+                            JoinInts(cur),
+                            JoinInts(next),
                             in.weights.empty()
                                 ? absl::StrCat("spread evenly over ", queues, " queues")
                                 : absl::StrCat("spread over ", queues, " queues by weights ",
@@ -520,7 +540,8 @@ absl::StatusOr<Plan> PlanIrqAffinity(const IrqAffinityIntent& in, const HostSnap
   NETAGENT_RETURN_IF_ERROR(NeedDevice(host, "irq.device", in.device));
   const DeviceState& dev = *host.device;
   if (!dev.irqs_status.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(in.device, ": IRQs: ", dev.irqs_status.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat(in.device, ": IRQs: ", dev.irqs_status.message()));
   }
   if (dev.irqs.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(in.device, ": no IRQs"));
@@ -533,10 +554,13 @@ absl::StatusOr<Plan> PlanIrqAffinity(const IrqAffinityIntent& in, const HostSnap
     auto cur = kernel::ParseCpuList(irq.affinity_list);
     const std::string old = cur.ok() ? kernel::FormatCpuList(*cur) : irq.affinity_list;
     if (old == want) continue;
-    plan.changes.push_back({IrqKey(irq.irq), old, want,
+    plan.changes.push_back({IrqKey(irq.irq),
+                            old,
+                            want,
                             absl::StrCat(irq.name.empty() ? "IRQ" : irq.name,
                                          ": one CPU per queue interrupt, round robin"),
-                            Risk::kLow, {}});
+                            Risk::kLow,
+                            {}});
   }
   if (!plan.changes.empty()) {
     plan.warnings.push_back(
@@ -550,7 +574,8 @@ absl::StatusOr<Plan> PlanCoalesce(const CoalesceIntent& in, const HostSnapshot& 
   NETAGENT_RETURN_IF_ERROR(NeedDevice(host, "coalesce.device", in.device));
   const auto& co = host.device->coalesce;
   if (!co.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(in.device, ": coalescing: ", co.status.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat(in.device, ": coalescing: ", co.status.message()));
   }
   std::vector<std::pair<std::string, uint64_t>> want;
   if (in.profile == "latency") {
@@ -571,10 +596,12 @@ absl::StatusOr<Plan> PlanCoalesce(const CoalesceIntent& in, const HostSnapshot& 
   std::set<std::string> seen;
   for (const auto& [name, value] : in.values) {
     if (!collectors::CoalesceAttr(name)) {
-      return absl::InvalidArgumentError(absl::StrCat("coalesce.values: unknown parameter \"", name, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("coalesce.values: unknown parameter \"", name, "\""));
     }
     if (!seen.insert(name).second) {
-      return absl::InvalidArgumentError(absl::StrCat("coalesce.values: \"", name, "\" given twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("coalesce.values: \"", name, "\" given twice"));
     }
     std::erase_if(want, [&](const auto& p) { return p.first == name; });
     want.emplace_back(name, value);
@@ -585,13 +612,13 @@ absl::StatusOr<Plan> PlanCoalesce(const CoalesceIntent& in, const HostSnapshot& 
   for (auto [name, value] : want) {
     const uint16_t attr = *collectors::CoalesceAttr(name);
     const uint64_t ceiling = collectors::CoalesceAttrIsFlag(attr) ? 1
-                             : absl::StrContains(name, "usecs")    ? 100000
-                             : absl::StrContains(name, "frames")   ? 65535
-                                                                   : 0xffffffffull;
+                             : absl::StrContains(name, "usecs")   ? 100000
+                             : absl::StrContains(name, "frames")  ? 65535
+                                                                  : 0xffffffffull;
     if (value > ceiling) {
       if (!clamp) {
-        return absl::InvalidArgumentError(absl::StrCat("coalesce.values: ", name, "=", value,
-                                                       " is above the ceiling ", ceiling));
+        return absl::InvalidArgumentError(
+            absl::StrCat("coalesce.values: ", name, "=", value, " is above the ceiling ", ceiling));
       }
       plan.warnings.push_back(absl::StrCat(name, "=", value, " clamped to the ceiling ", ceiling));
       value = ceiling;
@@ -603,14 +630,16 @@ absl::StatusOr<Plan> PlanCoalesce(const CoalesceIntent& in, const HostSnapshot& 
       continue;
     }
     if (cur->second == value) continue;
-    plan.changes.push_back({DeviceKey(in.device, "coalesce", name), absl::StrCat(cur->second),
+    plan.changes.push_back({DeviceKey(in.device, "coalesce", name),
+                            absl::StrCat(cur->second),
                             absl::StrCat(value),
                             in.profile.empty() ? "requested" : absl::StrCat(in.profile, " profile"),
-                            Risk::kLow, {}});
+                            Risk::kLow,
+                            {}});
   }
   if (!unsupported.empty()) {
-    plan.warnings.push_back(absl::StrCat("not supported by the driver of ", in.device, ", left alone: ",
-                                         absl::StrJoin(unsupported, ", ")));
+    plan.warnings.push_back(absl::StrCat("not supported by the driver of ", in.device,
+                                         ", left alone: ", absl::StrJoin(unsupported, ", ")));
   }
   return plan;
 }
@@ -646,11 +675,14 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
           "initial namespace)"));
     }
     std::string note;
-    NETAGENT_ASSIGN_OR_RETURN(std::string v, CheckSysctlValue(*spec, st.value, value, clamp, &note));
+    NETAGENT_ASSIGN_OR_RETURN(std::string v,
+                              CheckSysctlValue(*spec, st.value, value, clamp, &note));
     if (spec->kind == ValueKind::kWord) {
       if (std::string(spec->name) == "net.ipv4.tcp_congestion_control" &&
-          std::find(host.available_cc.begin(), host.available_cc.end(), v) == host.available_cc.end()) {
-        return absl::InvalidArgumentError(absl::StrCat(spec->name, ": \"", v, "\" is not available (",
+          std::find(host.available_cc.begin(), host.available_cc.end(), v) ==
+              host.available_cc.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(spec->name, ": \"", v,
+                                                       "\" is not available (",
                                                        absl::StrJoin(host.available_cc, " "), ")"));
       }
       if (std::string(spec->name) == "net.core.default_qdisc") {
@@ -668,7 +700,8 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
     const size_t before = plan.changes.size();
     AddSysctl(plan, host, spec->name, v, absl::StrCat("requested: ", spec->help), warnings);
     if (plan.changes.size() == before && !note.empty()) plan.warnings.push_back(note);
-    if (std::string(spec->name) == "net.netfilter.nf_conntrack_max" && seen.count("net.netfilter.nf_conntrack_buckets") == 0) {
+    if (std::string(spec->name) == "net.netfilter.nf_conntrack_max" &&
+        seen.count("net.netfilter.nf_conntrack_buckets") == 0) {
       const SysctlState& b = Sysctl(host, "net.netfilter.nf_conntrack_buckets");
       auto max = ParseInts(v, spec->name);
       auto buckets = ParseInts(b.value, "buckets");
@@ -684,9 +717,10 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
                       bnote.empty() ? std::vector<std::string>{} : std::vector<std::string>{bnote});
           }
         } else {
-          plan.warnings.push_back(absl::StrCat(
-              "nf_conntrack_buckets (", b.value, ") would be ", want,
-              " for max / 4, but it is read-only here (initial namespace only): chains get longer"));
+          plan.warnings.push_back(absl::StrCat("nf_conntrack_buckets (", b.value, ") would be ",
+                                               want,
+                                               " for max / 4, but it is read-only here (initial "
+                                               "namespace only): chains get longer"));
         }
       }
     }

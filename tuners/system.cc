@@ -8,9 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <algorithm>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -79,7 +79,8 @@ int32_t ReadNumaNode(const SystemPaths& p, const std::string& dev) {
 const std::map<std::string, absl::Status>& Qdiscs() {
   static std::map<std::string, absl::Status>* q = [] {
     auto* m = new std::map<std::string, absl::Status>();
-    for (const char* kind : {"pfifo_fast", "fq", "fq_codel", "cake", "sfq", "fq_pie", "pfifo", "bfifo"}) {
+    for (const char* kind :
+         {"pfifo_fast", "fq", "fq_codel", "cake", "sfq", "fq_pie", "pfifo", "bfifo"}) {
       kernel::Capability c = kernel::ProbeQdisc(kind);
       (*m)[kind] = c.available ? absl::OkStatus() : absl::UnavailableError(c.reason);
     }
@@ -103,7 +104,8 @@ absl::StatusOr<std::string> SystemKnobs::Read(const std::string& key) {
     }
     case KnobType::kIrq: {
       NETAGENT_ASSIGN_OR_RETURN(
-          std::string v, kernel::ReadLine(absl::StrCat(paths_.proc, "/irq/", k.path, "/smp_affinity_list")));
+          std::string v,
+          kernel::ReadLine(absl::StrCat(paths_.proc, "/irq/", k.path, "/smp_affinity_list")));
       return Normalize(key, v);
     }
     default:
@@ -141,8 +143,8 @@ absl::Status SystemKnobs::Write(const std::string& key, const std::string& value
     case KnobType::kQueue:
       return kernel::WriteFile(QueuePath(paths_, k), value);
     case KnobType::kIrq: {
-      absl::Status st =
-          kernel::WriteFile(absl::StrCat(paths_.proc, "/irq/", k.path, "/smp_affinity_list"), value);
+      absl::Status st = kernel::WriteFile(
+          absl::StrCat(paths_.proc, "/irq/", k.path, "/smp_affinity_list"), value);
       if (!st.ok() && absl::StrContains(st.message(), "Input/output error")) {
         return absl::FailedPreconditionError(absl::StrCat(
             "IRQ ", k.path, ": its affinity is managed by the kernel (EIO): not tunable"));
@@ -159,9 +161,8 @@ absl::Status SystemKnobs::Write(const std::string& key, const std::string& value
     return SetIndirectionIoctl(k.device, std::vector<uint32_t>(ints.begin(), ints.end()));
   }
   absl::Status built;
-  absl::Status st = ethtool.Set(cmd, k.device, [&](kernel::NetlinkMessage& m) {
-    built = PutSetAttributes(k, ints, m);
-  });
+  absl::Status st = ethtool.Set(
+      cmd, k.device, [&](kernel::NetlinkMessage& m) { built = PutSetAttributes(k, ints, m); });
   return built.ok() ? st : built;
 }
 
@@ -292,8 +293,9 @@ absl::StatusOr<HostSnapshot> TakeSnapshot(const SnapshotRequest& req, const Syst
             f.bytes = s.tcp_info.bytes_acked + s.tcp_info.bytes_received;
             h.flows.push_back(std::move(f));
             if (h.flows.size() > 4096) {  // keep the busiest: the planner looks at 8
-              std::nth_element(h.flows.begin(), h.flows.begin() + 64, h.flows.end(),
-                               [](const FlowSample& a, const FlowSample& b) { return a.bytes > b.bytes; });
+              std::nth_element(
+                  h.flows.begin(), h.flows.begin() + 64, h.flows.end(),
+                  [](const FlowSample& a, const FlowSample& b) { return a.bytes > b.bytes; });
               h.flows.resize(64);
             }
           }

@@ -56,9 +56,9 @@ absl::Status PutSetAttributes(const KnobKey& key, const std::vector<int64_t>& va
 uint8_t SetCommand(KnobType type);
 
 struct SnapshotRequest {
-  std::string device;        // the device an intent is about (NOT_FOUND if absent)
-  bool flows = false;        // busiest TCP flows, for the observed BDP
-  bool congestion = false;   // congestion control of established sockets
+  std::string device;       // the device an intent is about (NOT_FOUND if absent)
+  bool flows = false;       // busiest TCP flows, for the observed BDP
+  bool congestion = false;  // congestion control of established sockets
 };
 
 // Reads what the planners need. `baseline` holds the first-seen values that

@@ -26,10 +26,11 @@ using ::testing::HasSubstr;
 
 // The knobs these tests change, read with the reference tools.
 const std::vector<std::string> kSysctls = {
-    "net.core.somaxconn",        "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_synack_retries",
-    "net.ipv4.tcp_rmem",         "net.ipv4.tcp_wmem",        "net.ipv4.tcp_max_syn_backlog",
+    "net.core.somaxconn",          "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_synack_retries",
+    "net.ipv4.tcp_rmem",           "net.ipv4.tcp_wmem",        "net.ipv4.tcp_max_syn_backlog",
     "net.ipv4.ip_local_port_range"};
-const std::vector<std::string> kQueueFiles = {"rx-0/rps_cpus", "rx-0/rps_flow_cnt", "tx-0/xps_cpus"};
+const std::vector<std::string> kQueueFiles = {"rx-0/rps_cpus", "rx-0/rps_flow_cnt",
+                                              "tx-0/xps_cpus"};
 
 std::string Sysctl(const Netns& ns, const std::string& name) {
   RunResult r = RunCommand(ns.Exec({"sysctl", "-n", name}));
@@ -40,7 +41,8 @@ std::string Sysctl(const Netns& ns, const std::string& name) {
 }
 
 std::string QueueFile(const Netns& ns, const std::string& dev, const std::string& file) {
-  RunResult r = RunCommand(ns.Exec({"cat", absl::StrCat("/sys/class/net/", dev, "/queues/", file)}));
+  RunResult r =
+      RunCommand(ns.Exec({"cat", absl::StrCat("/sys/class/net/", dev, "/queues/", file)}));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return std::string(absl::StripAsciiWhitespace(r.out));
 }
@@ -56,9 +58,10 @@ std::map<std::string, std::string> Snapshot(const Netns& ns) {
 }
 
 void MakeVeth(const Netns& ns) {
-  ASSERT_EQ(RunCommand(ns.Exec({"ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1"}))
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunCommand(ns.Exec({"ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1"}))
+          .exit_code,
+      0);
   ASSERT_EQ(RunCommand(ns.Exec({"ip", "link", "set", "veth0", "up"})).exit_code, 0);
   ASSERT_EQ(RunCommand(ns.Exec({"ip", "link", "set", "veth1", "up"})).exit_code, 0);
 }
@@ -99,7 +102,8 @@ TEST(TuningIntegration, PlanApplyVerifyRollbackRestoresEveryValueExactly) {
   const auto before = Snapshot(ns);
 
   // A plan changes nothing.
-  RunResult plan = agent.Netctl({"-o", "json", "tune", "plan", "bdp", "--bandwidth", "1gbit", "--rtt", "200ms"});
+  RunResult plan =
+      agent.Netctl({"-o", "json", "tune", "plan", "bdp", "--bandwidth", "1gbit", "--rtt", "200ms"});
   ASSERT_EQ(plan.exit_code, 0) << plan.err;
   auto p = ResultOf<v1::PlanTuningResponse>(Lines(plan.out).at(0)).plan();
   ASSERT_EQ(p.changes_size(), 2);
@@ -108,7 +112,8 @@ TEST(TuningIntegration, PlanApplyVerifyRollbackRestoresEveryValueExactly) {
   EXPECT_EQ(Snapshot(ns), before);
 
   // Four change sets, each verified with the reference tools.
-  auto bdp = Apply(agent, {"bdp", "--bandwidth", "1gbit", "--rtt", "200ms", "--expect-digest", p.digest()});
+  auto bdp = Apply(
+      agent, {"bdp", "--bandwidth", "1gbit", "--rtt", "200ms", "--expect-digest", p.digest()});
   ASSERT_EQ(bdp.change().state(), v1::CHANGE_STATE_CONFIRMED);
   EXPECT_THAT(Sysctl(ns, "net.ipv4.tcp_rmem"), ::testing::EndsWith(" 50000000"));
   EXPECT_THAT(Sysctl(ns, "net.ipv4.tcp_wmem"), ::testing::EndsWith(" 50000000"));
@@ -168,7 +173,8 @@ TEST(TuningIntegration, ChannelsOnAVethPairAgreeWithEthtool) {
   ASSERT_NE(current, std::string::npos) << after;
   EXPECT_THAT(after.substr(current), HasSubstr("RX:\t\t2\nTX:\t\t2\n")) << after;
   // The new queue's files appear, and a queue mask plan covers both.
-  RunResult plan = agent.Netctl({"-o", "json", "tune", "plan", "rps", "--dev", "veth0", "--cpus", "1"});
+  RunResult plan =
+      agent.Netctl({"-o", "json", "tune", "plan", "rps", "--dev", "veth0", "--cpus", "1"});
   auto p = ResultOf<v1::PlanTuningResponse>(Lines(plan.out).at(0)).plan();
   EXPECT_EQ(p.changes_size(), 2);
   ASSERT_EQ(agent.Netctl({"tune", "rollback", ch.change().id()}).exit_code, 0);
@@ -184,7 +190,8 @@ TEST(TuningIntegration, AnUnconfirmedChangeRevertsAtItsDeadlineAConfirmedOneStay
   const std::string fin = Sysctl(ns, "net.ipv4.tcp_fin_timeout");
   auto unconfirmed = Apply(agent, {"limits", "--set", "somaxconn=8192", "--confirm-within", "2s"});
   EXPECT_EQ(unconfirmed.change().state(), v1::CHANGE_STATE_PENDING_CONFIRM);
-  auto confirmed = Apply(agent, {"limits", "--set", "tcp_fin_timeout=20", "--confirm-within", "2s"});
+  auto confirmed =
+      Apply(agent, {"limits", "--set", "tcp_fin_timeout=20", "--confirm-within", "2s"});
   EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), "8192");
   // A knob held by an unconfirmed change cannot be changed again meanwhile.
   RunResult held = agent.Netctl({"tune", "apply", "limits", "--set", "somaxconn=9000"});
@@ -218,10 +225,12 @@ TEST(TuningIntegration, KillNineInsideTheWindowThenRestartReverts) {
   {
     Agent agent(ns, {}, state / "s");
     ASSERT_TRUE(agent.ok()) << agent.error();
-    overdue = Apply(agent, {"limits", "--set", "somaxconn=8192", "--confirm-within", "1s"}).change().id();
-    pending = Apply(agent, {"limits", "--set", "tcp_max_syn_backlog=4096", "--confirm-within", "6s"})
-                  .change()
-                  .id();
+    overdue =
+        Apply(agent, {"limits", "--set", "somaxconn=8192", "--confirm-within", "1s"}).change().id();
+    pending =
+        Apply(agent, {"limits", "--set", "tcp_max_syn_backlog=4096", "--confirm-within", "6s"})
+            .change()
+            .id();
     agent.process().Signal(SIGKILL);
     ASSERT_TRUE(agent.process().Wait(std::chrono::seconds(5)).has_value());
   }
@@ -294,8 +303,9 @@ TEST(TuningIntegration, BadInputAndNonOperatorsChangeNothing) {
   ASSERT_TRUE(agent.ok()) << agent.error();
   const auto before = Snapshot(ns);
   auto as_nobody = [&](std::vector<std::string> args) {
-    std::vector<std::string> argv = {"setpriv",        "--reuid",    "65534", "--regid", "65534",
-                                     "--clear-groups", NetctlPath(), "-t",    agent.target()};
+    std::vector<std::string> argv = {"setpriv",    "--reuid", "65534",
+                                     "--regid",    "65534",   "--clear-groups",
+                                     NetctlPath(), "-t",      agent.target()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
   };
@@ -310,7 +320,8 @@ TEST(TuningIntegration, BadInputAndNonOperatorsChangeNothing) {
     std::string error;
   };
   const std::vector<Case> cases = {
-      {{"limits", "--set", "somaxconn=70000"}, "net.core.somaxconn: 70000 is outside the ceiling 65535"},
+      {{"limits", "--set", "somaxconn=70000"},
+       "net.core.somaxconn: 70000 is outside the ceiling 65535"},
       {{"limits", "--set", "tcp_syncookies=2"}, "2 is refused"},
       {{"limits", "--set", "somaxconn=8192", "--set", "tcp_max_syn_backlog=99999999"},
        "net.ipv4.tcp_max_syn_backlog"},
@@ -319,7 +330,8 @@ TEST(TuningIntegration, BadInputAndNonOperatorsChangeNothing) {
       {{"rps", "--dev", "veth0", "--cpus", "0-4095"}, "rps.cpus: CPU"},
       {{"rps", "--dev", "nosuchdev"}, "NOT_FOUND"},
       {{"rps", "--dev", "bad/name"}, "intent.rps.device"},
-      {{"channels", "--dev", "veth0", "--rx", "64"}, "channels.rx: 64 is above the device's maximum"},
+      {{"channels", "--dev", "veth0", "--rx", "64"},
+       "channels.rx: 64 is above the device's maximum"},
       {{"coalesce", "--dev", "veth0", "--profile", "latency"}, "Operation not supported"},
       {{"cc", "vegas"}, "congestion.algorithm"},
       {{"bdp", "--bandwidth", "1gbit", "--rtt", "20s"}, "intent.bdp.rtt"},
@@ -331,8 +343,8 @@ TEST(TuningIntegration, BadInputAndNonOperatorsChangeNothing) {
     EXPECT_EQ(r.exit_code, 1) << c.args[0] << ": " << r.out;
     EXPECT_THAT(r.err, HasSubstr(c.error)) << c.args[0];
   }
-  RunResult stale = agent.Netctl({"tune", "apply", "limits", "--set", "somaxconn=8192", "--expect-digest",
-                                  "0000000000000000"});
+  RunResult stale = agent.Netctl({"tune", "apply", "limits", "--set", "somaxconn=8192",
+                                  "--expect-digest", "0000000000000000"});
   EXPECT_THAT(stale.err, HasSubstr("ABORTED"));
   EXPECT_EQ(Snapshot(ns), before);
   EXPECT_TRUE(History(agent).empty());
@@ -346,7 +358,8 @@ TEST(TuningIntegration, CoalescingAndRssNeedADeviceThatHasThem) {
   MakeVeth(ns);
   Agent agent(ns);
   ASSERT_TRUE(agent.ok()) << agent.error();
-  RunResult co = agent.Netctl({"tune", "plan", "coalesce", "--dev", "veth0", "--profile", "latency"});
+  RunResult co =
+      agent.Netctl({"tune", "plan", "coalesce", "--dev", "veth0", "--profile", "latency"});
   EXPECT_THAT(co.err, HasSubstr("FAILED_PRECONDITION"));
   RunResult rss = agent.Netctl({"tune", "plan", "rss", "--dev", "veth0"});
   EXPECT_THAT(rss.err, HasSubstr("FAILED_PRECONDITION"));

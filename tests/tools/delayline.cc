@@ -84,41 +84,42 @@ constexpr size_t kAlign = 64;
 constexpr int kReadBatch = 64;
 
 void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: delayline --ns-a NAME --ns-b NAME [options]\n"
-               "\n"
-               "Joins two network namespaces through a TUN device in each and a user-space\n"
-               "delay line between them (this kernel has no netem).\n"
-               "\n"
-               "  --ns-a NAME, --ns-b NAME  namespaces (names under /run/netns, or paths)\n"
-               "  --addr-a IP, --addr-b IP  IPv4 addresses of the two ends\n"
-               "                            (default 10.77.0.1 and 10.77.0.2)\n"
-               "  --prefix-len N            prefix length of both addresses (default 24)\n"
-               "  --dev-a NAME, --dev-b NAME  device names (default dla and dlb)\n"
-               "  --delay-ms MS             ONE-WAY delay, applied in each direction, so the\n"
-               "                            round-trip time is 2 x MS (plus any queueing);\n"
-               "                            fractions allowed (default 0)\n"
-               "  --rate-mbit R             bottleneck rate in each direction, Mbit/s on the wire\n"
-               "                            (default 0: no limit, as fast as the copies go)\n"
-               "  --queue-bytes N           bottleneck queue (drop-tail), only with --rate-mbit;\n"
-               "                            default: one round trip's worth at the rate\n"
-               "                            (rate x 2 x delay), at least 256 KiB\n"
-               "  --mtu N                   MTU of both devices (default 1500; with offloads TCP\n"
-               "                            still moves 64 KiB per packet through the line)\n"
-               "  --no-offload              no virtio-net header and no TSO: every packet is one\n"
-               "                            MTU-sized read and write (use a large --mtu then)\n"
-               "  --txqueuelen N            queue of each device towards this program\n"
-               "                            (default 1000 packets)\n"
-               "  --hold-mb N               memory for packets in flight per direction; packets\n"
-               "                            that do not fit are dropped and counted as 'hold-full'\n"
-               "                            (default: enough for rate x delay + queue, or for\n"
-               "                            10 Gbit/s x delay without a rate; at least 8 MiB)\n"
-               "  --help\n"
-               "\n"
-               "Prints \"ready\" on stdout once both devices are up. SIGTERM or SIGINT (or the\n"
-               "parent's death) stops it; counters per direction then go to stderr.\n"
-               "Example: RTT 200 ms, 1 Gbit/s bottleneck:\n"
-               "  delayline --ns-a a --ns-b b --delay-ms 100 --rate-mbit 1000\n");
+  std::fprintf(
+      out,
+      "usage: delayline --ns-a NAME --ns-b NAME [options]\n"
+      "\n"
+      "Joins two network namespaces through a TUN device in each and a user-space\n"
+      "delay line between them (this kernel has no netem).\n"
+      "\n"
+      "  --ns-a NAME, --ns-b NAME  namespaces (names under /run/netns, or paths)\n"
+      "  --addr-a IP, --addr-b IP  IPv4 addresses of the two ends\n"
+      "                            (default 10.77.0.1 and 10.77.0.2)\n"
+      "  --prefix-len N            prefix length of both addresses (default 24)\n"
+      "  --dev-a NAME, --dev-b NAME  device names (default dla and dlb)\n"
+      "  --delay-ms MS             ONE-WAY delay, applied in each direction, so the\n"
+      "                            round-trip time is 2 x MS (plus any queueing);\n"
+      "                            fractions allowed (default 0)\n"
+      "  --rate-mbit R             bottleneck rate in each direction, Mbit/s on the wire\n"
+      "                            (default 0: no limit, as fast as the copies go)\n"
+      "  --queue-bytes N           bottleneck queue (drop-tail), only with --rate-mbit;\n"
+      "                            default: one round trip's worth at the rate\n"
+      "                            (rate x 2 x delay), at least 256 KiB\n"
+      "  --mtu N                   MTU of both devices (default 1500; with offloads TCP\n"
+      "                            still moves 64 KiB per packet through the line)\n"
+      "  --no-offload              no virtio-net header and no TSO: every packet is one\n"
+      "                            MTU-sized read and write (use a large --mtu then)\n"
+      "  --txqueuelen N            queue of each device towards this program\n"
+      "                            (default 1000 packets)\n"
+      "  --hold-mb N               memory for packets in flight per direction; packets\n"
+      "                            that do not fit are dropped and counted as 'hold-full'\n"
+      "                            (default: enough for rate x delay + queue, or for\n"
+      "                            10 Gbit/s x delay without a rate; at least 8 MiB)\n"
+      "  --help\n"
+      "\n"
+      "Prints \"ready\" on stdout once both devices are up. SIGTERM or SIGINT (or the\n"
+      "parent's death) stops it; counters per direction then go to stderr.\n"
+      "Example: RTT 200 ms, 1 Gbit/s bottleneck:\n"
+      "  delayline --ns-a a --ns-b b --delay-ms 100 --rate-mbit 1000\n");
 }
 
 [[noreturn]] void die(const char* what) {
@@ -306,9 +307,9 @@ int make_tun(const Options& o, int side, int home_ns) {
 
 struct Held {
   size_t off;
-  uint32_t len;      // bytes read (virtio-net header included)
-  uint32_t wire;     // bytes on the wire
-  int64_t release;   // CLOCK_MONOTONIC ns
+  uint32_t len;     // bytes read (virtio-net header included)
+  uint32_t wire;    // bytes on the wire
+  int64_t release;  // CLOCK_MONOTONIC ns
 };
 
 // Packets in flight for one direction: bytes in one mapping, used as a ring,
@@ -395,8 +396,7 @@ void wire_size(const char* p, size_t n, size_t hdr_len, uint32_t& wire, uint32_t
   VnetHdr vh;
   std::memcpy(&vh, p, sizeof(vh));
   const int type = vh.gso_type & ~kGsoEcn;
-  if ((type != kGsoTcpV4 && type != kGsoTcpV6) || vh.gso_size == 0)
-    return;
+  if ((type != kGsoTcpV4 && type != kGsoTcpV6) || vh.gso_size == 0) return;
   // Headers repeated in every segment: up to the end of the TCP header
   // (csum_start is where it begins), else what the kernel says.
   size_t headers = vh.hdr_len;
@@ -514,8 +514,9 @@ void print_stats(const Direction& d, double seconds) {
                d.name, s.rx_pkts, s.rx_segs, s.rx_bytes, s.fwd_pkts, s.fwd_segs, s.fwd_bytes,
                seconds > 0 ? s.fwd_bytes * 8 / seconds / 1e6 : 0.0, s.drop_queue_pkts,
                s.drop_queue_bytes, s.drop_hold_pkts, s.drop_hold_bytes, s.write_errors,
-               s.write_errors ? " last: " : "", s.write_errors ? std::strerror(s.last_write_errno) : "",
-               s.read_errors, s.left_pkts, s.left_bytes, s.peak_held_bytes);
+               s.write_errors ? " last: " : "",
+               s.write_errors ? std::strerror(s.last_write_errno) : "", s.read_errors, s.left_pkts,
+               s.left_bytes, s.peak_held_bytes);
 }
 
 }  // namespace
@@ -547,7 +548,8 @@ int main(int argc, char** argv) {
   const double bytes_per_ns = o.rate_mbit * 1e6 / 8 / 1e9;
   const double delay_s = o.delay_ms / 1000;
   double queue = o.queue_bytes;
-  if (o.rate_mbit > 0 && queue < 0) queue = std::max(256.0 * 1024, o.rate_mbit * 1e6 / 8 * 2 * delay_s);
+  if (o.rate_mbit > 0 && queue < 0)
+    queue = std::max(256.0 * 1024, o.rate_mbit * 1e6 / 8 * 2 * delay_s);
   double hold = o.hold_mb * 1024 * 1024;
   if (o.hold_mb < 0) {
     const double rate_bytes = o.rate_mbit > 0 ? o.rate_mbit * 1e6 / 8 : 10e9 / 8;
@@ -572,15 +574,15 @@ int main(int argc, char** argv) {
   std::fprintf(stderr,
                "delayline: %s %s/%d (%s) <-> %s %s/%d (%s): one-way delay %.3f ms (RTT %.3f ms), "
                "rate %s, queue %s, mtu %d, offload %s, hold %.1f MiB per direction\n",
-               o.ns[0].c_str(), o.addr[0].c_str(), o.prefix_len, o.dev[0].c_str(),
-               o.ns[1].c_str(), o.addr[1].c_str(), o.prefix_len, o.dev[1].c_str(), o.delay_ms,
-               2 * o.delay_ms,
+               o.ns[0].c_str(), o.addr[0].c_str(), o.prefix_len, o.dev[0].c_str(), o.ns[1].c_str(),
+               o.addr[1].c_str(), o.prefix_len, o.dev[1].c_str(), o.delay_ms, 2 * o.delay_ms,
                o.rate_mbit > 0 ? (std::to_string(o.rate_mbit) + " Mbit/s").c_str() : "unlimited",
                queue > 0 ? (std::to_string(static_cast<long long>(queue)) + " bytes").c_str() : "-",
                o.mtu, o.offload ? "on (vnet hdr, TSO)" : "off", hold_bytes / 1048576.0);
 
   const int64_t started = now_ns();
-  std::thread workers[2] = {std::thread(run, std::ref(dirs[0])), std::thread(run, std::ref(dirs[1]))};
+  std::thread workers[2] = {std::thread(run, std::ref(dirs[0])),
+                            std::thread(run, std::ref(dirs[1]))};
   std::printf("ready\n");
   std::fflush(stdout);
 

@@ -92,7 +92,8 @@ namespace {
 TEST(CpuMask, ParsesTheKernelsHexGroups) {
   EXPECT_EQ(*ParseCpuMask("3\n"), (std::vector<uint32_t>{0, 1}));
   EXPECT_EQ(*ParseCpuMask("00000000,00000000"), (std::vector<uint32_t>{}));
-  EXPECT_EQ(*ParseCpuMask("ff,00000001"), (std::vector<uint32_t>{0, 32, 33, 34, 35, 36, 37, 38, 39}));
+  EXPECT_EQ(*ParseCpuMask("ff,00000001"),
+            (std::vector<uint32_t>{0, 32, 33, 34, 35, 36, 37, 38, 39}));
   EXPECT_EQ(*ParseCpuMask("80000000"), (std::vector<uint32_t>{31}));
   for (const char* bad : {"", "x", "123456789", "1,,2", "0x3", "-1"}) {
     EXPECT_FALSE(ParseCpuMask(bad).ok()) << bad;

@@ -103,7 +103,8 @@ TEST(Applier, AFailedRestoreIsReportedAsMixed) {
    public:
     int somaxconn_writes = 0;
     absl::Status Write(const std::string& key, const std::string& value) override {
-      if (key == "net.core.somaxconn" && ++somaxconn_writes > 1) return absl::PermissionDeniedError("EPERM");
+      if (key == "net.core.somaxconn" && ++somaxconn_writes > 1)
+        return absl::PermissionDeniedError("EPERM");
       return MemoryKnobs::Write(key, value);
     }
   } o;

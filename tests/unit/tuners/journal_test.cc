@@ -61,7 +61,8 @@ TEST(Journal, ACorruptFileIsAnErrorNotAnEmptyJournal) {
             absl::StatusCode::kDataLoss);
   EXPECT_THAT(Journal::FromYaml("version: 7\n", "j").status().message(), HasSubstr("version 1"));
   EXPECT_THAT(
-      Journal::FromYaml("version: 1\nchanges:\n- {id: x, created: 2026-01-01T00:00:00Z, state: odd}\n", "j")
+      Journal::FromYaml(
+          "version: 1\nchanges:\n- {id: x, created: 2026-01-01T00:00:00Z, state: odd}\n", "j")
           .status()
           .message(),
       HasSubstr("state \"odd\""));

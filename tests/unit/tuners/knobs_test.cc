@@ -41,8 +41,9 @@ TEST(Knobs, ParsesKeys) {
   EXPECT_EQ(ParseKnobKey("eth0:rss/indir")->type, KnobType::kRss);
   EXPECT_EQ(ParseKnobKey("irq/45/smp_affinity_list")->path, "45");
   EXPECT_EQ(ParseKnobKey("net.ipv4.tcp_rmem")->type, KnobType::kSysctl);
-  for (const char* bad : {"net.ipv4.ip_forward", "eth0:", "eth0:rx-x/rps_cpus", "eth0:tx-0/rps_cpus",
-                          "irq/x/smp_affinity_list", "irq/1/affinity", "eth0:foo/bar", "somaxconn"}) {
+  for (const char* bad :
+       {"net.ipv4.ip_forward", "eth0:", "eth0:rx-x/rps_cpus", "eth0:tx-0/rps_cpus",
+        "irq/x/smp_affinity_list", "irq/1/affinity", "eth0:foo/bar", "somaxconn"}) {
     EXPECT_FALSE(ParseKnobKey(bad).ok()) << bad;
   }
 }
@@ -102,8 +103,9 @@ TEST(Knobs, VectorsKeepArityAndOrder) {
   std::string note;
   EXPECT_EQ(*CheckSysctlValue(s, "4096 131072 6291456", "4096\t131072\t16777216", false, &note),
             "4096 131072 16777216");
-  EXPECT_THAT(CheckSysctlValue(s, "4096 131072 6291456", "4096 131072", false, &note).status().message(),
-              HasSubstr("takes 3 integers"));
+  EXPECT_THAT(
+      CheckSysctlValue(s, "4096 131072 6291456", "4096 131072", false, &note).status().message(),
+      HasSubstr("takes 3 integers"));
   EXPECT_THAT(CheckSysctlValue(s, "4096 131072 6291456", "4096 2000000 1048576", false, &note)
                   .status()
                   .message(),

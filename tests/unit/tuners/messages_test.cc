@@ -3,11 +3,10 @@
 // set-request carries the same attributes, ids and widths as the GET reply,
 // so parsing our request with the reply parser must give back the values,
 // and each attribute must have the width the kernel itself used.
-#include <linux/ethtool_netlink.h>
-#include <linux/genetlink.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <linux/ethtool_netlink.h>
+#include <linux/genetlink.h>
 
 #include <map>
 
@@ -24,17 +23,19 @@ using netagent::testing::Fixture;
 
 std::vector<uint32_t> Recorded(const std::string& file) {
   std::vector<uint32_t> out;
-  absl::Status st = kernel::ReplayRecording(Fixture("netlink/linux-6.18/" + file), file,
-                                            [&](const nlmsghdr& m) {
-                                              out.resize((m.nlmsg_len + 3) / 4);
-                                              std::memcpy(out.data(), &m, m.nlmsg_len);
-                                              return absl::OkStatus();
-                                            });
+  absl::Status st =
+      kernel::ReplayRecording(Fixture("netlink/linux-6.18/" + file), file, [&](const nlmsghdr& m) {
+        out.resize((m.nlmsg_len + 3) / 4);
+        std::memcpy(out.data(), &m, m.nlmsg_len);
+        return absl::OkStatus();
+      });
   EXPECT_TRUE(st.ok()) << st;
   return out;
 }
 
-const nlmsghdr& Msg(const std::vector<uint32_t>& v) { return *reinterpret_cast<const nlmsghdr*>(v.data()); }
+const nlmsghdr& Msg(const std::vector<uint32_t>& v) {
+  return *reinterpret_cast<const nlmsghdr*>(v.data());
+}
 
 // attribute id -> payload length, for the top-level attributes after the genl header.
 std::map<uint16_t, uint16_t> Widths(const nlmsghdr& m) {

@@ -60,7 +60,8 @@ DeviceState Veth(uint32_t rx, uint32_t tx) {
   d.channels.value.tx_max = 4;
   d.channels.value.rx = rx;
   d.channels.value.tx = tx;
-  d.coalesce.status = absl::UnimplementedError("ethtool coalesce-get veth0: Operation not supported");
+  d.coalesce.status =
+      absl::UnimplementedError("ethtool coalesce-get veth0: Operation not supported");
   d.rss.status = absl::UnimplementedError("Operation not supported");
   d.irqs_status = absl::UnimplementedError("veth0 is virtual: no IRQs");
   return d;
@@ -147,7 +148,8 @@ TEST(BdpPlanner, BadInputNamesTheField) {
               HasSubstr("bdp.rtt"));
   BdpIntent huge{1000, absl::Milliseconds(1)};
   huge.ceiling_bytes = 4ull << 30;
-  EXPECT_THAT(PlanBdp(huge, ChildNamespaceHost()).status().message(), HasSubstr("bdp.ceiling_bytes"));
+  EXPECT_THAT(PlanBdp(huge, ChildNamespaceHost()).status().message(),
+              HasSubstr("bdp.ceiling_bytes"));
 }
 
 TEST(CongestionPlanner, RefusesWhatTheKernelLacks) {
@@ -211,8 +213,9 @@ TEST(SteeringPlanner, RfsFlowCountsArePowersOfTwo) {
   EXPECT_THAT(p->warnings.back(), HasSubstr("RPS is off"));
   EXPECT_THAT(PlanRfs({"veth0", 30000, false}, h, false).status().message(),
               HasSubstr("rfs.flow_entries"));
-  EXPECT_EQ(Find(*PlanRfs({"veth0", 30000, false}, h, true), "net.core.rps_sock_flow_entries")->new_value,
-            "16384");
+  EXPECT_EQ(
+      Find(*PlanRfs({"veth0", 30000, false}, h, true), "net.core.rps_sock_flow_entries")->new_value,
+      "16384");
   // In a child namespace the global table is absent: said, and queues still set.
   HostSnapshot c = ChildNamespaceHost();
   c.device = Veth(1, 1);
@@ -249,7 +252,8 @@ TEST(DevicePlanners, UnsupportedGroupsAreFailedPreconditionWithTheKernelsReason)
   EXPECT_EQ(co.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(co.status().message(), HasSubstr("Operation not supported"));
   EXPECT_EQ(PlanRss({"veth0", 0, {}}, h).status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(PlanIrqAffinity({"veth0", ""}, h).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(PlanIrqAffinity({"veth0", ""}, h).status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(RssPlanner, EvenAndWeighted) {
@@ -277,8 +281,8 @@ TEST(CoalescePlanner, OnlyWhatTheDriverSupports) {
   h.device = Veth(1, 1);
   // What virtio_net answers (adaptive, usecs and frames; no tx adaptive).
   h.device->coalesce.status = absl::OkStatus();
-  h.device->coalesce.value = {{"rx-usecs", 0}, {"rx-frames", 0}, {"tx-usecs", 0},
-                              {"tx-frames", 0}, {"adaptive-rx", 0}};
+  h.device->coalesce.value = {
+      {"rx-usecs", 0}, {"rx-frames", 0}, {"tx-usecs", 0}, {"tx-frames", 0}, {"adaptive-rx", 0}};
   auto p = PlanCoalesce({"veth0", "throughput", {}}, h, false);
   ASSERT_TRUE(p.ok());
   ASSERT_EQ(p->changes.size(), 1u);
@@ -298,7 +302,8 @@ TEST(IrqPlanner, OneCpuPerQueueInterrupt) {
   HostSnapshot h = ChildNamespaceHost();
   h.device = Veth(1, 1);
   h.device->irqs_status = absl::OkStatus();
-  h.device->irqs = {{40, "eth0-rx-0", 0, "0-3", "0"}, {41, "eth0-rx-1", 0, "0-3", "1"},
+  h.device->irqs = {{40, "eth0-rx-0", 0, "0-3", "0"},
+                    {41, "eth0-rx-1", 0, "0-3", "1"},
                     {42, "eth0-rx-2", 0, "0-3", "2"}};
   auto p = PlanIrqAffinity({"veth0", "2-3"}, h);
   ASSERT_EQ(p->changes.size(), 3u);
@@ -310,18 +315,21 @@ TEST(IrqPlanner, OneCpuPerQueueInterrupt) {
 
 TEST(SettingsPlanner, LimitsWithinBoundsAndWritable) {
   HostSnapshot h = ChildNamespaceHost();
-  auto p = PlanSettings({{"somaxconn", "8192"}, {"tcp_syncookies", "1"}}, h, false, "limits", "limits");
+  auto p =
+      PlanSettings({{"somaxconn", "8192"}, {"tcp_syncookies", "1"}}, h, false, "limits", "limits");
   ASSERT_TRUE(p.ok());
   ASSERT_EQ(p->changes.size(), 1u);  // syncookies already 1
   EXPECT_EQ(p->changes[0].knob, "net.core.somaxconn");
   EXPECT_THAT(PlanSettings({{"ip_forward", "1"}}, h, false, "limits", "limits").status().message(),
               HasSubstr("not a knob the agent manages"));
-  EXPECT_THAT(PlanSettings({{"tcp_rmem", "4096 1 2"}}, h, false, "limits", "limits").status().message(),
-              HasSubstr("not a limit"));
-  EXPECT_THAT(PlanSettings({{"somaxconn", "1"}, {"net.core.somaxconn", "2"}}, h, true, "limits", "limits")
-                  .status()
-                  .message(),
-              HasSubstr("given twice"));
+  EXPECT_THAT(
+      PlanSettings({{"tcp_rmem", "4096 1 2"}}, h, false, "limits", "limits").status().message(),
+      HasSubstr("not a limit"));
+  EXPECT_THAT(
+      PlanSettings({{"somaxconn", "1"}, {"net.core.somaxconn", "2"}}, h, true, "limits", "limits")
+          .status()
+          .message(),
+      HasSubstr("given twice"));
   auto ro = PlanSettings({{"nf_conntrack_max", "524288"}}, h, false, "limits", "limits");
   EXPECT_EQ(ro.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(ro.status().message(), HasSubstr("read-only"));
