@@ -205,7 +205,7 @@ absl::StatusOr<Plan> PlanBdp(const BdpIntent& in, const HostSnapshot& host) {
     basis = absl::StrFormat("%s x %s", Rate(in.bandwidth_bps), absl::FormatDuration(in.rtt));
   }
   const uint64_t target = 2 * bdp;
-  uint64_t tcp_max_planned = 0;
+  std::map<std::string, uint64_t> planned_max;  // per direction
   for (const char* name : {"net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"}) {
     const SysctlState& st = Sysctl(host, name);
     const SysctlSpec* spec = FindSysctl(name);
@@ -238,7 +238,7 @@ absl::StatusOr<Plan> PlanBdp(const BdpIntent& in, const HostSnapshot& host) {
                               CheckSysctlValue(*spec, st.value, JoinInts(next), true, &note));
     if (!note.empty()) warnings.push_back(note);
     auto planned = ParseInts(value, name);
-    tcp_max_planned = std::max<uint64_t>(tcp_max_planned, (*planned)[2]);
+    planned_max[name] = (*planned)[2];
     Risk risk = spec->risk;
     if ((*planned)[2] < (*cur)[2]) {
       warnings.push_back(absl::StrCat("lowers the max from ", Bytes((*cur)[2]),
@@ -254,13 +254,23 @@ absl::StatusOr<Plan> PlanBdp(const BdpIntent& in, const HostSnapshot& host) {
       plan.changes.back().risk = risk;
     }
   }
-  for (const char* name : {"net.core.rmem_max", "net.core.wmem_max"}) {
-    const SysctlState& st = Sysctl(host, name);
-    auto cur = ParseInts(st.value, name);
-    if (cur.ok() && static_cast<uint64_t>((*cur)[0]) >= tcp_max_planned) continue;
-    if (!cur.ok() && st.exists) continue;
-    AddSysctl(plan, host, name, absl::StrCat(tcp_max_planned),
-              "raised to the TCP max so SO_RCVBUF/SO_SNDBUF callers can reach it too");
+  for (const auto& [core, tcp] :
+       {std::pair<const char*, const char*>{"net.core.rmem_max", "net.ipv4.tcp_rmem"},
+        {"net.core.wmem_max", "net.ipv4.tcp_wmem"}}) {
+    const SysctlState& st = Sysctl(host, core);
+    auto cur = ParseInts(st.value, core);
+    const uint64_t want = planned_max[tcp];
+    if (st.exists && (!cur.ok() || static_cast<uint64_t>((*cur)[0]) >= want)) continue;
+    std::string note;
+    std::string value = absl::StrCat(want);
+    if (st.exists && st.writable) {
+      NETAGENT_ASSIGN_OR_RETURN(value,
+                                CheckSysctlValue(*FindSysctl(core), st.value, value, true, &note));
+    }
+    AddSysctl(
+        plan, host, core, value,
+        absl::StrCat("raised to ", tcp, "'s max so SO_RCVBUF/SO_SNDBUF callers can reach it too"),
+        note.empty() ? std::vector<std::string>{} : std::vector<std::string>{note});
   }
   if (Sysctl(host, "net.ipv4.tcp_moderate_rcvbuf").value == "0") {
     AddSysctl(plan, host, "net.ipv4.tcp_moderate_rcvbuf", "1",

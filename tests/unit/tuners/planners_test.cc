@@ -96,6 +96,20 @@ TEST(BdpPlanner, RaisesCoreMaximaWhereWritable) {
   EXPECT_TRUE(plan->warnings.empty());
 }
 
+TEST(BdpPlanner, CoreMaximaFollowTheirOwnDirectionWithinTheStep) {
+  // 10 Gbit/s x 80 ms: 2 x BDP = 200 MB. rmem may grow x16 from 32 MiB (to
+  // 200 MB), wmem only to 64 MiB; each core max follows its own direction,
+  // rmem_max within its own step from 4 MiB.
+  auto plan = PlanBdp({10'000'000'000, absl::Milliseconds(80)}, InitialNamespaceHost());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(Find(*plan, "net.ipv4.tcp_rmem")->new_value, "4096 131072 200000000");
+  EXPECT_EQ(Find(*plan, "net.ipv4.tcp_wmem")->new_value, "4096 16384 67108864");
+  EXPECT_EQ(Find(*plan, "net.core.wmem_max")->new_value, "67108864");
+  const Change* r = Find(*plan, "net.core.rmem_max");
+  EXPECT_EQ(r->new_value, "67108864");
+  EXPECT_THAT(r->warnings.at(0), HasSubstr("largest step"));
+}
+
 TEST(BdpPlanner, NeverBelowTheKernelDefault) {
   // 10 Mbit/s x 10 ms: 2 x BDP = 25 KB, far below the defaults.
   auto plan = PlanBdp({10'000'000, absl::Milliseconds(10)}, ChildNamespaceHost());
