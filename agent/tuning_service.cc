@@ -29,6 +29,11 @@ absl::StatusOr<tuners::Settings> SettingsFromProto(
   return out;
 }
 
+absl::Status CheckCpus(const std::string& cpus, absl::string_view field) {
+  if (cpus.size() > 1024) return absl::InvalidArgumentError(absl::StrCat(field, ": too long"));
+  return absl::OkStatus();
+}
+
 absl::Status CheckDevice(const std::string& dev, absl::string_view field) {
   if (dev.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
   return collectors::ValidateInterfaceName(dev, field);
@@ -92,10 +97,12 @@ absl::StatusOr<tuners::Intent> IntentFromProto(const v1::TuningIntent& in) {
     }
     case v1::TuningIntent::kRps:
       if (auto st = CheckDevice(in.rps().device(), "intent.rps.device"); !st.ok()) return st;
+      if (auto st = CheckCpus(in.rps().cpus(), "intent.rps.cpus"); !st.ok()) return st;
       out.what = tuners::RpsIntent{in.rps().device(), in.rps().cpus(), in.rps().disable()};
       break;
     case v1::TuningIntent::kXps:
       if (auto st = CheckDevice(in.xps().device(), "intent.xps.device"); !st.ok()) return st;
+      if (auto st = CheckCpus(in.xps().cpus(), "intent.xps.cpus"); !st.ok()) return st;
       out.what = tuners::XpsIntent{in.xps().device(), in.xps().cpus(), in.xps().disable()};
       break;
     case v1::TuningIntent::kRfs: {
@@ -131,11 +138,17 @@ absl::StatusOr<tuners::Intent> IntentFromProto(const v1::TuningIntent& in) {
           !st.ok()) {
         return st;
       }
+      if (auto st = CheckCpus(in.irq_affinity().cpus(), "intent.irq_affinity.cpus"); !st.ok()) {
+        return st;
+      }
       out.what = tuners::IrqAffinityIntent{in.irq_affinity().device(), in.irq_affinity().cpus()};
       break;
     case v1::TuningIntent::kCoalesce: {
       const auto& c = in.coalesce();
       if (auto st = CheckDevice(c.device(), "intent.coalesce.device"); !st.ok()) return st;
+      if (c.values_size() > 64 || c.profile().size() > 32) {
+        return absl::InvalidArgumentError("intent.coalesce: at most 64 values");
+      }
       tuners::CoalesceIntent co;
       co.device = c.device();
       co.profile = c.profile();

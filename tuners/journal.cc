@@ -56,6 +56,15 @@ bool IsActive(ChangeState s) {
          s == ChangeState::kConfirmed || s == ChangeState::kRollbackFailed;
 }
 
+void ChangeRecord::Event(absl::Time at, std::string what) {
+  constexpr size_t kHead = 20, kMax = 200;
+  if (events.size() >= kMax) {
+    events.erase(events.begin() + kHead, events.begin() + kHead + 1);
+    events[kHead - 1].what += " (later events dropped)";
+  }
+  events.push_back({at, std::move(what)});
+}
+
 ChangeRecord* Journal::Find(absl::string_view id) {
   for (auto& r : records_) {
     if (r.id == id) return &r;

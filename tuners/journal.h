@@ -58,7 +58,9 @@ struct ChangeRecord {
   std::vector<ChangeEvent> events;
   std::vector<Drift> drift;  // knobs whose value someone else changed, now
 
-  void Event(absl::Time at, std::string what) { events.push_back({at, std::move(what)}); }
+  // Appends an event; a record keeps its first 20 and last 180 events (drift
+  // that comes and goes, say under irqbalance, must not grow it forever).
+  void Event(absl::Time at, std::string what);
 };
 
 struct BaselineValue {
