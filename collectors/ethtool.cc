@@ -183,19 +183,44 @@ absl::StatusOr<std::vector<RawStatGroup>> ParseStats(const nlmsghdr& nlh) {
   std::vector<RawStatGroup> out;
   kernel::ForEachAttr(nlh, GENL_HDRLEN, [&](const nlattr& a) {
     if ((a.nla_type & NLA_TYPE_MASK) != ETHTOOL_A_STATS_GRP) return;
-    kernel::AttrTable g(&a, ETHTOOL_A_STATS_GRP_MAX);
     RawStatGroup group;
-    group.id = g.u32(ETHTOOL_A_STATS_GRP_ID).value_or(0);
-    group.string_set = g.u32(ETHTOOL_A_STATS_GRP_SS_ID).value_or(0);
-    kernel::ForEachNested(g.get(ETHTOOL_A_STATS_GRP_STAT), [&](const nlattr& s) {
-      if (s.nla_len - NLA_HDRLEN != 8) return;
-      uint64_t v;
-      std::memcpy(&v, reinterpret_cast<const char*>(&s) + NLA_HDRLEN, 8);
-      group.stats.emplace_back(s.nla_type & NLA_TYPE_MASK, v);
+    // Attribute types repeat here (one STAT nest per counter, one HIST nest
+    // per bucket): every attribute is read, none looked up by type.
+    kernel::ForEachNested(&a, [&](const nlattr& g) {
+      const uint16_t type = g.nla_type & NLA_TYPE_MASK;
+      if (type == ETHTOOL_A_STATS_GRP_ID) {
+        group.id = static_cast<uint32_t>(kernel::ScalarValue(g).value_or(0));
+      } else if (type == ETHTOOL_A_STATS_GRP_SS_ID) {
+        group.string_set = static_cast<uint32_t>(kernel::ScalarValue(g).value_or(0));
+      } else if (type == ETHTOOL_A_STATS_GRP_STAT) {
+        // One u64 inside, whose type is the counter's id (0 included).
+        kernel::ForEachNested(&g, [&](const nlattr& s) {
+          if (s.nla_len - NLA_HDRLEN != 8) return;
+          uint64_t v;
+          std::memcpy(&v, reinterpret_cast<const char*>(&s) + NLA_HDRLEN, 8);
+          group.stats.emplace_back(s.nla_type & NLA_TYPE_MASK, v);
+        });
+      } else if (type == ETHTOOL_A_STATS_GRP_HIST_RX || type == ETHTOOL_A_STATS_GRP_HIST_TX) {
+        kernel::AttrTable b(&g, ETHTOOL_A_STATS_GRP_HIST_VAL);
+        auto low = b.u32(ETHTOOL_A_STATS_GRP_HIST_BKT_LOW);
+        auto high = b.u32(ETHTOOL_A_STATS_GRP_HIST_BKT_HI);
+        auto value = b.u64(ETHTOOL_A_STATS_GRP_HIST_VAL);
+        if (!low || !high || !value || (*low == 0 && *high == 0)) return;
+        group.histogram.push_back({type == ETHTOOL_A_STATS_GRP_HIST_TX, *low, *high, *value});
+      }
     });
     out.push_back(std::move(group));
   });
   return out;
+}
+
+std::string HistogramBucketName(const StatHistogramBucket& b) {
+  const char* dir = b.tx ? "tx" : "rx";
+  if (b.low != 0 && b.high != 0) {
+    return absl::StrCat(dir, "-etherStatsPkts", b.low, "to", b.high, "Octets");
+  }
+  if (b.high != 0) return absl::StrCat(dir, "-etherStatsPkts", b.high, "Octets");
+  return absl::StrCat(dir, "-etherStatsPkts", b.low, "toMaxOctets");
 }
 
 absl::StatusOr<Rss> ParseRss(const nlmsghdr& nlh, const std::vector<std::string>& hfunc_names) {
@@ -361,7 +386,7 @@ Section<std::vector<StatGroup>> EthtoolClient::GetStandardStats(const std::strin
   if (!raw.ok()) return {raw.status(), {}};
   Section<std::vector<StatGroup>> out;
   for (const RawStatGroup& g : *raw) {
-    if (g.stats.empty()) continue;
+    if (g.stats.empty() && g.histogram.empty()) continue;
     auto names = StringSet(g.string_set, "");
     StatGroup group;
     group.name =
@@ -371,6 +396,12 @@ Section<std::vector<StatGroup>> EthtoolClient::GetStandardStats(const std::strin
                                    ? (*names)[id]
                                    : absl::StrCat("stat-", id),
                                v);
+    }
+    // After the counters, rx then tx, as ethtool prints them.
+    for (bool tx : {false, true}) {
+      for (const StatHistogramBucket& b : g.histogram) {
+        if (b.tx == tx) group.stats.emplace_back(HistogramBucketName(b), b.value);
+      }
     }
     out.value.push_back(std::move(group));
   }

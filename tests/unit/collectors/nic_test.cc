@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
+#include <linux/ethtool.h>
+#include <linux/ethtool_netlink.h>
 #include <linux/genetlink.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "collectors/ethtool.h"
 #include "collectors/links.h"
@@ -205,6 +208,121 @@ TEST(Rss, IndirectionKeyAndHashFunction) {
   EXPECT_EQ(rss->hash_function, "toeplitz");
   EXPECT_EQ(rss->indirection, (std::vector<uint32_t>{0, 1, 0, 1, 2, 3, 2, 3}));
   EXPECT_EQ(rss->hash_key, std::string("\x6d\x5a\x56", 3));
+}
+
+// A STATS_GET reply built the way net/ethtool/stats.c builds it: per group
+// stats_put_stats (GRP_ID, GRP_SS_ID), then for rmon stats_put_rmon_hist (one
+// HIST_RX/HIST_TX nest per bucket) before the counters, each counter a
+// GRP_STAT nest of its own holding one u64 whose type is the stat id
+// (stat_put). A zero-length GRP_PAD stands where a kernel without efficient
+// unaligned access aligns the next u64.
+kernel::NetlinkMessage KernelStatsReply() {
+  kernel::NetlinkMessage m(20, 0);
+  m.PutHeader<genlmsghdr>()->cmd = ETHTOOL_MSG_STATS_GET_REPLY;
+  void* header = m.BeginNest(ETHTOOL_A_STATS_HEADER);
+  m.PutU32(ETHTOOL_A_HEADER_DEV_INDEX, 7);
+  m.PutString(ETHTOOL_A_HEADER_DEV_NAME, "eth0");
+  m.EndNest(header);
+  auto stat_put = [&](uint16_t id, uint64_t v) {
+    void* nest = m.BeginNest(ETHTOOL_A_STATS_GRP_STAT);
+    m.PutU64(id, v);
+    m.EndNest(nest);
+  };
+  auto hist_put = [&](uint16_t attr, uint32_t low, uint32_t high, uint64_t v) {
+    void* nest = m.BeginNest(attr);
+    m.PutU32(ETHTOOL_A_STATS_GRP_HIST_BKT_LOW, low);
+    m.PutU32(ETHTOOL_A_STATS_GRP_HIST_BKT_HI, high);
+    m.PutU64(ETHTOOL_A_STATS_GRP_HIST_VAL, v);
+    m.EndNest(nest);
+  };
+  auto group = [&](uint32_t id, uint32_t ss_id, const std::function<void()>& fill) {
+    void* nest = m.BeginNest(ETHTOOL_A_STATS_GRP);
+    m.PutU32(ETHTOOL_A_STATS_GRP_ID, id);
+    m.PutU32(ETHTOOL_A_STATS_GRP_SS_ID, ss_id);
+    fill();
+    m.EndNest(nest);
+  };
+  group(ETHTOOL_STATS_ETH_PHY, ETH_SS_STATS_ETH_PHY,
+        [&] { stat_put(ETHTOOL_A_STATS_ETH_PHY_5_SYM_ERR, 3); });
+  group(ETHTOOL_STATS_ETH_MAC, ETH_SS_STATS_ETH_MAC, [&] {
+    stat_put(ETHTOOL_A_STATS_ETH_MAC_2_TX_PKT, 1000);
+    stat_put(ETHTOOL_A_STATS_ETH_MAC_5_RX_PKT, 2000);
+    m.PutBytes(ETHTOOL_A_STATS_GRP_PAD, nullptr, 0);
+    stat_put(ETHTOOL_A_STATS_ETH_MAC_6_FCS_ERR, 4);
+    stat_put(ETHTOOL_A_STATS_ETH_MAC_14_RX_BYTES, 1ULL << 40);
+    stat_put(ETHTOOL_A_STATS_ETH_MAC_25_TOO_LONG_ERR, 0);
+  });
+  group(ETHTOOL_STATS_ETH_CTRL, ETH_SS_STATS_ETH_CTRL, [&] {
+    stat_put(ETHTOOL_A_STATS_ETH_CTRL_3_TX, 5);
+    stat_put(ETHTOOL_A_STATS_ETH_CTRL_4_RX, 6);
+    stat_put(ETHTOOL_A_STATS_ETH_CTRL_5_RX_UNSUP, 7);
+  });
+  group(ETHTOOL_STATS_RMON, ETH_SS_STATS_RMON, [&] {
+    hist_put(ETHTOOL_A_STATS_GRP_HIST_RX, 0, 64, 10);
+    hist_put(ETHTOOL_A_STATS_GRP_HIST_RX, 65, 127, 11);
+    hist_put(ETHTOOL_A_STATS_GRP_HIST_RX, 1519, 0, 12);
+    hist_put(ETHTOOL_A_STATS_GRP_HIST_TX, 64, 64, 20);
+    hist_put(ETHTOOL_A_STATS_GRP_HIST_TX, 65, 127, 21);
+    stat_put(ETHTOOL_A_STATS_RMON_UNDERSIZE, 8);
+    stat_put(ETHTOOL_A_STATS_RMON_OVERSIZE, 9);
+    stat_put(ETHTOOL_A_STATS_RMON_JABBER, 1);
+  });
+  return m;
+}
+
+TEST(EthtoolStats, EveryCounterOfEveryGroupAndTheRmonHistograms) {
+  kernel::NetlinkMessage m = KernelStatsReply();
+  ASSERT_TRUE(m.status().ok());
+  auto groups = ParseStats(*m.header());
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  ASSERT_EQ(groups->size(), 4u);
+  using Stats = std::vector<std::pair<uint16_t, uint64_t>>;
+  const auto& phy = (*groups)[0];
+  EXPECT_EQ(phy.id, static_cast<uint32_t>(ETHTOOL_STATS_ETH_PHY));
+  EXPECT_EQ(phy.string_set, static_cast<uint32_t>(ETH_SS_STATS_ETH_PHY));
+  EXPECT_EQ(phy.stats, (Stats{{ETHTOOL_A_STATS_ETH_PHY_5_SYM_ERR, 3}}));
+  const auto& mac = (*groups)[1];
+  EXPECT_EQ(mac.id, static_cast<uint32_t>(ETHTOOL_STATS_ETH_MAC));
+  EXPECT_EQ(mac.string_set, static_cast<uint32_t>(ETH_SS_STATS_ETH_MAC));
+  EXPECT_EQ(mac.stats, (Stats{{ETHTOOL_A_STATS_ETH_MAC_2_TX_PKT, 1000},
+                              {ETHTOOL_A_STATS_ETH_MAC_5_RX_PKT, 2000},
+                              {ETHTOOL_A_STATS_ETH_MAC_6_FCS_ERR, 4},
+                              {ETHTOOL_A_STATS_ETH_MAC_14_RX_BYTES, 1ULL << 40},
+                              {ETHTOOL_A_STATS_ETH_MAC_25_TOO_LONG_ERR, 0}}));
+  EXPECT_TRUE(mac.histogram.empty());
+  const auto& ctrl = (*groups)[2];
+  EXPECT_EQ(ctrl.id, static_cast<uint32_t>(ETHTOOL_STATS_ETH_CTRL));
+  EXPECT_EQ(ctrl.stats, (Stats{{ETHTOOL_A_STATS_ETH_CTRL_3_TX, 5},
+                               {ETHTOOL_A_STATS_ETH_CTRL_4_RX, 6},
+                               {ETHTOOL_A_STATS_ETH_CTRL_5_RX_UNSUP, 7}}));
+  const auto& rmon = (*groups)[3];
+  EXPECT_EQ(rmon.id, static_cast<uint32_t>(ETHTOOL_STATS_RMON));
+  EXPECT_EQ(rmon.string_set, static_cast<uint32_t>(ETH_SS_STATS_RMON));
+  EXPECT_EQ(rmon.stats, (Stats{{ETHTOOL_A_STATS_RMON_UNDERSIZE, 8},
+                               {ETHTOOL_A_STATS_RMON_OVERSIZE, 9},
+                               {ETHTOOL_A_STATS_RMON_JABBER, 1}}));
+  std::vector<std::pair<std::string, uint64_t>> hist;
+  for (const auto& b : rmon.histogram) hist.emplace_back(HistogramBucketName(b), b.value);
+  EXPECT_EQ(hist, (NamedValues{{"rx-etherStatsPkts64Octets", 10},
+                               {"rx-etherStatsPkts65to127Octets", 11},
+                               {"rx-etherStatsPkts1519toMaxOctets", 12},
+                               {"tx-etherStatsPkts64to64Octets", 20},
+                               {"tx-etherStatsPkts65to127Octets", 21}}));
+}
+
+TEST(EthtoolStats, GroupsWithoutCountersStayEmpty) {
+  // What a driver without the group gets: the group's ids and nothing else.
+  kernel::NetlinkMessage m(20, 0);
+  m.PutHeader<genlmsghdr>();
+  void* nest = m.BeginNest(ETHTOOL_A_STATS_GRP);
+  m.PutU32(ETHTOOL_A_STATS_GRP_ID, ETHTOOL_STATS_ETH_CTRL);
+  m.PutU32(ETHTOOL_A_STATS_GRP_SS_ID, ETH_SS_STATS_ETH_CTRL);
+  m.EndNest(nest);
+  auto groups = ParseStats(*m.header());
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  ASSERT_EQ(groups->size(), 1u);
+  EXPECT_TRUE((*groups)[0].stats.empty());
+  EXPECT_TRUE((*groups)[0].histogram.empty());
 }
 
 TEST(DeviceIrqs, FromAFakeSysfsAndProc) {
