@@ -143,7 +143,15 @@ struct DriverInfo {
 // SIOCETHTOOL ETHTOOL_GDRVINFO.
 absl::StatusOr<DriverInfo> GetDriverInfo(const std::string& dev);
 // SIOCETHTOOL GSSET_INFO + GSTRINGS + GSTATS: the driver's private counters,
-// in its order. The count is read once and the values checked against it.
+// in its order. The kernel copies out as many entries as the driver has at
+// each call, whatever count the caller announced: the buffers have headroom
+// and end at an inaccessible page (a count that outgrew them is EFAULT, not a
+// heap overflow), and a count that changed between the calls is read again,
+// a few times, then ABORTED.
 absl::StatusOr<NamedValues> GetDriverStats(const std::string& dev);
+// The same through `ioctl`, which makes one SIOCETHTOOL call for a command
+// struct and returns 0 or the errno (tests play a driver with it).
+using EthtoolIoctl = absl::FunctionRef<int(void* cmd)>;
+absl::StatusOr<NamedValues> GetDriverStats(const std::string& dev, EthtoolIoctl ioctl);
 
 }  // namespace netagent::collectors

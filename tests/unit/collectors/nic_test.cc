@@ -2,8 +2,11 @@
 #include <linux/ethtool.h>
 #include <linux/ethtool_netlink.h>
 #include <linux/genetlink.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -323,6 +326,115 @@ TEST(EthtoolStats, GroupsWithoutCountersStayEmpty) {
   ASSERT_EQ(groups->size(), 1u);
   EXPECT_TRUE((*groups)[0].stats.empty());
   EXPECT_TRUE((*groups)[0].histogram.empty());
+}
+
+// A driver behind SIOCETHTOOL as net/ethtool/ioctl.c serves it: every call
+// asks the driver for its count now, ignores the caller's len / n_stats, and
+// copies that many entries out with copy_to_user (process_vm_writev here: a
+// real kernel copy into this process, EFAULT at an inaccessible page). The
+// count at each successive call comes from `counts` (the last one repeats).
+class FakeDriver {
+ public:
+  explicit FakeDriver(std::vector<uint32_t> counts) : counts_(std::move(counts)) {}
+
+  int operator()(void* cmd) {
+    uint32_t c;
+    std::memcpy(&c, cmd, sizeof(c));
+    const uint32_t n = counts_[std::min(calls_++, counts_.size() - 1)];
+    char* base = static_cast<char*>(cmd);
+    if (c == ETHTOOL_GSSET_INFO) {
+      std::memcpy(base + sizeof(ethtool_sset_info), &n, sizeof(n));
+      return 0;
+    }
+    std::string out;
+    if (c == ETHTOOL_GSTRINGS) {
+      ethtool_gstrings h;
+      std::memcpy(&h, cmd, sizeof(h));
+      h.len = n;
+      out.append(reinterpret_cast<const char*>(&h), sizeof(h));
+      for (uint32_t i = 0; i < n; ++i) {
+        std::string name = "counter_" + std::to_string(i);
+        name.resize(ETH_GSTRING_LEN, '\0');
+        out += name;
+      }
+    } else if (c == ETHTOOL_GSTATS) {
+      ethtool_stats h;
+      std::memcpy(&h, cmd, sizeof(h));
+      h.n_stats = n;
+      out.append(reinterpret_cast<const char*>(&h), sizeof(h));
+      for (uint64_t i = 0; i < n; ++i) {
+        const uint64_t v = i * 10 + n;
+        out.append(reinterpret_cast<const char*>(&v), sizeof(v));
+      }
+    } else {
+      return EOPNOTSUPP;
+    }
+    iovec local{out.data(), out.size()};
+    iovec remote{cmd, out.size()};
+    const ssize_t copied = ::process_vm_writev(::getpid(), &local, 1, &remote, 1, 0);
+    return copied == static_cast<ssize_t>(out.size()) ? 0 : EFAULT;
+  }
+
+  size_t calls() const { return calls_; }
+
+ private:
+  std::vector<uint32_t> counts_;
+  size_t calls_ = 0;
+};
+
+void ExpectCounters(const absl::StatusOr<NamedValues>& got, uint32_t n) {
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), n);
+  for (uint32_t i = 0; i < n; ++i) {
+    EXPECT_EQ((*got)[i].first, "counter_" + std::to_string(i));
+    EXPECT_EQ((*got)[i].second, i * 10u + n);
+  }
+}
+
+TEST(DriverStats, SteadyCount) {
+  FakeDriver driver({3});
+  ExpectCounters(GetDriverStats("eth0", std::ref(driver)), 3);
+  EXPECT_EQ(driver.calls(), 3u);
+}
+
+TEST(DriverStats, CountGrowingWithinTheHeadroomIsReadAgain) {
+  // 3 at GSSET_INFO, 5 by GSTRINGS: read again, all with 5.
+  FakeDriver driver({3, 5});
+  ExpectCounters(GetDriverStats("eth0", std::ref(driver)), 5);
+  EXPECT_EQ(driver.calls(), 2u + 3u);
+}
+
+TEST(DriverStats, CountGrowingPastTheHeadroomNeverWritesPastTheBuffer) {
+  // 4 queues' worth of counters, then 64 queues' (ethtool -L in between): the
+  // kernel copies 4,000 strings into room for 2*8+64. The copy stops at the
+  // guard page (EFAULT) and the whole read starts again.
+  FakeDriver driver({8, 4000});
+  ExpectCounters(GetDriverStats("eth0", std::ref(driver)), 4000);
+  // Also between GSTRINGS and GSTATS.
+  FakeDriver later({8, 8, 4000});
+  ExpectCounters(GetDriverStats("eth0", std::ref(later)), 4000);
+}
+
+TEST(DriverStats, CountChangingBetweenStringsAndValues) {
+  FakeDriver driver({6, 6, 5});
+  ExpectCounters(GetDriverStats("eth0", std::ref(driver)), 5);
+}
+
+TEST(DriverStats, CountThatKeepsChangingIsAborted) {
+  std::vector<uint32_t> counts;
+  for (uint32_t i = 1; i < 100; ++i) counts.push_back(i);
+  FakeDriver driver(counts);
+  auto got = GetDriverStats("eth0", std::ref(driver));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kAborted) << got.status();
+  EXPECT_LT(driver.calls(), 20u);
+}
+
+TEST(DriverStats, NoCountersAndErrors) {
+  FakeDriver none({0});
+  EXPECT_EQ(GetDriverStats("eth0", std::ref(none)).status().code(),
+            absl::StatusCode::kUnimplemented);
+  auto unsupported = GetDriverStats("eth0", [](void*) { return EOPNOTSUPP; });
+  EXPECT_EQ(unsupported.status().code(), absl::StatusCode::kUnimplemented);
 }
 
 TEST(DeviceIrqs, FromAFakeSysfsAndProc) {
