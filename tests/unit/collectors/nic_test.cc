@@ -469,6 +469,93 @@ TEST(DeviceIrqs, FromAFakeSysfsAndProc) {
   EXPECT_EQ(veth.status().code(), absl::StatusCode::kUnimplemented);
 }
 
+TEST(DeviceIrqs, ActionNamesMatchTheDeviceAsAToken) {
+  EXPECT_TRUE(ActionsNameDevice("eth1", "eth1"));
+  EXPECT_TRUE(ActionsNameDevice("eth1-TxRx-0", "eth1"));
+  EXPECT_TRUE(ActionsNameDevice("eth1:lsc", "eth1"));
+  EXPECT_TRUE(ActionsNameDevice("eth10-rx-0, eth1-misc", "eth1"));
+  EXPECT_TRUE(ActionsNameDevice("ahci, eth1", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("eth10-TxRx-0", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("eth11", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("eth10-rx-0, eth11-misc", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("veth1-rx", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("eth1.100", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("virtio0-input.0", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("eth1-rx", ""));
+}
+
+// eth1, eth10 and eth11 side by side (IRQs named only, no MSI lists), and two
+// devices without MSI lists of their own under a parent that has one: a virtio
+// net device (virtio bus, parent driven by virtio-pci), whose interrupts are
+// the parent's, and a subfunction on the auxiliary bus, whose parent's are the
+// PCI function's.
+TEST(DeviceIrqs, ByTokenAndTheParentsOnlyForVirtio) {
+  namespace fs = std::filesystem;
+  const fs::path root =
+      fs::temp_directory_path() / ("netagent-irq-tokens-" + std::to_string(getpid()));
+  const fs::path sys = root / "sys", proc = root / "proc";
+  for (const char* dev : {"eth1", "eth10", "eth11"}) {
+    fs::create_directories(sys / "devices/pci0000:00" / dev);
+    fs::create_directories(sys / "class/net" / dev);
+    fs::create_directory_symlink(sys / "devices/pci0000:00" / dev,
+                                 sys / "class/net" / dev / "device");
+  }
+  // virtio: devices/pci0000:00/0000:00:03.0/virtio2, parent with MSI-X.
+  const fs::path pci = sys / "devices/pci0000:00/0000:00:03.0";
+  fs::create_directories(pci / "virtio2");
+  fs::create_directories(pci / "msi_irqs");
+  for (const char* irq : {"37", "38", "39"}) std::ofstream(pci / "msi_irqs" / irq) << "msix\n";
+  fs::create_directories(sys / "bus/virtio/drivers/virtio_net");
+  fs::create_directories(sys / "bus/pci/drivers/virtio-pci");
+  fs::create_directory_symlink(sys / "bus/virtio", pci / "virtio2/subsystem");
+  fs::create_directory_symlink(sys / "bus/pci/drivers/virtio-pci", pci / "driver");
+  fs::create_directories(sys / "class/net/eth0");
+  fs::create_directory_symlink(pci / "virtio2", sys / "class/net/eth0/device");
+  // An mlx5 subfunction: auxiliary bus, parent the PF 0000:08:00.0, whose
+  // MSI-X vectors are the PF's own.
+  const fs::path pf = sys / "devices/pci0000:00/0000:08:00.0";
+  fs::create_directories(pf / "mlx5_core.sf.2");
+  fs::create_directories(pf / "msi_irqs");
+  std::ofstream(pf / "msi_irqs/120") << "msix\n";
+  std::ofstream(pf / "msi_irqs/121") << "msix\n";
+  fs::create_directories(sys / "bus/auxiliary");
+  fs::create_directories(sys / "bus/pci/drivers/mlx5_core");
+  fs::create_directory_symlink(sys / "bus/auxiliary", pf / "mlx5_core.sf.2/subsystem");
+  fs::create_directory_symlink(sys / "bus/pci/drivers/mlx5_core", pf / "driver");
+  fs::create_directories(sys / "class/net/enp8s0f0s2");
+  fs::create_directory_symlink(pf / "mlx5_core.sf.2", sys / "class/net/enp8s0f0s2/device");
+  fs::create_directories(proc / "irq");
+  std::ofstream(proc / "interrupts")
+      << "           CPU0       CPU1\n"
+         " 37:  1  0  PCI-MSIX-0000:00:03.0  0-edge  virtio2-config\n"
+         " 38:  2  0  PCI-MSIX-0000:00:03.0  1-edge  virtio2-input.0\n"
+         " 39:  3  0  PCI-MSIX-0000:00:03.0  2-edge  virtio2-output.0\n"
+         " 60:  1  1  PCI-MSIX-0000:00:05.0  0-edge  eth1-TxRx-0\n"
+         " 61:  1  1  PCI-MSIX-0000:00:05.0  1-edge  eth1:lsc\n"
+         " 62:  1  1  PCI-MSIX-0000:00:06.0  0-edge  eth10-TxRx-0\n"
+         " 63:  1  1  PCI-MSIX-0000:00:06.0  1-edge  eth10\n"
+         " 64:  1  1  PCI-MSIX-0000:00:07.0  0-edge  eth11-TxRx-0\n"
+         "120:  5  5  PCI-MSIX-0000:08:00.0  0-edge  mlx5_async0@pci:0000:08:00.0\n"
+         "121:  5  5  PCI-MSIX-0000:08:00.0  1-edge  mlx5_comp0@pci:0000:08:00.0\n";
+  auto irqs_of = [&](const std::string& dev) {
+    std::vector<uint32_t> out;
+    auto irqs = ReadDeviceIrqs(dev, sys.string(), proc.string());
+    EXPECT_TRUE(irqs.ok()) << dev << ": " << irqs.status();
+    if (irqs.ok()) {
+      for (const IrqInfo& i : *irqs) out.push_back(i.irq);
+    }
+    return out;
+  };
+  const auto eth1 = irqs_of("eth1"), eth10 = irqs_of("eth10"), eth11 = irqs_of("eth11");
+  const auto virtio = irqs_of("eth0"), sf = irqs_of("enp8s0f0s2");
+  fs::remove_all(root);
+  EXPECT_EQ(eth1, (std::vector<uint32_t>{60, 61}));
+  EXPECT_EQ(eth10, (std::vector<uint32_t>{62, 63}));
+  EXPECT_EQ(eth11, (std::vector<uint32_t>{64}));
+  EXPECT_EQ(virtio, (std::vector<uint32_t>{37, 38, 39}));
+  EXPECT_TRUE(sf.empty());
+}
+
 TEST(QueueConfig, FromAFakeSysfs) {
   auto root = std::filesystem::temp_directory_path() / ("netagent-q-" + std::to_string(getpid()));
   for (const char* q : {"rx-0", "rx-1", "tx-0"}) {
