@@ -151,14 +151,17 @@ grpc::Status ConntrackService::ListConntrack(
   auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
   v1::ListConntrackResponse msg;
-  auto report = collectors::DumpConntrack(*query, [&](const collectors::ConntrackEntry& e) {
-    ToProto(e, msg.add_entries());
-    if (static_cast<uint32_t>(msg.entries_size()) >= batch) {
-      if (!writer->Write(msg)) return absl::CancelledError("caller went away");
-      msg.Clear();
-    }
-    return absl::OkStatus();
-  });
+  auto report = collectors::DumpConntrack(
+      *query,
+      [&](const collectors::ConntrackEntry& e) {
+        ToProto(e, msg.add_entries());
+        if (static_cast<uint32_t>(msg.entries_size()) >= batch) {
+          if (!writer->Write(msg)) return absl::CancelledError("caller went away");
+          msg.Clear();
+        }
+        return absl::OkStatus();
+      },
+      [&] { return CallStillWanted(ctx_, context); });
   if (!report.ok()) return ToGrpc(report.status());
   msg.set_examined(report->examined);
   msg.set_kernel_tuple_filter(report->kernel_tuple_filter);
@@ -180,11 +183,13 @@ grpc::Status ConntrackService::GetConntrackSummary(grpc::ServerContext* context,
   auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
   collectors::ConntrackSummarizer summary;
-  auto report = collectors::DumpConntrack(*query, [&](const collectors::ConntrackEntry& e) {
-    if (context->IsCancelled()) return absl::CancelledError("caller went away");
-    summary.Add(e);
-    return absl::OkStatus();
-  });
+  auto report = collectors::DumpConntrack(
+      *query,
+      [&](const collectors::ConntrackEntry& e) {
+        summary.Add(e);
+        return absl::OkStatus();
+      },
+      [&] { return CallStillWanted(ctx_, context); });
   if (!report.ok()) return ToGrpc(report.status());
   response->set_matched(summary.matched());
   if (auto stats = collectors::ReadConntrackStats(); stats.ok()) {

@@ -268,7 +268,7 @@ grpc::Status SocketService::ListSockets(grpc::ServerContext* context,
         if (static_cast<uint32_t>(msg.sockets_size()) >= batch) return flush();
         return absl::OkStatus();
       },
-      from);
+      from, [&] { return CallStillWanted(ctx_, context); });
   if (!report.ok()) return ToGrpc(report.status());
   const bool page_full = request->page_size() != 0 && in_page >= request->page_size();
   if (page_full) msg.set_next_page_token(EncodePageToken(report->stopped_at, request->filter()));
@@ -307,11 +307,13 @@ grpc::Status SocketService::GetSocketSummary(grpc::ServerContext* context,
   std::vector<std::string> warnings;
   for (int attempt = 1;; ++attempt) {
     summarizer = collectors::SocketSummarizer();
-    auto report = collectors::DumpSockets(*query, [&](const collectors::SocketRecord& s) {
-      if (context->IsCancelled()) return absl::CancelledError("caller went away");
-      summarizer.Add(s);
-      return absl::OkStatus();
-    });
+    auto report = collectors::DumpSockets(
+        *query,
+        [&](const collectors::SocketRecord& s) {
+          summarizer.Add(s);
+          return absl::OkStatus();
+        },
+        {}, [&] { return CallStillWanted(ctx_, context); });
     if (!report.ok()) return ToGrpc(report.status());
     if (report->warnings.empty() || attempt == kSummaryAttempts) {
       warnings = report->warnings;
