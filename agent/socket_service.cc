@@ -146,16 +146,18 @@ absl::StatusOr<collectors::SocketQuery> SocketQueryFromProto(const v1::SocketFil
         q.destination_port,
         collectors::ParsePortRange(f.destination_port(), "filter.destination_port"));
   }
-  // An address filter names its family: dump only that one.
+  // An IPv6 address filter can match only IPv6 sockets: dump that family
+  // alone. An IPv4 one also matches dual-stack IPv6 sockets by their
+  // v4-mapped addresses (the kernel's inet_diag_bc_run compares an AF_INET
+  // condition with ::ffff:a.b.c.d), as ss finds them: both families stay.
   for (const auto* p : {&q.source, &q.destination}) {
-    if (!p->has_value()) continue;
-    const int af = (*p)->address.family;
+    if (!p->has_value() || (*p)->address.family != AF_INET6) continue;
     if (f.families_size() > 0 &&
-        std::find(q.families.begin(), q.families.end(), af) == q.families.end()) {
+        std::find(q.families.begin(), q.families.end(), AF_INET6) == q.families.end()) {
       return absl::InvalidArgumentError(
           "filter.families: excludes the family of the source or destination address");
     }
-    q.families = {af};
+    q.families = {AF_INET6};
   }
   if (q.source && q.destination && q.source->address.family != q.destination->address.family) {
     return absl::InvalidArgumentError(
