@@ -16,8 +16,9 @@ namespace {
 
 v1::ConntrackFilter Filter(const ConntrackArgs& a) {
   v1::ConntrackFilter f;
-  if (a.ipv4) f.set_family(v1::ADDRESS_FAMILY_INET);
-  if (a.ipv6) f.set_family(v1::ADDRESS_FAMILY_INET6);
+  // -4 -6 together: both families, as with netctl sockets (the filter's
+  // unspecified family).
+  if (a.ipv4 != a.ipv6) f.set_family(a.ipv4 ? v1::ADDRESS_FAMILY_INET : v1::ADDRESS_FAMILY_INET6);
   if (a.zone) f.set_zone(*a.zone);
   if (a.mark) f.set_mark(*a.mark);
   if (a.mark_mask) f.set_mark_mask(*a.mark_mask);
