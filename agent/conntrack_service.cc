@@ -23,11 +23,13 @@ void TupleToProto(const collectors::ConntrackTuple& t, v1::ConntrackTuple* o) {
   o->set_icmp_id(t.icmp_id);
 }
 
-double Fill(const std::optional<uint64_t>& count, const std::optional<uint64_t>& max) {
-  return count && max && *max ? 100.0 * static_cast<double>(*count) / static_cast<double>(*max) : 0;
-}
-
 }  // namespace
+
+std::optional<double> FillPercent(const std::optional<uint64_t>& count,
+                                  const std::optional<uint64_t>& max) {
+  if (!count || !max || *max == 0) return std::nullopt;
+  return 100.0 * static_cast<double>(*count) / static_cast<double>(*max);
+}
 
 absl::StatusOr<collectors::ConntrackQuery> ConntrackQueryFromProto(const v1::ConntrackFilter& f) {
   collectors::ConntrackQuery q;
@@ -126,7 +128,7 @@ grpc::Status ConntrackService::GetConntrackStats(grpc::ServerContext* context,
   if (!stats.ok()) return ToGrpc(stats.status());
   if (stats->count) response->set_count(*stats->count);
   if (stats->max) response->set_max(*stats->max);
-  response->set_fill_percent(Fill(stats->count, stats->max));
+  if (auto fill = FillPercent(stats->count, stats->max)) response->set_fill_percent(*fill);
   for (const auto& c : stats->cpus) {
     auto* o = response->add_cpus();
     o->set_cpu(c.cpu);
@@ -195,7 +197,7 @@ grpc::Status ConntrackService::GetConntrackSummary(grpc::ServerContext* context,
   if (auto stats = collectors::ReadConntrackStats(); stats.ok()) {
     if (stats->count) response->set_count(*stats->count);
     if (stats->max) response->set_max(*stats->max);
-    response->set_fill_percent(Fill(stats->count, stats->max));
+    if (auto fill = FillPercent(stats->count, stats->max)) response->set_fill_percent(*fill);
   }
   for (const auto& c : summary.Counts()) {
     auto* o = response->add_counts();

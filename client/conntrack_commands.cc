@@ -69,7 +69,8 @@ void StatsBlock(const google::protobuf::Message& m, std::ostream& out) {
   const auto& s = static_cast<const v1::GetConntrackStatsResponse&>(m);
   out << "entries " << (s.has_count() ? Num(s.count()) : "?") << " of "
       << (s.has_max() ? Num(s.max()) : "?")
-      << absl::StrFormat(" (%.1f%%), from %s\n", s.fill_percent(), s.source());
+      << (s.has_fill_percent() ? absl::StrFormat(" (%.1f%%)", s.fill_percent()) : "") << ", from "
+      << s.source() << "\n";
   std::vector<std::string> header = {"CPU"};
   for (const auto& v : s.total()) header.push_back(v.name());
   Table t(header);
@@ -88,7 +89,7 @@ void SummaryBlock(const google::protobuf::Message& m, std::ostream& out) {
   const auto& s = static_cast<const v1::GetConntrackSummaryResponse&>(m);
   out << "matched " << s.matched() << "; table " << (s.has_count() ? Num(s.count()) : "?") << " of "
       << (s.has_max() ? Num(s.max()) : "?")
-      << absl::StrFormat(" (%.1f%% full)\n", s.fill_percent());
+      << (s.has_fill_percent() ? absl::StrFormat(" (%.1f%% full)", s.fill_percent()) : "") << "\n";
   for (const auto& w : s.warnings()) out << "warning " << w << "\n";
   out << "\n";
   Table counts({"PROTOCOL", "STATE", "ENTRIES"});

@@ -19,6 +19,14 @@ namespace {
 
 namespace v1 = ::netagent::v1;
 
+TEST(FillPercent, UnknownUnlessCountAndANonZeroMaxAreKnown) {
+  EXPECT_EQ(FillPercent(5, 10), 50.0);
+  EXPECT_EQ(FillPercent(0, 10), 0.0);
+  EXPECT_EQ(FillPercent(5, std::nullopt), std::nullopt);
+  EXPECT_EQ(FillPercent(std::nullopt, 10), std::nullopt);
+  EXPECT_EQ(FillPercent(5, 0), std::nullopt);
+}
+
 // The agent in a network namespace of this test thread's own (the server's
 // threads are started from it and share it) with thousands of conntrack
 // entries, asked for a source none of them has: a filter only the agent
