@@ -254,8 +254,10 @@ grpc::Status SocketService::ListSockets(grpc::ServerContext* context,
 
   v1::ListSocketsResponse msg;
   uint64_t in_page = 0;
+  bool sent = false;
   auto flush = [&]() -> absl::Status {
     if (!writer->Write(msg)) return absl::CancelledError("caller went away");
+    sent = true;
     msg.Clear();
     return absl::OkStatus();
   };
@@ -275,7 +277,9 @@ grpc::Status SocketService::ListSockets(grpc::ServerContext* context,
   const bool page_full = request->page_size() != 0 && in_page >= request->page_size();
   if (page_full) msg.set_next_page_token(EncodePageToken(report->stopped_at, request->filter()));
   for (const auto& w : report->warnings) msg.add_warnings(w);
-  if (msg.sockets_size() > 0 || page_full || msg.warnings_size() > 0) {
+  // At least one message, empty when nothing matched: a caller gets a result
+  // (netctl -o json prints one) rather than a stream that says nothing.
+  if (!sent || msg.sockets_size() > 0 || page_full || msg.warnings_size() > 0) {
     if (absl::Status st = flush(); !st.ok()) return ToGrpc(st);
   }
   return grpc::Status::OK;

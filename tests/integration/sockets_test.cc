@@ -259,6 +259,25 @@ TEST(SocketsIntegration, KernelFiltersMatchSsFilters) {
   EXPECT_NE(state.err.find("filter.states: unknown state \"estab\""), std::string::npos);
 }
 
+// Nothing matches: still one JSON line for the target, ok, with a result
+// (an empty list), not silence.
+TEST(SocketsIntegration, AnEmptyResultIsStillAResult) {
+  REQUIRE_ROOT();
+  Netns ns;
+  Agent agent(ns);
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  RunResult r = agent.Netctl({"-o", "json", "sockets", "--dst", "192.0.2.0/24"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  google::protobuf::Struct line = ParseJson(lines[0]);
+  EXPECT_TRUE(line.fields().at("ok").bool_value()) << lines[0];
+  EXPECT_TRUE(line.fields().at("result").has_struct_value()) << lines[0];
+  EXPECT_EQ(ResultOf<v1::ListSocketsResponse>(lines[0]).sockets_size(), 0);
+  RunResult table = agent.Netctl({"sockets", "--dst", "192.0.2.0/24"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+}
+
 TEST(SocketsIntegration, PagesCoverTheTableOnce) {
   REQUIRE_ROOT();
   SocketFarm farm;
