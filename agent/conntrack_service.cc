@@ -23,11 +23,13 @@ void TupleToProto(const collectors::ConntrackTuple& t, v1::ConntrackTuple* o) {
   o->set_icmp_id(t.icmp_id);
 }
 
-double Fill(const std::optional<uint64_t>& count, const std::optional<uint64_t>& max) {
-  return count && max && *max ? 100.0 * static_cast<double>(*count) / static_cast<double>(*max) : 0;
-}
-
 }  // namespace
+
+std::optional<double> FillPercent(const std::optional<uint64_t>& count,
+                                  const std::optional<uint64_t>& max) {
+  if (!count || !max || *max == 0) return std::nullopt;
+  return 100.0 * static_cast<double>(*count) / static_cast<double>(*max);
+}
 
 absl::StatusOr<collectors::ConntrackQuery> ConntrackQueryFromProto(const v1::ConntrackFilter& f) {
   collectors::ConntrackQuery q;
@@ -126,7 +128,7 @@ grpc::Status ConntrackService::GetConntrackStats(grpc::ServerContext* context,
   if (!stats.ok()) return ToGrpc(stats.status());
   if (stats->count) response->set_count(*stats->count);
   if (stats->max) response->set_max(*stats->max);
-  response->set_fill_percent(Fill(stats->count, stats->max));
+  if (auto fill = FillPercent(stats->count, stats->max)) response->set_fill_percent(*fill);
   for (const auto& c : stats->cpus) {
     auto* o = response->add_cpus();
     o->set_cpu(c.cpu);
@@ -151,14 +153,17 @@ grpc::Status ConntrackService::ListConntrack(
   auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
   v1::ListConntrackResponse msg;
-  auto report = collectors::DumpConntrack(*query, [&](const collectors::ConntrackEntry& e) {
-    ToProto(e, msg.add_entries());
-    if (static_cast<uint32_t>(msg.entries_size()) >= batch) {
-      if (!writer->Write(msg)) return absl::CancelledError("caller went away");
-      msg.Clear();
-    }
-    return absl::OkStatus();
-  });
+  auto report = collectors::DumpConntrack(
+      *query,
+      [&](const collectors::ConntrackEntry& e) {
+        ToProto(e, msg.add_entries());
+        if (static_cast<uint32_t>(msg.entries_size()) >= batch) {
+          if (!writer->Write(msg)) return absl::CancelledError("caller went away");
+          msg.Clear();
+        }
+        return absl::OkStatus();
+      },
+      [&] { return CallStillWanted(ctx_, context); });
   if (!report.ok()) return ToGrpc(report.status());
   msg.set_examined(report->examined);
   msg.set_kernel_tuple_filter(report->kernel_tuple_filter);
@@ -180,17 +185,19 @@ grpc::Status ConntrackService::GetConntrackSummary(grpc::ServerContext* context,
   auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
   collectors::ConntrackSummarizer summary;
-  auto report = collectors::DumpConntrack(*query, [&](const collectors::ConntrackEntry& e) {
-    if (context->IsCancelled()) return absl::CancelledError("caller went away");
-    summary.Add(e);
-    return absl::OkStatus();
-  });
+  auto report = collectors::DumpConntrack(
+      *query,
+      [&](const collectors::ConntrackEntry& e) {
+        summary.Add(e);
+        return absl::OkStatus();
+      },
+      [&] { return CallStillWanted(ctx_, context); });
   if (!report.ok()) return ToGrpc(report.status());
   response->set_matched(summary.matched());
   if (auto stats = collectors::ReadConntrackStats(); stats.ok()) {
     if (stats->count) response->set_count(*stats->count);
     if (stats->max) response->set_max(*stats->max);
-    response->set_fill_percent(Fill(stats->count, stats->max));
+    if (auto fill = FillPercent(stats->count, stats->max)) response->set_fill_percent(*fill);
   }
   for (const auto& c : summary.Counts()) {
     auto* o = response->add_counts();

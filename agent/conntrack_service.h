@@ -1,6 +1,9 @@
 // netagent.v1.ConntrackService: statistics, the streamed table, a summary.
 #pragma once
 
+#include <cstdint>
+#include <optional>
+
 #include "absl/status/statusor.h"
 #include "agent/context.h"
 #include "collectors/conntrack.h"
@@ -13,6 +16,11 @@ absl::StatusOr<collectors::ConntrackQuery> ConntrackQueryFromProto(
     const netagent::v1::ConntrackFilter& f);
 
 void ToProto(const collectors::ConntrackEntry& e, netagent::v1::ConntrackEntry* out);
+
+// count / max in percent, or nullopt (fill_percent absent) when either is
+// unknown or max is 0.
+std::optional<double> FillPercent(const std::optional<uint64_t>& count,
+                                  const std::optional<uint64_t>& max);
 
 class ConntrackService final : public netagent::v1::ConntrackService::Service {
  public:

@@ -2,6 +2,12 @@
 
 namespace netagent::agent {
 
+absl::Status CallStillWanted(const AgentContext& ctx, const grpc::ServerContextBase* context) {
+  if (ctx.lifecycle.stopping()) return absl::UnavailableError("agent is shutting down");
+  if (context->IsCancelled()) return absl::CancelledError("caller went away");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> AcquireLongCall(
     AgentContext& ctx, const grpc::ServerContextBase* context) {
   std::optional<CallAuth> call = ctx.auth->FindCall(context);

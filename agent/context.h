@@ -25,6 +25,12 @@ struct AgentContext {
   std::string version;
 };
 
+// OK while the caller still waits and the agent runs; CANCELLED once the
+// caller went away (cancelled, or past its deadline), UNAVAILABLE once the
+// agent is stopping. Table walks ask it as they go, whether or not entries
+// match their filter.
+absl::Status CallStillWanted(const AgentContext& ctx, const grpc::ServerContextBase* context);
+
 // A slot among the calls that hold a thread for long (see LongCallLimiter),
 // counted against this call's caller.
 absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> AcquireLongCall(

@@ -146,16 +146,18 @@ absl::StatusOr<collectors::SocketQuery> SocketQueryFromProto(const v1::SocketFil
         q.destination_port,
         collectors::ParsePortRange(f.destination_port(), "filter.destination_port"));
   }
-  // An address filter names its family: dump only that one.
+  // An IPv6 address filter can match only IPv6 sockets: dump that family
+  // alone. An IPv4 one also matches dual-stack IPv6 sockets by their
+  // v4-mapped addresses (the kernel's inet_diag_bc_run compares an AF_INET
+  // condition with ::ffff:a.b.c.d), as ss finds them: both families stay.
   for (const auto* p : {&q.source, &q.destination}) {
-    if (!p->has_value()) continue;
-    const int af = (*p)->address.family;
+    if (!p->has_value() || (*p)->address.family != AF_INET6) continue;
     if (f.families_size() > 0 &&
-        std::find(q.families.begin(), q.families.end(), af) == q.families.end()) {
+        std::find(q.families.begin(), q.families.end(), AF_INET6) == q.families.end()) {
       return absl::InvalidArgumentError(
           "filter.families: excludes the family of the source or destination address");
     }
-    q.families = {af};
+    q.families = {AF_INET6};
   }
   if (q.source && q.destination && q.source->address.family != q.destination->address.family) {
     return absl::InvalidArgumentError(
@@ -252,8 +254,10 @@ grpc::Status SocketService::ListSockets(grpc::ServerContext* context,
 
   v1::ListSocketsResponse msg;
   uint64_t in_page = 0;
+  bool sent = false;
   auto flush = [&]() -> absl::Status {
     if (!writer->Write(msg)) return absl::CancelledError("caller went away");
+    sent = true;
     msg.Clear();
     return absl::OkStatus();
   };
@@ -268,12 +272,14 @@ grpc::Status SocketService::ListSockets(grpc::ServerContext* context,
         if (static_cast<uint32_t>(msg.sockets_size()) >= batch) return flush();
         return absl::OkStatus();
       },
-      from);
+      from, [&] { return CallStillWanted(ctx_, context); });
   if (!report.ok()) return ToGrpc(report.status());
   const bool page_full = request->page_size() != 0 && in_page >= request->page_size();
   if (page_full) msg.set_next_page_token(EncodePageToken(report->stopped_at, request->filter()));
   for (const auto& w : report->warnings) msg.add_warnings(w);
-  if (msg.sockets_size() > 0 || page_full || msg.warnings_size() > 0) {
+  // At least one message, empty when nothing matched: a caller gets a result
+  // (netctl -o json prints one) rather than a stream that says nothing.
+  if (!sent || msg.sockets_size() > 0 || page_full || msg.warnings_size() > 0) {
     if (absl::Status st = flush(); !st.ok()) return ToGrpc(st);
   }
   return grpc::Status::OK;
@@ -307,11 +313,13 @@ grpc::Status SocketService::GetSocketSummary(grpc::ServerContext* context,
   std::vector<std::string> warnings;
   for (int attempt = 1;; ++attempt) {
     summarizer = collectors::SocketSummarizer();
-    auto report = collectors::DumpSockets(*query, [&](const collectors::SocketRecord& s) {
-      if (context->IsCancelled()) return absl::CancelledError("caller went away");
-      summarizer.Add(s);
-      return absl::OkStatus();
-    });
+    auto report = collectors::DumpSockets(
+        *query,
+        [&](const collectors::SocketRecord& s) {
+          summarizer.Add(s);
+          return absl::OkStatus();
+        },
+        {}, [&] { return CallStillWanted(ctx_, context); });
     if (!report.ok()) return ToGrpc(report.status());
     if (report->warnings.empty() || attempt == kSummaryAttempts) {
       warnings = report->warnings;

@@ -16,8 +16,9 @@ namespace {
 
 v1::ConntrackFilter Filter(const ConntrackArgs& a) {
   v1::ConntrackFilter f;
-  if (a.ipv4) f.set_family(v1::ADDRESS_FAMILY_INET);
-  if (a.ipv6) f.set_family(v1::ADDRESS_FAMILY_INET6);
+  // -4 -6 together: both families, as with netctl sockets (the filter's
+  // unspecified family).
+  if (a.ipv4 != a.ipv6) f.set_family(a.ipv4 ? v1::ADDRESS_FAMILY_INET : v1::ADDRESS_FAMILY_INET6);
   if (a.zone) f.set_zone(*a.zone);
   if (a.mark) f.set_mark(*a.mark);
   if (a.mark_mask) f.set_mark_mask(*a.mark_mask);
@@ -68,7 +69,8 @@ void StatsBlock(const google::protobuf::Message& m, std::ostream& out) {
   const auto& s = static_cast<const v1::GetConntrackStatsResponse&>(m);
   out << "entries " << (s.has_count() ? Num(s.count()) : "?") << " of "
       << (s.has_max() ? Num(s.max()) : "?")
-      << absl::StrFormat(" (%.1f%%), from %s\n", s.fill_percent(), s.source());
+      << (s.has_fill_percent() ? absl::StrFormat(" (%.1f%%)", s.fill_percent()) : "") << ", from "
+      << s.source() << "\n";
   std::vector<std::string> header = {"CPU"};
   for (const auto& v : s.total()) header.push_back(v.name());
   Table t(header);
@@ -87,7 +89,7 @@ void SummaryBlock(const google::protobuf::Message& m, std::ostream& out) {
   const auto& s = static_cast<const v1::GetConntrackSummaryResponse&>(m);
   out << "matched " << s.matched() << "; table " << (s.has_count() ? Num(s.count()) : "?") << " of "
       << (s.has_max() ? Num(s.max()) : "?")
-      << absl::StrFormat(" (%.1f%% full)\n", s.fill_percent());
+      << (s.has_fill_percent() ? absl::StrFormat(" (%.1f%% full)", s.fill_percent()) : "") << "\n";
   for (const auto& w : s.warnings()) out << "warning " << w << "\n";
   out << "\n";
   Table counts({"PROTOCOL", "STATE", "ENTRIES"});

@@ -139,8 +139,8 @@ int Main(int argc, char** argv) {
   auto* ct_summary =
       conntrack->add_subcommand("summary", "counts per protocol and state, top sources");
   for (CLI::App* cmd : {ct_list, ct_summary}) {
-    cmd->add_flag("-4", ct_args.ipv4, "IPv4 only");
-    cmd->add_flag("-6", ct_args.ipv6, "IPv6 only");
+    cmd->add_flag("-4", ct_args.ipv4, "IPv4 only (with -6: both)");
+    cmd->add_flag("-6", ct_args.ipv6, "IPv6 only (with -4: both)");
     cmd->add_option("-p,--protocol", ct_args.protocol, "tcp, udp, icmp, ... or a number");
     cmd->add_option("--state", ct_args.tcp_states, "TCP state (ESTABLISHED, TIME_WAIT, ...)")
         ->delimiter(',');

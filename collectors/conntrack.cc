@@ -363,6 +363,12 @@ bool ConntrackQuery::Matches(const ConntrackEntry& e) const {
 
 absl::StatusOr<ConntrackDumpReport> DumpConntrack(
     const ConntrackQuery& q, absl::FunctionRef<absl::Status(const ConntrackEntry&)> on_entry) {
+  return DumpConntrack(q, on_entry, [] { return absl::OkStatus(); });
+}
+
+absl::StatusOr<ConntrackDumpReport> DumpConntrack(
+    const ConntrackQuery& q, absl::FunctionRef<absl::Status(const ConntrackEntry&)> on_entry,
+    absl::FunctionRef<absl::Status()> keep_going) {
   NETAGENT_ASSIGN_OR_RETURN(kernel::NetlinkSocket sock,
                             kernel::NetlinkSocket::Open(NETLINK_NETFILTER));
   ConntrackDumpReport report;
@@ -379,7 +385,7 @@ absl::StatusOr<ConntrackDumpReport> DumpConntrack(
     report.entries = report.examined = 0;
     absl::Status st = sock.Request(req, "conntrack dump", [&](const nlmsghdr& m) -> absl::Status {
       NETAGENT_RETURN_IF_ERROR(ParseConntrackEntry(m, entry));
-      ++report.examined;
+      if (++report.examined % kConntrackCheckEvery == 0) NETAGENT_RETURN_IF_ERROR(keep_going());
       // Everything again here: a kernel may ignore filters it does not know.
       if (!q.Matches(entry)) return absl::OkStatus();
       ++report.entries;

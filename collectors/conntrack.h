@@ -96,6 +96,14 @@ struct ConntrackDumpReport {
   std::vector<std::string> warnings;
 };
 
+// `keep_going` is asked after every kConntrackCheckEvery entries read from the
+// kernel, matched or not (a selective filter may match none of a huge table):
+// a non-OK status (the caller went away, the agent stops) ends the dump with
+// it, and closing the socket ends the kernel's walk.
+inline constexpr uint64_t kConntrackCheckEvery = 256;
+absl::StatusOr<ConntrackDumpReport> DumpConntrack(
+    const ConntrackQuery& q, absl::FunctionRef<absl::Status(const ConntrackEntry&)> on_entry,
+    absl::FunctionRef<absl::Status()> keep_going);
 absl::StatusOr<ConntrackDumpReport> DumpConntrack(
     const ConntrackQuery& q, absl::FunctionRef<absl::Status(const ConntrackEntry&)> on_entry);
 

@@ -6,10 +6,14 @@
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "kernel/errors.h"
@@ -195,19 +199,44 @@ absl::StatusOr<std::vector<RawStatGroup>> ParseStats(const nlmsghdr& nlh) {
   std::vector<RawStatGroup> out;
   kernel::ForEachAttr(nlh, GENL_HDRLEN, [&](const nlattr& a) {
     if ((a.nla_type & NLA_TYPE_MASK) != ETHTOOL_A_STATS_GRP) return;
-    kernel::AttrTable g(&a, ETHTOOL_A_STATS_GRP_MAX);
     RawStatGroup group;
-    group.id = g.u32(ETHTOOL_A_STATS_GRP_ID).value_or(0);
-    group.string_set = g.u32(ETHTOOL_A_STATS_GRP_SS_ID).value_or(0);
-    kernel::ForEachNested(g.get(ETHTOOL_A_STATS_GRP_STAT), [&](const nlattr& s) {
-      if (s.nla_len - NLA_HDRLEN != 8) return;
-      uint64_t v;
-      std::memcpy(&v, reinterpret_cast<const char*>(&s) + NLA_HDRLEN, 8);
-      group.stats.emplace_back(s.nla_type & NLA_TYPE_MASK, v);
+    // Attribute types repeat here (one STAT nest per counter, one HIST nest
+    // per bucket): every attribute is read, none looked up by type.
+    kernel::ForEachNested(&a, [&](const nlattr& g) {
+      const uint16_t type = g.nla_type & NLA_TYPE_MASK;
+      if (type == ETHTOOL_A_STATS_GRP_ID) {
+        group.id = static_cast<uint32_t>(kernel::ScalarValue(g).value_or(0));
+      } else if (type == ETHTOOL_A_STATS_GRP_SS_ID) {
+        group.string_set = static_cast<uint32_t>(kernel::ScalarValue(g).value_or(0));
+      } else if (type == ETHTOOL_A_STATS_GRP_STAT) {
+        // One u64 inside, whose type is the counter's id (0 included).
+        kernel::ForEachNested(&g, [&](const nlattr& s) {
+          if (s.nla_len - NLA_HDRLEN != 8) return;
+          uint64_t v;
+          std::memcpy(&v, reinterpret_cast<const char*>(&s) + NLA_HDRLEN, 8);
+          group.stats.emplace_back(s.nla_type & NLA_TYPE_MASK, v);
+        });
+      } else if (type == ETHTOOL_A_STATS_GRP_HIST_RX || type == ETHTOOL_A_STATS_GRP_HIST_TX) {
+        kernel::AttrTable b(&g, ETHTOOL_A_STATS_GRP_HIST_VAL);
+        auto low = b.u32(ETHTOOL_A_STATS_GRP_HIST_BKT_LOW);
+        auto high = b.u32(ETHTOOL_A_STATS_GRP_HIST_BKT_HI);
+        auto value = b.u64(ETHTOOL_A_STATS_GRP_HIST_VAL);
+        if (!low || !high || !value || (*low == 0 && *high == 0)) return;
+        group.histogram.push_back({type == ETHTOOL_A_STATS_GRP_HIST_TX, *low, *high, *value});
+      }
     });
     out.push_back(std::move(group));
   });
   return out;
+}
+
+std::string HistogramBucketName(const StatHistogramBucket& b) {
+  const char* dir = b.tx ? "tx" : "rx";
+  if (b.low != 0 && b.high != 0) {
+    return absl::StrCat(dir, "-etherStatsPkts", b.low, "to", b.high, "Octets");
+  }
+  if (b.high != 0) return absl::StrCat(dir, "-etherStatsPkts", b.high, "Octets");
+  return absl::StrCat(dir, "-etherStatsPkts", b.low, "toMaxOctets");
 }
 
 absl::StatusOr<Rss> ParseRss(const nlmsghdr& nlh, const std::vector<std::string>& hfunc_names) {
@@ -390,7 +419,7 @@ Section<std::vector<StatGroup>> EthtoolClient::GetStandardStats(const std::strin
   if (!raw.ok()) return {raw.status(), {}};
   Section<std::vector<StatGroup>> out;
   for (const RawStatGroup& g : *raw) {
-    if (g.stats.empty()) continue;
+    if (g.stats.empty() && g.histogram.empty()) continue;
     auto names = StringSet(g.string_set, "");
     StatGroup group;
     group.name =
@@ -400,6 +429,12 @@ Section<std::vector<StatGroup>> EthtoolClient::GetStandardStats(const std::strin
                                    ? (*names)[id]
                                    : absl::StrCat("stat-", id),
                                v);
+    }
+    // After the counters, rx then tx, as ethtool prints them.
+    for (bool tx : {false, true}) {
+      for (const StatHistogramBucket& b : g.histogram) {
+        if (b.tx == tx) group.stats.emplace_back(HistogramBucketName(b), b.value);
+      }
     }
     out.value.push_back(std::move(group));
   }
@@ -450,45 +485,116 @@ absl::StatusOr<DriverInfo> GetDriverInfo(const std::string& dev) {
   return d;
 }
 
+namespace {
+
+constexpr int kDriverStatsAttempts = 4;
+
+// `size` bytes that end where an inaccessible page begins: a kernel copy that
+// runs past them fails with EFAULT instead of writing over the heap.
+class GuardedBuffer {
+ public:
+  static absl::StatusOr<GuardedBuffer> Allocate(size_t size) {
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    size = (size + 7) / 8 * 8;
+    const size_t pages = (size + page - 1) / page;
+    const size_t len = (pages + 1) * page;
+    void* map = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) return kernel::LastErrnoStatus("mmap for SIOCETHTOOL");
+    GuardedBuffer b;
+    b.map_ = map;
+    b.len_ = len;
+    char* guard = static_cast<char*>(map) + pages * page;
+    if (::mprotect(guard, page, PROT_NONE) != 0) return kernel::LastErrnoStatus("mprotect");
+    b.data_ = guard - size;
+    return b;
+  }
+  GuardedBuffer(GuardedBuffer&& o) noexcept
+      : map_(std::exchange(o.map_, nullptr)), len_(o.len_), data_(o.data_) {}
+  GuardedBuffer& operator=(GuardedBuffer&&) = delete;
+  ~GuardedBuffer() {
+    if (map_ != nullptr) ::munmap(map_, len_);
+  }
+  char* data() const { return data_; }
+
+ private:
+  GuardedBuffer() = default;
+  void* map_ = nullptr;
+  size_t len_ = 0;
+  char* data_ = nullptr;
+};
+
+}  // namespace
+
 absl::StatusOr<NamedValues> GetDriverStats(const std::string& dev) {
   NETAGENT_ASSIGN_OR_RETURN(kernel::UniqueFd fd, IoctlSocket());
-  // ethtool_sset_info and room for the one count it returns.
-  alignas(ethtool_sset_info) char sset_buf[sizeof(ethtool_sset_info) + sizeof(uint32_t)] = {};
-  auto* sset = reinterpret_cast<ethtool_sset_info*>(sset_buf);
-  sset->cmd = ETHTOOL_GSSET_INFO;
-  sset->sset_mask = 1ULL << ETH_SS_STATS;
-  NETAGENT_RETURN_IF_ERROR(Ethtool(fd.get(), dev, sset, "GSSET_INFO"));
-  uint32_t n = 0;
-  if (sset->sset_mask) std::memcpy(&n, sset_buf + sizeof(ethtool_sset_info), sizeof(n));
-  if (n == 0)
-    return absl::UnimplementedError(absl::StrCat(dev, ": the driver has no private counters"));
-  if (n > 1 << 20) return absl::DataLossError(absl::StrCat(dev, ": implausible counter count ", n));
+  return GetDriverStats(dev, [&](void* cmd) {
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, dev.c_str(), IFNAMSIZ - 1);
+    ifr.ifr_data = static_cast<char*>(cmd);
+    return ::ioctl(fd.get(), SIOCETHTOOL, &ifr) < 0 ? errno : 0;
+  });
+}
 
-  std::vector<char> strings(sizeof(ethtool_gstrings) + n * ETH_GSTRING_LEN);
-  auto* gs = reinterpret_cast<ethtool_gstrings*>(strings.data());
-  gs->cmd = ETHTOOL_GSTRINGS;
-  gs->string_set = ETH_SS_STATS;
-  gs->len = n;
-  NETAGENT_RETURN_IF_ERROR(Ethtool(fd.get(), dev, gs, "GSTRINGS"));
-  std::vector<char> values(sizeof(ethtool_stats) + n * sizeof(uint64_t));
-  auto* st = reinterpret_cast<ethtool_stats*>(values.data());
-  st->cmd = ETHTOOL_GSTATS;
-  st->n_stats = n;
-  NETAGENT_RETURN_IF_ERROR(Ethtool(fd.get(), dev, st, "GSTATS"));
-  // The kernel reads the count again for each call: a driver whose count
-  // changed in between (a reconfiguration) gives a mismatch, not a mix-up.
-  if (gs->len != n || st->n_stats != n) {
-    return absl::AbortedError(absl::StrCat(dev, ": the counter set changed while reading it"));
+absl::StatusOr<NamedValues> GetDriverStats(const std::string& dev, EthtoolIoctl ioctl) {
+  auto failed = [&](int err, absl::string_view what) {
+    return kernel::ErrnoStatus(err, absl::StrCat("SIOCETHTOOL ", what, " ", dev));
+  };
+  for (int attempt = 0; attempt < kDriverStatsAttempts; ++attempt) {
+    // ethtool_sset_info and room for the one count it returns.
+    alignas(ethtool_sset_info) char sset_buf[sizeof(ethtool_sset_info) + sizeof(uint32_t)] = {};
+    auto* sset = reinterpret_cast<ethtool_sset_info*>(sset_buf);
+    sset->cmd = ETHTOOL_GSSET_INFO;
+    sset->sset_mask = 1ULL << ETH_SS_STATS;
+    if (int err = ioctl(sset); err != 0) return failed(err, "GSSET_INFO");
+    uint32_t n = 0;
+    if (sset->sset_mask) std::memcpy(&n, sset_buf + sizeof(ethtool_sset_info), sizeof(n));
+    if (n == 0)
+      return absl::UnimplementedError(absl::StrCat(dev, ": the driver has no private counters"));
+    if (n > 1 << 20)
+      return absl::DataLossError(absl::StrCat(dev, ": implausible counter count ", n));
+
+    // The kernel writes the driver's count at the time of each call, not n:
+    // room for growth, then the guard page (EFAULT: it grew past even that).
+    const size_t room = 2 * static_cast<size_t>(n) + 64;
+    NETAGENT_ASSIGN_OR_RETURN(
+        GuardedBuffer strings,
+        GuardedBuffer::Allocate(sizeof(ethtool_gstrings) + room * ETH_GSTRING_LEN));
+    auto* gs = reinterpret_cast<ethtool_gstrings*>(strings.data());
+    gs->cmd = ETHTOOL_GSTRINGS;
+    gs->string_set = ETH_SS_STATS;
+    gs->len = n;
+    if (int err = ioctl(gs); err == EFAULT) {
+      continue;
+    } else if (err != 0) {
+      return failed(err, "GSTRINGS");
+    }
+    if (gs->len != n) continue;
+    NETAGENT_ASSIGN_OR_RETURN(
+        GuardedBuffer values,
+        GuardedBuffer::Allocate(sizeof(ethtool_stats) + room * sizeof(uint64_t)));
+    auto* st = reinterpret_cast<ethtool_stats*>(values.data());
+    st->cmd = ETHTOOL_GSTATS;
+    st->n_stats = n;
+    if (int err = ioctl(st); err == EFAULT) {
+      continue;
+    } else if (err != 0) {
+      return failed(err, "GSTATS");
+    }
+    if (st->n_stats != n) continue;
+
+    NamedValues out;
+    out.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      const char* name = reinterpret_cast<const char*>(gs->data) + i * ETH_GSTRING_LEN;
+      uint64_t v;
+      std::memcpy(&v, reinterpret_cast<const char*>(st->data) + i * sizeof(uint64_t), sizeof(v));
+      out.emplace_back(std::string(name, strnlen(name, ETH_GSTRING_LEN)), v);
+    }
+    return out;
   }
-  NamedValues out;
-  out.reserve(n);
-  for (uint32_t i = 0; i < n; ++i) {
-    const char* name = reinterpret_cast<const char*>(gs->data) + i * ETH_GSTRING_LEN;
-    uint64_t v;
-    std::memcpy(&v, reinterpret_cast<const char*>(st->data) + i * sizeof(uint64_t), sizeof(v));
-    out.emplace_back(std::string(name, strnlen(name, ETH_GSTRING_LEN)), v);
-  }
-  return out;
+  return absl::AbortedError(
+      absl::StrCat(dev, ": the driver's counter set kept changing while it was read (",
+                   kDriverStatsAttempts, " attempts)"));
 }
 
 }  // namespace netagent::collectors

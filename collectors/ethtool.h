@@ -86,12 +86,25 @@ absl::StatusOr<std::vector<Feature>> ParseFeatures(const nlmsghdr& nlh,
                                                    const std::vector<std::string>& names);
 absl::StatusOr<Pause> ParsePause(const nlmsghdr& nlh);
 // Returns the groups with stat ids; names come from each group's string set.
+// The kernel puts every counter in a GRP_STAT nest of its own and every
+// histogram bucket (rmon) in a HIST_RX / HIST_TX nest of its own.
+struct StatHistogramBucket {
+  bool tx = false;             // HIST_TX, else HIST_RX
+  uint32_t low = 0, high = 0;  // frame sizes in octets; 0: open on that side
+  uint64_t value = 0;
+};
 struct RawStatGroup {
   uint32_t id = 0;
   uint32_t string_set = 0;
   std::vector<std::pair<uint16_t, uint64_t>> stats;
+  std::vector<StatHistogramBucket> histogram;  // in the kernel's order
 };
 absl::StatusOr<std::vector<RawStatGroup>> ParseStats(const nlmsghdr& nlh);
+// A bucket's name as `ethtool -S --groups rmon` prints it, less the group:
+// ethtool's "rx-rmon-etherStatsPkts65to127Octets" is "rx-etherStatsPkts65to127Octets"
+// of the rmon group ("...64Octets" when only high is set, "...1519toMaxOctets"
+// when only low is).
+std::string HistogramBucketName(const StatHistogramBucket& b);
 absl::StatusOr<Rss> ParseRss(const nlmsghdr& nlh, const std::vector<std::string>& hfunc_names);
 // STRSET_GET reply: string set id -> strings by index.
 absl::StatusOr<std::map<uint32_t, std::vector<std::string>>> ParseStringSets(const nlmsghdr& nlh);
@@ -143,7 +156,15 @@ struct DriverInfo {
 // SIOCETHTOOL ETHTOOL_GDRVINFO.
 absl::StatusOr<DriverInfo> GetDriverInfo(const std::string& dev);
 // SIOCETHTOOL GSSET_INFO + GSTRINGS + GSTATS: the driver's private counters,
-// in its order. The count is read once and the values checked against it.
+// in its order. The kernel copies out as many entries as the driver has at
+// each call, whatever count the caller announced: the buffers have headroom
+// and end at an inaccessible page (a count that outgrew them is EFAULT, not a
+// heap overflow), and a count that changed between the calls is read again,
+// a few times, then ABORTED.
 absl::StatusOr<NamedValues> GetDriverStats(const std::string& dev);
+// The same through `ioctl`, which makes one SIOCETHTOOL call for a command
+// struct and returns 0 or the errno (tests play a driver with it).
+using EthtoolIoctl = absl::FunctionRef<int(void* cmd)>;
+absl::StatusOr<NamedValues> GetDriverStats(const std::string& dev, EthtoolIoctl ioctl);
 
 }  // namespace netagent::collectors

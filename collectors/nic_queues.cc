@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <linux/genetlink.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -78,7 +79,34 @@ std::optional<uint32_t> ReadU32(const std::string& path) {
   return std::nullopt;
 }
 
+// The last component of a sysfs symlink ("virtio-pci" for .../drivers/virtio-pci).
+std::string LinkName(const std::string& path) {
+  char buf[4096];
+  const ssize_t n = ::readlink(path.c_str(), buf, sizeof(buf) - 1);
+  if (n <= 0) return "";
+  absl::string_view target(buf, static_cast<size_t>(n));
+  const size_t slash = target.rfind('/');
+  return std::string(slash == absl::string_view::npos ? target : target.substr(slash + 1));
+}
+
+// A device on the virtio bus whose parent runs a virtio transport driver
+// (virtio-pci, virtio-mmio).
+bool IsVirtioDevice(const std::string& device) {
+  return LinkName(device + "/subsystem") == "virtio" &&
+         absl::StartsWith(LinkName(device + "/../driver"), "virtio");
+}
+
 }  // namespace
+
+bool ActionsNameDevice(absl::string_view actions, absl::string_view dev) {
+  if (dev.empty()) return false;
+  for (absl::string_view name :
+       absl::StrSplit(actions, absl::ByAnyChar(", \t"), absl::SkipEmpty())) {
+    if (!absl::ConsumePrefix(&name, dev)) continue;
+    if (name.empty() || name[0] == '-' || name[0] == ':') return true;
+  }
+  return false;
+}
 
 absl::StatusOr<QueueConfig> ReadQueueConfig(const std::string& dev, const std::string& sysfs_root) {
   const std::string base = absl::StrCat(sysfs_root, "/class/net/", dev, "/queues");
@@ -191,14 +219,17 @@ absl::StatusOr<std::vector<IrqInfo>> ReadDeviceIrqs(const std::string& dev,
   }
   std::set<uint32_t> irqs;
   std::vector<std::string> msi = ListDir(device + "/msi_irqs");
-  if (msi.empty()) msi = ListDir(device + "/../msi_irqs");  // virtio: the PCI parent's
+  // A virtio device's interrupts are its transport's (virtio-pci's MSI-X):
+  // the parent's list, for virtio only. Another parent's (the PCI function
+  // of a subfunction, say) are not this device's.
+  if (msi.empty() && IsVirtioDevice(device)) msi = ListDir(device + "/../msi_irqs");
   for (const std::string& m : msi) {
     uint32_t n;
     if (absl::SimpleAtoi(m, &n)) irqs.insert(n);
   }
   const auto lines = ParseInterrupts(kernel::ReadFile(proc_root + "/interrupts").value_or(""));
   for (const auto& [irq, line] : lines) {
-    if (absl::StrContains(line.name, dev)) irqs.insert(irq);
+    if (ActionsNameDevice(line.name, dev)) irqs.insert(irq);
   }
   std::vector<IrqInfo> out;
   for (uint32_t irq : irqs) {

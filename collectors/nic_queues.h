@@ -62,9 +62,15 @@ struct InterruptLine {
 // /proc/interrupts: IRQ number -> action name and total count.
 std::map<uint32_t, InterruptLine> ParseInterrupts(absl::string_view text);
 
-// The device's MSI IRQs (device/msi_irqs, or the parent's for virtio) plus
-// any line of /proc/interrupts naming the device. UNIMPLEMENTED for a
-// virtual device, which has none.
+// Whether the action names of a /proc/interrupts line ("eth0-TxRx-0,
+// eth0-misc") name `dev`: an action that is the name, or the name followed by
+// '-' or ':' ("eth1-rx-0", "eth1:lsc"); never a longer name (eth10 for eth1).
+bool ActionsNameDevice(absl::string_view actions, absl::string_view dev);
+
+// The device's MSI IRQs (device/msi_irqs, or for a virtio device the virtio
+// transport's, its parent's) plus any line of /proc/interrupts naming the
+// device (ActionsNameDevice). UNIMPLEMENTED for a virtual device, which has
+// none.
 absl::StatusOr<std::vector<IrqInfo>> ReadDeviceIrqs(const std::string& dev,
                                                     const std::string& sysfs_root,
                                                     const std::string& proc_root = "/proc");

@@ -244,6 +244,12 @@ bool IsStopDump(const absl::Status& status) {
 absl::StatusOr<SocketDumpReport> DumpSockets(
     const SocketQuery& q, absl::FunctionRef<absl::Status(const SocketRecord&)> on_socket,
     SocketCursor from) {
+  return DumpSockets(q, on_socket, from, [] { return absl::OkStatus(); });
+}
+
+absl::StatusOr<SocketDumpReport> DumpSockets(
+    const SocketQuery& q, absl::FunctionRef<absl::Status(const SocketRecord&)> on_socket,
+    SocketCursor from, absl::FunctionRef<absl::Status()> keep_going) {
   NETAGENT_ASSIGN_OR_RETURN(kernel::NetlinkSocket sock,
                             kernel::NetlinkSocket::Open(NETLINK_SOCK_DIAG));
   const std::string bytecode = BuildBytecode(q);
@@ -259,6 +265,7 @@ absl::StatusOr<SocketDumpReport> DumpSockets(
 
   SocketDumpReport report;
   SocketRecord record;
+  uint64_t examined = 0;
   uint32_t pass = 0;
   for (int protocol : q.protocols) {
     for (int family : q.families) {
@@ -281,6 +288,7 @@ absl::StatusOr<SocketDumpReport> DumpSockets(
                                             family == AF_INET ? "4" : "6", " dump");
       absl::Status st = sock.Request(req, what, [&](const nlmsghdr& m) -> absl::Status {
         NETAGENT_RETURN_IF_ERROR(ParseSocket(m, protocol, record));
+        if (++examined % kSocketCheckEvery == 0) NETAGENT_RETURN_IF_ERROR(keep_going());
         if (seen++ < skip) return absl::OkStatus();
         ++report.sockets;
         absl::Status cb = on_socket(record);

@@ -101,5 +101,12 @@ bool IsStopDump(const absl::Status& status);
 absl::StatusOr<SocketDumpReport> DumpSockets(
     const SocketQuery& q, absl::FunctionRef<absl::Status(const SocketRecord&)> on_socket,
     SocketCursor from = {});
+// The same, asking `keep_going` after every kSocketCheckEvery sockets read
+// from the kernel, those skipped to reach `from` included: a non-OK status
+// (the caller went away, the agent stops) ends the dump with it.
+inline constexpr uint64_t kSocketCheckEvery = 256;
+absl::StatusOr<SocketDumpReport> DumpSockets(
+    const SocketQuery& q, absl::FunctionRef<absl::Status(const SocketRecord&)> on_socket,
+    SocketCursor from, absl::FunctionRef<absl::Status()> keep_going);
 
 }  // namespace netagent::collectors

@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "netagent/v1/conntrack.pb.h"
@@ -185,6 +186,32 @@ TEST(ConntrackIntegration, SummaryCountsProtocolsStatesAndSources) {
   EXPECT_EQ(sum.top_sources(0).address(), "127.0.0.1");
   EXPECT_EQ(sum.matched(), sum.count());
   EXPECT_GT(sum.fill_percent(), 0);
+}
+
+// -4 and -6 together mean both families, as with netctl sockets (not IPv6
+// alone): two IPv4 entries and one IPv6 entry made with conntrack -I.
+TEST(ConntrackIntegration, BothFamilyFlagsMeanBothFamilies) {
+  REQUIRE_ROOT();
+  Netns ns;
+  for (const char* src : {"10.0.0.1", "10.0.0.3", "fd00::1"}) {
+    const std::string dst = absl::StrContains(src, ':') ? "fd00::2" : "10.0.0.2";
+    RunResult r = RunCommand(ns.Exec({"conntrack", "-I", "-s", src, "-d", dst, "-p", "udp",
+                                      "--sport", "1000", "--dport", "53", "--timeout", "600"}));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  Agent agent(ns);
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  auto count = [&](std::vector<std::string> flags) {
+    std::vector<std::string> args = {"-o", "json", "conntrack", "list", "--count"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    RunResult r = agent.Netctl(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return ResultOf<google::protobuf::Struct>(r.out).fields().at("entries").number_value();
+  };
+  EXPECT_EQ(count({}), 3);
+  EXPECT_EQ(count({"-4"}), 2);
+  EXPECT_EQ(count({"-6"}), 1);
+  EXPECT_EQ(count({"-4", "-6"}), 3);
 }
 
 }  // namespace

@@ -25,21 +25,34 @@ namespace v1 = ::netagent::v1;
 
 constexpr int kEstablishedPairs = 450, kTimeWait = 60, kCloseWait = 20, kUnaccepted = 10,
               kBacklog = 16, kSynRecv = 30, kUdp = 20;
+// With IPv6: a dual-stack listener on [::]:5003 with IPv4 clients (its
+// accepted sockets are IPv6 with v4-mapped addresses) and pairs over ::1:5004.
+constexpr int kDualStack = 15, kIpv6Pairs = 12, kDualStackPort = 5003;
 
 // A namespace full of sockets: sockfarm with a firewall rule that drops the
-// last ACK of handshakes to port 5002, so its listener keeps SYN_RECV entries.
+// last ACK of handshakes to port 5002, so its listener keeps SYN_RECV entries;
+// `ipv6` adds the dual-stack and IPv6 sockets.
 class SocketFarm {
  public:
-  SocketFarm() {
+  explicit SocketFarm(bool ipv6 = false) {
     RunResult fw = RunCommand(ns_.Exec({"iptables", "-I", "INPUT", "-p", "tcp", "--dport", "5002",
                                         "--tcp-flags", "SYN,ACK,FIN,RST", "ACK", "-j", "DROP"}));
     EXPECT_EQ(fw.exit_code, 0) << fw.err;
-    farm_ = std::make_unique<Process>(
-        ns_.Exec({SOCKFARM_PATH, "--established", absl::StrCat(kEstablishedPairs), "--time-wait",
-                  absl::StrCat(kTimeWait), "--close-wait", absl::StrCat(kCloseWait), "--unaccepted",
-                  absl::StrCat(kUnaccepted), "--backlog", absl::StrCat(kBacklog), "--syn-recv",
-                  absl::StrCat(kSynRecv), "--udp", absl::StrCat(kUdp)}),
-        dir_ / "farm.out");
+    std::vector<std::string> argv = {SOCKFARM_PATH};
+    auto flag = [&](const char* name, int n) { argv.insert(argv.end(), {name, absl::StrCat(n)}); };
+    flag("--established", kEstablishedPairs);
+    flag("--time-wait", kTimeWait);
+    flag("--close-wait", kCloseWait);
+    flag("--unaccepted", kUnaccepted);
+    flag("--backlog", kBacklog);
+    flag("--syn-recv", kSynRecv);
+    flag("--udp", kUdp);
+    if (ipv6) {
+      flag("--dual-stack", kDualStack);
+      flag("--dual-stack-port", kDualStackPort);
+      flag("--ipv6-pairs", kIpv6Pairs);
+    }
+    farm_ = std::make_unique<Process>(ns_.Exec(argv), dir_ / "farm.out");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (ReadFile(dir_ / "farm.out").find("ready") == std::string::npos &&
            std::chrono::steady_clock::now() < deadline && farm_->running()) {
@@ -78,6 +91,19 @@ std::string Endpoint(const std::string& addr, uint32_t port, v1::AddressFamily f
                                        : absl::StrCat(addr, ":", p);
 }
 
+// ss prints the any address of an IPv6 socket that also takes IPv4 (not
+// v6only) as "*"; the farm's one such socket is its dual-stack listener.
+std::string SsLocal(const v1::Socket& s) {
+  if (s.local_address() == "::" && s.local_port() == kDualStackPort) {
+    return absl::StrCat("*:", kDualStackPort);
+  }
+  return Endpoint(s.local_address(), s.local_port(), s.family());
+}
+std::string SsPeer(const v1::Socket& s) {
+  if (s.local_address() == "::" && s.local_port() == kDualStackPort) return "*:*";
+  return Endpoint(s.peer_address(), s.peer_port(), s.family());
+}
+
 // ss's label for our state name.
 std::string Label(const std::string& state) {
   static const std::map<std::string, std::string> labels = {
@@ -92,7 +118,7 @@ std::string Ms(uint32_t us) { return absl::StrFormat("%g", us / 1000.0); }
 
 TEST(SocketsIntegration, AThousandSocketsAgreeWithSsSocketBySocket) {
   REQUIRE_ROOT();
-  SocketFarm farm;
+  SocketFarm farm(/*ipv6=*/true);
   ASSERT_TRUE(farm.ready()) << farm.log();
   Agent agent(farm.ns());
   ASSERT_TRUE(agent.ok()) << agent.error();
@@ -118,8 +144,8 @@ TEST(SocketsIntegration, AThousandSocketsAgreeWithSsSocketBySocket) {
     const SsSocket& r = *it->second;
     const std::string where = absl::StrCat(s.state(), " ", s.local_port(), "->", s.peer_port());
     EXPECT_EQ(Label(s.state()), r.state) << where;
-    EXPECT_EQ(Endpoint(s.local_address(), s.local_port(), s.family()), r.local) << where;
-    EXPECT_EQ(Endpoint(s.peer_address(), s.peer_port(), s.family()), r.peer) << where;
+    EXPECT_EQ(SsLocal(s), r.local) << where;
+    EXPECT_EQ(SsPeer(s), r.peer) << where;
     EXPECT_EQ(s.inode(), r.inode) << where;
     EXPECT_EQ(s.recv_q(), r.rq) << where;
     EXPECT_EQ(s.send_q(), r.sq) << where;
@@ -140,9 +166,11 @@ TEST(SocketsIntegration, AThousandSocketsAgreeWithSsSocketBySocket) {
     ++compared_info;
   }
   EXPECT_EQ(our_states, ss_states);
-  // Both ends of each pair, both ends of each unaccepted connection, and the
-  // clients of the stalled handshakes (they sent their ACK).
-  EXPECT_EQ(our_states["ESTAB"], 2 * kEstablishedPairs + 2 * kUnaccepted + kSynRecv);
+  // Both ends of each pair (IPv4, dual-stack, IPv6), both ends of each
+  // unaccepted connection, and the clients of the stalled handshakes (they
+  // sent their ACK).
+  EXPECT_EQ(our_states["ESTAB"],
+            2 * kEstablishedPairs + 2 * kUnaccepted + kSynRecv + 2 * kDualStack + 2 * kIpv6Pairs);
   EXPECT_EQ(our_states["CLOSE-WAIT"], kCloseWait);
   EXPECT_EQ(our_states["FIN-WAIT-2"], kCloseWait);
   EXPECT_EQ(our_states["TIME-WAIT"], kTimeWait);
@@ -156,7 +184,7 @@ TEST(SocketsIntegration, AThousandSocketsAgreeWithSsSocketBySocket) {
 
 TEST(SocketsIntegration, KernelFiltersMatchSsFilters) {
   REQUIRE_ROOT();
-  SocketFarm farm;
+  SocketFarm farm(/*ipv6=*/true);
   ASSERT_TRUE(farm.ready()) << farm.log();
   Agent agent(farm.ns());
   ASSERT_TRUE(agent.ok()) << agent.error();
@@ -182,11 +210,72 @@ TEST(SocketsIntegration, KernelFiltersMatchSsFilters) {
     ASSERT_EQ(ss.exit_code, 0) << ss.err;
     EXPECT_EQ(ListAll(agent, c.ours).size(), Lines(ss.out).size()) << absl::StrJoin(c.ours, " ");
   }
+
+  // An IPv4 prefix also matches dual-stack IPv6 sockets by their v4-mapped
+  // addresses: ss dumps both families and the kernel's bytecode compares an
+  // IPv4 condition with ::ffff:a.b.c.d. An IPv6 prefix matches IPv6 sockets
+  // only. Socket for socket (cookies), each case with sockets of the family
+  // it is about.
+  struct Mapped {
+    std::vector<std::string> ours;
+    std::vector<std::string> ss;
+    bool ss_ipv6_only;  // ss refuses -6 with an IPv4 prefix: keep its IPv6 lines
+    int ipv6;           // how many of the matches are IPv6 sockets
+  };
+  for (const Mapped& c : std::vector<Mapped>{
+           {{"--dst", "127.0.0.0/8"}, {"dst", "127.0.0.0/8"}, false, kDualStack},
+           {{"-6", "--dst", "127.0.0.0/8"}, {"dst", "127.0.0.0/8"}, true, kDualStack},
+           {{"-4", "--dst", "127.0.0.0/8"}, {"-4", "dst", "127.0.0.0/8"}, false, 0},
+           {{"--src", "127.0.0.1", "--sport", "5003"},
+            {"src", "127.0.0.1", "sport", "=", ":5003"},
+            false,
+            kDualStack},
+           {{"--dst", "::1"}, {"dst", "[::1]"}, false, 2 * kIpv6Pairs},
+           {{"-6"}, {"-6"}, false, 2 + 2 * kIpv6Pairs + kDualStack},
+       }) {
+    const std::string what = absl::StrJoin(c.ours, " ");
+    std::vector<std::string> argv = {"ss", "-tanimeH"};
+    argv.insert(argv.end(), c.ss.begin(), c.ss.end());
+    RunResult ss = RunCommand(farm.ns().Exec(argv));
+    ASSERT_EQ(ss.exit_code, 0) << what << ": " << ss.err;
+    std::set<uint64_t> theirs, ours;
+    for (const SsSocket& r : ParseSsOutput(ss.out)) {
+      if (!c.ss_ipv6_only || r.local[0] == '[') theirs.insert(r.cookie);
+    }
+    int ipv6 = 0;
+    for (const v1::Socket& s : ListAll(agent, c.ours)) {
+      ours.insert(s.cookie());
+      ipv6 += s.family() == v1::ADDRESS_FAMILY_INET6 ? 1 : 0;
+    }
+    EXPECT_EQ(ours, theirs) << what;
+    EXPECT_EQ(ipv6, c.ipv6) << what;
+    EXPECT_GT(ours.size(), 0u) << what;
+  }
+
   RunResult bad = agent.Netctl({"sockets", "--src", "10.0.0.1/8"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("INVALID_ARGUMENT: filter.source:"), std::string::npos) << bad.err;
   RunResult state = agent.Netctl({"sockets", "--state", "estab"});
   EXPECT_NE(state.err.find("filter.states: unknown state \"estab\""), std::string::npos);
+}
+
+// Nothing matches: still one JSON line for the target, ok, with a result
+// (an empty list), not silence.
+TEST(SocketsIntegration, AnEmptyResultIsStillAResult) {
+  REQUIRE_ROOT();
+  Netns ns;
+  Agent agent(ns);
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  RunResult r = agent.Netctl({"-o", "json", "sockets", "--dst", "192.0.2.0/24"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  google::protobuf::Struct line = ParseJson(lines[0]);
+  EXPECT_TRUE(line.fields().at("ok").bool_value()) << lines[0];
+  EXPECT_TRUE(line.fields().at("result").has_struct_value()) << lines[0];
+  EXPECT_EQ(ResultOf<v1::ListSocketsResponse>(lines[0]).sockets_size(), 0);
+  RunResult table = agent.Netctl({"sockets", "--dst", "192.0.2.0/24"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
 }
 
 TEST(SocketsIntegration, PagesCoverTheTableOnce) {

@@ -17,7 +17,7 @@ TEST(SocketQueryFromProto, DefaultsToTcpBothFamiliesAllStates) {
   EXPECT_EQ(q->states, collectors::kAllStates);
 }
 
-TEST(SocketQueryFromProto, AnAddressPicksItsFamily) {
+TEST(SocketQueryFromProto, AnIpv6AddressPicksItsFamilyAnIpv4OneKeepsBoth) {
   v1::SocketFilter f;
   f.set_destination("fd00::/64");
   auto q = SocketQueryFromProto(f);
@@ -26,6 +26,20 @@ TEST(SocketQueryFromProto, AnAddressPicksItsFamily) {
   f.add_families(v1::ADDRESS_FAMILY_INET);
   EXPECT_EQ(SocketQueryFromProto(f).status().message(),
             "filter.families: excludes the family of the source or destination address");
+  // IPv4 also matches dual-stack IPv6 sockets (v4-mapped): both families.
+  v1::SocketFilter v4;
+  v4.set_destination("127.0.0.0/8");
+  q = SocketQueryFromProto(v4);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->families, (std::vector<int>{AF_INET, AF_INET6}));
+  v4.set_source("127.0.0.1");
+  q = SocketQueryFromProto(v4);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->families, (std::vector<int>{AF_INET, AF_INET6}));
+  v4.add_families(v1::ADDRESS_FAMILY_INET6);  // only the v4-mapped ones
+  q = SocketQueryFromProto(v4);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->families, std::vector<int>{AF_INET6});
   v1::SocketFilter mixed;
   mixed.set_source("10.0.0.0/8");
   mixed.set_destination("fd00::1");

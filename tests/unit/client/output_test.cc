@@ -4,6 +4,7 @@
 
 #include <sstream>
 
+#include "netagent/v1/conntrack.pb.h"
 #include "netagent/v1/telemetry.pb.h"
 
 namespace netagent::client {
@@ -49,6 +50,20 @@ TEST(JsonLine, OkAndError) {
   EXPECT_EQ(JsonLine(T("node-2"), absl::UnavailableError("no \"route\""), nullptr),
             "{\"target\":\"node-2\",\"ok\":false,\"error\":{\"code\":\"UNAVAILABLE\",\"message\":"
             "\"no \\\"route\\\"\"},\"result\":null}");
+}
+
+// fill_percent is absent when the agent does not know the limit, not 0;
+// a known 0% is printed.
+TEST(JsonLine, AnUnknownFillIsAbsentAKnownZeroIsPrinted) {
+  netagent::v1::GetConntrackStatsResponse s;
+  s.set_count(12);
+  s.set_source("procfs");
+  const std::string unknown = JsonLine(T("node-1"), absl::OkStatus(), &s);
+  EXPECT_EQ(unknown.find("fillPercent"), std::string::npos) << unknown;
+  s.set_max(65536);
+  s.set_fill_percent(0);
+  const std::string known = JsonLine(T("node-1"), absl::OkStatus(), &s);
+  EXPECT_NE(known.find("\"fillPercent\":0"), std::string::npos) << known;
 }
 
 TEST(JsonLine, BytesThatAreNotUtf8BecomeQuestionMarks) {

@@ -3,10 +3,17 @@
 #include <gtest/gtest.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "kernel/netlink.h"
 #include "tests/common/conntrack_output.h"
+#include "tests/common/conntrack_table.h"
 #include "tests/unit/fixtures.h"
 
 namespace netagent::collectors {
@@ -155,6 +162,65 @@ TEST(ConntrackSummarizer, CountsAndTopSources) {
   ASSERT_EQ(top.size(), 2u);
   EXPECT_EQ(FormatAddress(top[0].first), "10.0.0.1");
   EXPECT_EQ(top[0].second, 3u);
+}
+
+}  // namespace
+}  // namespace netagent::collectors
+
+namespace netagent::collectors {
+namespace {
+
+// Against the kernel, in a network namespace of this thread's own (the
+// process and the host keep theirs; the table goes when the thread ends).
+constexpr uint32_t kTableSize = 3000;
+
+// A filter only the agent applies (a /24 no entry is in) over a table of
+// thousands: the dump asks whether to go on every kConntrackCheckEvery
+// entries read, matched or not, and a caller that gave up stops the walk
+// there, not at the end of the table.
+TEST(DumpConntrack, AsksWhetherToGoOnWhileNothingMatches) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
+  std::string skip;
+  std::thread([&] {
+    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << std::strerror(errno);
+    absl::Status table = netagent::testing::MakeUdpTable(kTableSize);
+    if (absl::IsNotFound(table) || absl::IsUnimplemented(table)) {
+      skip = absl::StrCat("no ctnetlink: ", table.message());
+      return;
+    }
+    ASSERT_TRUE(table.ok()) << table;
+    ConntrackQuery q;
+    q.family = AF_INET;
+    auto none = ParsePrefix("192.0.2.0/24", "source");
+    ASSERT_TRUE(none.ok());
+    q.source = *none;
+
+    uint64_t checks = 0, matched = 0;
+    auto count = [&](const ConntrackEntry&) {
+      ++matched;
+      return absl::OkStatus();
+    };
+    auto gone = DumpConntrack(q, count, [&] {
+      return ++checks == 2 ? absl::CancelledError("caller went away") : absl::OkStatus();
+    });
+    EXPECT_TRUE(absl::IsCancelled(gone.status())) << gone.status();
+    EXPECT_EQ(matched, 0u);
+    // Stopped at the second check: 2 * 256 entries read of the 3,000.
+    EXPECT_EQ(checks, 2u);
+    EXPECT_LT(checks * kConntrackCheckEvery, kTableSize);
+
+    // Nobody gives up: the whole table is read, with a check every 256.
+    checks = 0;
+    auto all = DumpConntrack(q, count, [&] {
+      ++checks;
+      return absl::OkStatus();
+    });
+    ASSERT_TRUE(all.ok()) << all.status();
+    EXPECT_EQ(all->examined, kTableSize);
+    EXPECT_EQ(all->entries, 0u);
+    EXPECT_EQ(checks, kTableSize / kConntrackCheckEvery);
+  }).join();
+  if (!skip.empty()) GTEST_SKIP() << skip;
 }
 
 }  // namespace

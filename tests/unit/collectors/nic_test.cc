@@ -1,9 +1,15 @@
 #include <gtest/gtest.h>
+#include <linux/ethtool.h>
+#include <linux/ethtool_netlink.h>
 #include <linux/genetlink.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "collectors/ethtool.h"
 #include "collectors/links.h"
@@ -207,6 +213,230 @@ TEST(Rss, IndirectionKeyAndHashFunction) {
   EXPECT_EQ(rss->hash_key, std::string("\x6d\x5a\x56", 3));
 }
 
+// A STATS_GET reply built the way net/ethtool/stats.c builds it: per group
+// stats_put_stats (GRP_ID, GRP_SS_ID), then for rmon stats_put_rmon_hist (one
+// HIST_RX/HIST_TX nest per bucket) before the counters, each counter a
+// GRP_STAT nest of its own holding one u64 whose type is the stat id
+// (stat_put). A zero-length GRP_PAD stands where a kernel without efficient
+// unaligned access aligns the next u64.
+kernel::NetlinkMessage KernelStatsReply() {
+  kernel::NetlinkMessage m(20, 0);
+  m.PutHeader<genlmsghdr>()->cmd = ETHTOOL_MSG_STATS_GET_REPLY;
+  void* header = m.BeginNest(ETHTOOL_A_STATS_HEADER);
+  m.PutU32(ETHTOOL_A_HEADER_DEV_INDEX, 7);
+  m.PutString(ETHTOOL_A_HEADER_DEV_NAME, "eth0");
+  m.EndNest(header);
+  auto stat_put = [&](uint16_t id, uint64_t v) {
+    void* nest = m.BeginNest(ETHTOOL_A_STATS_GRP_STAT);
+    m.PutU64(id, v);
+    m.EndNest(nest);
+  };
+  auto hist_put = [&](uint16_t attr, uint32_t low, uint32_t high, uint64_t v) {
+    void* nest = m.BeginNest(attr);
+    m.PutU32(ETHTOOL_A_STATS_GRP_HIST_BKT_LOW, low);
+    m.PutU32(ETHTOOL_A_STATS_GRP_HIST_BKT_HI, high);
+    m.PutU64(ETHTOOL_A_STATS_GRP_HIST_VAL, v);
+    m.EndNest(nest);
+  };
+  auto group = [&](uint32_t id, uint32_t ss_id, const std::function<void()>& fill) {
+    void* nest = m.BeginNest(ETHTOOL_A_STATS_GRP);
+    m.PutU32(ETHTOOL_A_STATS_GRP_ID, id);
+    m.PutU32(ETHTOOL_A_STATS_GRP_SS_ID, ss_id);
+    fill();
+    m.EndNest(nest);
+  };
+  group(ETHTOOL_STATS_ETH_PHY, ETH_SS_STATS_ETH_PHY,
+        [&] { stat_put(ETHTOOL_A_STATS_ETH_PHY_5_SYM_ERR, 3); });
+  group(ETHTOOL_STATS_ETH_MAC, ETH_SS_STATS_ETH_MAC, [&] {
+    stat_put(ETHTOOL_A_STATS_ETH_MAC_2_TX_PKT, 1000);
+    stat_put(ETHTOOL_A_STATS_ETH_MAC_5_RX_PKT, 2000);
+    m.PutBytes(ETHTOOL_A_STATS_GRP_PAD, nullptr, 0);
+    stat_put(ETHTOOL_A_STATS_ETH_MAC_6_FCS_ERR, 4);
+    stat_put(ETHTOOL_A_STATS_ETH_MAC_14_RX_BYTES, 1ULL << 40);
+    stat_put(ETHTOOL_A_STATS_ETH_MAC_25_TOO_LONG_ERR, 0);
+  });
+  group(ETHTOOL_STATS_ETH_CTRL, ETH_SS_STATS_ETH_CTRL, [&] {
+    stat_put(ETHTOOL_A_STATS_ETH_CTRL_3_TX, 5);
+    stat_put(ETHTOOL_A_STATS_ETH_CTRL_4_RX, 6);
+    stat_put(ETHTOOL_A_STATS_ETH_CTRL_5_RX_UNSUP, 7);
+  });
+  group(ETHTOOL_STATS_RMON, ETH_SS_STATS_RMON, [&] {
+    hist_put(ETHTOOL_A_STATS_GRP_HIST_RX, 0, 64, 10);
+    hist_put(ETHTOOL_A_STATS_GRP_HIST_RX, 65, 127, 11);
+    hist_put(ETHTOOL_A_STATS_GRP_HIST_RX, 1519, 0, 12);
+    hist_put(ETHTOOL_A_STATS_GRP_HIST_TX, 64, 64, 20);
+    hist_put(ETHTOOL_A_STATS_GRP_HIST_TX, 65, 127, 21);
+    stat_put(ETHTOOL_A_STATS_RMON_UNDERSIZE, 8);
+    stat_put(ETHTOOL_A_STATS_RMON_OVERSIZE, 9);
+    stat_put(ETHTOOL_A_STATS_RMON_JABBER, 1);
+  });
+  return m;
+}
+
+TEST(EthtoolStats, EveryCounterOfEveryGroupAndTheRmonHistograms) {
+  kernel::NetlinkMessage m = KernelStatsReply();
+  ASSERT_TRUE(m.status().ok());
+  auto groups = ParseStats(*m.header());
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  ASSERT_EQ(groups->size(), 4u);
+  using Stats = std::vector<std::pair<uint16_t, uint64_t>>;
+  const auto& phy = (*groups)[0];
+  EXPECT_EQ(phy.id, static_cast<uint32_t>(ETHTOOL_STATS_ETH_PHY));
+  EXPECT_EQ(phy.string_set, static_cast<uint32_t>(ETH_SS_STATS_ETH_PHY));
+  EXPECT_EQ(phy.stats, (Stats{{ETHTOOL_A_STATS_ETH_PHY_5_SYM_ERR, 3}}));
+  const auto& mac = (*groups)[1];
+  EXPECT_EQ(mac.id, static_cast<uint32_t>(ETHTOOL_STATS_ETH_MAC));
+  EXPECT_EQ(mac.string_set, static_cast<uint32_t>(ETH_SS_STATS_ETH_MAC));
+  EXPECT_EQ(mac.stats, (Stats{{ETHTOOL_A_STATS_ETH_MAC_2_TX_PKT, 1000},
+                              {ETHTOOL_A_STATS_ETH_MAC_5_RX_PKT, 2000},
+                              {ETHTOOL_A_STATS_ETH_MAC_6_FCS_ERR, 4},
+                              {ETHTOOL_A_STATS_ETH_MAC_14_RX_BYTES, 1ULL << 40},
+                              {ETHTOOL_A_STATS_ETH_MAC_25_TOO_LONG_ERR, 0}}));
+  EXPECT_TRUE(mac.histogram.empty());
+  const auto& ctrl = (*groups)[2];
+  EXPECT_EQ(ctrl.id, static_cast<uint32_t>(ETHTOOL_STATS_ETH_CTRL));
+  EXPECT_EQ(ctrl.stats, (Stats{{ETHTOOL_A_STATS_ETH_CTRL_3_TX, 5},
+                               {ETHTOOL_A_STATS_ETH_CTRL_4_RX, 6},
+                               {ETHTOOL_A_STATS_ETH_CTRL_5_RX_UNSUP, 7}}));
+  const auto& rmon = (*groups)[3];
+  EXPECT_EQ(rmon.id, static_cast<uint32_t>(ETHTOOL_STATS_RMON));
+  EXPECT_EQ(rmon.string_set, static_cast<uint32_t>(ETH_SS_STATS_RMON));
+  EXPECT_EQ(rmon.stats, (Stats{{ETHTOOL_A_STATS_RMON_UNDERSIZE, 8},
+                               {ETHTOOL_A_STATS_RMON_OVERSIZE, 9},
+                               {ETHTOOL_A_STATS_RMON_JABBER, 1}}));
+  std::vector<std::pair<std::string, uint64_t>> hist;
+  for (const auto& b : rmon.histogram) hist.emplace_back(HistogramBucketName(b), b.value);
+  EXPECT_EQ(hist, (NamedValues{{"rx-etherStatsPkts64Octets", 10},
+                               {"rx-etherStatsPkts65to127Octets", 11},
+                               {"rx-etherStatsPkts1519toMaxOctets", 12},
+                               {"tx-etherStatsPkts64to64Octets", 20},
+                               {"tx-etherStatsPkts65to127Octets", 21}}));
+}
+
+TEST(EthtoolStats, GroupsWithoutCountersStayEmpty) {
+  // What a driver without the group gets: the group's ids and nothing else.
+  kernel::NetlinkMessage m(20, 0);
+  m.PutHeader<genlmsghdr>();
+  void* nest = m.BeginNest(ETHTOOL_A_STATS_GRP);
+  m.PutU32(ETHTOOL_A_STATS_GRP_ID, ETHTOOL_STATS_ETH_CTRL);
+  m.PutU32(ETHTOOL_A_STATS_GRP_SS_ID, ETH_SS_STATS_ETH_CTRL);
+  m.EndNest(nest);
+  auto groups = ParseStats(*m.header());
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  ASSERT_EQ(groups->size(), 1u);
+  EXPECT_TRUE((*groups)[0].stats.empty());
+  EXPECT_TRUE((*groups)[0].histogram.empty());
+}
+
+// A driver behind SIOCETHTOOL as net/ethtool/ioctl.c serves it: every call
+// asks the driver for its count now, ignores the caller's len / n_stats, and
+// copies that many entries out with copy_to_user (process_vm_writev here: a
+// real kernel copy into this process, EFAULT at an inaccessible page). The
+// count at each successive call comes from `counts` (the last one repeats).
+class FakeDriver {
+ public:
+  explicit FakeDriver(std::vector<uint32_t> counts) : counts_(std::move(counts)) {}
+
+  int operator()(void* cmd) {
+    uint32_t c;
+    std::memcpy(&c, cmd, sizeof(c));
+    const uint32_t n = counts_[std::min(calls_++, counts_.size() - 1)];
+    char* base = static_cast<char*>(cmd);
+    if (c == ETHTOOL_GSSET_INFO) {
+      std::memcpy(base + sizeof(ethtool_sset_info), &n, sizeof(n));
+      return 0;
+    }
+    std::string out;
+    if (c == ETHTOOL_GSTRINGS) {
+      ethtool_gstrings h;
+      std::memcpy(&h, cmd, sizeof(h));
+      h.len = n;
+      out.append(reinterpret_cast<const char*>(&h), sizeof(h));
+      for (uint32_t i = 0; i < n; ++i) {
+        std::string name = "counter_" + std::to_string(i);
+        name.resize(ETH_GSTRING_LEN, '\0');
+        out += name;
+      }
+    } else if (c == ETHTOOL_GSTATS) {
+      ethtool_stats h;
+      std::memcpy(&h, cmd, sizeof(h));
+      h.n_stats = n;
+      out.append(reinterpret_cast<const char*>(&h), sizeof(h));
+      for (uint64_t i = 0; i < n; ++i) {
+        const uint64_t v = i * 10 + n;
+        out.append(reinterpret_cast<const char*>(&v), sizeof(v));
+      }
+    } else {
+      return EOPNOTSUPP;
+    }
+    iovec local{out.data(), out.size()};
+    iovec remote{cmd, out.size()};
+    const ssize_t copied = ::process_vm_writev(::getpid(), &local, 1, &remote, 1, 0);
+    return copied == static_cast<ssize_t>(out.size()) ? 0 : EFAULT;
+  }
+
+  size_t calls() const { return calls_; }
+
+ private:
+  std::vector<uint32_t> counts_;
+  size_t calls_ = 0;
+};
+
+void ExpectCounters(const absl::StatusOr<NamedValues>& got, uint32_t n) {
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), n);
+  for (uint32_t i = 0; i < n; ++i) {
+    EXPECT_EQ((*got)[i].first, "counter_" + std::to_string(i));
+    EXPECT_EQ((*got)[i].second, i * 10u + n);
+  }
+}
+
+TEST(DriverStats, SteadyCount) {
+  FakeDriver driver({3});
+  ExpectCounters(GetDriverStats("eth0", std::ref(driver)), 3);
+  EXPECT_EQ(driver.calls(), 3u);
+}
+
+TEST(DriverStats, CountGrowingWithinTheHeadroomIsReadAgain) {
+  // 3 at GSSET_INFO, 5 by GSTRINGS: read again, all with 5.
+  FakeDriver driver({3, 5});
+  ExpectCounters(GetDriverStats("eth0", std::ref(driver)), 5);
+  EXPECT_EQ(driver.calls(), 2u + 3u);
+}
+
+TEST(DriverStats, CountGrowingPastTheHeadroomNeverWritesPastTheBuffer) {
+  // 4 queues' worth of counters, then 64 queues' (ethtool -L in between): the
+  // kernel copies 4,000 strings into room for 2*8+64. The copy stops at the
+  // guard page (EFAULT) and the whole read starts again.
+  FakeDriver driver({8, 4000});
+  ExpectCounters(GetDriverStats("eth0", std::ref(driver)), 4000);
+  // Also between GSTRINGS and GSTATS.
+  FakeDriver later({8, 8, 4000});
+  ExpectCounters(GetDriverStats("eth0", std::ref(later)), 4000);
+}
+
+TEST(DriverStats, CountChangingBetweenStringsAndValues) {
+  FakeDriver driver({6, 6, 5});
+  ExpectCounters(GetDriverStats("eth0", std::ref(driver)), 5);
+}
+
+TEST(DriverStats, CountThatKeepsChangingIsAborted) {
+  std::vector<uint32_t> counts;
+  for (uint32_t i = 1; i < 100; ++i) counts.push_back(i);
+  FakeDriver driver(counts);
+  auto got = GetDriverStats("eth0", std::ref(driver));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kAborted) << got.status();
+  EXPECT_LT(driver.calls(), 20u);
+}
+
+TEST(DriverStats, NoCountersAndErrors) {
+  FakeDriver none({0});
+  EXPECT_EQ(GetDriverStats("eth0", std::ref(none)).status().code(),
+            absl::StatusCode::kUnimplemented);
+  auto unsupported = GetDriverStats("eth0", [](void*) { return EOPNOTSUPP; });
+  EXPECT_EQ(unsupported.status().code(), absl::StatusCode::kUnimplemented);
+}
+
 TEST(DeviceIrqs, FromAFakeSysfsAndProc) {
   auto root = std::filesystem::temp_directory_path() / ("netagent-irq-" + std::to_string(getpid()));
   std::filesystem::create_directories(root / "sys/class/net/eth9/device/msi_irqs");
@@ -237,6 +467,93 @@ TEST(DeviceIrqs, FromAFakeSysfsAndProc) {
   EXPECT_EQ((*irqs)[0].effective_affinity_list, "2");
   EXPECT_EQ((*irqs)[2].name, "eth9-misc");
   EXPECT_EQ(veth.status().code(), absl::StatusCode::kUnimplemented);
+}
+
+TEST(DeviceIrqs, ActionNamesMatchTheDeviceAsAToken) {
+  EXPECT_TRUE(ActionsNameDevice("eth1", "eth1"));
+  EXPECT_TRUE(ActionsNameDevice("eth1-TxRx-0", "eth1"));
+  EXPECT_TRUE(ActionsNameDevice("eth1:lsc", "eth1"));
+  EXPECT_TRUE(ActionsNameDevice("eth10-rx-0, eth1-misc", "eth1"));
+  EXPECT_TRUE(ActionsNameDevice("ahci, eth1", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("eth10-TxRx-0", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("eth11", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("eth10-rx-0, eth11-misc", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("veth1-rx", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("eth1.100", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("virtio0-input.0", "eth1"));
+  EXPECT_FALSE(ActionsNameDevice("eth1-rx", ""));
+}
+
+// eth1, eth10 and eth11 side by side (IRQs named only, no MSI lists), and two
+// devices without MSI lists of their own under a parent that has one: a virtio
+// net device (virtio bus, parent driven by virtio-pci), whose interrupts are
+// the parent's, and a subfunction on the auxiliary bus, whose parent's are the
+// PCI function's.
+TEST(DeviceIrqs, ByTokenAndTheParentsOnlyForVirtio) {
+  namespace fs = std::filesystem;
+  const fs::path root =
+      fs::temp_directory_path() / ("netagent-irq-tokens-" + std::to_string(getpid()));
+  const fs::path sys = root / "sys", proc = root / "proc";
+  for (const char* dev : {"eth1", "eth10", "eth11"}) {
+    fs::create_directories(sys / "devices/pci0000:00" / dev);
+    fs::create_directories(sys / "class/net" / dev);
+    fs::create_directory_symlink(sys / "devices/pci0000:00" / dev,
+                                 sys / "class/net" / dev / "device");
+  }
+  // virtio: devices/pci0000:00/0000:00:03.0/virtio2, parent with MSI-X.
+  const fs::path pci = sys / "devices/pci0000:00/0000:00:03.0";
+  fs::create_directories(pci / "virtio2");
+  fs::create_directories(pci / "msi_irqs");
+  for (const char* irq : {"37", "38", "39"}) std::ofstream(pci / "msi_irqs" / irq) << "msix\n";
+  fs::create_directories(sys / "bus/virtio/drivers/virtio_net");
+  fs::create_directories(sys / "bus/pci/drivers/virtio-pci");
+  fs::create_directory_symlink(sys / "bus/virtio", pci / "virtio2/subsystem");
+  fs::create_directory_symlink(sys / "bus/pci/drivers/virtio-pci", pci / "driver");
+  fs::create_directories(sys / "class/net/eth0");
+  fs::create_directory_symlink(pci / "virtio2", sys / "class/net/eth0/device");
+  // An mlx5 subfunction: auxiliary bus, parent the PF 0000:08:00.0, whose
+  // MSI-X vectors are the PF's own.
+  const fs::path pf = sys / "devices/pci0000:00/0000:08:00.0";
+  fs::create_directories(pf / "mlx5_core.sf.2");
+  fs::create_directories(pf / "msi_irqs");
+  std::ofstream(pf / "msi_irqs/120") << "msix\n";
+  std::ofstream(pf / "msi_irqs/121") << "msix\n";
+  fs::create_directories(sys / "bus/auxiliary");
+  fs::create_directories(sys / "bus/pci/drivers/mlx5_core");
+  fs::create_directory_symlink(sys / "bus/auxiliary", pf / "mlx5_core.sf.2/subsystem");
+  fs::create_directory_symlink(sys / "bus/pci/drivers/mlx5_core", pf / "driver");
+  fs::create_directories(sys / "class/net/enp8s0f0s2");
+  fs::create_directory_symlink(pf / "mlx5_core.sf.2", sys / "class/net/enp8s0f0s2/device");
+  fs::create_directories(proc / "irq");
+  std::ofstream(proc / "interrupts")
+      << "           CPU0       CPU1\n"
+         " 37:  1  0  PCI-MSIX-0000:00:03.0  0-edge  virtio2-config\n"
+         " 38:  2  0  PCI-MSIX-0000:00:03.0  1-edge  virtio2-input.0\n"
+         " 39:  3  0  PCI-MSIX-0000:00:03.0  2-edge  virtio2-output.0\n"
+         " 60:  1  1  PCI-MSIX-0000:00:05.0  0-edge  eth1-TxRx-0\n"
+         " 61:  1  1  PCI-MSIX-0000:00:05.0  1-edge  eth1:lsc\n"
+         " 62:  1  1  PCI-MSIX-0000:00:06.0  0-edge  eth10-TxRx-0\n"
+         " 63:  1  1  PCI-MSIX-0000:00:06.0  1-edge  eth10\n"
+         " 64:  1  1  PCI-MSIX-0000:00:07.0  0-edge  eth11-TxRx-0\n"
+         "120:  5  5  PCI-MSIX-0000:08:00.0  0-edge  mlx5_async0@pci:0000:08:00.0\n"
+         "121:  5  5  PCI-MSIX-0000:08:00.0  1-edge  mlx5_comp0@pci:0000:08:00.0\n";
+  auto irqs_of = [&](const std::string& dev) {
+    std::vector<uint32_t> out;
+    auto irqs = ReadDeviceIrqs(dev, sys.string(), proc.string());
+    EXPECT_TRUE(irqs.ok()) << dev << ": " << irqs.status();
+    if (irqs.ok()) {
+      for (const IrqInfo& i : *irqs) out.push_back(i.irq);
+    }
+    return out;
+  };
+  const auto eth1 = irqs_of("eth1"), eth10 = irqs_of("eth10"), eth11 = irqs_of("eth11");
+  const auto virtio = irqs_of("eth0"), sf = irqs_of("enp8s0f0s2");
+  fs::remove_all(root);
+  EXPECT_EQ(eth1, (std::vector<uint32_t>{60, 61}));
+  EXPECT_EQ(eth10, (std::vector<uint32_t>{62, 63}));
+  EXPECT_EQ(eth11, (std::vector<uint32_t>{64}));
+  EXPECT_EQ(virtio, (std::vector<uint32_t>{37, 38, 39}));
+  EXPECT_TRUE(sf.empty());
 }
 
 TEST(QueueConfig, FromAFakeSysfs) {

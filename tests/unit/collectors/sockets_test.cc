@@ -5,16 +5,22 @@
 #include <gtest/gtest.h>
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "collectors/socket_summary.h"
+#include "kernel/fd.h"
 #include "kernel/netlink.h"
 #include "tests/common/ss_output.h"
 #include "tests/unit/fixtures.h"
@@ -288,6 +294,63 @@ TEST(SocketSummarizer, ListenersTimeWaitAndPeers) {
   EXPECT_EQ(FormatAddress(s.top_retransmitting[0].address), "10.4.4.4");
   ASSERT_EQ(s.top_rtt.size(), 1u);  // top 1
   EXPECT_DOUBLE_EQ(s.top_rtt[0].mean_rtt_ms(), 80.0);
+}
+
+}  // namespace
+}  // namespace netagent::collectors
+
+namespace netagent::collectors {
+namespace {
+
+// Against the kernel, in a network namespace of this thread's own holding
+// kListeners TCP listeners: the dump asks whether to go on every
+// kSocketCheckEvery sockets read, those skipped to reach a page included.
+TEST(DumpSockets, AsksWhetherToGoOnAlsoWhileSkippingToAPage) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
+  constexpr uint32_t kListeners = 600;
+  std::thread([&] {
+    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << std::strerror(errno);
+    std::vector<kernel::UniqueFd> fds;
+    for (uint32_t i = 0; i < kListeners; ++i) {
+      kernel::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      ASSERT_TRUE(fd.valid()) << std::strerror(errno);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+      ASSERT_EQ(::listen(fd.get(), 1), 0);
+      fds.push_back(std::move(fd));
+    }
+    SocketQuery q;
+    q.families = {AF_INET};
+    uint64_t checks = 0, given = 0;
+    auto count = [&](const SocketRecord&) {
+      ++given;
+      return absl::OkStatus();
+    };
+    auto stop_at_first = [&] {
+      return ++checks == 1 ? absl::CancelledError("caller went away") : absl::OkStatus();
+    };
+    // A page past the end: every socket is skipped, none given, yet it asks.
+    auto skipping = DumpSockets(q, count, SocketCursor{0, 1000000}, stop_at_first);
+    EXPECT_TRUE(absl::IsCancelled(skipping.status())) << skipping.status();
+    EXPECT_EQ(given, 0u);
+    EXPECT_EQ(checks, 1u);
+    // From the start: the sockets before the first check, then the stop.
+    checks = given = 0;
+    auto early = DumpSockets(q, count, SocketCursor{}, stop_at_first);
+    EXPECT_TRUE(absl::IsCancelled(early.status())) << early.status();
+    EXPECT_EQ(given, kSocketCheckEvery - 1);
+    // Nobody gives up: every socket, a check every 256.
+    checks = given = 0;
+    auto all = DumpSockets(q, count, SocketCursor{}, [&] {
+      ++checks;
+      return absl::OkStatus();
+    });
+    ASSERT_TRUE(all.ok()) << all.status();
+    EXPECT_EQ(all->sockets, kListeners);
+    EXPECT_EQ(given, kListeners);
+    EXPECT_EQ(checks, kListeners / kSocketCheckEvery);
+  }).join();
 }
 
 }  // namespace
