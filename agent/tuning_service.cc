@@ -293,7 +293,8 @@ grpc::Status TuningService::ApplyTuning(grpc::ServerContext* context,
   if (request->expected_digest().size() > 64) {
     return ToGrpc(absl::InvalidArgumentError("expected_digest: too long"));
   }
-  auto result = manager_->Apply(*intent, CallerOf(context), *within, request->expected_digest());
+  auto result = manager_->Apply(*intent, CallerOf(context), *within, request->expected_digest(),
+                                request->change_id());
   if (!result.ok()) return ToGrpc(result.status());
   ToProto(result->plan, tuners::DescribeIntent(*intent), response->mutable_plan());
   if (result->change) ToProto(*result->change, response->mutable_change());

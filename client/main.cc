@@ -181,6 +181,8 @@ int Main(int argc, char** argv) {
                         "roll back by itself unless confirmed within this time (like 60s)");
         cmd->add_option("--expect-digest", tune_args.expect_digest,
                         "apply only if the plan still has this digest (from tune plan)");
+        cmd->add_option("--id", tune_args.change_id,
+                        "the change id (default: one generated id for every target)");
       }
       intent_cmds.push_back(cmd);
       return cmd;

@@ -2,6 +2,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <cmath>
+#include <random>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -208,6 +209,12 @@ void PrintChange(const v1::ChangeRecord& r, std::ostream& out, bool events) {
   }
 }
 
+std::string NewChangeId() {
+  std::random_device rd;
+  return absl::StrCat(absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::UTCTimeZone()), "-",
+                      absl::StrFormat("%04x", rd() & 0xffff));
+}
+
 int RunIntent(const CommandContext& c, const TuneArgs& args, bool apply) {
   auto intent = BuildIntent(args);
   if (!intent.ok()) {
@@ -230,6 +237,8 @@ int RunIntent(const CommandContext& c, const TuneArgs& args, bool apply) {
   v1::ApplyTuningRequest req;
   *req.mutable_intent() = *intent;
   req.set_expected_digest(args.expect_digest);
+  // One id for every target: one confirm or rollback addresses the fleet.
+  req.set_change_id(args.change_id.empty() ? NewChangeId() : args.change_id);
   if (!args.confirm_within.empty()) {
     absl::Duration d;
     if (!absl::ParseDuration(args.confirm_within, &d) || d <= absl::ZeroDuration()) {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -238,13 +239,26 @@ absl::StatusOr<Plan> TuningManager::PlanFor(const Intent& intent) {
 
 absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     const Intent& intent, const std::string& caller, std::optional<absl::Duration> confirm_within,
-    const std::string& expected_digest) {
+    const std::string& expected_digest, const std::string& change_id) {
+  if (!change_id.empty()) {
+    const bool valid =
+        change_id.size() <= 64 && std::all_of(change_id.begin(), change_id.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+        });
+    if (!valid) {
+      return absl::InvalidArgumentError(
+          "change_id: letters, digits, '.', '_' and '-', at most 64 characters");
+    }
+  }
   if (confirm_within &&
       (*confirm_within <= absl::ZeroDuration() || *confirm_within > options_.max_confirm_window)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "confirm_within: above 0 and at most ", absl::FormatDuration(options_.max_confirm_window)));
   }
   std::lock_guard<std::mutex> lk(mu_);
+  if (!change_id.empty() && journal_.Find(change_id) != nullptr) {
+    return absl::AlreadyExistsError(absl::StrCat("change_id: \"", change_id, "\" is already used"));
+  }
   NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap,
                             TakeSnapshot(SnapshotFor(intent), options_.paths, BaselineLocked()));
   NETAGENT_ASSIGN_OR_RETURN(Plan plan, PlanIntent(intent, snap));
@@ -260,7 +274,7 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
   }
   const absl::Time now = absl::Now();
   ChangeRecord rec;
-  rec.id = NewId(now);
+  rec.id = change_id.empty() ? NewId(now) : change_id;
   rec.created = now;
   rec.caller = caller;
   rec.intent = DescribeIntent(intent);

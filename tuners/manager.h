@@ -62,9 +62,11 @@ class TuningManager {
   };
   // `confirm_within` unset: the change is confirmed at once. `expected_digest`
   // non-empty: refused (ABORTED) unless the fresh plan has that digest.
+  // `change_id` empty: a fresh one.
   absl::StatusOr<ApplyResult> Apply(const Intent& intent, const std::string& caller,
                                     std::optional<absl::Duration> confirm_within,
-                                    const std::string& expected_digest);
+                                    const std::string& expected_digest,
+                                    const std::string& change_id = "");
   absl::StatusOr<ChangeRecord> Confirm(const std::string& id, const std::string& caller);
   // Restores the values the change replaced. A knob someone else changed
   // since (drift) is not overwritten unless `force`: FAILED_PRECONDITION

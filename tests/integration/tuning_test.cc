@@ -369,3 +369,47 @@ TEST(TuningIntegration, CoalescingAndRssNeedADeviceThatHasThem) {
 
 }  // namespace
 }  // namespace netagent::testing
+
+namespace netagent::testing {
+namespace {
+
+TEST(TuningIntegration, OneFleetApplyIsOneIdToConfirmAndRollBack) {
+  REQUIRE_ROOT();
+  Netns a, b;
+  Agent agent_a(a), agent_b(b);
+  ASSERT_TRUE(agent_a.ok()) << agent_a.error();
+  ASSERT_TRUE(agent_b.ok()) << agent_b.error();
+  const std::string before_a = Sysctl(a, "net.core.somaxconn");
+  const std::string before_b = Sysctl(b, "net.core.somaxconn");
+  auto fleet = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {NetctlPath(), "-t", agent_a.target(), "-t", agent_b.target()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  };
+  RunResult applied = fleet({"-o", "json", "tune", "apply", "limits", "--set", "somaxconn=8192",
+                             "--confirm-within", "60s"});
+  ASSERT_EQ(applied.exit_code, 0) << applied.err;
+  auto lines = Lines(applied.out);
+  ASSERT_EQ(lines.size(), 2u);
+  const std::string id = ResultOf<v1::ApplyTuningResponse>(lines[0]).change().id();
+  EXPECT_EQ(ResultOf<v1::ApplyTuningResponse>(lines[1]).change().id(), id);
+  EXPECT_EQ(Sysctl(a, "net.core.somaxconn"), "8192");
+  EXPECT_EQ(Sysctl(b, "net.core.somaxconn"), "8192");
+  ASSERT_EQ(fleet({"tune", "confirm", id}).exit_code, 0);
+  for (const Agent* ag : {&agent_a, &agent_b}) {
+    EXPECT_EQ(History(*ag).at(0).state(), v1::CHANGE_STATE_CONFIRMED);
+  }
+  // The id is taken on each host now.
+  RunResult reused =
+      agent_a.Netctl({"tune", "apply", "limits", "--set", "somaxconn=9000", "--id", id});
+  EXPECT_THAT(reused.err, HasSubstr("ALREADY_EXISTS"));
+  EXPECT_THAT(
+      agent_a.Netctl({"tune", "apply", "limits", "--set", "somaxconn=9000", "--id", "a/b"}).err,
+      HasSubstr("change_id"));
+  ASSERT_EQ(fleet({"tune", "rollback", id}).exit_code, 0);
+  EXPECT_EQ(Sysctl(a, "net.core.somaxconn"), before_a);
+  EXPECT_EQ(Sysctl(b, "net.core.somaxconn"), before_b);
+}
+
+}  // namespace
+}  // namespace netagent::testing
