@@ -290,6 +290,10 @@ grpc::Status TuningService::ApplyTuning(grpc::ServerContext* context,
   auto within = DurationFromRequest(request->has_confirm_within(), request->confirm_within(),
                                     "confirm_within", absl::Hours(24));
   if (!within.ok()) return ToGrpc(within.status());
+  if (request->has_confirm_within() && !within->has_value()) {
+    return ToGrpc(absl::InvalidArgumentError(
+        "confirm_within: must be above 0 (leave it unset to confirm at once)"));
+  }
   if (request->expected_digest().size() > 64) {
     return ToGrpc(absl::InvalidArgumentError("expected_digest: too long"));
   }

@@ -67,4 +67,23 @@ absl::Status ApplySteps(KnobIo& io, const std::vector<Step>& steps, ApplyReport*
   return absl::Status(failure.code(), absl::StrCat(failure.message(), outcome));
 }
 
+std::vector<std::string> RestoreSteps(KnobIo& io, const std::vector<Step>& steps) {
+  std::vector<std::string> failed;
+  for (const Step& s : steps) {
+    auto cur = io.Read(s.knob);
+    if (!cur.ok()) {
+      failed.push_back(std::string(cur.status().message()));
+      continue;
+    }
+    if (*cur != s.from) {
+      failed.push_back(absl::StrCat(s.knob, " is now \"", *cur, "\", not \"", s.from, "\""));
+      continue;
+    }
+    if (absl::Status st = WriteVerified(io, s.knob, s.to); !st.ok()) {
+      failed.push_back(std::string(st.message()));
+    }
+  }
+  return failed;
+}
+
 }  // namespace netagent::tuners

@@ -29,4 +29,9 @@ struct ApplyReport {
 // write's own error) with the restore outcome appended to its message.
 absl::Status ApplySteps(KnobIo& io, const std::vector<Step>& steps, ApplyReport* report);
 
+// Putting values back (rollback, expiry): every step is tried; a step that
+// fails is recorded and the others go on, and nothing already restored is
+// undone. Returns the knobs that could not be restored, with why.
+std::vector<std::string> RestoreSteps(KnobIo& io, const std::vector<Step>& steps);
+
 }  // namespace netagent::tuners

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "kernel/errors.h"
 #include "kernel/files.h"
@@ -58,9 +59,11 @@ bool IsActive(ChangeState s) {
 
 void ChangeRecord::Event(absl::Time at, std::string what) {
   constexpr size_t kHead = 20, kMax = 200;
+  constexpr absl::string_view kMark = " (some later events dropped)";
   if (events.size() >= kMax) {
     events.erase(events.begin() + kHead, events.begin() + kHead + 1);
-    events[kHead - 1].what += " (later events dropped)";
+    if (!absl::EndsWith(events[kHead - 1].what, kMark))
+      absl::StrAppend(&events[kHead - 1].what, kMark);
   }
   events.push_back({at, std::move(what)});
 }

@@ -148,7 +148,7 @@ absl::StatusOr<KnobKey> ParseKnobKey(absl::string_view key) {
       return absl::InvalidArgumentError(absl::StrCat("knob \"", key, "\": malformed"));
     }
     absl::string_view area = rest.substr(0, slash), name = rest.substr(slash + 1);
-    if (area == "channels") {
+    if (area == "channels" && name == "counts") {
       k.type = KnobType::kChannels;
     } else if (area == "coalesce") {
       k.type = KnobType::kCoalesce;

@@ -6,7 +6,7 @@
 //   net.ipv4.tcp_rmem                 a sysctl of the registry below
 //   <dev>:rx-<n>/rps_cpus             a queue file under /sys/class/net
 //   <dev>:rx-<n>/rps_flow_cnt, <dev>:tx-<n>/xps_cpus
-//   <dev>:channels/<rx|tx|other|combined>      ethtool channels
+//   <dev>:channels/counts                      ethtool channels: "combined rx tx other"
 //   <dev>:coalesce/<ethtool name>              ethtool coalescing
 //   <dev>:rss/indir                            the RSS indirection table
 //   irq/<n>/smp_affinity_list                  an IRQ's CPUs

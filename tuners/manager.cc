@@ -23,6 +23,7 @@ namespace {
 
 constexpr size_t kKeepInactive = 500;
 constexpr absl::Duration kExpiryRetry = absl::Seconds(10);
+constexpr int kExpiryAttempts = 5;
 
 std::string NewId(absl::Time now) {
   static std::mt19937_64 rng{std::random_device{}()};
@@ -104,61 +105,74 @@ const ChangeRecord* TuningManager::OwnerLocked(const std::string& knob) const {
   return nullptr;
 }
 
-absl::Status TuningManager::RestoreLocked(ChangeRecord& r, bool force, bool skip_drifted,
-                                          std::vector<std::string>* skipped) {
+absl::StatusOr<TuningManager::Restore> TuningManager::RestoreLocked(ChangeRecord& r, bool force,
+                                                                    bool refuse_drift) {
+  Restore out;
   std::vector<Step> steps;
-  std::vector<std::string> drifted;
   for (auto it = r.knobs.rbegin(); it != r.knobs.rend(); ++it) {
     auto cur = options_.io->Read(it->knob);
     if (!cur.ok()) {
       if (absl::IsNotFound(cur.status())) {
-        skipped->push_back(absl::StrCat(it->knob, " (gone: ", cur.status().message(), ")"));
-        continue;
+        out.gone.push_back(absl::StrCat(it->knob, " (gone: ", cur.status().message(), ")"));
+      } else {
+        out.failed.push_back(std::string(cur.status().message()));
       }
-      return cur.status();
+      continue;
     }
     if (*cur == it->old_value) continue;
-    if (*cur == it->new_value) {
+    if (*cur == it->new_value || force) {
       steps.push_back({it->knob, *cur, it->old_value});
       continue;
     }
-    const std::string what =
-        absl::StrCat(it->knob, " (now \"", *cur, "\", this change set \"", it->new_value, "\")");
-    if (force) {
-      steps.push_back({it->knob, *cur, it->old_value});
-    } else {
-      drifted.push_back(what);
-    }
+    out.drifted.push_back(
+        absl::StrCat(it->knob, " (now \"", *cur, "\", this change set \"", it->new_value, "\")"));
   }
-  if (!drifted.empty() && !skip_drifted) {
+  if (!out.drifted.empty() && refuse_drift) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "changed since by someone else, not overwritten: ", absl::StrJoin(drifted, ", "),
+        "changed since by someone else, not overwritten: ", absl::StrJoin(out.drifted, ", "),
         "; nothing was restored (roll back with force to restore anyway)"));
   }
-  for (auto& d : drifted)
-    skipped->push_back(absl::StrCat(d, " left alone: changed by someone else"));
-  ApplyReport report;
-  absl::Status st = ApplySteps(*options_.io, steps, &report);
-  if (!st.ok() && !report.restore_errors.empty()) r.state = ChangeState::kRollbackFailed;
-  return st;
+  // Best effort: a knob that cannot be put back does not undo the others.
+  for (auto& f : RestoreSteps(*options_.io, steps)) out.failed.push_back(std::move(f));
+  return out;
+}
+
+std::string TuningManager::Restore::Describe() const {
+  std::vector<std::string> parts;
+  if (!failed.empty()) parts.push_back("NOT restored: " + absl::StrJoin(failed, "; "));
+  if (!drifted.empty()) {
+    parts.push_back("left alone, changed by someone else: " + absl::StrJoin(drifted, "; "));
+  }
+  if (!gone.empty()) parts.push_back("gone: " + absl::StrJoin(gone, "; "));
+  return parts.empty() ? "" : absl::StrCat(" (", absl::StrJoin(parts, "; "), ")");
 }
 
 void TuningManager::ExpireLocked(ChangeRecord& r, absl::Time now, const std::string& why) {
-  std::vector<std::string> skipped;
-  absl::Status st = RestoreLocked(r, false, true, &skipped);
-  if (!st.ok()) {
-    r.Event(now, absl::StrCat(why, "; rolling back failed, retrying: ", st.message()));
-    retry_at_[r.id] = now + kExpiryRetry;
-    spdlog::error("tuning: change {}: {}; rollback failed: {}", r.id, why,
-                  std::string(st.message()));
+  auto restore = RestoreLocked(r, false, false);
+  const Restore& out = *restore;  // never refuses: drift is left alone
+  if (!out.failed.empty()) {
+    const int attempt = ++expiry_attempts_[r.id];
+    if (attempt < kExpiryAttempts) {
+      const absl::Duration wait = kExpiryRetry * (1 << (attempt - 1));
+      retry_at_[r.id] = now + wait;
+      r.Event(now, absl::StrCat(why, "; rolling back (attempt ", attempt, " of ", kExpiryAttempts,
+                                ") restored what it could", out.Describe(), "; retrying in ",
+                                absl::FormatDuration(wait)));
+    } else {
+      r.state = ChangeState::kRollbackFailed;
+      r.Event(now, absl::StrCat(why, "; gave up rolling back after ", attempt, " attempts",
+                                out.Describe(), "; roll back by hand (tune rollback)"));
+      retry_at_.erase(r.id);
+      expiry_attempts_.erase(r.id);
+    }
+    spdlog::error("tuning: change {}: {}", r.id, r.events.back().what);
     return;
   }
   retry_at_.erase(r.id);
+  expiry_attempts_.erase(r.id);
   r.state = ChangeState::kExpired;
   r.drift.clear();
-  r.Event(now, absl::StrCat(
-                   why, "; rolled back",
-                   skipped.empty() ? "" : absl::StrCat(" (", absl::StrJoin(skipped, "; "), ")")));
+  r.Event(now, absl::StrCat(why, "; rolled back", out.Describe()));
   spdlog::warn("tuning: change {} rolled back: {}", r.id, why);
 }
 
@@ -166,19 +180,13 @@ void TuningManager::ReconcileLocked() {
   const absl::Time now = absl::Now();
   for (auto& r : journal_.records()) {
     if (r.state == ChangeState::kApplying) {
-      std::vector<std::string> skipped;
-      absl::Status st = RestoreLocked(r, false, true, &skipped);
-      if (st.ok()) {
-        r.state = ChangeState::kRolledBack;
-        r.Event(now,
-                absl::StrCat(
-                    "the agent stopped during the apply; restored at start",
-                    skipped.empty() ? "" : absl::StrCat(" (", absl::StrJoin(skipped, "; "), ")")));
-      } else {
-        r.state = ChangeState::kRollbackFailed;
-        r.Event(now, absl::StrCat("the agent stopped during the apply; restoring at start failed: ",
-                                  st.message()));
-      }
+      const Restore out = *RestoreLocked(r, false, false);
+      // A knob holding a third value (the write under way when the agent
+      // stopped, kept rounded by the kernel) keeps the change rollbackable.
+      r.state = out.failed.empty() && out.drifted.empty() ? ChangeState::kRolledBack
+                                                          : ChangeState::kRollbackFailed;
+      r.Event(now, absl::StrCat("the agent stopped during the apply; restored at start",
+                                out.Describe()));
       spdlog::warn("tuning: change {} was interrupted mid-apply: {}", r.id, r.events.back().what);
     } else if (r.state == ChangeState::kPending && r.confirm_deadline &&
                *r.confirm_deadline <= now) {
@@ -255,13 +263,20 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     return absl::InvalidArgumentError(absl::StrCat(
         "confirm_within: above 0 and at most ", absl::FormatDuration(options_.max_confirm_window)));
   }
+  // Planned outside the lock (a snapshot may dump every socket): confirms and
+  // deadlines are not held up, and the applier re-checks each old value anyway.
+  std::map<std::string, std::string> baseline;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    baseline = BaselineLocked();
+  }
+  NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap,
+                            TakeSnapshot(SnapshotFor(intent), options_.paths, baseline));
+  NETAGENT_ASSIGN_OR_RETURN(Plan plan, PlanIntent(intent, snap));
   std::lock_guard<std::mutex> lk(mu_);
   if (!change_id.empty() && journal_.Find(change_id) != nullptr) {
     return absl::AlreadyExistsError(absl::StrCat("change_id: \"", change_id, "\" is already used"));
   }
-  NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap,
-                            TakeSnapshot(SnapshotFor(intent), options_.paths, BaselineLocked()));
-  NETAGENT_ASSIGN_OR_RETURN(Plan plan, PlanIntent(intent, snap));
   ApplyResult result;
   if (!expected_digest.empty() && expected_digest != plan.Digest()) {
     return absl::AbortedError(absl::StrCat("the plan changed since it was shown (digest ",
@@ -274,7 +289,8 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
   }
   const absl::Time now = absl::Now();
   ChangeRecord rec;
-  rec.id = change_id.empty() ? NewId(now) : change_id;
+  rec.id = change_id;
+  while (rec.id.empty() || journal_.Find(rec.id) != nullptr) rec.id = NewId(now);
   rec.created = now;
   rec.caller = caller;
   rec.intent = DescribeIntent(intent);
@@ -330,6 +346,9 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     for (auto it = steps.rbegin(); it != steps.rend(); ++it)
       undo.push_back({it->knob, it->to, it->from});
     absl::Status back = ApplySteps(*options_.io, undo, nullptr);
+    r.state = back.ok() ? ChangeState::kFailed : ChangeState::kRollbackFailed;
+    r.Event(absl::Now(), absl::StrCat("journal write failed (", save.message(),
+                                      "); undone: ", back.ok() ? "yes" : back.message()));
     return absl::InternalError(absl::StrCat("journal: ", save.message(), "; the change was ",
                                             back.ok() ? "undone" : "NOT undone: ", back.message()));
   }
@@ -344,6 +363,8 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
 
 absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id,
                                                     const std::string& caller) {
+  // On time is judged by arrival, not by when an apply in progress lets go.
+  const absl::Time arrived = absl::Now();
   std::lock_guard<std::mutex> lk(mu_);
   ChangeRecord* r = journal_.Find(id);
   if (r == nullptr) return absl::NotFoundError(absl::StrCat("change_id: no change \"", id, "\""));
@@ -353,7 +374,7 @@ absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id,
         absl::StrCat("change ", id, " is ", ChangeStateName(r->state), ": nothing to confirm"));
   }
   const absl::Time now = absl::Now();
-  if (r->confirm_deadline && *r->confirm_deadline <= now) {
+  if (r->confirm_deadline && *r->confirm_deadline <= arrived) {
     ExpireLocked(*r, now, "the confirmation came after the deadline");
     (void)SaveLocked();
     return absl::FailedPreconditionError(
@@ -361,7 +382,12 @@ absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id,
   }
   r->state = ChangeState::kConfirmed;
   r->Event(now, absl::StrCat("confirmed by ", caller));
-  NETAGENT_RETURN_IF_ERROR(SaveLocked());
+  if (absl::Status st = SaveLocked(); !st.ok()) {
+    // Not on disk: it would still expire after a restart. Say so, keep it pending.
+    r->state = ChangeState::kPending;
+    r->events.pop_back();
+    return st;
+  }
   spdlog::info("tuning: change {} confirmed by {}", id, caller);
   return *r;
 }
@@ -389,22 +415,21 @@ absl::StatusOr<ChangeRecord> TuningManager::Rollback(const std::string& id,
       }
     }
   }
-  std::vector<std::string> skipped;
   const absl::Time now = absl::Now();
-  absl::Status st = RestoreLocked(*r, force, false, &skipped);
-  if (!st.ok()) {
-    if (!absl::IsFailedPrecondition(st)) {
-      r->Event(now, absl::StrCat("rollback by ", caller, " failed: ", st.message()));
-      (void)SaveLocked();
-    }
-    return st;
+  NETAGENT_ASSIGN_OR_RETURN(Restore out, RestoreLocked(*r, force, /*refuse_drift=*/true));
+  retry_at_.erase(r->id);
+  expiry_attempts_.erase(r->id);
+  if (!out.failed.empty()) {
+    r->state = ChangeState::kRollbackFailed;
+    r->Event(now, absl::StrCat("rollback by ", caller, " incomplete", out.Describe()));
+    (void)SaveLocked();
+    return absl::AbortedError(
+        absl::StrCat("change ", id, ": rollback incomplete", out.Describe(),
+                     "; it is rollback_failed: retry when the cause is fixed"));
   }
   r->state = ChangeState::kRolledBack;
   r->drift.clear();
-  retry_at_.erase(r->id);
-  r->Event(now, absl::StrCat(
-                    "rolled back by ", caller, force ? " (forced)" : "",
-                    skipped.empty() ? "" : absl::StrCat(" (", absl::StrJoin(skipped, "; "), ")")));
+  r->Event(now, absl::StrCat("rolled back by ", caller, force ? " (forced)" : "", out.Describe()));
   NETAGENT_RETURN_IF_ERROR(SaveLocked());
   spdlog::info("tuning: change {} rolled back by {}", id, caller);
   return *r;
@@ -494,16 +519,10 @@ absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& 
     }
     if (d.channels.ok()) {
       const auto& c = d.channels.value;
-      const std::pair<const char*, std::pair<std::optional<uint32_t>, std::optional<uint32_t>>>
-          kinds[] = {{"combined", {c.combined, c.combined_max}},
-                     {"rx", {c.rx, c.rx_max}},
-                     {"tx", {c.tx, c.tx_max}},
-                     {"other", {c.other, c.other_max}}};
-      for (const auto& [name, v] : kinds) {
-        if (!v.second || *v.second == 0) continue;
-        add(DeviceKey(d.name, "channels", name), absl::StrCat(v.first.value_or(0)), "0",
-            absl::StrCat(*v.second), absl::StrCat(name, " channels"));
-      }
+      add(DeviceKey(d.name, "channels", "counts"), ChannelCounts(c), "",
+          absl::StrCat(c.combined_max.value_or(0), " ", c.rx_max.value_or(0), " ",
+                       c.tx_max.value_or(0), " ", c.other_max.value_or(0)),
+          "channels: combined rx tx other (ceiling: the device's maxima)");
     }
     if (d.coalesce.ok()) {
       for (const auto& [name, v] : d.coalesce.value) {
@@ -544,6 +563,7 @@ void TuningManager::Tick() {
   }
   if (now >= next_drift_check_) changed |= CheckDriftLocked(now);
   if (changed) {
+    journal_.Prune(kKeepInactive);  // no reference into the journal outlives this call
     if (absl::Status st = SaveLocked(); !st.ok())
       spdlog::error("tuning: journal: {}", std::string(st.message()));
   }

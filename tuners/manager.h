@@ -88,8 +88,16 @@ class TuningManager {
   void ExpireLocked(ChangeRecord& r, absl::Time now, const std::string& why);
   // True when it recorded new drift (or drift that cleared).
   bool CheckDriftLocked(absl::Time now);
-  absl::Status RestoreLocked(ChangeRecord& r, bool force, bool skip_drifted,
-                             std::vector<std::string>* skipped);
+  struct Restore {
+    std::vector<std::string> failed;   // could not be put back
+    std::vector<std::string> drifted;  // someone else's value, left alone
+    std::vector<std::string> gone;     // the knob no longer exists
+    std::string Describe() const;
+  };
+  // Puts the change's old values back, best effort. FAILED_PRECONDITION
+  // (nothing written) when `refuse_drift` and a knob holds a third value;
+  // `force` overwrites such values instead.
+  absl::StatusOr<Restore> RestoreLocked(ChangeRecord& r, bool force, bool refuse_drift);
   // The newest active change that set `knob`, if any.
   const ChangeRecord* OwnerLocked(const std::string& knob) const;
   absl::Status SaveLocked();
@@ -103,6 +111,7 @@ class TuningManager {
   bool stop_ = false;
   absl::Time next_drift_check_;
   std::map<std::string, absl::Time> retry_at_;  // failed expiries, retried later
+  std::map<std::string, int> expiry_attempts_;
   std::thread thread_;
 };
 

@@ -110,6 +110,11 @@ uint32_t FloorPow2(uint64_t v) {
 
 }  // namespace
 
+std::string ChannelCounts(const collectors::Channels& c) {
+  return absl::StrCat(c.combined.value_or(0), " ", c.rx.value_or(0), " ", c.tx.value_or(0), " ",
+                      c.other.value_or(0));
+}
+
 std::vector<uint32_t> EligibleCpus(const HostSnapshot& host) {
   std::vector<uint32_t> base;
   for (uint32_t c : host.online_cpus) {
@@ -482,13 +487,24 @@ absl::StatusOr<Plan> PlanChannels(const ChannelsIntent& in, const HostSnapshot& 
     return absl::InvalidArgumentError(
         "channels: the device would have no receive or no transmit queue");
   }
+  std::vector<std::string> what;
   for (int i = 0; i < 4; ++i) {
-    if (!kinds[i].want || after[i] == kinds[i].cur.value_or(0)) continue;
+    if (after[i] != kinds[i].cur.value_or(0)) {
+      what.push_back(absl::StrCat(kinds[i].name, " ", kinds[i].cur.value_or(0), " -> ", after[i],
+                                  " (max ", kinds[i].max.value_or(0), ")"));
+    }
+  }
+  if (!what.empty()) {
+    collectors::Channels next;
+    next.combined = after[0];
+    next.rx = after[1];
+    next.tx = after[2];
+    next.other = after[3];
     plan.changes.push_back(
-        {DeviceKey(in.device, "channels", kinds[i].name),
-         absl::StrCat(kinds[i].cur.value_or(0)),
-         absl::StrCat(after[i]),
-         absl::StrCat(kinds[i].name, " channels (maximum ", *kinds[i].max, ")"),
+        {DeviceKey(in.device, "channels", "counts"),
+         ChannelCounts(ch.value),
+         ChannelCounts(next),
+         absl::StrCat("channels (combined rx tx other): ", absl::StrJoin(what, ", ")),
          Risk::kMedium,
          {"the driver rebuilds its queues: a short interruption of traffic; settings of removed "
           "queues (RPS, XPS, RSS entries) go with them"}});

@@ -75,6 +75,9 @@ absl::StatusOr<Plan> PlanCoalesce(const CoalesceIntent& in, const HostSnapshot& 
 absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& host, bool clamp,
                                   absl::string_view field, absl::string_view only_group);
 
+// The value of the <dev>:channels/counts knob: "combined rx tx other".
+std::string ChannelCounts(const collectors::Channels& c);
+
 // The CPUs network work of a device may use: online, not isolated, on the
 // device's NUMA node when it has CPUs there.
 std::vector<uint32_t> EligibleCpus(const HostSnapshot& host);

@@ -36,21 +36,11 @@ std::string QueuePath(const SystemPaths& p, const KnobKey& k) {
   return absl::StrCat(p.sysfs, "/class/net/", k.device, "/queues/", k.path);
 }
 
-std::optional<uint32_t> ChannelField(const collectors::Channels& c, absl::string_view name) {
-  if (name == "combined") return c.combined;
-  if (name == "rx") return c.rx;
-  if (name == "tx") return c.tx;
-  if (name == "other") return c.other;
-  return std::nullopt;
-}
-
-absl::StatusOr<uint16_t> ChannelAttr(absl::string_view name) {
-  if (name == "combined") return ETHTOOL_A_CHANNELS_COMBINED_COUNT;
-  if (name == "rx") return ETHTOOL_A_CHANNELS_RX_COUNT;
-  if (name == "tx") return ETHTOOL_A_CHANNELS_TX_COUNT;
-  if (name == "other") return ETHTOOL_A_CHANNELS_OTHER_COUNT;
-  return absl::InvalidArgumentError(absl::StrCat("channels: unknown kind ", name));
-}
+// Channel counts as one value, so a change between combined and separate
+// rx/tx queues is one CHANNELS_SET (the kernel refuses the states between).
+constexpr uint16_t kChannelAttrs[4] = {ETHTOOL_A_CHANNELS_COMBINED_COUNT,
+                                       ETHTOOL_A_CHANNELS_RX_COUNT, ETHTOOL_A_CHANNELS_TX_COUNT,
+                                       ETHTOOL_A_CHANNELS_OTHER_COUNT};
 
 absl::Status SetIndirectionIoctl(const std::string& dev, const std::vector<uint32_t>& table) {
   kernel::UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -115,9 +105,7 @@ absl::StatusOr<std::string> SystemKnobs::Read(const std::string& key) {
   if (k.type == KnobType::kChannels) {
     auto ch = ethtool.GetChannels(k.device);
     if (!ch.ok()) return ch.status;
-    auto v = ChannelField(ch.value, k.path);
-    if (!v) return absl::NotFoundError(absl::StrCat(key, ": the device has no such channels"));
-    return absl::StrCat(*v);
+    return ChannelCounts(ch.value);
   }
   if (k.type == KnobType::kCoalesce) {
     auto co = ethtool.GetCoalesce(k.device);
@@ -187,8 +175,8 @@ absl::Status PutSetAttributes(const KnobKey& k, const std::vector<int64_t>& ints
   }
   switch (k.type) {
     case KnobType::kChannels: {
-      NETAGENT_ASSIGN_OR_RETURN(uint16_t attr, ChannelAttr(k.path));
-      m.PutU32(attr, static_cast<uint32_t>(ints[0]));
+      if (ints.size() != 4) return absl::InvalidArgumentError("channels: combined rx tx other");
+      for (int i = 0; i < 4; ++i) m.PutU32(kChannelAttrs[i], static_cast<uint32_t>(ints[i]));
       break;
     }
     case KnobType::kCoalesce: {

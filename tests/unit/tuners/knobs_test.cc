@@ -36,7 +36,8 @@ TEST(Knobs, ParsesKeys) {
   EXPECT_EQ(k->type, KnobType::kQueue);
   EXPECT_EQ(k->device, "veth0");
   EXPECT_EQ(k->path, "rx-3/rps_cpus");
-  EXPECT_EQ(ParseKnobKey("eth0:channels/combined")->type, KnobType::kChannels);
+  EXPECT_EQ(ParseKnobKey("eth0:channels/counts")->type, KnobType::kChannels);
+  EXPECT_FALSE(ParseKnobKey("eth0:channels/combined").ok());
   EXPECT_EQ(ParseKnobKey("eth0:coalesce/rx-usecs")->type, KnobType::kCoalesce);
   EXPECT_EQ(ParseKnobKey("eth0:rss/indir")->type, KnobType::kRss);
   EXPECT_EQ(ParseKnobKey("irq/45/smp_affinity_list")->path, "45");

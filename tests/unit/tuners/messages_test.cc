@@ -89,11 +89,15 @@ TEST(EthtoolSetMessages, ChannelsMatchTheKernelsReply) {
   ASSERT_TRUE(ch.ok());
   ASSERT_TRUE(ch->combined.has_value());  // virtio_net: combined channels only
   const auto kernel_widths = Widths(Msg(reply));
-  kernel::NetlinkMessage m = Request("eth0:channels/combined", {1});
+  // All four counts in one request: a move between combined and separate
+  // queues is one reconfiguration.
+  kernel::NetlinkMessage m = Request("eth0:channels/counts", {1, 0, 0, 0});
   auto back = collectors::ParseChannels(*m.header());
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->combined, 1u);
-  EXPECT_FALSE(back->rx.has_value());
+  EXPECT_EQ(back->rx, 0u);
+  EXPECT_EQ(back->tx, 0u);
+  EXPECT_EQ(back->other, 0u);
   EXPECT_EQ(Widths(*m.header()).at(ETHTOOL_A_CHANNELS_COMBINED_COUNT),
             kernel_widths.at(ETHTOOL_A_CHANNELS_COMBINED_COUNT));
   EXPECT_EQ(SetCommand(KnobType::kChannels), ETHTOOL_MSG_CHANNELS_SET);

@@ -246,17 +246,41 @@ TEST(ChannelsPlanner, WithinTheDeviceMaximum) {
   in.rx = 2;
   auto p = PlanChannels(in, h, false);
   ASSERT_TRUE(p.ok());
-  EXPECT_EQ(p->changes[0].knob, "veth0:channels/rx");
+  ASSERT_EQ(p->changes.size(), 1u);
+  EXPECT_EQ(p->changes[0].knob, "veth0:channels/counts");
+  EXPECT_EQ(p->changes[0].old_value, "0 1 1 0");
+  EXPECT_EQ(p->changes[0].new_value, "0 2 1 0");
   in.rx = 9;
   EXPECT_THAT(PlanChannels(in, h, false).status().message(),
               HasSubstr("channels.rx: 9 is above the device's maximum 4"));
-  EXPECT_EQ(PlanChannels(in, h, true)->changes[0].new_value, "4");
+  EXPECT_EQ(PlanChannels(in, h, true)->changes[0].new_value, "0 4 1 0");
   in.rx.reset();
   in.combined = 2;
   EXPECT_THAT(PlanChannels(in, h, false).status().message(), HasSubstr("has no combined channels"));
   in.combined.reset();
   in.rx = 0;
   EXPECT_THAT(PlanChannels(in, h, false).status().message(), HasSubstr("no receive"));
+}
+
+TEST(ChannelsPlanner, FromCombinedToSeparateQueuesIsOneChange) {
+  HostSnapshot h = ChildNamespaceHost();
+  h.device = Veth(1, 1);
+  auto& c = h.device->channels.value;
+  c = {};
+  c.combined_max = 8;
+  c.rx_max = c.tx_max = 4;
+  c.combined = 8;
+  c.rx = c.tx = 0;
+  ChannelsIntent in;
+  in.device = "veth0";
+  in.combined = 0;
+  in.rx = 4;
+  in.tx = 4;
+  auto p = PlanChannels(in, h, false);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->changes.size(), 1u);
+  EXPECT_EQ(p->changes[0].old_value, "8 0 0 0");
+  EXPECT_EQ(p->changes[0].new_value, "0 4 4 0");
 }
 
 TEST(DevicePlanners, UnsupportedGroupsAreFailedPreconditionWithTheKernelsReason) {
