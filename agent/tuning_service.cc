@@ -152,6 +152,12 @@ absl::StatusOr<tuners::Intent> IntentFromProto(const v1::TuningIntent& in) {
       tuners::CoalesceIntent co;
       co.device = c.device();
       co.profile = c.profile();
+      for (const auto& [name, v] : c.values()) {
+        if (name.empty() || name.size() > 32) {
+          return absl::InvalidArgumentError(
+              "intent.coalesce.values: a parameter name (rx-usecs, ...)");
+        }
+      }
       std::map<std::string, uint64_t> sorted(c.values().begin(), c.values().end());
       co.values.assign(sorted.begin(), sorted.end());
       out.what = co;

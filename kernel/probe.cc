@@ -59,16 +59,20 @@ namespace netagent::kernel {
 
 Capability ProbeQdisc(const std::string& kind, const std::string& kallsyms,
                       const std::string& modules_root) {
-  // Symbol lines are "<address> <type> <name>[\t[module]]".
-  const std::string symbol = absl::StrCat(" ", kind, "_enqueue");
+  // Symbol lines are "<address> <type> <name>[\t[module]]"; the name may
+  // carry a compiler suffix (".isra.0"). fq_pie names its "<kind>_qdisc_enqueue".
+  const std::string symbols[] = {absl::StrCat(" ", kind, "_enqueue"),
+                                 absl::StrCat(" ", kind, "_qdisc_enqueue")};
   if (FILE* f = std::fopen(kallsyms.c_str(), "re")) {
     char line[512];
     bool found = false;
     while (!found && std::fgets(line, sizeof(line), f)) {
-      const char* hit = std::strstr(line, symbol.c_str());
-      if (hit == nullptr || hit - line < 3 || hit[-2] != ' ') continue;
-      const char end = hit[symbol.size()];
-      found = end == '\n' || end == '\t' || end == '\0';
+      for (const std::string& symbol : symbols) {
+        const char* hit = std::strstr(line, symbol.c_str());
+        if (hit == nullptr || hit - line < 3 || hit[-2] != ' ') continue;
+        const char end = hit[symbol.size()];
+        if (end == '\n' || end == '\t' || end == '\0' || end == '.') found = true;
+      }
     }
     std::fclose(f);
     if (found) return {true, ""};

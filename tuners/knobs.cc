@@ -32,9 +32,9 @@ std::vector<SysctlSpec> BuildRegistry() {
        "largest SO_SNDBUF an application may ask for"});
   add({"net.ipv4.tcp_moderate_rcvbuf", "buffers", K::kInt, 0, 1, 0, "1", true, Risk::kLow,
        "receive buffer autotuning"});
-  add({"net.ipv4.tcp_notsent_lowat", "buffers", K::kInt, 16 * kKiB, 4294967295LL, 0, "4294967295",
+  add({"net.ipv4.tcp_notsent_lowat", "limits", K::kInt, 16 * kKiB, 4294967295LL, 0, "4294967295",
        true, Risk::kLow, "unsent bytes a socket may queue before it stops being writable"});
-  add({"net.ipv4.tcp_slow_start_after_idle", "buffers", K::kInt, 0, 1, 0, "1", true, Risk::kLow,
+  add({"net.ipv4.tcp_slow_start_after_idle", "limits", K::kInt, 0, 1, 0, "1", true, Risk::kLow,
        "restart from the initial window after an idle period"});
   // Congestion control.
   add({"net.ipv4.tcp_congestion_control", "congestion", K::kWord, 0, 0, 0, nullptr, true,
@@ -42,8 +42,18 @@ std::vector<SysctlSpec> BuildRegistry() {
   add({"net.core.default_qdisc", "congestion", K::kWord, 0, 0, 0, "pfifo_fast", false,
        Risk::kMedium, "qdisc given to devices created or brought up from now on"});
   // Steering.
-  add({"net.core.rps_sock_flow_entries", "steering", K::kInt, 0, 1 << 26, 0, "0", false, Risk::kLow,
-       "RFS global flow table size (0: RFS off)"});
+  SysctlSpec flows{"net.core.rps_sock_flow_entries",
+                   "steering",
+                   K::kInt,
+                   0,
+                   1 << 26,
+                   0,
+                   "0",
+                   false,
+                   Risk::kLow,
+                   "RFS global flow table size (0: RFS off)"};
+  flows.power_of_two = true;
+  add(flows);
   // Limits.
   add({"net.core.somaxconn", "limits", K::kInt, 128, 65535, 16, "4096", true, Risk::kLow,
        "largest listen() backlog"});
@@ -260,6 +270,14 @@ absl::StatusOr<std::string> CheckSysctlValue(const SysctlSpec& spec, absl::strin
         want.size() > 1 ? absl::StrCat(" (value ", i + 1, " of ", want.size(), ")") : "";
     if (spec.refused_value >= 0 && v == spec.refused_value) {
       return Refuse(knob, absl::StrCat(v, " is refused: ", spec.refused_reason));
+    }
+    if (spec.power_of_two && v > 0 && (v & (v - 1)) != 0) {
+      if (!clamp)
+        return Refuse(knob, absl::StrCat(v, " is not a power of two (the kernel would round it)"));
+      int64_t p = 1;
+      while (p * 2 <= v) p *= 2;
+      notes.push_back(absl::StrCat(v, " rounded down to the power of two ", p));
+      v = p;
     }
     if (v < spec.floor || v > spec.ceiling) {
       const bool low = v < spec.floor;

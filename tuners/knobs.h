@@ -56,6 +56,8 @@ struct SysctlSpec {
   // with the reason (tcp_syncookies=2).
   int64_t refused_value = -1;
   const char* refused_reason = "";
+  // The kernel rounds other values up (rps_sock_flow_entries): 0 or a power of two.
+  bool power_of_two = false;
 };
 
 // Every sysctl the agent manages. Nothing outside this list is ever written.

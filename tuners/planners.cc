@@ -674,7 +674,10 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
                                   absl::string_view field, absl::string_view only_group) {
   if (settings.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": no settings"));
   Plan plan;
-  std::set<std::string> seen;
+  std::set<std::string> seen, named;
+  for (const auto& [name, value] : settings) {
+    if (const SysctlSpec* spec = FindSysctl(name)) named.insert(spec->name);
+  }
   for (const auto& [name, value] : settings) {
     const SysctlSpec* spec = FindSysctl(name);
     if (spec == nullptr) {
@@ -723,11 +726,34 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
     std::vector<std::string> warnings;
     if (!note.empty()) warnings.push_back(note);
     if (spec->risk == Risk::kHigh) warnings.push_back(spec->help);
+    const std::string sname = spec->name;
+    if (sname == "net.ipv4.tcp_rmem" || sname == "net.ipv4.tcp_wmem") {
+      // The BDP rule holds here too: the max never goes below the kernel default.
+      auto want = ParseInts(v, sname);
+      auto def = host.defaults.count(sname)
+                     ? ParseInts(host.defaults.at(sname), sname)
+                     : absl::StatusOr<std::vector<int64_t>>(absl::NotFoundError(""));
+      if (want.ok() && def.ok() && want->size() == 3 && def->size() == 3 &&
+          (*want)[2] < (*def)[2]) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            sname, ": max ", (*want)[2], " is below the kernel default max ", (*def)[2]));
+      }
+    }
+    if (sname == "net.core.rmem_max" || sname == "net.core.wmem_max") {
+      const char* tcp = sname == "net.core.rmem_max" ? "net.ipv4.tcp_rmem" : "net.ipv4.tcp_wmem";
+      auto t = ParseInts(Sysctl(host, tcp).value, tcp);
+      auto want = ParseInts(v, sname);
+      if (t.ok() && want.ok() && t->size() == 3 && (*want)[0] < (*t)[2]) {
+        warnings.push_back(absl::StrCat("below ", tcp, "'s max ", (*t)[2],
+                                        ": applications asking for large buffers get less than "
+                                        "autotuning gives others"));
+      }
+    }
     const size_t before = plan.changes.size();
     AddSysctl(plan, host, spec->name, v, absl::StrCat("requested: ", spec->help), warnings);
     if (plan.changes.size() == before && !note.empty()) plan.warnings.push_back(note);
     if (std::string(spec->name) == "net.netfilter.nf_conntrack_max" &&
-        seen.count("net.netfilter.nf_conntrack_buckets") == 0) {
+        named.count("net.netfilter.nf_conntrack_buckets") == 0) {
       const SysctlState& b = Sysctl(host, "net.netfilter.nf_conntrack_buckets");
       auto max = ParseInts(v, spec->name);
       auto buckets = ParseInts(b.value, "buckets");

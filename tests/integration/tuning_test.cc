@@ -314,7 +314,12 @@ TEST(TuningIntegration, BadInputAndNonOperatorsChangeNothing) {
   EXPECT_EQ(viewer.exit_code, 1);
   EXPECT_THAT(viewer.err, HasSubstr("PERMISSION_DENIED"));
   EXPECT_EQ(as_nobody({"tune", "plan", "limits", "--set", "somaxconn=8192"}).exit_code, 0);
-  EXPECT_EQ(as_nobody({"tune", "rollback", "x"}).exit_code, 1);
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"tune", "rollback", "x"}, {"tune", "confirm", "x"}}) {
+    RunResult r = as_nobody(args);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_THAT(r.err, HasSubstr("PERMISSION_DENIED")) << args[1];
+  }
 
   struct Case {
     std::vector<std::string> args;

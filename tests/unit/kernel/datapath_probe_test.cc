@@ -44,11 +44,15 @@ TEST(QdiscProbe, FindsBuiltInQdiscsByTheirEnqueueSymbol) {
       "ffffffff81ed8900 t pfifo_fast_enqueue\n"
       "ffffffff81ef1e20 t htb_enqueue\n"
       "ffffffffc0a01000 t fq_codel_enqueue\t[sch_fq_codel]\n"
-      "ffffffff81ef1e99 t my_fq_enqueue\n";
+      "ffffffff81ef1e99 t my_fq_enqueue\n"
+      "ffffffff81ef2000 t fq_pie_qdisc_enqueue\n"
+      "ffffffff81ef3000 t cake_enqueue.isra.0\n";
   ASSERT_EQ(write(fd, syms.data(), syms.size()), static_cast<ssize_t>(syms.size()));
   close(fd);
   EXPECT_TRUE(ProbeQdisc("pfifo_fast", path, "/nonexistent").available);
   EXPECT_TRUE(ProbeQdisc("fq_codel", path, "/nonexistent").available);
+  EXPECT_TRUE(ProbeQdisc("fq_pie", path, "/nonexistent").available);
+  EXPECT_TRUE(ProbeQdisc("cake", path, "/nonexistent").available);
   Capability fq = ProbeQdisc("fq", path, "/nonexistent");
   EXPECT_FALSE(fq.available);  // my_fq_enqueue and fq_codel_enqueue are not fq's
   EXPECT_NE(fq.reason.find("neither built in nor a module"), std::string::npos);

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
+
 namespace netagent::tuners {
 namespace {
 
@@ -86,6 +88,16 @@ TEST(Journal, SavesAtomicallyAndLoads) {
   ASSERT_TRUE(j.ok());
   EXPECT_EQ(j->records()[0].state, ChangeState::kConfirmed);
   std::filesystem::remove_all(tmpl);
+}
+
+TEST(Journal, EventsAreBoundedAndSayWhatWasDropped) {
+  ChangeRecord r;
+  for (int i = 0; i < 1000; ++i) r.Event(absl::FromUnixSeconds(i), absl::StrCat("e", i));
+  EXPECT_EQ(r.events.size(), 200u);
+  EXPECT_EQ(r.events[0].what, "e0");
+  EXPECT_EQ(r.events[19].what, "e19 (some later events dropped)");
+  EXPECT_EQ(r.events[20].what, "e820");
+  EXPECT_EQ(r.events.back().what, "e999");
 }
 
 TEST(Journal, PruneKeepsEveryActiveChange) {

@@ -99,6 +99,16 @@ TEST(Knobs, SyncookiesTwoIsNeverSet) {
   EXPECT_TRUE(CheckSysctlValue(*FindSysctl("tcp_syncookies"), "1", "0", false, &note).ok());
 }
 
+TEST(Knobs, PowersOfTwoWhereTheKernelWouldRound) {
+  const SysctlSpec& s = *FindSysctl("rps_sock_flow_entries");
+  std::string note;
+  EXPECT_THAT(CheckSysctlValue(s, "0", "30000", false, &note).status().message(),
+              HasSubstr("not a power of two"));
+  EXPECT_EQ(*CheckSysctlValue(s, "0", "30000", true, &note), "16384");
+  EXPECT_THAT(note, HasSubstr("rounded down"));
+  EXPECT_EQ(*CheckSysctlValue(s, "32768", "0", false, &note), "0");
+}
+
 TEST(Knobs, VectorsKeepArityAndOrder) {
   const SysctlSpec& s = *FindSysctl("net.ipv4.tcp_rmem");
   std::string note;

@@ -375,6 +375,21 @@ TEST(SettingsPlanner, LimitsWithinBoundsAndWritable) {
   EXPECT_THAT(cc.status().message(), HasSubstr("not available"));
 }
 
+TEST(SettingsPlanner, BufferRulesHoldForPlainSysctlsToo) {
+  HostSnapshot h = InitialNamespaceHost();
+  auto low = PlanSettings({{"net.ipv4.tcp_rmem", "4096 16384 2097152"}}, h, false, "sysctl", "");
+  EXPECT_THAT(low.status().message(), HasSubstr("below the kernel default max 33554432"));
+  auto core = PlanSettings({{"net.core.wmem_max", "1048576"}}, h, false, "sysctl", "");
+  ASSERT_TRUE(core.ok());
+  EXPECT_THAT(core->changes.at(0).warnings.at(0), HasSubstr("below net.ipv4.tcp_wmem's max"));
+  // Both conntrack knobs given: buckets planned once, as asked.
+  auto both = PlanSettings({{"nf_conntrack_max", "2097152"}, {"nf_conntrack_buckets", "262144"}}, h,
+                           false, "limits", "limits");
+  ASSERT_TRUE(both.ok());
+  EXPECT_EQ(both->changes.size(), 1u);
+  EXPECT_EQ(both->changes[0].knob, "net.netfilter.nf_conntrack_max");
+}
+
 TEST(SettingsPlanner, ConntrackMaxBringsItsBuckets) {
   HostSnapshot h = InitialNamespaceHost();
   auto p = PlanSettings({{"nf_conntrack_max", "2097152"}}, h, false, "limits", "limits");
