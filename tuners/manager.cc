@@ -22,7 +22,6 @@ namespace netagent::tuners {
 namespace {
 
 constexpr size_t kKeepInactive = 500;
-constexpr absl::Duration kExpiryRetry = absl::Seconds(10);
 constexpr int kExpiryAttempts = 5;
 
 std::string NewId(absl::Time now) {
@@ -58,6 +57,12 @@ absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options opti
   ::chmod(dir.c_str(), 0700);
   NETAGENT_ASSIGN_OR_RETURN(Journal journal, Journal::Load(dir + "/journal.yaml"));
   if (!options.io) options.io = std::make_unique<SystemKnobs>(options.paths);
+  if (!options.snapshot) {
+    options.snapshot = [paths = options.paths](const SnapshotRequest& req,
+                                               const std::map<std::string, std::string>& baseline) {
+      return TakeSnapshot(req, paths, baseline);
+    };
+  }
   std::unique_ptr<TuningManager> m(new TuningManager(std::move(options), std::move(journal)));
   {
     std::lock_guard<std::mutex> lk(m->mu_);
@@ -153,7 +158,7 @@ void TuningManager::ExpireLocked(ChangeRecord& r, absl::Time now, const std::str
   if (!out.failed.empty()) {
     const int attempt = ++expiry_attempts_[r.id];
     if (attempt < kExpiryAttempts) {
-      const absl::Duration wait = kExpiryRetry * (1 << (attempt - 1));
+      const absl::Duration wait = options_.expiry_retry * (1 << (attempt - 1));
       retry_at_[r.id] = now + wait;
       r.Event(now, absl::StrCat(why, "; rolling back (attempt ", attempt, " of ", kExpiryAttempts,
                                 ") restored what it could", out.Describe(), "; retrying in ",
@@ -200,6 +205,7 @@ bool TuningManager::CheckDriftLocked(absl::Time now) {
   bool changed = false;
   for (auto& r : journal_.records()) {
     if (r.state != ChangeState::kPending && r.state != ChangeState::kConfirmed) continue;
+    if (retry_at_.count(r.id)) continue;  // being rolled back: partly restored on purpose
     std::vector<Drift> drift;
     for (const auto& k : r.knobs) {
       if (OwnerLocked(k.knob) != &r) continue;  // a newer change set owns it
@@ -240,8 +246,7 @@ absl::StatusOr<Plan> TuningManager::PlanFor(const Intent& intent) {
     std::lock_guard<std::mutex> lk(mu_);
     baseline = BaselineLocked();
   }
-  NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap,
-                            TakeSnapshot(SnapshotFor(intent), options_.paths, baseline));
+  NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap, options_.snapshot(SnapshotFor(intent), baseline));
   return PlanIntent(intent, snap);
 }
 
@@ -270,8 +275,7 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     std::lock_guard<std::mutex> lk(mu_);
     baseline = BaselineLocked();
   }
-  NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap,
-                            TakeSnapshot(SnapshotFor(intent), options_.paths, baseline));
+  NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap, options_.snapshot(SnapshotFor(intent), baseline));
   NETAGENT_ASSIGN_OR_RETURN(Plan plan, PlanIntent(intent, snap));
   std::lock_guard<std::mutex> lk(mu_);
   if (!change_id.empty() && journal_.Find(change_id) != nullptr) {
@@ -458,7 +462,7 @@ absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& 
   }
   SnapshotRequest req;
   req.device = device;
-  NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap, TakeSnapshot(req, options_.paths, baseline));
+  NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap, options_.snapshot(req, baseline));
   std::vector<Tunable> out;
   for (const auto& spec : SysctlRegistry()) {
     Tunable t;

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -46,6 +48,13 @@ class TuningManager {
     std::unique_ptr<KnobIo> io;  // default: SystemKnobs(paths)
     absl::Duration drift_interval = absl::Seconds(30);
     absl::Duration max_confirm_window = absl::Hours(24);
+    // First wait before an expiry that could not restore everything is
+    // retried; it doubles each time, and the fifth failure gives up.
+    absl::Duration expiry_retry = absl::Seconds(10);
+    // Default: TakeSnapshot of the running kernel (tests give their own).
+    std::function<absl::StatusOr<HostSnapshot>(const SnapshotRequest&,
+                                               const std::map<std::string, std::string>&)>
+        snapshot;
   };
 
   // Loads the journal, records first-seen values, reconciles (undoes changes
