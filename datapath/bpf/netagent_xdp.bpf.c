@@ -1,0 +1,471 @@
+// SPDX-License-Identifier: GPL-2.0
+/* netagent's XDP fast path.
+ *
+ * parse (Ethernet, up to two VLAN tags, IPv4 with options, IPv6 with its
+ * extension headers, TCP/UDP/ICMP) -> allowlist (exact, CIDR) -> blocklist
+ * (exact, CIDR) -> fragment policy -> destination-port blocklist -> SYN guard
+ * (per-source-prefix token bucket behind a global new-source bucket) -> pass.
+ *
+ * Every packet ends in finish(): one per-CPU {packets, bytes} counter per
+ * (reason, verdict), a per-CPU hit counter per rule, and 1-in-N drop samples
+ * into a ring buffer under a per-CPU rate cap. Features are switched by
+ * `const volatile` values set before load (the verifier removes what is off);
+ * values that change at run time live in the one-entry na_config map. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "netagent_dp.h"
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+
+#define NH_HOPOPTS 0
+#define NH_TCP 6
+#define NH_UDP 17
+#define NH_ROUTING 43
+#define NH_FRAGMENT 44
+#define NH_AH 51
+#define NH_ICMPV6 58
+#define NH_DSTOPTS 60
+#define NH_ICMP 1
+
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
+/* The furthest offset the parser follows; XDP buffers are one page. */
+#define NA_MAX_OFF 0x3fff
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Feature switches, fixed at load. */
+const volatile __u8 en_allow_exact = 1;
+const volatile __u8 en_allow_cidr = 1;
+const volatile __u8 en_block_exact = 1;
+const volatile __u8 en_block_cidr = 1;
+const volatile __u8 en_ports = 1;
+const volatile __u8 en_syn_guard = 1;
+const volatile __u8 en_global_guard = 1;
+const volatile __u8 syn_ports_only = 0;  /* guard only ports flagged NA_PORT_SYN_GUARD */
+const volatile __u8 en_rule_hits = 1;
+const volatile __u8 en_samples = 1;
+const volatile __u8 use_test_clock = 0; /* clock from na_config.test_clock_ns */
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct na_config);
+} na_config SEC(".maps");
+
+#define EXACT_MAP(name, key_t)              \
+  struct {                                  \
+    __uint(type, BPF_MAP_TYPE_HASH);        \
+    __uint(max_entries, NA_MAX_EXACT);      \
+    __type(key, key_t);                     \
+    __type(value, struct na_rule);          \
+  } name SEC(".maps")
+#define LPM_MAP(name, key_t)                \
+  struct {                                  \
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);    \
+    __uint(max_entries, NA_MAX_CIDR);       \
+    __uint(map_flags, BPF_F_NO_PREALLOC);   \
+    __type(key, key_t);                     \
+    __type(value, struct na_rule);          \
+  } name SEC(".maps")
+
+EXACT_MAP(allow4, __u32);
+EXACT_MAP(allow6, struct na_in6);
+LPM_MAP(allow4_lpm, struct na_lpm4_key);
+LPM_MAP(allow6_lpm, struct na_lpm6_key);
+EXACT_MAP(block4, __u32);
+EXACT_MAP(block6, struct na_in6);
+LPM_MAP(block4_lpm, struct na_lpm4_key);
+LPM_MAP(block6_lpm, struct na_lpm6_key);
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
+  __type(value, struct na_port_rule);
+} ports SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, NA_MAX_RULES);
+  __type(key, __u32);
+  __type(value, struct na_counter);
+} rule_hits SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, NA_CNT_MAX);
+  __type(key, __u32);
+  __type(value, struct na_counter);
+} counters SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, NA_EV_MAX);
+  __type(key, __u32);
+  __type(value, __u64);
+} events SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct na_syn_key);
+  __type(value, struct na_bucket);
+} syn_src SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct na_bucket);
+} syn_global SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct na_sample_state);
+} sample_state SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 256 * 1024);
+} samples SEC(".maps");
+
+struct na_vlan {
+  __be16 tci;
+  __be16 proto;
+};
+
+struct na_ext {
+  __u8 nexthdr;
+  __u8 len;
+  __be16 frag_off; /* the fragment header's offset and M flag */
+};
+
+/* What the parser found. */
+struct na_pkt {
+  __u32 l4_off;
+  __u8 family;   /* 4 or 6 */
+  __u8 l4;       /* final next-header / protocol */
+  __u8 frag;     /* 0: not a fragment, 1: first fragment, 2: later fragment */
+  __u8 tcp_flags;
+  __be16 dport;
+  __be32 saddr4;
+  __u8 saddr6[16];
+};
+
+static __always_inline void bump_event(__u32 ev) {
+  __u64 *v = bpf_map_lookup_elem(&events, &ev);
+  if (v) *v += 1;
+}
+
+static __always_inline __u64 now_ns(const struct na_config *cfg) {
+  if (use_test_clock) return cfg->test_clock_ns;
+  /* At most one clock read per packet; the coarse clock costs half of
+   * bpf_ktime_get_ns and a bucket only needs the elapsed time. */
+  return bpf_ktime_get_coarse_ns();
+}
+
+/* Refill by elapsed time, then take one token. Updates are not atomic: two
+ * CPUs racing on one bucket may both pass; the error is bounded by the
+ * number of CPUs and is accepted for a lock-free fast path. */
+static __always_inline int bucket_take(struct na_bucket *b, __u64 now, __u64 rate, __u64 burst) {
+  __u64 cap = burst * NA_TOKEN;
+  __u64 tokens = b->tokens;
+  if (b->last_ns == 0) { /* a bucket never used starts full */
+    tokens = cap;
+    b->last_ns = now;
+  } else if (now > b->last_ns) {
+    __u64 dt = now - b->last_ns;
+    if (rate == 0)
+      ;
+    else if (dt >= cap / rate)
+      tokens = cap;
+    else
+      tokens += dt * rate;
+    if (tokens > cap) tokens = cap;
+    b->last_ns = now;
+  }
+  if (tokens < NA_TOKEN) {
+    b->tokens = tokens;
+    return 0;
+  }
+  b->tokens = tokens - NA_TOKEN;
+  return 1;
+}
+
+static __always_inline void sample_drop(struct xdp_md *ctx, const struct na_config *cfg,
+                                        __u32 reason, __u32 rule_id, __u64 len) {
+  __u32 zero = 0;
+  __u32 every = cfg->sample_every;
+  if (!every) return;
+  struct na_sample_state *st = bpf_map_lookup_elem(&sample_state, &zero);
+  if (!st) return;
+  if (st->countdown > 1) {
+    st->countdown--;
+    return;
+  }
+  st->countdown = every;
+  __u64 now = now_ns(cfg); /* one drop in N pays for the clock */
+  __u32 max = cfg->sample_max_per_sec;
+  if (max) {
+    if (now - st->window_start >= 1000000000ull) {
+      st->window_start = now;
+      st->in_window = 0;
+    }
+    if (st->in_window >= max) {
+      bump_event(NA_EV_SAMPLE_CAPPED);
+      return;
+    }
+    st->in_window++;
+  }
+  struct na_sample *s = bpf_ringbuf_reserve(&samples, sizeof(*s), 0);
+  if (!s) {
+    bump_event(NA_EV_SAMPLE_LOST);
+    return;
+  }
+  __u32 cap = len > NA_SAMPLE_SNAP ? NA_SAMPLE_SNAP : len;
+  asm volatile("" : "+r"(cap)); /* keep the clamped value for the verifier */
+  cap &= 0xff;
+  if (cap > NA_SAMPLE_SNAP || cap < 1 || bpf_xdp_load_bytes(ctx, 0, s->data, cap) < 0) cap = 0;
+  s->ts_ns = now;
+  s->reason = reason;
+  s->rule_id = rule_id;
+  s->pkt_len = len;
+  s->cap_len = cap;
+  s->ifindex = ctx->ingress_ifindex;
+  s->rx_queue = ctx->rx_queue_index;
+  bpf_ringbuf_submit(s, 0);
+  bump_event(NA_EV_SAMPLED);
+}
+
+static __always_inline int finish(struct xdp_md *ctx, const struct na_config *cfg, __u32 reason,
+                                  int drop, __u32 rule_id, __u64 len) {
+  __u32 idx = NA_CNT_IDX(reason, drop);
+  struct na_counter *c = bpf_map_lookup_elem(&counters, &idx);
+  if (c) {
+    c->packets++;
+    c->bytes += len;
+  }
+  if (en_rule_hits && rule_id) {
+    struct na_counter *h = bpf_map_lookup_elem(&rule_hits, &rule_id);
+    if (h) {
+      h->packets++;
+      h->bytes += len;
+    }
+  }
+  if (drop) {
+    if (en_samples) sample_drop(ctx, cfg, reason, rule_id, len);
+    return XDP_DROP;
+  }
+  return XDP_PASS;
+}
+
+static __always_inline int ip6_ext(__u8 nh) {
+  return nh == NH_HOPOPTS || nh == NH_ROUTING || nh == NH_DSTOPTS || nh == NH_FRAGMENT ||
+         nh == NH_AH;
+}
+
+/* Returns 0 on success or the malformed reason. */
+static __always_inline __u32 parse(void *data, void *data_end, __u64 len, struct na_pkt *p) {
+  struct ethhdr *eth = data;
+  if ((void *)(eth + 1) > data_end) return NA_R_BAD_ETH;
+  __be16 proto = eth->h_proto;
+  __u32 off = sizeof(*eth);
+
+#pragma unroll
+  for (int i = 0; i < NA_MAX_VLAN_TAGS; i++) {
+    if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD)) break;
+    struct na_vlan *v = data + off;
+    if ((void *)(v + 1) > data_end) return NA_R_BAD_VLAN;
+    proto = v->proto;
+    off += sizeof(*v);
+  }
+  if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) return NA_R_BAD_VLAN;
+
+  if (proto == bpf_htons(ETH_P_IP)) {
+    struct iphdr *ip = data + off;
+    if ((void *)(ip + 1) > data_end) return NA_R_BAD_IP4;
+    if (ip->version != 4 || ip->ihl < 5) return NA_R_BAD_IP4;
+    __u32 hl = ip->ihl * 4;
+    __u32 tot = bpf_ntohs(ip->tot_len);
+    if (tot < hl || off + tot > len) return NA_R_BAD_IP4;
+    p->family = 4;
+    p->saddr4 = ip->saddr;
+    p->l4 = ip->protocol;
+    __u16 fo = bpf_ntohs(ip->frag_off);
+    if (fo & 0x3fff) p->frag = (fo & 0x1fff) ? 2 : 1;
+    off += hl;
+  } else if (proto == bpf_htons(ETH_P_IPV6)) {
+    struct ipv6hdr *ip6 = data + off;
+    if ((void *)(ip6 + 1) > data_end) return NA_R_BAD_IP6;
+    if (ip6->version != 6) return NA_R_BAD_IP6;
+    if (off + sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > len) return NA_R_BAD_IP6;
+    p->family = 6;
+    __builtin_memcpy(p->saddr6, &ip6->saddr, 16);
+    __u8 nh = ip6->nexthdr;
+    off += sizeof(*ip6);
+#pragma unroll
+    for (int i = 0; i < NA_MAX_IP6_EXT; i++) {
+      if (!ip6_ext(nh)) break;
+      struct na_ext *e = data + off;
+      if ((void *)(e + 1) > data_end) return NA_R_BAD_IP6_EXT;
+      __u32 hl;
+      if (nh == NH_FRAGMENT) {
+        __u16 fo = bpf_ntohs(e->frag_off);
+        hl = 8;
+        /* An atomic fragment (offset 0, no M) is a whole packet. */
+        if (fo & 0xfff9) p->frag = (fo & 0xfff8) ? 2 : 1;
+      } else if (nh == NH_AH) {
+        hl = ((__u32)e->len + 2) * 4;
+      } else {
+        hl = ((__u32)e->len + 1) * 8;
+      }
+      if (off + hl > len) return NA_R_BAD_IP6_EXT;
+      nh = e->nexthdr;
+      off += hl;
+      if (off > NA_MAX_OFF) return NA_R_BAD_IP6_EXT;
+      if (p->frag == 2) break;
+    }
+    if (p->frag != 2 && ip6_ext(nh)) return NA_R_BAD_IP6_EXT; /* too many */
+    p->l4 = nh;
+  } else {
+    return 0; /* family 0: not IP */
+  }
+
+  p->l4_off = off;
+  if (p->frag == 2) return 0; /* no transport header in a later fragment */
+  if (off > NA_MAX_OFF) return NA_R_BAD_L4;
+  if (p->l4 == NH_TCP) {
+    struct tcphdr *t = data + off;
+    if ((void *)(t + 1) > data_end) return NA_R_BAD_L4;
+    if (t->doff < 5 || off + t->doff * 4 > len) return NA_R_BAD_L4;
+    p->dport = t->dest;
+    p->tcp_flags = ((__u8 *)t)[13];
+  } else if (p->l4 == NH_UDP) {
+    struct udphdr *u = data + off;
+    if ((void *)(u + 1) > data_end) return NA_R_BAD_L4;
+    p->dport = u->dest;
+  } else if (p->l4 == NH_ICMP || p->l4 == NH_ICMPV6) {
+    if (data + off + 4 > data_end) return NA_R_BAD_L4;
+  }
+  return 0;
+}
+
+static __always_inline struct na_rule *lookup_exact(void *m4, void *m6, const struct na_pkt *p) {
+  if (p->family == 4) return bpf_map_lookup_elem(m4, &p->saddr4);
+  return bpf_map_lookup_elem(m6, p->saddr6);
+}
+
+static __always_inline struct na_rule *lookup_cidr(void *m4, void *m6, const struct na_pkt *p) {
+  if (p->family == 4) {
+    struct na_lpm4_key k = {.prefixlen = 32, .addr = p->saddr4};
+    return bpf_map_lookup_elem(m4, &k);
+  }
+  struct na_lpm6_key k = {.prefixlen = 128};
+  __builtin_memcpy(k.addr, p->saddr6, 16);
+  return bpf_map_lookup_elem(m6, &k);
+}
+
+static __always_inline __be32 prefix_mask(__s32 bits) {
+  if (bits <= 0) return 0;
+  if (bits >= 32) return 0xffffffff;
+  return bpf_htonl(~(0xffffffffu >> bits));
+}
+
+/* Returns 0 to pass, else the drop reason. */
+static __always_inline __u32 syn_guard(const struct na_config *cfg, const struct na_pkt *p) {
+  struct na_syn_key k = {};
+  __u32 *w = (__u32 *)k.addr;
+  if (p->family == 4) {
+    k.family = 4;
+    w[0] = p->saddr4 & prefix_mask(cfg->syn_prefix4);
+  } else {
+    __s32 bits = cfg->syn_prefix6;
+    k.family = 6;
+    __builtin_memcpy(k.addr, p->saddr6, 16);
+    w[0] &= prefix_mask(bits);
+    w[1] &= prefix_mask(bits - 32);
+    w[2] &= prefix_mask(bits - 64);
+    w[3] &= prefix_mask(bits - 96);
+  }
+  __u64 now = now_ns(cfg);
+  struct na_bucket *b = bpf_map_lookup_elem(&syn_src, &k);
+  if (b) return bucket_take(b, now, cfg->syn_rate, cfg->syn_burst) ? 0 : NA_R_SYN_RATE;
+
+  /* A source not seen (or evicted): it costs a table slot, which the global
+   * new-source bucket rations so a spoofed flood cannot churn the table. */
+  if (en_global_guard && (cfg->global_rate || cfg->global_burst)) {
+    __u32 zero = 0;
+    struct na_bucket *g = bpf_map_lookup_elem(&syn_global, &zero);
+    if (g && !bucket_take(g, now, cfg->global_rate, cfg->global_burst)) return NA_R_SYN_GLOBAL;
+  }
+  struct na_bucket nb = {.last_ns = now, .tokens = cfg->syn_burst * NA_TOKEN};
+  int ok = nb.tokens >= NA_TOKEN;
+  if (ok) nb.tokens -= NA_TOKEN;
+  bpf_map_update_elem(&syn_src, &k, &nb, BPF_ANY);
+  bump_event(NA_EV_SYN_NEW_SOURCE);
+  return ok ? 0 : NA_R_SYN_RATE;
+}
+
+SEC("xdp")
+int netagent_xdp(struct xdp_md *ctx) {
+  void *data = (void *)(long)ctx->data;
+  void *data_end = (void *)(long)ctx->data_end;
+  __u64 len = ctx->data_end - ctx->data;
+  __u32 zero = 0;
+  const struct na_config *cfg = bpf_map_lookup_elem(&na_config, &zero);
+  if (!cfg) return XDP_PASS;
+
+  struct na_pkt p = {};
+  __u32 bad = parse(data, data_end, len, &p);
+  if (bad) return finish(ctx, cfg, bad, cfg->malformed_drop, 0, len);
+  if (!p.family) return finish(ctx, cfg, NA_R_NON_IP, 0, 0, len);
+
+  struct na_rule *r;
+  if (en_allow_exact) {
+    r = lookup_exact(&allow4, &allow6, &p);
+    if (r) return finish(ctx, cfg, NA_R_ALLOW, 0, r->rule_id, len);
+  }
+  if (en_allow_cidr) {
+    r = lookup_cidr(&allow4_lpm, &allow6_lpm, &p);
+    if (r) return finish(ctx, cfg, NA_R_ALLOW, 0, r->rule_id, len);
+  }
+  if (en_block_exact) {
+    r = lookup_exact(&block4, &block6, &p);
+    if (r) return finish(ctx, cfg, NA_R_BLOCK, 1, r->rule_id, len);
+  }
+  if (en_block_cidr) {
+    r = lookup_cidr(&block4_lpm, &block6_lpm, &p);
+    if (r) return finish(ctx, cfg, NA_R_BLOCK, 1, r->rule_id, len);
+  }
+  if (p.frag && (cfg->frag_drop || p.frag == 2))
+    return finish(ctx, cfg, NA_R_FRAGMENT, cfg->frag_drop, 0, len);
+
+  struct na_port_rule *pr = 0;
+  if ((en_ports || (en_syn_guard && syn_ports_only)) && (p.l4 == NH_TCP || p.l4 == NH_UDP)) {
+    __u32 port = bpf_ntohs(p.dport);
+    pr = bpf_map_lookup_elem(&ports, &port);
+    if (en_ports && pr &&
+        (pr->flags & (p.l4 == NH_TCP ? NA_PORT_BLOCK_TCP : NA_PORT_BLOCK_UDP)))
+      return finish(ctx, cfg, NA_R_BLOCK_PORT, 1, pr->rule_id, len);
+  }
+
+  if (en_syn_guard && p.l4 == NH_TCP &&
+      (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN && cfg->syn_rate) {
+    if (!syn_ports_only || (pr && (pr->flags & NA_PORT_SYN_GUARD))) {
+      __u32 why = syn_guard(cfg, &p);
+      if (why) return finish(ctx, cfg, why, 1, 0, len);
+      return finish(ctx, cfg, NA_R_SYN_OK, 0, 0, len);
+    }
+  }
+  return finish(ctx, cfg, NA_R_PASS, 0, 0, len);
+}

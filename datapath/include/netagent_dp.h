@@ -1,0 +1,142 @@
+/* Shared between the XDP program (datapath/bpf/netagent_xdp.bpf.c) and user
+ * space: map keys and values, the runtime configuration, counter indices and
+ * the drop-sample record. Plain fixed-width types only, no padding holes, so
+ * the layout is the same for clang -target bpf and g++. Addresses and ports
+ * are kept in network byte order, exactly as they appear in the packet. */
+#ifndef NETAGENT_DP_H
+#define NETAGENT_DP_H
+
+#ifdef __bpf__
+/* vmlinux.h already defined __u8..__u64. */
+#else
+#include <linux/types.h>
+#endif
+
+#define NA_SAMPLE_SNAP 128     /* bytes of packet copied into a sample */
+#define NA_MAX_RULES 131072    /* rule ids index rule_hits; id 0 means "no rule" */
+#define NA_MAX_EXACT 131072    /* entries per exact-address table (per family) */
+#define NA_MAX_CIDR 65536      /* entries per CIDR (LPM) table (per family) */
+#define NA_MAX_VLAN_TAGS 2     /* a third tag is malformed */
+#define NA_MAX_IP6_EXT 6       /* IPv6 extension headers walked before giving up */
+
+/* Why the program decided what it decided. Each reason is counted separately
+ * for passed and dropped packets (NA_CNT_IDX). */
+enum na_reason {
+  NA_R_PASS = 0,        /* went through the whole pipeline */
+  NA_R_NON_IP = 1,      /* neither IPv4 nor IPv6 (ARP, LLDP...): passed */
+  NA_R_ALLOW = 2,       /* source on the allowlist: passed, nothing else checked */
+  NA_R_BLOCK = 3,       /* source on the blocklist: dropped */
+  NA_R_BLOCK_PORT = 4,  /* destination port on the port blocklist: dropped */
+  NA_R_SYN_OK = 5,      /* a SYN that the guard let through */
+  NA_R_SYN_RATE = 6,    /* a SYN over its source (prefix) token bucket: dropped */
+  NA_R_SYN_GLOBAL = 7,  /* a SYN from an untracked source while the global new-SYN
+                           bucket is empty: dropped, not inserted */
+  NA_R_FRAGMENT = 8,    /* an IP fragment: verdict from cfg.frag_drop */
+  /* Malformed packets: verdict from cfg.malformed_drop. */
+  NA_R_BAD_ETH = 9,     /* shorter than an Ethernet header */
+  NA_R_BAD_VLAN = 10,   /* truncated VLAN tag or more than NA_MAX_VLAN_TAGS tags */
+  NA_R_BAD_IP4 = 11,    /* truncated header/options, version, IHL < 5, total length */
+  NA_R_BAD_IP6 = 12,    /* truncated header, version, payload length */
+  NA_R_BAD_IP6_EXT = 13, /* truncated extension header or too many of them */
+  NA_R_BAD_L4 = 14,     /* truncated TCP/UDP/ICMP header or bad TCP data offset */
+  NA_R_MAX = 15,
+};
+#define NA_R_FIRST_MALFORMED NA_R_BAD_ETH
+
+/* counters: one {packets, bytes} per (reason, verdict). */
+#define NA_CNT_IDX(reason, dropped) ((reason) * 2 + ((dropped) ? 1 : 0))
+#define NA_CNT_MAX (NA_R_MAX * 2)
+
+/* events: per-CPU u64 counters of things that are not a packet verdict. */
+enum na_event {
+  NA_EV_SAMPLED = 0,        /* drop samples written to the ring buffer */
+  NA_EV_SAMPLE_CAPPED = 1,  /* samples skipped by the per-CPU rate cap */
+  NA_EV_SAMPLE_LOST = 2,    /* ring buffer full */
+  NA_EV_SYN_NEW_SOURCE = 3, /* sources inserted into the SYN table */
+  NA_EV_MAX = 4,
+};
+
+struct na_counter {
+  __u64 packets;
+  __u64 bytes;
+};
+
+/* Value of every address table (exact and CIDR, allow and block). */
+struct na_rule {
+  __u32 rule_id; /* index into rule_hits; 0: not counted */
+  __u32 flags;   /* reserved, 0 */
+};
+
+struct na_in6 {
+  __u8 addr[16];
+};
+
+/* LPM_TRIE keys: prefix length in bits, then the address (network order). */
+struct na_lpm4_key {
+  __u32 prefixlen;
+  __u32 addr;
+};
+struct na_lpm6_key {
+  __u32 prefixlen;
+  __u8 addr[16];
+};
+
+/* ports: an ARRAY indexed by the destination port in host order. */
+#define NA_PORT_BLOCK_TCP (1u << 0) /* drop TCP to this port */
+#define NA_PORT_BLOCK_UDP (1u << 1) /* drop UDP to this port */
+#define NA_PORT_SYN_GUARD (1u << 2) /* SYN guard applies (when syn_ports_only) */
+struct na_port_rule {
+  __u32 rule_id;
+  __u32 flags;
+};
+
+/* syn_src: LRU_HASH key, the source masked to the aggregation prefix. */
+struct na_syn_key {
+  __u32 family; /* 4 or 6 */
+  __u8 addr[16]; /* IPv4 in the first 4 bytes */
+};
+
+/* A token bucket. Tokens are kept in units of 1e-9 token so that refill is
+ * elapsed_ns * rate without a division. */
+#define NA_TOKEN 1000000000ull
+struct na_bucket {
+  __u64 last_ns;
+  __u64 tokens;
+};
+
+/* sample_state: per-CPU sampling state. */
+struct na_sample_state {
+  __u64 countdown;    /* drops left before the next sample */
+  __u64 window_start; /* ns, start of the current one-second cap window */
+  __u64 in_window;    /* samples taken in that window */
+};
+
+/* na_config: an ARRAY with one entry, read on every packet; values that may
+ * change while the program runs. Zero is a safe default for every field. */
+struct na_config {
+  __u32 malformed_drop;   /* 1: drop malformed packets, 0: pass them */
+  __u32 frag_drop;        /* 1: drop IP fragments (after allow/block), 0: pass */
+  __u64 syn_rate;         /* SYN tokens per second per source prefix */
+  __u64 syn_burst;        /* bucket size, in SYNs */
+  __u32 syn_prefix4;      /* aggregation prefix for IPv4 sources, 0..32 */
+  __u32 syn_prefix6;      /* aggregation prefix for IPv6 sources, 0..128 */
+  __u64 global_rate;      /* new-source SYN tokens per second, per CPU */
+  __u64 global_burst;     /* global bucket size */
+  __u32 sample_every;     /* 1-in-N drops sampled; 0: none */
+  __u32 sample_max_per_sec; /* per-CPU cap on samples per second; 0: no cap */
+  __u64 test_clock_ns;    /* the clock when use_test_clock is set */
+};
+
+/* A drop sample in the ring buffer. */
+struct na_sample {
+  __u64 ts_ns;
+  __u32 reason;
+  __u32 rule_id;
+  __u32 pkt_len;  /* length of the packet */
+  __u32 cap_len;  /* bytes valid in data */
+  __u32 ifindex;
+  __u32 rx_queue;
+  __u8 data[NA_SAMPLE_SNAP];
+};
+
+#endif /* NETAGENT_DP_H */
