@@ -81,6 +81,24 @@ struct na_lpm6_key {
   __u8 addr[16];
 };
 
+/* cidr4_dir: an ARRAY indexed by the top 16 bits of an IPv4 address (host
+ * order). A set bit says the allow (block) trie may hold a prefix that
+ * overlaps that /16; a clear bit lets the program skip the trie walk. User
+ * space sets the bits of every /16 a prefix overlaps (na_dir16_span) before
+ * inserting it. A bit left set after a delete only costs a lookup, never a
+ * wrong verdict. IPv6 prefixes have no directory. */
+#define NA_DIR_ALLOW (1u << 0)
+#define NA_DIR_BLOCK (1u << 1)
+static inline void na_dir16_span(__u32 addr_host, __u32 plen, __u32 *first, __u32 *count) {
+  if (plen >= 16) {
+    *first = addr_host >> 16;
+    *count = 1;
+  } else {
+    *count = 1u << (16 - plen);
+    *first = (addr_host >> 16) & ~(*count - 1);
+  }
+}
+
 /* ports: an ARRAY indexed by the destination port in host order. */
 #define NA_PORT_BLOCK_TCP (1u << 0) /* drop TCP to this port */
 #define NA_PORT_BLOCK_UDP (1u << 1) /* drop UDP to this port */
@@ -116,12 +134,12 @@ struct na_sample_state {
 struct na_config {
   __u32 malformed_drop;   /* 1: drop malformed packets, 0: pass them */
   __u32 frag_drop;        /* 1: drop IP fragments (after allow/block), 0: pass */
-  __u64 syn_rate;         /* SYN tokens per second per source prefix */
-  __u64 syn_burst;        /* bucket size, in SYNs */
+  __u64 syn_rate;         /* SYN tokens per second per source prefix (< 2^32) */
+  __u64 syn_burst;        /* bucket size, in SYNs (< 9e9) */
   __u32 syn_prefix4;      /* aggregation prefix for IPv4 sources, 0..32 */
   __u32 syn_prefix6;      /* aggregation prefix for IPv6 sources, 0..128 */
-  __u64 global_rate;      /* new-source SYN tokens per second, per CPU */
-  __u64 global_burst;     /* global bucket size */
+  __u64 global_rate;      /* new-source SYN tokens per second, per CPU (< 2^32) */
+  __u64 global_burst;     /* global bucket size (< 9e9); rate and burst 0: no guard */
   __u32 sample_every;     /* 1-in-N drops sampled; 0: none */
   __u32 sample_max_per_sec; /* per-CPU cap on samples per second; 0: no cap */
   __u64 test_clock_ns;    /* the clock when use_test_clock is set */

@@ -106,6 +106,16 @@ class Xdp {
     Bytes b = Addr4(a);
     std::memcpy(&k.addr, b.data(), 4);
     na_rule v{rule, 0};
+    uint32_t bit = m == skel_->maps.allow4_lpm ? NA_DIR_ALLOW : NA_DIR_BLOCK;
+    uint32_t first, count;
+    na_dir16_span(ntohl(k.addr), plen, &first, &count);
+    int dir = bpf_map__fd(skel_->maps.cidr4_dir);
+    for (uint32_t i = first; i < first + count; i++) {
+      uint32_t flags = 0;
+      if (bpf_map_lookup_elem(dir, &i, &flags)) return -errno;
+      flags |= bit;
+      if (bpf_map_update_elem(dir, &i, &flags, BPF_ANY)) return -errno;
+    }
     return bpf_map_update_elem(bpf_map__fd(m), &k, &v, BPF_ANY);
   }
   int AddCidr6(bpf_map* m, const std::string& a, uint32_t plen, uint32_t rule) {
