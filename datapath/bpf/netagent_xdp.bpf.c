@@ -3,7 +3,7 @@
  *
  * parse (Ethernet, up to two VLAN tags, IPv4 with options, IPv6 with its
  * extension headers, TCP/UDP/ICMP) -> allowlist (exact, CIDR) -> blocklist
- * (exact, CIDR) -> fragment policy -> destination-port blocklist -> SYN guard
+ * (exact, CIDR; exact entries of both lists share one table) -> fragment policy -> destination-port blocklist -> SYN guard
  * (per-source-prefix token bucket behind a global new-source bucket) -> pass.
  *
  * Every packet ends in finish(): one per-CPU {packets, bytes} counter per
@@ -76,12 +76,12 @@ struct {
     __type(value, struct na_rule);          \
   } name SEC(".maps")
 
-EXACT_MAP(allow4, __u32);
-EXACT_MAP(allow6, struct na_in6);
+/* One exact table per family serves both lists (the value says which): one
+ * hash lookup per packet instead of two. */
+EXACT_MAP(exact4, __u32);
+EXACT_MAP(exact6, struct na_in6);
 LPM_MAP(allow4_lpm, struct na_lpm4_key);
 LPM_MAP(allow6_lpm, struct na_lpm6_key);
-EXACT_MAP(block4, __u32);
-EXACT_MAP(block6, struct na_in6);
 LPM_MAP(block4_lpm, struct na_lpm4_key);
 LPM_MAP(block6_lpm, struct na_lpm6_key);
 
@@ -437,10 +437,11 @@ int netagent_xdp(struct xdp_md *ctx) {
   if (bad) return finish(ctx, cfg, bad, cfg->malformed_drop, 0, len);
   if (!p.family) return finish(ctx, cfg, NA_R_NON_IP, 0, 0, len);
 
-  struct na_rule *r;
-  if (en_allow_exact) {
-    r = lookup_exact(&allow4, &allow6, &p);
-    if (r) return finish(ctx, cfg, NA_R_ALLOW, 0, r->rule_id, len);
+  struct na_rule *r, *exact = 0;
+  if (en_allow_exact || en_block_exact) {
+    exact = lookup_exact(&exact4, &exact6, &p);
+    if (exact && en_allow_exact && exact->action == NA_ACT_ALLOW)
+      return finish(ctx, cfg, NA_R_ALLOW, 0, exact->rule_id, len);
   }
   /* IPv4 CIDR lookups walk a trie; the /16 directory says whether the trie
    * can match at all, so a source in a /16 without rules costs one array
@@ -455,10 +456,8 @@ int netagent_xdp(struct xdp_md *ctx) {
     r = lookup_cidr(&allow4_lpm, &allow6_lpm, &p);
     if (r) return finish(ctx, cfg, NA_R_ALLOW, 0, r->rule_id, len);
   }
-  if (en_block_exact) {
-    r = lookup_exact(&block4, &block6, &p);
-    if (r) return finish(ctx, cfg, NA_R_BLOCK, 1, r->rule_id, len);
-  }
+  if (en_block_exact && exact && exact->action == NA_ACT_BLOCK)
+    return finish(ctx, cfg, NA_R_BLOCK, 1, exact->rule_id, len);
   if (en_block_cidr && (dir & NA_DIR_BLOCK)) {
     r = lookup_cidr(&block4_lpm, &block6_lpm, &p);
     if (r) return finish(ctx, cfg, NA_R_BLOCK, 1, r->rule_id, len);

@@ -61,10 +61,15 @@ struct na_counter {
   __u64 bytes;
 };
 
-/* Value of every address table (exact and CIDR, allow and block). */
+/* Value of every address table. The exact tables (exact4, exact6) hold both
+ * lists, so an address is either allowed or blocked there: user space keeps
+ * the allow entry when both lists name the same address (allow beats block).
+ * The CIDR tables are per list (allow4_lpm, block4_lpm...). */
+#define NA_ACT_ALLOW 1
+#define NA_ACT_BLOCK 2
 struct na_rule {
   __u32 rule_id; /* index into rule_hits; 0: not counted */
-  __u32 flags;   /* reserved, 0 */
+  __u32 action;  /* NA_ACT_*: exact tables only, 0 in the CIDR tables */
 };
 
 struct na_in6 {

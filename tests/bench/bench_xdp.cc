@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
   });
   if (!ours.ok()) Die(ours.error());
   ours.SetConfig(na_config{});
-  ours.AddExact4(ours.skel()->maps.block4, blocked, 1);
+  ours.AddExact4(blocked, 1);
   ours.SetPort(blocked_port, NA_PORT_BLOCK_TCP, 2);
 
   Xdp full;  // every feature on, the real clock
@@ -156,15 +156,15 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 100000;) {
       uint32_t a = rng();
       if ((a >> 24) == 10 || (a >> 24) == 0 || (a >> 24) >= 224) continue;
-      if (full.AddExact4(m.block4, Ip(a), rule++)) Die("exact insert");
+      if (full.AddExact4(Ip(a), rule++)) Die("exact insert");
       i++;
     }
     // Allowlists with a few entries, so their lookups are real.
     for (int i = 0; i < 100; i++) {
-      full.AddExact4(m.allow4, Ip(0xc6120000u + i), rule++);         // 198.18.0.x
+      full.AddExact4(Ip(0xc6120000u + i), rule++, NA_ACT_ALLOW);         // 198.18.0.x
       full.AddCidr4(m.allow4_lpm, Ip(0xc6130000u + (i << 8)), 24, rule++);  // 198.19.x.0/24
     }
-    full.AddExact4(m.block4, blocked, rule++);
+    full.AddExact4(blocked, rule++);
     full.SetPort(blocked_port, NA_PORT_BLOCK_TCP, rule++);
     std::printf("full pipeline: %zu CIDR + 100001 exact blocklist entries, 100 + 100 allowlist, "
                 "%u rule ids\n", cidrs.size(), rule - 1);

@@ -90,16 +90,17 @@ class Xdp {
     return r;
   }
 
-  // Address rules. `table` is one of the skeleton's maps (allow4, block6_lpm...).
-  int AddExact4(bpf_map* m, const std::string& a, uint32_t rule) {
+  // Address rules: exact ones go to the shared exact table with their list,
+  // CIDR ones to `m` (allow4_lpm, block6_lpm...).
+  int AddExact4(const std::string& a, uint32_t rule, uint32_t action = NA_ACT_BLOCK) {
     Bytes k = Addr4(a);
-    na_rule v{rule, 0};
-    return bpf_map_update_elem(bpf_map__fd(m), k.data(), &v, BPF_ANY);
+    na_rule v{rule, action};
+    return bpf_map_update_elem(bpf_map__fd(skel_->maps.exact4), k.data(), &v, BPF_ANY);
   }
-  int AddExact6(bpf_map* m, const std::string& a, uint32_t rule) {
+  int AddExact6(const std::string& a, uint32_t rule, uint32_t action = NA_ACT_BLOCK) {
     Bytes k = Addr6(a);
-    na_rule v{rule, 0};
-    return bpf_map_update_elem(bpf_map__fd(m), k.data(), &v, BPF_ANY);
+    na_rule v{rule, action};
+    return bpf_map_update_elem(bpf_map__fd(skel_->maps.exact6), k.data(), &v, BPF_ANY);
   }
   int AddCidr4(bpf_map* m, const std::string& a, uint32_t plen, uint32_t rule) {
     na_lpm4_key k{plen, 0};

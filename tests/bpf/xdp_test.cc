@@ -100,7 +100,7 @@ TEST_F(XdpTest, TruncatedEthernetIsRefusedOrMalformed) {
 }
 
 TEST_F(XdpTest, VlanStacks) {
-  ASSERT_EQ(xdp_->AddExact4(s()->maps.block4, "10.9.9.9", 1), 0);
+  ASSERT_EQ(xdp_->AddExact4("10.9.9.9", 1), 0);
   Bytes ip = Ip4("10.9.9.9", kTcp, Tcp(80));
   // Parsed through one and two tags: the blocklisted source is found.
   ExpectDrop(Eth(kEthIp, ip, {kVlan}), NA_R_BLOCK, "802.1Q");
@@ -235,7 +235,7 @@ TEST_F(XdpTest, MalformedPolicyPass) {
 
 TEST_F(XdpTest, FragmentsPolicyPass) {
   ASSERT_EQ(xdp_->SetPort(80, NA_PORT_BLOCK_TCP, 3), 0);
-  ASSERT_EQ(xdp_->AddExact4(s()->maps.block4, "10.6.6.6", 4), 0);
+  ASSERT_EQ(xdp_->AddExact4("10.6.6.6", 4), 0);
   Ip4Opts first, later;
   first.frag = 0x2000;  // MF, offset 0
   later.frag = 0x0010;  // offset 16 * 8, last
@@ -261,7 +261,7 @@ TEST_F(XdpTest, FragmentsPolicyPass) {
 TEST_F(XdpTest, FragmentsPolicyDrop) {
   cfg_.frag_drop = 1;
   Apply();
-  ASSERT_EQ(xdp_->AddExact4(s()->maps.allow4, "10.1.1.1", 5), 0);
+  ASSERT_EQ(xdp_->AddExact4("10.1.1.1", 5, NA_ACT_ALLOW), 0);
   Ip4Opts first, later;
   first.frag = 0x2000;
   later.frag = 0x0010;
@@ -319,12 +319,13 @@ TEST_F(XdpTest, CidrEdgeCases) {
   ASSERT_EQ(xdp_->AddCidr4(m.allow4_lpm, "10.1.2.128", 25, 40), 0);
   ExpectPass(Syn4("10.1.2.200"), NA_R_ALLOW, "allow /25 inside block /24");
   ExpectDrop(Syn4("10.1.2.100"), NA_R_BLOCK, "outside the allow /25");
-  ASSERT_EQ(xdp_->AddExact4(m.allow4, "10.1.2.5", 41), 0);
-  ASSERT_EQ(xdp_->AddExact4(m.block4, "10.1.2.5", 42), 0);
-  ExpectPass(Syn4("10.1.2.5"), NA_R_ALLOW, "exact allow beats exact block");
+  ASSERT_EQ(xdp_->AddExact4("10.1.2.5", 41, NA_ACT_ALLOW), 0);
+  ExpectPass(Syn4("10.1.2.5"), NA_R_ALLOW, "exact allow inside a blocked /24");
+  ASSERT_EQ(xdp_->AddExact4("10.1.2.201", 42), 0);
+  ExpectPass(Syn4("10.1.2.201"), NA_R_ALLOW, "exact block inside an allowed /25");
   ASSERT_EQ(xdp_->AddCidr6(m.allow6_lpm, "2001:db8:1::", 64, 43), 0);
   ExpectPass(Syn6("2001:db8:1::5"), NA_R_ALLOW, "allow v6 /64");
-  EXPECT_EQ(xdp_->RuleHits(40).packets, 1u);
+  EXPECT_EQ(xdp_->RuleHits(40).packets, 2u);
   EXPECT_EQ(xdp_->RuleHits(41).packets, 1u);
   EXPECT_EQ(xdp_->RuleHits(42).packets, 0u);
   EXPECT_EQ(xdp_->RuleHits(43).packets, 1u);
@@ -332,9 +333,9 @@ TEST_F(XdpTest, CidrEdgeCases) {
 
 TEST_F(XdpTest, ExactBeforeCidrAndPerRuleHits) {
   auto& m = s()->maps;
-  ASSERT_EQ(xdp_->AddExact4(m.block4, "192.0.2.10", 100), 0);
+  ASSERT_EQ(xdp_->AddExact4("192.0.2.10", 100), 0);
   ASSERT_EQ(xdp_->AddCidr4(m.block4_lpm, "192.0.2.0", 24, 101), 0);
-  ASSERT_EQ(xdp_->AddExact6(m.block6, "2001:db8::10", 102), 0);
+  ASSERT_EQ(xdp_->AddExact6("2001:db8::10", 102), 0);
   for (int i = 0; i < 3; i++) ExpectDrop(Syn4("192.0.2.10"), NA_R_BLOCK, "exact");
   for (int i = 0; i < 2; i++) ExpectDrop(Syn4("192.0.2.11"), NA_R_BLOCK, "cidr");
   ExpectDrop(Syn6("2001:db8::10"), NA_R_BLOCK, "exact v6");
@@ -356,7 +357,7 @@ TEST_F(XdpTest, PortRules) {
   ExpectPass(Syn4("10.0.0.1", 53), NA_R_PASS, "tcp/53");
   EXPECT_EQ(xdp_->RuleHits(7).packets, 1u);
   EXPECT_EQ(xdp_->RuleHits(8).packets, 1u);
-  ASSERT_EQ(xdp_->AddExact4(s()->maps.allow4, "10.0.0.2", 9), 0);
+  ASSERT_EQ(xdp_->AddExact4("10.0.0.2", 9, NA_ACT_ALLOW), 0);
   ExpectPass(Syn4("10.0.0.2", 80), NA_R_ALLOW, "allowlisted source skips port rules");
 }
 
@@ -365,7 +366,7 @@ TEST_F(XdpTest, DisabledFeaturesDoNothing) {
     s->rodata->en_block_exact = 0;
     s->rodata->en_ports = 0;
   });
-  ASSERT_EQ(xdp_->AddExact4(s()->maps.block4, "10.0.0.1", 1), 0);
+  ASSERT_EQ(xdp_->AddExact4("10.0.0.1", 1), 0);
   ASSERT_EQ(xdp_->SetPort(80, NA_PORT_BLOCK_TCP, 2), 0);
   ExpectPass(Syn4("10.0.0.1", 80), NA_R_PASS, "rules present, features off");
   ASSERT_EQ(xdp_->AddCidr4(s()->maps.block4_lpm, "10.0.0.0", 8, 3), 0);
@@ -482,7 +483,7 @@ TEST_F(XdpTest, SynGuardOffWhenRateIsZero) {
 TEST_F(XdpTest, SamplesOneInN) {
   cfg_.sample_every = 4;
   Apply();
-  ASSERT_EQ(xdp_->AddExact4(s()->maps.block4, "10.0.0.66", 77), 0);
+  ASSERT_EQ(xdp_->AddExact4("10.0.0.66", 77), 0);
   Bytes small = Syn4("10.0.0.66");
   Bytes big = Eth(kEthIp, Ip4("10.0.0.66", kUdp, Udp(9, 400)));
   for (int i = 0; i < 12; i++) ASSERT_EQ(Act(i == 4 ? big : small), XDP_DROP);
@@ -506,7 +507,7 @@ TEST_F(XdpTest, SamplesRateCapped) {
   cfg_.sample_every = 1;
   cfg_.sample_max_per_sec = 2;
   Apply();
-  ASSERT_EQ(xdp_->AddExact4(s()->maps.block4, "10.0.0.66", 5), 0);
+  ASSERT_EQ(xdp_->AddExact4("10.0.0.66", 5), 0);
   for (int i = 0; i < 10; i++) ASSERT_EQ(Act(Syn4("10.0.0.66")), XDP_DROP);
   EXPECT_EQ(xdp_->Samples().size(), 2u);
   EXPECT_EQ(xdp_->Event(NA_EV_SAMPLE_CAPPED), 8u);
@@ -518,7 +519,7 @@ TEST_F(XdpTest, SamplesRateCapped) {
 }
 
 TEST_F(XdpTest, SamplesOffByDefault) {
-  ASSERT_EQ(xdp_->AddExact4(s()->maps.block4, "10.0.0.66", 5), 0);
+  ASSERT_EQ(xdp_->AddExact4("10.0.0.66", 5), 0);
   for (int i = 0; i < 10; i++) ASSERT_EQ(Act(Syn4("10.0.0.66")), XDP_DROP);
   EXPECT_TRUE(xdp_->Samples().empty());
 }
