@@ -80,10 +80,15 @@ struct {
  * hash lookup per packet instead of two. */
 EXACT_MAP(exact4, __u32);
 EXACT_MAP(exact6, struct na_in6);
-LPM_MAP(allow4_lpm, struct na_lpm4_key);
 LPM_MAP(allow6_lpm, struct na_lpm6_key);
-LPM_MAP(block4_lpm, struct na_lpm4_key);
 LPM_MAP(block6_lpm, struct na_lpm6_key);
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, NA_MAX_CIDR);
+  __type(key, struct na_cidr4_key);
+  __type(value, struct na_rule);
+} cidr4_long SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -96,7 +101,7 @@ struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 65536);
   __type(key, __u32);
-  __type(value, __u32);
+  __type(value, struct na_dir4);
 } cidr4_dir SEC(".maps");
 
 struct {
@@ -372,11 +377,34 @@ static __always_inline struct na_rule *lookup_exact(void *m4, void *m6, const st
   return bpf_map_lookup_elem(m6, p->saddr6);
 }
 
-static __always_inline struct na_rule *lookup_cidr(void *m4, void *m6, const struct na_pkt *p) {
-  if (p->family == 4) {
-    struct na_lpm4_key k = {.prefixlen = 32, .addr = p->saddr4};
-    return bpf_map_lookup_elem(m4, &k);
+/* IPv4 CIDR: the longest present length inside the /16 first, then the /16's
+ * covering short rule. On a match: 1, and the rule id in *rule. */
+static __always_inline int lookup_cidr4(const struct na_dir4_list *d, __u8 list, __be32 saddr,
+                                        __u32 *rule) {
+  __u32 lens = d->long_lens;
+  if (lens) {
+    __u32 host = bpf_ntohl(saddr);
+#pragma unroll
+    for (int i = 15; i >= 0; i--) {
+      if (lens & (1u << i)) {
+        struct na_cidr4_key k = {.list = list, .plen = 17 + i};
+        k.addr = bpf_htonl(host & (0xffffffffu << (15 - i)));
+        struct na_rule *r = bpf_map_lookup_elem(&cidr4_long, &k);
+        if (r) {
+          *rule = r->rule_id;
+          return 1;
+        }
+      }
+    }
   }
+  if (d->has_short) {
+    *rule = d->short_rule;
+    return 1;
+  }
+  return 0;
+}
+
+static __always_inline struct na_rule *lookup_cidr6(void *m6, const struct na_pkt *p) {
   struct na_lpm6_key k = {.prefixlen = 128};
   __builtin_memcpy(k.addr, p->saddr6, 16);
   return bpf_map_lookup_elem(m6, &k);
@@ -443,24 +471,32 @@ int netagent_xdp(struct xdp_md *ctx) {
     if (exact && en_allow_exact && exact->action == NA_ACT_ALLOW)
       return finish(ctx, cfg, NA_R_ALLOW, 0, exact->rule_id, len);
   }
-  /* IPv4 CIDR lookups walk a trie; the /16 directory says whether the trie
-   * can match at all, so a source in a /16 without rules costs one array
-   * read instead of the walk. */
-  __u32 dir = NA_DIR_ALLOW | NA_DIR_BLOCK;
+  /* CIDR rules: IPv4 through the /16 directory, IPv6 through LPM tries. */
+  struct na_dir4 *dir = 0;
   if ((en_allow_cidr || en_block_cidr) && p.family == 4) {
     __u32 slot = bpf_ntohl(p.saddr4) >> 16;
-    __u32 *d = bpf_map_lookup_elem(&cidr4_dir, &slot);
-    dir = d ? *d : 0;
+    dir = bpf_map_lookup_elem(&cidr4_dir, &slot);
   }
-  if (en_allow_cidr && (dir & NA_DIR_ALLOW)) {
-    r = lookup_cidr(&allow4_lpm, &allow6_lpm, &p);
-    if (r) return finish(ctx, cfg, NA_R_ALLOW, 0, r->rule_id, len);
+  __u32 rule;
+  if (en_allow_cidr) {
+    if (p.family == 4) {
+      if (dir && lookup_cidr4(&dir->list[NA_LIST_ALLOW], NA_LIST_ALLOW, p.saddr4, &rule))
+        return finish(ctx, cfg, NA_R_ALLOW, 0, rule, len);
+    } else {
+      r = lookup_cidr6(&allow6_lpm, &p);
+      if (r) return finish(ctx, cfg, NA_R_ALLOW, 0, r->rule_id, len);
+    }
   }
   if (en_block_exact && exact && exact->action == NA_ACT_BLOCK)
     return finish(ctx, cfg, NA_R_BLOCK, 1, exact->rule_id, len);
-  if (en_block_cidr && (dir & NA_DIR_BLOCK)) {
-    r = lookup_cidr(&block4_lpm, &block6_lpm, &p);
-    if (r) return finish(ctx, cfg, NA_R_BLOCK, 1, r->rule_id, len);
+  if (en_block_cidr) {
+    if (p.family == 4) {
+      if (dir && lookup_cidr4(&dir->list[NA_LIST_BLOCK], NA_LIST_BLOCK, p.saddr4, &rule))
+        return finish(ctx, cfg, NA_R_BLOCK, 1, rule, len);
+    } else {
+      r = lookup_cidr6(&block6_lpm, &p);
+      if (r) return finish(ctx, cfg, NA_R_BLOCK, 1, r->rule_id, len);
+    }
   }
   if (p.frag && (cfg->frag_drop || p.frag == 2))
     return finish(ctx, cfg, NA_R_FRAGMENT, cfg->frag_drop, 0, len);

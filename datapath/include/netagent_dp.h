@@ -15,7 +15,7 @@
 #define NA_SAMPLE_SNAP 128     /* bytes of packet copied into a sample */
 #define NA_MAX_RULES 131072    /* rule ids index rule_hits; id 0 means "no rule" */
 #define NA_MAX_EXACT 131072    /* entries per exact-address table (per family) */
-#define NA_MAX_CIDR 65536      /* entries per CIDR (LPM) table (per family) */
+#define NA_MAX_CIDR 65536      /* CIDR rules per family (both lists) */
 #define NA_MAX_VLAN_TAGS 2     /* a third tag is malformed */
 #define NA_MAX_IP6_EXT 6       /* IPv6 extension headers walked before giving up */
 
@@ -64,7 +64,7 @@ struct na_counter {
 /* Value of every address table. The exact tables (exact4, exact6) hold both
  * lists, so an address is either allowed or blocked there: user space keeps
  * the allow entry when both lists name the same address (allow beats block).
- * The CIDR tables are per list (allow4_lpm, block4_lpm...). */
+ * The CIDR tables: see cidr4_dir below (IPv4) and allow6_lpm/block6_lpm. */
 #define NA_ACT_ALLOW 1
 #define NA_ACT_BLOCK 2
 struct na_rule {
@@ -76,33 +76,39 @@ struct na_in6 {
   __u8 addr[16];
 };
 
-/* LPM_TRIE keys: prefix length in bits, then the address (network order). */
-struct na_lpm4_key {
-  __u32 prefixlen;
-  __u32 addr;
-};
+/* LPM_TRIE key (IPv6): prefix length in bits, then the address. */
 struct na_lpm6_key {
   __u32 prefixlen;
   __u8 addr[16];
 };
 
-/* cidr4_dir: an ARRAY indexed by the top 16 bits of an IPv4 address (host
- * order). A set bit says the allow (block) trie may hold a prefix that
- * overlaps that /16; a clear bit lets the program skip the trie walk. User
- * space sets the bits of every /16 a prefix overlaps (na_dir16_span) before
- * inserting it. A bit left set after a delete only costs a lookup, never a
- * wrong verdict. IPv6 prefixes have no directory. */
-#define NA_DIR_ALLOW (1u << 0)
-#define NA_DIR_BLOCK (1u << 1)
-static inline void na_dir16_span(__u32 addr_host, __u32 plen, __u32 *first, __u32 *count) {
-  if (plen >= 16) {
-    *first = addr_host >> 16;
-    *count = 1;
-  } else {
-    *count = 1u << (16 - plen);
-    *first = (addr_host >> 16) & ~(*count - 1);
-  }
-}
+/* IPv4 CIDR rules are not in an LPM trie (a miss walks ~15 nodes with 10k
+ * prefixes): they are split at /16.
+ *  - cidr4_dir: an ARRAY indexed by the top 16 bits of the address (host
+ *    order). Per list it holds the rule of the longest prefix of length <= 16
+ *    that covers the whole /16 (flags says whether there is one) and a bitmap
+ *    of the lengths 17..32 (bit i: length 17 + i) present inside the /16.
+ *  - cidr4_long: a HASH of the prefixes longer than /16, keyed by list,
+ *    length and masked address.
+ * A lookup tries the present lengths longest first (usually one or none),
+ * then the /16's short rule. User space derives the directory from its rule
+ * set (datapath/cidr4_index.h). IPv6 prefixes stay in LPM tries. */
+#define NA_LIST_ALLOW 0
+#define NA_LIST_BLOCK 1
+struct na_dir4_list {
+  __u32 short_rule;  /* rule id of the longest covering prefix <= /16 */
+  __u16 has_short;   /* 1 if there is one */
+  __u16 long_lens;   /* bit i: a prefix of length 17 + i inside this /16 */
+};
+struct na_dir4 {
+  struct na_dir4_list list[2]; /* NA_LIST_ALLOW, NA_LIST_BLOCK */
+};
+struct na_cidr4_key {
+  __u8 list;  /* NA_LIST_* */
+  __u8 plen;  /* 17..32 */
+  __u16 pad;  /* 0 */
+  __u32 addr; /* network order, masked to plen */
+};
 
 /* ports: an ARRAY indexed by the destination port in host order. */
 #define NA_PORT_BLOCK_TCP (1u << 0) /* drop TCP to this port */

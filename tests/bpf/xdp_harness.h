@@ -5,6 +5,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <arpa/inet.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "datapath/cidr4_index.h"
 #include "netagent_dp.h"
 #include "netagent_xdp.skel.h"
 #include "tests/bpf/packets.h"
@@ -102,30 +104,24 @@ class Xdp {
     na_rule v{rule, action};
     return bpf_map_update_elem(bpf_map__fd(skel_->maps.exact6), k.data(), &v, BPF_ANY);
   }
-  int AddCidr4(bpf_map* m, const std::string& a, uint32_t plen, uint32_t rule) {
-    na_lpm4_key k{plen, 0};
-    Bytes b = Addr4(a);
-    std::memcpy(&k.addr, b.data(), 4);
-    na_rule v{rule, 0};
-    uint32_t bit = m == skel_->maps.allow4_lpm ? NA_DIR_ALLOW : NA_DIR_BLOCK;
-    uint32_t first, count;
-    na_dir16_span(ntohl(k.addr), plen, &first, &count);
-    int dir = bpf_map__fd(skel_->maps.cidr4_dir);
-    for (uint32_t i = first; i < first + count; i++) {
-      uint32_t flags = 0;
-      if (bpf_map_lookup_elem(dir, &i, &flags)) return -errno;
-      flags |= bit;
-      if (bpf_map_update_elem(dir, &i, &flags, BPF_ANY)) return -errno;
-    }
-    return bpf_map_update_elem(bpf_map__fd(m), &k, &v, BPF_ANY);
+  // CIDR rules; `list` is NA_LIST_ALLOW or NA_LIST_BLOCK. IPv4 goes through
+  // Cidr4Index as the loader will: long entry first, then the directory.
+  int AddCidr4(int list, const std::string& a, uint32_t plen, uint32_t rule) {
+    return Apply4(cidr4_.Add(list, ntohl(Addr4Host(a)), plen, rule));
   }
-  int AddCidr6(bpf_map* m, const std::string& a, uint32_t plen, uint32_t rule) {
+  int RemoveCidr4(int list, const std::string& a, uint32_t plen) {
+    return Apply4(cidr4_.Remove(list, ntohl(Addr4Host(a)), plen));
+  }
+  int AddCidr6(int list, const std::string& a, uint32_t plen, uint32_t rule) {
     na_lpm6_key k{plen, {}};
     Bytes b = Addr6(a);
     std::memcpy(k.addr, b.data(), 16);
     na_rule v{rule, 0};
+    bpf_map* m = list == NA_LIST_ALLOW ? skel_->maps.allow6_lpm : skel_->maps.block6_lpm;
     return bpf_map_update_elem(bpf_map__fd(m), &k, &v, BPF_ANY);
   }
+  const datapath::Cidr4Index& cidr4() const { return cidr4_; }
+
   int SetPort(uint16_t port, uint32_t flags, uint32_t rule) {
     uint32_t k = port;
     na_port_rule v{rule, flags};
@@ -177,6 +173,23 @@ class Xdp {
     return s;
   }
 
+  static uint32_t Addr4Host(const std::string& a) {
+    uint32_t v;
+    Bytes b = Addr4(a);
+    std::memcpy(&v, b.data(), 4);
+    return v;
+  }
+  int Apply4(const datapath::Cidr4Index::Delta& d) {
+    int lfd = bpf_map__fd(skel_->maps.cidr4_long), dfd = bpf_map__fd(skel_->maps.cidr4_dir);
+    if (d.long_put && bpf_map_update_elem(lfd, &d.long_put->first, &d.long_put->second, BPF_ANY))
+      return -errno;
+    for (const auto& [slot, v] : d.dir)
+      if (bpf_map_update_elem(dfd, &slot, &v, BPF_ANY)) return -errno;
+    if (d.long_del && bpf_map_delete_elem(lfd, &*d.long_del)) return -errno;
+    return 0;
+  }
+
+  datapath::Cidr4Index cidr4_;
   netagent_xdp* skel_ = nullptr;
   std::string error_;
   int ncpu_ = 1;

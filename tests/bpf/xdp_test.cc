@@ -3,6 +3,8 @@
 // injected clock, and drop samples. Nothing is attached or pinned.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "tests/bpf/xdp_harness.h"
 
 namespace netagent::bpftest {
@@ -92,8 +94,11 @@ TEST_F(XdpTest, TruncatedEthernetIsRefusedOrMalformed) {
   // accepts them, the program must call them malformed.
   for (size_t n = 1; n < 14; n++) {
     RunOut r = xdp_->Run(Truncate(Syn4("10.0.0.1"), n));
-    if (r.err == 0) EXPECT_EQ(r.retval, XDP_DROP) << n;
-    else EXPECT_EQ(r.err, -EINVAL) << n;
+    if (r.err == 0) {
+      EXPECT_EQ(r.retval, XDP_DROP) << n;
+    } else {
+      EXPECT_EQ(r.err, -EINVAL) << n;
+    }
   }
   ExpectDrop(Eth(kEthIp, {}), NA_R_BAD_IP4, "ethernet header only");
   ExpectDrop(Eth(kEthIp6, {}), NA_R_BAD_IP6, "ethernet header only, v6");
@@ -279,27 +284,26 @@ TEST_F(XdpTest, FragmentsPolicyDrop) {
 // --- address and port rules -----------------------------------------------
 
 TEST_F(XdpTest, CidrEdgeCases) {
-  auto& m = s()->maps;
   // /0 catches everything of its family only.
-  ASSERT_EQ(xdp_->AddCidr4(m.block4_lpm, "0.0.0.0", 0, 10), 0);
+  ASSERT_EQ(xdp_->AddCidr4(NA_LIST_BLOCK, "0.0.0.0", 0, 10), 0);
   ExpectDrop(Syn4("203.0.113.7"), NA_R_BLOCK, "/0 v4");
   ExpectPass(Syn6("2001:db8::7"), NA_R_PASS, "/0 v4 leaves v6 alone");
   EXPECT_EQ(xdp_->RuleHits(10).packets, 1u);
-  na_lpm4_key all4{0, 0};
-  ASSERT_EQ(bpf_map_delete_elem(bpf_map__fd(m.block4_lpm), &all4), 0);
+  ASSERT_EQ(xdp_->RemoveCidr4(NA_LIST_BLOCK, "0.0.0.0", 0), 0);
+  ExpectPass(Syn4("203.0.113.7"), NA_R_PASS, "/0 removed");
 
   // /32 and /128 as CIDR rules: only that address.
-  ASSERT_EQ(xdp_->AddCidr4(m.block4_lpm, "198.51.100.1", 32, 11), 0);
+  ASSERT_EQ(xdp_->AddCidr4(NA_LIST_BLOCK, "198.51.100.1", 32, 11), 0);
   ExpectDrop(Syn4("198.51.100.1"), NA_R_BLOCK, "/32");
   ExpectPass(Syn4("198.51.100.2"), NA_R_PASS, "/32 neighbour");
-  ASSERT_EQ(xdp_->AddCidr6(m.block6_lpm, "2001:db8::1", 128, 12), 0);
+  ASSERT_EQ(xdp_->AddCidr6(NA_LIST_BLOCK, "2001:db8::1", 128, 12), 0);
   ExpectDrop(Syn6("2001:db8::1"), NA_R_BLOCK, "/128");
   ExpectPass(Syn6("2001:db8::2"), NA_R_PASS, "/128 neighbour");
 
   // Overlapping prefixes: the longest wins (and is the one counted).
-  ASSERT_EQ(xdp_->AddCidr4(m.block4_lpm, "10.0.0.0", 8, 20), 0);
-  ASSERT_EQ(xdp_->AddCidr4(m.block4_lpm, "10.1.0.0", 16, 21), 0);
-  ASSERT_EQ(xdp_->AddCidr4(m.block4_lpm, "10.1.2.0", 24, 22), 0);
+  ASSERT_EQ(xdp_->AddCidr4(NA_LIST_BLOCK, "10.0.0.0", 8, 20), 0);
+  ASSERT_EQ(xdp_->AddCidr4(NA_LIST_BLOCK, "10.1.0.0", 16, 21), 0);
+  ASSERT_EQ(xdp_->AddCidr4(NA_LIST_BLOCK, "10.1.2.0", 24, 22), 0);
   ExpectDrop(Syn4("10.1.2.3"), NA_R_BLOCK);
   ExpectDrop(Syn4("10.1.3.3"), NA_R_BLOCK);
   ExpectDrop(Syn4("10.2.3.3"), NA_R_BLOCK);
@@ -307,8 +311,8 @@ TEST_F(XdpTest, CidrEdgeCases) {
   EXPECT_EQ(xdp_->RuleHits(21).packets, 1u);
   EXPECT_EQ(xdp_->RuleHits(20).packets, 1u);
   ExpectPass(Syn4("11.0.0.1"), NA_R_PASS, "outside /8");
-  ASSERT_EQ(xdp_->AddCidr6(m.block6_lpm, "2001:db8::", 32, 30), 0);
-  ASSERT_EQ(xdp_->AddCidr6(m.block6_lpm, "2001:db8:1::", 48, 31), 0);
+  ASSERT_EQ(xdp_->AddCidr6(NA_LIST_BLOCK, "2001:db8::", 32, 30), 0);
+  ASSERT_EQ(xdp_->AddCidr6(NA_LIST_BLOCK, "2001:db8:1::", 48, 31), 0);
   ExpectDrop(Syn6("2001:db8:1::5"), NA_R_BLOCK);
   ExpectDrop(Syn6("2001:db8:2::5"), NA_R_BLOCK);
   EXPECT_EQ(xdp_->RuleHits(31).packets, 1u);
@@ -316,14 +320,14 @@ TEST_F(XdpTest, CidrEdgeCases) {
   ExpectPass(Syn6("2001:db9::1"), NA_R_PASS, "outside /32");
 
   // Allow beats block: a narrower or wider allow, exact or CIDR.
-  ASSERT_EQ(xdp_->AddCidr4(m.allow4_lpm, "10.1.2.128", 25, 40), 0);
+  ASSERT_EQ(xdp_->AddCidr4(NA_LIST_ALLOW, "10.1.2.128", 25, 40), 0);
   ExpectPass(Syn4("10.1.2.200"), NA_R_ALLOW, "allow /25 inside block /24");
   ExpectDrop(Syn4("10.1.2.100"), NA_R_BLOCK, "outside the allow /25");
   ASSERT_EQ(xdp_->AddExact4("10.1.2.5", 41, NA_ACT_ALLOW), 0);
   ExpectPass(Syn4("10.1.2.5"), NA_R_ALLOW, "exact allow inside a blocked /24");
   ASSERT_EQ(xdp_->AddExact4("10.1.2.201", 42), 0);
   ExpectPass(Syn4("10.1.2.201"), NA_R_ALLOW, "exact block inside an allowed /25");
-  ASSERT_EQ(xdp_->AddCidr6(m.allow6_lpm, "2001:db8:1::", 64, 43), 0);
+  ASSERT_EQ(xdp_->AddCidr6(NA_LIST_ALLOW, "2001:db8:1::", 64, 43), 0);
   ExpectPass(Syn6("2001:db8:1::5"), NA_R_ALLOW, "allow v6 /64");
   EXPECT_EQ(xdp_->RuleHits(40).packets, 2u);
   EXPECT_EQ(xdp_->RuleHits(41).packets, 1u);
@@ -331,10 +335,71 @@ TEST_F(XdpTest, CidrEdgeCases) {
   EXPECT_EQ(xdp_->RuleHits(43).packets, 1u);
 }
 
+TEST_F(XdpTest, Cidr4MatchesReferenceOnRandomRules) {
+  // Random overlapping prefixes of every length in both lists; addresses
+  // drawn inside rules (and a few anywhere). The program must give the
+  // verdict and the rule of a plain longest-prefix match with allow first.
+  std::mt19937 rng(1234);
+  auto ip = [](uint32_t h) {
+    in_addr a{htonl(h)};
+    return std::string(inet_ntoa(a));
+  };
+  std::vector<std::pair<uint32_t, uint32_t>> rules;
+  uint32_t id = 1000;
+  for (int i = 0; i < 600; i++) {
+    uint32_t base = 0x0a000000u | (rng() & 0x00ffffffu);  // within 10/8: lots of overlap
+    uint32_t plen = i < 4 ? 4 + 4 * i : 8 + rng() % 25;
+    if (i % 97 == 0) base = rng();
+    int list = rng() % 4 == 0 ? NA_LIST_ALLOW : NA_LIST_BLOCK;
+    ASSERT_EQ(xdp_->AddCidr4(list, ip(base), plen, id++), 0);
+    rules.push_back({base, plen});
+  }
+  // Remove some again: the directory must forget them.
+  for (int i = 0; i < 60; i++) {
+    auto [base, plen] = rules[rng() % rules.size()];
+    ASSERT_EQ(xdp_->RemoveCidr4(NA_LIST_BLOCK, ip(base), plen), 0);
+    ASSERT_EQ(xdp_->RemoveCidr4(NA_LIST_ALLOW, ip(base), plen), 0);
+  }
+  const datapath::Cidr4Index& ref = xdp_->cidr4();
+  int allowed = 0, blocked = 0, passed = 0;
+  for (int i = 0; i < 1500; i++) {
+    uint32_t a;
+    if (i % 10 == 0) {
+      a = rng();
+    } else {
+      auto [base, plen] = rules[rng() % rules.size()];
+      a = (base & datapath::Mask4(plen)) | (rng() & ~datapath::Mask4(plen));
+    }
+    std::optional<uint32_t> allow = ref.Match(NA_LIST_ALLOW, a);
+    std::optional<uint32_t> block = ref.Match(NA_LIST_BLOCK, a);
+    uint32_t want_rule = allow ? *allow : block ? *block : 0;
+    uint64_t before = want_rule ? xdp_->RuleHits(want_rule).packets : 0;
+    uint32_t act = Act(Syn4(ip(a)));
+    SCOPED_TRACE(ip(a));
+    if (allow) {
+      EXPECT_EQ(act, XDP_PASS);
+      allowed++;
+    } else if (block) {
+      EXPECT_EQ(act, XDP_DROP);
+      blocked++;
+    } else {
+      EXPECT_EQ(act, XDP_PASS);
+      passed++;
+    }
+    if (want_rule) {
+      EXPECT_EQ(xdp_->RuleHits(want_rule).packets, before + 1) << "rule " << want_rule;
+    }
+  }
+  EXPECT_GT(allowed, 50);
+  EXPECT_GT(blocked, 50);
+  EXPECT_GT(passed, 10);
+  EXPECT_EQ(xdp_->Counter(NA_R_ALLOW, false).packets, static_cast<uint64_t>(allowed));
+  EXPECT_EQ(xdp_->Counter(NA_R_BLOCK, true).packets, static_cast<uint64_t>(blocked));
+}
+
 TEST_F(XdpTest, ExactBeforeCidrAndPerRuleHits) {
-  auto& m = s()->maps;
   ASSERT_EQ(xdp_->AddExact4("192.0.2.10", 100), 0);
-  ASSERT_EQ(xdp_->AddCidr4(m.block4_lpm, "192.0.2.0", 24, 101), 0);
+  ASSERT_EQ(xdp_->AddCidr4(NA_LIST_BLOCK, "192.0.2.0", 24, 101), 0);
   ASSERT_EQ(xdp_->AddExact6("2001:db8::10", 102), 0);
   for (int i = 0; i < 3; i++) ExpectDrop(Syn4("192.0.2.10"), NA_R_BLOCK, "exact");
   for (int i = 0; i < 2; i++) ExpectDrop(Syn4("192.0.2.11"), NA_R_BLOCK, "cidr");
@@ -369,7 +434,7 @@ TEST_F(XdpTest, DisabledFeaturesDoNothing) {
   ASSERT_EQ(xdp_->AddExact4("10.0.0.1", 1), 0);
   ASSERT_EQ(xdp_->SetPort(80, NA_PORT_BLOCK_TCP, 2), 0);
   ExpectPass(Syn4("10.0.0.1", 80), NA_R_PASS, "rules present, features off");
-  ASSERT_EQ(xdp_->AddCidr4(s()->maps.block4_lpm, "10.0.0.0", 8, 3), 0);
+  ASSERT_EQ(xdp_->AddCidr4(NA_LIST_BLOCK, "10.0.0.0", 8, 3), 0);
   ExpectDrop(Syn4("10.0.0.1", 80), NA_R_BLOCK, "CIDR still on");
 }
 
