@@ -125,12 +125,21 @@ struct {
   __type(value, __u64);
 } events SEC(".maps");
 
+/* Per-source SYN buckets, keyed by the source masked to the aggregation
+ * prefix; one map per family so an IPv4 key hashes one word, not five. */
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 65536);
-  __type(key, struct na_syn_key);
+  __type(key, __u32);
   __type(value, struct na_bucket);
-} syn_src SEC(".maps");
+} syn_src4 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct na_in6);
+  __type(value, struct na_bucket);
+} syn_src6 SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -418,22 +427,24 @@ static __always_inline __be32 prefix_mask(__s32 bits) {
 
 /* Returns 0 to pass, else the drop reason. */
 static __always_inline __u32 syn_guard(const struct na_config *cfg, const struct na_pkt *p) {
-  struct na_syn_key k = {};
-  __u32 *w = (__u32 *)k.addr;
+  __be32 k4 = 0;
+  struct na_in6 k6;
+  void *map = &syn_src4, *key = &k4;
   if (p->family == 4) {
-    k.family = 4;
-    w[0] = p->saddr4 & prefix_mask(cfg->syn_prefix4);
+    k4 = p->saddr4 & prefix_mask(cfg->syn_prefix4);
   } else {
     __s32 bits = cfg->syn_prefix6;
-    k.family = 6;
-    __builtin_memcpy(k.addr, p->saddr6, 16);
+    __u32 *w = (__u32 *)k6.addr;
+    __builtin_memcpy(k6.addr, p->saddr6, 16);
     w[0] &= prefix_mask(bits);
     w[1] &= prefix_mask(bits - 32);
     w[2] &= prefix_mask(bits - 64);
     w[3] &= prefix_mask(bits - 96);
+    map = &syn_src6;
+    key = &k6;
   }
   __u64 now = now_ns(cfg);
-  struct na_bucket *b = bpf_map_lookup_elem(&syn_src, &k);
+  struct na_bucket *b = bpf_map_lookup_elem(map, key);
   if (b) return bucket_take(b, now, cfg->syn_rate, cfg->syn_burst) ? 0 : NA_R_SYN_RATE;
 
   /* A source not seen (or evicted): it costs a table slot, which the global
@@ -446,7 +457,7 @@ static __always_inline __u32 syn_guard(const struct na_config *cfg, const struct
   struct na_bucket nb = {.last_ns = now, .tokens = cfg->syn_burst * NA_TOKEN};
   int ok = nb.tokens >= NA_TOKEN;
   if (ok) nb.tokens -= NA_TOKEN;
-  bpf_map_update_elem(&syn_src, &k, &nb, BPF_ANY);
+  bpf_map_update_elem(map, key, &nb, BPF_ANY);
   bump_event(NA_EV_SYN_NEW_SOURCE);
   return ok ? 0 : NA_R_SYN_RATE;
 }

@@ -119,11 +119,8 @@ struct na_port_rule {
   __u32 flags;
 };
 
-/* syn_src: LRU_HASH key, the source masked to the aggregation prefix. */
-struct na_syn_key {
-  __u32 family; /* 4 or 6 */
-  __u8 addr[16]; /* IPv4 in the first 4 bytes */
-};
+/* syn_src4 / syn_src6: LRU_HASH maps of na_bucket keyed by the source
+ * masked to the aggregation prefix (__u32 / na_in6, network order). */
 
 /* A token bucket. Tokens are kept in units of 1e-9 token so that refill is
  * elapsed_ns * rate without a division. */

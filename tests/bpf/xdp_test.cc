@@ -515,9 +515,9 @@ TEST_F(XdpTest, GlobalGuardRationsNewSources) {
   ExpectPass(Syn4("10.0.0.1"), NA_R_SYN_OK, "known source");
   EXPECT_EQ(xdp_->Event(NA_EV_SYN_NEW_SOURCE), 3u);
   unsigned int n = 0;
-  na_syn_key k{}, next{};
+  uint32_t k = 0, next = 0;
   void* prev = nullptr;
-  while (bpf_map_get_next_key(bpf_map__fd(s()->maps.syn_src), prev, &next) == 0) {
+  while (bpf_map_get_next_key(bpf_map__fd(s()->maps.syn_src4), prev, &next) == 0) {
     n++;
     k = next;
     prev = &k;
