@@ -100,7 +100,7 @@ double Median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   int repeat = argc > 1 ? std::atoi(argv[1]) : 1000000;
-  int rounds = argc > 2 ? std::atoi(argv[2]) : 15;
+  int rounds = argc > 2 ? std::atoi(argv[2]) : 20;
   if (std::string why = BpfUnavailableReason(); !why.empty()) Die(why);
 
   const std::string blocked = "10.0.0.66", client = "10.0.0.1";

@@ -15,4 +15,4 @@ BUILD="${NETAGENT_BUILD:-$ROOT/build}"
 ninja -C "$BUILD" bench_xdp >/dev/null
 echo "kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
   "bpf_jit_enable=$(cat /proc/sys/net/core/bpf_jit_enable)"
-exec "$BUILD/tests/bench/bench_xdp" "${1:-1000000}" "${2:-15}"
+exec "$BUILD/tests/bench/bench_xdp" "${1:-1000000}" "${2:-20}"
