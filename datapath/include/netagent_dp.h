@@ -165,4 +165,32 @@ struct na_sample {
   __u8 data[NA_SAMPLE_SNAP];
 };
 
+/* ---- TC program (netagent_tc.bpf.c) ---- */
+#define NA_TC_INGRESS 0
+#define NA_TC_EGRESS 1
+enum na_tc_proto {
+  NA_TC_PROTO_OTHER = 0, /* not IP, later fragments, IPv6 extension headers */
+  NA_TC_PROTO_TCP = 1,
+  NA_TC_PROTO_UDP = 2,
+  NA_TC_PROTO_ICMP = 3,
+};
+#define NA_TC_MAX_CLASS 16 /* tc_port_class values 0..15; 0: unclassified */
+/* tc_counters: {packets, bytes} per (direction, protocol, port class). */
+#define NA_TC_CNT_IDX(dir, proto, cls) ((((dir) * 4) + (proto)) * NA_TC_MAX_CLASS + (cls))
+#define NA_TC_CNT_MAX (2 * 4 * NA_TC_MAX_CLASS)
+
+enum na_tc_event {
+  NA_TC_EV_MSS_CLAMPED = 0, /* SYN / SYN-ACK whose MSS was lowered */
+  NA_TC_EV_BAD_OPTIONS = 1, /* option length < 2, or an MSS option not 4 long */
+  NA_TC_EV_CLAMP_FAILED = 2, /* store or checksum update refused */
+  NA_TC_EV_MAX = 3,
+};
+
+/* tc_config: an ARRAY with one entry. */
+struct na_tc_config {
+  __u16 mss4; /* clamp the MSS of IPv4 SYNs to this; 0: off */
+  __u16 mss6; /* same for IPv6 */
+  __u32 pad;
+};
+
 #endif /* NETAGENT_DP_H */

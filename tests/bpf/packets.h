@@ -61,6 +61,53 @@ inline Bytes Tcp(uint16_t dport, uint8_t flags = kSyn, size_t opt_len = 0, uint1
   return b;
 }
 
+// TCP header with the given option bytes (padded with EOL to a multiple of 4).
+inline Bytes TcpWithOptions(uint16_t dport, uint8_t flags, Bytes opts, uint16_t sport = 40000) {
+  while (opts.size() % 4) opts.push_back(0);
+  Bytes b = Tcp(dport, flags, opts.size(), sport);
+  std::copy(opts.begin(), opts.end(), b.begin() + 20);
+  return b;
+}
+inline Bytes MssOption(uint16_t mss) {
+  return {2, 4, static_cast<uint8_t>(mss >> 8), static_cast<uint8_t>(mss & 0xff)};
+}
+
+inline uint32_t SumWords(const uint8_t* p, size_t n, uint32_t sum = 0) {
+  for (size_t i = 0; i + 1 < n; i += 2) sum += (p[i] << 8) | p[i + 1];
+  if (n % 2) sum += p[n - 1] << 8;
+  return sum;
+}
+inline uint16_t Fold(uint32_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+// Offset of the L3 header in an Ethernet frame built by Eth() without tags.
+inline constexpr size_t kL3 = 14;
+
+// TCP checksum over the pseudo-header, IPv4 (l3 at kL3, no options) or IPv6
+// (no extension headers). Set writes it; Valid checks it.
+inline uint32_t TcpPseudoSum(const Bytes& f) {
+  bool v6 = (f[kL3] >> 4) == 6;
+  size_t l4 = kL3 + (v6 ? 40 : (f[kL3] & 0xf) * 4);
+  uint32_t len = static_cast<uint32_t>(f.size() - l4);
+  uint32_t sum = v6 ? SumWords(&f[kL3 + 8], 32) : SumWords(&f[kL3 + 12], 8);
+  return sum + 6 + (len >> 16) + (len & 0xffff);
+}
+inline size_t TcpOffset(const Bytes& f) {
+  return kL3 + ((f[kL3] >> 4) == 6 ? 40 : (f[kL3] & 0xf) * 4);
+}
+inline void SetTcpChecksum(Bytes& f) {
+  size_t l4 = TcpOffset(f);
+  f[l4 + 16] = f[l4 + 17] = 0;
+  uint16_t c = ~Fold(SumWords(&f[l4], f.size() - l4, TcpPseudoSum(f)));
+  Put16(f, l4 + 16, c);
+}
+inline bool TcpChecksumValid(const Bytes& f) {
+  size_t l4 = TcpOffset(f);
+  return Fold(SumWords(&f[l4], f.size() - l4, TcpPseudoSum(f))) == 0xffff;
+}
+
 inline Bytes Udp(uint16_t dport, size_t payload = 8, uint16_t sport = 40000) {
   Bytes b(8 + payload, 0);
   Put16(b, 0, sport);
