@@ -315,8 +315,9 @@ static __always_inline __u32 parse(void *data, void *data_end, __u64 len, struct
   if (proto == bpf_htons(ETH_P_IP)) {
     struct iphdr *ip = data + off;
     if ((void *)(ip + 1) > data_end) return NA_R_BAD_IP4;
-    if (ip->version != 4 || ip->ihl < 5) return NA_R_BAD_IP4;
-    __u32 hl = ip->ihl * 4;
+    __u8 vihl = *(__u8 *)ip; /* version and IHL in one load */
+    __u32 hl = (vihl & 0xf) * 4;
+    if ((vihl >> 4) != 4 || hl < 20) return NA_R_BAD_IP4;
     __u32 tot = bpf_ntohs(ip->tot_len);
     if (tot < hl || off + tot > len) return NA_R_BAD_IP4;
     p->family = 4;
@@ -471,7 +472,14 @@ int netagent_xdp(struct xdp_md *ctx) {
   const struct na_config *cfg = bpf_map_lookup_elem(&na_config, &zero);
   if (!cfg) return XDP_PASS;
 
-  struct na_pkt p = {};
+  struct na_pkt p; /* saddr6 is written only for IPv6 */
+  p.l4_off = 0;
+  p.family = 0;
+  p.l4 = 0;
+  p.frag = 0;
+  p.tcp_flags = 0;
+  p.dport = 0;
+  p.saddr4 = 0;
   __u32 bad = parse(data, data_end, len, &p);
   if (bad) return finish(ctx, cfg, bad, cfg->malformed_drop, 0, len);
   if (!p.family) return finish(ctx, cfg, NA_R_NON_IP, 0, 0, len);
