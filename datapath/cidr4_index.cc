@@ -62,8 +62,8 @@ Cidr4Index::Delta Cidr4Index::Remove(int list, uint32_t addr, uint32_t plen) {
   if (plen > 16) {
     auto c = long_counts_.find({list, addr >> 16});
     if (c != long_counts_.end() && c->second[plen - 17] > 0) c->second[plen - 17]--;
-    d.long_del = na_cidr4_key{static_cast<uint8_t>(list), static_cast<uint8_t>(plen), 0,
-                              htonl(addr)};
+    d.long_del =
+        na_cidr4_key{static_cast<uint8_t>(list), static_cast<uint8_t>(plen), 0, htonl(addr)};
   }
   d.dir = Slots(addr, plen);
   return d;

@@ -6,9 +6,9 @@
 
 #include <arpa/inet.h>
 
+#include <array>
 #include <cstdint>
 #include <map>
-#include <array>
 #include <optional>
 #include <set>
 #include <tuple>

@@ -10,11 +10,13 @@
  * It never drops: every packet leaves with TC_ACT_OK. Parsing follows the
  * XDP program's (VLAN tags are already stripped into the skb on most devices;
  * one in-band tag is followed). */
+/* vmlinux.h first: the helper headers need its types. */
+/* clang-format off */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-
 #include "netagent_dp.h"
+/* clang-format on */
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -61,12 +63,12 @@ struct {
 } tc_events SEC(".maps");
 
 static __always_inline void tc_event(__u32 ev) {
-  __u64 *v = bpf_map_lookup_elem(&tc_events, &ev);
+  __u64* v = bpf_map_lookup_elem(&tc_events, &ev);
   if (v) *v += 1;
 }
 
 /* Lowers the MSS option of the TCP header at `l4` to `mss` when above it. */
-static __always_inline void clamp_mss(struct __sk_buff *skb, __u32 l4, __u32 doff, __u16 mss) {
+static __always_inline void clamp_mss(struct __sk_buff* skb, __u32 l4, __u32 doff, __u16 mss) {
   __u8 opts[64]; /* indices are masked to 63 below */
   __u32 olen = doff * 4 - 20;
   asm volatile("" : "+r"(olen)); /* check the register the helper gets */
@@ -112,35 +114,35 @@ static __always_inline void clamp_mss(struct __sk_buff *skb, __u32 l4, __u32 dof
   }
 }
 
-static __always_inline int tc_main(struct __sk_buff *skb, __u32 dir) {
-  void *data = (void *)(long)skb->data;
-  void *data_end = (void *)(long)skb->data_end;
+static __always_inline int tc_main(struct __sk_buff* skb, __u32 dir) {
+  void* data = (void*)(long)skb->data;
+  void* data_end = (void*)(long)skb->data_end;
   __u32 zero = 0;
-  const struct na_tc_config *cfg = bpf_map_lookup_elem(&tc_config, &zero);
+  const struct na_tc_config* cfg = bpf_map_lookup_elem(&tc_config, &zero);
   if (!cfg) return TC_ACT_OK;
 
   __u32 proto_idx = NA_TC_PROTO_OTHER, cls = 0, off = sizeof(struct ethhdr);
-  struct ethhdr *eth = data;
-  if ((void *)(eth + 1) > data_end) goto count;
+  struct ethhdr* eth = data;
+  if ((void*)(eth + 1) > data_end) goto count;
   __be16 proto = eth->h_proto;
   if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-    __be16 *inner = data + off + 2;
-    if ((void *)(inner + 1) > data_end) goto count;
+    __be16* inner = data + off + 2;
+    if ((void*)(inner + 1) > data_end) goto count;
     proto = *inner;
     off += 4;
   }
   __u8 l4proto;
   __u16 mss;
   if (proto == bpf_htons(ETH_P_IP)) {
-    struct iphdr *ip = data + off;
-    if ((void *)(ip + 1) > data_end || ip->ihl < 5) goto count;
+    struct iphdr* ip = data + off;
+    if ((void*)(ip + 1) > data_end || ip->ihl < 5) goto count;
     if (ip->frag_off & bpf_htons(0x1fff)) goto count; /* later fragment: no ports */
     l4proto = ip->protocol;
     off += ip->ihl * 4;
     mss = cfg->mss4;
   } else if (proto == bpf_htons(ETH_P_IPV6)) {
-    struct ipv6hdr *ip6 = data + off;
-    if ((void *)(ip6 + 1) > data_end) goto count;
+    struct ipv6hdr* ip6 = data + off;
+    if ((void*)(ip6 + 1) > data_end) goto count;
     l4proto = ip6->nexthdr; /* extension headers: counted as "other" */
     off += sizeof(*ip6);
     mss = cfg->mss6;
@@ -149,26 +151,25 @@ static __always_inline int tc_main(struct __sk_buff *skb, __u32 dir) {
   }
 
   if (l4proto == IPPROTO_TCP) {
-    struct tcphdr *t = data + off;
-    if ((void *)(t + 1) > data_end) goto count;
+    struct tcphdr* t = data + off;
+    if ((void*)(t + 1) > data_end) goto count;
     proto_idx = NA_TC_PROTO_TCP;
     __u16 port = bpf_ntohs(dir == NA_TC_INGRESS ? t->dest : t->source);
     if (en_class_stats) {
       __u32 k = port;
-      __u32 *c = bpf_map_lookup_elem(&tc_port_class, &k);
+      __u32* c = bpf_map_lookup_elem(&tc_port_class, &k);
       if (c && *c < NA_TC_MAX_CLASS) cls = *c;
     }
-    __u8 flags = ((__u8 *)t)[13];
+    __u8 flags = ((__u8*)t)[13];
     __u32 doff = t->doff;
-    if (en_mss_clamp && mss && (flags & TCP_FLAG_SYN) && doff > 5)
-      clamp_mss(skb, off, doff, mss);
+    if (en_mss_clamp && mss && (flags & TCP_FLAG_SYN) && doff > 5) clamp_mss(skb, off, doff, mss);
   } else if (l4proto == IPPROTO_UDP) {
-    struct udphdr *u = data + off;
-    if ((void *)(u + 1) > data_end) goto count;
+    struct udphdr* u = data + off;
+    if ((void*)(u + 1) > data_end) goto count;
     proto_idx = NA_TC_PROTO_UDP;
     if (en_class_stats) {
       __u32 k = bpf_ntohs(dir == NA_TC_INGRESS ? u->dest : u->source);
-      __u32 *c = bpf_map_lookup_elem(&tc_port_class, &k);
+      __u32* c = bpf_map_lookup_elem(&tc_port_class, &k);
       if (c && *c < NA_TC_MAX_CLASS) cls = *c;
     }
   } else if (l4proto == IPPROTO_ICMP || l4proto == 58 /* ICMPv6 */) {
@@ -178,7 +179,7 @@ static __always_inline int tc_main(struct __sk_buff *skb, __u32 dir) {
 count:
   if (en_class_stats) {
     __u32 idx = NA_TC_CNT_IDX(dir, proto_idx, cls);
-    struct na_counter *c = bpf_map_lookup_elem(&tc_counters, &idx);
+    struct na_counter* c = bpf_map_lookup_elem(&tc_counters, &idx);
     if (c) {
       c->packets++;
       c->bytes += skb->len;
@@ -188,11 +189,7 @@ count:
 }
 
 SEC("tc")
-int netagent_tc_ingress(struct __sk_buff *skb) {
-  return tc_main(skb, NA_TC_INGRESS);
-}
+int netagent_tc_ingress(struct __sk_buff* skb) { return tc_main(skb, NA_TC_INGRESS); }
 
 SEC("tc")
-int netagent_tc_egress(struct __sk_buff *skb) {
-  return tc_main(skb, NA_TC_EGRESS);
-}
+int netagent_tc_egress(struct __sk_buff* skb) { return tc_main(skb, NA_TC_EGRESS); }

@@ -1,21 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 /* netagent's XDP fast path.
  *
- * parse (Ethernet, up to two VLAN tags, IPv4 with options, IPv6 with its
- * extension headers, TCP/UDP/ICMP) -> allowlist (exact, CIDR) -> blocklist
- * (exact, CIDR; exact entries of both lists share one table) -> fragment policy -> destination-port blocklist -> SYN guard
- * (per-source-prefix token bucket behind a global new-source bucket) -> pass.
+ * parse (Ethernet, up to two VLAN tags, IPv4 with options, IPv6 with its extension headers,
+ * TCP/UDP/ICMP) -> allowlist (exact, CIDR) -> blocklist (exact, CIDR) -> fragment policy ->
+ * destination-port blocklist -> SYN guard (per-source-prefix token bucket behind a global
+ * new-source bucket) -> pass. Exact entries of both lists share one hash per family; IPv4 CIDR
+ * rules go through a /16 directory and a long-prefix hash, IPv6 ones through LPM tries.
  *
  * Every packet ends in finish(): one per-CPU {packets, bytes} counter per
  * (reason, verdict), a per-CPU hit counter per rule, and 1-in-N drop samples
  * into a ring buffer under a per-CPU rate cap. Features are switched by
  * `const volatile` values set before load (the verifier removes what is off);
  * values that change at run time live in the one-entry na_config map. */
+/* vmlinux.h first: the helper headers need its types. */
+/* clang-format off */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-
 #include "netagent_dp.h"
+/* clang-format on */
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -48,7 +51,7 @@ const volatile __u8 en_block_cidr = 1;
 const volatile __u8 en_ports = 1;
 const volatile __u8 en_syn_guard = 1;
 const volatile __u8 en_global_guard = 1;
-const volatile __u8 syn_ports_only = 0;  /* guard only ports flagged NA_PORT_SYN_GUARD */
+const volatile __u8 syn_ports_only = 0; /* guard only ports flagged NA_PORT_SYN_GUARD */
 const volatile __u8 en_rule_hits = 1;
 const volatile __u8 en_samples = 1;
 const volatile __u8 use_test_clock = 0; /* clock from na_config.test_clock_ns */
@@ -60,20 +63,20 @@ struct {
   __type(value, struct na_config);
 } na_config SEC(".maps");
 
-#define EXACT_MAP(name, key_t)              \
-  struct {                                  \
-    __uint(type, BPF_MAP_TYPE_HASH);        \
-    __uint(max_entries, NA_MAX_EXACT);      \
-    __type(key, key_t);                     \
-    __type(value, struct na_rule);          \
+#define EXACT_MAP(name, key_t)         \
+  struct {                             \
+    __uint(type, BPF_MAP_TYPE_HASH);   \
+    __uint(max_entries, NA_MAX_EXACT); \
+    __type(key, key_t);                \
+    __type(value, struct na_rule);     \
   } name SEC(".maps")
-#define LPM_MAP(name, key_t)                \
-  struct {                                  \
-    __uint(type, BPF_MAP_TYPE_LPM_TRIE);    \
-    __uint(max_entries, NA_MAX_CIDR);       \
-    __uint(map_flags, BPF_F_NO_PREALLOC);   \
-    __type(key, key_t);                     \
-    __type(value, struct na_rule);          \
+#define LPM_MAP(name, key_t)              \
+  struct {                                \
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);  \
+    __uint(max_entries, NA_MAX_CIDR);     \
+    __uint(map_flags, BPF_F_NO_PREALLOC); \
+    __type(key, key_t);                   \
+    __type(value, struct na_rule);        \
   } name SEC(".maps")
 
 /* One exact table per family serves both lists (the value says which): one
@@ -174,9 +177,9 @@ struct na_ext {
 /* What the parser found. */
 struct na_pkt {
   __u32 l4_off;
-  __u8 family;   /* 4 or 6 */
-  __u8 l4;       /* final next-header / protocol */
-  __u8 frag;     /* 0: not a fragment, 1: first fragment, 2: later fragment */
+  __u8 family; /* 4 or 6 */
+  __u8 l4;     /* final next-header / protocol */
+  __u8 frag;   /* 0: not a fragment, 1: first fragment, 2: later fragment */
   __u8 tcp_flags;
   __be16 dport;
   __be32 saddr4;
@@ -184,11 +187,11 @@ struct na_pkt {
 };
 
 static __always_inline void bump_event(__u32 ev) {
-  __u64 *v = bpf_map_lookup_elem(&events, &ev);
+  __u64* v = bpf_map_lookup_elem(&events, &ev);
   if (v) *v += 1;
 }
 
-static __always_inline __u64 now_ns(const struct na_config *cfg) {
+static __always_inline __u64 now_ns(const struct na_config* cfg) {
   if (use_test_clock) return cfg->test_clock_ns;
   /* At most one clock read per packet; the coarse clock costs half of
    * bpf_ktime_get_ns and a bucket only needs the elapsed time. */
@@ -198,7 +201,7 @@ static __always_inline __u64 now_ns(const struct na_config *cfg) {
 /* Refill by elapsed time, then take one token. Updates are not atomic: two
  * CPUs racing on one bucket may both pass; the error is bounded by the
  * number of CPUs and is accepted for a lock-free fast path. */
-static __always_inline int bucket_take(struct na_bucket *b, __u64 now, __u64 rate, __u64 burst) {
+static __always_inline int bucket_take(struct na_bucket* b, __u64 now, __u64 rate, __u64 burst) {
   __u64 cap = burst * NA_TOKEN;
   __u64 tokens = b->tokens;
   if (b->last_ns == 0) { /* a bucket never used starts full */
@@ -223,12 +226,12 @@ static __always_inline int bucket_take(struct na_bucket *b, __u64 now, __u64 rat
   return 1;
 }
 
-static __always_inline void sample_drop(struct xdp_md *ctx, const struct na_config *cfg,
+static __always_inline void sample_drop(struct xdp_md* ctx, const struct na_config* cfg,
                                         __u32 reason, __u32 rule_id, __u64 len) {
   __u32 zero = 0;
   __u32 every = cfg->sample_every;
   if (!every) return;
-  struct na_sample_state *st = bpf_map_lookup_elem(&sample_state, &zero);
+  struct na_sample_state* st = bpf_map_lookup_elem(&sample_state, &zero);
   if (!st) return;
   if (st->countdown > 1) {
     st->countdown--;
@@ -248,7 +251,7 @@ static __always_inline void sample_drop(struct xdp_md *ctx, const struct na_conf
     }
     st->in_window++;
   }
-  struct na_sample *s = bpf_ringbuf_reserve(&samples, sizeof(*s), 0);
+  struct na_sample* s = bpf_ringbuf_reserve(&samples, sizeof(*s), 0);
   if (!s) {
     bump_event(NA_EV_SAMPLE_LOST);
     return;
@@ -268,16 +271,16 @@ static __always_inline void sample_drop(struct xdp_md *ctx, const struct na_conf
   bump_event(NA_EV_SAMPLED);
 }
 
-static __always_inline int finish(struct xdp_md *ctx, const struct na_config *cfg, __u32 reason,
+static __always_inline int finish(struct xdp_md* ctx, const struct na_config* cfg, __u32 reason,
                                   int drop, __u32 rule_id, __u64 len) {
   __u32 idx = NA_CNT_IDX(reason, drop);
-  struct na_counter *c = bpf_map_lookup_elem(&counters, &idx);
+  struct na_counter* c = bpf_map_lookup_elem(&counters, &idx);
   if (c) {
     c->packets++;
     c->bytes += len;
   }
   if (en_rule_hits && rule_id) {
-    struct na_counter *h = bpf_map_lookup_elem(&rule_hits, &rule_id);
+    struct na_counter* h = bpf_map_lookup_elem(&rule_hits, &rule_id);
     if (h) {
       h->packets++;
       h->bytes += len;
@@ -296,26 +299,26 @@ static __always_inline int ip6_ext(__u8 nh) {
 }
 
 /* Returns 0 on success or the malformed reason. */
-static __always_inline __u32 parse(void *data, void *data_end, __u64 len, struct na_pkt *p) {
-  struct ethhdr *eth = data;
-  if ((void *)(eth + 1) > data_end) return NA_R_BAD_ETH;
+static __always_inline __u32 parse(void* data, void* data_end, __u64 len, struct na_pkt* p) {
+  struct ethhdr* eth = data;
+  if ((void*)(eth + 1) > data_end) return NA_R_BAD_ETH;
   __be16 proto = eth->h_proto;
   __u32 off = sizeof(*eth);
 
 #pragma unroll
   for (int i = 0; i < NA_MAX_VLAN_TAGS; i++) {
     if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD)) break;
-    struct na_vlan *v = data + off;
-    if ((void *)(v + 1) > data_end) return NA_R_BAD_VLAN;
+    struct na_vlan* v = data + off;
+    if ((void*)(v + 1) > data_end) return NA_R_BAD_VLAN;
     proto = v->proto;
     off += sizeof(*v);
   }
   if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) return NA_R_BAD_VLAN;
 
   if (proto == bpf_htons(ETH_P_IP)) {
-    struct iphdr *ip = data + off;
-    if ((void *)(ip + 1) > data_end) return NA_R_BAD_IP4;
-    __u8 vihl = *(__u8 *)ip; /* version and IHL in one load */
+    struct iphdr* ip = data + off;
+    if ((void*)(ip + 1) > data_end) return NA_R_BAD_IP4;
+    __u8 vihl = *(__u8*)ip; /* version and IHL in one load */
     __u32 hl = (vihl & 0xf) * 4;
     if ((vihl >> 4) != 4 || hl < 20) return NA_R_BAD_IP4;
     __u32 tot = bpf_ntohs(ip->tot_len);
@@ -327,8 +330,8 @@ static __always_inline __u32 parse(void *data, void *data_end, __u64 len, struct
     if (fo & 0x3fff) p->frag = (fo & 0x1fff) ? 2 : 1;
     off += hl;
   } else if (proto == bpf_htons(ETH_P_IPV6)) {
-    struct ipv6hdr *ip6 = data + off;
-    if ((void *)(ip6 + 1) > data_end) return NA_R_BAD_IP6;
+    struct ipv6hdr* ip6 = data + off;
+    if ((void*)(ip6 + 1) > data_end) return NA_R_BAD_IP6;
     if (ip6->version != 6) return NA_R_BAD_IP6;
     if (off + sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > len) return NA_R_BAD_IP6;
     p->family = 6;
@@ -338,8 +341,8 @@ static __always_inline __u32 parse(void *data, void *data_end, __u64 len, struct
 #pragma unroll
     for (int i = 0; i < NA_MAX_IP6_EXT; i++) {
       if (!ip6_ext(nh)) break;
-      struct na_ext *e = data + off;
-      if ((void *)(e + 1) > data_end) return NA_R_BAD_IP6_EXT;
+      struct na_ext* e = data + off;
+      if ((void*)(e + 1) > data_end) return NA_R_BAD_IP6_EXT;
       __u32 hl;
       if (nh == NH_FRAGMENT) {
         __u16 fo = bpf_ntohs(e->frag_off);
@@ -367,14 +370,14 @@ static __always_inline __u32 parse(void *data, void *data_end, __u64 len, struct
   if (p->frag == 2) return 0; /* no transport header in a later fragment */
   if (off > NA_MAX_OFF) return NA_R_BAD_L4;
   if (p->l4 == NH_TCP) {
-    struct tcphdr *t = data + off;
-    if ((void *)(t + 1) > data_end) return NA_R_BAD_L4;
+    struct tcphdr* t = data + off;
+    if ((void*)(t + 1) > data_end) return NA_R_BAD_L4;
     if (t->doff < 5 || off + t->doff * 4 > len) return NA_R_BAD_L4;
     p->dport = t->dest;
-    p->tcp_flags = ((__u8 *)t)[13];
+    p->tcp_flags = ((__u8*)t)[13];
   } else if (p->l4 == NH_UDP) {
-    struct udphdr *u = data + off;
-    if ((void *)(u + 1) > data_end) return NA_R_BAD_L4;
+    struct udphdr* u = data + off;
+    if ((void*)(u + 1) > data_end) return NA_R_BAD_L4;
     p->dport = u->dest;
   } else if (p->l4 == NH_ICMP || p->l4 == NH_ICMPV6) {
     if (data + off + 4 > data_end) return NA_R_BAD_L4;
@@ -382,15 +385,15 @@ static __always_inline __u32 parse(void *data, void *data_end, __u64 len, struct
   return 0;
 }
 
-static __always_inline struct na_rule *lookup_exact(void *m4, void *m6, const struct na_pkt *p) {
+static __always_inline struct na_rule* lookup_exact(void* m4, void* m6, const struct na_pkt* p) {
   if (p->family == 4) return bpf_map_lookup_elem(m4, &p->saddr4);
   return bpf_map_lookup_elem(m6, p->saddr6);
 }
 
 /* IPv4 CIDR: the longest present length inside the /16 first, then the /16's
  * covering short rule. On a match: 1, and the rule id in *rule. */
-static __always_inline int lookup_cidr4(const struct na_dir4_list *d, __u8 list, __be32 saddr,
-                                        __u32 *rule) {
+static __always_inline int lookup_cidr4(const struct na_dir4_list* d, __u8 list, __be32 saddr,
+                                        __u32* rule) {
   __u32 lens = d->long_lens;
   if (lens) {
     __u32 host = bpf_ntohl(saddr);
@@ -399,7 +402,7 @@ static __always_inline int lookup_cidr4(const struct na_dir4_list *d, __u8 list,
       if (lens & (1u << i)) {
         struct na_cidr4_key k = {.list = list, .plen = 17 + i};
         k.addr = bpf_htonl(host & (0xffffffffu << (15 - i)));
-        struct na_rule *r = bpf_map_lookup_elem(&cidr4_long, &k);
+        struct na_rule* r = bpf_map_lookup_elem(&cidr4_long, &k);
         if (r) {
           *rule = r->rule_id;
           return 1;
@@ -414,7 +417,7 @@ static __always_inline int lookup_cidr4(const struct na_dir4_list *d, __u8 list,
   return 0;
 }
 
-static __always_inline struct na_rule *lookup_cidr6(void *m6, const struct na_pkt *p) {
+static __always_inline struct na_rule* lookup_cidr6(void* m6, const struct na_pkt* p) {
   struct na_lpm6_key k = {.prefixlen = 128};
   __builtin_memcpy(k.addr, p->saddr6, 16);
   return bpf_map_lookup_elem(m6, &k);
@@ -427,7 +430,7 @@ static __always_inline __be32 prefix_mask(__s32 bits) {
 }
 
 /* Returns 0 to pass, else the drop reason. */
-static __always_inline __u32 syn_guard(const struct na_config *cfg, const struct na_pkt *p) {
+static __always_inline __u32 syn_guard(const struct na_config* cfg, const struct na_pkt* p) {
   __be32 k4 = 0;
   struct na_in6 k6;
   void *map = &syn_src4, *key = &k4;
@@ -435,7 +438,7 @@ static __always_inline __u32 syn_guard(const struct na_config *cfg, const struct
     k4 = p->saddr4 & prefix_mask(cfg->syn_prefix4);
   } else {
     __s32 bits = cfg->syn_prefix6;
-    __u32 *w = (__u32 *)k6.addr;
+    __u32* w = (__u32*)k6.addr;
     __builtin_memcpy(k6.addr, p->saddr6, 16);
     w[0] &= prefix_mask(bits);
     w[1] &= prefix_mask(bits - 32);
@@ -445,14 +448,14 @@ static __always_inline __u32 syn_guard(const struct na_config *cfg, const struct
     key = &k6;
   }
   __u64 now = now_ns(cfg);
-  struct na_bucket *b = bpf_map_lookup_elem(map, key);
+  struct na_bucket* b = bpf_map_lookup_elem(map, key);
   if (b) return bucket_take(b, now, cfg->syn_rate, cfg->syn_burst) ? 0 : NA_R_SYN_RATE;
 
   /* A source not seen (or evicted): it costs a table slot, which the global
    * new-source bucket rations so a spoofed flood cannot churn the table. */
   if (en_global_guard && (cfg->global_rate || cfg->global_burst)) {
     __u32 zero = 0;
-    struct na_bucket *g = bpf_map_lookup_elem(&syn_global, &zero);
+    struct na_bucket* g = bpf_map_lookup_elem(&syn_global, &zero);
     if (g && !bucket_take(g, now, cfg->global_rate, cfg->global_burst)) return NA_R_SYN_GLOBAL;
   }
   struct na_bucket nb = {.last_ns = now, .tokens = cfg->syn_burst * NA_TOKEN};
@@ -464,12 +467,12 @@ static __always_inline __u32 syn_guard(const struct na_config *cfg, const struct
 }
 
 SEC("xdp")
-int netagent_xdp(struct xdp_md *ctx) {
-  void *data = (void *)(long)ctx->data;
-  void *data_end = (void *)(long)ctx->data_end;
+int netagent_xdp(struct xdp_md* ctx) {
+  void* data = (void*)(long)ctx->data;
+  void* data_end = (void*)(long)ctx->data_end;
   __u64 len = ctx->data_end - ctx->data;
   __u32 zero = 0;
-  const struct na_config *cfg = bpf_map_lookup_elem(&na_config, &zero);
+  const struct na_config* cfg = bpf_map_lookup_elem(&na_config, &zero);
   if (!cfg) return XDP_PASS;
 
   struct na_pkt p; /* saddr6 is written only for IPv6 */
@@ -491,7 +494,7 @@ int netagent_xdp(struct xdp_md *ctx) {
       return finish(ctx, cfg, NA_R_ALLOW, 0, exact->rule_id, len);
   }
   /* CIDR rules: IPv4 through the /16 directory, IPv6 through LPM tries. */
-  struct na_dir4 *dir = 0;
+  struct na_dir4* dir = 0;
   if ((en_allow_cidr || en_block_cidr) && p.family == 4) {
     __u32 slot = bpf_ntohl(p.saddr4) >> 16;
     dir = bpf_map_lookup_elem(&cidr4_dir, &slot);
@@ -520,12 +523,11 @@ int netagent_xdp(struct xdp_md *ctx) {
   if (p.frag && (cfg->frag_drop || p.frag == 2))
     return finish(ctx, cfg, NA_R_FRAGMENT, cfg->frag_drop, 0, len);
 
-  struct na_port_rule *pr = 0;
+  struct na_port_rule* pr = 0;
   if ((en_ports || (en_syn_guard && syn_ports_only)) && (p.l4 == NH_TCP || p.l4 == NH_UDP)) {
     __u32 port = bpf_ntohs(p.dport);
     pr = bpf_map_lookup_elem(&ports, &port);
-    if (en_ports && pr &&
-        (pr->flags & (p.l4 == NH_TCP ? NA_PORT_BLOCK_TCP : NA_PORT_BLOCK_UDP)))
+    if (en_ports && pr && (pr->flags & (p.l4 == NH_TCP ? NA_PORT_BLOCK_TCP : NA_PORT_BLOCK_UDP)))
       return finish(ctx, cfg, NA_R_BLOCK_PORT, 1, pr->rule_id, len);
   }
 

@@ -12,39 +12,39 @@
 #include <linux/types.h>
 #endif
 
-#define NA_SAMPLE_SNAP 128     /* bytes of packet copied into a sample */
-#define NA_MAX_RULES 131072    /* rule ids index rule_hits; id 0 means "no rule" */
-#define NA_MAX_EXACT 131072    /* entries per exact-address table (per family) */
-#define NA_MAX_CIDR 65536      /* CIDR rules per family (both lists) */
-#define NA_MAX_VLAN_TAGS 2     /* a third tag is malformed */
-#define NA_MAX_IP6_EXT 6       /* IPv6 extension headers walked before giving up */
+#define NA_SAMPLE_SNAP 128  /* bytes of packet copied into a sample */
+#define NA_MAX_RULES 131072 /* rule ids index rule_hits; id 0 means "no rule" */
+#define NA_MAX_EXACT 131072 /* entries per exact-address table (per family) */
+#define NA_MAX_CIDR 65536   /* CIDR rules per family (both lists) */
+#define NA_MAX_VLAN_TAGS 2  /* a third tag is malformed */
+#define NA_MAX_IP6_EXT 6    /* IPv6 extension headers walked before giving up */
 
 /* Why the program decided what it decided. Each reason is counted separately
  * for passed and dropped packets (NA_CNT_IDX). */
 enum na_reason {
-  NA_R_PASS = 0,        /* went through the whole pipeline */
-  NA_R_NON_IP = 1,      /* neither IPv4 nor IPv6 (ARP, LLDP...): passed */
-  NA_R_ALLOW = 2,       /* source on the allowlist: passed, nothing else checked */
-  NA_R_BLOCK = 3,       /* source on the blocklist: dropped */
-  NA_R_BLOCK_PORT = 4,  /* destination port on the port blocklist: dropped */
-  NA_R_SYN_OK = 5,      /* a SYN that the guard let through */
-  NA_R_SYN_RATE = 6,    /* a SYN over its source (prefix) token bucket: dropped */
-  NA_R_SYN_GLOBAL = 7,  /* a SYN from an untracked source while the global new-SYN
-                           bucket is empty: dropped, not inserted */
-  NA_R_FRAGMENT = 8,    /* an IP fragment: verdict from cfg.frag_drop */
+  NA_R_PASS = 0,       /* went through the whole pipeline */
+  NA_R_NON_IP = 1,     /* neither IPv4 nor IPv6 (ARP, LLDP...): passed */
+  NA_R_ALLOW = 2,      /* source on the allowlist: passed, nothing else checked */
+  NA_R_BLOCK = 3,      /* source on the blocklist: dropped */
+  NA_R_BLOCK_PORT = 4, /* destination port on the port blocklist: dropped */
+  NA_R_SYN_OK = 5,     /* a SYN that the guard let through */
+  NA_R_SYN_RATE = 6,   /* a SYN over its source (prefix) token bucket: dropped */
+  NA_R_SYN_GLOBAL = 7, /* a SYN from an untracked source while the global new-SYN
+                          bucket is empty: dropped, not inserted */
+  NA_R_FRAGMENT = 8,   /* an IP fragment: verdict from cfg.frag_drop */
   /* Malformed packets: verdict from cfg.malformed_drop. */
-  NA_R_BAD_ETH = 9,     /* shorter than an Ethernet header */
-  NA_R_BAD_VLAN = 10,   /* truncated VLAN tag or more than NA_MAX_VLAN_TAGS tags */
-  NA_R_BAD_IP4 = 11,    /* truncated header/options, version, IHL < 5, total length */
-  NA_R_BAD_IP6 = 12,    /* truncated header, version, payload length */
+  NA_R_BAD_ETH = 9,      /* shorter than an Ethernet header */
+  NA_R_BAD_VLAN = 10,    /* truncated VLAN tag or more than NA_MAX_VLAN_TAGS tags */
+  NA_R_BAD_IP4 = 11,     /* truncated header/options, version, IHL < 5, total length */
+  NA_R_BAD_IP6 = 12,     /* truncated header, version, payload length */
   NA_R_BAD_IP6_EXT = 13, /* truncated extension header or too many of them */
-  NA_R_BAD_L4 = 14,     /* truncated TCP/UDP/ICMP header or bad TCP data offset */
+  NA_R_BAD_L4 = 14,      /* truncated TCP/UDP/ICMP header or bad TCP data offset */
   NA_R_MAX = 15,
 };
 #define NA_R_FIRST_MALFORMED NA_R_BAD_ETH
 
 /* counters: one {packets, bytes} per (reason, verdict). */
-#define NA_CNT_IDX(reason, dropped) ((reason) * 2 + ((dropped) ? 1 : 0))
+#define NA_CNT_IDX(reason, dropped) ((reason)*2 + ((dropped) ? 1 : 0))
 #define NA_CNT_MAX (NA_R_MAX * 2)
 
 /* events: per-CPU u64 counters of things that are not a packet verdict. */
@@ -96,9 +96,9 @@ struct na_lpm6_key {
 #define NA_LIST_ALLOW 0
 #define NA_LIST_BLOCK 1
 struct na_dir4_list {
-  __u32 short_rule;  /* rule id of the longest covering prefix <= /16 */
-  __u16 has_short;   /* 1 if there is one */
-  __u16 long_lens;   /* bit i: a prefix of length 17 + i inside this /16 */
+  __u32 short_rule; /* rule id of the longest covering prefix <= /16 */
+  __u16 has_short;  /* 1 if there is one */
+  __u16 long_lens;  /* bit i: a prefix of length 17 + i inside this /16 */
 };
 struct na_dir4 {
   struct na_dir4_list list[2]; /* NA_LIST_ALLOW, NA_LIST_BLOCK */
@@ -140,17 +140,17 @@ struct na_sample_state {
 /* na_config: an ARRAY with one entry, read on every packet; values that may
  * change while the program runs. Zero is a safe default for every field. */
 struct na_config {
-  __u32 malformed_drop;   /* 1: drop malformed packets, 0: pass them */
-  __u32 frag_drop;        /* 1: drop IP fragments (after allow/block), 0: pass */
-  __u64 syn_rate;         /* SYN tokens per second per source prefix (< 2^32) */
-  __u64 syn_burst;        /* bucket size, in SYNs (< 9e9) */
-  __u32 syn_prefix4;      /* aggregation prefix for IPv4 sources, 0..32 */
-  __u32 syn_prefix6;      /* aggregation prefix for IPv6 sources, 0..128 */
-  __u64 global_rate;      /* new-source SYN tokens per second, per CPU (< 2^32) */
-  __u64 global_burst;     /* global bucket size (< 9e9); rate and burst 0: no guard */
-  __u32 sample_every;     /* 1-in-N drops sampled; 0: none */
+  __u32 malformed_drop;     /* 1: drop malformed packets, 0: pass them */
+  __u32 frag_drop;          /* 1: drop IP fragments (after allow/block), 0: pass */
+  __u64 syn_rate;           /* SYN tokens per second per source prefix (< 2^32) */
+  __u64 syn_burst;          /* bucket size, in SYNs (< 9e9) */
+  __u32 syn_prefix4;        /* aggregation prefix for IPv4 sources, 0..32 */
+  __u32 syn_prefix6;        /* aggregation prefix for IPv6 sources, 0..128 */
+  __u64 global_rate;        /* new-source SYN tokens per second, per CPU (< 2^32) */
+  __u64 global_burst;       /* global bucket size (< 9e9); rate and burst 0: no guard */
+  __u32 sample_every;       /* 1-in-N drops sampled; 0: none */
   __u32 sample_max_per_sec; /* per-CPU cap on samples per second; 0: no cap */
-  __u64 test_clock_ns;    /* the clock when use_test_clock is set */
+  __u64 test_clock_ns;      /* the clock when use_test_clock is set */
 };
 
 /* A drop sample in the ring buffer. */
@@ -158,8 +158,8 @@ struct na_sample {
   __u64 ts_ns;
   __u32 reason;
   __u32 rule_id;
-  __u32 pkt_len;  /* length of the packet */
-  __u32 cap_len;  /* bytes valid in data */
+  __u32 pkt_len; /* length of the packet */
+  __u32 cap_len; /* bytes valid in data */
   __u32 ifindex;
   __u32 rx_queue;
   __u8 data[NA_SAMPLE_SNAP];
@@ -176,12 +176,12 @@ enum na_tc_proto {
 };
 #define NA_TC_MAX_CLASS 16 /* tc_port_class values 0..15; 0: unclassified */
 /* tc_counters: {packets, bytes} per (direction, protocol, port class). */
-#define NA_TC_CNT_IDX(dir, proto, cls) ((((dir) * 4) + (proto)) * NA_TC_MAX_CLASS + (cls))
+#define NA_TC_CNT_IDX(dir, proto, cls) ((((dir)*4) + (proto)) * NA_TC_MAX_CLASS + (cls))
 #define NA_TC_CNT_MAX (2 * 4 * NA_TC_MAX_CLASS)
 
 enum na_tc_event {
-  NA_TC_EV_MSS_CLAMPED = 0, /* SYN / SYN-ACK whose MSS was lowered */
-  NA_TC_EV_BAD_OPTIONS = 1, /* option length < 2, or an MSS option not 4 long */
+  NA_TC_EV_MSS_CLAMPED = 0,  /* SYN / SYN-ACK whose MSS was lowered */
+  NA_TC_EV_BAD_OPTIONS = 1,  /* option length < 2, or an MSS option not 4 long */
   NA_TC_EV_CLAMP_FAILED = 2, /* store or checksum update refused */
   NA_TC_EV_MAX = 3,
 };

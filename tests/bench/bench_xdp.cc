@@ -72,8 +72,8 @@ struct XdpFilter {
     int ncpu = libbpf_num_possible_cpus();
     std::vector<uint64_t> v(ncpu, kMapFlagSrc);
     Bytes a = Addr4(src_ip);
-    if (bpf_map_update_elem(bpf_map__fd(bpf_object__find_map_by_name(obj, "filter_ipv4")),
-                            a.data(), v.data(), BPF_ANY))
+    if (bpf_map_update_elem(bpf_map__fd(bpf_object__find_map_by_name(obj, "filter_ipv4")), a.data(),
+                            v.data(), BPF_ANY))
       Die("xdp-filter ip rule");
     std::fill(v.begin(), v.end(), kMapFlagDst | kMapFlagTcp);
     uint32_t k = port;
@@ -160,13 +160,15 @@ int main(int argc, char** argv) {
     }
     // Allowlists with a few entries, so their lookups are real.
     for (int i = 0; i < 100; i++) {
-      full.AddExact4(Ip(0xc6120000u + i), rule++, NA_ACT_ALLOW);         // 198.18.0.x
+      full.AddExact4(Ip(0xc6120000u + i), rule++, NA_ACT_ALLOW);             // 198.18.0.x
       full.AddCidr4(NA_LIST_ALLOW, Ip(0xc6130000u + (i << 8)), 24, rule++);  // 198.19.x.0/24
     }
     full.AddExact4(blocked, rule++);
     full.SetPort(blocked_port, NA_PORT_BLOCK_TCP, rule++);
-    std::printf("full pipeline: %zu CIDR + 100001 exact blocklist entries, 100 + 100 allowlist, "
-                "%u rule ids\n", cidrs.size(), rule - 1);
+    std::printf(
+        "full pipeline: %zu CIDR + 100001 exact blocklist entries, 100 + 100 allowlist, "
+        "%u rule ids\n",
+        cidrs.size(), rule - 1);
   }
   // SYN sources that match no rule: one in a /16 that holds CIDR rules (the
   // long-prefix table is probed and misses) and one in a /16 without (the /16
@@ -205,7 +207,8 @@ int main(int argc, char** argv) {
       {"full, SYN pass, /16 with CIDR rules (probes)", full.prog_fd(), &syn_walk, {}},
       {"full, blocklisted /32 drop", full.prog_fd(), &syn_drop, {}},
   };
-  for (Case& c : cases) std::printf("  %-48s -> %s\n", c.name.c_str(), ActName(Action(c.fd, *c.pkt)));
+  for (Case& c : cases)
+    std::printf("  %-48s -> %s\n", c.name.c_str(), ActName(Action(c.fd, *c.pkt)));
   for (int r = 0; r < rounds; r++)
     for (Case& c : cases) c.ns.push_back(RunNs(c.fd, *c.pkt, repeat));
 
@@ -224,8 +227,9 @@ int main(int argc, char** argv) {
               net[2] / net[1]);
   std::printf("ours / xdp-filter (net), blocked source:       %.2f (target <= 0.70)\n",
               net[4] / net[3]);
-  std::printf("full pipeline, SYN pass path: %.1f ns net, %.1f from a /16 holding rules (target <= 90)\n",
-              net[5], net[6]);
+  std::printf(
+      "full pipeline, SYN pass path: %.1f ns net, %.1f from a /16 holding rules (target <= 90)\n",
+      net[5], net[6]);
   std::printf("full pipeline, blocklisted /32 drop path: %.1f ns net (target <= 40)\n", net[7]);
   xdp_empty__destroy(empty);
   return 0;

@@ -123,10 +123,10 @@ inline Bytes Icmp(uint8_t type = 8) {
 }
 
 struct Ip4Opts {
-  Bytes options;        // appended to the 20-byte header; IHL follows
-  uint16_t frag = 0;    // flags + offset field (0x2000 = MF)
-  int ihl = -1;         // override
-  int tot_len = -1;     // override
+  Bytes options;      // appended to the 20-byte header; IHL follows
+  uint16_t frag = 0;  // flags + offset field (0x2000 = MF)
+  int ihl = -1;       // override
+  int tot_len = -1;   // override
   uint8_t version = 4;
 };
 
@@ -149,8 +149,9 @@ inline Bytes Ip4(const std::string& src, uint8_t proto, const Bytes& payload, Ip
 }
 
 // `payload` starts with any extension headers; `nexthdr` names the first.
-inline Bytes Ip6(const std::string& src, uint8_t nexthdr, const Bytes& payload, int payload_len = -1,
-                 uint8_t version = 6, const std::string& dst = "2001:db8:ffff::1") {
+inline Bytes Ip6(const std::string& src, uint8_t nexthdr, const Bytes& payload,
+                 int payload_len = -1, uint8_t version = 6,
+                 const std::string& dst = "2001:db8:ffff::1") {
   Bytes b(40, 0);
   b[0] = static_cast<uint8_t>(version << 4);
   Put16(b, 4, static_cast<uint16_t>(payload_len >= 0 ? payload_len : payload.size()));

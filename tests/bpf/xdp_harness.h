@@ -3,9 +3,9 @@
 // tests and by the XDP benchmark.
 #pragma once
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <arpa/inet.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -24,7 +24,7 @@
 namespace netagent::bpftest {
 
 struct RunOut {
-  int err = 0;       // from bpf_prog_test_run_opts (0 or -errno)
+  int err = 0;          // from bpf_prog_test_run_opts (0 or -errno)
   uint32_t retval = 0;  // XDP action
   uint32_t duration_ns = 0;
 };

@@ -202,8 +202,10 @@ TEST_F(XdpTest, Ipv6ExtensionHeaders) {
     const char* name;
     uint8_t nh;
     Bytes ext;
-  } cases[] = {{"hop-by-hop", kHop, Ext6(kTcp, 1)},  {"routing", kRouting, Ext6(kTcp, 2)},
-               {"destination", kDst, Ext6(kTcp, 0)}, {"fragment", kFrag, Frag6(kTcp, 0, true)},
+  } cases[] = {{"hop-by-hop", kHop, Ext6(kTcp, 1)},
+               {"routing", kRouting, Ext6(kTcp, 2)},
+               {"destination", kDst, Ext6(kTcp, 0)},
+               {"fragment", kFrag, Frag6(kTcp, 0, true)},
                {"ah", kAh, Ah6(kTcp, 4)}};
   for (const Case& c : cases) {
     for (size_t n = 0; n < c.ext.size(); n++)
