@@ -440,6 +440,27 @@ TEST_F(XdpTest, DisabledFeaturesDoNothing) {
   ExpectDrop(Syn4("10.0.0.1", 80), NA_R_BLOCK, "CIDR still on");
 }
 
+TEST_F(XdpTest, DisabledFeaturesAreRemovedByTheVerifier) {
+  auto xlated = [](Xdp& x) {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    EXPECT_EQ(bpf_obj_get_info_by_fd(x.prog_fd(), &info, &len), 0);
+    return info.xlated_prog_len;
+  };
+  uint32_t all = xlated(*xdp_);
+  Xdp parse_only([](netagent_xdp* s) {
+    auto* r = s->rodata;
+    r->en_allow_exact = r->en_allow_cidr = r->en_block_exact = r->en_block_cidr = 0;
+    r->en_ports = r->en_syn_guard = r->en_rule_hits = r->en_samples = 0;
+  });
+  ASSERT_TRUE(parse_only.ok()) << parse_only.error();
+  uint32_t none = xlated(parse_only);
+  Xdp no_syn([](netagent_xdp* s) { s->rodata->en_syn_guard = 0; });
+  ASSERT_TRUE(no_syn.ok()) << no_syn.error();
+  EXPECT_LT(none, all / 2) << "parse-only program: " << none << " bytes, full: " << all;
+  EXPECT_LT(xlated(no_syn), all) << "the SYN guard's code stayed";
+}
+
 // --- SYN guard ---------------------------------------------------------------
 
 TEST_F(XdpTest, TokenBucketBurstDropRefill) {
