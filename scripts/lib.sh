@@ -9,7 +9,7 @@ NETAGENT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev libabsl-dev libre2-dev
   libssl-dev libmnl-dev libnl-3-dev libnl-route-3-dev libnl-genl-3-dev
-  libbpf-dev bpftool clang llvm
+  libbpf-dev bpftool clang llvm xdp-tools
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 openssl util-linux procps iptables ethtool conntrack
