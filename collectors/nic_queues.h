@@ -49,7 +49,7 @@ absl::StatusOr<std::vector<QueueStats>> GetQueueStats(uint32_t ifindex);
 
 struct IrqInfo {
   uint32_t irq = 0;
-  std::string name;  // the action name in /proc/interrupts (eth0-TxRx-0)
+  std::string name;    // the action name in /proc/interrupts (eth0-TxRx-0)
   uint64_t count = 0;  // interrupts so far, all CPUs
   std::string affinity_list;
   std::string effective_affinity_list;

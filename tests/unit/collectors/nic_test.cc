@@ -449,11 +449,12 @@ TEST(DeviceIrqs, FromAFakeSysfsAndProc) {
   std::ofstream(root / "proc/irq/40/effective_affinity_list") << "2\n";
   std::ofstream(root / "proc/irq/41/smp_affinity_list") << "1\n";
   std::ofstream(root / "proc/irq/42/smp_affinity_list") << "0\n";
-  std::ofstream(root / "proc/interrupts") << "           CPU0       CPU1\n"
-                                              " 40:  5  6  PCI-MSIX-0000:00:03.0  0-edge  eth9-rx-0\n"
-                                              " 41:  1  1  PCI-MSIX-0000:00:03.0  1-edge  eth9-tx-0\n"
-                                              " 42:  0  9  PCI-MSIX-0000:00:03.0  2-edge  eth9-misc\n"
-                                              " 50:  0  9  PCI-MSIX-0000:00:04.0  0-edge  other\n";
+  std::ofstream(root / "proc/interrupts")
+      << "           CPU0       CPU1\n"
+         " 40:  5  6  PCI-MSIX-0000:00:03.0  0-edge  eth9-rx-0\n"
+         " 41:  1  1  PCI-MSIX-0000:00:03.0  1-edge  eth9-tx-0\n"
+         " 42:  0  9  PCI-MSIX-0000:00:03.0  2-edge  eth9-misc\n"
+         " 50:  0  9  PCI-MSIX-0000:00:04.0  0-edge  other\n";
   auto irqs = ReadDeviceIrqs("eth9", (root / "sys").string(), (root / "proc").string());
   auto veth = ReadDeviceIrqs("veth0", (root / "sys").string(), (root / "proc").string());
   std::filesystem::remove_all(root);
