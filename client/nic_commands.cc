@@ -25,7 +25,9 @@ void LinkRows(const google::protobuf::Message& m, std::vector<std::vector<std::s
   }
 }
 
-std::string Status(const v1::Capability& c) { return c.available() ? "" : "unsupported: " + c.reason(); }
+std::string Status(const v1::Capability& c) {
+  return c.available() ? "" : "unsupported: " + c.reason();
+}
 
 std::string Opt(bool has, uint32_t v) { return has ? Num(v) : "n/a"; }
 
@@ -41,37 +43,43 @@ void NicBlock(const google::protobuf::Message& m, std::ostream& out) {
   const auto& r = static_cast<const v1::GetNicResponse&>(m);
   const auto& l = r.link();
   Table t({"FIELD", "VALUE"});
-  Kv(t, "interface", absl::StrCat(l.name(), " (index ", l.ifindex(), l.kind().empty() ? "" : ", " + l.kind(),
-                                  l.link_ifindex() ? absl::StrCat(", peer index ", l.link_ifindex()) : "",
-                                  ")"));
+  Kv(t, "interface",
+     absl::StrCat(l.name(), " (index ", l.ifindex(), l.kind().empty() ? "" : ", " + l.kind(),
+                  l.link_ifindex() ? absl::StrCat(", peer index ", l.link_ifindex()) : "", ")"));
   Kv(t, "state", absl::StrCat(l.operstate(), " <", absl::StrJoin(l.flags(), ","), ">"));
   Kv(t, "mtu / qdisc / txqlen", absl::StrCat(l.mtu(), " / ", l.qdisc(), " / ", l.txqlen()));
   Kv(t, "queues", absl::StrCat(l.num_rx_queues(), " rx, ", l.num_tx_queues(), " tx"));
   Kv(t, "address", l.address());
-  Kv(t, "xdp", l.xdp().mode() == "none" ? "none"
-                                        : absl::StrCat(l.xdp().mode(), " prog ", l.xdp().prog_id()));
-  Kv(t, "driver", r.driver().status().available()
-                      ? absl::StrCat(r.driver().driver(), " ", r.driver().version(),
-                                     r.driver().bus_info().empty() ? "" : " bus " + r.driver().bus_info())
-                      : Status(r.driver().status()));
+  Kv(t, "xdp",
+     l.xdp().mode() == "none" ? "none" : absl::StrCat(l.xdp().mode(), " prog ", l.xdp().prog_id()));
+  Kv(t, "driver",
+     r.driver().status().available()
+         ? absl::StrCat(r.driver().driver(), " ", r.driver().version(),
+                        r.driver().bus_info().empty() ? "" : " bus " + r.driver().bus_info())
+         : Status(r.driver().status()));
   const auto& lm = r.link_modes();
-  Kv(t, "link", lm.status().available()
-                    ? absl::StrCat(lm.has_speed_mbps() ? absl::StrCat(lm.speed_mbps(), "Mb/s") : "speed unknown",
-                                   " ", lm.duplex(), " duplex, autoneg ", lm.autoneg() ? "on" : "off",
-                                   lm.has_link_detected() ? (lm.link_detected() ? ", link detected" : ", no link") : "")
-                    : Status(lm.status()));
+  Kv(t, "link",
+     lm.status().available()
+         ? absl::StrCat(
+               lm.has_speed_mbps() ? absl::StrCat(lm.speed_mbps(), "Mb/s") : "speed unknown", " ",
+               lm.duplex(), " duplex, autoneg ", lm.autoneg() ? "on" : "off",
+               lm.has_link_detected() ? (lm.link_detected() ? ", link detected" : ", no link") : "")
+         : Status(lm.status()));
   const auto& c = r.channels();
-  Kv(t, "channels", c.status().available()
-                        ? absl::StrCat("rx ", Opt(c.has_rx(), c.rx()), "/", Opt(c.has_rx_max(), c.rx_max()),
-                                       " tx ", Opt(c.has_tx(), c.tx()), "/", Opt(c.has_tx_max(), c.tx_max()),
-                                       " other ", Opt(c.has_other(), c.other()), "/",
-                                       Opt(c.has_other_max(), c.other_max()), " combined ",
-                                       Opt(c.has_combined(), c.combined()), "/",
-                                       Opt(c.has_combined_max(), c.combined_max()), " (current/max)")
-                        : Status(c.status()));
-  Kv(t, "rings", r.rings().status().available() ? Joined(r.rings().values()) : Status(r.rings().status()));
+  Kv(t, "channels",
+     c.status().available()
+         ? absl::StrCat("rx ", Opt(c.has_rx(), c.rx()), "/", Opt(c.has_rx_max(), c.rx_max()),
+                        " tx ", Opt(c.has_tx(), c.tx()), "/", Opt(c.has_tx_max(), c.tx_max()),
+                        " other ", Opt(c.has_other(), c.other()), "/",
+                        Opt(c.has_other_max(), c.other_max()), " combined ",
+                        Opt(c.has_combined(), c.combined()), "/",
+                        Opt(c.has_combined_max(), c.combined_max()), " (current/max)")
+         : Status(c.status()));
+  Kv(t, "rings",
+     r.rings().status().available() ? Joined(r.rings().values()) : Status(r.rings().status()));
   Kv(t, "coalesce",
-     r.coalesce().status().available() ? Joined(r.coalesce().values()) : Status(r.coalesce().status()));
+     r.coalesce().status().available() ? Joined(r.coalesce().values())
+                                       : Status(r.coalesce().status()));
   if (r.features().status().available()) {
     std::vector<std::string> on;
     int fixed = 0;
@@ -79,27 +87,32 @@ void NicBlock(const google::protobuf::Message& m, std::ostream& out) {
       if (f.active()) on.push_back(f.name());
       fixed += f.fixed() ? 1 : 0;
     }
-    Kv(t, "features", absl::StrCat(on.size(), " of ", r.features().features_size(), " on (", fixed,
-                                   " fixed): ", absl::StrJoin(on, " ")));
+    Kv(t, "features",
+       absl::StrCat(on.size(), " of ", r.features().features_size(), " on (", fixed,
+                    " fixed): ", absl::StrJoin(on, " ")));
   } else {
     Kv(t, "features", Status(r.features().status()));
   }
   const auto& p = r.pause();
-  Kv(t, "pause", p.status().available()
-                     ? absl::StrCat("autoneg ", p.autoneg() ? "on" : "off", " rx ", p.rx() ? "on" : "off",
-                                    " tx ", p.tx() ? "on" : "off")
-                     : Status(p.status()));
-  Kv(t, "rss", r.rss().status().available()
-                   ? absl::StrCat(r.rss().hash_function(), ", ", r.rss().indirection_size(),
-                                  "-entry indirection table, key ", r.rss().hash_key())
-                   : Status(r.rss().status()));
-  Kv(t, "standard stats", r.standard_stats().status().available()
-                              ? absl::StrCat(r.standard_stats().groups_size(), " groups")
-                              : Status(r.standard_stats().status()));
-  Kv(t, "queue stats", r.queue_stats().status().available()
-                           ? absl::StrCat(r.queue_stats().queues_size(), " queues")
-                           : Status(r.queue_stats().status()));
-  Kv(t, "irqs", r.irqs().status().available() ? absl::StrCat(r.irqs().irqs_size()) : Status(r.irqs().status()));
+  Kv(t, "pause",
+     p.status().available() ? absl::StrCat("autoneg ", p.autoneg() ? "on" : "off", " rx ",
+                                           p.rx() ? "on" : "off", " tx ", p.tx() ? "on" : "off")
+                            : Status(p.status()));
+  Kv(t, "rss",
+     r.rss().status().available()
+         ? absl::StrCat(r.rss().hash_function(), ", ", r.rss().indirection_size(),
+                        "-entry indirection table, key ", r.rss().hash_key())
+         : Status(r.rss().status()));
+  Kv(t, "standard stats",
+     r.standard_stats().status().available()
+         ? absl::StrCat(r.standard_stats().groups_size(), " groups")
+         : Status(r.standard_stats().status()));
+  Kv(t, "queue stats",
+     r.queue_stats().status().available() ? absl::StrCat(r.queue_stats().queues_size(), " queues")
+                                          : Status(r.queue_stats().status()));
+  Kv(t, "irqs",
+     r.irqs().status().available() ? absl::StrCat(r.irqs().irqs_size())
+                                   : Status(r.irqs().status()));
   t.Render(out);
 
   Table counters({"COUNTER", "VALUE"});
@@ -108,10 +121,12 @@ void NicBlock(const google::protobuf::Message& m, std::ostream& out) {
   for (const auto& g : r.standard_stats().groups()) {
     for (const auto& v : g.stats()) counters.AddRow({g.name() + "." + v.name(), Num(v.value())});
   }
-  for (const auto& v : r.driver_stats().counters()) counters.AddRow({"driver." + v.name(), Num(v.value())});
+  for (const auto& v : r.driver_stats().counters())
+    counters.AddRow({"driver." + v.name(), Num(v.value())});
   for (const auto& q : r.queue_stats().queues()) {
     for (const auto& v : q.values()) {
-      counters.AddRow({absl::StrCat("queue.", q.type(), "-", q.id(), ".", v.name()), Num(v.value())});
+      counters.AddRow(
+          {absl::StrCat("queue.", q.type(), "-", q.id(), ".", v.name()), Num(v.value())});
     }
   }
   out << "\n";
@@ -120,7 +135,8 @@ void NicBlock(const google::protobuf::Message& m, std::ostream& out) {
     out << "\n";
     Table q({"QUEUE", "RPS/XPS-CPUS", "RPS-FLOW-CNT/XPS-RXQS"});
     for (const auto& rx : r.queues().rx()) {
-      q.AddRow({absl::StrCat("rx-", rx.id()), rx.rps_cpus(), rx.has_rps_flow_cnt() ? Num(rx.rps_flow_cnt()) : "-"});
+      q.AddRow({absl::StrCat("rx-", rx.id()), rx.rps_cpus(),
+                rx.has_rps_flow_cnt() ? Num(rx.rps_flow_cnt()) : "-"});
     }
     for (const auto& tx : r.queues().tx()) {
       q.AddRow({absl::StrCat("tx-", tx.id()), tx.xps_cpus().empty() ? "-" : tx.xps_cpus(),
@@ -132,7 +148,8 @@ void NicBlock(const google::protobuf::Message& m, std::ostream& out) {
     out << "\n";
     Table irqs({"IRQ", "NAME", "COUNT", "AFFINITY", "EFFECTIVE"});
     for (const auto& i : r.irqs().irqs()) {
-      irqs.AddRow({Num(i.irq()), i.name(), Num(i.count()), i.affinity_list(), i.effective_affinity_list()});
+      irqs.AddRow(
+          {Num(i.irq()), i.name(), Num(i.count()), i.affinity_list(), i.effective_affinity_list()});
     }
     irqs.Render(out);
   }
@@ -147,8 +164,8 @@ int RunNic(const CommandContext& c, const NicArgs& args) {
     outcomes = FanOut(c.targets, *c.dialer, [](const Target&, grpc::Channel& ch, absl::Time d) {
       return Unary(ch, d, v1::ListNicsRequest(), &v1::NicService::Stub::ListNics);
     });
-    view.header = {"NAME", "KIND", "STATE", "MTU", "QDISC", "RX-PKTS", "RX-BYTES", "RX-DROP",
-                   "TX-PKTS", "TX-BYTES", "TX-DROP", "XDP"};
+    view.header = {"NAME",     "KIND",    "STATE",   "MTU",      "QDISC",   "RX-PKTS",
+                   "RX-BYTES", "RX-DROP", "TX-PKTS", "TX-BYTES", "TX-DROP", "XDP"};
     view.rows = LinkRows;
   } else {
     v1::GetNicRequest req;

@@ -181,7 +181,7 @@ int64_t CounterDelta(const CounterValue& before, const CounterValue& after) {
 }
 
 absl::StatusOr<std::shared_ptr<const re2::RE2>> CompileNameFilter(absl::string_view pattern,
-                                                                     absl::string_view field) {
+                                                                  absl::string_view field) {
   if (pattern.empty()) return std::shared_ptr<const re2::RE2>();
   if (pattern.size() > kMaxFilterLength) {
     return absl::InvalidArgumentError(

@@ -82,7 +82,7 @@ struct CounterQuery {
 
 // Validates a name filter (RE2) from a request: INVALID_ARGUMENT names `field`.
 absl::StatusOr<std::shared_ptr<const re2::RE2>> CompileNameFilter(absl::string_view pattern,
-                                                                     absl::string_view field);
+                                                                  absl::string_view field);
 
 struct CounterReport {
   std::vector<CounterReading> counters;

@@ -14,12 +14,12 @@
 namespace netagent::collectors {
 
 const char* const kLinkStatNames[kLinkStatCount] = {
-    "rx_packets",        "tx_packets",          "rx_bytes",          "tx_bytes",
-    "rx_errors",         "tx_errors",           "rx_dropped",        "tx_dropped",
-    "multicast",         "collisions",          "rx_length_errors",  "rx_over_errors",
-    "rx_crc_errors",     "rx_frame_errors",     "rx_fifo_errors",    "rx_missed_errors",
-    "tx_aborted_errors", "tx_carrier_errors",   "tx_fifo_errors",    "tx_heartbeat_errors",
-    "tx_window_errors",  "rx_compressed",       "tx_compressed",     "rx_nohandler",
+    "rx_packets",          "tx_packets",        "rx_bytes",         "tx_bytes",
+    "rx_errors",           "tx_errors",         "rx_dropped",       "tx_dropped",
+    "multicast",           "collisions",        "rx_length_errors", "rx_over_errors",
+    "rx_crc_errors",       "rx_frame_errors",   "rx_fifo_errors",   "rx_missed_errors",
+    "tx_aborted_errors",   "tx_carrier_errors", "tx_fifo_errors",   "tx_heartbeat_errors",
+    "tx_window_errors",    "rx_compressed",     "tx_compressed",    "rx_nohandler",
     "rx_otherhost_dropped"};
 
 absl::Status ParseLink(const nlmsghdr& nlh, LinkRecord& out) {
@@ -96,21 +96,33 @@ absl::StatusOr<LinkRecord> GetLink(const std::string& name) {
   absl::Status st = sock.Request(req, absl::StrCat("rtnetlink get link ", name),
                                  [&](const nlmsghdr& m) { return ParseLink(m, out); });
   if (absl::IsNotFound(st)) {
-    return absl::NotFoundError(absl::StrCat("interface \"", name, "\" does not exist in this namespace"));
+    return absl::NotFoundError(
+        absl::StrCat("interface \"", name, "\" does not exist in this namespace"));
   }
   if (!st.ok()) return st;
   return out;
 }
 
 std::vector<std::string> LinkFlagNames(uint32_t flags) {
-  static constexpr std::pair<uint32_t, const char*> kFlags[] = {
-      {IFF_UP, "UP"},           {IFF_BROADCAST, "BROADCAST"}, {IFF_DEBUG, "DEBUG"},
-      {IFF_LOOPBACK, "LOOPBACK"}, {IFF_POINTOPOINT, "POINTOPOINT"}, {IFF_NOTRAILERS, "NOTRAILERS"},
-      {IFF_RUNNING, "RUNNING"}, {IFF_NOARP, "NOARP"},          {IFF_PROMISC, "PROMISC"},
-      {IFF_ALLMULTI, "ALLMULTI"}, {IFF_MASTER, "MASTER"},      {IFF_SLAVE, "SLAVE"},
-      {IFF_MULTICAST, "MULTICAST"}, {IFF_PORTSEL, "PORTSEL"},  {IFF_AUTOMEDIA, "AUTOMEDIA"},
-      {IFF_DYNAMIC, "DYNAMIC"}, {IFF_LOWER_UP, "LOWER_UP"},    {IFF_DORMANT, "DORMANT"},
-      {IFF_ECHO, "ECHO"}};
+  static constexpr std::pair<uint32_t, const char*> kFlags[] = {{IFF_UP, "UP"},
+                                                                {IFF_BROADCAST, "BROADCAST"},
+                                                                {IFF_DEBUG, "DEBUG"},
+                                                                {IFF_LOOPBACK, "LOOPBACK"},
+                                                                {IFF_POINTOPOINT, "POINTOPOINT"},
+                                                                {IFF_NOTRAILERS, "NOTRAILERS"},
+                                                                {IFF_RUNNING, "RUNNING"},
+                                                                {IFF_NOARP, "NOARP"},
+                                                                {IFF_PROMISC, "PROMISC"},
+                                                                {IFF_ALLMULTI, "ALLMULTI"},
+                                                                {IFF_MASTER, "MASTER"},
+                                                                {IFF_SLAVE, "SLAVE"},
+                                                                {IFF_MULTICAST, "MULTICAST"},
+                                                                {IFF_PORTSEL, "PORTSEL"},
+                                                                {IFF_AUTOMEDIA, "AUTOMEDIA"},
+                                                                {IFF_DYNAMIC, "DYNAMIC"},
+                                                                {IFF_LOWER_UP, "LOWER_UP"},
+                                                                {IFF_DORMANT, "DORMANT"},
+                                                                {IFF_ECHO, "ECHO"}};
   std::vector<std::string> out;
   for (const auto& [bit, name] : kFlags) {
     if (flags & bit) out.emplace_back(name);
@@ -136,7 +148,8 @@ absl::Status ValidateInterfaceName(absl::string_view name, absl::string_view fie
     }
   }
   if (name == "." || name == "..") {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": \"", name, "\" is not an interface name"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": \"", name, "\" is not an interface name"));
   }
   return absl::OkStatus();
 }

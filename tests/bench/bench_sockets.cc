@@ -18,10 +18,11 @@ int main(int argc, char** argv) {
   uint64_t sockets = 0, checksum = 0;
   for (int i = 0; i < runs; ++i) {
     auto start = std::chrono::steady_clock::now();
-    auto report = netagent::collectors::DumpSockets(q, [&](const netagent::collectors::SocketRecord& r) {
-      checksum += r.tcp_info.snd_cwnd + r.memory.values[0] + r.local_port;
-      return absl::OkStatus();
-    });
+    auto report =
+        netagent::collectors::DumpSockets(q, [&](const netagent::collectors::SocketRecord& r) {
+          checksum += r.tcp_info.snd_cwnd + r.memory.values[0] + r.local_port;
+          return absl::OkStatus();
+        });
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!report.ok()) {
       std::fprintf(stderr, "%s\n", std::string(report.status().message()).c_str());

@@ -270,17 +270,21 @@ TEST(NetlinkSocket, AnAbortedDumpDoesNotBlockTheNextOne) {
   EXPECT_TRUE(absl::IsCancelled(st)) << st;
   NetlinkMessage second = dump();
   int families = 0;
-  ASSERT_TRUE(sock->Request(second, "families", [&](const nlmsghdr&) {
-                      ++families;
-                      return absl::OkStatus();
-                    }).ok());
+  ASSERT_TRUE(sock->Request(second, "families",
+                            [&](const nlmsghdr&) {
+                              ++families;
+                              return absl::OkStatus();
+                            })
+                  .ok());
   EXPECT_GE(families, 3);  // nlctrl, ethtool, netdev at least
   int again = 0;
   NetlinkMessage third = dump();
-  ASSERT_TRUE(sock->Request(third, "families", [&](const nlmsghdr&) {
-                      ++again;
-                      return absl::OkStatus();
-                    }).ok());
+  ASSERT_TRUE(sock->Request(third, "families",
+                            [&](const nlmsghdr&) {
+                              ++again;
+                              return absl::OkStatus();
+                            })
+                  .ok());
   EXPECT_EQ(again, families);
 }
 
