@@ -44,24 +44,6 @@ std::unique_ptr<X509, X509Deleter> FirstCert(const std::string& pem) {
       PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
 }
 
-absl::Status WriteFileSynced(const std::string& path, const std::string& data, mode_t mode) {
-  kernel::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
-  if (!fd.valid()) return kernel::LastErrnoStatus(absl::StrCat("create ", path));
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
-    if (n < 0) return kernel::LastErrnoStatus(absl::StrCat("write ", path));
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) < 0) return kernel::LastErrnoStatus(absl::StrCat("fsync ", path));
-  return absl::OkStatus();
-}
-
-void FsyncDir(const std::string& dir) {
-  kernel::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.valid()) ::fsync(fd.get());
-}
-
 }  // namespace
 
 absl::Status ValidateTlsMaterial(const std::string& cert_pem, const std::string& key_pem,
@@ -115,10 +97,10 @@ absl::Status TlsStore::Stage() {
   std::error_code ec;
   std::filesystem::remove_all(gen, ec);
   if (::mkdir(gen.c_str(), 0700) < 0) return kernel::LastErrnoStatus(absl::StrCat("mkdir ", gen));
-  NETAGENT_RETURN_IF_ERROR(WriteFileSynced(gen + "/cert.pem", cert, 0600));
-  NETAGENT_RETURN_IF_ERROR(WriteFileSynced(gen + "/key.pem", key, 0600));
-  if (!ca.empty()) NETAGENT_RETURN_IF_ERROR(WriteFileSynced(gen + "/ca.pem", ca, 0600));
-  FsyncDir(gen);
+  NETAGENT_RETURN_IF_ERROR(kernel::WriteFileSynced(gen + "/cert.pem", cert, 0600));
+  NETAGENT_RETURN_IF_ERROR(kernel::WriteFileSynced(gen + "/key.pem", key, 0600));
+  if (!ca.empty()) NETAGENT_RETURN_IF_ERROR(kernel::WriteFileSynced(gen + "/ca.pem", ca, 0600));
+  (void)kernel::FsyncDir(gen);
   const std::string tmp = absl::StrCat(dir_, "/current.tmp");
   ::unlink(tmp.c_str());
   if (::symlink(absl::StrCat("gen-", next).c_str(), tmp.c_str()) < 0) {
@@ -133,7 +115,7 @@ absl::Status TlsStore::Stage() {
   if (::rename(tmp.c_str(), current.c_str()) < 0) {
     return kernel::LastErrnoStatus(absl::StrCat("rename ", tmp));
   }
-  FsyncDir(dir_);
+  (void)kernel::FsyncDir(dir_);
   // Keep the generation just replaced: the watcher may be reading it now.
   if (next > 2) std::filesystem::remove_all(absl::StrCat(dir_, "/gen-", next - 2), ec);
   generation_ = next;

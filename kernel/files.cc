@@ -53,29 +53,36 @@ absl::Status WriteFile(const std::string& path, absl::string_view value) {
 
 bool Writable(const std::string& path) { return ::access(path.c_str(), W_OK) == 0; }
 
+absl::Status WriteFileSynced(const std::string& path, absl::string_view contents, uint32_t mode) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  if (!fd.valid()) return LastErrnoStatus(absl::StrCat("create ", path));
+  size_t done = 0;
+  while (done < contents.size()) {
+    ssize_t n = ::write(fd.get(), contents.data() + done, contents.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return LastErrnoStatus(absl::StrCat("write ", path));
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) return LastErrnoStatus(absl::StrCat("fsync ", path));
+  return absl::OkStatus();
+}
+
+absl::Status FsyncDir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid() || ::fsync(fd.get()) != 0) return LastErrnoStatus(absl::StrCat("fsync ", dir));
+  return absl::OkStatus();
+}
+
 absl::Status ReplaceFileAtomically(const std::string& path, absl::string_view contents,
                                    uint32_t mode) {
   const std::string tmp = absl::StrCat(path, ".tmp");
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-    if (!fd.valid()) return LastErrnoStatus(absl::StrCat("create ", tmp));
-    size_t done = 0;
-    while (done < contents.size()) {
-      ssize_t n = ::write(fd.get(), contents.data() + done, contents.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return LastErrnoStatus(absl::StrCat("write ", tmp));
-      done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd.get()) != 0) return LastErrnoStatus(absl::StrCat("fsync ", tmp));
-  }
+  ::unlink(tmp.c_str());  // a leftover of a crash mid-write
+  NETAGENT_RETURN_IF_ERROR(WriteFileSynced(tmp, contents, mode));
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return LastErrnoStatus(absl::StrCat("rename ", tmp, " to ", path));
   }
   const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash ? slash : 1);
-  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dfd.valid() || ::fsync(dfd.get()) != 0) return LastErrnoStatus(absl::StrCat("fsync ", dir));
-  return absl::OkStatus();
+  return FsyncDir(slash == std::string::npos ? "." : path.substr(0, slash ? slash : 1));
 }
 
 }  // namespace netagent::kernel

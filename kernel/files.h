@@ -23,6 +23,12 @@ absl::Status WriteFile(const std::string& path, absl::string_view value);
 // bits even for root: a sysctl that is read-only in a child namespace is 0444).
 bool Writable(const std::string& path);
 
+// Creates `path` (which must not exist), writes `contents` and fsyncs it.
+absl::Status WriteFileSynced(const std::string& path, absl::string_view contents, uint32_t mode);
+
+// fsync of a directory, so renames and creations in it are durable.
+absl::Status FsyncDir(const std::string& dir);
+
 // Crash-safe replacement of a regular file: write a temporary file beside it,
 // fsync, rename over the target, fsync the directory.
 absl::Status ReplaceFileAtomically(const std::string& path, absl::string_view contents,
