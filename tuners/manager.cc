@@ -497,7 +497,8 @@ absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& 
                    std::string help) {
       Tunable t;
       t.knob = std::move(knob);
-      t.value = std::move(value);
+      auto canonical = Normalize(t.knob, value);  // as reads and plans show it
+      t.value = canonical.ok() ? *canonical : value;
       t.exists = t.writable = true;
       t.floor = std::move(floor);
       t.ceiling = std::move(ceiling);
@@ -506,9 +507,8 @@ absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& 
       out.push_back(std::move(t));
     };
     for (const auto& q : d.queues.rx) {
-      add(QueueKey(d.name, absl::StrCat("rx-", q.id), "rps_cpus"),
-          Normalize(QueueKey(d.name, "rx-0", "rps_cpus"), q.rps_cpus).value_or(q.rps_cpus), "0",
-          all, "CPUs that process this queue's packets (RPS)");
+      add(QueueKey(d.name, absl::StrCat("rx-", q.id), "rps_cpus"), q.rps_cpus, "0", all,
+          "CPUs that process this queue's packets (RPS)");
       if (q.rps_flow_cnt) {
         add(QueueKey(d.name, absl::StrCat("rx-", q.id), "rps_flow_cnt"),
             absl::StrCat(*q.rps_flow_cnt), "0", absl::StrCat(1 << 26),
@@ -517,9 +517,8 @@ absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& 
     }
     for (const auto& q : d.queues.tx) {
       if (q.xps_cpus.empty()) continue;
-      add(QueueKey(d.name, absl::StrCat("tx-", q.id), "xps_cpus"),
-          Normalize(QueueKey(d.name, "tx-0", "xps_cpus"), q.xps_cpus).value_or(q.xps_cpus), "0",
-          all, "CPUs that transmit on this queue (XPS)");
+      add(QueueKey(d.name, absl::StrCat("tx-", q.id), "xps_cpus"), q.xps_cpus, "0", all,
+          "CPUs that transmit on this queue (XPS)");
     }
     if (d.channels.ok()) {
       const auto& c = d.channels.value;

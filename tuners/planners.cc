@@ -69,6 +69,18 @@ absl::Status NeedDevice(const HostSnapshot& host, absl::string_view field,
   return absl::OkStatus();
 }
 
+// The device's queues, for the RPS, XPS and RFS planners.
+absl::StatusOr<const collectors::QueueConfig*> NeedQueues(const HostSnapshot& host,
+                                                          absl::string_view field,
+                                                          absl::string_view device) {
+  NETAGENT_RETURN_IF_ERROR(NeedDevice(host, field, device));
+  if (!host.device->queues_status.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(device, ": queues: ", host.device->queues_status.message()));
+  }
+  return &host.device->queues;
+}
+
 absl::StatusOr<std::vector<uint32_t>> ChooseCpus(const HostSnapshot& host, absl::string_view list,
                                                  absl::string_view field, bool clamp, Plan& plan) {
   if (list.empty()) {
@@ -328,12 +340,8 @@ absl::StatusOr<Plan> PlanCongestion(const CongestionIntent& in, const HostSnapsh
 }
 
 absl::StatusOr<Plan> PlanRps(const RpsIntent& in, const HostSnapshot& host, bool clamp) {
-  NETAGENT_RETURN_IF_ERROR(NeedDevice(host, "rps.device", in.device));
-  const DeviceState& dev = *host.device;
-  if (!dev.queues_status.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(in.device, ": queues: ", dev.queues_status.message()));
-  }
+  NETAGENT_ASSIGN_OR_RETURN(const collectors::QueueConfig* queues,
+                            NeedQueues(host, "rps.device", in.device));
   Plan plan;
   std::vector<uint32_t> cpus;
   if (!in.disable) {
@@ -344,35 +352,31 @@ absl::StatusOr<Plan> PlanRps(const RpsIntent& in, const HostSnapshot& host, bool
       in.disable ? "RPS off"
                  : absl::StrCat("spread receive processing over CPUs ", kernel::FormatCpuList(cpus),
                                 in.cpus.empty() ? " (online, not isolated, device-local)" : "");
-  for (const auto& q : dev.queues.rx) {
+  for (const auto& q : queues->rx) {
     const std::string old = NormMask(q.rps_cpus);
     if (old == mask) continue;
     plan.changes.push_back(
         {QueueKey(in.device, QueueName("rx", q.id), "rps_cpus"), old, mask, why, Risk::kLow, {}});
   }
-  if (!in.disable && dev.queues.rx.size() >= cpus.size() && cpus.size() > 1) {
+  if (!in.disable && queues->rx.size() >= cpus.size() && cpus.size() > 1) {
     plan.warnings.push_back(absl::StrCat(
-        in.device, " has ", dev.queues.rx.size(), " receive queues for ", cpus.size(),
+        in.device, " has ", queues->rx.size(), " receive queues for ", cpus.size(),
         " CPUs: hardware RSS already spreads them; RPS adds inter-processor interrupts"));
   }
   return plan;
 }
 
 absl::StatusOr<Plan> PlanXps(const XpsIntent& in, const HostSnapshot& host, bool clamp) {
-  NETAGENT_RETURN_IF_ERROR(NeedDevice(host, "xps.device", in.device));
-  const DeviceState& dev = *host.device;
-  if (!dev.queues_status.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(in.device, ": queues: ", dev.queues_status.message()));
-  }
+  NETAGENT_ASSIGN_OR_RETURN(const collectors::QueueConfig* queues,
+                            NeedQueues(host, "xps.device", in.device));
   Plan plan;
   std::vector<uint32_t> cpus;
   if (!in.disable) {
     NETAGENT_ASSIGN_OR_RETURN(cpus, ChooseCpus(host, in.cpus, "xps.cpus", clamp, plan));
   }
-  const auto spread = SpreadCpus(cpus, static_cast<uint32_t>(dev.queues.tx.size()));
-  for (size_t i = 0; i < dev.queues.tx.size(); ++i) {
-    const auto& q = dev.queues.tx[i];
+  const auto spread = SpreadCpus(cpus, static_cast<uint32_t>(queues->tx.size()));
+  for (size_t i = 0; i < queues->tx.size(); ++i) {
+    const auto& q = queues->tx[i];
     if (q.xps_cpus.empty()) {
       plan.warnings.push_back(absl::StrCat(in.device, " tx-", q.id,
                                            ": no xps_cpus (the device has no transmit steering)"));
@@ -396,12 +400,8 @@ absl::StatusOr<Plan> PlanXps(const XpsIntent& in, const HostSnapshot& host, bool
 }
 
 absl::StatusOr<Plan> PlanRfs(const RfsIntent& in, const HostSnapshot& host, bool clamp) {
-  NETAGENT_RETURN_IF_ERROR(NeedDevice(host, "rfs.device", in.device));
-  const DeviceState& dev = *host.device;
-  if (!dev.queues_status.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(in.device, ": queues: ", dev.queues_status.message()));
-  }
+  NETAGENT_ASSIGN_OR_RETURN(const collectors::QueueConfig* queues,
+                            NeedQueues(host, "rfs.device", in.device));
   uint32_t entries = in.disable ? 0 : in.flow_entries;
   if (!in.disable) {
     const bool pow2 = entries != 0 && (entries & (entries - 1)) == 0;
@@ -416,10 +416,10 @@ absl::StatusOr<Plan> PlanRfs(const RfsIntent& in, const HostSnapshot& host, bool
   Plan plan;
   AddSysctl(plan, host, "net.core.rps_sock_flow_entries", absl::StrCat(entries),
             in.disable ? "RFS off" : "global table of the CPUs flows were last used on");
-  const uint32_t nq = std::max<uint32_t>(1, dev.queues.rx.size());
+  const uint32_t nq = std::max<uint32_t>(1, queues->rx.size());
   const uint32_t per_queue = in.disable ? 0 : FloorPow2(std::max<uint32_t>(1, entries / nq));
   bool rps_on = false;
-  for (const auto& q : dev.queues.rx) {
+  for (const auto& q : queues->rx) {
     if (NormMask(q.rps_cpus) != "0") rps_on = true;
     if (!q.rps_flow_cnt) {
       plan.warnings.push_back(
