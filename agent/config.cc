@@ -67,22 +67,13 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text, absl::s
 }
 
 const std::vector<std::string>& ConfigKeys() {
-  static const std::vector<std::string> keys = {"socket",
-                                                "socket_group",
-                                                "socket_mode",
-                                                "listen",
-                                                "tls_cert",
-                                                "tls_key",
-                                                "tls_client_ca",
-                                                "operator_group",
-                                                "operator_identities",
-                                                "netns",
-                                                "state_dir",
-                                                "log_format",
-                                                "log_level",
-                                                "pid_file",
-                                                "shutdown_grace",
-                                                "fault_inject_writes"};
+  static const std::vector<std::string> keys = {
+      "socket",         "socket_group",       "socket_mode",
+      "listen",         "tls_cert",           "tls_key",
+      "tls_client_ca",  "operator_group",     "operator_identities",
+      "netns",          "state_dir",          "bpf_pin_root",
+      "log_format",     "log_level",          "pid_file",
+      "shutdown_grace", "fault_inject_writes"};
   return keys;
 }
 
@@ -165,6 +156,10 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
     } else if (key == "state_dir") {
       if (v.empty() || v.front() != '/') return Bad(key, "must be an absolute path");
       cfg.state_dir = v;
+    } else if (key == "bpf_pin_root") {
+      if (v.empty() || v.front() != '/' || v.find("..") != std::string::npos)
+        return Bad(key, "must be an absolute path");
+      cfg.bpf_pin_root = v;
     } else if (key == "log_format") {
       if (v != "text" && v != "json") return Bad(key, "must be text or json");
       cfg.log_format = v;

@@ -39,6 +39,9 @@ struct AgentConfig {
   std::vector<std::string> operator_identities;
   std::string netns;
   std::string state_dir = "/var/lib/netagent";
+  // Where the fast path is pinned (bpffs); empty: /sys/fs/bpf/netagent, or
+  // /sys/fs/bpf/netagent-netns/<inode> when serving another namespace.
+  std::string bpf_pin_root;
   std::string log_format = "text";
   std::string log_level = "info";
   std::string pid_file;

@@ -89,22 +89,13 @@ int main(int argc, char** argv) {
     std::string key;
     std::vector<std::string> values;
   };
-  std::vector<Flag> flags = {{"socket", {}},
-                             {"socket_group", {}},
-                             {"socket_mode", {}},
-                             {"listen", {}},
-                             {"tls_cert", {}},
-                             {"tls_key", {}},
-                             {"tls_client_ca", {}},
-                             {"operator_group", {}},
-                             {"operator_identities", {}},
-                             {"netns", {}},
-                             {"state_dir", {}},
-                             {"log_format", {}},
-                             {"log_level", {}},
-                             {"pid_file", {}},
-                             {"shutdown_grace", {}},
-                             {"fault_inject_writes", {}}};
+  std::vector<Flag> flags = {
+      {"socket", {}},         {"socket_group", {}},       {"socket_mode", {}},
+      {"listen", {}},         {"tls_cert", {}},           {"tls_key", {}},
+      {"tls_client_ca", {}},  {"operator_group", {}},     {"operator_identities", {}},
+      {"netns", {}},          {"state_dir", {}},          {"bpf_pin_root", {}},
+      {"log_format", {}},     {"log_level", {}},          {"pid_file", {}},
+      {"shutdown_grace", {}}, {"fault_inject_writes", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},
@@ -117,6 +108,9 @@ int main(int argc, char** argv) {
       {"operator_identities", "client-certificate identity (CN or SAN) that is an operator"},
       {"netns", "serve this network namespace (name under /run/netns, or a path)"},
       {"state_dir", "state directory (default /var/lib/netagent)"},
+      {"bpf_pin_root",
+       "where the fast path is pinned (default /sys/fs/bpf/netagent; another namespace: "
+       "/sys/fs/bpf/netagent-netns/<inode>)"},
       {"log_format", "text or json"},
       {"log_level", "trace, debug, info, warn or error"},
       {"pid_file", "write the agent's pid here once it serves"},
@@ -197,6 +191,10 @@ int main(int argc, char** argv) {
   if (cfg.tls())
     options.tls = netagent::agent::TlsPaths{cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca};
   options.state_dir = cfg.state_dir;
+  options.bpf_pin_root = !cfg.bpf_pin_root.empty() ? cfg.bpf_pin_root
+                         : ctx.netns.initial
+                             ? std::string("/sys/fs/bpf/netagent")
+                             : absl::StrCat("/sys/fs/bpf/netagent-netns/", ctx.netns.inode);
   options.fault_inject_writes = {cfg.fault_inject_writes.begin(), cfg.fault_inject_writes.end()};
   if (!options.fault_inject_writes.empty()) {
     spdlog::warn("fault injection on: writes of {} will fail",

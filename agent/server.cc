@@ -67,6 +67,22 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   s->tuning_ = std::make_unique<TuningService>(ctx, s->tuning_manager_.get());
   builder.RegisterService(s->tuning_.get());
   s->services_.push_back(netagent::v1::TuningService::service_full_name());
+  std::string datapath_off = "the fast path is off: the agent has no bpf pin root";
+  if (!options.bpf_pin_root.empty()) {
+    datapath::DatapathManager::Options dopts;
+    dopts.pin_root = options.bpf_pin_root;
+    auto m = datapath::DatapathManager::Start(std::move(dopts));
+    if (m.ok()) {
+      s->datapath_manager_ = std::move(*m);
+    } else {
+      // Telemetry and tuning still serve; the fast path says why it cannot.
+      datapath_off = absl::StrCat("the fast path is off: ", m.status().message());
+      spdlog::error("{}", datapath_off);
+    }
+  }
+  s->datapath_ = std::make_unique<DatapathService>(ctx, s->datapath_manager_.get(), datapath_off);
+  builder.RegisterService(s->datapath_.get());
+  s->services_.push_back(netagent::v1::DatapathService::service_full_name());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<AuthInterceptorFactory>(ctx.auth));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

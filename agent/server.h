@@ -13,6 +13,7 @@
 #include "agent/config.h"
 #include "agent/conntrack_service.h"
 #include "agent/context.h"
+#include "agent/datapath_service.h"
 #include "agent/host_service.h"
 #include "agent/nic_service.h"
 #include "agent/socket_service.h"
@@ -33,6 +34,9 @@ class AgentServer {
     std::optional<ListenAddress> listen;  // port 0 picks a free port (tests)
     std::optional<TlsPaths> tls;
     std::string state_dir;
+    // The fast path's bpffs pins; empty: the DatapathService answers
+    // FAILED_PRECONDITION.
+    std::string bpf_pin_root;
     // Test hook: writes of these knobs fail (see tuners::SystemKnobs).
     std::set<std::string> fault_inject_writes;
     absl::Duration shutdown_grace = absl::Seconds(10);
@@ -69,6 +73,8 @@ class AgentServer {
   std::unique_ptr<ConntrackService> conntrack_;
   std::unique_ptr<tuners::TuningManager> tuning_manager_;
   std::unique_ptr<TuningService> tuning_;
+  std::unique_ptr<datapath::DatapathManager> datapath_manager_;
+  std::unique_ptr<DatapathService> datapath_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<UnixListener> unix_;
   std::vector<std::string> services_;

@@ -111,12 +111,13 @@ void CounterRows(const v1::GetCountersResponse& r, std::vector<std::vector<std::
   }
 }
 
-// Contexts of running watches, so Ctrl-C can cancel them.
+// Contexts of running streams, so Ctrl-C can cancel them.
 std::mutex g_watch_mu;
 std::vector<grpc::ClientContext*> g_watches;
 std::atomic<bool> g_stopping{false};
 
-// A stream's end, in the stream: JSON object or "TARGET: error" line.
+}  // namespace
+
 void PrintStreamError(const CommandContext& c, const Target& t, const absl::Status& st) {
   if (c.format == Format::kJson) {
     *c.out << JsonLine(t, st, nullptr) << "\n";
@@ -127,7 +128,19 @@ void PrintStreamError(const CommandContext& c, const Target& t, const absl::Stat
   c.out->flush();
 }
 
-}  // namespace
+bool TrackStream(grpc::ClientContext* ctx) {
+  std::lock_guard<std::mutex> lock(g_watch_mu);
+  if (g_stopping) return false;
+  g_watches.push_back(ctx);
+  return true;
+}
+
+void UntrackStream(grpc::ClientContext* ctx) {
+  std::lock_guard<std::mutex> lock(g_watch_mu);
+  g_watches.erase(std::find(g_watches.begin(), g_watches.end(), ctx));
+}
+
+bool StreamsStopping() { return g_stopping; }
 
 int RunHost(const CommandContext& c) {
   auto outcomes = FanOut(c.targets, *c.dialer, [](const Target&, grpc::Channel& ch, absl::Time d) {
@@ -219,7 +232,7 @@ int RunCounters(const CommandContext& c, const CountersArgs& args) {
   return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
 
-void StopWatches() {
+void StopStreams() {
   g_stopping = true;
   std::lock_guard<std::mutex> lock(g_watch_mu);
   for (grpc::ClientContext* ctx : g_watches) ctx->TryCancel();
@@ -239,11 +252,7 @@ int RunWatch(const CommandContext& c, const WatchArgs& args) {
   auto statuses = StreamAll(c.targets, *c.dialer, [&](const Target& t, grpc::Channel& ch) {
     auto stub = StubFor<v1::TelemetryService::Stub>(ch);
     grpc::ClientContext ctx;
-    {
-      std::lock_guard<std::mutex> lock(g_watch_mu);
-      if (g_stopping) return absl::OkStatus();
-      g_watches.push_back(&ctx);
-    }
+    if (!TrackStream(&ctx)) return absl::OkStatus();
     auto reader = stub.Watch(&ctx, req);
     v1::WatchResponse msg;
     while (reader->Read(&msg)) {
@@ -276,11 +285,8 @@ int RunWatch(const CommandContext& c, const WatchArgs& args) {
       c.out->flush();
     }
     absl::Status st = FromGrpc(reader->Finish());
-    {
-      std::lock_guard<std::mutex> lock(g_watch_mu);
-      g_watches.erase(std::find(g_watches.begin(), g_watches.end(), &ctx));
-    }
-    if (g_stopping && absl::IsCancelled(st)) return absl::OkStatus();
+    UntrackStream(&ctx);
+    if (StreamsStopping() && absl::IsCancelled(st)) return absl::OkStatus();
     if (!st.ok()) {
       std::lock_guard<std::mutex> lock(print_mu);
       PrintStreamError(c, t, st);

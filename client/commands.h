@@ -3,6 +3,8 @@
 // the process exit code: 0 when every target succeeded, 1 when any failed.
 #pragma once
 
+#include <grpcpp/client_context.h>
+
 #include <optional>
 #include <ostream>
 #include <string>
@@ -44,10 +46,18 @@ struct WatchArgs {
   std::string filter;
   bool nonzero = false;
 };
-// Runs until every stream ends or StopWatches() is called (Ctrl-C), which
+// Runs until every stream ends or StopStreams() is called (Ctrl-C), which
 // ends them without counting as a failure.
 int RunWatch(const CommandContext& c, const WatchArgs& args);
-void StopWatches();
+
+// Long streams (watch, datapath samples): StopStreams() cancels every one.
+// TrackStream is false once stopping.
+bool TrackStream(grpc::ClientContext* ctx);
+void UntrackStream(grpc::ClientContext* ctx);
+bool StreamsStopping();
+void StopStreams();
+// A stream's end, in the stream: JSON object or "TARGET  error: ..." line.
+void PrintStreamError(const CommandContext& c, const Target& t, const absl::Status& st);
 
 }  // namespace netagent::client
 
@@ -138,5 +148,51 @@ int RunTuneApply(const CommandContext& c, const TuneArgs& args);
 int RunTuneConfirm(const CommandContext& c, const TuneArgs& args);
 int RunTuneRollback(const CommandContext& c, const TuneArgs& args);
 int RunTuneHistory(const CommandContext& c, const TuneArgs& args);
+
+}  // namespace netagent::client
+
+namespace netagent::client {
+
+// Flags of `netctl datapath ...`.
+struct DatapathArgs {
+  std::string device;
+  // attach
+  std::string mode = "auto";
+  bool force = false;
+  bool no_allowlist = false, no_blocklist = false;
+  uint64_t syn_rate = 0, syn_burst = 0;
+  uint32_t syn_prefix4 = 32, syn_prefix6 = 128;
+  uint64_t new_source_rate = 0, new_source_burst = 0;
+  bool listed_ports_only = false;
+  bool drop_malformed = false, drop_fragments = false;
+  uint32_t sample_every = 100, sample_max = 100;
+  uint32_t clamp_mss = 0;
+  bool class_accounting = false;
+  // rules
+  std::vector<std::string> allow, block;
+  std::vector<uint32_t> ports;
+  bool port_tcp = false, port_udp = false, port_syn_guard = false;
+  std::string file, comment;
+  std::vector<uint32_t> ids;
+  std::optional<uint64_t> revision;  // none: the target's current revision
+  // stats, samples
+  bool per_cpu = false;
+  bool live = false;
+  uint32_t count = 0;
+  // test
+  std::string hex, src, dst, proto = "tcp", flags = "syn";
+  uint16_t sport = 40000, dport = 80;
+};
+
+int RunDatapathAttach(const CommandContext& c, const DatapathArgs& a);
+int RunDatapathDetach(const CommandContext& c, const DatapathArgs& a);
+int RunDatapathStatus(const CommandContext& c);
+int RunDatapathRulesAdd(const CommandContext& c, const DatapathArgs& a);
+int RunDatapathRulesDel(const CommandContext& c, const DatapathArgs& a);
+int RunDatapathRulesList(const CommandContext& c, const DatapathArgs& a);
+int RunDatapathStats(const CommandContext& c, const DatapathArgs& a);
+// Streams until Ctrl-C (StopStreams) or --count samples per target.
+int RunDatapathSamples(const CommandContext& c, const DatapathArgs& a);
+int RunDatapathTest(const CommandContext& c, const DatapathArgs& a);
 
 }  // namespace netagent::client

@@ -237,6 +237,73 @@ int Main(int argc, char** argv) {
   tune_history->add_option("--limit", tune_args.limit, "at most this many (default 50)");
   tune_history->add_flag("--active", tune_args.active_only, "only changes in effect");
 
+  DatapathArgs dp;
+  auto* datapath = app.add_subcommand("datapath", "the XDP/TC fast path: blocklists, SYN guard");
+  datapath->require_subcommand(1);
+  auto* dp_attach = datapath->add_subcommand("attach", "attach the fast path to a device");
+  dp_attach->add_option("device", dp.device, "interface")->required();
+  dp_attach->add_option("--mode", dp.mode, "auto (native, else generic), native, generic, tc");
+  dp_attach->add_flag("--force", dp.force, "replace another XDP program on the device");
+  dp_attach->add_flag("--no-allowlist", dp.no_allowlist, "compile the allowlist out");
+  dp_attach->add_flag("--no-blocklist", dp.no_blocklist, "compile the blocklist out");
+  dp_attach->add_option("--syn-rate", dp.syn_rate, "SYN guard: SYNs per second per source prefix");
+  dp_attach->add_option("--syn-burst", dp.syn_burst, "SYN guard: bucket size (default the rate)");
+  dp_attach->add_option("--syn-prefix4", dp.syn_prefix4, "group IPv4 sources by /N (default 32)");
+  dp_attach->add_option("--syn-prefix6", dp.syn_prefix6, "group IPv6 sources by /N (default 128)");
+  dp_attach->add_option("--new-source-rate", dp.new_source_rate,
+                        "SYN guard: new sources per second per CPU (spoofed floods)");
+  dp_attach->add_option("--new-source-burst", dp.new_source_burst,
+                        "bucket of new sources (default the rate)");
+  dp_attach->add_flag("--listed-ports-only", dp.listed_ports_only,
+                      "guard only ports marked by a --syn-guard port rule");
+  dp_attach->add_flag("--drop-malformed", dp.drop_malformed, "drop malformed packets");
+  dp_attach->add_flag("--drop-fragments", dp.drop_fragments, "drop IP fragments");
+  dp_attach->add_option("--sample-every", dp.sample_every, "sample 1 drop in N (0: none; 100)");
+  dp_attach->add_option("--sample-max", dp.sample_max, "samples per second per CPU (100)");
+  dp_attach->add_option("--clamp-mss", dp.clamp_mss, "TC: clamp the MSS of SYNs to this");
+  dp_attach->add_flag("--class-accounting", dp.class_accounting, "TC: count per protocol/port");
+  auto* dp_detach = datapath->add_subcommand("detach", "detach and remove the pins");
+  dp_detach->add_option("device", dp.device, "interface")->required();
+  auto* dp_status = datapath->add_subcommand("status", "devices with the fast path attached");
+  auto* dp_rules = datapath->add_subcommand("rules", "allow/block rules");
+  dp_rules->require_subcommand(1);
+  auto* dp_add = dp_rules->add_subcommand("add", "add rules as one batch (all or nothing)");
+  dp_add->add_option("device", dp.device, "interface")->required();
+  dp_add->add_option("--block", dp.block, "block this address or CIDR prefix (repeatable)");
+  dp_add->add_option("--allow", dp.allow, "allow this address or prefix (beats block)");
+  dp_add->add_option("--port", dp.ports, "a destination port rule (repeatable)");
+  dp_add->add_flag("--tcp", dp.port_tcp, "--port: drop TCP");
+  dp_add->add_flag("--udp", dp.port_udp, "--port: drop UDP");
+  dp_add->add_flag("--syn-guard", dp.port_syn_guard, "--port: SYN-guarded (--listed-ports-only)");
+  dp_add->add_option("--file", dp.file, "lines of \"allow|block PREFIX [comment]\"");
+  dp_add->add_option("--comment", dp.comment, "comment on every rule added");
+  auto* dp_del = dp_rules->add_subcommand("del", "delete rules by id as one batch");
+  dp_del->add_option("device", dp.device, "interface")->required();
+  dp_del->add_option("ids", dp.ids, "rule ids")->required();
+  for (CLI::App* cmd : {dp_add, dp_del}) {
+    cmd->add_option("--revision", dp.revision,
+                    "apply only at this rules revision (default: the target's current one)");
+  }
+  auto* dp_list = dp_rules->add_subcommand("list", "rules with their hit counts");
+  dp_list->add_option("device", dp.device, "interface")->required();
+  auto* dp_stats = datapath->add_subcommand("stats", "packets and bytes per verdict and reason");
+  dp_stats->add_option("device", dp.device, "interface")->required();
+  dp_stats->add_flag("--per-cpu", dp.per_cpu, "also per CPU");
+  auto* dp_samples = datapath->add_subcommand("samples", "stream drop samples until Ctrl-C");
+  dp_samples->add_option("device", dp.device, "interface")->required();
+  dp_samples->add_flag("--live", dp.live, "skip the agent's recent samples");
+  dp_samples->add_option("--count", dp.count, "stop after this many samples per target");
+  auto* dp_test = datapath->add_subcommand(
+      "test", "would this packet be dropped? (runs a private copy of the program)");
+  dp_test->add_option("device", dp.device, "interface")->required();
+  dp_test->add_option("--hex", dp.hex, "the frame, from the Ethernet header, in hex");
+  dp_test->add_option("--src", dp.src, "source address");
+  dp_test->add_option("--dst", dp.dst, "destination address");
+  dp_test->add_option("--proto", dp.proto, "tcp (default), udp or icmp");
+  dp_test->add_option("--sport", dp.sport, "source port (40000)");
+  dp_test->add_option("--dport", dp.dport, "destination port (80)");
+  dp_test->add_option("--flags", dp.flags, "TCP flags, comma-separated (syn)");
+
   std::string watch_interval = "1s";
   WatchArgs watch_args;
   auto* watch = app.add_subcommand("watch", "stream softnet and counter changes until Ctrl-C");
@@ -305,6 +372,14 @@ int Main(int argc, char** argv) {
   if (*ct_list) return RunConntrackList(ctx, ct_args);
   if (*ct_summary) return RunConntrackSummary(ctx, ct_args);
   if (*tune_show) return RunTuneShow(ctx, tune_args);
+  if (*dp_attach) return RunDatapathAttach(ctx, dp);
+  if (*dp_detach) return RunDatapathDetach(ctx, dp);
+  if (*dp_status) return RunDatapathStatus(ctx);
+  if (*dp_add) return RunDatapathRulesAdd(ctx, dp);
+  if (*dp_del) return RunDatapathRulesDel(ctx, dp);
+  if (*dp_list) return RunDatapathRulesList(ctx, dp);
+  if (*dp_stats) return RunDatapathStats(ctx, dp);
+  if (*dp_test) return RunDatapathTest(ctx, dp);
   if (*tune_confirm) return RunTuneConfirm(ctx, tune_args);
   if (*tune_rollback) return RunTuneRollback(ctx, tune_args);
   if (*tune_history) return RunTuneHistory(ctx, tune_args);
@@ -326,12 +401,15 @@ int Main(int argc, char** argv) {
     counters_args.window = *w;
     return RunCounters(ctx, counters_args);
   }
-  if (*watch) {
-    auto i = ParseDurationFlag(watch_interval, "--interval");
-    if (!i.ok()) return Usage(std::string(i.status().message()));
-    if (!i->has_value()) return Usage("--interval: must be positive");
-    watch_args.interval = **i;
-    // Ctrl-C ends the watch cleanly: streams are cancelled, exit status 0.
+  if (*watch || *dp_samples) {
+    std::optional<absl::Duration> interval;
+    if (*watch) {
+      auto i = ParseDurationFlag(watch_interval, "--interval");
+      if (!i.ok()) return Usage(std::string(i.status().message()));
+      if (!i->has_value()) return Usage("--interval: must be positive");
+      watch_args.interval = **i;
+    }
+    // Ctrl-C ends the streams cleanly: they are cancelled, exit status 0.
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
@@ -340,9 +418,9 @@ int Main(int argc, char** argv) {
     std::thread([signals] {
       int sig;
       sigwait(&signals, &sig);
-      StopWatches();
+      StopStreams();
     }).detach();
-    return RunWatch(ctx, watch_args);
+    return *watch ? RunWatch(ctx, watch_args) : RunDatapathSamples(ctx, dp);
   }
   return Usage("no command");
 }

@@ -1,0 +1,156 @@
+// The fast path of the served namespace's devices, as the agent runs it:
+// attach and detach (through the loader), the operator's rules in revisioned
+// all-or-nothing batches, counters, drop samples and "why would this packet
+// be dropped?". Everything it needs to carry on lives in bpffs under the pin
+// root, beside the program's maps: rule_meta (each rule's id, prefix or port,
+// comment) and dp_meta (what was asked at attach, the rules revision). A new
+// manager picks every pinned device up, and repairs table entries that do not
+// match rule_meta (an agent killed in the middle of a batch).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "datapath/bpf_map.h"
+#include "datapath/loader.h"
+#include "datapath/render.h"
+#include "datapath/rules.h"
+
+namespace netagent::datapath {
+
+// "pass", "block", "malformed_ipv4"... for enum na_reason; "" out of range.
+absl::string_view ReasonName(uint32_t reason);
+absl::string_view EventName(uint32_t event);
+
+struct DropSampleRecord {
+  absl::Time at;
+  std::string reason;
+  uint32_t rule_id = 0;
+  uint32_t packet_length = 0;
+  uint32_t rx_queue = 0;
+  std::string data;
+  std::string summary;
+};
+
+// One subscriber's queue of samples; bounded (oldest dropped and counted).
+class SampleQueue {
+ public:
+  explicit SampleQueue(size_t cap) : cap_(cap) {}
+  void Push(const DropSampleRecord& s);
+  void Close();
+  // Waits up to `timeout` for samples; returns what is queued (at most
+  // `max`). Empty and closed(): the device went away.
+  std::vector<DropSampleRecord> Wait(absl::Duration timeout, size_t max);
+  bool closed() const;
+  uint64_t overflowed() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<DropSampleRecord> q_;
+  size_t cap_;
+  bool closed_ = false;
+  uint64_t overflowed_ = 0;
+};
+
+class DatapathManager {
+ public:
+  struct Options {
+    std::string pin_root;
+    RuleLimits limits;
+    size_t sample_backlog = 256;  // kept per device for new subscribers
+  };
+
+  struct AttachOptions {
+    std::string device;
+    AttachMode mode = AttachMode::kAuto;
+    Features features;
+    bool force = false;
+  };
+
+  struct DeviceStatus {
+    AttachedXdp info;
+    DpMeta meta;
+    size_t rules = 0;
+    std::string note;  // from attach (generic fallback) or pick-up (repairs)
+  };
+
+  struct UpdateResult {
+    uint64_t revision = 0;
+    std::vector<Rule> added;
+  };
+
+  struct RuleHits {
+    Rule rule;
+    uint64_t packets = 0, bytes = 0;
+  };
+  struct RuleList {
+    uint64_t revision = 0;
+    std::vector<RuleHits> rules;
+    uint32_t next_id = 0;  // list again from here; 0: done
+  };
+
+  struct VerdictCount {
+    uint32_t reason = 0;
+    bool dropped = false;
+    uint64_t packets = 0, bytes = 0;
+  };
+  struct Stats {
+    std::vector<VerdictCount> total;                 // non-zero only
+    std::vector<std::vector<VerdictCount>> per_cpu;  // when asked; index = CPU
+    std::vector<std::pair<std::string, uint64_t>> events;
+  };
+
+  struct TestResult {
+    bool dropped = false;
+    uint32_t reason = 0;
+    std::optional<Rule> rule;
+    std::string summary;
+  };
+
+  // Picks up what earlier agents pinned under options.pin_root. Devices that
+  // went away (pins of a deleted interface) are unpinned and logged.
+  static absl::StatusOr<std::unique_ptr<DatapathManager>> Start(Options options);
+  ~DatapathManager();
+
+  absl::StatusOr<DeviceStatus> Attach(const AttachOptions& a);
+  absl::Status Detach(const std::string& device);
+  std::vector<DeviceStatus> Status();
+  absl::StatusOr<UpdateResult> UpdateRules(const std::string& device, uint64_t expected_revision,
+                                           const std::vector<RuleEdit>& edits);
+  absl::StatusOr<RuleList> ListRules(const std::string& device, uint32_t from_id, size_t limit);
+  absl::StatusOr<Stats> GetStats(const std::string& device, bool per_cpu);
+  // Runs `frame` through a private copy of the device's program that reads
+  // its live rules but has its own counters and SYN buckets (so a SYN is
+  // judged as from a source not seen before).
+  absl::StatusOr<TestResult> TestPacket(const std::string& device, const std::string& frame);
+  // Recent samples first (up to sample_backlog) unless live_only, then live ones.
+  absl::StatusOr<std::shared_ptr<SampleQueue>> SubscribeSamples(const std::string& device,
+                                                                bool live_only);
+  void Unsubscribe(const std::string& device, const std::shared_ptr<SampleQueue>& q);
+
+  const std::string& pin_root() const { return options_.pin_root; }
+
+ private:
+  struct Device;
+  explicit DatapathManager(Options o);
+  // Builds the device's state from its pins (fresh attach or pick-up).
+  absl::StatusOr<std::unique_ptr<Device>> Load(const std::string& name, const std::string& note);
+  absl::StatusOr<Device*> Find(const std::string& device);
+  DeviceStatus StatusOf(const Device& d) const;
+
+  Options options_;
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Device>> devices_;
+};
+
+}  // namespace netagent::datapath
