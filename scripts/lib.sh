@@ -12,7 +12,7 @@ NETAGENT_PACKAGES=(
   libbpf-dev bpftool clang llvm xdp-tools
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  iproute2 openssl util-linux procps iptables ethtool conntrack
+  iproute2 openssl util-linux procps iptables ethtool conntrack hping3
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
