@@ -1,13 +1,13 @@
-// One table of packets, one rule set, every build of the verdict pipeline:
-// each program must give the same verdict and count the same reason. The
-// XDP program is run twice: with the usual switches (its constant-switch
-// copy) and with one switch off that the table does not depend on (the copy
-// that reads them).
+// One table of packets, one rule set, every build of the verdict pipeline
+// (netagent_guard.h): the XDP program and the TC guard must give the same
+// verdict and count the same reason and rule. Each is run twice: with the
+// usual switches (the constant-switch copy) and with one switch off that the
+// table does not depend on (the copy that reads them).
 #include <gtest/gtest.h>
 
 #include <memory>
 
-#include "tests/bpf/xdp_harness.h"
+#include "tests/bpf/tc_guard_harness.h"
 
 namespace netagent::bpftest {
 namespace {
@@ -128,7 +128,7 @@ void RunTable(Guard& g, const std::string& what) {
     const na_counter before = g.Counter(f.reason, f.dropped);
     RunOut r = g.Run(f.pkt);
     ASSERT_EQ(r.err, 0) << std::strerror(-r.err);
-    EXPECT_EQ(g.Dropped(r.retval), f.dropped) << "retval " << r.retval;
+    EXPECT_EQ(g.Dropped(r.retval), f.dropped) << "retval " << static_cast<int32_t>(r.retval);
     const na_counter after = g.Counter(f.reason, f.dropped);
     EXPECT_EQ(after.packets, before.packets + 1) << "reason " << f.reason << " not counted";
     EXPECT_EQ(after.bytes, before.bytes + f.pkt.size());
@@ -158,6 +158,56 @@ TEST_F(VerdictTable, XdpLoadedSwitches) {
   });
   ASSERT_TRUE(x.ok()) << x.error();
   RunTable(x, "xdp, switches read");
+}
+
+TEST_F(VerdictTable, TcGuardConstantSwitches) {
+  TcGuard t([](netagent_tc_guard* s) { s->rodata->use_test_clock = 1; });
+  ASSERT_TRUE(t.ok()) << t.error();
+  RunTable(t, "tc");
+}
+
+TEST_F(VerdictTable, TcGuardLoadedSwitches) {
+  TcGuard t([](netagent_tc_guard* s) {
+    s->rodata->use_test_clock = 1;
+    s->rodata->en_samples = 0;
+  });
+  ASSERT_TRUE(t.ok()) << t.error();
+  RunTable(t, "tc, switches read");
+}
+
+// A pass lets the next filter on the hook run; a drop is final.
+TEST_F(VerdictTable, TcGuardVerdictCodes) {
+  TcGuard t;
+  ASSERT_TRUE(t.ok()) << t.error();
+  ASSERT_EQ(t.AddExact4("10.9.9.9", 1), 0);
+  EXPECT_EQ(static_cast<int32_t>(t.Run(Syn4("10.0.0.1")).retval), TC_ACT_UNSPEC);
+  EXPECT_EQ(static_cast<int32_t>(t.Run(Syn4("10.9.9.9")).retval), TC_ACT_SHOT);
+}
+
+// Drop samples from an skb: the packet's first bytes, its length, the reason
+// and rule, the device it came in on.
+TEST_F(VerdictTable, TcGuardSamples) {
+  TcGuard t([](netagent_tc_guard* s) { s->rodata->use_test_clock = 1; });
+  ASSERT_TRUE(t.ok()) << t.error();
+  na_config c{};
+  c.sample_every = 2;
+  c.test_clock_ns = kT0;
+  ASSERT_EQ(t.SetConfig(c), 0);
+  ASSERT_EQ(t.AddExact4("10.0.0.66", 77), 0);
+  Bytes small = Syn4("10.0.0.66");
+  Bytes big = Eth(kEthIp, Ip4("10.0.0.66", kUdp, Udp(9, 400)));
+  for (int i = 0; i < 4; i++) ASSERT_TRUE(t.Dropped(t.Run(i == 2 ? big : small).retval));
+  std::vector<na_sample> got = t.Samples();
+  ASSERT_EQ(got.size(), 2u);  // drops 1 and 3
+  EXPECT_EQ(t.Event(NA_EV_SAMPLED), 2u);
+  EXPECT_EQ(got[0].reason, static_cast<uint32_t>(NA_R_BLOCK));
+  EXPECT_EQ(got[0].rule_id, 77u);
+  EXPECT_EQ(got[0].pkt_len, small.size());
+  EXPECT_EQ(got[0].cap_len, small.size());
+  EXPECT_EQ(0, std::memcmp(got[0].data, small.data(), small.size()));
+  EXPECT_EQ(got[1].pkt_len, big.size());
+  EXPECT_EQ(got[1].cap_len, static_cast<uint32_t>(NA_SAMPLE_SNAP));
+  EXPECT_EQ(0, std::memcmp(got[1].data, big.data(), NA_SAMPLE_SNAP));
 }
 
 }  // namespace
