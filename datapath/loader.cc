@@ -221,6 +221,7 @@ int PinnedXdp::map_fd(const std::string& name) const {
 
 absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
                                                      const std::string& pin_root) {
+  libbpf_set_print(nullptr);  // errors come back as statuses; an empty TC slot is not one
   NETAGENT_ASSIGN_OR_RETURN(uint32_t ifindex, Ifindex(spec.device));
   const std::string dir = absl::StrCat(pin_root, "/", spec.device);
   struct stat st;
@@ -270,7 +271,6 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     }
   }
 
-  libbpf_set_print(nullptr);
   NETAGENT_RETURN_IF_ERROR(MakeDirs(dir));
   Undo undo(ifindex, dir);
   auto out = std::unique_ptr<PinnedXdp>(new PinnedXdp());
@@ -364,6 +364,7 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
 
 absl::StatusOr<std::unique_ptr<PinnedXdp>> OpenPinnedXdp(const std::string& device,
                                                          const std::string& pin_root) {
+  libbpf_set_print(nullptr);
   NETAGENT_ASSIGN_OR_RETURN(uint32_t ifindex, Ifindex(device));
   const std::string dir = absl::StrCat(pin_root, "/", device);
   auto out = std::unique_ptr<PinnedXdp>(new PinnedXdp());
@@ -432,6 +433,7 @@ absl::Status DetachXdp(const std::string& device, const std::string& pin_root) {
     close(link);
   }
   // Our TC filters: only where the slot still holds the program we pinned.
+  libbpf_set_print(nullptr);
   if (const uint32_t ifindex = if_nametoindex(device.c_str()); ifindex != 0) {
     for (const TcSlot* s : kTcSlots) {
       const uint32_t ours = PinnedProgId(dir, s->pin);
