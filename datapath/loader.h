@@ -1,8 +1,16 @@
-// Attaching the XDP program to a device and keeping it there across agent
-// restarts: the program is attached through a bpf_link, and the link and every
-// map are pinned under <pin_root>/<ifname>/ (bpffs), so the fast path, its
-// rules and its counters stay when the agent stops; a new agent opens the
-// pins. Detach unpins, which releases the link and so the attachment.
+// Attaching the guard to a device and keeping it there across agent restarts.
+// In the XDP modes the XDP program is attached through a bpf_link; in kTc
+// mode (devices without native XDP) the same pipeline runs as a TC clsact
+// ingress filter. Links, programs and every map are pinned under
+// <pin_root>/<ifname>/ (bpffs), so the fast path, its rules and its counters
+// stay when the agent stops; a new agent opens the pins. Detach unpins (which
+// releases the XDP link) and removes the TC filters we added.
+//
+// TC filters are ours by slot: handle kTcHandle at kTcGuardPriority (guard,
+// ingress) and kTcAcctPriority (accounting/MSS clamp, ingress and egress), so
+// the guard runs first and a packet it passes goes on to the accounting
+// filter. The clsact qdisc is created when missing and left in place on
+// detach (other filters may use it; an empty one costs next to nothing).
 //
 // Devices are resolved in the calling thread's network namespace; the agent
 // passes a pin root per served namespace so equal names do not collide.
@@ -18,7 +26,12 @@
 
 namespace netagent::datapath {
 
-enum class AttachMode { kAuto, kNative, kGeneric };
+// kTc: no XDP; the guard runs on clsact ingress (netagent_tc_guard).
+enum class AttachMode { kAuto, kNative, kGeneric, kTc };
+
+inline constexpr uint32_t kTcHandle = 0x4e41;         // "NA"
+inline constexpr uint16_t kTcGuardPriority = 0x4e40;  // before the accounting filter
+inline constexpr uint16_t kTcAcctPriority = 0x4e41;
 
 struct XdpSwitches {
   bool allow_exact = true, allow_cidr = true, block_exact = true, block_cidr = true;
@@ -26,25 +39,38 @@ struct XdpSwitches {
   bool rule_hits = true, samples = true;
 };
 
+// The TC program besides the guard (netagent_tc: per-class accounting and
+// MSS clamping, on clsact ingress and egress). Attached in any mode when
+// accounting or a clamp is set; the clamps go to its tc_config map.
+struct TcOptions {
+  bool accounting = false;
+  uint16_t clamp_mss4 = 0;  // 0: no clamp
+  uint16_t clamp_mss6 = 0;
+};
+
 struct AttachSpec {
   std::string device;
   AttachMode mode = AttachMode::kAuto;
   XdpSwitches switches;
   na_config config{};
-  // Replace an XDP program someone else attached.
+  // Replace an XDP program, or a TC filter in one of our slots, that someone
+  // else attached.
   bool force = false;
+  TcOptions tc;
 };
 
 struct AttachedXdp {
   std::string device;
   uint32_t ifindex = 0;
-  std::string mode;  // "native" or "generic"
-  std::string note;  // why not what was asked ("native XDP refused by the driver: ...")
-  uint32_t prog_id = 0;
+  std::string mode;      // "native", "generic" or "tc"
+  std::string note;      // why not what was asked ("native XDP refused by the driver: ...")
+  uint32_t prog_id = 0;  // the guard: the XDP program, or the TC guard in "tc" mode
   std::string pin_dir;
+  uint32_t tc_prog_id = 0;  // the accounting/clamp program on ingress; 0: none
 };
 
-// The pinned fast path of one device: map fds by name ("exact4", "counters").
+// The pinned fast path of one device: map fds by name ("exact4", "counters",
+// "tc_counters").
 class PinnedXdp {
  public:
   ~PinnedXdp();
@@ -66,9 +92,10 @@ class PinnedXdp {
   std::map<std::string, int> maps_;
 };
 
-// Loads and attaches; pins the link and the maps. FAILED_PRECONDITION when
-// another program is attached (unless force) or our pins already exist for the
-// device (Detach first); NOT_FOUND for an unknown device.
+// Loads and attaches; pins the link or TC programs and the maps.
+// FAILED_PRECONDITION when another XDP program is attached (XDP modes) or one
+// of our TC slots holds someone else's filter, unless force; or when our pins
+// already exist for the device (Detach first). NOT_FOUND for an unknown device.
 absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
                                                      const std::string& pin_root);
 
@@ -76,8 +103,9 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
 absl::StatusOr<std::unique_ptr<PinnedXdp>> OpenPinnedXdp(const std::string& device,
                                                          const std::string& pin_root);
 
-// Removes the pins: the link goes, and with it the attachment. NOT_FOUND when
-// nothing was pinned for the device.
+// Detaches the XDP link, removes the TC filters in our slots that still hold
+// our pinned programs, and removes the pins. NOT_FOUND when nothing was
+// pinned for the device.
 absl::Status DetachXdp(const std::string& device, const std::string& pin_root);
 
 }  // namespace netagent::datapath

@@ -25,7 +25,8 @@ enum na_reason {
   NA_R_PASS = 0,       /* went through the whole pipeline */
   NA_R_NON_IP = 1,     /* neither IPv4 nor IPv6 (ARP, LLDP...): passed */
   NA_R_ALLOW = 2,      /* source on the allowlist: passed, nothing else checked */
-  NA_R_BLOCK = 3,      /* source on the blocklist: dropped */
+  NA_R_BLOCK = 3,      /* source on the blocklist: dropped (before its IPv6 extension
+                          headers and transport header are checked) */
   NA_R_BLOCK_PORT = 4, /* destination port on the port blocklist: dropped */
   NA_R_SYN_OK = 5,     /* a SYN that the guard let through */
   NA_R_SYN_RATE = 6,   /* a SYN over its source (prefix) token bucket: dropped */
