@@ -30,6 +30,8 @@ v1::XdpMode ModeToProto(datapath::AttachMode m) {
       return v1::XDP_MODE_NATIVE;
     case datapath::AttachMode::kGeneric:
       return v1::XDP_MODE_GENERIC;
+    case datapath::AttachMode::kTc:
+      return v1::XDP_MODE_TC;
     default:
       return v1::XDP_MODE_UNSPECIFIED;
   }
@@ -81,7 +83,8 @@ absl::StatusOr<datapath::DatapathManager::AttachOptions> AttachFromProto(
       a.mode = datapath::AttachMode::kGeneric;
       break;
     case v1::XDP_MODE_TC:
-      return absl::UnimplementedError("mode: the TC guard is not available in this agent");
+      a.mode = datapath::AttachMode::kTc;
+      break;
     default:
       return absl::InvalidArgumentError(absl::StrCat("mode: unknown value ", in.mode()));
   }
@@ -105,10 +108,6 @@ absl::StatusOr<datapath::DatapathManager::AttachOptions> AttachFromProto(
     o.sample_max_per_second = f.sample_max_per_second();
     o.clamp_mss = f.clamp_mss();
     o.class_accounting = f.class_accounting();
-    if (o.clamp_mss || o.class_accounting) {
-      return absl::UnimplementedError(
-          "features.clamp_mss: the TC program is not available in this agent");
-    }
   }
   NETAGENT_RETURN_IF_ERROR(datapath::ValidateFeatures(a.features, "features"));
   return a;
@@ -189,7 +188,14 @@ void ToProto(const datapath::DatapathManager::DeviceStatus& s, v1::DeviceDatapat
   out->set_mode(ModeToProto(s.info.mode));
   out->set_requested_mode(ModeToProto(s.meta.requested_mode));
   out->set_note(s.note);
-  out->set_xdp_prog_id(s.info.prog_id);
+  // The guard is the XDP program, or in TC mode the TC guard; tc_prog_id is
+  // otherwise the accounting/MSS-clamp program.
+  if (s.info.mode == "tc") {
+    out->set_tc_prog_id(s.info.prog_id);
+  } else {
+    out->set_xdp_prog_id(s.info.prog_id);
+    out->set_tc_prog_id(s.info.tc_prog_id);
+  }
   out->set_pin_path(s.info.pin_dir);
   FeaturesToProto(s.meta.features, out->mutable_features());
   out->set_rules_revision(s.meta.revision);
@@ -277,6 +283,14 @@ grpc::Status DatapathService::GetStats(grpc::ServerContext* context,
     v1::CpuVerdicts* out = response->add_cpus();
     out->set_cpu(static_cast<uint32_t>(cpu));
     for (const auto& c : stats->per_cpu[cpu]) CountToProto(c, out->add_counts());
+  }
+  for (const auto& k : stats->classes) {
+    v1::ClassCount* c = response->add_classes();
+    c->set_direction(k.egress ? "egress" : "ingress");
+    c->set_protocol(std::string(datapath::TcProtoName(k.proto)));
+    c->set_port_class(k.port_class);
+    c->set_packets(k.packets);
+    c->set_bytes(k.bytes);
   }
   for (const auto& [name, value] : stats->events) {
     v1::NamedValue* e = response->add_events();

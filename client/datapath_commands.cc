@@ -75,12 +75,16 @@ std::string ActionName(const v1::DatapathRule& r) {
 }
 
 void PrintDevice(const v1::DeviceDatapath& d, std::ostream& out) {
-  out << d.device() << " (ifindex " << d.ifindex() << "): XDP " << ModeName(d.mode())
+  const bool tc = d.mode() == v1::XDP_MODE_TC;
+  out << d.device() << " (ifindex " << d.ifindex()
+      << "): " << (tc ? "TC guard" : absl::StrCat("XDP ", ModeName(d.mode())))
       << (d.requested_mode() != v1::XDP_MODE_UNSPECIFIED && d.requested_mode() != d.mode()
               ? absl::StrCat(" (asked ", ModeName(d.requested_mode()), ")")
               : "")
-      << ", program " << d.xdp_prog_id() << ", rules " << d.rules() << " at revision "
-      << d.rules_revision() << ", since " << Time(d.attached_at()) << "\n";
+      << ", program " << (tc ? d.tc_prog_id() : d.xdp_prog_id())
+      << (!tc && d.tc_prog_id() ? absl::StrCat(", TC program ", d.tc_prog_id()) : "") << ", rules "
+      << d.rules() << " at revision " << d.rules_revision() << ", since " << Time(d.attached_at())
+      << "\n";
   out << "  features: " << FeaturesText(d.features()) << "\n";
   out << "  pinned at " << d.pin_path() << "\n";
   if (!d.note().empty()) out << "  note: " << d.note() << "\n";
@@ -399,6 +403,11 @@ int RunDatapathStats(const CommandContext& c, const DatapathArgs& a) {
             {absl::StrCat(cpu.cpu()), v.verdict(), v.reason(), Num(v.packets()), Num(v.bytes())});
     for (const auto& e : r.events())
       if (e.value()) rows.push_back({"all", "event", e.name(), Num(e.value()), "-"});
+    for (const auto& k : r.classes())
+      rows.push_back(
+          {"all", k.direction(),
+           absl::StrCat(k.protocol(), k.port_class() ? absl::StrCat("/", k.port_class()) : ""),
+           Num(k.packets()), Num(k.bytes())});
   };
   return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }

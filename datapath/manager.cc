@@ -35,8 +35,12 @@ constexpr const char* kReasons[NA_R_MAX] = {"pass",           "non_ip",
 constexpr const char* kEvents[NA_EV_MAX] = {"sampled", "sample_capped", "sample_lost",
                                             "syn_new_source"};
 // Maps the manager reads or writes besides the rule tables.
-constexpr const char* kOtherMaps[] = {"na_config", "counters",   "rule_hits", "events",
-                                      "samples",   kRuleMetaMap, kDpMetaMap};
+constexpr const char* kOtherMaps[] = {"na_config", "counters",   "rule_hits",
+                                      "events",    "samples",    "tc_counters",
+                                      "tc_events", kRuleMetaMap, kDpMetaMap};
+constexpr const char* kTcEvents[NA_TC_EV_MAX] = {"mss_clamped", "tcp_bad_options",
+                                                 "mss_clamp_failed"};
+constexpr const char* kTcProtos[] = {"other", "tcp", "udp", "icmp"};
 
 absl::Time KtimeToTime(uint64_t ktime_ns) {
   timespec mono{}, real{};
@@ -115,6 +119,7 @@ std::optional<Rule> MatchedRule(const RuleSet& rules, uint32_t reason, const Dec
 
 absl::string_view ReasonName(uint32_t reason) { return reason < NA_R_MAX ? kReasons[reason] : ""; }
 absl::string_view EventName(uint32_t event) { return event < NA_EV_MAX ? kEvents[event] : ""; }
+absl::string_view TcProtoName(uint32_t proto) { return proto < 4 ? kTcProtos[proto] : ""; }
 
 void SampleQueue::Push(const DropSampleRecord& s) {
   {
@@ -378,6 +383,12 @@ absl::StatusOr<DatapathManager::DeviceStatus> DatapathManager::Attach(const Atta
   spec.switches = SwitchesFor(a.features);
   spec.config = ConfigFor(a.features);
   spec.force = a.force;
+  spec.tc.accounting = a.features.class_accounting;
+  if (a.features.clamp_mss) {
+    // One MTU, two families: IPv6's header is 20 bytes longer.
+    spec.tc.clamp_mss4 = static_cast<uint16_t>(a.features.clamp_mss);
+    spec.tc.clamp_mss6 = static_cast<uint16_t>(a.features.clamp_mss - 20);
+  }
   NETAGENT_ASSIGN_OR_RETURN(std::unique_ptr<PinnedXdp> pinned, AttachXdp(spec, options_.pin_root));
   DpMeta meta;
   meta.attached_at_unix_ns = absl::ToUnixNanos(absl::Now());
@@ -496,6 +507,24 @@ absl::StatusOr<DatapathManager::Stats> DatapathManager::GetStats(const std::stri
     for (uint32_t e = 0; e < NA_EV_MAX; ++e) {
       std::optional<std::string> v = ev->Get(U32Key(e));
       out.events.emplace_back(std::string(EventName(e)), v ? SumPerCpu(*v, 1)[0] : 0);
+    }
+  }
+  if (const MapHandle* ev = d->map("tc_events")) {
+    for (uint32_t e = 0; e < NA_TC_EV_MAX; ++e) {
+      std::optional<std::string> v = ev->Get(U32Key(e));
+      out.events.emplace_back(kTcEvents[e], v ? SumPerCpu(*v, 1)[0] : 0);
+    }
+  }
+  if (const MapHandle* tc = d->map("tc_counters")) {
+    for (uint32_t dir = 0; dir < 2; ++dir) {
+      for (uint32_t proto = 0; proto < 4; ++proto) {
+        for (uint32_t cls = 0; cls < NA_TC_MAX_CLASS; ++cls) {
+          std::optional<std::string> v = tc->Get(U32Key(NA_TC_CNT_IDX(dir, proto, cls)));
+          if (!v) continue;
+          const std::vector<uint64_t> sum = SumPerCpu(*v, 2);
+          if (sum[0]) out.classes.push_back({dir == NA_TC_EGRESS, proto, cls, sum[0], sum[1]});
+        }
+      }
     }
   }
   return out;

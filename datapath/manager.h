@@ -30,6 +30,7 @@ namespace netagent::datapath {
 // "pass", "block", "malformed_ipv4"... for enum na_reason; "" out of range.
 absl::string_view ReasonName(uint32_t reason);
 absl::string_view EventName(uint32_t event);
+absl::string_view TcProtoName(uint32_t proto);
 
 struct DropSampleRecord {
   absl::Time at;
@@ -104,8 +105,15 @@ class DatapathManager {
     bool dropped = false;
     uint64_t packets = 0, bytes = 0;
   };
+  struct ClassCount {
+    bool egress = false;
+    uint32_t proto = 0;  // enum na_tc_proto
+    uint32_t port_class = 0;
+    uint64_t packets = 0, bytes = 0;
+  };
   struct Stats {
     std::vector<VerdictCount> total;                 // non-zero only
+    std::vector<ClassCount> classes;                 // TC accounting, non-zero only
     std::vector<std::vector<VerdictCount>> per_cpu;  // when asked; index = CPU
     std::vector<std::pair<std::string, uint64_t>> events;
   };

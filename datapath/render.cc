@@ -153,8 +153,8 @@ absl::Status ValidateFeatures(const Features& f, absl::string_view field) {
     return Bad(syn, "new_source_rate", "set with new_source_burst (both 0: no global guard)");
   if (f.sample_max_per_second > 1000000)
     return Bad(field, "sample_max_per_second", "0..1000000 per CPU");
-  if (f.clamp_mss != 0 && (f.clamp_mss < 88 || f.clamp_mss > 65495))
-    return Bad(field, "clamp_mss", "0 (off) or 88..65495 bytes");
+  if (f.clamp_mss != 0 && (f.clamp_mss < 536 || f.clamp_mss > 65495))
+    return Bad(field, "clamp_mss", "0 (off) or 536..65495 bytes (the IPv4 MSS; IPv6 gets 20 less)");
   return absl::OkStatus();
 }
 

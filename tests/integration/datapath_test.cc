@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -88,6 +89,24 @@ bool Connect(const std::string& netns, const char* src, int timeout_ms) {
     setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
     close(s);
     return ok;
+  });
+}
+
+// The MSS a connection from `src` ends up with (0: no connection).
+int ConnectedMss(const std::string& netns, const char* src) {
+  return InNetns(netns, [&] {
+    const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in from = Addr(src, 0), to = Addr(kServer, kPort);
+    timeval tv{2, 0};
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    int mss = 0;
+    socklen_t len = sizeof(mss);
+    if (bind(s, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
+        connect(s, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 ||
+        getsockopt(s, IPPROTO_TCP, TCP_MAXSEG, &mss, &len) != 0)
+      mss = 0;
+    close(s);
+    return mss;
   });
 }
 
@@ -359,6 +378,53 @@ TEST_F(DatapathTest, RulesAndCountersSurviveAnAgentRestart) {
                                  absl::StrCat(added.revision())});
   EXPECT_TRUE(Connect(client_.name(), kClient, 2000));
   EXPECT_EQ(Ctl({"datapath", "detach", "vb"}).exit_code, 0);
+}
+
+TEST_F(DatapathTest, TcGuardBlocksCountsClassesAndClampsTheMss) {
+  Listener server(server_.name(), 128);
+  ASSERT_TRUE(server.ok());
+  const int mss_before = ConnectedMss(client_.name(), kOther);
+  ASSERT_GT(mss_before, 1300);
+  auto attached = Json<v1::AttachResponse>(
+      {"datapath", "attach", "vb", "--mode", "tc", "--clamp-mss", "1200", "--class-accounting"});
+  EXPECT_EQ(attached.datapath().mode(), v1::XDP_MODE_TC);
+  EXPECT_NE(attached.datapath().tc_prog_id(), 0u);
+  EXPECT_THAT(RunCommand(server_.Exec({"tc", "filter", "show", "dev", "vb", "ingress"})).out,
+              HasSubstr("netagent_tc_gua"));
+  Json<v1::UpdateRulesResponse>({"datapath", "rules", "add", "vb", "--block", kClient});
+  EXPECT_FALSE(Connect(client_.name(), kClient, 1000));
+  // The SYN-ACK leaving vb is clamped: 1200 less the timestamp option.
+  const int mss = ConnectedMss(client_.name(), kOther);
+  EXPECT_GT(mss, 1100);
+  EXPECT_LE(mss, 1200);
+  const uint64_t before = Counted("block", "drop");
+  ASSERT_EQ(SendUdp(client_.name(), kClient, 300), 300);
+  usleep(200 * 1000);
+  EXPECT_EQ(Counted("block", "drop") - before, 300u);
+  auto stats = Json<v1::GetDatapathStatsResponse>({"datapath", "stats", "vb"});
+  uint64_t tcp_in = 0, tcp_out = 0, clamped = 0;
+  for (const auto& c : stats.classes()) {
+    if (c.protocol() == "tcp") (c.direction() == "ingress" ? tcp_in : tcp_out) += c.packets();
+  }
+  for (const auto& e : stats.events())
+    if (e.name() == "mss_clamped") clamped = e.value();
+  EXPECT_GT(tcp_in, 0u);
+  EXPECT_GT(tcp_out, 0u);
+  EXPECT_GE(clamped, 1u);
+  // A restarted agent picks the TC guard up like an XDP one.
+  agent_->process().Signal(SIGKILL);
+  agent_->process().Wait(std::chrono::seconds(5));
+  StartAgent();
+  ASSERT_TRUE(agent_->ok()) << agent_->error();
+  auto status = Json<v1::GetDatapathStatusResponse>({"datapath", "status"});
+  ASSERT_EQ(status.devices_size(), 1);
+  EXPECT_EQ(status.devices(0).mode(), v1::XDP_MODE_TC);
+  EXPECT_EQ(status.devices(0).rules(), 1u);
+  EXPECT_FALSE(Connect(client_.name(), kClient, 1000));
+  EXPECT_EQ(Ctl({"datapath", "detach", "vb"}).exit_code, 0);
+  EXPECT_EQ(RunCommand(server_.Exec({"tc", "filter", "show", "dev", "vb", "ingress"})).out, "");
+  EXPECT_EQ(ConnectedMss(client_.name(), kOther), mss_before);
+  EXPECT_TRUE(Connect(client_.name(), kClient, 2000));
 }
 
 // hping3's own count of what it sent ("N packets tramitted", sic).
