@@ -2,6 +2,9 @@
 
 #include <linux/netlink.h>
 
+#include <filesystem>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "kernel/genl.h"
 #include "kernel/sysctl.h"
@@ -28,7 +31,16 @@ GenlCapability FromFamily(const absl::StatusOr<kernel::GenlFamily>& family, absl
 
 }  // namespace
 
-Capabilities ProbeCapabilities() {
+kernel::Capability PrepareBpffs(const std::string& pin_root) {
+  constexpr absl::string_view kStandard = "/sys/fs/bpf";
+  if (pin_root.empty()) return kernel::ProbeBpffs(std::string(kStandard));
+  if (absl::StartsWith(pin_root, absl::StrCat(kStandard, "/"))) {
+    return kernel::EnsureBpffs(std::string(kStandard));
+  }
+  return kernel::ProbeBpffs(std::filesystem::path(pin_root).parent_path().string());
+}
+
+Capabilities ProbeCapabilities(kernel::Capability bpffs) {
   Capabilities caps;
   caps.probed_at = absl::Now();
   auto genl = kernel::NetlinkSocket::Open(NETLINK_GENERIC);
@@ -40,7 +52,7 @@ Capabilities ProbeCapabilities() {
                                     "kernel 5.6+ with CONFIG_ETHTOOL_NETLINK; ioctl fallback only");
   caps.netdev_netlink = FromFamily(netdev, "netdev", "kernel 6.3+");
   caps.btf = kernel::ProbeBtf();
-  caps.bpffs = kernel::ProbeBpffs();
+  caps.bpffs = std::move(bpffs);
   if (genl.ok()) {
     caps.xdp = datapath::ProbeXdp(*genl, netdev);
   } else {

@@ -30,6 +30,11 @@ struct Capabilities {
   absl::Time probed_at;
 };
 
-Capabilities ProbeCapabilities();
+// `bpffs`: what PrepareBpffs found or did (probed before anything is pinned).
+Capabilities ProbeCapabilities(kernel::Capability bpffs);
+
+// The bpffs the fast path pins under `pin_root`: at the standard place
+// (/sys/fs/bpf) it is mounted when absent; elsewhere it is only probed.
+kernel::Capability PrepareBpffs(const std::string& pin_root);
 
 }  // namespace netagent::agent

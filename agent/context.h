@@ -7,6 +7,7 @@
 
 #include "absl/time/time.h"
 #include "agent/capabilities.h"
+#include "agent/conditions.h"
 #include "agent/interceptor.h"
 #include "agent/lifecycle.h"
 #include "agent/limits.h"
@@ -20,6 +21,7 @@ struct AgentContext {
   // Watches and windowed calls: 32 in all, 8 per caller.
   LongCallLimiter long_calls{32, 8};
   Capabilities capabilities;
+  Conditions conditions;
   kernel::NetnsIdentity netns;
   absl::Time started_at;
   std::string version;

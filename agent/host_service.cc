@@ -16,6 +16,7 @@ namespace {
 void CapabilityToProto(const kernel::Capability& c, v1::Capability* out) {
   out->set_available(c.available);
   out->set_reason(c.reason);
+  out->set_note(c.note);
 }
 
 void GenlToProto(const GenlCapability& g, v1::GenlFamilyCapability* out) {
@@ -88,6 +89,14 @@ grpc::Status HostService::GetHostInfo(grpc::ServerContext* context,
 
   if (auto call = ctx_.auth->FindCall(context)) {
     ToProto(call->caller, call->decision, response->mutable_caller());
+  }
+  for (const Condition& c : ctx_.conditions.List()) {
+    v1::AgentCondition* m = response->add_conditions();
+    m->set_id(c.id);
+    m->set_severity(static_cast<v1::Severity>(c.severity));
+    m->set_summary(c.summary);
+    m->set_action(c.action);
+    ToProto(c.since, m->mutable_since());
   }
   return grpc::Status::OK;
 }

@@ -181,7 +181,19 @@ int main(int argc, char** argv) {
   auto netns = netagent::kernel::CurrentNetns();
   if (!netns.ok()) return Fail(netns.status());
   ctx.netns = *netns;
-  ctx.capabilities = netagent::agent::ProbeCapabilities();
+  const std::string pin_root = !cfg.bpf_pin_root.empty() ? cfg.bpf_pin_root
+                               : ctx.netns.initial
+                                   ? std::string("/sys/fs/bpf/netagent")
+                                   : absl::StrCat("/sys/fs/bpf/netagent-netns/", ctx.netns.inode);
+  netagent::kernel::Capability bpffs = netagent::agent::PrepareBpffs(pin_root);
+  if (!bpffs.note.empty()) {
+    spdlog::warn("bpffs: {}", bpffs.note);
+    ctx.conditions.Set({"bpffs-mounted-by-agent", netagent::agent::ConditionSeverity::kInfo,
+                        absl::StrCat("bpffs ", bpffs.note), "", absl::Now()});
+  } else if (!bpffs.available) {
+    spdlog::error("bpffs: {}; the fast path is off", bpffs.reason);
+  }
+  ctx.capabilities = netagent::agent::ProbeCapabilities(std::move(bpffs));
 
   netagent::agent::AgentServer::Options options;
   options.socket = cfg.socket;
@@ -191,10 +203,7 @@ int main(int argc, char** argv) {
   if (cfg.tls())
     options.tls = netagent::agent::TlsPaths{cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca};
   options.state_dir = cfg.state_dir;
-  options.bpf_pin_root = !cfg.bpf_pin_root.empty() ? cfg.bpf_pin_root
-                         : ctx.netns.initial
-                             ? std::string("/sys/fs/bpf/netagent")
-                             : absl::StrCat("/sys/fs/bpf/netagent-netns/", ctx.netns.inode);
+  options.bpf_pin_root = pin_root;
   options.fault_inject_writes = {cfg.fault_inject_writes.begin(), cfg.fault_inject_writes.end()};
   if (!options.fault_inject_writes.empty()) {
     spdlog::warn("fault injection on: writes of {} will fail",

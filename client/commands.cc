@@ -21,7 +21,8 @@ namespace health = ::grpc::health::v1;
 namespace {
 
 std::string Cap(const v1::Capability& c) {
-  return c.available() ? "yes" : absl::StrCat("no: ", c.reason());
+  if (!c.available()) return absl::StrCat("no: ", c.reason());
+  return c.note().empty() ? "yes" : absl::StrCat("yes (", c.note(), ")");
 }
 
 std::string Genl(const v1::GenlFamilyCapability& g) {
@@ -64,6 +65,13 @@ void HostBlock(const google::protobuf::Message& m, std::ostream& out) {
   t.AddRow({"congestion control",
             absl::StrCat(cc.current(), " (available: ", absl::StrJoin(cc.available(), " "),
                          "; allowed: ", absl::StrJoin(cc.allowed(), " "), ")")});
+  for (const v1::AgentCondition& c : h.conditions()) {
+    std::string text =
+        absl::StrCat(absl::AsciiStrToLower(v1::Severity_Name(c.severity()).substr(9)), " ", c.id(),
+                     ": ", c.summary());
+    if (!c.action().empty()) absl::StrAppend(&text, " -- ", c.action());
+    t.AddRow({"condition", text});
+  }
   t.Render(out);
 }
 

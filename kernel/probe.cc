@@ -2,6 +2,7 @@
 
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "kernel/netlink.h"
@@ -38,6 +40,30 @@ Capability ProbeBpffs(const std::string& path) {
             absl::StrCat("no bpf filesystem mounted at ", path, " (mount -t bpf bpf ", path, ")")};
   }
   return {true, ""};
+}
+
+Capability EnsureBpffs(const std::string& path) {
+  Capability cap = ProbeBpffs(path);
+  if (cap.available) return cap;
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return {false, absl::StrCat("mkdir ", path, ": ", ec.message())};
+  if (::mount("bpf", path.c_str(), "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") != 0) {
+    return {false, absl::StrCat("no bpf filesystem at ", path,
+                                " and mounting one failed: ", strerror(errno))};
+  }
+  cap = ProbeBpffs(path);
+  if (!cap.available) return cap;
+  cap.note = absl::StrCat("mounted at ", path, " by netagentd (none was mounted)");
+  struct stat mine {
+  }, host{};
+  if (::stat("/proc/self/ns/mnt", &mine) != 0 || ::stat("/proc/1/ns/mnt", &host) != 0 ||
+      mine.st_ino != host.st_ino) {
+    absl::StrAppend(&cap.note,
+                    " in a mount namespace that is not the host's: pins outlive the agent only "
+                    "while that namespace lives (give the agent the host's /sys/fs/bpf)");
+  }
+  return cap;
 }
 
 Capability ProbeConntrackNetlink() {

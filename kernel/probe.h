@@ -10,6 +10,7 @@ namespace netagent::kernel {
 struct Capability {
   bool available = false;
   std::string reason;  // empty when available
+  std::string note;    // how it became available, when the agent had a hand in it
 };
 
 // /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF): needed for CO-RE programs.
@@ -17,6 +18,14 @@ Capability ProbeBtf();
 
 // bpffs mounted at /sys/fs/bpf: needed to pin the fast path across restarts.
 Capability ProbeBpffs(const std::string& path = "/sys/fs/bpf");
+
+// Mounts a bpf filesystem at `path` when none is there (a fresh host has
+// none; Cilium's init step does the same), creating the directory if needed.
+// The result says whether it was already there or mounted now, and, when the
+// agent's mount namespace is not the host's (a container without the host's
+// /sys/fs/bpf, or a private test namespace), that pins there live only as
+// long as that namespace does.
+Capability EnsureBpffs(const std::string& path = "/sys/fs/bpf");
 
 // ctnetlink answers IPCTNL_MSG_CT_GET_STATS in this namespace.
 Capability ProbeConntrackNetlink();

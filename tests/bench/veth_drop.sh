@@ -56,6 +56,7 @@ ROUNDS=5
 PPS=300000
 PHASES=blast,blast2,paced
 VARIANTS=xdp,iptables,xdp-generic,iptables-legacy,baseline
+ARGS=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
@@ -74,8 +75,13 @@ for c in ip:iproute2 iptables-nft:iptables iptables-legacy:iptables ninja:ninja-
   command -v "${c%%:*}" >/dev/null 2>&1 || missing+=("${c#*:} (for ${c%%:*})")
 done
 [ ${#missing[@]} -eq 0 ] || fail "missing Debian packages: ${missing[*]} (scripts/lib.sh lists them)"
-[ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" = bpf_fs ] ||
-  fail "/sys/fs/bpf is not a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)"
+# The pins live in a bpffs of this run's own: a private mount namespace, so
+# nothing is left on the host and a bare host (no bpffs) works too.
+if [ "${NETAGENT_BENCH_PRIVATE_MOUNTS:-0}" != 1 ]; then
+  NETAGENT_BENCH_PRIVATE_MOUNTS=1 exec unshare --mount --propagation private "$0" "${ARGS[@]}"
+fi
+mountpoint -q /sys/fs/bpf && umount -l /sys/fs/bpf
+mount -t bpf bpf /sys/fs/bpf || fail "cannot mount a bpf filesystem at /sys/fs/bpf"
 if [ "${NETAGENT_NO_BUILD:-0}" != 1 ]; then
   ninja -C "$BUILD" bench_veth_drop pktblast >/dev/null || fail "build failed (ninja -C $BUILD bench_veth_drop pktblast)"
 fi

@@ -25,6 +25,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "kernel/probe.h"
 #include "netagent_tc.skel.h"
 #include "tests/bpf/xdp_harness.h"
 
@@ -63,6 +64,9 @@ class LoaderTest : public ::testing::Test {
     a_ = "na-ld-a-" + id;
     b_ = "na-ld-b-" + id;
     pin_root_ = "/sys/fs/bpf/netagent-test-" + id;
+    // The test main left no bpffs here: mounted the way the agent does it.
+    const kernel::Capability bpffs = kernel::EnsureBpffs();
+    ASSERT_TRUE(bpffs.available) << bpffs.reason;
     ASSERT_EQ(Sh("ip netns add " + a_), 0);
     ASSERT_EQ(Sh("ip netns add " + b_), 0);
     ASSERT_EQ(Sh("ip -n " + a_ + " link add veth0 type veth peer name veth1 netns " + b_), 0);

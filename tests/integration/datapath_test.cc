@@ -2,17 +2,20 @@
 // namespace joined by a veth pair; netagentd serves the server namespace and
 // attaches to its end (native XDP on veth). Traffic goes only between the two
 // namespaces: TCP connects and UDP from this process (threads that enter the
-// client namespace), SYN floods from hping3. Pins live under a bpffs
-// directory of this test's own, removed afterwards.
+// client namespace), SYN floods from hping3. Each test process has a private
+// mount namespace with no bpffs (tests/common/test_main.cc): the agent mounts
+// one, as on a fresh machine, and every pin vanishes with the test.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +27,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "netagent/v1/datapath.pb.h"
+#include "netagent/v1/host.pb.h"
+#include "tests/common/test_support.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/json.h"
 
@@ -32,9 +37,6 @@ namespace {
 
 namespace v1 = ::netagent::v1;
 using ::testing::HasSubstr;
-
-#define REQUIRE_ROOT() \
-  if (!IsRoot()) GTEST_SKIP() << "needs root to create network namespaces and load XDP"
 
 constexpr char kServer[] = "10.77.0.2";
 constexpr char kClient[] = "10.77.0.1";  // the source the tests block
@@ -172,24 +174,46 @@ void RemoveTree(const std::string& root) {
   std::filesystem::remove_all(root, ec);  // bpffs: unlink pins, rmdir dirs
 }
 
-// Pin roots of test runs that died before their teardown.
-void RemoveStalePinRoots() {
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator("/sys/fs/bpf", ec)) {
-    int pid = 0;
-    const std::string name = e.path().filename().string();
-    if (sscanf(name.c_str(), "netagent-it-%d-", &pid) == 1 && pid != getpid() &&
-        kill(pid, 0) != 0 && errno == ESRCH)
-      RemoveTree(e.path().string());
+bool IsBpffs(const std::string& path) {
+  struct statfs fs {};
+  return statfs(path.c_str(), &fs) == 0 && fs.f_type == BPF_FS_MAGIC;
+}
+
+// A fresh machine has no bpffs: the agent mounts it, says so in its log and
+// in `host`, and the next agent finds it there.
+TEST(BareHostTest, TheAgentMountsBpffsAndSaysSo) {
+  REQUIRE_ROOT("network namespaces and mounts");
+  ASSERT_FALSE(IsBpffs("/sys/fs/bpf")) << "the test main should have left no bpffs";
+  Netns ns;
+  {
+    Agent agent(ns);
+    ASSERT_TRUE(agent.ok()) << agent.error();
+    EXPECT_TRUE(IsBpffs("/sys/fs/bpf"));
+    RunResult r = agent.Netctl({"-o", "json", "host"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto info = ResultOf<v1::GetHostInfoResponse>(Lines(r.out).at(0));
+    EXPECT_TRUE(info.capabilities().bpffs().available());
+    EXPECT_THAT(info.capabilities().bpffs().note(),
+                HasSubstr("mounted at /sys/fs/bpf by netagentd"));
+    ASSERT_EQ(info.conditions_size(), 1);
+    EXPECT_EQ(info.conditions(0).id(), "bpffs-mounted-by-agent");
+    EXPECT_EQ(info.conditions(0).severity(), v1::SEVERITY_INFO);
+    EXPECT_THAT(agent.log(), HasSubstr("mounted at /sys/fs/bpf by netagentd"));
+    EXPECT_THAT(agent.Netctl({"host"}).out, HasSubstr("condition"));
   }
+  Agent again(ns);
+  ASSERT_TRUE(again.ok()) << again.error();
+  RunResult r = again.Netctl({"-o", "json", "host"});
+  auto info = ResultOf<v1::GetHostInfoResponse>(Lines(r.out).at(0));
+  EXPECT_TRUE(info.capabilities().bpffs().available());
+  EXPECT_EQ(info.capabilities().bpffs().note(), "");
+  EXPECT_EQ(info.conditions_size(), 0);
 }
 
 class DatapathTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!IsRoot()) GTEST_SKIP() << "needs root to create network namespaces and load XDP";
-    static const bool cleaned = (RemoveStalePinRoots(), true);
-    (void)cleaned;
     ASSERT_EQ(RunCommand(client_.Exec({"ip", "link", "add", "va", "type", "veth", "peer", "name",
                                        "vb", "netns", server_.name()}))
                   .exit_code,
