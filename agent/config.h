@@ -40,7 +40,7 @@ struct AgentConfig {
   std::string netns;
   std::string state_dir = "/var/lib/netagent";
   // Where the fast path is pinned (bpffs); empty: /sys/fs/bpf/netagent, or
-  // /sys/fs/bpf/netagent-netns/<inode> when serving another namespace.
+  // /sys/fs/bpf/netagent-netns/<cookie> when serving another namespace.
   std::string bpf_pin_root;
   std::string log_format = "text";
   std::string log_level = "info";

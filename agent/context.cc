@@ -8,10 +8,15 @@ absl::Status CallStillWanted(const AgentContext& ctx, const grpc::ServerContextB
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> AcquireSlot(
+    AgentContext& ctx, LongCallLimiter& limiter, const grpc::ServerContextBase* context) {
+  std::optional<CallAuth> call = ctx.auth->FindCall(context);
+  return limiter.Acquire(call ? CallerKey(call->caller) : std::string("unknown"));
+}
+
 absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> AcquireLongCall(
     AgentContext& ctx, const grpc::ServerContextBase* context) {
-  std::optional<CallAuth> call = ctx.auth->FindCall(context);
-  return ctx.long_calls.Acquire(call ? CallerKey(call->caller) : std::string("unknown"));
+  return AcquireSlot(ctx, ctx.long_calls, context);
 }
 
 }  // namespace netagent::agent

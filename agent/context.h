@@ -20,6 +20,9 @@ struct AgentContext {
   Lifecycle lifecycle;
   // Watches and windowed calls: 32 in all, 8 per caller.
   LongCallLimiter long_calls{32, 8};
+  // TestPacket runs one at a time per device (a few microseconds each): a
+  // queue of callers waiting for it would hold threads, so it is short.
+  LongCallLimiter packet_tests{8, 2, "packet tests"};
   Capabilities capabilities;
   Conditions conditions;
   kernel::NetnsIdentity netns;
@@ -37,5 +40,8 @@ absl::Status CallStillWanted(const AgentContext& ctx, const grpc::ServerContextB
 // counted against this call's caller.
 absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> AcquireLongCall(
     AgentContext& ctx, const grpc::ServerContextBase* context);
+// The same against another limiter.
+absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> AcquireSlot(
+    AgentContext& ctx, LongCallLimiter& limiter, const grpc::ServerContextBase* context);
 
 }  // namespace netagent::agent

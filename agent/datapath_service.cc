@@ -353,6 +353,8 @@ grpc::Status DatapathService::TestPacket(grpc::ServerContext* context,
                                          v1::TestPacketResponse* response) {
   if (grpc::Status s = Begin(context); !s.ok()) return s;
   if (auto st = CheckDevice(request->device()); !st.ok()) return ToGrpc(st);
+  auto slot = AcquireSlot(ctx_, ctx_.packet_tests, context);
+  if (!slot.ok()) return ToGrpc(slot.status());
   auto r = manager_->TestPacket(request->device(), request->packet());
   if (!r.ok()) return ToGrpc(r.status());
   response->set_verdict(r->dropped ? "drop" : "pass");

@@ -8,14 +8,14 @@ absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> LongCallLimiter::Acquire(
     const std::string& caller_key) {
   absl::MutexLock lock(&mu_);
   if (in_use_ >= total_) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the agent already serves ", total_, " watches and windowed calls; try again later"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the agent already serves ", total_, " ", what_, "; try again later"));
   }
   int& mine = by_caller_[caller_key];
   if (mine >= per_caller_) {
-    return absl::ResourceExhaustedError(absl::StrCat("at most ", per_caller_,
-                                                     " watches and windowed calls per caller (",
-                                                     caller_key, " has ", mine, ")"));
+    return absl::ResourceExhaustedError(absl::StrCat("at most ", per_caller_, " ", what_,
+                                                     " at a time per caller (", caller_key,
+                                                     " has ", mine, ")"));
   }
   ++mine;
   ++in_use_;

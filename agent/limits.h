@@ -15,7 +15,9 @@ namespace netagent::agent {
 
 class LongCallLimiter {
  public:
-  LongCallLimiter(int total, int per_caller) : total_(total), per_caller_(per_caller) {}
+  // `what` names the calls in refusals ("watches and windowed calls").
+  LongCallLimiter(int total, int per_caller, std::string what = "watches and windowed calls")
+      : total_(total), per_caller_(per_caller), what_(std::move(what)) {}
 
   // Held for the length of the call.
   class Slot {
@@ -42,6 +44,7 @@ class LongCallLimiter {
 
   const int total_;
   const int per_caller_;
+  const std::string what_;
   absl::Mutex mu_;
   int in_use_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, int> by_caller_ ABSL_GUARDED_BY(mu_);

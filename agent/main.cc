@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
       {"state_dir", "state directory (default /var/lib/netagent)"},
       {"bpf_pin_root",
        "where the fast path is pinned (default /sys/fs/bpf/netagent; another namespace: "
-       "/sys/fs/bpf/netagent-netns/<inode>)"},
+       "/sys/fs/bpf/netagent-netns/<namespace cookie>)"},
       {"log_format", "text or json"},
       {"log_level", "trace, debug, info, warn or error"},
       {"pid_file", "write the agent's pid here once it serves"},
@@ -181,10 +181,14 @@ int main(int argc, char** argv) {
   auto netns = netagent::kernel::CurrentNetns();
   if (!netns.ok()) return Fail(netns.status());
   ctx.netns = *netns;
-  const std::string pin_root = !cfg.bpf_pin_root.empty() ? cfg.bpf_pin_root
-                               : ctx.netns.initial
-                                   ? std::string("/sys/fs/bpf/netagent")
-                                   : absl::StrCat("/sys/fs/bpf/netagent-netns/", ctx.netns.inode);
+  // Another namespace's pins are keyed by its cookie: inode numbers are
+  // reused once a namespace is gone, cookies never.
+  const std::string pin_root =
+      !cfg.bpf_pin_root.empty() ? cfg.bpf_pin_root
+      : ctx.netns.initial       ? std::string("/sys/fs/bpf/netagent")
+      : ctx.netns.cookie != 0
+          ? absl::StrCat("/sys/fs/bpf/netagent-netns/", ctx.netns.cookie)
+          : absl::StrCat("/sys/fs/bpf/netagent-netns/inode-", ctx.netns.inode);
   netagent::kernel::Capability bpffs = netagent::agent::PrepareBpffs(pin_root);
   if (!bpffs.note.empty()) {
     spdlog::warn("bpffs: {}", bpffs.note);

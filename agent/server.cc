@@ -71,6 +71,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   if (!options.bpf_pin_root.empty()) {
     datapath::DatapathManager::Options dopts;
     dopts.pin_root = options.bpf_pin_root;
+    dopts.netns_cookie = ctx.netns.cookie;
     auto m = datapath::DatapathManager::Start(std::move(dopts));
     if (m.ok()) {
       s->datapath_manager_ = std::move(*m);

@@ -91,7 +91,8 @@ absl::StatusOr<std::vector<std::string>> MapHandle::Keys() const {
   return out;
 }
 
-absl::Status ApplyWrites(const MapLookup& maps, const std::vector<MapWrite>& writes) {
+absl::Status ApplyWrites(const MapLookup& maps, const std::vector<MapWrite>& writes,
+                         const std::function<void(size_t)>& after_each) {
   struct Undo {
     const MapHandle* map;
     std::string key;
@@ -119,6 +120,7 @@ absl::Status ApplyWrites(const MapLookup& maps, const std::vector<MapWrite>& wri
         break;
     }
     if (!failed.ok()) break;
+    if (after_each) after_each(undo.size());
   }
   if (failed.ok()) return failed;
   for (auto it = undo.rbegin(); it != undo.rend(); ++it) {

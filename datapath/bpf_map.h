@@ -47,7 +47,10 @@ using MapLookup = std::function<const MapHandle*(const std::string& name)>;
 
 // Applies `writes` in order; when one fails, restores what the earlier ones
 // overwrote, in reverse, and returns the failure (with the map and key).
-absl::Status ApplyWrites(const MapLookup& maps, const std::vector<MapWrite>& writes);
+// `after_each` (tests: a crash at every point of a batch) is called with the
+// number of writes done so far.
+absl::Status ApplyWrites(const MapLookup& maps, const std::vector<MapWrite>& writes,
+                         const std::function<void(size_t)>& after_each = nullptr);
 
 // Makes `map` hold exactly `want` (ARRAY maps: entries not in `want` zeroed).
 // Returns how many entries it changed.

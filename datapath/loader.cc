@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "datapath/libbpf_log.h"
 #include "kernel/errors.h"
 #include "netagent_tc.skel.h"
 #include "netagent_tc_guard.skel.h"
@@ -85,8 +86,18 @@ std::string AttachedMode(uint32_t ifindex, uint32_t* prog_id) {
 uint32_t TcSlotProg(uint32_t ifindex, const TcSlot& slot) {
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = slot.point);
   LIBBPF_OPTS(bpf_tc_opts, o, .handle = kTcHandle, .priority = slot.priority);
-  // No qdisc or no filter there: EINVAL or ENOENT.
+  // No qdisc or no filter there: EINVAL or ENOENT, and libbpf logs the
+  // kernel's message about it; an answer, not an error.
+  LibbpfLogCapture quiet;
   return bpf_tc_query(&hook, &o) == 0 ? o.prog_id : 0;
+}
+
+// A failed load, with the end of libbpf's log (the verifier's reasons).
+absl::Status LoadError(int err, absl::string_view what, const LibbpfLogCapture& log) {
+  absl::Status st = Errno(err, what);
+  const std::string tail = log.Tail();
+  if (tail.empty()) return st;
+  return absl::Status(st.code(), absl::StrCat(st.message(), "; libbpf: ", tail));
 }
 
 uint32_t ProgId(int prog_fd) {
@@ -120,6 +131,7 @@ absl::Status TcAttach(uint32_t ifindex, const TcSlot& slot, int prog_fd, bool re
 void TcDetach(uint32_t ifindex, const TcSlot& slot) {
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = slot.point);
   LIBBPF_OPTS(bpf_tc_opts, o, .handle = kTcHandle, .priority = slot.priority);
+  LibbpfLogCapture quiet;
   bpf_tc_detach(&hook, &o);
 }
 
@@ -182,29 +194,48 @@ void CollectMaps(bpf_object* obj, std::map<std::string, int>& out) {
 template <typename Skel>
 using SkelPtr = std::unique_ptr<Skel, void (*)(Skel*)>;
 
-// What AttachXdp attached so far, undone unless Keep(). Owns the XDP link's
-// fd (the pin holds the link once kept).
+// What AttachXdp attached so far, undone unless Keep(): our filters and link
+// removed and, where a forced attach replaced someone else's program, that
+// program put back. Holds a reference (fd) to each replaced program from
+// before it was replaced, so it cannot be freed meanwhile. Owns the XDP
+// link's fd (the pin holds the link once kept).
 class Undo {
  public:
   Undo(uint32_t ifindex, std::string dir) : ifindex_(ifindex), dir_(std::move(dir)) {}
   ~Undo() {
     if (!keep_) {
-      for (const TcSlot* s : slots_) TcDetach(ifindex_, *s);
+      for (const auto& [s, foreign] : slots_) {
+        if (foreign < 0 || !TcAttach(ifindex_, *s, foreign, true).ok()) TcDetach(ifindex_, *s);
+      }
       if (link_ >= 0) bpf_link_detach(link_);
+      if (foreign_xdp_ >= 0)
+        bpf_xdp_attach(static_cast<int>(ifindex_), foreign_xdp_, foreign_flags_, nullptr);
       RemovePins(dir_);
     }
+    for (const auto& [s, foreign] : slots_)
+      if (foreign >= 0) close(foreign);
+    if (foreign_xdp_ >= 0) close(foreign_xdp_);
     if (link_ >= 0) close(link_);
   }
-  // Call once `s` holds our program.
-  void Slot(const TcSlot& s) { slots_.push_back(&s); }
+  // A reference to the program `id` (0: none), taken before it is replaced.
+  static int Hold(uint32_t id) { return id != 0 ? bpf_prog_get_fd_by_id(id) : -1; }
+  // Call once `s` holds our program; `foreign`: Hold() of what it held before.
+  void Slot(const TcSlot& s, int foreign) { slots_.emplace_back(&s, foreign); }
   void Link(int fd) { link_ = fd; }
+  // A foreign XDP program (Hold()) detached to make room; put back unless kept.
+  void ForeignXdp(int fd, uint32_t flags) {
+    foreign_xdp_ = fd;
+    foreign_flags_ = flags;
+  }
   void Keep() { keep_ = true; }
 
  private:
   uint32_t ifindex_;
   std::string dir_;
-  std::vector<const TcSlot*> slots_;
+  std::vector<std::pair<const TcSlot*, int>> slots_;
   int link_ = -1;
+  int foreign_xdp_ = -1;
+  uint32_t foreign_flags_ = 0;
   bool keep_ = false;
 };
 
@@ -221,7 +252,7 @@ int PinnedXdp::map_fd(const std::string& name) const {
 
 absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
                                                      const std::string& pin_root) {
-  libbpf_set_print(nullptr);  // errors come back as statuses; an empty TC slot is not one
+  InstallLibbpfLog();
   NETAGENT_ASSIGN_OR_RETURN(uint32_t ifindex, Ifindex(spec.device));
   const std::string dir = absl::StrCat(pin_root, "/", spec.device);
   struct stat st;
@@ -243,32 +274,29 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     slots.push_back(&kAcctInSlot);
     slots.push_back(&kAcctOutSlot);
   }
-  std::map<const TcSlot*, bool> taken;
+  std::map<const TcSlot*, uint32_t> taken;
   for (const TcSlot* s : slots) {
     const uint32_t other = TcSlotProg(ifindex, *s);
-    taken[s] = other != 0;
+    taken[s] = other;
     if (other != 0 && !spec.force) {
       return absl::FailedPreconditionError(absl::StrCat(
           spec.device, ": the ", s->what, " slot (tc filter pref ", s->priority, " handle 0x",
           absl::Hex(kTcHandle), ") holds program id ", other, "; not replaced unless forced"));
     }
   }
+  // A foreign XDP program is detached only once ours is loaded and verified,
+  // right before our link takes its place, and put back if that fails.
+  uint32_t foreign = 0, foreign_flags = 0;
   if (!tc_mode) {
-    uint32_t other = 0;
-    const std::string current = AttachedMode(ifindex, &other);
-    if (other != 0) {
-      if (!spec.force) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(spec.device, ": another XDP program (id ", other, ", ", current,
-                         ") is attached; not replaced unless forced"));
-      }
-      const uint32_t flags = current == "generic"  ? XDP_FLAGS_SKB_MODE
-                             : current == "native" ? XDP_FLAGS_DRV_MODE
-                                                   : 0;
-      if (int err = bpf_xdp_detach(static_cast<int>(ifindex), flags, nullptr)) {
-        return Errno(err, absl::StrCat(spec.device, ": detaching XDP program ", other));
-      }
+    const std::string current = AttachedMode(ifindex, &foreign);
+    if (foreign != 0 && !spec.force) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(spec.device, ": another XDP program (id ", foreign, ", ", current,
+                       ") is attached; not replaced unless forced"));
     }
+    foreign_flags = current == "generic"  ? XDP_FLAGS_SKB_MODE
+                    : current == "native" ? XDP_FLAGS_DRV_MODE
+                                          : 0;
   }
 
   NETAGENT_RETURN_IF_ERROR(MakeDirs(dir));
@@ -284,7 +312,8 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     if (!skel) return kernel::LastErrnoStatus("open the TC guard");
     SetSwitches(skel->rodata, spec.switches);
     SetPinPaths(skel->obj, dir);
-    if (int err = netagent_tc_guard__load(skel.get())) return Errno(err, "load the TC guard");
+    LibbpfLogCapture log;
+    if (int err = netagent_tc_guard__load(skel.get())) return LoadError(err, "load the TC guard", log);
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.na_config), &zero, &spec.config, BPF_ANY)) {
       return kernel::LastErrnoStatus("write the guard config");
     }
@@ -292,8 +321,12 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     if (bpf_obj_pin(prog, absl::StrCat(dir, "/", kGuardSlot.pin).c_str()) != 0) {
       return kernel::LastErrnoStatus("pin the TC guard");
     }
-    NETAGENT_RETURN_IF_ERROR(TcAttach(ifindex, kGuardSlot, prog, taken[&kGuardSlot]));
-    undo.Slot(kGuardSlot);
+    const int before = Undo::Hold(taken[&kGuardSlot]);
+    if (absl::Status st = TcAttach(ifindex, kGuardSlot, prog, taken[&kGuardSlot] != 0); !st.ok()) {
+      if (before >= 0) close(before);
+      return st;
+    }
+    undo.Slot(kGuardSlot, before);
     out->info_.mode = "tc";
     out->info_.prog_id = ProgId(prog);
     CollectMaps(skel->obj, out->maps_);
@@ -302,7 +335,8 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     if (!skel) return kernel::LastErrnoStatus("open the XDP program");
     SetSwitches(skel->rodata, spec.switches);
     SetPinPaths(skel->obj, dir);
-    if (int err = netagent_xdp__load(skel.get())) return Errno(err, "load the XDP program");
+    LibbpfLogCapture log;
+    if (int err = netagent_xdp__load(skel.get())) return LoadError(err, "load the XDP program", log);
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.na_config), &zero, &spec.config, BPF_ANY)) {
       return kernel::LastErrnoStatus("write the XDP config");
     }
@@ -313,6 +347,14 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
       link = bpf_link_create(prog_fd, static_cast<int>(ifindex), BPF_XDP, &o);
       return link >= 0 ? 0 : -errno;
     };
+    if (foreign != 0) {
+      const int held = Undo::Hold(foreign);
+      if (int err = bpf_xdp_detach(static_cast<int>(ifindex), foreign_flags, nullptr)) {
+        if (held >= 0) close(held);
+        return Errno(err, absl::StrCat(spec.device, ": detaching XDP program ", foreign));
+      }
+      undo.ForeignXdp(held, foreign_flags);
+    }
     int err = 0;
     if (spec.mode == AttachMode::kGeneric) {
       err = attach(XDP_FLAGS_SKB_MODE);
@@ -324,7 +366,11 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
         err = attach(XDP_FLAGS_SKB_MODE);
       }
     }
-    if (err != 0) return Errno(err, absl::StrCat(spec.device, ": attach XDP"));
+    if (err != 0) {
+      return Errno(err, absl::StrCat(spec.device, ": attach XDP",
+                                     foreign ? absl::StrCat(" (program ", foreign, " put back)")
+                                             : ""));
+    }
     undo.Link(link);
     if (bpf_obj_pin(link, absl::StrCat(dir, "/", kLinkPin).c_str()) != 0) {
       return kernel::LastErrnoStatus("pin the XDP link");
@@ -339,8 +385,9 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     skel->rodata->en_class_stats = tco.accounting;
     skel->rodata->en_mss_clamp = tco.clamp_mss4 != 0 || tco.clamp_mss6 != 0;
     SetPinPaths(skel->obj, dir);
+    LibbpfLogCapture log;
     if (int err = netagent_tc__load(skel.get())) {
-      return Errno(err, "load the TC accounting program");
+      return LoadError(err, "load the TC accounting program", log);
     }
     const na_tc_config tc_config{tco.clamp_mss4, tco.clamp_mss6, 0};
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.tc_config), &zero, &tc_config, BPF_ANY)) {
@@ -352,8 +399,12 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
       if (bpf_obj_pin(fd, absl::StrCat(dir, "/", slot->pin).c_str()) != 0) {
         return kernel::LastErrnoStatus(absl::StrCat("pin the ", slot->what));
       }
-      NETAGENT_RETURN_IF_ERROR(TcAttach(ifindex, *slot, fd, taken[slot]));
-      undo.Slot(*slot);
+      const int before = Undo::Hold(taken[slot]);
+      if (absl::Status st = TcAttach(ifindex, *slot, fd, taken[slot] != 0); !st.ok()) {
+        if (before >= 0) close(before);
+        return st;
+      }
+      undo.Slot(*slot, before);
     }
     out->info_.tc_prog_id = ProgId(bpf_program__fd(skel->progs.netagent_tc_ingress));
     CollectMaps(skel->obj, out->maps_);
@@ -364,7 +415,7 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
 
 absl::StatusOr<std::unique_ptr<PinnedXdp>> OpenPinnedXdp(const std::string& device,
                                                          const std::string& pin_root) {
-  libbpf_set_print(nullptr);
+  InstallLibbpfLog();
   NETAGENT_ASSIGN_OR_RETURN(uint32_t ifindex, Ifindex(device));
   const std::string dir = absl::StrCat(pin_root, "/", device);
   auto out = std::unique_ptr<PinnedXdp>(new PinnedXdp());
@@ -433,7 +484,7 @@ absl::Status DetachXdp(const std::string& device, const std::string& pin_root) {
     close(link);
   }
   // Our TC filters: only where the slot still holds the program we pinned.
-  libbpf_set_print(nullptr);
+  InstallLibbpfLog();
   if (const uint32_t ifindex = if_nametoindex(device.c_str()); ifindex != 0) {
     for (const TcSlot* s : kTcSlots) {
       const uint32_t ours = PinnedProgId(dir, s->pin);

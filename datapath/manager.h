@@ -2,16 +2,25 @@
 // attach and detach (through the loader), the operator's rules in revisioned
 // all-or-nothing batches, counters, drop samples and "why would this packet
 // be dropped?". Everything it needs to carry on lives in bpffs under the pin
-// root, beside the program's maps: rule_meta (each rule's id, prefix or port,
-// comment) and dp_meta (what was asked at attach, the rules revision). A new
-// manager picks every pinned device up, and repairs table entries that do not
-// match rule_meta (an agent killed in the middle of a batch).
+// root, beside the program's maps: two copies of rule_meta (each rule's id,
+// prefix or port, comment) and dp_meta (what was asked at attach, the rules
+// revision and which rule_meta copy is in force). A batch writes the spare
+// copy and the tables, then switches dp_meta in one write, so an agent killed
+// anywhere in a batch leaves the old rules in force; a new manager picks
+// every pinned device up and repairs table entries that do not match them.
+//
+// Locking: the device map has a short lock of its own; attach and detach are
+// serialized; each device serializes its rule batches; readers (stats, rule
+// lists, TestPacket) work on a snapshot and never wait for a batch, and
+// TestPacket runs a copy of the program loaded once per device.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -69,6 +78,12 @@ class DatapathManager {
     std::string pin_root;
     RuleLimits limits;
     size_t sample_backlog = 256;  // kept per device for new subscribers
+    // SO_NETNS_COOKIE of the served namespace, recorded at attach and checked
+    // at pick-up (0: not known; not checked).
+    uint64_t netns_cookie = 0;
+    // Tests: called after each map write of a rule batch with the count so far
+    // (a crash at every point of a batch).
+    std::function<void(size_t)> after_batch_write;
   };
 
   struct AttachOptions {
@@ -137,9 +152,10 @@ class DatapathManager {
                                            const std::vector<RuleEdit>& edits);
   absl::StatusOr<RuleList> ListRules(const std::string& device, uint32_t from_id, size_t limit);
   absl::StatusOr<Stats> GetStats(const std::string& device, bool per_cpu);
-  // Runs `frame` through a private copy of the device's program that reads
-  // its live rules but has its own counters and SYN buckets (so a SYN is
-  // judged as from a source not seen before).
+  // Runs `frame` through a private copy of the device's program (loaded once
+  // per device) that reads its live rules but has its own counters and SYN
+  // buckets, cleared after each run (so a SYN is judged as from a source not
+  // seen before). Runs one at a time per device, outside every other lock.
   absl::StatusOr<TestResult> TestPacket(const std::string& device, const std::string& frame);
   // Recent samples first (up to sample_backlog) unless live_only, then live ones.
   absl::StatusOr<std::shared_ptr<SampleQueue>> SubscribeSamples(const std::string& device,
@@ -150,15 +166,17 @@ class DatapathManager {
 
  private:
   struct Device;
+  class Tester;
   explicit DatapathManager(Options o);
   // Builds the device's state from its pins (fresh attach or pick-up).
-  absl::StatusOr<std::unique_ptr<Device>> Load(const std::string& name, const std::string& note);
-  absl::StatusOr<Device*> Find(const std::string& device);
+  absl::StatusOr<std::shared_ptr<Device>> Load(const std::string& name, const std::string& note);
+  absl::StatusOr<std::shared_ptr<Device>> Find(const std::string& device) const;
   DeviceStatus StatusOf(const Device& d) const;
 
   Options options_;
-  std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Device>> devices_;
+  std::mutex config_mu_;  // attach and detach, one at a time
+  mutable std::mutex mu_;  // devices_ only
+  std::map<std::string, std::shared_ptr<Device>> devices_;
 };
 
 }  // namespace netagent::datapath

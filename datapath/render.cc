@@ -21,7 +21,7 @@ absl::Status Bad(absl::string_view field, absl::string_view name, absl::string_v
 
 // Fixed records, versioned so a later agent can tell an older layout.
 constexpr uint8_t kRuleMetaVersion = 1;
-constexpr uint32_t kDpMetaVersion = 1;
+constexpr uint32_t kDpMetaVersion = 2;  // 1: no slot or cookie, a 128-byte note
 constexpr uint8_t kKindPrefix = 1, kKindPort = 2;
 
 struct RuleMetaRecord {
@@ -59,9 +59,12 @@ struct DpMetaRecord {
   uint64_t syn_burst;
   uint64_t new_rate;
   uint64_t new_burst;
-  char note[128];
+  uint64_t netns_cookie;  // version 2 on
+  uint32_t rules_slot;    // version 2 on
+  uint32_t pad;
+  char note[112];
 };
-static_assert(sizeof(DpMetaRecord) == 208);
+static_assert(sizeof(DpMetaRecord) == 208);  // the size of every version: the map's value size
 
 uint32_t PortFlags(const PortRule& p) {
   return (p.tcp ? NA_PORT_BLOCK_TCP : 0) | (p.udp ? NA_PORT_BLOCK_UDP : 0) |
@@ -200,11 +203,7 @@ std::vector<MapWrite> RuleChanges(const RuleSet& from, const RuleSet& to, Cidr4I
   }
   std::vector<MapWrite> out, data;
   Cidr4Writes cidr4;
-  for (const Rule* r : removed) out.push_back({MapWrite::kDelete, kRuleMetaMap, U32Key(r->id), ""});
-  for (const Rule* r : added) {
-    out.push_back({MapWrite::kPut, kRuleMetaMap, U32Key(r->id), EncodeRuleMeta(*r)});
-    out.push_back({MapWrite::kZero, "rule_hits", U32Key(r->id), ""});
-  }
+  for (const Rule* r : added) out.push_back({MapWrite::kZero, "rule_hits", U32Key(r->id), ""});
 
   std::set<IpPrefix> exact_touched;
   std::set<uint16_t> ports_touched;
@@ -258,6 +257,34 @@ std::vector<MapWrite> RuleChanges(const RuleSet& from, const RuleSet& to, Cidr4I
   }
   cidr4.Emit(out);
   out.insert(out.end(), data.begin(), data.end());
+  return out;
+}
+
+std::vector<MapWrite> RuleMetaWrites(const RuleSet& from, const RuleSet& to,
+                                     const std::string& map) {
+  std::vector<MapWrite> out;
+  for (const auto& [id, r] : from.rules) {
+    auto it = to.rules.find(id);
+    if (it == to.rules.end()) out.push_back({MapWrite::kDelete, map, U32Key(id), ""});
+  }
+  for (const auto& [id, r] : to.rules) {
+    auto it = from.rules.find(id);
+    if (it == from.rules.end() || !SameRule(r, it->second))
+      out.push_back({MapWrite::kPut, map, U32Key(id), EncodeRuleMeta(r)});
+  }
+  return out;
+}
+
+std::vector<MapWrite> BatchWrites(const RuleSet& committed, const RuleSet& spare,
+                                  const RuleSet& next, const DpMeta& meta, Cidr4Index& index) {
+  DpMeta after = meta;
+  after.revision = next.revision;
+  after.rules_slot = 1 - (meta.rules_slot & 1);
+  std::vector<MapWrite> out = RuleMetaWrites(spare, next, kRuleMetaMaps[after.rules_slot]);
+  std::vector<MapWrite> tables = RuleChanges(committed, next, index);
+  out.insert(out.end(), std::make_move_iterator(tables.begin()),
+             std::make_move_iterator(tables.end()));
+  out.push_back({MapWrite::kPut, kDpMetaMap, U32Key(0), EncodeDpMeta(after)});
   return out;
 }
 
@@ -362,6 +389,8 @@ std::string EncodeDpMeta(const DpMeta& d) {
   m.syn_burst = f.syn_burst;
   m.new_rate = f.new_source_rate;
   m.new_burst = f.new_source_burst;
+  m.netns_cookie = d.netns_cookie;
+  m.rules_slot = d.rules_slot & 1;
   std::memcpy(m.note, d.note.data(), std::min(d.note.size(), sizeof(m.note) - 1));
   return Bytes(m);
 }
@@ -371,9 +400,20 @@ absl::StatusOr<DpMeta> DecodeDpMeta(const std::string& value) {
   if (value.size() != sizeof(m))
     return absl::DataLossError(absl::StrCat("dp_meta: ", value.size(), " bytes"));
   std::memcpy(&m, value.data(), sizeof(m));
-  if (m.version != kDpMetaVersion)
+  if (m.version != kDpMetaVersion && m.version != 1)
     return absl::DataLossError(absl::StrCat("dp_meta: record version ", m.version));
   DpMeta d;
+  if (m.version == 1) {
+    // One rule_meta copy, no cookie; the note ran over the new fields.
+    const char* note = reinterpret_cast<const char*>(&m.netns_cookie);
+    d.note.assign(note, strnlen(note, 128));
+  } else {
+    if (m.rules_slot > 1)
+      return absl::DataLossError(absl::StrCat("dp_meta: rules slot ", m.rules_slot));
+    d.rules_slot = m.rules_slot;
+    d.netns_cookie = m.netns_cookie;
+    d.note.assign(m.note, strnlen(m.note, sizeof(m.note)));
+  }
   Features& f = d.features;
   d.revision = m.revision;
   d.attached_at_unix_ns = m.attached_at_unix_ns;
@@ -394,7 +434,6 @@ absl::StatusOr<DpMeta> DecodeDpMeta(const std::string& value) {
   f.syn_burst = m.syn_burst;
   f.new_source_rate = m.new_rate;
   f.new_source_burst = m.new_burst;
-  d.note.assign(m.note, strnlen(m.note, sizeof(m.note)));
   return d;
 }
 

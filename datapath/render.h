@@ -53,11 +53,15 @@ struct MapWrite {
   std::string value;  // kPut only
 };
 
-// The table writes that turn the maps of `from` into those of `to`, rule_meta
-// included (rule_hits of new ids zeroed). `index` is the IPv4 CIDR index of
-// `from` and is advanced to `to`. Order: rule metadata, then data tables
-// (long CIDR entries before their directory slots, removals after).
+// The data-table writes that turn the maps of `from` into those of `to`
+// (rule_hits of new ids zeroed; rule_meta not included). `index` is the IPv4
+// CIDR index of `from` and is advanced to `to`. Order: long CIDR entries
+// before their directory slots, removals after.
 std::vector<MapWrite> RuleChanges(const RuleSet& from, const RuleSet& to, Cidr4Index& index);
+
+// The rule_meta writes that turn `map`, holding `from`, into `to`.
+std::vector<MapWrite> RuleMetaWrites(const RuleSet& from, const RuleSet& to,
+                                     const std::string& map);
 
 // Everything the data tables should hold for `rules`, per map name, key ->
 // value (ARRAY maps: only the non-zero entries). Used to repair the maps from
@@ -70,24 +74,40 @@ struct TableInfo {
 };
 const std::vector<TableInfo>& RuleTables();
 
-// rule_meta: key u32 rule id, value a fixed record of the rule.
+// rule_meta: key u32 rule id, value a fixed record of the rule. It is kept
+// twice; dp_meta.rules_slot names the copy that holds the committed rule set,
+// and the other (the spare) is where the next batch is written.
 inline constexpr char kRuleMetaMap[] = "rule_meta";
+inline constexpr const char* kRuleMetaMaps[2] = {kRuleMetaMap, "rule_meta_1"};
 inline constexpr char kDpMetaMap[] = "dp_meta";
 std::string EncodeRuleMeta(const Rule& r);
 absl::StatusOr<Rule> DecodeRuleMeta(uint32_t id, const std::string& value);
 size_t RuleMetaSize();
 
-// dp_meta: one record (key u32 0) with the attach request and the revision.
+// dp_meta: one record (key u32 0) with the attach request, the revision and
+// the rule_meta slot in force. Written in one map update, it is the commit
+// point of a rule batch.
 struct DpMeta {
   uint64_t revision = 0;
   int64_t attached_at_unix_ns = 0;
   AttachMode requested_mode = AttachMode::kAuto;
   Features features;
-  std::string note;  // at most 127 bytes kept
+  uint32_t rules_slot = 0;    // 0 or 1: kRuleMetaMaps[rules_slot] is in force
+  uint64_t netns_cookie = 0;  // of the namespace attached in; 0: unknown (older records)
+  std::string note;           // at most 111 bytes kept
 };
 std::string EncodeDpMeta(const DpMeta& m);
 absl::StatusOr<DpMeta> DecodeDpMeta(const std::string& value);
 size_t DpMetaSize();
+
+// The writes of one rule batch, in the order they must be applied: the spare
+// rule_meta copy (which holds `spare`) made to hold `next`; the data tables
+// from `committed` to `next` (`index` advanced); then dp_meta with `meta`,
+// next's revision and the slot switched to the spare. Killed before that last
+// write, an agent leaves `committed` in force (the tables are repaired from
+// it at pick-up); after it, `next`.
+std::vector<MapWrite> BatchWrites(const RuleSet& committed, const RuleSet& spare,
+                                  const RuleSet& next, const DpMeta& meta, Cidr4Index& index);
 
 inline std::string U32Key(uint32_t v) { return std::string(reinterpret_cast<char*>(&v), 4); }
 

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -80,11 +81,25 @@ absl::StatusOr<std::string> EnterNetns(absl::string_view name_or_path) {
   return path;
 }
 
+uint64_t NetnsCookie() {
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  uint64_t cookie = 0;
+  socklen_t len = sizeof(cookie);
+  if (::getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) cookie = 0;
+  ::close(fd);
+  return cookie;
+}
+
 absl::StatusOr<NetnsIdentity> CurrentNetns() {
   NetnsIdentity id;
   struct stat self;
   if (::stat("/proc/self/ns/net", &self) < 0) return LastErrnoStatus("stat /proc/self/ns/net");
   id.inode = self.st_ino;
+  id.cookie = NetnsCookie();
   id.path = EnteredPath();
   struct stat init;
   id.initial = ::stat("/proc/1/ns/net", &init) == 0 && init.st_ino == self.st_ino &&

@@ -25,13 +25,20 @@ absl::StatusOr<std::string> ResolveNetnsPath(absl::string_view name_or_path);
 absl::StatusOr<std::string> EnterNetns(absl::string_view name_or_path);
 
 struct NetnsIdentity {
-  uint64_t inode = 0;
+  uint64_t inode = 0;  // reused by the kernel once the namespace is gone
+  // SO_NETNS_COOKIE (kernel 5.14+): never reused while the system runs, so
+  // what is keyed by it cannot be mistaken for another namespace's. 0: the
+  // kernel does not tell.
+  uint64_t cookie = 0;
   std::string name;      // from /run/netns when an entry refers to it
   std::string path;      // what EnterNetns was given, resolved
   bool initial = false;  // same namespace as PID 1
 };
 
 absl::StatusOr<NetnsIdentity> CurrentNetns();
+
+// The calling thread's namespace's SO_NETNS_COOKIE; 0 before kernel 5.14.
+uint64_t NetnsCookie();
 
 // "/sys" in the agent's own namespace; the private sysfs after EnterNetns.
 const std::string& NetSysfsRoot();

@@ -195,6 +195,33 @@ TEST_F(LoaderTest, AttachBlockPickUpDetach) {
   EXPECT_EQ(DetachXdp("veth0", pin_root_).code(), absl::StatusCode::kNotFound);
 }
 
+// A forced attach that fails after the foreign program made room for it puts
+// that program back: the device is never left with neither.
+TEST_F(LoaderTest, AForcedAttachThatFailsPutsTheForeignProgramBack) {
+  // veth refuses native XDP for a program without multi-buffer support when
+  // the peer's MTU is above a page; generic mode does not care.
+  ASSERT_EQ(Sh("ip -n " + b_ + " link set veth1 mtu 9000"), 0);
+  ASSERT_EQ(Sh("ip -n " + a_ + " link set veth0 mtu 9000"), 0);
+  bpftest::Xdp other;
+  ASSERT_TRUE(other.ok()) << other.error();
+  const int ifindex = static_cast<int>(if_nametoindex("veth0"));
+  ASSERT_EQ(bpf_xdp_attach(ifindex, other.prog_fd(), XDP_FLAGS_SKB_MODE, nullptr), 0);
+  const uint32_t foreign = XdpProgOn("veth0");
+  ASSERT_NE(foreign, 0u);
+  AttachSpec spec;
+  spec.device = "veth0";
+  spec.mode = AttachMode::kNative;
+  spec.force = true;
+  auto failed = AttachXdp(spec, pin_root_);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(std::string(failed.status().message()).find("put back"), std::string::npos)
+      << failed.status();
+  EXPECT_EQ(XdpProgOn("veth0"), foreign);
+  struct stat st;
+  EXPECT_NE(stat((pin_root_ + "/veth0").c_str(), &st), 0) << "pins left behind";
+  bpf_xdp_detach(ifindex, XDP_FLAGS_SKB_MODE, nullptr);
+}
+
 TEST_F(LoaderTest, AForeignProgramIsNotReplacedUnlessForced) {
   // Someone else's XDP program (xdp-tools would do the same through netlink).
   bpftest::Xdp other;

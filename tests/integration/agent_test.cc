@@ -362,7 +362,7 @@ TEST(AgentIntegration, LongCallsAreBoundedPerCallerAndOthersStillGetIn) {
   RunResult ninth =
       RunCommand(ns.Exec({NetctlPath(), "-t", "127.0.0.1:9470", "watch", "--count", "1"}));
   EXPECT_EQ(ninth.exit_code, 1);
-  EXPECT_NE(ninth.out.find("RESOURCE_EXHAUSTED: at most 8 watches and windowed calls per caller"),
+  EXPECT_NE(ninth.out.find("RESOURCE_EXHAUSTED: at most 8 watches and windowed calls at a time per caller"),
             std::string::npos)
       << ninth.out << ninth.err;
   // Short calls, and other callers' long ones, are unaffected.

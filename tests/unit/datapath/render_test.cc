@@ -54,8 +54,57 @@ RuleEdit Del(uint32_t id) {
   return e;
 }
 
-// After every batch, the tables equal a fresh render of the rule set and
-// rule_meta holds exactly the rules.
+// The rules a restarted agent would read: the rule_meta copy dp_meta names.
+RuleSet RecordedRules(const Store& store) {
+  RuleSet out;
+  auto dp = store.find(kDpMetaMap);
+  if (dp == store.end() || dp->second.empty()) return out;
+  auto meta = DecodeDpMeta(dp->second.at(U32Key(0)));
+  EXPECT_TRUE(meta.ok()) << meta.status();
+  out.revision = meta->revision;
+  auto copy = store.find(kRuleMetaMaps[meta->rules_slot]);
+  if (copy == store.end()) return out;
+  for (const auto& [key, value] : copy->second) {
+    uint32_t id;
+    std::memcpy(&id, key.data(), 4);
+    auto r = DecodeRuleMeta(id, value);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (r.ok()) out.rules[id] = *r;
+  }
+  return out;
+}
+
+bool SameRules(const RuleSet& a, const RuleSet& b) {
+  if (a.revision != b.revision || a.rules.size() != b.rules.size()) return false;
+  for (const auto& [id, r] : a.rules) {
+    auto it = b.rules.find(id);
+    if (it == b.rules.end() || it->second.prefix != r.prefix || it->second.comment != r.comment ||
+        it->second.action != r.action || it->second.port.has_value() != r.port.has_value())
+      return false;
+  }
+  return true;
+}
+
+// The maps of one device as the manager keeps them: the rules in force, the
+// spare rule_meta copy one batch behind, dp_meta and the CIDR index.
+struct Device {
+  Store store;
+  RuleSet rules, spare;
+  DpMeta meta;
+  Cidr4Index index;
+
+  Device() { Apply(store, {{MapWrite::kPut, kDpMetaMap, U32Key(0), EncodeDpMeta(meta)}}); }
+  void Batch(const RuleSet& next) {
+    Apply(store, BatchWrites(rules, spare, next, meta, index));
+    spare = std::move(rules);
+    rules = next;
+    meta.revision = next.revision;
+    meta.rules_slot ^= 1;
+  }
+};
+
+// After every batch, the tables equal a fresh render of the rule set and the
+// rule_meta copy in force holds exactly the rules.
 void Check(const Store& store, const RuleSet& rules, const std::string& when) {
   const auto want = RenderTables(rules);
   for (const TableInfo& t : RuleTables()) {
@@ -63,25 +112,17 @@ void Check(const Store& store, const RuleSet& rules, const std::string& when) {
     const std::map<std::string, std::string> empty;
     EXPECT_EQ(it == store.end() ? empty : it->second, want.at(t.name)) << t.name << " " << when;
   }
-  auto meta = store.find(kRuleMetaMap);
-  ASSERT_EQ(meta == store.end() ? 0 : meta->second.size(), rules.rules.size()) << when;
-  for (const auto& [id, r] : rules.rules) {
-    auto decoded = DecodeRuleMeta(id, meta->second.at(U32Key(id)));
-    ASSERT_TRUE(decoded.ok()) << decoded.status();
-    EXPECT_EQ(decoded->prefix, r.prefix);
-    EXPECT_EQ(decoded->comment, r.comment);
-  }
+  EXPECT_TRUE(SameRules(RecordedRules(store), rules)) << when;
 }
 
 TEST(RuleChanges, AllowBeatsBlockOnTheSameAddressAndDeletionRestoresTheBlock) {
-  RuleSet rules;
-  Cidr4Index index;
-  Store store;
+  Device dev;
+  Store& store = dev.store;
+  const RuleSet& rules = dev.rules;
   auto step = [&](std::vector<RuleEdit> edits) {
     auto next = ApplyEdits(rules, rules.revision, edits, RuleLimits{});
     ASSERT_TRUE(next.ok()) << next.status();
-    Apply(store, RuleChanges(rules, *next, index));
-    rules = *next;
+    dev.Batch(*next);
   };
   step({Add(PrefixRule(RuleAction::kBlock, "192.0.2.7"))});
   step({Add(PrefixRule(RuleAction::kAllow, "192.0.2.7"))});
@@ -100,21 +141,52 @@ TEST(RuleChanges, AllowBeatsBlockOnTheSameAddressAndDeletionRestoresTheBlock) {
 }
 
 TEST(RuleChanges, DeletingAndAddingTheSamePrefixInOneBatchLeavesItInPlace) {
-  RuleSet rules;
-  Cidr4Index index;
-  Store store;
+  Device dev;
+  const RuleSet& rules = dev.rules;
   for (const char* p : {"10.1.2.0/24", "2001:db8::/48", "10.0.0.0/8"}) {
     auto next = ApplyEdits(rules, rules.revision, {Add(PrefixRule(RuleAction::kBlock, p))}, {});
     ASSERT_TRUE(next.ok());
-    Apply(store, RuleChanges(rules, *next, index));
-    rules = *next;
+    dev.Batch(*next);
     auto again =
         ApplyEdits(rules, rules.revision,
                    {Del(next->rules.rbegin()->first), Add(PrefixRule(RuleAction::kBlock, p))}, {});
     ASSERT_TRUE(again.ok()) << again.status();
-    Apply(store, RuleChanges(rules, *again, index));
-    rules = *again;
-    Check(store, rules, p);
+    dev.Batch(*again);
+    Check(dev.store, rules, p);
+  }
+}
+
+// An agent killed after any write of a batch: a new agent reads the rules in
+// force from the copy dp_meta names, and they are the batch's whole before or
+// whole after -- before until the last write (dp_meta), after it.
+TEST(BatchWrites, CutShortAnywhereTheRecordsHoldTheOldOrTheNewRulesWhole) {
+  Device dev;
+  auto block = [](const char* p, const char* c) {
+    Rule r = PrefixRule(RuleAction::kBlock, p);
+    r.comment = c;
+    return r;
+  };
+  auto first = ApplyEdits(dev.rules, 0,
+                          {Add(block("10.250.0.2", "peer")), Add(block("10.9.0.0/16", "x")),
+                           Add(block("2001:db8::1", "y"))},
+                          {});
+  ASSERT_TRUE(first.ok());
+  dev.Batch(*first);
+  // The reported case: the single address replaced by its /24, and more.
+  auto next = ApplyEdits(dev.rules, dev.rules.revision,
+                         {Del(1), Add(block("10.250.0.0/24", "peer net")), Del(3),
+                          Add(block("10.9.8.0/24", "z"))},
+                         {});
+  ASSERT_TRUE(next.ok());
+  Cidr4Index index = dev.index;
+  const std::vector<MapWrite> writes = BatchWrites(dev.rules, dev.spare, *next, dev.meta, index);
+  ASSERT_GT(writes.size(), 4u);
+  EXPECT_EQ(writes.back().map, kDpMetaMap);
+  for (size_t cut = 0; cut <= writes.size(); ++cut) {
+    Store store = dev.store;
+    Apply(store, std::vector<MapWrite>(writes.begin(), writes.begin() + cut));
+    const RuleSet& want = cut < writes.size() ? dev.rules : *next;
+    EXPECT_TRUE(SameRules(RecordedRules(store), want)) << "cut after " << cut << " writes";
   }
 }
 
@@ -124,8 +196,6 @@ TEST(RuleChanges, DeletingAndAddingTheSamePrefixInOneBatchLeavesItInPlace) {
 TEST(RuleChanges, IncrementalWritesEqualAFreshRenderOverRandomBatches) {
   std::mt19937 rng(7);
   RuleSet rules;
-  Cidr4Index index;
-  Store store;
   auto random_rule = [&] {
     Rule r;
     r.action = rng() % 3 == 0 ? RuleAction::kAllow : RuleAction::kBlock;
@@ -156,6 +226,7 @@ TEST(RuleChanges, IncrementalWritesEqualAFreshRenderOverRandomBatches) {
     }
     return r;
   };
+  Device dev;
   for (int batch = 0; batch < 300; ++batch) {
     std::vector<RuleEdit> edits;
     std::vector<uint32_t> ids;
@@ -172,9 +243,9 @@ TEST(RuleChanges, IncrementalWritesEqualAFreshRenderOverRandomBatches) {
     }
     auto next = ApplyEdits(rules, rules.revision, edits, RuleLimits{});
     if (!next.ok()) continue;  // a duplicate in the batch: refused whole
-    Apply(store, RuleChanges(rules, *next, index));
+    dev.Batch(*next);
     rules = *next;
-    Check(store, rules, absl::StrCat("batch ", batch));
+    Check(dev.store, rules, absl::StrCat("batch ", batch));
     if (HasFailure()) return;
   }
   EXPECT_GT(rules.rules.size(), 10u);
@@ -213,6 +284,8 @@ TEST(Records, RuleAndAttachRecordsRoundTrip) {
   m.features.drop_fragments = true;
   m.features.sample_every = 100;
   m.note = "native XDP refused";
+  m.rules_slot = 1;
+  m.netns_cookie = 0x1234567890;
   auto d = DecodeDpMeta(EncodeDpMeta(m));
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->revision, 42u);
@@ -224,6 +297,22 @@ TEST(Records, RuleAndAttachRecordsRoundTrip) {
   EXPECT_TRUE(d->features.drop_fragments);
   EXPECT_FALSE(d->features.drop_malformed);
   EXPECT_EQ(d->note, "native XDP refused");
+  EXPECT_EQ(d->rules_slot, 1u);
+  EXPECT_EQ(d->netns_cookie, 0x1234567890u);
+  // A record an older agent wrote (version 1: no slot or cookie; the note ran
+  // on where they are now) reads as slot 0, cookie unknown.
+  std::string v1 = EncodeDpMeta(m);
+  const uint32_t one = 1;
+  std::memcpy(v1.data(), &one, 4);
+  const std::string note = "written by version 1";
+  std::memset(v1.data() + 80, 0, 128);
+  std::memcpy(v1.data() + 80, note.data(), note.size());
+  auto old = DecodeDpMeta(v1);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->rules_slot, 0u);
+  EXPECT_EQ(old->netns_cookie, 0u);
+  EXPECT_EQ(old->note, note);
+  EXPECT_EQ(old->revision, 42u);
 }
 
 TEST(Features, BadValuesAreRefusedNamingTheField) {
