@@ -10,6 +10,8 @@ namespace {
 
 constexpr uint32_t kDefaultBatch = 1024;
 constexpr uint32_t kMaxBatch = 8192;
+// What one streamed message may hold, whatever batch_size says.
+constexpr size_t kMaxBatchBytes = 256 * 1024;
 constexpr uint32_t kDefaultTop = 10;
 constexpr uint32_t kMaxTop = 1000;
 
@@ -153,13 +155,17 @@ grpc::Status ConntrackService::ListConntrack(
   auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
   v1::ListConntrackResponse msg;
+  size_t bytes = 0;
   auto report = collectors::DumpConntrack(
       *query,
       [&](const collectors::ConntrackEntry& e) {
-        ToProto(e, msg.add_entries());
-        if (static_cast<uint32_t>(msg.entries_size()) >= batch) {
+        v1::ConntrackEntry* added = msg.add_entries();
+        ToProto(e, added);
+        bytes += added->ByteSizeLong();
+        if (static_cast<uint32_t>(msg.entries_size()) >= batch || bytes >= kMaxBatchBytes) {
           if (!writer->Write(msg)) return absl::CancelledError("caller went away");
           msg.Clear();
+          bytes = 0;
         }
         return absl::OkStatus();
       },

@@ -14,17 +14,28 @@ absl::StatusOr<std::unique_ptr<LongCallLimiter::Slot>> LongCallLimiter::Acquire(
   int& mine = by_caller_[caller_key];
   if (mine >= per_caller_) {
     return absl::ResourceExhaustedError(absl::StrCat("at most ", per_caller_, " ", what_,
-                                                     " at a time per caller (", caller_key,
-                                                     " has ", mine, ")"));
+                                                     " at a time per caller (", caller_key, " has ",
+                                                     mine, ")"));
   }
   ++mine;
   ++in_use_;
   return std::make_unique<Slot>(this, caller_key);
 }
 
+int LongCallLimiter::in_use() const {
+  absl::MutexLock lock(&mu_);
+  return in_use_;
+}
+
+uint64_t LongCallLimiter::finished() const {
+  absl::MutexLock lock(&mu_);
+  return finished_;
+}
+
 void LongCallLimiter::Release(const std::string& key) {
   absl::MutexLock lock(&mu_);
   --in_use_;
+  ++finished_;
   auto it = by_caller_.find(key);
   if (it != by_caller_.end() && --it->second <= 0) by_caller_.erase(it);
 }

@@ -38,6 +38,9 @@ class LongCallLimiter {
 
   int total() const { return total_; }
   int per_caller() const { return per_caller_; }
+  int in_use() const;
+  // Calls that held a slot and ended, since start.
+  uint64_t finished() const;
 
  private:
   void Release(const std::string& key);
@@ -45,12 +48,16 @@ class LongCallLimiter {
   const int total_;
   const int per_caller_;
   const std::string what_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   int in_use_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t finished_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, int> by_caller_ ABSL_GUARDED_BY(mu_);
 };
 
 // The gRPC thread pool: enough for every long call plus this many short ones.
 inline constexpr int kShortCallThreads = 32;
+// Calls one connection may have in flight (HTTP/2 MAX_CONCURRENT_STREAMS);
+// a client that opens more waits for one to finish.
+inline constexpr int kStreamsPerConnection = 16;
 
 }  // namespace netagent::agent

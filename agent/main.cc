@@ -2,9 +2,11 @@
 #include <fcntl.h>
 #include <fmt/ranges.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,6 +76,25 @@ absl::StatusOr<int> LockStateDir(const std::string& dir) {
   (void)::ftruncate(fd, 0);
   (void)::pwrite(fd, pid.data(), pid.size(), 0);
   return fd;
+}
+
+// The soft open-files limit raised to the hard one (LimitNOFILE in the unit
+// sets both); returns the limit in force.
+rlim_t RaiseOpenFilesLimit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  if (rl.rlim_cur < 4096) {
+    spdlog::warn(
+        "open files limit is {}: connections are capped low (LimitNOFILE=65536 in the "
+        "unit raises it)",
+        rl.rlim_cur);
+  }
+  return rl.rlim_cur;
 }
 
 }  // namespace
@@ -157,6 +178,9 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   netagent::agent::SetupLogging(cfg.log_format, cfg.log_level);
+  // Dozens of server threads would each get a glibc arena that keeps what
+  // a table walk once used; a few shared arenas hold far less.
+  mallopt(M_ARENA_MAX, 2);
 
   auto socket_gid = ResolveGroup(cfg.socket_group, "socket_group");
   if (!socket_gid.ok()) return Fail(socket_gid.status());
@@ -186,9 +210,8 @@ int main(int argc, char** argv) {
   const std::string pin_root =
       !cfg.bpf_pin_root.empty() ? cfg.bpf_pin_root
       : ctx.netns.initial       ? std::string("/sys/fs/bpf/netagent")
-      : ctx.netns.cookie != 0
-          ? absl::StrCat("/sys/fs/bpf/netagent-netns/", ctx.netns.cookie)
-          : absl::StrCat("/sys/fs/bpf/netagent-netns/inode-", ctx.netns.inode);
+      : ctx.netns.cookie != 0   ? absl::StrCat("/sys/fs/bpf/netagent-netns/", ctx.netns.cookie)
+                              : absl::StrCat("/sys/fs/bpf/netagent-netns/inode-", ctx.netns.inode);
   netagent::kernel::Capability bpffs = netagent::agent::PrepareBpffs(pin_root);
   if (!bpffs.note.empty()) {
     spdlog::warn("bpffs: {}", bpffs.note);
@@ -214,6 +237,12 @@ int main(int argc, char** argv) {
                  fmt::join(cfg.fault_inject_writes, ", "));
   }
   options.shutdown_grace = cfg.shutdown_grace;
+  // Connections must never take the descriptors the agent needs for itself
+  // (netlink, bpf, files) nor all of them from the other listener.
+  const rlim_t files = RaiseOpenFilesLimit();
+  const size_t per_listener = static_cast<size_t>(files > 640 ? (files - 128) / 3 : 170);
+  options.tcp_limits.total = std::min(options.tcp_limits.total, per_listener);
+  options.unix_limits.total = std::min(options.unix_limits.total, per_listener);
   auto server = netagent::agent::AgentServer::Start(options, ctx);
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());

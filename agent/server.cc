@@ -5,6 +5,9 @@
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
+#include <malloc.h>
+
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "agent/logging.h"
@@ -14,15 +17,66 @@
 
 namespace netagent::agent {
 
+std::unique_ptr<AgentServer::Services> AgentServer::MakeServices(const std::string& datapath_off) {
+  auto s = std::make_unique<Services>();
+  s->host = std::make_unique<HostService>(ctx_);
+  s->telemetry = std::make_unique<TelemetryService>(ctx_);
+  s->sockets = std::make_unique<SocketService>(ctx_);
+  s->nics = std::make_unique<NicService>(ctx_);
+  s->conntrack = std::make_unique<ConntrackService>(ctx_);
+  s->tuning = std::make_unique<TuningService>(ctx_, tuning_manager_.get());
+  s->datapath = std::make_unique<DatapathService>(ctx_, datapath_manager_.get(), datapath_off);
+  return s;
+}
+
+std::unique_ptr<grpc::ServerBuilder> AgentServer::Builder(Services& services,
+                                                          const std::string& pool,
+                                                          std::vector<std::string>* names) {
+  auto builder = std::make_unique<grpc::ServerBuilder>();
+  auto add = [&](grpc::Service* service, const char* name) {
+    builder->RegisterService(service);
+    if (names) names->push_back(name);
+  };
+  add(services.host.get(), netagent::v1::HostService::service_full_name());
+  add(services.telemetry.get(), netagent::v1::TelemetryService::service_full_name());
+  add(services.sockets.get(), netagent::v1::SocketService::service_full_name());
+  add(services.nics.get(), netagent::v1::NicService::service_full_name());
+  add(services.conntrack.get(), netagent::v1::ConntrackService::service_full_name());
+  add(services.tuning.get(), netagent::v1::TuningService::service_full_name());
+  add(services.datapath.get(), netagent::v1::DatapathService::service_full_name());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<AuthInterceptorFactory>(ctx_.auth));
+  builder->experimental().SetInterceptorCreators(std::move(interceptors));
+  grpc::ResourceQuota quota(pool);
+  quota.SetMaxThreads(ctx_.long_calls.total() + kShortCallThreads);
+  builder->SetResourceQuota(quota);
+  // Long Watch streams: let clients keep idle connections alive.
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  // A connection holds at most this many calls at once; more wait in the
+  // client (HTTP/2 flow control) instead of taking server threads.
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kStreamsPerConnection);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                              static_cast<int>(absl::ToInt64Milliseconds(options_.idle_timeout)));
+  builder->AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10000);
+  // A peer that stops answering HTTP/2 pings (gone, or a connection opened
+  // only to hold a descriptor) is closed within 40 s; gRPC clients answer.
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  return builder;
+}
+
 absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& options,
                                                                 AgentContext& ctx) {
   std::unique_ptr<AgentServer> s(new AgentServer(options, ctx));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
-  grpc::ServerBuilder builder;
+  // Bind both listeners before starting gRPC, so a second agent fails before
+  // it serves anywhere.
+  std::shared_ptr<grpc::ServerCredentials> creds;
   if (options.listen) {
-    std::shared_ptr<grpc::ServerCredentials> creds;
     if (options.tls) {
       NETAGENT_ASSIGN_OR_RETURN(s->tls_,
                                 TlsStore::Create(*options.tls, options.state_dir + "/tls"));
@@ -32,29 +86,14 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
       spdlog::warn("TCP listener {} is plaintext: callers there are viewers (read-only)",
                    options.listen->ToGrpc());
     }
-    builder.AddListeningPort(options.listen->ToGrpc(), creds, &s->tcp_port_);
+    NETAGENT_ASSIGN_OR_RETURN(s->tcp_, TcpListener::Bind(*options.listen, options.tcp_limits));
+    s->tcp_port_ = s->tcp_->port();
   }
-  // Bind the socket before starting gRPC, so a second agent fails before it
-  // listens anywhere.
   if (!options.socket.empty()) {
     NETAGENT_ASSIGN_OR_RETURN(
-        s->unix_, UnixListener::Bind(options.socket, options.socket_mode, options.socket_group));
+        s->unix_, UnixListener::Bind(options.socket, options.socket_mode, options.socket_group,
+                                     options.unix_limits));
   }
-  s->host_ = std::make_unique<HostService>(ctx);
-  s->telemetry_ = std::make_unique<TelemetryService>(ctx);
-  builder.RegisterService(s->host_.get());
-  s->services_.push_back(netagent::v1::HostService::service_full_name());
-  builder.RegisterService(s->telemetry_.get());
-  s->services_.push_back(netagent::v1::TelemetryService::service_full_name());
-  s->sockets_ = std::make_unique<SocketService>(ctx);
-  builder.RegisterService(s->sockets_.get());
-  s->services_.push_back(netagent::v1::SocketService::service_full_name());
-  s->nics_ = std::make_unique<NicService>(ctx);
-  builder.RegisterService(s->nics_.get());
-  s->services_.push_back(netagent::v1::NicService::service_full_name());
-  s->conntrack_ = std::make_unique<ConntrackService>(ctx);
-  builder.RegisterService(s->conntrack_.get());
-  s->services_.push_back(netagent::v1::ConntrackService::service_full_name());
   if (!options.state_dir.empty()) {
     tuners::TuningManager::Options topts;
     topts.state_dir = options.state_dir;
@@ -63,10 +102,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     io->set_failing_writes(options.fault_inject_writes);
     topts.io = std::move(io);
     NETAGENT_ASSIGN_OR_RETURN(s->tuning_manager_, tuners::TuningManager::Start(std::move(topts)));
+    // The first plan would otherwise spend a tenth of a second on kallsyms.
+    std::thread(tuners::WarmSnapshotCaches).detach();
   }
-  s->tuning_ = std::make_unique<TuningService>(ctx, s->tuning_manager_.get());
-  builder.RegisterService(s->tuning_.get());
-  s->services_.push_back(netagent::v1::TuningService::service_full_name());
   std::string datapath_off = "the fast path is off: the agent has no bpf pin root";
   if (!options.bpf_pin_root.empty()) {
     datapath::DatapathManager::Options dopts;
@@ -81,48 +119,67 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
       spdlog::error("{}", datapath_off);
     }
   }
-  s->datapath_ = std::make_unique<DatapathService>(ctx, s->datapath_manager_.get(), datapath_off);
-  builder.RegisterService(s->datapath_.get());
-  s->services_.push_back(netagent::v1::DatapathService::service_full_name());
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<AuthInterceptorFactory>(ctx.auth));
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  grpc::ResourceQuota quota("netagentd");
-  quota.SetMaxThreads(ctx.long_calls.total() + kShortCallThreads);
-  builder.SetResourceQuota(quota);
-  // Long Watch streams: let clients keep idle connections alive.
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
-  // gRPC sets SO_REUSEPORT by default: a second agent on the same port would
-  // silently share its connections with the first.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
 
-  s->server_ = builder.BuildAndStart();
-  if (!s->server_) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot start the gRPC server",
-        options.listen ? absl::StrCat(" (listen ", options.listen->ToGrpc(), ")") : ""));
+  s->local_services_ = s->MakeServices(datapath_off);
+  s->local_ = s->Builder(*s->local_services_, "netagentd-local", &s->services_)->BuildAndStart();
+  if (!s->local_) return absl::UnavailableError("cannot start the gRPC server");
+  if (s->tcp_) {
+    s->network_services_ = s->MakeServices(datapath_off);
+    auto builder = s->Builder(*s->network_services_, "netagentd-network", nullptr);
+    auto acceptor = builder->experimental().AddExternalConnectionAcceptor(
+        grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD, creds);
+    s->network_ = builder->BuildAndStart();
+    if (!s->network_) {
+      s->local_->Shutdown();
+      return absl::UnavailableError(
+          absl::StrCat("cannot start the gRPC server for ", options.listen->ToGrpc()));
+    }
+    s->tcp_->Start(std::move(acceptor));
   }
-  if (options.listen && s->tcp_port_ == 0) {
-    s->server_->Shutdown();
-    return absl::UnavailableError(absl::StrCat("listen: cannot bind ", options.listen->ToGrpc()));
-  }
-  if (s->unix_) s->unix_->Start(s->server_.get(), ctx.auth);
-  s->server_->GetHealthCheckService()->SetServingStatus(true);
+  if (s->unix_) s->unix_->Start(s->local_.get(), ctx.auth);
+  s->local_->GetHealthCheckService()->SetServingStatus(true);
+  if (s->network_) s->network_->GetHealthCheckService()->SetServingStatus(true);
+  s->trimmer_ = std::thread([p = s.get()] { p->TrimLoop(); });
   return s;
+}
+
+void AgentServer::TrimLoop() {
+  uint64_t trimmed_at = 0;
+  std::unique_lock<std::mutex> l(trim_mu_);
+  while (!trim_cv_.wait_for(l, std::chrono::seconds(2), [this] { return trim_stop_; })) {
+    const uint64_t finished = ctx_.long_calls.finished();
+    if (finished == trimmed_at || ctx_.long_calls.in_use() > 0) continue;
+    malloc_trim(0);
+    trimmed_at = finished;
+  }
 }
 
 AgentServer::~AgentServer() { Shutdown(); }
 
 void AgentServer::Shutdown() {
-  if (shut_down_ || !server_) return;
+  if (shut_down_ || !local_) return;
   shut_down_ = true;
+  {
+    std::lock_guard<std::mutex> l(trim_mu_);
+    trim_stop_ = true;
+  }
+  trim_cv_.notify_all();
+  if (trimmer_.joinable()) trimmer_.join();
   ctx_.lifecycle.BeginShutdown(options_.shutdown_grace);
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  for (grpc::Server* server : {local_.get(), network_.get()})
+    if (server) server->GetHealthCheckService()->SetServingStatus(false);
   if (unix_) unix_->Stop();
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    absl::ToChronoMilliseconds(options_.shutdown_grace));
-  server_->Wait();
+  if (tcp_) tcp_->Stop();
+  const auto deadline =
+      std::chrono::system_clock::now() + absl::ToChronoMilliseconds(options_.shutdown_grace);
+  // Both drain at once: each Shutdown waits for its in-flight calls.
+  std::thread network([&] {
+    if (network_) network_->Shutdown(deadline);
+  });
+  local_->Shutdown(deadline);
+  network.join();
+  local_->Wait();
+  if (network_) network_->Wait();
 }
 
 absl::Status AgentServer::ReloadTls() {

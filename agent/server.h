@@ -1,22 +1,31 @@
-// The gRPC server of netagentd: the netagent.v1 services behind the
-// authorization interceptor, grpc.health.v1, server reflection, the unix socket
-// and the optional TCP listener (plaintext: viewers only; TLS; mTLS).
+// The gRPC servers of netagentd: the netagent.v1 services behind the
+// authorization interceptor, grpc.health.v1 and server reflection, served
+// twice: on the unix socket and on the optional TCP listener (plaintext:
+// viewers only; TLS; mTLS). Two grpc::Server instances with a thread pool
+// each, so that callers on the network, however many, can never take the
+// threads of the local socket where operators work. Both listeners accept
+// connections themselves and count them per peer before gRPC sees them.
 #pragma once
 
 #include <grpcpp/server.h>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "agent/config.h"
+#include "agent/connections.h"
 #include "agent/conntrack_service.h"
 #include "agent/context.h"
 #include "agent/datapath_service.h"
 #include "agent/host_service.h"
 #include "agent/nic_service.h"
 #include "agent/socket_service.h"
+#include "agent/tcp_listener.h"
 #include "agent/telemetry_service.h"
 #include "agent/tls.h"
 #include "agent/tuning_service.h"
@@ -32,6 +41,12 @@ class AgentServer {
     uint32_t socket_mode = 0660;
     std::optional<gid_t> socket_group;
     std::optional<ListenAddress> listen;  // port 0 picks a free port (tests)
+    // Per peer address and in all; the unix socket counts per uid, and
+    // operators there are never refused.
+    ConnectionLimits tcp_limits{512, 16};
+    ConnectionLimits unix_limits{512, 32};
+    // A connection with no call for this long is closed (watches keep theirs).
+    absl::Duration idle_timeout = absl::Minutes(5);
     std::optional<TlsPaths> tls;
     std::string state_dir;
     // The fast path's bpffs pins; empty: the DatapathService answers
@@ -63,23 +78,42 @@ class AgentServer {
  private:
   AgentServer(const Options& options, AgentContext& ctx) : options_(options), ctx_(ctx) {}
 
+  // One server's instances of the services (gRPC registers an instance with
+  // a single server); all of them share the managers.
+  struct Services {
+    std::unique_ptr<HostService> host;
+    std::unique_ptr<TelemetryService> telemetry;
+    std::unique_ptr<SocketService> sockets;
+    std::unique_ptr<NicService> nics;
+    std::unique_ptr<ConntrackService> conntrack;
+    std::unique_ptr<TuningService> tuning;
+    std::unique_ptr<DatapathService> datapath;
+  };
+  std::unique_ptr<Services> MakeServices(const std::string& datapath_off);
+  // A server with its own thread pool; `names` gets the services' names.
+  std::unique_ptr<grpc::ServerBuilder> Builder(Services& services, const std::string& pool,
+                                               std::vector<std::string>* names);
+
   Options options_;
   AgentContext& ctx_;
   std::unique_ptr<TlsStore> tls_;
-  std::unique_ptr<HostService> host_;
-  std::unique_ptr<TelemetryService> telemetry_;
-  std::unique_ptr<SocketService> sockets_;
-  std::unique_ptr<NicService> nics_;
-  std::unique_ptr<ConntrackService> conntrack_;
   std::unique_ptr<tuners::TuningManager> tuning_manager_;
-  std::unique_ptr<TuningService> tuning_;
   std::unique_ptr<datapath::DatapathManager> datapath_manager_;
-  std::unique_ptr<DatapathService> datapath_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<Services> local_services_, network_services_;
+  std::unique_ptr<grpc::Server> local_, network_;
   std::unique_ptr<UnixListener> unix_;
+  std::unique_ptr<TcpListener> tcp_;
   std::vector<std::string> services_;
   int tcp_port_ = 0;
   bool shut_down_ = false;
+
+  // Gives memory back to the system once table walks and watches are over:
+  // glibc keeps what their buffers used, per thread arena, otherwise.
+  void TrimLoop();
+  std::mutex trim_mu_;
+  std::condition_variable trim_cv_;
+  bool trim_stop_ = false;
+  std::thread trimmer_;
 };
 
 }  // namespace netagent::agent

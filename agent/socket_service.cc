@@ -18,6 +18,9 @@ namespace {
 
 constexpr uint32_t kDefaultBatch = 512;
 constexpr uint32_t kMaxBatch = 4096;
+// What one streamed message may hold, whatever batch_size says: with dozens
+// of streams at once, each holds about this much (and its wire copy).
+constexpr size_t kMaxBatchBytes = 256 * 1024;
 constexpr uint32_t kDefaultTop = 10;
 constexpr uint32_t kMaxTop = 1000;
 constexpr int kSummaryAttempts = 3;
@@ -254,22 +257,27 @@ grpc::Status SocketService::ListSockets(grpc::ServerContext* context,
 
   v1::ListSocketsResponse msg;
   uint64_t in_page = 0;
+  size_t bytes = 0;
   bool sent = false;
   auto flush = [&]() -> absl::Status {
     if (!writer->Write(msg)) return absl::CancelledError("caller went away");
     sent = true;
     msg.Clear();
+    bytes = 0;
     return absl::OkStatus();
   };
   auto report = collectors::DumpSockets(
       *query,
       [&](const collectors::SocketRecord& s) -> absl::Status {
-        ToProto(s, query->tcp_info, query->memory, msg.add_sockets());
+        v1::Socket* added = msg.add_sockets();
+        ToProto(s, query->tcp_info, query->memory, added);
+        bytes += added->ByteSizeLong();
         ++in_page;
         if (request->page_size() != 0 && in_page >= request->page_size()) {
           return collectors::StopDump();
         }
-        if (static_cast<uint32_t>(msg.sockets_size()) >= batch) return flush();
+        if (static_cast<uint32_t>(msg.sockets_size()) >= batch || bytes >= kMaxBatchBytes)
+          return flush();
         return absl::OkStatus();
       },
       from, [&] { return CallStillWanted(ctx_, context); });

@@ -50,12 +50,14 @@ std::vector<gid_t> PeerGroups(int fd) {
 
 }  // namespace
 
-UnixListener::UnixListener(std::string path, kernel::UniqueFd fd, ino_t inode)
-    : path_(std::move(path)), fd_(std::move(fd)), inode_(inode) {}
+UnixListener::UnixListener(std::string path, kernel::UniqueFd fd, ino_t inode,
+                           ConnectionLimits limits)
+    : path_(std::move(path)), fd_(std::move(fd)), inode_(inode), table_(limits) {}
 
 absl::StatusOr<std::unique_ptr<UnixListener>> UnixListener::Bind(const std::string& path,
                                                                  uint32_t mode,
-                                                                 std::optional<gid_t> group) {
+                                                                 std::optional<gid_t> group,
+                                                                 ConnectionLimits limits) {
   if (path.size() >= sizeof(sockaddr_un::sun_path)) {
     return absl::InvalidArgumentError(
         absl::StrCat("socket: path longer than ", sizeof(sockaddr_un::sun_path) - 1));
@@ -99,7 +101,7 @@ absl::StatusOr<std::unique_ptr<UnixListener>> UnixListener::Bind(const std::stri
     ::unlink(path.c_str());
     return s;
   }
-  return std::unique_ptr<UnixListener>(new UnixListener(path, std::move(fd), st.st_ino));
+  return std::unique_ptr<UnixListener>(new UnixListener(path, std::move(fd), st.st_ino, limits));
 }
 
 UnixListener::~UnixListener() { Stop(); }
@@ -108,40 +110,47 @@ void UnixListener::Start(grpc::Server* server, std::shared_ptr<AuthState> state)
   server_ = server;
   state_ = std::move(state);
   wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  thread_ = std::thread([this] { AcceptLoop(); });
+  thread_ = std::thread([this] {
+    RunAcceptLoop(
+        fd_.get(), wake_.get(), [this](int fd) { OnConnection(fd); },
+        [this] { table_.Sweep(SocketInode); });
+  });
 }
 
-void UnixListener::AcceptLoop() {
-  pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
-  for (;;) {
-    int n = ::poll(fds, 2, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      spdlog::error("unix socket poll: {}", strerror(errno));
-      return;
-    }
-    if (fds[1].revents) return;
-    if (!(fds[0].revents & POLLIN)) continue;
-    int conn = ::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (conn < 0) {
-      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-        spdlog::warn("unix socket accept: {}", strerror(errno));
-        if (errno == EMFILE || errno == ENFILE) ::usleep(100000);
-      }
-      continue;
-    }
-    ucred cred{};
-    socklen_t len = sizeof(cred);
-    if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-      spdlog::warn("unix socket SO_PEERCRED: {}; closing connection", strerror(errno));
-      ::close(conn);
-      continue;
-    }
-    // Recorded before gRPC sees the fd: a reused fd number is overwritten
-    // before any call on the new connection can be identified.
-    state_->PutUnixPeer(conn, UnixPeer{cred.uid, cred.gid, cred.pid, PeerGroups(conn)});
-    grpc::AddInsecureChannelFromFd(server_, conn);
+void UnixListener::OnConnection(int conn) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    spdlog::warn("unix socket SO_PEERCRED: {}; closing connection", strerror(errno));
+    ::close(conn);
+    return;
   }
+  UnixPeer peer{cred.uid, cred.gid, cred.pid, PeerGroups(conn)};
+  Caller caller;
+  caller.transport = Transport::kUnix;
+  caller.uid = peer.uid;
+  caller.gid = peer.gid;
+  caller.groups = peer.groups;
+  const bool operator_peer = DecideRole(caller, state_->policy()).role == Role::kOperator;
+  const std::string key = absl::StrCat("uid ", cred.uid);
+  if (table_.size() >= table_.limits().total || table_.of(key) >= table_.limits().per_peer)
+    table_.Sweep(SocketInode);
+  if (absl::Status st = table_.Admit(conn, SocketInode(conn), key, operator_peer); !st.ok()) {
+    ::close(conn);
+    const auto now = std::chrono::steady_clock::now();
+    ++refused_;
+    if (now - last_refusal_log_ > std::chrono::seconds(10)) {
+      spdlog::warn("unix socket connections refused: {} since the last report; latest: {}",
+                   refused_, std::string(st.message()));
+      refused_ = 0;
+      last_refusal_log_ = now;
+    }
+    return;
+  }
+  // Recorded before gRPC sees the fd: a reused fd number is overwritten
+  // before any call on the new connection can be identified.
+  state_->PutUnixPeer(conn, std::move(peer));
+  grpc::AddInsecureChannelFromFd(server_, conn);
 }
 
 void UnixListener::Stop() {

@@ -235,11 +235,11 @@ absl::Status ParseSocket(const nlmsghdr& nlh, int protocol, SocketRecord& out) {
   return absl::OkStatus();
 }
 
-absl::Status StopDump() { return absl::OutOfRangeError(kStopMessage); }
-
-bool IsStopDump(const absl::Status& status) {
-  return absl::IsOutOfRange(status) && status.message() == kStopMessage;
+absl::Status StopDump() {
+  return kernel::WithKind(absl::OutOfRangeError(kStopMessage), "stop-dump");
 }
+
+bool IsStopDump(const absl::Status& status) { return kernel::HasKind(status, "stop-dump"); }
 
 absl::StatusOr<SocketDumpReport> DumpSockets(
     const SocketQuery& q, absl::FunctionRef<absl::Status(const SocketRecord&)> on_socket,

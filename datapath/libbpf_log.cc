@@ -63,8 +63,8 @@ void LibbpfLogCapture::Append(const char* text) {
 }
 
 std::string LibbpfLogCapture::Tail(size_t max) const {
-  std::string out =
-      std::string(absl::StripTrailingAsciiWhitespace(text_.size() <= max ? text_ : text_.substr(text_.size() - max)));
+  std::string out = std::string(absl::StripTrailingAsciiWhitespace(
+      text_.size() <= max ? text_ : text_.substr(text_.size() - max)));
   if (text_.size() > max) {
     const size_t nl = out.find('\n');
     if (nl != std::string::npos) out.erase(0, nl + 1);

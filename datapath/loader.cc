@@ -313,7 +313,8 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     SetSwitches(skel->rodata, spec.switches);
     SetPinPaths(skel->obj, dir);
     LibbpfLogCapture log;
-    if (int err = netagent_tc_guard__load(skel.get())) return LoadError(err, "load the TC guard", log);
+    if (int err = netagent_tc_guard__load(skel.get()))
+      return LoadError(err, "load the TC guard", log);
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.na_config), &zero, &spec.config, BPF_ANY)) {
       return kernel::LastErrnoStatus("write the guard config");
     }
@@ -336,7 +337,8 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     SetSwitches(skel->rodata, spec.switches);
     SetPinPaths(skel->obj, dir);
     LibbpfLogCapture log;
-    if (int err = netagent_xdp__load(skel.get())) return LoadError(err, "load the XDP program", log);
+    if (int err = netagent_xdp__load(skel.get()))
+      return LoadError(err, "load the XDP program", log);
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.na_config), &zero, &spec.config, BPF_ANY)) {
       return kernel::LastErrnoStatus("write the XDP config");
     }
@@ -367,9 +369,9 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
       }
     }
     if (err != 0) {
-      return Errno(err, absl::StrCat(spec.device, ": attach XDP",
-                                     foreign ? absl::StrCat(" (program ", foreign, " put back)")
-                                             : ""));
+      return Errno(err,
+                   absl::StrCat(spec.device, ": attach XDP",
+                                foreign ? absl::StrCat(" (program ", foreign, " put back)") : ""));
     }
     undo.Link(link);
     if (bpf_obj_pin(link, absl::StrCat(dir, "/", kLinkPin).c_str()) != 0) {

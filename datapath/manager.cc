@@ -36,10 +36,9 @@ constexpr const char* kReasons[NA_R_MAX] = {"pass",           "non_ip",
 constexpr const char* kEvents[NA_EV_MAX] = {"sampled", "sample_capped", "sample_lost",
                                             "syn_new_source"};
 // Maps the manager reads or writes besides the rule tables.
-constexpr const char* kOtherMaps[] = {"na_config", "counters",         "rule_hits",
-                                      "events",    "samples",          "tc_counters",
-                                      "tc_events", kRuleMetaMaps[0], kRuleMetaMaps[1],
-                                      kDpMetaMap};
+constexpr const char* kOtherMaps[] = {
+    "na_config",   "counters",  "rule_hits",      "events",         "samples",
+    "tc_counters", "tc_events", kRuleMetaMaps[0], kRuleMetaMaps[1], kDpMetaMap};
 // Maps of the TestPacket copy that are its own (the rest are the device's).
 constexpr const char* kTesterPrivate[] = {"counters", "na_config", "rule_hits", "events",
                                           "samples"};
@@ -451,8 +450,7 @@ absl::StatusOr<std::unique_ptr<DatapathManager>> DatapathManager::Start(Options 
       spdlog::error("datapath {}: {}; left alone", name, std::string(dev.status().message()));
     } else if (absl::IsNotFound(dev.status()) || absl::IsFailedPrecondition(dev.status())) {
       // The interface went away (or came back as another): its fast path is gone.
-      spdlog::warn("datapath {}: {}; removing its pins", name,
-                   std::string(dev.status().message()));
+      spdlog::warn("datapath {}: {}; removing its pins", name, std::string(dev.status().message()));
       if (auto st = DetachXdp(name, root); !st.ok())
         spdlog::warn("datapath {}: {}", name, std::string(st.message()));
     } else {
@@ -526,7 +524,8 @@ absl::StatusOr<std::shared_ptr<DatapathManager::Device>> DatapathManager::Load(
   NETAGENT_ASSIGN_OR_RETURN(RuleSet rules,
                             ReadRuleMeta(*dev->map(kRuleMetaMaps[meta.rules_slot]), &unreadable));
   NETAGENT_ASSIGN_OR_RETURN(
-      RuleSet spare, ReadRuleMeta(*dev->map(kRuleMetaMaps[1 - meta.rules_slot]), &spare_unreadable));
+      RuleSet spare,
+      ReadRuleMeta(*dev->map(kRuleMetaMaps[1 - meta.rules_slot]), &spare_unreadable));
   rules.revision = meta.revision;
   if (unreadable) notes.push_back(absl::StrCat(unreadable, " unreadable rule records dropped"));
   for (const auto& [id, r] : rules.rules) {
@@ -791,9 +790,9 @@ absl::StatusOr<DatapathManager::TestResult> DatapathManager::TestPacket(const st
   }
   NETAGENT_ASSIGN_OR_RETURN(std::shared_ptr<Device> d, Find(device));
   if (!d->tester) {
-    return absl::Status(d->tester_status.code(),
-                        absl::StrCat(device, ": packet tests unavailable: ",
-                                     d->tester_status.message()));
+    return absl::Status(
+        d->tester_status.code(),
+        absl::StrCat(device, ": packet tests unavailable: ", d->tester_status.message()));
   }
   const std::shared_ptr<const RuleSet> rules = d->Rules();
   NETAGENT_ASSIGN_OR_RETURN(Tester::Outcome outcome, d->tester->Run(frame));

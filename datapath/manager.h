@@ -20,9 +20,9 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -174,7 +174,7 @@ class DatapathManager {
   DeviceStatus StatusOf(const Device& d) const;
 
   Options options_;
-  std::mutex config_mu_;  // attach and detach, one at a time
+  std::mutex config_mu_;   // attach and detach, one at a time
   mutable std::mutex mu_;  // devices_ only
   std::map<std::string, std::shared_ptr<Device>> devices_;
 };

@@ -2,7 +2,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
 namespace netagent::kernel {
@@ -54,5 +56,19 @@ absl::Status ErrnoStatus(int err, absl::string_view context) {
 }
 
 absl::Status LastErrnoStatus(absl::string_view context) { return ErrnoStatus(errno, context); }
+
+namespace {
+constexpr char kKindUrl[] = "netagent.dev/status-kind";
+}  // namespace
+
+absl::Status WithKind(absl::Status status, absl::string_view kind) {
+  status.SetPayload(kKindUrl, absl::Cord(kind));
+  return status;
+}
+
+bool HasKind(const absl::Status& status, absl::string_view kind) {
+  auto k = status.GetPayload(kKindUrl);
+  return k.has_value() && *k == kind;
+}
 
 }  // namespace netagent::kernel

@@ -15,6 +15,11 @@ absl::Status ErrnoStatus(int err, absl::string_view context);
 // ErrnoStatus(errno, context) for the last failed libc call.
 absl::Status LastErrnoStatus(absl::string_view context);
 
+// A machine-readable kind carried by a status (an absl payload), for the
+// outcomes callers branch on: they test the kind, never the message text.
+absl::Status WithKind(absl::Status status, absl::string_view kind);
+bool HasKind(const absl::Status& status, absl::string_view kind);
+
 }  // namespace netagent::kernel
 
 // Evaluates expr (an absl::Status or StatusOr) and returns its status from the

@@ -151,13 +151,13 @@ absl::Status ParseReply(const void* data, size_t len, uint32_t seq, uint32_t por
   return absl::OkStatus();
 }
 
-bool IsDumpInterrupted(const absl::Status& status) {
-  return absl::IsAborted(status) && status.message().find(kInterrupted) != absl::string_view::npos;
-}
+bool IsDumpInterrupted(const absl::Status& status) { return HasKind(status, kInterrupted); }
 
 static absl::Status InterruptedStatus(absl::string_view what) {
-  return absl::AbortedError(absl::StrCat(what, ": ", kInterrupted,
-                                         " (NLM_F_DUMP_INTR): the table changed during the dump"));
+  return WithKind(
+      absl::AbortedError(absl::StrCat(what, ": ", kInterrupted,
+                                      " (NLM_F_DUMP_INTR): the table changed during the dump")),
+      kInterrupted);
 }
 
 NetlinkSocket::NetlinkSocket(int protocol, const Options& options)

@@ -83,36 +83,58 @@ Capability ProbeConntrackNetlink() {
 
 namespace netagent::kernel {
 
-Capability ProbeQdisc(const std::string& kind, const std::string& kallsyms,
-                      const std::string& modules_root) {
+std::map<std::string, Capability> ProbeQdiscs(const std::vector<std::string>& kinds,
+                                              const std::string& kallsyms,
+                                              const std::string& modules_root) {
   // Symbol lines are "<address> <type> <name>[\t[module]]"; the name may
   // carry a compiler suffix (".isra.0"). fq_pie names its "<kind>_qdisc_enqueue".
-  const std::string symbols[] = {absl::StrCat(" ", kind, "_enqueue"),
-                                 absl::StrCat(" ", kind, "_qdisc_enqueue")};
+  std::vector<std::pair<std::string, std::string>> symbols;  // " name", kind
+  for (const std::string& kind : kinds) {
+    symbols.emplace_back(absl::StrCat(" ", kind, "_enqueue"), kind);
+    symbols.emplace_back(absl::StrCat(" ", kind, "_qdisc_enqueue"), kind);
+  }
+  std::map<std::string, Capability> out;
   if (FILE* f = std::fopen(kallsyms.c_str(), "re")) {
+    std::vector<char> buf(1 << 16);
+    std::setvbuf(f, buf.data(), _IOFBF, buf.size());
     char line[512];
-    bool found = false;
-    while (!found && std::fgets(line, sizeof(line), f)) {
-      for (const std::string& symbol : symbols) {
+    while (out.size() < kinds.size() && std::fgets(line, sizeof(line), f)) {
+      for (const auto& [symbol, kind] : symbols) {
+        if (out.count(kind)) continue;
         const char* hit = std::strstr(line, symbol.c_str());
         if (hit == nullptr || hit - line < 3 || hit[-2] != ' ') continue;
         const char end = hit[symbol.size()];
-        if (end == '\n' || end == '\t' || end == '\0' || end == '.') found = true;
+        if (end == '\n' || end == '\t' || end == '\0' || end == '.') out[kind] = {true, "", ""};
       }
     }
     std::fclose(f);
-    if (found) return {true, ""};
   }
   struct utsname u;
-  if (::uname(&u) == 0) {
-    const std::string dir =
-        absl::StrCat(modules_root, "/", u.release, "/kernel/net/sched/sch_", kind);
-    for (const char* ext : {".ko", ".ko.xz", ".ko.zst", ".ko.gz"}) {
-      struct stat st;
-      if (::stat((dir + ext).c_str(), &st) == 0) return {true, ""};
+  const bool named = ::uname(&u) == 0;
+  for (const std::string& kind : kinds) {
+    if (out.count(kind)) continue;
+    bool module = false;
+    if (named) {
+      const std::string dir =
+          absl::StrCat(modules_root, "/", u.release, "/kernel/net/sched/sch_", kind);
+      for (const char* ext : {".ko", ".ko.xz", ".ko.zst", ".ko.gz"}) {
+        struct stat st;
+        if (::stat((dir + ext).c_str(), &st) == 0) module = true;
+      }
     }
+    out[kind] = module
+                    ? Capability{true, "", ""}
+                    : Capability{false,
+                                 absl::StrCat("qdisc ", kind,
+                                              " is neither built in nor a module of this kernel"),
+                                 ""};
   }
-  return {false, absl::StrCat("qdisc ", kind, " is neither built in nor a module of this kernel")};
+  return out;
+}
+
+Capability ProbeQdisc(const std::string& kind, const std::string& kallsyms,
+                      const std::string& modules_root) {
+  return ProbeQdiscs({kind}, kallsyms, modules_root).at(kind);
 }
 
 }  // namespace netagent::kernel

@@ -66,12 +66,13 @@ int32_t ReadNumaNode(const SystemPaths& p, const std::string& dev) {
   return -1;
 }
 
+// Read once (kallsyms is slow to read): the first snapshot pays, or
+// WarmSnapshotCaches at start.
 const std::map<std::string, absl::Status>& Qdiscs() {
   static std::map<std::string, absl::Status>* q = [] {
     auto* m = new std::map<std::string, absl::Status>();
-    for (const char* kind :
-         {"pfifo_fast", "fq", "fq_codel", "cake", "sfq", "fq_pie", "pfifo", "bfifo"}) {
-      kernel::Capability c = kernel::ProbeQdisc(kind);
+    for (const auto& [kind, c] : kernel::ProbeQdiscs(
+             {"pfifo_fast", "fq", "fq_codel", "cake", "sfq", "fq_pie", "pfifo", "bfifo"})) {
       (*m)[kind] = c.available ? absl::OkStatus() : absl::UnavailableError(c.reason);
     }
     return m;
@@ -80,6 +81,8 @@ const std::map<std::string, absl::Status>& Qdiscs() {
 }
 
 }  // namespace
+
+void WarmSnapshotCaches() { (void)Qdiscs(); }
 
 absl::StatusOr<std::string> SystemKnobs::Read(const std::string& key) {
   NETAGENT_ASSIGN_OR_RETURN(KnobKey k, ParseKnobKey(key));

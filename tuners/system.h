@@ -63,6 +63,10 @@ struct SnapshotRequest {
 
 // Reads what the planners need. `baseline` holds the first-seen values that
 // stand in for machine-dependent kernel defaults.
+// Fills what snapshots read once per process (the qdiscs the kernel has),
+// so that the first plan after start does not pay for it.
+void WarmSnapshotCaches();
+
 absl::StatusOr<HostSnapshot> TakeSnapshot(const SnapshotRequest& req, const SystemPaths& paths,
                                           const std::map<std::string, std::string>& baseline);
 

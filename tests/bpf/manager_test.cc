@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -214,6 +215,37 @@ TEST_F(DatapathManagerTest, PacketTestsDoNotWaitForARuleBatch) {
   // would have got in once at most.
   EXPECT_GE(during, 5);
   EXPECT_EQ(Verdict(*m, "10.100.0.7"), "block");
+}
+
+}  // namespace
+}  // namespace netagent::datapath
+
+namespace netagent::datapath {
+namespace {
+
+// Pins recorded from another namespace (two agents given one pin root) are
+// neither picked up nor removed; inode numbers would have let a new
+// namespace take an old one's pins for its own.
+TEST_F(DatapathManagerTest, PinsOfAnotherNamespaceAreLeftAlone) {
+  ASSERT_NE(options_.netns_cookie, 0u) << "kernel without SO_NETNS_COOKIE";
+  {
+    auto m = Start(options_);
+    ASSERT_TRUE(m);
+    DatapathManager::AttachOptions a;
+    a.device = "veth0";
+    ASSERT_TRUE(m->Attach(a).ok());
+  }
+  DatapathManager::Options other = options_;
+  other.netns_cookie = options_.netns_cookie + 1;
+  auto m = Start(other);
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(m->Status().empty());
+  struct stat st;
+  EXPECT_EQ(stat((options_.pin_root + "/veth0/dp_meta").c_str(), &st), 0) << "pins were removed";
+  m.reset();
+  auto ours = Start(options_);
+  ASSERT_TRUE(ours);
+  EXPECT_EQ(ours->Status().size(), 1u);
 }
 
 }  // namespace

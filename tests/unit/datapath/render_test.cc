@@ -173,10 +173,10 @@ TEST(BatchWrites, CutShortAnywhereTheRecordsHoldTheOldOrTheNewRulesWhole) {
   ASSERT_TRUE(first.ok());
   dev.Batch(*first);
   // The reported case: the single address replaced by its /24, and more.
-  auto next = ApplyEdits(dev.rules, dev.rules.revision,
-                         {Del(1), Add(block("10.250.0.0/24", "peer net")), Del(3),
-                          Add(block("10.9.8.0/24", "z"))},
-                         {});
+  auto next = ApplyEdits(
+      dev.rules, dev.rules.revision,
+      {Del(1), Add(block("10.250.0.0/24", "peer net")), Del(3), Add(block("10.9.8.0/24", "z"))},
+      {});
   ASSERT_TRUE(next.ok());
   Cidr4Index index = dev.index;
   const std::vector<MapWrite> writes = BatchWrites(dev.rules, dev.spare, *next, dev.meta, index);
