@@ -154,6 +154,7 @@ grpc::Status ConntrackService::ListConntrack(
   }
   auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
+  CpuShares::Hold cpu(&ctx_.walks);
   v1::ListConntrackResponse msg;
   size_t bytes = 0;
   auto report = collectors::DumpConntrack(
@@ -163,18 +164,23 @@ grpc::Status ConntrackService::ListConntrack(
         ToProto(e, added);
         bytes += added->ByteSizeLong();
         if (static_cast<uint32_t>(msg.entries_size()) >= batch || bytes >= kMaxBatchBytes) {
-          if (!writer->Write(msg)) return absl::CancelledError("caller went away");
+          if (!cpu.Without([&] { return writer->Write(msg); }))
+            return absl::CancelledError("caller went away");
           msg.Clear();
           bytes = 0;
         }
         return absl::OkStatus();
       },
-      [&] { return CallStillWanted(ctx_, context); });
+      [&] {
+        cpu.Yield();
+        return CallStillWanted(ctx_, context);
+      });
   if (!report.ok()) return ToGrpc(report.status());
   msg.set_examined(report->examined);
   msg.set_kernel_tuple_filter(report->kernel_tuple_filter);
   for (const auto& w : report->warnings) msg.add_warnings(w);
-  if (!writer->Write(msg)) return grpc::Status(grpc::StatusCode::CANCELLED, "caller went away");
+  if (!cpu.Without([&] { return writer->Write(msg); }))
+    return grpc::Status(grpc::StatusCode::CANCELLED, "caller went away");
   return grpc::Status::OK;
 }
 
@@ -190,6 +196,7 @@ grpc::Status ConntrackService::GetConntrackSummary(grpc::ServerContext* context,
   }
   auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
+  CpuShares::Hold cpu(&ctx_.walks);
   collectors::ConntrackSummarizer summary;
   auto report = collectors::DumpConntrack(
       *query,
@@ -197,7 +204,10 @@ grpc::Status ConntrackService::GetConntrackSummary(grpc::ServerContext* context,
         summary.Add(e);
         return absl::OkStatus();
       },
-      [&] { return CallStillWanted(ctx_, context); });
+      [&] {
+        cpu.Yield();
+        return CallStillWanted(ctx_, context);
+      });
   if (!report.ok()) return ToGrpc(report.status());
   response->set_matched(summary.matched());
   if (auto stats = collectors::ReadConntrackStats(); stats.ok()) {

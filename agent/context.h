@@ -23,6 +23,8 @@ struct AgentContext {
   // TestPacket runs one at a time per device (a few microseconds each): a
   // queue of callers waiting for it would hold threads, so it is short.
   LongCallLimiter packet_tests{8, 2, "packet tests"};
+  // Table walks share all CPUs but one.
+  CpuShares walks{CpuShares::ForThisHost()};
   Capabilities capabilities;
   Conditions conditions;
   kernel::NetnsIdentity netns;

@@ -1,5 +1,9 @@
 #include "agent/limits.h"
 
+#include <unistd.h>
+
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace netagent::agent {
@@ -38,6 +42,23 @@ void LongCallLimiter::Release(const std::string& key) {
   ++finished_;
   auto it = by_caller_.find(key);
   if (it != by_caller_.end() && --it->second <= 0) by_caller_.erase(it);
+}
+
+int CpuShares::ForThisHost() {
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  return online > 1 ? static_cast<int>(online - 1) : 1;
+}
+
+void CpuShares::Take() {
+  absl::MutexLock lock(&mu_);
+  std::pair<const uint64_t*, uint64_t> turn(&granted_, next_++);
+  mu_.Await(absl::Condition(
+      +[](std::pair<const uint64_t*, uint64_t>* t) { return t->second < *t->first; }, &turn));
+}
+
+void CpuShares::Give() {
+  absl::MutexLock lock(&mu_);
+  ++granted_;
 }
 
 }  // namespace netagent::agent

@@ -54,6 +54,60 @@ class LongCallLimiter {
   std::map<std::string, int> by_caller_ ABSL_GUARDED_BY(mu_);
 };
 
+// The CPUs table walks (socket and conntrack dumps and summaries) may use at
+// once: all but one (at least one), so that however many walks viewers
+// start, the rest of the agent -- operators' calls, health, the fast path's
+// control -- always finds a CPU. A walk holds a share while it reads and
+// converts a batch, and yields it between batches (and while a batch goes
+// out: the network decides how long that takes). Shares are granted in the
+// order they were asked for.
+class CpuShares {
+ public:
+  explicit CpuShares(int shares) : granted_(static_cast<uint64_t>(shares)) {}
+  // Shares: the online CPUs less one, at least one.
+  static int ForThisHost();
+
+  class Hold {
+   public:
+    explicit Hold(CpuShares* owner) : owner_(owner) { owner_->Take(); }
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+    ~Hold() {
+      if (held_) owner_->Give();
+    }
+    // Gives the share up for the length of `fn`.
+    template <typename F>
+    auto Without(F&& fn) {
+      owner_->Give();
+      held_ = false;
+      struct Retake {
+        Hold* h;
+        ~Retake() {
+          h->owner_->Take();
+          h->held_ = true;
+        }
+      } retake{this};
+      return fn();
+    }
+    // Lets the walks waiting their turn go first.
+    void Yield() {
+      Without([] { return 0; });
+    }
+
+   private:
+    CpuShares* owner_;
+    bool held_ = true;
+  };
+
+ private:
+  void Take();
+  void Give();
+
+  absl::Mutex mu_;
+  uint64_t next_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t granted_ ABSL_GUARDED_BY(mu_);
+};
+
 // The gRPC thread pool: enough for every long call plus this many short ones.
 inline constexpr int kShortCallThreads = 32;
 // Calls one connection may have in flight (HTTP/2 MAX_CONCURRENT_STREAMS);

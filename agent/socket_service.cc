@@ -254,13 +254,15 @@ grpc::Status SocketService::ListSockets(grpc::ServerContext* context,
   }
   auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
+  CpuShares::Hold cpu(&ctx_.walks);
 
   v1::ListSocketsResponse msg;
   uint64_t in_page = 0;
   size_t bytes = 0;
   bool sent = false;
   auto flush = [&]() -> absl::Status {
-    if (!writer->Write(msg)) return absl::CancelledError("caller went away");
+    if (!cpu.Without([&] { return writer->Write(msg); }))
+      return absl::CancelledError("caller went away");
     sent = true;
     msg.Clear();
     bytes = 0;
@@ -280,7 +282,11 @@ grpc::Status SocketService::ListSockets(grpc::ServerContext* context,
           return flush();
         return absl::OkStatus();
       },
-      from, [&] { return CallStillWanted(ctx_, context); });
+      from,
+      [&] {
+        cpu.Yield();
+        return CallStillWanted(ctx_, context);
+      });
   if (!report.ok()) return ToGrpc(report.status());
   const bool page_full = request->page_size() != 0 && in_page >= request->page_size();
   if (page_full) msg.set_next_page_token(EncodePageToken(report->stopped_at, request->filter()));
@@ -315,6 +321,7 @@ grpc::Status SocketService::GetSocketSummary(grpc::ServerContext* context,
   }
   auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
+  CpuShares::Hold cpu(&ctx_.walks);
 
   // A dump the kernel marks inconsistent is done again, a few times.
   collectors::SocketSummarizer summarizer;
@@ -327,7 +334,11 @@ grpc::Status SocketService::GetSocketSummary(grpc::ServerContext* context,
           summarizer.Add(s);
           return absl::OkStatus();
         },
-        {}, [&] { return CallStillWanted(ctx_, context); });
+        {},
+        [&] {
+          cpu.Yield();
+          return CallStillWanted(ctx_, context);
+        });
     if (!report.ok()) return ToGrpc(report.status());
     if (report->warnings.empty() || attempt == kSummaryAttempts) {
       warnings = report->warnings;
