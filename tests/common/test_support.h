@@ -29,10 +29,10 @@ bool Eventually(F&& cond, std::chrono::milliseconds timeout = std::chrono::secon
 }
 
 // Root is needed for namespaces, netlink writes and bpf; without it the
-// test is skipped and says why.
-#define REQUIRE_ROOT(why)                                          \
-  do {                                                             \
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root: " << (why); \
+// test is skipped and says why: REQUIRE_ROOT() or REQUIRE_ROOT("and XDP").
+#define REQUIRE_ROOT(...)                                                                   \
+  do {                                                                                      \
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces " __VA_ARGS__; \
   } while (0)
 
 // Called by the shared test main before any test (and any thread): moves the

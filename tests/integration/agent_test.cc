@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <map>
 #include <thread>
 
@@ -12,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "netagent/v1/host.pb.h"
 #include "netagent/v1/telemetry.grpc.pb.h"
+#include "tests/common/test_support.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/json.h"
 
@@ -19,9 +21,6 @@ namespace netagent::testing {
 namespace {
 
 namespace v1 = ::netagent::v1;
-
-#define REQUIRE_ROOT() \
-  if (!IsRoot()) GTEST_SKIP() << "needs root to create network namespaces"
 
 // /proc/net/snmp as name -> value ("UdpNoPorts" -> 12).
 std::map<std::string, int64_t> ProcSnmp(const Netns& ns) {
@@ -124,11 +123,17 @@ TEST(AgentIntegration, WindowedCountersGiveDeltasAndRates) {
   Netns ns;
   Agent agent(ns);
   ASSERT_TRUE(agent.ok()) << agent.error();
+  // Datagrams throughout the call, so that whenever its window opens at
+  // least one batch of 40 falls inside it.
+  std::atomic<bool> done{false};
   std::thread traffic([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    SendUdpToClosedPort(ns, 40);
+    while (!done) {
+      SendUdpToClosedPort(ns, 40);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   });
   RunResult r = agent.Netctl({"-o", "json", "counters", "--window", "2s", "--filter", "^Udp"});
+  done = true;
   traffic.join();
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto resp = ResultOf<v1::GetCountersResponse>(r.out);
@@ -281,11 +286,7 @@ TEST(AgentIntegration, SigtermDuringWatchEndsTheStreamCleanly) {
   Process watch({NetctlPath(), "-t", agent.target(), "-o", "json", "watch", "--interval", "200ms"},
                 tmp / "watch.out");
   // Wait for a few samples.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (Lines(ReadFile(tmp / "watch.out")).size() < 3 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  Eventually([&] { return Lines(ReadFile(tmp / "watch.out")).size() >= 3; });
   ASSERT_GE(Lines(ReadFile(tmp / "watch.out")).size(), 3u);
   agent.process().Signal(SIGTERM);
   std::optional<int> agent_exit = agent.process().Wait(std::chrono::seconds(10));
@@ -322,11 +323,7 @@ TEST(AgentIntegration, SigtermLetsAWindowedCallFinish) {
                 "--filter", "UdpNoPorts"},
                tmp / "call.out");
   // SIGTERM once the agent has the call (it logs each call at debug level).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (agent.log().find("TelemetryService/GetCounters") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  Eventually([&] { return agent.log().find("TelemetryService/GetCounters") != std::string::npos; });
   agent.process().Signal(SIGTERM);
   EXPECT_EQ(call.Wait(std::chrono::seconds(10)), 0) << ReadFile(tmp / "call.out");
   auto resp = ResultOf<v1::GetCountersResponse>(ReadFile(tmp / "call.out"));
@@ -349,20 +346,18 @@ TEST(AgentIntegration, LongCallsAreBoundedPerCallerAndOthersStillGetIn) {
         ns.Exec({NetctlPath(), "-t", "127.0.0.1:9470", "watch", "--interval", "1s"}),
         tmp / ("watch" + std::to_string(i))));
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   auto started = [&] {
     int n = 0;
     for (int i = 0; i < 8; ++i) n += ReadFile(tmp / ("watch" + std::to_string(i))).empty() ? 0 : 1;
     return n;
   };
-  while (started() < 8 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  Eventually([&] { return started() == 8; }, std::chrono::seconds(15));
   ASSERT_EQ(started(), 8);
   RunResult ninth =
       RunCommand(ns.Exec({NetctlPath(), "-t", "127.0.0.1:9470", "watch", "--count", "1"}));
   EXPECT_EQ(ninth.exit_code, 1);
-  EXPECT_NE(ninth.out.find("RESOURCE_EXHAUSTED: at most 8 watches and windowed calls at a time per caller"),
+  EXPECT_NE(ninth.out.find(
+                "RESOURCE_EXHAUSTED: at most 8 watches and windowed calls at a time per caller"),
             std::string::npos)
       << ninth.out << ninth.err;
   // Short calls, and other callers' long ones, are unaffected.
@@ -408,11 +403,9 @@ TEST(AgentIntegration, OneAgentPerSocketAndStaleSocketsAreReplaced) {
   Process again({NetagentdPath(), "--netns", ns.name(), "--socket", agent.socket(), "--state-dir",
                  agent.dir() / "state3"},
                 agent.dir() / "again.log");
-  bool healthy = false;
-  for (int i = 0; i < 100 && !healthy; ++i) {
-    healthy = RunCommand({NetctlPath(), "-t", agent.target(), "health"}).exit_code == 0;
-    if (!healthy) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  const bool healthy = Eventually([&] {
+    return RunCommand({NetctlPath(), "-t", agent.target(), "health"}).exit_code == 0;
+  });
   EXPECT_TRUE(healthy) << ReadFile(agent.dir() / "again.log");
   again.Signal(SIGTERM);
   EXPECT_EQ(again.Wait(std::chrono::seconds(10)), 0);

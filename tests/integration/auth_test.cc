@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "netagent/v1/host.pb.h"
+#include "tests/common/test_support.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/json.h"
 
@@ -13,9 +14,6 @@ namespace netagent::testing {
 namespace {
 
 namespace v1 = ::netagent::v1;
-
-#define REQUIRE_ROOT() \
-  if (!IsRoot()) GTEST_SKIP() << "needs root to create network namespaces"
 
 constexpr const char* kNobody = "65534";
 
@@ -171,21 +169,18 @@ TEST_F(TlsIntegration, MtlsIdentitiesAndReloadOnSighup) {
                              std::filesystem::copy_options::overwrite_existing);
   EXPECT_EQ(Netctl(ns, "ca2", "op", {"health"}).exit_code, 1);  // not before the signal
   agent.process().Signal(SIGHUP);
-  bool rotated = false;
-  for (int i = 0; i < 50 && !rotated; ++i) {
-    rotated = Netctl(ns, "ca2", "op", {"health"}).exit_code == 0;
-    if (!rotated) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const bool rotated =
+      Eventually([&] { return Netctl(ns, "ca2", "op", {"health"}).exit_code == 0; });
   EXPECT_TRUE(rotated) << agent.log();
   EXPECT_EQ(Netctl(ns, "ca1", "op", {"health"}).exit_code, 1);
 
   // A broken file on reload: the running certificate stays.
   WriteFile(dir_ / "server.key", "not a key\n");
   agent.process().Signal(SIGHUP);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(Eventually([&] {
+    return agent.log().find("keeping the current TLS certificates") != std::string::npos;
+  })) << agent.log();
   EXPECT_EQ(Netctl(ns, "ca2", "op", {"health"}).exit_code, 0);
-  EXPECT_NE(agent.log().find("keeping the current TLS certificates"), std::string::npos)
-      << agent.log();
 }
 
 }  // namespace

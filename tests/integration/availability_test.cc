@@ -68,7 +68,7 @@ double Field(const google::protobuf::Struct& s, const std::string& obj, const st
 }
 
 TEST(AvailabilityTest, HostileViewersCannotLockOperatorsOut) {
-  REQUIRE_ROOT("network namespaces, the fast path");
+  REQUIRE_ROOT("and XDP");
   Besieged b;
   ASSERT_TRUE(b.ok()) << b.error();
   ASSERT_EQ(b.agent().Netctl({"datapath", "attach", "vb"}).exit_code, 0);
@@ -100,7 +100,7 @@ TEST(AvailabilityTest, HostileViewersCannotLockOperatorsOut) {
 // One peer may hold 16 connections; more are closed at once, and a client
 // from another address is served meanwhile.
 TEST(AvailabilityTest, ConnectionsArePerPeerLimited) {
-  REQUIRE_ROOT("network namespaces");
+  REQUIRE_ROOT();
   Netns ns;
   Agent agent(ns, {"--listen", "127.0.0.1:9470"});
   ASSERT_TRUE(agent.ok()) << agent.error();

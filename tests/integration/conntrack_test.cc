@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "netagent/v1/conntrack.pb.h"
 #include "tests/common/conntrack_output.h"
+#include "tests/common/test_support.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/json.h"
 
@@ -19,9 +20,6 @@ namespace netagent::testing {
 namespace {
 
 namespace v1 = ::netagent::v1;
-
-#define REQUIRE_ROOT() \
-  if (!IsRoot()) GTEST_SKIP() << "needs root to create network namespaces"
 
 constexpr int kUdpEntries = 10000;
 constexpr int kTcpPairs = 40;
@@ -41,10 +39,10 @@ class ConntrackNamespace {
     }
     farm_ = std::make_unique<Process>(
         ns_.Exec({SOCKFARM_PATH, "--established", absl::StrCat(kTcpPairs)}), dir_ / "farm.out");
-    for (int i = 0; i < 200 && ReadFile(dir_ / "farm.out").find("ready") == std::string::npos;
-         ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    EXPECT_TRUE(
+        Eventually([&] { return ReadFile(dir_ / "farm.out").find("ready") != std::string::npos; },
+                   std::chrono::seconds(30)))
+        << ReadFile(dir_ / "farm.out");
   }
   ~ConntrackNamespace() { farm_->Signal(SIGTERM); }
   const Netns& ns() const { return ns_; }

@@ -182,7 +182,7 @@ bool IsBpffs(const std::string& path) {
 // A fresh machine has no bpffs: the agent mounts it, says so in its log and
 // in `host`, and the next agent finds it there.
 TEST(BareHostTest, TheAgentMountsBpffsAndSaysSo) {
-  REQUIRE_ROOT("network namespaces and mounts");
+  REQUIRE_ROOT("and mounts");
   ASSERT_FALSE(IsBpffs("/sys/fs/bpf")) << "the test main should have left no bpffs";
   Netns ns;
   {
@@ -213,7 +213,7 @@ TEST(BareHostTest, TheAgentMountsBpffsAndSaysSo) {
 class DatapathTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!IsRoot()) GTEST_SKIP() << "needs root to create network namespaces and load XDP";
+    REQUIRE_ROOT("and XDP");
     ASSERT_EQ(RunCommand(client_.Exec({"ip", "link", "add", "va", "type", "veth", "peer", "name",
                                        "vb", "netns", server_.name()}))
                   .exit_code,
@@ -290,7 +290,7 @@ TEST_F(DatapathTest, BlocklistedSourceCannotConnectOthersCanCountersAgree) {
   // Every datagram the blocked source sends is dropped and counted, once.
   const uint64_t before = Counted("block", "drop");
   ASSERT_EQ(SendUdp(client_.name(), kClient, 500), 500);
-  usleep(200 * 1000);
+  Eventually([&] { return Counted("block", "drop") - before >= 500; });
   EXPECT_EQ(Counted("block", "drop") - before, 500u);
   auto list = Json<v1::ListRulesResponse>({"datapath", "rules", "list", "vb"});
   ASSERT_EQ(list.rules_size(), 1);
@@ -375,7 +375,7 @@ TEST_F(DatapathTest, RulesAndCountersSurviveAnAgentRestart) {
        "--block", "2001:db8::/32", "--port", "53", "--udp", "--comment", "kept"});
   ASSERT_EQ(added.added_size(), 4);
   ASSERT_EQ(SendUdp(client_.name(), kClient, 100), 100);
-  usleep(200 * 1000);
+  Eventually([&] { return Counted("block", "drop") >= 100; });
   const uint64_t dropped = Counted("block", "drop");
   EXPECT_EQ(dropped, 100u);
 
@@ -386,7 +386,7 @@ TEST_F(DatapathTest, RulesAndCountersSurviveAnAgentRestart) {
   StartAgent();
   ASSERT_TRUE(agent_->ok()) << agent_->error();
   EXPECT_THAT(agent_->log(), HasSubstr("picked up"));
-  usleep(200 * 1000);
+  Eventually([&] { return Counted("block", "drop") >= 200; });
   EXPECT_EQ(Counted("block", "drop"), 200u);
   auto status = Json<v1::GetDatapathStatusResponse>({"datapath", "status"});
   ASSERT_EQ(status.devices_size(), 1);
@@ -423,7 +423,7 @@ TEST_F(DatapathTest, TcGuardBlocksCountsClassesAndClampsTheMss) {
   EXPECT_LE(mss, 1200);
   const uint64_t before = Counted("block", "drop");
   ASSERT_EQ(SendUdp(client_.name(), kClient, 300), 300);
-  usleep(200 * 1000);
+  Eventually([&] { return Counted("block", "drop") - before >= 300; });
   EXPECT_EQ(Counted("block", "drop") - before, 300u);
   auto stats = Json<v1::GetDatapathStatsResponse>({"datapath", "stats", "vb"});
   uint64_t tcp_in = 0, tcp_out = 0, clamped = 0;
@@ -584,7 +584,7 @@ TEST_F(SynFloodTest, CountersAgreeWithWhatHpingSent) {
   ASSERT_TRUE(hping.Wait(std::chrono::seconds(30)).has_value());
   const uint64_t sent = HpingSent(ReadFile(out / "hping.out"));
   ASSERT_EQ(sent, 3000u) << ReadFile(out / "hping.out");
-  usleep(200 * 1000);
+  Eventually([&] { return SynsCounted() >= sent; });
   EXPECT_EQ(SynsCounted(), sent);
   // ~0.6 s at 50/s on top of a burst of 100: most were over the source's rate.
   EXPECT_LE(Counted("syn_ok"), 100u + 50u * 2);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "netagent/v1/nic.pb.h"
 #include "tests/common/ethtool_output.h"
+#include "tests/common/test_support.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/json.h"
 
@@ -14,9 +15,6 @@ namespace netagent::testing {
 namespace {
 
 namespace v1 = ::netagent::v1;
-
-#define REQUIRE_ROOT() \
-  if (!IsRoot()) GTEST_SKIP() << "needs root to create network namespaces"
 
 // va in `ns` (the agent's), vb in `peer`, 10.77.0.1/24 <-> 10.77.0.2/24.
 class VethPair {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "netagent/v1/sockets.pb.h"
 #include "tests/common/ss_output.h"
+#include "tests/common/test_support.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/json.h"
 
@@ -19,9 +20,6 @@ namespace netagent::testing {
 namespace {
 
 namespace v1 = ::netagent::v1;
-
-#define REQUIRE_ROOT() \
-  if (!IsRoot()) GTEST_SKIP() << "needs root to create network namespaces"
 
 constexpr int kEstablishedPairs = 450, kTimeWait = 60, kCloseWait = 20, kUnaccepted = 10,
               kBacklog = 16, kSynRecv = 30, kUdp = 20;
@@ -53,12 +51,13 @@ class SocketFarm {
       flag("--ipv6-pairs", kIpv6Pairs);
     }
     farm_ = std::make_unique<Process>(ns_.Exec(argv), dir_ / "farm.out");
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (ReadFile(dir_ / "farm.out").find("ready") == std::string::npos &&
-           std::chrono::steady_clock::now() < deadline && farm_->running()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ready_ = ReadFile(dir_ / "farm.out").find("ready") != std::string::npos;
+    ready_ = Eventually(
+                 [&] {
+                   return ReadFile(dir_ / "farm.out").find("ready") != std::string::npos ||
+                          !farm_->running();
+                 },
+                 std::chrono::seconds(30)) &&
+             ReadFile(dir_ / "farm.out").find("ready") != std::string::npos;
   }
   ~SocketFarm() { farm_->Signal(SIGTERM); }
 
