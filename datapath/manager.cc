@@ -153,6 +153,18 @@ absl::string_view ReasonName(uint32_t reason) { return reason < NA_R_MAX ? kReas
 absl::string_view EventName(uint32_t event) { return event < NA_EV_MAX ? kEvents[event] : ""; }
 absl::string_view TcProtoName(uint32_t proto) { return proto < 4 ? kTcProtos[proto] : ""; }
 
+PollBackoff::Next PollBackoff::After(int rc, absl::Time now) {
+  if (rc >= 0 || rc == -EINTR) {
+    pause_ = absl::Milliseconds(10);
+    failing_since_ = absl::InfiniteFuture();
+    return {absl::ZeroDuration(), false};
+  }
+  if (failing_since_ == absl::InfiniteFuture()) failing_since_ = now;
+  Next next{pause_, now - failing_since_ > absl::Minutes(1)};
+  pause_ = std::min(pause_ * 2, absl::Seconds(1));
+  return next;
+}
+
 void SampleQueue::Push(const DropSampleRecord& s) {
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -372,26 +384,24 @@ struct DatapathManager::Device {
       GiveUpSamples(absl::StrCat("cannot read drop samples: ", std::strerror(errno)));
       return;
     }
-    absl::Duration pause = absl::Milliseconds(10);
-    absl::Time failing_since = absl::InfiniteFuture();
+    PollBackoff backoff;
+    bool warned = false;
     while (!stop.load()) {
       const int n = ring_buffer__poll(rb, 200);
-      if (n >= 0 || n == -EINTR) {
-        pause = absl::Milliseconds(10);
-        failing_since = absl::InfiniteFuture();
+      const PollBackoff::Next next = backoff.After(n, absl::Now());
+      if (next.pause == absl::ZeroDuration()) {
+        warned = false;
         continue;
       }
-      const absl::Time now = absl::Now();
-      if (failing_since == absl::InfiniteFuture()) {
-        failing_since = now;
+      if (!warned) {
         spdlog::warn("datapath {}: reading drop samples: {}; retrying", name, std::strerror(-n));
+        warned = true;
       }
-      if (now - failing_since > absl::Minutes(1)) {
+      if (next.give_up) {
         GiveUpSamples(absl::StrCat("drop samples stopped: ", std::strerror(-n), " for a minute"));
         break;
       }
-      absl::SleepFor(pause);
-      pause = std::min(pause * 2, absl::Seconds(1));
+      absl::SleepFor(next.pause);
     }
     ring_buffer__free(rb);
   }

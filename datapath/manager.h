@@ -51,6 +51,23 @@ struct DropSampleRecord {
   std::string summary;
 };
 
+// How the sample reader meets ring-buffer poll errors: retried after a pause
+// that starts at 10 ms and doubles to 1 s (never a busy loop); a success
+// resets it; errors without a success for a minute end the reader.
+class PollBackoff {
+ public:
+  struct Next {
+    absl::Duration pause;  // before the next poll
+    bool give_up = false;
+  };
+  // `rc`: what ring_buffer__poll returned (>= 0 or -EINTR: fine).
+  Next After(int rc, absl::Time now);
+
+ private:
+  absl::Duration pause_ = absl::Milliseconds(10);
+  absl::Time failing_since_ = absl::InfiniteFuture();
+};
+
 // One subscriber's queue of samples; bounded (oldest dropped and counted).
 class SampleQueue {
  public:

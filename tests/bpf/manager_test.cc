@@ -21,6 +21,9 @@
 #include <string>
 #include <thread>
 
+#include <bpf/libbpf.h>
+
+#include "datapath/libbpf_log.h"
 #include "kernel/netns.h"
 #include "kernel/probe.h"
 #include "tests/bpf/packets.h"
@@ -246,6 +249,66 @@ TEST_F(DatapathManagerTest, PinsOfAnotherNamespaceAreLeftAlone) {
   auto ours = Start(options_);
   ASSERT_TRUE(ours);
   EXPECT_EQ(ours->Status().size(), 1u);
+}
+
+}  // namespace
+}  // namespace netagent::datapath
+
+namespace netagent::datapath {
+namespace {
+
+TEST(PollBackoff, ErrorsPauseLongerAndLongerAndAMinuteOfThemGivesUp) {
+  PollBackoff b;
+  absl::Time t = absl::FromUnixSeconds(1000);
+  EXPECT_EQ(b.After(3, t).pause, absl::ZeroDuration());
+  EXPECT_EQ(b.After(-EINTR, t).pause, absl::ZeroDuration());
+  absl::Duration last = absl::ZeroDuration();
+  for (int i = 0; i < 12; ++i) {
+    const PollBackoff::Next n = b.After(-EBADF, t);
+    EXPECT_GT(n.pause, absl::ZeroDuration());
+    EXPECT_GE(n.pause, last);
+    EXPECT_LE(n.pause, absl::Seconds(1));
+    EXPECT_FALSE(n.give_up);
+    last = n.pause;
+    t += n.pause;
+  }
+  EXPECT_EQ(last, absl::Seconds(1));
+  // A success in between starts over.
+  EXPECT_EQ(b.After(0, t).pause, absl::ZeroDuration());
+  EXPECT_EQ(b.After(-EBADF, t).pause, absl::Milliseconds(10));
+  EXPECT_FALSE(b.After(-EBADF, t + absl::Seconds(59)).give_up);
+  EXPECT_TRUE(b.After(-EBADF, t + absl::Seconds(61)).give_up);
+}
+
+// libbpf's messages on a thread inside a capture go to the capture (a load
+// error carries them), not to the log.
+TEST(LibbpfLog, ACaptureTakesLibbpfsMessagesOnItsThread) {
+  LibbpfLogCapture capture;
+  bpf_object* obj = bpf_object__open("/nonexistent/netagent.bpf.o");
+  EXPECT_EQ(libbpf_get_error(obj) != 0 || obj == nullptr, true);
+  EXPECT_NE(capture.Tail().find("/nonexistent/netagent.bpf.o"), std::string::npos)
+      << capture.Tail();
+}
+
+// A detach that fails keeps the device managed, so it can be detached again
+// once the obstacle is gone; nothing is left untracked.
+TEST_F(DatapathManagerTest, AFailedDetachKeepsTheDeviceManaged) {
+  auto m = Start(options_);
+  ASSERT_TRUE(m);
+  DatapathManager::AttachOptions a;
+  a.device = "veth0";
+  ASSERT_TRUE(m->Attach(a).ok());
+  // Something not ours in the pin directory: the pins cannot all go.
+  const std::string obstacle = options_.pin_root + "/veth0/not-ours";
+  ASSERT_EQ(mkdir(obstacle.c_str(), 0700), 0);
+  absl::Status failed = m->Detach("veth0");
+  EXPECT_FALSE(failed.ok());
+  ASSERT_EQ(m->Status().size(), 1u) << "forgotten after a failed detach";
+  ASSERT_EQ(rmdir(obstacle.c_str()), 0);
+  EXPECT_TRUE(m->Detach("veth0").ok());
+  EXPECT_TRUE(m->Status().empty());
+  struct stat st;
+  EXPECT_NE(stat((options_.pin_root + "/veth0").c_str(), &st), 0);
 }
 
 }  // namespace
