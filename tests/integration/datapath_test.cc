@@ -366,6 +366,57 @@ TEST_F(DatapathTest, BadInputIsRefusedNamingTheFieldAndChangesNothing) {
               ::testing::Not(HasSubstr("xdp")));
 }
 
+// The reported case: a 10,000-rule batch and the agent killed (SIGKILL) at
+// several points while netctl sends it. Each restart finds either the rules
+// before the batch, at their revision, or all of them at the next one.
+TEST_F(DatapathTest, ABigBatchKilledMidwayIsAllOrNothing) {
+  Json<v1::AttachResponse>({"datapath", "attach", "vb"});
+  auto first =
+      Json<v1::UpdateRulesResponse>({"datapath", "rules", "add", "vb", "--block", kClient});
+  uint64_t revision = first.revision();
+  size_t rules = 1;
+  TempDir tmp;
+  int committed = 0, not_committed = 0;
+  const int delays_ms[] = {5, 40, 120, 250, 600};
+  for (int round = 0; round < 5; ++round) {
+    std::string text;
+    for (int i = 0; i < 10000; ++i)
+      absl::StrAppend(&text, "block 10.", 100 + round, ".", i / 256, ".", i % 256, " r", round,
+                      "\n");
+    const std::string file = tmp / absl::StrCat("batch", round);
+    WriteFile(file, text);
+    Process add(
+        {NetctlPath(), "-t", agent_->target(), "datapath", "rules", "add", "vb", "--file", file},
+        tmp / absl::StrCat("add", round));
+    usleep(delays_ms[round] * 1000);  // where to kill: not a wait for a result
+    agent_->process().Signal(SIGKILL);
+    agent_->process().Wait(std::chrono::seconds(5));
+    add.Wait(std::chrono::seconds(10));
+    StartAgent();
+    ASSERT_TRUE(agent_->ok()) << agent_->error();
+    auto status = Json<v1::GetDatapathStatusResponse>({"datapath", "status"});
+    ASSERT_EQ(status.devices_size(), 1);
+    const uint64_t now_rules = status.devices(0).rules();
+    const uint64_t now_revision = status.devices(0).rules_revision();
+    if (now_rules == rules) {
+      EXPECT_EQ(now_revision, revision) << "round " << round;
+      ++not_committed;
+    } else {
+      EXPECT_EQ(now_rules, rules + 10000) << "round " << round << ": a part of the batch";
+      EXPECT_EQ(now_revision, revision + 1) << "round " << round;
+      rules = now_rules;
+      revision = now_revision;
+      ++committed;
+    }
+    if (HasFailure()) return;
+  }
+  RecordProperty("batches_committed", committed);
+  RecordProperty("batches_not_committed", not_committed);
+  // The tables agree with the records: a blocked address of the last
+  // committed round is dropped, one of a round that did not land is not.
+  EXPECT_FALSE(Connect(client_.name(), kClient, 1000));
+}
+
 TEST_F(DatapathTest, RulesAndCountersSurviveAnAgentRestart) {
   Listener server(server_.name(), 128);
   ASSERT_TRUE(server.ok());
