@@ -112,6 +112,12 @@ TEST(RuleEdits, SizeLimitsAreEnforced) {
       absl::StatusCode::kResourceExhausted);
 }
 
+TEST(Prefixes, TheEchoIsQuotedAndEscaped) {
+  auto p = ParsePrefix("10.0.0.1\x1b[2K", "edits[0].add.prefix");
+  EXPECT_EQ(p.status().message(),
+            "edits[0].add.prefix: \"10.0.0.1\\x1b[2K\" is not an IPv4 or IPv6 address");
+}
+
 TEST(RuleEdits, PortRules) {
   RuleEdit e;
   e.rule.port = PortRule{443, true, false, false};
