@@ -128,6 +128,9 @@ absl::StatusOr<RuleSet> ApplyEdits(const RuleSet& current, uint64_t expected_rev
     if (r.comment.size() > limits.max_comment) {
       return Bad(field + ".comment", absl::StrCat("at most ", limits.max_comment, " bytes"));
     }
+    if (std::string why = kernel::FindUnprintable(r.comment); !why.empty()) {
+      return Bad(field + ".comment", why);
+    }
     const std::string k = key(r);
     if (auto dup = by_key.find(k); dup != by_key.end()) {
       return Bad(field, absl::StrCat(k, " is already rule ", dup->second));
