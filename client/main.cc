@@ -12,6 +12,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "client/commands.h"
+#include "client/output.h"
 #include "client/targets.h"
 
 #ifndef NETAGENT_VERSION
@@ -25,7 +26,7 @@ using namespace netagent::client;
 constexpr int kUsageError = 2;
 
 int Usage(const std::string& message) {
-  std::cerr << "netctl: " << message << "\n";
+  std::cerr << "netctl: " << TerminalText(message) << "\n";
   return kUsageError;
 }
 
