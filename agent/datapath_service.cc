@@ -4,6 +4,7 @@
 #include "agent/convert.h"
 #include "collectors/links.h"
 #include "kernel/errors.h"
+#include "kernel/text.h"
 
 namespace netagent::agent {
 namespace v1 = ::netagent::v1;
@@ -11,6 +12,19 @@ namespace {
 
 constexpr uint32_t kDefaultRulePage = 1000, kMaxRulePage = 10000;
 constexpr size_t kSamplesPerMessage = 64;
+
+// Comments are printed in rule listings: a control character in one could
+// draw a fake row on an operator's terminal.
+absl::Status CheckComment(const std::string& comment, const std::string& field) {
+  if (comment.size() > datapath::RuleLimits().max_comment) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": at most ", datapath::RuleLimits().max_comment, " bytes"));
+  }
+  if (std::string why = kernel::FindUnprintable(comment); !why.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status CheckDevice(const std::string& dev) {
   if (dev.empty()) return absl::InvalidArgumentError("device: required");
@@ -131,6 +145,7 @@ absl::StatusOr<std::vector<datapath::RuleEdit>> EditsFromProto(
       return absl::InvalidArgumentError(absl::StrCat(field, ": add or delete_id"));
     const v1::DatapathRule& r = e.add();
     datapath::Rule& rule = edit.rule;
+    NETAGENT_RETURN_IF_ERROR(CheckComment(r.comment(), absl::StrCat(field, ".add.comment")));
     rule.comment = r.comment();
     const bool has_prefix = !r.prefix().empty();
     if (has_prefix == r.has_port()) {
@@ -146,7 +161,8 @@ absl::StatusOr<std::vector<datapath::RuleEdit>> EditsFromProto(
       } else if (r.action() == v1::RULE_ACTION_BLOCK) {
         rule.action = datapath::RuleAction::kBlock;
       } else {
-        return absl::InvalidArgumentError(absl::StrCat(field, ".add.action: allow or block"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ".add.action: allow or block (not ", r.action(), ")"));
       }
     } else {
       const v1::PortRule& p = r.port();
@@ -154,9 +170,14 @@ absl::StatusOr<std::vector<datapath::RuleEdit>> EditsFromProto(
         return absl::InvalidArgumentError(
             absl::StrCat(field, ".add.port.port: ", p.port(), " is not a port (1..65535)"));
       }
+      // Unset means block: a port rule's flags say what it does.
       if (r.action() == v1::RULE_ACTION_ALLOW) {
         return absl::InvalidArgumentError(
             absl::StrCat(field, ".add.action: port rules block or guard"));
+      }
+      if (r.action() != v1::RULE_ACTION_UNSPECIFIED && r.action() != v1::RULE_ACTION_BLOCK) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ".add.action: unknown value ", r.action()));
       }
       rule.action = datapath::RuleAction::kBlock;
       rule.port = datapath::PortRule{static_cast<uint16_t>(p.port()), p.block_tcp(), p.block_udp(),

@@ -29,21 +29,34 @@ std::unique_ptr<AgentServer::Services> AgentServer::MakeServices(const std::stri
   return s;
 }
 
-std::unique_ptr<grpc::ServerBuilder> AgentServer::Builder(Services& services,
-                                                          const std::string& pool,
-                                                          std::vector<std::string>* names) {
+absl::StatusOr<std::unique_ptr<grpc::ServerBuilder>> AgentServer::Builder(
+    Services& services, const std::string& pool, std::vector<std::string>* names) {
   auto builder = std::make_unique<grpc::ServerBuilder>();
-  auto add = [&](grpc::Service* service, const char* name) {
-    builder->RegisterService(service);
+  absl::Status guarded;
+  // The server dispatches to each service through its request guard.
+  auto add = [&](absl::StatusOr<std::unique_ptr<GuardedService>> guard, const char* name) {
+    if (!guard.ok()) {
+      guarded.Update(guard.status());
+      return;
+    }
+    builder->RegisterService(guard->get());
+    services.guards.push_back(std::move(*guard));
     if (names) names->push_back(name);
   };
-  add(services.host.get(), netagent::v1::HostService::service_full_name());
-  add(services.telemetry.get(), netagent::v1::TelemetryService::service_full_name());
-  add(services.sockets.get(), netagent::v1::SocketService::service_full_name());
-  add(services.nics.get(), netagent::v1::NicService::service_full_name());
-  add(services.conntrack.get(), netagent::v1::ConntrackService::service_full_name());
-  add(services.tuning.get(), netagent::v1::TuningService::service_full_name());
-  add(services.datapath.get(), netagent::v1::DatapathService::service_full_name());
+  namespace v1 = ::netagent::v1;
+  add(GuardRequests<v1::HostService>(services.host.get()), v1::HostService::service_full_name());
+  add(GuardRequests<v1::TelemetryService>(services.telemetry.get()),
+      v1::TelemetryService::service_full_name());
+  add(GuardRequests<v1::SocketService>(services.sockets.get()),
+      v1::SocketService::service_full_name());
+  add(GuardRequests<v1::NicService>(services.nics.get()), v1::NicService::service_full_name());
+  add(GuardRequests<v1::ConntrackService>(services.conntrack.get()),
+      v1::ConntrackService::service_full_name());
+  add(GuardRequests<v1::TuningService>(services.tuning.get()),
+      v1::TuningService::service_full_name());
+  add(GuardRequests<v1::DatapathService>(services.datapath.get()),
+      v1::DatapathService::service_full_name());
+  if (!guarded.ok()) return guarded;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<AuthInterceptorFactory>(ctx_.auth));
   builder->experimental().SetInterceptorCreators(std::move(interceptors));
@@ -121,11 +134,14 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   }
 
   s->local_services_ = s->MakeServices(datapath_off);
-  s->local_ = s->Builder(*s->local_services_, "netagentd-local", &s->services_)->BuildAndStart();
+  NETAGENT_ASSIGN_OR_RETURN(auto local,
+                            s->Builder(*s->local_services_, "netagentd-local", &s->services_));
+  s->local_ = local->BuildAndStart();
   if (!s->local_) return absl::UnavailableError("cannot start the gRPC server");
   if (s->tcp_) {
     s->network_services_ = s->MakeServices(datapath_off);
-    auto builder = s->Builder(*s->network_services_, "netagentd-network", nullptr);
+    NETAGENT_ASSIGN_OR_RETURN(auto builder,
+                              s->Builder(*s->network_services_, "netagentd-network", nullptr));
     auto acceptor = builder->experimental().AddExternalConnectionAcceptor(
         grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD, creds);
     s->network_ = builder->BuildAndStart();

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 
 #include <condition_variable>
 #include <memory>
@@ -24,6 +25,7 @@
 #include "agent/datapath_service.h"
 #include "agent/host_service.h"
 #include "agent/nic_service.h"
+#include "agent/request_guard.h"
 #include "agent/socket_service.h"
 #include "agent/tcp_listener.h"
 #include "agent/telemetry_service.h"
@@ -88,11 +90,15 @@ class AgentServer {
     std::unique_ptr<ConntrackService> conntrack;
     std::unique_ptr<TuningService> tuning;
     std::unique_ptr<DatapathService> datapath;
+    // What the server dispatches to: each service above behind the request
+    // guard (agent/request_guard.h).
+    std::vector<std::unique_ptr<GuardedService>> guards;
   };
   std::unique_ptr<Services> MakeServices(const std::string& datapath_off);
   // A server with its own thread pool; `names` gets the services' names.
-  std::unique_ptr<grpc::ServerBuilder> Builder(Services& services, const std::string& pool,
-                                               std::vector<std::string>* names);
+  absl::StatusOr<std::unique_ptr<grpc::ServerBuilder>> Builder(Services& services,
+                                                               const std::string& pool,
+                                                               std::vector<std::string>* names);
 
   Options options_;
   AgentContext& ctx_;

@@ -60,11 +60,6 @@ v1::ChangeState StateToProto(tuners::ChangeState s) {
   return v1::CHANGE_STATE_UNSPECIFIED;
 }
 
-absl::Status CheckChangeId(const std::string& id) {
-  if (id.empty() || id.size() > 64) return absl::InvalidArgumentError("change_id: required");
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<tuners::Intent> IntentFromProto(const v1::TuningIntent& in) {
@@ -315,7 +310,7 @@ grpc::Status TuningService::ConfirmChange(grpc::ServerContext* context,
                                           const v1::ConfirmChangeRequest* request,
                                           v1::ConfirmChangeResponse* response) {
   if (grpc::Status s = Begin(context); !s.ok()) return s;
-  if (auto st = CheckChangeId(request->change_id()); !st.ok()) return ToGrpc(st);
+  if (auto st = tuners::ValidateChangeId(request->change_id()); !st.ok()) return ToGrpc(st);
   auto r = manager_->Confirm(request->change_id(), CallerOf(context));
   if (!r.ok()) return ToGrpc(r.status());
   ToProto(*r, response->mutable_change());
@@ -326,7 +321,7 @@ grpc::Status TuningService::RollbackChange(grpc::ServerContext* context,
                                            const v1::RollbackChangeRequest* request,
                                            v1::RollbackChangeResponse* response) {
   if (grpc::Status s = Begin(context); !s.ok()) return s;
-  if (auto st = CheckChangeId(request->change_id()); !st.ok()) return ToGrpc(st);
+  if (auto st = tuners::ValidateChangeId(request->change_id()); !st.ok()) return ToGrpc(st);
   auto r = manager_->Rollback(request->change_id(), CallerOf(context), request->force());
   if (!r.ok()) return ToGrpc(r.status());
   ToProto(*r, response->mutable_change());

@@ -130,7 +130,7 @@ void PrintStreamError(const CommandContext& c, const Target& t, const absl::Stat
   if (c.format == Format::kJson) {
     *c.out << JsonLine(t, st, nullptr) << "\n";
   } else {
-    *c.out << (c.label_targets || c.targets.size() > 1 ? t.display + "  " : "")
+    *c.out << (c.label_targets || c.targets.size() > 1 ? TerminalText(t.display) + "  " : "")
            << "error: " << DescribeError(st) << "\n";
   }
   c.out->flush();
@@ -281,12 +281,14 @@ int RunWatch(const CommandContext& c, const WatchArgs& args) {
                           "  squeezed ", k.time_squeeze(), "  (", msg.counters().counters_size(),
                           " counters; deltas from the next sample)");
         }
-        *c.out << line << "\n";
+        *c.out << TerminalText(line) << "\n";
         if (msg.counters().has_window()) {
           for (const auto& k : msg.counters().counters()) {
             if (!k.has_delta() || k.delta() == 0) continue;
-            *c.out << "    " << k.name() << "  " << (k.delta() > 0 ? "+" : "") << k.delta()
-                   << (k.has_rate() ? absl::StrCat("  ", Rate(k.rate()), "/s") : "") << "\n";
+            *c.out << TerminalText(absl::StrCat(
+                          "    ", k.name(), "  ", k.delta() > 0 ? "+" : "", k.delta(),
+                          k.has_rate() ? absl::StrCat("  ", Rate(k.rate()), "/s") : ""))
+                   << "\n";
           }
         }
       }

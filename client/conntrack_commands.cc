@@ -154,11 +154,13 @@ int RunConntrackList(const CommandContext& c, const ConntrackArgs& args) {
           }
           text.clear();
           for (const auto& e : batch.entries()) {
-            absl::StrAppend(&text, multi ? t.display + "  " : "", EntryLine(e), "\n");
+            absl::StrAppend(&text,
+                            TerminalText(absl::StrCat(multi ? t.display + "  " : "", EntryLine(e))),
+                            "\n");
           }
           *c.out << text;
           for (const auto& w : batch.warnings())
-            *c.err << "netctl: " << t.display << ": " << w << "\n";
+            *c.err << TerminalText(absl::StrCat("netctl: ", t.display, ": ", w)) << "\n";
         }
         Outcome o;
         o.status = FromGrpc(reader->Finish());
@@ -186,7 +188,7 @@ int RunConntrackList(const CommandContext& c, const ConntrackArgs& args) {
     if (c.format == Format::kJson) {
       *c.out << JsonLine(c.targets[i], outcomes[i].status, nullptr) << "\n";
     } else {
-      *c.err << "netctl: " << (multi ? c.targets[i].display + ": " : "")
+      *c.err << "netctl: " << (multi ? TerminalText(c.targets[i].display) + ": " : "")
              << DescribeError(outcomes[i].status) << "\n";
     }
   }

@@ -91,7 +91,7 @@ void PrintDevice(const v1::DeviceDatapath& d, std::ostream& out) {
 }
 
 int UsageError(const CommandContext& c, const std::string& text) {
-  *c.err << "netctl: " << text << "\n";
+  *c.err << "netctl: " << TerminalText(text) << "\n";
   return 2;
 }
 
@@ -433,14 +433,16 @@ int RunDatapathSamples(const CommandContext& c, const DatapathArgs& a) {
         *c.out << JsonLine(t, absl::OkStatus(), &msg) << "\n";
       } else {
         for (const auto& s : msg.samples()) {
-          *c.out << (multi ? t.display + "  " : "")
-                 << absl::FormatTime(
-                        "%H:%M:%E3S",
-                        absl::FromUnixSeconds(s.at().seconds()) + absl::Nanoseconds(s.at().nanos()),
-                        absl::UTCTimeZone())
-                 << "  " << s.reason()
-                 << (s.rule_id() ? absl::StrCat(" (rule ", s.rule_id(), ")") : "") << "  "
-                 << s.summary() << "  len " << s.packet_length() << " rxq " << s.rx_queue() << "\n";
+          *c.out << TerminalText(absl::StrCat(
+                        multi ? t.display + "  " : "",
+                        absl::FormatTime("%H:%M:%E3S",
+                                         absl::FromUnixSeconds(s.at().seconds()) +
+                                             absl::Nanoseconds(s.at().nanos()),
+                                         absl::UTCTimeZone()),
+                        "  ", s.reason(),
+                        s.rule_id() ? absl::StrCat(" (rule ", s.rule_id(), ")") : "", "  ",
+                        s.summary(), "  len ", s.packet_length(), " rxq ", s.rx_queue()))
+                 << "\n";
         }
       }
       c.out->flush();

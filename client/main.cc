@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "client/commands.h"
+#include "client/output.h"
 #include "client/targets.h"
 
 #ifndef NETAGENT_VERSION
@@ -25,7 +27,7 @@ using namespace netagent::client;
 constexpr int kUsageError = 2;
 
 int Usage(const std::string& message) {
-  std::cerr << "netctl: " << message << "\n";
+  std::cerr << "netctl: " << TerminalText(message) << "\n";
   return kUsageError;
 }
 
@@ -45,6 +47,42 @@ absl::StatusOr<std::optional<absl::Duration>> ParseDurationFlag(const std::strin
     return absl::InvalidArgumentError(absl::StrCat(flag, ": must be positive"));
   }
   return d;
+}
+
+// SIGINT and SIGTERM are blocked in every thread and taken by one waiting
+// thread; a signal that landed on a gRPC thread would end the process
+// mid-write (gRPC starts its threads in grpc_init, so the mask must be set
+// before).
+sigset_t StopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  return signals;
+}
+
+// Set once a command streams until Ctrl-C: the first signal then cancels the
+// streams (exit status 0); any other signal, or one for a command that does
+// not stream, ends netctl by that signal as if nothing were blocked.
+std::atomic<bool> g_streaming{false};
+
+void WaitForStopSignals(sigset_t signals) {
+  bool stopping = false;
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (g_streaming && !stopping) {
+      stopping = true;
+      StopStreams();
+      continue;
+    }
+    signal(sig, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+    raise(sig);
+  }
 }
 
 }  // namespace
@@ -410,22 +448,16 @@ int Main(int argc, char** argv) {
       watch_args.interval = **i;
     }
     // Ctrl-C ends the streams cleanly: they are cancelled, exit status 0.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    std::thread([signals] {
-      int sig;
-      sigwait(&signals, &sig);
-      StopStreams();
-    }).detach();
+    g_streaming = true;
     return *watch ? RunWatch(ctx, watch_args) : RunDatapathSamples(ctx, dp);
   }
   return Usage("no command");
 }
 
 int main(int argc, char** argv) {
+  const sigset_t stop = StopSignals();
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  std::thread(WaitForStopSignals, stop).detach();
   // Hold gRPC up for the whole process: otherwise it shuts down (joining its
   // threads, several milliseconds) as soon as the last channel goes away.
   grpc_init();

@@ -5,6 +5,8 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -36,14 +38,85 @@ std::string JsonString(const std::string& s) {
   return out;
 }
 
+// One UTF-8 sequence at `pos`: its code point and length, or length 0 when
+// the bytes there are not well-formed UTF-8 (overlong, surrogate, > U+10FFFF).
+struct Decoded {
+  uint32_t cp = 0;
+  size_t len = 0;
+};
+
+Decoded DecodeAt(absl::string_view s, size_t pos) {
+  const auto b = [&](size_t i) { return static_cast<uint8_t>(s[pos + i]); };
+  const uint8_t c = b(0);
+  if (c < 0x80) return {c, 1};
+  size_t len;
+  uint32_t cp, min;
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2, cp = c & 0x1f, min = 0x80;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3, cp = c & 0x0f, min = 0x800;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4, cp = c & 0x07, min = 0x10000;
+  } else {
+    return {};
+  }
+  if (s.size() - pos < len) return {};
+  for (size_t i = 1; i < len; ++i) {
+    if ((b(i) & 0xc0) != 0x80) return {};
+    cp = (cp << 6) | (b(i) & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {};
+  return {cp, len};
+}
+
+bool IsControl(uint32_t cp) {
+  return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e ||
+         cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+std::vector<std::string> TerminalCells(std::vector<std::string> cells) {
+  for (std::string& c : cells) c = TerminalText(c);
+  return cells;
+}
+
 }  // namespace
 
+std::string TerminalText(absl::string_view text, bool keep_newlines) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t pos = 0; pos < text.size();) {
+    const Decoded d = DecodeAt(text, pos);
+    if (d.len == 0) {
+      absl::StrAppendFormat(&out, "\\x%02x", static_cast<uint8_t>(text[pos]));
+      ++pos;
+      continue;
+    }
+    if (!IsControl(d.cp) || (keep_newlines && d.cp == '\n')) {
+      out.append(text.data() + pos, d.len);
+    } else if (d.cp == '\n') {
+      out += "\\n";
+    } else if (d.cp == '\r') {
+      out += "\\r";
+    } else if (d.cp == '\t') {
+      out += "\\t";
+    } else if (d.cp < 0x80) {
+      absl::StrAppendFormat(&out, "\\x%02x", d.cp);
+    } else {
+      absl::StrAppendFormat(&out, "\\u%04x", d.cp);
+    }
+    pos += d.len;
+  }
+  return out;
+}
+
+Table::Table(std::vector<std::string> header) : header_(TerminalCells(std::move(header))) {}
+
 void Table::AddRow(std::vector<std::string> cells) {
-  rows_.push_back(Row{std::move(cells), "", false});
+  rows_.push_back(Row{TerminalCells(std::move(cells)), "", false});
 }
 
 void Table::AddNote(std::vector<std::string> lead, std::string text) {
-  rows_.push_back(Row{std::move(lead), std::move(text), true});
+  rows_.push_back(Row{TerminalCells(std::move(lead)), TerminalText(text), true});
 }
 
 void Table::Render(std::ostream& out) const {
@@ -85,7 +158,7 @@ std::string StatusCodeName(absl::StatusCode code) {
 }
 
 std::string DescribeError(const absl::Status& status) {
-  return absl::StrCat(StatusCodeName(status.code()), ": ", status.message());
+  return absl::StrCat(StatusCodeName(status.code()), ": ", TerminalText(status.message()));
 }
 
 std::string JsonLine(const Target& target, const absl::Status& status,
@@ -127,9 +200,11 @@ int PrintOutcomes(const std::vector<Target>& targets, const std::vector<Outcome>
     }
   } else if (view.block) {
     for (size_t i = 0; i < targets.size(); ++i) {
-      if (multi) out << (i ? "\n" : "") << "== " << targets[i].display << " ==\n";
+      if (multi) out << (i ? "\n" : "") << "== " << TerminalText(targets[i].display) << " ==\n";
       if (outcomes[i].status.ok()) {
-        view.block(*outcomes[i].result, out);
+        std::ostringstream block;
+        view.block(*outcomes[i].result, block);
+        out << TerminalText(block.str(), /*keep_newlines=*/true);
       } else if (multi) {
         out << "error: " << DescribeError(outcomes[i].status) << "\n";
       } else {

@@ -2,6 +2,12 @@
 // TARGET column when there is more than one target, a failed target shown as
 // a note in its place. JSON mode is for machines: one object per target and
 // line, {"target","ok","error","result"}, the result in protobuf's JSON mapping.
+//
+// Everything shown in table mode comes from agents or from whoever wrote a
+// targets file: table cells, notes, blocks and error messages pass through
+// TerminalText here, and the commands that print streams line by line
+// themselves (watch, datapath samples, conntrack list) do the same per line,
+// so no text can move the cursor, clear a line or reorder one.
 #pragma once
 
 #include <google/protobuf/message.h>
@@ -12,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "client/fanout.h"
 #include "client/targets.h"
 
@@ -19,9 +26,16 @@ namespace netagent::client {
 
 enum class Format { kTable, kJson };
 
+// `text` with what a terminal would obey instead of show made visible: C0
+// controls (\n, \r, \t by name, others \xNN), DEL, bytes that are not UTF-8
+// (\xNN), C1 controls and the bidi and line-separator controls (\uNNNN).
+// `keep_newlines` leaves line breaks alone (a block of several lines).
+std::string TerminalText(absl::string_view text, bool keep_newlines = false);
+
+// Cells and notes are shown through TerminalText.
 class Table {
  public:
-  explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
+  explicit Table(std::vector<std::string> header);
   void AddRow(std::vector<std::string> cells);
   // A line that starts with `lead` cells and then free text, not widening columns.
   void AddNote(std::vector<std::string> lead, std::string text);
@@ -48,7 +62,7 @@ struct View {
 };
 
 std::string StatusCodeName(absl::StatusCode code);
-// "CODE: message"
+// "CODE: message", the message through TerminalText.
 std::string DescribeError(const absl::Status& status);
 
 std::string JsonLine(const Target& target, const absl::Status& status,

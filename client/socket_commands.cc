@@ -200,9 +200,9 @@ int RunSockets(const CommandContext& c, const SocketsArgs& args) {
     if (!outcomes[i].status.ok()) continue;
     const auto& r = static_cast<const v1::ListSocketsResponse&>(*outcomes[i].result);
     for (const auto& w : r.warnings())
-      *c.err << "netctl: " << c.targets[i].display << ": " << w << "\n";
+      *c.err << TerminalText(absl::StrCat("netctl: ", c.targets[i].display, ": ", w)) << "\n";
     if (!r.next_page_token().empty()) {
-      *c.err << "netctl: more sockets: --page-token " << r.next_page_token() << "\n";
+      *c.err << "netctl: more sockets: --page-token " << TerminalText(r.next_page_token()) << "\n";
     }
   }
   return rc;

@@ -218,7 +218,7 @@ std::string NewChangeId() {
 int RunIntent(const CommandContext& c, const TuneArgs& args, bool apply) {
   auto intent = BuildIntent(args);
   if (!intent.ok()) {
-    *c.err << "netctl: " << intent.status().message() << "\n";
+    *c.err << "netctl: " << TerminalText(intent.status().message()) << "\n";
     return 2;
   }
   if (!apply) {
@@ -242,7 +242,7 @@ int RunIntent(const CommandContext& c, const TuneArgs& args, bool apply) {
   if (!args.confirm_within.empty()) {
     absl::Duration d;
     if (!absl::ParseDuration(args.confirm_within, &d) || d <= absl::ZeroDuration()) {
-      *c.err << "netctl: --confirm-within: \"" << args.confirm_within
+      *c.err << "netctl: --confirm-within: \"" << TerminalText(args.confirm_within)
              << "\" is not a positive duration (like 60s)\n";
       return 2;
     }

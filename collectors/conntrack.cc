@@ -19,6 +19,7 @@
 #include "kernel/errors.h"
 #include "kernel/files.h"
 #include "kernel/netlink.h"
+#include "kernel/text.h"
 
 namespace netagent::collectors {
 namespace {
@@ -291,8 +292,8 @@ absl::StatusOr<uint8_t> ParseConntrackTcpState(absl::string_view name, absl::str
     if (upper == kTcpStates[s]) return s;
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      field, ": unknown TCP conntrack state \"", name,
-      "\"; known: SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, "
+      field, ": unknown TCP conntrack state ", kernel::Quote(name),
+      "; known: SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, "
       "CLOSE, SYN_SENT2"));
 }
 
@@ -335,8 +336,8 @@ absl::StatusOr<uint8_t> ParseProtocol(absl::string_view name, absl::string_view 
   uint32_t n;
   if (absl::SimpleAtoi(name, &n) && n < 256) return static_cast<uint8_t>(n);
   return absl::InvalidArgumentError(absl::StrCat(
-      field, ": \"", name,
-      "\" is not a protocol (tcp, udp, icmp, icmpv6, sctp, dccp, udplite, gre or a number)"));
+      field, ": ", kernel::Quote(name),
+      " is not a protocol (tcp, udp, icmp, icmpv6, sctp, dccp, udplite, gre or a number)"));
 }
 
 void ForEachStatusFlag(uint32_t status, absl::FunctionRef<void(absl::string_view)> fn) {

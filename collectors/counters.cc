@@ -15,6 +15,7 @@
 #include "collectors/softnet.h"
 #include "kernel/errors.h"
 #include "kernel/files.h"
+#include "kernel/text.h"
 
 namespace netagent::collectors {
 namespace {
@@ -193,7 +194,8 @@ absl::StatusOr<std::shared_ptr<const re2::RE2>> CompileNameFilter(absl::string_v
       std::make_shared<const re2::RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
   if (!re->ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ": invalid regular expression: ", re->error()));
+        absl::StrCat(field, ": invalid regular expression: ",
+                     kernel::EscapeText(re->error().substr(0, kMaxFilterLength))));
   }
   return re;
 }

@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "kernel/text.h"
 
 namespace netagent::collectors {
 
@@ -33,21 +34,22 @@ absl::StatusOr<Prefix> ParsePrefix(absl::string_view text, absl::string_view fie
     p.address.family = AF_INET6;
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ": \"", text, "\" is not an IP address or CIDR prefix"));
+        absl::StrCat(field, ": ", kernel::Quote(text), " is not an IP address or CIDR prefix"));
   }
   const uint32_t max = p.address.family == AF_INET ? 32 : 128;
   uint32_t l = max;
   if (!len.empty() || text.back() == '/') {
     if (!absl::SimpleAtoi(len, &l) || l > max || len.empty() || len[0] == '+') {
       return absl::InvalidArgumentError(
-          absl::StrCat(field, ": prefix length \"", len, "\" is not in 0-", max));
+          absl::StrCat(field, ": prefix length ", kernel::Quote(len), " is not in 0-", max));
     }
   }
   p.length = static_cast<uint8_t>(l);
   for (uint32_t bit = l; bit < max; ++bit) {
     if (p.address.bytes[bit / 8] & (0x80 >> (bit % 8))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ": \"", text, "\" has host bits set below /", l, " (did you mean the network?)"));
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", kernel::Quote(text),
+                                                     " has host bits set below /", l,
+                                                     " (did you mean the network?)"));
     }
   }
   return p;
@@ -63,11 +65,12 @@ absl::StatusOr<PortRange> ParsePortRange(absl::string_view text, absl::string_vi
   uint32_t l, h;
   if (lo.empty() || hi.empty() || !absl::SimpleAtoi(lo, &l) || !absl::SimpleAtoi(hi, &h) ||
       lo[0] == '+' || hi[0] == '+' || l > 65535 || h > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": \"", text, "\" is not a port or a range like 1024-65535"));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", kernel::Quote(text),
+                                                   " is not a port or a range like 1024-65535"));
   }
   if (l > h) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": range \"", text, "\" runs backwards"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": range ", kernel::Quote(text), " runs backwards"));
   }
   r.low = static_cast<uint16_t>(l);
   r.high = static_cast<uint16_t>(h);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "kernel/errors.h"
 #include "kernel/netlink.h"
+#include "kernel/text.h"
 
 namespace netagent::collectors {
 
@@ -97,7 +98,7 @@ absl::StatusOr<LinkRecord> GetLink(const std::string& name) {
                                  [&](const nlmsghdr& m) { return ParseLink(m, out); });
   if (absl::IsNotFound(st)) {
     return absl::NotFoundError(
-        absl::StrCat("interface \"", name, "\" does not exist in this namespace"));
+        absl::StrCat("interface ", kernel::Quote(name), " does not exist in this namespace"));
   }
   if (!st.ok()) return st;
   return out;
@@ -144,12 +145,12 @@ absl::Status ValidateInterfaceName(absl::string_view name, absl::string_view fie
   for (char c : name) {
     if (c == '/' || c == ':' || c <= ' ' || c == 0x7f) {
       return absl::InvalidArgumentError(
-          absl::StrCat(field, ": \"", name, "\" is not an interface name"));
+          absl::StrCat(field, ": ", kernel::Quote(name), " is not an interface name"));
     }
   }
   if (name == "." || name == "..") {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ": \"", name, "\" is not an interface name"));
+        absl::StrCat(field, ": ", kernel::Quote(name), " is not an interface name"));
   }
   return absl::OkStatus();
 }

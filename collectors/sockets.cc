@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "kernel/errors.h"
 #include "kernel/netlink.h"
+#include "kernel/text.h"
 
 namespace netagent::collectors {
 namespace {
@@ -108,8 +109,8 @@ absl::StatusOr<uint32_t> ParseSocketStates(const std::vector<std::string>& names
     if (!found) {
       std::vector<absl::string_view> known;
       for (uint8_t s = 1; s <= 11; ++s) known.push_back(kStates[s].name);
-      return absl::InvalidArgumentError(absl::StrCat(field, ": unknown state \"", n,
-                                                     "\"; known: ", absl::StrJoin(known, ", "),
+      return absl::InvalidArgumentError(absl::StrCat(field, ": unknown state ", kernel::Quote(n),
+                                                     "; known: ", absl::StrJoin(known, ", "),
                                                      ", all, connected"));
     }
   }

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "datapath/libbpf_log.h"
 #include "kernel/errors.h"
+#include "kernel/text.h"
 #include "netagent_tc.skel.h"
 #include "netagent_tc_guard.skel.h"
 #include "netagent_xdp.skel.h"
@@ -54,7 +55,7 @@ absl::Status Errno(int err, absl::string_view what) {
 absl::StatusOr<uint32_t> Ifindex(const std::string& device) {
   if (device.empty() || device.size() >= IFNAMSIZ || device.find('/') != std::string::npos) {
     return absl::InvalidArgumentError(
-        absl::StrCat("device: \"", device, "\" is not an interface name"));
+        absl::StrCat("device: ", kernel::Quote(device), " is not an interface name"));
   }
   const uint32_t ifindex = if_nametoindex(device.c_str());
   if (ifindex == 0)
@@ -473,7 +474,7 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> OpenPinnedXdp(const std::string& devi
 absl::Status DetachXdp(const std::string& device, const std::string& pin_root) {
   if (device.empty() || device.find('/') != std::string::npos || device == "." || device == "..") {
     return absl::InvalidArgumentError(
-        absl::StrCat("device: \"", device, "\" is not an interface name"));
+        absl::StrCat("device: ", kernel::Quote(device), " is not an interface name"));
   }
   const std::string dir = absl::StrCat(pin_root, "/", device);
   struct stat st;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "kernel/text.h"
 
 namespace netagent::datapath {
 namespace {
@@ -41,14 +42,15 @@ absl::StatusOr<IpPrefix> ParsePrefix(absl::string_view text, absl::string_view f
   } else if (inet_pton(AF_INET6, addr.c_str(), p.addr.data()) == 1) {
     p.family = 6;
   } else {
-    return Bad(field, absl::StrCat("\"", text, "\" is not an IPv4 or IPv6 address"));
+    return Bad(field, absl::StrCat(kernel::Quote(text), " is not an IPv4 or IPv6 address"));
   }
   const uint32_t max = p.family == 4 ? 32 : 128;
   uint32_t len = max;
   if (slash != absl::string_view::npos) {
     absl::string_view l = text.substr(slash + 1);
     if (l.empty() || l.size() > 3 || !absl::SimpleAtoi(l, &len) || len > max) {
-      return Bad(field, absl::StrCat("prefix length in \"", text, "\" must be 0..", max));
+      return Bad(field,
+                 absl::StrCat("prefix length in ", kernel::Quote(text), " must be 0..", max));
     }
   }
   p.len = static_cast<uint8_t>(len);
@@ -64,7 +66,7 @@ absl::StatusOr<IpPrefix> ParsePrefix(absl::string_view text, absl::string_view f
         net.addr[j] &=
             b >= len ? 0 : (len - b >= 8 ? 0xff : static_cast<uint8_t>(0xff << (8 - (len - b))));
       }
-      return Bad(field, absl::StrCat("\"", text, "\" has host bits set (the network is ",
+      return Bad(field, absl::StrCat(kernel::Quote(text), " has host bits set (the network is ",
                                      FormatPrefix(net), ")"));
     }
   }
@@ -125,6 +127,9 @@ absl::StatusOr<RuleSet> ApplyEdits(const RuleSet& current, uint64_t expected_rev
     }
     if (r.comment.size() > limits.max_comment) {
       return Bad(field + ".comment", absl::StrCat("at most ", limits.max_comment, " bytes"));
+    }
+    if (std::string why = kernel::FindUnprintable(r.comment); !why.empty()) {
+      return Bad(field + ".comment", why);
     }
     const std::string k = key(r);
     if (auto dup = by_key.find(k); dup != by_key.end()) {

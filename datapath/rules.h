@@ -80,7 +80,8 @@ struct RuleSet {
 
 // The new rule set, or: ABORTED for a stale revision; INVALID_ARGUMENT naming
 // the edit ("edits[3].prefix: ..."; a duplicate of an existing rule; a batch
-// over max_batch); NOT_FOUND for a delete of an unknown id;
+// over max_batch; a comment over max_comment or holding a control character
+// or invalid UTF-8, see kernel::FindUnprintable); NOT_FOUND for a delete of an unknown id;
 // RESOURCE_EXHAUSTED when a table would overflow. New rules get the lowest
 // free ids, in batch order.
 absl::StatusOr<RuleSet> ApplyEdits(const RuleSet& current, uint64_t expected_revision,

@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "kernel/errors.h"
 #include "kernel/files.h"
+#include "kernel/text.h"
 
 namespace netagent::kernel {
 namespace {
@@ -21,11 +22,11 @@ absl::StatusOr<uint32_t> ParseCpu(absl::string_view s, absl::string_view whole) 
   uint32_t v = 0;
   if (s.empty() || !absl::SimpleAtoi(s, &v) || s.front() == '+' || s.front() == '-') {
     return absl::InvalidArgumentError(
-        absl::StrCat("cpu list \"", whole, "\": \"", s, "\" is not a CPU number"));
+        absl::StrCat("cpu list ", Quote(whole), ": ", Quote(s), " is not a CPU number"));
   }
   if (v >= kMaxCpu) {
     return absl::InvalidArgumentError(
-        absl::StrCat("cpu list \"", whole, "\": CPU ", v, " is above the limit of ", kMaxCpu));
+        absl::StrCat("cpu list ", Quote(whole), ": CPU ", v, " is above the limit of ", kMaxCpu));
   }
   return v;
 }
@@ -39,7 +40,7 @@ absl::StatusOr<std::vector<uint32_t>> ParseCpuList(absl::string_view text) {
   for (absl::string_view part : absl::StrSplit(whole, ',')) {
     part = absl::StripAsciiWhitespace(part);
     if (part.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("cpu list \"", whole, "\": empty element"));
+      return absl::InvalidArgumentError(absl::StrCat("cpu list ", Quote(whole), ": empty element"));
     }
     // a, a-b, or a-b:used/group
     absl::string_view range = part, stride;
@@ -57,7 +58,7 @@ absl::StatusOr<std::vector<uint32_t>> ParseCpuList(absl::string_view text) {
     }
     if (hi < lo) {
       return absl::InvalidArgumentError(
-          absl::StrCat("cpu list \"", whole, "\": range ", range, " runs backwards"));
+          absl::StrCat("cpu list ", Quote(whole), ": range ", Quote(range), " runs backwards"));
     }
     uint32_t used = 1, group = 1;
     if (!stride.empty()) {
@@ -65,7 +66,7 @@ absl::StatusOr<std::vector<uint32_t>> ParseCpuList(absl::string_view text) {
       if (ug.size() != 2 || !absl::SimpleAtoi(ug[0], &used) || !absl::SimpleAtoi(ug[1], &group) ||
           used == 0 || group == 0 || used > group) {
         return absl::InvalidArgumentError(
-            absl::StrCat("cpu list \"", whole, "\": bad stride \"", stride, "\""));
+            absl::StrCat("cpu list ", Quote(whole), ": bad stride ", Quote(stride)));
       }
     }
     for (uint32_t c = lo; c <= hi; ++c) {
@@ -94,7 +95,7 @@ absl::StatusOr<std::vector<uint32_t>> ParseCpuMask(absl::string_view text) {
   text = absl::StripAsciiWhitespace(text);
   std::vector<absl::string_view> groups = absl::StrSplit(text, ',');
   if (text.empty() || groups.size() * 32 > kMaxCpu) {
-    return absl::InvalidArgumentError(absl::StrCat("cpu mask \"", text, "\": bad length"));
+    return absl::InvalidArgumentError(absl::StrCat("cpu mask ", Quote(text), ": bad length"));
   }
   std::vector<uint32_t> out;
   for (size_t g = 0; g < groups.size(); ++g) {
@@ -103,7 +104,7 @@ absl::StatusOr<std::vector<uint32_t>> ParseCpuMask(absl::string_view text) {
     if (word.empty() || word.size() > 8 || !absl::SimpleHexAtoi(word, &bits) ||
         word.find_first_not_of("0123456789abcdefABCDEF") != absl::string_view::npos) {
       return absl::InvalidArgumentError(
-          absl::StrCat("cpu mask \"", text, "\": bad group \"", word, "\""));
+          absl::StrCat("cpu mask ", Quote(text), ": bad group ", Quote(word)));
     }
     for (uint32_t b = 0; b < 32; ++b) {
       if (bits & (1u << b)) out.push_back(static_cast<uint32_t>(g * 32 + b));

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernel/errors.h"
 #include "kernel/fd.h"
+#include "kernel/text.h"
 
 #ifndef FSCONFIG_CMD_CREATE
 #define FSCONFIG_CMD_CREATE 6
@@ -57,12 +58,12 @@ absl::StatusOr<std::string> ResolveNetnsPath(absl::string_view name_or_path) {
   if (name_or_path.empty()) return absl::InvalidArgumentError("netns: empty name");
   if (name_or_path.find('/') != absl::string_view::npos) return std::string(name_or_path);
   if (name_or_path == "." || name_or_path == ".." || name_or_path.size() > 255) {
-    return absl::InvalidArgumentError(absl::StrCat("netns: invalid name \"", name_or_path, "\""));
+    return absl::InvalidArgumentError(absl::StrCat("netns: invalid name ", Quote(name_or_path)));
   }
   for (char c : name_or_path) {
     if (!(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) {
       return absl::InvalidArgumentError(
-          absl::StrCat("netns: invalid character in name \"", name_or_path, "\""));
+          absl::StrCat("netns: invalid character in name ", Quote(name_or_path)));
     }
   }
   return absl::StrCat("/run/netns/", name_or_path);

@@ -9,12 +9,13 @@
 #include "absl/strings/str_split.h"
 #include "kernel/errors.h"
 #include "kernel/files.h"
+#include "kernel/text.h"
 
 namespace netagent::kernel {
 
 absl::StatusOr<std::string> SysctlPath(absl::string_view name) {
   if (name.empty() || name.size() > 256) {
-    return absl::InvalidArgumentError(absl::StrCat("sysctl name \"", name, "\": bad length"));
+    return absl::InvalidArgumentError(absl::StrCat("sysctl name ", Quote(name), ": bad length"));
   }
   // sysctl(8) accepts '/' so that components may contain dots (eth0.100).
   const char sep = name.find('/') != absl::string_view::npos ? '/' : '.';
@@ -22,13 +23,14 @@ absl::StatusOr<std::string> SysctlPath(absl::string_view name) {
   for (absl::string_view part : absl::StrSplit(name, sep)) {
     if (part.empty() || part == "." || part == "..") {
       return absl::InvalidArgumentError(
-          absl::StrCat("sysctl name \"", name, "\": empty or relative component"));
+          absl::StrCat("sysctl name ", Quote(name), ": empty or relative component"));
     }
     for (char c : part) {
       if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
             (sep == '/' && (c == '.' || c == '@' || c == ':')))) {
-        return absl::InvalidArgumentError(absl::StrCat("sysctl name \"", name, "\": character '",
-                                                       std::string(1, c), "' not allowed"));
+        return absl::InvalidArgumentError(absl::StrCat("sysctl name ", Quote(name), ": character ",
+                                                       Quote(absl::string_view(&c, 1)),
+                                                       " not allowed"));
       }
     }
     absl::StrAppend(&path, "/", part);

@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "kernel/cpus.h"
 #include "kernel/errors.h"
+#include "kernel/text.h"
 
 namespace netagent::tuners {
 namespace {
@@ -155,7 +156,7 @@ absl::StatusOr<KnobKey> ParseKnobKey(absl::string_view key) {
     absl::string_view rest = key.substr(colon + 1);
     const size_t slash = rest.find('/');
     if (k.device.empty() || slash == absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("knob \"", key, "\": malformed"));
+      return absl::InvalidArgumentError(absl::StrCat("knob ", kernel::Quote(key), ": malformed"));
     }
     absl::string_view area = rest.substr(0, slash), name = rest.substr(slash + 1);
     if (area == "channels" && name == "counts") {
@@ -168,13 +169,13 @@ absl::StatusOr<KnobKey> ParseKnobKey(absl::string_view key) {
                (absl::StartsWith(area, "tx-") && name == "xps_cpus")) {
       uint32_t q;
       if (!absl::SimpleAtoi(area.substr(3), &q)) {
-        return absl::InvalidArgumentError(absl::StrCat("knob \"", key, "\": bad queue"));
+        return absl::InvalidArgumentError(absl::StrCat("knob ", kernel::Quote(key), ": bad queue"));
       }
       k.type = KnobType::kQueue;
       k.path = std::string(rest);
       return k;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("knob \"", key, "\": unknown"));
+      return absl::InvalidArgumentError(absl::StrCat("knob ", kernel::Quote(key), ": unknown"));
     }
     k.path = std::string(name);
     return k;
@@ -183,7 +184,7 @@ absl::StatusOr<KnobKey> ParseKnobKey(absl::string_view key) {
     std::vector<absl::string_view> parts = absl::StrSplit(key, '/');
     uint32_t irq;
     if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &irq) || parts[2] != "smp_affinity_list") {
-      return absl::InvalidArgumentError(absl::StrCat("knob \"", key, "\": malformed"));
+      return absl::InvalidArgumentError(absl::StrCat("knob ", kernel::Quote(key), ": malformed"));
     }
     k.type = KnobType::kIrq;
     k.path = std::string(parts[1]);
@@ -191,7 +192,7 @@ absl::StatusOr<KnobKey> ParseKnobKey(absl::string_view key) {
   }
   if (FindSysctl(key) == nullptr || FindSysctl(key)->name != key) {
     return absl::InvalidArgumentError(
-        absl::StrCat("knob \"", key, "\": not a sysctl the agent manages"));
+        absl::StrCat("knob ", kernel::Quote(key), ": not a sysctl the agent manages"));
   }
   k.type = KnobType::kSysctl;
   k.path = std::string(key);
@@ -204,7 +205,7 @@ absl::StatusOr<std::vector<int64_t>> ParseInts(absl::string_view value, absl::st
     int64_t v;
     if (!absl::SimpleAtoi(w, &v)) {
       return absl::InvalidArgumentError(
-          absl::StrCat(field, ": \"", value, "\" is not a list of integers"));
+          absl::StrCat(field, ": ", kernel::Quote(value), " is not a list of integers"));
     }
     out.push_back(v);
   }
@@ -251,7 +252,7 @@ absl::StatusOr<std::string> CheckSysctlValue(const SysctlSpec& spec, absl::strin
   if (spec.kind == ValueKind::kWord) {
     const std::string w(absl::StripAsciiWhitespace(new_value));
     if (w.empty() || w.find_first_of(" \t") != std::string::npos) {
-      return Refuse(knob, absl::StrCat("\"", new_value, "\" is not one word"));
+      return Refuse(knob, absl::StrCat(kernel::Quote(new_value), " is not one word"));
     }
     return w;
   }

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "kernel/cpus.h"
 #include "kernel/errors.h"
+#include "kernel/text.h"
 #include "spdlog/spdlog.h"
 #include "tuners/applier.h"
 #include "tuners/planners.h"
@@ -250,19 +251,22 @@ absl::StatusOr<Plan> TuningManager::PlanFor(const Intent& intent) {
   return PlanIntent(intent, snap);
 }
 
+absl::Status ValidateChangeId(absl::string_view id) {
+  const bool valid =
+      !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+      });
+  if (!valid) {
+    return absl::InvalidArgumentError(
+        "change_id: letters, digits, '.', '_' and '-', 1 to 64 characters");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     const Intent& intent, const std::string& caller, std::optional<absl::Duration> confirm_within,
     const std::string& expected_digest, const std::string& change_id) {
-  if (!change_id.empty()) {
-    const bool valid =
-        change_id.size() <= 64 && std::all_of(change_id.begin(), change_id.end(), [](char c) {
-          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-        });
-    if (!valid) {
-      return absl::InvalidArgumentError(
-          "change_id: letters, digits, '.', '_' and '-', at most 64 characters");
-    }
-  }
+  if (!change_id.empty()) NETAGENT_RETURN_IF_ERROR(ValidateChangeId(change_id));
   if (confirm_within &&
       (*confirm_within <= absl::ZeroDuration() || *confirm_within > options_.max_confirm_window)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -279,7 +283,8 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
   NETAGENT_ASSIGN_OR_RETURN(Plan plan, PlanIntent(intent, snap));
   std::lock_guard<std::mutex> lk(mu_);
   if (!change_id.empty() && journal_.Find(change_id) != nullptr) {
-    return absl::AlreadyExistsError(absl::StrCat("change_id: \"", change_id, "\" is already used"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("change_id: ", kernel::Quote(change_id), " is already used"));
   }
   ApplyResult result;
   if (!expected_digest.empty() && expected_digest != plan.Digest()) {
@@ -371,7 +376,8 @@ absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id,
   const absl::Time arrived = absl::Now();
   std::lock_guard<std::mutex> lk(mu_);
   ChangeRecord* r = journal_.Find(id);
-  if (r == nullptr) return absl::NotFoundError(absl::StrCat("change_id: no change \"", id, "\""));
+  if (r == nullptr)
+    return absl::NotFoundError(absl::StrCat("change_id: no change ", kernel::Quote(id)));
   if (r->state == ChangeState::kConfirmed) return *r;
   if (r->state != ChangeState::kPending) {
     return absl::FailedPreconditionError(
@@ -400,7 +406,8 @@ absl::StatusOr<ChangeRecord> TuningManager::Rollback(const std::string& id,
                                                      const std::string& caller, bool force) {
   std::lock_guard<std::mutex> lk(mu_);
   ChangeRecord* r = journal_.Find(id);
-  if (r == nullptr) return absl::NotFoundError(absl::StrCat("change_id: no change \"", id, "\""));
+  if (r == nullptr)
+    return absl::NotFoundError(absl::StrCat("change_id: no change ", kernel::Quote(id)));
   if (!Holds(r->state)) {
     return absl::FailedPreconditionError(
         absl::StrCat("change ", id, " is ", ChangeStateName(r->state), ": nothing to roll back"));

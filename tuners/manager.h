@@ -40,6 +40,10 @@ struct Tunable {
   bool drifted = false;
 };
 
+// Change ids are typed by people and printed in history: letters, digits,
+// '.', '_' and '-', 1 to 64 of them; INVALID_ARGUMENT naming change_id.
+absl::Status ValidateChangeId(absl::string_view id);
+
 class TuningManager {
  public:
   struct Options {

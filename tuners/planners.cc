@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "kernel/cpus.h"
 #include "kernel/errors.h"
+#include "kernel/text.h"
 
 namespace netagent::tuners {
 namespace {
@@ -229,7 +230,7 @@ absl::StatusOr<Plan> PlanBdp(const BdpIntent& in, const HostSnapshot& host) {
     auto cur = ParseInts(st.value, name);
     if (!st.exists || !cur.ok() || cur->size() != 3) {
       return absl::FailedPreconditionError(
-          absl::StrCat(name, ": cannot read it (\"", st.value, "\")"));
+          absl::StrCat(name, ": cannot read it (", kernel::Quote(st.value), ")"));
     }
     int64_t def_max = (*cur)[2];
     auto it = host.defaults.find(name);
@@ -302,8 +303,8 @@ absl::StatusOr<Plan> PlanCongestion(const CongestionIntent& in, const HostSnapsh
   if (alg.empty()) return absl::InvalidArgumentError("congestion.algorithm: required");
   if (std::find(host.available_cc.begin(), host.available_cc.end(), alg) ==
       host.available_cc.end()) {
-    return absl::InvalidArgumentError(absl::StrCat("congestion.algorithm: \"", alg,
-                                                   "\" is not available in this kernel (",
+    return absl::InvalidArgumentError(absl::StrCat("congestion.algorithm: ", kernel::Quote(alg),
+                                                   " is not available in this kernel (",
                                                    absl::StrJoin(host.available_cc, " "), ")"));
   }
   std::vector<std::string> warnings;
@@ -617,17 +618,17 @@ absl::StatusOr<Plan> PlanCoalesce(const CoalesceIntent& in, const HostSnapshot& 
     }
   } else if (!in.profile.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("coalesce.profile: \"", in.profile, "\" (latency or throughput)"));
+        absl::StrCat("coalesce.profile: ", kernel::Quote(in.profile), " (latency or throughput)"));
   }
   std::set<std::string> seen;
   for (const auto& [name, value] : in.values) {
     if (!collectors::CoalesceAttr(name)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("coalesce.values: unknown parameter \"", name, "\""));
+          absl::StrCat("coalesce.values: unknown parameter ", kernel::Quote(name)));
     }
     if (!seen.insert(name).second) {
       return absl::InvalidArgumentError(
-          absl::StrCat("coalesce.values: \"", name, "\" given twice"));
+          absl::StrCat("coalesce.values: ", kernel::Quote(name), " given twice"));
     }
     std::erase_if(want, [&](const auto& p) { return p.first == name; });
     want.emplace_back(name, value);
@@ -685,8 +686,8 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
       for (const auto& s : SysctlRegistry()) {
         if (only_group.empty() || only_group == s.group) names.push_back(s.name);
       }
-      return absl::InvalidArgumentError(absl::StrCat(field, ": \"", name,
-                                                     "\" is not a knob the agent manages (",
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", kernel::Quote(name),
+                                                     " is not a knob the agent manages (",
                                                      absl::StrJoin(names, " "), ")"));
     }
     if (!only_group.empty() && only_group != spec->group) {
@@ -710,15 +711,15 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
       if (std::string(spec->name) == "net.ipv4.tcp_congestion_control" &&
           std::find(host.available_cc.begin(), host.available_cc.end(), v) ==
               host.available_cc.end()) {
-        return absl::InvalidArgumentError(absl::StrCat(spec->name, ": \"", v,
-                                                       "\" is not available (",
+        return absl::InvalidArgumentError(absl::StrCat(spec->name, ": ", kernel::Quote(v),
+                                                       " is not available (",
                                                        absl::StrJoin(host.available_cc, " "), ")"));
       }
       if (std::string(spec->name) == "net.core.default_qdisc") {
         auto q = host.qdiscs.find(v);
         if (q == host.qdiscs.end() || !q->second.ok()) {
           return absl::InvalidArgumentError(absl::StrCat(
-              spec->name, ": \"", v, "\" is not available in this kernel",
+              spec->name, ": ", kernel::Quote(v), " is not available in this kernel",
               q == host.qdiscs.end() ? "" : absl::StrCat(" (", q->second.message(), ")")));
         }
       }

@@ -27,6 +27,30 @@ TEST(FillPercent, UnknownUnlessCountAndANonZeroMaxAreKnown) {
   EXPECT_EQ(FillPercent(5, 0), std::nullopt);
 }
 
+TEST(ConntrackQueryFromProto, AnUnknownFamilyIsRefusedNamingTheField) {
+  v1::ConntrackFilter f;
+  f.set_family(static_cast<v1::AddressFamily>(99));
+  auto q = ConntrackQueryFromProto(f);
+  EXPECT_EQ(q.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(q.status().message().rfind("filter.family", 0), 0u) << q.status();
+}
+
+TEST(ConntrackQueryFromProto, AHugeFilterValueIsNotEchoedWhole) {
+  const std::string huge(1 << 20, 'y');
+  for (int field = 0; field < 6; ++field) {
+    v1::ConntrackFilter f;
+    if (field == 0) f.set_protocol(huge);
+    if (field == 1) f.add_tcp_states(huge);
+    if (field == 2) f.set_source(huge);
+    if (field == 3) f.set_destination(huge);
+    if (field == 4) f.set_source_port(huge);
+    if (field == 5) f.set_destination_port(huge);
+    auto q = ConntrackQueryFromProto(f);
+    EXPECT_EQ(q.status().code(), absl::StatusCode::kInvalidArgument) << field;
+    EXPECT_LT(q.status().message().size(), 300u) << q.status().message().substr(0, 80);
+  }
+}
+
 // The agent in a network namespace of this test thread's own (the server's
 // threads are started from it and share it) with thousands of conntrack
 // entries, asked for a source none of them has: a filter only the agent

@@ -12,50 +12,15 @@
 #include "agent/server.h"
 #include "netagent/v1/host.grpc.pb.h"
 #include "netagent/v1/options.pb.h"
+#include "tests/common/raw_call.h"
 
 namespace netagent::agent {
 namespace {
 
-// Sends one empty request message to `method` and returns the call's status.
+// Sends one request message (empty unless given) to `method`.
 grpc::Status CallGeneric(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
                          const std::string& request = "", std::string* response = nullptr) {
-  grpc::GenericStub stub(channel);
-  grpc::CompletionQueue cq;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
-  auto call = stub.PrepareCall(&ctx, method, &cq);
-  void* tag;
-  bool ok;
-  auto step = [&](void* t) {
-    cq.Next(&tag, &ok);
-    EXPECT_EQ(tag, t);
-    return ok;
-  };
-  call->StartCall(reinterpret_cast<void*>(1));
-  step(reinterpret_cast<void*>(1));
-  grpc::Slice slice(request);
-  grpc::ByteBuffer payload(&slice, 1);
-  call->WriteLast(payload, grpc::WriteOptions(), reinterpret_cast<void*>(2));
-  step(reinterpret_cast<void*>(2));
-  grpc::ByteBuffer reply;
-  call->Read(&reply, reinterpret_cast<void*>(3));
-  // A stream that sent a message would go on: its status is OK so far.
-  if (step(reinterpret_cast<void*>(3))) {
-    if (response != nullptr) {
-      std::vector<grpc::Slice> slices;
-      (void)reply.Dump(&slices);
-      for (const auto& sl : slices)
-        response->append(reinterpret_cast<const char*>(sl.begin()), sl.size());
-    }
-    ctx.TryCancel();
-  }
-  grpc::Status status;
-  call->Finish(&status, reinterpret_cast<void*>(4));
-  step(reinterpret_cast<void*>(4));
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
-  return status;
+  return testing::RawCall(channel, method, request, response);
 }
 
 class ServerAuthzTest : public ::testing::Test {

@@ -86,5 +86,36 @@ TEST(PageToken, RoundTripsAndIsBoundToTheFilter) {
   }
 }
 
+TEST(SocketQueryFromProto, UnknownEnumValuesAreRefusedNamingTheField) {
+  v1::SocketFilter f;
+  f.add_protocols(static_cast<v1::SocketProtocol>(99));
+  EXPECT_EQ(SocketQueryFromProto(f).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SocketQueryFromProto(f).status().message().rfind("filter.protocols", 0), 0u);
+  v1::SocketFilter g;
+  g.add_families(static_cast<v1::AddressFamily>(99));
+  EXPECT_EQ(SocketQueryFromProto(g).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SocketQueryFromProto(g).status().message().rfind("filter.families", 0), 0u);
+}
+
+// A 1 MB filter came back as a 1 MB error: over the client's metadata limit,
+// so it saw RESOURCE_EXHAUSTED instead of the reason.
+TEST(SocketQueryFromProto, AHugeFilterValueIsNotEchoedWhole) {
+  const std::string huge(1 << 20, 'x');
+  for (auto set : std::vector<std::function<void(v1::SocketFilter&)>>{
+           [&](v1::SocketFilter& f) { f.set_source(huge); },
+           [&](v1::SocketFilter& f) { f.set_destination(huge); },
+           [&](v1::SocketFilter& f) { f.set_source_port(huge); },
+           [&](v1::SocketFilter& f) { f.set_destination_port(huge); },
+           [&](v1::SocketFilter& f) { f.add_states(huge); }}) {
+    v1::SocketFilter f;
+    set(f);
+    auto q = SocketQueryFromProto(f);
+    EXPECT_EQ(q.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_LT(q.status().message().size(), 300u) << q.status().message().substr(0, 80);
+    EXPECT_NE(q.status().message().find("(1048576 bytes)"), std::string::npos)
+        << q.status().message().substr(0, 80);
+  }
+}
+
 }  // namespace
 }  // namespace netagent::agent

@@ -118,5 +118,61 @@ TEST(PrintOutcomes, AllOkIsExitZero) {
   EXPECT_EQ(err.str(), "");
 }
 
+TEST(TerminalText, MakesWhatATerminalWouldObeyVisible) {
+  EXPECT_EQ(TerminalText("plain text, café ✓"), "plain text, café ✓");
+  EXPECT_EQ(TerminalText("\x1b[2K\rallow"), "\\x1b[2K\\rallow");
+  EXPECT_EQ(TerminalText("a\nb\tc\x7f"), "a\\nb\\tc\\x7f");
+  EXPECT_EQ(TerminalText("a\nb", /*keep_newlines=*/true), "a\nb");
+  EXPECT_EQ(TerminalText("\xc2\x9b"
+                         "31m"),
+            "\\u009b31m");                                     // C1 CSI
+  EXPECT_EQ(TerminalText("x\xe2\x80\xaey"), "x\\u202ey");      // right-to-left override
+  EXPECT_EQ(TerminalText("\xff\xc0\xaf"), "\\xff\\xc0\\xaf");  // not UTF-8
+  EXPECT_EQ(TerminalText(std::string("nul\0", 4)), "nul\\x00");
+}
+
+// A rule comment that clears its line and prints an "allow" row of its own
+// cannot reach the terminal: the row shows the escape, on its own line.
+TEST(Table, CellsCannotDrawAFakeRow) {
+  Table t({"ID", "ACTION", "MATCH", "COMMENT"});
+  t.AddRow({"1", "block", "10.0.0.1", "\x1b[2K\r2  allow   10.0.0.1  trusted"});
+  t.AddRow({"2", "block", "10.0.0.2", "line\n3  allow  10.6.6.6"});
+  std::ostringstream out;
+  t.Render(out);
+  const std::string text = out.str();
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  EXPECT_EQ(text.find('\r'), std::string::npos) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 3) << text;  // header and two rows
+  EXPECT_NE(text.find("\\x1b[2K\\r2  allow"), std::string::npos) << text;
+  EXPECT_NE(text.find("line\\n3"), std::string::npos) << text;
+}
+
+TEST(Table, WidthsAreThoseOfTheEscapedText) {
+  Table t({"A", "B"});
+  t.AddRow({"\x1b", "x"});
+  t.AddRow({"abcd", "y"});
+  std::ostringstream out;
+  t.Render(out);
+  EXPECT_EQ(out.str(), "A     B\n\\x1b  x\nabcd  y\n");
+}
+
+TEST(PrintOutcomes, ErrorsBlocksAndTargetNamesAreEscaped) {
+  std::vector<Target> targets = {T("a"), T("b")};
+  targets[1].display = "b\x1b]0;owned\x07";
+  std::vector<Outcome> outcomes(2);
+  outcomes[0].result = std::make_unique<netagent::v1::Counter>();
+  outcomes[1].status = absl::InvalidArgumentError("comment: \x1b[31mred\x1b[0m");
+  View view;
+  view.block = [](const google::protobuf::Message&, std::ostream& out) {
+    out << "note: \x1b[1A\x1b[2Kfine\nsecond line\n";
+  };
+  std::ostringstream out, err;
+  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kTable, view, false, out, err), 1);
+  EXPECT_EQ(out.str(),
+            "== a ==\nnote: \\x1b[1A\\x1b[2Kfine\nsecond line\n\n"
+            "== b\\x1b]0;owned\\x07 ==\nerror: INVALID_ARGUMENT: comment: \\x1b[31mred\\x1b[0m\n");
+  EXPECT_EQ(DescribeError(absl::NotFoundError("no \x1b[2Kthing")), "NOT_FOUND: no \\x1b[2Kthing");
+}
+
 }  // namespace
 }  // namespace netagent::client

@@ -112,6 +112,30 @@ TEST(RuleEdits, SizeLimitsAreEnforced) {
       absl::StatusCode::kResourceExhausted);
 }
 
+// Comments are printed in `rules list`: one holding an ANSI escape could
+// draw a fake row over its own.
+TEST(RuleEdits, CommentsAreTextWithoutControlCharacters) {
+  RuleSet s;
+  RuleEdit e = Add(RuleAction::kBlock, "192.0.2.1");
+  for (const char* bad : {"\x1b[2K\rallow 10.0.0.1", "a\nb",
+                          "\xc2\x9b"
+                          "2K",
+                          "caf\xe9"}) {
+    e.rule.comment = bad;
+    auto r = ApplyEdits(s, 0, {e}, RuleLimits());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(r.status().message(), HasSubstr("edits[0].comment: ")) << bad;
+  }
+  e.rule.comment = "blocked after incident 42 ✓";
+  EXPECT_TRUE(ApplyEdits(s, 0, {e}, RuleLimits()).ok());
+}
+
+TEST(Prefixes, TheEchoIsQuotedAndEscaped) {
+  auto p = ParsePrefix("10.0.0.1\x1b[2K", "edits[0].add.prefix");
+  EXPECT_EQ(p.status().message(),
+            "edits[0].add.prefix: \"10.0.0.1\\x1b[2K\" is not an IPv4 or IPv6 address");
+}
+
 TEST(RuleEdits, PortRules) {
   RuleEdit e;
   e.rule.port = PortRule{443, true, false, false};
