@@ -58,6 +58,7 @@ absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options opti
   ::chmod(dir.c_str(), 0700);
   NETAGENT_ASSIGN_OR_RETURN(Journal journal, Journal::Load(dir + "/journal.yaml"));
   if (!options.io) options.io = std::make_unique<SystemKnobs>(options.paths);
+  if (!options.clock) options.clock = [] { return absl::Now(); };
   if (!options.snapshot) {
     options.snapshot = [paths = options.paths](const SnapshotRequest& req,
                                                const std::map<std::string, std::string>& baseline) {
@@ -67,7 +68,7 @@ absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options opti
   std::unique_ptr<TuningManager> m(new TuningManager(std::move(options), std::move(journal)));
   {
     std::lock_guard<std::mutex> lk(m->mu_);
-    const absl::Time now = absl::Now();
+    const absl::Time now = m->Now();
     for (const auto& spec : SysctlRegistry()) {
       if (spec.kernel_default || m->journal_.baseline().count(spec.name) ||
           m->OwnerLocked(spec.name)) {
@@ -183,7 +184,7 @@ void TuningManager::ExpireLocked(ChangeRecord& r, absl::Time now, const std::str
 }
 
 void TuningManager::ReconcileLocked() {
-  const absl::Time now = absl::Now();
+  const absl::Time now = Now();
   for (auto& r : journal_.records()) {
     if (r.state == ChangeState::kApplying) {
       const Restore out = *RestoreLocked(r, false, false);
@@ -296,7 +297,7 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     result.plan = std::move(plan);
     return result;
   }
-  const absl::Time now = absl::Now();
+  const absl::Time now = Now();
   ChangeRecord rec;
   rec.id = change_id;
   while (rec.id.empty() || journal_.Find(rec.id) != nullptr) rec.id = NewId(now);
@@ -330,7 +331,7 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
   ApplyReport report;
   absl::Status st = ApplySteps(*options_.io, steps, &report);
   ChangeRecord& r = *journal_.Find(rec.id);
-  const absl::Time done = absl::Now();
+  const absl::Time done = Now();
   if (!st.ok()) {
     r.state = report.restore_errors.empty() ? ChangeState::kFailed : ChangeState::kRollbackFailed;
     r.Event(done, std::string(st.message()));
@@ -356,8 +357,8 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
       undo.push_back({it->knob, it->to, it->from});
     absl::Status back = ApplySteps(*options_.io, undo, nullptr);
     r.state = back.ok() ? ChangeState::kFailed : ChangeState::kRollbackFailed;
-    r.Event(absl::Now(), absl::StrCat("journal write failed (", save.message(),
-                                      "); undone: ", back.ok() ? "yes" : back.message()));
+    r.Event(Now(), absl::StrCat("journal write failed (", save.message(),
+                                "); undone: ", back.ok() ? "yes" : back.message()));
     return absl::InternalError(absl::StrCat("journal: ", save.message(), "; the change was ",
                                             back.ok() ? "undone" : "NOT undone: ", back.message()));
   }
@@ -373,7 +374,7 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
 absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id,
                                                     const std::string& caller) {
   // On time is judged by arrival, not by when an apply in progress lets go.
-  const absl::Time arrived = absl::Now();
+  const absl::Time arrived = Now();
   std::lock_guard<std::mutex> lk(mu_);
   ChangeRecord* r = journal_.Find(id);
   if (r == nullptr)
@@ -383,7 +384,7 @@ absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id,
     return absl::FailedPreconditionError(
         absl::StrCat("change ", id, " is ", ChangeStateName(r->state), ": nothing to confirm"));
   }
-  const absl::Time now = absl::Now();
+  const absl::Time now = Now();
   if (r->confirm_deadline && *r->confirm_deadline <= arrived) {
     ExpireLocked(*r, now, "the confirmation came after the deadline");
     (void)SaveLocked();
@@ -426,7 +427,7 @@ absl::StatusOr<ChangeRecord> TuningManager::Rollback(const std::string& id,
       }
     }
   }
-  const absl::Time now = absl::Now();
+  const absl::Time now = Now();
   NETAGENT_ASSIGN_OR_RETURN(Restore out, RestoreLocked(*r, force, /*refuse_drift=*/true));
   retry_at_.erase(r->id);
   expiry_attempts_.erase(r->id);
@@ -449,7 +450,7 @@ absl::StatusOr<ChangeRecord> TuningManager::Rollback(const std::string& id,
 std::vector<ChangeRecord> TuningManager::List(size_t limit, bool active_only) {
   std::lock_guard<std::mutex> lk(mu_);
   // A few reads: callers see drift as of now.
-  if (CheckDriftLocked(absl::Now())) (void)SaveLocked();
+  if (CheckDriftLocked(Now())) (void)SaveLocked();
   std::vector<ChangeRecord> out;
   const auto& recs = journal_.records();
   for (auto it = recs.rbegin(); it != recs.rend() && out.size() < limit; ++it) {
@@ -549,7 +550,7 @@ absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& 
     }
   }
   std::lock_guard<std::mutex> lk(mu_);
-  if (CheckDriftLocked(absl::Now())) (void)SaveLocked();
+  if (CheckDriftLocked(Now())) (void)SaveLocked();
   for (auto& t : out) {
     if (const ChangeRecord* owner = OwnerLocked(t.knob)) {
       t.set_by = owner->id;
@@ -562,7 +563,7 @@ absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& 
 
 void TuningManager::Tick() {
   std::lock_guard<std::mutex> lk(mu_);
-  const absl::Time now = absl::Now();
+  const absl::Time now = Now();
   bool changed = false;
   for (auto& r : journal_.records()) {
     if (r.state != ChangeState::kPending || !r.confirm_deadline || *r.confirm_deadline > now)
@@ -579,24 +580,31 @@ void TuningManager::Tick() {
   }
 }
 
-void TuningManager::Loop() {
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lk(mu_);
-      if (stop_) return;
-      absl::Time wake = next_drift_check_;
-      for (const auto& r : journal_.records()) {
-        if (r.state == ChangeState::kPending && r.confirm_deadline) {
-          absl::Time t = *r.confirm_deadline;
-          if (auto it = retry_at_.find(r.id); it != retry_at_.end()) t = std::max(t, it->second);
-          wake = std::min(wake, t);
-        }
-      }
-      cv_.wait_until(lk, absl::ToChronoTime(wake + absl::Milliseconds(5)));
-      if (stop_) return;
-      if (absl::Now() < wake) continue;  // woken early (a new deadline): recompute
+absl::Time TuningManager::NextWakeLocked() const {
+  absl::Time wake = next_drift_check_;
+  for (const auto& r : journal_.records()) {
+    if (r.state == ChangeState::kPending && r.confirm_deadline) {
+      absl::Time t = *r.confirm_deadline;
+      if (auto it = retry_at_.find(r.id); it != retry_at_.end()) t = std::max(t, it->second);
+      wake = std::min(wake, t);
     }
+  }
+  return wake;
+}
+
+void TuningManager::Loop() {
+  std::unique_lock<std::mutex> lk(mu_);
+  while (!stop_) {
+    const absl::Time now = Now();
+    const absl::Time wake = NextWakeLocked();
+    if (now < wake) {
+      // Waits are relative and bounded: the clock may be a test's, or step.
+      cv_.wait_for(lk, absl::ToChronoNanoseconds(std::min(wake - now, kMaxSleep)));
+      continue;
+    }
+    lk.unlock();
     Tick();
+    lk.lock();
   }
 }
 

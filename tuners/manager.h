@@ -3,7 +3,9 @@
 // ones at their deadline (also across restarts: the journal is reconciled at
 // start), and watches the knobs it set for drift, which it reports and never
 // fights. Every mutation is serialized by one lock; a background thread
-// wakes for deadlines and drift checks.
+// wakes for deadlines and drift checks. Every time it judges (deadlines,
+// event times, drift checks) comes from one injectable clock, so tests move
+// time instead of sleeping.
 #pragma once
 
 #include <condition_variable>
@@ -55,6 +57,10 @@ class TuningManager {
     // First wait before an expiry that could not restore everything is
     // retried; it doubles each time, and the fifth failure gives up.
     absl::Duration expiry_retry = absl::Seconds(10);
+    // Wall time for deadlines, events and drift checks. Default: absl::Now.
+    // A test clock need not move on its own: the thread waits at most
+    // kMaxSleep at a time, and tests call Tick() after moving it.
+    std::function<absl::Time()> clock;
     // Default: TakeSnapshot of the running kernel (tests give their own).
     std::function<absl::StatusOr<HostSnapshot>(const SnapshotRequest&,
                                                const std::map<std::string, std::string>&)>
@@ -93,6 +99,10 @@ class TuningManager {
   // Runs the deadline and drift pass now (the thread does it on its own).
   void Tick();
 
+  // The longest the deadline thread sleeps before it looks at the clock
+  // again: a wall clock that steps, or a test clock, is noticed this late.
+  static constexpr absl::Duration kMaxSleep = absl::Seconds(1);
+
  private:
   explicit TuningManager(Options options, Journal journal);
 
@@ -115,7 +125,10 @@ class TuningManager {
   const ChangeRecord* OwnerLocked(const std::string& knob) const;
   absl::Status SaveLocked();
   std::map<std::string, std::string> BaselineLocked() const;
+  // When the thread must next run Tick().
+  absl::Time NextWakeLocked() const;
   void Loop();
+  absl::Time Now() const { return options_.clock(); }
 
   Options options_;
   std::mutex mu_;

@@ -7,11 +7,12 @@
 #include <signal.h>
 
 #include <map>
-#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "netagent/v1/tuning.pb.h"
+#include "tests/common/test_support.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/json.h"
 
@@ -20,9 +21,6 @@ namespace {
 
 namespace v1 = ::netagent::v1;
 using ::testing::HasSubstr;
-
-#define REQUIRE_ROOT() \
-  if (!IsRoot()) GTEST_SKIP() << "needs root to create network namespaces"
 
 // The knobs these tests change, read with the reference tools.
 const std::vector<std::string> kSysctls = {
@@ -82,19 +80,18 @@ std::vector<v1::ChangeRecord> History(const Agent& a) {
   return {resp.changes().begin(), resp.changes().end()};
 }
 
-// Polls until `pred` holds or `timeout` passes.
-template <typename F>
-bool Eventually(F pred, std::chrono::milliseconds timeout) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return pred();
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+std::map<std::string, v1::ChangeRecord> HistoryById(const Agent& a) {
+  std::map<std::string, v1::ChangeRecord> out;
+  for (const auto& h : History(a)) out[h.id()] = h;
+  return out;
 }
 
 TEST(TuningIntegration, PlanApplyVerifyRollbackRestoresEveryValueExactly) {
-  REQUIRE_ROOT();
+  REQUIRE_ROOT("network namespaces");
   Netns ns;
   MakeVeth(ns);
   Agent agent(ns);
@@ -160,7 +157,7 @@ TEST(TuningIntegration, PlanApplyVerifyRollbackRestoresEveryValueExactly) {
 }
 
 TEST(TuningIntegration, ChannelsOnAVethPairAgreeWithEthtool) {
-  REQUIRE_ROOT();
+  REQUIRE_ROOT("network namespaces");
   Netns ns;
   MakeVeth(ns);
   Agent agent(ns);
@@ -183,16 +180,18 @@ TEST(TuningIntegration, ChannelsOnAVethPairAgreeWithEthtool) {
 }
 
 TEST(TuningIntegration, AnUnconfirmedChangeRevertsAtItsDeadlineAConfirmedOneStays) {
-  REQUIRE_ROOT();
+  REQUIRE_ROOT("network namespaces");
   Netns ns;
   Agent agent(ns);
   ASSERT_TRUE(agent.ok()) << agent.error();
   const std::string somaxconn = Sysctl(ns, "net.core.somaxconn");
   const std::string fin = Sysctl(ns, "net.ipv4.tcp_fin_timeout");
-  auto unconfirmed = Apply(agent, {"limits", "--set", "somaxconn=8192", "--confirm-within", "2s"});
-  EXPECT_EQ(unconfirmed.change().state(), v1::CHANGE_STATE_PENDING_CONFIRM);
+  // The confirmed change's deadline comes first: once the other one has
+  // expired, a deadline pass has run after it too.
   auto confirmed =
       Apply(agent, {"limits", "--set", "tcp_fin_timeout=20", "--confirm-within", "2s"});
+  auto unconfirmed = Apply(agent, {"limits", "--set", "somaxconn=8192", "--confirm-within", "3s"});
+  EXPECT_EQ(unconfirmed.change().state(), v1::CHANGE_STATE_PENDING_CONFIRM);
   EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), "8192");
   // A knob held by an unconfirmed change cannot be changed again meanwhile.
   RunResult held = agent.Netctl({"tune", "apply", "limits", "--set", "somaxconn=9000"});
@@ -200,14 +199,14 @@ TEST(TuningIntegration, AnUnconfirmedChangeRevertsAtItsDeadlineAConfirmedOneStay
   EXPECT_THAT(held.err, HasSubstr("held by change " + unconfirmed.change().id()));
   ASSERT_EQ(agent.Netctl({"tune", "confirm", confirmed.change().id()}).exit_code, 0);
 
-  EXPECT_TRUE(Eventually([&] { return Sysctl(ns, "net.core.somaxconn") == somaxconn; },
-                         std::chrono::seconds(8)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return HistoryById(agent)[unconfirmed.change().id()].state() == v1::CHANGE_STATE_EXPIRED;
+      },
+      std::chrono::seconds(10), std::chrono::milliseconds(100)));
+  EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), somaxconn);
   EXPECT_EQ(Sysctl(ns, "net.ipv4.tcp_fin_timeout"), "20");
-  std::map<std::string, v1::ChangeState> states;
-  for (const auto& h : History(agent)) states[h.id()] = h.state();
-  EXPECT_EQ(states[unconfirmed.change().id()], v1::CHANGE_STATE_EXPIRED);
-  EXPECT_EQ(states[confirmed.change().id()], v1::CHANGE_STATE_CONFIRMED);
+  EXPECT_EQ(HistoryById(agent)[confirmed.change().id()].state(), v1::CHANGE_STATE_CONFIRMED);
   // Confirming after the deadline is refused.
   RunResult late = agent.Netctl({"tune", "confirm", unconfirmed.change().id()});
   EXPECT_EQ(late.exit_code, 1);
@@ -217,25 +216,28 @@ TEST(TuningIntegration, AnUnconfirmedChangeRevertsAtItsDeadlineAConfirmedOneStay
 }
 
 TEST(TuningIntegration, KillNineInsideTheWindowThenRestartReverts) {
-  REQUIRE_ROOT();
+  REQUIRE_ROOT("network namespaces");
   Netns ns;
   TempDir state;
   const std::string somaxconn = Sysctl(ns, "net.core.somaxconn");
   const std::string backlog = Sysctl(ns, "net.ipv4.tcp_max_syn_backlog");
   std::string overdue, pending;
+  absl::Time overdue_at;
   {
     Agent agent(ns, {}, state / "s");
     ASSERT_TRUE(agent.ok()) << agent.error();
-    overdue =
-        Apply(agent, {"limits", "--set", "somaxconn=8192", "--confirm-within", "1s"}).change().id();
+    auto first = Apply(agent, {"limits", "--set", "somaxconn=8192", "--confirm-within", "1s"});
+    overdue = first.change().id();
+    overdue_at = FromProto(first.change().confirm_deadline());
     pending =
-        Apply(agent, {"limits", "--set", "tcp_max_syn_backlog=4096", "--confirm-within", "6s"})
+        Apply(agent, {"limits", "--set", "tcp_max_syn_backlog=4096", "--confirm-within", "8s"})
             .change()
             .id();
     agent.process().Signal(SIGKILL);
     ASSERT_TRUE(agent.process().Wait(std::chrono::seconds(5)).has_value());
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // The first deadline passes while no agent runs.
+  ASSERT_TRUE(Eventually([&] { return absl::Now() > overdue_at; }));
   // Nobody is there to roll back.
   EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), "8192");
   EXPECT_EQ(Sysctl(ns, "net.ipv4.tcp_max_syn_backlog"), "4096");
@@ -244,18 +246,17 @@ TEST(TuningIntegration, KillNineInsideTheWindowThenRestartReverts) {
   // The overdue change was rolled back at start; the other one still waits.
   EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), somaxconn);
   EXPECT_EQ(Sysctl(ns, "net.ipv4.tcp_max_syn_backlog"), "4096");
-  std::map<std::string, v1::ChangeRecord> by_id;
-  for (const auto& h : History(restarted)) by_id[h.id()] = h;
+  auto by_id = HistoryById(restarted);
   EXPECT_EQ(by_id[overdue].state(), v1::CHANGE_STATE_EXPIRED);
   EXPECT_THAT(by_id[overdue].events(by_id[overdue].events_size() - 1).what(),
               HasSubstr("while the agent was down"));
   EXPECT_EQ(by_id[pending].state(), v1::CHANGE_STATE_PENDING_CONFIRM);
   EXPECT_TRUE(Eventually([&] { return Sysctl(ns, "net.ipv4.tcp_max_syn_backlog") == backlog; },
-                         std::chrono::seconds(10)));
+                         std::chrono::seconds(15), std::chrono::milliseconds(100)));
 }
 
 TEST(TuningIntegration, AWriteFailingHalfWayRestoresTheEarlierWrites) {
-  REQUIRE_ROOT();
+  REQUIRE_ROOT("network namespaces");
   Netns ns;
   MakeVeth(ns);
   Agent agent(ns, {"--fault-inject-write", "net.ipv4.tcp_fin_timeout"});
@@ -273,7 +274,7 @@ TEST(TuningIntegration, AWriteFailingHalfWayRestoresTheEarlierWrites) {
 }
 
 TEST(TuningIntegration, DriftIsReportedNotFought) {
-  REQUIRE_ROOT();
+  REQUIRE_ROOT("network namespaces");
   Netns ns;
   Agent agent(ns);
   ASSERT_TRUE(agent.ok()) << agent.error();
@@ -296,7 +297,7 @@ TEST(TuningIntegration, DriftIsReportedNotFought) {
 }
 
 TEST(TuningIntegration, BadInputAndNonOperatorsChangeNothing) {
-  REQUIRE_ROOT();
+  REQUIRE_ROOT("network namespaces");
   Netns ns;
   MakeVeth(ns);
   // uid 65534 may connect through the socket's group: a viewer.
@@ -357,7 +358,7 @@ TEST(TuningIntegration, BadInputAndNonOperatorsChangeNothing) {
 }
 
 TEST(TuningIntegration, CoalescingAndRssNeedADeviceThatHasThem) {
-  REQUIRE_ROOT();
+  REQUIRE_ROOT("network namespaces");
   // veth (the only multi-queue device a test namespace can own here) has
   // neither; the plan says so with the kernel's own reason.
   Netns ns;
@@ -380,7 +381,7 @@ namespace netagent::testing {
 namespace {
 
 TEST(TuningIntegration, OneFleetApplyIsOneIdToConfirmAndRollBack) {
-  REQUIRE_ROOT();
+  REQUIRE_ROOT("network namespaces");
   Netns a, b;
   Agent agent_a(a), agent_b(b);
   ASSERT_TRUE(agent_a.ok()) << agent_a.error();

@@ -1,35 +1,105 @@
-// The manager's state machine over an in-memory knob store and a journal in a
-// temporary directory: recovery at start, expiry with retries, rollback order,
-// commit-confirmed. The kernel paths are covered by tests/integration/tuning_test.
+// The manager's state machine over an in-memory knob store, a journal in a
+// temporary directory and a clock the tests move: recovery at start, expiry
+// with retries, rollback order, commit-confirmed. Nothing here sleeps; the
+// kernel paths are covered by tests/integration/tuning_test.
 #include "tuners/manager.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <thread>
+
+#include "tests/common/test_support.h"
 
 namespace netagent::tuners {
 namespace {
 
+using ::netagent::testing::Eventually;
 using ::testing::HasSubstr;
+
+// Wall time that moves only when a test moves it. A thread may ask for its
+// next reading to block until Release(): that is how a test stops the
+// manager at an exact point while it holds its lock.
+class FakeClock {
+ public:
+  absl::Time Now() {
+    std::unique_lock<std::mutex> l(mu_);
+    readers_.insert(std::this_thread::get_id());
+    if (gate_ == std::this_thread::get_id()) {
+      gate_ = {};
+      blocked_ = true;
+      cv_.wait(l, [&] { return released_; });
+      blocked_ = released_ = false;
+    }
+    return now_;
+  }
+  void Set(absl::Time t) {
+    std::lock_guard<std::mutex> l(mu_);
+    now_ = t;
+  }
+  void Advance(absl::Duration d) {
+    std::lock_guard<std::mutex> l(mu_);
+    now_ += d;
+  }
+  // The calling thread's next reading blocks until Release().
+  void GateThisThread() {
+    std::lock_guard<std::mutex> l(mu_);
+    gate_ = std::this_thread::get_id();
+  }
+  bool blocked() {
+    std::lock_guard<std::mutex> l(mu_);
+    return blocked_;
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  bool ReadBy(std::thread::id id) {
+    std::lock_guard<std::mutex> l(mu_);
+    return readers_.count(id) > 0;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  absl::Time now_ = absl::FromCivil(absl::CivilSecond(2030, 1, 2, 3, 4, 5), absl::UTCTimeZone());
+  std::thread::id gate_;
+  bool blocked_ = false, released_ = false;
+  std::set<std::thread::id> readers_;
+};
+
+// Knob values shared by the test and the manager's thread.
+struct KnobStore {
+  std::mutex mu;
+  std::map<std::string, std::string> values;
+  std::set<std::string> fail_write;
+};
 
 class MemoryKnobs : public KnobIo {
  public:
-  std::map<std::string, std::string>* values;
-  std::set<std::string>* fail_write;
+  explicit MemoryKnobs(KnobStore* store) : store_(store) {}
   absl::StatusOr<std::string> Read(const std::string& key) override {
-    auto it = values->find(key);
-    if (it == values->end()) return absl::NotFoundError(key);
+    std::lock_guard<std::mutex> l(store_->mu);
+    auto it = store_->values.find(key);
+    if (it == store_->values.end()) return absl::NotFoundError(key);
     return it->second;
   }
   absl::Status Write(const std::string& key, const std::string& value) override {
-    if (fail_write->count(key)) return absl::InvalidArgumentError(key + ": Invalid argument");
-    (*values)[key] = value;
+    std::lock_guard<std::mutex> l(store_->mu);
+    if (store_->fail_write.count(key))
+      return absl::InvalidArgumentError(key + ": Invalid argument");
+    store_->values[key] = value;
     return absl::OkStatus();
   }
+
+ private:
+  KnobStore* store_;
 };
 
 class ManagerTest : public ::testing::Test {
@@ -39,46 +109,63 @@ class ManagerTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     std::filesystem::create_directories(dir_ + "/tuning");
-    values_ = {{"net.core.somaxconn", "4096"},
-               {"net.ipv4.tcp_fin_timeout", "60"},
-               {"net.ipv4.tcp_synack_retries", "5"}};
+    store_.values = {{"net.core.somaxconn", "4096"},
+                     {"net.ipv4.tcp_fin_timeout", "60"},
+                     {"net.ipv4.tcp_synack_retries", "5"}};
   }
   void TearDown() override {
     manager_.reset();
     std::filesystem::remove_all(dir_);
   }
 
+  std::string Value(const std::string& knob) {
+    std::lock_guard<std::mutex> l(store_.mu);
+    return store_.values[knob];
+  }
+  void SetValue(const std::string& knob, const std::string& value) {
+    std::lock_guard<std::mutex> l(store_.mu);
+    store_.values[knob] = value;
+  }
+  void FailWrites(std::set<std::string> knobs) {
+    std::lock_guard<std::mutex> l(store_.mu);
+    store_.fail_write = std::move(knobs);
+  }
+
   // A snapshot of the in-memory host, as a child namespace shows it.
   HostSnapshot Snapshot() {
+    std::lock_guard<std::mutex> l(store_.mu);
     HostSnapshot h;
     for (const auto& s : SysctlRegistry()) {
       SysctlState st;
-      auto it = values_.find(s.name);
-      st.exists = st.writable = it != values_.end();
+      auto it = store_.values.find(s.name);
+      st.exists = st.writable = it != store_.values.end();
       if (st.exists) st.value = it->second;
       h.sysctls[s.name] = st;
     }
     return h;
   }
 
-  void Start() {
+  TuningManager::Options Options() {
     TuningManager::Options o;
     o.state_dir = dir_;
-    auto io = std::make_unique<MemoryKnobs>();
-    io->values = &values_;
-    io->fail_write = &fail_;
-    o.io = std::move(io);
-    o.expiry_retry = absl::Milliseconds(1);
+    o.io = std::make_unique<MemoryKnobs>(&store_);
+    o.clock = [this] { return clock_.Now(); };
     o.snapshot = [this](const SnapshotRequest&, const std::map<std::string, std::string>&) {
       return absl::StatusOr<HostSnapshot>(Snapshot());
     };
-    auto m = TuningManager::Start(std::move(o));
+    return o;
+  }
+
+  void Start() {
+    auto m = TuningManager::Start(Options());
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
   }
 
+  std::string JournalPath() const { return dir_ + "/tuning/journal.yaml"; }
+
   void WriteJournal(std::vector<ChangeRecord> records) {
-    Journal j = *Journal::FromYaml("", dir_ + "/tuning/journal.yaml");
+    Journal j = *Journal::FromYaml("", JournalPath());
     for (auto& r : records) j.records().push_back(std::move(r));
     ASSERT_TRUE(j.Save().ok());
   }
@@ -86,7 +173,7 @@ class ManagerTest : public ::testing::Test {
   ChangeRecord Record(const std::string& id, ChangeState state, std::vector<KnobChange> knobs) {
     ChangeRecord r;
     r.id = id;
-    r.created = absl::Now() - absl::Minutes(1);
+    r.created = clock_.Now() - absl::Minutes(1);
     r.caller = "test";
     r.intent = "limits";
     r.state = state;
@@ -108,70 +195,114 @@ class ManagerTest : public ::testing::Test {
     return in;
   }
 
+  // Applies somaxconn=8192 to be confirmed within `within`; returns its id.
+  std::string ApplyPending(absl::Duration within) {
+    auto applied = manager_->Apply(Limits({{"somaxconn", "8192"}}), "op", within, "");
+    EXPECT_TRUE(applied.ok()) << applied.status();
+    if (!applied.ok() || !applied->change) return "";
+    EXPECT_EQ(applied->change->state, ChangeState::kPending);
+    return applied->change->id;
+  }
+
   std::string dir_;
-  std::map<std::string, std::string> values_;
-  std::set<std::string> fail_;
+  KnobStore store_;
+  FakeClock clock_;
   std::unique_ptr<TuningManager> manager_;
 };
 
 TEST_F(ManagerTest, AnApplyInterruptedByACrashIsUndoneAtStart) {
   // The agent died after writing somaxconn and before fin_timeout.
-  values_["net.core.somaxconn"] = "8192";
+  SetValue("net.core.somaxconn", "8192");
   WriteJournal({Record(
       "c1", ChangeState::kApplying,
       {{"net.core.somaxconn", "4096", "8192", ""}, {"net.ipv4.tcp_fin_timeout", "60", "30", ""}})});
   Start();
-  EXPECT_EQ(values_["net.core.somaxconn"], "4096");
-  EXPECT_EQ(values_["net.ipv4.tcp_fin_timeout"], "60");
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
+  EXPECT_EQ(Value("net.ipv4.tcp_fin_timeout"), "60");
   EXPECT_EQ(Get("c1").state, ChangeState::kRolledBack);
 }
 
 TEST_F(ManagerTest, AThirdValueAfterACrashKeepsTheChangeRollbackable) {
-  values_["net.core.somaxconn"] = "8192";
-  values_["net.ipv4.tcp_fin_timeout"] = "31";  // rounded by the kernel, say
+  SetValue("net.core.somaxconn", "8192");
+  SetValue("net.ipv4.tcp_fin_timeout", "31");  // rounded by the kernel, say
   WriteJournal({Record(
       "c1", ChangeState::kApplying,
       {{"net.core.somaxconn", "4096", "8192", ""}, {"net.ipv4.tcp_fin_timeout", "60", "30", ""}})});
   Start();
-  EXPECT_EQ(values_["net.core.somaxconn"], "4096");
-  EXPECT_EQ(values_["net.ipv4.tcp_fin_timeout"], "31");
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
+  EXPECT_EQ(Value("net.ipv4.tcp_fin_timeout"), "31");
   ChangeRecord r = Get("c1");
   EXPECT_EQ(r.state, ChangeState::kRollbackFailed);
   EXPECT_THAT(r.events.back().what, HasSubstr("changed by someone else"));
   ASSERT_TRUE(manager_->Rollback("c1", "test", /*force=*/true).ok());
-  EXPECT_EQ(values_["net.ipv4.tcp_fin_timeout"], "60");
+  EXPECT_EQ(Value("net.ipv4.tcp_fin_timeout"), "60");
 }
 
 TEST_F(ManagerTest, ExpiryRestoresWhatItCanRetriesThenGivesUp) {
-  values_["net.core.somaxconn"] = "8192";
-  values_["net.ipv4.tcp_fin_timeout"] = "30";
-  fail_.insert("net.ipv4.tcp_fin_timeout");
+  SetValue("net.core.somaxconn", "8192");
+  SetValue("net.ipv4.tcp_fin_timeout", "30");
+  FailWrites({"net.ipv4.tcp_fin_timeout"});
   ChangeRecord r = Record(
       "c1", ChangeState::kPending,
       {{"net.core.somaxconn", "4096", "8192", ""}, {"net.ipv4.tcp_fin_timeout", "60", "30", ""}});
-  r.confirm_deadline = absl::Now() - absl::Seconds(1);
+  r.confirm_deadline = clock_.Now() - absl::Seconds(1);
   WriteJournal({r});
   Start();  // overdue: the first attempt runs at start
   // somaxconn is restored and stays restored; fin_timeout cannot be written.
-  EXPECT_EQ(values_["net.core.somaxconn"], "4096");
-  EXPECT_EQ(values_["net.ipv4.tcp_fin_timeout"], "30");
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
+  EXPECT_EQ(Value("net.ipv4.tcp_fin_timeout"), "30");
   EXPECT_EQ(Get("c1").state, ChangeState::kPending);
-  for (int i = 0; i < 200 && Get("c1").state == ChangeState::kPending; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_THAT(Get("c1").events.back().what, HasSubstr("attempt 1 of 5"));
+  // Retries after 10 s, doubling; not a moment before.
+  for (int attempt = 2; attempt <= 5; ++attempt) {
+    const absl::Duration wait = absl::Seconds(10) * (1 << (attempt - 2));
+    clock_.Advance(wait - absl::Milliseconds(1));
     manager_->Tick();
+    EXPECT_EQ(Get("c1").events.size(), static_cast<size_t>(attempt - 1)) << "retried early";
+    clock_.Advance(absl::Milliseconds(1));
+    manager_->Tick();
+    ASSERT_EQ(Get("c1").events.size(), static_cast<size_t>(attempt)) << attempt;
   }
   ChangeRecord after = Get("c1");
   EXPECT_EQ(after.state, ChangeState::kRollbackFailed);
   EXPECT_THAT(after.events.back().what, HasSubstr("gave up rolling back after 5 attempts"));
-  EXPECT_EQ(values_["net.core.somaxconn"], "4096");
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
   // Once the cause is gone, a rollback finishes it.
-  fail_.clear();
+  FailWrites({});
   ASSERT_TRUE(manager_->Rollback("c1", "test", false).ok());
-  EXPECT_EQ(values_["net.ipv4.tcp_fin_timeout"], "60");
+  EXPECT_EQ(Value("net.ipv4.tcp_fin_timeout"), "60");
+}
+
+TEST_F(ManagerTest, AnUnconfirmedChangeExpiresAtItsDeadlineNotBefore) {
+  Start();
+  const std::string id = ApplyPending(absl::Seconds(30));
+  EXPECT_EQ(Value("net.core.somaxconn"), "8192");
+  clock_.Advance(absl::Seconds(30) - absl::Milliseconds(1));
+  manager_->Tick();
+  EXPECT_EQ(Get(id).state, ChangeState::kPending);
+  EXPECT_EQ(Value("net.core.somaxconn"), "8192");
+  clock_.Advance(absl::Milliseconds(1));
+  manager_->Tick();
+  ChangeRecord r = Get(id);
+  EXPECT_EQ(r.state, ChangeState::kExpired);
+  EXPECT_THAT(r.events.back().what, HasSubstr("no confirmation before the deadline"));
+  EXPECT_EQ(r.events.back().at, clock_.Now());
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
+}
+
+TEST_F(ManagerTest, TheDeadlineThreadFollowsTheInjectedClock) {
+  Start();
+  const std::string id = ApplyPending(absl::Hours(1));
+  // An hour of the injected clock, no real waiting: the thread expires it
+  // by itself within TuningManager::kMaxSleep.
+  clock_.Advance(absl::Hours(1));
+  EXPECT_TRUE(
+      Eventually([&] { return Value("net.core.somaxconn") == "4096"; }, std::chrono::seconds(10)));
+  EXPECT_EQ(Get(id).state, ChangeState::kExpired);
 }
 
 TEST_F(ManagerTest, RollbacksGoNewestFirstOnAKnob) {
-  values_["net.core.somaxconn"] = "16384";
+  SetValue("net.core.somaxconn", "16384");
   WriteJournal(
       {Record("old", ChangeState::kConfirmed, {{"net.core.somaxconn", "4096", "8192", ""}}),
        Record("new", ChangeState::kConfirmed, {{"net.core.somaxconn", "8192", "16384", ""}})});
@@ -179,10 +310,10 @@ TEST_F(ManagerTest, RollbacksGoNewestFirstOnAKnob) {
   auto refused = manager_->Rollback("old", "test", false);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(refused.status().message(), HasSubstr("changed again by change new"));
-  EXPECT_EQ(values_["net.core.somaxconn"], "16384");
+  EXPECT_EQ(Value("net.core.somaxconn"), "16384");
   ASSERT_TRUE(manager_->Rollback("new", "test", false).ok());
   ASSERT_TRUE(manager_->Rollback("old", "test", false).ok());
-  EXPECT_EQ(values_["net.core.somaxconn"], "4096");
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
 }
 
 TEST_F(ManagerTest, CommitConfirmedAndTheJournalSurvivesARestart) {
@@ -192,7 +323,7 @@ TEST_F(ManagerTest, CommitConfirmedAndTheJournalSurvivesARestart) {
   ASSERT_TRUE(applied->change.has_value());
   const std::string id = applied->change->id;
   EXPECT_EQ(applied->change->state, ChangeState::kPending);
-  EXPECT_EQ(values_["net.core.somaxconn"], "8192");
+  EXPECT_EQ(Value("net.core.somaxconn"), "8192");
   // Held while unconfirmed.
   auto held = manager_->Apply(Limits({{"somaxconn", "9000"}}), "op", std::nullopt, "");
   EXPECT_THAT(held.status().message(), HasSubstr("held by change " + id));
@@ -206,7 +337,7 @@ TEST_F(ManagerTest, CommitConfirmedAndTheJournalSurvivesARestart) {
   ChangeRecord r = Get(id);
   EXPECT_EQ(r.state, ChangeState::kConfirmed);
   EXPECT_EQ(r.caller, "op");
-  EXPECT_EQ(values_["net.core.somaxconn"], "8192");
+  EXPECT_EQ(Value("net.core.somaxconn"), "8192");
   EXPECT_EQ(manager_->Apply(Limits({{"somaxconn", "9000"}}), "op", absl::ZeroDuration(), "")
                 .status()
                 .code(),
