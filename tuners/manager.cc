@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -373,9 +374,23 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
 
 absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id,
                                                     const std::string& caller) {
-  // On time is judged by arrival, not by when an apply in progress lets go.
-  const absl::Time arrived = Now();
+  // Stamped where the deadline pass can see it before this call gets the
+  // lock (an apply or the pass itself may hold it).
+  absl::Time arrived;
+  std::multimap<std::string, absl::Time>::iterator arrival;
+  {
+    std::lock_guard<std::mutex> a(arrivals_mu_);
+    arrived = Now();
+    arrival = confirms_arrived_.emplace(id, arrived);
+  }
   std::lock_guard<std::mutex> lk(mu_);
+  absl::Cleanup done = [&] {
+    {
+      std::lock_guard<std::mutex> a(arrivals_mu_);
+      confirms_arrived_.erase(arrival);
+    }
+    cv_.notify_all();  // a deadline it held back may be due
+  };
   ChangeRecord* r = journal_.Find(id);
   if (r == nullptr)
     return absl::NotFoundError(absl::StrCat("change_id: no change ", kernel::Quote(id)));
@@ -569,6 +584,7 @@ void TuningManager::Tick() {
     if (r.state != ChangeState::kPending || !r.confirm_deadline || *r.confirm_deadline > now)
       continue;
     if (auto it = retry_at_.find(r.id); it != retry_at_.end() && it->second > now) continue;
+    if (ConfirmArrivedBefore(r.id, *r.confirm_deadline)) continue;  // it decides
     ExpireLocked(r, now, "no confirmation before the deadline");
     changed = true;
   }
@@ -580,10 +596,17 @@ void TuningManager::Tick() {
   }
 }
 
-absl::Time TuningManager::NextWakeLocked() const {
+bool TuningManager::ConfirmArrivedBefore(const std::string& id, absl::Time deadline) {
+  std::lock_guard<std::mutex> a(arrivals_mu_);
+  auto [begin, end] = confirms_arrived_.equal_range(id);
+  return std::any_of(begin, end, [&](const auto& e) { return e.second < deadline; });
+}
+
+absl::Time TuningManager::NextWakeLocked() {
   absl::Time wake = next_drift_check_;
   for (const auto& r : journal_.records()) {
-    if (r.state == ChangeState::kPending && r.confirm_deadline) {
+    if (r.state == ChangeState::kPending && r.confirm_deadline &&
+        !ConfirmArrivedBefore(r.id, *r.confirm_deadline)) {
       absl::Time t = *r.confirm_deadline;
       if (auto it = retry_at_.find(r.id); it != retry_at_.end()) t = std::max(t, it->second);
       wake = std::min(wake, t);

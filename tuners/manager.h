@@ -86,6 +86,8 @@ class TuningManager {
                                     std::optional<absl::Duration> confirm_within,
                                     const std::string& expected_digest,
                                     const std::string& change_id = "");
+  // On time is judged by arrival: a confirm that arrived before the deadline
+  // wins even when the deadline pass holds the lock at that moment.
   absl::StatusOr<ChangeRecord> Confirm(const std::string& id, const std::string& caller);
   // Restores the values the change replaced. A knob someone else changed
   // since (drift) is not overwritten unless `force`: FAILED_PRECONDITION
@@ -126,7 +128,9 @@ class TuningManager {
   absl::Status SaveLocked();
   std::map<std::string, std::string> BaselineLocked() const;
   // When the thread must next run Tick().
-  absl::Time NextWakeLocked() const;
+  absl::Time NextWakeLocked();
+  // A confirm of `id` arrived before `deadline` and waits for the lock.
+  bool ConfirmArrivedBefore(const std::string& id, absl::Time deadline);
   void Loop();
   absl::Time Now() const { return options_.clock(); }
 
@@ -138,6 +142,10 @@ class TuningManager {
   absl::Time next_drift_check_;
   std::map<std::string, absl::Time> retry_at_;  // failed expiries, retried later
   std::map<std::string, int> expiry_attempts_;
+  // Confirms stamped with their arrival, until they hold mu_ and are done.
+  // Taken alone or under mu_, never the other way round.
+  std::mutex arrivals_mu_;
+  std::multimap<std::string, absl::Time> confirms_arrived_;
   std::thread thread_;
 };
 

@@ -301,6 +301,49 @@ TEST_F(ManagerTest, TheDeadlineThreadFollowsTheInjectedClock) {
   EXPECT_EQ(Get(id).state, ChangeState::kExpired);
 }
 
+TEST_F(ManagerTest, AConfirmThatArrivedInTimeWinsOverTheDeadlinePassHoldingTheLock) {
+  Start();
+  const std::string id = ApplyPending(absl::Seconds(30));
+  const absl::Time deadline = *Get(id).confirm_deadline;
+  clock_.Set(deadline - absl::Seconds(1));
+  // The deadline pass takes the lock first and is held right before it
+  // reads the clock.
+  std::thread tick([&] {
+    clock_.GateThisThread();
+    manager_->Tick();
+  });
+  ASSERT_TRUE(Eventually([&] { return clock_.blocked(); }));
+  // The confirm arrives a second before the deadline and waits for the lock.
+  absl::StatusOr<ChangeRecord> confirmed = absl::UnknownError("not run");
+  std::thread confirm([&] {
+    auto r = manager_->Confirm(id, "op");
+    confirmed = r;
+  });
+  ASSERT_TRUE(Eventually([&] { return clock_.ReadBy(confirm.get_id()); }));
+  // The pass goes on with a time after the deadline.
+  clock_.Set(deadline + absl::Seconds(1));
+  clock_.Release();
+  tick.join();
+  confirm.join();
+  ASSERT_TRUE(confirmed.ok()) << confirmed.status();
+  EXPECT_EQ(confirmed->state, ChangeState::kConfirmed);
+  EXPECT_EQ(Value("net.core.somaxconn"), "8192");
+  clock_.Advance(absl::Hours(1));
+  manager_->Tick();
+  EXPECT_EQ(Get(id).state, ChangeState::kConfirmed);
+  EXPECT_EQ(Value("net.core.somaxconn"), "8192");
+}
+
+TEST_F(ManagerTest, AConfirmArrivingAtTheDeadlineIsLate) {
+  Start();
+  const std::string id = ApplyPending(absl::Seconds(30));
+  clock_.Set(*Get(id).confirm_deadline);
+  auto late = manager_->Confirm(id, "op");
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(late.status().message(), HasSubstr("the deadline passed; it is expired"));
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
+}
+
 TEST_F(ManagerTest, RollbacksGoNewestFirstOnAKnob) {
   SetValue("net.core.somaxconn", "16384");
   WriteJournal(
