@@ -313,7 +313,8 @@ grpc::Status TuningService::ConfirmChange(grpc::ServerContext* context,
   if (auto st = tuners::ValidateChangeId(request->change_id()); !st.ok()) return ToGrpc(st);
   auto r = manager_->Confirm(request->change_id(), CallerOf(context));
   if (!r.ok()) return ToGrpc(r.status());
-  ToProto(*r, response->mutable_change());
+  ToProto(r->change, response->mutable_change());
+  if (!r->journal.ok()) response->set_journal_error(std::string(r->journal.message()));
   return grpc::Status::OK;
 }
 
@@ -324,7 +325,8 @@ grpc::Status TuningService::RollbackChange(grpc::ServerContext* context,
   if (auto st = tuners::ValidateChangeId(request->change_id()); !st.ok()) return ToGrpc(st);
   auto r = manager_->Rollback(request->change_id(), CallerOf(context), request->force());
   if (!r.ok()) return ToGrpc(r.status());
-  ToProto(*r, response->mutable_change());
+  ToProto(r->change, response->mutable_change());
+  if (!r->journal.ok()) response->set_journal_error(std::string(r->journal.message()));
   return grpc::Status::OK;
 }
 

@@ -209,6 +209,13 @@ void PrintChange(const v1::ChangeRecord& r, std::ostream& out, bool events) {
   }
 }
 
+// The host part stands; only the record of it is missing.
+void PrintJournalError(const std::string& error, std::ostream& out) {
+  if (error.empty()) return;
+  out << "warning: done on the host, but the change journal could not record it: " << error
+      << "\n  (the agent retries; netctl host shows the condition)\n";
+}
+
 std::string NewChangeId() {
   std::random_device rd;
   return absl::StrCat(absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::UTCTimeZone()), "-",
@@ -331,7 +338,9 @@ int RunTuneConfirm(const CommandContext& c, const TuneArgs& args) {
   });
   View view;
   view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-    PrintChange(static_cast<const v1::ConfirmChangeResponse&>(m).change(), out, false);
+    const auto& r = static_cast<const v1::ConfirmChangeResponse&>(m);
+    PrintChange(r.change(), out, false);
+    PrintJournalError(r.journal_error(), out);
   };
   return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
@@ -345,9 +354,11 @@ int RunTuneRollback(const CommandContext& c, const TuneArgs& args) {
   });
   View view;
   view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-    const auto& r = static_cast<const v1::RollbackChangeResponse&>(m).change();
+    const auto& resp = static_cast<const v1::RollbackChangeResponse&>(m);
+    const auto& r = resp.change();
     PrintChange(r, out, false);
     for (const auto& k : r.knobs()) out << "  " << k.knob() << " = " << k.old_value() << "\n";
+    PrintJournalError(resp.journal_error(), out);
   };
   return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }

@@ -41,6 +41,12 @@ bool Touches(const ChangeRecord& r, const std::string& knob) {
                      [&](const KnobChange& k) { return k.knob == knob; });
 }
 
+// The tail of a message whose host part stands but was not journaled.
+std::string NotSaved(const absl::Status& saved) {
+  if (saved.ok()) return "";
+  return absl::StrCat("; the change journal could not record this: ", saved.message());
+}
+
 bool Holds(ChangeState s) {
   return s == ChangeState::kPending || s == ChangeState::kConfirmed ||
          s == ChangeState::kRollbackFailed;
@@ -48,8 +54,10 @@ bool Holds(ChangeState s) {
 
 }  // namespace
 
-TuningManager::TuningManager(Options options, Journal journal)
-    : options_(std::move(options)), journal_(std::move(journal)) {}
+TuningManager::TuningManager(Options options, Journal journal, std::string journal_path)
+    : options_(std::move(options)),
+      journal_path_(std::move(journal_path)),
+      journal_(std::move(journal)) {}
 
 absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options options) {
   const std::string dir = options.state_dir + "/tuning";
@@ -57,7 +65,8 @@ absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options opti
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("state_dir: create ", dir, ": ", ec.message()));
   ::chmod(dir.c_str(), 0700);
-  NETAGENT_ASSIGN_OR_RETURN(Journal journal, Journal::Load(dir + "/journal.yaml"));
+  const std::string path = dir + "/journal.yaml";
+  NETAGENT_ASSIGN_OR_RETURN(Journal journal, Journal::Load(path));
   if (!options.io) options.io = std::make_unique<SystemKnobs>(options.paths);
   if (!options.clock) options.clock = [] { return absl::Now(); };
   if (!options.snapshot) {
@@ -66,7 +75,7 @@ absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options opti
       return TakeSnapshot(req, paths, baseline);
     };
   }
-  std::unique_ptr<TuningManager> m(new TuningManager(std::move(options), std::move(journal)));
+  std::unique_ptr<TuningManager> m(new TuningManager(std::move(options), std::move(journal), path));
   {
     std::lock_guard<std::mutex> lk(m->mu_);
     const absl::Time now = m->Now();
@@ -81,7 +90,9 @@ absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options opti
     }
     m->ReconcileLocked();
     m->journal_.Prune(kKeepInactive);
-    NETAGENT_RETURN_IF_ERROR(m->SaveLocked());
+    // An unwritable journal does not stop the agent: it is reported, applies
+    // are refused (nothing is changed unrecorded) and writes are retried.
+    (void)m->SaveLocked();
   }
   m->thread_ = std::thread([p = m.get()] { p->Loop(); });
   return m;
@@ -97,7 +108,35 @@ TuningManager::~TuningManager() {
 }
 
 // Records are never erased here: callers hold references into the journal.
-absl::Status TuningManager::SaveLocked() { return journal_.Save(); }
+absl::Status TuningManager::SaveLocked() {
+  absl::Status st = journal_.Save();
+  if (!st.ok()) {
+    if (save_error_.empty()) {
+      save_failing_since_ = Now();
+      spdlog::error(
+          "tuning: cannot write the change journal {}: {}; the host is as the agent reports it, "
+          "the file is behind until a write succeeds (retried at every deadline and drift check)",
+          journal_path_, std::string(st.message()));
+    }
+    save_error_ = std::string(st.message());
+    return st;
+  }
+  if (!save_error_.empty()) {
+    spdlog::info("tuning: the change journal {} is written again (writes failed since {})",
+                 journal_path_, TimeText(save_failing_since_));
+    save_error_.clear();
+  }
+  return absl::OkStatus();
+}
+
+JournalHealth TuningManager::JournalStatus() {
+  std::lock_guard<std::mutex> lk(mu_);
+  JournalHealth h;
+  h.path = journal_path_;
+  h.save_error = save_error_;
+  h.save_failing_since = save_failing_since_;
+  return h;
+}
 
 std::map<std::string, std::string> TuningManager::BaselineLocked() const {
   std::map<std::string, std::string> out;
@@ -327,7 +366,9 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
   journal_.records().push_back(rec);
   if (absl::Status st = SaveLocked(); !st.ok()) {
     journal_.records().pop_back();
-    return st;
+    return absl::FailedPreconditionError(
+        absl::StrCat("nothing was changed: the change journal cannot be written (", st.message(),
+                     "), and a change is journaled before its first write"));
   }
   ApplyReport report;
   absl::Status st = ApplySteps(*options_.io, steps, &report);
@@ -360,8 +401,17 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     r.state = back.ok() ? ChangeState::kFailed : ChangeState::kRollbackFailed;
     r.Event(Now(), absl::StrCat("journal write failed (", save.message(),
                                 "); undone: ", back.ok() ? "yes" : back.message()));
-    return absl::InternalError(absl::StrCat("journal: ", save.message(), "; the change was ",
-                                            back.ok() ? "undone" : "NOT undone: ", back.message()));
+    if (back.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("nothing was changed: change ", r.id,
+                       " was written, then put back because the change journal could not record "
+                       "it (",
+                       save.message(), ")"));
+    }
+    return absl::AbortedError(absl::StrCat(
+        "change ", r.id, ": values may be left changed: the change journal could not record it (",
+        save.message(), ") and putting it back failed: ", back.message(),
+        "; it is rollback_failed (in memory only)"));
   }
   spdlog::info(
       "tuning: change {} ({}) applied by {}: {} knob(s){}", r.id, r.intent, caller, r.knobs.size(),
@@ -372,8 +422,8 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
   return result;
 }
 
-absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id,
-                                                    const std::string& caller) {
+absl::StatusOr<ChangeOutcome> TuningManager::Confirm(const std::string& id,
+                                                     const std::string& caller) {
   // Stamped where the deadline pass can see it before this call gets the
   // lock (an apply or the pass itself may hold it).
   absl::Time arrived;
@@ -394,7 +444,7 @@ absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id,
   ChangeRecord* r = journal_.Find(id);
   if (r == nullptr)
     return absl::NotFoundError(absl::StrCat("change_id: no change ", kernel::Quote(id)));
-  if (r->state == ChangeState::kConfirmed) return *r;
+  if (r->state == ChangeState::kConfirmed) return ChangeOutcome{*r, absl::OkStatus()};
   if (r->state != ChangeState::kPending) {
     return absl::FailedPreconditionError(
         absl::StrCat("change ", id, " is ", ChangeStateName(r->state), ": nothing to confirm"));
@@ -402,24 +452,22 @@ absl::StatusOr<ChangeRecord> TuningManager::Confirm(const std::string& id,
   const absl::Time now = Now();
   if (r->confirm_deadline && *r->confirm_deadline <= arrived) {
     ExpireLocked(*r, now, "the confirmation came after the deadline");
-    (void)SaveLocked();
-    return absl::FailedPreconditionError(
-        absl::StrCat("change ", id, ": the deadline passed; it is ", ChangeStateName(r->state)));
+    absl::Status saved = SaveLocked();
+    return absl::FailedPreconditionError(absl::StrCat("change ", id,
+                                                      ": the deadline passed; it is ",
+                                                      ChangeStateName(r->state), NotSaved(saved)));
   }
   r->state = ChangeState::kConfirmed;
   r->Event(now, absl::StrCat("confirmed by ", caller));
-  if (absl::Status st = SaveLocked(); !st.ok()) {
-    // Not on disk: it would still expire after a restart. Say so, keep it pending.
-    r->state = ChangeState::kPending;
-    r->events.pop_back();
-    return st;
-  }
-  spdlog::info("tuning: change {} confirmed by {}", id, caller);
-  return *r;
+  // Unsaved, the confirm still holds here: rolling back what the operator
+  // just confirmed would be worse than a file that is behind.
+  absl::Status saved = SaveLocked();
+  spdlog::info("tuning: change {} confirmed by {}{}", id, caller, NotSaved(saved));
+  return ChangeOutcome{*r, saved};
 }
 
-absl::StatusOr<ChangeRecord> TuningManager::Rollback(const std::string& id,
-                                                     const std::string& caller, bool force) {
+absl::StatusOr<ChangeOutcome> TuningManager::Rollback(const std::string& id,
+                                                      const std::string& caller, bool force) {
   std::lock_guard<std::mutex> lk(mu_);
   ChangeRecord* r = journal_.Find(id);
   if (r == nullptr)
@@ -449,17 +497,17 @@ absl::StatusOr<ChangeRecord> TuningManager::Rollback(const std::string& id,
   if (!out.failed.empty()) {
     r->state = ChangeState::kRollbackFailed;
     r->Event(now, absl::StrCat("rollback by ", caller, " incomplete", out.Describe()));
-    (void)SaveLocked();
-    return absl::AbortedError(
-        absl::StrCat("change ", id, ": rollback incomplete", out.Describe(),
-                     "; it is rollback_failed: retry when the cause is fixed"));
+    absl::Status saved = SaveLocked();
+    return absl::AbortedError(absl::StrCat("change ", id, ": rollback incomplete", out.Describe(),
+                                           "; it is rollback_failed: retry when the cause is fixed",
+                                           NotSaved(saved)));
   }
   r->state = ChangeState::kRolledBack;
   r->drift.clear();
   r->Event(now, absl::StrCat("rolled back by ", caller, force ? " (forced)" : "", out.Describe()));
-  NETAGENT_RETURN_IF_ERROR(SaveLocked());
-  spdlog::info("tuning: change {} rolled back by {}", id, caller);
-  return *r;
+  absl::Status saved = SaveLocked();
+  spdlog::info("tuning: change {} rolled back by {}{}", id, caller, NotSaved(saved));
+  return ChangeOutcome{*r, saved};
 }
 
 std::vector<ChangeRecord> TuningManager::List(size_t limit, bool active_only) {
@@ -589,10 +637,9 @@ void TuningManager::Tick() {
     changed = true;
   }
   if (now >= next_drift_check_) changed |= CheckDriftLocked(now);
-  if (changed) {
+  if (changed || !save_error_.empty()) {
     journal_.Prune(kKeepInactive);  // no reference into the journal outlives this call
-    if (absl::Status st = SaveLocked(); !st.ok())
-      spdlog::error("tuning: journal: {}", std::string(st.message()));
+    (void)SaveLocked();             // a failure is logged once and retried here
   }
 }
 

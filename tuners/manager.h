@@ -46,6 +46,25 @@ struct Tunable {
 // '.', '_' and '-', 1 to 64 of them; INVALID_ARGUMENT naming change_id.
 absl::Status ValidateChangeId(absl::string_view id);
 
+// The change journal's health, for GetJournalStatus and the agent's
+// conditions (tuners/ knows neither).
+struct JournalHealth {
+  std::string path;
+  // Empty while the file holds what the agent knows. Otherwise the last
+  // write failed: the host is as the agent reports it and the file is
+  // behind (an agent restarted now would act on the older record). Writes
+  // are retried at every deadline pass and drift check.
+  std::string save_error;
+  absl::Time save_failing_since;
+};
+
+// What a confirm or rollback did. `journal` not OK: the host is as `change`
+// says, but the journal could not record it (the agent keeps trying).
+struct ChangeOutcome {
+  ChangeRecord change;
+  absl::Status journal;
+};
+
 class TuningManager {
  public:
   struct Options {
@@ -87,16 +106,20 @@ class TuningManager {
                                     const std::string& expected_digest,
                                     const std::string& change_id = "");
   // On time is judged by arrival: a confirm that arrived before the deadline
-  // wins even when the deadline pass holds the lock at that moment.
-  absl::StatusOr<ChangeRecord> Confirm(const std::string& id, const std::string& caller);
+  // wins even when the deadline pass holds the lock at that moment. A
+  // confirm the journal cannot record still holds in this agent (it will not
+  // roll the change back) and the outcome says it was not saved.
+  absl::StatusOr<ChangeOutcome> Confirm(const std::string& id, const std::string& caller);
   // Restores the values the change replaced. A knob someone else changed
   // since (drift) is not overwritten unless `force`: FAILED_PRECONDITION
-  // naming it, and nothing is written.
-  absl::StatusOr<ChangeRecord> Rollback(const std::string& id, const std::string& caller,
-                                        bool force);
+  // naming it, and nothing is written. A restore the journal cannot record
+  // is still a restore: OK, and the outcome says it was not saved.
+  absl::StatusOr<ChangeOutcome> Rollback(const std::string& id, const std::string& caller,
+                                         bool force);
   // Newest first.
   std::vector<ChangeRecord> List(size_t limit, bool active_only);
   absl::StatusOr<std::vector<Tunable>> Tunables(const std::string& device);
+  JournalHealth JournalStatus();
 
   // Runs the deadline and drift pass now (the thread does it on its own).
   void Tick();
@@ -106,7 +129,7 @@ class TuningManager {
   static constexpr absl::Duration kMaxSleep = absl::Seconds(1);
 
  private:
-  explicit TuningManager(Options options, Journal journal);
+  explicit TuningManager(Options options, Journal journal, std::string journal_path);
 
   // Under mu_.
   void ReconcileLocked();
@@ -125,6 +148,8 @@ class TuningManager {
   absl::StatusOr<Restore> RestoreLocked(ChangeRecord& r, bool force, bool refuse_drift);
   // The newest active change that set `knob`, if any.
   const ChangeRecord* OwnerLocked(const std::string& knob) const;
+  // Writes the journal; a failure is remembered for JournalStatus() and logged
+  // once, and the next deadline pass or drift check tries again.
   absl::Status SaveLocked();
   std::map<std::string, std::string> BaselineLocked() const;
   // When the thread must next run Tick().
@@ -135,9 +160,12 @@ class TuningManager {
   absl::Time Now() const { return options_.clock(); }
 
   Options options_;
+  const std::string journal_path_;
   std::mutex mu_;
   std::condition_variable cv_;
   Journal journal_;
+  std::string save_error_;  // see JournalHealth
+  absl::Time save_failing_since_;
   bool stop_ = false;
   absl::Time next_drift_check_;
   std::map<std::string, absl::Time> retry_at_;  // failed expiries, retried later

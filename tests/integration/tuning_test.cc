@@ -5,7 +5,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mount.h>
 
+#include <cstring>
 #include <map>
 
 #include "absl/strings/ascii.h"
@@ -83,6 +85,24 @@ std::vector<v1::ChangeRecord> History(const Agent& a) {
 absl::Time FromProto(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
+
+// A directory made read-only for as long as this lives: a read-only bind
+// mount in the test's private mount namespace, which the agent (its child)
+// shares. Root's writes there fail with EROFS, as on a file system the
+// kernel remounted read-only; file modes would not stop root.
+class ReadOnlyDir {
+ public:
+  explicit ReadOnlyDir(const std::string& dir) : dir_(dir) {
+    ok_ = ::mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND, nullptr) == 0 &&
+          ::mount(nullptr, dir.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) == 0;
+  }
+  ~ReadOnlyDir() { ::umount2(dir_.c_str(), MNT_DETACH); }
+  bool ok() const { return ok_; }
+
+ private:
+  std::string dir_;
+  bool ok_ = false;
+};
 
 std::map<std::string, v1::ChangeRecord> HistoryById(const Agent& a) {
   std::map<std::string, v1::ChangeRecord> out;
@@ -271,6 +291,36 @@ TEST(TuningIntegration, AWriteFailingHalfWayRestoresTheEarlierWrites) {
   auto h = History(agent);
   ASSERT_EQ(h.size(), 1u);
   EXPECT_EQ(h[0].state(), v1::CHANGE_STATE_FAILED);
+}
+
+TEST(TuningIntegration, ARollbackWithAReadOnlyJournalSaysTheHostIsRestoredAndTheJournalNot) {
+  REQUIRE_ROOT("network namespaces and a read-only bind mount");
+  Netns ns;
+  Agent agent(ns);
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  const std::string somaxconn = Sysctl(ns, "net.core.somaxconn");
+  const std::string id = Apply(agent, {"limits", "--set", "somaxconn=8192"}).change().id();
+  ASSERT_EQ(Sysctl(ns, "net.core.somaxconn"), "8192");
+  const std::string journal = agent.state_dir() + "/tuning/journal.yaml";
+  {
+    ReadOnlyDir ro(agent.state_dir() + "/tuning");
+    ASSERT_TRUE(ro.ok()) << strerror(errno);
+    RunResult r = agent.Netctl({"-o", "json", "tune", "rollback", id});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto resp = ResultOf<v1::RollbackChangeResponse>(Lines(r.out).at(0));
+    EXPECT_EQ(resp.change().state(), v1::CHANGE_STATE_ROLLED_BACK);
+    EXPECT_THAT(resp.journal_error(), HasSubstr("Read-only file system"));
+    EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), somaxconn);
+    EXPECT_THAT(ReadFile(journal), HasSubstr("state: confirmed"));  // behind
+    // An apply cannot be journaled first, so it changes nothing.
+    RunResult refused = agent.Netctl({"tune", "apply", "limits", "--set", "somaxconn=9000"});
+    EXPECT_EQ(refused.exit_code, 1);
+    EXPECT_THAT(refused.err, HasSubstr("FAILED_PRECONDITION: nothing was changed"));
+    EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), somaxconn);
+  }
+  // Writable again: the next write brings the file up to date.
+  Apply(agent, {"limits", "--set", "tcp_fin_timeout=31"});
+  EXPECT_THAT(ReadFile(journal), HasSubstr("state: rolled_back"));
 }
 
 TEST(TuningIntegration, DriftIsReportedNotFought) {

@@ -163,6 +163,10 @@ class ManagerTest : public ::testing::Test {
   }
 
   std::string JournalPath() const { return dir_ + "/tuning/journal.yaml"; }
+  // Journal writes fail until FixJournalWrites(): the temporary file the
+  // journal is written through is a directory (root ignores file modes).
+  void BreakJournalWrites() { std::filesystem::create_directories(JournalPath() + ".tmp"); }
+  void FixJournalWrites() { std::filesystem::remove(JournalPath() + ".tmp"); }
 
   void WriteJournal(std::vector<ChangeRecord> records) {
     Journal j = *Journal::FromYaml("", JournalPath());
@@ -317,7 +321,7 @@ TEST_F(ManagerTest, AConfirmThatArrivedInTimeWinsOverTheDeadlinePassHoldingTheLo
   absl::StatusOr<ChangeRecord> confirmed = absl::UnknownError("not run");
   std::thread confirm([&] {
     auto r = manager_->Confirm(id, "op");
-    confirmed = r;
+    confirmed = r.ok() ? absl::StatusOr<ChangeRecord>(r->change) : r.status();
   });
   ASSERT_TRUE(Eventually([&] { return clock_.ReadBy(confirm.get_id()); }));
   // The pass goes on with a time after the deadline.
@@ -342,6 +346,84 @@ TEST_F(ManagerTest, AConfirmArrivingAtTheDeadlineIsLate) {
   EXPECT_EQ(late.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(late.status().message(), HasSubstr("the deadline passed; it is expired"));
   EXPECT_EQ(Value("net.core.somaxconn"), "4096");
+}
+
+// What the journal file says about `id` now.
+ChangeState StateOnDisk(const std::string& path, const std::string& id) {
+  auto j = Journal::Load(path);
+  EXPECT_TRUE(j.ok()) << j.status();
+  if (!j.ok() || j->Find(id) == nullptr) return ChangeState::kApplying;
+  return j->Find(id)->state;
+}
+
+TEST_F(ManagerTest, ARollbackTheJournalCannotRecordStillRestoresAndSaysSo) {
+  Start();
+  auto applied = manager_->Apply(Limits({{"somaxconn", "8192"}}), "op", std::nullopt, "");
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  const std::string id = applied->change->id;
+  BreakJournalWrites();
+  auto r = manager_->Rollback(id, "op", false);
+  // What happened on the host is the answer; the journal's trouble is beside it.
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
+  EXPECT_EQ(r->change.state, ChangeState::kRolledBack);
+  EXPECT_FALSE(r->journal.ok());
+  EXPECT_THAT(r->journal.message(), HasSubstr("journal.yaml.tmp"));
+  EXPECT_EQ(StateOnDisk(JournalPath(), id), ChangeState::kConfirmed);  // behind
+  JournalHealth h = manager_->JournalStatus();
+  EXPECT_THAT(h.save_error, HasSubstr("journal.yaml.tmp"));
+  EXPECT_EQ(h.save_failing_since, clock_.Now());
+  // Once writes work again, the next pass brings the file up to date.
+  FixJournalWrites();
+  clock_.Advance(absl::Seconds(30));
+  manager_->Tick();
+  EXPECT_EQ(StateOnDisk(JournalPath(), id), ChangeState::kRolledBack);
+  EXPECT_EQ(manager_->JournalStatus().save_error, "");
+}
+
+TEST_F(ManagerTest, AConfirmTheJournalCannotRecordStillHolds) {
+  Start();
+  const std::string id = ApplyPending(absl::Seconds(30));
+  BreakJournalWrites();
+  auto c = manager_->Confirm(id, "op");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->change.state, ChangeState::kConfirmed);
+  EXPECT_FALSE(c->journal.ok());
+  clock_.Advance(absl::Seconds(31));
+  manager_->Tick();
+  EXPECT_EQ(Get(id).state, ChangeState::kConfirmed);
+  EXPECT_EQ(Value("net.core.somaxconn"), "8192");
+  EXPECT_EQ(StateOnDisk(JournalPath(), id), ChangeState::kPending);
+}
+
+TEST_F(ManagerTest, AnExpiryTheJournalCannotRecordStillRestores) {
+  Start();
+  const std::string id = ApplyPending(absl::Seconds(30));
+  BreakJournalWrites();
+  clock_.Advance(absl::Seconds(30));
+  manager_->Tick();
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
+  EXPECT_EQ(Get(id).state, ChangeState::kExpired);
+  EXPECT_NE(manager_->JournalStatus().save_error, "");
+}
+
+TEST_F(ManagerTest, AnApplyThatCannotBeJournaledChangesNothing) {
+  Start();
+  BreakJournalWrites();
+  auto a = manager_->Apply(Limits({{"somaxconn", "8192"}}), "op", std::nullopt, "");
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition) << a.status();
+  EXPECT_THAT(a.status().message(), HasSubstr("nothing was changed"));
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
+  EXPECT_TRUE(manager_->List(10, false).empty());
+}
+
+TEST_F(ManagerTest, AnUnwritableJournalAtStartIsReportedNotFatal) {
+  BreakJournalWrites();
+  Start();
+  EXPECT_NE(manager_->JournalStatus().save_error, "");
+  EXPECT_EQ(
+      manager_->Apply(Limits({{"somaxconn", "8192"}}), "op", std::nullopt, "").status().code(),
+      absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(ManagerTest, RollbacksGoNewestFirstOnAKnob) {
