@@ -24,7 +24,7 @@ std::unique_ptr<AgentServer::Services> AgentServer::MakeServices(const std::stri
   s->sockets = std::make_unique<SocketService>(ctx_);
   s->nics = std::make_unique<NicService>(ctx_);
   s->conntrack = std::make_unique<ConntrackService>(ctx_);
-  s->tuning = std::make_unique<TuningService>(ctx_, tuning_manager_.get());
+  s->tuning = std::make_unique<TuningService>(ctx_, tuning_manager_.get(), tuning_off_);
   s->datapath = std::make_unique<DatapathService>(ctx_, datapath_manager_.get(), datapath_off);
   return s;
 }
@@ -114,9 +114,25 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     auto io = std::make_unique<tuners::SystemKnobs>(topts.paths);
     io->set_failing_writes(options.fault_inject_writes);
     topts.io = std::move(io);
-    NETAGENT_ASSIGN_OR_RETURN(s->tuning_manager_, tuners::TuningManager::Start(std::move(topts)));
-    // The first plan would otherwise spend a tenth of a second on kallsyms.
-    std::thread(tuners::WarmSnapshotCaches).detach();
+    auto m = tuners::TuningManager::Start(std::move(topts));
+    if (m.ok()) {
+      s->tuning_manager_ = std::move(*m);
+      ctx.conditions.AddSource([weak = std::weak_ptr(s->tuning_manager_)] {
+        auto t = weak.lock();
+        return t ? JournalConditions(t->JournalStatus()) : std::vector<Condition>{};
+      });
+      // The first plan would otherwise spend a tenth of a second on kallsyms.
+      std::thread(tuners::WarmSnapshotCaches).detach();
+    } else {
+      // Telemetry and the fast path still serve; tuning says why it cannot.
+      s->tuning_off_ = absl::StrCat("tuning is off: ", m.status().message());
+      spdlog::error("{}", s->tuning_off_);
+      ctx.conditions.Set({"tuning-off", ConditionSeverity::kCritical, s->tuning_off_,
+                          absl::StrCat("fix ", options.state_dir,
+                                       "/tuning (the journal there may hold changes to expire), "
+                                       "then restart the agent"),
+                          absl::Now()});
+    }
   }
   std::string datapath_off = "the fast path is off: the agent has no bpf pin root";
   if (!options.bpf_pin_root.empty()) {

@@ -103,7 +103,10 @@ class AgentServer {
   Options options_;
   AgentContext& ctx_;
   std::unique_ptr<TlsStore> tls_;
-  std::unique_ptr<tuners::TuningManager> tuning_manager_;
+  // Shared so that the condition source registered in the context (which
+  // outlives this server) can tell when it is gone.
+  std::shared_ptr<tuners::TuningManager> tuning_manager_;
+  std::string tuning_off_ = "tuning is off: the agent has no state directory for its journal";
   std::unique_ptr<datapath::DatapathManager> datapath_manager_;
   std::unique_ptr<Services> local_services_, network_services_;
   std::unique_ptr<grpc::Server> local_, network_;

@@ -222,12 +222,68 @@ void ToProto(const tuners::ChangeRecord& r, v1::ChangeRecord* o) {
   }
 }
 
+void ToProto(const std::string& path, const tuners::JournalHealth::Quarantine& q,
+             v1::JournalQuarantine* out) {
+  out->set_quarantined_path(q.moved_to);
+  out->set_move_error(q.move_error);
+  out->set_error(q.error);
+  ToProto(q.since, out->mutable_since());
+  out->set_changes_read(static_cast<uint32_t>(q.salvage.changes_read));
+  for (const auto& c : q.salvage.possibly_in_effect) {
+    v1::ChangeRecord* r = out->add_possibly_in_effect();
+    r->set_id(c.id);
+    r->set_state(c.state ? StateToProto(*c.state) : v1::CHANGE_STATE_UNSPECIFIED);
+    if (c.confirm_deadline) ToProto(*c.confirm_deadline, r->mutable_confirm_deadline());
+    for (const auto& k : c.knobs) {
+      v1::KnobChange* x = r->add_knobs();
+      x->set_knob(k.knob);
+      x->set_old_value(k.old_value);
+      x->set_new_value(k.new_value);
+    }
+  }
+  out->set_summary(tuners::DescribeQuarantine(path, q));
+}
+
+void ToProto(const tuners::JournalHealth& h, v1::JournalStatus* out) {
+  out->set_path(h.path);
+  if (h.quarantine) ToProto(h.path, *h.quarantine, out->mutable_quarantine());
+  out->set_save_error(h.save_error);
+  if (!h.save_error.empty()) ToProto(h.save_failing_since, out->mutable_save_failing_since());
+  for (const auto& e : h.events) {
+    v1::ChangeEvent* x = out->add_events();
+    ToProto(e.at, x->mutable_at());
+    x->set_what(e.what);
+  }
+}
+
+std::vector<Condition> JournalConditions(const tuners::JournalHealth& h) {
+  std::vector<Condition> out;
+  if (h.quarantine) {
+    out.push_back({"tuning-journal-quarantined", ConditionSeverity::kCritical,
+                   absl::StrCat(tuners::DescribeQuarantine(h.path, *h.quarantine),
+                                "; applying tuning is refused until an operator acknowledges"),
+                   "check those knobs (netctl tune journal shows what the file held, netctl tune "
+                   "show their values now), restore any by hand, then: netctl tune journal ack",
+                   h.quarantine->since});
+  }
+  if (!h.save_error.empty()) {
+    const size_t slash = h.path.rfind('/');
+    out.push_back(
+        {"tuning-journal-not-saved", ConditionSeverity::kWarning,
+         absl::StrCat("the change journal ", h.path, " cannot be written (", h.save_error,
+                      "): the host is as the agent reports it but the file is behind (a restarted "
+                      "agent would act on the older record), and applying tuning is refused"),
+         absl::StrCat("make ", slash == std::string::npos ? h.path : h.path.substr(0, slash),
+                      " writable again (read-only or full file system?); the agent retries by "
+                      "itself"),
+         h.save_failing_since});
+  }
+  return out;
+}
+
 grpc::Status TuningService::Begin(grpc::ServerContext* context) {
   if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
-  if (manager_ == nullptr) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "tuning is off: the agent has no state directory for its journal");
-  }
+  if (manager_ == nullptr) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, off_reason_);
   return grpc::Status::OK;
 }
 
@@ -341,6 +397,29 @@ grpc::Status TuningService::ListChanges(grpc::ServerContext* context,
   for (const auto& r : manager_->List(limit, request->active_only())) {
     ToProto(r, response->add_changes());
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status TuningService::GetJournalStatus(grpc::ServerContext* context,
+                                             const v1::GetJournalStatusRequest* request,
+                                             v1::GetJournalStatusResponse* response) {
+  if (grpc::Status s = Begin(context); !s.ok()) return s;
+  ToProto(manager_->JournalStatus(), response->mutable_status());
+  return grpc::Status::OK;
+}
+
+grpc::Status TuningService::AcknowledgeJournal(grpc::ServerContext* context,
+                                               const v1::AcknowledgeJournalRequest* request,
+                                               v1::AcknowledgeJournalResponse* response) {
+  if (grpc::Status s = Begin(context); !s.ok()) return s;
+  if (request->quarantined_path().size() > 4096) {
+    return ToGrpc(absl::InvalidArgumentError("quarantined_path: too long"));
+  }
+  auto acked = manager_->AcknowledgeJournal(CallerOf(context), request->quarantined_path());
+  if (!acked.ok()) return ToGrpc(acked.status());
+  const tuners::JournalHealth h = manager_->JournalStatus();
+  ToProto(h.path, *acked, response->mutable_acknowledged());
+  ToProto(h, response->mutable_status());
   return grpc::Status::OK;
 }
 

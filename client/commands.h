@@ -135,6 +135,8 @@ struct TuneArgs {
   uint32_t limit = 0;
   bool active_only = false;
   std::string filter;
+  // journal ack
+  std::string journal_file;
 };
 
 // "1gbit", "500mbit", "10G", "2.5Gbit/s", "100000" (bits per second).
@@ -148,6 +150,8 @@ int RunTuneApply(const CommandContext& c, const TuneArgs& args);
 int RunTuneConfirm(const CommandContext& c, const TuneArgs& args);
 int RunTuneRollback(const CommandContext& c, const TuneArgs& args);
 int RunTuneHistory(const CommandContext& c, const TuneArgs& args);
+int RunTuneJournal(const CommandContext& c, const TuneArgs& args);
+int RunTuneJournalAck(const CommandContext& c, const TuneArgs& args);
 
 }  // namespace netagent::client
 

@@ -274,6 +274,12 @@ int Main(int argc, char** argv) {
       tune->add_subcommand("history", "changes, newest first: who, when, what, outcome");
   tune_history->add_option("--limit", tune_args.limit, "at most this many (default 50)");
   tune_history->add_flag("--active", tune_args.active_only, "only changes in effect");
+  auto* tune_journal = tune->add_subcommand(
+      "journal", "the change journal: set aside at start (and what it held), failing writes");
+  auto* tune_journal_ack = tune_journal->add_subcommand(
+      "ack", "after checking what a journal set aside may have left: start a fresh one");
+  tune_journal_ack->add_option("--file", tune_args.journal_file,
+                               "only if this is the file set aside (path or base name)");
 
   DatapathArgs dp;
   auto* datapath = app.add_subcommand("datapath", "the XDP/TC fast path: blocklists, SYN guard");
@@ -421,6 +427,8 @@ int Main(int argc, char** argv) {
   if (*tune_confirm) return RunTuneConfirm(ctx, tune_args);
   if (*tune_rollback) return RunTuneRollback(ctx, tune_args);
   if (*tune_history) return RunTuneHistory(ctx, tune_args);
+  if (*tune_journal_ack) return RunTuneJournalAck(ctx, tune_args);
+  if (*tune_journal) return RunTuneJournal(ctx, tune_args);
   for (CLI::App* cmd : intent_cmds) {
     if (*cmd) tune_args.intent = cmd->get_name();
   }

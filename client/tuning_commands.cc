@@ -1,4 +1,4 @@
-// netctl tune show | plan | apply | confirm | rollback | history.
+// netctl tune show | plan | apply | confirm | rollback | history | journal [ack].
 #include <google/protobuf/util/time_util.h>
 
 #include <cmath>
@@ -216,6 +216,54 @@ void PrintJournalError(const std::string& error, std::ostream& out) {
       << "\n  (the agent retries; netctl host shows the condition)\n";
 }
 
+void PrintQuarantine(const v1::JournalQuarantine& q, std::ostream& out) {
+  out << "  could not be read: " << q.error() << "\n";
+  if (!q.quarantined_path().empty()) {
+    out << "  set aside as: " << q.quarantined_path() << "\n";
+  } else {
+    out << "  could not be set aside: " << q.move_error() << "\n";
+  }
+  if (q.changes_read() == 0) {
+    out << "  nothing could be read from it: check the knobs by hand (netctl tune show)\n";
+    return;
+  }
+  if (q.possibly_in_effect_size() == 0) {
+    out << "  it names " << q.changes_read() << " change(s), none of them in effect\n";
+    return;
+  }
+  out << "  possibly in effect (values may be left changed; the agent no longer expires or rolls "
+         "them back):\n";
+  Table t({"CHANGE", "STATE", "KNOB", "OLD", "", "NEW"});
+  for (const auto& c : q.possibly_in_effect()) {
+    std::string state =
+        c.state() == v1::CHANGE_STATE_UNSPECIFIED ? "unreadable" : StateName(c.state());
+    if (c.has_confirm_deadline()) {
+      absl::StrAppend(&state, " (was to roll back at ", TimeText(c.confirm_deadline()), ")");
+    }
+    if (c.knobs_size() == 0) t.AddRow({c.id(), state, "(no knob readable)", "", "", ""});
+    for (const auto& k : c.knobs()) {
+      t.AddRow({c.id(), state, k.knob(), k.old_value(), "->", k.new_value()});
+    }
+  }
+  t.Render(out);
+}
+
+void PrintJournal(const v1::JournalStatus& s, std::ostream& out) {
+  const bool ok = !s.has_quarantine() && s.save_error().empty();
+  out << "journal " << s.path() << ": " << (ok ? "ok" : "NEEDS ATTENTION") << "\n";
+  if (s.has_quarantine()) {
+    out << "QUARANTINED since " << TimeText(s.quarantine().since())
+        << " UTC; applying is refused until acknowledged\n";
+    PrintQuarantine(s.quarantine(), out);
+    out << "  when those knobs are as they should be: netctl tune journal ack\n";
+  }
+  if (!s.save_error().empty()) {
+    out << "WRITES FAILING since " << TimeText(s.save_failing_since())
+        << " UTC (the file is behind; applying is refused): " << s.save_error() << "\n";
+  }
+  for (const auto& e : s.events()) out << "  " << TimeText(e.at()) << "  " << e.what() << "\n";
+}
+
 std::string NewChangeId() {
   std::random_device rd;
   return absl::StrCat(absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::UTCTimeZone()), "-",
@@ -380,6 +428,35 @@ int RunTuneHistory(const CommandContext& c, const TuneArgs& args) {
                       absl::StrCat(r.knobs_size()),
                       r.events_size() ? r.events(r.events_size() - 1).what() : ""});
     }
+  };
+  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+}
+
+int RunTuneJournal(const CommandContext& c, const TuneArgs&) {
+  v1::GetJournalStatusRequest req;
+  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &v1::TuningService::Stub::GetJournalStatus);
+  });
+  View view;
+  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
+    PrintJournal(static_cast<const v1::GetJournalStatusResponse&>(m).status(), out);
+  };
+  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+}
+
+int RunTuneJournalAck(const CommandContext& c, const TuneArgs& args) {
+  v1::AcknowledgeJournalRequest req;
+  req.set_quarantined_path(args.journal_file);
+  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &v1::TuningService::Stub::AcknowledgeJournal);
+  });
+  View view;
+  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
+    const auto& r = static_cast<const v1::AcknowledgeJournalResponse&>(m);
+    out << "acknowledged: " << r.acknowledged().quarantined_path()
+        << " stays as it is; a fresh journal is started and applying is allowed again\n";
+    PrintQuarantine(r.acknowledged(), out);
+    PrintJournal(r.status(), out);
   };
   return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }

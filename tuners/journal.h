@@ -25,6 +25,7 @@ enum class ChangeState {
   kRollbackFailed,  // a restore failed: values may be mixed, see the events
 };
 absl::string_view ChangeStateName(ChangeState s);
+std::optional<ChangeState> ChangeStateFromName(absl::string_view name);
 bool IsActive(ChangeState s);  // its values are (meant to be) in effect
 
 struct KnobChange {
@@ -70,8 +71,12 @@ struct BaselineValue {
 
 class Journal {
  public:
-  // Loads `path` (absent: an empty journal). A file that does not parse is
-  // an error: the agent must not forget changes it may have to undo.
+  // A fresh journal that Save() writes to `path`.
+  static Journal Empty(const std::string& path);
+  // Loads `path` (absent: an empty journal). A file that does not load is
+  // DATA_LOSS saying why (empty, binary, cut short, an unknown version, a bad
+  // state or time): the agent must not forget changes it may have to undo.
+  // Other errors are the read's own (EACCES, EIO).
   static absl::StatusOr<Journal> Load(const std::string& path);
 
   absl::Status Save();
@@ -80,6 +85,11 @@ class Journal {
   const std::vector<ChangeRecord>& records() const { return records_; }
   ChangeRecord* Find(absl::string_view id);
   std::map<std::string, BaselineValue>& baseline() { return baseline_; }
+  // The journal's own history (a fresh start after a quarantine, and who
+  // acknowledged it), apart from any change.
+  std::vector<ChangeEvent>& events() { return events_; }
+  const std::vector<ChangeEvent>& events() const { return events_; }
+  const std::string& path() const { return path_; }
 
   // Drops the oldest inactive records beyond `keep`.
   void Prune(size_t keep);
@@ -92,6 +102,31 @@ class Journal {
   std::string path_;
   std::vector<ChangeRecord> records_;
   std::map<std::string, BaselineValue> baseline_;
+  std::vector<ChangeEvent> events_;
 };
+
+// What a journal that does not load can still tell the operator who must
+// check the host: the changes it names and their knobs, read line by line
+// from the layout ToYaml writes, since the file may be cut anywhere or hold
+// garbage a YAML parser rejects as a whole.
+struct SalvagedChange {
+  std::string id;
+  std::optional<ChangeState> state;  // unset: missing or unreadable
+  std::optional<absl::Time> confirm_deadline;
+  std::vector<KnobChange> knobs;
+};
+struct Salvage {
+  size_t changes_read = 0;  // every change named, whatever its state
+  // Those whose values may be on the host: applying, pending, confirmed,
+  // rollback_failed, or a state that could not be read.
+  std::vector<SalvagedChange> possibly_in_effect;
+};
+Salvage SalvageJournal(absl::string_view text);
+// One line for logs, refusals and the agent's condition.
+std::string DescribeSalvage(const Salvage& s);
+
+// Renames a journal that does not load to `<path>.corrupt-<UTC time>` (never
+// over an earlier one) and makes the rename durable; returns the new path.
+absl::StatusOr<std::string> QuarantineJournalFile(const std::string& path, absl::Time now);
 
 }  // namespace netagent::tuners

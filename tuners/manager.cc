@@ -1,6 +1,7 @@
 #include "tuners/manager.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -10,11 +11,14 @@
 #include <random>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "kernel/cpus.h"
 #include "kernel/errors.h"
+#include "kernel/files.h"
 #include "kernel/text.h"
 #include "spdlog/spdlog.h"
 #include "tuners/applier.h"
@@ -47,12 +51,64 @@ std::string NotSaved(const absl::Status& saved) {
   return absl::StrCat("; the change journal could not record this: ", saved.message());
 }
 
+std::string Basename(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// A write cut short before its rename: the journal it was to replace is
+// still the one in force, and nothing was done on the strength of the
+// unfinished one (every change waits for its record to be renamed in).
+void RemoveLeftoverTemp(const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  struct stat st;
+  if (::lstat(tmp.c_str(), &st) != 0) return;
+  if (::unlink(tmp.c_str()) == 0) {
+    spdlog::warn(
+        "tuning: removed {}, left by a journal write that never completed (the agent stopped "
+        "between writing and renaming it); {} stays in force",
+        tmp, path);
+  } else {
+    spdlog::error("tuning: cannot remove {}, left by an unfinished journal write: {}", tmp,
+                  std::strerror(errno));
+  }
+}
+
+// Moves a journal that did not load out of the way and keeps what an
+// operator needs to judge the host.
+JournalHealth::Quarantine SetAside(const std::string& path, const std::string& text,
+                                   const absl::Status& why, absl::Time now) {
+  JournalHealth::Quarantine q;
+  absl::string_view error = why.message();
+  absl::ConsumePrefix(&error, absl::StrCat(path, ": "));  // the path is said anyway
+  q.error = std::string(error);
+  q.since = now;
+  q.salvage = SalvageJournal(text);
+  auto moved = QuarantineJournalFile(path, now);
+  if (moved.ok()) {
+    q.moved_to = *moved;
+  } else {
+    q.move_error = std::string(moved.status().message());
+  }
+  return q;
+}
+
 bool Holds(ChangeState s) {
   return s == ChangeState::kPending || s == ChangeState::kConfirmed ||
          s == ChangeState::kRollbackFailed;
 }
 
 }  // namespace
+
+std::string DescribeQuarantine(const std::string& path, const JournalHealth::Quarantine& q) {
+  return absl::StrCat(
+      "the change journal ", path, " could not be read (", q.error, ") and ",
+      q.moved_to.empty() ? absl::StrCat("could not be set aside (", q.move_error, ")")
+                         : absl::StrCat("was set aside as ", q.moved_to),
+      "; the agent no longer knows the changes it recorded and can neither roll them back nor "
+      "expire them, so values may be left changed: ",
+      DescribeSalvage(q.salvage));
+}
 
 TuningManager::TuningManager(Options options, Journal journal, std::string journal_path)
     : options_(std::move(options)),
@@ -66,9 +122,27 @@ absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options opti
   if (ec) return absl::InternalError(absl::StrCat("state_dir: create ", dir, ": ", ec.message()));
   ::chmod(dir.c_str(), 0700);
   const std::string path = dir + "/journal.yaml";
-  NETAGENT_ASSIGN_OR_RETURN(Journal journal, Journal::Load(path));
   if (!options.io) options.io = std::make_unique<SystemKnobs>(options.paths);
   if (!options.clock) options.clock = [] { return absl::Now(); };
+  RemoveLeftoverTemp(path);
+  Journal journal = Journal::Empty(path);
+  std::optional<JournalHealth::Quarantine> quarantine;
+  auto text = kernel::ReadFile(path);
+  if (!text.ok() && !absl::IsNotFound(text.status())) return text.status();
+  if (text.ok()) {
+    auto loaded = Journal::FromYaml(*text, path);
+    if (loaded.ok()) {
+      journal = std::move(*loaded);
+    } else if (absl::IsDataLoss(loaded.status())) {
+      quarantine = SetAside(path, *text, loaded.status(), options.clock());
+      spdlog::error(
+          "tuning: {}; applying is refused until an operator checks those knobs and runs: netctl "
+          "tune journal ack",
+          DescribeQuarantine(path, *quarantine));
+    } else {
+      return loaded.status();
+    }
+  }
   if (!options.snapshot) {
     options.snapshot = [paths = options.paths](const SnapshotRequest& req,
                                                const std::map<std::string, std::string>& baseline) {
@@ -78,16 +152,10 @@ absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options opti
   std::unique_ptr<TuningManager> m(new TuningManager(std::move(options), std::move(journal), path));
   {
     std::lock_guard<std::mutex> lk(m->mu_);
-    const absl::Time now = m->Now();
-    for (const auto& spec : SysctlRegistry()) {
-      if (spec.kernel_default || m->journal_.baseline().count(spec.name) ||
-          m->OwnerLocked(spec.name)) {
-        continue;
-      }
-      if (auto v = m->options_.io->Read(spec.name); v.ok()) {
-        m->journal_.baseline()[spec.name] = {*v, now};
-      }
-    }
+    m->quarantine_ = std::move(quarantine);
+    // While quarantined, values found now may be ones a lost change left:
+    // first-seen values are taken when the operator acknowledges.
+    if (!m->quarantine_) m->RecordFirstSeenLocked(m->Now());
     m->ReconcileLocked();
     m->journal_.Prune(kKeepInactive);
     // An unwritable journal does not stop the agent: it is reported, applies
@@ -107,8 +175,51 @@ TuningManager::~TuningManager() {
   if (thread_.joinable()) thread_.join();
 }
 
+void TuningManager::RecordFirstSeenLocked(absl::Time now) {
+  for (const auto& spec : SysctlRegistry()) {
+    if (spec.kernel_default || journal_.baseline().count(spec.name) || OwnerLocked(spec.name)) {
+      continue;
+    }
+    if (auto v = options_.io->Read(spec.name); v.ok()) journal_.baseline()[spec.name] = {*v, now};
+  }
+}
+
+absl::Status TuningManager::QuarantineRefusalLocked() const {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "tuning is refused: ", DescribeQuarantine(journal_path_, *quarantine_),
+      ". Check those knobs (netctl tune journal shows what the file held), then acknowledge: "
+      "netctl tune journal ack"));
+}
+
+absl::Status TuningManager::UnknownChangeLocked(const std::string& id) const {
+  if (!quarantine_) {
+    return absl::NotFoundError(absl::StrCat("change_id: no change ", kernel::Quote(id)));
+  }
+  std::string listed;
+  for (const auto& c : quarantine_->salvage.possibly_in_effect) {
+    if (c.id != id) continue;
+    std::vector<std::string> knobs;
+    for (const auto& k : c.knobs) {
+      knobs.push_back(absl::StrCat(k.knob, " \"", k.old_value, "\" -> \"", k.new_value, "\""));
+    }
+    listed = absl::StrCat("; the file set aside lists it as ",
+                          c.state ? ChangeStateName(*c.state) : "state unreadable", ": ",
+                          knobs.empty() ? "no knob readable" : absl::StrJoin(knobs, ", "));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "change ", id, " is unknown to this agent: ", DescribeQuarantine(journal_path_, *quarantine_),
+      listed,
+      ". Restore its knobs by hand if needed (sysctl -w, ethtool), then: netctl tune journal ack"));
+}
+
 // Records are never erased here: callers hold references into the journal.
 absl::Status TuningManager::SaveLocked() {
+  if (quarantine_) {
+    // The file set aside stays the evidence; a fresh one starts at the
+    // acknowledgement, saying so.
+    return absl::FailedPreconditionError(
+        "the change journal is quarantined: nothing is written until it is acknowledged");
+  }
   absl::Status st = journal_.Save();
   if (!st.ok()) {
     if (save_error_.empty()) {
@@ -135,7 +246,60 @@ JournalHealth TuningManager::JournalStatus() {
   h.path = journal_path_;
   h.save_error = save_error_;
   h.save_failing_since = save_failing_since_;
+  h.quarantine = quarantine_;
+  h.events = journal_.events();
   return h;
+}
+
+absl::StatusOr<JournalHealth::Quarantine> TuningManager::AcknowledgeJournal(
+    const std::string& caller, const std::string& quarantined_path) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!quarantine_) {
+    return absl::FailedPreconditionError(absl::StrCat("nothing to acknowledge: the change journal ",
+                                                      journal_path_, " is not quarantined"));
+  }
+  JournalHealth::Quarantine& q = *quarantine_;
+  if (!quarantined_path.empty() && quarantined_path != q.moved_to &&
+      quarantined_path != Basename(q.moved_to)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "quarantined_path: the journal set aside here is ",
+        q.moved_to.empty() ? "still at " + journal_path_ : q.moved_to, ", not ", quarantined_path));
+  }
+  const absl::Time now = Now();
+  if (q.moved_to.empty()) {
+    // A fresh journal must not overwrite the one that is evidence.
+    auto moved = QuarantineJournalFile(journal_path_, now);
+    if (!moved.ok()) {
+      q.move_error = std::string(moved.status().message());
+      return absl::FailedPreconditionError(absl::StrCat(
+          "not acknowledged: ", journal_path_, " cannot be set aside (", q.move_error,
+          ") and a fresh journal would overwrite it; move it away by hand, then acknowledge"));
+    }
+    q.moved_to = *moved;
+  }
+  const JournalHealth::Quarantine acknowledged = q;
+  Journal previous = std::move(journal_);
+  journal_ = Journal::Empty(journal_path_);
+  journal_.events().push_back(
+      {now, absl::StrCat("fresh journal: ", caller,
+                         " acknowledged that the previous one could not "
+                         "be read (",
+                         acknowledged.error, ") and was set aside as ", acknowledged.moved_to,
+                         "; the changes it recorded are not tracked (",
+                         DescribeSalvage(acknowledged.salvage), ")")});
+  RecordFirstSeenLocked(now);
+  quarantine_.reset();
+  if (absl::Status st = SaveLocked(); !st.ok()) {
+    journal_ = std::move(previous);
+    quarantine_ = acknowledged;
+    return absl::FailedPreconditionError(
+        absl::StrCat("not acknowledged: the fresh journal cannot be written (", st.message(), ")"));
+  }
+  spdlog::warn(
+      "tuning: {} acknowledged the quarantined journal {}; a fresh journal starts at {} and "
+      "applying is allowed again",
+      caller, acknowledged.moved_to, journal_path_);
+  return acknowledged;
 }
 
 std::map<std::string, std::string> TuningManager::BaselineLocked() const {
@@ -284,12 +448,20 @@ bool TuningManager::CheckDriftLocked(absl::Time now) {
 
 absl::StatusOr<Plan> TuningManager::PlanFor(const Intent& intent) {
   std::map<std::string, std::string> baseline;
+  bool quarantined;
   {
     std::lock_guard<std::mutex> lk(mu_);
     baseline = BaselineLocked();
+    quarantined = quarantine_.has_value();
   }
   NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap, options_.snapshot(SnapshotFor(intent), baseline));
-  return PlanIntent(intent, snap);
+  NETAGENT_ASSIGN_OR_RETURN(Plan plan, PlanIntent(intent, snap));
+  if (quarantined) {
+    plan.warnings.push_back(
+        "applying is refused until the quarantined change journal is acknowledged (netctl tune "
+        "journal)");
+  }
+  return plan;
 }
 
 absl::Status ValidateChangeId(absl::string_view id) {
@@ -318,6 +490,7 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
   std::map<std::string, std::string> baseline;
   {
     std::lock_guard<std::mutex> lk(mu_);
+    if (quarantine_) return QuarantineRefusalLocked();
     baseline = BaselineLocked();
   }
   NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap, options_.snapshot(SnapshotFor(intent), baseline));
@@ -442,8 +615,7 @@ absl::StatusOr<ChangeOutcome> TuningManager::Confirm(const std::string& id,
     cv_.notify_all();  // a deadline it held back may be due
   };
   ChangeRecord* r = journal_.Find(id);
-  if (r == nullptr)
-    return absl::NotFoundError(absl::StrCat("change_id: no change ", kernel::Quote(id)));
+  if (r == nullptr) return UnknownChangeLocked(id);
   if (r->state == ChangeState::kConfirmed) return ChangeOutcome{*r, absl::OkStatus()};
   if (r->state != ChangeState::kPending) {
     return absl::FailedPreconditionError(
@@ -470,8 +642,7 @@ absl::StatusOr<ChangeOutcome> TuningManager::Rollback(const std::string& id,
                                                       const std::string& caller, bool force) {
   std::lock_guard<std::mutex> lk(mu_);
   ChangeRecord* r = journal_.Find(id);
-  if (r == nullptr)
-    return absl::NotFoundError(absl::StrCat("change_id: no change ", kernel::Quote(id)));
+  if (r == nullptr) return UnknownChangeLocked(id);
   if (!Holds(r->state)) {
     return absl::FailedPreconditionError(
         absl::StrCat("change ", id, " is ", ChangeStateName(r->state), ": nothing to roll back"));

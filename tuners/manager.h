@@ -50,13 +50,30 @@ absl::Status ValidateChangeId(absl::string_view id);
 // conditions (tuners/ knows neither).
 struct JournalHealth {
   std::string path;
+  // Set while the journal found at start is set aside: it did not load, so
+  // the agent no longer knows the changes it recorded and can neither roll
+  // them back nor expire them. Applies are refused until an operator
+  // acknowledges (AcknowledgeJournal); nothing is written meanwhile.
+  struct Quarantine {
+    std::string moved_to;  // empty: it could not be moved (move_error says why)
+    std::string move_error;
+    std::string error;  // why it did not load
+    absl::Time since;
+    Salvage salvage;  // what it held, as far as it can be read
+  };
+  std::optional<Quarantine> quarantine;
   // Empty while the file holds what the agent knows. Otherwise the last
   // write failed: the host is as the agent reports it and the file is
   // behind (an agent restarted now would act on the older record). Writes
   // are retried at every deadline pass and drift check.
   std::string save_error;
   absl::Time save_failing_since;
+  std::vector<ChangeEvent> events;  // the journal's own history (acknowledgements)
 };
+
+// One account of a quarantine for the log, refusals and the agent's
+// condition: what became of the file and what may be left on the host.
+std::string DescribeQuarantine(const std::string& path, const JournalHealth::Quarantine& q);
 
 // What a confirm or rollback did. `journal` not OK: the host is as `change`
 // says, but the journal could not record it (the agent keeps trying).
@@ -88,10 +105,16 @@ class TuningManager {
 
   // Loads the journal, records first-seen values, reconciles (undoes changes
   // interrupted mid-apply, expires overdue ones, checks drift) and starts the
-  // deadline thread.
+  // deadline thread. A leftover `journal.yaml.tmp` (a write cut short before
+  // its rename, so nothing acted on it) is removed. A journal that does not
+  // load is quarantined (see JournalHealth), not an error: the agent must
+  // keep serving everything else. Errors: the state directory cannot be
+  // created, the journal cannot be read (EACCES, EIO).
   static absl::StatusOr<std::unique_ptr<TuningManager>> Start(Options options);
   ~TuningManager();
 
+  // Plans stay allowed while the journal is quarantined (they change
+  // nothing); the plan then warns that applying is refused.
   absl::StatusOr<Plan> PlanFor(const Intent& intent);
 
   struct ApplyResult {
@@ -120,6 +143,15 @@ class TuningManager {
   std::vector<ChangeRecord> List(size_t limit, bool active_only);
   absl::StatusOr<std::vector<Tunable>> Tunables(const std::string& device);
   JournalHealth JournalStatus();
+  // Ends a quarantine once an operator has checked what the file set aside
+  // may have left on the host: a fresh journal whose first event records
+  // who, when and which file; first-seen values are taken again; applies
+  // are allowed again. `quarantined_path` non-empty: refused
+  // (INVALID_ARGUMENT) unless it names the file set aside (path or base
+  // name). FAILED_PRECONDITION when there is nothing to acknowledge or the
+  // fresh journal cannot be written. Returns what was acknowledged.
+  absl::StatusOr<JournalHealth::Quarantine> AcknowledgeJournal(const std::string& caller,
+                                                               const std::string& quarantined_path);
 
   // Runs the deadline and drift pass now (the thread does it on its own).
   void Tick();
@@ -132,6 +164,11 @@ class TuningManager {
   explicit TuningManager(Options options, Journal journal, std::string journal_path);
 
   // Under mu_.
+  void RecordFirstSeenLocked(absl::Time now);
+  // FAILED_PRECONDITION for an apply while quarantined, or for a change id
+  // the quarantined journal may have held.
+  absl::Status QuarantineRefusalLocked() const;
+  absl::Status UnknownChangeLocked(const std::string& id) const;
   void ReconcileLocked();
   void ExpireLocked(ChangeRecord& r, absl::Time now, const std::string& why);
   // True when it recorded new drift (or drift that cleared).
@@ -164,6 +201,7 @@ class TuningManager {
   std::mutex mu_;
   std::condition_variable cv_;
   Journal journal_;
+  std::optional<JournalHealth::Quarantine> quarantine_;
   std::string save_error_;  // see JournalHealth
   absl::Time save_failing_since_;
   bool stop_ = false;

@@ -8,20 +8,24 @@
 #include <sys/mount.h>
 
 #include <cstring>
+#include <filesystem>
 #include <map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "netagent/v1/host.pb.h"
 #include "netagent/v1/tuning.pb.h"
 #include "tests/common/test_support.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/json.h"
+#include "tests/unit/fixtures.h"
 
 namespace netagent::testing {
 namespace {
 
 namespace v1 = ::netagent::v1;
+using ::netagent::testing::Fixture;
 using ::testing::HasSubstr;
 
 // The knobs these tests change, read with the reference tools.
@@ -103,6 +107,17 @@ class ReadOnlyDir {
   std::string dir_;
   bool ok_ = false;
 };
+
+// The agent's condition `id` as GetHostInfo reports it (an empty one if absent).
+v1::AgentCondition Condition(const Agent& a, const std::string& id) {
+  RunResult r = a.Netctl({"-o", "json", "host"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const auto info = ResultOf<v1::GetHostInfoResponse>(r.out);
+  for (const auto& c : info.conditions()) {
+    if (c.id() == id) return c;
+  }
+  return {};
+}
 
 std::map<std::string, v1::ChangeRecord> HistoryById(const Agent& a) {
   std::map<std::string, v1::ChangeRecord> out;
@@ -312,6 +327,12 @@ TEST(TuningIntegration, ARollbackWithAReadOnlyJournalSaysTheHostIsRestoredAndThe
     EXPECT_THAT(resp.journal_error(), HasSubstr("Read-only file system"));
     EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), somaxconn);
     EXPECT_THAT(ReadFile(journal), HasSubstr("state: confirmed"));  // behind
+    v1::AgentCondition c = Condition(agent, "tuning-journal-not-saved");
+    EXPECT_EQ(c.severity(), v1::SEVERITY_WARNING);
+    EXPECT_THAT(c.summary(), HasSubstr("Read-only file system"));
+    // The people's output says the host part first, then the journal's.
+    RunResult text = agent.Netctl({"tune", "history", "--limit", "1"});
+    EXPECT_THAT(text.out, HasSubstr("rolled_back"));
     // An apply cannot be journaled first, so it changes nothing.
     RunResult refused = agent.Netctl({"tune", "apply", "limits", "--set", "somaxconn=9000"});
     EXPECT_EQ(refused.exit_code, 1);
@@ -321,6 +342,81 @@ TEST(TuningIntegration, ARollbackWithAReadOnlyJournalSaysTheHostIsRestoredAndThe
   // Writable again: the next write brings the file up to date.
   Apply(agent, {"limits", "--set", "tcp_fin_timeout=31"});
   EXPECT_THAT(ReadFile(journal), HasSubstr("state: rolled_back"));
+}
+
+TEST(TuningIntegration, ACorruptJournalIsSetAsideTheAgentServesAndTuningWaitsForAnAck) {
+  REQUIRE_ROOT("network namespaces");
+  Netns ns;
+  TempDir state;
+  const std::string tuning = state / "s/tuning";
+  std::filesystem::create_directories(tuning);
+  const std::string damaged = Fixture("journal/truncated.yaml");
+  WriteFile(tuning + "/journal.yaml", damaged);
+  WriteFile(tuning + "/journal.yaml.tmp", "version: 1\ncount: 3\n");  // a write cut short
+  const std::string somaxconn = Sysctl(ns, "net.core.somaxconn");
+  Agent agent(ns, {}, state / "s");
+  ASSERT_TRUE(agent.ok()) << agent.error();
+
+  // It starts and serves everything else.
+  EXPECT_EQ(agent.Netctl({"softnet"}).exit_code, 0);
+  EXPECT_EQ(agent.Netctl({"counters"}).exit_code, 0);
+  // The file is set aside byte for byte; the leftover is gone; the log says so.
+  std::string moved;
+  for (const auto& e : std::filesystem::directory_iterator(tuning)) {
+    if (e.path().filename().string().rfind("journal.yaml.corrupt-", 0) == 0) moved = e.path();
+  }
+  ASSERT_FALSE(moved.empty());
+  EXPECT_EQ(ReadFile(moved), damaged);
+  EXPECT_FALSE(std::filesystem::exists(tuning + "/journal.yaml"));
+  EXPECT_FALSE(std::filesystem::exists(tuning + "/journal.yaml.tmp"));
+  EXPECT_THAT(agent.log(), HasSubstr("could not be read (cut short"));
+  EXPECT_THAT(agent.log(), HasSubstr("set aside as " + moved));
+  EXPECT_THAT(agent.log(), HasSubstr("removed " + tuning + "/journal.yaml.tmp"));
+
+  // netctl host shows the condition, with the knobs that may be left changed.
+  v1::AgentCondition c = Condition(agent, "tuning-journal-quarantined");
+  EXPECT_EQ(c.severity(), v1::SEVERITY_CRITICAL);
+  EXPECT_THAT(c.summary(), HasSubstr(moved));
+  EXPECT_THAT(c.summary(), HasSubstr("values may be left changed"));
+  EXPECT_THAT(c.summary(), HasSubstr("net.core.somaxconn \"4096\" -> \"8192\""));
+  EXPECT_THAT(c.action(), HasSubstr("netctl tune journal ack"));
+  EXPECT_THAT(agent.Netctl({"host"}).out, HasSubstr("critical tuning-journal-quarantined"));
+  RunResult journal = agent.Netctl({"tune", "journal"});
+  EXPECT_EQ(journal.exit_code, 0) << journal.err;
+  EXPECT_THAT(journal.out, HasSubstr("QUARANTINED"));
+  EXPECT_THAT(journal.out, HasSubstr("20300102-031000-3c4d"));
+
+  // Planning is harmless; applying is refused, naming why, and changes nothing.
+  RunResult plan = agent.Netctl({"tune", "plan", "limits", "--set", "somaxconn=8192"});
+  EXPECT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_THAT(plan.out, HasSubstr("applying is refused"));
+  RunResult refused = agent.Netctl({"tune", "apply", "limits", "--set", "somaxconn=8192"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("FAILED_PRECONDITION: tuning is refused"));
+  EXPECT_THAT(refused.err, HasSubstr("cut short"));
+  EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), somaxconn);
+  RunResult unknown = agent.Netctl({"tune", "rollback", "20300102-031000-3c4d"});
+  EXPECT_THAT(unknown.err, HasSubstr("is unknown to this agent"));
+
+  // The operator acknowledges; a fresh journal says who and which file.
+  RunResult ack = agent.Netctl({"-o", "json", "tune", "journal", "ack", "--file",
+                                std::filesystem::path(moved).filename().string()});
+  ASSERT_EQ(ack.exit_code, 0) << ack.out << ack.err;
+  auto acked = ResultOf<v1::AcknowledgeJournalResponse>(Lines(ack.out).at(0));
+  EXPECT_EQ(acked.acknowledged().quarantined_path(), moved);
+  EXPECT_EQ(acked.acknowledged().possibly_in_effect_size(), 2);
+  EXPECT_FALSE(acked.status().has_quarantine());
+  ASSERT_EQ(acked.status().events_size(), 1);
+  EXPECT_THAT(acked.status().events(0).what(), HasSubstr("uid=0"));
+  EXPECT_THAT(acked.status().events(0).what(), HasSubstr(moved));
+  EXPECT_EQ(Condition(agent, "tuning-journal-quarantined").id(), "");
+  EXPECT_EQ(ReadFile(moved), damaged);  // kept for the post-mortem
+
+  auto applied = Apply(agent, {"limits", "--set", "somaxconn=8192"});
+  EXPECT_EQ(applied.change().state(), v1::CHANGE_STATE_CONFIRMED);
+  EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), "8192");
+  ASSERT_EQ(agent.Netctl({"tune", "rollback", applied.change().id()}).exit_code, 0);
+  EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), somaxconn);
 }
 
 TEST(TuningIntegration, DriftIsReportedNotFought) {

@@ -8,10 +8,12 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "tests/unit/fixtures.h"
 
 namespace netagent::tuners {
 namespace {
 
+using ::netagent::testing::Fixture;
 using ::testing::HasSubstr;
 
 ChangeRecord Sample(const std::string& id, ChangeState state) {
@@ -32,7 +34,7 @@ ChangeRecord Sample(const std::string& id, ChangeState state) {
 }
 
 TEST(Journal, RoundTripsEveryField) {
-  Journal j = *Journal::FromYaml("", "/nonexistent");
+  Journal j = Journal::Empty("/nonexistent");
   j.records().push_back(Sample("a", ChangeState::kPending));
   j.records().push_back(Sample("b", ChangeState::kRollbackFailed));
   j.baseline()["net.ipv4.tcp_rmem"] = {"4096 131072 6291456", absl::FromUnixSeconds(1794999999)};
@@ -101,7 +103,7 @@ TEST(Journal, EventsAreBoundedAndSayWhatWasDropped) {
 }
 
 TEST(Journal, PruneKeepsEveryActiveChange) {
-  Journal j = *Journal::FromYaml("", "x");
+  Journal j = Journal::Empty("x");
   j.records().push_back(Sample("old-done", ChangeState::kRolledBack));
   j.records().push_back(Sample("active", ChangeState::kConfirmed));
   j.records().push_back(Sample("done", ChangeState::kExpired));
@@ -111,6 +113,135 @@ TEST(Journal, PruneKeepsEveryActiveChange) {
   EXPECT_EQ(j.records()[0].id, "active");
   EXPECT_EQ(j.records()[1].id, "done");
   EXPECT_EQ(j.records()[2].id, "pending");
+}
+
+// Files a journal can become: each is DATA_LOSS saying why, never an empty
+// or a shorter history.
+TEST(Journal, EveryDamagedFixtureIsDataLossSayingWhy) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"empty.yaml", "empty (0 bytes)"},
+      {"truncated.yaml", "cut short: no end line (it begins saying 3 changes)"},
+      {"garbage.yaml", "yaml-cpp: error at line 1"},
+      {"unknown_version.yaml", "version \"2\", and this agent reads version 1"},
+      {"bad_state.yaml", "change \"20300102-031000-3c4d\" has state \"half_applied\""},
+      {"bad_time.yaml", "bad time in change \"20300102-031000-3c4d\": \"in five minutes\""},
+      {"binary.bin", "binary data (a NUL byte at offset 3)"},
+  };
+  for (const auto& [file, why] : cases) {
+    auto j = Journal::FromYaml(Fixture("journal/" + file), "j");
+    EXPECT_EQ(j.status().code(), absl::StatusCode::kDataLoss) << file << ": " << j.status();
+    EXPECT_THAT(j.status().message(), HasSubstr(why)) << file;
+  }
+  EXPECT_THAT(Journal::FromYaml(" \n\n", "j").status().message(), HasSubstr("empty (3 bytes)"));
+}
+
+TEST(Journal, TheWrittenLayoutRoundTripsAndALegacyOneStillLoads) {
+  const std::string valid = Fixture("journal/valid.yaml");
+  auto j = Journal::FromYaml(valid, "j");
+  ASSERT_TRUE(j.ok()) << j.status();
+  EXPECT_EQ(j->records().size(), 3u);
+  EXPECT_EQ(j->ToYaml(), valid);
+  // As agents before `count` and `end` wrote it.
+  auto legacy = Journal::FromYaml(Fixture("journal/legacy_v1.yaml"), "j");
+  ASSERT_TRUE(legacy.ok()) << legacy.status();
+  EXPECT_EQ(legacy->ToYaml(), valid);
+}
+
+TEST(Journal, AFileCutAnywhereDoesNotLoad) {
+  const std::string valid = Fixture("journal/valid.yaml");
+  // Only the final newline may go.
+  for (size_t n = 0; n + 1 < valid.size(); ++n) {
+    auto j = Journal::FromYaml(valid.substr(0, n), "j");
+    ASSERT_FALSE(j.ok()) << "a file cut at byte " << n << " loaded:\n" << valid.substr(0, n);
+    EXPECT_EQ(j.status().code(), absl::StatusCode::kDataLoss) << n;
+  }
+  EXPECT_TRUE(Journal::FromYaml(valid.substr(0, valid.size() - 1), "j").ok());
+}
+
+TEST(Journal, JournalEventsAndBadStructureAreChecked) {
+  Journal j = Journal::Empty("x");
+  j.events().push_back({absl::FromUnixSeconds(1893553445), "fresh journal: acknowledged"});
+  auto back = Journal::FromYaml(j.ToYaml(), "x");
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->events().size(), 1u);
+  EXPECT_EQ(back->events()[0].what, "fresh journal: acknowledged");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"version: 1\nchanges: {a: b}\n", "changes is not a list"},
+      {"version: 1\nchanges:\n  - {created: 2030-01-01T00:00:00Z, state: confirmed}\n",
+       "change 1 has no id"},
+      {"version: 1\nchanges:\n  - {id: a, created: 2030-01-01T00:00:00Z, state: confirmed}\n"
+       "  - {id: a, created: 2030-01-01T00:00:00Z, state: confirmed}\n",
+       "change \"a\" appears twice"},
+      {"version: 1\nchanges:\n  - {id: a, created: 2030-01-01T00:00:00Z, state: "
+       "pending_confirm}\n",
+       "waits for a confirmation but has no deadline"},
+      {"version: 1\ncount: 2\nchanges: []\nend: 2\n", "it says 2 changes and holds 0"},
+      {"version: 1\ncount: 1\nchanges: []\nend: 12\n", "ends with \"12\""},
+      {"just a line of text\n", "not a journal"},
+      {"version: [1]\n", "version (a list)"},
+  };
+  for (const auto& [text, why] : cases) {
+    auto r = Journal::FromYaml(text, "j");
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << text;
+    EXPECT_THAT(r.status().message(), HasSubstr(why)) << text;
+  }
+}
+
+TEST(Journal, SalvageNamesWhatADamagedFileMayHaveLeftOnTheHost) {
+  Salvage s = SalvageJournal(Fixture("journal/truncated.yaml"));
+  EXPECT_EQ(s.changes_read, 3u);
+  ASSERT_EQ(s.possibly_in_effect.size(), 2u);  // the rolled-back one is not
+  const SalvagedChange& confirmed = s.possibly_in_effect[0];
+  EXPECT_EQ(confirmed.id, "20300102-030405-1a2b");
+  EXPECT_EQ(confirmed.state, ChangeState::kConfirmed);
+  ASSERT_EQ(confirmed.knobs.size(), 2u);
+  EXPECT_EQ(confirmed.knobs[1].knob, "net.ipv4.tcp_fin_timeout");
+  EXPECT_EQ(confirmed.knobs[1].old_value, "60");
+  EXPECT_EQ(confirmed.knobs[1].new_value, "30");
+  const SalvagedChange& pending = s.possibly_in_effect[1];
+  EXPECT_EQ(pending.state, ChangeState::kPending);
+  EXPECT_EQ(pending.confirm_deadline, absl::FromUnixSeconds(1893554100));
+  ASSERT_EQ(pending.knobs.size(), 1u);  // not the drift entry
+  EXPECT_EQ(pending.knobs[0].new_value, "4096 131072 50000000");
+  EXPECT_EQ(DescribeSalvage(s),
+            "possibly in effect: change 20300102-030405-1a2b (confirmed): net.core.somaxconn "
+            "\"4096\" -> \"8192\", net.ipv4.tcp_fin_timeout \"60\" -> \"30\"; change "
+            "20300102-031000-3c4d (pending_confirm, was to roll back at "
+            "2030-01-02T03:15:00+00:00): net.ipv4.tcp_rmem \"4096 131072 6291456\" -> \"4096 "
+            "131072 50000000\"");
+  // A state that does not read counts as possibly in effect.
+  Salvage odd = SalvageJournal(Fixture("journal/bad_state.yaml"));
+  ASSERT_EQ(odd.possibly_in_effect.size(), 2u);
+  EXPECT_FALSE(odd.possibly_in_effect[1].state.has_value());
+  EXPECT_THAT(DescribeSalvage(odd), HasSubstr("(state unreadable)"));
+  for (const char* f : {"garbage.yaml", "binary.bin", "empty.yaml"}) {
+    Salvage none = SalvageJournal(Fixture(std::string("journal/") + f));
+    EXPECT_EQ(none.changes_read, 0u) << f;
+    EXPECT_EQ(DescribeSalvage(none), "nothing could be read from it: check the knobs by hand");
+  }
+}
+
+TEST(Journal, QuarantineRenamesAsideNeverOverAnEarlierOne) {
+  char tmpl[] = "/tmp/na-journal-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/journal.yaml";
+  const absl::Time at = absl::FromUnixSeconds(1893553445);
+  std::ofstream(path) << "first";
+  auto first = QuarantineJournalFile(path, at);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, path + ".corrupt-20300102T030405Z");
+  std::ofstream(path) << "second";
+  auto second = QuarantineJournalFile(path, at);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(*second, path + ".corrupt-20300102T030405Z-2");
+  EXPECT_FALSE(std::filesystem::exists(path));
+  auto read = [](const std::string& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(read(*first), "first");
+  EXPECT_EQ(read(*second), "second");
+  std::filesystem::remove_all(tmpl);
 }
 
 }  // namespace

@@ -10,17 +10,24 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_join.h"
+#include "spdlog/sinks/ringbuffer_sink.h"
+#include "spdlog/spdlog.h"
 #include "tests/common/test_support.h"
+#include "tests/unit/fixtures.h"
 
 namespace netagent::tuners {
 namespace {
 
 using ::netagent::testing::Eventually;
+using ::netagent::testing::Fixture;
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 // Wall time that moves only when a test moves it. A thread may ask for its
 // next reading to block until Release(): that is how a test stops the
@@ -167,9 +174,14 @@ class ManagerTest : public ::testing::Test {
   // journal is written through is a directory (root ignores file modes).
   void BreakJournalWrites() { std::filesystem::create_directories(JournalPath() + ".tmp"); }
   void FixJournalWrites() { std::filesystem::remove(JournalPath() + ".tmp"); }
+  // Where a journal found damaged at the fake clock's start time goes.
+  std::string QuarantinePath() const { return JournalPath() + ".corrupt-20300102T030405Z"; }
+  void PutFixture(const std::string& name) {
+    std::ofstream(JournalPath(), std::ios::binary) << Fixture("journal/" + name);
+  }
 
   void WriteJournal(std::vector<ChangeRecord> records) {
-    Journal j = *Journal::FromYaml("", JournalPath());
+    Journal j = Journal::Empty(JournalPath());
     for (auto& r : records) j.records().push_back(std::move(r));
     ASSERT_TRUE(j.Save().ok());
   }
@@ -470,6 +482,166 @@ TEST_F(ManagerTest, CommitConfirmedAndTheJournalSurvivesARestart) {
   EXPECT_EQ(
       manager_->Apply(Limits({{"somaxconn", "9000"}}), "op", std::nullopt, "", id).status().code(),
       absl::StatusCode::kAlreadyExists);
+}
+
+// Log lines the manager writes while this lives.
+class LogCapture {
+ public:
+  LogCapture() : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(128)) {
+    spdlog::default_logger()->sinks().push_back(sink_);
+  }
+  ~LogCapture() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+  }
+  std::string Text() const { return absl::StrJoin(sink_->last_formatted(), ""); }
+
+ private:
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
+};
+
+struct DamagedJournal {
+  std::string fixture;
+  std::string why;  // in the quarantine's error
+};
+void PrintTo(const DamagedJournal& d, std::ostream* os) { *os << d.fixture; }
+
+class QuarantineTest : public ManagerTest, public ::testing::WithParamInterface<DamagedJournal> {};
+
+TEST_P(QuarantineTest, TheAgentStartsSetsTheFileAsideAndWaitsForAnOperator) {
+  const std::string original = Fixture("journal/" + GetParam().fixture);
+  PutFixture(GetParam().fixture);
+  LogCapture log;
+  Start();  // the agent keeps serving everything else
+  // Set aside byte for byte, under a name that says when.
+  EXPECT_FALSE(std::filesystem::exists(JournalPath()));
+  std::ifstream moved(QuarantinePath(), std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(moved), {}), original);
+  JournalHealth h = manager_->JournalStatus();
+  ASSERT_TRUE(h.quarantine.has_value());
+  EXPECT_EQ(h.quarantine->moved_to, QuarantinePath());
+  EXPECT_THAT(h.quarantine->error, HasSubstr(GetParam().why));
+  EXPECT_EQ(h.quarantine->since, clock_.Now());
+  EXPECT_THAT(log.Text(), HasSubstr(JournalPath() + " could not be read"));
+  EXPECT_THAT(log.Text(), HasSubstr("set aside as " + QuarantinePath()));
+  // Nothing is written while it waits: the file set aside is the record.
+  EXPECT_FALSE(std::filesystem::exists(JournalPath()));
+
+  // Plans are harmless and allowed; they say applying is not.
+  auto plan = manager_->PlanFor(Limits({{"somaxconn", "8192"}}));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_THAT(absl::StrJoin(plan->warnings, "|"), HasSubstr("applying is refused"));
+  auto refused = manager_->Apply(Limits({{"somaxconn", "8192"}}), "op", std::nullopt, "");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()),
+              StartsWith("tuning is refused: the change journal"));
+  EXPECT_THAT(refused.status().message(), HasSubstr(GetParam().why));
+  EXPECT_THAT(refused.status().message(), HasSubstr(QuarantinePath()));
+  EXPECT_THAT(refused.status().message(), HasSubstr("netctl tune journal ack"));
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
+  // A change it may have held cannot be confirmed or rolled back here.
+  for (auto r : {manager_->Confirm("20300102-031000-3c4d", "op"),
+                 manager_->Rollback("20300102-031000-3c4d", "op", false)}) {
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(r.status().message(), HasSubstr("is unknown to this agent"));
+  }
+
+  // Only the file set aside is acknowledged, once.
+  EXPECT_EQ(manager_->AcknowledgeJournal("op", "journal.yaml.corrupt-other").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto acked = manager_->AcknowledgeJournal("unix uid=0", "journal.yaml.corrupt-20300102T030405Z");
+  ASSERT_TRUE(acked.ok()) << acked.status();
+  EXPECT_EQ(acked->moved_to, QuarantinePath());
+  EXPECT_EQ(manager_->AcknowledgeJournal("op", "").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  h = manager_->JournalStatus();
+  EXPECT_FALSE(h.quarantine.has_value());
+  ASSERT_EQ(h.events.size(), 1u);
+  EXPECT_EQ(h.events[0].at, clock_.Now());
+  EXPECT_THAT(h.events[0].what, HasSubstr("fresh journal: unix uid=0 acknowledged"));
+  EXPECT_THAT(h.events[0].what, HasSubstr(QuarantinePath()));
+  // Tuning works again, and the fresh journal outlives a restart.
+  const std::string id = ApplyPending(absl::Seconds(30));
+  manager_.reset();
+  Start();
+  EXPECT_FALSE(manager_->JournalStatus().quarantine.has_value());
+  EXPECT_EQ(manager_->JournalStatus().events.size(), 1u);
+  EXPECT_EQ(Get(id).state, ChangeState::kPending);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, QuarantineTest,
+                         ::testing::Values(DamagedJournal{"truncated.yaml", "cut short"},
+                                           DamagedJournal{"garbage.yaml", "yaml-cpp: error"},
+                                           DamagedJournal{"unknown_version.yaml", "version \"2\""},
+                                           DamagedJournal{"bad_state.yaml",
+                                                          "state \"half_applied\""},
+                                           DamagedJournal{"bad_time.yaml", "bad time"},
+                                           DamagedJournal{"binary.bin", "binary data"},
+                                           DamagedJournal{"empty.yaml", "empty (0 bytes)"}),
+                         [](const auto& info) {
+                           std::string n =
+                               info.param.fixture.substr(0, info.param.fixture.find('.'));
+                           n.erase(std::remove(n.begin(), n.end(), '_'), n.end());
+                           return n;
+                         });
+
+TEST_F(ManagerTest, AQuarantineNamesTheKnobsThatMayBeLeftChanged) {
+  PutFixture("truncated.yaml");
+  Start();
+  JournalHealth h = manager_->JournalStatus();
+  ASSERT_TRUE(h.quarantine.has_value());
+  ASSERT_EQ(h.quarantine->salvage.possibly_in_effect.size(), 2u);
+  const std::string text = DescribeQuarantine(h.path, *h.quarantine);
+  EXPECT_THAT(text, HasSubstr("can neither roll them back nor expire them, so values may be "
+                              "left changed: possibly in effect: change 20300102-030405-1a2b "
+                              "(confirmed): net.core.somaxconn \"4096\" -> \"8192\""));
+  EXPECT_THAT(text, HasSubstr("was to roll back at 2030-01-02T03:15:00+00:00"));
+  auto unknown = manager_->Rollback("20300102-031000-3c4d", "op", false);
+  EXPECT_THAT(unknown.status().message(),
+              HasSubstr("the file set aside lists it as pending_confirm: net.ipv4.tcp_rmem "
+                        "\"4096 131072 6291456\" -> \"4096 131072 50000000\""));
+}
+
+TEST_F(ManagerTest, AMissingJournalIsAFreshHistoryAndAGoodOneIsKept) {
+  Start();
+  EXPECT_FALSE(manager_->JournalStatus().quarantine.has_value());
+  EXPECT_TRUE(std::filesystem::exists(JournalPath()));
+  manager_.reset();
+  PutFixture("valid.yaml");
+  Start();
+  EXPECT_FALSE(manager_->JournalStatus().quarantine.has_value());
+  EXPECT_EQ(manager_->List(10, false).size(), 3u);
+}
+
+TEST_F(ManagerTest, ALeftoverTemporaryFileIsRemovedAndLogged) {
+  for (const char* journal : {"valid.yaml", "garbage.yaml"}) {
+    std::filesystem::remove_all(dir_ + "/tuning");
+    std::filesystem::create_directories(dir_ + "/tuning");
+    PutFixture(journal);
+    std::ofstream(JournalPath() + ".tmp") << "version: 1\ncount: 1\n";  // cut short
+    LogCapture log;
+    Start();
+    EXPECT_FALSE(std::filesystem::exists(JournalPath() + ".tmp")) << journal;
+    EXPECT_THAT(log.Text(), HasSubstr("removed " + JournalPath() + ".tmp"));
+    EXPECT_THAT(log.Text(), HasSubstr(JournalPath() + " stays in force"));
+    manager_.reset();
+  }
+}
+
+TEST_F(ManagerTest, AnAcknowledgementThatCannotBeWrittenKeepsTheQuarantine) {
+  PutFixture("garbage.yaml");
+  Start();
+  BreakJournalWrites();
+  auto acked = manager_->AcknowledgeJournal("op", "");
+  EXPECT_EQ(acked.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(acked.status().message(), HasSubstr("fresh journal cannot be written"));
+  EXPECT_TRUE(manager_->JournalStatus().quarantine.has_value());
+  EXPECT_EQ(
+      manager_->Apply(Limits({{"somaxconn", "8192"}}), "op", std::nullopt, "").status().code(),
+      absl::StatusCode::kFailedPrecondition);
+  FixJournalWrites();
+  ASSERT_TRUE(manager_->AcknowledgeJournal("op", "").ok());
+  EXPECT_FALSE(manager_->JournalStatus().quarantine.has_value());
 }
 
 }  // namespace
