@@ -281,11 +281,9 @@ absl::StatusOr<JournalHealth::Quarantine> TuningManager::AcknowledgeJournal(
   Journal previous = std::move(journal_);
   journal_ = Journal::Empty(journal_path_);
   journal_.events().push_back(
-      {now, absl::StrCat("fresh journal: ", caller,
-                         " acknowledged that the previous one could not "
-                         "be read (",
-                         acknowledged.error, ") and was set aside as ", acknowledged.moved_to,
-                         "; the changes it recorded are not tracked (",
+      {now, absl::StrCat("fresh journal: ", caller, " acknowledged that the previous one",
+                         " could not be read (", acknowledged.error, ") and was set aside as ",
+                         acknowledged.moved_to, "; the changes it recorded are not tracked (",
                          DescribeSalvage(acknowledged.salvage), ")")});
   RecordFirstSeenLocked(now);
   quarantine_.reset();
@@ -575,11 +573,9 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     r.Event(Now(), absl::StrCat("journal write failed (", save.message(),
                                 "); undone: ", back.ok() ? "yes" : back.message()));
     if (back.ok()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("nothing was changed: change ", r.id,
-                       " was written, then put back because the change journal could not record "
-                       "it (",
-                       save.message(), ")"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "nothing was changed: change ", r.id, " was written, then put back because the change ",
+          "journal could not record it (", save.message(), ")"));
     }
     return absl::AbortedError(absl::StrCat(
         "change ", r.id, ": values may be left changed: the change journal could not record it (",
