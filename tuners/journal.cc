@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "kernel/errors.h"
 #include "kernel/files.h"
+#include "kernel/text.h"
 
 namespace netagent::tuners {
 namespace {
@@ -44,13 +45,21 @@ std::string Time(absl::Time t) {
 
 std::string Str(const YAML::Node& n) { return n ? n.as<std::string>() : std::string(); }
 
-// The first characters of a scalar for an error message, or its kind.
+// A scalar quoted for an error message (the file may hold anything), or its
+// kind.
 std::string Shown(const YAML::Node& n) {
   if (!n) return "(missing)";
   if (!n.IsScalar()) return n.IsMap() ? "(a map)" : n.IsSequence() ? "(a list)" : "(empty)";
-  std::string v = n.Scalar();
-  if (v.size() > 40) v = v.substr(0, 40) + "...";
-  return absl::StrCat("\"", v, "\"");
+  return kernel::Quote(n.Scalar(), 40);
+}
+
+// Salvaged text is shown in logs, conditions and terminals, and the file it
+// comes from is damaged: made printable, and bounded.
+std::string Printable(absl::string_view raw) {
+  constexpr size_t kMax = 256;
+  std::string out = kernel::EscapeText(raw.substr(0, kMax));
+  if (raw.size() > kMax) absl::StrAppend(&out, "... (", raw.size(), " bytes)");
+  return out;
 }
 
 absl::StatusOr<absl::Time> ParseTime(const YAML::Node& n, const std::string& path,
@@ -338,7 +347,8 @@ Salvage SalvageJournal(absl::string_view text) {
     const size_t colon = rest.find(':');
     if (colon == absl::string_view::npos) continue;
     const absl::string_view key = rest.substr(0, colon);
-    const std::string value = Unquote(absl::StripAsciiWhitespace(rest.substr(colon + 1)));
+    const std::string value =
+        Printable(Unquote(absl::StripAsciiWhitespace(rest.substr(colon + 1))));
     if (indent == 0 && !item) {
       in_changes = key == "changes";
       continue;

@@ -81,7 +81,8 @@ JournalHealth::Quarantine SetAside(const std::string& path, const std::string& t
   JournalHealth::Quarantine q;
   absl::string_view error = why.message();
   absl::ConsumePrefix(&error, absl::StrCat(path, ": "));  // the path is said anyway
-  q.error = std::string(error);
+  // YAML errors quote the damaged bytes.
+  q.error = kernel::EscapeText(error);
   q.since = now;
   q.salvage = SalvageJournal(text);
   auto moved = QuarantineJournalFile(path, now);
@@ -261,9 +262,10 @@ absl::StatusOr<JournalHealth::Quarantine> TuningManager::AcknowledgeJournal(
   JournalHealth::Quarantine& q = *quarantine_;
   if (!quarantined_path.empty() && quarantined_path != q.moved_to &&
       quarantined_path != Basename(q.moved_to)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "quarantined_path: the journal set aside here is ",
-        q.moved_to.empty() ? "still at " + journal_path_ : q.moved_to, ", not ", quarantined_path));
+    return absl::InvalidArgumentError(
+        absl::StrCat("quarantined_path: the journal set aside here is ",
+                     q.moved_to.empty() ? "still at " + journal_path_ : q.moved_to, ", not ",
+                     kernel::Quote(quarantined_path)));
   }
   const absl::Time now = Now();
   if (q.moved_to.empty()) {

@@ -221,6 +221,18 @@ TEST(Journal, SalvageNamesWhatADamagedFileMayHaveLeftOnTheHost) {
   }
 }
 
+TEST(Journal, SalvagedTextIsMadePrintable) {
+  // The damaged file may hold anything; what is read from it goes to logs
+  // and terminals.
+  Salvage s = SalvageJournal(
+      "changes:\n  - id: a\x1b]0;owned\x07\n    state: confirmed\n    knobs:\n"
+      "      - knob: \"net.core.somaxconn\"\n        old: \"4096\"\n        new: \"\x1b[2J\"\n");
+  ASSERT_EQ(s.possibly_in_effect.size(), 1u);
+  EXPECT_EQ(s.possibly_in_effect[0].id, "a\\x1b]0;owned\\x07");
+  EXPECT_EQ(s.possibly_in_effect[0].knobs[0].new_value, "\\x1b[2J");
+  EXPECT_EQ(DescribeSalvage(s).find('\x1b'), std::string::npos);
+}
+
 TEST(Journal, QuarantineRenamesAsideNeverOverAnEarlierOne) {
   char tmpl[] = "/tmp/na-journal-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
