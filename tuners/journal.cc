@@ -1,12 +1,14 @@
 #include "tuners/journal.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -17,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "kernel/errors.h"
+#include "kernel/fd.h"
 #include "kernel/files.h"
 #include "kernel/text.h"
 
@@ -157,60 +160,134 @@ void Journal::Prune(size_t keep) {
   }
 }
 
-std::string Journal::ToYaml() const {
-  YAML::Emitter out;
-  out << YAML::BeginMap << YAML::Key << "version" << YAML::Value << kVersion;
-  // Said again by `end`, the last line: a file cut short lacks it.
-  out << YAML::Key << "count" << YAML::Value << records_.size();
+namespace {
+
+void EmitBaseline(YAML::Emitter& out, const std::map<std::string, BaselineValue>& baseline) {
   out << YAML::Key << "baseline" << YAML::Value << YAML::BeginMap;
-  for (const auto& [name, b] : baseline_) {
+  for (const auto& [name, b] : baseline) {
     out << YAML::Key << name << YAML::Value << YAML::BeginMap << YAML::Key << "value" << YAML::Value
         << YAML::DoubleQuoted << b.value << YAML::Key << "seen" << YAML::Value << Time(b.seen)
         << YAML::EndMap;
   }
   out << YAML::EndMap;
+}
+
+void EmitEvents(YAML::Emitter& out, const std::vector<ChangeEvent>& events) {
   out << YAML::Key << "events" << YAML::Value << YAML::BeginSeq;
-  for (const auto& e : events_) {
+  for (const auto& e : events) {
     out << YAML::BeginMap << YAML::Key << "at" << YAML::Value << Time(e.at) << YAML::Key << "what"
         << YAML::Value << YAML::DoubleQuoted << e.what << YAML::EndMap;
   }
   out << YAML::EndSeq;
-  out << YAML::Key << "changes" << YAML::Value << YAML::BeginSeq;
-  for (const auto& r : records_) {
-    out << YAML::BeginMap;
-    out << YAML::Key << "id" << YAML::Value << r.id;
-    out << YAML::Key << "created" << YAML::Value << Time(r.created);
-    out << YAML::Key << "caller" << YAML::Value << YAML::DoubleQuoted << r.caller;
-    out << YAML::Key << "intent" << YAML::Value << YAML::DoubleQuoted << r.intent;
-    out << YAML::Key << "digest" << YAML::Value << YAML::DoubleQuoted << r.digest;
-    out << YAML::Key << "state" << YAML::Value << std::string(ChangeStateName(r.state));
-    if (r.confirm_deadline) {
-      out << YAML::Key << "confirm_deadline" << YAML::Value << Time(*r.confirm_deadline);
-    }
-    out << YAML::Key << "knobs" << YAML::Value << YAML::BeginSeq;
-    for (const auto& k : r.knobs) {
-      out << YAML::BeginMap << YAML::Key << "knob" << YAML::Value << YAML::DoubleQuoted << k.knob
-          << YAML::Key << "old" << YAML::Value << YAML::DoubleQuoted << k.old_value << YAML::Key
-          << "new" << YAML::Value << YAML::DoubleQuoted << k.new_value << YAML::Key << "reason"
-          << YAML::Value << YAML::DoubleQuoted << k.reason << YAML::EndMap;
-    }
-    out << YAML::EndSeq;
-    out << YAML::Key << "events" << YAML::Value << YAML::BeginSeq;
-    for (const auto& e : r.events) {
-      out << YAML::BeginMap << YAML::Key << "at" << YAML::Value << Time(e.at) << YAML::Key << "what"
-          << YAML::Value << YAML::DoubleQuoted << e.what << YAML::EndMap;
-    }
-    out << YAML::EndSeq;
-    out << YAML::Key << "drift" << YAML::Value << YAML::BeginSeq;
-    for (const auto& d : r.drift) {
-      out << YAML::BeginMap << YAML::Key << "knob" << YAML::Value << YAML::DoubleQuoted << d.knob
-          << YAML::Key << "expected" << YAML::Value << YAML::DoubleQuoted << d.expected << YAML::Key
-          << "observed" << YAML::Value << YAML::DoubleQuoted << d.observed << YAML::Key << "since"
-          << YAML::Value << Time(d.since) << YAML::EndMap;
-    }
-    out << YAML::EndSeq;
-    out << YAML::EndMap;
+}
+
+void EmitRecord(YAML::Emitter& out, const ChangeRecord& r) {
+  out << YAML::BeginMap;
+  out << YAML::Key << "id" << YAML::Value << r.id;
+  out << YAML::Key << "created" << YAML::Value << Time(r.created);
+  out << YAML::Key << "caller" << YAML::Value << YAML::DoubleQuoted << r.caller;
+  out << YAML::Key << "intent" << YAML::Value << YAML::DoubleQuoted << r.intent;
+  out << YAML::Key << "digest" << YAML::Value << YAML::DoubleQuoted << r.digest;
+  out << YAML::Key << "state" << YAML::Value << std::string(ChangeStateName(r.state));
+  if (r.confirm_deadline) {
+    out << YAML::Key << "confirm_deadline" << YAML::Value << Time(*r.confirm_deadline);
   }
+  out << YAML::Key << "knobs" << YAML::Value << YAML::BeginSeq;
+  for (const auto& k : r.knobs) {
+    out << YAML::BeginMap << YAML::Key << "knob" << YAML::Value << YAML::DoubleQuoted << k.knob
+        << YAML::Key << "old" << YAML::Value << YAML::DoubleQuoted << k.old_value << YAML::Key
+        << "new" << YAML::Value << YAML::DoubleQuoted << k.new_value << YAML::Key << "reason"
+        << YAML::Value << YAML::DoubleQuoted << k.reason << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  EmitEvents(out, r.events);
+  out << YAML::Key << "drift" << YAML::Value << YAML::BeginSeq;
+  for (const auto& d : r.drift) {
+    out << YAML::BeginMap << YAML::Key << "knob" << YAML::Value << YAML::DoubleQuoted << d.knob
+        << YAML::Key << "expected" << YAML::Value << YAML::DoubleQuoted << d.expected << YAML::Key
+        << "observed" << YAML::Value << YAML::DoubleQuoted << d.observed << YAML::Key << "since"
+        << YAML::Value << Time(d.since) << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::EndMap;
+}
+
+// A log entry: a header line with its kind, length and checksum, then a body
+// shaped like a piece of the snapshot ("changes: [one record]", "baseline:
+// {...}", "events: [...]"), so the same parsing and salvage read both.
+constexpr absl::string_view kLogMagic = "netagent journal log 1 follows generation ";
+
+uint64_t Fnv(absl::string_view bytes, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string Entry(absl::string_view kind, const YAML::Emitter& body) {
+  const absl::string_view text(body.c_str(), body.size());
+  return absl::StrCat("entry ", kind, " ", text.size() + 1, " ", absl::Hex(Fnv(text), absl::kZeroPad16),
+                      "\n", text, "\n");
+}
+
+// Appends with write(), not fdatasync: what the journal records does not
+// outlive a reboot either (sysctls, queue masks, IRQ affinity, ethtool
+// settings all go back to their boot values), so a power cut that loses the
+// log's last entries loses them together with their effects; what a crash of
+// the agent needs is that an entry is in the file before the knob is
+// written, and write() gives that. The snapshot is synced when it is
+// replaced (compaction).
+absl::Status AppendToLog(const std::string& path, absl::string_view bytes, size_t expected_size,
+                         uint64_t expected_inode, absl::string_view expected_header) {
+  // Opened for each append (without creating): a log that was removed or
+  // replaced by something else is not written blindly.
+  kernel::UniqueFd fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC));
+  if (!fd.valid()) return kernel::LastErrnoStatus(absl::StrCat("open ", path));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_ino != expected_inode ||
+      static_cast<size_t>(st.st_size) != expected_size) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": not the log this agent wrote (", st.st_size, " bytes, expected ",
+                     expected_size, ")"));
+  }
+  std::string header(expected_header.size(), '\0');
+  if (::pread(fd.get(), header.data(), header.size(), 0) != static_cast<ssize_t>(header.size()) ||
+      header != expected_header) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": not the log of this journal's snapshot"));
+  }
+  absl::Status failed;
+  for (size_t done = 0; done < bytes.size() && failed.ok();) {
+    const ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      failed = kernel::LastErrnoStatus(absl::StrCat("append to ", path));
+    } else {
+      done += static_cast<size_t>(n);
+    }
+  }
+  // Nothing after a partial entry: cut it off again.
+  if (!failed.ok() && ::ftruncate(fd.get(), static_cast<off_t>(expected_size)) != 0) {
+    return absl::Status(failed.code(), absl::StrCat(failed.message(), "; and cannot cut it back"));
+  }
+  return failed;
+}
+
+}  // namespace
+
+std::string Journal::ToYaml() const {
+  YAML::Emitter out;
+  out << YAML::BeginMap << YAML::Key << "version" << YAML::Value << kVersion;
+  // Said again by `end`, the last line: a file cut short lacks it.
+  out << YAML::Key << "count" << YAML::Value << records_.size();
+  // The log that follows this snapshot says this generation (none before
+  // the first compaction).
+  if (generation_ != 0) out << YAML::Key << "log_generation" << YAML::Value << generation_;
+  EmitBaseline(out, baseline_);
+  EmitEvents(out, events_);
+  out << YAML::Key << "changes" << YAML::Value << YAML::BeginSeq;
+  for (const auto& r : records_) EmitRecord(out, r);
   out << YAML::EndSeq;
   out << YAML::Key << "end" << YAML::Value << records_.size();
   out << YAML::EndMap;
@@ -222,6 +299,70 @@ Journal Journal::Empty(const std::string& path) {
   j.path_ = path;
   return j;
 }
+
+namespace {
+
+absl::Status Bad(const std::string& path, absl::string_view what) {
+  return absl::DataLossError(absl::StrCat(path, ": ", what));
+}
+
+absl::Status ParseBaseline(const YAML::Node& baseline, const std::string& path,
+                           std::map<std::string, BaselineValue>& out) {
+  if (baseline && !baseline.IsMap() && !baseline.IsNull()) return Bad(path, "baseline is not a map");
+  for (const auto& b : baseline) {
+    const std::string name = Str(b.first);
+    NETAGENT_ASSIGN_OR_RETURN(absl::Time seen,
+                              ParseTime(b.second["seen"], path, absl::StrCat("baseline ", name)));
+    out[name] = {Str(b.second["value"]), seen};
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseEvents(const YAML::Node& events, const std::string& path, absl::string_view what,
+                         std::vector<ChangeEvent>& out) {
+  if (events && !events.IsSequence() && !events.IsNull())
+    return Bad(path, absl::StrCat("events of ", what, " are not a list"));
+  for (const auto& e : events) {
+    NETAGENT_ASSIGN_OR_RETURN(absl::Time at, ParseTime(e["at"], path, what));
+    out.push_back({at, Str(e["what"])});
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ChangeRecord> ParseRecord(const YAML::Node& n, const std::string& path,
+                                         size_t index) {
+  if (!n.IsMap()) return Bad(path, absl::StrCat("change ", index, " is not a map"));
+  ChangeRecord r;
+  r.id = Str(n["id"]);
+  if (r.id.empty()) return Bad(path, absl::StrCat("change ", index, " has no id"));
+  const std::string what = absl::StrCat("change \"", r.id, "\"");
+  NETAGENT_ASSIGN_OR_RETURN(r.created, ParseTime(n["created"], path, what));
+  r.caller = Str(n["caller"]);
+  r.intent = Str(n["intent"]);
+  r.digest = Str(n["digest"]);
+  const std::string state = Str(n["state"]);
+  const std::optional<ChangeState> known = ChangeStateFromName(state);
+  if (!known) return Bad(path, absl::StrCat(what, " has state \"", state, "\""));
+  r.state = *known;
+  if (n["confirm_deadline"]) {
+    NETAGENT_ASSIGN_OR_RETURN(r.confirm_deadline, ParseTime(n["confirm_deadline"], path, what));
+  } else if (r.state == ChangeState::kPending) {
+    // It could never expire.
+    return Bad(path, absl::StrCat(what, " waits for a confirmation but has no deadline"));
+  }
+  for (const auto& k : n["knobs"]) {
+    r.knobs.push_back({Str(k["knob"]), Str(k["old"]), Str(k["new"]), Str(k["reason"])});
+    if (r.knobs.back().knob.empty()) return Bad(path, absl::StrCat(what, " has a knob without a name"));
+  }
+  NETAGENT_RETURN_IF_ERROR(ParseEvents(n["events"], path, what, r.events));
+  for (const auto& d : n["drift"]) {
+    NETAGENT_ASSIGN_OR_RETURN(absl::Time since, ParseTime(d["since"], path, what));
+    r.drift.push_back({Str(d["knob"]), Str(d["expected"]), Str(d["observed"]), since});
+  }
+  return r;
+}
+
+}  // namespace
 
 absl::StatusOr<Journal> Journal::FromYaml(const std::string& text, const std::string& path) {
   auto bad = [&](auto&&... parts) {
@@ -257,56 +398,19 @@ absl::StatusOr<Journal> Journal::FromYaml(const std::string& text, const std::st
                    Shown(end));
       }
     }
-    const YAML::Node baseline = root["baseline"];
-    if (baseline && !baseline.IsMap() && !baseline.IsNull()) return bad("baseline is not a map");
-    for (const auto& b : baseline) {
-      const std::string name = Str(b.first);
-      NETAGENT_ASSIGN_OR_RETURN(absl::Time seen,
-                                ParseTime(b.second["seen"], path, absl::StrCat("baseline ", name)));
-      j.baseline_[name] = {Str(b.second["value"]), seen};
+    if (const YAML::Node g = root["log_generation"]) {
+      const std::optional<int64_t> gen = Integer(g);
+      if (!gen || *gen < 0) return bad("log_generation ", Shown(g), " is not a number");
+      j.generation_ = static_cast<uint64_t>(*gen);
     }
-    const YAML::Node events = root["events"];
-    if (events && !events.IsSequence() && !events.IsNull()) return bad("events is not a list");
-    for (const auto& e : events) {
-      NETAGENT_ASSIGN_OR_RETURN(absl::Time at, ParseTime(e["at"], path, "the journal's events"));
-      j.events_.push_back({at, Str(e["what"])});
-    }
+    NETAGENT_RETURN_IF_ERROR(ParseBaseline(root["baseline"], path, j.baseline_));
+    NETAGENT_RETURN_IF_ERROR(ParseEvents(root["events"], path, "the journal", j.events_));
     const YAML::Node changes = root["changes"];
     if (changes && !changes.IsSequence() && !changes.IsNull()) return bad("changes is not a list");
     std::set<std::string> ids;
     for (const auto& n : changes) {
-      if (!n.IsMap()) return bad("change ", j.records_.size() + 1, " is not a map");
-      ChangeRecord r;
-      r.id = Str(n["id"]);
-      if (r.id.empty()) return bad("change ", j.records_.size() + 1, " has no id");
+      NETAGENT_ASSIGN_OR_RETURN(ChangeRecord r, ParseRecord(n, path, j.records_.size() + 1));
       if (!ids.insert(r.id).second) return bad("change \"", r.id, "\" appears twice");
-      const std::string what = absl::StrCat("change \"", r.id, "\"");
-      NETAGENT_ASSIGN_OR_RETURN(r.created, ParseTime(n["created"], path, what));
-      r.caller = Str(n["caller"]);
-      r.intent = Str(n["intent"]);
-      r.digest = Str(n["digest"]);
-      const std::string state = Str(n["state"]);
-      const std::optional<ChangeState> known = ChangeStateFromName(state);
-      if (!known) return bad(what, " has state \"", state, "\"");
-      r.state = *known;
-      if (n["confirm_deadline"]) {
-        NETAGENT_ASSIGN_OR_RETURN(r.confirm_deadline, ParseTime(n["confirm_deadline"], path, what));
-      } else if (r.state == ChangeState::kPending) {
-        // It could never expire.
-        return bad(what, " waits for a confirmation but has no deadline");
-      }
-      for (const auto& k : n["knobs"]) {
-        r.knobs.push_back({Str(k["knob"]), Str(k["old"]), Str(k["new"]), Str(k["reason"])});
-        if (r.knobs.back().knob.empty()) return bad(what, " has a knob without a name");
-      }
-      for (const auto& e : n["events"]) {
-        NETAGENT_ASSIGN_OR_RETURN(absl::Time at, ParseTime(e["at"], path, what));
-        r.events.push_back({at, Str(e["what"])});
-      }
-      for (const auto& d : n["drift"]) {
-        NETAGENT_ASSIGN_OR_RETURN(absl::Time since, ParseTime(d["since"], path, what));
-        r.drift.push_back({Str(d["knob"]), Str(d["expected"]), Str(d["observed"]), since});
-      }
       j.records_.push_back(std::move(r));
     }
     if (count && static_cast<size_t>(*count) != j.records_.size()) {
@@ -320,16 +424,325 @@ absl::StatusOr<Journal> Journal::FromYaml(const std::string& text, const std::st
   return j;
 }
 
+std::string Journal::LogPath(uint64_t generation) const {
+  return absl::StrCat(path_, ".log.", generation);
+}
+
+absl::Status Journal::ReplayOneLog(uint64_t generation, bool last, std::string* log_text,
+                                   bool* torn_at_end) {
+  const std::string path = LogPath(generation);
+  auto text = kernel::ReadFile(path);
+  if (!text.ok()) return text.status();
+  if (log_text) absl::StrAppend(log_text, *text, "\n");
+  const std::string& t = *text;
+  const size_t eol = t.find('\n');
+  uint64_t gen = 0;
+  if (eol == std::string::npos || !absl::StartsWith(t, kLogMagic) ||
+      !absl::SimpleAtoi(absl::string_view(t).substr(kLogMagic.size(), eol - kLogMagic.size()),
+                        &gen) ||
+      gen != generation) {
+    return Bad(path, "not this journal's log (its first line is damaged)");
+  }
+  size_t pos = eol + 1, entries = 0;
+  bool torn = false;
+  while (pos < t.size()) {
+    const size_t line_end = t.find('\n', pos);
+    if (line_end == std::string::npos) {
+      torn = true;  // a header cut short: the last append
+      break;
+    }
+    std::vector<absl::string_view> h =
+        absl::StrSplit(absl::string_view(t).substr(pos, line_end - pos), ' ');
+    size_t len = 0;
+    uint64_t sum = 0;
+    if (h.size() != 4 || h[0] != "entry" || !absl::SimpleAtoi(h[2], &len) ||
+        !absl::SimpleHexAtoi(h[3], &sum)) {
+      return Bad(path, absl::StrCat("damaged entry header at byte ", pos));
+    }
+    const size_t body = line_end + 1;
+    if (len == 0 || body + len > t.size()) {
+      torn = true;
+      break;
+    }
+    const absl::string_view text_body = absl::string_view(t).substr(body, len - 1);
+    if (Fnv(text_body) != sum || t[body + len - 1] != '\n') {
+      if (body + len == t.size()) {
+        torn = true;  // the last append, written in part
+        break;
+      }
+      return Bad(path, absl::StrCat("entry at byte ", pos, " does not match its checksum"));
+    }
+    try {
+      const YAML::Node n = YAML::Load(std::string(text_body));
+      if (h[1] == "change") {
+        NETAGENT_ASSIGN_OR_RETURN(ChangeRecord r, ParseRecord(n["changes"][0], path, entries + 1));
+        if (ChangeRecord* old = Find(r.id)) {
+          *old = std::move(r);
+        } else {
+          records_.push_back(std::move(r));
+        }
+      } else if (h[1] == "baseline") {
+        baseline_.clear();
+        NETAGENT_RETURN_IF_ERROR(ParseBaseline(n["baseline"], path, baseline_));
+      } else if (h[1] == "events") {
+        events_.clear();
+        NETAGENT_RETURN_IF_ERROR(ParseEvents(n["events"], path, "the journal", events_));
+      } else {
+        return Bad(path, absl::StrCat("entry at byte ", pos, " of unknown kind ",
+                                      kernel::Quote(h[1], 20)));
+      }
+    } catch (const YAML::Exception& e) {
+      return Bad(path, absl::StrCat("entry at byte ", pos, ": ", e.what()));
+    }
+    pos = body + len;
+    ++entries;
+  }
+  if (torn && !last) {
+    // Appends go to the newest log only: an older one never ends in the
+    // middle of an entry.
+    return Bad(path, absl::StrCat("cut short at byte ", pos, ", and a newer log follows it"));
+  }
+  *torn_at_end = torn;
+  log_entries_ = entries;
+  log_bytes_ = pos;
+  return absl::OkStatus();
+}
+
+absl::Status Journal::ReplayLog(std::string* log_text) {
+  // The snapshot says which log follows it; a compaction that had started
+  // the next log but not yet written its snapshot leaves two (or more), each
+  // following the one before.
+  const uint64_t first = generation_;
+  log_ready_ = false;
+  if (first == 0) {
+    // A snapshot that names no log was written without one (by an agent
+    // that kept no log, say before an upgrade, or a downgrade and back):
+    // it is newer than any log left beside it.
+    RemoveLogsBefore(UINT64_MAX);
+    return absl::OkStatus();
+  }
+  uint64_t last = first;
+  while (::access(LogPath(last + 1).c_str(), F_OK) == 0) ++last;
+  if (::access(LogPath(first).c_str(), F_OK) != 0) {
+    if (last != first) return Bad(path_, absl::StrCat("log ", first, " is missing, ", last,
+                                                      " is there"));
+    return absl::OkStatus();  // none yet: the next save writes a snapshot and a log
+  }
+  bool torn = false;
+  for (uint64_t g = first; g <= last; ++g) {
+    NETAGENT_RETURN_IF_ERROR(ReplayOneLog(g, g == last, log_text, &torn));
+  }
+  generation_ = last;
+  const std::string path = LogPath(last);
+  if (torn && ::truncate(path.c_str(), static_cast<off_t>(log_bytes_)) != 0) return absl::OkStatus();
+  struct stat st;
+  log_ready_ = ::stat(path.c_str(), &st) == 0;
+  log_inode_ = log_ready_ ? st.st_ino : 0;
+  RemoveLogsBefore(first);
+  MarkWritten();
+  return absl::OkStatus();
+}
+
+void Journal::RemoveLogsBefore(uint64_t generation) const {
+  const size_t slash = path_.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash ? slash : 1);
+  const std::string prefix =
+      absl::StrCat(slash == std::string::npos ? path_ : path_.substr(slash + 1), ".log.");
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    uint64_t g = 0;
+    if (absl::StartsWith(name, prefix) &&
+        absl::SimpleAtoi(absl::string_view(name).substr(prefix.size()), &g) && g < generation) {
+      std::filesystem::remove(e.path(), ec);
+    }
+  }
+}
+
 absl::StatusOr<Journal> Journal::Load(const std::string& path) {
   auto text = kernel::ReadFile(path);
   if (!text.ok()) {
     if (absl::IsNotFound(text.status())) return Empty(path);
     return text.status();
   }
-  return FromYaml(*text, path);
+  NETAGENT_ASSIGN_OR_RETURN(Journal j, FromYaml(*text, path));
+  NETAGENT_RETURN_IF_ERROR(j.ReplayLog(nullptr));
+  return j;
 }
 
-absl::Status Journal::Save() { return kernel::ReplaceFileAtomically(path_, ToYaml(), 0600); }
+uint64_t Journal::Fingerprint(const ChangeRecord& r) {
+  // Every field, each followed by a separator, without allocating.
+  uint64_t h = Fnv(r.id);
+  auto add = [&](absl::string_view v) { h = Fnv("\x1f", Fnv(v, h)); };
+  auto time = [&](absl::Time t) {
+    const int64_t ns = absl::ToUnixNanos(t);
+    add(absl::string_view(reinterpret_cast<const char*>(&ns), sizeof(ns)));
+  };
+  time(r.created);
+  add(r.caller);
+  add(r.intent);
+  add(r.digest);
+  add(ChangeStateName(r.state));
+  if (r.confirm_deadline) time(*r.confirm_deadline);
+  for (const auto& k : r.knobs) {
+    add(k.knob);
+    add(k.old_value);
+    add(k.new_value);
+    add(k.reason);
+  }
+  // Events are appended (past 200 the oldest after the first 20 go): their
+  // count and both ends change with every event.
+  const uint64_t n = r.events.size();
+  add(absl::string_view(reinterpret_cast<const char*>(&n), sizeof(n)));
+  if (!r.events.empty()) {
+    for (const ChangeEvent* e : {&r.events.front(), &r.events.back()}) {
+      time(e->at);
+      add(e->what);
+    }
+  }
+  for (const auto& d : r.drift) {
+    add(d.knob);
+    add(d.expected);
+    add(d.observed);
+    time(d.since);
+  }
+  return h;
+}
+
+uint64_t Journal::BaselineFingerprint() const {
+  uint64_t h = Fnv("baseline");
+  for (const auto& [name, b] : baseline_)
+    h = Fnv(absl::StrCat(name, "=", b.value, "@", absl::ToUnixNanos(b.seen), ";"), h);
+  return h;
+}
+
+uint64_t Journal::EventsFingerprint() const {
+  uint64_t h = Fnv(absl::StrCat("events ", events_.size()));
+  for (const auto& e : events_) h = Fnv(absl::StrCat(absl::ToUnixNanos(e.at), e.what, ";"), h);
+  return h;
+}
+
+void Journal::MarkWritten() {
+  written_.clear();
+  for (const auto& r : records_) written_[r.id] = Fingerprint(r);
+  written_baseline_ = BaselineFingerprint();
+  written_events_ = EventsFingerprint();
+}
+
+absl::Status Journal::StartLog(uint64_t generation) {
+  const std::string header = absl::StrCat(kLogMagic, generation, "\n");
+  const std::string path = LogPath(generation);
+  kernel::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return kernel::LastErrnoStatus(absl::StrCat("create ", path));
+  struct stat st;
+  if (::write(fd.get(), header.data(), header.size()) != static_cast<ssize_t>(header.size()) ||
+      ::fstat(fd.get(), &st) != 0) {
+    return kernel::LastErrnoStatus(absl::StrCat("write ", path));
+  }
+  generation_ = generation;
+  log_ready_ = true;
+  log_inode_ = st.st_ino;
+  log_entries_ = 0;
+  log_bytes_ = header.size();
+  return absl::OkStatus();
+}
+
+absl::Status Journal::Compact() {
+  if (compacting_) {
+    // Two writers of one snapshot could leave the older one in place, or a
+    // mix of both: this save waits for the background one.
+    return absl::UnavailableError("a compaction of the journal is being written");
+  }
+  // The next log first: while the snapshot is being replaced, the logs chain
+  // from the one the old snapshot names. A snapshot that cannot be written
+  // leaves things as they were: the new log would follow no snapshot.
+  const uint64_t before = generation_;
+  if (absl::Status started = StartLog(before + 1); !started.ok()) {
+    log_ready_ = false;
+    return started;
+  }
+  if (absl::Status written = kernel::ReplaceFileAtomically(path_, ToYaml(), 0600);
+      !written.ok()) {
+    ::unlink(LogPath(before + 1).c_str());
+    generation_ = before;
+    log_ready_ = false;
+    return written;
+  }
+  RemoveLogsBefore(generation_);
+  MarkWritten();
+  return absl::OkStatus();
+}
+
+std::optional<Journal::PendingSnapshot> Journal::StartCompaction() {
+  if (!log_ready_ ||
+      (log_entries_ < kCompactAfterEntries && log_bytes_ < kCompactAfterBytes)) {
+    return std::nullopt;
+  }
+  // Appends move to the next log at once; the snapshot of everything so far
+  // is written by the caller outside its lock.
+  if (compacting_ || !StartLog(generation_ + 1).ok()) return std::nullopt;  // tried again later
+  compacting_ = true;
+  return PendingSnapshot{path_, ToYaml(), generation_};
+}
+
+absl::Status Journal::PendingSnapshot::Write() const {
+  return kernel::ReplaceFileAtomically(path, text, 0600);
+}
+
+void Journal::FinishCompaction(const PendingSnapshot& done, const absl::Status& written) {
+  // Not written: the old snapshot and every log since still chain.
+  compacting_ = false;
+  if (written.ok()) RemoveLogsBefore(done.generation);
+}
+
+absl::Status Journal::Save() {
+  if (!log_ready_) return Compact();
+  std::string entries;
+  size_t n = 0;
+  for (const auto& r : records_) {
+    auto it = written_.find(r.id);
+    if (it != written_.end() && it->second == Fingerprint(r)) continue;
+    YAML::Emitter body;
+    body << YAML::BeginMap << YAML::Key << "changes" << YAML::Value << YAML::BeginSeq;
+    EmitRecord(body, r);
+    body << YAML::EndSeq << YAML::EndMap;
+    entries += Entry("change", body);
+    ++n;
+  }
+  if (BaselineFingerprint() != written_baseline_) {
+    YAML::Emitter body;
+    body << YAML::BeginMap;
+    EmitBaseline(body, baseline_);
+    body << YAML::EndMap;
+    entries += Entry("baseline", body);
+    ++n;
+  }
+  if (EventsFingerprint() != written_events_) {
+    YAML::Emitter body;
+    body << YAML::BeginMap;
+    EmitEvents(body, events_);
+    body << YAML::EndMap;
+    entries += Entry("events", body);
+    ++n;
+  }
+  if (n == 0) return absl::OkStatus();
+  absl::Status appended = AppendToLog(LogPath(generation_), entries, log_bytes_, log_inode_,
+                                      absl::StrCat(kLogMagic, generation_, "\n"));
+  if (!appended.ok()) {
+    // Whatever is wrong with the log, a fresh snapshot and log may do.
+    absl::Status compacted = Compact();
+    if (compacted.ok()) return compacted;
+    log_ready_ = false;
+    return absl::Status(compacted.code(),
+                        absl::StrCat(appended.message(), "; rewriting: ", compacted.message()));
+  }
+  log_entries_ += n;
+  log_bytes_ += entries.size();
+  for (const auto& r : records_) written_[r.id] = Fingerprint(r);
+  written_baseline_ = BaselineFingerprint();
+  written_events_ = EventsFingerprint();
+  return absl::OkStatus();
+}
 
 }  // namespace netagent::tuners
 
@@ -382,9 +795,17 @@ Salvage SalvageJournal(absl::string_view text) {
       if (absl::ParseTime(absl::RFC3339_full, value, &t, &err)) c.confirm_deadline = t;
     }
   }
+  // The log repeats a change each time it changed: its last version counts.
+  std::vector<SalvagedChange> last;
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (std::none_of(last.begin(), last.end(),
+                     [&](const SalvagedChange& c) { return c.id == it->id; }))
+      last.push_back(std::move(*it));
+  }
+  std::reverse(last.begin(), last.end());
   Salvage out;
-  out.changes_read = all.size();
-  for (auto& c : all) {
+  out.changes_read = last.size();
+  for (auto& c : last) {
     if (!c.state || IsActive(*c.state)) out.possibly_in_effect.push_back(std::move(c));
   }
   return out;
@@ -433,7 +854,18 @@ absl::StatusOr<std::string> QuarantineJournalFile(const std::string& path, absl:
     }
     if (rc != 0 && errno == EEXIST) continue;
     if (rc != 0) return kernel::LastErrnoStatus(absl::StrCat("rename ", path, " to ", to));
+    // Its logs go with it (the evidence is all of them); a fresh journal
+    // starts without one.
     const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash ? slash : 1);
+    const std::string file = slash == std::string::npos ? path : path.substr(slash + 1);
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (!absl::StartsWith(name, file + ".log.")) continue;
+      const std::string moved = absl::StrCat(to, name.substr(file.size()));
+      if (::rename(e.path().c_str(), moved.c_str()) != 0) (void)::unlink(e.path().c_str());
+    }
     // The rename is done; a failed directory sync only makes it less durable.
     (void)kernel::FsyncDir(slash == std::string::npos ? "." : path.substr(0, slash ? slash : 1));
     return to;

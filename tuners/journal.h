@@ -1,8 +1,20 @@
 // The change journal: every change set the agent applied, its state, who asked
 // and what happened to it since, plus the first-seen values that stand in for
-// machine-dependent kernel defaults. One YAML file under the state directory,
-// replaced atomically (write, fsync, rename, fsync the directory) on every
-// update, so a crash leaves either the old or the new journal, never half.
+// machine-dependent kernel defaults. Two files under the state directory:
+//   journal.yaml      a snapshot, replaced atomically (write, fsync, rename,
+//                     fsync the directory), so it is the old or the new one;
+//   journal.yaml.log.N  what changed since that snapshot: one framed entry per
+//                     record that changed (its whole new version), appended,
+//                     so a save costs one small write whatever the history's
+//                     length. Not synced: what the journal records does not
+//                     outlive a reboot either (see AppendToLog); write order
+//                     is what a crash of the agent needs.
+// Loading reads the snapshot and replays the log over it. An entry cut short
+// at the end of the log (a crash in the middle of an append) was never
+// acknowledged and is dropped; damage anywhere else is damage. The log names
+// the snapshot generation it follows, so a log left over from before the
+// last compaction is recognized and ignored. After enough entries a save
+// writes a new snapshot and starts an empty log (compaction).
 #pragma once
 
 #include <map>
@@ -94,15 +106,63 @@ class Journal {
   // Drops the oldest inactive records beyond `keep`.
   void Prune(size_t keep);
 
-  // Serialization, for tests.
+  // The snapshot file alone (tests; the manager reads the snapshot's text
+  // itself to keep it as evidence when it does not load).
   std::string ToYaml() const;
   static absl::StatusOr<Journal> FromYaml(const std::string& text, const std::string& path);
+  // Replays the logs that follow the snapshot FromYaml read
+  // (<path>.log.<generation>, and the next ones a compaction started) over
+  // it. DATA_LOSS when a log is damaged anywhere but the newest one's last
+  // entry; `log_text` gets the logs' bytes either way, for the operator.
+  absl::Status ReplayLog(std::string* log_text);
+  std::string LogPath(uint64_t generation) const;
+
+  // Compaction, in the background: when the log holds this many entries or
+  // bytes, StartCompaction (under the caller's lock) moves appends to the
+  // next log and returns the snapshot of everything so far, which the caller
+  // writes outside its lock and reports with FinishCompaction. Saves never
+  // wait for a snapshot to be synced; one that must rewrite the snapshot
+  // itself (its log cannot be appended to) fails while a compaction is out.
+  static constexpr size_t kCompactAfterEntries = 256;
+  static constexpr size_t kCompactAfterBytes = 1 << 20;
+  struct PendingSnapshot {
+    std::string path, text;
+    uint64_t generation = 0;
+    absl::Status Write() const;
+  };
+  std::optional<PendingSnapshot> StartCompaction();
+  void FinishCompaction(const PendingSnapshot& done, const absl::Status& written);
 
  private:
+  // Writes a snapshot now (no log yet, or one that cannot be appended to).
+  absl::Status Compact();
+  absl::Status StartLog(uint64_t generation);
+  absl::Status ReplayOneLog(uint64_t generation, bool last, std::string* log_text,
+                            bool* torn_at_end);
+  void RemoveLogsBefore(uint64_t generation) const;
+  // What a record, the baseline and the journal's events are now, cheaply:
+  // a change to any of them changes these.
+  static uint64_t Fingerprint(const ChangeRecord& r);
+  uint64_t BaselineFingerprint() const;
+  uint64_t EventsFingerprint() const;
+  // Marks everything as it is now as written.
+  void MarkWritten();
+
   std::string path_;
   std::vector<ChangeRecord> records_;
   std::map<std::string, BaselineValue> baseline_;
   std::vector<ChangeEvent> events_;
+
+  // The log appended to (its generation), how much it holds, and what of
+  // the journal is written (fingerprints). `log_ready_` false: the next save
+  // writes a snapshot (no log yet, or one that cannot be appended to).
+  uint64_t generation_ = 0;
+  bool log_ready_ = false;
+  size_t log_entries_ = 0, log_bytes_ = 0;
+  uint64_t log_inode_ = 0;  // the log is appended to only while it is this file
+  bool compacting_ = false;  // a PendingSnapshot is out, not yet finished
+  std::map<std::string, uint64_t> written_;
+  uint64_t written_baseline_ = 0, written_events_ = 0;
 };
 
 // What a journal that does not load can still tell the operator who must

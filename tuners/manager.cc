@@ -132,10 +132,17 @@ absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options opti
   if (!text.ok() && !absl::IsNotFound(text.status())) return text.status();
   if (text.ok()) {
     auto loaded = Journal::FromYaml(*text, path);
+    std::string log_text;
+    if (loaded.ok()) {
+      if (absl::Status replayed = loaded->ReplayLog(&log_text); !replayed.ok())
+        loaded = replayed;
+    }
     if (loaded.ok()) {
       journal = std::move(*loaded);
     } else if (absl::IsDataLoss(loaded.status())) {
-      quarantine = SetAside(path, *text, loaded.status(), options.clock());
+      // The log's entries are shaped like the snapshot's: salvage reads both.
+      quarantine = SetAside(path, absl::StrCat(*text, "\n", log_text), loaded.status(),
+                            options.clock());
       spdlog::error(
           "tuning: {}; applying is refused until an operator checks those knobs and runs: netctl "
           "tune journal ack",
@@ -493,9 +500,13 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     if (quarantine_) return QuarantineRefusalLocked();
     baseline = BaselineLocked();
   }
+  // Where an apply's time goes, for the log (wall time, not the injected clock).
+  const absl::Time t_start = absl::Now();
   NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap, options_.snapshot(SnapshotFor(intent), baseline));
   NETAGENT_ASSIGN_OR_RETURN(Plan plan, PlanIntent(intent, snap));
+  const absl::Time t_planned = absl::Now();
   std::lock_guard<std::mutex> lk(mu_);
+  const absl::Time t_locked = absl::Now();
   if (!change_id.empty() && journal_.Find(change_id) != nullptr) {
     return absl::AlreadyExistsError(
         absl::StrCat("change_id: ", kernel::Quote(change_id), " is already used"));
@@ -584,9 +595,14 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
         save.message(), ") and putting it back failed: ", back.message(),
         "; it is rollback_failed (in memory only)"));
   }
+  const absl::Time t_done = absl::Now();
   spdlog::info(
-      "tuning: change {} ({}) applied by {}: {} knob(s){}", r.id, r.intent, caller, r.knobs.size(),
-      r.confirm_deadline ? absl::StrCat(", confirm by ", TimeText(*r.confirm_deadline)) : "");
+      "tuning: change {} ({}) applied by {}: {} knob(s){} in {} ms (plan {}, waiting {}, journal "
+      "and knobs {})",
+      r.id, r.intent, caller, r.knobs.size(),
+      r.confirm_deadline ? absl::StrCat(", confirm by ", TimeText(*r.confirm_deadline)) : "",
+      absl::ToInt64Milliseconds(t_done - t_start), absl::ToInt64Milliseconds(t_planned - t_start),
+      absl::ToInt64Milliseconds(t_locked - t_planned), absl::ToInt64Milliseconds(t_done - t_locked));
   result.plan = std::move(plan);
   result.change = r;
   cv_.notify_all();
@@ -834,6 +850,19 @@ absl::Time TuningManager::NextWakeLocked() {
 void TuningManager::Loop() {
   std::unique_lock<std::mutex> lk(mu_);
   while (!stop_) {
+    // The journal's snapshot is replaced here, off every caller's path: the
+    // lock is let go while it is written and synced.
+    if (!quarantine_) {
+      if (std::optional<Journal::PendingSnapshot> snapshot = journal_.StartCompaction()) {
+        lk.unlock();
+        const absl::Status written = snapshot->Write();
+        lk.lock();
+        journal_.FinishCompaction(*snapshot, written);
+        if (!written.ok())
+          spdlog::warn("tuning: compacting the change journal: {}", std::string(written.message()));
+        continue;
+      }
+    }
     const absl::Time now = Now();
     const absl::Time wake = NextWakeLocked();
     if (now < wake) {

@@ -3,9 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "tests/unit/fixtures.h"
@@ -15,6 +17,7 @@ namespace {
 
 using ::netagent::testing::Fixture;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 ChangeRecord Sample(const std::string& id, ChangeState state) {
   ChangeRecord r;
@@ -254,6 +257,225 @@ TEST(Journal, QuarantineRenamesAsideNeverOverAnEarlierOne) {
   EXPECT_EQ(read(*first), "first");
   EXPECT_EQ(read(*second), "second");
   std::filesystem::remove_all(tmpl);
+}
+
+}  // namespace
+}  // namespace netagent::tuners
+
+namespace netagent::tuners {
+namespace {
+
+class JournalLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/na-journal-log-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/journal.yaml";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string Read(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  void Write(const std::string& p, const std::string& text) {
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
+  }
+  // The journal as a load of the files finds it, in the snapshot's layout.
+  std::string Loaded() {
+    auto j = Journal::Load(path_);
+    EXPECT_TRUE(j.ok()) << j.status();
+    return j.ok() ? j->ToYaml() : "";
+  }
+
+  std::string dir_, path_;
+};
+
+// A save appends one entry per record that changed, whatever the history's
+// length; the snapshot stays as it was; a load gives back the journal.
+TEST_F(JournalLogTest, ASaveAppendsOnlyWhatChanged) {
+  Journal j = Journal::Empty(path_);
+  for (int i = 0; i < 300; ++i)
+    j.records().push_back(Sample(absl::StrCat("c", i), ChangeState::kConfirmed));
+  ASSERT_TRUE(j.Save().ok());  // the first save writes a snapshot
+  const std::string snapshot = Read(path_);
+  const size_t log_after_snapshot = Read(path_ + ".log.1").size();
+  ASSERT_TRUE(j.Save().ok());  // nothing changed: nothing written
+  EXPECT_EQ(Read(path_ + ".log.1").size(), log_after_snapshot);
+  j.Find("c7")->state = ChangeState::kRolledBack;
+  j.Find("c7")->Event(absl::FromUnixSeconds(1795000100), "rolled back by op");
+  ASSERT_TRUE(j.Save().ok());
+  const std::string log = Read(path_ + ".log.1");
+  EXPECT_EQ(Read(path_), snapshot);
+  EXPECT_LT(log.size() - log_after_snapshot, 2000u) << "more than one record was written";
+  EXPECT_THAT(log, HasSubstr("id: c7"));
+  j.records().push_back(Sample("new", ChangeState::kPending));
+  j.baseline()["net.core.somaxconn"] = {"4096", absl::FromUnixSeconds(1795000000)};
+  ASSERT_TRUE(j.Save().ok());
+  EXPECT_EQ(Loaded(), j.ToYaml());
+}
+
+// The last append cut at any byte (a crash in the middle of it) is dropped,
+// and the log cut back so the next append follows whole entries.
+TEST_F(JournalLogTest, AnAppendCutShortAnywhereIsDroppedAndTheRestLoads) {
+  Journal j = Journal::Empty(path_);
+  j.records().push_back(Sample("a", ChangeState::kPending));
+  ASSERT_TRUE(j.Save().ok());
+  j.Find("a")->state = ChangeState::kConfirmed;
+  ASSERT_TRUE(j.Save().ok());
+  const std::string before = j.ToYaml();
+  const std::string log_before = Read(path_ + ".log.1");
+  j.Find("a")->state = ChangeState::kRolledBack;
+  ASSERT_TRUE(j.Save().ok());
+  const std::string after = j.ToYaml();
+  const std::string log_after = Read(path_ + ".log.1");
+  ASSERT_GT(log_after.size(), log_before.size());
+  for (size_t cut = log_before.size(); cut <= log_after.size(); ++cut) {
+    Write(path_ + ".log.1", log_after.substr(0, cut));
+    const bool whole = cut == log_after.size();
+    EXPECT_EQ(Loaded(), whole ? after : before) << "cut at " << cut;
+    if (!whole) EXPECT_EQ(Read(path_ + ".log.1"), log_before) << "cut at " << cut;
+    if (HasFailure()) return;
+  }
+  // The last entry whole but wrong (zeros a crash can leave): dropped too.
+  std::string zeroed = log_after;
+  std::fill(zeroed.begin() + static_cast<long>(log_after.size()) - 20, zeroed.end(), '\0');
+  Write(path_ + ".log.1", zeroed);
+  EXPECT_EQ(Loaded(), before);
+}
+
+TEST_F(JournalLogTest, DamageBeforeTheLastEntryIsDataLoss) {
+  Journal j = Journal::Empty(path_);
+  j.records().push_back(Sample("a", ChangeState::kPending));
+  ASSERT_TRUE(j.Save().ok());
+  for (auto s : {ChangeState::kConfirmed, ChangeState::kRolledBack}) {
+    j.Find("a")->state = s;
+    ASSERT_TRUE(j.Save().ok());
+  }
+  std::string log = Read(path_ + ".log.1");
+  const size_t first_state = log.find("state: confirmed");
+  ASSERT_NE(first_state, std::string::npos);
+  log[first_state + 7] = 'X';
+  Write(path_ + ".log.1", log);
+  auto loaded = Journal::Load(path_);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(loaded.status().message(), HasSubstr("checksum"));
+  Write(path_ + ".log.1", "garbage\n");
+  EXPECT_EQ(Journal::Load(path_).status().code(), absl::StatusCode::kDataLoss);
+}
+
+// Salvage reads the log's entries like the snapshot's changes; a change's
+// last version counts.
+TEST_F(JournalLogTest, SalvageReadsTheLogToo) {
+  Journal j = Journal::Empty(path_);
+  j.records().push_back(Sample("old", ChangeState::kConfirmed));
+  ASSERT_TRUE(j.Save().ok());
+  j.records().push_back(Sample("only-in-log", ChangeState::kPending));
+  ASSERT_TRUE(j.Save().ok());
+  j.Find("old")->state = ChangeState::kRolledBack;
+  ASSERT_TRUE(j.Save().ok());
+  const Salvage s = SalvageJournal(Read(path_) + "\n" + Read(path_ + ".log.1"));
+  EXPECT_EQ(s.changes_read, 2u);
+  ASSERT_EQ(s.possibly_in_effect.size(), 1u);
+  EXPECT_EQ(s.possibly_in_effect[0].id, "only-in-log");
+  EXPECT_EQ(s.possibly_in_effect[0].knobs.size(), 2u);
+}
+
+// Compaction: appends move to the next log at once; the snapshot is written
+// later (by the manager's thread, outside its lock). Killed in between, a
+// load replays the old snapshot and both logs; once written, the old log
+// goes.
+TEST_F(JournalLogTest, CompactionChainsLogsUntilItsSnapshotIsWritten) {
+  Journal j = Journal::Empty(path_);
+  j.records().push_back(Sample("a", ChangeState::kPending));
+  ASSERT_TRUE(j.Save().ok());
+  EXPECT_THAT(Read(path_), HasSubstr("log_generation: 1"));
+  for (size_t i = 0; i + 1 < Journal::kCompactAfterEntries; ++i) {
+    j.Find("a")->digest = absl::StrCat("digest ", i);
+    ASSERT_TRUE(j.Save().ok());
+    EXPECT_FALSE(j.StartCompaction().has_value()) << i;
+  }
+  j.Find("a")->digest = "last in log 1";
+  ASSERT_TRUE(j.Save().ok());
+  std::optional<Journal::PendingSnapshot> pending = j.StartCompaction();
+  ASSERT_TRUE(pending.has_value());
+  EXPECT_EQ(pending->generation, 2u);
+  EXPECT_THAT(pending->text, HasSubstr("last in log 1"));
+  // Saves go on into log 2 while the snapshot is not written yet...
+  j.Find("a")->digest = "in log 2";
+  j.records().push_back(Sample("b", ChangeState::kConfirmed));
+  ASSERT_TRUE(j.Save().ok());
+  EXPECT_THAT(Read(path_ + ".log.2"), HasSubstr("in log 2"));
+  // ...and an agent killed now finds everything: snapshot 1, log 1, log 2.
+  EXPECT_THAT(Read(path_), HasSubstr("log_generation: 1"));
+  EXPECT_EQ(Loaded(), j.ToYaml());
+  ASSERT_TRUE(pending->Write().ok());
+  j.FinishCompaction(*pending, absl::OkStatus());
+  EXPECT_THAT(Read(path_), HasSubstr("log_generation: 2"));
+  EXPECT_FALSE(std::filesystem::exists(path_ + ".log.1"));
+  EXPECT_EQ(Loaded(), j.ToYaml());
+  // A log older than the snapshot (left if the agent stopped before removing
+  // it) is ignored, and removed by the next load.
+  Write(path_ + ".log.1", "netagent journal log 1 follows generation 1\n");
+  EXPECT_EQ(Loaded(), j.ToYaml());
+  EXPECT_FALSE(std::filesystem::exists(path_ + ".log.1"));
+  // A log of the chain missing in the middle is damage.
+  Write(path_ + ".log.3", "netagent journal log 1 follows generation 3\n");
+  std::filesystem::remove(path_ + ".log.2");
+  EXPECT_EQ(Journal::Load(path_).status().code(), absl::StatusCode::kDataLoss);
+}
+
+// While a background snapshot is out, a save that would have to rewrite the
+// snapshot itself fails (two writers could leave the older snapshot, naming
+// a log already removed); once the compaction is finished it succeeds.
+TEST_F(JournalLogTest, NoSecondSnapshotWhileACompactionIsOut) {
+  Journal j = Journal::Empty(path_);
+  j.records().push_back(Sample("a", ChangeState::kPending));
+  ASSERT_TRUE(j.Save().ok());
+  for (size_t i = 0; i < Journal::kCompactAfterEntries; ++i) {
+    j.Find("a")->digest = absl::StrCat("digest ", i);
+    ASSERT_TRUE(j.Save().ok());
+  }
+  std::optional<Journal::PendingSnapshot> pending = j.StartCompaction();
+  ASSERT_TRUE(pending.has_value());
+  EXPECT_FALSE(j.StartCompaction().has_value()) << "a second compaction while one is out";
+  // Log 2 replaced behind the journal's back: the append refuses it and the
+  // save would rewrite the snapshot, which must wait.
+  Write(path_ + ".other", "netagent journal log 1 follows generation 2\n");
+  std::filesystem::rename(path_ + ".other", path_ + ".log.2");
+  j.Find("a")->state = ChangeState::kConfirmed;
+  EXPECT_EQ(j.Save().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(pending->Write().ok());
+  j.FinishCompaction(*pending, absl::OkStatus());
+  ASSERT_TRUE(j.Save().ok());
+  EXPECT_EQ(Loaded(), j.ToYaml());
+}
+
+// A snapshot that cannot be written leaves no log behind that follows no
+// snapshot: the next save tries the whole snapshot again.
+TEST_F(JournalLogTest, AFailedSnapshotLeavesNothingBehind) {
+  ASSERT_EQ(::mkdir((path_ + ".tmp").c_str(), 0700), 0);  // the snapshot's write fails
+  std::ofstream(path_ + ".tmp/keep") << "x";
+  Journal j = Journal::Empty(path_);
+  j.records().push_back(Sample("a", ChangeState::kPending));
+  EXPECT_FALSE(j.Save().ok());
+  EXPECT_FALSE(j.Save().ok()) << "the second save appended to a log no snapshot names";
+  EXPECT_FALSE(std::filesystem::exists(path_ + ".log.1"));
+  std::filesystem::remove_all(path_ + ".tmp");
+  ASSERT_TRUE(j.Save().ok());
+  EXPECT_EQ(Loaded(), j.ToYaml());
+}
+
+// A snapshot naming no log (written by an agent that kept none) is newer
+// than any log beside it: those are ignored and removed.
+TEST_F(JournalLogTest, ASnapshotWithoutALogIgnoresLeftoverLogs) {
+  Journal j = Journal::Empty(path_);
+  j.records().push_back(Sample("a", ChangeState::kConfirmed));
+  Write(path_, j.ToYaml());
+  ASSERT_THAT(Read(path_), Not(HasSubstr("log_generation")));
+  Write(path_ + ".log.3", "netagent journal log 1 follows generation 3\n");
+  EXPECT_EQ(Loaded(), j.ToYaml());
+  EXPECT_FALSE(std::filesystem::exists(path_ + ".log.3"));
 }
 
 }  // namespace

@@ -6,6 +6,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
+#include <fcntl.h>
 #include <stdlib.h>
 
 #include <condition_variable>
@@ -122,7 +126,9 @@ class ManagerTest : public ::testing::Test {
   }
   void TearDown() override {
     manager_.reset();
-    std::filesystem::remove_all(dir_);
+    for (const std::string& log : Logs()) SetImmutable(log, false);  // a test that broke writes
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
   }
 
   std::string Value(const std::string& knob) {
@@ -170,10 +176,40 @@ class ManagerTest : public ::testing::Test {
   }
 
   std::string JournalPath() const { return dir_ + "/tuning/journal.yaml"; }
-  // Journal writes fail until FixJournalWrites(): the temporary file the
-  // journal is written through is a directory (root ignores file modes).
-  void BreakJournalWrites() { std::filesystem::create_directories(JournalPath() + ".tmp"); }
-  void FixJournalWrites() { std::filesystem::remove(JournalPath() + ".tmp"); }
+  // Journal writes fail until FixJournalWrites(), reads still work: the
+  // temporary file the snapshot is written through is a directory, and the
+  // log is immutable (root ignores file modes, not that flag). False where
+  // the filesystem has no immutable flag.
+  bool BreakJournalWrites() {
+    std::filesystem::create_directories(JournalPath() + ".tmp");
+    // Without a log, every write goes through the temporary file.
+    for (const std::string& log : Logs())
+      if (!SetImmutable(log, true)) return false;
+    return true;
+  }
+  void FixJournalWrites() {
+    for (const std::string& log : Logs()) SetImmutable(log, false);
+    std::filesystem::remove(JournalPath() + ".tmp");
+  }
+  std::vector<std::string> Logs() const {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir_ + "/tuning", ec)) {
+      if (e.path().filename().string().rfind("journal.yaml.log.", 0) == 0)
+        out.push_back(e.path().string());
+    }
+    return out;
+  }
+  static bool SetImmutable(const std::string& path, bool on) {
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    int flags = 0;
+    bool ok = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+    flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+    ok = ok && ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+    close(fd);
+    return ok;
+  }
   // Where a journal found damaged at the fake clock's start time goes.
   std::string QuarantinePath() const { return JournalPath() + ".corrupt-20300102T030405Z"; }
   void PutFixture(const std::string& name) {
@@ -375,7 +411,7 @@ TEST_F(ManagerTest, ARollbackTheJournalCannotRecordStillRestoresAndSaysSo) {
   auto applied = manager_->Apply(Limits({{"somaxconn", "8192"}}), "op", std::nullopt, "");
   ASSERT_TRUE(applied.ok()) << applied.status();
   const std::string id = applied->change->id;
-  BreakJournalWrites();
+  if (!BreakJournalWrites()) GTEST_SKIP() << "no immutable flag on this filesystem";
   auto r = manager_->Rollback(id, "op", false);
   // What happened on the host is the answer; the journal's trouble is beside it.
   ASSERT_TRUE(r.ok()) << r.status();
@@ -398,7 +434,7 @@ TEST_F(ManagerTest, ARollbackTheJournalCannotRecordStillRestoresAndSaysSo) {
 TEST_F(ManagerTest, AConfirmTheJournalCannotRecordStillHolds) {
   Start();
   const std::string id = ApplyPending(absl::Seconds(30));
-  BreakJournalWrites();
+  if (!BreakJournalWrites()) GTEST_SKIP() << "no immutable flag on this filesystem";
   auto c = manager_->Confirm(id, "op");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->change.state, ChangeState::kConfirmed);
@@ -413,7 +449,7 @@ TEST_F(ManagerTest, AConfirmTheJournalCannotRecordStillHolds) {
 TEST_F(ManagerTest, AnExpiryTheJournalCannotRecordStillRestores) {
   Start();
   const std::string id = ApplyPending(absl::Seconds(30));
-  BreakJournalWrites();
+  if (!BreakJournalWrites()) GTEST_SKIP() << "no immutable flag on this filesystem";
   clock_.Advance(absl::Seconds(30));
   manager_->Tick();
   EXPECT_EQ(Value("net.core.somaxconn"), "4096");
@@ -423,7 +459,7 @@ TEST_F(ManagerTest, AnExpiryTheJournalCannotRecordStillRestores) {
 
 TEST_F(ManagerTest, AnApplyThatCannotBeJournaledChangesNothing) {
   Start();
-  BreakJournalWrites();
+  if (!BreakJournalWrites()) GTEST_SKIP() << "no immutable flag on this filesystem";
   auto a = manager_->Apply(Limits({{"somaxconn", "8192"}}), "op", std::nullopt, "");
   EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition) << a.status();
   EXPECT_THAT(a.status().message(), HasSubstr("nothing was changed"));
@@ -432,7 +468,7 @@ TEST_F(ManagerTest, AnApplyThatCannotBeJournaledChangesNothing) {
 }
 
 TEST_F(ManagerTest, AnUnwritableJournalAtStartIsReportedNotFatal) {
-  BreakJournalWrites();
+  if (!BreakJournalWrites()) GTEST_SKIP() << "no immutable flag on this filesystem";
   Start();
   EXPECT_NE(manager_->JournalStatus().save_error, "");
   EXPECT_EQ(
@@ -633,7 +669,7 @@ TEST_F(ManagerTest, ALeftoverTemporaryFileIsRemovedAndLogged) {
 TEST_F(ManagerTest, AnAcknowledgementThatCannotBeWrittenKeepsTheQuarantine) {
   PutFixture("garbage.yaml");
   Start();
-  BreakJournalWrites();
+  if (!BreakJournalWrites()) GTEST_SKIP() << "no immutable flag on this filesystem";
   auto acked = manager_->AcknowledgeJournal("op", "");
   EXPECT_EQ(acked.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(acked.status().message(), HasSubstr("fresh journal cannot be written"));
