@@ -2,6 +2,11 @@
 
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/security/auth_context.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -20,6 +25,7 @@ class AuthInterceptor : public grpc::experimental::Interceptor {
 
   ~AuthInterceptor() override {
     if (call_id_ != 0) state_->EraseCall(info_->server_context(), call_id_);
+    if (reniced_ != 0) ::setpriority(PRIO_PROCESS, static_cast<id_t>(reniced_), 0);
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
@@ -48,15 +54,44 @@ class AuthInterceptor : public grpc::experimental::Interceptor {
     } else {
       spdlog::debug("call {} by {}", auth.method, DescribeCaller(auth.caller));
     }
+    // Viewers' calls run at a lower CPU priority than operators', for as long
+    // as they last: however many viewers there are, an operator's call gets
+    // the CPU first.
+    // An operator's call puts its thread back at 0 itself: the viewer's call
+    // this thread served before may not have been torn down yet.
+    if (ViewerNiceAvailable()) {
+      const pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
+      if (auth.decision.role != Role::kOperator) {
+        if (::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), kViewerNice) == 0) reniced_ = tid;
+      } else {
+        ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), 0);
+      }
+    }
     state_->PutCall(info_->server_context(), std::move(auth));
   }
 
   std::shared_ptr<AuthState> state_;
   grpc::experimental::ServerRpcInfo* info_;
   uint64_t call_id_ = 0;
+  pid_t reniced_ = 0;  // the thread whose priority this call lowered
 };
 
 }  // namespace
+
+bool ViewerNiceAvailable() {
+  // A thread's priority can be raised back only with CAP_SYS_NICE: without
+  // it a lowered thread would stay low for the operators it serves next.
+  static const bool available = [] {
+    const id_t tid = static_cast<id_t>(::syscall(SYS_gettid));
+    errno = 0;
+    const int before = ::getpriority(PRIO_PROCESS, tid);
+    if (errno != 0 || before != 0) return false;
+    const bool ok = ::setpriority(PRIO_PROCESS, tid, 1) == 0 && ::setpriority(PRIO_PROCESS, tid, 0) == 0;
+    if (!ok) ::setpriority(PRIO_PROCESS, tid, before);
+    return ok;
+  }();
+  return available;
+}
 
 void AuthState::PutUnixPeer(int fd, UnixPeer peer) {
   absl::MutexLock lock(&mu_);

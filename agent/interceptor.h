@@ -80,6 +80,12 @@ class AuthInterceptorFactory : public grpc::experimental::ServerInterceptorFacto
   std::shared_ptr<AuthState> state_;
 };
 
+// The nice value of a thread while it serves a viewer (operators: 0).
+inline constexpr int kViewerNice = 10;
+// Whether the agent may lower and raise back its threads' priority
+// (CAP_SYS_NICE); probed once. Without it every call runs at one priority.
+bool ViewerNiceAvailable();
+
 // The verdict recorded for this call: OK, or PERMISSION_DENIED with the reason.
 grpc::Status Admit(const AuthState& state, const grpc::ServerContextBase* ctx);
 
