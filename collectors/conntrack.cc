@@ -170,13 +170,14 @@ namespace {
 void Sum(ConntrackStats& stats) {
   stats.total.clear();
   for (const auto& c : stats.cpus) {
-    for (const auto& [name, v] : c.values) {
+    for (const auto& value : c.values) {
+      // Not a structured binding: clang 14 cannot capture one in a lambda.
       auto it = std::find_if(stats.total.begin(), stats.total.end(),
-                             [&](const auto& kv) { return kv.first == name; });
+                             [&](const auto& kv) { return kv.first == value.first; });
       if (it == stats.total.end()) {
-        stats.total.emplace_back(name, v);
+        stats.total.push_back(value);
       } else {
-        it->second += v;
+        it->second += value.second;
       }
     }
   }
