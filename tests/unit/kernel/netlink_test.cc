@@ -27,7 +27,8 @@ class Datagram {
     h->nlmsg_flags = flags;
     h->nlmsg_seq = seq;
     h->nlmsg_pid = portid;
-    std::memcpy(buf_.data() + off + NLMSG_HDRLEN, payload.data(), payload.size());
+    if (!payload.empty())
+      std::memcpy(buf_.data() + off + NLMSG_HDRLEN, payload.data(), payload.size());
     return h;
   }
   const void* data() const { return buf_.data(); }
