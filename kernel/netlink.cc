@@ -110,9 +110,13 @@ absl::Status StatusFromNetlinkError(const nlmsghdr& nlh, absl::string_view what)
 
 absl::Status ParseReply(const void* data, size_t len, uint32_t seq, uint32_t portid,
                         absl::string_view what, MessageHandler handler, ReplyProgress& progress) {
-  const auto* nlh = static_cast<const nlmsghdr*>(data);
-  int remaining = static_cast<int>(len);
-  while (mnl_nlmsg_ok(nlh, remaining)) {
+  const char* next = static_cast<const char*>(data);
+  size_t remaining = len;
+  // Not mnl_nlmsg_ok: it compares nlmsg_len as an int, so a length of 2^31
+  // or more passed and the walk (and the handler) read past the datagram.
+  while (remaining >= sizeof(nlmsghdr)) {
+    const auto* nlh = reinterpret_cast<const nlmsghdr*>(next);
+    if (nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > remaining) break;
     if ((seq != 0 && nlh->nlmsg_seq != seq) || (portid != 0 && nlh->nlmsg_pid != portid)) {
       ++progress.skipped;  // a leftover of an earlier request
     } else if (nlh->nlmsg_type == NLMSG_ERROR) {
@@ -142,7 +146,13 @@ absl::Status ParseReply(const void* data, size_t len, uint32_t seq, uint32_t por
       // reading until it comes.
       if (absl::Status st = handler(*nlh); !st.ok()) return st;
     }
-    nlh = mnl_nlmsg_next(nlh, &remaining);
+    const size_t step = NLMSG_ALIGN(nlh->nlmsg_len);
+    if (step > remaining) {
+      return absl::DataLossError(
+          absl::StrCat(what, ": malformed netlink datagram (last message not padded)"));
+    }
+    next += step;
+    remaining -= step;
   }
   if (remaining != 0) {
     return absl::DataLossError(

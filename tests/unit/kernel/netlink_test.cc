@@ -182,6 +182,27 @@ TEST(ParseReply, TruncatedDatagramIsDataLoss) {
   EXPECT_EQ(Parse(d, p).code(), absl::StatusCode::kDataLoss);
 }
 
+// libmnl's mnl_nlmsg_ok compares nlmsg_len as an int: 2^31 and above is
+// negative there and passed, so the handler got a message claiming 2 GiB.
+TEST(ParseReply, LengthOfTwoGibibytesIsDataLossNotAMessage) {
+  Datagram d;
+  d.Add(100, NLM_F_MULTI, 7, 42, std::vector<char>(16, 0));
+  reinterpret_cast<nlmsghdr*>(d.bytes().data())->nlmsg_len = 0x80000010u;
+  ReplyProgress p;
+  std::vector<uint16_t> seen;
+  EXPECT_EQ(Parse(d, p, &seen).code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(seen.empty());
+  EXPECT_EQ(p.messages, 0u);
+}
+
+TEST(ParseReply, ErrorOfTwoGibibytesDoesNotReadItsTlvsPastTheDatagram) {
+  Datagram d;
+  d.Add(NLMSG_ERROR, NLM_F_CAPPED | NLM_F_ACK_TLVS, 7, 42, ErrorPayload(-EPERM, "x"));
+  reinterpret_cast<nlmsghdr*>(d.bytes().data())->nlmsg_len = 0xfffffff0u;
+  ReplyProgress p;
+  EXPECT_EQ(Parse(d, p).code(), absl::StatusCode::kDataLoss);
+}
+
 TEST(ReplayRecording, InterruptedDumpIsReportedNotSilent) {
   Datagram d;
   d.Add(100, NLM_F_MULTI | NLM_F_DUMP_INTR, 1, 1);
