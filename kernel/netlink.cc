@@ -340,7 +340,8 @@ std::optional<uint64_t> ScalarValue(const nlattr& a) {
 }
 
 void ForEachNested(const nlattr* nest, absl::FunctionRef<void(const nlattr&)> fn) {
-  if (nest == nullptr) return;
+  // Below the header, libmnl's payload length (a u16) wraps to ~64 KiB.
+  if (nest == nullptr || nest->nla_len < NLA_HDRLEN) return;
   const auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
   int len = static_cast<int>(mnl_attr_get_payload_len(nest));
   while (mnl_attr_ok(a, len)) {

@@ -203,6 +203,20 @@ TEST(ParseReply, ErrorOfTwoGibibytesDoesNotReadItsTlvsPastTheDatagram) {
   EXPECT_EQ(Parse(d, p).code(), absl::StatusCode::kDataLoss);
 }
 
+TEST(ForEachNested, ANestShorterThanItsHeaderHoldsNothing) {
+  // A 2-byte nest followed by what would be an attribute if its payload
+  // length (2 - 4, as a u16) were believed.
+  alignas(nlattr) char buf[16] = {};
+  const nlattr nest{2, 1}, inner{8, 5};
+  std::memcpy(buf, &nest, sizeof(nest));
+  std::memcpy(buf + 4, &inner, sizeof(inner));
+  const auto* a = reinterpret_cast<const nlattr*>(buf);
+  int calls = 0;
+  ForEachNested(a, [&](const nlattr&) { ++calls; });
+  EXPECT_EQ(calls, 0);
+  EXPECT_FALSE(AttrTable(a, 8).has(5));
+}
+
 TEST(ReplayRecording, InterruptedDumpIsReportedNotSilent) {
   Datagram d;
   d.Add(100, NLM_F_MULTI | NLM_F_DUMP_INTR, 1, 1);
