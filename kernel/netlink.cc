@@ -76,9 +76,10 @@ absl::Status StatusFromNetlinkError(const nlmsghdr& nlh, absl::string_view what)
     return absl::DataLossError(absl::StrCat(what, ": truncated netlink error message"));
   }
   const auto* payload = static_cast<const char*>(mnl_nlmsg_get_payload(&nlh));
-  int err = 0;
-  std::memcpy(&err, payload, sizeof(err));
-  err = -err;
+  int sent = 0;
+  std::memcpy(&sent, payload, sizeof(sent));
+  // -errno, negated as unsigned: -INT_MIN does not fit an int.
+  const int err = static_cast<int>(0u - static_cast<unsigned>(sent));
   std::string extack;
   // NLMSG_ERROR: nlmsgerr, then the original request (only its header when
   // capped), then TLVs. NLMSG_DONE: the int, then TLVs.

@@ -5,6 +5,7 @@
 #include <linux/netlink.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -201,6 +202,16 @@ TEST(ParseReply, ErrorOfTwoGibibytesDoesNotReadItsTlvsPastTheDatagram) {
   reinterpret_cast<nlmsghdr*>(d.bytes().data())->nlmsg_len = 0xfffffff0u;
   ReplyProgress p;
   EXPECT_EQ(Parse(d, p).code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(ParseReply, AnErrorOfIntMinIsAnErrorWithThatNumber) {
+  // -INT_MIN overflowed an int (undefined; UBSan stops there).
+  Datagram d;
+  d.Add(NLMSG_ERROR, NLM_F_CAPPED, 7, 42, ErrorPayload(INT_MIN, ""));
+  ReplyProgress p;
+  absl::Status st = Parse(d, p);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("errno -2147483648"), absl::string_view::npos) << st;
 }
 
 TEST(ForEachNested, ANestShorterThanItsHeaderHoldsNothing) {
