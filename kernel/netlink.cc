@@ -306,7 +306,7 @@ absl::Status ReplayRecording(absl::string_view recording, absl::string_view what
     if (recording.size() < len) return absl::DataLossError("recording: truncated datagram");
     // Copy for alignment: netlink headers are read in place.
     std::vector<uint32_t> aligned((len + 3) / 4);
-    std::memcpy(aligned.data(), recording.data(), len);
+    if (len > 0) std::memcpy(aligned.data(), recording.data(), len);  // data() is null for 0
     recording.remove_prefix(len);
     NETAGENT_RETURN_IF_ERROR(ParseReply(aligned.data(), len, 0, 0, what, handler, progress));
   }

@@ -240,6 +240,22 @@ TEST(ReplayRecording, InterruptedDumpIsReportedNotSilent) {
   EXPECT_TRUE(IsDumpInterrupted(st)) << st;
 }
 
+TEST(ReplayRecording, AnEmptyDatagramHoldsNoMessage) {
+  // Its copy was memcpy from a null pointer (undefined; UBSan stops there).
+  Datagram d;
+  d.Add(NLMSG_DONE, NLM_F_MULTI, 1, 1, Int(0));
+  std::string rec(4, '\0');  // a zero-length datagram
+  uint32_t len = static_cast<uint32_t>(d.size());
+  rec.append(reinterpret_cast<const char*>(&len), sizeof(len));
+  rec.append(static_cast<const char*>(d.data()), d.size());
+  int messages = 0;
+  EXPECT_TRUE(ReplayRecording(rec, "dump", [&](const nlmsghdr&) {
+                ++messages;
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_EQ(messages, 0);
+}
+
 TEST(ReplayRecording, EndingMidReplyIsDataLoss) {
   Datagram d;
   d.Add(100, NLM_F_MULTI, 1, 1);
