@@ -10,7 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 
+#include "absl/strings/str_cat.h"
 #include "collectors/ethtool.h"
 #include "collectors/links.h"
 #include "collectors/nic_queues.h"
@@ -211,6 +213,60 @@ TEST(Rss, IndirectionKeyAndHashFunction) {
   EXPECT_EQ(rss->hash_function, "toeplitz");
   EXPECT_EQ(rss->indirection, (std::vector<uint32_t>{0, 1, 0, 1, 2, 3, 2, 3}));
   EXPECT_EQ(rss->hash_key, std::string("\x6d\x5a\x56", 3));
+}
+
+// A STRSET_GET reply with one ETH_SS_FEATURES set announcing `count` strings
+// and holding one per entry of `indexes` (nullopt: no index attribute), as
+// net/ethtool/strset.c lays it out.
+kernel::NetlinkMessage StringSetReply(uint32_t count,
+                                      const std::vector<std::optional<uint32_t>>& indexes) {
+  kernel::NetlinkMessage m(20, 0);
+  m.PutHeader<genlmsghdr>()->cmd = ETHTOOL_MSG_STRSET_GET_REPLY;
+  void* sets = m.BeginNest(ETHTOOL_A_STRSET_STRINGSETS);
+  void* set = m.BeginNest(ETHTOOL_A_STRINGSETS_STRINGSET);
+  m.PutU32(ETHTOOL_A_STRINGSET_ID, ETH_SS_FEATURES);
+  m.PutU32(ETHTOOL_A_STRINGSET_COUNT, count);
+  void* strings = m.BeginNest(ETHTOOL_A_STRINGSET_STRINGS);
+  for (const std::optional<uint32_t>& index : indexes) {
+    void* s = m.BeginNest(ETHTOOL_A_STRINGS_STRING);
+    if (index) m.PutU32(ETHTOOL_A_STRING_INDEX, *index);
+    m.PutString(ETHTOOL_A_STRING_VALUE, absl::StrCat("feature-", index.value_or(99)));
+    m.EndNest(s);
+  }
+  m.EndNest(strings);
+  m.EndNest(set);
+  m.EndNest(sets);
+  return m;
+}
+
+TEST(StringSets, StringsLandAtTheirIndex) {
+  kernel::NetlinkMessage m = StringSetReply(3, {2, 0});
+  auto sets = ParseStringSets(*m.header());
+  ASSERT_TRUE(sets.ok()) << sets.status();
+  EXPECT_EQ(sets->at(ETH_SS_FEATURES), (std::vector<std::string>{"feature-0", "", "feature-2"}));
+}
+
+TEST(StringSets, AStringWithoutAnIndexIsDataLoss) {
+  // It was index UINT32_MAX: the table grew to UINT32_MAX + 1 (0) strings and
+  // the string was written 128 GiB past it.
+  kernel::NetlinkMessage m = StringSetReply(2, {0, std::nullopt});
+  auto sets = ParseStringSets(*m.header());
+  EXPECT_EQ(sets.status().code(), absl::StatusCode::kDataLoss) << sets.status();
+  EXPECT_NE(sets.status().message().find("without an index"), absl::string_view::npos);
+}
+
+TEST(StringSets, AnIndexBeyondTheCountIsDataLoss) {
+  // It grew the table to the index: a single string could ask for 4 billion.
+  kernel::NetlinkMessage m = StringSetReply(2, {0, 1000000});
+  EXPECT_EQ(ParseStringSets(*m.header()).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(StringSets, ACountOfFourBillionIsRefusedNotAllocated) {
+  kernel::NetlinkMessage m = StringSetReply(0xffffffffu, {0});
+  auto sets = ParseStringSets(*m.header());
+  EXPECT_EQ(sets.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(sets.status().message().find("4294967295 strings"), absl::string_view::npos)
+      << sets.status();
 }
 
 // A STATS_GET reply built the way net/ethtool/stats.c builds it: per group
