@@ -249,7 +249,10 @@ absl::StatusOr<Rss> ParseRss(const nlmsghdr& nlh, const std::vector<std::string>
   }
   const absl::string_view indir = t.bytes(kRssIndir);
   r.indirection.resize(indir.size() / 4);
-  std::memcpy(r.indirection.data(), indir.data(), r.indirection.size() * 4);
+  // Both pointers are null without the attribute: memcpy must not see them.
+  if (!r.indirection.empty()) {
+    std::memcpy(r.indirection.data(), indir.data(), r.indirection.size() * 4);
+  }
   r.hash_key = std::string(t.bytes(kRssHkey));
   return r;
 }

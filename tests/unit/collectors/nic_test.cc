@@ -2,6 +2,7 @@
 #include <linux/ethtool.h>
 #include <linux/ethtool_netlink.h>
 #include <linux/genetlink.h>
+#include <linux/rtnetlink.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -154,6 +155,17 @@ TEST(Links, DumpAgreesWithIpJson) {
   EXPECT_EQ(links[0].stats_count, kLinkStatCount);
 }
 
+TEST(Links, ALinkWithoutStats64HasNoCounters) {
+  // Under UBSan this was memcpy from a null pointer (the absent attribute).
+  kernel::NetlinkMessage m(RTM_NEWLINK, 0);
+  m.PutHeader<ifinfomsg>()->ifi_index = 4;
+  m.PutString(IFLA_IFNAME, "veth0");
+  LinkRecord r;
+  ASSERT_TRUE(ParseLink(*m.header(), r).ok());
+  EXPECT_EQ(r.name, "veth0");
+  EXPECT_EQ(r.stats_count, 0);
+}
+
 TEST(Links, InterfaceNamesAreValidated) {
   EXPECT_TRUE(ValidateInterfaceName("eth0", "name").ok());
   EXPECT_TRUE(ValidateInterfaceName("veth-a.100", "name").ok());
@@ -213,6 +225,17 @@ TEST(Rss, IndirectionKeyAndHashFunction) {
   EXPECT_EQ(rss->hash_function, "toeplitz");
   EXPECT_EQ(rss->indirection, (std::vector<uint32_t>{0, 1, 0, 1, 2, 3, 2, 3}));
   EXPECT_EQ(rss->hash_key, std::string("\x6d\x5a\x56", 3));
+}
+
+TEST(Rss, AReplyWithoutAnIndirectionTableHasAnEmptyOne) {
+  // Under UBSan this was memcpy from a null pointer (the absent attribute).
+  kernel::NetlinkMessage m(21, 0);
+  m.PutHeader<genlmsghdr>();
+  m.PutU32(3, 1u << 1);
+  auto rss = ParseRss(*m.header(), {"toeplitz", "xor"});
+  ASSERT_TRUE(rss.ok());
+  EXPECT_EQ(rss->hash_function, "xor");
+  EXPECT_TRUE(rss->indirection.empty());
 }
 
 // A STRSET_GET reply with one ETH_SS_FEATURES set announcing `count` strings
