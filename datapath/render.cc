@@ -394,7 +394,9 @@ absl::StatusOr<DpMeta> DecodeDpMeta(const std::string& value) {
   f.syn_burst = m.syn_burst;
   f.new_source_rate = m.new_rate;
   f.new_source_burst = m.new_burst;
-  d.note.assign(m.note, strnlen(m.note, sizeof(m.note)));
+  // At most 127 bytes, as EncodeDpMeta writes: a record without its NUL must
+  // not decode to a note that re-encodes to something else.
+  d.note.assign(m.note, strnlen(m.note, sizeof(m.note) - 1));
   return d;
 }
 

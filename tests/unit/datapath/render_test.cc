@@ -226,6 +226,20 @@ TEST(Records, RuleAndAttachRecordsRoundTrip) {
   EXPECT_EQ(d->note, "native XDP refused");
 }
 
+TEST(Records, AnAttachRecordWithoutItsNulKeepsTheNoteEncodingCanHold) {
+  DpMeta m;
+  m.note = "x";
+  std::string record = EncodeDpMeta(m);
+  const size_t note = record.size() - 128;
+  record.replace(note, 128, std::string(128, 'n'));  // all 128 bytes, no NUL
+  auto d = DecodeDpMeta(record);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->note, std::string(127, 'n'));
+  auto again = DecodeDpMeta(EncodeDpMeta(*d));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->note, d->note);
+}
+
 TEST(Features, BadValuesAreRefusedNamingTheField) {
   auto err = [](Features f) { return std::string(ValidateFeatures(f, "features").message()); };
   Features ok;
