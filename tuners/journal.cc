@@ -92,16 +92,18 @@ std::string Journal::ToYaml() const {
   YAML::Emitter out;
   out << YAML::BeginMap << YAML::Key << "version" << YAML::Value << kVersion;
   out << YAML::Key << "baseline" << YAML::Value << YAML::BeginMap;
+  // Every string double-quoted: yaml-cpp writes some control characters
+  // (a CR) into plain scalars, which then read back as something else.
   for (const auto& [name, b] : baseline_) {
-    out << YAML::Key << name << YAML::Value << YAML::BeginMap << YAML::Key << "value" << YAML::Value
-        << YAML::DoubleQuoted << b.value << YAML::Key << "seen" << YAML::Value << Time(b.seen)
-        << YAML::EndMap;
+    out << YAML::Key << YAML::DoubleQuoted << name << YAML::Value << YAML::BeginMap << YAML::Key
+        << "value" << YAML::Value << YAML::DoubleQuoted << b.value << YAML::Key << "seen"
+        << YAML::Value << Time(b.seen) << YAML::EndMap;
   }
   out << YAML::EndMap;
   out << YAML::Key << "changes" << YAML::Value << YAML::BeginSeq;
   for (const auto& r : records_) {
     out << YAML::BeginMap;
-    out << YAML::Key << "id" << YAML::Value << r.id;
+    out << YAML::Key << "id" << YAML::Value << YAML::DoubleQuoted << r.id;
     out << YAML::Key << "created" << YAML::Value << Time(r.created);
     out << YAML::Key << "caller" << YAML::Value << YAML::DoubleQuoted << r.caller;
     out << YAML::Key << "intent" << YAML::Value << YAML::DoubleQuoted << r.intent;
