@@ -79,35 +79,38 @@ const std::vector<std::string>& ConfigKeys() {
 
 absl::StatusOr<Settings> ParseYamlSettings(const std::string& yaml_text) {
   Settings out;
-  YAML::Node root;
+  // Conversions throw as well as parsing (a key that is a list or a
+  // mapping): the whole walk is inside the try, so a bad file is an error
+  // rather than std::terminate.
   try {
-    root = YAML::Load(yaml_text);
+    const YAML::Node root = YAML::Load(yaml_text);
+    if (root.IsNull()) return out;
+    if (!root.IsMap()) return absl::InvalidArgumentError("config: expected a mapping of settings");
+    for (const auto& kv : root) {
+      if (!kv.first.IsScalar()) return absl::InvalidArgumentError("config: a key is not a name");
+      const std::string key = kv.first.as<std::string>();
+      if (std::find(ConfigKeys().begin(), ConfigKeys().end(), key) == ConfigKeys().end()) {
+        return Bad(absl::StrCat("config key ", key),
+                   absl::StrCat("unknown; known keys: ", absl::StrJoin(ConfigKeys(), ", ")));
+      }
+      const YAML::Node& v = kv.second;
+      std::vector<std::string> values;
+      if (v.IsScalar()) {
+        values.push_back(v.as<std::string>());
+      } else if (v.IsSequence() && key == "operator_identities") {
+        for (const auto& item : v) {
+          if (!item.IsScalar()) return Bad(key, "list items must be strings");
+          values.push_back(item.as<std::string>());
+        }
+      } else if (v.IsNull()) {
+        continue;
+      } else {
+        return Bad(key, "expected a single value");
+      }
+      out[key] = std::move(values);
+    }
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("config: ", e.what()));
-  }
-  if (root.IsNull()) return out;
-  if (!root.IsMap()) return absl::InvalidArgumentError("config: expected a mapping of settings");
-  for (const auto& kv : root) {
-    const std::string key = kv.first.as<std::string>();
-    if (std::find(ConfigKeys().begin(), ConfigKeys().end(), key) == ConfigKeys().end()) {
-      return Bad(absl::StrCat("config key ", key),
-                 absl::StrCat("unknown; known keys: ", absl::StrJoin(ConfigKeys(), ", ")));
-    }
-    const YAML::Node& v = kv.second;
-    std::vector<std::string> values;
-    if (v.IsScalar()) {
-      values.push_back(v.as<std::string>());
-    } else if (v.IsSequence() && key == "operator_identities") {
-      for (const auto& item : v) {
-        if (!item.IsScalar()) return Bad(key, "list items must be strings");
-        values.push_back(item.as<std::string>());
-      }
-    } else if (v.IsNull()) {
-      continue;
-    } else {
-      return Bad(key, "expected a single value");
-    }
-    out[key] = std::move(values);
   }
   return out;
 }

@@ -139,6 +139,13 @@ absl::StatusOr<ConntrackCpuStats> ParseConntrackCpuStats(const nlmsghdr& nlh) {
   return s;
 }
 
+absl::Status ParseConntrackGlobalStats(const nlmsghdr& nlh, ConntrackStats& stats) {
+  kernel::AttrTable t(nlh, sizeof(nfgenmsg), CTA_STATS_GLOBAL_MAX);
+  if (auto v = t.be32(CTA_STATS_GLOBAL_ENTRIES)) stats.count = *v;
+  if (auto v = t.be32(CTA_STATS_GLOBAL_MAX_ENTRIES)) stats.max = *v;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<ConntrackCpuStats>> ParseProcConntrackStat(absl::string_view text) {
   std::vector<absl::string_view> lines = absl::StrSplit(text, '\n', absl::SkipWhitespace());
   if (lines.empty()) return absl::DataLossError("nf_conntrack stat: empty");
@@ -171,13 +178,14 @@ namespace {
 void Sum(ConntrackStats& stats) {
   stats.total.clear();
   for (const auto& c : stats.cpus) {
-    for (const auto& [name, v] : c.values) {
+    for (const auto& value : c.values) {
+      // Not a structured binding: clang 14 cannot capture one in a lambda.
       auto it = std::find_if(stats.total.begin(), stats.total.end(),
-                             [&](const auto& kv) { return kv.first == name; });
+                             [&](const auto& kv) { return kv.first == value.first; });
       if (it == stats.total.end()) {
-        stats.total.emplace_back(name, v);
+        stats.total.push_back(value);
       } else {
-        it->second += v;
+        it->second += value.second;
       }
     }
   }
@@ -190,10 +198,7 @@ absl::StatusOr<ConntrackStats> ReadViaNetlink() {
   stats.source = "netlink";
   kernel::NetlinkMessage global = Request(IPCTNL_MSG_CT_GET_STATS, 0, AF_UNSPEC);
   NETAGENT_RETURN_IF_ERROR(sock.Request(global, "conntrack statistics", [&](const nlmsghdr& m) {
-    kernel::AttrTable t(m, sizeof(nfgenmsg), CTA_STATS_GLOBAL_MAX);
-    if (auto v = t.be32(CTA_STATS_GLOBAL_ENTRIES)) stats.count = *v;
-    if (auto v = t.be32(CTA_STATS_GLOBAL_MAX_ENTRIES)) stats.max = *v;
-    return absl::OkStatus();
+    return ParseConntrackGlobalStats(m, stats);
   }));
   kernel::NetlinkMessage cpu = Request(IPCTNL_MSG_CT_GET_STATS_CPU, NLM_F_DUMP, AF_UNSPEC);
   NETAGENT_RETURN_IF_ERROR(

@@ -35,6 +35,8 @@ struct ConntrackStats {
 
 // One IPCTNL_MSG_CT_GET_STATS_CPU message.
 absl::StatusOr<ConntrackCpuStats> ParseConntrackCpuStats(const nlmsghdr& nlh);
+// The IPCTNL_MSG_CT_GET_STATS reply: the table's count and limit into `stats`.
+absl::Status ParseConntrackGlobalStats(const nlmsghdr& nlh, ConntrackStats& stats);
 // /proc/net/stat/nf_conntrack: a header line, then one hex row per CPU (the
 // "entries" column is the global count, repeated, not a per-CPU value).
 absl::StatusOr<std::vector<ConntrackCpuStats>> ParseProcConntrackStat(absl::string_view text);

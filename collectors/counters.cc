@@ -175,7 +175,16 @@ absl::StatusOr<CounterSample> ReadCounters(const std::string& proc_net) {
 }
 
 int64_t CounterDelta(const CounterValue& before, const CounterValue& after) {
-  if (after.gauge) return after.value - before.value;
+  if (after.gauge) {
+    // A gauge is whatever signed 64-bit value the file says: the change
+    // between two extremes does not fit, and saturates instead of overflowing.
+    int64_t change;
+    if (__builtin_sub_overflow(after.value, before.value, &change)) {
+      return after.value > before.value ? std::numeric_limits<int64_t>::max()
+                                        : std::numeric_limits<int64_t>::min();
+    }
+    return change;
+  }
   const auto b = static_cast<uint64_t>(before.value);
   const auto a = static_cast<uint64_t>(after.value);
   return static_cast<int64_t>(a >= b ? a - b : a);

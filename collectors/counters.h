@@ -64,7 +64,7 @@ absl::StatusOr<CounterSample> ReadCounters(const std::string& proc_net = "/proc/
 
 // A window over two samples: counters get a delta (modulo 2^64, a decrease is a
 // reset and the delta is the new value) and a rate; gauges get the signed
-// change and no rate.
+// change (saturated at the int64 range) and no rate.
 int64_t CounterDelta(const CounterValue& before, const CounterValue& after);
 
 struct CounterReading {

@@ -249,25 +249,50 @@ absl::StatusOr<Rss> ParseRss(const nlmsghdr& nlh, const std::vector<std::string>
   }
   const absl::string_view indir = t.bytes(kRssIndir);
   r.indirection.resize(indir.size() / 4);
-  std::memcpy(r.indirection.data(), indir.data(), r.indirection.size() * 4);
+  // Both pointers are null without the attribute: memcpy must not see them.
+  if (!r.indirection.empty()) {
+    std::memcpy(r.indirection.data(), indir.data(), r.indirection.size() * 4);
+  }
   r.hash_key = std::string(t.bytes(kRssHkey));
   return r;
 }
 
 absl::StatusOr<std::map<uint32_t, std::vector<std::string>>> ParseStringSets(const nlmsghdr& nlh) {
   std::map<uint32_t, std::vector<std::string>> out;
+  absl::Status status;
+  uint32_t total = 0;
   kernel::AttrTable t(nlh, GENL_HDRLEN, ETHTOOL_A_STRSET_MAX);
   kernel::ForEachNested(t.get(ETHTOOL_A_STRSET_STRINGSETS), [&](const nlattr& set) {
+    if (!status.ok()) return;
     kernel::AttrTable s(&set, ETHTOOL_A_STRINGSET_MAX);
-    std::vector<std::string>& strings = out[s.u32(ETHTOOL_A_STRINGSET_ID).value_or(0)];
-    strings.resize(s.u32(ETHTOOL_A_STRINGSET_COUNT).value_or(0));
+    const uint32_t id = s.u32(ETHTOOL_A_STRINGSET_ID).value_or(0);
+    // The count sizes the table before any string is read: bounded, so a
+    // damaged reply cannot ask for billions of strings.
+    const uint32_t count = s.u32(ETHTOOL_A_STRINGSET_COUNT).value_or(0);
+    if (count > kMaxStringSetStrings - total) {
+      status = absl::DataLossError(absl::StrCat("ethtool string set ", id, ": ", count,
+                                                " strings (a reply holds at most ",
+                                                kMaxStringSetStrings, ")"));
+      return;
+    }
+    total += count;
+    std::vector<std::string>& strings = out[id];
+    strings.assign(count, "");
     kernel::ForEachNested(s.get(ETHTOOL_A_STRINGSET_STRINGS), [&](const nlattr& str) {
+      if (!status.ok()) return;
       kernel::AttrTable e(&str, ETHTOOL_A_STRING_MAX);
-      const uint32_t index = e.u32(ETHTOOL_A_STRING_INDEX).value_or(UINT32_MAX);
-      if (index >= strings.size()) strings.resize(index + 1);
-      strings[index] = e.str(ETHTOOL_A_STRING_VALUE).value_or("");
+      const std::optional<uint32_t> index = e.u32(ETHTOOL_A_STRING_INDEX);
+      if (!index || *index >= count) {
+        status = absl::DataLossError(
+            absl::StrCat("ethtool string set ", id, ": a string ",
+                         index ? absl::StrCat("with index ", *index) : "without an index",
+                         " in a set of ", count));
+        return;
+      }
+      strings[*index] = e.str(ETHTOOL_A_STRING_VALUE).value_or("");
     });
   });
+  if (!status.ok()) return status;
   return out;
 }
 

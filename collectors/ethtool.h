@@ -106,7 +106,10 @@ absl::StatusOr<std::vector<RawStatGroup>> ParseStats(const nlmsghdr& nlh);
 // when only low is).
 std::string HistogramBucketName(const StatHistogramBucket& b);
 absl::StatusOr<Rss> ParseRss(const nlmsghdr& nlh, const std::vector<std::string>& hfunc_names);
-// STRSET_GET reply: string set id -> strings by index.
+// STRSET_GET reply: string set id -> strings by index. DATA_LOSS for a string
+// without an index or outside its set's count, or for more than
+// kMaxStringSetStrings strings in all (a reply fits in 64 KiB: a few thousand).
+inline constexpr uint32_t kMaxStringSetStrings = 1 << 16;
 absl::StatusOr<std::map<uint32_t, std::vector<std::string>>> ParseStringSets(const nlmsghdr& nlh);
 
 // ethtool genl requests for one device.

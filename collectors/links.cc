@@ -52,7 +52,8 @@ absl::Status ParseLink(const nlmsghdr& nlh, LinkRecord& out) {
   }
   const absl::string_view stats = t.bytes(IFLA_STATS64);
   out.stats_count = static_cast<int>(std::min<size_t>(stats.size() / 8, kLinkStatCount));
-  std::memcpy(out.stats, stats.data(), out.stats_count * 8);
+  // Without IFLA_STATS64 the source is null: memcpy must not see it.
+  if (out.stats_count > 0) std::memcpy(out.stats, stats.data(), out.stats_count * 8);
   if (const nlattr* xdp = t.get(IFLA_XDP)) {
     kernel::AttrTable x(xdp, IFLA_XDP_MAX);
     out.xdp.attached = x.u8(IFLA_XDP_ATTACHED).value_or(0);

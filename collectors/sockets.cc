@@ -41,7 +41,6 @@ constexpr std::array<StateName, 13> kStates = {{
 
 constexpr uint8_t kListen = 10;
 constexpr uint8_t kClose = 7;
-constexpr uint8_t kSynRecv = 3;
 
 constexpr absl::string_view kStopMessage = "netagent: stop dump";
 

@@ -65,6 +65,7 @@ struct DpMetaRecord {
   char note[112];
 };
 static_assert(sizeof(DpMetaRecord) == 208);  // the size of every version: the map's value size
+static_assert(sizeof(DpMetaRecord::note) == kDpMetaNoteMax + 1);
 
 uint32_t PortFlags(const PortRule& p) {
   return (p.tcp ? NA_PORT_BLOCK_TCP : 0) | (p.udp ? NA_PORT_BLOCK_UDP : 0) |
@@ -391,7 +392,7 @@ std::string EncodeDpMeta(const DpMeta& d) {
   m.new_burst = f.new_source_burst;
   m.netns_cookie = d.netns_cookie;
   m.rules_slot = d.rules_slot & 1;
-  std::memcpy(m.note, d.note.data(), std::min(d.note.size(), sizeof(m.note) - 1));
+  std::memcpy(m.note, d.note.data(), std::min(d.note.size(), kDpMetaNoteMax));
   return Bytes(m);
 }
 
@@ -406,13 +407,15 @@ absl::StatusOr<DpMeta> DecodeDpMeta(const std::string& value) {
   if (m.version == 1) {
     // One rule_meta copy, no cookie; the note ran over the new fields.
     const char* note = reinterpret_cast<const char*>(&m.netns_cookie);
-    d.note.assign(note, strnlen(note, 128));
+    d.note.assign(note, strnlen(note, 127));
   } else {
     if (m.rules_slot > 1)
       return absl::DataLossError(absl::StrCat("dp_meta: rules slot ", m.rules_slot));
     d.rules_slot = m.rules_slot;
     d.netns_cookie = m.netns_cookie;
-    d.note.assign(m.note, strnlen(m.note, sizeof(m.note)));
+    // At most what EncodeDpMeta writes: a record without its NUL must not
+    // decode to a note that re-encodes to something else.
+    d.note.assign(m.note, strnlen(m.note, kDpMetaNoteMax));
   }
   Features& f = d.features;
   d.revision = m.revision;

@@ -94,8 +94,9 @@ struct DpMeta {
   Features features;
   uint32_t rules_slot = 0;    // 0 or 1: kRuleMetaMaps[rules_slot] is in force
   uint64_t netns_cookie = 0;  // of the namespace attached in; 0: unknown (older records)
-  std::string note;           // at most 111 bytes kept
+  std::string note;           // at most kDpMetaNoteMax bytes kept
 };
+inline constexpr size_t kDpMetaNoteMax = 111;
 std::string EncodeDpMeta(const DpMeta& m);
 absl::StatusOr<DpMeta> DecodeDpMeta(const std::string& value);
 size_t DpMetaSize();

@@ -37,7 +37,15 @@ absl::StatusOr<std::vector<uint32_t>> ParseCpuList(absl::string_view text) {
   std::vector<uint32_t> out;
   absl::string_view whole = absl::StripAsciiWhitespace(text);
   if (whole.empty()) return out;
+  // A set, not a list of every element's CPUs: "0-8191" repeated would
+  // otherwise make 8192 entries per 7 bytes of input (a caller's request
+  // value of a few MB asks for gigabytes). At most one element per CPU.
+  std::vector<bool> in(kMaxCpu, false);
+  size_t elements = 0;
   for (absl::string_view part : absl::StrSplit(whole, ',')) {
+    if (++elements > kMaxCpu) {
+      return absl::InvalidArgumentError(absl::StrCat("cpu list: more than ", kMaxCpu, " elements"));
+    }
     part = absl::StripAsciiWhitespace(part);
     if (part.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("cpu list ", Quote(whole), ": empty element"));
@@ -70,11 +78,12 @@ absl::StatusOr<std::vector<uint32_t>> ParseCpuList(absl::string_view text) {
       }
     }
     for (uint32_t c = lo; c <= hi; ++c) {
-      if ((c - lo) % group < used) out.push_back(c);
+      if ((c - lo) % group < used) in[c] = true;
     }
   }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
+  for (uint32_t c = 0; c < kMaxCpu; ++c) {
+    if (in[c]) out.push_back(c);
+  }
   return out;
 }
 

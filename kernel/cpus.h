@@ -11,8 +11,8 @@
 
 namespace netagent::kernel {
 
-// Sorted, de-duplicated CPU ids. At most kMaxCpu; an empty or all-blank list
-// is valid and empty.
+// Sorted, de-duplicated CPU ids. At most kMaxCpu, and at most kMaxCpu
+// comma-separated elements; an empty or all-blank list is valid and empty.
 inline constexpr uint32_t kMaxCpu = 8192;
 absl::StatusOr<std::vector<uint32_t>> ParseCpuList(absl::string_view text);
 

@@ -76,9 +76,10 @@ absl::Status StatusFromNetlinkError(const nlmsghdr& nlh, absl::string_view what)
     return absl::DataLossError(absl::StrCat(what, ": truncated netlink error message"));
   }
   const auto* payload = static_cast<const char*>(mnl_nlmsg_get_payload(&nlh));
-  int err = 0;
-  std::memcpy(&err, payload, sizeof(err));
-  err = -err;
+  int sent = 0;
+  std::memcpy(&sent, payload, sizeof(sent));
+  // -errno, negated as unsigned: -INT_MIN does not fit an int.
+  const int err = static_cast<int>(0u - static_cast<unsigned>(sent));
   std::string extack;
   // NLMSG_ERROR: nlmsgerr, then the original request (only its header when
   // capped), then TLVs. NLMSG_DONE: the int, then TLVs.
@@ -110,9 +111,13 @@ absl::Status StatusFromNetlinkError(const nlmsghdr& nlh, absl::string_view what)
 
 absl::Status ParseReply(const void* data, size_t len, uint32_t seq, uint32_t portid,
                         absl::string_view what, MessageHandler handler, ReplyProgress& progress) {
-  const auto* nlh = static_cast<const nlmsghdr*>(data);
-  int remaining = static_cast<int>(len);
-  while (mnl_nlmsg_ok(nlh, remaining)) {
+  const char* next = static_cast<const char*>(data);
+  size_t remaining = len;
+  // Not mnl_nlmsg_ok: it compares nlmsg_len as an int, so a length of 2^31
+  // or more passed and the walk (and the handler) read past the datagram.
+  while (remaining >= sizeof(nlmsghdr)) {
+    const auto* nlh = reinterpret_cast<const nlmsghdr*>(next);
+    if (nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > remaining) break;
     if ((seq != 0 && nlh->nlmsg_seq != seq) || (portid != 0 && nlh->nlmsg_pid != portid)) {
       ++progress.skipped;  // a leftover of an earlier request
     } else if (nlh->nlmsg_type == NLMSG_ERROR) {
@@ -142,7 +147,13 @@ absl::Status ParseReply(const void* data, size_t len, uint32_t seq, uint32_t por
       // reading until it comes.
       if (absl::Status st = handler(*nlh); !st.ok()) return st;
     }
-    nlh = mnl_nlmsg_next(nlh, &remaining);
+    const size_t step = NLMSG_ALIGN(nlh->nlmsg_len);
+    if (step > remaining) {
+      return absl::DataLossError(
+          absl::StrCat(what, ": malformed netlink datagram (last message not padded)"));
+    }
+    next += step;
+    remaining -= step;
   }
   if (remaining != 0) {
     return absl::DataLossError(
@@ -295,7 +306,7 @@ absl::Status ReplayRecording(absl::string_view recording, absl::string_view what
     if (recording.size() < len) return absl::DataLossError("recording: truncated datagram");
     // Copy for alignment: netlink headers are read in place.
     std::vector<uint32_t> aligned((len + 3) / 4);
-    std::memcpy(aligned.data(), recording.data(), len);
+    if (len > 0) std::memcpy(aligned.data(), recording.data(), len);  // data() is null for 0
     recording.remove_prefix(len);
     NETAGENT_RETURN_IF_ERROR(ParseReply(aligned.data(), len, 0, 0, what, handler, progress));
   }
@@ -330,7 +341,8 @@ std::optional<uint64_t> ScalarValue(const nlattr& a) {
 }
 
 void ForEachNested(const nlattr* nest, absl::FunctionRef<void(const nlattr&)> fn) {
-  if (nest == nullptr) return;
+  // Below the header, libmnl's payload length (a u16) wraps to ~64 KiB.
+  if (nest == nullptr || nest->nla_len < NLA_HDRLEN) return;
   const auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
   int len = static_cast<int>(mnl_attr_get_payload_len(nest));
   while (mnl_attr_ok(a, len)) {

@@ -173,7 +173,11 @@ class AttrTable {
 std::optional<uint64_t> ScalarValue(const nlattr& a);
 
 // Calls fn(const nlattr&) for each attribute nested in `nest`, or of a message
-// after `header_len` bytes of family header.
+// after `header_len` bytes of family header. The nest's nla_len bytes (the
+// message's nlmsg_len bytes) must be readable, as for every attribute these
+// walkers hand out and every message ParseReply delivers; inside them any
+// bytes are safe: an attribute shorter than its header or longer than what
+// is left ends the walk.
 void ForEachNested(const nlattr* nest, absl::FunctionRef<void(const nlattr&)> fn);
 void ForEachAttr(const nlmsghdr& nlh, size_t header_len, absl::FunctionRef<void(const nlattr&)> fn);
 

@@ -3,6 +3,8 @@
 
 NETAGENT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NETAGENT_BUILD="${NETAGENT_BUILD:-$NETAGENT_ROOT/build}"
+# The libFuzzer harnesses' tree (tests/fuzz): clang, ASan + UBSan.
+NETAGENT_FUZZ_BUILD="${NETAGENT_FUZZ_BUILD:-$NETAGENT_ROOT/build-fuzz}"
 
 # Everything the build and the tests need, from Debian 12's archive.
 NETAGENT_PACKAGES=(
@@ -10,6 +12,7 @@ NETAGENT_PACKAGES=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev libabsl-dev libre2-dev
   libssl-dev libmnl-dev libnl-3-dev libnl-route-3-dev libnl-genl-3-dev
   libbpf-dev bpftool clang llvm xdp-tools
+  clang-14 libclang-rt-14-dev
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 openssl util-linux procps iptables ethtool conntrack hping3
@@ -40,4 +43,13 @@ build() {
     cmake -S "$NETAGENT_ROOT" -B "$NETAGENT_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   fi
   ninja -C "$NETAGENT_BUILD" >/dev/null || ninja -C "$NETAGENT_BUILD"
+}
+
+build_fuzz() {
+  log "building the fuzz harnesses in $NETAGENT_FUZZ_BUILD"
+  if [ ! -f "$NETAGENT_FUZZ_BUILD/build.ninja" ]; then
+    cmake -S "$NETAGENT_ROOT" -B "$NETAGENT_FUZZ_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DNETAGENT_FUZZ=ON -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
+  fi
+  ninja -C "$NETAGENT_FUZZ_BUILD" >/dev/null || ninja -C "$NETAGENT_FUZZ_BUILD"
 }

@@ -164,10 +164,12 @@ namespace {
 
 void EmitBaseline(YAML::Emitter& out, const std::map<std::string, BaselineValue>& baseline) {
   out << YAML::Key << "baseline" << YAML::Value << YAML::BeginMap;
+  // Every string double-quoted: yaml-cpp writes some control characters
+  // (a CR) into plain scalars, which then read back as something else.
   for (const auto& [name, b] : baseline) {
-    out << YAML::Key << name << YAML::Value << YAML::BeginMap << YAML::Key << "value" << YAML::Value
-        << YAML::DoubleQuoted << b.value << YAML::Key << "seen" << YAML::Value << Time(b.seen)
-        << YAML::EndMap;
+    out << YAML::Key << YAML::DoubleQuoted << name << YAML::Value << YAML::BeginMap << YAML::Key
+        << "value" << YAML::Value << YAML::DoubleQuoted << b.value << YAML::Key << "seen"
+        << YAML::Value << Time(b.seen) << YAML::EndMap;
   }
   out << YAML::EndMap;
 }
@@ -183,7 +185,7 @@ void EmitEvents(YAML::Emitter& out, const std::vector<ChangeEvent>& events) {
 
 void EmitRecord(YAML::Emitter& out, const ChangeRecord& r) {
   out << YAML::BeginMap;
-  out << YAML::Key << "id" << YAML::Value << r.id;
+  out << YAML::Key << "id" << YAML::Value << YAML::DoubleQuoted << r.id;
   out << YAML::Key << "created" << YAML::Value << Time(r.created);
   out << YAML::Key << "caller" << YAML::Value << YAML::DoubleQuoted << r.caller;
   out << YAML::Key << "intent" << YAML::Value << YAML::DoubleQuoted << r.intent;

@@ -55,6 +55,14 @@ TEST(ParseYamlSettings, UnknownKeysAndShapesAreRefusedByName) {
   EXPECT_TRUE(ParseYamlSettings("").ok());
 }
 
+TEST(ParseYamlSettings, KeysThatAreNotNamesAreRefusedNotThrown) {
+  // The key's conversion threw outside the try: std::terminate at start.
+  for (const char* yaml : {"? [socket]\n: /x\n", "{[a, b]: 1}\n", "? {socket: /x}\n: y\n"}) {
+    auto s = ParseYamlSettings(yaml);
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << yaml;
+  }
+}
+
 TEST(ApplySettings, ValidatesEachValue) {
   struct Case {
     const char* key;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 
 #include "tests/unit/fixtures.h"
 
@@ -105,6 +106,15 @@ TEST(CounterDelta, CountersResetAndGaugesMoveBothWays) {
   CounterValue ga = gb;
   ga.value = 4;
   EXPECT_EQ(CounterDelta(gb, ga), -6);
+}
+
+TEST(CounterDelta, AGaugeChangeBeyondTheInt64RangeSaturates) {
+  // The subtraction overflowed (undefined; it wrapped to a negative change).
+  CounterValue b{"Tcp", "MaxConn", CounterSource::kSnmp, std::numeric_limits<int64_t>::min(), true};
+  CounterValue a = b;
+  a.value = 1;
+  EXPECT_EQ(CounterDelta(b, a), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(CounterDelta(a, b), std::numeric_limits<int64_t>::min());
 }
 
 TEST(CompileNameFilter, NamesTheFieldOnBadInput) {

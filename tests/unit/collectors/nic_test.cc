@@ -2,6 +2,7 @@
 #include <linux/ethtool.h>
 #include <linux/ethtool_netlink.h>
 #include <linux/genetlink.h>
+#include <linux/rtnetlink.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -10,7 +11,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 
+#include "absl/strings/str_cat.h"
 #include "collectors/ethtool.h"
 #include "collectors/links.h"
 #include "collectors/nic_queues.h"
@@ -152,6 +155,17 @@ TEST(Links, DumpAgreesWithIpJson) {
   EXPECT_EQ(links[0].stats_count, kLinkStatCount);
 }
 
+TEST(Links, ALinkWithoutStats64HasNoCounters) {
+  // Under UBSan this was memcpy from a null pointer (the absent attribute).
+  kernel::NetlinkMessage m(RTM_NEWLINK, 0);
+  m.PutHeader<ifinfomsg>()->ifi_index = 4;
+  m.PutString(IFLA_IFNAME, "veth0");
+  LinkRecord r;
+  ASSERT_TRUE(ParseLink(*m.header(), r).ok());
+  EXPECT_EQ(r.name, "veth0");
+  EXPECT_EQ(r.stats_count, 0);
+}
+
 TEST(Links, InterfaceNamesAreValidated) {
   EXPECT_TRUE(ValidateInterfaceName("eth0", "name").ok());
   EXPECT_TRUE(ValidateInterfaceName("veth-a.100", "name").ok());
@@ -211,6 +225,71 @@ TEST(Rss, IndirectionKeyAndHashFunction) {
   EXPECT_EQ(rss->hash_function, "toeplitz");
   EXPECT_EQ(rss->indirection, (std::vector<uint32_t>{0, 1, 0, 1, 2, 3, 2, 3}));
   EXPECT_EQ(rss->hash_key, std::string("\x6d\x5a\x56", 3));
+}
+
+TEST(Rss, AReplyWithoutAnIndirectionTableHasAnEmptyOne) {
+  // Under UBSan this was memcpy from a null pointer (the absent attribute).
+  kernel::NetlinkMessage m(21, 0);
+  m.PutHeader<genlmsghdr>();
+  m.PutU32(3, 1u << 1);
+  auto rss = ParseRss(*m.header(), {"toeplitz", "xor"});
+  ASSERT_TRUE(rss.ok());
+  EXPECT_EQ(rss->hash_function, "xor");
+  EXPECT_TRUE(rss->indirection.empty());
+}
+
+// A STRSET_GET reply with one ETH_SS_FEATURES set announcing `count` strings
+// and holding one per entry of `indexes` (nullopt: no index attribute), as
+// net/ethtool/strset.c lays it out.
+kernel::NetlinkMessage StringSetReply(uint32_t count,
+                                      const std::vector<std::optional<uint32_t>>& indexes) {
+  kernel::NetlinkMessage m(20, 0);
+  m.PutHeader<genlmsghdr>()->cmd = ETHTOOL_MSG_STRSET_GET_REPLY;
+  void* sets = m.BeginNest(ETHTOOL_A_STRSET_STRINGSETS);
+  void* set = m.BeginNest(ETHTOOL_A_STRINGSETS_STRINGSET);
+  m.PutU32(ETHTOOL_A_STRINGSET_ID, ETH_SS_FEATURES);
+  m.PutU32(ETHTOOL_A_STRINGSET_COUNT, count);
+  void* strings = m.BeginNest(ETHTOOL_A_STRINGSET_STRINGS);
+  for (const std::optional<uint32_t>& index : indexes) {
+    void* s = m.BeginNest(ETHTOOL_A_STRINGS_STRING);
+    if (index) m.PutU32(ETHTOOL_A_STRING_INDEX, *index);
+    m.PutString(ETHTOOL_A_STRING_VALUE, absl::StrCat("feature-", index.value_or(99)));
+    m.EndNest(s);
+  }
+  m.EndNest(strings);
+  m.EndNest(set);
+  m.EndNest(sets);
+  return m;
+}
+
+TEST(StringSets, StringsLandAtTheirIndex) {
+  kernel::NetlinkMessage m = StringSetReply(3, {2, 0});
+  auto sets = ParseStringSets(*m.header());
+  ASSERT_TRUE(sets.ok()) << sets.status();
+  EXPECT_EQ(sets->at(ETH_SS_FEATURES), (std::vector<std::string>{"feature-0", "", "feature-2"}));
+}
+
+TEST(StringSets, AStringWithoutAnIndexIsDataLoss) {
+  // It was index UINT32_MAX: the table grew to UINT32_MAX + 1 (0) strings and
+  // the string was written 128 GiB past it.
+  kernel::NetlinkMessage m = StringSetReply(2, {0, std::nullopt});
+  auto sets = ParseStringSets(*m.header());
+  EXPECT_EQ(sets.status().code(), absl::StatusCode::kDataLoss) << sets.status();
+  EXPECT_NE(sets.status().message().find("without an index"), absl::string_view::npos);
+}
+
+TEST(StringSets, AnIndexBeyondTheCountIsDataLoss) {
+  // It grew the table to the index: a single string could ask for 4 billion.
+  kernel::NetlinkMessage m = StringSetReply(2, {0, 1000000});
+  EXPECT_EQ(ParseStringSets(*m.header()).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(StringSets, ACountOfFourBillionIsRefusedNotAllocated) {
+  kernel::NetlinkMessage m = StringSetReply(0xffffffffu, {0});
+  auto sets = ParseStringSets(*m.header());
+  EXPECT_EQ(sets.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(sets.status().message().find("4294967295 strings"), absl::string_view::npos)
+      << sets.status();
 }
 
 // A STATS_GET reply built the way net/ethtool/stats.c builds it: per group

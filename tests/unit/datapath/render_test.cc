@@ -315,6 +315,29 @@ TEST(Records, RuleAndAttachRecordsRoundTrip) {
   EXPECT_EQ(old->revision, 42u);
 }
 
+TEST(Records, AnAttachRecordWithoutItsNulKeepsTheNoteEncodingCanHold) {
+  DpMeta m;
+  m.note = "x";
+  std::string record = EncodeDpMeta(m);
+  const size_t note = record.size() - (kDpMetaNoteMax + 1);
+  record.replace(note, kDpMetaNoteMax + 1, std::string(kDpMetaNoteMax + 1, 'n'));  // no NUL
+  auto d = DecodeDpMeta(record);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->note, std::string(kDpMetaNoteMax, 'n'));
+  auto again = DecodeDpMeta(EncodeDpMeta(*d));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->note, d->note);
+  // A version 1 record (a 128-byte note, over what are now the slot and the
+  // cookie) without its NUL: 127 bytes read, the first 111 written back.
+  uint32_t v1 = 1;
+  record.replace(0, 4, reinterpret_cast<const char*>(&v1), 4);
+  record.replace(record.size() - 128, 128, std::string(128, 'o'));
+  auto old = DecodeDpMeta(record);
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->note, std::string(127, 'o'));
+  EXPECT_EQ(DecodeDpMeta(EncodeDpMeta(*old))->note, std::string(kDpMetaNoteMax, 'o'));
+}
+
 TEST(Features, BadValuesAreRefusedNamingTheField) {
   auto err = [](Features f) { return std::string(ValidateFeatures(f, "features").message()); };
   Features ok;

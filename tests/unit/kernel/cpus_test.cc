@@ -5,6 +5,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
 
 namespace netagent::kernel {
 namespace {
@@ -34,6 +37,20 @@ TEST(ParseCpuList, RejectsGarbage) {
     EXPECT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
+}
+
+TEST(ParseCpuList, ElementsBeyondOnePerCpuAreRefusedNotExpanded) {
+  // Every element was expanded before de-duplication: this 70 KB list made
+  // 82 million entries (328 MB) to sort.
+  std::string many = "0-8191";
+  for (int i = 0; i < 10000; ++i) many += ",0-8191";
+  auto cpus = ParseCpuList(many);
+  EXPECT_EQ(cpus.status().code(), absl::StatusCode::kInvalidArgument);
+  std::string all;
+  for (uint32_t c = 0; c < kMaxCpu; ++c) absl::StrAppend(&all, c == 0 ? "" : ",", c);
+  auto each = ParseCpuList(all);
+  ASSERT_TRUE(each.ok()) << each.status();
+  EXPECT_EQ(each->size(), kMaxCpu);
 }
 
 TEST(FormatCpuList, ShortestForm) {

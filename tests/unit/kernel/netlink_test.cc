@@ -5,6 +5,7 @@
 #include <linux/netlink.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -27,7 +28,8 @@ class Datagram {
     h->nlmsg_flags = flags;
     h->nlmsg_seq = seq;
     h->nlmsg_pid = portid;
-    std::memcpy(buf_.data() + off + NLMSG_HDRLEN, payload.data(), payload.size());
+    if (!payload.empty())
+      std::memcpy(buf_.data() + off + NLMSG_HDRLEN, payload.data(), payload.size());
     return h;
   }
   const void* data() const { return buf_.data(); }
@@ -181,6 +183,51 @@ TEST(ParseReply, TruncatedDatagramIsDataLoss) {
   EXPECT_EQ(Parse(d, p).code(), absl::StatusCode::kDataLoss);
 }
 
+// libmnl's mnl_nlmsg_ok compares nlmsg_len as an int: 2^31 and above is
+// negative there and passed, so the handler got a message claiming 2 GiB.
+TEST(ParseReply, LengthOfTwoGibibytesIsDataLossNotAMessage) {
+  Datagram d;
+  d.Add(100, NLM_F_MULTI, 7, 42, std::vector<char>(16, 0));
+  reinterpret_cast<nlmsghdr*>(d.bytes().data())->nlmsg_len = 0x80000010u;
+  ReplyProgress p;
+  std::vector<uint16_t> seen;
+  EXPECT_EQ(Parse(d, p, &seen).code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(seen.empty());
+  EXPECT_EQ(p.messages, 0u);
+}
+
+TEST(ParseReply, ErrorOfTwoGibibytesDoesNotReadItsTlvsPastTheDatagram) {
+  Datagram d;
+  d.Add(NLMSG_ERROR, NLM_F_CAPPED | NLM_F_ACK_TLVS, 7, 42, ErrorPayload(-EPERM, "x"));
+  reinterpret_cast<nlmsghdr*>(d.bytes().data())->nlmsg_len = 0xfffffff0u;
+  ReplyProgress p;
+  EXPECT_EQ(Parse(d, p).code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(ParseReply, AnErrorOfIntMinIsAnErrorWithThatNumber) {
+  // -INT_MIN overflowed an int (undefined; UBSan stops there).
+  Datagram d;
+  d.Add(NLMSG_ERROR, NLM_F_CAPPED, 7, 42, ErrorPayload(INT_MIN, ""));
+  ReplyProgress p;
+  absl::Status st = Parse(d, p);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("errno -2147483648"), absl::string_view::npos) << st;
+}
+
+TEST(ForEachNested, ANestShorterThanItsHeaderHoldsNothing) {
+  // A 2-byte nest followed by what would be an attribute if its payload
+  // length (2 - 4, as a u16) were believed.
+  alignas(nlattr) char buf[16] = {};
+  const nlattr nest{2, 1}, inner{8, 5};
+  std::memcpy(buf, &nest, sizeof(nest));
+  std::memcpy(buf + 4, &inner, sizeof(inner));
+  const auto* a = reinterpret_cast<const nlattr*>(buf);
+  int calls = 0;
+  ForEachNested(a, [&](const nlattr&) { ++calls; });
+  EXPECT_EQ(calls, 0);
+  EXPECT_FALSE(AttrTable(a, 8).has(5));
+}
+
 TEST(ReplayRecording, InterruptedDumpIsReportedNotSilent) {
   Datagram d;
   d.Add(100, NLM_F_MULTI | NLM_F_DUMP_INTR, 1, 1);
@@ -191,6 +238,22 @@ TEST(ReplayRecording, InterruptedDumpIsReportedNotSilent) {
   rec.append(static_cast<const char*>(d.data()), d.size());
   absl::Status st = ReplayRecording(rec, "dump", [](const nlmsghdr&) { return absl::OkStatus(); });
   EXPECT_TRUE(IsDumpInterrupted(st)) << st;
+}
+
+TEST(ReplayRecording, AnEmptyDatagramHoldsNoMessage) {
+  // Its copy was memcpy from a null pointer (undefined; UBSan stops there).
+  Datagram d;
+  d.Add(NLMSG_DONE, NLM_F_MULTI, 1, 1, Int(0));
+  std::string rec(4, '\0');  // a zero-length datagram
+  uint32_t len = static_cast<uint32_t>(d.size());
+  rec.append(reinterpret_cast<const char*>(&len), sizeof(len));
+  rec.append(static_cast<const char*>(d.data()), d.size());
+  int messages = 0;
+  EXPECT_TRUE(ReplayRecording(rec, "dump", [&](const nlmsghdr&) {
+                ++messages;
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_EQ(messages, 0);
 }
 
 TEST(ReplayRecording, EndingMidReplyIsDataLoss) {

@@ -63,6 +63,23 @@ TEST(Journal, RoundTripsEveryField) {
   EXPECT_EQ(back->ToYaml(), yaml);
 }
 
+TEST(Journal, IdsAndBaselineNamesWithControlCharactersRoundTrip) {
+  // They were written as plain scalars: a CR at the end was read back as a
+  // line break, so "c-\r" came back as "c-" (the change lost its id).
+  Journal j = Journal::Empty("x");
+  j.records().push_back(Sample("c-\r", ChangeState::kConfirmed));
+  j.records().push_back(Sample("d\r- e", ChangeState::kPending));
+  j.baseline()["k\r"] = {"1", absl::FromUnixSeconds(1794999999)};
+  const std::string yaml = j.ToYaml();
+  auto back = Journal::FromYaml(yaml, "x");
+  ASSERT_TRUE(back.ok()) << back.status() << "\n" << yaml;
+  ASSERT_EQ(back->records().size(), 2u);
+  EXPECT_EQ(back->records()[0].id, "c-\r");
+  EXPECT_EQ(back->records()[1].id, "d\r- e");
+  EXPECT_EQ(back->baseline().count("k\r"), 1u);
+  EXPECT_EQ(back->ToYaml(), yaml);
+}
+
 TEST(Journal, ACorruptFileIsAnErrorNotAnEmptyJournal) {
   EXPECT_EQ(Journal::FromYaml("version: 1\nchanges: [ {id: x", "j").status().code(),
             absl::StatusCode::kDataLoss);
@@ -308,7 +325,7 @@ TEST_F(JournalLogTest, ASaveAppendsOnlyWhatChanged) {
   const std::string log = Read(path_ + ".log.1");
   EXPECT_EQ(Read(path_), snapshot);
   EXPECT_LT(log.size() - log_after_snapshot, 2000u) << "more than one record was written";
-  EXPECT_THAT(log, HasSubstr("id: c7"));
+  EXPECT_THAT(log, HasSubstr("id: \"c7\""));
   j.records().push_back(Sample("new", ChangeState::kPending));
   j.baseline()["net.core.somaxconn"] = {"4096", absl::FromUnixSeconds(1795000000)};
   ASSERT_TRUE(j.Save().ok());
