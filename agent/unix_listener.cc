@@ -64,7 +64,7 @@ absl::StatusOr<std::unique_ptr<UnixListener>> UnixListener::Bind(const std::stri
   }
   std::error_code ec;
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (!std::filesystem::exists(dir)) {
+  if (!std::filesystem::exists(dir, ec)) {  // an error: create_directories reports it
     std::filesystem::create_directories(dir, ec);
     if (ec)
       return absl::InternalError(absl::StrCat("socket: mkdir ", dir.string(), ": ", ec.message()));

@@ -44,12 +44,14 @@ void HostBlock(const google::protobuf::Message& m, std::ostream& out) {
   t.AddRow({"cpus", absl::StrCat(cpus.online_list(), " online of ", cpus.possible_list(), ", ",
                                  cpus.numa_nodes(), " NUMA node(s)")});
   const auto& c = h.caller();
-  std::string who = absl::AsciiStrToLower(v1::Transport_Name(c.transport()).substr(10));
+  std::string who = absl::AsciiStrToLower(
+      EnumSuffix(v1::Transport_Name(c.transport()), "TRANSPORT_", c.transport()));
   if (c.has_uid()) absl::StrAppend(&who, " uid=", c.uid(), " pid=", c.pid());
   if (c.identities_size() > 0) absl::StrAppend(&who, " ", absl::StrJoin(c.identities(), ","));
-  t.AddRow(
-      {"caller", absl::StrCat(who, ": ", absl::AsciiStrToLower(v1::Role_Name(c.role()).substr(5)),
-                              " (", c.role_reason(), ")")});
+  t.AddRow({"caller", absl::StrCat(who, ": ",
+                                   absl::AsciiStrToLower(
+                                       EnumSuffix(v1::Role_Name(c.role()), "ROLE_", c.role())),
+                                   " (", c.role_reason(), ")")});
   t.AddRow({"ethtool netlink", Genl(caps.ethtool_netlink())});
   t.AddRow({"netdev netlink", Genl(caps.netdev_netlink())});
   t.AddRow({"btf", Cap(caps.btf())});
@@ -67,8 +69,9 @@ void HostBlock(const google::protobuf::Message& m, std::ostream& out) {
                          "; allowed: ", absl::StrJoin(cc.allowed(), " "), ")")});
   for (const v1::AgentCondition& c : h.conditions()) {
     std::string text =
-        absl::StrCat(absl::AsciiStrToLower(v1::Severity_Name(c.severity()).substr(9)), " ", c.id(),
-                     ": ", c.summary());
+        absl::StrCat(absl::AsciiStrToLower(
+                         EnumSuffix(v1::Severity_Name(c.severity()), "SEVERITY_", c.severity())),
+                     " ", c.id(), ": ", c.summary());
     if (!c.action().empty()) absl::StrAppend(&text, " -- ", c.action());
     t.AddRow({"condition", text});
   }
@@ -197,8 +200,8 @@ int RunLogLevel(const CommandContext& c, const std::string& level) {
   view.header = {"PREVIOUS", "CURRENT"};
   view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
     const auto& r = static_cast<const v1::SetLogLevelResponse&>(m);
-    rows.push_back(
-        {v1::LogLevel_Name(r.previous()).substr(10), v1::LogLevel_Name(r.current()).substr(10)});
+    rows.push_back({EnumSuffix(v1::LogLevel_Name(r.previous()), "LOG_LEVEL_", r.previous()),
+                    EnumSuffix(v1::LogLevel_Name(r.current()), "LOG_LEVEL_", r.current())});
   };
   return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 
 namespace netagent::client {
 namespace {
@@ -242,5 +243,11 @@ int PrintOutcomes(const std::vector<Target>& targets, const std::vector<Outcome>
 std::string Num(uint64_t v) { return absl::StrCat(v); }
 std::string SignedNum(int64_t v) { return absl::StrCat(v); }
 std::string Rate(double per_second) { return absl::StrFormat("%.1f", per_second); }
+
+std::string EnumSuffix(const std::string& name, absl::string_view prefix, int number) {
+  absl::string_view n = name;
+  if (!absl::ConsumePrefix(&n, prefix) || n.empty()) return absl::StrCat(number);
+  return std::string(n);
+}
 
 }  // namespace netagent::client

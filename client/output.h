@@ -79,5 +79,9 @@ int PrintOutcomes(const std::vector<Target>& targets, const std::vector<Outcome>
 std::string Num(uint64_t v);
 std::string SignedNum(int64_t v);
 std::string Rate(double per_second);
+// An enum value's name without its prefix ("TRANSPORT_UNIX", "TRANSPORT_":
+// "UNIX"), or its number when netctl does not know the value (a newer
+// agent's: its name is empty).
+std::string EnumSuffix(const std::string& name, absl::string_view prefix, int number);
 
 }  // namespace netagent::client

@@ -170,9 +170,7 @@ std::string RiskName(v1::Risk r) {
 }
 
 std::string StateName(v1::ChangeState s) {
-  std::string n = v1::ChangeState_Name(s);
-  n = n.substr(std::string("CHANGE_STATE_").size());
-  return absl::AsciiStrToLower(n);
+  return absl::AsciiStrToLower(EnumSuffix(v1::ChangeState_Name(s), "CHANGE_STATE_", s));
 }
 
 std::string TimeText(const google::protobuf::Timestamp& t) {

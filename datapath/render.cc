@@ -299,7 +299,9 @@ const std::vector<TableInfo>& RuleTables() {
 std::map<std::string, std::map<std::string, std::string>> RenderTables(const RuleSet& rules) {
   std::map<std::string, std::map<std::string, std::string>> out;
   for (const TableInfo& t : RuleTables()) out[t.name];
-  for (const auto& [p, c] : ExactIndex(rules)) out[ExactMap(p)][ExactKey(p)] = Bytes(*c.Value());
+  for (const auto& [p, c] : ExactIndex(rules)) {
+    if (auto v = c.Value()) out[ExactMap(p)][ExactKey(p)] = Bytes(*v);  // none: a rule id 0
+  }
   Cidr4Index index;
   std::set<uint32_t> slots;
   for (const auto& [id, r] : rules.rules) {
@@ -350,6 +352,7 @@ absl::StatusOr<Rule> DecodeRuleMeta(uint32_t id, const std::string& value) {
   std::memcpy(&m, value.data(), sizeof(m));
   if (m.version != kRuleMetaVersion)
     return absl::DataLossError(absl::StrCat("rule_meta ", id, ": record version ", m.version));
+  if (id == 0) return absl::DataLossError("rule_meta 0: rule ids start at 1");
   Rule r;
   r.id = id;
   r.action = m.action == NA_ACT_ALLOW ? RuleAction::kAllow : RuleAction::kBlock;

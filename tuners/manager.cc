@@ -398,7 +398,7 @@ void TuningManager::ReconcileLocked() {
   const absl::Time now = Now();
   for (auto& r : journal_.records()) {
     if (r.state == ChangeState::kApplying) {
-      const Restore out = *RestoreLocked(r, false, false);
+      const Restore out = *RestoreLocked(r, false, false);  // never refuses: drift is left alone
       // A knob holding a third value (the write under way when the agent
       // stopped, kept rounded by the kernel) keeps the change rollbackable.
       r.state = out.failed.empty() && out.drifted.empty() ? ChangeState::kRolledBack

@@ -255,10 +255,11 @@ absl::StatusOr<Plan> PlanBdp(const BdpIntent& in, const HostSnapshot& host) {
     NETAGENT_ASSIGN_OR_RETURN(std::string value,
                               CheckSysctlValue(*spec, st.value, JoinInts(next), true, &note));
     if (!note.empty()) warnings.push_back(note);
-    auto planned = ParseInts(value, name);
-    planned_max[name] = (*planned)[2];
+    // CheckSysctlValue keeps the arity of the current value: three integers.
+    NETAGENT_ASSIGN_OR_RETURN(const std::vector<int64_t> planned, ParseInts(value, name));
+    planned_max[name] = planned[2];
     Risk risk = spec->risk;
-    if ((*planned)[2] < (*cur)[2]) {
+    if (planned[2] < (*cur)[2]) {
       warnings.push_back(absl::StrCat("lowers the max from ", Bytes((*cur)[2]),
                                       ": flows on longer or faster paths than this one get less"));
     }
@@ -637,7 +638,7 @@ absl::StatusOr<Plan> PlanCoalesce(const CoalesceIntent& in, const HostSnapshot& 
   Plan plan;
   std::vector<std::string> unsupported;
   for (auto [name, value] : want) {
-    const uint16_t attr = *collectors::CoalesceAttr(name);
+    const uint16_t attr = *collectors::CoalesceAttr(name);  // known: a profile's, or checked above
     const uint64_t ceiling = collectors::CoalesceAttrIsFlag(attr) ? 1
                              : absl::StrContains(name, "usecs")   ? 100000
                              : absl::StrContains(name, "frames")  ? 65535

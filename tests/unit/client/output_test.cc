@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <sstream>
+#include <stdexcept>
 
 #include "netagent/v1/conntrack.pb.h"
+#include "netagent/v1/host.pb.h"
 #include "netagent/v1/telemetry.pb.h"
 
 namespace netagent::client {
@@ -172,6 +174,21 @@ TEST(PrintOutcomes, ErrorsBlocksAndTargetNamesAreEscaped) {
             "== a ==\nnote: \\x1b[1A\\x1b[2Kfine\nsecond line\n\n"
             "== b\\x1b]0;owned\\x07 ==\nerror: INVALID_ARGUMENT: comment: \\x1b[31mred\\x1b[0m\n");
   EXPECT_EQ(DescribeError(absl::NotFoundError("no \x1b[2Kthing")), "NOT_FOUND: no \\x1b[2Kthing");
+}
+
+// A value netctl does not know (a newer agent's) has an empty name: it is
+// shown by number, where cutting the prefix off the name threw out_of_range.
+TEST(EnumSuffix, AnUnknownValueIsItsNumber) {
+  EXPECT_EQ(EnumSuffix(v1::Transport_Name(v1::TRANSPORT_UNIX), "TRANSPORT_", v1::TRANSPORT_UNIX),
+            "UNIX");
+  EXPECT_EQ(EnumSuffix(v1::LogLevel_Name(v1::LOG_LEVEL_WARN), "LOG_LEVEL_", v1::LOG_LEVEL_WARN),
+            "WARN");
+  const auto future = static_cast<v1::Severity>(42);
+  ASSERT_EQ(v1::Severity_Name(future), "");
+  EXPECT_THROW((void)v1::Severity_Name(future).substr(9), std::out_of_range);  // what netctl did
+  EXPECT_EQ(EnumSuffix(v1::Severity_Name(future), "SEVERITY_", future), "42");
+  EXPECT_EQ(EnumSuffix("SEVERITY_", "SEVERITY_", 7), "7");
+  EXPECT_EQ(EnumSuffix("OTHER_INFO", "SEVERITY_", 1), "1");
 }
 
 }  // namespace

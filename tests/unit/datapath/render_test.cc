@@ -338,6 +338,18 @@ TEST(Records, AnAttachRecordWithoutItsNulKeepsTheNoteEncodingCanHold) {
   EXPECT_EQ(DecodeDpMeta(EncodeDpMeta(*old))->note, std::string(kDpMetaNoteMax, 'o'));
 }
 
+// Rule ids start at 1: 0 is "none" in the exact tables. A record under key 0
+// (a damaged rule_meta map) is refused like any unreadable record, and a rule
+// set holding one renders no table entry from an empty choice.
+TEST(Records, RuleIdZeroIsRefusedAndRendersNothing) {
+  Rule r = PrefixRule(RuleAction::kBlock, "192.0.2.7");
+  EXPECT_EQ(DecodeRuleMeta(0, EncodeRuleMeta(r)).status().code(), absl::StatusCode::kDataLoss);
+  RuleSet rules;
+  rules.rules[0] = r;
+  const auto tables = RenderTables(rules);
+  EXPECT_TRUE(tables.at("exact4").empty());
+}
+
 TEST(Features, BadValuesAreRefusedNamingTheField) {
   auto err = [](Features f) { return std::string(ValidateFeatures(f, "features").message()); };
   Features ok;
