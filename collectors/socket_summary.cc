@@ -34,6 +34,7 @@ void SocketSummarizer::Add(const SocketRecord& s) {
     }
     case kSynRecv:
       ++syn_recv_[{s.local.family, s.local.bytes, s.local_port}];
+      ++syn_sources_[s.peer];
       break;
     case kTimeWait:
       ++base_.time_wait.count;
@@ -108,6 +109,12 @@ SocketSummary SocketSummarizer::Finish(size_t top, PortRange ephemeral) const {
   });
   if (by_rtt.size() > top) by_rtt.resize(top);
   out.top_rtt = std::move(by_rtt);
+  out.top_syn_recv_sources.assign(syn_sources_.begin(), syn_sources_.end());
+  std::sort(out.top_syn_recv_sources.begin(), out.top_syn_recv_sources.end(),
+            [](const auto& a, const auto& b) {
+              return a.second != b.second ? a.second > b.second : a.first < b.first;
+            });
+  if (out.top_syn_recv_sources.size() > top) out.top_syn_recv_sources.resize(top);
   return out;
 }
 

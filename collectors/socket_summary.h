@@ -51,6 +51,8 @@ struct SocketSummary {
   TimeWaitStats time_wait;
   std::vector<PeerStats> top_retransmitting;
   std::vector<PeerStats> top_rtt;
+  // Remote addresses with the most half-open (SYN_RECV) connections.
+  std::vector<std::pair<IpAddress, uint64_t>> top_syn_recv_sources;
   uint64_t total = 0;
 };
 
@@ -64,6 +66,7 @@ class SocketSummarizer {
   SocketSummary base_;
   std::map<Endpoint, uint64_t> syn_recv_;   // by local endpoint
   std::map<Endpoint, uint64_t> time_wait_;  // by peer endpoint
+  std::map<IpAddress, uint64_t> syn_sources_;
   std::map<IpAddress, PeerStats> peers_;
 };
 
