@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
       {"tls_client_ca", {}},  {"operator_group", {}},     {"operator_identities", {}},
       {"netns", {}},          {"state_dir", {}},          {"bpf_pin_root", {}},
       {"log_format", {}},     {"log_level", {}},          {"pid_file", {}},
-      {"shutdown_grace", {}}, {"fault_inject_writes", {}}};
+      {"shutdown_grace", {}}, {"fault_inject_writes", {}}, {"diagnosis_thresholds", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},
@@ -136,13 +136,17 @@ int main(int argc, char** argv) {
       {"log_level", "trace, debug, info, warn or error"},
       {"pid_file", "write the agent's pid here once it serves"},
       {"shutdown_grace", "time in-flight calls get on SIGTERM (default 10s)"},
-      {"fault_inject_writes", "tests only: writes of this tuning knob fail (repeatable)"}};
+      {"fault_inject_writes", "tests only: writes of this tuning knob fail (repeatable)"},
+      {"diagnosis_thresholds",
+       "a diagnosis rule's levels, RULE.METRIC=WARNING,CRITICAL (repeatable; netctl doctor "
+       "--explain RULE lists the metrics)"}};
   std::map<std::string, CLI::Option*> opts;
   for (Flag& f : flags) {
     std::string name = "--" + f.key;
     std::replace(name.begin(), name.end(), '_', '-');
     if (f.key == "operator_identities") name = "--operator-identity";
     if (f.key == "fault_inject_writes") name = "--fault-inject-write";
+    if (f.key == "diagnosis_thresholds") name = "--diagnosis-threshold";
     opts[f.key] = app.add_option(name, f.values, help.at(f.key));
   }
   CLI11_PARSE(app, argc, argv);
@@ -237,6 +241,7 @@ int main(int argc, char** argv) {
                  fmt::join(cfg.fault_inject_writes, ", "));
   }
   options.shutdown_grace = cfg.shutdown_grace;
+  options.diagnosis_thresholds = cfg.diagnosis_thresholds;
   // Connections must never take the descriptors the agent needs for itself
   // (netlink, bpf, files) nor all of them from the other listener.
   const rlim_t files = RaiseOpenFilesLimit();

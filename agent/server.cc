@@ -26,6 +26,8 @@ std::unique_ptr<AgentServer::Services> AgentServer::MakeServices(const std::stri
   s->conntrack = std::make_unique<ConntrackService>(ctx_);
   s->tuning = std::make_unique<TuningService>(ctx_, tuning_manager_.get(), tuning_off_);
   s->datapath = std::make_unique<DatapathService>(ctx_, datapath_manager_.get(), datapath_off);
+  s->diagnosis = std::make_unique<DiagnosisService>(ctx_, tuning_manager_.get(),
+                                                    options_.diagnosis_thresholds);
   return s;
 }
 
@@ -56,6 +58,8 @@ absl::StatusOr<std::unique_ptr<grpc::ServerBuilder>> AgentServer::Builder(
       v1::TuningService::service_full_name());
   add(GuardRequests<v1::DatapathService>(services.datapath.get()),
       v1::DatapathService::service_full_name());
+  add(GuardRequests<v1::DiagnosisService>(services.diagnosis.get()),
+      v1::DiagnosisService::service_full_name());
   if (!guarded.ok()) return guarded;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<AuthInterceptorFactory>(ctx_.auth));

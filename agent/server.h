@@ -31,6 +31,7 @@
 #include "agent/telemetry_service.h"
 #include "agent/tls.h"
 #include "agent/tuning_service.h"
+#include "agent/diagnosis_service.h"
 #include "agent/unix_listener.h"
 
 namespace netagent::agent {
@@ -57,6 +58,8 @@ class AgentServer {
     // Test hook: writes of these knobs fail (see tuners::SystemKnobs).
     std::set<std::string> fault_inject_writes;
     absl::Duration shutdown_grace = absl::Seconds(10);
+    // Diagnosis levels over the catalog's defaults (from the config).
+    diagnosis::LevelOverrides diagnosis_thresholds;
   };
 
   // `ctx` must outlive the server.
@@ -90,6 +93,7 @@ class AgentServer {
     std::unique_ptr<ConntrackService> conntrack;
     std::unique_ptr<TuningService> tuning;
     std::unique_ptr<DatapathService> datapath;
+    std::unique_ptr<DiagnosisService> diagnosis;
     // What the server dispatches to: each service above behind the request
     // guard (agent/request_guard.h).
     std::vector<std::unique_ptr<GuardedService>> guards;

@@ -16,6 +16,10 @@
 #include "client/output.h"
 #include "client/targets.h"
 
+namespace netagent::v1 {
+class TuningIntent;
+}
+
 namespace netagent::client {
 
 struct CommandContext {
@@ -143,6 +147,18 @@ struct TuneArgs {
 absl::StatusOr<uint64_t> ParseBitRate(const std::string& text, const std::string& flag);
 // "256M", "64MiB", "1G", "65536" (bytes; K/M/G are powers of 1024).
 absl::StatusOr<uint64_t> ParseByteSize(const std::string& text, const std::string& flag);
+
+struct DoctorArgs {
+  std::optional<absl::Duration> window;
+  std::vector<std::string> rules;
+  std::string min_severity;
+  std::string explain;      // --explain RULE: the rule, not a diagnosis
+  bool list_rules = false;  // --rules: the catalog
+};
+int RunDoctor(const CommandContext& c, const DoctorArgs& args);
+// The netctl command of a tuning intent ("netctl tune plan limits --set
+// somaxconn=8192"); empty for intents the rules do not produce.
+std::string IntentCommand(const netagent::v1::TuningIntent& intent, const std::string& verb);
 
 int RunTuneShow(const CommandContext& c, const TuneArgs& args);
 int RunTunePlan(const CommandContext& c, const TuneArgs& args);

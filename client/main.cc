@@ -356,6 +356,18 @@ int Main(int argc, char** argv) {
   watch->add_option("--filter", watch_args.filter, "RE2 regular expression on counter names");
   watch->add_flag("--nonzero", watch_args.nonzero, "only counters that changed");
 
+  DoctorArgs doctor_args;
+  std::string doctor_window;
+  auto* doctor = app.add_subcommand(
+      "doctor", "what is wrong: findings with evidence, where, why, and the fix to apply");
+  doctor->add_option("--window", doctor_window, "how long to measure (default 10s, 1s to 5m)");
+  doctor->add_option("--rule", doctor_args.rules, "only this rule (repeatable)");
+  doctor->add_option("--min-severity", doctor_args.min_severity,
+                     "info (default), warning or critical");
+  doctor->add_option("--explain", doctor_args.explain,
+                     "print a rule: what it measures, its thresholds, why");
+  doctor->add_flag("--rules", doctor_args.list_rules, "print every rule");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -436,6 +448,12 @@ int Main(int argc, char** argv) {
   if (*tune_apply) return RunTuneApply(ctx, tune_args);
   if (*sockets_summary) return RunSocketSummary(ctx, sockets_args);
   if (*sockets) return RunSockets(ctx, sockets_args);
+  if (*doctor) {
+    auto w = ParseDurationFlag(doctor_window, "--window");
+    if (!w.ok()) return Usage(std::string(w.status().message()));
+    doctor_args.window = *w;
+    return RunDoctor(ctx, doctor_args);
+  }
   if (*softnet) {
     auto w = ParseDurationFlag(softnet_window, "--window");
     if (!w.ok()) return Usage(std::string(w.status().message()));

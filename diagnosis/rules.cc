@@ -490,8 +490,14 @@ std::optional<Finding> SoftnetSqueeze(const Window& w, const std::vector<Level>&
 
 std::optional<Finding> Retransmissions(const Window& w, const std::vector<Level>& levels) {
   const auto out = w.Delta("TcpOutSegs");
-  const auto retrans = w.Delta("TcpRetransSegs");
-  if (!out || !retrans || *retrans <= 0 || *out <= 0) return std::nullopt;
+  const auto all_retrans = w.Delta("TcpRetransSegs");
+  if (!out || !all_retrans || *all_retrans <= 0 || *out <= 0) return std::nullopt;
+  // SYNs sent again are handshakes nobody answered (a full accept or SYN
+  // queue elsewhere, a closed port behind a firewall): not loss of data,
+  // and the other rules name them. Only data segments count here.
+  const int64_t syn = std::max<int64_t>(0, w.Delta("TcpExtTCPSynRetrans").value_or(0));
+  const std::optional<int64_t> retrans = std::max<int64_t>(0, *all_retrans - syn);
+  if (*retrans <= 0) return std::nullopt;
   const double percent = 100.0 * static_cast<double>(*retrans) / static_cast<double>(*out);
   const Level& min_segments = LevelOf(levels, "min_segments");
   // Too few segments for a ratio to mean anything: at most info.
@@ -501,7 +507,8 @@ std::optional<Finding> Retransmissions(const Window& w, const std::vector<Level>
   Finding f;
   f.severity = sev.value_or(Severity::kInfo);
   f.evidence.push_back(Value("retransmitted segments", percent, "%",
-                             absl::StrCat(*retrans, " of ", *out, " segments sent")));
+                             absl::StrCat(*retrans, " of ", *out, " segments sent",
+                                          syn ? absl::StrCat(", besides ", syn, " SYNs") : "")));
   for (const char* c : {"TcpRetransSegs", "TcpExtTCPTimeouts", "TcpExtTCPFastRetrans",
                         "TcpExtTCPLostRetransmit", "TcpExtTCPSpuriousRTOs", "TcpExtTCPSynRetrans",
                         "TcpExtTCPLossProbes"})
@@ -542,7 +549,7 @@ std::optional<Finding> Retransmissions(const Window& w, const std::vector<Level>
       "much it costs, not whether it happens");
   f.summary = absl::StrCat(Num(percent), " % of TCP segments retransmitted in ", Seconds(w),
                            " (", *retrans, " of ", *out, "): ", kind);
-  f.verification = {"TcpRetransSegs / TcpOutSegs",
+  f.verification = {"(TcpRetransSegs - TCPSynRetrans) / TcpOutSegs",
                     absl::StrCat("below ", Num(LevelOf(levels, "retransmitted_percent").warning),
                                  " %")};
   return f;
@@ -842,8 +849,9 @@ std::vector<RuleSpec> BuildCatalog() {
        SoftnetSqueeze});
   c.push_back(
       {"retransmissions", "TCP retransmissions",
-       "TcpRetransSegs / TcpOutSegs over the window; RTOs, fast retransmits, spurious RTOs; "
-       "peers whose connections retransmitted in the window",
+       "TcpRetransSegs less SYN retransmissions (TCPSynRetrans) / TcpOutSegs over the window; "
+       "RTOs, fast retransmits, spurious RTOs; peers whose connections retransmitted in the "
+       "window",
        "A segment not acknowledged in time (RTO) or reported missing (duplicate ACKs, SACK) is "
        "sent again. A few per cent of retransmissions cut loss-based congestion control's "
        "throughput hard; timeouts also stall the connection for at least 200 ms.",
@@ -985,10 +993,11 @@ const Level& LevelOf(const std::vector<Level>& levels, absl::string_view metric)
   return never;
 }
 
-absl::Status ValidateOptions(const DiagnoseOptions& options, absl::string_view field) {
+absl::Status ValidateOptions(const DiagnoseOptions& options, absl::string_view prefix) {
+  const std::string field = prefix.empty() ? "" : absl::StrCat(prefix, ".");
   for (const std::string& id : options.rules) {
     if (!FindRule(id)) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".rules: no rule ",
+      return absl::InvalidArgumentError(absl::StrCat(field, "rules: no rule ",
                                                      kernel::Quote(id)));
     }
   }
@@ -996,17 +1005,17 @@ absl::Status ValidateOptions(const DiagnoseOptions& options, absl::string_view f
     const RuleSpec* r = FindRule(id);
     if (!r) {
       return absl::InvalidArgumentError(
-          absl::StrCat(field, ".thresholds: no rule ", kernel::Quote(id)));
+          absl::StrCat(field, "thresholds: no rule ", kernel::Quote(id)));
     }
     for (const auto& [metric, level] : metrics) {
       if (LevelOf(r->levels, metric).metric.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(field, ".thresholds.", id, ": no metric ",
+        return absl::InvalidArgumentError(absl::StrCat(field, "thresholds.", id, ": no metric ",
                                                        kernel::Quote(metric)));
       }
       if (!(level.warning >= 0) || !(level.critical >= level.warning) ||
           !std::isfinite(level.critical)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            field, ".thresholds.", id, ".", metric,
+            field, "thresholds.", id, ".", metric,
             ": warning and critical must be numbers with 0 <= warning <= critical"));
       }
     }

@@ -81,9 +81,10 @@ struct DiagnoseOptions {
   LevelOverrides overrides;
 };
 
-// INVALID_ARGUMENT naming the field for an unknown rule id or an override of
-// an unknown rule or metric, or a warning above its critical.
-absl::Status ValidateOptions(const DiagnoseOptions& options, absl::string_view field);
+// INVALID_ARGUMENT naming the field ("rules", "thresholds.<rule>.<metric>",
+// after `prefix.` when given) for an unknown rule id, an override of an
+// unknown rule or metric, or a warning above its critical.
+absl::Status ValidateOptions(const DiagnoseOptions& options, absl::string_view prefix = "");
 
 // Every rule (or those asked for) over the pair; findings at or above the
 // minimum severity, the most severe first.

@@ -130,7 +130,7 @@ absl::StatusOr<SnapshotPair> CollectPair(const CollectOptions& o) {
   for (;;) {
     const absl::Time now = absl::Now();
     if (now >= end) break;
-    absl::SleepFor(std::min(o.listener_every, end - now));
+    o.sleep(std::min(o.listener_every, end - now));
     NETAGENT_RETURN_IF_ERROR(o.keep_going());
     if (absl::Now() >= end) break;
     auto l = Summarize(o, 1u << kListenState, ephemeral);

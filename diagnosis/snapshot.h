@@ -67,6 +67,8 @@ struct CollectOptions {
   std::function<absl::Status()> keep_going = [] { return absl::OkStatus(); };
   // Called between batches of a socket walk (the agent shares CPUs there).
   std::function<void()> yield = [] {};
+  // Waits between samples (the agent gives its CPU share up meanwhile).
+  std::function<void(absl::Duration)> sleep = [](absl::Duration d) { absl::SleepFor(d); };
 };
 
 // Takes `before`, samples listeners through the window, then `after`. A

@@ -338,6 +338,18 @@ TEST(Retransmissions, RatioNeedsVolumeAndNamesTheKind) {
   EXPECT_EQ(run(500, 100, 0).at(0).severity, Severity::kInfo) << "20 % of 500 segments";
 }
 
+// SYNs sent again to a listener whose queue is full are not data loss.
+TEST(Retransmissions, SynRetransmissionsAreNotCounted) {
+  Pair p;
+  p.Add("TcpOutSegs", 500).Add("TcpRetransSegs", 1120).Add("TcpExtTCPSynRetrans", 1120);
+  EXPECT_TRUE(p.Run("retransmissions").empty());
+  p.Add("TcpOutSegs", 100000).Add("TcpRetransSegs", 3000);
+  auto f = p.Run("retransmissions");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kWarning);  // 3000 of 100500
+  EXPECT_THAT(f[0].evidence[0].note, HasSubstr("besides 1120 SYNs"));
+}
+
 TEST(UdpRcvbuf, ErrorsGetALargerMaximum) {
   Pair p;
   p.Add("UdpRcvbufErrors", 2000);
