@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "collectors/inet.h"
 #include "kernel/text.h"
+#include "tuners/knobs.h"
 
 namespace netagent::diagnosis {
 namespace {
@@ -58,6 +59,19 @@ Evidence Value(std::string name, double value, std::string unit, std::string not
   e.unit = std::move(unit);
   e.note = std::move(note);
   return e;
+}
+
+// `want` moved within what one apply may do to `knob` (its full name): its
+// bounds and its largest step from `current`, so the plan is one the
+// planner accepts as is. A larger need takes several steps.
+int64_t Reachable(absl::string_view knob, int64_t current, int64_t want) {
+  const tuners::SysctlSpec* spec = tuners::FindSysctl(knob);
+  if (spec == nullptr) return want;
+  if (spec->max_step > 0 && current > 0) {
+    want = std::min<int64_t>(want, static_cast<int64_t>(static_cast<double>(current) *
+                                                        spec->max_step));
+  }
+  return std::clamp<int64_t>(want, spec->floor, spec->ceiling);
 }
 
 tuners::Intent Limits(tuners::Settings settings) {
@@ -149,7 +163,8 @@ std::optional<Finding> ListenOverflow(const Window& w, const std::vector<Level>&
         "window, or see which listener with `netctl drops` (reason TCP_LISTEN_OVERFLOW)"));
   }
   if (somaxconn_limited && somaxconn) {
-    const int64_t next = std::min<int64_t>(65535, std::max<int64_t>(*somaxconn * 2, 4096));
+    const int64_t next =
+        Reachable("net.core.somaxconn", *somaxconn, std::max<int64_t>(*somaxconn * 2, 4096));
     f.remediation.intent = Limits({{"somaxconn", absl::StrCat(next)}});
     f.remediation.summary = absl::StrCat(
         "raise net.core.somaxconn from ", *somaxconn, " to ", next,
@@ -158,6 +173,11 @@ std::optional<Finding> ListenOverflow(const Window& w, const std::vector<Level>&
   } else if (app_limited) {
     f.remediation.summary =
         "nothing on the host: the application's own listen() backlog is the limit";
+  }
+  if (f.remediation.intent) {
+    f.remediation.limits.push_back(
+        "a listener's backlog is fixed when it calls listen(): the new somaxconn reaches it once "
+        "the application listens again (a restart or reload)");
   }
   f.remediation.limits.push_back(
       "a longer queue absorbs bursts; an application that accepts more slowly than connections "
@@ -282,9 +302,10 @@ std::optional<Finding> ConntrackFull(const Window& w, const std::vector<Level>& 
   f.attribution.push_back({"table", "conntrack",
                            absl::StrCat(*a->count, " of ", *a->max, " entries (", Num(fill),
                                         " %)")});
-  const int64_t next = std::min<int64_t>(
-      1 << 24, std::max<int64_t>(static_cast<int64_t>(*a->max) * 2,
-                                 static_cast<int64_t>(*a->count) * 2));
+  const int64_t next =
+      Reachable("net.netfilter.nf_conntrack_max", static_cast<int64_t>(*a->max),
+                std::max<int64_t>(static_cast<int64_t>(*a->max) * 2,
+                                  static_cast<int64_t>(*a->count) * 2));
   f.remediation.intent = Limits({{"nf_conntrack_max", absl::StrCat(next)}});
   f.remediation.summary = absl::StrCat("raise net.netfilter.nf_conntrack_max from ", *a->max,
                                        " to ", next, " (each entry takes ~320 bytes of kernel "
@@ -413,7 +434,8 @@ std::optional<Finding> SoftnetDrops(const Window& w, const std::vector<Level>& l
                           : "")});
   }
   if (backlog) {
-    const int64_t next = std::min<int64_t>(262144, std::max<int64_t>(*backlog * 2, 2048));
+    const int64_t next = Reachable("net.core.netdev_max_backlog", *backlog,
+                                   std::max<int64_t>(*backlog * 2, 2048));
     f.remediation.intent = Sysctl({{"net.core.netdev_max_backlog", absl::StrCat(next)}});
     f.remediation.summary = absl::StrCat("raise net.core.netdev_max_backlog from ", *backlog,
                                          " to ", next, " packets per CPU");
@@ -465,7 +487,8 @@ std::optional<Finding> SoftnetSqueeze(const Window& w, const std::vector<Level>&
                                           " packets")});
   }
   if (budget) {
-    const int64_t next = std::min<int64_t>(3000, std::max<int64_t>(*budget * 2, 600));
+    const int64_t next =
+        Reachable("net.core.netdev_budget", *budget, std::max<int64_t>(*budget * 2, 600));
     tuners::Settings set = {{"net.core.netdev_budget", absl::StrCat(next)}};
     if (usecs && *usecs < 8000) set.push_back({"net.core.netdev_budget_usecs", "8000"});
     f.remediation.intent = Sysctl(set);
@@ -571,7 +594,8 @@ std::optional<Finding> UdpRcvbuf(const Window& w, const std::vector<Level>& leve
   if (rmem_max) f.evidence.push_back(Value("net.core.rmem_max", *rmem_max, "bytes"));
   if (rmem_default) f.evidence.push_back(Value("net.core.rmem_default", *rmem_default, "bytes"));
   if (rmem_max) {
-    const int64_t next = std::min<int64_t>(1ll << 30, std::max<int64_t>(*rmem_max * 4, 8 << 20));
+    const int64_t next =
+        Reachable("net.core.rmem_max", *rmem_max, std::max<int64_t>(*rmem_max * 4, 8 << 20));
     f.remediation.intent = Sysctl({{"net.core.rmem_max", absl::StrCat(next)}});
     f.remediation.summary = absl::StrCat(
         "let applications ask for larger UDP receive buffers: net.core.rmem_max ", *rmem_max,

@@ -161,7 +161,8 @@ TEST(ListenOverflow, ABacklogCappedBySomaxconnGetsAPlan) {
   ASSERT_TRUE(f[0].remediation.intent.has_value());
   const auto& lim = std::get<tuners::LimitsIntent>(f[0].remediation.intent->what);
   ASSERT_EQ(lim.settings.size(), 1u);
-  EXPECT_EQ(lim.settings[0], (std::pair<std::string, std::string>{"somaxconn", "4096"}));
+  // 4096 is the aim; one apply may move somaxconn 16-fold at most.
+  EXPECT_EQ(lim.settings[0], (std::pair<std::string, std::string>{"somaxconn", "2048"}));
   EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("capped at somaxconn 128"));
 }
 
@@ -357,7 +358,8 @@ TEST(UdpRcvbuf, ErrorsGetALargerMaximum) {
   ASSERT_EQ(f.size(), 1u);
   EXPECT_EQ(f[0].severity, Severity::kCritical);
   EXPECT_EQ(std::get<tuners::SysctlIntent>(f[0].remediation.intent->what).settings[0],
-            (std::pair<std::string, std::string>{"net.core.rmem_max", "8388608"}));
+            (std::pair<std::string, std::string>{"net.core.rmem_max", "3407872"}))
+      << "8 MiB is the aim, 16 x 212992 what one apply may do";
 }
 
 TEST(TcpMemory, PagesAgainstTheHighMark) {
