@@ -252,9 +252,9 @@ std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& level
       "a listener's SYN queue is full at its accept backlog (listen() backlog capped at "
       "somaxconn); tcp_max_syn_backlog only matters while SYN cookies are off");
   f.remediation.limits.push_back(
-      "a flood from many addresses is not fixed by host limits: attach the fast path with its "
-      "SYN guard (netctl datapath attach --dev DEV --syn-guard ...), which limits SYNs per "
-      "source before the stack");
+      "a flood is not fixed by host limits: the fast path's SYN guard limits SYNs per source, "
+      "and its new-source guard spoofed floods, before the stack (netctl datapath attach DEV "
+      "--syn-rate 200 --new-source-rate 2000)");
   f.summary = absl::StrCat(
       "SYN queue full: ", dropped, " SYNs dropped and ", cookied, " answered with cookies in ",
       Seconds(w), listeners.empty() ? "" : absl::StrCat(" on ", absl::StrJoin(listeners, ", ")));
