@@ -1,6 +1,9 @@
 #include "collectors/socket_summary.h"
 
+#include <linux/sock_diag.h>
+
 #include <algorithm>
+#include <cstddef>
 
 namespace netagent::collectors {
 namespace {
@@ -9,6 +12,7 @@ constexpr uint8_t kEstablished = 1;
 constexpr uint8_t kSynRecv = 3;
 constexpr uint8_t kTimeWait = 6;
 constexpr uint8_t kListen = 10;
+constexpr size_t kBusiestFlows = 64;
 
 bool IsAny(const IpAddress& a) {
   return std::all_of(a.bytes.begin(), a.bytes.begin() + a.size(), [](uint8_t b) { return b == 0; });
@@ -44,6 +48,28 @@ void SocketSummarizer::Add(const SocketRecord& s) {
       PeerStats& p = peers_[s.peer];
       p.address = s.peer;
       ++p.connections;
+      if (s.tcp_info_length >= offsetof(KernelTcpInfo, sndbuf_limited) + 8 &&
+          s.tcp_info.busy_time > 0) {
+        FlowLimits f;
+        f.busy_us = s.tcp_info.busy_time;
+        f.rwnd_limited_us = s.tcp_info.rwnd_limited;
+        f.sndbuf_limited_us = s.tcp_info.sndbuf_limited;
+        auto by_busy = [](const FlowLimits& a, const FlowLimits& b) { return a.busy_us > b.busy_us; };
+        if (flows_.size() < kBusiestFlows || f.busy_us > flows_.front().busy_us) {
+          f.cookie = s.cookie;
+          f.local = FormatEndpoint(s.local, s.local_port);
+          f.peer = FormatEndpoint(s.peer, s.peer_port);
+          f.rtt_us = s.tcp_info.rtt;
+          f.delivery_rate = s.tcp_info.delivery_rate;
+          if (s.memory.count > SK_MEMINFO_SNDBUF) f.sndbuf = s.memory.values[SK_MEMINFO_SNDBUF];
+          if (flows_.size() == kBusiestFlows) {
+            std::pop_heap(flows_.begin(), flows_.end(), by_busy);
+            flows_.pop_back();
+          }
+          flows_.push_back(std::move(f));
+          std::push_heap(flows_.begin(), flows_.end(), by_busy);
+        }
+      }
       if (s.has_tcp_info()) {
         p.retransmitted += s.tcp_info.total_retrans;
         const double rtt_ms = s.tcp_info.rtt / 1000.0;
@@ -115,6 +141,9 @@ SocketSummary SocketSummarizer::Finish(size_t top, PortRange ephemeral) const {
               return a.second != b.second ? a.second > b.second : a.first < b.first;
             });
   if (out.top_syn_recv_sources.size() > top) out.top_syn_recv_sources.resize(top);
+  out.busiest_flows = flows_;
+  std::sort(out.busiest_flows.begin(), out.busiest_flows.end(),
+            [](const FlowLimits& a, const FlowLimits& b) { return a.busy_us > b.busy_us; });
   return out;
 }
 

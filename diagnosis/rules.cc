@@ -1,5 +1,7 @@
 #include "diagnosis/rules.h"
 
+#include <linux/if.h>
+
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -801,6 +803,113 @@ std::optional<Finding> NicErrors(const Window& w, const std::vector<Level>& leve
   return f;
 }
 
+// ---------------------------------------------------------------- link flaps
+
+std::optional<Finding> LinkFlaps(const Window& w, const std::vector<Level>& levels) {
+  const auto& b = w.pair().before.links;
+  const auto& a = w.pair().after.links;
+  if (!a || !b) return std::nullopt;
+  Finding f;
+  std::optional<Severity> worst;
+  std::vector<std::string> names;
+  for (const auto& l : *a) {
+    if (!l.carrier_changes) continue;
+    for (const auto& o : *b) {
+      if (o.ifindex != l.ifindex || !o.carrier_changes) continue;
+      const uint32_t d = *l.carrier_changes - *o.carrier_changes;  // u32, wraps
+      if (d == 0) continue;
+      auto sev = Worst({Grade(d, LevelOf(levels, "carrier_changes"))}, true);
+      worst = worst ? Max(*worst, *sev) : *sev;
+      names.push_back(l.name);
+      f.attribution.push_back(
+          {"device", l.name,
+           absl::StrCat(d, " carrier changes in the window; now ",
+                        (l.flags & IFF_LOWER_UP) ? "up" : "down")});
+      f.evidence.push_back(Value(absl::StrCat(l.name, " carrier changes"), d, "changes"));
+    }
+  }
+  if (!worst) return std::nullopt;
+  f.severity = *worst;
+  f.remediation.summary =
+      "nothing the agent can change: a link that goes down and up is the cable, optics, the "
+      "peer port or its driver (or someone setting it down)";
+  f.remediation.limits.push_back(
+      "check the link's counters (`netctl nic DEV`: carrier and CRC errors) and the switch "
+      "port's log; bonds and routing daemons react to every flap");
+  f.summary = absl::StrCat("carrier changed on ", absl::StrJoin(names, ", "), " in ",
+                           Seconds(w));
+  f.verification = {"carrier changes per device", "none over the window"};
+  return f;
+}
+
+// ---------------------------------------------------------------- buffer-limited flows
+
+std::optional<Finding> BufferLimited(const Window& w, const std::vector<Level>& levels) {
+  const auto& a = w.pair().after.sockets;
+  if (!a || a->busiest_flows.empty()) return std::nullopt;
+  std::map<uint64_t, const collectors::FlowLimits*> before;
+  if (const auto& b = w.pair().before.sockets) {
+    for (const auto& fl : b->busiest_flows) before[fl.cookie] = &fl;
+  }
+  const Level& share = LevelOf(levels, "limited_percent");
+  const Level& min_busy = LevelOf(levels, "min_busy_ms");
+  Finding f;
+  std::optional<Severity> worst;
+  size_t snd = 0, rwnd = 0;
+  for (const auto& fl : a->busiest_flows) {
+    // The window's part when the flow was there before; its life otherwise.
+    uint64_t busy = fl.busy_us, s = fl.sndbuf_limited_us, r = fl.rwnd_limited_us;
+    if (auto it = before.find(fl.cookie); it != before.end() && busy >= it->second->busy_us) {
+      busy -= it->second->busy_us;
+      s -= std::min(s, it->second->sndbuf_limited_us);
+      r -= std::min(r, it->second->rwnd_limited_us);
+    }
+    if (static_cast<double>(busy) / 1000 < min_busy.warning) continue;
+    const double sp = 100.0 * static_cast<double>(s) / static_cast<double>(busy);
+    const double rp = 100.0 * static_cast<double>(r) / static_cast<double>(busy);
+    auto sev = Worst({Grade(sp, share), Grade(rp, share)}, false);
+    if (!sev) continue;
+    worst = worst ? Max(*worst, *sev) : *sev;
+    if (sp >= rp) ++snd; else ++rwnd;
+    f.attribution.push_back(
+        {"flow", absl::StrCat(fl.local, " -> ", fl.peer),
+         absl::StrCat(sp >= rp ? "send buffer" : "peer's receive window", " limited ",
+                      Num(std::max(sp, rp)), " % of ", Num(busy / 1000.0), " ms busy; ",
+                      fl.sndbuf ? absl::StrCat("send buffer ", fl.sndbuf, " bytes, ") : "",
+                      "RTT ", Num(fl.rtt_us / 1000.0), " ms, delivery ",
+                      Num(fl.delivery_rate * 8 / 1e6), " Mbit/s")});
+    if (f.attribution.size() >= 5) break;
+  }
+  if (!worst) return std::nullopt;
+  f.severity = *worst;
+  const auto wmem = w.Sysctl("net.ipv4.tcp_wmem");
+  const auto rmem = w.Sysctl("net.ipv4.tcp_rmem");
+  if (wmem) f.evidence.push_back(Value("net.ipv4.tcp_wmem", 0, "", *wmem));
+  if (rmem) f.evidence.push_back(Value("net.ipv4.tcp_rmem", 0, "", *rmem));
+  f.evidence.push_back(Value("flows limited by their send buffer", snd, "flows"));
+  f.evidence.push_back(Value("flows limited by the peer's receive window", rwnd, "flows"));
+  tuners::Intent bdp;
+  bdp.what = tuners::BdpIntent{0, absl::ZeroDuration(), true};
+  f.remediation.intent = bdp;
+  f.remediation.summary =
+      "size the TCP buffer maxima to the bandwidth-delay product of the busiest flows "
+      "(tcp_rmem/tcp_wmem max = 2 x delivery rate x min RTT)";
+  if (rwnd > 0) {
+    f.remediation.limits.push_back(
+        "a flow limited by the peer's receive window needs a larger tcp_rmem on the peer, not "
+        "here");
+  }
+  f.remediation.limits.push_back(
+      "an application that sets SO_SNDBUF/SO_RCVBUF itself is capped by wmem_max/rmem_max and "
+      "not autotuned");
+  f.summary = absl::StrCat(snd + rwnd, " busy TCP flows spent most of their time waiting on a ",
+                           snd >= rwnd ? "full send buffer" : "peer's full receive window",
+                           " in ", Seconds(w));
+  f.verification = {"sndbuf_limited and rwnd_limited / busy time of the busiest flows",
+                    absl::StrCat("below ", Num(share.warning), " %")};
+  return f;
+}
+
 // ---------------------------------------------------------------- the catalog
 
 std::vector<RuleSpec> BuildCatalog() {
@@ -926,6 +1035,26 @@ std::vector<RuleSpec> BuildCatalog() {
        "stack.",
        "node-mixin NodeNetworkReceiveErrs: errors / packets > 1 %",
        {{"error_percent", 1, 5, "%", "(rx + tx errors) / packets"}}, NicErrors});
+  c.push_back(
+      {"link-flaps", "Link flapping",
+       "IFLA_CARRIER_CHANGES per device over the window",
+       "Each time a link loses and regains its carrier, traffic on it is lost until it is back, "
+       "and bonds, routing daemons and the neighbours react.",
+       "Prometheus node-mixin NodeNetworkInterfaceFlapping: more than 2 changes in 2 minutes",
+       {{"carrier_changes", 3, 6, "changes", "carrier changes in the window"}}, LinkFlaps});
+  c.push_back(
+      {"buffer-limited", "TCP flows limited by their buffers",
+       "tcp_info busy time, sndbuf_limited and rwnd_limited of the busiest established flows "
+       "(over the window for flows seen at both ends); tcp_rmem, tcp_wmem",
+       "A sender may have at most its send buffer in flight, a receiver advertises at most "
+       "its receive buffer: a path whose bandwidth-delay product is larger cannot be filled, "
+       "and the flow spends its time waiting. Autotuning grows buffers only up to tcp_wmem and "
+       "tcp_rmem's maximum.",
+       "the kernel's own accounting (tcpi_sndbuf_limited, tcpi_rwnd_limited): most of the busy "
+       "time",
+       {{"limited_percent", 50, 80, "%", "limited time / busy time of a flow"},
+        {"min_busy_ms", 200, 200, "ms", "busy time below which a flow is not graded"}},
+       BufferLimited});
   return c;
 }
 

@@ -36,6 +36,7 @@ absl::StatusOr<collectors::SocketSummary> Summarize(const CollectOptions& o, uin
   collectors::SocketQuery q;
   q.states = states;
   q.tcp_info = states != (1u << kListenState);
+  q.memory = q.tcp_info;  // each flow's send buffer
   collectors::SocketSummarizer summarizer;
   auto report = collectors::DumpSockets(
       q,

@@ -294,6 +294,39 @@ TEST(SocketSummarizer, ListenersTimeWaitAndPeers) {
   EXPECT_EQ(FormatAddress(s.top_retransmitting[0].address), "10.4.4.4");
   ASSERT_EQ(s.top_rtt.size(), 1u);  // top 1
   EXPECT_DOUBLE_EQ(s.top_rtt[0].mean_rtt_ms(), 80.0);
+  ASSERT_EQ(s.top_syn_recv_sources.size(), 1u);
+  EXPECT_EQ(FormatAddress(s.top_syn_recv_sources[0].first), "10.9.9.9");
+  EXPECT_EQ(s.top_syn_recv_sources[0].second, 2u);
+  EXPECT_TRUE(s.busiest_flows.empty()) << "no busy time in these tcp_info";
+}
+
+// The 64 flows with the most busy time are kept, busiest first; a tcp_info
+// too short to hold the limited times (kernels before 4.10) is skipped.
+TEST(SocketSummarizer, BusiestFlowsByBusyTime) {
+  SocketSummarizer sum;
+  for (uint64_t i = 1; i <= 100; ++i) {
+    SocketRecord r;
+    r.state = 1;
+    r.local.family = r.peer.family = AF_INET;
+    r.local_port = 5201;
+    r.peer_port = static_cast<uint16_t>(40000 + i);
+    r.cookie = i;
+    r.tcp_info_length = 248;
+    r.tcp_info.busy_time = i * 1000;
+    r.tcp_info.sndbuf_limited = i * 500;
+    sum.Add(r);
+  }
+  SocketRecord old;
+  old.state = 1;
+  old.tcp_info_length = 104;  // no busy time there
+  old.tcp_info.busy_time = 1 << 30;
+  sum.Add(old);
+  SocketSummary s = sum.Finish(10, PortRange{32768, 60999});
+  ASSERT_EQ(s.busiest_flows.size(), 64u);
+  EXPECT_EQ(s.busiest_flows.front().cookie, 100u);
+  EXPECT_EQ(s.busiest_flows.back().cookie, 37u);
+  EXPECT_EQ(s.busiest_flows.front().sndbuf_limited_us, 50000u);
+  EXPECT_EQ(s.busiest_flows.front().peer, "0.0.0.0:40100");
 }
 
 }  // namespace

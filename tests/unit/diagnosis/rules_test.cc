@@ -109,7 +109,7 @@ TEST(Catalog, RulesHaveIdsTitlesLevelsAndExplanations) {
     ASSERT_FALSE(r.levels.empty()) << r.id;
     for (const Level& l : r.levels) EXPECT_LE(l.warning, l.critical) << r.id << " " << l.metric;
   }
-  EXPECT_GE(ids.size(), 12u);
+  EXPECT_GE(ids.size(), 14u);
 }
 
 // A recording against itself: nothing changed, nothing found, on both kernels.
@@ -418,6 +418,66 @@ TEST(Nic, DropsAndErrorsPerDevice) {
   auto e = p.Run("nic-errors");
   EXPECT_EQ(e.at(0).severity, Severity::kWarning);  // 1.5 %
   EXPECT_THAT(e[0].attribution[0].detail, HasSubstr("crc 3000"));
+}
+
+TEST(LinkFlaps, CarrierChangesPerDevice) {
+  auto run = [](uint32_t before, uint32_t after) {
+    Pair p;
+    auto l = Link("eth9", 0, 0, 0, 0);
+    l.carrier_changes = before;
+    p.get().before.links = std::vector{l};
+    l.carrier_changes = after;
+    p.get().after.links = std::vector{l};
+    return p.Run("link-flaps");
+  };
+  EXPECT_TRUE(run(4, 4).empty());
+  EXPECT_EQ(run(4, 6).at(0).severity, Severity::kInfo);  // one down and up
+  EXPECT_EQ(run(4, 7).at(0).severity, Severity::kWarning);
+  EXPECT_EQ(run(0xffffffffu, 5).at(0).severity, Severity::kCritical) << "6 changes, wrapped";
+  EXPECT_EQ(run(4, 10).at(0).attribution[0].object, "eth9");
+}
+
+collectors::FlowLimits Flow(uint64_t cookie, uint64_t busy_ms, uint64_t snd_ms, uint64_t rwnd_ms) {
+  collectors::FlowLimits f;
+  f.cookie = cookie;
+  f.local = "10.0.0.1:5201";
+  f.peer = absl::StrCat("10.0.0.2:", 40000 + cookie);
+  f.busy_us = busy_ms * 1000;
+  f.sndbuf_limited_us = snd_ms * 1000;
+  f.rwnd_limited_us = rwnd_ms * 1000;
+  f.rtt_us = 200000;
+  f.delivery_rate = 12500000;
+  return f;
+}
+
+TEST(BufferLimited, TheWindowsShareOfAFlowsBusyTime) {
+  Pair p;
+  p.Sysctl("net.ipv4.tcp_wmem", "4096 16384 4194304");
+  collectors::SocketSummary b, a;
+  // Flow 1: limited all its life before, not in the window: quiet.
+  b.busiest_flows = {Flow(1, 10000, 9000, 0), Flow(2, 1000, 0, 0)};
+  a.busiest_flows = {Flow(1, 20000, 9100, 0),
+                     // Flow 2: 9 s busy in the window, 8.5 s of it send-buffer limited.
+                     Flow(2, 10000, 8500, 0),
+                     // Flow 3: new, too little busy time to grade.
+                     Flow(3, 100, 100, 0)};
+  p.get().before.sockets = b;
+  p.get().after.sockets = a;
+  auto f = p.Run("buffer-limited");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kCritical);  // 94 %
+  ASSERT_EQ(f[0].attribution.size(), 1u);
+  EXPECT_EQ(f[0].attribution[0].object, "10.0.0.1:5201 -> 10.0.0.2:40002");
+  EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("send buffer limited 94.4 % of 9000 ms busy; RTT 200 ms, delivery 100 Mbit/s"));
+  ASSERT_TRUE(f[0].remediation.intent.has_value());
+  EXPECT_TRUE(std::get<tuners::BdpIntent>(f[0].remediation.intent->what).observed);
+  // A flow waiting on the peer: the peer's buffer is named.
+  a.busiest_flows = {Flow(2, 10000, 0, 6000)};
+  p.get().after.sockets = a;
+  auto r = p.Run("buffer-limited");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].severity, Severity::kWarning);  // 5 of 9 s: 56 %
+  EXPECT_THAT(r[0].remediation.limits[0], HasSubstr("on the peer"));
 }
 
 TEST(Options, UnknownRulesAndBadOverridesNameTheField) {
