@@ -179,6 +179,8 @@ PROCFS = {
     "nf_conntrack_stat": "conntrack_stat",
     "interrupts": "interrupts",
     "cpu_online": "cpus",
+    "sockstat": "sockstat",
+    "sockstat6": "sockstat",
 }
 for path in sorted((FIXTURES / "procfs").glob("*/*")):
     harness = PROCFS.get(path.name.split(".")[0])
