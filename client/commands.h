@@ -18,6 +18,7 @@
 
 namespace netagent::v1 {
 class TuningIntent;
+class DiagnoseResponse;
 }
 
 namespace netagent::client {
@@ -159,6 +160,8 @@ int RunDoctor(const CommandContext& c, const DoctorArgs& args);
 // The netctl command of a tuning intent ("netctl tune plan limits --set
 // somaxconn=8192"); empty for intents the rules do not produce.
 std::string IntentCommand(const netagent::v1::TuningIntent& intent, const std::string& verb);
+// One target's findings as `netctl doctor` prints them.
+void PrintDiagnosis(const netagent::v1::DiagnoseResponse& r, std::ostream& out);
 
 int RunTuneShow(const CommandContext& c, const TuneArgs& args);
 int RunTunePlan(const CommandContext& c, const TuneArgs& args);

@@ -77,8 +77,8 @@ void FindingBlock(const v1::Finding& f, std::ostream& out) {
   const auto& r = f.remediation();
   if (!r.summary().empty()) out << "  fix: " << TerminalText(r.summary()) << "\n";
   if (r.has_intent()) {
-    out << "    " << IntentCommand(r.intent(), "plan") << "\n";
-    out << "    " << IntentCommand(r.intent(), "apply") << " --confirm-within 5m\n";
+    out << "    " << TerminalText(IntentCommand(r.intent(), "plan")) << "\n";
+    out << "    " << TerminalText(IntentCommand(r.intent(), "apply")) << " --confirm-within 5m\n";
     if (r.has_plan()) {
       for (const auto& c : r.plan().changes()) {
         out << "    plan: " << TerminalText(c.knob()) << " " << TerminalText(c.old_value())
@@ -96,8 +96,9 @@ void FindingBlock(const v1::Finding& f, std::ostream& out) {
       << TerminalText(f.verification().condition()) << "\n";
 }
 
-void DoctorBlock(const google::protobuf::Message& m, std::ostream& out) {
-  const auto& r = static_cast<const v1::DiagnoseResponse&>(m);
+}  // namespace
+
+void PrintDiagnosis(const v1::DiagnoseResponse& r, std::ostream& out) {
   const double secs = static_cast<double>(r.window().seconds()) + r.window().nanos() / 1e9;
   if (r.findings_size() == 0) {
     out << "no findings (" << r.rules_run() << " rules over " << Number(secs) << " s)\n";
@@ -108,6 +109,8 @@ void DoctorBlock(const google::protobuf::Message& m, std::ostream& out) {
   }
   for (const auto& u : r.unavailable()) out << "not measured: " << TerminalText(u) << "\n";
 }
+
+namespace {
 
 // Which finding on how many hosts, the worst severity first.
 void FleetSummary(const std::vector<Target>& targets, const std::vector<Outcome>& outcomes,
@@ -213,7 +216,9 @@ int RunDoctor(const CommandContext& c, const DoctorArgs& args) {
       args.window.value_or(absl::Seconds(10)));
   if (c.format == Format::kTable && c.targets.size() > 1) FleetSummary(c.targets, outcomes, *c.out);
   View view;
-  view.block = DoctorBlock;
+  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
+    PrintDiagnosis(static_cast<const v1::DiagnoseResponse&>(m), out);
+  };
   return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
 
