@@ -910,6 +910,72 @@ std::optional<Finding> BufferLimited(const Window& w, const std::vector<Level>& 
   return f;
 }
 
+// ---------------------------------------------------------------- neighbour tables
+
+std::optional<Finding> NeighbourOverflow(const Window& w, const std::vector<Level>& levels) {
+  const auto& b = w.pair().before.neighbours;
+  const auto& a = w.pair().after.neighbours;
+  if (!a) return std::nullopt;
+  Finding f;
+  std::optional<Severity> worst;
+  tuners::Settings set;
+  std::vector<std::string> names;
+  for (const auto& t : *a) {
+    const bool v6 = t.table == "ndisc_cache";
+    const std::string knob =
+        absl::StrCat("net.", v6 ? "ipv6" : "ipv4", ".neigh.default.gc_thresh3");
+    const auto thresh = w.SysctlInt(knob);
+    uint64_t fulls = 0;
+    if (b) {
+      for (const auto& o : *b) {
+        if (o.table != t.table) continue;
+        const uint64_t now = Named(t.totals, "table_fulls"), then = Named(o.totals, "table_fulls");
+        fulls = now >= then ? now - then : 0;
+      }
+    }
+    const double fill = thresh && *thresh > 0 ? 100.0 * t.entries / static_cast<double>(*thresh)
+                                               : 0;
+    auto sev = Worst({Grade(fill, LevelOf(levels, "fill_percent")),
+                      Grade(static_cast<double>(fulls), LevelOf(levels, "table_fulls"))},
+                     false);
+    if (!sev) continue;
+    worst = worst ? Max(*worst, *sev) : *sev;
+    const std::string family = v6 ? "IPv6 (ndisc)" : "IPv4 (ARP)";
+    names.push_back(family);
+    Evidence e = Value(absl::StrCat(t.table, " table_fulls"),
+                       w.seconds() > 0 ? fulls / w.seconds() : 0, "/s");
+    e.delta = static_cast<int64_t>(fulls);
+    f.evidence.push_back(e);
+    f.evidence.push_back(Value(absl::StrCat(t.table, " entries"), t.entries, "entries",
+                               thresh ? absl::StrCat("gc_thresh3 ", *thresh) : ""));
+    f.attribution.push_back({"table", family,
+                             absl::StrCat(t.entries, " entries",
+                                          thresh ? absl::StrCat(" of gc_thresh3 ", *thresh) : "",
+                                          "; ", fulls, " times full in the window")});
+    if (thresh) {
+      const int64_t next = Reachable(knob, *thresh, std::max<int64_t>(
+                                                        *thresh * 2,
+                                                        static_cast<int64_t>(t.entries) * 2));
+      if (next > *thresh) set.push_back({knob, absl::StrCat(next)});
+    }
+  }
+  if (!worst) return std::nullopt;
+  f.severity = *worst;
+  if (!set.empty()) {
+    f.remediation.intent = Sysctl(set);
+    f.remediation.summary = "raise gc_thresh3 so the table holds every neighbour in use";
+  }
+  f.remediation.limits.push_back(
+      "gc_thresh1 and gc_thresh2 (when collection starts) are left as they are; a flat network "
+      "with thousands of hosts on one segment, or a scan, fills any table");
+  f.summary = absl::StrCat("neighbour table ", absl::StrJoin(names, " and "),
+                           " full or nearly: new neighbours are refused (\"neighbour table "
+                           "overflow\"), and traffic to them is dropped");
+  f.verification = {"table_fulls per second, entries / gc_thresh3",
+                    "no table_fulls over the window, fill below the warning level"};
+  return f;
+}
+
 // ---------------------------------------------------------------- the catalog
 
 std::vector<RuleSpec> BuildCatalog() {
@@ -1055,6 +1121,17 @@ std::vector<RuleSpec> BuildCatalog() {
        {{"limited_percent", 50, 80, "%", "limited time / busy time of a flow"},
         {"min_busy_ms", 200, 200, "ms", "busy time below which a flow is not graded"}},
        BufferLimited});
+  c.push_back(
+      {"neighbour-overflow", "Neighbour table (ARP / NDP) full",
+       "/proc/net/stat/arp_cache and ndisc_cache: entries against gc_thresh3, table_fulls over "
+       "the window",
+       "Every IP neighbour the host talks to directly takes an entry. At gc_thresh3 entries "
+       "the kernel forces a collection; when nothing can go, a new neighbour is refused "
+       "(\"neighbour table overflow\" in the kernel log) and packets to it are dropped.",
+       "bpftune (neighbour table full: gc_thresh3 +25 %); the kernel's table_fulls",
+       {{"fill_percent", 90, 100, "%", "entries / gc_thresh3"},
+        {"table_fulls", 1, 100, "times", "times the table was full in the window"}},
+       NeighbourOverflow});
   return c;
 }
 

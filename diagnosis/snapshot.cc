@@ -73,6 +73,11 @@ absl::Status Take(const CollectOptions& o, SnapshotPair& pair, Snapshot& s) {
   } else {
     Note(pair, "sockstat", v.status());
   }
+  if (auto v = collectors::ReadNeighbourStats(); v.ok()) {
+    s.neighbours = std::move(*v);
+  } else {
+    Note(pair, "neighbour tables", v.status());
+  }
   if (auto v = collectors::ReadConntrackStats(); v.ok()) {
     s.conntrack = std::move(*v);
   } else {
@@ -119,6 +124,8 @@ const std::vector<std::string>& DiagnosisSysctls() {
       "net.core.netdev_budget_usecs",
       "net.ipv4.tcp_mtu_probing",
       "net.netfilter.nf_conntrack_max",
+      "net.ipv4.neigh.default.gc_thresh3",
+      "net.ipv6.neigh.default.gc_thresh3",
   };
   return names;
 }

@@ -17,6 +17,7 @@
 #include "collectors/conntrack.h"
 #include "collectors/counters.h"
 #include "collectors/links.h"
+#include "collectors/neighbour.h"
 #include "collectors/socket_summary.h"
 #include "collectors/sockstat.h"
 #include "collectors/softnet.h"
@@ -31,6 +32,7 @@ struct Snapshot {
   std::optional<collectors::ConntrackStats> conntrack;
   std::optional<std::vector<collectors::LinkRecord>> links;
   std::optional<collectors::Sockstat> sockstat;
+  std::optional<std::vector<collectors::NeighbourStats>> neighbours;
   // name -> value as read ("4096", "4096 131072 6291456"); absent when the
   // sysctl does not exist here or could not be read.
   std::map<std::string, std::string> sysctls;

@@ -181,6 +181,8 @@ PROCFS = {
     "cpu_online": "cpus",
     "sockstat": "sockstat",
     "sockstat6": "sockstat",
+    "arp_cache": "neighbour",
+    "ndisc_cache": "neighbour",
 }
 for path in sorted((FIXTURES / "procfs").glob("*/*")):
     harness = PROCFS.get(path.name.split(".")[0])

@@ -109,7 +109,7 @@ TEST(Catalog, RulesHaveIdsTitlesLevelsAndExplanations) {
     ASSERT_FALSE(r.levels.empty()) << r.id;
     for (const Level& l : r.levels) EXPECT_LE(l.warning, l.critical) << r.id << " " << l.metric;
   }
-  EXPECT_GE(ids.size(), 14u);
+  EXPECT_GE(ids.size(), 15u);
 }
 
 // A recording against itself: nothing changed, nothing found, on both kernels.
@@ -478,6 +478,33 @@ TEST(BufferLimited, TheWindowsShareOfAFlowsBusyTime) {
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].severity, Severity::kWarning);  // 5 of 9 s: 56 %
   EXPECT_THAT(r[0].remediation.limits[0], HasSubstr("on the peer"));
+}
+
+collectors::NeighbourStats Neigh(const std::string& table, uint64_t entries, uint64_t fulls) {
+  collectors::NeighbourStats n;
+  n.table = table;
+  n.entries = entries;
+  n.totals = {{"allocs", 10}, {"table_fulls", fulls}};
+  return n;
+}
+
+TEST(NeighbourOverflow, FullTablesAndGcThresh3) {
+  Pair p;
+  p.Sysctl("net.ipv4.neigh.default.gc_thresh3", "1024");
+  p.Sysctl("net.ipv6.neigh.default.gc_thresh3", "1024");
+  p.get().before.neighbours = std::vector{Neigh("arp_cache", 10, 4), Neigh("ndisc_cache", 3, 0)};
+  p.get().after.neighbours = std::vector{Neigh("arp_cache", 11, 4), Neigh("ndisc_cache", 3, 0)};
+  EXPECT_TRUE(p.Run("neighbour-overflow").empty()) << "old table_fulls are history";
+  p.get().after.neighbours = std::vector{Neigh("arp_cache", 1024, 9), Neigh("ndisc_cache", 3, 0)};
+  auto f = p.Run("neighbour-overflow");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kCritical);  // 100 % full
+  EXPECT_EQ(f[0].attribution[0].object, "IPv4 (ARP)");
+  EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("5 times full in the window"));
+  const auto& set = std::get<tuners::SysctlIntent>(f[0].remediation.intent->what).settings;
+  ASSERT_EQ(set.size(), 1u);
+  EXPECT_EQ(set[0], (std::pair<std::string, std::string>{"net.ipv4.neigh.default.gc_thresh3",
+                                                         "2048"}));
 }
 
 TEST(Options, UnknownRulesAndBadOverridesNameTheField) {
