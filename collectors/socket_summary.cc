@@ -70,6 +70,20 @@ void SocketSummarizer::Add(const SocketRecord& s) {
           std::push_heap(flows_.begin(), flows_.end(), by_busy);
         }
       }
+      if (s.has_tcp_info() && s.tcp_info.retransmits >= 2 && s.tcp_info.unacked > 0 &&
+          stalled_.size() < 4 * kBusiestFlows) {
+        StalledFlow st;
+        st.local = FormatEndpoint(s.local, s.local_port);
+        st.peer = FormatEndpoint(s.peer, s.peer_port);
+        st.retransmits = s.tcp_info.retransmits;
+        st.snd_mss = s.tcp_info.snd_mss;
+        st.pmtu = s.tcp_info.pmtu;
+        st.unacked = s.tcp_info.unacked;
+        if (s.tcp_info_length >= offsetof(KernelTcpInfo, bytes_acked) + 8)
+          st.bytes_acked = s.tcp_info.bytes_acked;
+        st.last_ack_recv_ms = s.tcp_info.last_ack_recv;
+        stalled_.push_back(std::move(st));
+      }
       if (s.has_tcp_info()) {
         p.retransmitted += s.tcp_info.total_retrans;
         const double rtt_ms = s.tcp_info.rtt / 1000.0;
@@ -141,6 +155,12 @@ SocketSummary SocketSummarizer::Finish(size_t top, PortRange ephemeral) const {
               return a.second != b.second ? a.second > b.second : a.first < b.first;
             });
   if (out.top_syn_recv_sources.size() > top) out.top_syn_recv_sources.resize(top);
+  out.stalled = stalled_;
+  std::stable_sort(out.stalled.begin(), out.stalled.end(),
+                   [](const StalledFlow& a, const StalledFlow& b) {
+                     return a.retransmits > b.retransmits;
+                   });
+  if (out.stalled.size() > kBusiestFlows) out.stalled.resize(kBusiestFlows);
   out.busiest_flows = flows_;
   std::sort(out.busiest_flows.begin(), out.busiest_flows.end(),
             [](const FlowLimits& a, const FlowLimits& b) { return a.busy_us > b.busy_us; });

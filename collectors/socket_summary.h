@@ -56,6 +56,16 @@ struct FlowLimits {
   uint32_t sndbuf = 0;         // SK_MEMINFO_SNDBUF, when memory was asked
 };
 
+// An established TCP connection that keeps timing out without progress:
+// several RTOs in a row with data outstanding (tcp_info).
+struct StalledFlow {
+  std::string local, peer;  // "addr:port"
+  uint8_t retransmits = 0;  // RTOs in a row
+  uint32_t snd_mss = 0, pmtu = 0, unacked = 0;
+  uint64_t bytes_acked = 0;
+  uint32_t last_ack_recv_ms = 0;
+};
+
 struct SocketSummary {
   // (protocol, state) -> count
   std::map<std::pair<uint8_t, uint8_t>, uint64_t> states;
@@ -67,6 +77,9 @@ struct SocketSummary {
   std::vector<std::pair<IpAddress, uint64_t>> top_syn_recv_sources;
   // Established TCP flows with the most busy time (at most 64).
   std::vector<FlowLimits> busiest_flows;
+  // Connections with 2 or more RTOs in a row and data unacknowledged (at most
+  // 64, the most retransmitting first).
+  std::vector<StalledFlow> stalled;
   uint64_t total = 0;
 };
 
@@ -82,6 +95,7 @@ class SocketSummarizer {
   std::map<Endpoint, uint64_t> time_wait_;  // by peer endpoint
   std::map<IpAddress, uint64_t> syn_sources_;
   std::vector<FlowLimits> flows_;  // a heap on busy time, at most kBusiestFlows
+  std::vector<StalledFlow> stalled_;
   std::map<IpAddress, PeerStats> peers_;
 };
 

@@ -976,6 +976,64 @@ std::optional<Finding> NeighbourOverflow(const Window& w, const std::vector<Leve
   return f;
 }
 
+// ---------------------------------------------------------------- MTU black hole
+
+std::optional<Finding> MtuBlackhole(const Window& w, const std::vector<Level>& levels) {
+  const auto& a = w.pair().after.sockets;
+  if (!a) return std::nullopt;
+  const Level& min_mss = LevelOf(levels, "min_mss");
+  Finding f;
+  size_t n = 0;
+  for (const auto& st : a->stalled) {
+    // The peer answered the handshake (and maybe small data), then every
+    // full-sized segment times out: what a path that drops big packets and
+    // the ICMP saying so looks like from here.
+    if (st.retransmits < 3 || st.snd_mss < min_mss.warning || st.bytes_acked > 64 * 1024)
+      continue;
+    ++n;
+    if (f.attribution.size() < 5) {
+      f.attribution.push_back(
+          {"flow", absl::StrCat(st.local, " -> ", st.peer),
+           absl::StrCat(static_cast<int>(st.retransmits), " timeouts in a row with ", st.unacked,
+                        " segments of up to ", st.snd_mss, " bytes unacknowledged (path MTU ",
+                        st.pmtu, "); ", st.bytes_acked, " bytes acknowledged in all; last ACK ",
+                        Num(st.last_ack_recv_ms / 1000.0), " s ago")});
+    }
+  }
+  if (n == 0) return std::nullopt;
+  const auto sev = Grade(static_cast<double>(n), LevelOf(levels, "stalled_flows"));
+  if (!sev) return std::nullopt;
+  Finding out = std::move(f);
+  out.severity = *sev;
+  out.evidence.push_back(Value("connections stalled on full-sized segments", n, "connections"));
+  for (const char* c : {"TcpExtTCPMTUPFail", "TcpExtTCPMTUPSuccess", "IcmpInDestUnreachs",
+                        "TcpExtTCPTimeouts"})
+    out.evidence.push_back(CounterEvidence(w, c));
+  const auto probing = w.SysctlInt("net.ipv4.tcp_mtu_probing");
+  if (probing) out.evidence.push_back(Value("net.ipv4.tcp_mtu_probing", *probing, ""));
+  if (!probing || *probing == 0) {
+    out.remediation.intent = Limits({{"tcp_mtu_probing", "1"}});
+    out.remediation.summary =
+        "turn on packetization-layer PMTU discovery after a black hole is seen "
+        "(tcp_mtu_probing=1): the connection then retries with smaller segments";
+  } else {
+    out.remediation.summary =
+        "MTU probing is already on; the path must let ICMP through or clamp the MSS";
+  }
+  out.remediation.limits.push_back(
+      "the lasting fix is on the path: let ICMP \"fragmentation needed\" (IPv4 type 3 code 4) "
+      "and ICMPv6 \"packet too big\" through, or clamp the MSS on the router");
+  out.remediation.limits.push_back(
+      "a peer that stopped answering looks the same from here; check that small packets to it "
+      "still get through (ping -M do -s 1400 / -s 500)");
+  out.summary = absl::StrCat(n, " TCP connection", n == 1 ? "" : "s",
+                             " stalled: full-sized segments time out again and again after the "
+                             "peer answered smaller ones (a path MTU black hole)");
+  out.verification = {"connections with 3+ timeouts in a row on full-sized segments",
+                      "none, and TCPMTUPSuccess growing if probing is on"};
+  return out;
+}
+
 // ---------------------------------------------------------------- the catalog
 
 std::vector<RuleSpec> BuildCatalog() {
@@ -1132,6 +1190,19 @@ std::vector<RuleSpec> BuildCatalog() {
        {{"fill_percent", 90, 100, "%", "entries / gc_thresh3"},
         {"table_fulls", 1, 100, "times", "times the table was full in the window"}},
        NeighbourOverflow});
+  c.push_back(
+      {"mtu-blackhole", "Path MTU black hole",
+       "established connections with 3 or more timeouts in a row on full-sized segments and "
+       "little acknowledged (tcp_info); TCPMTUPFail/Success, ICMP unreachables; "
+       "tcp_mtu_probing",
+       "A router whose next hop has a smaller MTU drops packets too big for it and tells the "
+       "sender with ICMP \"fragmentation needed\" / \"packet too big\". When a firewall "
+       "drops that ICMP, the sender never learns: the handshake and small packets pass, every "
+       "full-sized segment is lost, and the connection times out over and over.",
+       "no published threshold; any connection in this state is stuck",
+       {{"stalled_flows", 1, 5, "connections", "connections stalled on full-sized segments"},
+        {"min_mss", 1000, 1000, "bytes", "MSS below which a stall is not counted"}},
+       MtuBlackhole});
   return c;
 }
 

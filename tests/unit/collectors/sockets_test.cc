@@ -329,6 +329,32 @@ TEST(SocketSummarizer, BusiestFlowsByBusyTime) {
   EXPECT_EQ(s.busiest_flows.front().peer, "0.0.0.0:40100");
 }
 
+// Connections with RTOs in a row and data outstanding, the worst first.
+TEST(SocketSummarizer, StalledConnections) {
+  SocketSummarizer sum;
+  for (uint8_t rtos : {1, 4, 2, 6}) {
+    SocketRecord r;
+    r.state = 1;
+    r.local.family = r.peer.family = AF_INET;
+    r.tcp_info_length = 248;
+    r.tcp_info.retransmits = rtos;
+    r.tcp_info.unacked = 3;
+    r.tcp_info.snd_mss = 1448;
+    r.tcp_info.bytes_acked = 517;
+    sum.Add(r);
+  }
+  SocketRecord idle;  // RTOs but nothing outstanding: not stalled
+  idle.state = 1;
+  idle.tcp_info_length = 248;
+  idle.tcp_info.retransmits = 9;
+  sum.Add(idle);
+  SocketSummary s = sum.Finish(10, PortRange{32768, 60999});
+  ASSERT_EQ(s.stalled.size(), 3u);
+  EXPECT_EQ(s.stalled[0].retransmits, 6);
+  EXPECT_EQ(s.stalled[2].retransmits, 2);
+  EXPECT_EQ(s.stalled[0].bytes_acked, 517u);
+}
+
 }  // namespace
 }  // namespace netagent::collectors
 
