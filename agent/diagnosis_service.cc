@@ -43,6 +43,11 @@ void IntentToProto(const tuners::Intent& intent, v1::TuningIntent* out) {
     SettingsToProto(s->settings, out->mutable_sysctl()->mutable_settings());
   } else if (const auto* c = std::get_if<tuners::CongestionIntent>(&intent.what)) {
     out->mutable_congestion()->set_algorithm(c->algorithm);
+  } else if (const auto* q = std::get_if<tuners::IrqAffinityIntent>(&intent.what)) {
+    out->mutable_irq_affinity()->set_device(q->device);
+    out->mutable_irq_affinity()->set_cpus(q->cpus);
+  } else if (const auto* b = std::get_if<tuners::BdpIntent>(&intent.what)) {
+    out->mutable_bdp()->set_observed(b->observed);
   } else if (const auto* r = std::get_if<tuners::RpsIntent>(&intent.what)) {
     out->mutable_rps()->set_device(r->device);
     out->mutable_rps()->set_cpus(r->cpus);

@@ -48,6 +48,13 @@ std::string IntentCommand(const v1::TuningIntent& intent, const std::string& ver
       return absl::StrCat(head, "sysctl ", SetFlags(intent.sysctl().settings()));
     case v1::TuningIntent::kCongestion:
       return absl::StrCat(head, "cc ", intent.congestion().algorithm());
+    case v1::TuningIntent::kIrqAffinity:
+      return absl::StrCat(head, "irq --dev ", intent.irq_affinity().device(),
+                          intent.irq_affinity().cpus().empty()
+                              ? ""
+                              : " --cpus " + intent.irq_affinity().cpus());
+    case v1::TuningIntent::kBdp:
+      return intent.bdp().observed() ? absl::StrCat(head, "bdp --observed") : "";
     case v1::TuningIntent::kRps:
       return absl::StrCat(head, "rps --dev ", intent.rps().device(),
                           intent.rps().cpus().empty() ? "" : " --cpus " + intent.rps().cpus());

@@ -1034,6 +1034,87 @@ std::optional<Finding> MtuBlackhole(const Window& w, const std::vector<Level>& l
   return out;
 }
 
+// ---------------------------------------------------------------- IRQ / RSS imbalance
+
+std::optional<Finding> IrqImbalance(const Window& w, const std::vector<Level>& levels) {
+  const auto& b = w.pair().before.softirqs;
+  const auto& a = w.pair().after.softirqs;
+  if (!a || !b || a->cpus.size() < 2 || a->cpus != b->cpus) return std::nullopt;
+  auto ai = a->counts.find("NET_RX");
+  auto bi = b->counts.find("NET_RX");
+  if (ai == a->counts.end() || bi == b->counts.end()) return std::nullopt;
+  std::vector<uint64_t> d(a->cpus.size(), 0);
+  uint64_t total = 0;
+  size_t busiest = 0;
+  for (size_t i = 0; i < d.size(); ++i) {
+    d[i] = ai->second[i] >= bi->second[i] ? ai->second[i] - bi->second[i] : 0;
+    total += d[i];
+    if (d[i] > d[busiest]) busiest = i;
+  }
+  const double rate = w.seconds() > 0 ? total / w.seconds() : 0;
+  if (rate < LevelOf(levels, "min_rx_softirqs_per_second").warning || total == 0)
+    return std::nullopt;
+  const double share = 100.0 * static_cast<double>(d[busiest]) / static_cast<double>(total);
+  auto sev = Grade(share, LevelOf(levels, "busiest_cpu_percent"));
+  if (!sev) return std::nullopt;
+  // One CPU doing the receive work is only a fault when it does not keep up:
+  // squeezes or drops on that CPU.
+  const uint32_t cpu = a->cpus[busiest];
+  uint64_t squeezed = 0, dropped = 0;
+  for (const auto& c : SoftnetDeltas(w.pair())) {
+    if (c.cpu != cpu) continue;
+    squeezed = c.d.time_squeeze;
+    dropped = c.d.dropped;
+  }
+  Finding f;
+  f.severity = squeezed + dropped > 0 ? *sev : Severity::kInfo;
+  Evidence e = Value(absl::StrCat("NET_RX softirqs on cpu ", cpu), share, "%",
+                     absl::StrCat(d[busiest], " of ", total, " in the window"));
+  e.delta = static_cast<int64_t>(d[busiest]);
+  f.evidence.push_back(e);
+  f.evidence.push_back(Value(absl::StrCat("cpu ", cpu, " softnet time_squeeze"), squeezed, ""));
+  f.evidence.push_back(Value(absl::StrCat("cpu ", cpu, " softnet dropped"), dropped, ""));
+  f.attribution.push_back({"cpu", absl::StrCat("cpu ", cpu),
+                           absl::StrCat(Num(share), " % of the receive softirqs of ",
+                                        a->cpus.size(), " CPUs; ", squeezed, " squeezes, ",
+                                        dropped, " drops")});
+  // The device receiving most: spread its queues' interrupts, or steer its
+  // one queue's packets with RPS.
+  const collectors::LinkRecord* top = nullptr;
+  uint64_t top_rx = 0;
+  for (const DeviceDelta& dev : DeviceDeltas(w.pair())) {
+    auto it = dev.d.find("rx_packets");
+    if (it == dev.d.end() || it->second <= top_rx || dev.name == "lo") continue;
+    for (const auto& l : *w.pair().after.links)
+      if (l.name == dev.name) top = &l;
+    top_rx = it->second;
+  }
+  if (top != nullptr) {
+    f.attribution.push_back({"device", top->name,
+                             absl::StrCat(top_rx, " packets received in the window on ",
+                                          top->num_rx_queues, " receive queue(s)")});
+    tuners::Intent i;
+    if (top->num_rx_queues > 1) {
+      i.what = tuners::IrqAffinityIntent{top->name, ""};
+      f.remediation.summary = absl::StrCat(
+          "spread ", top->name, "'s queue interrupts over the CPUs of its NUMA node");
+    } else {
+      i.what = tuners::RpsIntent{top->name, "", false};
+      f.remediation.summary = absl::StrCat(
+          top->name, " has one receive queue: steer its packets to other CPUs with RPS");
+    }
+    f.remediation.intent = i;
+  }
+  f.remediation.limits.push_back(
+      "irqbalance may move interrupts back: the agent reports it as drift, it does not fight "
+      "it; a device without MSI-X queues has one interrupt whatever the affinity");
+  f.summary = absl::StrCat("cpu ", cpu, " handles ", Num(share), " % of the receive softirqs",
+                           squeezed + dropped > 0 ? " and does not keep up" : "");
+  f.verification = {"share of NET_RX softirqs on the busiest CPU, its squeezes and drops",
+                    "below the warning level, or no squeeze or drop there"};
+  return f;
+}
+
 // ---------------------------------------------------------------- the catalog
 
 std::vector<RuleSpec> BuildCatalog() {
@@ -1203,6 +1284,19 @@ std::vector<RuleSpec> BuildCatalog() {
        {{"stalled_flows", 1, 5, "connections", "connections stalled on full-sized segments"},
         {"min_mss", 1000, 1000, "bytes", "MSS below which a stall is not counted"}},
        MtuBlackhole});
+  c.push_back(
+      {"irq-imbalance", "Receive work piled on one CPU (IRQ / RSS imbalance)",
+       "NET_RX softirqs per CPU (/proc/softirqs) over the window, that CPU's softnet squeezes "
+       "and drops; the device receiving most and its queue count",
+       "Each receive queue raises its interrupt on the CPUs of its affinity, and that CPU runs "
+       "the softirq that takes the packets up the stack. A single queue, or every queue's "
+       "interrupt on one CPU, puts all receive work there; when it cannot keep up it squeezes "
+       "and drops while the other CPUs idle.",
+       "no published threshold; graded above info only with squeezes or drops on that CPU",
+       {{"busiest_cpu_percent", 80, 95, "%", "the busiest CPU's share of NET_RX softirqs"},
+        {"min_rx_softirqs_per_second", 1000, 1000, "/s",
+         "receive softirqs per second below which the spread is not graded"}},
+       IrqImbalance});
   return c;
 }
 

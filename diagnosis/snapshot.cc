@@ -73,6 +73,11 @@ absl::Status Take(const CollectOptions& o, SnapshotPair& pair, Snapshot& s) {
   } else {
     Note(pair, "sockstat", v.status());
   }
+  if (auto v = collectors::ReadSoftirqs(); v.ok()) {
+    s.softirqs = std::move(*v);
+  } else {
+    Note(pair, "softirqs", v.status());
+  }
   if (auto v = collectors::ReadNeighbourStats(); v.ok()) {
     s.neighbours = std::move(*v);
   } else {

@@ -20,6 +20,7 @@
 #include "collectors/neighbour.h"
 #include "collectors/socket_summary.h"
 #include "collectors/sockstat.h"
+#include "collectors/softirqs.h"
 #include "collectors/softnet.h"
 
 namespace netagent::diagnosis {
@@ -33,6 +34,7 @@ struct Snapshot {
   std::optional<std::vector<collectors::LinkRecord>> links;
   std::optional<collectors::Sockstat> sockstat;
   std::optional<std::vector<collectors::NeighbourStats>> neighbours;
+  std::optional<collectors::Softirqs> softirqs;
   // name -> value as read ("4096", "4096 131072 6291456"); absent when the
   // sysctl does not exist here or could not be read.
   std::map<std::string, std::string> sysctls;

@@ -25,6 +25,12 @@ TEST(Doctor, IntentsBecomeTheCommandsToRun) {
   v1::TuningIntent c;
   c.mutable_congestion()->set_algorithm("bbr");
   EXPECT_EQ(IntentCommand(c, "apply"), "netctl tune apply cc bbr");
+  v1::TuningIntent irq;
+  irq.mutable_irq_affinity()->set_device("eth0");
+  EXPECT_EQ(IntentCommand(irq, "plan"), "netctl tune plan irq --dev eth0");
+  v1::TuningIntent bdp;
+  bdp.mutable_bdp()->set_observed(true);
+  EXPECT_EQ(IntentCommand(bdp, "apply"), "netctl tune apply bdp --observed");
   v1::TuningIntent sys;
   auto* x = sys.mutable_sysctl()->add_settings();
   x->set_name("net.core.netdev_max_backlog");

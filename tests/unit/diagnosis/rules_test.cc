@@ -109,7 +109,7 @@ TEST(Catalog, RulesHaveIdsTitlesLevelsAndExplanations) {
     ASSERT_FALSE(r.levels.empty()) << r.id;
     for (const Level& l : r.levels) EXPECT_LE(l.warning, l.critical) << r.id << " " << l.metric;
   }
-  EXPECT_GE(ids.size(), 16u);
+  EXPECT_GE(ids.size(), 17u);
 }
 
 // A recording against itself: nothing changed, nothing found, on both kernels.
@@ -539,6 +539,42 @@ TEST(MtuBlackhole, FullSizedSegmentsThatNeverGetThrough) {
   for (int i = 0; i < 4; ++i) a.stalled.push_back(stalled(3, 1448, 0));
   p.get().after.sockets = a;
   EXPECT_EQ(p.Run("mtu-blackhole").at(0).severity, Severity::kCritical);
+}
+
+TEST(IrqImbalance, OneCpuDoingTheReceiveWorkIsAFaultOnlyWhenItFallsBehind) {
+  Pair p;
+  collectors::Softirqs before, after;
+  before.cpus = after.cpus = {0, 1};
+  before.counts["NET_RX"] = {1000, 1000};
+  after.counts["NET_RX"] = {1000 + 95000, 1000 + 1000};  // 9,600/s, 99 % on cpu 0
+  p.get().before.softirqs = before;
+  p.get().after.softirqs = after;
+  auto eth = Link("eth9", 1000, 0, 0, 0);
+  eth.num_rx_queues = 1;
+  p.get().before.links = std::vector{eth};
+  eth.stats[0] = 900000;  // rx_packets
+  p.get().after.links = std::vector{eth};
+  auto quiet = p.Run("irq-imbalance");
+  ASSERT_EQ(quiet.size(), 1u);
+  EXPECT_EQ(quiet[0].severity, Severity::kInfo) << "keeping up: not a fault";
+  const uint32_t cpu0 = p.get().after.softnet->rows[0].cpu;
+  ASSERT_EQ(cpu0, 0u);
+  p.get().after.softnet->rows[0].counters.time_squeeze += 40;
+  auto f = p.Run("irq-imbalance");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kCritical);
+  EXPECT_EQ(f[0].attribution[0].object, "cpu 0");
+  EXPECT_EQ(f[0].attribution[1].object, "eth9");
+  EXPECT_EQ(std::get<tuners::RpsIntent>(f[0].remediation.intent->what).device, "eth9");
+  // Several queues: their interrupts are spread instead.
+  for (auto* l : {&*p.get().before.links, &*p.get().after.links}) (*l)[0].num_rx_queues = 4;
+  EXPECT_EQ(std::get<tuners::IrqAffinityIntent>(p.Run("irq-imbalance")[0].remediation.intent->what)
+                .device,
+            "eth9");
+  // An idle host (under 1,000 receive softirqs a second) is not graded.
+  after.counts["NET_RX"] = {1000 + 5000, 1000};
+  p.get().after.softirqs = after;
+  EXPECT_TRUE(p.Run("irq-imbalance").empty());
 }
 
 TEST(Options, UnknownRulesAndBadOverridesNameTheField) {
