@@ -183,6 +183,7 @@ PROCFS = {
     "sockstat6": "sockstat",
     "arp_cache": "neighbour",
     "ndisc_cache": "neighbour",
+    "softirqs": "softirqs",
 }
 for path in sorted((FIXTURES / "procfs").glob("*/*")):
     harness = PROCFS.get(path.name.split(".")[0])
