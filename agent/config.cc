@@ -98,7 +98,8 @@ const std::vector<std::string>& ConfigKeys() {
       "tls_client_ca",  "operator_group",     "operator_identities",
       "netns",          "state_dir",          "bpf_pin_root",
       "log_format",     "log_level",          "pid_file",
-      "shutdown_grace", "fault_inject_writes", "diagnosis_thresholds"};
+      "shutdown_grace", "fault_inject_writes", "diagnosis_thresholds",
+      "diagnosis_interval"};
   return keys;
 }
 
@@ -212,6 +213,14 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
         return Bad(key, absl::StrCat("\"", v, "\" is not a duration between 0s and 10m"));
       }
       cfg.shutdown_grace = d;
+    } else if (key == "diagnosis_interval") {
+      absl::Duration d;
+      if (!absl::ParseDuration(v, &d) ||
+          (d != absl::ZeroDuration() && (d < absl::Seconds(1) || d > absl::Hours(1)))) {
+        return Bad(key, absl::StrCat(kernel::Quote(v),
+                                     " is not 0 (off) or a duration between 1s and 1h"));
+      }
+      cfg.diagnosis_interval = d;
     } else {
       return Bad(key, "unknown setting");
     }

@@ -53,6 +53,9 @@ struct AgentConfig {
   // Diagnosis thresholds over the catalog's defaults: rule -> metric -> level
   // ("listen-overflow.overflows_per_second=0.5,2").
   diagnosis::LevelOverrides diagnosis_thresholds;
+  // How often the agent evaluates the catalog by itself (WatchFindings);
+  // zero: never.
+  absl::Duration diagnosis_interval = absl::Seconds(10);
 
   bool tls() const { return !tls_cert.empty(); }
   bool mtls() const { return !tls_client_ca.empty(); }

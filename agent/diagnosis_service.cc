@@ -1,5 +1,8 @@
 #include "agent/diagnosis_service.h"
 
+#include <map>
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "agent/convert.h"
 #include "agent/tuning_service.h"
@@ -144,12 +147,73 @@ grpc::Status DiagnosisService::Diagnose(grpc::ServerContext* context,
   auto pair = diagnosis::CollectPair(collect);
   if (!pair.ok()) return ToGrpc(pair.status());
   const std::vector<diagnosis::Finding> findings = diagnosis::Diagnose(*pair, options);
-  for (const auto& f : findings) ToProto(f, tuning_, response->add_findings());
+  const std::map<std::string, absl::Time> since =
+      monitor_ ? monitor_->OpenSince() : std::map<std::string, absl::Time>{};
+  for (const auto& f : findings) {
+    v1::Finding* out = response->add_findings();
+    ToProto(f, tuning_, out);
+    if (auto it = since.find(f.rule); it != since.end()) ToProto(it->second, out->mutable_since());
+  }
   ToProto(pair->window(), response->mutable_window());
   for (const auto& u : pair->unavailable) response->add_unavailable(u);
   response->set_rules_run(options.rules.empty() ? diagnosis::Catalog().size()
                                                 : options.rules.size());
   return grpc::Status::OK;
+}
+
+grpc::Status DiagnosisService::WatchFindings(grpc::ServerContext* context,
+                                             const v1::WatchFindingsRequest* request,
+                                             grpc::ServerWriter<v1::FindingEvent>* writer) {
+  if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
+  diagnosis::DiagnoseOptions filter;
+  if (request->rules_size() > 64) return ToGrpc(absl::InvalidArgumentError("rules: at most 64"));
+  for (const auto& r : request->rules()) filter.rules.push_back(r);
+  if (absl::Status v = diagnosis::ValidateOptions(filter); !v.ok()) return ToGrpc(v);
+  const std::set<std::string> only(filter.rules.begin(), filter.rules.end());
+  int min = request->min_severity();
+  if (min == v1::SEVERITY_UNSPECIFIED) min = v1::SEVERITY_WARNING;
+  if (!v1::Severity_IsValid(min)) {
+    return ToGrpc(absl::InvalidArgumentError(absl::StrCat("min_severity: unknown value ", min)));
+  }
+  if (monitor_ == nullptr) {
+    return ToGrpc(absl::FailedPreconditionError(
+        "the agent does not evaluate by itself (diagnosis_interval 0): use Diagnose"));
+  }
+  auto slot = AcquireLongCall(ctx_, context);
+  if (!slot.ok()) return ToGrpc(slot.status());
+  auto sub = monitor_->Subscribe();
+  bool lost = false;
+  for (;;) {
+    if (absl::Status st = CallStillWanted(ctx_, context); !st.ok()) return ToGrpc(st);
+    std::optional<diagnosis::FindingEvent> e = sub->Next(absl::Seconds(1));
+    if (!e) continue;
+    lost = sub->TakeLost() || lost;
+    if ((!only.empty() && !only.count(e->finding.rule)) ||
+        SeverityToProto(e->finding.severity) < min) {
+      continue;
+    }
+    v1::FindingEvent out;
+    switch (e->kind) {
+      case diagnosis::FindingEvent::Kind::kOpened:
+        out.set_kind(v1::FindingEvent::KIND_OPENED);
+        break;
+      case diagnosis::FindingEvent::Kind::kChanged:
+        out.set_kind(v1::FindingEvent::KIND_CHANGED);
+        break;
+      case diagnosis::FindingEvent::Kind::kCleared:
+        out.set_kind(v1::FindingEvent::KIND_CLEARED);
+        break;
+    }
+    // The plan is the host's now: computed as the event goes out.
+    ToProto(e->finding, tuning_, out.mutable_finding());
+    ToProto(e->since, out.mutable_finding()->mutable_since());
+    ToProto(e->at, out.mutable_at());
+    if (e->previous) out.set_previous_severity(SeverityToProto(*e->previous));
+    out.set_initial(e->initial);
+    out.set_lost_before(lost);
+    lost = false;
+    if (!writer->Write(out)) return grpc::Status(grpc::StatusCode::CANCELLED, "caller went away");
+  }
 }
 
 grpc::Status DiagnosisService::GetCatalog(grpc::ServerContext* context,

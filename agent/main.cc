@@ -116,7 +116,8 @@ int main(int argc, char** argv) {
       {"tls_client_ca", {}},  {"operator_group", {}},     {"operator_identities", {}},
       {"netns", {}},          {"state_dir", {}},          {"bpf_pin_root", {}},
       {"log_format", {}},     {"log_level", {}},          {"pid_file", {}},
-      {"shutdown_grace", {}}, {"fault_inject_writes", {}}, {"diagnosis_thresholds", {}}};
+      {"shutdown_grace", {}}, {"fault_inject_writes", {}}, {"diagnosis_thresholds", {}},
+      {"diagnosis_interval", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},
@@ -139,7 +140,9 @@ int main(int argc, char** argv) {
       {"fault_inject_writes", "tests only: writes of this tuning knob fail (repeatable)"},
       {"diagnosis_thresholds",
        "a diagnosis rule's levels, RULE.METRIC=WARNING,CRITICAL (repeatable; netctl doctor "
-       "--explain RULE lists the metrics)"}};
+       "--explain RULE lists the metrics)"},
+      {"diagnosis_interval",
+       "how often the agent runs its diagnosis by itself for watchers (default 10s; 0: never)"}};
   std::map<std::string, CLI::Option*> opts;
   for (Flag& f : flags) {
     std::string name = "--" + f.key;
@@ -242,6 +245,7 @@ int main(int argc, char** argv) {
   }
   options.shutdown_grace = cfg.shutdown_grace;
   options.diagnosis_thresholds = cfg.diagnosis_thresholds;
+  options.diagnosis_interval = cfg.diagnosis_interval;
   // Connections must never take the descriptors the agent needs for itself
   // (netlink, bpf, files) nor all of them from the other listener.
   const rlim_t files = RaiseOpenFilesLimit();

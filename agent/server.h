@@ -32,6 +32,7 @@
 #include "agent/tls.h"
 #include "agent/tuning_service.h"
 #include "agent/diagnosis_service.h"
+#include "diagnosis/monitor.h"
 #include "agent/unix_listener.h"
 
 namespace netagent::agent {
@@ -60,6 +61,8 @@ class AgentServer {
     absl::Duration shutdown_grace = absl::Seconds(10);
     // Diagnosis levels over the catalog's defaults (from the config).
     diagnosis::LevelOverrides diagnosis_thresholds;
+    // Continuous evaluation for WatchFindings; zero: none.
+    absl::Duration diagnosis_interval = absl::Seconds(10);
   };
 
   // `ctx` must outlive the server.
@@ -112,6 +115,8 @@ class AgentServer {
   std::shared_ptr<tuners::TuningManager> tuning_manager_;
   std::string tuning_off_ = "tuning is off: the agent has no state directory for its journal";
   std::unique_ptr<datapath::DatapathManager> datapath_manager_;
+  // Before the services: they watch it, and go first.
+  std::unique_ptr<diagnosis::Monitor> monitor_;
   std::unique_ptr<Services> local_services_, network_services_;
   std::unique_ptr<grpc::Server> local_, network_;
   std::unique_ptr<UnixListener> unix_;

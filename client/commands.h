@@ -155,6 +155,7 @@ struct DoctorArgs {
   std::string min_severity;
   std::string explain;      // --explain RULE: the rule, not a diagnosis
   bool list_rules = false;  // --rules: the catalog
+  bool watch = false;       // --watch: findings as they open, change and clear
 };
 int RunDoctor(const CommandContext& c, const DoctorArgs& args);
 // The netctl command of a tuning intent ("netctl tune plan limits --set

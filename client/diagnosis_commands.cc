@@ -2,6 +2,7 @@
 // exact netctl command of the remediation and its plan on that host; for
 // several targets a fleet summary first. netctl doctor --explain RULE.
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -177,7 +178,70 @@ void CatalogBlock(const v1::GetCatalogResponse& r, const std::string& rule, std:
 
 }  // namespace
 
+namespace {
+
+// netctl doctor --watch: one line per event (a block of evidence when a
+// finding opens or worsens), until Ctrl-C.
+int RunDoctorWatch(const CommandContext& c, const DoctorArgs& args) {
+  v1::WatchFindingsRequest req;
+  for (const auto& r : args.rules) req.add_rules(r);
+  if (!args.min_severity.empty()) {
+    v1::Severity s;
+    if (v1::Severity_Parse(absl::StrCat("SEVERITY_", absl::AsciiStrToUpper(args.min_severity)),
+                           &s) &&
+        s != v1::SEVERITY_UNSPECIFIED) {
+      req.set_min_severity(s);
+    }
+  }
+  std::mutex print_mu;
+  const bool multi = c.label_targets || c.targets.size() > 1;
+  for (const Target& t : c.targets) {
+    if (!t.error.empty()) PrintStreamError(c, t, absl::UnavailableError(t.error));
+  }
+  auto statuses = StreamAll(c.targets, *c.dialer, [&](const Target& t, grpc::Channel& ch) {
+    auto stub = StubFor<v1::DiagnosisService::Stub>(ch);
+    grpc::ClientContext ctx;
+    if (!TrackStream(&ctx)) return absl::OkStatus();
+    auto reader = stub.WatchFindings(&ctx, req);
+    v1::FindingEvent e;
+    while (reader->Read(&e)) {
+      std::lock_guard<std::mutex> lock(print_mu);
+      if (c.format == Format::kJson) {
+        *c.out << JsonLine(t, absl::OkStatus(), &e) << "\n";
+      } else {
+        const std::string kind =
+            absl::AsciiStrToUpper(EnumSuffix(v1::FindingEvent::Kind_Name(e.kind()), "KIND_",
+                                             e.kind()));
+        std::string line = absl::StrCat(
+            multi ? t.display + "  " : "", Time(e.at()), "  ", e.initial() ? "OPEN" : kind, "  ",
+            SeverityLabel(e.finding().severity()), " ", e.finding().rule(), ": ",
+            e.finding().summary());
+        if (e.kind() == v1::FindingEvent::KIND_CHANGED)
+          absl::StrAppend(&line, " (was ", SeverityLabel(e.previous_severity()), ")");
+        absl::StrAppend(&line, "  since ", Time(e.finding().since()));
+        if (e.lost_before()) absl::StrAppend(&line, "  [events were lost before this one]");
+        *c.out << TerminalText(line) << "\n";
+      }
+      c.out->flush();
+    }
+    absl::Status st = FromGrpc(reader->Finish());
+    UntrackStream(&ctx);
+    if (StreamsStopping() && absl::IsCancelled(st)) return absl::OkStatus();
+    if (!st.ok()) {
+      std::lock_guard<std::mutex> lock(print_mu);
+      PrintStreamError(c, t, st);
+    }
+    return st;
+  });
+  int failed = 0;
+  for (const absl::Status& st : statuses) failed += st.ok() ? 0 : 1;
+  return failed > 0 ? 1 : 0;
+}
+
+}  // namespace
+
 int RunDoctor(const CommandContext& c, const DoctorArgs& args) {
+  if (args.watch) return RunDoctorWatch(c, args);
   if (!args.explain.empty() || args.list_rules) {
     auto outcomes =
         FanOut(c.targets, *c.dialer, [](const Target&, grpc::Channel& ch, absl::Time d) {

@@ -367,6 +367,9 @@ int Main(int argc, char** argv) {
   doctor->add_option("--explain", doctor_args.explain,
                      "print a rule: what it measures, its thresholds, why");
   doctor->add_flag("--rules", doctor_args.list_rules, "print every rule");
+  doctor->add_flag("--watch", doctor_args.watch,
+                   "findings as the agent's own evaluation opens, changes and clears them, "
+                   "until Ctrl-C");
 
   try {
     app.parse(argc, argv);
@@ -452,6 +455,10 @@ int Main(int argc, char** argv) {
     auto w = ParseDurationFlag(doctor_window, "--window");
     if (!w.ok()) return Usage(std::string(w.status().message()));
     doctor_args.window = *w;
+    if (doctor_args.watch) {
+      if (doctor_args.window) return Usage("doctor --watch: --window is the agent's interval");
+      g_streaming = true;  // Ctrl-C ends the streams cleanly: exit status 0
+    }
     return RunDoctor(ctx, doctor_args);
   }
   if (*softnet) {

@@ -13,11 +13,13 @@ namespace {
 constexpr uint32_t kListenState = 10;
 
 // A status message for `unavailable`, once per input.
-void Note(SnapshotPair& pair, absl::string_view input, const absl::Status& s) {
+void Note(std::vector<std::string>* unavailable, absl::string_view input,
+          const absl::Status& s) {
+  if (unavailable == nullptr) return;
   const std::string line = absl::StrCat(input, ": ", s.message());
-  for (const std::string& u : pair.unavailable)
+  for (const std::string& u : *unavailable)
     if (u == line) return;
-  pair.unavailable.push_back(line);
+  unavailable->push_back(line);
 }
 
 collectors::PortRange EphemeralRange(const Snapshot& s) {
@@ -53,7 +55,11 @@ absl::StatusOr<collectors::SocketSummary> Summarize(const CollectOptions& o, uin
   return summarizer.Finish(o.top, ephemeral);
 }
 
-absl::Status Take(const CollectOptions& o, SnapshotPair& pair, Snapshot& s) {
+}  // namespace
+
+absl::StatusOr<Snapshot> CollectSnapshot(const CollectOptions& o,
+                                         std::vector<std::string>* unavailable) {
+  Snapshot s;
   for (const std::string& name : DiagnosisSysctls()) {
     if (auto v = kernel::ReadSysctl(name); v.ok()) s.sysctls[name] = *v;
   }
@@ -61,37 +67,37 @@ absl::Status Take(const CollectOptions& o, SnapshotPair& pair, Snapshot& s) {
   if (auto c = collectors::ReadCounters(); c.ok()) {
     s.counters = std::move(*c);
   } else {
-    Note(pair, "counters", c.status());
+    Note(unavailable, "counters", c.status());
   }
   if (auto v = collectors::ReadSoftnet(); v.ok()) {
     s.softnet = std::move(*v);
   } else {
-    Note(pair, "softnet", v.status());
+    Note(unavailable, "softnet", v.status());
   }
   if (auto v = collectors::ReadSockstat(); v.ok()) {
     s.sockstat = std::move(*v);
   } else {
-    Note(pair, "sockstat", v.status());
+    Note(unavailable, "sockstat", v.status());
   }
   if (auto v = collectors::ReadSoftirqs(); v.ok()) {
     s.softirqs = std::move(*v);
   } else {
-    Note(pair, "softirqs", v.status());
+    Note(unavailable, "softirqs", v.status());
   }
   if (auto v = collectors::ReadNeighbourStats(); v.ok()) {
     s.neighbours = std::move(*v);
   } else {
-    Note(pair, "neighbour tables", v.status());
+    Note(unavailable, "neighbour tables", v.status());
   }
   if (auto v = collectors::ReadConntrackStats(); v.ok()) {
     s.conntrack = std::move(*v);
   } else {
-    Note(pair, "conntrack", v.status());
+    Note(unavailable, "conntrack", v.status());
   }
   if (auto v = collectors::DumpLinks(); v.ok()) {
     s.links = std::move(*v);
   } else {
-    Note(pair, "devices", v.status());
+    Note(unavailable, "devices", v.status());
   }
   NETAGENT_RETURN_IF_ERROR(o.keep_going());
   auto sum = Summarize(o, collectors::kAllStates, EphemeralRange(s));
@@ -100,12 +106,11 @@ absl::Status Take(const CollectOptions& o, SnapshotPair& pair, Snapshot& s) {
   } else if (absl::Status stop = o.keep_going(); !stop.ok()) {
     return stop;
   } else {
-    Note(pair, "sockets", sum.status());
+    Note(unavailable, "sockets", sum.status());
   }
-  return o.keep_going();
+  NETAGENT_RETURN_IF_ERROR(o.keep_going());
+  return s;
 }
-
-}  // namespace
 
 const std::vector<std::string>& DiagnosisSysctls() {
   static const std::vector<std::string> names = {
@@ -137,7 +142,7 @@ const std::vector<std::string>& DiagnosisSysctls() {
 
 absl::StatusOr<SnapshotPair> CollectPair(const CollectOptions& o) {
   SnapshotPair pair;
-  NETAGENT_RETURN_IF_ERROR(Take(o, pair, pair.before));
+  NETAGENT_ASSIGN_OR_RETURN(pair.before, CollectSnapshot(o, &pair.unavailable));
   const absl::Time end = pair.before.taken + o.window;
   const collectors::PortRange ephemeral = EphemeralRange(pair.before);
   for (;;) {
@@ -153,7 +158,7 @@ absl::StatusOr<SnapshotPair> CollectPair(const CollectOptions& o) {
       return stop;
     }
   }
-  NETAGENT_RETURN_IF_ERROR(Take(o, pair, pair.after));
+  NETAGENT_ASSIGN_OR_RETURN(pair.after, CollectSnapshot(o, &pair.unavailable));
   for (const auto* s : {&pair.before, &pair.after}) {
     if (s->sockets) pair.listener_samples.push_back({s->taken, s->sockets->listeners});
   }

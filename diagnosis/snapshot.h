@@ -75,6 +75,11 @@ struct CollectOptions {
   std::function<void(absl::Duration)> sleep = [](absl::Duration d) { absl::SleepFor(d); };
 };
 
+// One snapshot now; what could not be read goes to `unavailable` (may be
+// null). Fails only when keep_going says stop.
+absl::StatusOr<Snapshot> CollectSnapshot(const CollectOptions& options,
+                                         std::vector<std::string>* unavailable);
+
 // Takes `before`, samples listeners through the window, then `after`. A
 // collector that fails is recorded in `unavailable`; only a stop from
 // keep_going fails the whole collection.

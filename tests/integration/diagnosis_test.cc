@@ -192,6 +192,38 @@ TEST(DiagnosisIntegration, ACleanNamespaceUnderLoadReportsNothingAboveInfo) {
   EXPECT_EQ(client.Wait(std::chrono::seconds(20)), 0) << ReadFile(dir / "client.log");
 }
 
+// The agent's own evaluation (every second here): a watcher sees the
+// overflow open, with its since time, while it lasts.
+TEST(DiagnosisIntegration, AWatcherSeesAFindingOpen) {
+  REQUIRE_ROOT("network namespaces");
+  Netns ns;
+  TempDir dir;
+  auto listener = SlowListener(ns, dir, 4);
+  Agent agent(ns, {"--diagnosis-interval", "1s"});
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  auto load = Connector(ns, dir, 6);
+  // A watch runs until Ctrl-C: this one is ended after 6 s (SIGKILL); what
+  // it printed by then counts.
+  RunResult watch =
+      RunCommand({NetctlPath(), "-t", agent.target(), "-o", "json", "doctor", "--watch", "--rule",
+                  "listen-overflow"},
+                 std::chrono::seconds(6));
+  ASSERT_FALSE(Lines(watch.out).empty()) << watch.err;
+  auto e = ResultOf<v1::FindingEvent>(Lines(watch.out).at(0));
+  EXPECT_EQ(e.kind(), v1::FindingEvent::KIND_OPENED);
+  EXPECT_EQ(e.finding().rule(), "listen-overflow");
+  EXPECT_GT(e.finding().since().seconds(), 0);
+  EXPECT_GE(e.finding().severity(), v1::SEVERITY_WARNING);
+  EXPECT_EQ(load->Wait(std::chrono::seconds(20)), 0);
+  // Diagnose says since when it has been open.
+  auto again = Connector(ns, dir, 4);
+  v1::DiagnoseResponse r = Doctor(agent, {"--window", "2s", "--rule", "listen-overflow"});
+  const v1::Finding* f = FindingOf(r, "listen-overflow");
+  ASSERT_NE(f, nullptr);
+  EXPECT_TRUE(f->has_since());
+  EXPECT_EQ(again->Wait(std::chrono::seconds(20)), 0);
+}
+
 TEST(DiagnosisIntegration, BadRequestsNameTheField) {
   REQUIRE_ROOT("network namespaces");
   Netns ns;
