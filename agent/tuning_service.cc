@@ -189,6 +189,7 @@ void ToProto(const tuners::Plan& plan, const std::string& intent, v1::TuningPlan
     for (const auto& w : c.warnings) o->add_warnings(w);
   }
   for (const auto& w : plan.warnings) out->add_warnings(w);
+  for (const auto& r : plan.refusals) out->add_refusals(r);
   out->set_digest(plan.Digest());
   out->set_intent(intent);
 }

@@ -95,6 +95,8 @@ void FindingBlock(const v1::Finding& f, std::ostream& out) {
       }
       if (r.plan().changes_size() == 0) out << "    plan: nothing to change on this host\n";
       for (const auto& w : r.plan().warnings()) out << "    warning: " << TerminalText(w) << "\n";
+      for (const auto& x : r.plan().refusals())
+        out << "    an apply would be refused here: " << TerminalText(x) << "\n";
     }
     if (!r.plan_error().empty())
       out << "    plan refused here: " << TerminalText(r.plan_error()) << "\n";

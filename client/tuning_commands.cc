@@ -189,6 +189,7 @@ void PrintPlan(const v1::TuningPlan& p, std::ostream& out) {
   }
   if (p.changes_size() > 0) t.Render(out);
   for (const auto& w : p.warnings()) out << "warning: " << w << "\n";
+  for (const auto& r : p.refusals()) out << "an apply would be refused here: " << r << "\n";
 }
 
 void PrintChange(const v1::ChangeRecord& r, std::ostream& out, bool events) {

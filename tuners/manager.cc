@@ -504,6 +504,10 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
   const absl::Time t_start = absl::Now();
   NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap, options_.snapshot(SnapshotFor(intent), baseline));
   NETAGENT_ASSIGN_OR_RETURN(Plan plan, PlanIntent(intent, snap));
+  if (!plan.refusals.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(absl::StrJoin(plan.refusals, "; "), "; nothing was changed"));
+  }
   const absl::Time t_planned = absl::Now();
   std::lock_guard<std::mutex> lk(mu_);
   const absl::Time t_locked = absl::Now();

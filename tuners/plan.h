@@ -104,6 +104,11 @@ struct Plan {
   // About the plan as a whole: knobs left alone and why (read-only in this
   // namespace, not supported by the driver), fairness and side effects.
   std::vector<std::string> warnings;
+  // Why an apply of this plan would be refused here, found while planning
+  // (a knob read-only in this namespace, an algorithm a namespace other than
+  // the initial one may not choose): PlanTuning shows them, ApplyTuning
+  // refuses with them and changes nothing.
+  std::vector<std::string> refusals;
 
   // A digest of the changes (knobs, old and new values): an apply may insist
   // on exactly the plan it was shown.

@@ -52,13 +52,27 @@ void AddSysctl(Plan& plan, const HostSnapshot& host, absl::string_view name,
   }
   if (st.value == value) return;
   if (!st.writable) {
-    plan.warnings.push_back(absl::StrCat(name, " would be ", value, " (", reason,
-                                         ") but it is read-only in this network namespace"
-                                         " (a global knob: set it in the initial namespace)"));
+    plan.warnings.push_back(absl::StrCat(
+        name, " would be ", value, " (", reason, ") but it is ",
+        st.host_wide ? "one setting for the whole host" : "read-only in this network namespace",
+        " (a global knob: set it in the initial namespace)"));
     return;
   }
   plan.changes.push_back(
       {std::string(name), st.value, value, std::move(reason), spec->risk, std::move(warnings)});
+}
+
+// Why the kernel would refuse `alg` as this namespace's default, or empty.
+std::string CongestionRefusal(const std::string& alg, const HostSnapshot& host) {
+  if (host.initial_netns || host.allowed_cc.empty() ||
+      std::find(host.allowed_cc.begin(), host.allowed_cc.end(), alg) != host.allowed_cc.end()) {
+    return "";
+  }
+  return absl::StrCat("net.ipv4.tcp_congestion_control: ", kernel::Quote(alg),
+                      " is not in tcp_allowed_congestion_control (",
+                      absl::StrJoin(host.allowed_cc, " "),
+                      "): outside the initial namespace the kernel refuses it (EPERM); allow it "
+                      "there first (a global knob)");
 }
 
 absl::Status NeedDevice(const HostSnapshot& host, absl::string_view field,
@@ -307,6 +321,9 @@ absl::StatusOr<Plan> PlanCongestion(const CongestionIntent& in, const HostSnapsh
     return absl::InvalidArgumentError(absl::StrCat("congestion.algorithm: ", kernel::Quote(alg),
                                                    " is not available in this kernel (",
                                                    absl::StrJoin(host.available_cc, " "), ")"));
+  }
+  if (std::string refusal = CongestionRefusal(alg, host); !refusal.empty()) {
+    plan.refusals.push_back(refusal);
   }
   std::vector<std::string> warnings;
   std::vector<std::string> others;
@@ -700,10 +717,14 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
     }
     const SysctlState& st = Sysctl(host, spec->name);
     if (!st.exists || !st.writable) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          spec->name, (st.exists ? " is read-only" : " does not exist"),
-          " in this network namespace (a global knob: set it through an agent serving the "
-          "initial namespace)"));
+      // Planned anyway, so the plan says what an apply would meet.
+      plan.refusals.push_back(absl::StrCat(
+          spec->name,
+          st.host_wide ? " is one setting for the whole host, not of this network namespace"
+          : st.exists  ? " is read-only in this network namespace"
+                       : " does not exist in this network namespace",
+          " (a global knob: set it through an agent serving the initial namespace)"));
+      continue;
     }
     std::string note;
     NETAGENT_ASSIGN_OR_RETURN(std::string v,
@@ -715,6 +736,10 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
         return absl::InvalidArgumentError(absl::StrCat(spec->name, ": ", kernel::Quote(v),
                                                        " is not available (",
                                                        absl::StrJoin(host.available_cc, " "), ")"));
+      }
+      if (std::string(spec->name) == "net.ipv4.tcp_congestion_control") {
+        if (std::string refusal = CongestionRefusal(v, host); !refusal.empty())
+          plan.refusals.push_back(refusal);
       }
       if (std::string(spec->name) == "net.core.default_qdisc") {
         auto q = host.qdiscs.find(v);

@@ -22,6 +22,9 @@ struct SysctlState {
   std::string value;  // normalized; empty when absent
   bool exists = false;
   bool writable = false;
+  // Visible here but one setting for the whole host (the neighbour tables'
+  // thresholds in a child namespace): not written from here.
+  bool host_wide = false;
 };
 
 // A busy established TCP flow, for the observed BDP.
@@ -50,6 +53,10 @@ struct HostSnapshot {
   // the agent first saw where the default depends on the machine.
   std::map<std::string, std::string> defaults;
   std::vector<std::string> available_cc;
+  // tcp_allowed_congestion_control: outside the initial namespace the
+  // default may only be one of these (the kernel says EPERM otherwise).
+  std::vector<std::string> allowed_cc;
+  bool initial_netns = true;
   // Qdiscs BBR may want (fq): available or the reason not.
   std::map<std::string, absl::Status> qdiscs;
   std::vector<uint32_t> online_cpus;

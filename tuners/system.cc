@@ -23,6 +23,7 @@
 #include "kernel/fd.h"
 #include "kernel/files.h"
 #include "kernel/probe.h"
+#include "kernel/netns.h"
 #include "kernel/sysctl.h"
 
 namespace netagent::tuners {
@@ -214,11 +215,21 @@ SnapshotRequest SnapshotFor(const Intent& intent) {
 absl::StatusOr<HostSnapshot> TakeSnapshot(const SnapshotRequest& req, const SystemPaths& paths,
                                           const std::map<std::string, std::string>& baseline) {
   HostSnapshot h;
+  // The agent serves one namespace for its whole life (entered at start).
+  static const bool initial = [] {
+    auto ns = kernel::CurrentNetns();
+    return !ns.ok() || ns->initial;
+  }();
+  h.initial_netns = initial;
   for (const auto& spec : SysctlRegistry()) {
     NETAGENT_ASSIGN_OR_RETURN(kernel::SysctlAccess a, kernel::ProbeSysctl(spec.name));
     SysctlState st;
     st.exists = a.exists;
     st.writable = a.writable;
+    if (a.exists && !spec.per_netns && !h.initial_netns) {
+      st.writable = false;
+      st.host_wide = true;
+    }
     if (a.exists) {
       auto v = kernel::ReadSysctl(spec.name);
       if (v.ok()) {
@@ -237,6 +248,9 @@ absl::StatusOr<HostSnapshot> TakeSnapshot(const SnapshotRequest& req, const Syst
   }
   if (auto cc = kernel::ReadSysctlWords("net.ipv4.tcp_available_congestion_control"); cc.ok()) {
     h.available_cc = *cc;
+  }
+  if (auto cc = kernel::ReadSysctlWords("net.ipv4.tcp_allowed_congestion_control"); cc.ok()) {
+    h.allowed_cc = *cc;
   }
   h.qdiscs = Qdiscs();
   NETAGENT_ASSIGN_OR_RETURN(kernel::CpuTopology topo, kernel::ReadCpuTopology("/sys"));

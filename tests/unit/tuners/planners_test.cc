@@ -368,11 +368,33 @@ TEST(SettingsPlanner, LimitsWithinBoundsAndWritable) {
           .status()
           .message(),
       HasSubstr("given twice"));
+  // A read-only knob is planned with the refusal an apply would meet.
   auto ro = PlanSettings({{"nf_conntrack_max", "524288"}}, h, false, "limits", "limits");
-  EXPECT_EQ(ro.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(ro.status().message(), HasSubstr("read-only"));
+  ASSERT_TRUE(ro.ok()) << ro.status();
+  EXPECT_TRUE(ro->changes.empty());
+  ASSERT_EQ(ro->refusals.size(), 1u);
+  EXPECT_THAT(ro->refusals[0], HasSubstr("read-only in this network namespace"));
   auto cc = PlanSettings({{"tcp_congestion_control", "vegas"}}, h, false, "sysctl", "");
   EXPECT_THAT(cc.status().message(), HasSubstr("not available"));
+}
+
+// Outside the initial namespace the kernel refuses a default algorithm that
+// is not allowed (EPERM): the plan says so before an apply meets it.
+TEST(SettingsPlanner, AnAlgorithmThisNamespaceMayNotChooseIsARefusal) {
+  HostSnapshot h = InitialNamespaceHost();
+  h.available_cc = {"reno", "bbr", "cubic"};
+  h.allowed_cc = {"reno", "bbr"};
+  h.initial_netns = false;
+  auto p = PlanCongestion({"cubic"}, h);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->refusals.size(), 1u);
+  EXPECT_THAT(p->refusals[0], HasSubstr("not in tcp_allowed_congestion_control (reno bbr)"));
+  auto s = PlanSettings({{"tcp_congestion_control", "cubic"}}, h, false, "sysctl", "");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->refusals.size(), 1u);
+  EXPECT_TRUE(PlanCongestion({"bbr"}, h)->refusals.empty());
+  h.initial_netns = true;
+  EXPECT_TRUE(PlanCongestion({"cubic"}, h)->refusals.empty()) << "the initial namespace may";
 }
 
 TEST(SettingsPlanner, BufferRulesHoldForPlainSysctlsToo) {
