@@ -58,7 +58,8 @@ void IntentToProto(const tuners::Intent& intent, v1::TuningIntent* out) {
   }
 }
 
-void ToProto(const diagnosis::Finding& f, tuners::TuningManager* tuning, v1::Finding* out) {
+void ToProto(const diagnosis::Finding& f, tuners::TuningManager* tuning, v1::Finding* out,
+             bool plan) {
   out->set_rule(f.rule);
   out->set_title(f.title);
   out->set_severity(SeverityToProto(f.severity));
@@ -85,12 +86,14 @@ void ToProto(const diagnosis::Finding& f, tuners::TuningManager* tuning, v1::Fin
     IntentToProto(*f.remediation.intent, r->mutable_intent());
     // Planned as an apply would meet it: a knob read-only in this namespace
     // or a value out of bounds shows here, not at apply time.
-    if (tuning == nullptr) {
+    if (!plan) {
+      // Watches: the intent only (netctl tune plan gives its plan).
+    } else if (tuning == nullptr) {
       r->set_plan_error("tuning is off on this agent: nothing can be planned or applied");
-    } else if (auto plan = tuning->PlanFor(*f.remediation.intent); plan.ok()) {
-      ToProto(*plan, tuners::DescribeIntent(*f.remediation.intent), r->mutable_plan());
+    } else if (auto p = tuning->PlanFor(*f.remediation.intent); p.ok()) {
+      ToProto(*p, tuners::DescribeIntent(*f.remediation.intent), r->mutable_plan());
     } else {
-      r->set_plan_error(std::string(plan.status().message()));
+      r->set_plan_error(std::string(p.status().message()));
     }
   }
   out->mutable_verification()->set_measurement(f.verification.measurement);
@@ -156,8 +159,10 @@ grpc::Status DiagnosisService::Diagnose(grpc::ServerContext* context,
   }
   ToProto(pair->window(), response->mutable_window());
   for (const auto& u : pair->unavailable) response->add_unavailable(u);
-  response->set_rules_run(options.rules.empty() ? diagnosis::Catalog().size()
-                                                : options.rules.size());
+  response->set_rules_run(
+      options.rules.empty()
+          ? diagnosis::Catalog().size()
+          : std::set<std::string>(options.rules.begin(), options.rules.end()).size());
   return grpc::Status::OK;
 }
 
@@ -183,14 +188,24 @@ grpc::Status DiagnosisService::WatchFindings(grpc::ServerContext* context,
   if (!slot.ok()) return ToGrpc(slot.status());
   auto sub = monitor_->Subscribe();
   bool lost = false;
+  // Rules this watcher was told are open: their later events (a drop below
+  // its minimum, the clearing) are always sent, so it never keeps an open
+  // finding that has ended.
+  std::set<std::string> shown;
   for (;;) {
     if (absl::Status st = CallStillWanted(ctx_, context); !st.ok()) return ToGrpc(st);
     std::optional<diagnosis::FindingEvent> e = sub->Next(absl::Seconds(1));
     if (!e) continue;
     lost = sub->TakeLost() || lost;
-    if ((!only.empty() && !only.count(e->finding.rule)) ||
-        SeverityToProto(e->finding.severity) < min) {
-      continue;
+    if (!only.empty() && !only.count(e->finding.rule)) continue;
+    const bool was_shown = shown.count(e->finding.rule) > 0;
+    int sev = SeverityToProto(e->finding.severity);
+    if (e->previous) sev = std::max<int>(sev, SeverityToProto(*e->previous));
+    if (sev < min && !was_shown) continue;
+    if (e->kind == diagnosis::FindingEvent::Kind::kCleared) {
+      shown.erase(e->finding.rule);
+    } else {
+      shown.insert(e->finding.rule);
     }
     v1::FindingEvent out;
     switch (e->kind) {
@@ -204,8 +219,7 @@ grpc::Status DiagnosisService::WatchFindings(grpc::ServerContext* context,
         out.set_kind(v1::FindingEvent::KIND_CLEARED);
         break;
     }
-    // The plan is the host's now: computed as the event goes out.
-    ToProto(e->finding, tuning_, out.mutable_finding());
+    ToProto(e->finding, tuning_, out.mutable_finding(), /*plan=*/false);
     ToProto(e->since, out.mutable_finding()->mutable_since());
     ToProto(e->at, out.mutable_at());
     if (e->previous) out.set_previous_severity(SeverityToProto(*e->previous));

@@ -35,9 +35,10 @@ class DiagnosisService final : public netagent::v1::DiagnosisService::Service {
   diagnosis::Monitor* monitor_;
 };
 
-// The proto of a finding; `tuning` plans its remediation when set.
+// The proto of a finding; `tuning` plans its remediation when set (a plan
+// may take a socket walk: only Diagnose asks for one).
 void ToProto(const diagnosis::Finding& f, tuners::TuningManager* tuning,
-             netagent::v1::Finding* out);
+             netagent::v1::Finding* out, bool plan = true);
 // A tuning intent as the API takes it (the inverse of IntentFromProto for the
 // intents the rules produce).
 void IntentToProto(const tuners::Intent& intent, netagent::v1::TuningIntent* out);

@@ -160,6 +160,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     diagnosis::Monitor::Options mopts;
     mopts.interval = options.diagnosis_interval;
     mopts.overrides = options.diagnosis_thresholds;
+    // Its walks give way to everything else (and the thread is at nice 19).
+    mopts.collect.yield = [] { std::this_thread::yield(); };
     mopts.collect.keep_going = [&ctx]() {
       return ctx.lifecycle.stopping() ? absl::UnavailableError("the agent is stopping")
                                       : absl::OkStatus();

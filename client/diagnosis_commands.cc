@@ -1,6 +1,7 @@
 // netctl doctor: findings per target, with the evidence, where, why, the
 // exact netctl command of the remediation and its plan on that host; for
 // several targets a fleet summary first. netctl doctor --explain RULE.
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <set>
@@ -22,7 +23,8 @@ std::string SeverityLabel(v1::Severity s) {
 }
 
 std::string Number(double v) {
-  if (v == static_cast<double>(static_cast<int64_t>(v))) return absl::StrCat(static_cast<int64_t>(v));
+  if (!std::isfinite(v)) return absl::StrCat(v);
+  if (std::fabs(v) < 9e15 && v == std::floor(v)) return absl::StrCat(static_cast<int64_t>(v));
   return absl::StrFormat("%.3g", v);
 }
 
@@ -67,8 +69,10 @@ std::string IntentCommand(const v1::TuningIntent& intent, const std::string& ver
 namespace {
 
 void FindingBlock(const v1::Finding& f, std::ostream& out) {
-  out << SeverityLabel(f.severity()) << " " << f.rule() << ": " << TerminalText(f.summary())
-      << "\n";
+  out << SeverityLabel(f.severity()) << " " << TerminalText(f.rule()) << ": "
+      << TerminalText(f.summary());
+  if (f.has_since()) out << "  (open since " << Time(f.since()) << ")";
+  out << "\n";
   if (f.evidence_size() > 0) {
     Table t({"  EVIDENCE", "VALUE", "DELTA", "NOTE"});
     for (const auto& e : f.evidence()) {
@@ -189,11 +193,13 @@ int RunDoctorWatch(const CommandContext& c, const DoctorArgs& args) {
   for (const auto& r : args.rules) req.add_rules(r);
   if (!args.min_severity.empty()) {
     v1::Severity s;
-    if (v1::Severity_Parse(absl::StrCat("SEVERITY_", absl::AsciiStrToUpper(args.min_severity)),
-                           &s) &&
-        s != v1::SEVERITY_UNSPECIFIED) {
-      req.set_min_severity(s);
+    if (!v1::Severity_Parse(absl::StrCat("SEVERITY_", absl::AsciiStrToUpper(args.min_severity)),
+                            &s) ||
+        s == v1::SEVERITY_UNSPECIFIED) {
+      *c.err << "netctl: --min-severity: info, warning or critical\n";
+      return 2;
     }
+    req.set_min_severity(s);
   }
   std::mutex print_mu;
   const bool multi = c.label_targets || c.targets.size() > 1;

@@ -455,6 +455,8 @@ int Main(int argc, char** argv) {
     auto w = ParseDurationFlag(doctor_window, "--window");
     if (!w.ok()) return Usage(std::string(w.status().message()));
     doctor_args.window = *w;
+    if (!doctor_window.empty() && !doctor_args.window)
+      return Usage("--window: at least 1s (counters need time to move)");
     if (doctor_args.watch) {
       if (doctor_args.window) return Usage("doctor --watch: --window is the agent's interval");
       g_streaming = true;  // Ctrl-C ends the streams cleanly: exit status 0

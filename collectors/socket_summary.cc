@@ -38,7 +38,12 @@ void SocketSummarizer::Add(const SocketRecord& s) {
     }
     case kSynRecv:
       ++syn_recv_[{s.local.family, s.local.bytes, s.local_port}];
-      ++syn_sources_[s.peer];
+      {
+        IpAddress prefix = s.peer;
+        const size_t keep = s.peer.family == AF_INET ? 3 : 8;  // /24, /64
+        std::fill(prefix.bytes.begin() + keep, prefix.bytes.end(), 0);
+        ++syn_sources_[prefix];
+      }
       break;
     case kTimeWait:
       ++base_.time_wait.count;
@@ -81,6 +86,8 @@ void SocketSummarizer::Add(const SocketRecord& s) {
         st.unacked = s.tcp_info.unacked;
         if (s.tcp_info_length >= offsetof(KernelTcpInfo, bytes_acked) + 8)
           st.bytes_acked = s.tcp_info.bytes_acked;
+        if (s.tcp_info_length >= offsetof(KernelTcpInfo, bytes_sent) + 8)
+          st.bytes_sent = s.tcp_info.bytes_sent;
         st.last_ack_recv_ms = s.tcp_info.last_ack_recv;
         stalled_.push_back(std::move(st));
       }

@@ -62,7 +62,7 @@ struct StalledFlow {
   std::string local, peer;  // "addr:port"
   uint8_t retransmits = 0;  // RTOs in a row
   uint32_t snd_mss = 0, pmtu = 0, unacked = 0;
-  uint64_t bytes_acked = 0;
+  uint64_t bytes_acked = 0, bytes_sent = 0;  // bytes_sent: 0 before 4.19
   uint32_t last_ack_recv_ms = 0;
 };
 
@@ -73,7 +73,8 @@ struct SocketSummary {
   TimeWaitStats time_wait;
   std::vector<PeerStats> top_retransmitting;
   std::vector<PeerStats> top_rtt;
-  // Remote addresses with the most half-open (SYN_RECV) connections.
+  // Remote prefixes (/24, /64: a spoofed flood spreads over addresses) with
+  // the most half-open (SYN_RECV) connections, as the prefix's address.
   std::vector<std::pair<IpAddress, uint64_t>> top_syn_recv_sources;
   // Established TCP flows with the most busy time (at most 64).
   std::vector<FlowLimits> busiest_flows;

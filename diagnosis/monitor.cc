@@ -81,7 +81,7 @@ void Monitor::EvaluateOnce() {
   pair.before = std::move(*previous);
   pair.after = std::move(*snap);
   for (const Snapshot* s : {&pair.before, &pair.after}) {
-    if (s->sockets) pair.listener_samples.push_back({s->taken, s->sockets->listeners});
+    if (s->sockets) FoldListeners(pair, s->sockets->listeners);
   }
   DiagnoseOptions d;
   d.min_severity = options_.min_severity;

@@ -76,6 +76,19 @@ int64_t Reachable(absl::string_view knob, int64_t current, int64_t want) {
   return std::clamp<int64_t>(want, spec->floor, spec->ceiling);
 }
 
+// Reachable, when that is above `current`: a knob already at the agent's
+// ceiling for it (or above) gets no proposal at all.
+std::optional<int64_t> Raise(absl::string_view knob, int64_t current, int64_t want) {
+  const int64_t next = Reachable(knob, current, want);
+  if (next <= current) return std::nullopt;
+  return next;
+}
+
+std::string AtCeiling(absl::string_view knob, int64_t current) {
+  return absl::StrCat(knob, " is ", current,
+                      ", at or above the most the agent sets it to: look for what fills it");
+}
+
 tuners::Intent Limits(tuners::Settings settings) {
   tuners::Intent i;
   i.what = tuners::LimitsIntent{std::move(settings)};
@@ -92,29 +105,14 @@ tuners::Intent Sysctl(tuners::Settings settings) {
 
 struct ListenerSeen {
   std::string endpoint;
-  uint32_t backlog = 0;
-  uint32_t max_queue = 0;
-  size_t samples = 0, full = 0;
+  ListenerWatch w;
 };
 
 std::vector<ListenerSeen> ListenersSeen(const SnapshotPair& pair) {
-  std::map<std::string, ListenerSeen> by;
-  for (const ListenerSample& s : pair.listener_samples) {
-    for (const collectors::ListenerStats& l : s.listeners) {
-      ListenerSeen& x = by[FormatEndpoint(l.address, l.port)];
-      x.endpoint = FormatEndpoint(l.address, l.port);
-      x.backlog = l.backlog;
-      x.max_queue = std::max(x.max_queue, l.accept_queue);
-      ++x.samples;
-      // The kernel drops when the queue already holds more than the backlog
-      // (sk_ack_backlog > sk_max_ack_backlog): at the backlog it is full.
-      if (l.backlog > 0 && l.accept_queue >= l.backlog) ++x.full;
-    }
-  }
   std::vector<ListenerSeen> out;
-  for (auto& [k, v] : by) out.push_back(v);
+  for (const auto& [endpoint, w] : pair.listeners) out.push_back({endpoint, w});
   std::sort(out.begin(), out.end(), [](const ListenerSeen& a, const ListenerSeen& b) {
-    return a.full != b.full ? a.full > b.full : a.endpoint < b.endpoint;
+    return a.w.full != b.w.full ? a.w.full > b.w.full : a.endpoint < b.endpoint;
   });
   return out;
 }
@@ -133,43 +131,50 @@ std::optional<Finding> ListenOverflow(const Window& w, const std::vector<Level>&
   bool app_limited = false, somaxconn_limited = false;
   std::vector<std::string> named;
   for (const ListenerSeen& l : ListenersSeen(w.pair())) {
-    const bool nearly = l.backlog > 0 && l.max_queue * 5 >= l.backlog * 4;  // 80 %
-    if (l.full == 0 && !nearly) continue;
+    const ListenerWatch& lw = l.w;
+    const bool nearly = uint64_t{lw.max_queue} * 5 >= uint64_t{lw.backlog} * 4;  // 80 %
+    if (lw.full == 0 && !nearly) continue;
     Attribution a;
     a.kind = "listener";
     a.object = l.endpoint;
-    a.detail = absl::StrCat("accept queue up to ", l.max_queue, " of ", l.backlog, "; full in ",
-                            l.full, " of ", l.samples, " samples");
-    if (somaxconn && l.backlog < *somaxconn) {
+    a.detail = absl::StrCat("accept queue up to ", lw.max_queue, " of ", lw.backlog,
+                            "; full in ", lw.full, " of ", lw.samples, " samples");
+    if (somaxconn && lw.backlog < *somaxconn) {
       app_limited = true;
-      absl::StrAppend(&a.detail, "; listen() backlog ", l.backlog, " < somaxconn ", *somaxconn);
+      absl::StrAppend(&a.detail, "; listen() backlog ", lw.backlog, " < somaxconn ", *somaxconn);
       f.remediation.limits.push_back(absl::StrCat(
-          "listener ", l.endpoint, " has backlog ", l.backlog, " < somaxconn ", *somaxconn,
+          "listener ", l.endpoint, " has backlog ", lw.backlog, " < somaxconn ", *somaxconn,
           ": the application's listen() backlog is the limit; raising somaxconn will not help. "
           "Raise the backlog in the application (listen(fd, N) or its setting) or make it "
-          "accept faster"));
+          "accept faster — or, if somaxconn was raised since it started, restart it: a "
+          "listener keeps the backlog it got at listen()"));
     } else if (somaxconn) {
       somaxconn_limited = true;
       absl::StrAppend(&a.detail, "; backlog capped at somaxconn ", *somaxconn);
     }
     f.evidence.push_back(Value(absl::StrCat("listener ", l.endpoint, " accept queue max"),
-                               l.max_queue, "connections",
-                               absl::StrCat("backlog ", l.backlog)));
+                               lw.max_queue, "connections",
+                               absl::StrCat("backlog ", lw.backlog)));
     named.push_back(l.endpoint);
     f.attribution.push_back(std::move(a));
   }
   if (named.empty()) {
     f.remediation.limits.push_back(absl::StrCat(
-        "no listener was seen full in ", w.pair().listener_samples.size(),
+        "no listener was seen full in ", w.pair().listener_samples,
         " samples: the overflows came in bursts shorter than a sample; run again with a longer "
         "window, or see which listener with `netctl drops` (reason TCP_LISTEN_OVERFLOW)"));
   }
-  if (somaxconn_limited && somaxconn) {
-    const int64_t next =
-        Reachable("net.core.somaxconn", *somaxconn, std::max<int64_t>(*somaxconn * 2, 4096));
-    f.remediation.intent = Limits({{"somaxconn", absl::StrCat(next)}});
+  const std::optional<int64_t> next =
+      somaxconn_limited && somaxconn
+          ? Raise("net.core.somaxconn", *somaxconn, std::max<int64_t>(*somaxconn * 2, 4096))
+          : std::nullopt;
+  if (somaxconn_limited && somaxconn && !next) {
+    f.remediation.limits.push_back(AtCeiling("net.core.somaxconn", *somaxconn));
+  }
+  if (next) {
+    f.remediation.intent = Limits({{"somaxconn", absl::StrCat(*next)}});
     f.remediation.summary = absl::StrCat(
-        "raise net.core.somaxconn from ", *somaxconn, " to ", next,
+        "raise net.core.somaxconn from ", *somaxconn, " to ", *next,
         " so the listeners whose backlog it caps get a longer accept queue (the application "
         "must ask for at least that much in listen(); most pass a large value or -1)");
   } else if (app_limited) {
@@ -207,10 +212,14 @@ std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& level
   const double cookies = w.Rate("TcpExtTCPReqQFullDoCookies");
   const int64_t dropped = w.Delta("TcpExtTCPReqQFullDrop").value_or(0);
   const int64_t cookied = w.Delta("TcpExtTCPReqQFullDoCookies").value_or(0);
-  if (dropped <= 0 && cookied <= 0) return std::nullopt;
+  // tcp_syncookies=2 answers every SYN with a cookie, full queue or not: the
+  // cookie counters then say nothing about the queue.
+  const bool always_cookies = w.SysctlInt("net.ipv4.tcp_syncookies").value_or(1) == 2;
+  if (dropped <= 0 && (cookied <= 0 || always_cookies)) return std::nullopt;
   Finding f;
   f.severity = *Worst({Grade(drops, LevelOf(levels, "syn_drops_per_second")),
-                       Grade(cookies, LevelOf(levels, "cookies_per_second"))},
+                       always_cookies ? std::nullopt
+                                      : Grade(cookies, LevelOf(levels, "cookies_per_second"))},
                       true);
   for (const char* c : {"TcpExtTCPReqQFullDrop", "TcpExtTCPReqQFullDoCookies",
                         "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed"})
@@ -278,13 +287,16 @@ std::optional<Finding> ConntrackFull(const Window& w, const std::vector<Level>& 
   const auto& a = w.pair().after.conntrack;
   if (!a || !a->count || !a->max || *a->max == 0) return std::nullopt;
   const double fill = 100.0 * static_cast<double>(*a->count) / static_cast<double>(*a->max);
-  int64_t drops = 0;
+  int64_t drops = 0, early = 0;
   std::vector<Evidence> deltas;
   for (const char* name : {"drop", "early_drop", "insert_failed"}) {
     const uint64_t after = Named(a->total, name);
     const uint64_t before = b ? Named(b->total, name) : after;
     const int64_t d = after >= before ? static_cast<int64_t>(after - before) : 0;
-    drops += d;
+    // insert_failed is mostly a race of two packets of one new flow (DNS
+    // A and AAAA from one socket), not a full table: evidence only.
+    if (std::string_view(name) != "insert_failed") drops += d;
+    if (std::string_view(name) == "early_drop") early = d;
     Evidence e = Value(absl::StrCat("conntrack ", name), w.seconds() > 0 ? d / w.seconds() : 0,
                        "/s");
     e.delta = d;
@@ -304,14 +316,26 @@ std::optional<Finding> ConntrackFull(const Window& w, const std::vector<Level>& 
   f.attribution.push_back({"table", "conntrack",
                            absl::StrCat(*a->count, " of ", *a->max, " entries (", Num(fill),
                                         " %)")});
-  const int64_t next =
-      Reachable("net.netfilter.nf_conntrack_max", static_cast<int64_t>(*a->max),
-                std::max<int64_t>(static_cast<int64_t>(*a->max) * 2,
-                                  static_cast<int64_t>(*a->count) * 2));
-  f.remediation.intent = Limits({{"nf_conntrack_max", absl::StrCat(next)}});
-  f.remediation.summary = absl::StrCat("raise net.netfilter.nf_conntrack_max from ", *a->max,
-                                       " to ", next, " (each entry takes ~320 bytes of kernel "
-                                       "memory)");
+  // A larger table helps only a table that is full (or evicting to stay so).
+  const bool table_full = fill >= LevelOf(levels, "fill_percent").warning || early > 0;
+  const std::optional<int64_t> next =
+      table_full ? Raise("net.netfilter.nf_conntrack_max", static_cast<int64_t>(*a->max),
+                         std::max<int64_t>(static_cast<int64_t>(*a->max) * 2,
+                                           static_cast<int64_t>(*a->count) * 2))
+                 : std::nullopt;
+  if (next) {
+    f.remediation.intent = Limits({{"nf_conntrack_max", absl::StrCat(*next)}});
+    f.remediation.summary = absl::StrCat("raise net.netfilter.nf_conntrack_max from ", *a->max,
+                                         " to ", *next,
+                                         " (each entry takes ~320 bytes of kernel memory)");
+  } else if (table_full) {
+    f.remediation.limits.push_back(
+        AtCeiling("net.netfilter.nf_conntrack_max", static_cast<int64_t>(*a->max)));
+  } else {
+    f.remediation.summary =
+        "the table is not full: the drops come from packets conntrack refused (invalid, or "
+        "dropped by a helper), not from its size";
+  }
   f.remediation.limits.push_back(
       "nf_conntrack_max is one limit for the whole host: a child namespace cannot change it; "
       "apply it in the host's namespace");
@@ -436,11 +460,14 @@ std::optional<Finding> SoftnetDrops(const Window& w, const std::vector<Level>& l
                           : "")});
   }
   if (backlog) {
-    const int64_t next = Reachable("net.core.netdev_max_backlog", *backlog,
-                                   std::max<int64_t>(*backlog * 2, 2048));
-    f.remediation.intent = Sysctl({{"net.core.netdev_max_backlog", absl::StrCat(next)}});
-    f.remediation.summary = absl::StrCat("raise net.core.netdev_max_backlog from ", *backlog,
-                                         " to ", next, " packets per CPU");
+    if (auto next = Raise("net.core.netdev_max_backlog", *backlog,
+                          std::max<int64_t>(*backlog * 2, 2048))) {
+      f.remediation.intent = Sysctl({{"net.core.netdev_max_backlog", absl::StrCat(*next)}});
+      f.remediation.summary = absl::StrCat("raise net.core.netdev_max_backlog from ", *backlog,
+                                           " to ", *next, " packets per CPU");
+    } else {
+      f.remediation.limits.push_back(AtCeiling("net.core.netdev_max_backlog", *backlog));
+    }
   }
   f.remediation.limits.push_back(
       "netdev_max_backlog is one setting for the whole host: a child namespace cannot change "
@@ -489,15 +516,25 @@ std::optional<Finding> SoftnetSqueeze(const Window& w, const std::vector<Level>&
                                           " packets")});
   }
   if (budget) {
-    const int64_t next =
-        Reachable("net.core.netdev_budget", *budget, std::max<int64_t>(*budget * 2, 600));
-    tuners::Settings set = {{"net.core.netdev_budget", absl::StrCat(next)}};
-    if (usecs && *usecs < 8000) set.push_back({"net.core.netdev_budget_usecs", "8000"});
-    f.remediation.intent = Sysctl(set);
-    f.remediation.summary = absl::StrCat(
-        "let one softirq round process more: netdev_budget ", *budget, " -> ", next,
-        usecs && *usecs < 8000 ? absl::StrCat(", netdev_budget_usecs ", *usecs, " -> 8000")
-                               : "");
+    tuners::Settings set;
+    std::vector<std::string> parts;
+    if (auto next = Raise("net.core.netdev_budget", *budget, std::max<int64_t>(*budget * 2, 600))) {
+      set.push_back({"net.core.netdev_budget", absl::StrCat(*next)});
+      parts.push_back(absl::StrCat("netdev_budget ", *budget, " -> ", *next));
+    }
+    if (usecs) {
+      if (auto next = Raise("net.core.netdev_budget_usecs", *usecs, 8000)) {
+        set.push_back({"net.core.netdev_budget_usecs", absl::StrCat(*next)});
+        parts.push_back(absl::StrCat("netdev_budget_usecs ", *usecs, " -> ", *next));
+      }
+    }
+    if (!set.empty()) {
+      f.remediation.intent = Sysctl(set);
+      f.remediation.summary =
+          absl::StrCat("let one softirq round process more: ", absl::StrJoin(parts, ", "));
+    } else {
+      f.remediation.limits.push_back(AtCeiling("net.core.netdev_budget", *budget));
+    }
   }
   f.remediation.limits.push_back(
       "a larger budget holds the CPU longer per round (latency for other work on it); global "
@@ -596,12 +633,15 @@ std::optional<Finding> UdpRcvbuf(const Window& w, const std::vector<Level>& leve
   if (rmem_max) f.evidence.push_back(Value("net.core.rmem_max", *rmem_max, "bytes"));
   if (rmem_default) f.evidence.push_back(Value("net.core.rmem_default", *rmem_default, "bytes"));
   if (rmem_max) {
-    const int64_t next =
-        Reachable("net.core.rmem_max", *rmem_max, std::max<int64_t>(*rmem_max * 4, 8 << 20));
-    f.remediation.intent = Sysctl({{"net.core.rmem_max", absl::StrCat(next)}});
-    f.remediation.summary = absl::StrCat(
-        "let applications ask for larger UDP receive buffers: net.core.rmem_max ", *rmem_max,
-        " -> ", next);
+    if (auto next =
+            Raise("net.core.rmem_max", *rmem_max, std::max<int64_t>(*rmem_max * 4, 8 << 20))) {
+      f.remediation.intent = Sysctl({{"net.core.rmem_max", absl::StrCat(*next)}});
+      f.remediation.summary = absl::StrCat(
+          "let applications ask for larger UDP receive buffers: net.core.rmem_max ", *rmem_max,
+          " -> ", *next);
+    } else {
+      f.remediation.limits.push_back(AtCeiling("net.core.rmem_max", *rmem_max));
+    }
   }
   f.remediation.limits.push_back(
       "only applications that set SO_RCVBUF get more; others use net.core.rmem_default (not "
@@ -702,6 +742,9 @@ int StatIndex(absl::string_view name) {
 
 struct DeviceDelta {
   std::string name;
+  std::string kind;     // "" for a physical device
+  uint32_t master = 0;  // a bond's or bridge's port
+  uint32_t rx_queues = 0;
   std::map<std::string, uint64_t> d;
 };
 
@@ -713,6 +756,9 @@ std::vector<DeviceDelta> DeviceDeltas(const SnapshotPair& p) {
       if (b.ifindex != a.ifindex || b.stats_count == 0 || a.stats_count == 0) continue;
       DeviceDelta dd;
       dd.name = a.name;
+      dd.kind = a.kind;
+      dd.master = a.master;
+      dd.rx_queues = a.num_rx_queues;
       for (int i = 0; i < std::min(a.stats_count, b.stats_count); ++i)
         dd.d[collectors::kLinkStatNames[i]] = a.stats[i] >= b.stats[i] ? a.stats[i] - b.stats[i] : 0;
       out.push_back(std::move(dd));
@@ -730,21 +776,26 @@ std::optional<Finding> NicDrops(const Window& w, const std::vector<Level>& level
       auto it = dev.d.find(n);
       return it == dev.d.end() ? uint64_t{0} : it->second;
     };
-    const uint64_t lost = get("rx_dropped") + get("rx_missed_errors") + get("rx_fifo_errors") +
-                          get("rx_over_errors");
+    // rx_dropped also counts frames nobody wanted (rx_nohandler: unknown
+    // protocols) and, on a bond's inactive slave, everything by design.
+    const uint64_t soft = get("rx_dropped") - std::min(get("rx_dropped"), get("rx_nohandler"));
     const uint64_t hw = get("rx_missed_errors") + get("rx_fifo_errors") + get("rx_over_errors");
+    const uint64_t lost = soft + hw;
     if (lost == 0) continue;
-    const double percent = 100.0 * lost / static_cast<double>(get("rx_packets") + lost);
+    const uint64_t seen = get("rx_packets") + lost;
+    const double percent = 100.0 * lost / static_cast<double>(seen);
     const double hw_rate = w.seconds() > 0 ? hw / w.seconds() : 0;
-    auto sev = Worst({Grade(percent, LevelOf(levels, "drop_percent")),
+    const bool enough = seen >= 1000 && dev.master == 0;
+    auto sev = Worst({enough ? Grade(percent, LevelOf(levels, "drop_percent")) : std::nullopt,
                       Grade(hw_rate, LevelOf(levels, "ring_drops_per_second"))},
                      true);
     worst = worst ? Max(*worst, *sev) : *sev;
     names.push_back(dev.name);
     f.attribution.push_back(
         {"device", dev.name,
-         absl::StrCat(lost, " of ", get("rx_packets") + lost, " received packets lost (",
-                      Num(percent), " %): dropped ", get("rx_dropped"), ", missed ",
+         absl::StrCat(lost, " of ", seen, " received packets lost (", Num(percent),
+                      " %): dropped ", soft, " (besides ", get("rx_nohandler"),
+                      " nobody wanted), missed ",
                       get("rx_missed_errors"), ", fifo ", get("rx_fifo_errors"), ", over ",
                       get("rx_over_errors"))});
     Evidence e = Value(absl::StrCat(dev.name, " receive loss"), percent, "%");
@@ -778,8 +829,11 @@ std::optional<Finding> NicErrors(const Window& w, const std::vector<Level>& leve
     const uint64_t errors = get("rx_errors") + get("tx_errors");
     if (errors == 0) continue;
     const uint64_t packets = get("rx_packets") + get("tx_packets");
-    const double percent = packets ? 100.0 * errors / static_cast<double>(packets) : 100.0;
-    auto sev = Worst({Grade(percent, LevelOf(levels, "error_percent"))}, true);
+    const double percent = 100.0 * errors / static_cast<double>(packets + errors);
+    // A handful of frames is no ratio.
+    auto sev = Worst({packets + errors >= 1000 ? Grade(percent, LevelOf(levels, "error_percent"))
+                                               : std::nullopt},
+                     true);
     worst = worst ? Max(*worst, *sev) : *sev;
     names.push_back(dev.name);
     f.attribution.push_back(
@@ -859,7 +913,12 @@ std::optional<Finding> BufferLimited(const Window& w, const std::vector<Level>& 
   for (const auto& fl : a->busiest_flows) {
     // The window's part when the flow was there before; its life otherwise.
     uint64_t busy = fl.busy_us, s = fl.sndbuf_limited_us, r = fl.rwnd_limited_us;
-    if (auto it = before.find(fl.cookie); it != before.end() && busy >= it->second->busy_us) {
+    auto it = before.find(fl.cookie);
+    // Graded over the window only: a flow not seen before has lifetime
+    // totals, which say nothing of now.
+    if (w.pair().before.sockets && it == before.end()) continue;
+    if (it != before.end()) {
+      if (busy < it->second->busy_us) continue;
       busy -= it->second->busy_us;
       s -= std::min(s, it->second->sndbuf_limited_us);
       r -= std::min(r, it->second->rwnd_limited_us);
@@ -867,7 +926,10 @@ std::optional<Finding> BufferLimited(const Window& w, const std::vector<Level>& 
     if (static_cast<double>(busy) / 1000 < min_busy.warning) continue;
     const double sp = 100.0 * static_cast<double>(s) / static_cast<double>(busy);
     const double rp = 100.0 * static_cast<double>(r) / static_cast<double>(busy);
-    auto sev = Worst({Grade(sp, share), Grade(rp, share)}, false);
+    // Waiting on the peer's window is the peer's (or its application's)
+    // matter: info. A full send buffer is this host's.
+    std::optional<Severity> sev = Grade(sp, share);
+    if (!sev && Grade(rp, share)) sev = Severity::kInfo;
     if (!sev) continue;
     worst = worst ? Max(*worst, *sev) : *sev;
     if (sp >= rp) ++snd; else ++rwnd;
@@ -888,12 +950,16 @@ std::optional<Finding> BufferLimited(const Window& w, const std::vector<Level>& 
   if (rmem) f.evidence.push_back(Value("net.ipv4.tcp_rmem", 0, "", *rmem));
   f.evidence.push_back(Value("flows limited by their send buffer", snd, "flows"));
   f.evidence.push_back(Value("flows limited by the peer's receive window", rwnd, "flows"));
-  tuners::Intent bdp;
-  bdp.what = tuners::BdpIntent{0, absl::ZeroDuration(), true};
-  f.remediation.intent = bdp;
-  f.remediation.summary =
-      "size the TCP buffer maxima to the bandwidth-delay product of the busiest flows "
-      "(tcp_rmem/tcp_wmem max = 2 x delivery rate x min RTT)";
+  if (snd > 0) {
+    tuners::Intent bdp;
+    bdp.what = tuners::BdpIntent{0, absl::ZeroDuration(), true};
+    f.remediation.intent = bdp;
+    f.remediation.summary =
+        "size the TCP buffer maxima to the bandwidth-delay product of the busiest flows "
+        "(tcp_rmem/tcp_wmem max = 2 x delivery rate x min RTT)";
+  } else {
+    f.remediation.summary = "nothing on this host: the peers' receive windows are the limit";
+  }
   if (rwnd > 0) {
     f.remediation.limits.push_back(
         "a flow limited by the peer's receive window needs a larger tcp_rmem on the peer, not "
@@ -953,10 +1019,10 @@ std::optional<Finding> NeighbourOverflow(const Window& w, const std::vector<Leve
                                           thresh ? absl::StrCat(" of gc_thresh3 ", *thresh) : "",
                                           "; ", fulls, " times full in the window")});
     if (thresh) {
-      const int64_t next = Reachable(knob, *thresh, std::max<int64_t>(
-                                                        *thresh * 2,
-                                                        static_cast<int64_t>(t.entries) * 2));
-      if (next > *thresh) set.push_back({knob, absl::StrCat(next)});
+      if (auto next = Raise(knob, *thresh,
+                            std::max<int64_t>(*thresh * 2, static_cast<int64_t>(t.entries) * 2))) {
+        set.push_back({knob, absl::StrCat(*next)});
+      }
     }
   }
   if (!worst) return std::nullopt;
@@ -988,8 +1054,13 @@ std::optional<Finding> MtuBlackhole(const Window& w, const std::vector<Level>& l
     // The peer answered the handshake (and maybe small data), then every
     // full-sized segment times out: what a path that drops big packets and
     // the ICMP saying so looks like from here.
-    if (st.retransmits < 3 || st.snd_mss < min_mss.warning || st.bytes_acked > 64 * 1024)
+    // A full-sized segment outstanding (a small request to a dead peer is
+    // not one), after the peer acknowledged something.
+    const uint64_t outstanding = st.bytes_sent > st.bytes_acked ? st.bytes_sent - st.bytes_acked : 0;
+    if (st.retransmits < 3 || st.snd_mss < min_mss.warning || st.bytes_acked > 64 * 1024 ||
+        st.bytes_acked <= 1 || outstanding < st.snd_mss) {
       continue;
+    }
     ++n;
     if (f.attribution.size() < 5) {
       f.attribution.push_back(
@@ -1047,7 +1118,8 @@ std::optional<Finding> IrqImbalance(const Window& w, const std::vector<Level>& l
   uint64_t total = 0;
   size_t busiest = 0;
   for (size_t i = 0; i < d.size(); ++i) {
-    d[i] = ai->second[i] >= bi->second[i] ? ai->second[i] - bi->second[i] : 0;
+    // The kernel keeps these as unsigned int per CPU: they wrap at 2^32.
+    d[i] = collectors::Delta32(bi->second[i], ai->second[i]);
     total += d[i];
     if (d[i] > d[busiest]) busiest = i;
   }
@@ -1067,7 +1139,9 @@ std::optional<Finding> IrqImbalance(const Window& w, const std::vector<Level>& l
     dropped = c.d.dropped;
   }
   Finding f;
-  f.severity = squeezed + dropped > 0 ? *sev : Severity::kInfo;
+  // Squeezes alone are a busy CPU (see softnet-squeeze): only drops make
+  // the pile-up a fault.
+  f.severity = dropped > 0 ? *sev : Severity::kInfo;
   Evidence e = Value(absl::StrCat("NET_RX softirqs on cpu ", cpu), share, "%",
                      absl::StrCat(d[busiest], " of ", total, " in the window"));
   e.delta = static_cast<int64_t>(d[busiest]);
@@ -1080,31 +1154,41 @@ std::optional<Finding> IrqImbalance(const Window& w, const std::vector<Level>& l
                                         dropped, " drops")});
   // The device receiving most: spread its queues' interrupts, or steer its
   // one queue's packets with RPS.
-  const collectors::LinkRecord* top = nullptr;
+  // The device receiving most, among those whose queues take packets from
+  // the wire or a peer (not a bond, bridge or VLAN on top of one).
+  static const std::set<std::string> kStacked = {"bond", "bridge", "team", "vlan", "macvlan",
+                                                 "ipvlan", "vxlan", "geneve", "dummy"};
+  const DeviceDelta* top = nullptr;
   uint64_t top_rx = 0;
-  for (const DeviceDelta& dev : DeviceDeltas(w.pair())) {
+  std::vector<DeviceDelta> devs = DeviceDeltas(w.pair());
+  for (const DeviceDelta& dev : devs) {
     auto it = dev.d.find("rx_packets");
-    if (it == dev.d.end() || it->second <= top_rx || dev.name == "lo") continue;
-    for (const auto& l : *w.pair().after.links)
-      if (l.name == dev.name) top = &l;
+    if (it == dev.d.end() || it->second <= top_rx || dev.name == "lo" ||
+        kStacked.count(dev.kind)) {
+      continue;
+    }
+    top = &dev;
     top_rx = it->second;
   }
   if (top != nullptr) {
     f.attribution.push_back({"device", top->name,
                              absl::StrCat(top_rx, " packets received in the window on ",
-                                          top->num_rx_queues, " receive queue(s)")});
+                                          top->rx_queues, " receive queue(s)")});
     tuners::Intent i;
-    if (top->num_rx_queues > 1) {
+    if (top->rx_queues > 1 && top->kind.empty()) {
       i.what = tuners::IrqAffinityIntent{top->name, ""};
       f.remediation.summary = absl::StrCat(
           "spread ", top->name, "'s queue interrupts over the CPUs of its NUMA node");
     } else {
       i.what = tuners::RpsIntent{top->name, "", false};
       f.remediation.summary = absl::StrCat(
-          top->name, " has one receive queue: steer its packets to other CPUs with RPS");
+          "steer ", top->name, "'s received packets to other CPUs with RPS");
     }
     f.remediation.intent = i;
   }
+  f.remediation.limits.push_back(
+      "NET_RX counts and softnet are the host's, whatever namespace the agent serves: in a "
+      "child namespace the pile-up may come from another namespace's devices");
   f.remediation.limits.push_back(
       "irqbalance may move interrupts back: the agent reports it as drift, it does not fight "
       "it; a device without MSI-X queues has one interrupt whatever the affinity");

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "kernel/errors.h"
 #include "kernel/sysctl.h"
 
@@ -11,6 +13,12 @@ namespace netagent::diagnosis {
 namespace {
 
 constexpr uint32_t kListenState = 10;
+
+absl::Duration Mono() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return absl::DurationFromTimespec(ts);
+}
 
 // A status message for `unavailable`, once per input.
 void Note(std::vector<std::string>* unavailable, absl::string_view input,
@@ -60,10 +68,23 @@ absl::StatusOr<collectors::SocketSummary> Summarize(const CollectOptions& o, uin
 absl::StatusOr<Snapshot> CollectSnapshot(const CollectOptions& o,
                                          std::vector<std::string>* unavailable) {
   Snapshot s;
+  std::vector<std::string> missing;
   for (const std::string& name : DiagnosisSysctls()) {
-    if (auto v = kernel::ReadSysctl(name); v.ok()) s.sysctls[name] = *v;
+    if (auto v = kernel::ReadSysctl(name); v.ok()) {
+      s.sysctls[name] = *v;
+    } else {
+      missing.push_back(name);
+    }
+  }
+  if (!missing.empty()) {
+    // Host-wide settings are not visible from a child namespace: the rules
+    // that compare against them say less there.
+    Note(unavailable, "sysctls",
+         absl::InvalidArgumentError(absl::StrCat(
+             absl::StrJoin(missing, ", "), " (not visible in this network namespace)")));
   }
   s.taken = absl::Now();
+  s.mono = Mono();
   if (auto c = collectors::ReadCounters(); c.ok()) {
     s.counters = std::move(*c);
   } else {
@@ -140,30 +161,42 @@ const std::vector<std::string>& DiagnosisSysctls() {
   return names;
 }
 
+void FoldListeners(SnapshotPair& pair, const std::vector<collectors::ListenerStats>& listeners) {
+  ++pair.listener_samples;
+  for (const collectors::ListenerStats& l : listeners) {
+    ListenerWatch& w = pair.listeners[collectors::FormatEndpoint(l.address, l.port)];
+    w.backlog = l.backlog;
+    w.max_queue = std::max(w.max_queue, l.accept_queue);
+    ++w.samples;
+    // The kernel drops once the queue holds more than the backlog
+    // (sk_ack_backlog > sk_max_ack_backlog).
+    if (l.accept_queue > l.backlog) ++w.full;
+  }
+}
+
 absl::StatusOr<SnapshotPair> CollectPair(const CollectOptions& o) {
   SnapshotPair pair;
   NETAGENT_ASSIGN_OR_RETURN(pair.before, CollectSnapshot(o, &pair.unavailable));
-  const absl::Time end = pair.before.taken + o.window;
+  if (pair.before.sockets) FoldListeners(pair, pair.before.sockets->listeners);
+  // Scheduled on the monotonic clock: a wall clock step does not stretch or
+  // cut the window.
+  const absl::Duration end = pair.before.mono + o.window;
   const collectors::PortRange ephemeral = EphemeralRange(pair.before);
   for (;;) {
-    const absl::Time now = absl::Now();
+    const absl::Duration now = Mono();
     if (now >= end) break;
     o.sleep(std::min(o.listener_every, end - now));
     NETAGENT_RETURN_IF_ERROR(o.keep_going());
-    if (absl::Now() >= end) break;
+    if (Mono() >= end) break;
     auto l = Summarize(o, 1u << kListenState, ephemeral);
     if (l.ok()) {
-      pair.listener_samples.push_back({absl::Now(), std::move(l->listeners)});
+      FoldListeners(pair, l->listeners);
     } else if (absl::Status stop = o.keep_going(); !stop.ok()) {
       return stop;
     }
   }
   NETAGENT_ASSIGN_OR_RETURN(pair.after, CollectSnapshot(o, &pair.unavailable));
-  for (const auto* s : {&pair.before, &pair.after}) {
-    if (s->sockets) pair.listener_samples.push_back({s->taken, s->sockets->listeners});
-  }
-  std::sort(pair.listener_samples.begin(), pair.listener_samples.end(),
-            [](const ListenerSample& a, const ListenerSample& b) { return a.taken < b.taken; });
+  if (pair.after.sockets) FoldListeners(pair, pair.after.sockets->listeners);
   return pair;
 }
 

@@ -27,6 +27,7 @@ namespace netagent::diagnosis {
 
 struct Snapshot {
   absl::Time taken;
+  absl::Duration mono;  // CLOCK_MONOTONIC when taken (zero: unknown)
   std::optional<collectors::CounterSample> counters;
   std::optional<collectors::SoftnetSample> softnet;
   std::optional<collectors::SocketSummary> sockets;
@@ -40,22 +41,34 @@ struct Snapshot {
   std::map<std::string, std::string> sysctls;
 };
 
-// The listeners' accept queues seen at one moment (a listen-only dump, cheap):
-// the window samples them every second, since a queue that overflows is full
-// only for moments.
-struct ListenerSample {
-  absl::Time taken;
-  std::vector<collectors::ListenerStats> listeners;
+// A listener's accept queue over the window: sampled every second (a queue
+// that overflows is full only for moments), folded as the samples come so a
+// long window costs no more memory than a short one.
+struct ListenerWatch {
+  uint32_t backlog = 0;    // the last seen (sk_max_ack_backlog)
+  uint32_t max_queue = 0;  // the longest accept queue seen
+  size_t samples = 0, full = 0;  // full: queue above the backlog, dropping
 };
 
 struct SnapshotPair {
   Snapshot before, after;
-  std::vector<ListenerSample> listener_samples;
+  // By listening endpoint ("0.0.0.0:8080"), and how many samples were taken.
+  std::map<std::string, ListenerWatch> listeners;
+  size_t listener_samples = 0;
   // Inputs that could not be read ("conntrack: ...", "sockets: ..."), each once.
   std::vector<std::string> unavailable;
 
-  absl::Duration window() const { return after.taken - before.taken; }
+  // Measured on the monotonic clock when both snapshots have it (a wall
+  // clock step during the window does not change it).
+  absl::Duration window() const {
+    if (before.mono > absl::ZeroDuration() && after.mono > absl::ZeroDuration())
+      return after.mono - before.mono;
+    return after.taken - before.taken;
+  }
 };
+
+// Folds one sample of the listeners into `pair`.
+void FoldListeners(SnapshotPair& pair, const std::vector<collectors::ListenerStats>& listeners);
 
 // The sysctls the rules read.
 const std::vector<std::string>& DiagnosisSysctls();

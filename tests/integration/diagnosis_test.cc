@@ -64,6 +64,13 @@ std::unique_ptr<Process> Connector(const Netns& ns, const TempDir& dir, int seco
       dir / "connector.log");
 }
 
+// Until something listens on `port` in the namespace.
+bool Listening(const Netns& ns, int port) {
+  return Eventually([&] {
+    return RunCommand(ns.Exec({"ss", "-Hltn", absl::StrCat("sport = :", port)})).out != "";
+  });
+}
+
 v1::DiagnoseResponse Doctor(const Agent& agent, std::vector<std::string> args) {
   std::vector<std::string> argv = {"-o", "json", "--timeout", "30s", "doctor"};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -91,6 +98,7 @@ TEST(DiagnosisIntegration, ListenOverflowOfACappedListenerIsFixedBySomaxconn) {
   auto listener = SlowListener(ns, dir, 4096);
   Agent agent(ns);
   ASSERT_TRUE(agent.ok()) << agent.error();
+  ASSERT_TRUE(Listening(ns, 8080));
   auto load = Connector(ns, dir, 6);
   v1::DiagnoseResponse r = Doctor(agent, {"--window", "3s"});
   const v1::Finding* f = FindingOf(r, "listen-overflow");
@@ -124,9 +132,7 @@ TEST(DiagnosisIntegration, ListenOverflowOfACappedListenerIsFixedBySomaxconn) {
   EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), "1024");
   listener.reset();
   listener = SlowListener(ns, dir, 4096);
-  ASSERT_TRUE(Eventually(
-      [&] { return RunCommand(ns.Exec({"ss", "-Hltn", "sport = :8080"})).out != ""; }))
-      << "the listener is not back";
+  ASSERT_TRUE(Listening(ns, 8080)) << "the listener is not back";
   load = Connector(ns, dir, 6);
   v1::DiagnoseResponse after = Doctor(agent, {"--window", "3s", "--rule", "listen-overflow"});
   EXPECT_EQ(FindingOf(after, "listen-overflow"), nullptr) << after.DebugString();
@@ -144,6 +150,7 @@ TEST(DiagnosisIntegration, AnApplicationsSmallBacklogIsNamedNotTuned) {
   auto listener = SlowListener(ns, dir, 4);
   Agent agent(ns);
   ASSERT_TRUE(agent.ok()) << agent.error();
+  ASSERT_TRUE(Listening(ns, 8080));
   auto load = Connector(ns, dir, 5);
   v1::DiagnoseResponse r = Doctor(agent, {"--window", "2s", "--rule", "listen-overflow"});
   const v1::Finding* f = FindingOf(r, "listen-overflow");
@@ -172,9 +179,7 @@ TEST(DiagnosisIntegration, ACleanNamespaceUnderLoadReportsNothingAboveInfo) {
                  dir / "server.log");
   Agent agent(ns);
   ASSERT_TRUE(agent.ok()) << agent.error();
-  ASSERT_TRUE(Eventually(
-      [&] { return RunCommand(ns.Exec({"ss", "-Hltn", "sport = :5299"})).out != ""; }))
-      << "the sink does not listen";
+  ASSERT_TRUE(Listening(ns, 5299)) << "the sink does not listen";
   Process client(ns.Exec({"python3", "-c",
                           "import socket,threading,time\n"
                           "end=time.time()+5\n"
@@ -184,6 +189,10 @@ TEST(DiagnosisIntegration, ACleanNamespaceUnderLoadReportsNothingAboveInfo) {
                           "t=[threading.Thread(target=push) for _ in range(4)]\n"
                           "[x.start() for x in t]; [x.join() for x in t]\n"}),
                  dir / "client.log");
+  ASSERT_TRUE(Eventually([&] {
+    return Lines(RunCommand(ns.Exec({"ss", "-Htn", "state", "established", "dport = :5299"})).out)
+               .size() == 4;
+  })) << "the senders did not connect";
   v1::DiagnoseResponse r = Doctor(agent, {"--window", "3s"});
   for (const auto& f : r.findings()) {
     EXPECT_EQ(f.severity(), v1::SEVERITY_INFO) << f.rule() << ": " << f.summary();
@@ -201,27 +210,27 @@ TEST(DiagnosisIntegration, AWatcherSeesAFindingOpen) {
   auto listener = SlowListener(ns, dir, 4);
   Agent agent(ns, {"--diagnosis-interval", "1s"});
   ASSERT_TRUE(agent.ok()) << agent.error();
-  auto load = Connector(ns, dir, 6);
-  // A watch runs until Ctrl-C: this one is ended after 6 s (SIGKILL); what
-  // it printed by then counts.
+  ASSERT_TRUE(Listening(ns, 8080));
+  auto load = Connector(ns, dir, 25);
+  // A watch runs until Ctrl-C: this one is ended after 12 s (SIGKILL); what
+  // it printed by then counts. The evaluation needs two snapshots a second
+  // apart, on a nice-19 thread.
   RunResult watch =
       RunCommand({NetctlPath(), "-t", agent.target(), "-o", "json", "doctor", "--watch", "--rule",
                   "listen-overflow"},
-                 std::chrono::seconds(6));
+                 std::chrono::seconds(12));
   ASSERT_FALSE(Lines(watch.out).empty()) << watch.err;
   auto e = ResultOf<v1::FindingEvent>(Lines(watch.out).at(0));
   EXPECT_EQ(e.kind(), v1::FindingEvent::KIND_OPENED);
   EXPECT_EQ(e.finding().rule(), "listen-overflow");
   EXPECT_GT(e.finding().since().seconds(), 0);
   EXPECT_GE(e.finding().severity(), v1::SEVERITY_WARNING);
-  EXPECT_EQ(load->Wait(std::chrono::seconds(20)), 0);
-  // Diagnose says since when it has been open.
-  auto again = Connector(ns, dir, 4);
+  // While the load goes on, Diagnose says since when it has been open.
   v1::DiagnoseResponse r = Doctor(agent, {"--window", "2s", "--rule", "listen-overflow"});
   const v1::Finding* f = FindingOf(r, "listen-overflow");
   ASSERT_NE(f, nullptr);
   EXPECT_TRUE(f->has_since());
-  EXPECT_EQ(again->Wait(std::chrono::seconds(20)), 0);
+  EXPECT_EQ(load->Wait(std::chrono::seconds(30)), 0);
 }
 
 TEST(DiagnosisIntegration, BadRequestsNameTheField) {
@@ -233,7 +242,12 @@ TEST(DiagnosisIntegration, BadRequestsNameTheField) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("rules: no rule \"no-such-rule\""));
   r = agent.Netctl({"doctor", "--window", "10m"});
+  EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("window"));
+  r = agent.Netctl({"doctor", "--window", "0s"});
+  EXPECT_EQ(r.exit_code, 2);
+  r = agent.Netctl({"doctor", "--watch", "--min-severity", "bogus"});
+  EXPECT_EQ(r.exit_code, 2);
   RunResult explain = agent.Netctl({"doctor", "--explain", "listen-overflow"});
   EXPECT_EQ(explain.exit_code, 0) << explain.err;
   EXPECT_THAT(explain.out, HasSubstr("overflows_per_second"));

@@ -78,12 +78,7 @@ class Pair {
     l.port = port;
     l.accept_queue = queue;
     l.backlog = backlog;
-    for (int i = 0; i < samples; ++i) {
-      ListenerSample s;
-      s.taken = p_.before.taken + absl::Seconds(i + 1);
-      s.listeners.push_back(l);
-      p_.listener_samples.push_back(s);
-    }
+    for (int i = 0; i < samples; ++i) FoldListeners(p_, {l});
     return *this;
   }
   SnapshotPair& get() { return p_; }
@@ -471,13 +466,18 @@ TEST(BufferLimited, TheWindowsShareOfAFlowsBusyTime) {
   EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("send buffer limited 94.4 % of 9000 ms busy; RTT 200 ms, delivery 100 Mbit/s"));
   ASSERT_TRUE(f[0].remediation.intent.has_value());
   EXPECT_TRUE(std::get<tuners::BdpIntent>(f[0].remediation.intent->what).observed);
-  // A flow waiting on the peer: the peer's buffer is named.
+  // A flow waiting on the peer: the peer's matter (info), nothing proposed here.
   a.busiest_flows = {Flow(2, 10000, 0, 6000)};
   p.get().after.sockets = a;
   auto r = p.Run("buffer-limited");
   ASSERT_EQ(r.size(), 1u);
-  EXPECT_EQ(r[0].severity, Severity::kWarning);  // 5 of 9 s: 56 %
+  EXPECT_EQ(r[0].severity, Severity::kInfo);  // 5 of 9 s: 56 %, on the peer's window
+  EXPECT_FALSE(r[0].remediation.intent.has_value());
   EXPECT_THAT(r[0].remediation.limits[0], HasSubstr("on the peer"));
+  // A flow not in the first snapshot has only lifetime totals: not graded.
+  a.busiest_flows = {Flow(9, 10000, 9900, 0)};
+  p.get().after.sockets = a;
+  EXPECT_TRUE(p.Run("buffer-limited").empty());
 }
 
 collectors::NeighbourStats Neigh(const std::string& table, uint64_t entries, uint64_t fulls) {
@@ -517,6 +517,7 @@ TEST(MtuBlackhole, FullSizedSegmentsThatNeverGetThrough) {
     s.pmtu = 1500;
     s.unacked = 10;
     s.bytes_acked = acked;
+    s.bytes_sent = acked + 10 * mss;  // ten full segments outstanding
     s.last_ack_recv_ms = 12000;
     return s;
   };
@@ -536,7 +537,13 @@ TEST(MtuBlackhole, FullSizedSegmentsThatNeverGetThrough) {
                                                     "to 1448 bytes unacknowledged"));
   EXPECT_EQ(std::get<tuners::LimitsIntent>(f[0].remediation.intent->what).settings[0],
             (std::pair<std::string, std::string>{"tcp_mtu_probing", "1"}));
-  for (int i = 0; i < 4; ++i) a.stalled.push_back(stalled(3, 1448, 0));
+  // A dead peer with a small request unacknowledged is not a black hole.
+  auto dead = stalled(6, 1448, 517);
+  dead.bytes_sent = 517 + 300;
+  a.stalled.push_back(dead);
+  p.get().after.sockets = a;
+  EXPECT_EQ(p.Run("mtu-blackhole").at(0).attribution.size(), 1u);
+  for (int i = 0; i < 4; ++i) a.stalled.push_back(stalled(3, 1448, 200));
   p.get().after.sockets = a;
   EXPECT_EQ(p.Run("mtu-blackhole").at(0).severity, Severity::kCritical);
 }
@@ -560,6 +567,8 @@ TEST(IrqImbalance, OneCpuDoingTheReceiveWorkIsAFaultOnlyWhenItFallsBehind) {
   const uint32_t cpu0 = p.get().after.softnet->rows[0].cpu;
   ASSERT_EQ(cpu0, 0u);
   p.get().after.softnet->rows[0].counters.time_squeeze += 40;
+  EXPECT_EQ(p.Run("irq-imbalance").at(0).severity, Severity::kInfo) << "busy, not losing";
+  p.get().after.softnet->rows[0].counters.dropped += 10;
   auto f = p.Run("irq-imbalance");
   ASSERT_EQ(f.size(), 1u);
   EXPECT_EQ(f[0].severity, Severity::kCritical);
@@ -571,10 +580,71 @@ TEST(IrqImbalance, OneCpuDoingTheReceiveWorkIsAFaultOnlyWhenItFallsBehind) {
   EXPECT_EQ(std::get<tuners::IrqAffinityIntent>(p.Run("irq-imbalance")[0].remediation.intent->what)
                 .device,
             "eth9");
+  // The counters are 32-bit: a wrap is a delta, not a CPU that did nothing.
+  before.counts["NET_RX"] = {0xffffff00u, 1000};
+  after.counts["NET_RX"] = {95000 - 0x100, 2000};
+  p.get().before.softirqs = before;
+  p.get().after.softirqs = after;
+  EXPECT_EQ(p.Run("irq-imbalance").at(0).attribution[0].object, "cpu 0");
+  before.counts["NET_RX"] = {1000, 1000};
+  p.get().before.softirqs = before;
   // An idle host (under 1,000 receive softirqs a second) is not graded.
   after.counts["NET_RX"] = {1000 + 5000, 1000};
   p.get().after.softirqs = after;
   EXPECT_TRUE(p.Run("irq-imbalance").empty());
+}
+
+TEST(SynFlood, ModeTwoCookiesAreNotAFullQueue) {
+  Pair p;
+  p.Sysctl("net.ipv4.tcp_syncookies", "2");
+  p.Add("TcpExtTCPReqQFullDoCookies", 500);
+  EXPECT_TRUE(p.Run("syn-flood").empty()) << "tcp_syncookies=2 sends a cookie for every SYN";
+  p.Add("TcpExtTCPReqQFullDrop", 100);
+  EXPECT_EQ(p.Run("syn-flood").at(0).severity, Severity::kCritical);
+}
+
+// A knob at (or above) the agent's ceiling gets no proposal that would lower it.
+TEST(Remediation, NothingIsProposedAtTheCeiling) {
+  Pair p;
+  p.Sysctl("net.core.netdev_max_backlog", "300000");
+  p.get().after.softnet->rows[0].counters.dropped += 500;
+  auto f = p.Run("softnet-drops");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_FALSE(f[0].remediation.intent.has_value());
+  EXPECT_THAT(f[0].remediation.limits[0], HasSubstr("at or above the most the agent sets"));
+  Pair c;
+  c.get().before.conntrack = Conntrack(33000000, 33554432, 0);
+  c.get().after.conntrack = Conntrack(33000000, 33554432, 0);
+  auto full = c.Run("conntrack-full");
+  ASSERT_EQ(full.size(), 1u);
+  EXPECT_FALSE(full[0].remediation.intent.has_value()) << "never halve a full table";
+}
+
+TEST(ConntrackFull, InsertRacesAloneAreNoFullTable) {
+  Pair p;
+  auto b = Conntrack(30, 1000, 0), a = Conntrack(30, 1000, 0);
+  a.total.back().second = 3;  // insert_failed
+  p.get().before.conntrack = b;
+  p.get().after.conntrack = a;
+  EXPECT_TRUE(p.Run("conntrack-full").empty());
+  a.total[1].second = 5;  // drop
+  p.get().after.conntrack = a;
+  auto f = p.Run("conntrack-full");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_FALSE(f[0].remediation.intent.has_value()) << "a 3 % full table needs no larger max";
+}
+
+TEST(Nic, FewPacketsAndBondPortsAreNotGradedByRatio) {
+  Pair p;
+  auto before = Link("eth9", 0, 0, 0, 0);
+  auto after = Link("eth9", 10, 40, 0, 0);  // 40 of 50 "lost": a bond's idle port
+  after.master = 3;
+  p.get().before.links = std::vector{before};
+  p.get().after.links = std::vector{after};
+  EXPECT_EQ(p.Run("nic-drops").at(0).severity, Severity::kInfo);
+  auto e = Link("eth9", 10, 0, 0, 5);
+  p.get().after.links = std::vector{e};
+  EXPECT_EQ(p.Run("nic-errors").at(0).severity, Severity::kInfo) << "5 errors in 20 frames";
 }
 
 TEST(Options, UnknownRulesAndBadOverridesNameTheField) {
