@@ -119,7 +119,15 @@ absl::StatusOr<DropReasonNames> DropReasonNamesFromBtf(const btf* b, absl::strin
                                     subsys ? Enumerators(b, subsys) : std::vector<EnumValue>{});
 }
 
-absl::StatusOr<DropReasonNames> LoadDropReasonNames() {
+namespace {
+
+struct KernelSupport {
+  DropReasonNames names;
+  // bpf_rdonly_cast (6.2+): the program reads the IP protocol with a load.
+  bool rdonly_cast = false;
+};
+
+absl::StatusOr<KernelSupport> LoadKernelSupport() {
   InstallLibbpfLog();
   const std::string kernel = KernelRelease();
   btf* b;
@@ -133,9 +141,48 @@ absl::StatusOr<DropReasonNames> LoadDropReasonNames() {
                      std::strerror(errno),
                      "): drop reasons are named from it (CONFIG_DEBUG_INFO_BTF)"));
   }
+  KernelSupport k;
   auto names = DropReasonNamesFromBtf(b, kernel);
+  k.rdonly_cast = btf__find_by_name_kind(b, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
   btf__free(b);
-  return names;
+  if (!names.ok()) return names.status();
+  k.names = std::move(*names);
+  return k;
+}
+
+// Opens, configures, loads and attaches one of the two programs (the other
+// is not loaded). On failure the skeleton is destroyed.
+absl::StatusOr<netagent_drops*> LoadProgram(const DropCollectorOptions& options,
+                                            const DropReasonNames& names, bool cast) {
+  LibbpfLogCapture log;
+  netagent_drops* skel = netagent_drops__open();
+  if (skel == nullptr) return LoadError(errno, "open the kernel-drop collector", log);
+  std::unique_ptr<netagent_drops, void (*)(netagent_drops*)> guard(skel, netagent_drops__destroy);
+  auto* ro = skel->rodata;
+  ro->not_drop_a = names.not_dropped_yet().value_or(~0u);
+  ro->not_drop_b = names.consumed().value_or(~0u);
+  ro->netns_ino = options.netns_inode;
+  ro->sample_rate = options.samples_per_second;
+  ro->slot_probes = options.table_probes;
+  bpf_program__set_autoload(cast ? skel->progs.nd_kfree_skb_compat : skel->progs.nd_kfree_skb,
+                            false);
+  if (int err = bpf_map__set_max_entries(skel->maps.drop_counts, options.max_keys)) {
+    return LoadError(err, "size drop_counts", log);
+  }
+  if (int err = netagent_drops__load(skel)) {
+    return LoadError(err, "load the kernel-drop collector", log);
+  }
+  if (int err = netagent_drops__attach(skel)) {
+    return LoadError(err, "attach to skb:kfree_skb", log);
+  }
+  return guard.release();
+}
+
+}  // namespace
+
+absl::StatusOr<DropReasonNames> LoadDropReasonNames() {
+  NETAGENT_ASSIGN_OR_RETURN(KernelSupport k, LoadKernelSupport());
+  return std::move(k.names);
 }
 
 kernel::Capability ProbeDropReasons() {
@@ -153,33 +200,29 @@ absl::StatusOr<std::unique_ptr<DropCollector>> DropCollector::Start(
   if (options.max_keys < 16 || options.max_keys > (1u << 20)) {
     return absl::InvalidArgumentError("max_keys: between 16 and 1048576");
   }
-  NETAGENT_ASSIGN_OR_RETURN(DropReasonNames names, LoadDropReasonNames());
+  if (options.table_probes > ND_PROBES) {
+    return absl::InvalidArgumentError(absl::StrCat("table_probes: at most ", ND_PROBES));
+  }
+  NETAGENT_ASSIGN_OR_RETURN(KernelSupport support, LoadKernelSupport());
   std::unique_ptr<DropCollector> c(new DropCollector());
   c->options_ = options;
-  c->names_ = std::move(names);
-
-  LibbpfLogCapture log;
-  c->skel_ = netagent_drops__open();
-  if (c->skel_ == nullptr) return LoadError(errno, "open the kernel-drop collector", log);
-  auto* ro = c->skel_->rodata;
-  ro->not_drop_a = c->names_.not_dropped_yet().value_or(~0u);
-  ro->not_drop_b = c->names_.consumed().value_or(~0u);
-  ro->netns_ino = options.netns_inode;
-  ro->sample_rate = options.samples_per_second;
-  if (int err = bpf_map__set_max_entries(c->skel_->maps.drop_counts, options.max_keys)) {
-    return LoadError(err, "size drop_counts", log);
+  c->names_ = std::move(support.names);
+  c->cast_ = support.rdonly_cast && !options.compat;
+  auto skel = LoadProgram(options, c->names_, c->cast_);
+  if (!skel.ok() && c->cast_) {
+    // Should the kernel refuse the cast, the helper still works.
+    spdlog::warn("kernel-drop collector: {}; loading the program that reads with a helper",
+                 std::string(skel.status().message()));
+    c->cast_ = false;
+    skel = LoadProgram(options, c->names_, false);
   }
-  if (int err = netagent_drops__load(c->skel_)) {
-    return LoadError(err, "load the kernel-drop collector", log);
-  }
-  if (int err = netagent_drops__attach(c->skel_)) {
-    return LoadError(err, "attach to skb:kfree_skb", log);
-  }
+  if (!skel.ok()) return skel.status();
+  c->skel_ = *skel;
   bpf_prog_info info{};
   uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(bpf_program__fd(c->skel_->progs.nd_kfree_skb), &info, &len) == 0) {
-    c->prog_id_ = info.id;
-  }
+  const bpf_program* prog = c->cast_ ? c->skel_->progs.nd_kfree_skb : c->skel_->progs.nd_kfree_skb_compat;
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0) c->prog_id_ = info.id;
+  c->slots_fd_ = bpf_map__fd(c->skel_->maps.drop_slots);
   c->counts_fd_ = bpf_map__fd(c->skel_->maps.drop_counts);
   c->events_fd_ = bpf_map__fd(c->skel_->maps.nd_events);
   c->rb_ = ring_buffer__new(
@@ -196,9 +239,9 @@ absl::StatusOr<std::unique_ptr<DropCollector>> DropCollector::Start(
   if (c->rb_ == nullptr) return kernel::LastErrnoStatus("read the drop samples ring buffer");
   c->attached_at_ = absl::Now();
   c->drainer_ = std::thread([p = c.get()] { p->DrainLoop(); });
-  spdlog::info("kernel-drop collector attached to skb:kfree_skb (prog {}, {} reasons, netns {}, "
+  spdlog::info("kernel-drop collector attached to skb:kfree_skb (prog {}{}, {} reasons, netns {}, "
                "{} samples/s per CPU)",
-               c->prog_id_, c->names_.reasons().size(),
+               c->prog_id_, c->cast_ ? "" : ", compat", c->names_.reasons().size(),
                options.netns_inode ? absl::StrCat(options.netns_inode) : std::string("all"),
                options.samples_per_second);
   return c;
@@ -250,7 +293,13 @@ absl::StatusOr<KernelDropSnapshot> DropCollector::Snapshot() {
     const std::string key(reinterpret_cast<const char*>(&i), sizeof(i));
     if (std::optional<std::string> v = events.Get(key)) per_event[i] = SumPerCpu(*v, 1)[0];
   }
-  s.events = EventsFromCounts(per_event);
+  NETAGENT_ASSIGN_OR_RETURN(MapHandle slots, MapHandle::Of(slots_fd_, "drop_slots"));
+  const uint32_t zero = 0;
+  std::optional<std::string> tables = slots.Get(std::string(reinterpret_cast<const char*>(&zero), 4));
+  if (!tables) return kernel::LastErrnoStatus("drop_slots: read");
+  if (!AddSlotTables(*tables, s.counts)) {
+    return absl::InternalError("drop_slots: a value of an unexpected size");
+  }
   NETAGENT_ASSIGN_OR_RETURN(MapHandle counts, MapHandle::Of(counts_fd_, "drop_counts"));
   NETAGENT_ASSIGN_OR_RETURN(std::vector<std::string> keys, counts.Keys());
   for (const std::string& k : keys) {
@@ -263,6 +312,9 @@ absl::StatusOr<KernelDropSnapshot> DropCollector::Snapshot() {
     }
   }
   s.taken = absl::Now();
+  uint64_t counted = 0;
+  for (const auto& [key, count] : s.counts) counted += count;
+  s.events = EventsFromCounts(per_event, counted, options_.samples_per_second > 0);
   for (const auto& [key, count] : s.counts) {
     if (key.ifindex == 0 || s.devices.count(key.ifindex)) continue;
     char name[IF_NAMESIZE] = {};

@@ -1,6 +1,6 @@
 // The kernel-drop collector: netagent_drops on the skb:kfree_skb tracepoint
 // (BTF-typed), counting drops per (reason, device, protocol) of the served
-// network namespace and sampling a few flows per second per CPU into a ring
+// network namespace (per-CPU tables, see netagent_drops.h) and sampling a few flows per second per CPU into a ring
 // buffer. Nothing is pinned: the program, its maps and its link are the
 // agent's and go with it. Reason names come from the running kernel's BTF
 // (kernel_drops.h); a kernel without them (older than 5.17, or without BTF)
@@ -48,11 +48,18 @@ struct DropCollectorOptions {
   uint32_t samples_per_second = 100;
   // The newest samples kept in memory.
   size_t kept_samples = 512;
-  // Distinct (reason, device, protocol) keys the kernel table holds; drops
-  // of a new key beyond it are counted as `table_full` events.
+  // Distinct (reason, device, protocol) keys the overflow hash holds (for
+  // keys that find no room in a CPU's table of ND_SLOTS); drops of a new key
+  // beyond it are counted as `table_full` events.
   uint32_t max_keys = ND_MAX_KEYS;
   // How often the ring buffer is read (samples carry no wakeup).
   absl::Duration drain_every = absl::Milliseconds(250);
+  // Load the program that reads packet bytes with bpf_probe_read_kernel even
+  // where bpf_rdonly_cast exists (what kernels before 6.2 get; tests).
+  bool compat = false;
+  // Slots of a CPU's table tried per key, at most ND_PROBES (tests: 0 sends
+  // every key to the overflow hash).
+  uint32_t table_probes = ND_PROBES;
 };
 
 class DropCollector {
@@ -75,6 +82,9 @@ class DropCollector {
   const DropCollectorOptions& options() const { return options_; }
   absl::Time attached_at() const { return attached_at_; }
   uint32_t prog_id() const { return prog_id_; }
+  // Whether the program reads the IP protocol through bpf_rdonly_cast (else
+  // through bpf_probe_read_kernel: kernels before 6.2).
+  bool uses_cast() const { return cast_; }
 
  private:
   DropCollector() = default;
@@ -86,9 +96,10 @@ class DropCollector {
   DropReasonNames names_;
   absl::Time attached_at_;
   uint32_t prog_id_ = 0;
+  bool cast_ = false;
   netagent_drops* skel_ = nullptr;
   ring_buffer* rb_ = nullptr;
-  int counts_fd_ = -1, events_fd_ = -1;
+  int slots_fd_ = -1, counts_fd_ = -1, events_fd_ = -1;
 
   std::mutex drain_mu_;  // ring_buffer__consume is not for two threads at once
   int64_t mono_to_real_ns_ = 0;  // drain_mu_

@@ -171,14 +171,16 @@ std::string ProtocolName(uint16_t ethertype, uint8_t ip_protocol) {
   return absl::StrCat(l3, "/", l4.empty() ? absl::StrCat(ip_protocol) : std::string(l4));
 }
 
-KernelDropEvents EventsFromCounts(const std::vector<uint64_t>& v) {
+KernelDropEvents EventsFromCounts(const std::vector<uint64_t>& v, uint64_t counted,
+                                  bool sampling) {
   auto at = [&](size_t i) { return i < v.size() ? v[i] : 0; };
   KernelDropEvents e;
   e.sampled = at(ND_EV_SAMPLED);
-  e.sample_capped = at(ND_EV_SAMPLE_CAPPED);
   e.sample_lost = at(ND_EV_SAMPLE_LOST);
   e.table_full = at(ND_EV_TABLE_FULL);
   e.no_netns = at(ND_EV_NO_NETNS);
+  const uint64_t seen = counted + e.table_full, used = e.sampled + e.sample_lost;
+  if (sampling && seen > used) e.sample_capped = seen - used;
   return e;
 }
 
@@ -194,6 +196,17 @@ bool AddCountRecord(const std::string& key, const std::string& value,
     sum += v;
   }
   counts[KernelDropKey{k.reason, k.ifindex, k.l3_proto, k.l4_proto}] += sum;
+  return true;
+}
+
+bool AddSlotTables(const std::string& value, std::map<KernelDropKey, uint64_t>& counts) {
+  if (value.empty() || value.size() % sizeof(nd_slots) != 0) return false;
+  for (size_t off = 0; off < value.size(); off += sizeof(nd_slot)) {
+    nd_slot s;
+    std::memcpy(&s, value.data() + off, sizeof(s));
+    if (s.count == 0) continue;
+    counts[KernelDropKey{s.key.reason, s.key.ifindex, s.key.l3_proto, s.key.l4_proto}] += s.count;
+  }
   return true;
 }
 

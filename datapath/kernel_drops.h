@@ -74,12 +74,17 @@ struct KernelDropKey {
 // What the program counted besides drops (nd_event), summed over CPUs.
 struct KernelDropEvents {
   uint64_t sampled = 0;
-  uint64_t sample_capped = 0;
-  uint64_t sample_lost = 0;
-  uint64_t table_full = 0;  // drops counted nowhere: no room for a new key
-  uint64_t no_netns = 0;    // drops of an unknown namespace (no device, no socket)
+  uint64_t sample_capped = 0;  // passed over by the rate cap (derived, see below)
+  uint64_t sample_lost = 0;    // ring buffer full
+  uint64_t table_full = 0;     // drops counted nowhere: no room for a new key
+  uint64_t no_netns = 0;       // drops of an unknown namespace (no device, no socket)
 };
-KernelDropEvents EventsFromCounts(const std::vector<uint64_t>& per_event);
+// `per_event`: nd_events by index. Every drop the program counts (or could
+// not count for want of room) goes through the sampler when `sampling`:
+// those neither sampled nor lost were capped; `counted` is the sum of the
+// counts read with the events (a read races with new drops: never below 0).
+KernelDropEvents EventsFromCounts(const std::vector<uint64_t>& per_event, uint64_t counted,
+                                  bool sampling);
 
 struct KernelDropSnapshot {
   absl::Time taken;
@@ -94,6 +99,9 @@ struct KernelDropSnapshot {
 // false when the sizes are not those of nd_key / a u64 per CPU.
 bool AddCountRecord(const std::string& key, const std::string& value,
                     std::map<KernelDropKey, uint64_t>& counts);
+// The drop_slots value: one struct nd_slots per possible CPU. Adds every used
+// slot's count to its key; false when the size is not a whole number of tables.
+bool AddSlotTables(const std::string& value, std::map<KernelDropKey, uint64_t>& counts);
 
 struct KernelDropSample {
   absl::Time at;

@@ -200,13 +200,34 @@ TEST(AddCountRecord, SumsEveryCpuAndRefusesOddSizes) {
   EXPECT_EQ(counts.size(), 2u);
 }
 
-TEST(EventsFromCounts, ByIndexMissingOnesZero) {
-  const KernelDropEvents e = EventsFromCounts({1, 2, 3});
-  EXPECT_EQ(e.sampled, 1u);
-  EXPECT_EQ(e.sample_capped, 2u);
-  EXPECT_EQ(e.sample_lost, 3u);
-  EXPECT_EQ(e.table_full, 0u);
+TEST(AddSlotTables, EveryCpusUsedSlotsAddedToTheirKeys) {
+  std::vector<nd_slots> cpus(3);
+  std::memset(cpus.data(), 0, cpus.size() * sizeof(nd_slots));
+  cpus[0].slot[5] = nd_slot{{3, 1, 0x0800, 6, 0}, 0, 10};
+  cpus[0].slot[6] = nd_slot{{12, 2, 0x0800, 17, 0}, 0, 1};
+  cpus[2].slot[400] = nd_slot{{3, 1, 0x0800, 6, 0}, 0, 5};  // same key, another CPU and slot
+  cpus[1].slot[9] = nd_slot{{40, 2, 0x86dd, 6, 0}, 0, 0};   // free: its key is leftover bytes
+  const std::string value(reinterpret_cast<const char*>(cpus.data()), cpus.size() * sizeof(nd_slots));
+  std::map<KernelDropKey, uint64_t> counts{{KernelDropKey{3, 1, 0x0800, 6}, 100}};  // from the hash
+  ASSERT_TRUE(AddSlotTables(value, counts));
+  ASSERT_EQ(counts.size(), 2u);
+  EXPECT_EQ((counts[KernelDropKey{3, 1, 0x0800, 6}]), 115u);
+  EXPECT_EQ((counts[KernelDropKey{12, 2, 0x0800, 17}]), 1u);
+  EXPECT_FALSE(AddSlotTables(value.substr(1), counts));
+  EXPECT_FALSE(AddSlotTables("", counts));
+}
+
+TEST(EventsFromCounts, ByIndexMissingOnesZeroCappedDerived) {
+  KernelDropEvents e = EventsFromCounts({10, 2, 3}, 100, true);
+  EXPECT_EQ(e.sampled, 10u);
+  EXPECT_EQ(e.sample_lost, 2u);
+  EXPECT_EQ(e.table_full, 3u);
   EXPECT_EQ(e.no_netns, 0u);
+  EXPECT_EQ(e.sample_capped, 91u);  // 100 counted + 3 without room - 10 - 2
+  // Without sampling nothing is capped; a read that raced never goes below 0.
+  EXPECT_EQ(EventsFromCounts({0, 0, 0, 4}, 100, false).sample_capped, 0u);
+  EXPECT_EQ(EventsFromCounts({0, 0, 0, 4}, 100, false).no_netns, 4u);
+  EXPECT_EQ(EventsFromCounts({12, 0}, 10, true).sample_capped, 0u);
 }
 
 nd_sample Record4(const char* src, const char* dst, uint16_t sport, uint16_t dport,
