@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/auth.h"
+#include "datapath/drop_collector.h"
 #include "kernel/errors.h"
 
 namespace netagent::agent {
@@ -73,7 +74,8 @@ const std::vector<std::string>& ConfigKeys() {
       "tls_client_ca",  "operator_group",     "operator_identities",
       "netns",          "state_dir",          "bpf_pin_root",
       "log_format",     "log_level",          "pid_file",
-      "shutdown_grace", "fault_inject_writes"};
+      "shutdown_grace", "fault_inject_writes", "drop_reasons",
+      "drop_samples"};
   return keys;
 }
 
@@ -181,6 +183,23 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
         return Bad(key, absl::StrCat("\"", v, "\" is not a duration between 0s and 10m"));
       }
       cfg.shutdown_grace = d;
+    } else if (key == "drop_reasons") {
+      if (v == "on-demand") {
+        cfg.drop_reasons = DropReasonsMode::kOnDemand;
+      } else if (v == "start") {
+        cfg.drop_reasons = DropReasonsMode::kStart;
+      } else if (v == "off") {
+        cfg.drop_reasons = DropReasonsMode::kOff;
+      } else {
+        return Bad(key, "must be on-demand, start or off");
+      }
+    } else if (key == "drop_samples") {
+      uint32_t n;
+      if (!absl::SimpleAtoi(v, &n) || n > datapath::kMaxDropSamplesPerSecond) {
+        return Bad(key, absl::StrCat("\"", v, "\" is not a number from 0 to ",
+                                     datapath::kMaxDropSamplesPerSecond));
+      }
+      cfg.drop_samples = n;
     } else {
       return Bad(key, "unknown setting");
     }

@@ -116,7 +116,8 @@ int main(int argc, char** argv) {
       {"tls_client_ca", {}},  {"operator_group", {}},     {"operator_identities", {}},
       {"netns", {}},          {"state_dir", {}},          {"bpf_pin_root", {}},
       {"log_format", {}},     {"log_level", {}},          {"pid_file", {}},
-      {"shutdown_grace", {}}, {"fault_inject_writes", {}}};
+      {"shutdown_grace", {}}, {"fault_inject_writes", {}}, {"drop_reasons", {}},
+      {"drop_samples", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},
@@ -136,7 +137,11 @@ int main(int argc, char** argv) {
       {"log_level", "trace, debug, info, warn or error"},
       {"pid_file", "write the agent's pid here once it serves"},
       {"shutdown_grace", "time in-flight calls get on SIGTERM (default 10s)"},
-      {"fault_inject_writes", "tests only: writes of this tuning knob fail (repeatable)"}};
+      {"fault_inject_writes", "tests only: writes of this tuning knob fail (repeatable)"},
+      {"drop_reasons",
+       "kernel drop reasons collector: on-demand (attached by the first call, the default), "
+       "start or off"},
+      {"drop_samples", "its flow samples per second per CPU (default 100, 0: none)"}};
   std::map<std::string, CLI::Option*> opts;
   for (Flag& f : flags) {
     std::string name = "--" + f.key;
@@ -237,6 +242,8 @@ int main(int argc, char** argv) {
                  fmt::join(cfg.fault_inject_writes, ", "));
   }
   options.shutdown_grace = cfg.shutdown_grace;
+  options.drop_reasons = cfg.drop_reasons;
+  options.drop_samples = cfg.drop_samples;
   // Connections must never take the descriptors the agent needs for itself
   // (netlink, bpf, files) nor all of them from the other listener.
   const rlim_t files = RaiseOpenFilesLimit();

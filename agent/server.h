@@ -32,6 +32,7 @@
 #include "agent/tls.h"
 #include "agent/tuning_service.h"
 #include "agent/unix_listener.h"
+#include "datapath/drop_collector.h"
 
 namespace netagent::agent {
 
@@ -57,6 +58,11 @@ class AgentServer {
     // Test hook: writes of these knobs fail (see tuners::SystemKnobs).
     std::set<std::string> fault_inject_writes;
     absl::Duration shutdown_grace = absl::Seconds(10);
+    // The kernel-drop collector (TelemetryService.GetDropReasons). Off here
+    // unless asked (in-process tests load no tracing program); netagentd's
+    // default is on-demand.
+    DropReasonsMode drop_reasons = DropReasonsMode::kOff;
+    uint32_t drop_samples = 100;
   };
 
   // `ctx` must outlive the server.
@@ -108,6 +114,7 @@ class AgentServer {
   std::shared_ptr<tuners::TuningManager> tuning_manager_;
   std::string tuning_off_ = "tuning is off: the agent has no state directory for its journal";
   std::unique_ptr<datapath::DatapathManager> datapath_manager_;
+  std::unique_ptr<datapath::DropCollectorOnDemand> drops_;
   std::unique_ptr<Services> local_services_, network_services_;
   std::unique_ptr<grpc::Server> local_, network_;
   std::unique_ptr<UnixListener> unix_;

@@ -323,6 +323,17 @@ absl::StatusOr<KernelDropSnapshot> DropCollector::Snapshot() {
   return s;
 }
 
+DropCollectorStatus DropCollector::Status(bool attached_now) const {
+  DropCollectorStatus s;
+  s.attached_at = attached_at_;
+  s.attached_now = attached_now;
+  s.samples_per_second = options_.samples_per_second;
+  s.prog_id = prog_id_;
+  s.compat = !cast_;
+  s.reasons_known = names_.reasons().size();
+  return s;
+}
+
 std::vector<KernelDropSample> DropCollector::Samples() const {
   std::lock_guard<std::mutex> l(samples_mu_);
   return {samples_.begin(), samples_.end()};

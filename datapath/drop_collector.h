@@ -62,6 +62,16 @@ struct DropCollectorOptions {
   uint32_t table_probes = ND_PROBES;
 };
 
+// What a caller is told about the collector behind an answer.
+struct DropCollectorStatus {
+  absl::Time attached_at;
+  bool attached_now = false;  // by the call being answered
+  uint32_t samples_per_second = 0;
+  uint32_t prog_id = 0;
+  bool compat = false;  // reads packet bytes with bpf_probe_read_kernel
+  size_t reasons_known = 0;
+};
+
 class DropCollector {
  public:
   // Checks the kernel, loads and attaches. FAILED_PRECONDITION when the
@@ -85,6 +95,7 @@ class DropCollector {
   // Whether the program reads the IP protocol through bpf_rdonly_cast (else
   // through bpf_probe_read_kernel: kernels before 6.2).
   bool uses_cast() const { return cast_; }
+  DropCollectorStatus Status(bool attached_now) const;
 
  private:
   DropCollector() = default;
