@@ -11,6 +11,9 @@
 # so each one is freed through kfree_skb with reason NETFILTER_DROP: the
 # collector's program runs once per packet. Variants:
 #   off     nothing attached (the reference)
+#   empty   a program that does nothing on the same tracepoint
+#           (tests/bench/kfree_skb_empty.bpf.c): the floor, what attaching
+#           any program to skb:kfree_skb costs every dropped packet
 #   on      the collector attached for namespace B, as the agent attaches it:
 #           counting plus flow samples at SAMPLES per second per CPU (100,
 #           the agent's default; the rest are "capped")
@@ -26,13 +29,14 @@
 # CPU per packet: the sender's user+sys time (scheduler clock, includes the
 # softirq work done in its context) plus ksoftirqd's, over frames sent. After a
 # 1 s warm-up the sender runs DURATION seconds. Each round runs the variants in
-# a rotated order; the ratio is the median of the per-round ratios on/off.
+# a rotated order; a ratio is the median of the per-round ratios (on/off, the
+# floor empty/off, and on/empty: the collector's own work).
 # Also checked: the collector's NETFILTER_DROP count equals the iptables rule's
 # packet counter.
 #
 # Usage (root, after a build):
 #   tests/bench/drop_reasons.sh [--duration S] [--rounds N] [--pps N]
-#                               [--phases blast,paced] [--variants off,on,stats]
+#                               [--phases blast,paced] [--variants off,empty,on,stats]
 #                               [--samples N]
 #   defaults: 5 s, 5 rounds, 200000 pps paced, both phases, every variant,
 #   100 samples/s (about 4 minutes). NETAGENT_BUILD: the build tree;
@@ -44,7 +48,7 @@ DURATION=5
 ROUNDS=5
 PPS=200000
 PHASES=blast,paced
-VARIANTS=off,on,stats
+VARIANTS=off,empty,on,stats
 SAMPLES=100
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -138,7 +142,8 @@ measure() {
   if [ "$variant" != off ]; then
     local extra=()
     [ "$variant" = stats ] && extra=(--stats)
-    "$HELPER" "$NS_B" "$SAMPLES" "${extra[@]}" >"$DIR/helper.out" 2>&1 &
+    [ "$variant" = empty ] && extra=(--empty)
+    "$HELPER" "${extra[@]}" "$NS_B" "$SAMPLES" >"$DIR/helper.out" 2>&1 &
     HELPER_PID=$!
     for _ in $(seq 400); do
       grep -q '^ready' "$DIR/helper.out" && break
@@ -155,7 +160,9 @@ measure() {
   k1="$(ksoftirqd)" s1="$(psi)"
   local rule
   rule="$(rule_count)"
-  if [ "$variant" != off ]; then
+  if [ "$variant" = empty ]; then
+    stop_helper
+  elif [ "$variant" != off ]; then
     stop_helper
     collected="$(sed -n 's/.*reason=NETFILTER_DROP:\([0-9]*\).*/\1/p' "$DIR/helper.out")"
     [ -n "$collected" ] || collected=0
@@ -190,7 +197,7 @@ for phase in "${phase_list[@]}"; do
   for round in $(seq "$ROUNDS"); do
     for i in $(seq 0 $((nv - 1))); do
       v="${variant_list[$(((i + round - 1) % nv))]}"
-      case "$v" in off | on | stats) ;; *) fail "unknown variant $v" ;; esac
+      case "$v" in off | empty | on | stats) ;; *) fail "unknown variant $v" ;; esac
       measure "$phase" "$v" "$round"
     done
   done
@@ -209,24 +216,27 @@ for phase in "${phase_list[@]}"; do
   done
 done
 echo
-echo "ratio on / off, median of the per-round ratios [range] (CPU per packet; rate for blast):"
+echo "ratios, median of the per-round ratios [range] (CPU per packet; packets/s for blast):"
 for phase in "${phase_list[@]}"; do
-  [[ ",$VARIANTS," == *",on,"* && ",$VARIANTS," == *",off,"* ]] || continue
-  awk -v p="$phase" '
-    $1 == p && $2 == "on" {c[$3] = ($6 + $7) / $4; r[$3] = $4 / $5}
-    $1 == p && $2 == "off" {d[$3] = ($6 + $7) / $4; s[$3] = $4 / $5}
-    function median(a, n,   i, j, t) {
-      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) {t = a[i]; a[i] = a[j]; a[j] = t}
-      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
-    END {
-      n = 0
-      for (k in c) if ((k in d) && d[k] > 0) {n++; q[n] = c[k] / d[k]; w[n] = r[k] / s[k]}
-      if (!n) exit
-      m = median(q, n); mw = median(w, n)
-      printf "  %-5s CPU/pkt %.3f [%.3f..%.3f] = %+.1f%% CPU", p, m, q[1], q[n], 100 * (m - 1)
-      if (p == "blast") printf ";  packets/s %.3f [%.3f..%.3f]", mw, w[1], w[n]
-      printf "\n"
-    }' "$DIR/results"
+  for pair in on:off empty:off on:empty; do
+    a="${pair%%:*}" b="${pair#*:}"
+    [[ ",$VARIANTS," == *",$a,"* && ",$VARIANTS," == *",$b,"* ]] || continue
+    awk -v p="$phase" -v a="$a" -v b="$b" '
+      $1 == p && $2 == a {c[$3] = ($6 + $7) / $4; r[$3] = $4 / $5}
+      $1 == p && $2 == b {d[$3] = ($6 + $7) / $4; s[$3] = $4 / $5}
+      function median(x, n,   i, j, t) {
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (x[j] < x[i]) {t = x[i]; x[i] = x[j]; x[j] = t}
+        return n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2
+      }
+      END {
+        n = 0
+        for (k in c) if ((k in d) && d[k] > 0) {n++; q[n] = c[k] / d[k]; w[n] = r[k] / s[k]}
+        if (!n) exit
+        m = median(q, n); mw = median(w, n)
+        printf "  %-5s %-11s CPU/pkt %.3f [%.3f..%.3f] = %+.1f%% CPU", p, a " / " b ":", m, q[1], q[n], 100 * (m - 1)
+        if (p == "blast") printf ";  packets/s %.3f [%.3f..%.3f]", mw, w[1], w[n]
+        printf "\n"
+      }' "$DIR/results"
+  done
 done
 awk '$9 != "-" && $9 != $8 {bad++} END {if (bad) printf "  WARNING: the collector counted differently from the rule in %d runs\n", bad}' "$DIR/results"
