@@ -10,6 +10,7 @@
 #include "agent/auth.h"
 #include "datapath/drop_collector.h"
 #include "kernel/errors.h"
+#include "kernel/text.h"
 
 namespace netagent::agent {
 namespace {
@@ -67,6 +68,30 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text, absl::s
   return a;
 }
 
+absl::Status ParseDiagnosisThreshold(absl::string_view text, absl::string_view field,
+                                     diagnosis::LevelOverrides& into) {
+  const size_t dot = text.find('.');
+  const size_t eq = text.find('=');
+  const size_t comma = text.find(',', eq == absl::string_view::npos ? 0 : eq);
+  double warning = 0, critical = 0;
+  if (dot == absl::string_view::npos || eq == absl::string_view::npos || eq < dot ||
+      comma == absl::string_view::npos ||
+      !absl::SimpleAtod(text.substr(eq + 1, comma - eq - 1), &warning) ||
+      !absl::SimpleAtod(text.substr(comma + 1), &critical)) {
+    return Bad(field, absl::StrCat(kernel::Quote(text),
+                                   " is not RULE.METRIC=WARNING,CRITICAL (like "
+                                   "listen-overflow.overflows_per_second=0.5,2)"));
+  }
+  diagnosis::LevelOverrides one;
+  const std::string rule(text.substr(0, dot)), metric(text.substr(dot + 1, eq - dot - 1));
+  one[rule][metric] = {metric, warning, critical, "", ""};
+  diagnosis::DiagnoseOptions check;
+  check.overrides = one;
+  if (absl::Status s = diagnosis::ValidateOptions(check, field); !s.ok()) return s;
+  into[rule][metric] = one[rule][metric];
+  return absl::OkStatus();
+}
+
 const std::vector<std::string>& ConfigKeys() {
   static const std::vector<std::string> keys = {
       "socket",         "socket_group",       "socket_mode",
@@ -74,8 +99,8 @@ const std::vector<std::string>& ConfigKeys() {
       "tls_client_ca",  "operator_group",     "operator_identities",
       "netns",          "state_dir",          "bpf_pin_root",
       "log_format",     "log_level",          "pid_file",
-      "shutdown_grace", "fault_inject_writes", "drop_reasons",
-      "drop_samples"};
+      "shutdown_grace", "fault_inject_writes", "diagnosis_thresholds",
+      "diagnosis_interval", "drop_reasons", "drop_samples"};
   return keys;
 }
 
@@ -99,7 +124,8 @@ absl::StatusOr<Settings> ParseYamlSettings(const std::string& yaml_text) {
       std::vector<std::string> values;
       if (v.IsScalar()) {
         values.push_back(v.as<std::string>());
-      } else if (v.IsSequence() && key == "operator_identities") {
+      } else if (v.IsSequence() &&
+                 (key == "operator_identities" || key == "diagnosis_thresholds")) {
         for (const auto& item : v) {
           if (!item.IsScalar()) return Bad(key, "list items must be strings");
           values.push_back(item.as<std::string>());
@@ -158,6 +184,11 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
       cfg.netns = v;
     } else if (key == "fault_inject_writes") {
       cfg.fault_inject_writes = kv.second;
+    } else if (key == "diagnosis_thresholds") {
+      cfg.diagnosis_thresholds.clear();
+      for (const auto& t : kv.second) {
+        NETAGENT_RETURN_IF_ERROR(ParseDiagnosisThreshold(t, key, cfg.diagnosis_thresholds));
+      }
     } else if (key == "state_dir") {
       if (v.empty() || v.front() != '/') return Bad(key, "must be an absolute path");
       cfg.state_dir = v;
@@ -183,6 +214,14 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
         return Bad(key, absl::StrCat("\"", v, "\" is not a duration between 0s and 10m"));
       }
       cfg.shutdown_grace = d;
+    } else if (key == "diagnosis_interval") {
+      absl::Duration d;
+      if (!absl::ParseDuration(v, &d) ||
+          (d != absl::ZeroDuration() && (d < absl::Seconds(1) || d > absl::Hours(1)))) {
+        return Bad(key, absl::StrCat(kernel::Quote(v),
+                                     " is not 0 (off) or a duration between 1s and 1h"));
+      }
+      cfg.diagnosis_interval = d;
     } else if (key == "drop_reasons") {
       if (v == "on-demand") {
         cfg.drop_reasons = DropReasonsMode::kOnDemand;

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "diagnosis/rules.h"
 
 namespace netagent::agent {
 
@@ -56,6 +57,12 @@ struct AgentConfig {
   // Test hook: writes of these tuning knobs fail, to exercise the restore
   // of a change set that fails half-way. Never set in production.
   std::vector<std::string> fault_inject_writes;
+  // Diagnosis thresholds over the catalog's defaults: rule -> metric -> level
+  // ("listen-overflow.overflows_per_second=0.5,2").
+  diagnosis::LevelOverrides diagnosis_thresholds;
+  // How often the agent evaluates the catalog by itself (WatchFindings);
+  // zero: never.
+  absl::Duration diagnosis_interval = absl::Seconds(10);
 
   bool tls() const { return !tls_cert.empty(); }
   bool mtls() const { return !tls_client_ca.empty(); }
@@ -71,6 +78,11 @@ absl::StatusOr<Settings> ParseYamlSettings(const std::string& yaml_text);
 
 // Applies settings onto cfg (later calls win) and validates each value.
 absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg);
+
+// "RULE.METRIC=WARNING,CRITICAL" into `into`; INVALID_ARGUMENT naming `field`
+// and the rule or metric that does not exist.
+absl::Status ParseDiagnosisThreshold(absl::string_view text, absl::string_view field,
+                                     diagnosis::LevelOverrides& into);
 
 // Cross-field checks (TLS needs both files, mTLS needs TLS, ...).
 absl::Status ValidateConfig(const AgentConfig& cfg);

@@ -74,8 +74,8 @@ absl::StatusOr<datapath::KernelDropQuery> DropQueryFromRequest(
   for (int i = 0; i < req.reasons_size(); ++i) {
     std::optional<uint32_t> v = names.Value(req.reasons(i));
     if (!v) {
-      return absl::InvalidArgumentError(absl::StrCat("reasons[", i, "]: ",
-                                                     kernel::Quote(req.reasons(i)),
+      return absl::InvalidArgumentError(absl::StrCat("reasons[", i,
+                                                     "]: ", kernel::Quote(req.reasons(i)),
                                                      " is not a drop reason of this kernel"));
     }
     q.reasons.insert(*v);

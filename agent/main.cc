@@ -116,8 +116,8 @@ int main(int argc, char** argv) {
       {"tls_client_ca", {}},  {"operator_group", {}},     {"operator_identities", {}},
       {"netns", {}},          {"state_dir", {}},          {"bpf_pin_root", {}},
       {"log_format", {}},     {"log_level", {}},          {"pid_file", {}},
-      {"shutdown_grace", {}}, {"fault_inject_writes", {}}, {"drop_reasons", {}},
-      {"drop_samples", {}}};
+      {"shutdown_grace", {}}, {"fault_inject_writes", {}}, {"diagnosis_thresholds", {}},
+      {"diagnosis_interval", {}}, {"drop_reasons", {}}, {"drop_samples", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},
@@ -138,6 +138,11 @@ int main(int argc, char** argv) {
       {"pid_file", "write the agent's pid here once it serves"},
       {"shutdown_grace", "time in-flight calls get on SIGTERM (default 10s)"},
       {"fault_inject_writes", "tests only: writes of this tuning knob fail (repeatable)"},
+      {"diagnosis_thresholds",
+       "a diagnosis rule's levels, RULE.METRIC=WARNING,CRITICAL (repeatable; netctl doctor "
+       "--explain RULE lists the metrics)"},
+      {"diagnosis_interval",
+       "how often the agent runs its diagnosis by itself for watchers (default 10s; 0: never)"},
       {"drop_reasons",
        "kernel drop reasons collector: on-demand (attached by the first call, the default), "
        "start or off"},
@@ -148,6 +153,7 @@ int main(int argc, char** argv) {
     std::replace(name.begin(), name.end(), '_', '-');
     if (f.key == "operator_identities") name = "--operator-identity";
     if (f.key == "fault_inject_writes") name = "--fault-inject-write";
+    if (f.key == "diagnosis_thresholds") name = "--diagnosis-threshold";
     opts[f.key] = app.add_option(name, f.values, help.at(f.key));
   }
   CLI11_PARSE(app, argc, argv);
@@ -242,6 +248,8 @@ int main(int argc, char** argv) {
                  fmt::join(cfg.fault_inject_writes, ", "));
   }
   options.shutdown_grace = cfg.shutdown_grace;
+  options.diagnosis_thresholds = cfg.diagnosis_thresholds;
+  options.diagnosis_interval = cfg.diagnosis_interval;
   options.drop_reasons = cfg.drop_reasons;
   options.drop_samples = cfg.drop_samples;
   // Connections must never take the descriptors the agent needs for itself

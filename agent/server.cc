@@ -6,6 +6,9 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <malloc.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -26,6 +29,8 @@ std::unique_ptr<AgentServer::Services> AgentServer::MakeServices(const std::stri
   s->conntrack = std::make_unique<ConntrackService>(ctx_);
   s->tuning = std::make_unique<TuningService>(ctx_, tuning_manager_.get(), tuning_off_);
   s->datapath = std::make_unique<DatapathService>(ctx_, datapath_manager_.get(), datapath_off);
+  s->diagnosis = std::make_unique<DiagnosisService>(ctx_, tuning_manager_.get(),
+                                                    options_.diagnosis_thresholds, monitor_.get());
   return s;
 }
 
@@ -56,6 +61,8 @@ absl::StatusOr<std::unique_ptr<grpc::ServerBuilder>> AgentServer::Builder(
       v1::TuningService::service_full_name());
   add(GuardRequests<v1::DatapathService>(services.datapath.get()),
       v1::DatapathService::service_full_name());
+  add(GuardRequests<v1::DiagnosisService>(services.diagnosis.get()),
+      v1::DiagnosisService::service_full_name());
   if (!guarded.ok()) return guarded;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<AuthInterceptorFactory>(ctx_.auth));
@@ -150,6 +157,21 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   }
 
   {
+    diagnosis::Monitor::Options mopts;
+    mopts.interval = options.diagnosis_interval;
+    mopts.overrides = options.diagnosis_thresholds;
+    mopts.collect.keep_going = [&ctx]() {
+      return ctx.lifecycle.stopping() ? absl::UnavailableError("the agent is stopping")
+                                      : absl::OkStatus();
+    };
+    // Background work: below every caller's priority (lowering needs no
+    // privilege).
+    mopts.on_thread_start = [] {
+      ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
+    };
+    s->monitor_ = std::make_unique<diagnosis::Monitor>(std::move(mopts));
+  }
+  {
     datapath::DropCollectorOptions dopts;
     dopts.netns_inode = static_cast<uint32_t>(ctx.netns.inode);
     dopts.samples_per_second = options.drop_samples;
@@ -214,6 +236,8 @@ void AgentServer::Shutdown() {
   trim_cv_.notify_all();
   if (trimmer_.joinable()) trimmer_.join();
   ctx_.lifecycle.BeginShutdown(options_.shutdown_grace);
+  // Ends the watches of findings and the evaluation thread.
+  if (monitor_) monitor_->Stop();
   for (grpc::Server* server : {local_.get(), network_.get()})
     if (server) server->GetHealthCheckService()->SetServingStatus(false);
   if (unix_) unix_->Stop();

@@ -31,6 +31,8 @@
 #include "agent/telemetry_service.h"
 #include "agent/tls.h"
 #include "agent/tuning_service.h"
+#include "agent/diagnosis_service.h"
+#include "diagnosis/monitor.h"
 #include "agent/unix_listener.h"
 #include "datapath/drop_collector.h"
 
@@ -58,6 +60,10 @@ class AgentServer {
     // Test hook: writes of these knobs fail (see tuners::SystemKnobs).
     std::set<std::string> fault_inject_writes;
     absl::Duration shutdown_grace = absl::Seconds(10);
+    // Diagnosis levels over the catalog's defaults (from the config).
+    diagnosis::LevelOverrides diagnosis_thresholds;
+    // Continuous evaluation for WatchFindings; zero: none.
+    absl::Duration diagnosis_interval = absl::Seconds(10);
     // The kernel-drop collector (TelemetryService.GetDropReasons). Off here
     // unless asked (in-process tests load no tracing program); netagentd's
     // default is on-demand.
@@ -96,6 +102,7 @@ class AgentServer {
     std::unique_ptr<ConntrackService> conntrack;
     std::unique_ptr<TuningService> tuning;
     std::unique_ptr<DatapathService> datapath;
+    std::unique_ptr<DiagnosisService> diagnosis;
     // What the server dispatches to: each service above behind the request
     // guard (agent/request_guard.h).
     std::vector<std::unique_ptr<GuardedService>> guards;
@@ -114,6 +121,8 @@ class AgentServer {
   std::shared_ptr<tuners::TuningManager> tuning_manager_;
   std::string tuning_off_ = "tuning is off: the agent has no state directory for its journal";
   std::unique_ptr<datapath::DatapathManager> datapath_manager_;
+  // Before the services: they watch it, and go first.
+  std::unique_ptr<diagnosis::Monitor> monitor_;
   std::unique_ptr<datapath::DropCollectorOnDemand> drops_;
   std::unique_ptr<Services> local_services_, network_services_;
   std::unique_ptr<grpc::Server> local_, network_;

@@ -16,6 +16,11 @@
 #include "client/output.h"
 #include "client/targets.h"
 
+namespace netagent::v1 {
+class TuningIntent;
+class DiagnoseResponse;
+}
+
 namespace netagent::client {
 
 struct CommandContext {
@@ -152,6 +157,21 @@ struct TuneArgs {
 absl::StatusOr<uint64_t> ParseBitRate(const std::string& text, const std::string& flag);
 // "256M", "64MiB", "1G", "65536" (bytes; K/M/G are powers of 1024).
 absl::StatusOr<uint64_t> ParseByteSize(const std::string& text, const std::string& flag);
+
+struct DoctorArgs {
+  std::optional<absl::Duration> window;
+  std::vector<std::string> rules;
+  std::string min_severity;
+  std::string explain;      // --explain RULE: the rule, not a diagnosis
+  bool list_rules = false;  // --rules: the catalog
+  bool watch = false;       // --watch: findings as they open, change and clear
+};
+int RunDoctor(const CommandContext& c, const DoctorArgs& args);
+// The netctl command of a tuning intent ("netctl tune plan limits --set
+// somaxconn=8192"); empty for intents the rules do not produce.
+std::string IntentCommand(const netagent::v1::TuningIntent& intent, const std::string& verb);
+// One target's findings as `netctl doctor` prints them.
+void PrintDiagnosis(const netagent::v1::DiagnoseResponse& r, std::ostream& out);
 
 int RunTuneShow(const CommandContext& c, const TuneArgs& args);
 int RunTunePlan(const CommandContext& c, const TuneArgs& args);

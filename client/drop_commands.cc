@@ -25,8 +25,8 @@ std::string Endpoint(const std::string& addr, bool has_port, uint32_t port) {
 }
 
 std::string ClockTime(const google::protobuf::Timestamp& t) {
-  return absl::FormatTime("%H:%M:%E3S", absl::FromUnixSeconds(t.seconds()) +
-                                            absl::Nanoseconds(t.nanos()),
+  return absl::FormatTime("%H:%M:%E3S",
+                          absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos()),
                           absl::UTCTimeZone());
 }
 
@@ -59,19 +59,19 @@ void DropsBlock(const google::protobuf::Message& m, std::ostream& out) {
               : std::vector<std::string>{"REASON", "DEVICE", "PROTOCOL", "COUNT"});
   for (const auto& row : r.rows()) {
     if (windowed) {
-      t.AddRow({row.reason(), Device(row.device(), row.ifindex()), row.protocol(),
-                Num(row.count()), row.has_delta() ? Num(row.delta()) : "-",
-                row.has_rate() ? Rate(row.rate()) : "-"});
+      t.AddRow({row.reason(), Device(row.device(), row.ifindex()), row.protocol(), Num(row.count()),
+                row.has_delta() ? Num(row.delta()) : "-", row.has_rate() ? Rate(row.rate()) : "-"});
     } else {
-      t.AddRow({row.reason(), Device(row.device(), row.ifindex()), row.protocol(),
-                Num(row.count())});
+      t.AddRow(
+          {row.reason(), Device(row.device(), row.ifindex()), row.protocol(), Num(row.count())});
     }
   }
   t.Render(out);
   if (r.top_sources_size() > 0) {
     out << "\n";
     Table top({"TOP-SOURCE", "SAMPLES", "MOSTLY"});
-    for (const auto& s : r.top_sources()) top.AddRow({s.prefix(), Num(s.samples()), s.top_reason()});
+    for (const auto& s : r.top_sources())
+      top.AddRow({s.prefix(), Num(s.samples()), s.top_reason()});
     top.Render(out);
   }
   if (r.samples_size() > 0) {

@@ -137,8 +137,9 @@ int Main(int argc, char** argv) {
   auto* drops = app.add_subcommand(
       "drops", "packets the kernel dropped, by drop reason, device and protocol (5.17+)");
   drops->add_option("--window", drops_window, "read twice this far apart: deltas and rates");
-  drops->add_option("--reason", drops_args.reasons,
-                    "only this reason (NO_SOCKET, TCP_LISTEN_OVERFLOW, ...; repeatable)")
+  drops
+      ->add_option("--reason", drops_args.reasons,
+                   "only this reason (NO_SOCKET, TCP_LISTEN_OVERFLOW, ...; repeatable)")
       ->delimiter(',');
   drops->add_option("--dev", drops_args.devices, "only this device (repeatable)")->delimiter(',');
   drops->add_option("--samples", drops_args.samples,
@@ -368,6 +369,21 @@ int Main(int argc, char** argv) {
   watch->add_option("--filter", watch_args.filter, "RE2 regular expression on counter names");
   watch->add_flag("--nonzero", watch_args.nonzero, "only counters that changed");
 
+  DoctorArgs doctor_args;
+  std::string doctor_window;
+  auto* doctor = app.add_subcommand(
+      "doctor", "what is wrong: findings with evidence, where, why, and the fix to apply");
+  doctor->add_option("--window", doctor_window, "how long to measure (default 10s, 1s to 5m)");
+  doctor->add_option("--rule", doctor_args.rules, "only this rule (repeatable)");
+  doctor->add_option("--min-severity", doctor_args.min_severity,
+                     "info (default), warning or critical");
+  doctor->add_option("--explain", doctor_args.explain,
+                     "print a rule: what it measures, its thresholds, why");
+  doctor->add_flag("--rules", doctor_args.list_rules, "print every rule");
+  doctor->add_flag("--watch", doctor_args.watch,
+                   "findings as the agent's own evaluation opens, changes and clears them, "
+                   "until Ctrl-C");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -448,6 +464,16 @@ int Main(int argc, char** argv) {
   if (*tune_apply) return RunTuneApply(ctx, tune_args);
   if (*sockets_summary) return RunSocketSummary(ctx, sockets_args);
   if (*sockets) return RunSockets(ctx, sockets_args);
+  if (*doctor) {
+    auto w = ParseDurationFlag(doctor_window, "--window");
+    if (!w.ok()) return Usage(std::string(w.status().message()));
+    doctor_args.window = *w;
+    if (doctor_args.watch) {
+      if (doctor_args.window) return Usage("doctor --watch: --window is the agent's interval");
+      g_streaming = true;  // Ctrl-C ends the streams cleanly: exit status 0
+    }
+    return RunDoctor(ctx, doctor_args);
+  }
   if (*softnet) {
     auto w = ParseDurationFlag(softnet_window, "--window");
     if (!w.ok()) return Usage(std::string(w.status().message()));

@@ -42,6 +42,7 @@ absl::Status ParseLink(const nlmsghdr& nlh, LinkRecord& out) {
   out.num_rx_queues = t.u32(IFLA_NUM_RX_QUEUES).value_or(0);
   out.master = t.u32(IFLA_MASTER).value_or(0);
   out.link = t.u32(IFLA_LINK).value_or(0);
+  out.carrier_changes = t.u32(IFLA_CARRIER_CHANGES);
   const absl::string_view mac = t.bytes(IFLA_ADDRESS);
   for (size_t i = 0; i < mac.size(); ++i) {
     absl::StrAppendFormat(&out.address, "%s%02x", i ? ":" : "", static_cast<uint8_t>(mac[i]));

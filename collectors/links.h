@@ -42,6 +42,9 @@ struct LinkRecord {
   uint64_t stats[kLinkStatCount] = {};
   int stats_count = 0;
   LinkXdp xdp;
+  // Times the carrier went up or down since the device was created
+  // (IFLA_CARRIER_CHANGES); unset when the kernel does not say.
+  std::optional<uint32_t> carrier_changes;
 };
 
 absl::Status ParseLink(const nlmsghdr& nlh, LinkRecord& out);

@@ -1,6 +1,9 @@
 #include "collectors/socket_summary.h"
 
+#include <linux/sock_diag.h>
+
 #include <algorithm>
+#include <cstddef>
 
 namespace netagent::collectors {
 namespace {
@@ -9,6 +12,7 @@ constexpr uint8_t kEstablished = 1;
 constexpr uint8_t kSynRecv = 3;
 constexpr uint8_t kTimeWait = 6;
 constexpr uint8_t kListen = 10;
+constexpr size_t kBusiestFlows = 64;
 
 bool IsAny(const IpAddress& a) {
   return std::all_of(a.bytes.begin(), a.bytes.begin() + a.size(), [](uint8_t b) { return b == 0; });
@@ -34,6 +38,7 @@ void SocketSummarizer::Add(const SocketRecord& s) {
     }
     case kSynRecv:
       ++syn_recv_[{s.local.family, s.local.bytes, s.local_port}];
+      ++syn_sources_[s.peer];
       break;
     case kTimeWait:
       ++base_.time_wait.count;
@@ -43,6 +48,42 @@ void SocketSummarizer::Add(const SocketRecord& s) {
       PeerStats& p = peers_[s.peer];
       p.address = s.peer;
       ++p.connections;
+      if (s.tcp_info_length >= offsetof(KernelTcpInfo, sndbuf_limited) + 8 &&
+          s.tcp_info.busy_time > 0) {
+        FlowLimits f;
+        f.busy_us = s.tcp_info.busy_time;
+        f.rwnd_limited_us = s.tcp_info.rwnd_limited;
+        f.sndbuf_limited_us = s.tcp_info.sndbuf_limited;
+        auto by_busy = [](const FlowLimits& a, const FlowLimits& b) { return a.busy_us > b.busy_us; };
+        if (flows_.size() < kBusiestFlows || f.busy_us > flows_.front().busy_us) {
+          f.cookie = s.cookie;
+          f.local = FormatEndpoint(s.local, s.local_port);
+          f.peer = FormatEndpoint(s.peer, s.peer_port);
+          f.rtt_us = s.tcp_info.rtt;
+          f.delivery_rate = s.tcp_info.delivery_rate;
+          if (s.memory.count > SK_MEMINFO_SNDBUF) f.sndbuf = s.memory.values[SK_MEMINFO_SNDBUF];
+          if (flows_.size() == kBusiestFlows) {
+            std::pop_heap(flows_.begin(), flows_.end(), by_busy);
+            flows_.pop_back();
+          }
+          flows_.push_back(std::move(f));
+          std::push_heap(flows_.begin(), flows_.end(), by_busy);
+        }
+      }
+      if (s.has_tcp_info() && s.tcp_info.retransmits >= 2 && s.tcp_info.unacked > 0 &&
+          stalled_.size() < 4 * kBusiestFlows) {
+        StalledFlow st;
+        st.local = FormatEndpoint(s.local, s.local_port);
+        st.peer = FormatEndpoint(s.peer, s.peer_port);
+        st.retransmits = s.tcp_info.retransmits;
+        st.snd_mss = s.tcp_info.snd_mss;
+        st.pmtu = s.tcp_info.pmtu;
+        st.unacked = s.tcp_info.unacked;
+        if (s.tcp_info_length >= offsetof(KernelTcpInfo, bytes_acked) + 8)
+          st.bytes_acked = s.tcp_info.bytes_acked;
+        st.last_ack_recv_ms = s.tcp_info.last_ack_recv;
+        stalled_.push_back(std::move(st));
+      }
       if (s.has_tcp_info()) {
         p.retransmitted += s.tcp_info.total_retrans;
         const double rtt_ms = s.tcp_info.rtt / 1000.0;
@@ -108,6 +149,21 @@ SocketSummary SocketSummarizer::Finish(size_t top, PortRange ephemeral) const {
   });
   if (by_rtt.size() > top) by_rtt.resize(top);
   out.top_rtt = std::move(by_rtt);
+  out.top_syn_recv_sources.assign(syn_sources_.begin(), syn_sources_.end());
+  std::sort(out.top_syn_recv_sources.begin(), out.top_syn_recv_sources.end(),
+            [](const auto& a, const auto& b) {
+              return a.second != b.second ? a.second > b.second : a.first < b.first;
+            });
+  if (out.top_syn_recv_sources.size() > top) out.top_syn_recv_sources.resize(top);
+  out.stalled = stalled_;
+  std::stable_sort(out.stalled.begin(), out.stalled.end(),
+                   [](const StalledFlow& a, const StalledFlow& b) {
+                     return a.retransmits > b.retransmits;
+                   });
+  if (out.stalled.size() > kBusiestFlows) out.stalled.resize(kBusiestFlows);
+  out.busiest_flows = flows_;
+  std::sort(out.busiest_flows.begin(), out.busiest_flows.end(),
+            [](const FlowLimits& a, const FlowLimits& b) { return a.busy_us > b.busy_us; });
   return out;
 }
 

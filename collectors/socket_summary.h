@@ -44,6 +44,28 @@ struct TimeWaitStats {
   double busiest_peer_fill_percent = 0;
 };
 
+// The time a busy established flow spent limited by its buffers (tcp_info,
+// microseconds since the connection began), to be compared across two
+// summaries by cookie.
+struct FlowLimits {
+  uint64_t cookie = 0;
+  std::string local, peer;  // "addr:port"
+  uint64_t busy_us = 0, rwnd_limited_us = 0, sndbuf_limited_us = 0;
+  uint32_t rtt_us = 0;
+  uint64_t delivery_rate = 0;  // bytes per second
+  uint32_t sndbuf = 0;         // SK_MEMINFO_SNDBUF, when memory was asked
+};
+
+// An established TCP connection that keeps timing out without progress:
+// several RTOs in a row with data outstanding (tcp_info).
+struct StalledFlow {
+  std::string local, peer;  // "addr:port"
+  uint8_t retransmits = 0;  // RTOs in a row
+  uint32_t snd_mss = 0, pmtu = 0, unacked = 0;
+  uint64_t bytes_acked = 0;
+  uint32_t last_ack_recv_ms = 0;
+};
+
 struct SocketSummary {
   // (protocol, state) -> count
   std::map<std::pair<uint8_t, uint8_t>, uint64_t> states;
@@ -51,6 +73,13 @@ struct SocketSummary {
   TimeWaitStats time_wait;
   std::vector<PeerStats> top_retransmitting;
   std::vector<PeerStats> top_rtt;
+  // Remote addresses with the most half-open (SYN_RECV) connections.
+  std::vector<std::pair<IpAddress, uint64_t>> top_syn_recv_sources;
+  // Established TCP flows with the most busy time (at most 64).
+  std::vector<FlowLimits> busiest_flows;
+  // Connections with 2 or more RTOs in a row and data unacknowledged (at most
+  // 64, the most retransmitting first).
+  std::vector<StalledFlow> stalled;
   uint64_t total = 0;
 };
 
@@ -64,6 +93,9 @@ class SocketSummarizer {
   SocketSummary base_;
   std::map<Endpoint, uint64_t> syn_recv_;   // by local endpoint
   std::map<Endpoint, uint64_t> time_wait_;  // by peer endpoint
+  std::map<IpAddress, uint64_t> syn_sources_;
+  std::vector<FlowLimits> flows_;  // a heap on busy time, at most kBusiestFlows
+  std::vector<StalledFlow> stalled_;
   std::map<IpAddress, PeerStats> peers_;
 };
 

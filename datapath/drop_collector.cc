@@ -46,8 +46,8 @@ std::vector<EnumValue> Enumerators(const btf* b, const btf_type* t) {
   } else if (btf_is_enum64(t)) {
     const struct btf_enum64* e = btf_enum64(t);
     for (uint16_t i = 0; i < n; ++i) {
-      out.push_back({btf__name_by_offset(b, e[i].name_off),
-                     static_cast<int64_t>(btf_enum64_value(e + i))});
+      out.push_back(
+          {btf__name_by_offset(b, e[i].name_off), static_cast<int64_t>(btf_enum64_value(e + i))});
     }
   }
   return out;
@@ -71,8 +71,8 @@ absl::Status CheckTracepoint(const btf* b, absl::string_view kernel) {
   const btf_type* t = btf__type_by_id(b, btf__type_by_id(b, id)->type);
   if (t != nullptr && btf_is_ptr(t)) t = btf__type_by_id(b, t->type);
   if (t == nullptr || !btf_is_func_proto(t)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "kernel ", kernel, ": ", kTracepointProto, " in its BTF is not a function prototype"));
+    return absl::FailedPreconditionError(absl::StrCat("kernel ", kernel, ": ", kTracepointProto,
+                                                      " in its BTF is not a function prototype"));
   }
   const uint16_t n = btf_vlen(t);
   if (n < 4) {
@@ -109,9 +109,9 @@ int64_t MonoToRealNs() {
 absl::StatusOr<DropReasonNames> DropReasonNamesFromBtf(const btf* b, absl::string_view kernel) {
   const btf_type* reasons = FindEnum(b, kReasonEnum);
   if (reasons == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("kernel ", kernel, " has no enum ", kReasonEnum,
-                     " in its BTF: drop reasons came with 5.17"));
+    return absl::FailedPreconditionError(absl::StrCat("kernel ", kernel, " has no enum ",
+                                                      kReasonEnum,
+                                                      " in its BTF: drop reasons came with 5.17"));
   }
   NETAGENT_RETURN_IF_ERROR(CheckTracepoint(b, kernel));
   const btf_type* subsys = FindEnum(b, kSubsysEnum);
@@ -136,10 +136,9 @@ absl::StatusOr<KernelSupport> LoadKernelSupport() {
     b = btf__load_vmlinux_btf();
   }
   if (b == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("kernel ", kernel, ": no kernel BTF (/sys/kernel/btf/vmlinux: ",
-                     std::strerror(errno),
-                     "): drop reasons are named from it (CONFIG_DEBUG_INFO_BTF)"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "kernel ", kernel, ": no kernel BTF (/sys/kernel/btf/vmlinux: ", std::strerror(errno),
+        "): drop reasons are named from it (CONFIG_DEBUG_INFO_BTF)"));
   }
   KernelSupport k;
   auto names = DropReasonNamesFromBtf(b, kernel);
@@ -220,7 +219,8 @@ absl::StatusOr<std::unique_ptr<DropCollector>> DropCollector::Start(
   c->skel_ = *skel;
   bpf_prog_info info{};
   uint32_t len = sizeof(info);
-  const bpf_program* prog = c->cast_ ? c->skel_->progs.nd_kfree_skb : c->skel_->progs.nd_kfree_skb_compat;
+  const bpf_program* prog =
+      c->cast_ ? c->skel_->progs.nd_kfree_skb : c->skel_->progs.nd_kfree_skb_compat;
   if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0) c->prog_id_ = info.id;
   c->slots_fd_ = bpf_map__fd(c->skel_->maps.drop_slots);
   c->counts_fd_ = bpf_map__fd(c->skel_->maps.drop_counts);
@@ -239,11 +239,12 @@ absl::StatusOr<std::unique_ptr<DropCollector>> DropCollector::Start(
   if (c->rb_ == nullptr) return kernel::LastErrnoStatus("read the drop samples ring buffer");
   c->attached_at_ = absl::Now();
   c->drainer_ = std::thread([p = c.get()] { p->DrainLoop(); });
-  spdlog::info("kernel-drop collector attached to skb:kfree_skb (prog {}{}, {} reasons, netns {}, "
-               "{} samples/s per CPU)",
-               c->prog_id_, c->cast_ ? "" : ", compat", c->names_.reasons().size(),
-               options.netns_inode ? absl::StrCat(options.netns_inode) : std::string("all"),
-               options.samples_per_second);
+  spdlog::info(
+      "kernel-drop collector attached to skb:kfree_skb (prog {}{}, {} reasons, netns {}, "
+      "{} samples/s per CPU)",
+      c->prog_id_, c->cast_ ? "" : ", compat", c->names_.reasons().size(),
+      options.netns_inode ? absl::StrCat(options.netns_inode) : std::string("all"),
+      options.samples_per_second);
   return c;
 }
 
@@ -295,7 +296,8 @@ absl::StatusOr<KernelDropSnapshot> DropCollector::Snapshot() {
   }
   NETAGENT_ASSIGN_OR_RETURN(MapHandle slots, MapHandle::Of(slots_fd_, "drop_slots"));
   const uint32_t zero = 0;
-  std::optional<std::string> tables = slots.Get(std::string(reinterpret_cast<const char*>(&zero), 4));
+  std::optional<std::string> tables =
+      slots.Get(std::string(reinterpret_cast<const char*>(&zero), 4));
   if (!tables) return kernel::LastErrnoStatus("drop_slots: read");
   if (!AddSlotTables(*tables, s.counts)) {
     return absl::InternalError("drop_slots: a value of an unexpected size");
@@ -353,11 +355,11 @@ absl::StatusOr<std::shared_ptr<DropCollector>> DropCollectorOnDemand::Get(bool* 
   last_try_ = now;
   auto c = DropCollector::Start(options_);
   if (!c.ok()) {
-    last_error_ = absl::Status(c.status().code(),
-                               absl::StrCat(c.status().message(), " (tried at ",
-                                            absl::FormatTime("%H:%M:%S", now, absl::UTCTimeZone()),
-                                            " UTC; next try after ",
-                                            absl::FormatDuration(kRetryPause), ")"));
+    last_error_ =
+        absl::Status(c.status().code(),
+                     absl::StrCat(c.status().message(), " (tried at ",
+                                  absl::FormatTime("%H:%M:%S", now, absl::UTCTimeZone()),
+                                  " UTC; next try after ", absl::FormatDuration(kRetryPause), ")"));
     spdlog::error("kernel-drop collector: {}", std::string(c.status().message()));
     return last_error_;
   }

@@ -1,10 +1,10 @@
 // The kernel-drop collector: netagent_drops on the skb:kfree_skb tracepoint
 // (BTF-typed), counting drops per (reason, device, protocol) of the served
-// network namespace (per-CPU tables, see netagent_drops.h) and sampling a few flows per second per CPU into a ring
-// buffer. Nothing is pinned: the program, its maps and its link are the
-// agent's and go with it. Reason names come from the running kernel's BTF
-// (kernel_drops.h); a kernel without them (older than 5.17, or without BTF)
-// gets FAILED_PRECONDITION saying which, and nothing is loaded.
+// network namespace (per-CPU tables, see netagent_drops.h) and sampling a few flows per second per
+// CPU into a ring buffer. Nothing is pinned: the program, its maps and its link are the agent's and
+// go with it. Reason names come from the running kernel's BTF (kernel_drops.h); a kernel without
+// them (older than 5.17, or without BTF) gets FAILED_PRECONDITION saying which, and nothing is
+// loaded.
 #pragma once
 
 #include <condition_variable>
@@ -112,7 +112,7 @@ class DropCollector {
   ring_buffer* rb_ = nullptr;
   int slots_fd_ = -1, counts_fd_ = -1, events_fd_ = -1;
 
-  std::mutex drain_mu_;  // ring_buffer__consume is not for two threads at once
+  std::mutex drain_mu_;          // ring_buffer__consume is not for two threads at once
   int64_t mono_to_real_ns_ = 0;  // drain_mu_
   mutable std::mutex samples_mu_;
   std::deque<KernelDropSample> samples_;

@@ -171,8 +171,7 @@ std::string ProtocolName(uint16_t ethertype, uint8_t ip_protocol) {
   return absl::StrCat(l3, "/", l4.empty() ? absl::StrCat(ip_protocol) : std::string(l4));
 }
 
-KernelDropEvents EventsFromCounts(const std::vector<uint64_t>& v, uint64_t counted,
-                                  bool sampling) {
+KernelDropEvents EventsFromCounts(const std::vector<uint64_t>& v, uint64_t counted, bool sampling) {
   auto at = [&](size_t i) { return i < v.size() ? v[i] : 0; };
   KernelDropEvents e;
   e.sampled = at(ND_EV_SAMPLED);
@@ -310,10 +309,11 @@ KernelDropReport BuildKernelDropReport(const KernelDropSnapshot* before,
     if (!Wanted(query, s.key.reason, DeviceName(after, s.key.ifindex))) continue;
     kept.push_back(s);
   }
-  std::stable_sort(kept.begin(), kept.end(),
-                   [](const KernelDropSample& a, const KernelDropSample& b) { return a.at > b.at; });
-  r.top_sources = TopSourcePrefixes(kept, names, query.top_sources, query.source_prefix4,
-                                    query.source_prefix6);
+  std::stable_sort(
+      kept.begin(), kept.end(),
+      [](const KernelDropSample& a, const KernelDropSample& b) { return a.at > b.at; });
+  r.top_sources =
+      TopSourcePrefixes(kept, names, query.top_sources, query.source_prefix4, query.source_prefix6);
   for (size_t i = 0; i < kept.size() && i < query.max_samples; ++i) {
     KernelDropSampleView v;
     v.sample = kept[i];

@@ -116,11 +116,11 @@ KernelDropSample SampleFromRecord(const nd_sample& s, absl::Time at);
 std::string FormatAddress(int family, const std::array<uint8_t, 16>& addr);
 
 struct KernelDropQuery {
-  std::set<uint32_t> reasons;      // empty: every reason
-  std::set<std::string> devices;   // device names; empty: every device
-  size_t max_samples = 20;         // newest first
+  std::set<uint32_t> reasons;     // empty: every reason
+  std::set<std::string> devices;  // device names; empty: every device
+  size_t max_samples = 20;        // newest first
   size_t top_sources = 5;
-  int source_prefix4 = 24;         // how sources are grouped
+  int source_prefix4 = 24;  // how sources are grouped
   int source_prefix6 = 64;
 };
 

@@ -96,6 +96,10 @@ std::vector<SysctlSpec> BuildRegistry() {
        Risk::kMedium, "microseconds one NAPI softirq round may run (capped at 20 ms)"});
   add({"net.netfilter.nf_conntrack_max", "limits", K::kInt, 1024, 1 << 24, 16, nullptr, true,
        Risk::kMedium, "conntrack entries before new flows are dropped"});
+  for (const char* name : {"net.ipv4.neigh.default.gc_thresh3", "net.ipv6.neigh.default.gc_thresh3"}) {
+    add({name, "limits", K::kInt, 128, 1 << 20, 16, "1024", true, Risk::kLow,
+         "neighbour entries above which new ones are refused (after a forced collection)"});
+  }
   add({"net.netfilter.nf_conntrack_buckets", "limits", K::kInt, 1024, 1 << 22, 16, nullptr, false,
        Risk::kMedium, "conntrack hash buckets (resizes the table)"});
   return r;

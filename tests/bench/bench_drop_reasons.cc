@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
     }
   }
   if (args.size() != 2) {
-    std::fprintf(stderr, "usage: bench_drop_reasons [--stats] [--empty] NETNS SAMPLES_PER_SECOND\n");
+    std::fprintf(stderr,
+                 "usage: bench_drop_reasons [--stats] [--empty] NETNS SAMPLES_PER_SECOND\n");
     return 2;
   }
   const std::string& ns = args[0];

@@ -231,7 +231,8 @@ TEST_F(DropCollectorTest, ManyKeysFillTheTableThenTheHashThenAreCountedAsNoRoom)
   auto noproto_keys = [](const KernelDropSnapshot& s, uint32_t reason) {
     std::map<uint8_t, uint64_t> out;
     for (const auto& [k, v] : s.counts)
-      if (k.reason == reason && k.ip_protocol >= 143 && k.ip_protocol <= 252) out[k.ip_protocol] += v;
+      if (k.reason == reason && k.ip_protocol >= 143 && k.ip_protocol <= 252)
+        out[k.ip_protocol] += v;
     return out;
   };
 

@@ -179,6 +179,11 @@ PROCFS = {
     "nf_conntrack_stat": "conntrack_stat",
     "interrupts": "interrupts",
     "cpu_online": "cpus",
+    "sockstat": "sockstat",
+    "sockstat6": "sockstat",
+    "arp_cache": "neighbour",
+    "ndisc_cache": "neighbour",
+    "softirqs": "softirqs",
 }
 for path in sorted((FIXTURES / "procfs").glob("*/*")):
     harness = PROCFS.get(path.name.split(".")[0])

@@ -80,7 +80,8 @@ uint64_t Count(const v1::GetDropReasonsResponse& r, const std::string& reason,
                const std::string& protocol) {
   uint64_t n = 0;
   for (const auto& row : r.rows()) {
-    if (row.reason() == reason && row.protocol() == protocol && row.device() == "lo") n += row.count();
+    if (row.reason() == reason && row.protocol() == protocol && row.device() == "lo")
+      n += row.count();
   }
   return n;
 }
@@ -129,23 +130,26 @@ TEST(DropsIntegration, NoSocketDropsEqualTheKernelsOwnCounters) {
   // Filters: a reason in any case, a device; rows of other reasons are gone.
   v1::GetDropReasonsResponse only = Drops(agent, {"--reason", "no_socket", "--dev", "lo"});
   for (const auto& row : only.rows()) EXPECT_EQ(row.reason(), "NO_SOCKET");
-  EXPECT_EQ(only.total(), Count(only, "NO_SOCKET", "ipv4/udp") + Count(only, "NO_SOCKET", "ipv4/tcp"));
+  EXPECT_EQ(only.total(),
+            Count(only, "NO_SOCKET", "ipv4/udp") + Count(only, "NO_SOCKET", "ipv4/tcp"));
   EXPECT_EQ(Drops(agent, {"--dev", "nosuchdev"}).rows_size(), 0);
 
   table = agent.Netctl({"drops", "--samples", "0"});
   ASSERT_EQ(table.exit_code, 0) << table.err;
-  EXPECT_TRUE(absl::StrContains(table.out, "REASON     DEVICE  PROTOCOL  COUNT\nNO_SOCKET  lo      ipv4/"))
+  EXPECT_TRUE(
+      absl::StrContains(table.out, "REASON     DEVICE  PROTOCOL  COUNT\nNO_SOCKET  lo      ipv4/"))
       << table.out;
-  EXPECT_TRUE(absl::StrContains(table.out, "TOP-SOURCE    SAMPLES  MOSTLY\n127.0.0.0/24")) << table.out;
+  EXPECT_TRUE(absl::StrContains(table.out, "TOP-SOURCE    SAMPLES  MOSTLY\n127.0.0.0/24"))
+      << table.out;
 }
 
 TEST(DropsIntegration, NetfilterDropsEqualTheRuleCounterOverAWindow) {
   REQUIRE_ROOT();
   Netns ns;
-  ASSERT_EQ(RunCommand(ns.Exec({"iptables", "-A", "INPUT", "-p", "udp", "--dport", "7", "-j",
-                                "DROP"}))
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunCommand(ns.Exec({"iptables", "-A", "INPUT", "-p", "udp", "--dport", "7", "-j", "DROP"}))
+          .exit_code,
+      0);
   Agent agent(ns, {"--drop-reasons", "start", "--drop-samples", "5"});
   ASSERT_TRUE(agent.ok()) << agent.error();
   EXPECT_FALSE(Drops(agent).collector().attached_now());  // attached at start
@@ -203,7 +207,8 @@ TEST(DropsIntegration, OffOrBadInputIsAClearErrorAndAttachesNothing) {
   r = agent.Netctl({"drops", "--reason", "NO_SOCKET,LISTEN_OVERFLOW"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(
-      r.err, "INVALID_ARGUMENT: reasons[1]: \"LISTEN_OVERFLOW\" is not a drop reason of this kernel"))
+      r.err,
+      "INVALID_ARGUMENT: reasons[1]: \"LISTEN_OVERFLOW\" is not a drop reason of this kernel"))
       << r.err;
   r = agent.Netctl({"drops", "--samples", "300"});
   EXPECT_EQ(r.exit_code, 1);

@@ -105,9 +105,11 @@ TEST(ApplySettings, DropReasonsModeAndSamples) {
   EXPECT_EQ(cfg.drop_samples, 0u);
   ASSERT_TRUE(ApplySettings({{"drop_reasons", {"off"}}}, cfg).ok());
   EXPECT_EQ(cfg.drop_reasons, DropReasonsMode::kOff);
-  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
-           {"drop_reasons", "yes"}, {"drop_samples", "-1"}, {"drop_samples", "10001"},
-           {"drop_samples", "many"}}) {
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, std::string>>{{"drop_reasons", "yes"},
+                                                        {"drop_samples", "-1"},
+                                                        {"drop_samples", "10001"},
+                                                        {"drop_samples", "many"}}) {
     absl::Status st = ApplySettings({{key, {value}}}, cfg);
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << key << "=" << value;
     EXPECT_EQ(st.message().rfind(key + ":", 0), 0u) << st;

@@ -73,12 +73,12 @@ TEST(ToProto, SoftnetKeepsAbsentColumnsAbsent) {
   EXPECT_EQ(out.columns(), 9u);
 }
 
-
 const datapath::DropReasonNames& DropNames() {
-  static const auto n = datapath::DropReasonNames::FromEnums({{"SKB_NOT_DROPPED_YET", 0},
-                                                              {"SKB_CONSUMED", 1},
-                                                              {"SKB_DROP_REASON_NO_SOCKET", 3},
-                                                              {"SKB_DROP_REASON_NETFILTER_DROP", 12}});
+  static const auto n =
+      datapath::DropReasonNames::FromEnums({{"SKB_NOT_DROPPED_YET", 0},
+                                            {"SKB_CONSUMED", 1},
+                                            {"SKB_DROP_REASON_NO_SOCKET", 3},
+                                            {"SKB_DROP_REASON_NETFILTER_DROP", 12}});
   return n;
 }
 
@@ -164,8 +164,7 @@ TEST(DropReasonsToProto, RowsSamplesSourcesAndTheCollector) {
   rec.dport = htons(9);
   rec.has_ports = 1;
   const auto sample = datapath::SampleFromRecord(rec, before.taken + absl::Seconds(1));
-  const auto report =
-      datapath::BuildKernelDropReport(&before, after, {sample}, DropNames(), {});
+  const auto report = datapath::BuildKernelDropReport(&before, after, {sample}, DropNames(), {});
   datapath::DropCollectorStatus st;
   st.attached_at = absl::FromUnixSeconds(900);
   st.samples_per_second = 100;

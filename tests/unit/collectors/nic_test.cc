@@ -164,6 +164,10 @@ TEST(Links, ALinkWithoutStats64HasNoCounters) {
   ASSERT_TRUE(ParseLink(*m.header(), r).ok());
   EXPECT_EQ(r.name, "veth0");
   EXPECT_EQ(r.stats_count, 0);
+  EXPECT_FALSE(r.carrier_changes.has_value());
+  m.PutU32(IFLA_CARRIER_CHANGES, 6);
+  ASSERT_TRUE(ParseLink(*m.header(), r).ok());
+  EXPECT_EQ(r.carrier_changes, 6u);
 }
 
 TEST(Links, InterfaceNamesAreValidated) {

@@ -294,6 +294,65 @@ TEST(SocketSummarizer, ListenersTimeWaitAndPeers) {
   EXPECT_EQ(FormatAddress(s.top_retransmitting[0].address), "10.4.4.4");
   ASSERT_EQ(s.top_rtt.size(), 1u);  // top 1
   EXPECT_DOUBLE_EQ(s.top_rtt[0].mean_rtt_ms(), 80.0);
+  ASSERT_EQ(s.top_syn_recv_sources.size(), 1u);
+  EXPECT_EQ(FormatAddress(s.top_syn_recv_sources[0].first), "10.9.9.9");
+  EXPECT_EQ(s.top_syn_recv_sources[0].second, 2u);
+  EXPECT_TRUE(s.busiest_flows.empty()) << "no busy time in these tcp_info";
+}
+
+// The 64 flows with the most busy time are kept, busiest first; a tcp_info
+// too short to hold the limited times (kernels before 4.10) is skipped.
+TEST(SocketSummarizer, BusiestFlowsByBusyTime) {
+  SocketSummarizer sum;
+  for (uint64_t i = 1; i <= 100; ++i) {
+    SocketRecord r;
+    r.state = 1;
+    r.local.family = r.peer.family = AF_INET;
+    r.local_port = 5201;
+    r.peer_port = static_cast<uint16_t>(40000 + i);
+    r.cookie = i;
+    r.tcp_info_length = 248;
+    r.tcp_info.busy_time = i * 1000;
+    r.tcp_info.sndbuf_limited = i * 500;
+    sum.Add(r);
+  }
+  SocketRecord old;
+  old.state = 1;
+  old.tcp_info_length = 104;  // no busy time there
+  old.tcp_info.busy_time = 1 << 30;
+  sum.Add(old);
+  SocketSummary s = sum.Finish(10, PortRange{32768, 60999});
+  ASSERT_EQ(s.busiest_flows.size(), 64u);
+  EXPECT_EQ(s.busiest_flows.front().cookie, 100u);
+  EXPECT_EQ(s.busiest_flows.back().cookie, 37u);
+  EXPECT_EQ(s.busiest_flows.front().sndbuf_limited_us, 50000u);
+  EXPECT_EQ(s.busiest_flows.front().peer, "0.0.0.0:40100");
+}
+
+// Connections with RTOs in a row and data outstanding, the worst first.
+TEST(SocketSummarizer, StalledConnections) {
+  SocketSummarizer sum;
+  for (uint8_t rtos : {1, 4, 2, 6}) {
+    SocketRecord r;
+    r.state = 1;
+    r.local.family = r.peer.family = AF_INET;
+    r.tcp_info_length = 248;
+    r.tcp_info.retransmits = rtos;
+    r.tcp_info.unacked = 3;
+    r.tcp_info.snd_mss = 1448;
+    r.tcp_info.bytes_acked = 517;
+    sum.Add(r);
+  }
+  SocketRecord idle;  // RTOs but nothing outstanding: not stalled
+  idle.state = 1;
+  idle.tcp_info_length = 248;
+  idle.tcp_info.retransmits = 9;
+  sum.Add(idle);
+  SocketSummary s = sum.Finish(10, PortRange{32768, 60999});
+  ASSERT_EQ(s.stalled.size(), 3u);
+  EXPECT_EQ(s.stalled[0].retransmits, 6);
+  EXPECT_EQ(s.stalled[2].retransmits, 2);
+  EXPECT_EQ(s.stalled[0].bytes_acked, 517u);
 }
 
 }  // namespace

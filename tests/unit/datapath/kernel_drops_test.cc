@@ -207,7 +207,8 @@ TEST(AddSlotTables, EveryCpusUsedSlotsAddedToTheirKeys) {
   cpus[0].slot[6] = nd_slot{{12, 2, 0x0800, 17, 0}, 0, 1};
   cpus[2].slot[400] = nd_slot{{3, 1, 0x0800, 6, 0}, 0, 5};  // same key, another CPU and slot
   cpus[1].slot[9] = nd_slot{{40, 2, 0x86dd, 6, 0}, 0, 0};   // free: its key is leftover bytes
-  const std::string value(reinterpret_cast<const char*>(cpus.data()), cpus.size() * sizeof(nd_slots));
+  const std::string value(reinterpret_cast<const char*>(cpus.data()),
+                          cpus.size() * sizeof(nd_slots));
   std::map<KernelDropKey, uint64_t> counts{{KernelDropKey{3, 1, 0x0800, 6}, 100}};  // from the hash
   ASSERT_TRUE(AddSlotTables(value, counts));
   ASSERT_EQ(counts.size(), 2u);
@@ -317,8 +318,7 @@ TEST(BuildKernelDropReport, OneSnapshotRowsByCountWithNames) {
 TEST(BuildKernelDropReport, AWindowGivesDeltasAndRatesAndSortsByThem) {
   const absl::Time t0 = absl::FromUnixSeconds(100);
   const auto before = Snap(t0, {{kSynLo, 5}, {kNfEth, 50}});
-  const auto after =
-      Snap(t0 + absl::Seconds(2), {{kSynLo, 25}, {kNfEth, 54}, {kOverflowEth, 3}});
+  const auto after = Snap(t0 + absl::Seconds(2), {{kSynLo, 25}, {kNfEth, 54}, {kOverflowEth, 3}});
   const KernelDropReport r = BuildKernelDropReport(&before, after, {}, Names(), {});
   ASSERT_TRUE(r.window.has_value());
   EXPECT_EQ(*r.window, absl::Seconds(2));
@@ -365,7 +365,8 @@ TEST(BuildKernelDropReport, SamplesInTheWindowNewestFirstFilteredAndCapped) {
   const absl::Time t0 = absl::FromUnixSeconds(100);
   std::vector<KernelDropSample> samples;
   // Before the window: left out.
-  samples.push_back(SampleFromRecord(Record4("10.0.0.1", "10.0.0.9", 1, 80), t0 - absl::Seconds(1)));
+  samples.push_back(
+      SampleFromRecord(Record4("10.0.0.1", "10.0.0.9", 1, 80), t0 - absl::Seconds(1)));
   for (int i = 0; i < 5; ++i) {
     samples.push_back(SampleFromRecord(Record4("10.0.0.2", "10.0.0.9", 1000 + i, 80),
                                        t0 + absl::Milliseconds(100 * i)));

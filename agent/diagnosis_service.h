@@ -1,0 +1,45 @@
+// netagent.v1.DiagnosisService: the rule catalog over a snapshot pair taken
+// now, each finding's remediation planned on this host.
+#pragma once
+
+#include "agent/context.h"
+#include "diagnosis/monitor.h"
+#include "diagnosis/rules.h"
+#include "netagent/v1/diagnosis.grpc.pb.h"
+#include "tuners/manager.h"
+
+namespace netagent::agent {
+
+class DiagnosisService final : public netagent::v1::DiagnosisService::Service {
+ public:
+  // `tuning` may be null (tuning off): remediations then come without plans.
+  // `monitor` (the agent's continuous evaluation) may be null: no watches.
+  DiagnosisService(AgentContext& ctx, tuners::TuningManager* tuning,
+                   diagnosis::LevelOverrides overrides, diagnosis::Monitor* monitor = nullptr)
+      : ctx_(ctx), tuning_(tuning), overrides_(std::move(overrides)), monitor_(monitor) {}
+
+  grpc::Status Diagnose(grpc::ServerContext* context,
+                        const netagent::v1::DiagnoseRequest* request,
+                        netagent::v1::DiagnoseResponse* response) override;
+  grpc::Status WatchFindings(grpc::ServerContext* context,
+                             const netagent::v1::WatchFindingsRequest* request,
+                             grpc::ServerWriter<netagent::v1::FindingEvent>* writer) override;
+  grpc::Status GetCatalog(grpc::ServerContext* context,
+                         const netagent::v1::GetCatalogRequest* request,
+                         netagent::v1::GetCatalogResponse* response) override;
+
+ private:
+  AgentContext& ctx_;
+  tuners::TuningManager* tuning_;
+  const diagnosis::LevelOverrides overrides_;
+  diagnosis::Monitor* monitor_;
+};
+
+// The proto of a finding; `tuning` plans its remediation when set.
+void ToProto(const diagnosis::Finding& f, tuners::TuningManager* tuning,
+             netagent::v1::Finding* out);
+// A tuning intent as the API takes it (the inverse of IntentFromProto for the
+// intents the rules produce).
+void IntentToProto(const tuners::Intent& intent, netagent::v1::TuningIntent* out);
+
+}  // namespace netagent::agent

@@ -1,0 +1,170 @@
+#include "diagnosis/snapshot.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "kernel/errors.h"
+#include "kernel/sysctl.h"
+
+namespace netagent::diagnosis {
+namespace {
+
+constexpr uint32_t kListenState = 10;
+
+// A status message for `unavailable`, once per input.
+void Note(std::vector<std::string>* unavailable, absl::string_view input,
+          const absl::Status& s) {
+  if (unavailable == nullptr) return;
+  const std::string line = absl::StrCat(input, ": ", s.message());
+  for (const std::string& u : *unavailable)
+    if (u == line) return;
+  unavailable->push_back(line);
+}
+
+collectors::PortRange EphemeralRange(const Snapshot& s) {
+  collectors::PortRange r{32768, 60999};
+  auto it = s.sysctls.find("net.ipv4.ip_local_port_range");
+  if (it == s.sysctls.end()) return r;
+  unsigned lo = 0, hi = 0;
+  if (std::sscanf(it->second.c_str(), "%u %u", &lo, &hi) == 2 && lo <= hi && hi <= 65535) {
+    r = {static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)};
+  }
+  return r;
+}
+
+absl::StatusOr<collectors::SocketSummary> Summarize(const CollectOptions& o, uint32_t states,
+                                                   const collectors::PortRange& ephemeral) {
+  collectors::SocketQuery q;
+  q.states = states;
+  q.tcp_info = states != (1u << kListenState);
+  q.memory = q.tcp_info;  // each flow's send buffer
+  collectors::SocketSummarizer summarizer;
+  auto report = collectors::DumpSockets(
+      q,
+      [&](const collectors::SocketRecord& s) {
+        summarizer.Add(s);
+        return absl::OkStatus();
+      },
+      {},
+      [&] {
+        o.yield();
+        return o.keep_going();
+      });
+  if (!report.ok()) return report.status();
+  return summarizer.Finish(o.top, ephemeral);
+}
+
+}  // namespace
+
+absl::StatusOr<Snapshot> CollectSnapshot(const CollectOptions& o,
+                                         std::vector<std::string>* unavailable) {
+  Snapshot s;
+  for (const std::string& name : DiagnosisSysctls()) {
+    if (auto v = kernel::ReadSysctl(name); v.ok()) s.sysctls[name] = *v;
+  }
+  s.taken = absl::Now();
+  if (auto c = collectors::ReadCounters(); c.ok()) {
+    s.counters = std::move(*c);
+  } else {
+    Note(unavailable, "counters", c.status());
+  }
+  if (auto v = collectors::ReadSoftnet(); v.ok()) {
+    s.softnet = std::move(*v);
+  } else {
+    Note(unavailable, "softnet", v.status());
+  }
+  if (auto v = collectors::ReadSockstat(); v.ok()) {
+    s.sockstat = std::move(*v);
+  } else {
+    Note(unavailable, "sockstat", v.status());
+  }
+  if (auto v = collectors::ReadSoftirqs(); v.ok()) {
+    s.softirqs = std::move(*v);
+  } else {
+    Note(unavailable, "softirqs", v.status());
+  }
+  if (auto v = collectors::ReadNeighbourStats(); v.ok()) {
+    s.neighbours = std::move(*v);
+  } else {
+    Note(unavailable, "neighbour tables", v.status());
+  }
+  if (auto v = collectors::ReadConntrackStats(); v.ok()) {
+    s.conntrack = std::move(*v);
+  } else {
+    Note(unavailable, "conntrack", v.status());
+  }
+  if (auto v = collectors::DumpLinks(); v.ok()) {
+    s.links = std::move(*v);
+  } else {
+    Note(unavailable, "devices", v.status());
+  }
+  NETAGENT_RETURN_IF_ERROR(o.keep_going());
+  auto sum = Summarize(o, collectors::kAllStates, EphemeralRange(s));
+  if (sum.ok()) {
+    s.sockets = std::move(*sum);
+  } else if (absl::Status stop = o.keep_going(); !stop.ok()) {
+    return stop;
+  } else {
+    Note(unavailable, "sockets", sum.status());
+  }
+  NETAGENT_RETURN_IF_ERROR(o.keep_going());
+  return s;
+}
+
+const std::vector<std::string>& DiagnosisSysctls() {
+  static const std::vector<std::string> names = {
+      "net.core.somaxconn",
+      "net.ipv4.tcp_max_syn_backlog",
+      "net.ipv4.tcp_syncookies",
+      "net.ipv4.tcp_abort_on_overflow",
+      "net.ipv4.ip_local_port_range",
+      "net.ipv4.tcp_tw_reuse",
+      "net.ipv4.tcp_fin_timeout",
+      "net.ipv4.tcp_max_tw_buckets",
+      "net.ipv4.tcp_max_orphans",
+      "net.ipv4.tcp_mem",
+      "net.ipv4.tcp_rmem",
+      "net.ipv4.tcp_wmem",
+      "net.ipv4.udp_mem",
+      "net.core.rmem_max",
+      "net.core.rmem_default",
+      "net.core.netdev_max_backlog",
+      "net.core.netdev_budget",
+      "net.core.netdev_budget_usecs",
+      "net.ipv4.tcp_mtu_probing",
+      "net.netfilter.nf_conntrack_max",
+      "net.ipv4.neigh.default.gc_thresh3",
+      "net.ipv6.neigh.default.gc_thresh3",
+  };
+  return names;
+}
+
+absl::StatusOr<SnapshotPair> CollectPair(const CollectOptions& o) {
+  SnapshotPair pair;
+  NETAGENT_ASSIGN_OR_RETURN(pair.before, CollectSnapshot(o, &pair.unavailable));
+  const absl::Time end = pair.before.taken + o.window;
+  const collectors::PortRange ephemeral = EphemeralRange(pair.before);
+  for (;;) {
+    const absl::Time now = absl::Now();
+    if (now >= end) break;
+    o.sleep(std::min(o.listener_every, end - now));
+    NETAGENT_RETURN_IF_ERROR(o.keep_going());
+    if (absl::Now() >= end) break;
+    auto l = Summarize(o, 1u << kListenState, ephemeral);
+    if (l.ok()) {
+      pair.listener_samples.push_back({absl::Now(), std::move(l->listeners)});
+    } else if (absl::Status stop = o.keep_going(); !stop.ok()) {
+      return stop;
+    }
+  }
+  NETAGENT_ASSIGN_OR_RETURN(pair.after, CollectSnapshot(o, &pair.unavailable));
+  for (const auto* s : {&pair.before, &pair.after}) {
+    if (s->sockets) pair.listener_samples.push_back({s->taken, s->sockets->listeners});
+  }
+  std::sort(pair.listener_samples.begin(), pair.listener_samples.end(),
+            [](const ListenerSample& a, const ListenerSample& b) { return a.taken < b.taken; });
+  return pair;
+}
+
+}  // namespace netagent::diagnosis

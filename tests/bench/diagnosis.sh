@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The CPU a diagnosis costs, against the manual pass it replaces, in the same
+# run; and what the agent's continuous evaluation costs an idle host.
+#
+# 1. A namespace with ~95,000 established TCP sockets (six sockfarm
+#    processes) and a veth pair. The agent serves it with its own evaluation
+#    off. For RUNS rounds, alternating:
+#      netctl doctor --window 1s            agent CPU (utime+stime of netagentd)
+#                                           plus netctl's
+#      nstat -az; ss -tinm; conntrack -S; ethtool -S veth0
+#                                           the manual pass (CPU of the four)
+#    and the ratio (target <= 0.3). A Diagnose takes two full snapshots, the
+#    manual pass one.
+# 2. Two agents on two empty namespaces, one with --diagnosis-interval 10s,
+#    one with 0, side by side for IDLE seconds: each one's CPU as a share of
+#    one CPU (target for the evaluation: <= 0.5 %).
+#
+# Usage (root, after a build): tests/bench/diagnosis.sh [PAIRS_PER_PROCESS] [RUNS] [IDLE]
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BUILD="${NETAGENT_BUILD:-$ROOT/build}"
+PAIRS="${1:-7950}"
+RUNS="${2:-5}"
+IDLE="${3:-60}"
+PROCS=6
+NS="na-bench-dg-$$"
+IDLE_ON="na-bench-dg-on-$$"
+IDLE_OFF="na-bench-dg-off-$$"
+DIR="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for n in "$NS" "$IDLE_ON" "$IDLE_OFF"; do ip netns del "$n" 2>/dev/null || true; done
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+[ "$(id -u)" -eq 0 ] || { echo "diagnosis.sh: run as root" >&2; exit 1; }
+# The agents mount bpffs in this run's own mount namespace if they need it.
+if [ "${NETAGENT_BENCH_PRIVATE_MOUNTS:-0}" != 1 ]; then
+  NETAGENT_BENCH_PRIVATE_MOUNTS=1 exec unshare --mount --propagation private "$0" "$@"
+fi
+ninja -C "$BUILD" netagentd netctl sockfarm >/dev/null
+
+# CPU seconds (user + system) a process has used.
+cpu_of() { awk -v t="$(getconf CLK_TCK)" '{printf "%.4f", ($14 + $15) / t}' "/proc/$1/stat"; }
+# CPU seconds of the children a command ran (bash's times, before and after).
+children_cpu() { times | awk 'NR == 2 {
+  split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.4f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }'; }
+start_agent() {  # NAME NETNS EXTRA...
+  local name=$1 ns=$2
+  shift 2
+  "$BUILD/agent/netagentd" --netns "$ns" --socket "$DIR/$name.sock" --state-dir "$DIR/$name" \
+    --log-level warn "$@" >"$DIR/$name.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    "$BUILD/client/netctl" -t "unix://$DIR/$name.sock" health >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  cat "$DIR/$name.log"
+  exit 1
+}
+
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+ip -n "$NS" link add veth0 type veth peer name veth1
+ip -n "$NS" link set veth0 up
+ip -n "$NS" link set veth1 up
+for i in $(seq 0 $((PROCS - 1))); do
+  ip netns exec "$NS" "$BUILD/tests/sockfarm" --port $((6000 + i)) --established "$PAIRS" \
+    >"$DIR/farm$i.out" 2>&1 &
+  PIDS+=($!)
+done
+for i in $(seq 0 $((PROCS - 1))); do
+  for _ in $(seq 600); do grep -q ready "$DIR/farm$i.out" && break; sleep 0.1; done
+  grep -q ready "$DIR/farm$i.out" || { cat "$DIR/farm$i.out"; exit 1; }
+done
+start_agent big "$NS" --diagnosis-interval 0
+AGENT=${PIDS[-1]}
+COUNT="$(ip netns exec "$NS" ss -tanH | wc -l)"
+
+manual() {
+  ip netns exec "$NS" nstat -az >/dev/null
+  ip netns exec "$NS" ss -tinm >/dev/null
+  ip netns exec "$NS" conntrack -S >/dev/null 2>&1 || true
+  ip netns exec "$NS" ethtool -S veth0 >/dev/null
+}
+ours_total=0 manual_total=0
+for r in $(seq "$RUNS"); do
+  a0=$(cpu_of "$AGENT") c0=$(children_cpu)
+  "$BUILD/client/netctl" -t "unix://$DIR/big.sock" doctor --window 1s >/dev/null
+  a1=$(cpu_of "$AGENT") c1=$(children_cpu)
+  manual
+  c2=$(children_cpu)
+  ours=$(awk -v a="$a0" -v b="$a1" -v c="$c0" -v d="$c1" 'BEGIN {printf "%.4f", (b - a) + (d - c)}')
+  man=$(awk -v a="$c1" -v b="$c2" 'BEGIN {printf "%.4f", b - a}')
+  echo "round $r: netctl doctor (agent + netctl) ${ours} s CPU, manual pass ${man} s CPU"
+  ours_total=$(awk -v a="$ours_total" -v b="$ours" 'BEGIN {print a + b}')
+  manual_total=$(awk -v a="$manual_total" -v b="$man" 'BEGIN {print a + b}')
+done
+echo "sockets: $COUNT"
+awk -v o="$ours_total" -v m="$manual_total" -v n="$RUNS" 'BEGIN {
+  printf "mean CPU per diagnosis: %.3f s; per manual pass: %.3f s; ratio %.2f (target <= 0.3)\n",
+    o / n, m / n, o / m }'
+
+# Continuous evaluation on idle namespaces.
+for n in "$IDLE_ON" "$IDLE_OFF"; do
+  ip netns add "$n"
+  ip -n "$n" link set lo up
+done
+start_agent on "$IDLE_ON" --diagnosis-interval 10s
+ON=${PIDS[-1]}
+start_agent off "$IDLE_OFF" --diagnosis-interval 0
+OFF=${PIDS[-1]}
+sleep 5
+on0=$(cpu_of "$ON") off0=$(cpu_of "$OFF")
+sleep "$IDLE"
+on1=$(cpu_of "$ON") off1=$(cpu_of "$OFF")
+awk -v a="$on0" -v b="$on1" -v c="$off0" -v d="$off1" -v s="$IDLE" 'BEGIN {
+  printf "idle agent CPU over %d s: evaluating every 10 s %.3f %% of one CPU, not evaluating %.3f %%; the evaluation costs %.3f %% (target <= 0.5)\n",
+    s, 100 * (b - a) / s, 100 * (d - c) / s, 100 * ((b - a) - (d - c)) / s }'

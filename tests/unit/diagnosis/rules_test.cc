@@ -1,0 +1,608 @@
+// The rule catalog on snapshot pairs built from recorded procfs files of two
+// kernels (6.1 and 6.18): the "before" is the recording, the "after" the
+// same with the counters an incident moves. Each rule: firing, quiet, each
+// severity edge, and missing data.
+#include "diagnosis/rules.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/unit/fixtures.h"
+
+namespace netagent::diagnosis {
+namespace {
+
+using ::netagent::testing::Fixture;
+using ::testing::HasSubstr;
+
+collectors::IpAddress Addr(const std::string& text) {
+  auto p = collectors::ParsePrefix(text, "test");
+  EXPECT_TRUE(p.ok()) << p.status();
+  return p.ok() ? p->address : collectors::IpAddress{};
+}
+
+class Pair {
+ public:
+  explicit Pair(const std::string& kernel = "linux-6.18", double seconds = 10) {
+    collectors::CounterSample c;
+    for (auto [file, source] : {std::pair{"netstat", collectors::CounterSource::kNetstat},
+                                std::pair{"snmp", collectors::CounterSource::kSnmp}}) {
+      auto v = collectors::ParseSnmpPairs(Fixture(absl::StrCat("procfs/", kernel, "/", file)),
+                                          source);
+      EXPECT_TRUE(v.ok()) << v.status();
+      c.values.insert(c.values.end(), v->begin(), v->end());
+    }
+    auto softnet = collectors::ParseSoftnet(
+        Fixture(absl::StrCat("procfs/", kernel, "/softnet_stat")), {0, 1, 2, 3});
+    EXPECT_TRUE(softnet.ok()) << softnet.status();
+    p_.before.taken = absl::FromUnixSeconds(1800000000);
+    p_.after.taken = p_.before.taken + absl::Seconds(seconds);
+    p_.before.counters = p_.after.counters = c;
+    p_.before.softnet = p_.after.softnet = *softnet;
+    for (auto* s : {&p_.before, &p_.after}) {
+      s->sysctls = {{"net.core.somaxconn", "4096"},
+                    {"net.ipv4.tcp_syncookies", "1"},
+                    {"net.ipv4.tcp_max_syn_backlog", "512"},
+                    {"net.ipv4.ip_local_port_range", "32768\t60999"},
+                    {"net.ipv4.tcp_tw_reuse", "2"},
+                    {"net.core.netdev_max_backlog", "1000"},
+                    {"net.core.netdev_budget", "300"},
+                    {"net.core.netdev_budget_usecs", "2000"},
+                    {"net.core.rmem_max", "212992"},
+                    {"net.ipv4.tcp_max_orphans", "65536"},
+                    {"net.ipv4.tcp_fin_timeout", "60"},
+                    {"net.ipv4.tcp_mem", "90000 120000 180000"}};
+    }
+  }
+
+  // Adds `n` to a counter in "after" (it must be in the recording).
+  Pair& Add(const std::string& counter, int64_t n) {
+    for (auto& v : p_.after.counters->values) {
+      if (v.name() == counter) {
+        v.value += n;
+        return *this;
+      }
+    }
+    ADD_FAILURE() << counter << " is not in the recording";
+    return *this;
+  }
+  Pair& Sysctl(const std::string& name, const std::string& value) {
+    p_.before.sysctls[name] = p_.after.sysctls[name] = value;
+    return *this;
+  }
+  Pair& Listener(const std::string& addr, uint16_t port, uint32_t queue, uint32_t backlog,
+                 int samples = 1) {
+    collectors::ListenerStats l;
+    l.address = Addr(addr);
+    l.port = port;
+    l.accept_queue = queue;
+    l.backlog = backlog;
+    for (int i = 0; i < samples; ++i) {
+      ListenerSample s;
+      s.taken = p_.before.taken + absl::Seconds(i + 1);
+      s.listeners.push_back(l);
+      p_.listener_samples.push_back(s);
+    }
+    return *this;
+  }
+  SnapshotPair& get() { return p_; }
+
+  std::vector<Finding> Run(const std::string& rule, LevelOverrides overrides = {}) {
+    DiagnoseOptions o;
+    o.rules = {rule};
+    o.overrides = std::move(overrides);
+    return Diagnose(p_, o);
+  }
+
+ private:
+  SnapshotPair p_;
+};
+
+TEST(Catalog, RulesHaveIdsTitlesLevelsAndExplanations) {
+  std::set<std::string> ids;
+  for (const RuleSpec& r : Catalog()) {
+    EXPECT_TRUE(ids.insert(r.id).second) << r.id;
+    EXPECT_FALSE(r.title.empty()) << r.id;
+    EXPECT_FALSE(r.explanation.empty()) << r.id;
+    EXPECT_FALSE(r.sources.empty()) << r.id;
+    ASSERT_FALSE(r.levels.empty()) << r.id;
+    for (const Level& l : r.levels) EXPECT_LE(l.warning, l.critical) << r.id << " " << l.metric;
+  }
+  EXPECT_GE(ids.size(), 17u);
+}
+
+// A recording against itself: nothing changed, nothing found, on both kernels.
+TEST(Catalog, AQuietWindowFindsNothing) {
+  for (const char* k : {"linux-6.1", "linux-6.18"}) {
+    Pair p(k);
+    EXPECT_TRUE(Diagnose(p.get(), {}).empty()) << k;
+  }
+}
+
+// Missing inputs (a collector that failed): rules skip, nothing crashes.
+TEST(Catalog, MissingDataIsNoFinding) {
+  SnapshotPair empty;
+  empty.after.taken = empty.before.taken + absl::Seconds(10);
+  EXPECT_TRUE(Diagnose(empty, {}).empty());
+  Pair p;
+  p.Add("TcpExtListenOverflows", 500);
+  p.get().before.counters.reset();
+  EXPECT_TRUE(p.Run("listen-overflow").empty());
+}
+
+TEST(ListenOverflow, TheApplicationsBacklogIsNamedAsTheLimit) {
+  Pair p;
+  p.Add("TcpExtListenOverflows", 412).Add("TcpExtListenDrops", 412);
+  p.Listener("0.0.0.0", 8080, 17, 16, 9).Listener("0.0.0.0", 22, 0, 4096, 9);
+  auto f = p.Run("listen-overflow");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kCritical);  // 41.2/s
+  EXPECT_THAT(f[0].summary, HasSubstr("412 accept-queue overflows in 10 s (41.2/s) on 0.0.0.0:8080"));
+  ASSERT_EQ(f[0].attribution.size(), 1u);
+  EXPECT_EQ(f[0].attribution[0].object, "0.0.0.0:8080");
+  EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("full in 9 of 9 samples"));
+  EXPECT_FALSE(f[0].remediation.intent.has_value()) << "somaxconn cannot help a listen(16)";
+  EXPECT_THAT(f[0].remediation.limits[0],
+              HasSubstr("listener 0.0.0.0:8080 has backlog 16 < somaxconn 4096: the "
+                        "application's listen() backlog is the limit; raising somaxconn will "
+                        "not help"));
+  EXPECT_EQ(f[0].verification.condition, "0 over the same window");
+}
+
+TEST(ListenOverflow, ABacklogCappedBySomaxconnGetsAPlan) {
+  Pair p;
+  p.Sysctl("net.core.somaxconn", "128");
+  p.Add("TcpExtListenOverflows", 30);
+  p.Listener("::", 443, 128, 128, 3);
+  auto f = p.Run("listen-overflow");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kWarning);  // 3/s
+  ASSERT_TRUE(f[0].remediation.intent.has_value());
+  const auto& lim = std::get<tuners::LimitsIntent>(f[0].remediation.intent->what);
+  ASSERT_EQ(lim.settings.size(), 1u);
+  // 4096 is the aim; one apply may move somaxconn 16-fold at most.
+  EXPECT_EQ(lim.settings[0], (std::pair<std::string, std::string>{"somaxconn", "2048"}));
+  EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("capped at somaxconn 128"));
+}
+
+TEST(ListenOverflow, SeverityEdgesAndOverrides) {
+  auto sev = [](int64_t overflows, LevelOverrides o = {}) {
+    Pair p;
+    p.Add("TcpExtListenOverflows", overflows);
+    auto f = p.Run("listen-overflow", o);
+    return f.empty() ? std::optional<Severity>() : f[0].severity;
+  };
+  EXPECT_EQ(sev(0), std::nullopt);
+  EXPECT_EQ(sev(9), Severity::kInfo);       // 0.9/s
+  EXPECT_EQ(sev(10), Severity::kWarning);   // 1/s
+  EXPECT_EQ(sev(49), Severity::kWarning);
+  EXPECT_EQ(sev(50), Severity::kCritical);  // 5/s
+  EXPECT_EQ(sev(9, {{"listen-overflow", {{"overflows_per_second", {"", 0.5, 0.8}}}}}),
+            Severity::kCritical);
+}
+
+TEST(ListenOverflow, NoListenerSeenFullIsSaid) {
+  Pair p;
+  p.Add("TcpExtListenOverflows", 100);
+  p.Listener("0.0.0.0", 80, 1, 511, 5);
+  auto f = p.Run("listen-overflow");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_TRUE(f[0].attribution.empty());
+  EXPECT_THAT(f[0].remediation.limits[0], HasSubstr("no listener was seen full in 5 samples"));
+}
+
+TEST(SynFlood, CookiesOffGetsCookiesOnAndSourcesAreNamed) {
+  Pair p;
+  p.Sysctl("net.ipv4.tcp_syncookies", "0");
+  p.Add("TcpExtTCPReqQFullDrop", 600);
+  collectors::SocketSummary s;
+  collectors::ListenerStats l;
+  l.address = Addr("10.0.0.1");
+  l.port = 80;
+  l.backlog = 128;
+  l.syn_recv = 128;
+  s.listeners.push_back(l);
+  s.top_syn_recv_sources = {{Addr("198.51.100.7"), 100},
+                            {Addr("198.51.100.9"), 20},
+                            {Addr("203.0.113.1"), 8}};
+  p.get().after.sockets = s;
+  auto f = p.Run("syn-flood");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kCritical);
+  ASSERT_TRUE(f[0].remediation.intent.has_value());
+  EXPECT_EQ(std::get<tuners::LimitsIntent>(f[0].remediation.intent->what).settings[0].first,
+            "tcp_syncookies");
+  ASSERT_GE(f[0].attribution.size(), 3u);
+  EXPECT_EQ(f[0].attribution[0].object, "10.0.0.1:80");
+  EXPECT_EQ(f[0].attribution[1].object, "198.51.100.0/24");
+  EXPECT_THAT(f[0].attribution[1].detail, HasSubstr("120 half-open"));
+}
+
+TEST(SynFlood, CookiesAlreadyOnIsNoSysctlPlan) {
+  Pair p;
+  p.Add("TcpExtTCPReqQFullDoCookies", 20);
+  auto f = p.Run("syn-flood");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kWarning);  // 2/s
+  EXPECT_FALSE(f[0].remediation.intent.has_value());
+  EXPECT_THAT(f[0].remediation.limits[1], HasSubstr("SYN guard"));
+}
+
+collectors::ConntrackStats Conntrack(uint64_t count, uint64_t max, uint64_t drop) {
+  collectors::ConntrackStats c;
+  c.count = count;
+  c.max = max;
+  c.total = {{"found", 5}, {"drop", drop}, {"early_drop", 0}, {"insert_failed", 0}};
+  return c;
+}
+
+TEST(ConntrackFull, FillEdgesAndDrops) {
+  auto run = [](uint64_t count, uint64_t drops) {
+    Pair p;
+    p.get().before.conntrack = Conntrack(count, 1000, 7);
+    p.get().after.conntrack = Conntrack(count, 1000, 7 + drops);
+    return p.Run("conntrack-full");
+  };
+  EXPECT_TRUE(run(899, 0).empty());
+  EXPECT_EQ(run(900, 0).at(0).severity, Severity::kWarning);
+  EXPECT_EQ(run(950, 0).at(0).severity, Severity::kCritical);
+  auto dropping = run(100, 1);  // 0.1/s
+  ASSERT_EQ(dropping.size(), 1u);
+  EXPECT_EQ(dropping[0].severity, Severity::kWarning);
+  EXPECT_THAT(dropping[0].summary, HasSubstr("1 new flows dropped"));
+  auto full = run(999, 50);
+  ASSERT_TRUE(full[0].remediation.intent.has_value());
+  EXPECT_EQ(std::get<tuners::LimitsIntent>(full[0].remediation.intent->what).settings[0],
+            (std::pair<std::string, std::string>{"nf_conntrack_max", "2000"}));
+  EXPECT_THAT(full[0].remediation.limits[0], HasSubstr("child namespace cannot change it"));
+  // A low threshold from the config fires on a nearly empty table.
+  Pair low;
+  low.get().before.conntrack = low.get().after.conntrack = Conntrack(30, 1000, 0);
+  EXPECT_EQ(low.Run("conntrack-full", {{"conntrack-full", {{"fill_percent", {"", 1, 2}}}}})
+                .at(0)
+                .severity,
+            Severity::kCritical);
+}
+
+TEST(PortExhaustion, TheBusiestPeerAgainstTheRange) {
+  auto run = [](uint64_t tw) {
+    Pair p;
+    collectors::SocketSummary s;
+    s.time_wait.count = tw + 3;
+    s.time_wait.ephemeral = {32768, 60999};
+    s.time_wait.ephemeral_ports = 28232;
+    s.time_wait.busiest_peer = "10.1.0.2:5432";
+    s.time_wait.busiest_peer_count = tw;
+    s.time_wait.busiest_peer_fill_percent = 100.0 * tw / 28232;
+    p.get().after.sockets = s;
+    return p.Run("port-exhaustion");
+  };
+  EXPECT_TRUE(run(14000).empty());  // 49.6 %
+  auto f = run(23000);              // 81 %
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kCritical);
+  EXPECT_EQ(f[0].attribution[0].object, "10.1.0.2:5432");
+  const auto& lim = std::get<tuners::LimitsIntent>(f[0].remediation.intent->what);
+  ASSERT_EQ(lim.settings.size(), 2u);
+  EXPECT_EQ(lim.settings[0], (std::pair<std::string, std::string>{"tcp_tw_reuse", "1"}));
+  EXPECT_EQ(lim.settings[1],
+            (std::pair<std::string, std::string>{"ip_local_port_range", "10240 65000"}));
+  EXPECT_EQ(run(15000).at(0).severity, Severity::kWarning);
+}
+
+TEST(Softnet, DropsPerCpuAndSqueezesOnlyWithDrops) {
+  Pair p;
+  auto& rows = p.get().after.softnet->rows;
+  ASSERT_GE(rows.size(), 2u);
+  rows[1].counters.dropped += 50;  // 5/s on one CPU
+  rows[1].counters.time_squeeze += 300;
+  auto f = p.Run("softnet-drops");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kWarning);
+  ASSERT_EQ(f[0].attribution.size(), 1u);
+  EXPECT_EQ(f[0].attribution[0].object, absl::StrCat("cpu ", rows[1].cpu));
+  EXPECT_EQ(std::get<tuners::SysctlIntent>(f[0].remediation.intent->what).settings[0],
+            (std::pair<std::string, std::string>{"net.core.netdev_max_backlog", "2048"}));
+  auto sq = p.Run("softnet-squeeze");
+  ASSERT_EQ(sq.size(), 1u);
+  EXPECT_EQ(sq[0].severity, Severity::kWarning);  // 30/s with drops
+  Pair busy;
+  busy.get().after.softnet->rows[0].counters.time_squeeze += 5000;
+  auto quiet = busy.Run("softnet-squeeze");
+  ASSERT_EQ(quiet.size(), 1u);
+  EXPECT_EQ(quiet[0].severity, Severity::kInfo) << "a busy CPU without loss is no alarm";
+}
+
+TEST(Softnet, ThirtyTwoBitCountersWrap) {
+  Pair p;
+  p.get().before.softnet->rows[0].counters.dropped = 0xfffffff0u;
+  p.get().after.softnet->rows[0].counters.dropped = 0x10u;  // 32 later
+  auto f = p.Run("softnet-drops");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].evidence[0].delta, 32);
+}
+
+TEST(Retransmissions, RatioNeedsVolumeAndNamesTheKind) {
+  auto run = [](int64_t out, int64_t retrans, int64_t rto) {
+    Pair p;
+    p.Add("TcpOutSegs", out).Add("TcpRetransSegs", retrans).Add("TcpExtTCPTimeouts", rto);
+    return p.Run("retransmissions");
+  };
+  EXPECT_TRUE(run(100000, 500, 0).empty());  // 0.5 %
+  EXPECT_EQ(run(100000, 1500, 0).at(0).severity, Severity::kInfo);
+  EXPECT_EQ(run(100000, 2000, 0).at(0).severity, Severity::kWarning);
+  auto f = run(100000, 6000, 5000);
+  EXPECT_EQ(f.at(0).severity, Severity::kCritical);
+  EXPECT_THAT(f[0].summary, HasSubstr("6 % of TCP segments retransmitted"));
+  EXPECT_THAT(f[0].summary, HasSubstr("mostly timeouts (RTO)"));
+  EXPECT_EQ(run(500, 100, 0).at(0).severity, Severity::kInfo) << "20 % of 500 segments";
+}
+
+// SYNs sent again to a listener whose queue is full are not data loss.
+TEST(Retransmissions, SynRetransmissionsAreNotCounted) {
+  Pair p;
+  p.Add("TcpOutSegs", 500).Add("TcpRetransSegs", 1120).Add("TcpExtTCPSynRetrans", 1120);
+  EXPECT_TRUE(p.Run("retransmissions").empty());
+  p.Add("TcpOutSegs", 100000).Add("TcpRetransSegs", 3000);
+  auto f = p.Run("retransmissions");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kWarning);  // 3000 of 100500
+  EXPECT_THAT(f[0].evidence[0].note, HasSubstr("besides 1120 SYNs"));
+}
+
+TEST(UdpRcvbuf, ErrorsGetALargerMaximum) {
+  Pair p;
+  p.Add("UdpRcvbufErrors", 2000);
+  auto f = p.Run("udp-rcvbuf");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kCritical);
+  EXPECT_EQ(std::get<tuners::SysctlIntent>(f[0].remediation.intent->what).settings[0],
+            (std::pair<std::string, std::string>{"net.core.rmem_max", "3407872"}))
+      << "8 MiB is the aim, 16 x 212992 what one apply may do";
+}
+
+TEST(TcpMemory, PagesAgainstTheHighMark) {
+  Pair p;
+  p.get().after.sockstat = collectors::Sockstat{{"TCP", {{"mem", 150000}, {"orphan", 0}}}};
+  auto f = p.Run("tcp-memory-pressure");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kWarning);  // 83 %
+  EXPECT_FALSE(f[0].remediation.intent.has_value());
+  p.get().after.sockstat = collectors::Sockstat{{"TCP", {{"mem", 100}}}};
+  EXPECT_TRUE(p.Run("tcp-memory-pressure").empty());
+  p.Add("TcpExtTCPMemoryPressures", 2);
+  EXPECT_EQ(p.Run("tcp-memory-pressure").at(0).severity, Severity::kWarning);
+}
+
+TEST(Orphans, NearTheLimitShortensFinTimeout) {
+  Pair p;
+  p.get().after.sockstat = collectors::Sockstat{{"TCP", {{"orphan", 40000}}}};
+  auto f = p.Run("orphans");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kWarning);
+  EXPECT_EQ(std::get<tuners::LimitsIntent>(f[0].remediation.intent->what).settings[0],
+            (std::pair<std::string, std::string>{"tcp_fin_timeout", "30"}));
+}
+
+collectors::LinkRecord Link(const std::string& name, uint64_t rx, uint64_t dropped,
+                            uint64_t missed, uint64_t errors) {
+  collectors::LinkRecord l;
+  l.ifindex = 7;
+  l.name = name;
+  l.stats_count = collectors::kLinkStatCount;
+  auto set = [&](const char* n, uint64_t v) {
+    for (int i = 0; i < collectors::kLinkStatCount; ++i)
+      if (std::string(collectors::kLinkStatNames[i]) == n) l.stats[i] = v;
+  };
+  set("rx_packets", rx);
+  set("tx_packets", rx);
+  set("rx_dropped", dropped);
+  set("rx_missed_errors", missed);
+  set("rx_errors", errors);
+  set("rx_crc_errors", errors);
+  return l;
+}
+
+TEST(Nic, DropsAndErrorsPerDevice) {
+  Pair p;
+  p.get().before.links = std::vector{Link("eth9", 1000, 0, 0, 0)};
+  p.get().after.links = std::vector{Link("eth9", 101000, 10, 0, 0)};
+  EXPECT_EQ(p.Run("nic-drops").at(0).severity, Severity::kInfo);  // 0.01 %, no ring drops
+  p.get().after.links = std::vector{Link("eth9", 101000, 10, 5, 0)};
+  auto f = p.Run("nic-drops");
+  EXPECT_EQ(f.at(0).severity, Severity::kWarning);  // missed > 0
+  EXPECT_EQ(f[0].attribution[0].object, "eth9");
+  EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("missed 5"));
+  p.get().after.links = std::vector{Link("eth9", 101000, 0, 0, 3000)};
+  auto e = p.Run("nic-errors");
+  EXPECT_EQ(e.at(0).severity, Severity::kWarning);  // 1.5 %
+  EXPECT_THAT(e[0].attribution[0].detail, HasSubstr("crc 3000"));
+}
+
+TEST(LinkFlaps, CarrierChangesPerDevice) {
+  auto run = [](uint32_t before, uint32_t after) {
+    Pair p;
+    auto l = Link("eth9", 0, 0, 0, 0);
+    l.carrier_changes = before;
+    p.get().before.links = std::vector{l};
+    l.carrier_changes = after;
+    p.get().after.links = std::vector{l};
+    return p.Run("link-flaps");
+  };
+  EXPECT_TRUE(run(4, 4).empty());
+  EXPECT_EQ(run(4, 6).at(0).severity, Severity::kInfo);  // one down and up
+  EXPECT_EQ(run(4, 7).at(0).severity, Severity::kWarning);
+  EXPECT_EQ(run(0xffffffffu, 5).at(0).severity, Severity::kCritical) << "6 changes, wrapped";
+  EXPECT_EQ(run(4, 10).at(0).attribution[0].object, "eth9");
+}
+
+collectors::FlowLimits Flow(uint64_t cookie, uint64_t busy_ms, uint64_t snd_ms, uint64_t rwnd_ms) {
+  collectors::FlowLimits f;
+  f.cookie = cookie;
+  f.local = "10.0.0.1:5201";
+  f.peer = absl::StrCat("10.0.0.2:", 40000 + cookie);
+  f.busy_us = busy_ms * 1000;
+  f.sndbuf_limited_us = snd_ms * 1000;
+  f.rwnd_limited_us = rwnd_ms * 1000;
+  f.rtt_us = 200000;
+  f.delivery_rate = 12500000;
+  return f;
+}
+
+TEST(BufferLimited, TheWindowsShareOfAFlowsBusyTime) {
+  Pair p;
+  p.Sysctl("net.ipv4.tcp_wmem", "4096 16384 4194304");
+  collectors::SocketSummary b, a;
+  // Flow 1: limited all its life before, not in the window: quiet.
+  b.busiest_flows = {Flow(1, 10000, 9000, 0), Flow(2, 1000, 0, 0)};
+  a.busiest_flows = {Flow(1, 20000, 9100, 0),
+                     // Flow 2: 9 s busy in the window, 8.5 s of it send-buffer limited.
+                     Flow(2, 10000, 8500, 0),
+                     // Flow 3: new, too little busy time to grade.
+                     Flow(3, 100, 100, 0)};
+  p.get().before.sockets = b;
+  p.get().after.sockets = a;
+  auto f = p.Run("buffer-limited");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kCritical);  // 94 %
+  ASSERT_EQ(f[0].attribution.size(), 1u);
+  EXPECT_EQ(f[0].attribution[0].object, "10.0.0.1:5201 -> 10.0.0.2:40002");
+  EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("send buffer limited 94.4 % of 9000 ms busy; RTT 200 ms, delivery 100 Mbit/s"));
+  ASSERT_TRUE(f[0].remediation.intent.has_value());
+  EXPECT_TRUE(std::get<tuners::BdpIntent>(f[0].remediation.intent->what).observed);
+  // A flow waiting on the peer: the peer's buffer is named.
+  a.busiest_flows = {Flow(2, 10000, 0, 6000)};
+  p.get().after.sockets = a;
+  auto r = p.Run("buffer-limited");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].severity, Severity::kWarning);  // 5 of 9 s: 56 %
+  EXPECT_THAT(r[0].remediation.limits[0], HasSubstr("on the peer"));
+}
+
+collectors::NeighbourStats Neigh(const std::string& table, uint64_t entries, uint64_t fulls) {
+  collectors::NeighbourStats n;
+  n.table = table;
+  n.entries = entries;
+  n.totals = {{"allocs", 10}, {"table_fulls", fulls}};
+  return n;
+}
+
+TEST(NeighbourOverflow, FullTablesAndGcThresh3) {
+  Pair p;
+  p.Sysctl("net.ipv4.neigh.default.gc_thresh3", "1024");
+  p.Sysctl("net.ipv6.neigh.default.gc_thresh3", "1024");
+  p.get().before.neighbours = std::vector{Neigh("arp_cache", 10, 4), Neigh("ndisc_cache", 3, 0)};
+  p.get().after.neighbours = std::vector{Neigh("arp_cache", 11, 4), Neigh("ndisc_cache", 3, 0)};
+  EXPECT_TRUE(p.Run("neighbour-overflow").empty()) << "old table_fulls are history";
+  p.get().after.neighbours = std::vector{Neigh("arp_cache", 1024, 9), Neigh("ndisc_cache", 3, 0)};
+  auto f = p.Run("neighbour-overflow");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kCritical);  // 100 % full
+  EXPECT_EQ(f[0].attribution[0].object, "IPv4 (ARP)");
+  EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("5 times full in the window"));
+  const auto& set = std::get<tuners::SysctlIntent>(f[0].remediation.intent->what).settings;
+  ASSERT_EQ(set.size(), 1u);
+  EXPECT_EQ(set[0], (std::pair<std::string, std::string>{"net.ipv4.neigh.default.gc_thresh3",
+                                                         "2048"}));
+}
+
+TEST(MtuBlackhole, FullSizedSegmentsThatNeverGetThrough) {
+  auto stalled = [](uint8_t rtos, uint32_t mss, uint64_t acked) {
+    collectors::StalledFlow s;
+    s.local = "10.0.0.1:40000";
+    s.peer = "10.9.0.1:443";
+    s.retransmits = rtos;
+    s.snd_mss = mss;
+    s.pmtu = 1500;
+    s.unacked = 10;
+    s.bytes_acked = acked;
+    s.last_ack_recv_ms = 12000;
+    return s;
+  };
+  Pair p;
+  collectors::SocketSummary a;
+  a.stalled = {stalled(2, 1448, 100), stalled(5, 536, 100), stalled(5, 1448, 1 << 20)};
+  p.get().after.sockets = a;
+  EXPECT_TRUE(p.Run("mtu-blackhole").empty()) << "2 RTOs, small MSS, or a flow that went far";
+  a.stalled.push_back(stalled(4, 1448, 517));
+  p.get().after.sockets = a;
+  p.Sysctl("net.ipv4.tcp_mtu_probing", "0");
+  auto f = p.Run("mtu-blackhole");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kWarning);
+  EXPECT_EQ(f[0].attribution[0].object, "10.0.0.1:40000 -> 10.9.0.1:443");
+  EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("4 timeouts in a row with 10 segments of up "
+                                                    "to 1448 bytes unacknowledged"));
+  EXPECT_EQ(std::get<tuners::LimitsIntent>(f[0].remediation.intent->what).settings[0],
+            (std::pair<std::string, std::string>{"tcp_mtu_probing", "1"}));
+  for (int i = 0; i < 4; ++i) a.stalled.push_back(stalled(3, 1448, 0));
+  p.get().after.sockets = a;
+  EXPECT_EQ(p.Run("mtu-blackhole").at(0).severity, Severity::kCritical);
+}
+
+TEST(IrqImbalance, OneCpuDoingTheReceiveWorkIsAFaultOnlyWhenItFallsBehind) {
+  Pair p;
+  collectors::Softirqs before, after;
+  before.cpus = after.cpus = {0, 1};
+  before.counts["NET_RX"] = {1000, 1000};
+  after.counts["NET_RX"] = {1000 + 95000, 1000 + 1000};  // 9,600/s, 99 % on cpu 0
+  p.get().before.softirqs = before;
+  p.get().after.softirqs = after;
+  auto eth = Link("eth9", 1000, 0, 0, 0);
+  eth.num_rx_queues = 1;
+  p.get().before.links = std::vector{eth};
+  eth.stats[0] = 900000;  // rx_packets
+  p.get().after.links = std::vector{eth};
+  auto quiet = p.Run("irq-imbalance");
+  ASSERT_EQ(quiet.size(), 1u);
+  EXPECT_EQ(quiet[0].severity, Severity::kInfo) << "keeping up: not a fault";
+  const uint32_t cpu0 = p.get().after.softnet->rows[0].cpu;
+  ASSERT_EQ(cpu0, 0u);
+  p.get().after.softnet->rows[0].counters.time_squeeze += 40;
+  auto f = p.Run("irq-imbalance");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kCritical);
+  EXPECT_EQ(f[0].attribution[0].object, "cpu 0");
+  EXPECT_EQ(f[0].attribution[1].object, "eth9");
+  EXPECT_EQ(std::get<tuners::RpsIntent>(f[0].remediation.intent->what).device, "eth9");
+  // Several queues: their interrupts are spread instead.
+  for (auto* l : {&*p.get().before.links, &*p.get().after.links}) (*l)[0].num_rx_queues = 4;
+  EXPECT_EQ(std::get<tuners::IrqAffinityIntent>(p.Run("irq-imbalance")[0].remediation.intent->what)
+                .device,
+            "eth9");
+  // An idle host (under 1,000 receive softirqs a second) is not graded.
+  after.counts["NET_RX"] = {1000 + 5000, 1000};
+  p.get().after.softirqs = after;
+  EXPECT_TRUE(p.Run("irq-imbalance").empty());
+}
+
+TEST(Options, UnknownRulesAndBadOverridesNameTheField) {
+  DiagnoseOptions o;
+  o.rules = {"nope"};
+  EXPECT_THAT(ValidateOptions(o, "request").message(), HasSubstr("request.rules: no rule"));
+  o.rules = {};
+  o.overrides["listen-overflow"]["bogus"] = {"", 1, 2};
+  EXPECT_THAT(ValidateOptions(o, "config").message(),
+              HasSubstr("config.thresholds.listen-overflow: no metric"));
+  o.overrides.clear();
+  o.overrides["listen-overflow"]["overflows_per_second"] = {"", 5, 1};
+  EXPECT_FALSE(ValidateOptions(o, "config").ok());
+  o.overrides["listen-overflow"]["overflows_per_second"] = {"", 1, 5};
+  EXPECT_TRUE(ValidateOptions(o, "config").ok());
+}
+
+TEST(Diagnose, MostSevereFirstAndMinimumSeverity) {
+  Pair p;
+  p.Add("TcpExtListenOverflows", 5);  // info
+  p.Add("UdpRcvbufErrors", 2000);     // critical
+  auto all = Diagnose(p.get(), {});
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].rule, "udp-rcvbuf");
+  DiagnoseOptions o;
+  o.min_severity = Severity::kWarning;
+  EXPECT_EQ(Diagnose(p.get(), o).size(), 1u);
+}
+
+}  // namespace
+}  // namespace netagent::diagnosis
