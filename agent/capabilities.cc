@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "datapath/drop_collector.h"
 #include "kernel/genl.h"
 #include "kernel/sysctl.h"
 
@@ -59,6 +60,7 @@ Capabilities ProbeCapabilities(kernel::Capability bpffs) {
     caps.xdp.generic = caps.xdp.native = {false, std::string(genl.status().message())};
   }
   caps.conntrack_netlink = kernel::ProbeConntrackNetlink();
+  caps.drop_reasons = datapath::ProbeDropReasons();
   if (auto v = kernel::ReadSysctlWords("net.ipv4.tcp_available_congestion_control"); v.ok()) {
     caps.cc_available = *v;
   }

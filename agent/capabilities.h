@@ -24,6 +24,8 @@ struct Capabilities {
   kernel::Capability bpffs;
   datapath::XdpSupport xdp;
   kernel::Capability conntrack_netlink;
+  // skb:kfree_skb with drop reasons named in the kernel's BTF (5.17+).
+  kernel::Capability drop_reasons;
   std::vector<std::string> cc_available;
   std::vector<std::string> cc_allowed;
   std::string cc_current;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/auth.h"
+#include "datapath/drop_collector.h"
 #include "kernel/errors.h"
 #include "kernel/text.h"
 
@@ -99,7 +100,7 @@ const std::vector<std::string>& ConfigKeys() {
       "netns",          "state_dir",          "bpf_pin_root",
       "log_format",     "log_level",          "pid_file",
       "shutdown_grace", "fault_inject_writes", "diagnosis_thresholds",
-      "diagnosis_interval"};
+      "diagnosis_interval", "drop_reasons", "drop_samples"};
   return keys;
 }
 
@@ -221,6 +222,23 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
                                      " is not 0 (off) or a duration between 1s and 1h"));
       }
       cfg.diagnosis_interval = d;
+    } else if (key == "drop_reasons") {
+      if (v == "on-demand") {
+        cfg.drop_reasons = DropReasonsMode::kOnDemand;
+      } else if (v == "start") {
+        cfg.drop_reasons = DropReasonsMode::kStart;
+      } else if (v == "off") {
+        cfg.drop_reasons = DropReasonsMode::kOff;
+      } else {
+        return Bad(key, "must be on-demand, start or off");
+      }
+    } else if (key == "drop_samples") {
+      uint32_t n;
+      if (!absl::SimpleAtoi(v, &n) || n > datapath::kMaxDropSamplesPerSecond) {
+        return Bad(key, absl::StrCat("\"", v, "\" is not a number from 0 to ",
+                                     datapath::kMaxDropSamplesPerSecond));
+      }
+      cfg.drop_samples = n;
     } else {
       return Bad(key, "unknown setting");
     }

@@ -28,6 +28,9 @@ struct ListenAddress {
 // "HOST:PORT", "[V6]:PORT", "HOST" (default port), ":PORT" (all addresses).
 absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text, absl::string_view field);
 
+// When the kernel-drop collector (TelemetryService.GetDropReasons) attaches.
+enum class DropReasonsMode { kOff, kOnDemand, kStart };
+
 struct AgentConfig {
   std::string socket = kDefaultSocket;
   std::string socket_group;  // group owning the socket: its members may connect (viewers)
@@ -47,6 +50,10 @@ struct AgentConfig {
   std::string log_level = "info";
   std::string pid_file;
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // "on-demand" (the first GetDropReasons attaches it), "start" or "off".
+  DropReasonsMode drop_reasons = DropReasonsMode::kOnDemand;
+  // Its flow samples per second per CPU (0: none).
+  uint32_t drop_samples = 100;
   // Test hook: writes of these tuning knobs fail, to exercise the restore
   // of a change set that fails half-way. Never set in production.
   std::vector<std::string> fault_inject_writes;

@@ -1,6 +1,9 @@
 #include "agent/convert.h"
 
 #include "absl/strings/str_cat.h"
+#include "collectors/links.h"
+#include "kernel/errors.h"
+#include "kernel/text.h"
 
 namespace netagent::agent {
 namespace v1 = ::netagent::v1;
@@ -40,6 +43,46 @@ absl::StatusOr<absl::Duration> WatchInterval(const v1::WatchRequest& req) {
         absl::StrCat("interval: at least ", absl::FormatDuration(kMinWatchInterval)));
   }
   return **d;
+}
+
+absl::Status CheckDropReasonsRequest(const v1::GetDropReasonsRequest& req) {
+  if (req.reasons_size() > kMaxDropFilters) {
+    return absl::InvalidArgumentError(absl::StrCat("reasons: at most ", kMaxDropFilters));
+  }
+  if (req.devices_size() > kMaxDropFilters) {
+    return absl::InvalidArgumentError(absl::StrCat("devices: at most ", kMaxDropFilters));
+  }
+  for (int i = 0; i < req.devices_size(); ++i) {
+    NETAGENT_RETURN_IF_ERROR(
+        collectors::ValidateInterfaceName(req.devices(i), absl::StrCat("devices[", i, "]")));
+  }
+  for (int i = 0; i < req.reasons_size(); ++i) {
+    if (req.reasons(i).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("reasons[", i, "]: empty"));
+    }
+  }
+  if (req.has_max_samples() && req.max_samples() > kMaxDropSamples) {
+    return absl::InvalidArgumentError(absl::StrCat("max_samples: at most ", kMaxDropSamples));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<datapath::KernelDropQuery> DropQueryFromRequest(
+    const v1::GetDropReasonsRequest& req, const datapath::DropReasonNames& names) {
+  NETAGENT_RETURN_IF_ERROR(CheckDropReasonsRequest(req));
+  datapath::KernelDropQuery q;
+  for (int i = 0; i < req.reasons_size(); ++i) {
+    std::optional<uint32_t> v = names.Value(req.reasons(i));
+    if (!v) {
+      return absl::InvalidArgumentError(absl::StrCat("reasons[", i,
+                                                     "]: ", kernel::Quote(req.reasons(i)),
+                                                     " is not a drop reason of this kernel"));
+    }
+    q.reasons.insert(*v);
+  }
+  q.devices.insert(req.devices().begin(), req.devices().end());
+  q.max_samples = req.has_max_samples() ? req.max_samples() : kDefaultDropSamples;
+  return q;
 }
 
 void ToProto(absl::Time t, google::protobuf::Timestamp* out) {
@@ -140,6 +183,60 @@ void ToProto(const collectors::CounterReport& report, v1::GetCountersResponse* o
     s->set_source(SourceToProto(u.source));
     s->set_reason(u.reason);
   }
+  ToProto(report.taken, out->mutable_sampled_at());
+  if (report.window) ToProto(*report.window, out->mutable_window());
+}
+
+void ToProto(const datapath::KernelDropReport& report, const datapath::DropCollectorStatus& status,
+             v1::GetDropReasonsResponse* out) {
+  out->mutable_rows()->Reserve(static_cast<int>(report.rows.size()));
+  for (const datapath::KernelDropRow& r : report.rows) {
+    v1::DropReasonCount* c = out->add_rows();
+    c->set_reason(r.reason);
+    c->set_reason_code(r.key.reason);
+    c->set_device(r.device);
+    c->set_ifindex(r.key.ifindex);
+    c->set_protocol(r.protocol);
+    c->set_ethertype(r.key.ethertype);
+    c->set_ip_protocol(r.key.ip_protocol);
+    c->set_count(r.count);
+    if (r.delta) c->set_delta(*r.delta);
+    if (r.rate) c->set_rate(*r.rate);
+  }
+  out->set_total(report.total);
+  if (report.total_delta) out->set_total_delta(*report.total_delta);
+  for (const datapath::KernelDropSampleView& v : report.samples) {
+    v1::DropReasonSample* s = out->add_samples();
+    ToProto(v.sample.at, s->mutable_time());
+    s->set_reason(v.reason);
+    s->set_reason_code(v.sample.key.reason);
+    s->set_device(v.device);
+    s->set_ifindex(v.sample.key.ifindex);
+    s->set_protocol(v.protocol);
+    s->set_source(v.source);
+    s->set_destination(v.destination);
+    if (v.sample.source_port) s->set_source_port(*v.sample.source_port);
+    if (v.sample.destination_port) s->set_destination_port(*v.sample.destination_port);
+    s->set_length(v.sample.length);
+  }
+  for (const datapath::DropSourceRow& t : report.top_sources) {
+    v1::DropSourcePrefix* p = out->add_top_sources();
+    p->set_prefix(t.prefix);
+    p->set_samples(t.samples);
+    p->set_top_reason(t.top_reason);
+  }
+  v1::DropCollectorInfo* c = out->mutable_collector();
+  ToProto(status.attached_at, c->mutable_attached_at());
+  c->set_attached_now(status.attached_now);
+  c->set_samples_per_second(status.samples_per_second);
+  c->set_samples_taken(report.events.sampled);
+  c->set_samples_capped(report.events.sample_capped);
+  c->set_samples_lost(report.events.sample_lost);
+  c->set_no_room(report.events.table_full);
+  c->set_unattributed(report.events.no_netns);
+  c->set_reasons_known(static_cast<uint32_t>(status.reasons_known));
+  c->set_compat(status.compat);
+  c->set_prog_id(status.prog_id);
   ToProto(report.taken, out->mutable_sampled_at());
   if (report.window) ToProto(*report.window, out->mutable_window());
 }

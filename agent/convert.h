@@ -13,6 +13,8 @@
 #include "collectors/counters.h"
 #include "collectors/ethtool.h"
 #include "collectors/softnet.h"
+#include "datapath/drop_collector.h"
+#include "datapath/kernel_drops.h"
 #include "netagent/v1/common.pb.h"
 #include "netagent/v1/host.pb.h"
 #include "netagent/v1/telemetry.pb.h"
@@ -22,6 +24,9 @@ namespace netagent::agent {
 inline constexpr absl::Duration kMaxWindow = absl::Minutes(10);
 inline constexpr absl::Duration kMinWatchInterval = absl::Milliseconds(100);
 inline constexpr absl::Duration kMaxWatchInterval = absl::Hours(1);
+inline constexpr int kMaxDropFilters = 64;
+inline constexpr uint32_t kDefaultDropSamples = 20;
+inline constexpr uint32_t kMaxDropSamples = 256;
 
 grpc::Status ToGrpc(const absl::Status& status);
 
@@ -34,10 +39,20 @@ absl::StatusOr<std::optional<absl::Duration>> DurationFromRequest(
 // Watch interval: default 1s, within [kMinWatchInterval, kMaxWatchInterval].
 absl::StatusOr<absl::Duration> WatchInterval(const netagent::v1::WatchRequest& req);
 
+// GetDropReasons: what can be checked before the collector is there (filter
+// counts, device names, max_samples), naming the field.
+absl::Status CheckDropReasonsRequest(const netagent::v1::GetDropReasonsRequest& req);
+// The query, reasons resolved by this kernel's names (INVALID_ARGUMENT
+// naming the field for one it does not have).
+absl::StatusOr<datapath::KernelDropQuery> DropQueryFromRequest(
+    const netagent::v1::GetDropReasonsRequest& req, const datapath::DropReasonNames& names);
+
 void ToProto(absl::Time t, google::protobuf::Timestamp* out);
 void ToProto(absl::Duration d, google::protobuf::Duration* out);
 void ToProto(const collectors::SoftnetReport& report, netagent::v1::GetSoftnetResponse* out);
 void ToProto(const collectors::CounterReport& report, netagent::v1::GetCountersResponse* out);
+void ToProto(const datapath::KernelDropReport& report, const datapath::DropCollectorStatus& status,
+             netagent::v1::GetDropReasonsResponse* out);
 void ToProto(const Caller& caller, const RoleDecision& decision, netagent::v1::Caller* out);
 void ToProto(const collectors::NamedValues& values,
              google::protobuf::RepeatedPtrField<netagent::v1::NamedValue>* out);

@@ -77,6 +77,7 @@ grpc::Status HostService::GetHostInfo(grpc::ServerContext* context,
   GenlToProto(caps.netdev_netlink, out->mutable_netdev_netlink());
   CapabilityToProto(caps.btf, out->mutable_btf());
   CapabilityToProto(caps.bpffs, out->mutable_bpffs());
+  CapabilityToProto(caps.drop_reasons, out->mutable_drop_reasons());
   CapabilityToProto(caps.xdp.generic, out->mutable_xdp()->mutable_generic());
   CapabilityToProto(caps.xdp.native, out->mutable_xdp()->mutable_native());
   for (const auto& i : caps.xdp.native_interfaces) out->mutable_xdp()->add_native_interfaces(i);

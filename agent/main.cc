@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
       {"netns", {}},          {"state_dir", {}},          {"bpf_pin_root", {}},
       {"log_format", {}},     {"log_level", {}},          {"pid_file", {}},
       {"shutdown_grace", {}}, {"fault_inject_writes", {}}, {"diagnosis_thresholds", {}},
-      {"diagnosis_interval", {}}};
+      {"diagnosis_interval", {}}, {"drop_reasons", {}}, {"drop_samples", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},
@@ -142,7 +142,11 @@ int main(int argc, char** argv) {
        "a diagnosis rule's levels, RULE.METRIC=WARNING,CRITICAL (repeatable; netctl doctor "
        "--explain RULE lists the metrics)"},
       {"diagnosis_interval",
-       "how often the agent runs its diagnosis by itself for watchers (default 10s; 0: never)"}};
+       "how often the agent runs its diagnosis by itself for watchers (default 10s; 0: never)"},
+      {"drop_reasons",
+       "kernel drop reasons collector: on-demand (attached by the first call, the default), "
+       "start or off"},
+      {"drop_samples", "its flow samples per second per CPU (default 100, 0: none)"}};
   std::map<std::string, CLI::Option*> opts;
   for (Flag& f : flags) {
     std::string name = "--" + f.key;
@@ -246,6 +250,8 @@ int main(int argc, char** argv) {
   options.shutdown_grace = cfg.shutdown_grace;
   options.diagnosis_thresholds = cfg.diagnosis_thresholds;
   options.diagnosis_interval = cfg.diagnosis_interval;
+  options.drop_reasons = cfg.drop_reasons;
+  options.drop_samples = cfg.drop_samples;
   // Connections must never take the descriptors the agent needs for itself
   // (netlink, bpf, files) nor all of them from the other listener.
   const rlim_t files = RaiseOpenFilesLimit();

@@ -23,7 +23,7 @@ namespace netagent::agent {
 std::unique_ptr<AgentServer::Services> AgentServer::MakeServices(const std::string& datapath_off) {
   auto s = std::make_unique<Services>();
   s->host = std::make_unique<HostService>(ctx_);
-  s->telemetry = std::make_unique<TelemetryService>(ctx_);
+  s->telemetry = std::make_unique<TelemetryService>(ctx_, drops_.get());
   s->sockets = std::make_unique<SocketService>(ctx_);
   s->nics = std::make_unique<NicService>(ctx_);
   s->conntrack = std::make_unique<ConntrackService>(ctx_);
@@ -172,6 +172,22 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
       ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
     };
     s->monitor_ = std::make_unique<diagnosis::Monitor>(std::move(mopts));
+  }
+  {
+    datapath::DropCollectorOptions dopts;
+    dopts.netns_inode = static_cast<uint32_t>(ctx.netns.inode);
+    dopts.samples_per_second = options.drop_samples;
+    kernel::Capability cap = ctx.capabilities.drop_reasons;
+    if (options.drop_reasons == DropReasonsMode::kOff) {
+      cap = {false, "the kernel-drop collector is off (netagentd --drop-reasons off)", ""};
+    }
+    s->drops_ = std::make_unique<datapath::DropCollectorOnDemand>(dopts, cap);
+    if (options.drop_reasons == DropReasonsMode::kStart) {
+      // Failures are logged by the collector and told to every caller.
+      (void)s->drops_->Get();
+    } else if (options.drop_reasons == DropReasonsMode::kOnDemand && !cap.available) {
+      spdlog::warn("drop reasons unavailable: {}", cap.reason);
+    }
   }
   s->local_services_ = s->MakeServices(datapath_off);
   NETAGENT_ASSIGN_OR_RETURN(auto local,

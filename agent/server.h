@@ -34,6 +34,7 @@
 #include "agent/diagnosis_service.h"
 #include "diagnosis/monitor.h"
 #include "agent/unix_listener.h"
+#include "datapath/drop_collector.h"
 
 namespace netagent::agent {
 
@@ -63,6 +64,11 @@ class AgentServer {
     diagnosis::LevelOverrides diagnosis_thresholds;
     // Continuous evaluation for WatchFindings; zero: none.
     absl::Duration diagnosis_interval = absl::Seconds(10);
+    // The kernel-drop collector (TelemetryService.GetDropReasons). Off here
+    // unless asked (in-process tests load no tracing program); netagentd's
+    // default is on-demand.
+    DropReasonsMode drop_reasons = DropReasonsMode::kOff;
+    uint32_t drop_samples = 100;
   };
 
   // `ctx` must outlive the server.
@@ -117,6 +123,7 @@ class AgentServer {
   std::unique_ptr<datapath::DatapathManager> datapath_manager_;
   // Before the services: they watch it, and go first.
   std::unique_ptr<diagnosis::Monitor> monitor_;
+  std::unique_ptr<datapath::DropCollectorOnDemand> drops_;
   std::unique_ptr<Services> local_services_, network_services_;
   std::unique_ptr<grpc::Server> local_, network_;
   std::unique_ptr<UnixListener> unix_;

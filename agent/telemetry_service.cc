@@ -111,4 +111,30 @@ grpc::Status TelemetryService::Watch(grpc::ServerContext* context, const v1::Wat
   }
 }
 
+grpc::Status TelemetryService::GetDropReasons(grpc::ServerContext* context,
+                                              const v1::GetDropReasonsRequest* request,
+                                              v1::GetDropReasonsResponse* response) {
+  if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
+  auto window = DurationFromRequest(request->has_window(), request->window(), "window", kMaxWindow);
+  if (!window.ok()) return ToGrpc(window.status());
+  // Bad input never attaches the collector.
+  if (absl::Status st = CheckDropReasonsRequest(*request); !st.ok()) return ToGrpc(st);
+  if (drops_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "this agent has no kernel-drop collector");
+  }
+  bool attached_now = false;
+  auto collector = drops_->Get(&attached_now);
+  if (!collector.ok()) return ToGrpc(collector.status());
+  datapath::DropCollector& c = **collector;
+  auto query = DropQueryFromRequest(*request, c.names());
+  if (!query.ok()) return ToGrpc(query.status());
+  return Sampled(
+      ctx_, context, *window, [&] { return c.Snapshot(); },
+      [&](const datapath::KernelDropSnapshot* before, const datapath::KernelDropSnapshot& after) {
+        ToProto(datapath::BuildKernelDropReport(before, after, c.Samples(), c.names(), *query),
+                c.Status(attached_now), response);
+      });
+}
+
 }  // namespace netagent::agent

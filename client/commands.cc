@@ -63,6 +63,7 @@ void HostBlock(const google::protobuf::Message& m, std::ostream& out) {
   }
   t.AddRow({"xdp native", native});
   t.AddRow({"conntrack netlink", Cap(caps.conntrack_netlink())});
+  t.AddRow({"drop reasons", Cap(caps.drop_reasons())});
   const auto& cc = caps.congestion_control();
   t.AddRow({"congestion control",
             absl::StrCat(cc.current(), " (available: ", absl::StrJoin(cc.available(), " "),

@@ -45,6 +45,15 @@ struct CountersArgs {
 };
 int RunCounters(const CommandContext& c, const CountersArgs& args);
 
+struct DropsArgs {
+  std::optional<absl::Duration> window;
+  std::vector<std::string> reasons;  // NO_SOCKET, netfilter_drop, ...
+  std::vector<std::string> devices;
+  std::optional<uint32_t> samples;  // unset: the agent's default
+};
+// The kernel's drops by reason (TelemetryService.GetDropReasons).
+int RunDrops(const CommandContext& c, const DropsArgs& args);
+
 struct WatchArgs {
   absl::Duration interval = absl::Seconds(1);
   uint32_t count = 0;

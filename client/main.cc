@@ -132,6 +132,19 @@ int Main(int argc, char** argv) {
   counters->add_flag("--nonzero", counters_args.nonzero,
                      "hide zero values (zero deltas with --window)");
 
+  std::string drops_window;
+  DropsArgs drops_args;
+  auto* drops = app.add_subcommand(
+      "drops", "packets the kernel dropped, by drop reason, device and protocol (5.17+)");
+  drops->add_option("--window", drops_window, "read twice this far apart: deltas and rates");
+  drops
+      ->add_option("--reason", drops_args.reasons,
+                   "only this reason (NO_SOCKET, TCP_LISTEN_OVERFLOW, ...; repeatable)")
+      ->delimiter(',');
+  drops->add_option("--dev", drops_args.devices, "only this device (repeatable)")->delimiter(',');
+  drops->add_option("--samples", drops_args.samples,
+                    "flow samples to show, newest first (default 20, at most 256, 0: none)");
+
   SocketsArgs sockets_args;
   auto* sockets = app.add_subcommand("sockets", "sockets like ss -tuanim: filtered in the kernel");
   auto socket_filters = [&sockets_args](CLI::App* cmd) {
@@ -467,6 +480,12 @@ int Main(int argc, char** argv) {
     auto w = ParseDurationFlag(softnet_window, "--window");
     if (!w.ok()) return Usage(std::string(w.status().message()));
     return RunSoftnet(ctx, *w);
+  }
+  if (*drops) {
+    auto w = ParseDurationFlag(drops_window, "--window");
+    if (!w.ok()) return Usage(std::string(w.status().message()));
+    drops_args.window = *w;
+    return RunDrops(ctx, drops_args);
   }
   if (*counters) {
     auto w = ParseDurationFlag(counters_window, "--window");

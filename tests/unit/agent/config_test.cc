@@ -94,6 +94,28 @@ TEST(ApplySettings, LaterSettingsWin) {
   EXPECT_EQ(cfg.socket_mode, 0640u);
 }
 
+TEST(ApplySettings, DropReasonsModeAndSamples) {
+  AgentConfig cfg;
+  EXPECT_EQ(cfg.drop_reasons, DropReasonsMode::kOnDemand);
+  EXPECT_EQ(cfg.drop_samples, 100u);
+  auto s = ParseYamlSettings("drop_reasons: start\ndrop_samples: 0\n");
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE(ApplySettings(*s, cfg).ok());
+  EXPECT_EQ(cfg.drop_reasons, DropReasonsMode::kStart);
+  EXPECT_EQ(cfg.drop_samples, 0u);
+  ASSERT_TRUE(ApplySettings({{"drop_reasons", {"off"}}}, cfg).ok());
+  EXPECT_EQ(cfg.drop_reasons, DropReasonsMode::kOff);
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, std::string>>{{"drop_reasons", "yes"},
+                                                        {"drop_samples", "-1"},
+                                                        {"drop_samples", "10001"},
+                                                        {"drop_samples", "many"}}) {
+    absl::Status st = ApplySettings({{key, {value}}}, cfg);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << key << "=" << value;
+    EXPECT_EQ(st.message().rfind(key + ":", 0), 0u) << st;
+  }
+}
+
 TEST(ValidateConfig, CrossFieldRules) {
   AgentConfig cfg;
   EXPECT_TRUE(ValidateConfig(cfg).ok());
