@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/convert.h"
 #include "agent/tuning_service.h"
+#include "kernel/errors.h"
 
 namespace netagent::agent {
 namespace v1 = ::netagent::v1;
@@ -37,6 +38,48 @@ void SettingsToProto(const tuners::Settings& in,
 }
 
 }  // namespace
+
+diagnosis::KernelDrops KernelDropsFrom(const datapath::KernelDropSnapshot& snapshot,
+                                       const datapath::DropReasonNames& names,
+                                       absl::Time attached_at) {
+  diagnosis::KernelDrops out;
+  out.attached_at = attached_at;
+  for (const auto& [key, count] : snapshot.counts) {
+    std::string device;
+    if (key.ifindex != 0) {
+      auto it = snapshot.devices.find(key.ifindex);
+      device = it != snapshot.devices.end() ? it->second : absl::StrCat("ifindex ", key.ifindex);
+    }
+    out.counts[{names.Name(key.reason), device}] += count;
+  }
+  return out;
+}
+
+void AddKernelDrops(datapath::DropCollectorOnDemand* drops, bool attach,
+                    diagnosis::CollectOptions& collect) {
+  if (drops == nullptr) return;
+  collect.drops = [drops, attach]() -> absl::StatusOr<diagnosis::KernelDrops> {
+    std::shared_ptr<datapath::DropCollector> c;
+    if (attach) {
+      NETAGENT_ASSIGN_OR_RETURN(c, drops->Get());
+    } else {
+      c = drops->Running();
+      if (c == nullptr) return absl::FailedPreconditionError("the collector is not running");
+    }
+    NETAGENT_ASSIGN_OR_RETURN(datapath::KernelDropSnapshot snap, c->Snapshot());
+    return KernelDropsFrom(snap, c->names(), c->attached_at());
+  };
+  collect.drop_sources = [drops](absl::Time since) {
+    std::vector<diagnosis::DropSource> out;
+    std::shared_ptr<datapath::DropCollector> c = drops->Running();
+    if (c == nullptr) return out;
+    std::vector<datapath::KernelDropSample> samples = c->Samples();
+    std::erase_if(samples, [&](const datapath::KernelDropSample& s) { return s.at < since; });
+    for (const datapath::DropSourceRow& r : datapath::TopSourcePrefixes(samples, c->names(), 10))
+      out.push_back({r.prefix, r.samples, r.top_reason});
+    return out;
+  };
+}
 
 void IntentToProto(const tuners::Intent& intent, v1::TuningIntent* out) {
   out->set_clamp(intent.clamp);
@@ -147,6 +190,7 @@ grpc::Status DiagnosisService::Diagnose(grpc::ServerContext* context,
       return 0;
     });
   };
+  AddKernelDrops(drops_, true, collect);
   auto pair = diagnosis::CollectPair(collect);
   if (!pair.ok()) return ToGrpc(pair.status());
   const std::vector<diagnosis::Finding> findings = diagnosis::Diagnose(*pair, options);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "agent/context.h"
+#include "datapath/drop_collector.h"
 #include "diagnosis/monitor.h"
 #include "diagnosis/rules.h"
 #include "netagent/v1/diagnosis.grpc.pb.h"
@@ -14,9 +15,16 @@ class DiagnosisService final : public netagent::v1::DiagnosisService::Service {
  public:
   // `tuning` may be null (tuning off): remediations then come without plans.
   // `monitor` (the agent's continuous evaluation) may be null: no watches.
+  // `drops` (the kernel-drop collector) may be null: findings without
+  // drop reasons.
   DiagnosisService(AgentContext& ctx, tuners::TuningManager* tuning,
-                   diagnosis::LevelOverrides overrides, diagnosis::Monitor* monitor = nullptr)
-      : ctx_(ctx), tuning_(tuning), overrides_(std::move(overrides)), monitor_(monitor) {}
+                   diagnosis::LevelOverrides overrides, diagnosis::Monitor* monitor = nullptr,
+                   datapath::DropCollectorOnDemand* drops = nullptr)
+      : ctx_(ctx),
+        tuning_(tuning),
+        overrides_(std::move(overrides)),
+        monitor_(monitor),
+        drops_(drops) {}
 
   grpc::Status Diagnose(grpc::ServerContext* context,
                         const netagent::v1::DiagnoseRequest* request,
@@ -33,7 +41,19 @@ class DiagnosisService final : public netagent::v1::DiagnosisService::Service {
   tuners::TuningManager* tuning_;
   const diagnosis::LevelOverrides overrides_;
   diagnosis::Monitor* monitor_;
+  datapath::DropCollectorOnDemand* drops_;
 };
+
+// Kernel drops by reason for a diagnosis, read from the agent's collector:
+// with `attach` it is started when it does not run (Diagnose, asked for by a
+// caller), else only a running one is read (the continuous evaluation never
+// attaches a program by itself). Leaves `collect` as it is without `drops`.
+void AddKernelDrops(datapath::DropCollectorOnDemand* drops, bool attach,
+                    diagnosis::CollectOptions& collect);
+// The diagnosis' view of a collector's snapshot (pure).
+diagnosis::KernelDrops KernelDropsFrom(const datapath::KernelDropSnapshot& snapshot,
+                                       const datapath::DropReasonNames& names,
+                                       absl::Time attached_at);
 
 // The proto of a finding; `tuning` plans its remediation when set (a plan
 // may take a socket walk: only Diagnose asks for one).

@@ -30,7 +30,8 @@ std::unique_ptr<AgentServer::Services> AgentServer::MakeServices(const std::stri
   s->tuning = std::make_unique<TuningService>(ctx_, tuning_manager_.get(), tuning_off_);
   s->datapath = std::make_unique<DatapathService>(ctx_, datapath_manager_.get(), datapath_off);
   s->diagnosis = std::make_unique<DiagnosisService>(ctx_, tuning_manager_.get(),
-                                                    options_.diagnosis_thresholds, monitor_.get());
+                                                    options_.diagnosis_thresholds, monitor_.get(),
+                                                    drops_.get());
   return s;
 }
 
@@ -157,23 +158,6 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   }
 
   {
-    diagnosis::Monitor::Options mopts;
-    mopts.interval = options.diagnosis_interval;
-    mopts.overrides = options.diagnosis_thresholds;
-    // Its walks give way to everything else (and the thread is at nice 19).
-    mopts.collect.yield = [] { std::this_thread::yield(); };
-    mopts.collect.keep_going = [&ctx]() {
-      return ctx.lifecycle.stopping() ? absl::UnavailableError("the agent is stopping")
-                                      : absl::OkStatus();
-    };
-    // Background work: below every caller's priority (lowering needs no
-    // privilege).
-    mopts.on_thread_start = [] {
-      ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
-    };
-    s->monitor_ = std::make_unique<diagnosis::Monitor>(std::move(mopts));
-  }
-  {
     datapath::DropCollectorOptions dopts;
     dopts.netns_inode = static_cast<uint32_t>(ctx.netns.inode);
     dopts.samples_per_second = options.drop_samples;
@@ -188,6 +172,26 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     } else if (options.drop_reasons == DropReasonsMode::kOnDemand && !cap.available) {
       spdlog::warn("drop reasons unavailable: {}", cap.reason);
     }
+  }
+  {
+    diagnosis::Monitor::Options mopts;
+    mopts.interval = options.diagnosis_interval;
+    mopts.overrides = options.diagnosis_thresholds;
+    // Its walks give way to everything else (and the thread is at nice 19).
+    mopts.collect.yield = [] { std::this_thread::yield(); };
+    mopts.collect.keep_going = [&ctx]() {
+      return ctx.lifecycle.stopping() ? absl::UnavailableError("the agent is stopping")
+                                      : absl::OkStatus();
+    };
+    // Background work: below every caller's priority (lowering needs no
+    // privilege).
+    mopts.on_thread_start = [] {
+      ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
+    };
+    // Drop reasons when the collector runs (--drop-reasons start, or a
+    // caller attached it); the evaluation never attaches it by itself.
+    AddKernelDrops(s->drops_.get(), false, mopts.collect);
+    s->monitor_ = std::make_unique<diagnosis::Monitor>(std::move(mopts));
   }
   s->local_services_ = s->MakeServices(datapath_off);
   NETAGENT_ASSIGN_OR_RETURN(auto local,

@@ -368,4 +368,9 @@ absl::StatusOr<std::shared_ptr<DropCollector>> DropCollectorOnDemand::Get(bool* 
   return collector_;
 }
 
+std::shared_ptr<DropCollector> DropCollectorOnDemand::Running() {
+  std::lock_guard<std::mutex> l(mu_);
+  return collector_;
+}
+
 }  // namespace netagent::datapath

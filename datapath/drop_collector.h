@@ -134,6 +134,8 @@ class DropCollectorOnDemand {
 
   // The collector, started now when it was not running; `started_now` says so.
   absl::StatusOr<std::shared_ptr<DropCollector>> Get(bool* started_now = nullptr);
+  // The collector when it runs; null otherwise (nothing is started).
+  std::shared_ptr<DropCollector> Running();
 
  private:
   DropCollectorOptions options_;

@@ -83,6 +83,8 @@ void Monitor::EvaluateOnce() {
   for (const Snapshot* s : {&pair.before, &pair.after}) {
     if (s->sockets) FoldListeners(pair, s->sockets->listeners);
   }
+  if (pair.after.drops && options_.collect.drop_sources)
+    pair.drop_sources = options_.collect.drop_sources(pair.before.taken);
   DiagnoseOptions d;
   d.min_severity = options_.min_severity;
   d.overrides = options_.overrides;

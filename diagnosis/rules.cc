@@ -101,6 +101,37 @@ tuners::Intent Sysctl(tuners::Settings settings) {
   return i;
 }
 
+// The kernel's own account (skb:kfree_skb) of drops of `reason` over the
+// window, when the kernel-drop collector ran through it: evidence with the
+// devices, and the source prefixes its sampled drops came from. Returns the
+// drops cited (0 without the collector).
+int64_t CiteDrops(const Window& w, Finding& f, absl::string_view reason, size_t sources = 3) {
+  if (!w.Drops()) return 0;
+  int64_t n = 0;
+  std::vector<std::string> devices;
+  for (const auto& [key, delta] : *w.Drops()) {
+    if (key.first != reason) continue;
+    n += delta;
+    devices.push_back(absl::StrCat(key.second.empty() ? "no device" : key.second, " ", delta));
+  }
+  if (n <= 0) return 0;
+  Evidence e;
+  e.name = absl::StrCat("kernel drops, reason ", reason);
+  e.delta = n;
+  e.value = w.seconds() > 0 ? static_cast<double>(n) / w.seconds() : 0;
+  e.unit = "/s";
+  e.note = absl::StrCat("skb:kfree_skb; ", absl::StrJoin(devices, ", "));
+  f.evidence.push_back(std::move(e));
+  for (const DropSource& s : w.pair().drop_sources) {
+    if (sources == 0) break;
+    if (s.reason != reason) continue;
+    f.attribution.push_back(
+        {"source", s.prefix, absl::StrCat(s.samples, " sampled drops, reason ", reason)});
+    --sources;
+  }
+  return n;
+}
+
 // ---------------------------------------------------------------- listen-overflow
 
 struct ListenerSeen {
@@ -125,6 +156,7 @@ std::optional<Finding> ListenOverflow(const Window& w, const std::vector<Level>&
   f.severity = *Worst({Grade(rate, LevelOf(levels, "overflows_per_second"))}, true);
   f.evidence.push_back(CounterEvidence(w, "TcpExtListenOverflows"));
   f.evidence.push_back(CounterEvidence(w, "TcpExtListenDrops"));
+  CiteDrops(w, f, "TCP_LISTEN_OVERFLOW");
   const auto somaxconn = w.SysctlInt("net.core.somaxconn");
   if (somaxconn) f.evidence.push_back(Value("net.core.somaxconn", *somaxconn, ""));
 
@@ -446,6 +478,7 @@ std::optional<Finding> SoftnetDrops(const Window& w, const std::vector<Level>& l
   const auto backlog = w.SysctlInt("net.core.netdev_max_backlog");
   if (backlog) f.evidence.push_back(Value("net.core.netdev_max_backlog", *backlog, ""));
   if (flow_limit) f.evidence.push_back(Value("softnet flow_limit_count", flow_limit, "packets"));
+  CiteDrops(w, f, "CPU_BACKLOG");
   std::sort(deltas.begin(), deltas.end(),
             [](const CpuDelta& a, const CpuDelta& b) { return a.d.dropped > b.d.dropped; });
   size_t busy_cpus = 0;
@@ -628,6 +661,7 @@ std::optional<Finding> UdpRcvbuf(const Window& w, const std::vector<Level>& leve
   f.evidence.push_back(CounterEvidence(w, "UdpRcvbufErrors"));
   f.evidence.push_back(CounterEvidence(w, "Udp6RcvbufErrors"));
   f.evidence.push_back(CounterEvidence(w, "UdpInDatagrams"));
+  CiteDrops(w, f, "SOCKET_RCVBUFF");
   const auto rmem_max = w.SysctlInt("net.core.rmem_max");
   const auto rmem_default = w.SysctlInt("net.core.rmem_default");
   if (rmem_max) f.evidence.push_back(Value("net.core.rmem_max", *rmem_max, "bytes"));
@@ -680,6 +714,7 @@ std::optional<Finding> TcpMemory(const Window& w, const std::vector<Level>& leve
   f.evidence.push_back(Value("TCP memory of tcp_mem's high mark", percent, "%"));
   f.evidence.push_back(CounterEvidence(w, "TcpExtTCPMemoryPressures"));
   f.evidence.push_back(CounterEvidence(w, "TcpExtTCPAbortOnMemory"));
+  CiteDrops(w, f, "PROTO_MEM");
   f.attribution.push_back({"sysctl", "net.ipv4.tcp_mem",
                            absl::StrCat(pages, " pages in use, high ", high)});
   f.remediation.summary = "nothing the agent manages: net.ipv4.tcp_mem is host-wide";
@@ -1027,6 +1062,8 @@ std::optional<Finding> NeighbourOverflow(const Window& w, const std::vector<Leve
   }
   if (!worst) return std::nullopt;
   f.severity = *worst;
+  for (const char* reason : {"NEIGH_CREATEFAIL", "NEIGH_QUEUEFULL", "NEIGH_FAILED"})
+    CiteDrops(w, f, reason);
   if (!set.empty()) {
     f.remediation.intent = Sysctl(set);
     f.remediation.summary = "raise gc_thresh3 so the table holds every neighbour in use";
@@ -1196,6 +1233,226 @@ std::optional<Finding> IrqImbalance(const Window& w, const std::vector<Level>& l
                            squeezed + dropped > 0 ? " and does not keep up" : "");
   f.verification = {"share of NET_RX softirqs on the busiest CPU, its squeezes and drops",
                     "below the warning level, or no squeeze or drop there"};
+  return f;
+}
+
+
+// ---------------------------------------------------------------- kernel-drops
+
+enum class DropKind {
+  kCited,    // another rule cites it as its evidence
+  kFault,    // something is broken or overloaded
+  kPolicy,   // a filter someone configured dropped it
+  kNoSocket, // nothing listens there
+  kRoutine,  // TCP/IP working as meant (old segments, closed sockets): not reported
+};
+
+struct DropReasonInfo {
+  const char* reason;
+  DropKind kind;
+  const char* meaning;
+};
+
+// What the kernel's drop reasons mean here. Reasons not listed are reported
+// as info with their name (kernels add reasons every release).
+const std::vector<DropReasonInfo>& DropReasonTable() {
+  static const std::vector<DropReasonInfo> t = {
+      {"TCP_LISTEN_OVERFLOW", DropKind::kCited, "listen-overflow"},
+      {"CPU_BACKLOG", DropKind::kCited, "softnet-drops"},
+      {"SOCKET_RCVBUFF", DropKind::kCited, "udp-rcvbuf"},
+      {"PROTO_MEM", DropKind::kCited, "tcp-memory-pressure"},
+      {"NEIGH_CREATEFAIL", DropKind::kCited, "neighbour-overflow"},
+      {"NEIGH_QUEUEFULL", DropKind::kCited, "neighbour-overflow"},
+      {"NEIGH_FAILED", DropKind::kCited, "neighbour-overflow"},
+      {"TCP_CSUM", DropKind::kFault,
+       "TCP checksum wrong: corrupted on the path, or a device's checksum offload is broken"},
+      {"UDP_CSUM", DropKind::kFault,
+       "UDP checksum wrong: corrupted on the path, or a device's checksum offload is broken"},
+      {"IP_CSUM", DropKind::kFault, "IPv4 header checksum wrong: corrupted on the path"},
+      {"ICMP_CSUM", DropKind::kFault, "ICMP checksum wrong: corrupted on the path"},
+      {"SKB_CSUM", DropKind::kFault, "checksum wrong (found while copying to the socket)"},
+      {"IP_INHDR", DropKind::kFault, "IPv4 header invalid (version, length, options)"},
+      {"PKT_TOO_SMALL", DropKind::kFault, "packet shorter than its headers say"},
+      {"HDR_TRUNC", DropKind::kFault, "headers truncated"},
+      {"NOMEM", DropKind::kFault, "no memory for the packet"},
+      {"FULL_RING", DropKind::kFault, "a device's ring was full"},
+      {"QDISC_DROP", DropKind::kFault,
+       "dropped by a queueing discipline on send: the device's queue was full"},
+      {"QDISC_OVERLIMIT", DropKind::kFault, "over a queueing discipline's limit on send"},
+      {"QDISC_CONGESTED", DropKind::kFault, "a queueing discipline was congested on send"},
+      {"FQ_FLOW_LIMIT", DropKind::kFault, "fq's per-flow limit (flow_limit) on send"},
+      {"FQ_BAND_LIMIT", DropKind::kFault, "fq's per-band limit on send"},
+      {"FQ_HORIZON_LIMIT", DropKind::kFault, "fq's time horizon on send (a timestamp too far)"},
+      {"SOCKET_BACKLOG", DropKind::kFault,
+       "a socket's backlog was full while its owner held it (a busy application thread)"},
+      {"TCP_OFO_DROP", DropKind::kFault, "out-of-order data dropped: no receive memory left"},
+      {"TCP_OFO_QUEUE_PRUNE", DropKind::kFault,
+       "out-of-order queue pruned: the receive buffer was exhausted"},
+      {"TCP_ZEROWINDOW", DropKind::kFault,
+       "data arrived for a zero receive window: the application does not read"},
+      {"IP_OUTNOROUTES", DropKind::kFault, "no route to send it"},
+      {"IP_INNOROUTES", DropKind::kFault, "no route for a received packet"},
+      {"IP_RPFILTER", DropKind::kFault,
+       "reverse-path filter: the source is not routed back over this device (asymmetric "
+       "routing with rp_filter 1)"},
+      {"DEV_READY", DropKind::kFault, "the device was not up"},
+      {"DEV_HDR", DropKind::kFault, "device header invalid"},
+      {"NEIGH_DEAD", DropKind::kFault, "the neighbour entry was dead"},
+      {"NEIGH_HH_FILLFAIL", DropKind::kFault, "the link-layer header could not be filled"},
+      {"FRAG_REASM_TIMEOUT", DropKind::kFault,
+       "fragments never completed: a fragment was lost on the way"},
+      {"FRAG_TOO_FAR", DropKind::kFault, "fragments too far apart (ipfrag_max_dist)"},
+      {"PKT_TOO_BIG", DropKind::kFault, "bigger than the MTU with fragmentation forbidden"},
+      {"SKB_GSO_SEG", DropKind::kFault, "segmentation offload failed"},
+      {"TCP_MD5NOTFOUND", DropKind::kFault, "TCP-MD5 signature expected and missing"},
+      {"TCP_MD5UNEXPECTED", DropKind::kFault, "TCP-MD5 signature not expected"},
+      {"TCP_MD5FAILURE", DropKind::kFault, "TCP-MD5 signature wrong (keys differ)"},
+      {"TCP_AONOTFOUND", DropKind::kFault, "TCP-AO signature expected and missing"},
+      {"TCP_AOFAILURE", DropKind::kFault, "TCP-AO signature wrong (keys differ)"},
+      {"NETFILTER_DROP", DropKind::kPolicy,
+       "a netfilter rule dropped it (iptables, nftables; or conntrack with a full table)"},
+      {"XDP", DropKind::kPolicy, "an XDP program dropped it"},
+      {"TC_INGRESS", DropKind::kPolicy, "a tc filter or program dropped it on receive"},
+      {"TC_EGRESS", DropKind::kPolicy, "a tc filter or program dropped it on send"},
+      {"BPF_CGROUP_EGRESS", DropKind::kPolicy, "a cgroup BPF program dropped it on send"},
+      {"SECURITY_HOOK", DropKind::kPolicy, "a security module (LSM) dropped it"},
+      {"SOCKET_FILTER", DropKind::kPolicy, "a socket filter (SO_ATTACH_FILTER) dropped it"},
+      {"XFRM_POLICY", DropKind::kPolicy, "an IPsec policy dropped it"},
+      {"NO_SOCKET", DropKind::kNoSocket,
+       "no socket for it: a closed port (a service down, a client of one, or a scan)"},
+      {"NOT_SPECIFIED", DropKind::kRoutine, ""},
+      {"SOCKET_CLOSE", DropKind::kRoutine, ""},
+      {"UNIX_DISCONNECT", DropKind::kRoutine, ""},
+      {"UNIX_SKIP_OOB", DropKind::kRoutine, ""},
+      {"OTHERHOST", DropKind::kRoutine, ""},
+      {"UNICAST_IN_L2_MULTICAST", DropKind::kRoutine, ""},
+      {"IP_NOPROTO", DropKind::kRoutine, ""},
+      {"TCP_FLAGS", DropKind::kRoutine, ""},
+      {"TCP_ABORT_ON_DATA", DropKind::kRoutine, ""},
+      {"TCP_OLD_DATA", DropKind::kRoutine, ""},
+      {"TCP_OVERWINDOW", DropKind::kRoutine, ""},
+      {"TCP_OFOMERGE", DropKind::kRoutine, ""},
+      {"TCP_RFC7323_PAWS", DropKind::kRoutine, ""},
+      {"TCP_RFC7323_PAWS_ACK", DropKind::kRoutine, ""},
+      {"TCP_RFC7323_TW_PAWS", DropKind::kRoutine, ""},
+      {"TCP_RFC7323_TSECR", DropKind::kRoutine, ""},
+      {"TCP_OLD_SEQUENCE", DropKind::kRoutine, ""},
+      {"TCP_INVALID_SEQUENCE", DropKind::kRoutine, ""},
+      {"TCP_INVALID_END_SEQUENCE", DropKind::kRoutine, ""},
+      {"TCP_INVALID_ACK_SEQUENCE", DropKind::kRoutine, ""},
+      {"TCP_RESET", DropKind::kRoutine, ""},
+      {"TCP_INVALID_SYN", DropKind::kRoutine, ""},
+      {"TCP_CLOSE", DropKind::kRoutine, ""},
+      {"TCP_FASTOPEN", DropKind::kRoutine, ""},
+      {"TCP_OLD_ACK", DropKind::kRoutine, ""},
+      {"TCP_TOO_OLD_ACK", DropKind::kRoutine, ""},
+      {"TCP_ACK_UNSENT_DATA", DropKind::kRoutine, ""},
+      {"QUEUE_PURGE", DropKind::kRoutine, ""},
+      {"IPV6DISABLED", DropKind::kRoutine, ""},
+      {"DUP_FRAG", DropKind::kRoutine, ""},
+      {"IP_INADDRERRORS", DropKind::kRoutine, ""},
+      {"IP_LOCAL_SOURCE", DropKind::kRoutine, ""},
+      {"IP_INVALID_SOURCE", DropKind::kRoutine, ""},
+      {"IP_LOCALNET", DropKind::kRoutine, ""},
+      {"IP_INVALID_DEST", DropKind::kRoutine, ""},
+      {"IPV6_NDISC_FRAG", DropKind::kRoutine, ""},
+      {"IPV6_NDISC_HOP_LIMIT", DropKind::kRoutine, ""},
+      {"IPV6_NDISC_BAD_CODE", DropKind::kRoutine, ""},
+      {"IPV6_NDISC_BAD_OPTIONS", DropKind::kRoutine, ""},
+      {"IPV6_NDISC_NS_OTHERHOST", DropKind::kRoutine, ""},
+      {"PACKET_SOCK_ERROR", DropKind::kRoutine, ""},
+      {"TAP_FILTER", DropKind::kRoutine, ""},
+      {"TAP_TXFILTER", DropKind::kRoutine, ""},
+      {"LOCAL_MAC", DropKind::kRoutine, ""},
+      {"MAC_IEEE_MAC_CONTROL", DropKind::kRoutine, ""},
+      {"BRIDGE_INGRESS_STP_STATE", DropKind::kRoutine, ""},
+      {"UNHANDLED_PROTO", DropKind::kRoutine, ""},
+  };
+  return t;
+}
+
+const DropReasonInfo* DropInfo(absl::string_view reason) {
+  for (const DropReasonInfo& i : DropReasonTable())
+    if (reason == i.reason) return &i;
+  return nullptr;
+}
+
+// Drops below this rate are not mentioned unless they are faults.
+constexpr double kNotedDropsPerSecond = 1;
+
+std::optional<Finding> KernelDrops(const Window& w, const std::vector<Level>& levels) {
+  if (!w.Drops() || w.seconds() <= 0) return std::nullopt;
+  struct Reason {
+    std::string name;
+    const DropReasonInfo* info = nullptr;
+    int64_t drops = 0;
+    std::vector<std::pair<int64_t, std::string>> devices;
+  };
+  std::map<std::string, Reason> by_reason;
+  for (const auto& [key, delta] : *w.Drops()) {
+    Reason& r = by_reason[key.first];
+    r.name = key.first;
+    r.info = DropInfo(key.first);
+    r.drops += delta;
+    r.devices.push_back({delta, key.second});
+  }
+  std::vector<Reason> shown;
+  double faults = 0;
+  for (auto& [name, r] : by_reason) {
+    const DropKind kind = r.info ? r.info->kind : DropKind::kPolicy;
+    if (kind == DropKind::kCited || kind == DropKind::kRoutine) continue;
+    const double rate = static_cast<double>(r.drops) / w.seconds();
+    if (kind == DropKind::kFault) {
+      faults += rate;
+    } else if (rate < kNotedDropsPerSecond) {
+      continue;
+    }
+    shown.push_back(std::move(r));
+  }
+  if (shown.empty()) return std::nullopt;
+  std::sort(shown.begin(), shown.end(), [](const Reason& a, const Reason& b) {
+    const bool fa = a.info && a.info->kind == DropKind::kFault;
+    const bool fb = b.info && b.info->kind == DropKind::kFault;
+    return fa != fb ? fa : a.drops != b.drops ? a.drops > b.drops : a.name < b.name;
+  });
+  Finding f;
+  f.severity = *Worst({Grade(faults, LevelOf(levels, "fault_drops_per_second"))}, true);
+  std::vector<std::string> parts;
+  int64_t total = 0;
+  for (Reason& r : shown) {
+    total += r.drops;
+    const double rate = static_cast<double>(r.drops) / w.seconds();
+    std::sort(r.devices.rbegin(), r.devices.rend());
+    CiteDrops(w, f, r.name);
+    const std::string& top = r.devices.front().second;
+    if (!top.empty()) {
+      f.attribution.push_back(
+          {"device", top, absl::StrCat(r.devices.front().first, " drops, reason ", r.name)});
+    }
+    std::string part = absl::StrCat(r.name, " ", Num(rate), "/s");
+    if (!top.empty()) absl::StrAppend(&part, " on ", top);
+    for (const DropSource& s : w.pair().drop_sources) {
+      if (s.reason != r.name) continue;
+      absl::StrAppend(&part, " from ", s.prefix);
+      break;
+    }
+    parts.push_back(std::move(part));
+    f.remediation.limits.push_back(absl::StrCat(
+        r.name, ": ", r.info ? r.info->meaning : "a reason this catalog does not describe",
+        r.info && r.info->kind == DropKind::kPolicy
+            ? " — configured on purpose or not, it is no tuning matter: `nft list ruleset`, "
+              "`iptables -L -v -n`, `tc filter show`, `bpftool net` and `netctl datapath stats` "
+              "show which rule or program"
+            : ""));
+  }
+  f.remediation.summary =
+      "nothing the agent tunes: each reason below says what drops and where to look";
+  f.summary = absl::StrCat(total, " packets dropped by the kernel in ", Seconds(w), ": ",
+                           absl::StrJoin(parts, "; "));
+  f.verification = {"kernel drops of these reasons per second (netctl drops --window)",
+                    absl::StrCat("faults below ",
+                                 Num(LevelOf(levels, "fault_drops_per_second").warning),
+                                 "/s over the same window")};
   return f;
 }
 
@@ -1381,6 +1638,27 @@ std::vector<RuleSpec> BuildCatalog() {
         {"min_rx_softirqs_per_second", 1000, 1000, "/s",
          "receive softirqs per second below which the spread is not graded"}},
        IrqImbalance});
+  c.push_back(
+      {"kernel-drops", "Packets dropped by the kernel, by reason",
+       "the kernel's own drop reasons (skb:kfree_skb through the agent's kernel-drop "
+       "collector) over the window, per reason and device, with the source prefixes of "
+       "sampled drops; reasons another rule explains (TCP_LISTEN_OVERFLOW, CPU_BACKLOG, "
+       "SOCKET_RCVBUFF, PROTO_MEM, NEIGH_*) are left to it, and TCP/IP's routine discards "
+       "(old segments, closed sockets) are not reported; policy drops and NO_SOCKET are "
+       "info from 1/s",
+       "Every packet the kernel frees as dropped carries a reason (kernel 5.17 and later): a "
+       "bad checksum, a full queue, a firewall rule, no socket. Counters such as "
+       "IpInHdrErrors say something was lost; the reason, the device and the source say what "
+       "and where. Faults (corruption, full queues, no route, reverse-path filtering) are "
+       "graded by rate; drops someone configured (netfilter, XDP, tc, LSM) and packets to "
+       "closed ports are listed as info with where they came from. Needs the collector: "
+       "attached on demand by Diagnose, read by the continuous evaluation only when it runs "
+       "(netagentd --drop-reasons start).",
+       "no published threshold: any sustained fault rate; the kernel's reasons as documented "
+       "in include/net/dropreason-core.h",
+       {{"fault_drops_per_second", 1, 100, "/s",
+         "drops per second whose reason is a fault (not policy, not routine)"}},
+       KernelDrops});
   return c;
 }
 
@@ -1410,6 +1688,24 @@ Window::Window(const SnapshotPair& pair) : pair_(pair) {
     if (!snap->counters) continue;
     for (const auto& v : snap->counters->values) (*into)[v.name()] = v.value;
   }
+  const auto& b = pair.before.drops;
+  const auto& a = pair.after.drops;
+  if (b && a && b->attached_at == a->attached_at) {
+    drops_.emplace();
+    for (const auto& [key, count] : a->counts) {
+      auto it = b->counts.find(key);
+      const uint64_t was = it == b->counts.end() ? 0 : it->second;
+      if (count > was) (*drops_)[key] = static_cast<int64_t>(count - was);
+    }
+  }
+}
+
+std::optional<int64_t> Window::Drops(absl::string_view reason) const {
+  if (!drops_) return std::nullopt;
+  int64_t n = 0;
+  for (const auto& [key, delta] : *drops_)
+    if (key.first == reason) n += delta;
+  return n;
 }
 
 std::optional<int64_t> Window::Delta(absl::string_view counter) const {

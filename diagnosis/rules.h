@@ -50,10 +50,19 @@ class Window {
   // The sysctl's first (or `index`th) word as a number.
   std::optional<int64_t> SysctlInt(absl::string_view name, size_t index = 0) const;
 
+  using DropDeltas = std::map<std::pair<std::string, std::string>, int64_t>;
+  // Kernel drops over the window by (reason, device); unset unless the
+  // kernel-drop collector ran through the whole window (the same attachment
+  // in both snapshots).
+  const std::optional<DropDeltas>& Drops() const { return drops_; }
+  // One reason's drops over the window on every device; unset as above.
+  std::optional<int64_t> Drops(absl::string_view reason) const;
+
  private:
   const SnapshotPair& pair_;
   double seconds_ = 0;
   std::map<std::string, int64_t, std::less<>> before_, after_;
+  std::optional<DropDeltas> drops_;
 };
 
 struct RuleSpec {

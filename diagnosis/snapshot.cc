@@ -120,6 +120,13 @@ absl::StatusOr<Snapshot> CollectSnapshot(const CollectOptions& o,
   } else {
     Note(unavailable, "devices", v.status());
   }
+  if (o.drops) {
+    if (auto v = o.drops(); v.ok()) {
+      s.drops = std::move(*v);
+    } else {
+      Note(unavailable, "kernel drops", v.status());
+    }
+  }
   NETAGENT_RETURN_IF_ERROR(o.keep_going());
   auto sum = Summarize(o, collectors::kAllStates, EphemeralRange(s));
   if (sum.ok()) {
@@ -197,6 +204,7 @@ absl::StatusOr<SnapshotPair> CollectPair(const CollectOptions& o) {
   }
   NETAGENT_ASSIGN_OR_RETURN(pair.after, CollectSnapshot(o, &pair.unavailable));
   if (pair.after.sockets) FoldListeners(pair, pair.after.sockets->listeners);
+  if (pair.after.drops && o.drop_sources) pair.drop_sources = o.drop_sources(pair.before.taken);
   return pair;
 }
 

@@ -25,6 +25,22 @@
 
 namespace netagent::diagnosis {
 
+// What the kernel freed as dropped, by reason (the agent's kernel-drop
+// collector on skb:kfree_skb, when it runs): counts since the collector
+// attached, per reason name ("TCP_LISTEN_OVERFLOW") and device ("" when the
+// packet had none).
+struct KernelDrops {
+  absl::Time attached_at;  // counts start here: two snapshots compare only with the same
+  std::map<std::pair<std::string, std::string>, uint64_t> counts;  // (reason, device)
+};
+
+// A source prefix that sampled drops came from over the window.
+struct DropSource {
+  std::string prefix;  // "10.1.2.0/24", "2001:db8::/64"
+  uint64_t samples = 0;
+  std::string reason;  // the reason most of its samples had
+};
+
 struct Snapshot {
   absl::Time taken;
   absl::Duration mono;  // CLOCK_MONOTONIC when taken (zero: unknown)
@@ -36,6 +52,7 @@ struct Snapshot {
   std::optional<collectors::Sockstat> sockstat;
   std::optional<std::vector<collectors::NeighbourStats>> neighbours;
   std::optional<collectors::Softirqs> softirqs;
+  std::optional<KernelDrops> drops;
   // name -> value as read ("4096", "4096 131072 6291456"); absent when the
   // sysctl does not exist here or could not be read.
   std::map<std::string, std::string> sysctls;
@@ -55,6 +72,8 @@ struct SnapshotPair {
   // By listening endpoint ("0.0.0.0:8080"), and how many samples were taken.
   std::map<std::string, ListenerWatch> listeners;
   size_t listener_samples = 0;
+  // Where sampled kernel drops came from over the window (with `drops`).
+  std::vector<DropSource> drop_sources;
   // Inputs that could not be read ("conntrack: ...", "sockets: ..."), each once.
   std::vector<std::string> unavailable;
 
@@ -86,6 +105,11 @@ struct CollectOptions {
   std::function<void()> yield = [] {};
   // Waits between samples (the agent gives its CPU share up meanwhile).
   std::function<void(absl::Duration)> sleep = [](absl::Duration d) { absl::SleepFor(d); };
+  // Kernel drops by reason; unset: not collected (no collector here). An
+  // error says why they are missing (it goes to `unavailable`).
+  std::function<absl::StatusOr<KernelDrops>()> drops;
+  // The source prefixes of drops sampled since a time, most first.
+  std::function<std::vector<DropSource>(absl::Time since)> drop_sources;
 };
 
 // One snapshot now; what could not be read goes to `unavailable` (may be
