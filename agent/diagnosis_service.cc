@@ -55,6 +55,26 @@ diagnosis::KernelDrops KernelDropsFrom(const datapath::KernelDropSnapshot& snaps
   return out;
 }
 
+std::vector<diagnosis::DropSource> DropSourcesFrom(
+    const std::vector<datapath::KernelDropSample>& samples,
+    const datapath::DropReasonNames& names, absl::Time since, size_t per_reason) {
+  // Per reason: one prefix sending drops of two reasons is a source of each.
+  std::map<uint32_t, std::vector<datapath::KernelDropSample>> by_reason;
+  for (const datapath::KernelDropSample& s : samples)
+    if (s.at >= since) by_reason[s.key.reason].push_back(s);
+  std::vector<diagnosis::DropSource> out;
+  for (const auto& [reason, of_reason] : by_reason) {
+    for (const datapath::DropSourceRow& r :
+         datapath::TopSourcePrefixes(of_reason, names, per_reason))
+      out.push_back({r.prefix, r.samples, r.top_reason});
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const diagnosis::DropSource& a, const diagnosis::DropSource& b) {
+                     return a.samples > b.samples;
+                   });
+  return out;
+}
+
 void AddKernelDrops(datapath::DropCollectorOnDemand* drops, bool attach,
                     diagnosis::CollectOptions& collect) {
   if (drops == nullptr) return;
@@ -70,14 +90,9 @@ void AddKernelDrops(datapath::DropCollectorOnDemand* drops, bool attach,
     return KernelDropsFrom(snap, c->names(), c->attached_at());
   };
   collect.drop_sources = [drops](absl::Time since) {
-    std::vector<diagnosis::DropSource> out;
     std::shared_ptr<datapath::DropCollector> c = drops->Running();
-    if (c == nullptr) return out;
-    std::vector<datapath::KernelDropSample> samples = c->Samples();
-    std::erase_if(samples, [&](const datapath::KernelDropSample& s) { return s.at < since; });
-    for (const datapath::DropSourceRow& r : datapath::TopSourcePrefixes(samples, c->names(), 10))
-      out.push_back({r.prefix, r.samples, r.top_reason});
-    return out;
+    if (c == nullptr) return std::vector<diagnosis::DropSource>{};
+    return DropSourcesFrom(c->Samples(), c->names(), since);
   };
 }
 

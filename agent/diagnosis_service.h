@@ -54,6 +54,11 @@ void AddKernelDrops(datapath::DropCollectorOnDemand* drops, bool attach,
 diagnosis::KernelDrops KernelDropsFrom(const datapath::KernelDropSnapshot& snapshot,
                                        const datapath::DropReasonNames& names,
                                        absl::Time attached_at);
+// The source prefixes of the samples taken since `since`, at most
+// `per_reason` for each reason, most samples first (pure).
+std::vector<diagnosis::DropSource> DropSourcesFrom(
+    const std::vector<datapath::KernelDropSample>& samples,
+    const datapath::DropReasonNames& names, absl::Time since, size_t per_reason = 3);
 
 // The proto of a finding; `tuning` plans its remediation when set (a plan
 // may take a socket walk: only Diagnose asks for one).

@@ -25,6 +25,9 @@ std::string SeverityLabel(v1::Severity s) {
 std::string Number(double v) {
   if (!std::isfinite(v)) return absl::StrCat(v);
   if (std::fabs(v) < 9e15 && v == std::floor(v)) return absl::StrCat(static_cast<int64_t>(v));
+  // Rates as people read them: 1940, 41.2, 0.125 (never 1.94e+03).
+  if (std::fabs(v) >= 100 && std::fabs(v) < 9e15) return absl::StrFormat("%.0f", v);
+  if (std::fabs(v) >= 10) return absl::StrFormat("%.1f", v);
   return absl::StrFormat("%.3g", v);
 }
 

@@ -81,6 +81,21 @@ class Pair {
     for (int i = 0; i < samples; ++i) FoldListeners(p_, {l});
     return *this;
   }
+  // The kernel-drop collector's counts: `before` and `after` for (reason,
+  // device), attached before the window.
+  Pair& Drops(const std::string& reason, const std::string& device, uint64_t before,
+              uint64_t after) {
+    for (auto* s : {&p_.before, &p_.after}) {
+      if (!s->drops) s->drops = KernelDrops{absl::FromUnixSeconds(1700000000), {}};
+    }
+    if (before) p_.before.drops->counts[{reason, device}] = before;
+    p_.after.drops->counts[{reason, device}] = after;
+    return *this;
+  }
+  Pair& DropSource(const std::string& prefix, uint64_t samples, const std::string& reason) {
+    p_.drop_sources.push_back({prefix, samples, reason});
+    return *this;
+  }
   SnapshotPair& get() { return p_; }
 
   std::vector<Finding> Run(const std::string& rule, LevelOverrides overrides = {}) {
@@ -104,7 +119,7 @@ TEST(Catalog, RulesHaveIdsTitlesLevelsAndExplanations) {
     ASSERT_FALSE(r.levels.empty()) << r.id;
     for (const Level& l : r.levels) EXPECT_LE(l.warning, l.critical) << r.id << " " << l.metric;
   }
-  EXPECT_GE(ids.size(), 17u);
+  EXPECT_GE(ids.size(), 18u);
 }
 
 // A recording against itself: nothing changed, nothing found, on both kernels.
@@ -660,6 +675,104 @@ TEST(Options, UnknownRulesAndBadOverridesNameTheField) {
   EXPECT_FALSE(ValidateOptions(o, "config").ok());
   o.overrides["listen-overflow"]["overflows_per_second"] = {"", 1, 5};
   EXPECT_TRUE(ValidateOptions(o, "config").ok());
+}
+
+const Evidence* EvidenceNamed(const Finding& f, const std::string& name) {
+  for (const Evidence& e : f.evidence)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+TEST(KernelDrops, ARulesOwnReasonIsItsEvidenceWithDeviceAndSources) {
+  Pair p;
+  p.Add("TcpExtListenOverflows", 400).Listener("0.0.0.0", 8080, 17, 16);
+  p.Drops("TCP_LISTEN_OVERFLOW", "lo", 100, 500).DropSource("10.1.2.0/24", 40,
+                                                             "TCP_LISTEN_OVERFLOW");
+  p.DropSource("192.0.2.0/24", 9, "NO_SOCKET");
+  auto f = p.Run("listen-overflow");
+  ASSERT_EQ(f.size(), 1u);
+  const Evidence* e = EvidenceNamed(f[0], "kernel drops, reason TCP_LISTEN_OVERFLOW");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->delta, 400);
+  EXPECT_DOUBLE_EQ(e->value, 40);
+  EXPECT_THAT(e->note, HasSubstr("lo 400"));
+  bool source = false;
+  for (const Attribution& a : f[0].attribution) {
+    EXPECT_NE(a.object, "192.0.2.0/24") << "another reason's source";
+    if (a.kind == "source" && a.object == "10.1.2.0/24") source = true;
+  }
+  EXPECT_TRUE(source);
+  // The same reason is not reported again by kernel-drops.
+  EXPECT_TRUE(p.Run("kernel-drops").empty());
+}
+
+TEST(KernelDrops, WithoutTheCollectorThroughTheWindowNothingIsCited) {
+  Pair p;
+  p.Add("TcpExtListenOverflows", 400).Listener("0.0.0.0", 8080, 17, 16);
+  p.Drops("TCP_LISTEN_OVERFLOW", "lo", 100, 500).Drops("TCP_CSUM", "veth0", 0, 5000);
+  // Attached again between the snapshots: the counts started over.
+  p.get().after.drops->attached_at += absl::Seconds(5);
+  auto f = p.Run("listen-overflow");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(EvidenceNamed(f[0], "kernel drops, reason TCP_LISTEN_OVERFLOW"), nullptr);
+  EXPECT_TRUE(p.Run("kernel-drops").empty());
+  p.get().before.drops.reset();
+  EXPECT_TRUE(p.Run("kernel-drops").empty());
+}
+
+TEST(KernelDrops, FaultsAreGradedPolicyAndClosedPortsAreInfoRoutineIsQuiet) {
+  {
+    Pair p;
+    p.Drops("TCP_OLD_DATA", "eth0", 0, 100000).Drops("NOT_SPECIFIED", "", 0, 100000);
+    EXPECT_TRUE(p.Run("kernel-drops").empty()) << "routine discards";
+  }
+  {
+    Pair p;  // 0.5/s of a fault: info
+    p.Drops("TCP_CSUM", "veth0", 10, 15);
+    auto f = p.Run("kernel-drops");
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].severity, Severity::kInfo);
+  }
+  {
+    Pair p;  // 5 policy drops in 10 s: below 1/s, not mentioned
+    p.Drops("NETFILTER_DROP", "veth0", 0, 5);
+    EXPECT_TRUE(p.Run("kernel-drops").empty());
+  }
+  {
+    Pair p;
+    p.Drops("NETFILTER_DROP", "veth0", 0, 4120).DropSource("10.1.2.0/24", 90, "NETFILTER_DROP");
+    auto f = p.Run("kernel-drops");
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].severity, Severity::kInfo) << "a firewall rule is no fault";
+    EXPECT_THAT(f[0].summary, HasSubstr("NETFILTER_DROP 412/s on veth0 from 10.1.2.0/24"));
+    EXPECT_FALSE(f[0].remediation.intent);
+    EXPECT_THAT(f[0].remediation.limits[0], HasSubstr("nft list ruleset"));
+  }
+  {
+    Pair p;  // the edges: 1/s warning, 100/s critical, summed over fault reasons
+    p.Drops("TCP_CSUM", "veth0", 0, 6).Drops("IP_CSUM", "veth0", 0, 4);
+    auto f = p.Run("kernel-drops");
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].severity, Severity::kWarning);
+    p.Drops("IP_CSUM", "veth0", 0, 994);
+    f = p.Run("kernel-drops");
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].severity, Severity::kCritical);
+    f = p.Run("kernel-drops", {{"kernel-drops", {{"fault_drops_per_second", {"", 200, 500}}}}});
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].severity, Severity::kInfo);
+  }
+  {
+    Pair p;  // faults first; an unknown reason is named as such
+    p.Drops("NO_SOCKET", "lo", 0, 9000).Drops("QDISC_DROP", "eth1", 0, 20);
+    p.Drops("FUTURE_REASON", "eth1", 0, 50);
+    auto f = p.Run("kernel-drops");
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].severity, Severity::kWarning);
+    EXPECT_THAT(f[0].summary, HasSubstr(": QDISC_DROP 2/s on eth1; NO_SOCKET 900/s on lo; "
+                                        "FUTURE_REASON 5/s on eth1"));
+    EXPECT_THAT(f[0].remediation.limits[2], HasSubstr("does not describe"));
+  }
 }
 
 TEST(Diagnose, MostSevereFirstAndMinimumSeverity) {
