@@ -83,6 +83,7 @@ void Monitor::EvaluateOnce() {
   for (const Snapshot* s : {&pair.before, &pair.after}) {
     if (s->sockets) FoldListeners(pair, s->sockets->listeners);
   }
+  AddRings(options_.collect, pair);
   if (pair.after.drops && options_.collect.drop_sources)
     pair.drop_sources = options_.collect.drop_sources(pair.before.taken);
   DiagnoseOptions d;

@@ -836,6 +836,26 @@ std::optional<Finding> NicDrops(const Window& w, const std::vector<Level>& level
     Evidence e = Value(absl::StrCat(dev.name, " receive loss"), percent, "%");
     e.delta = static_cast<int64_t>(lost);
     f.evidence.push_back(e);
+    if (auto r = w.pair().rings.find(dev.name); r != w.pair().rings.end()) {
+      std::optional<uint64_t> rx, rx_max;
+      for (const auto& [name, value] : r->second) {
+        if (name == "rx") rx = value;
+        if (name == "rx-max") rx_max = value;
+      }
+      if (rx && rx_max) {
+        f.evidence.push_back(Value(absl::StrCat(dev.name, " rx ring"), static_cast<double>(*rx),
+                                   "descriptors", absl::StrCat("max ", *rx_max)));
+        absl::StrAppend(&f.attribution.back().detail, "; rx ring ", *rx, " of ", *rx_max);
+        f.remediation.limits.push_back(
+            *rx < *rx_max
+                ? absl::StrCat(dev.name, "'s receive ring is ", *rx, " of a possible ", *rx_max,
+                               ": `ethtool -G ", dev.name, " rx ", *rx_max,
+                               "` gives bursts room (rings are not managed by the agent; "
+                               "a ring change resets the link on many drivers)")
+                : absl::StrCat(dev.name, "'s receive ring is at its maximum ", *rx_max,
+                               ": spread the load over more queues and CPUs instead"));
+      }
+    }
   }
   if (!worst) return std::nullopt;
   f.severity = *worst;

@@ -168,6 +168,51 @@ const std::vector<std::string>& DiagnosisSysctls() {
   return names;
 }
 
+absl::StatusOr<collectors::NamedValues> DefaultRings(const std::string& dev) {
+  NETAGENT_ASSIGN_OR_RETURN(collectors::EthtoolClient client, collectors::EthtoolClient::Open());
+  collectors::Section<collectors::NamedValues> rings = client.GetRings(dev);
+  if (!rings.ok()) return rings.status;
+  return std::move(rings.value);
+}
+
+std::vector<std::string> HardwareLossDevices(const Snapshot& before, const Snapshot& after,
+                                             size_t max) {
+  std::vector<std::pair<uint64_t, std::string>> lost;
+  if (!before.links || !after.links) return {};
+  std::vector<int> hw;
+  for (int i = 0; i < collectors::kLinkStatCount; ++i) {
+    const absl::string_view n = collectors::kLinkStatNames[i];
+    if (n == "rx_missed_errors" || n == "rx_fifo_errors" || n == "rx_over_errors") hw.push_back(i);
+  }
+  for (const auto& a : *after.links) {
+    for (const auto& b : *before.links) {
+      if (b.ifindex != a.ifindex) continue;
+      uint64_t n = 0;
+      for (int i : hw)
+        if (i < a.stats_count && i < b.stats_count && a.stats[i] > b.stats[i])
+          n += a.stats[i] - b.stats[i];
+      if (n > 0) lost.push_back({n, a.name});
+    }
+  }
+  std::sort(lost.begin(), lost.end(), [](const auto& x, const auto& y) {
+    return x.first != y.first ? x.first > y.first : x.second < y.second;
+  });
+  std::vector<std::string> out;
+  for (size_t i = 0; i < lost.size() && i < max; ++i) out.push_back(lost[i].second);
+  return out;
+}
+
+void AddRings(const CollectOptions& o, SnapshotPair& pair) {
+  if (!o.rings) return;
+  for (const std::string& dev : HardwareLossDevices(pair.before, pair.after, kMaxRingDevices)) {
+    if (auto r = o.rings(dev); r.ok()) {
+      pair.rings[dev] = std::move(*r);
+    } else {
+      Note(&pair.unavailable, absl::StrCat("rings of ", dev), r.status());
+    }
+  }
+}
+
 void FoldListeners(SnapshotPair& pair, const std::vector<collectors::ListenerStats>& listeners) {
   ++pair.listener_samples;
   for (const collectors::ListenerStats& l : listeners) {
@@ -205,6 +250,7 @@ absl::StatusOr<SnapshotPair> CollectPair(const CollectOptions& o) {
   NETAGENT_ASSIGN_OR_RETURN(pair.after, CollectSnapshot(o, &pair.unavailable));
   if (pair.after.sockets) FoldListeners(pair, pair.after.sockets->listeners);
   if (pair.after.drops && o.drop_sources) pair.drop_sources = o.drop_sources(pair.before.taken);
+  AddRings(o, pair);
   return pair;
 }
 

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "collectors/conntrack.h"
 #include "collectors/counters.h"
+#include "collectors/ethtool.h"
 #include "collectors/links.h"
 #include "collectors/neighbour.h"
 #include "collectors/socket_summary.h"
@@ -72,6 +73,9 @@ struct SnapshotPair {
   // By listening endpoint ("0.0.0.0:8080"), and how many samples were taken.
   std::map<std::string, ListenerWatch> listeners;
   size_t listener_samples = 0;
+  // Ring sizes (ethtool: rx, rx-max, ...) of the devices that lost frames in
+  // hardware (missed, fifo, over) over the window, at most kMaxRingDevices.
+  std::map<std::string, collectors::NamedValues> rings;
   // Where sampled kernel drops came from over the window (with `drops`).
   std::vector<DropSource> drop_sources;
   // Inputs that could not be read ("conntrack: ...", "sockets: ..."), each once.
@@ -86,11 +90,25 @@ struct SnapshotPair {
   }
 };
 
+inline constexpr size_t kMaxRingDevices = 8;
+
+// The devices that lost frames in hardware between two snapshots (receive
+// missed, fifo or over errors moved), the most lost first, at most `max`.
+std::vector<std::string> HardwareLossDevices(const Snapshot& before, const Snapshot& after,
+                                             size_t max);
+
+// Reads the rings of `pair`'s HardwareLossDevices through `o.rings`.
+struct CollectOptions;
+void AddRings(const CollectOptions& o, SnapshotPair& pair);
+
 // Folds one sample of the listeners into `pair`.
 void FoldListeners(SnapshotPair& pair, const std::vector<collectors::ListenerStats>& listeners);
 
 // The sysctls the rules read.
 const std::vector<std::string>& DiagnosisSysctls();
+
+// Reads `dev`'s rings through ethtool netlink.
+absl::StatusOr<collectors::NamedValues> DefaultRings(const std::string& dev);
 
 // How the collection reaches the host. The defaults read the agent's own
 // namespace; tests and the agent may swap any of them.
@@ -108,6 +126,10 @@ struct CollectOptions {
   // Kernel drops by reason; unset: not collected (no collector here). An
   // error says why they are missing (it goes to `unavailable`).
   std::function<absl::StatusOr<KernelDrops>()> drops;
+  // A device's ring sizes (ethtool), read after the window for the devices
+  // that lost frames in hardware; unset: not read.
+  std::function<absl::StatusOr<collectors::NamedValues>(const std::string& dev)> rings =
+      DefaultRings;
   // The source prefixes of drops sampled since a time, most first.
   std::function<std::vector<DropSource>(absl::Time since)> drop_sources;
 };

@@ -430,6 +430,29 @@ TEST(Nic, DropsAndErrorsPerDevice) {
   EXPECT_THAT(e[0].attribution[0].detail, HasSubstr("crc 3000"));
 }
 
+// A device that lost frames in hardware is named with its ring: room to grow
+// or already at the maximum.
+TEST(Nic, HardwareLossNamesTheRingAgainstItsMaximum) {
+  Snapshot before, after;
+  before.links = std::vector{Link("eth9", 1000, 0, 0, 0), Link("eth8", 1000, 0, 0, 0)};
+  after.links = std::vector{Link("eth9", 101000, 10, 5, 0), Link("eth8", 101000, 10, 0, 0)};
+  (*before.links)[1].ifindex = (*after.links)[1].ifindex = 8;
+  EXPECT_THAT(HardwareLossDevices(before, after, 8), ::testing::ElementsAre("eth9"))
+      << "eth8 dropped in software only";
+  EXPECT_TRUE(HardwareLossDevices(before, after, 0).empty());
+  Pair p;
+  p.get().before.links = before.links;
+  p.get().after.links = after.links;
+  p.get().rings["eth9"] = {{"rx-max", 4096}, {"tx-max", 4096}, {"rx", 256}, {"tx", 256}};
+  auto f = p.Run("nic-drops");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("rx ring 256 of 4096"));
+  EXPECT_THAT(f[0].remediation.limits[0], HasSubstr("`ethtool -G eth9 rx 4096`"));
+  p.get().rings["eth9"] = {{"rx-max", 4096}, {"rx", 4096}};
+  f = p.Run("nic-drops");
+  EXPECT_THAT(f.at(0).remediation.limits[0], HasSubstr("at its maximum 4096"));
+}
+
 TEST(LinkFlaps, CarrierChangesPerDevice) {
   auto run = [](uint32_t before, uint32_t after) {
     Pair p;
