@@ -426,6 +426,12 @@ std::optional<Finding> PortExhaustion(const Window& w, const std::vector<Level>&
         ": reuse TIME_WAIT ports for new outgoing connections (safe with TCP timestamps) and "
         "give connections more ports");
   }
+  if (const auto ts = w.SysctlInt("net.ipv4.tcp_timestamps"); ts && *ts == 0) {
+    f.remediation.limits.push_back(
+        "tcp_tw_reuse reuses a TIME_WAIT port only for connections with TCP timestamps, and "
+        "net.ipv4.tcp_timestamps is 0 here: reuse will not happen until timestamps are on "
+        "(not managed by the agent)");
+  }
   f.remediation.limits.push_back(
       "every short connection to one peer address and port holds a port for 60 s in "
       "TIME_WAIT; connection reuse (keep-alive, pooling) in the client is the lasting fix");

@@ -148,6 +148,7 @@ const std::vector<std::string>& DiagnosisSysctls() {
       "net.ipv4.tcp_abort_on_overflow",
       "net.ipv4.ip_local_port_range",
       "net.ipv4.tcp_tw_reuse",
+      "net.ipv4.tcp_timestamps",
       "net.ipv4.tcp_fin_timeout",
       "net.ipv4.tcp_max_tw_buckets",
       "net.ipv4.tcp_max_orphans",

@@ -15,6 +15,7 @@ namespace {
 
 using ::netagent::testing::Fixture;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 collectors::IpAddress Addr(const std::string& text) {
   auto p = collectors::ParsePrefix(text, "test");
@@ -299,6 +300,27 @@ TEST(PortExhaustion, TheBusiestPeerAgainstTheRange) {
   EXPECT_EQ(lim.settings[1],
             (std::pair<std::string, std::string>{"ip_local_port_range", "10240 65000"}));
   EXPECT_EQ(run(15000).at(0).severity, Severity::kWarning);
+  for (const auto& l : f[0].remediation.limits) EXPECT_THAT(l, Not(HasSubstr("timestamps")));
+}
+
+// tcp_tw_reuse needs timestamps: with them off the finding says reuse will
+// not happen.
+TEST(PortExhaustion, TwReuseWithoutTimestampsIsSaid) {
+  Pair p;
+  p.Sysctl("net.ipv4.tcp_timestamps", "0");
+  collectors::SocketSummary s;
+  s.time_wait.ephemeral = {32768, 60999};
+  s.time_wait.ephemeral_ports = 28232;
+  s.time_wait.busiest_peer = "10.1.0.2:5432";
+  s.time_wait.busiest_peer_count = s.time_wait.count = 23000;
+  s.time_wait.busiest_peer_fill_percent = 81;
+  p.get().after.sockets = s;
+  auto f = p.Run("port-exhaustion");
+  ASSERT_EQ(f.size(), 1u);
+  bool said = false;
+  for (const auto& l : f[0].remediation.limits)
+    said = said || l.find("net.ipv4.tcp_timestamps is 0") != std::string::npos;
+  EXPECT_TRUE(said);
 }
 
 TEST(Softnet, DropsPerCpuAndSqueezesOnlyWithDrops) {
