@@ -1,5 +1,7 @@
 #include "diagnosis/monitor.h"
 
+#include <time.h>
+
 #include <algorithm>
 
 namespace netagent::diagnosis {
@@ -36,7 +38,25 @@ std::vector<FindingEvent> FindingTracker::Update(const std::vector<Finding>& fin
   return events;
 }
 
-Monitor::Monitor(Options options) : options_(std::move(options)) {
+absl::Duration NextWait(absl::Duration interval, absl::Duration cost, double budget) {
+  if (!(budget > 0) || cost <= absl::ZeroDuration()) return interval;
+  return std::max(interval, cost / budget);
+}
+
+namespace {
+absl::Duration ThreadCpu() {
+  timespec ts;
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return absl::DurationFromTimespec(ts);
+}
+}  // namespace
+
+absl::Duration Monitor::current_wait() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return wait_;
+}
+
+Monitor::Monitor(Options options) : options_(std::move(options)), wait_(options_.interval) {
   if (!options_.snapshot) {
     options_.snapshot = [this](std::vector<std::string>* unavailable) {
       return CollectSnapshot(options_.collect, unavailable);
@@ -59,10 +79,13 @@ void Monitor::Stop() {
 void Monitor::Loop() {
   if (options_.on_thread_start) options_.on_thread_start();
   for (;;) {
+    // The thread's own CPU: the kernel's work for its socket walks included.
+    const absl::Duration t0 = ThreadCpu();
     EvaluateOnce();
+    const absl::Duration wait = NextWait(options_.interval, ThreadCpu() - t0, options_.cpu_budget);
     std::unique_lock<std::mutex> lk(mu_);
-    if (cv_.wait_for(lk, absl::ToChronoNanoseconds(options_.interval), [&] { return stop_; }))
-      return;
+    wait_ = wait;
+    if (cv_.wait_for(lk, absl::ToChronoNanoseconds(wait), [&] { return stop_; })) return;
   }
 }
 

@@ -2,6 +2,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <time.h>
+
+#include <atomic>
 
 #include "absl/strings/str_cat.h"
 
@@ -127,6 +130,47 @@ TEST_F(MonitorTest, StopWakesWatchers) {
   EXPECT_FALSE(sub->Next(absl::Seconds(30)).has_value());
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   stopper.join();
+}
+
+TEST(NextWait, TheIntervalUnlessTheLastEvaluationWasDearerThanTheBudget) {
+  const absl::Duration ten = absl::Seconds(10);
+  EXPECT_EQ(NextWait(ten, absl::Milliseconds(5), 0.005), ten);  // 0.05 %
+  EXPECT_EQ(NextWait(ten, absl::Milliseconds(50), 0.005), ten);  // exactly 0.5 %
+  EXPECT_EQ(NextWait(ten, absl::Milliseconds(165), 0.005), absl::Seconds(33));
+  EXPECT_EQ(NextWait(ten, absl::Milliseconds(165), 0), ten) << "no budget";
+  EXPECT_EQ(NextWait(ten, absl::ZeroDuration(), 0.005), ten);
+}
+
+// The thread stretches its interval by the CPU an evaluation really took:
+// one that burns 20 ms of CPU under a 1 % budget waits 2 s, whatever the
+// 10 ms interval says.
+TEST(Monitor, AnExpensiveEvaluationWaitsLonger) {
+  std::atomic<int> runs{0};
+  Monitor::Options o;
+  o.interval = absl::Milliseconds(10);
+  o.cpu_budget = 0.01;
+  o.snapshot = [&](std::vector<std::string>*) -> absl::StatusOr<Snapshot> {
+    ++runs;
+    timespec ts;
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    const absl::Duration start = absl::DurationFromTimespec(ts);
+    volatile uint64_t x = 0;
+    do {
+      for (int i = 0; i < 10000; ++i) x = x + i;
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    } while (absl::DurationFromTimespec(ts) - start < absl::Milliseconds(20));
+    Snapshot s;
+    s.taken = absl::Now();
+    return s;
+  };
+  Monitor m(std::move(o));
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);  // a starved CI host
+  while (m.current_wait() < absl::Seconds(2) && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_GE(m.current_wait(), absl::Seconds(2));
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(runs.load(), 1) << "a 10 ms interval alone would have run it dozens of times";
+  m.Stop();
 }
 
 }  // namespace
