@@ -91,6 +91,10 @@ int Main(int argc, char** argv) {
   CLI::App app{"netctl: query and operate netagent agents, one host or a fleet at once"};
   app.set_version_flag("--version", NETAGENT_VERSION);
   app.require_subcommand(1);
+  // Global flags anywhere: `netctl host -o json` as well as `netctl -o json
+  // host` (subcommands made after this inherit it and pass what they do not
+  // know up to their parent).
+  app.fallthrough();
   app.footer(
       "Exit status: 0 every target succeeded, 1 at least one target failed, 2 usage error.\n"
       "Default target: unix:///run/netagent/netagent.sock.");

@@ -233,6 +233,16 @@ TEST(AgentIntegration, BadInputGetsAClearError) {
   RunResult target = RunCommand({NetctlPath(), "-t", "node:0", "host"});
   EXPECT_EQ(target.exit_code, 2);
   EXPECT_NE(target.err.find("port \"0\" is not in 1-65535"), std::string::npos) << target.err;
+
+  // Global flags after the subcommand work as before it; an unknown one is
+  // still a usage error.
+  RunResult after = RunCommand({NetctlPath(), "sockets", "summary", "-o", "json", "-t",
+                                agent.target()});
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(after.out.rfind("{\"target\":", 0), 0u) << after.out;
+  RunResult unknown = RunCommand({NetctlPath(), "-t", agent.target(), "host", "--bogus"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("--bogus"), std::string::npos) << unknown.err;
 }
 
 TEST(AgentIntegration, AFailingTargetIsReportedBesideTheOthers) {
