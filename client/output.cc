@@ -235,7 +235,19 @@ int PrintOutcomes(const std::vector<Target>& targets, const std::vector<Outcome>
     if (multi || !table.empty() || failed == 0) table.Render(out);
   }
   if (failed > 0 && targets.size() > 1) {
-    err << "netctl: " << failed << " of " << targets.size() << " targets failed\n";
+    err << "netctl: " << failed << " of " << targets.size() << " targets failed:\n";
+    // Named with their error (the data went to stdout, maybe a pipe).
+    constexpr size_t kNamed = 20;
+    size_t named = 0;
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (outcomes[i].status.ok()) continue;
+      if (named++ == kNamed) {
+        err << "  ... and " << static_cast<size_t>(failed) - kNamed << " more\n";
+        break;
+      }
+      err << "  " << TerminalText(targets[i].display) << ": "
+          << TerminalText(DescribeError(outcomes[i].status)) << "\n";
+    }
   }
   return failed > 0 ? 1 : 0;
 }

@@ -97,7 +97,28 @@ TEST(PrintOutcomes, AFailingTargetIsReportedBesideTheOthers) {
             "a       X         1\n"
             "b       error: UNAVAILABLE: connection refused\n"
             "c       X         1\n");
-  EXPECT_EQ(err.str(), "netctl: 1 of 3 targets failed\n");
+  EXPECT_EQ(err.str(),
+            "netctl: 1 of 3 targets failed:\n"
+            "  b: UNAVAILABLE: connection refused\n");
+  {
+    // Many failures: the first 20 named, the rest counted.
+    std::vector<Target> many;
+    std::vector<Outcome> failing(25);
+    for (int i = 0; i < 25; ++i) {
+      Target t;
+      t.display = absl::StrCat("node-", i);
+      many.push_back(t);
+      failing[i].status = absl::DeadlineExceededError("no answer");
+    }
+    std::ostringstream mout, merr;
+    EXPECT_EQ(PrintOutcomes(many, failing, Format::kTable, view, false, mout, merr), 1);
+    EXPECT_NE(merr.str().find("netctl: 25 of 25 targets failed:\n  node-0: DEADLINE_EXCEEDED"),
+              std::string::npos)
+        << merr.str();
+    EXPECT_NE(merr.str().find("  node-19: "), std::string::npos);
+    EXPECT_EQ(merr.str().find("node-20"), std::string::npos);
+    EXPECT_NE(merr.str().find("  ... and 5 more\n"), std::string::npos);
+  }
   std::ostringstream jout, jerr;
   EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kJson, view, false, jout, jerr), 1);
   std::string json = jout.str();
