@@ -44,14 +44,10 @@ diagnosis::KernelDrops KernelDropsFrom(const datapath::KernelDropSnapshot& snaps
                                        absl::Time attached_at) {
   diagnosis::KernelDrops out;
   out.attached_at = attached_at;
-  for (const auto& [key, count] : snapshot.counts) {
-    std::string device;
-    if (key.ifindex != 0) {
-      auto it = snapshot.devices.find(key.ifindex);
-      device = it != snapshot.devices.end() ? it->second : absl::StrCat("ifindex ", key.ifindex);
-    }
-    out.counts[{names.Name(key.reason), device}] += count;
-  }
+  for (const auto& [key, count] : snapshot.counts)
+    out.counts[{names.Name(key.reason), key.ifindex}] += count;
+  out.devices = snapshot.devices;
+  out.table_full = snapshot.events.table_full;
   return out;
 }
 

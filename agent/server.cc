@@ -188,9 +188,12 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     mopts.on_thread_start = [] {
       ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
     };
-    // Drop reasons when the collector runs (--drop-reasons start, or a
-    // caller attached it); the evaluation never attaches it by itself.
-    AddKernelDrops(s->drops_.get(), false, mopts.collect);
+    // Drop reasons only with --drop-reasons start: what the evaluation
+    // reports (and alerts on) must not depend on whether a caller once
+    // attached the collector. It never attaches it by itself.
+    if (options.drop_reasons == DropReasonsMode::kStart) {
+      AddKernelDrops(s->drops_.get(), false, mopts.collect);
+    }
     s->monitor_ = std::make_unique<diagnosis::Monitor>(std::move(mopts));
   }
   s->local_services_ = s->MakeServices(datapath_off);

@@ -40,7 +40,7 @@ std::vector<FindingEvent> FindingTracker::Update(const std::vector<Finding>& fin
 
 absl::Duration NextWait(absl::Duration interval, absl::Duration cost, double budget) {
   if (!(budget > 0) || cost <= absl::ZeroDuration()) return interval;
-  return std::max(interval, cost / budget);
+  return std::clamp(cost / budget, interval, interval * kMaxStretch);
 }
 
 namespace {

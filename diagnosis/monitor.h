@@ -55,7 +55,10 @@ class FindingTracker {
 
 // The wait before the next evaluation: the interval, or longer when the last
 // evaluation cost more than `budget` (a share of one CPU) of it: an
-// evaluation that took 0.165 s of CPU under a 0.5 % budget waits 33 s.
+// evaluation that took 0.165 s of CPU under a 0.5 % budget waits 33 s. Never
+// more than kMaxStretch intervals (findings must still open and clear; a
+// host that costs more than that gets more than the budget).
+inline constexpr int kMaxStretch = 6;
 absl::Duration NextWait(absl::Duration interval, absl::Duration cost, double budget);
 
 class Monitor {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -108,13 +109,21 @@ tuners::Intent Sysctl(tuners::Settings settings) {
 int64_t CiteDrops(const Window& w, Finding& f, absl::string_view reason, size_t sources = 3) {
   if (!w.Drops()) return 0;
   int64_t n = 0;
-  std::vector<std::string> devices;
+  std::vector<std::pair<int64_t, std::string>> by_device;
   for (const auto& [key, delta] : *w.Drops()) {
     if (key.first != reason) continue;
     n += delta;
-    devices.push_back(absl::StrCat(key.second.empty() ? "no device" : key.second, " ", delta));
+    by_device.push_back({delta, key.second.empty() ? "no device" : key.second});
   }
   if (n <= 0) return 0;
+  // The five that dropped most (a host may have a thousand veths).
+  std::sort(by_device.begin(), by_device.end(),
+            [](const auto& x, const auto& y) { return x.first != y.first ? x.first > y.first
+                                                                         : x.second < y.second; });
+  std::vector<std::string> devices;
+  for (size_t i = 0; i < by_device.size() && i < 5; ++i)
+    devices.push_back(absl::StrCat(by_device[i].second, " ", by_device[i].first));
+  if (by_device.size() > 5) devices.push_back(absl::StrCat("and ", by_device.size() - 5, " more"));
   Evidence e;
   e.name = absl::StrCat("kernel drops, reason ", reason);
   e.delta = n;
@@ -345,6 +354,11 @@ std::optional<Finding> ConntrackFull(const Window& w, const std::vector<Level>& 
   f.evidence.push_back(Value("net.netfilter.nf_conntrack_max", static_cast<double>(*a->max), ""));
   f.evidence.push_back(Value("conntrack fill", fill, "%"));
   for (auto& e : deltas) f.evidence.push_back(std::move(e));
+  // A full table drops new flows through netfilter: with the firewall's own
+  // drops under one reason.
+  if (drops > 0 && CiteDrops(w, f, "NETFILTER_DROP") > 0) {
+    f.evidence.back().note += " (the firewall's rules drop under this reason too)";
+  }
   f.attribution.push_back({"table", "conntrack",
                            absl::StrCat(*a->count, " of ", *a->max, " entries (", Num(fill),
                                         " %)")});
@@ -412,7 +426,10 @@ std::optional<Finding> PortExhaustion(const Window& w, const std::vector<Level>&
                                         tw.ephemeral_ports, " ephemeral ports")});
   tuners::Settings set;
   const auto reuse = w.SysctlInt("net.ipv4.tcp_tw_reuse");
-  if (!reuse || *reuse != 1) set.push_back({"tcp_tw_reuse", "1"});
+  const auto timestamps = w.SysctlInt("net.ipv4.tcp_timestamps");
+  const bool no_timestamps = timestamps && *timestamps == 0;
+  // Reuse needs timestamps: without them it is no remediation.
+  if ((!reuse || *reuse != 1) && !no_timestamps) set.push_back({"tcp_tw_reuse", "1"});
   const uint32_t low = std::min<uint32_t>(tw.ephemeral.low, 10240);
   const uint32_t high = std::max<uint32_t>(tw.ephemeral.high, 65000);
   if (low != tw.ephemeral.low || high != tw.ephemeral.high)
@@ -423,14 +440,16 @@ std::optional<Finding> PortExhaustion(const Window& w, const std::vector<Level>&
     f.remediation.intent = Limits(set);
     f.remediation.summary = absl::StrCat(
         absl::StrJoin(parts, ", "),
-        ": reuse TIME_WAIT ports for new outgoing connections (safe with TCP timestamps) and "
-        "give connections more ports");
+        absl::StrContains(parts[0], "tcp_tw_reuse")
+            ? ": reuse TIME_WAIT ports for new outgoing connections (safe with TCP timestamps) "
+              "and give connections more ports"
+            : ": give connections more ports");
   }
-  if (const auto ts = w.SysctlInt("net.ipv4.tcp_timestamps"); ts && *ts == 0) {
+  if (no_timestamps) {
     f.remediation.limits.push_back(
-        "tcp_tw_reuse reuses a TIME_WAIT port only for connections with TCP timestamps, and "
-        "net.ipv4.tcp_timestamps is 0 here: reuse will not happen until timestamps are on "
-        "(not managed by the agent)");
+        "tcp_tw_reuse reuses a TIME_WAIT port only for connections with TCP timestamps (on "
+        "both ends), and net.ipv4.tcp_timestamps is 0 here: it is not proposed; turn "
+        "timestamps on first (not managed by the agent)");
   }
   f.remediation.limits.push_back(
       "every short connection to one peer address and port holds a port for 60 s in "
@@ -1088,8 +1107,7 @@ std::optional<Finding> NeighbourOverflow(const Window& w, const std::vector<Leve
   }
   if (!worst) return std::nullopt;
   f.severity = *worst;
-  for (const char* reason : {"NEIGH_CREATEFAIL", "NEIGH_QUEUEFULL", "NEIGH_FAILED"})
-    CiteDrops(w, f, reason);
+  CiteDrops(w, f, "NEIGH_CREATEFAIL");
   if (!set.empty()) {
     f.remediation.intent = Sysctl(set);
     f.remediation.summary = "raise gc_thresh3 so the table holds every neighbour in use";
@@ -1266,10 +1284,11 @@ std::optional<Finding> IrqImbalance(const Window& w, const std::vector<Level>& l
 // ---------------------------------------------------------------- kernel-drops
 
 enum class DropKind {
-  kCited,    // another rule cites it as its evidence
-  kFault,    // something is broken or overloaded
-  kPolicy,   // a filter someone configured dropped it
-  kNoSocket, // nothing listens there
+  kCited,    // a rule of its own cites it (reported here when that rule found nothing)
+  kFault,    // something is broken or overloaded: graded
+  kSignal,   // worth knowing, often working as meant (AQM, back-pressure, PMTU): info
+  kPolicy,   // a filter someone configured dropped it: info
+  kNoSocket, // nothing listens there: info
   kRoutine,  // TCP/IP working as meant (old segments, closed sockets): not reported
 };
 
@@ -1277,124 +1296,127 @@ struct DropReasonInfo {
   const char* reason;
   DropKind kind;
   const char* meaning;
+  const char* owner = "";  // kCited: the rule that cites it
 };
 
-// What the kernel's drop reasons mean here. Reasons not listed are reported
-// as info with their name (kernels add reasons every release).
+// What the kernel's drop reasons mean here (include/net/dropreason-core.h).
+// Reasons not listed are reported as info with their name (kernels add
+// reasons every release).
 const std::vector<DropReasonInfo>& DropReasonTable() {
+  using K = DropKind;
   static const std::vector<DropReasonInfo> t = {
-      {"TCP_LISTEN_OVERFLOW", DropKind::kCited, "listen-overflow"},
-      {"CPU_BACKLOG", DropKind::kCited, "softnet-drops"},
-      {"SOCKET_RCVBUFF", DropKind::kCited, "udp-rcvbuf"},
-      {"PROTO_MEM", DropKind::kCited, "tcp-memory-pressure"},
-      {"NEIGH_CREATEFAIL", DropKind::kCited, "neighbour-overflow"},
-      {"NEIGH_QUEUEFULL", DropKind::kCited, "neighbour-overflow"},
-      {"NEIGH_FAILED", DropKind::kCited, "neighbour-overflow"},
-      {"TCP_CSUM", DropKind::kFault,
+      {"TCP_LISTEN_OVERFLOW", K::kCited, "a listener's accept queue was full", "listen-overflow"},
+      {"CPU_BACKLOG", K::kCited, "a CPU's backlog was full (netdev_max_backlog)",
+       "softnet-drops"},
+      {"SOCKET_RCVBUFF", K::kCited, "a socket's receive buffer was full", "udp-rcvbuf"},
+      {"PROTO_MEM", K::kCited, "a protocol's memory limit was reached (tcp_mem, udp_mem)",
+       "tcp-memory-pressure"},
+      {"NEIGH_CREATEFAIL", K::kCited, "the neighbour table refused a new entry (gc_thresh3)",
+       "neighbour-overflow"},
+      {"NEIGH_FAILED", K::kFault,
+       "address resolution failed: a next hop or neighbour does not answer ARP / NDP"},
+      {"NEIGH_QUEUEFULL", K::kFault,
+       "too many packets waiting for address resolution (a neighbour that does not answer)"},
+      {"NEIGH_DEAD", K::kFault, "the neighbour entry was dead"},
+      {"NEIGH_HH_FILLFAIL", K::kFault, "the link-layer header could not be filled"},
+      {"TCP_CSUM", K::kFault,
        "TCP checksum wrong: corrupted on the path, or a device's checksum offload is broken"},
-      {"UDP_CSUM", DropKind::kFault,
+      {"UDP_CSUM", K::kFault,
        "UDP checksum wrong: corrupted on the path, or a device's checksum offload is broken"},
-      {"IP_CSUM", DropKind::kFault, "IPv4 header checksum wrong: corrupted on the path"},
-      {"ICMP_CSUM", DropKind::kFault, "ICMP checksum wrong: corrupted on the path"},
-      {"SKB_CSUM", DropKind::kFault, "checksum wrong (found while copying to the socket)"},
-      {"IP_INHDR", DropKind::kFault, "IPv4 header invalid (version, length, options)"},
-      {"PKT_TOO_SMALL", DropKind::kFault, "packet shorter than its headers say"},
-      {"HDR_TRUNC", DropKind::kFault, "headers truncated"},
-      {"NOMEM", DropKind::kFault, "no memory for the packet"},
-      {"FULL_RING", DropKind::kFault, "a device's ring was full"},
-      {"QDISC_DROP", DropKind::kFault,
+      {"IP_CSUM", K::kFault, "IPv4 header checksum wrong: corrupted on the path"},
+      {"ICMP_CSUM", K::kFault, "ICMP checksum wrong: corrupted on the path"},
+      {"SKB_CSUM", K::kFault, "checksum wrong (found while copying to the socket)"},
+      {"IP_INHDR", K::kFault, "IPv4 header invalid (version, length, options)"},
+      {"PKT_TOO_SMALL", K::kFault, "packet shorter than its headers say"},
+      {"HDR_TRUNC", K::kFault, "headers truncated"},
+      {"NOMEM", K::kFault, "no memory for the packet"},
+      {"PFMEMALLOC", K::kFault, "the packet used emergency memory reserves"},
+      {"FULL_RING", K::kFault, "a device's ring was full"},
+      {"QDISC_DROP", K::kFault,
        "dropped by a queueing discipline on send: the device's queue was full"},
-      {"QDISC_OVERLIMIT", DropKind::kFault, "over a queueing discipline's limit on send"},
-      {"QDISC_CONGESTED", DropKind::kFault, "a queueing discipline was congested on send"},
-      {"FQ_FLOW_LIMIT", DropKind::kFault, "fq's per-flow limit (flow_limit) on send"},
-      {"FQ_BAND_LIMIT", DropKind::kFault, "fq's per-band limit on send"},
-      {"FQ_HORIZON_LIMIT", DropKind::kFault, "fq's time horizon on send (a timestamp too far)"},
-      {"SOCKET_BACKLOG", DropKind::kFault,
+      {"QDISC_OVERLIMIT", K::kFault, "over a queueing discipline's limit on send"},
+      {"FQ_FLOW_LIMIT", K::kFault, "fq's per-flow limit (flow_limit) on send"},
+      {"FQ_BAND_LIMIT", K::kFault, "fq's per-band limit on send"},
+      {"FQ_HORIZON_LIMIT", K::kFault, "fq's time horizon on send (a timestamp too far)"},
+      {"SOCKET_BACKLOG", K::kFault,
        "a socket's backlog was full while its owner held it (a busy application thread)"},
-      {"TCP_OFO_DROP", DropKind::kFault, "out-of-order data dropped: no receive memory left"},
-      {"TCP_OFO_QUEUE_PRUNE", DropKind::kFault,
+      {"TCP_OFO_QUEUE_PRUNE", K::kFault,
        "out-of-order queue pruned: the receive buffer was exhausted"},
-      {"TCP_ZEROWINDOW", DropKind::kFault,
-       "data arrived for a zero receive window: the application does not read"},
-      {"IP_OUTNOROUTES", DropKind::kFault, "no route to send it"},
-      {"IP_INNOROUTES", DropKind::kFault, "no route for a received packet"},
-      {"IP_RPFILTER", DropKind::kFault,
-       "reverse-path filter: the source is not routed back over this device (asymmetric "
-       "routing with rp_filter 1)"},
-      {"DEV_READY", DropKind::kFault, "the device was not up"},
-      {"DEV_HDR", DropKind::kFault, "device header invalid"},
-      {"NEIGH_DEAD", DropKind::kFault, "the neighbour entry was dead"},
-      {"NEIGH_HH_FILLFAIL", DropKind::kFault, "the link-layer header could not be filled"},
-      {"FRAG_REASM_TIMEOUT", DropKind::kFault,
+      {"IP_OUTNOROUTES", K::kFault, "no route to send it"},
+      {"IP_INNOROUTES", K::kFault, "no route for a received packet"},
+      {"DEV_READY", K::kFault, "the device was not up"},
+      {"DEV_HDR", K::kFault, "device header invalid"},
+      {"FRAG_REASM_TIMEOUT", K::kFault,
        "fragments never completed: a fragment was lost on the way"},
-      {"FRAG_TOO_FAR", DropKind::kFault, "fragments too far apart (ipfrag_max_dist)"},
-      {"PKT_TOO_BIG", DropKind::kFault, "bigger than the MTU with fragmentation forbidden"},
-      {"SKB_GSO_SEG", DropKind::kFault, "segmentation offload failed"},
-      {"TCP_MD5NOTFOUND", DropKind::kFault, "TCP-MD5 signature expected and missing"},
-      {"TCP_MD5UNEXPECTED", DropKind::kFault, "TCP-MD5 signature not expected"},
-      {"TCP_MD5FAILURE", DropKind::kFault, "TCP-MD5 signature wrong (keys differ)"},
-      {"TCP_AONOTFOUND", DropKind::kFault, "TCP-AO signature expected and missing"},
-      {"TCP_AOFAILURE", DropKind::kFault, "TCP-AO signature wrong (keys differ)"},
-      {"NETFILTER_DROP", DropKind::kPolicy,
-       "a netfilter rule dropped it (iptables, nftables; or conntrack with a full table)"},
-      {"XDP", DropKind::kPolicy, "an XDP program dropped it"},
-      {"TC_INGRESS", DropKind::kPolicy, "a tc filter or program dropped it on receive"},
-      {"TC_EGRESS", DropKind::kPolicy, "a tc filter or program dropped it on send"},
-      {"BPF_CGROUP_EGRESS", DropKind::kPolicy, "a cgroup BPF program dropped it on send"},
-      {"SECURITY_HOOK", DropKind::kPolicy, "a security module (LSM) dropped it"},
-      {"SOCKET_FILTER", DropKind::kPolicy, "a socket filter (SO_ATTACH_FILTER) dropped it"},
-      {"XFRM_POLICY", DropKind::kPolicy, "an IPsec policy dropped it"},
-      {"NO_SOCKET", DropKind::kNoSocket,
+      {"FRAG_TOO_FAR", K::kFault, "fragments too far apart (ipfrag_max_dist)"},
+      {"SKB_GSO_SEG", K::kFault, "segmentation offload failed"},
+      {"SKB_RX_HEADROOM", K::kFault, "not enough headroom in the packet"},
+      {"RECURSION_LIMIT", K::kFault, "the stack's recursion limit (stacked devices) was hit"},
+      {"NO_TX_TARGET", K::kFault, "no device to send it to"},
+      {"TUNNEL_TXINFO", K::kFault, "a tunnel had no metadata to send it with"},
+      {"VXLAN_INVALID_HDR", K::kFault, "VXLAN header invalid"},
+      {"VXLAN_VNI_NOT_FOUND", K::kFault, "VXLAN network identifier not configured here"},
+      {"VXLAN_ENTRY_EXISTS", K::kFault, "VXLAN forwarding entry conflict"},
+      {"MAC_INVALID_SOURCE", K::kFault, "invalid source MAC address"},
+      {"TC_COOKIE_ERROR", K::kFault, "tc configuration error (cookie)"},
+      {"TC_CHAIN_NOTFOUND", K::kFault, "tc configuration error (a goto to a missing chain)"},
+      {"TC_RECLASSIFY_LOOP", K::kFault, "tc configuration error (reclassify loop)"},
+      {"TCP_MD5NOTFOUND", K::kFault, "TCP-MD5 signature expected and missing"},
+      {"TCP_MD5UNEXPECTED", K::kFault, "TCP-MD5 signature not expected"},
+      {"TCP_MD5FAILURE", K::kFault, "TCP-MD5 signature wrong (keys differ)"},
+      {"TCP_AUTH_HDR", K::kFault, "TCP-MD5 and TCP-AO options both present"},
+      {"TCP_AONOTFOUND", K::kFault, "TCP-AO signature expected and missing"},
+      {"TCP_AOUNEXPECTED", K::kFault, "TCP-AO signature not expected"},
+      {"TCP_AOKEYNOTFOUND", K::kFault, "TCP-AO key not found"},
+      {"TCP_AOFAILURE", K::kFault, "TCP-AO signature wrong (keys differ)"},
+      {"QDISC_CONGESTED", K::kSignal,
+       "dropped by a queueing discipline's AQM for congestion (working as meant)"},
+      {"DUALPI2_STEP_DROP", K::kSignal, "dropped by dualpi2's AQM (working as meant)"},
+      {"TCP_ZEROWINDOW", K::kSignal,
+       "data sent into a zero receive window: the application does not read (back-pressure)"},
+      {"PKT_TOO_BIG", K::kSignal,
+       "bigger than the MTU with fragmentation forbidden (path MTU discovery at work)"},
+      {"SKB_UCOPY_FAULT", K::kSignal, "copying to the application failed (a bad buffer)"},
+      {"NETFILTER_DROP", K::kPolicy,
+       "a netfilter rule dropped it (iptables, nftables; or conntrack refusing new flows)"},
+      {"IP_RPFILTER", K::kPolicy,
+       "reverse-path filter (rp_filter): the source is not routed back over this device "
+       "(asymmetric routing, or spoofed sources)"},
+      {"XDP", K::kPolicy, "an XDP program dropped it"},
+      {"TC_INGRESS", K::kPolicy, "a tc filter or program dropped it on receive"},
+      {"TC_EGRESS", K::kPolicy, "a tc filter or program dropped it on send"},
+      {"BPF_CGROUP_EGRESS", K::kPolicy, "a cgroup BPF program dropped it on send"},
+      {"SECURITY_HOOK", K::kPolicy, "a security module (LSM) dropped it"},
+      {"SOCKET_FILTER", K::kPolicy, "a socket filter (SO_ATTACH_FILTER) dropped it"},
+      {"XFRM_POLICY", K::kPolicy, "an IPsec policy dropped it"},
+      {"TCP_MINTTL", K::kPolicy, "below a socket's minimum TTL (IP_MINTTL)"},
+      {"CAKE_FLOOD", K::kPolicy, "cake's flood protection"},
+      {"ARP_PVLAN_DISABLE", K::kPolicy, "private VLAN ARP proxy disabled"},
+      {"PSP_INPUT", K::kPolicy, "PSP policy on receive"},
+      {"PSP_OUTPUT", K::kPolicy, "PSP policy on send"},
+      {"NO_SOCKET", K::kNoSocket,
        "no socket for it: a closed port (a service down, a client of one, or a scan)"},
-      {"NOT_SPECIFIED", DropKind::kRoutine, ""},
-      {"SOCKET_CLOSE", DropKind::kRoutine, ""},
-      {"UNIX_DISCONNECT", DropKind::kRoutine, ""},
-      {"UNIX_SKIP_OOB", DropKind::kRoutine, ""},
-      {"OTHERHOST", DropKind::kRoutine, ""},
-      {"UNICAST_IN_L2_MULTICAST", DropKind::kRoutine, ""},
-      {"IP_NOPROTO", DropKind::kRoutine, ""},
-      {"TCP_FLAGS", DropKind::kRoutine, ""},
-      {"TCP_ABORT_ON_DATA", DropKind::kRoutine, ""},
-      {"TCP_OLD_DATA", DropKind::kRoutine, ""},
-      {"TCP_OVERWINDOW", DropKind::kRoutine, ""},
-      {"TCP_OFOMERGE", DropKind::kRoutine, ""},
-      {"TCP_RFC7323_PAWS", DropKind::kRoutine, ""},
-      {"TCP_RFC7323_PAWS_ACK", DropKind::kRoutine, ""},
-      {"TCP_RFC7323_TW_PAWS", DropKind::kRoutine, ""},
-      {"TCP_RFC7323_TSECR", DropKind::kRoutine, ""},
-      {"TCP_OLD_SEQUENCE", DropKind::kRoutine, ""},
-      {"TCP_INVALID_SEQUENCE", DropKind::kRoutine, ""},
-      {"TCP_INVALID_END_SEQUENCE", DropKind::kRoutine, ""},
-      {"TCP_INVALID_ACK_SEQUENCE", DropKind::kRoutine, ""},
-      {"TCP_RESET", DropKind::kRoutine, ""},
-      {"TCP_INVALID_SYN", DropKind::kRoutine, ""},
-      {"TCP_CLOSE", DropKind::kRoutine, ""},
-      {"TCP_FASTOPEN", DropKind::kRoutine, ""},
-      {"TCP_OLD_ACK", DropKind::kRoutine, ""},
-      {"TCP_TOO_OLD_ACK", DropKind::kRoutine, ""},
-      {"TCP_ACK_UNSENT_DATA", DropKind::kRoutine, ""},
-      {"QUEUE_PURGE", DropKind::kRoutine, ""},
-      {"IPV6DISABLED", DropKind::kRoutine, ""},
-      {"DUP_FRAG", DropKind::kRoutine, ""},
-      {"IP_INADDRERRORS", DropKind::kRoutine, ""},
-      {"IP_LOCAL_SOURCE", DropKind::kRoutine, ""},
-      {"IP_INVALID_SOURCE", DropKind::kRoutine, ""},
-      {"IP_LOCALNET", DropKind::kRoutine, ""},
-      {"IP_INVALID_DEST", DropKind::kRoutine, ""},
-      {"IPV6_NDISC_FRAG", DropKind::kRoutine, ""},
-      {"IPV6_NDISC_HOP_LIMIT", DropKind::kRoutine, ""},
-      {"IPV6_NDISC_BAD_CODE", DropKind::kRoutine, ""},
-      {"IPV6_NDISC_BAD_OPTIONS", DropKind::kRoutine, ""},
-      {"IPV6_NDISC_NS_OTHERHOST", DropKind::kRoutine, ""},
-      {"PACKET_SOCK_ERROR", DropKind::kRoutine, ""},
-      {"TAP_FILTER", DropKind::kRoutine, ""},
-      {"TAP_TXFILTER", DropKind::kRoutine, ""},
-      {"LOCAL_MAC", DropKind::kRoutine, ""},
-      {"MAC_IEEE_MAC_CONTROL", DropKind::kRoutine, ""},
-      {"BRIDGE_INGRESS_STP_STATE", DropKind::kRoutine, ""},
-      {"UNHANDLED_PROTO", DropKind::kRoutine, ""},
   };
   return t;
+}
+
+// Routine discards: TCP/IP working as meant. Not reported.
+const std::set<std::string, std::less<>>& RoutineDrops() {
+  static const std::set<std::string, std::less<>> r = {
+      "NOT_SPECIFIED", "SOCKET_CLOSE", "UNIX_DISCONNECT", "UNIX_SKIP_OOB", "OTHERHOST",
+      "UNICAST_IN_L2_MULTICAST", "IP_NOPROTO", "TCP_FLAGS", "TCP_ABORT_ON_DATA",
+      "TCP_OLD_DATA", "TCP_OVERWINDOW", "TCP_OFOMERGE", "TCP_OFO_DROP", "TCP_RFC7323_PAWS",
+      "TCP_RFC7323_PAWS_ACK", "TCP_RFC7323_TW_PAWS", "TCP_RFC7323_TSECR", "TCP_OLD_SEQUENCE",
+      "TCP_INVALID_SEQUENCE", "TCP_INVALID_END_SEQUENCE", "TCP_INVALID_ACK_SEQUENCE",
+      "TCP_RESET", "TCP_INVALID_SYN", "TCP_CLOSE", "TCP_FASTOPEN", "TCP_OLD_ACK",
+      "TCP_TOO_OLD_ACK", "TCP_ACK_UNSENT_DATA", "QUEUE_PURGE", "IPV6DISABLED", "DUP_FRAG",
+      "IP_INADDRERRORS", "IP_LOCAL_SOURCE", "IP_INVALID_SOURCE", "IP_LOCALNET",
+      "IP_INVALID_DEST", "IPV6_NDISC_FRAG", "IPV6_NDISC_HOP_LIMIT", "IPV6_NDISC_BAD_CODE",
+      "IPV6_NDISC_BAD_OPTIONS", "IPV6_NDISC_NS_OTHERHOST", "PACKET_SOCK_ERROR", "TAP_FILTER",
+      "TAP_TXFILTER", "LOCAL_MAC", "MAC_IEEE_MAC_CONTROL", "BRIDGE_INGRESS_STP_STATE",
+      "UNHANDLED_PROTO", "IP_TUNNEL_ECN", "INVALID_PROTO", "CAN_RX_INVALID_FRAME",
+      "CANFD_RX_INVALID_FRAME", "CANXL_RX_INVALID_FRAME"};
+  return r;
 }
 
 const DropReasonInfo* DropInfo(absl::string_view reason) {
@@ -1411,25 +1433,32 @@ std::optional<Finding> KernelDrops(const Window& w, const std::vector<Level>& le
   struct Reason {
     std::string name;
     const DropReasonInfo* info = nullptr;
+    DropKind kind = DropKind::kPolicy;
     int64_t drops = 0;
     std::vector<std::pair<int64_t, std::string>> devices;
   };
   std::map<std::string, Reason> by_reason;
   for (const auto& [key, delta] : *w.Drops()) {
+    if (RoutineDrops().count(key.first)) continue;
     Reason& r = by_reason[key.first];
     r.name = key.first;
     r.info = DropInfo(key.first);
+    r.kind = r.info ? r.info->kind : DropKind::kPolicy;  // unknown: info
     r.drops += delta;
     r.devices.push_back({delta, key.second});
   }
   std::vector<Reason> shown;
-  double faults = 0;
+  double worst_fault = 0;  // graded per reason: the host's worst one
   for (auto& [name, r] : by_reason) {
-    const DropKind kind = r.info ? r.info->kind : DropKind::kPolicy;
-    if (kind == DropKind::kCited || kind == DropKind::kRoutine) continue;
+    if (r.kind == DropKind::kCited) {
+      // Its own rule reports it with context; here only when that rule
+      // found nothing (a UDP socket's PROTO_MEM is no TCP memory pressure).
+      if (w.Fired(r.info->owner)) continue;
+      r.kind = DropKind::kFault;
+    }
     const double rate = static_cast<double>(r.drops) / w.seconds();
-    if (kind == DropKind::kFault) {
-      faults += rate;
+    if (r.kind == DropKind::kFault) {
+      worst_fault = std::max(worst_fault, rate);
     } else if (rate < kNotedDropsPerSecond) {
       continue;
     }
@@ -1437,14 +1466,22 @@ std::optional<Finding> KernelDrops(const Window& w, const std::vector<Level>& le
   }
   if (shown.empty()) return std::nullopt;
   std::sort(shown.begin(), shown.end(), [](const Reason& a, const Reason& b) {
-    const bool fa = a.info && a.info->kind == DropKind::kFault;
-    const bool fb = b.info && b.info->kind == DropKind::kFault;
+    const bool fa = a.kind == DropKind::kFault, fb = b.kind == DropKind::kFault;
     return fa != fb ? fa : a.drops != b.drops ? a.drops > b.drops : a.name < b.name;
   });
   Finding f;
-  f.severity = *Worst({Grade(faults, LevelOf(levels, "fault_drops_per_second"))}, true);
+  f.severity = *Worst({Grade(worst_fault, LevelOf(levels, "fault_drops_per_second"))}, true);
   std::vector<std::string> parts;
   int64_t total = 0;
+  // New flows conntrack refused over the window: part of NETFILTER_DROP.
+  int64_t conntrack_drops = 0;
+  if (w.pair().before.conntrack && w.pair().after.conntrack) {
+    for (const char* n : {"drop", "early_drop"}) {
+      const uint64_t a = Named(w.pair().after.conntrack->total, n);
+      const uint64_t b = Named(w.pair().before.conntrack->total, n);
+      if (a > b) conntrack_drops += static_cast<int64_t>(a - b);
+    }
+  }
   for (Reason& r : shown) {
     total += r.drops;
     const double rate = static_cast<double>(r.drops) / w.seconds();
@@ -1463,20 +1500,31 @@ std::optional<Finding> KernelDrops(const Window& w, const std::vector<Level>& le
       break;
     }
     parts.push_back(std::move(part));
+    std::string limit = absl::StrCat(
+        r.name, ": ", r.info ? r.info->meaning : "a reason this catalog does not describe");
+    if (r.kind == DropKind::kPolicy) {
+      absl::StrAppend(&limit,
+                      " — configured on purpose or not, it is no tuning matter: `nft list "
+                      "ruleset`, `iptables -L -v -n`, `tc filter show`, `bpftool net` and "
+                      "`netctl datapath stats` show which rule or program");
+    }
+    if (r.name == "NETFILTER_DROP" && conntrack_drops > 0) {
+      absl::StrAppend(&limit, "; conntrack refused ", conntrack_drops,
+                      " new flows in the window, which count here too (see conntrack-full)");
+    }
+    f.remediation.limits.push_back(std::move(limit));
+  }
+  if (w.DropsUncounted() > 0) {
     f.remediation.limits.push_back(absl::StrCat(
-        r.name, ": ", r.info ? r.info->meaning : "a reason this catalog does not describe",
-        r.info && r.info->kind == DropKind::kPolicy
-            ? " — configured on purpose or not, it is no tuning matter: `nft list ruleset`, "
-              "`iptables -L -v -n`, `tc filter show`, `bpftool net` and `netctl datapath stats` "
-              "show which rule or program"
-            : ""));
+        w.DropsUncounted(), " drops in the window were counted nowhere: the collector's key "
+        "table was full (many devices × reasons × protocols); the figures above are short"));
   }
   f.remediation.summary =
       "nothing the agent tunes: each reason below says what drops and where to look";
   f.summary = absl::StrCat(total, " packets dropped by the kernel in ", Seconds(w), ": ",
                            absl::StrJoin(parts, "; "));
   f.verification = {"kernel drops of these reasons per second (netctl drops --window)",
-                    absl::StrCat("faults below ",
+                    absl::StrCat("each fault below ",
                                  Num(LevelOf(levels, "fault_drops_per_second").warning),
                                  "/s over the same window")};
   return f;
@@ -1668,22 +1716,24 @@ std::vector<RuleSpec> BuildCatalog() {
       {"kernel-drops", "Packets dropped by the kernel, by reason",
        "the kernel's own drop reasons (skb:kfree_skb through the agent's kernel-drop "
        "collector) over the window, per reason and device, with the source prefixes of "
-       "sampled drops; reasons another rule explains (TCP_LISTEN_OVERFLOW, CPU_BACKLOG, "
-       "SOCKET_RCVBUFF, PROTO_MEM, NEIGH_*) are left to it, and TCP/IP's routine discards "
-       "(old segments, closed sockets) are not reported; policy drops and NO_SOCKET are "
-       "info from 1/s",
+       "sampled drops; a reason another rule cites (TCP_LISTEN_OVERFLOW, CPU_BACKLOG, "
+       "SOCKET_RCVBUFF, PROTO_MEM, NEIGH_CREATEFAIL) is reported here only when that rule "
+       "found nothing; TCP/IP's routine discards (old or duplicate segments, closed sockets) "
+       "are not reported; signals, policy drops and NO_SOCKET are info from 1/s",
        "Every packet the kernel frees as dropped carries a reason (kernel 5.17 and later): a "
        "bad checksum, a full queue, a firewall rule, no socket. Counters such as "
        "IpInHdrErrors say something was lost; the reason, the device and the source say what "
-       "and where. Faults (corruption, full queues, no route, reverse-path filtering) are "
-       "graded by rate; drops someone configured (netfilter, XDP, tc, LSM) and packets to "
-       "closed ports are listed as info with where they came from. Needs the collector: "
-       "attached on demand by Diagnose, read by the continuous evaluation only when it runs "
-       "(netagentd --drop-reasons start).",
+       "and where. Faults (corruption, full queues, no route, a neighbour that does not "
+       "answer) are graded per reason by rate; drops someone configured (netfilter, "
+       "rp_filter, XDP, tc, LSM), the stack working as meant (AQM, a zero window, PMTU "
+       "discovery) and packets to closed ports are listed as info with where they came from. "
+       "Needs the collector: attached on demand by Diagnose; read by the continuous "
+       "evaluation only with netagentd --drop-reasons start.",
        "no published threshold: any sustained fault rate; the kernel's reasons as documented "
        "in include/net/dropreason-core.h",
        {{"fault_drops_per_second", 1, 100, "/s",
-         "drops per second whose reason is a fault (not policy, not routine)"}},
+         "drops per second of the worst reason that is a fault (not policy, signal or "
+         "routine)"}},
        KernelDrops});
   return c;
 }
@@ -1718,11 +1768,20 @@ Window::Window(const SnapshotPair& pair) : pair_(pair) {
   const auto& a = pair.after.drops;
   if (b && a && b->attached_at == a->attached_at) {
     drops_.emplace();
+    // Compared by device index; named as the device was called at the end
+    // (or at the start, for one that went away).
+    auto name = [&](uint32_t ifindex) -> std::string {
+      if (ifindex == 0) return "";
+      for (const auto* d : {&a->devices, &b->devices})
+        if (auto it = d->find(ifindex); it != d->end()) return it->second;
+      return absl::StrCat("ifindex ", ifindex);
+    };
     for (const auto& [key, count] : a->counts) {
       auto it = b->counts.find(key);
       const uint64_t was = it == b->counts.end() ? 0 : it->second;
-      if (count > was) (*drops_)[key] = static_cast<int64_t>(count - was);
+      if (count > was) (*drops_)[{key.first, name(key.second)}] += static_cast<int64_t>(count - was);
     }
+    drops_uncounted_ = a->table_full > b->table_full ? a->table_full - b->table_full : 0;
   }
 }
 
@@ -1825,11 +1884,12 @@ absl::Status ValidateOptions(const DiagnoseOptions& options, absl::string_view p
 }
 
 std::vector<Finding> Diagnose(const SnapshotPair& pair, const DiagnoseOptions& options) {
-  const Window w(pair);
+  Window w(pair);
   std::vector<Finding> out;
   const std::set<std::string> only(options.rules.begin(), options.rules.end());
+  // Every rule runs, in catalog order (kernel-drops last: it reports the
+  // reasons whose own rule found nothing); the answer has those asked for.
   for (const RuleSpec& r : Catalog()) {
-    if (!only.empty() && !only.count(r.id)) continue;
     std::vector<Level> levels = r.levels;
     if (auto o = options.overrides.find(r.id); o != options.overrides.end()) {
       for (Level& l : levels) {
@@ -1840,6 +1900,8 @@ std::vector<Finding> Diagnose(const SnapshotPair& pair, const DiagnoseOptions& o
       }
     }
     std::optional<Finding> f = r.evaluate(w, levels);
+    if (f) w.MarkFired(r.id);
+    if (!only.empty() && !only.count(r.id)) continue;
     if (!f || static_cast<int>(f->severity) < static_cast<int>(options.min_severity)) continue;
     f->rule = r.id;
     f->title = r.title;

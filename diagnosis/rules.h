@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,12 +58,22 @@ class Window {
   const std::optional<DropDeltas>& Drops() const { return drops_; }
   // One reason's drops over the window on every device; unset as above.
   std::optional<int64_t> Drops(absl::string_view reason) const;
+  // Drops the collector could not count over the window (its key table was
+  // full): the counts above are then short.
+  uint64_t DropsUncounted() const { return drops_uncounted_; }
+
+  // Whether a rule evaluated earlier over this window found something
+  // (Diagnose runs the catalog in order and marks them).
+  bool Fired(absl::string_view rule) const { return fired_.count(rule) > 0; }
+  void MarkFired(const std::string& rule) { fired_.insert(rule); }
 
  private:
   const SnapshotPair& pair_;
   double seconds_ = 0;
   std::map<std::string, int64_t, std::less<>> before_, after_;
   std::optional<DropDeltas> drops_;
+  uint64_t drops_uncounted_ = 0;
+  std::set<std::string, std::less<>> fired_;
 };
 
 struct RuleSpec {

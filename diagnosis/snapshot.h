@@ -28,11 +28,14 @@ namespace netagent::diagnosis {
 
 // What the kernel freed as dropped, by reason (the agent's kernel-drop
 // collector on skb:kfree_skb, when it runs): counts since the collector
-// attached, per reason name ("TCP_LISTEN_OVERFLOW") and device ("" when the
-// packet had none).
+// attached, per reason name ("TCP_LISTEN_OVERFLOW") and device index (0 when
+// the packet had none). Compared by index: a device that went away or was
+// renamed between two snapshots is still the same key.
 struct KernelDrops {
   absl::Time attached_at;  // counts start here: two snapshots compare only with the same
-  std::map<std::pair<std::string, std::string>, uint64_t> counts;  // (reason, device)
+  std::map<std::pair<std::string, uint32_t>, uint64_t> counts;  // (reason, ifindex)
+  std::map<uint32_t, std::string> devices;                       // ifindex -> name when taken
+  uint64_t table_full = 0;  // drops counted nowhere (no room for a new key)
 };
 
 // A source prefix that sampled drops came from over the window.

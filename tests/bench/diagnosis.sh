@@ -83,7 +83,8 @@ for i in $(seq 0 $((PROCS - 1))); do
   for _ in $(seq 600); do grep -q ready "$DIR/farm$i.out" && break; sleep 0.1; done
   grep -q ready "$DIR/farm$i.out" || { cat "$DIR/farm$i.out"; exit 1; }
 done
-start_agent big "$NS" --diagnosis-interval 0
+# Without the kernel-drop collector: the manual pass attaches nothing either.
+start_agent big "$NS" --diagnosis-interval 0 --drop-reasons off
 AGENT=${PIDS[-1]}
 COUNT="$(ip netns exec "$NS" ss -tanH | wc -l)"
 
@@ -111,11 +112,11 @@ awk -v o="$ours_total" -v m="$manual_total" -v n="$RUNS" 'BEGIN {
 
 # Continuous evaluation: two agents side by side for IDLE seconds, one with
 # --diagnosis-interval 10s, one with 0; the difference is the evaluation.
-evaluation_cost() {  # LABEL NETNS_ON NETNS_OFF
-  local label=$1 on off on0 on1 off0 off1
-  start_agent "on-$label" "$2" --diagnosis-interval 10s
+evaluation_cost() {  # TAG LABEL NETNS_ON NETNS_OFF
+  local tag=$1 label=$2 on off on0 on1 off0 off1
+  start_agent "on-$tag" "$3" --diagnosis-interval 10s --drop-reasons off
   on=${PIDS[-1]}
-  start_agent "off-$label" "$3" --diagnosis-interval 0
+  start_agent "off-$tag" "$4" --diagnosis-interval 0 --drop-reasons off
   off=${PIDS[-1]}
   sleep 5
   on0=$(cpu_of "$on") off0=$(cpu_of "$off")
@@ -130,11 +131,11 @@ evaluation_cost() {  # LABEL NETNS_ON NETNS_OFF
 # First on the namespace with the sockets (every evaluation walks them),
 # then, with the sockets gone, on an idle host (target <= 0.5 %).
 kill "$AGENT"
-evaluation_cost "$COUNT sockets" "$NS" "$NS"
+evaluation_cost busy "$COUNT sockets" "$NS" "$NS"
 for i in $(seq 0 $((PROCS - 1))); do kill "${PIDS[$i]}" 2>/dev/null || true; done
 ip netns del "$NS"
 for n in "$IDLE_ON" "$IDLE_OFF"; do
   ip netns add "$n"
   ip -n "$n" link set lo up
 done
-evaluation_cost "idle host (target <= 0.5 %)" "$IDLE_ON" "$IDLE_OFF"
+evaluation_cost idle "idle host (target <= 0.5 %)" "$IDLE_ON" "$IDLE_OFF"

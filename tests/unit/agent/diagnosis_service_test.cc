@@ -31,10 +31,10 @@ TEST(DiagnosisService, IntentsRoundTripThroughTheApi) {
   }
 }
 
-// The collector's keys become (reason name, device name): several protocols
-// of one reason and device add up; a device gone from the namespace keeps its
-// index; no device is "".
-TEST(DiagnosisService, KernelDropsAreNamedByReasonAndDevice) {
+// The collector's keys become (reason name, device index): several
+// protocols of one reason and device add up; the names of the devices and
+// the drops it could not count come along.
+TEST(DiagnosisService, KernelDropsAreNamedByReasonPerDevice) {
   const auto names = datapath::DropReasonNames::FromEnums(
       {{"SKB_NOT_DROPPED_YET", 0}, {"SKB_CONSUMED", 1}, {"SKB_DROP_REASON_NOT_SPECIFIED", 2},
        {"SKB_DROP_REASON_NO_SOCKET", 3}, {"SKB_DROP_REASON_NETFILTER_DROP", 4}});
@@ -45,15 +45,16 @@ TEST(DiagnosisService, KernelDropsAreNamedByReasonAndDevice) {
   snap.counts[{4, 9, 0x86dd, 6}] = 1;
   snap.counts[{4, 0, 0, 0}] = 2;
   snap.counts[{77, 2, 0x0800, 6}] = 3;
+  snap.events.table_full = 11;
   const absl::Time at = absl::FromUnixSeconds(1700000000);
   const diagnosis::KernelDrops d = KernelDropsFrom(snap, names, at);
   EXPECT_EQ(d.attached_at, at);
-  const std::map<std::pair<std::string, std::string>, uint64_t> want = {
-      {{"NO_SOCKET", "veth0"}, 12},
-      {{"NETFILTER_DROP", "ifindex 9"}, 1},
-      {{"NETFILTER_DROP", ""}, 2},
-      {{"UNKNOWN_77", "veth0"}, 3}};
+  const std::map<std::pair<std::string, uint32_t>, uint64_t> want = {
+      {{"NO_SOCKET", 2}, 12}, {{"NETFILTER_DROP", 9}, 1}, {{"NETFILTER_DROP", 0}, 2},
+      {{"UNKNOWN_77", 2}, 3}};
   EXPECT_EQ(d.counts, want);
+  EXPECT_EQ(d.devices, snap.devices);
+  EXPECT_EQ(d.table_full, 11u);
 }
 
 // Sources per reason: a prefix whose drops have two reasons is a source of

@@ -139,15 +139,16 @@ TEST(NextWait, TheIntervalUnlessTheLastEvaluationWasDearerThanTheBudget) {
   EXPECT_EQ(NextWait(ten, absl::Milliseconds(165), 0.005), absl::Seconds(33));
   EXPECT_EQ(NextWait(ten, absl::Milliseconds(165), 0), ten) << "no budget";
   EXPECT_EQ(NextWait(ten, absl::ZeroDuration(), 0.005), ten);
+  EXPECT_EQ(NextWait(ten, absl::Seconds(5), 0.005), absl::Seconds(60)) << "six intervals at most";
 }
 
 // The thread stretches its interval by the CPU an evaluation really took:
-// one that burns 20 ms of CPU under a 1 % budget waits 2 s, whatever the
-// 10 ms interval says.
+// one that burns 20 ms of CPU under a 1 % budget would wait 2 s; capped at six
+// 200 ms intervals, it waits 1.2 s.
 TEST(Monitor, AnExpensiveEvaluationWaitsLonger) {
   std::atomic<int> runs{0};
   Monitor::Options o;
-  o.interval = absl::Milliseconds(10);
+  o.interval = absl::Milliseconds(200);
   o.cpu_budget = 0.01;
   o.snapshot = [&](std::vector<std::string>*) -> absl::StatusOr<Snapshot> {
     ++runs;
@@ -165,11 +166,11 @@ TEST(Monitor, AnExpensiveEvaluationWaitsLonger) {
   };
   Monitor m(std::move(o));
   const absl::Time deadline = absl::Now() + absl::Seconds(20);  // a starved CI host
-  while (m.current_wait() < absl::Seconds(2) && absl::Now() < deadline)
-    absl::SleepFor(absl::Milliseconds(10));
-  EXPECT_GE(m.current_wait(), absl::Seconds(2));
-  absl::SleepFor(absl::Milliseconds(500));
-  EXPECT_EQ(runs.load(), 1) << "a 10 ms interval alone would have run it dozens of times";
+  while (m.current_wait() == absl::Milliseconds(200) && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_EQ(m.current_wait(), absl::Milliseconds(1200));
+  absl::SleepFor(absl::Milliseconds(450));  // two intervals; 750 ms left of the wait
+  EXPECT_EQ(runs.load(), 1) << "the 200 ms interval alone would have run it again";
   m.Stop();
 }
 

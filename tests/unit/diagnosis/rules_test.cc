@@ -87,10 +87,18 @@ class Pair {
   Pair& Drops(const std::string& reason, const std::string& device, uint64_t before,
               uint64_t after) {
     for (auto* s : {&p_.before, &p_.after}) {
-      if (!s->drops) s->drops = KernelDrops{absl::FromUnixSeconds(1700000000), {}};
+      if (!s->drops) s->drops = KernelDrops{absl::FromUnixSeconds(1700000000), {}, {}, 0};
     }
-    if (before) p_.before.drops->counts[{reason, device}] = before;
-    p_.after.drops->counts[{reason, device}] = after;
+    // A device index per name (0: no device), named in both snapshots.
+    uint32_t ifindex = 0;
+    if (!device.empty()) {
+      for (const auto& [i, n] : p_.after.drops->devices)
+        if (n == device) ifindex = i;
+      if (ifindex == 0) ifindex = static_cast<uint32_t>(p_.after.drops->devices.size()) + 2;
+      p_.before.drops->devices[ifindex] = p_.after.drops->devices[ifindex] = device;
+    }
+    if (before) p_.before.drops->counts[{reason, ifindex}] = before;
+    p_.after.drops->counts[{reason, ifindex}] = after;
     return *this;
   }
   Pair& DropSource(const std::string& prefix, uint64_t samples, const std::string& reason) {
@@ -321,6 +329,11 @@ TEST(PortExhaustion, TwReuseWithoutTimestampsIsSaid) {
   for (const auto& l : f[0].remediation.limits)
     said = said || l.find("net.ipv4.tcp_timestamps is 0") != std::string::npos;
   EXPECT_TRUE(said);
+  // Only the wider range is proposed: reuse would not happen.
+  const auto& lim = std::get<tuners::LimitsIntent>(f[0].remediation.intent->what);
+  ASSERT_EQ(lim.settings.size(), 1u);
+  EXPECT_EQ(lim.settings[0].first, "ip_local_port_range");
+  EXPECT_THAT(f[0].remediation.summary, Not(HasSubstr("TIME_WAIT")));
 }
 
 TEST(Softnet, DropsPerCpuAndSqueezesOnlyWithDrops) {
@@ -765,6 +778,23 @@ TEST(KernelDrops, WithoutTheCollectorThroughTheWindowNothingIsCited) {
   EXPECT_TRUE(p.Run("kernel-drops").empty());
 }
 
+// Keys are device indexes: a veth deleted (or renamed) between the
+// snapshots is the same key, not lifetime totals appearing as new drops.
+TEST(KernelDrops, ADeviceThatWentAwayIsComparedByIndex) {
+  Pair p;
+  p.Drops("NETFILTER_DROP", "veth7", 90000, 90050);
+  p.get().after.drops->devices.clear();  // gone by the end
+  auto f = p.Run("kernel-drops");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_THAT(f[0].summary, HasSubstr("50 packets dropped"));
+  EXPECT_THAT(f[0].summary, HasSubstr("on veth7"));
+  p.get().after.drops->devices[2] = "lxc1234";  // the index, renamed
+  f = p.Run("kernel-drops");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_THAT(f[0].summary, HasSubstr("50 packets dropped"));
+  EXPECT_THAT(f[0].summary, HasSubstr("on lxc1234"));
+}
+
 TEST(KernelDrops, FaultsAreGradedPolicyAndClosedPortsAreInfoRoutineIsQuiet) {
   {
     Pair p;
@@ -794,12 +824,16 @@ TEST(KernelDrops, FaultsAreGradedPolicyAndClosedPortsAreInfoRoutineIsQuiet) {
     EXPECT_THAT(f[0].remediation.limits[0], HasSubstr("nft list ruleset"));
   }
   {
-    Pair p;  // the edges: 1/s warning, 100/s critical, summed over fault reasons
+    Pair p;  // the edges, per reason (never summed): 1/s warning, 100/s critical
     p.Drops("TCP_CSUM", "veth0", 0, 6).Drops("IP_CSUM", "veth0", 0, 4);
     auto f = p.Run("kernel-drops");
     ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].severity, Severity::kInfo) << "0.6/s and 0.4/s: neither reaches 1/s";
+    p.Drops("TCP_CSUM", "veth0", 0, 10);
+    f = p.Run("kernel-drops");
+    ASSERT_EQ(f.size(), 1u);
     EXPECT_EQ(f[0].severity, Severity::kWarning);
-    p.Drops("IP_CSUM", "veth0", 0, 994);
+    p.Drops("IP_CSUM", "veth0", 0, 1000);
     f = p.Run("kernel-drops");
     ASSERT_EQ(f.size(), 1u);
     EXPECT_EQ(f[0].severity, Severity::kCritical);
@@ -818,6 +852,59 @@ TEST(KernelDrops, FaultsAreGradedPolicyAndClosedPortsAreInfoRoutineIsQuiet) {
                                         "FUTURE_REASON 5/s on eth1"));
     EXPECT_THAT(f[0].remediation.limits[2], HasSubstr("does not describe"));
   }
+}
+
+// What a busy, healthy host drops (reordering duplicates, AQM, a zero
+// window, path MTU discovery, closed sockets) stays below warning.
+TEST(KernelDrops, ABusyHealthyHostStaysBelowWarning) {
+  Pair p;
+  p.Drops("TCP_OFO_DROP", "eth0", 0, 50000).Drops("TCP_OLD_DATA", "eth0", 0, 90000);
+  p.Drops("QDISC_CONGESTED", "eth0", 0, 3000).Drops("TCP_ZEROWINDOW", "eth0", 0, 400);
+  p.Drops("PKT_TOO_BIG", "eth0", 0, 200).Drops("NO_SOCKET", "eth0", 0, 5000);
+  p.Drops("IP_RPFILTER", "eth0", 0, 100);
+  auto f = p.Run("kernel-drops");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kInfo) << f[0].summary;
+  EXPECT_THAT(f[0].summary, Not(HasSubstr("TCP_OFO_DROP")));
+}
+
+// A reason with a rule of its own is left to that rule when it fires, and
+// reported here when it does not (UDP out of memory is no TCP memory
+// pressure); a neighbour that does not answer is a fault, not a full table.
+TEST(KernelDrops, ACitedReasonWhoseRuleFoundNothingIsReportedHere) {
+  Pair p;
+  p.Drops("PROTO_MEM", "", 0, 300).Drops("NEIGH_FAILED", "eth0", 0, 50);
+  auto f = p.Run("kernel-drops");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kWarning);
+  EXPECT_THAT(f[0].summary, HasSubstr("PROTO_MEM 30/s"));
+  EXPECT_THAT(f[0].summary, HasSubstr("NEIGH_FAILED 5/s on eth0"));
+  p.Add("TcpExtTCPMemoryPressures", 3);  // now tcp-memory-pressure fires and cites it
+  f = p.Run("kernel-drops");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_THAT(f[0].summary, Not(HasSubstr("PROTO_MEM")));
+  auto mem = p.Run("tcp-memory-pressure");
+  ASSERT_EQ(mem.size(), 1u);
+  EXPECT_NE(EvidenceNamed(mem[0], "kernel drops, reason PROTO_MEM"), nullptr);
+}
+
+// Conntrack refusing new flows is said beside NETFILTER_DROP; drops the
+// collector could not count are said; a reason's devices are capped at five.
+TEST(KernelDrops, ConntrackShareUncountedDropsAndManyDevices) {
+  Pair p;
+  for (int i = 0; i < 8; ++i) p.Drops("NETFILTER_DROP", absl::StrCat("veth", i), 0, 100 + i);
+  p.get().before.conntrack = Conntrack(1000, 262144, 0);
+  p.get().after.conntrack = Conntrack(1000, 262144, 70);
+  p.get().after.drops->table_full = 12;
+  auto f = p.Run("kernel-drops");
+  ASSERT_EQ(f.size(), 1u);
+  const Evidence* e = EvidenceNamed(f[0], "kernel drops, reason NETFILTER_DROP");
+  ASSERT_NE(e, nullptr);
+  EXPECT_THAT(e->note, HasSubstr("veth7 107"));
+  EXPECT_THAT(e->note, HasSubstr("and 3 more"));
+  EXPECT_THAT(e->note, Not(HasSubstr("veth0 ")));
+  EXPECT_THAT(f[0].remediation.limits[0], HasSubstr("conntrack refused 70 new flows"));
+  EXPECT_THAT(f[0].remediation.limits[1], HasSubstr("12 drops in the window were counted nowhere"));
 }
 
 TEST(Diagnose, MostSevereFirstAndMinimumSeverity) {
