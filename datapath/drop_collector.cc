@@ -304,6 +304,7 @@ absl::StatusOr<KernelDropSnapshot> DropCollector::Snapshot() {
   }
   NETAGENT_ASSIGN_OR_RETURN(MapHandle counts, MapHandle::Of(counts_fd_, "drop_counts"));
   NETAGENT_ASSIGN_OR_RETURN(std::vector<std::string> keys, counts.Keys());
+  s.overflow_keys = keys.size();
   for (const std::string& k : keys) {
     // A key is never deleted while the program runs; a failed read is a
     // kernel error, not a race.

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "absl/strings/ascii.h"
@@ -200,11 +201,14 @@ bool AddCountRecord(const std::string& key, const std::string& value,
 
 bool AddSlotTables(const std::string& value, std::map<KernelDropKey, uint64_t>& counts) {
   if (value.empty() || value.size() % sizeof(nd_slots) != 0) return false;
-  for (size_t off = 0; off < value.size(); off += sizeof(nd_slot)) {
-    nd_slot s;
-    std::memcpy(&s, value.data() + off, sizeof(s));
-    if (s.count == 0) continue;
-    counts[KernelDropKey{s.key.reason, s.key.ifindex, s.key.l3_proto, s.key.l4_proto}] += s.count;
+  for (size_t table = 0; table < value.size(); table += sizeof(nd_slots)) {
+    for (size_t i = 0; i < ND_SLOTS; ++i) {
+      nd_slot s;
+      std::memcpy(&s, value.data() + table + offsetof(nd_slots, slot) + i * sizeof(nd_slot),
+                  sizeof(s));
+      if (s.count == 0) continue;
+      counts[KernelDropKey{s.key.reason, s.key.ifindex, s.key.l3_proto, s.key.l4_proto}] += s.count;
+    }
   }
   return true;
 }

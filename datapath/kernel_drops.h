@@ -92,6 +92,9 @@ struct KernelDropSnapshot {
   KernelDropEvents events;
   // ifindex -> name in the served namespace when the snapshot was taken.
   std::map<uint32_t, std::string> devices;
+  // Keys in the overflow hash (drop_counts): some CPU's table had no free
+  // slot among those the key may use. Many of them: the tables are crowded.
+  uint64_t overflow_keys = 0;
 };
 
 // A drop_counts entry: the key's bytes and the value's (one u64 per possible

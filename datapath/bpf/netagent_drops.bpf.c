@@ -14,13 +14,18 @@
  * sample rate. Nothing here is pinned: the collector lives with the agent.
  *
  * This runs for every dropped packet, so the count path is kept to loads and
- * stores into this CPU's own table: the IP protocol is read through bpf_rdonly_cast (6.2+; the
- * verifier turns it into a plain load) where the kernel has it, and through
- * bpf_probe_read_kernel (a helper call, ~35 ns more here) in the _compat
- * program otherwise; user space loads one of the two. The sampler looks at
- * its bucket (and reads the clock) only while it may hold a token: once found
- * empty, not again before the next jiffy, so a flood pays a jiffies load and
- * a compare per drop, and the clock at most HZ times a second per CPU. */
+ * stores into this CPU's own table, laid out for the common case (a key seen
+ * before, in its first slot, on a device of the namespace): one map lookup
+ * (the verifier inlines it), the namespace through the device alone, the IP
+ * protocol read only for IPv4/IPv6, the key held in two registers and
+ * compared with the slot's two words. The IP protocol is read through
+ * bpf_rdonly_cast (6.2+; the verifier turns it into a plain load) where the
+ * kernel has it, and through bpf_probe_read_kernel (a helper call, ~35 ns more
+ * here) in the _compat program otherwise; user space loads one of the two.
+ * The sampler looks at its bucket (and reads the clock) only while it may
+ * hold a token: once found empty, not again before the next jiffy, so a
+ * flood pays a jiffies load and a compare per drop, and the clock at most HZ
+ * times a second per CPU. */
 /* clang-format off */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -52,6 +57,9 @@ const volatile __u32 sample_rate = 0;
 /* Slots of the CPU's table tried per key (tests set 0: every key to drop_counts). */
 const volatile __u32 slot_probes = ND_PROBES;
 
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, 1);
@@ -73,23 +81,20 @@ struct {
   __type(value, __u64);
 } nd_events SEC(".maps");
 
-struct nd_bucket {
-  __u64 last_ns;
-  __u64 tokens;        /* NSEC_PER_SEC per sample */
-  __u64 empty_jiffies; /* the bucket was found empty in this jiffy (0: not) */
-};
-
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct nd_bucket);
-} nd_bucket SEC(".maps");
-
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 256 * 1024);
 } nd_samples SEC(".maps");
+
+/* struct nd_slot as the program uses it: the key as two words. */
+struct nd_slot_words {
+  __u64 lo; /* reason, ifindex */
+  __u32 hi; /* l3_proto, l4_proto, pad */
+  __u32 pad;
+  __u64 count;
+};
+_Static_assert(sizeof(struct nd_slot_words) == sizeof(struct nd_slot), "slot layout");
+_Static_assert(sizeof(struct nd_key) == 12, "key layout");
 
 static __always_inline void bump(__u32 ev) {
   __u64* v = bpf_map_lookup_elem(&nd_events, &ev);
@@ -98,7 +103,7 @@ static __always_inline void bump(__u32 ev) {
 
 /* Per CPU, so no other CPU races on it. A bucket never used has last_ns 0
  * and starts full. */
-static __always_inline int take_sample_token(struct nd_bucket* b, __u64 now) {
+static __always_inline int take_sample_token(struct nd_sampler* b, __u64 now) {
   __u64 cap = (__u64)sample_rate * NSEC_PER_SEC;
   __u64 dt = now - b->last_ns;
   __u64 tokens = dt >= NSEC_PER_SEC ? cap : b->tokens + dt * sample_rate;
@@ -160,119 +165,164 @@ static __always_inline void sample_flow(struct sk_buff* skb, const struct nd_key
   bump(ND_EV_SAMPLED);
 }
 
-/* Every drop goes through here, and it keeps no count of the drops it does
- * not sample: user space derives them (drops counted - sampled - lost). */
-static __always_inline void maybe_sample(struct sk_buff* skb, const struct nd_key* k) {
-  __u32 zero = 0;
-  struct nd_bucket* b = bpf_map_lookup_elem(&nd_bucket, &zero);
-  if (!b) return;
-  __u64 j = bpf_jiffies64(); /* inlined: a load */
-  if (b->empty_jiffies == j) return;
+static __always_inline struct nd_key key_of(__u64 lo, __u32 hi) {
+  struct nd_key k = {.reason = (__u32)lo,
+                     .ifindex = (__u32)(lo >> 32),
+                     .l3_proto = (__u16)hi,
+                     .l4_proto = (__u8)(hi >> 16)};
+  return k;
+}
+
+/* Every drop counted goes through here, and it keeps no count of the drops
+ * it does not sample: user space derives them (drops counted - sampled -
+ * lost). Kept out of line: the program's common path ends at the compare. */
+static __noinline void sample_slow(struct sk_buff* skb, struct nd_sampler* b, __u64 j, __u64 lo,
+                                   __u32 hi) {
   /* The coarse clock is refused to tracing programs. */
   __u64 now = bpf_ktime_get_ns();
   if (take_sample_token(b, now)) {
     b->empty_jiffies = 0;
-    sample_flow(skb, k, now);
+    struct nd_key k = key_of(lo, hi);
+    sample_flow(skb, &k, now);
   } else {
     b->empty_jiffies = j;
   }
 }
 
-static __always_inline int same_key(const struct nd_key* a, const struct nd_key* b) {
-  return a->reason == b->reason && a->ifindex == b->ifindex && a->l3_proto == b->l3_proto &&
-         a->l4_proto == b->l4_proto;
-}
-
-static __always_inline void count_key(const struct nd_key* k) {
-  __u32 zero = 0;
-  struct nd_slots* t = bpf_map_lookup_elem(&drop_slots, &zero);
-  if (t) {
-    __u32 h = k->reason * 0x9e3779b1u ^ k->ifindex * 0x85ebca6bu ^
-              (((__u32)k->l3_proto << 8) | k->l4_proto) * 0xc2b2ae35u;
-    h ^= h >> 15;
-#pragma unroll
-    for (int i = 0; i < ND_PROBES; i++) {
-      if (i >= slot_probes) break;
-      struct nd_slot* s = &t->slot[(h + i) & (ND_SLOTS - 1)];
-      if (s->count == 0) {
-        s->key = *k;
-        s->count = 1;
-        return;
-      }
-      if (same_key(&s->key, k)) {
-        s->count += 1;
-        return;
-      }
-    }
-  }
-  __u64* count = bpf_map_lookup_elem(&drop_counts, k);
+/* A key no slot had room for: this CPU's value in drop_counts. */
+static __noinline void count_in_hash(__u64 lo, __u32 hi) {
+  struct nd_key k = key_of(lo, hi);
+  __u64* count = bpf_map_lookup_elem(&drop_counts, &k);
   if (count) {
     *count += 1;
     return;
   }
   __u64 one = 1;
-  if (bpf_map_update_elem(&drop_counts, k, &one, BPF_NOEXIST) == 0) return;
+  if (bpf_map_update_elem(&drop_counts, &k, &one, BPF_NOEXIST) == 0) return;
   /* Another CPU inserted the key first, or the table is full. */
-  count = bpf_map_lookup_elem(&drop_counts, k);
+  count = bpf_map_lookup_elem(&drop_counts, &k);
   if (count)
     *count += 1;
   else
     bump(ND_EV_TABLE_FULL);
 }
 
-/* The count; `cast`: the IP protocol through bpf_rdonly_cast, else through
+/* The key's first free or matching slot of the `probes` from its home,
+ * the first already known to hold another key; 0 when none. */
+static __always_inline struct nd_slot_words* probe(struct nd_slots* t, __u32 home, __u64 lo,
+                                                   __u32 hi, __u32 probes) {
+#pragma unroll
+  for (int i = 1; i < ND_PROBES; i++) {
+    if (i >= probes) break;
+    struct nd_slot_words* s = (void*)&t->slot[(home + i) & (ND_SLOTS - 1)];
+    if (s->count == 0) {
+      s->lo = lo;
+      s->hi = hi;
+      return s;
+    }
+    if (s->lo == lo && s->hi == hi) return s;
+  }
+  return 0;
+}
+
+/* Whether a drop without a device is of the namespace, by its socket's. */
+static __always_inline int sock_in_netns(struct sk_buff* skb, __u32 ns) {
+  struct sock* sk = skb->sk;
+  if (!sk) {
+    bump(ND_EV_NO_NETNS);
+    return 0;
+  }
+  return sk->__sk_common.skc_net.net->ns.inum == ns;
+}
+
+/* Bytes of the network header at `ip`; `cast`: through bpf_rdonly_cast (a
+ * load), else through bpf_probe_read_kernel. */
+static __always_inline __u8 ip_version(unsigned char* ip, const int cast) {
+  __u8 b = 0;
+  if (cast)
+    return ((struct iphdr*)bpf_rdonly_cast(ip, bpf_core_type_id_kernel(struct iphdr)))->version;
+  bpf_probe_read_kernel(&b, 1, ip);
+  return b >> 4;
+}
+
+static __always_inline __u8 ip_protocol(unsigned char* ip, const int cast) {
+  __u8 b = 0;
+  if (cast)
+    return ((struct iphdr*)bpf_rdonly_cast(ip, bpf_core_type_id_kernel(struct iphdr)))->protocol;
+  bpf_probe_read_kernel(&b, 1, ip + 9);
+  return b;
+}
+
+static __always_inline __u8 ip6_nexthdr(unsigned char* ip, const int cast) {
+  __u8 b = 0;
+  if (cast)
+    return ((struct ipv6hdr*)bpf_rdonly_cast(ip, bpf_core_type_id_kernel(struct ipv6hdr)))->nexthdr;
+  bpf_probe_read_kernel(&b, 1, ip + 6);
+  return b;
+}
+
+/* The count; `cast`: headers read through bpf_rdonly_cast, else through
  * bpf_probe_read_kernel. */
 static __always_inline int count_drop(struct sk_buff* skb, __u32 r, const int cast) {
-  if (r == not_drop_a || r == not_drop_b) return 0;
+  if (unlikely(r == not_drop_a || r == not_drop_b)) return 0;
 
+  /* Each read of a setting is a load: one each. */
+  const __u32 ns = netns_ino, probes = slot_probes;
   struct net_device* dev = skb->dev;
-  if (netns_ino) {
-    __u32 ino;
-    if (dev) {
-      ino = dev->nd_net.net->ns.inum;
-    } else {
-      struct sock* sk = skb->sk;
-      if (!sk) {
-        bump(ND_EV_NO_NETNS);
-        return 0;
-      }
-      ino = sk->__sk_common.skc_net.net->ns.inum;
-    }
-    if (ino != netns_ino) return 0;
+  __u32 ifindex;
+  if (likely(dev)) {
+    if (ns && dev->nd_net.net->ns.inum != ns) return 0;
+    ifindex = dev->ifindex;
+  } else {
+    if (ns && !sock_in_netns(skb, ns)) return 0;
+    ifindex = skb->skb_iif;
   }
 
-  struct nd_key k = {};
-  k.reason = r;
-  k.ifindex = dev ? dev->ifindex : skb->skb_iif;
-  k.l3_proto = bpf_ntohs(skb->protocol);
+  __u32 l3 = bpf_ntohs(skb->protocol);
+  __u32 l4 = 0;
   __u16 nh = skb->network_header;
-  if (nh != NO_HEADER) {
-    unsigned char* head = skb->head;
-    if (k.l3_proto == 0) {
+  if (likely(nh != NO_HEADER)) {
+    unsigned char* ip = skb->head + nh;
+    if (unlikely(l3 == 0)) {
       /* Some paths free a packet before setting skb->protocol: the IP version. */
-      __u8 b = 0;
-      bpf_probe_read_kernel(&b, 1, head + nh);
-      if ((b >> 4) == 4) k.l3_proto = ETH_P_IP;
-      if ((b >> 4) == 6) k.l3_proto = ETH_P_IPV6;
+      __u8 v = ip_version(ip, cast);
+      if (v == 4) l3 = ETH_P_IP;
+      if (v == 6) l3 = ETH_P_IPV6;
     }
-    if (cast) {
-      if (k.l3_proto == ETH_P_IP) {
-        struct iphdr* ip = bpf_rdonly_cast(head + nh, bpf_core_type_id_kernel(struct iphdr));
-        k.l4_proto = ip->protocol;
-      } else if (k.l3_proto == ETH_P_IPV6) {
-        struct ipv6hdr* ip6 = bpf_rdonly_cast(head + nh, bpf_core_type_id_kernel(struct ipv6hdr));
-        k.l4_proto = ip6->nexthdr;
-      }
-    } else {
-      if (k.l3_proto == ETH_P_IP)
-        bpf_probe_read_kernel(&k.l4_proto, 1, head + nh + 9);
-      else if (k.l3_proto == ETH_P_IPV6)
-        bpf_probe_read_kernel(&k.l4_proto, 1, head + nh + 6);
-    }
+    if (l3 == ETH_P_IP)
+      l4 = ip_protocol(ip, cast);
+    else if (l3 == ETH_P_IPV6)
+      l4 = ip6_nexthdr(ip, cast);
   }
 
-  count_key(&k);
-  if (sample_rate) maybe_sample(skb, &k);
+  /* The key as the slot holds it (struct nd_key, little-endian). */
+  const __u64 lo = (__u64)ifindex << 32 | r;
+  const __u32 hi = l3 | l4 << 16;
+  __u32 zero = 0;
+  struct nd_slots* t = bpf_map_lookup_elem(&drop_slots, &zero);
+  if (unlikely(!t)) { /* never: index 0 of a one-element array */
+    count_in_hash(lo, hi);
+    return 0;
+  }
+  __u32 home = nd_slot_home_words(lo, hi);
+  struct nd_slot_words* s = (void*)&t->slot[home & (ND_SLOTS - 1)];
+  if (likely(probes && s->lo == lo && s->hi == hi)) {
+    s->count += 1;
+  } else if (probes && s->count == 0) {
+    s->lo = lo;
+    s->hi = hi;
+    s->count = 1;
+  } else if ((s = probe(t, home, lo, hi, probes))) {
+    s->count += 1;
+  } else {
+    count_in_hash(lo, hi);
+  }
+
+  if (sample_rate) {
+    __u64 j = bpf_jiffies64(); /* inlined: a load */
+    if (likely(t->sampler.empty_jiffies == j)) return 0;
+    sample_slow(skb, &t->sampler, j, lo, hi);
+  }
   return 0;
 }
 

@@ -14,8 +14,9 @@
 #endif
 
 #define ND_MAX_KEYS 1024 /* default size of drop_counts; user space may change it */
-#define ND_SLOTS 512     /* slots of each CPU's table in drop_slots (a power of two) */
-#define ND_PROBES 4      /* slots tried for a key before it goes to drop_counts */
+#define ND_SLOT_BITS 9
+#define ND_SLOTS (1 << ND_SLOT_BITS) /* slots of each CPU's table in drop_slots */
+#define ND_PROBES 4                  /* slots tried for a key before it goes to drop_counts */
 
 struct nd_key {
   __u32 reason;    /* enum skb_drop_reason of the running kernel */
@@ -25,20 +26,43 @@ struct nd_key {
   __u8 pad;
 };
 
+/* The slot of a CPU's table a key tries first; the next ND_PROBES - 1 follow
+ * it (wrapping). The program holds a key as two words, `lo` its first 8 bytes
+ * (reason, ifindex: little-endian) and `hi` the next 4 (the protocols), and
+ * hashes them with one multiply, keeping the top bits. In this header so that
+ * tests can tell which keys share a first slot. */
+static inline __u32 nd_slot_home_words(__u64 lo, __u32 hi) {
+  return (__u32)(((lo ^ (__u64)hi << 8) * 0x9e3779b97f4a7c15ull) >> (64 - ND_SLOT_BITS));
+}
+
+static inline __u32 nd_slot_home(const struct nd_key* k) {
+  return nd_slot_home_words((__u64)k->ifindex << 32 | k->reason,
+                            (__u32)k->l3_proto | (__u32)k->l4_proto << 16);
+}
+
 /* drop_slots: a PERCPU_ARRAY of one struct nd_slots, so each CPU has its own
  * open-addressed table of counts and no CPU ever writes another's (no atomic,
  * no lock, no hash-map call: ~40 ns less per drop than the hash here). A key
- * lives in the first free or matching slot of ND_PROBES from its hash; a slot
- * with count 0 is free. A key finding none goes to drop_counts, a per-CPU
- * hash of u64 counts. A key's total is the sum over every CPU's slot holding
- * it and its drop_counts values. */
+ * lives in the first free or matching slot of ND_PROBES from nd_slot_home; a
+ * slot with count 0 is free. A key finding none goes to drop_counts, a
+ * per-CPU hash of u64 counts. A key's total is the sum over every CPU's slot
+ * holding it and its drop_counts values. The table also holds the CPU's
+ * sampler state, so a drop looks up one map value. */
 struct nd_slot {
   struct nd_key key;
   __u32 pad;
   __u64 count;
 };
 
+/* The flow sampler's token bucket (see the program); user space ignores it. */
+struct nd_sampler {
+  __u64 last_ns;
+  __u64 tokens;        /* NSEC_PER_SEC per sample */
+  __u64 empty_jiffies; /* the bucket was found empty in this jiffy (0: not) */
+};
+
 struct nd_slots {
+  struct nd_sampler sampler;
   struct nd_slot slot[ND_SLOTS];
 };
 

@@ -6,6 +6,7 @@
 #include "datapath/drop_collector.h"
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "tests/common/test_support.h"
 
@@ -101,6 +103,46 @@ class DropCollectorTest : public ::testing::Test {
       sendto(fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&a), sizeof(a));
     }
     close(fd);
+  }
+  // `n` datagrams to loopback of IP protocol `proto`, IPv4 or IPv6, headers
+  // built here (IPPROTO_RAW): with nothing handling the protocol, each is
+  // freed as IP_NOPROTO with `proto` in its key. Returns how many went out.
+  static int SendProtocol(bool v6, int proto, int n) {
+    const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (fd < 0) return 0;
+    uint8_t pkt[48] = {};
+    size_t len;
+    sockaddr_storage to{};
+    if (v6) {
+      len = 48;  // 40 of header, 8 of payload
+      pkt[0] = 0x60;
+      pkt[5] = 8;  // payload length
+      pkt[6] = static_cast<uint8_t>(proto);
+      pkt[7] = 64;
+      pkt[23] = 1;  // ::1
+      pkt[39] = 1;  // ::1
+      auto* a = reinterpret_cast<sockaddr_in6*>(&to);
+      a->sin6_family = AF_INET6;
+      a->sin6_addr = in6addr_loopback;
+    } else {
+      len = 28;
+      const uint8_t h[10] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, static_cast<uint8_t>(proto)};
+      std::memcpy(pkt, h, sizeof(h));
+      const uint32_t lo = htonl(INADDR_LOOPBACK);
+      std::memcpy(pkt + 12, &lo, 4);
+      std::memcpy(pkt + 16, &lo, 4);
+      auto* a = reinterpret_cast<sockaddr_in*>(&to);
+      a->sin_family = AF_INET;
+      a->sin_addr.s_addr = lo;
+    }
+    int sent = 0;
+    for (int i = 0; i < n; ++i) {
+      if (sendto(fd, pkt, len, 0, reinterpret_cast<sockaddr*>(&to),
+                 v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in)) == static_cast<ssize_t>(len))
+        ++sent;
+    }
+    close(fd);
+    return sent;
   }
   uint64_t Count(const KernelDropSnapshot& s, uint32_t reason, uint8_t proto) {
     uint64_t n = 0;
@@ -205,27 +247,14 @@ TEST_F(DropCollectorTest, TheHelperReadingProgramCountsTheSame) {
 
 // Many keys at once: one IPv4 datagram to loopback for each of 110 IP
 // protocols nothing here handles, each freed as IP_NOPROTO with its own
-// protocol in the key. They all find a slot (with collisions, probing);
+// protocol in the key (SendProtocol). They all find a slot (with collisions, probing);
 // with no slots tried they go to the overflow hash, and past its room
 // they are counted as table_full, never dropped silently.
 TEST_F(DropCollectorTest, ManyKeysFillTheTableThenTheHashThenAreCountedAsNoRoom) {
   auto send_protocols = [] {
-    const int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);  // IP_HDRINCL
-    if (fd < 0) return 0;
     int sent = 0;
-    for (int proto = 143; proto <= 252; ++proto) {  // unassigned numbers
-      uint8_t pkt[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, static_cast<uint8_t>(proto)};
-      const uint32_t lo = htonl(INADDR_LOOPBACK);
-      std::memcpy(pkt + 12, &lo, 4);
-      std::memcpy(pkt + 16, &lo, 4);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = lo;
-      if (sendto(fd, pkt, sizeof(pkt), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a)) ==
-          static_cast<ssize_t>(sizeof(pkt)))
-        ++sent;
-    }
-    close(fd);
+    for (int proto = 143; proto <= 252; ++proto)
+      sent += SendProtocol(false, proto, 1);  // unassigned
     return sent;
   };
   auto noproto_keys = [](const KernelDropSnapshot& s, uint32_t reason) {
@@ -265,6 +294,96 @@ TEST_F(DropCollectorTest, ManyKeysFillTheTableThenTheHashThenAreCountedAsNoRoom)
   // (table_full may also hold other drops the kernel made meanwhile).
   EXPECT_GE(counted + s->events.table_full, 110u);
   EXPECT_GT(s->events.table_full, 0u);
+}
+
+// Holds this thread on the CPU it runs on (loopback traffic is then freed on
+// that CPU too, into one per-CPU table) until destroyed.
+class PinToThisCpu {
+ public:
+  PinToThisCpu() {
+    ok_ = sched_getaffinity(0, sizeof(old_), &old_) == 0;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    ok_ = ok_ && sched_setaffinity(0, sizeof(one), &one) == 0;
+  }
+  ~PinToThisCpu() { sched_setaffinity(0, sizeof(old_), &old_); }
+  bool ok() const { return ok_; }
+
+ private:
+  cpu_set_t old_;
+  bool ok_ = false;
+};
+
+// The fd of the map called `name` that the program `prog_id` uses; -1: none.
+int MapOfProgram(uint32_t prog_id, const std::string& name) {
+  const int prog = bpf_prog_get_fd_by_id(prog_id);
+  if (prog < 0) return -1;
+  uint32_t ids[16] = {};
+  bpf_prog_info info{};
+  info.nr_map_ids = 16;
+  info.map_ids = reinterpret_cast<uint64_t>(ids);
+  uint32_t len = sizeof(info);
+  const int err = bpf_obj_get_info_by_fd(prog, &info, &len);
+  close(prog);
+  if (err != 0) return -1;
+  for (uint32_t i = 0; i < info.nr_map_ids && i < 16; ++i) {
+    const int fd = bpf_map_get_fd_by_id(ids[i]);
+    bpf_map_info m{};
+    uint32_t mlen = sizeof(m);
+    if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &m, &mlen) == 0 && name == m.name) return fd;
+    if (fd >= 0) close(fd);
+  }
+  return -1;
+}
+
+// A key whose first slot holds another key (put there by hand on this CPU's
+// table before any drop) counts in the next slot, every time, and the other
+// key keeps its count; nothing goes to the overflow hash. With one slot
+// tried per key it goes there instead. Both programs.
+TEST_F(DropCollectorTest, AKeyWhoseFirstSlotIsTakenCountsInTheNext) {
+  auto names = LoadDropReasonNames();
+  ASSERT_TRUE(names.ok()) << names.status();
+  const uint32_t noproto = *names->Value("IP_NOPROTO");
+  const nd_key k6{noproto, 1, 0x86dd, 200, 0};
+  const nd_key other{noproto, 7, 0x0800, 99, 0};  // no such device: only put there
+  const nd_key k4{noproto, 1, 0x0800, 201, 0};
+  const uint32_t home = nd_slot_home(&k6);
+  ASSERT_NE(nd_slot_home(&k4), home);
+  PinToThisCpu pin;
+  ASSERT_TRUE(pin.ok());
+  const int cpus = libbpf_num_possible_cpus();
+  ASSERT_GT(cpus, 0);
+  for (bool compat : {false, true}) {
+    for (uint32_t probes : {4u, 1u}) {
+      SCOPED_TRACE(std::string(compat ? "compat" : "cast") + ", probes " + std::to_string(probes));
+      DropCollectorOptions o;
+      o.netns_inode = inode_a_;
+      o.samples_per_second = 0;
+      o.compat = compat;
+      o.table_probes = probes;
+      auto c = DropCollector::Start(o);
+      ASSERT_TRUE(c.ok()) << c.status();
+      const int slots = MapOfProgram((*c)->prog_id(), "drop_slots");
+      ASSERT_GE(slots, 0);
+      std::vector<nd_slots> tables(cpus);
+      std::memset(tables.data(), 0, tables.size() * sizeof(nd_slots));
+      tables[sched_getcpu()].slot[home] = nd_slot{other, 0, 7};
+      const uint32_t zero = 0;
+      ASSERT_EQ(bpf_map_update_elem(slots, &zero, tables.data(), BPF_ANY), 0);
+      close(slots);
+
+      ASSERT_EQ(SendProtocol(true, 200, 5), 5);
+      ASSERT_EQ(SendProtocol(false, 201, 3), 3);  // a key of its own slot
+      auto s = (*c)->Snapshot();
+      ASSERT_TRUE(s.ok()) << s.status();
+      EXPECT_EQ((s->counts[KernelDropKey{noproto, 1, 0x86dd, 200}]), 5u);
+      EXPECT_EQ((s->counts[KernelDropKey{noproto, 7, 0x0800, 99}]), 7u);
+      EXPECT_EQ((s->counts[KernelDropKey{noproto, 1, 0x0800, 201}]), 3u);
+      EXPECT_EQ(s->overflow_keys, probes == 1 ? 1u : 0u);
+      EXPECT_EQ(s->events.table_full, 0u);
+    }
+  }
 }
 
 TEST_F(DropCollectorTest, NetfilterDropsEqualTheRuleCounter) {

@@ -207,6 +207,9 @@ TEST(AddSlotTables, EveryCpusUsedSlotsAddedToTheirKeys) {
   cpus[0].slot[6] = nd_slot{{12, 2, 0x0800, 17, 0}, 0, 1};
   cpus[2].slot[400] = nd_slot{{3, 1, 0x0800, 6, 0}, 0, 5};  // same key, another CPU and slot
   cpus[1].slot[9] = nd_slot{{40, 2, 0x86dd, 6, 0}, 0, 0};   // free: its key is leftover bytes
+  // The sampler's state ahead of the slots, laid out to look like a used
+  // slot of {12, 2, ipv4/udp} with 1000 drops were it read as one.
+  cpus[1].sampler = nd_sampler{(2ull << 32) | 12, 0x110800, 1000};
   const std::string value(reinterpret_cast<const char*>(cpus.data()),
                           cpus.size() * sizeof(nd_slots));
   std::map<KernelDropKey, uint64_t> counts{{KernelDropKey{3, 1, 0x0800, 6}, 100}};  // from the hash
@@ -216,6 +219,27 @@ TEST(AddSlotTables, EveryCpusUsedSlotsAddedToTheirKeys) {
   EXPECT_EQ((counts[KernelDropKey{12, 2, 0x0800, 17}]), 1u);
   EXPECT_FALSE(AddSlotTables(value.substr(1), counts));
   EXPECT_FALSE(AddSlotTables("", counts));
+}
+
+// The program and the tests find a key's first slot with this function.
+TEST(NdSlotHome, InTheTableTheSameFromTheWordsAndSpread) {
+  std::set<uint32_t> homes;
+  for (uint32_t proto = 0; proto < 256; ++proto) {
+    const nd_key k{7, 3, 0x0800, static_cast<uint8_t>(proto), 0};
+    const uint32_t home = nd_slot_home(&k);
+    EXPECT_LT(home, static_cast<uint32_t>(ND_SLOTS));
+    uint64_t lo;
+    uint32_t hi;
+    std::memcpy(&lo, &k, 8);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&k) + 8, 4);
+    EXPECT_EQ(nd_slot_home_words(lo, hi), home);
+    homes.insert(home);
+  }
+  // 256 keys into 512 slots at random would take about 200 distinct slots.
+  EXPECT_GT(homes.size(), 170u);
+  const nd_key a{7, 3, 0x0800, 6, 0}, b{7, 4, 0x0800, 6, 0}, c{8, 3, 0x0800, 6, 0};
+  EXPECT_NE(nd_slot_home(&a), nd_slot_home(&b));
+  EXPECT_NE(nd_slot_home(&a), nd_slot_home(&c));
 }
 
 TEST(EventsFromCounts, ByIndexMissingOnesZeroCappedDerived) {
