@@ -507,9 +507,11 @@ std::optional<Finding> SoftnetDrops(const Window& w, const std::vector<Level>& l
   std::sort(deltas.begin(), deltas.end(),
             [](const CpuDelta& a, const CpuDelta& b) { return a.d.dropped > b.d.dropped; });
   size_t busy_cpus = 0;
+  std::vector<std::string> cpus;  // CiteDrops put the source prefixes first
   for (const auto& c : deltas) {
     if (c.d.processed > 0) ++busy_cpus;
     if (c.d.dropped == 0) continue;
+    cpus.push_back(absl::StrCat("cpu ", c.cpu));
     f.attribution.push_back(
         {"cpu", absl::StrCat("cpu ", c.cpu),
          absl::StrCat(c.d.dropped, " dropped of ", c.d.processed + c.d.dropped, " packets",
@@ -530,15 +532,13 @@ std::optional<Finding> SoftnetDrops(const Window& w, const std::vector<Level>& l
   f.remediation.limits.push_back(
       "netdev_max_backlog is one setting for the whole host: a child namespace cannot change "
       "it; apply it in the host's namespace");
-  if (f.attribution.size() == 1 && deltas.size() > 1)
+  if (cpus.size() == 1 && deltas.size() > 1)
     f.remediation.limits.push_back(
         "all drops are on one CPU: a longer backlog only delays them if that CPU is saturated; "
         "spread the load with RPS (netctl tune plan rps --dev DEV)");
   f.summary = absl::StrCat(dropped, " packets dropped from full per-CPU backlogs in ",
                            Seconds(w), " (", Num(rate), "/s)",
-                           f.attribution.empty() ? ""
-                                                 : absl::StrCat(", most on ",
-                                                                f.attribution[0].object));
+                           cpus.empty() ? "" : absl::StrCat(", most on ", cpus[0]));
   f.verification = {"softnet dropped per second (all CPUs)", "0 over the same window"};
   return f;
 }

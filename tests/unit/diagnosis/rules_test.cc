@@ -14,6 +14,7 @@ namespace netagent::diagnosis {
 namespace {
 
 using ::netagent::testing::Fixture;
+using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -357,6 +358,27 @@ TEST(Softnet, DropsPerCpuAndSqueezesOnlyWithDrops) {
   auto quiet = busy.Run("softnet-squeeze");
   ASSERT_EQ(quiet.size(), 1u);
   EXPECT_EQ(quiet[0].severity, Severity::kInfo) << "a busy CPU without loss is no alarm";
+}
+
+// The lab's burst into one CPU (tests/integration/incidents_test.cc): with
+// the kernel's drop reasons the source prefix is attributed first, and the
+// summary and the one-CPU advice still go by the CPUs.
+TEST(Softnet, KernelDropSourcesDoNotTakeTheCpusPlace) {
+  Pair p;
+  auto& rows = p.get().after.softnet->rows;
+  ASSERT_GE(rows.size(), 2u);
+  rows[1].counters.dropped += 500;
+  const absl::Time at = absl::FromUnixSeconds(1700000000);
+  p.get().before.drops = KernelDrops{at, {{{"CPU_BACKLOG", "veth0"}, 10}}};
+  p.get().after.drops = KernelDrops{at, {{{"CPU_BACKLOG", "veth0"}, 410}}};
+  p.get().drop_sources = {{"10.66.0.0/24", 170, "CPU_BACKLOG"}};
+  auto f = p.Run("softnet-drops");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_THAT(f[0].summary, HasSubstr(absl::StrCat("most on cpu ", rows[1].cpu)));
+  ASSERT_EQ(f[0].attribution.size(), 2u);
+  EXPECT_EQ(f[0].attribution[0].object, "10.66.0.0/24");
+  EXPECT_EQ(f[0].attribution[1].object, absl::StrCat("cpu ", rows[1].cpu));
+  EXPECT_THAT(f[0].remediation.limits, Contains(HasSubstr("all drops are on one CPU")));
 }
 
 TEST(Softnet, ThirtyTwoBitCountersWrap) {
