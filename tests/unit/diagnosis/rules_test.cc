@@ -368,9 +368,7 @@ TEST(Softnet, KernelDropSourcesDoNotTakeTheCpusPlace) {
   auto& rows = p.get().after.softnet->rows;
   ASSERT_GE(rows.size(), 2u);
   rows[1].counters.dropped += 500;
-  const absl::Time at = absl::FromUnixSeconds(1700000000);
-  p.get().before.drops = KernelDrops{at, {{{"CPU_BACKLOG", "veth0"}, 10}}};
-  p.get().after.drops = KernelDrops{at, {{{"CPU_BACKLOG", "veth0"}, 410}}};
+  p.Drops("CPU_BACKLOG", "veth0", 10, 410);
   p.get().drop_sources = {{"10.66.0.0/24", 170, "CPU_BACKLOG"}};
   auto f = p.Run("softnet-drops");
   ASSERT_EQ(f.size(), 1u);
