@@ -183,7 +183,10 @@ TEST(DropsIntegration, NetfilterDropsEqualTheRuleCounterOverAWindow) {
   EXPECT_LE(static_cast<int64_t>(row.delta()), rule_after - rule_before);
   const double seconds = r.window().seconds() + r.window().nanos() / 1e9;
   EXPECT_NEAR(row.rate(), row.delta() / seconds, 1e-6 * row.delta());
-  EXPECT_EQ(static_cast<int64_t>(row.count()), RuleDrops(ns));
+  // The traffic may send one more batch between the answer and its stop:
+  // the rule has counted at least what the collector had at the window's end.
+  EXPECT_LE(static_cast<int64_t>(row.count()), rule_after);
+  EXPECT_GE(static_cast<int64_t>(row.count()), rule_before + static_cast<int64_t>(row.delta()));
 }
 
 TEST(DropsIntegration, OffOrBadInputIsAClearErrorAndAttachesNothing) {
