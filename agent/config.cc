@@ -93,14 +93,27 @@ absl::Status ParseDiagnosisThreshold(absl::string_view text, absl::string_view f
 }
 
 const std::vector<std::string>& ConfigKeys() {
-  static const std::vector<std::string> keys = {
-      "socket",         "socket_group",       "socket_mode",
-      "listen",         "tls_cert",           "tls_key",
-      "tls_client_ca",  "operator_group",     "operator_identities",
-      "netns",          "state_dir",          "bpf_pin_root",
-      "log_format",     "log_level",          "pid_file",
-      "shutdown_grace", "fault_inject_writes", "diagnosis_thresholds",
-      "diagnosis_interval", "drop_reasons", "drop_samples"};
+  static const std::vector<std::string> keys = {"socket",
+                                                "socket_group",
+                                                "socket_mode",
+                                                "listen",
+                                                "tls_cert",
+                                                "tls_key",
+                                                "tls_client_ca",
+                                                "operator_group",
+                                                "operator_identities",
+                                                "netns",
+                                                "state_dir",
+                                                "bpf_pin_root",
+                                                "log_format",
+                                                "log_level",
+                                                "pid_file",
+                                                "shutdown_grace",
+                                                "fault_inject_writes",
+                                                "diagnosis_thresholds",
+                                                "diagnosis_interval",
+                                                "drop_reasons",
+                                                "drop_samples"};
   return keys;
 }
 
@@ -218,8 +231,8 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
       absl::Duration d;
       if (!absl::ParseDuration(v, &d) ||
           (d != absl::ZeroDuration() && (d < absl::Seconds(1) || d > absl::Hours(1)))) {
-        return Bad(key, absl::StrCat(kernel::Quote(v),
-                                     " is not 0 (off) or a duration between 1s and 1h"));
+        return Bad(
+            key, absl::StrCat(kernel::Quote(v), " is not 0 (off) or a duration between 1s and 1h"));
       }
       cfg.diagnosis_interval = d;
     } else if (key == "drop_reasons") {

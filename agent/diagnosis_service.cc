@@ -52,8 +52,8 @@ diagnosis::KernelDrops KernelDropsFrom(const datapath::KernelDropSnapshot& snaps
 }
 
 std::vector<diagnosis::DropSource> DropSourcesFrom(
-    const std::vector<datapath::KernelDropSample>& samples,
-    const datapath::DropReasonNames& names, absl::Time since, size_t per_reason) {
+    const std::vector<datapath::KernelDropSample>& samples, const datapath::DropReasonNames& names,
+    absl::Time since, size_t per_reason) {
   // Per reason: one prefix sending drops of two reasons is a source of each.
   std::map<uint32_t, std::vector<datapath::KernelDropSample>> by_reason;
   for (const datapath::KernelDropSample& s : samples)
@@ -158,8 +158,8 @@ grpc::Status DiagnosisService::Diagnose(grpc::ServerContext* context,
                                         const v1::DiagnoseRequest* request,
                                         v1::DiagnoseResponse* response) {
   if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
-  auto window = DurationFromRequest(request->has_window(), request->window(), "window",
-                                    kMaxDiagnoseWindow);
+  auto window =
+      DurationFromRequest(request->has_window(), request->window(), "window", kMaxDiagnoseWindow);
   if (!window.ok()) return ToGrpc(window.status());
   const absl::Duration length = window->value_or(kDefaultWindow);
   if (length < absl::Seconds(1)) {
@@ -286,8 +286,8 @@ grpc::Status DiagnosisService::WatchFindings(grpc::ServerContext* context,
 }
 
 grpc::Status DiagnosisService::GetCatalog(grpc::ServerContext* context,
-                                         const v1::GetCatalogRequest*,
-                                         v1::GetCatalogResponse* response) {
+                                          const v1::GetCatalogRequest*,
+                                          v1::GetCatalogResponse* response) {
   if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
   for (const diagnosis::RuleSpec& r : diagnosis::Catalog()) {
     auto* o = response->add_rules();

@@ -26,15 +26,14 @@ class DiagnosisService final : public netagent::v1::DiagnosisService::Service {
         monitor_(monitor),
         drops_(drops) {}
 
-  grpc::Status Diagnose(grpc::ServerContext* context,
-                        const netagent::v1::DiagnoseRequest* request,
+  grpc::Status Diagnose(grpc::ServerContext* context, const netagent::v1::DiagnoseRequest* request,
                         netagent::v1::DiagnoseResponse* response) override;
   grpc::Status WatchFindings(grpc::ServerContext* context,
                              const netagent::v1::WatchFindingsRequest* request,
                              grpc::ServerWriter<netagent::v1::FindingEvent>* writer) override;
   grpc::Status GetCatalog(grpc::ServerContext* context,
-                         const netagent::v1::GetCatalogRequest* request,
-                         netagent::v1::GetCatalogResponse* response) override;
+                          const netagent::v1::GetCatalogRequest* request,
+                          netagent::v1::GetCatalogResponse* response) override;
 
  private:
   AgentContext& ctx_;
@@ -57,13 +56,13 @@ diagnosis::KernelDrops KernelDropsFrom(const datapath::KernelDropSnapshot& snaps
 // The source prefixes of the samples taken since `since`, at most
 // `per_reason` for each reason, most samples first (pure).
 std::vector<diagnosis::DropSource> DropSourcesFrom(
-    const std::vector<datapath::KernelDropSample>& samples,
-    const datapath::DropReasonNames& names, absl::Time since, size_t per_reason = 3);
+    const std::vector<datapath::KernelDropSample>& samples, const datapath::DropReasonNames& names,
+    absl::Time since, size_t per_reason = 3);
 
 // The proto of a finding; `tuning` plans its remediation when set (a plan
 // may take a socket walk: only Diagnose asks for one).
-void ToProto(const diagnosis::Finding& f, tuners::TuningManager* tuning,
-             netagent::v1::Finding* out, bool plan = true);
+void ToProto(const diagnosis::Finding& f, tuners::TuningManager* tuning, netagent::v1::Finding* out,
+             bool plan = true);
 // A tuning intent as the API takes it (the inverse of IntentFromProto for the
 // intents the rules produce).
 void IntentToProto(const tuners::Intent& intent, netagent::v1::TuningIntent* out);

@@ -110,14 +110,27 @@ int main(int argc, char** argv) {
     std::string key;
     std::vector<std::string> values;
   };
-  std::vector<Flag> flags = {
-      {"socket", {}},         {"socket_group", {}},       {"socket_mode", {}},
-      {"listen", {}},         {"tls_cert", {}},           {"tls_key", {}},
-      {"tls_client_ca", {}},  {"operator_group", {}},     {"operator_identities", {}},
-      {"netns", {}},          {"state_dir", {}},          {"bpf_pin_root", {}},
-      {"log_format", {}},     {"log_level", {}},          {"pid_file", {}},
-      {"shutdown_grace", {}}, {"fault_inject_writes", {}}, {"diagnosis_thresholds", {}},
-      {"diagnosis_interval", {}}, {"drop_reasons", {}}, {"drop_samples", {}}};
+  std::vector<Flag> flags = {{"socket", {}},
+                             {"socket_group", {}},
+                             {"socket_mode", {}},
+                             {"listen", {}},
+                             {"tls_cert", {}},
+                             {"tls_key", {}},
+                             {"tls_client_ca", {}},
+                             {"operator_group", {}},
+                             {"operator_identities", {}},
+                             {"netns", {}},
+                             {"state_dir", {}},
+                             {"bpf_pin_root", {}},
+                             {"log_format", {}},
+                             {"log_level", {}},
+                             {"pid_file", {}},
+                             {"shutdown_grace", {}},
+                             {"fault_inject_writes", {}},
+                             {"diagnosis_thresholds", {}},
+                             {"diagnosis_interval", {}},
+                             {"drop_reasons", {}},
+                             {"drop_samples", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},

@@ -29,9 +29,8 @@ std::unique_ptr<AgentServer::Services> AgentServer::MakeServices(const std::stri
   s->conntrack = std::make_unique<ConntrackService>(ctx_);
   s->tuning = std::make_unique<TuningService>(ctx_, tuning_manager_.get(), tuning_off_);
   s->datapath = std::make_unique<DatapathService>(ctx_, datapath_manager_.get(), datapath_off);
-  s->diagnosis = std::make_unique<DiagnosisService>(ctx_, tuning_manager_.get(),
-                                                    options_.diagnosis_thresholds, monitor_.get(),
-                                                    drops_.get());
+  s->diagnosis = std::make_unique<DiagnosisService>(
+      ctx_, tuning_manager_.get(), options_.diagnosis_thresholds, monitor_.get(), drops_.get());
   return s;
 }
 

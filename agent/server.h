@@ -23,6 +23,7 @@
 #include "agent/conntrack_service.h"
 #include "agent/context.h"
 #include "agent/datapath_service.h"
+#include "agent/diagnosis_service.h"
 #include "agent/host_service.h"
 #include "agent/nic_service.h"
 #include "agent/request_guard.h"
@@ -31,10 +32,9 @@
 #include "agent/telemetry_service.h"
 #include "agent/tls.h"
 #include "agent/tuning_service.h"
-#include "agent/diagnosis_service.h"
-#include "diagnosis/monitor.h"
 #include "agent/unix_listener.h"
 #include "datapath/drop_collector.h"
+#include "diagnosis/monitor.h"
 
 namespace netagent::agent {
 

@@ -19,7 +19,7 @@
 namespace netagent::v1 {
 class TuningIntent;
 class DiagnoseResponse;
-}
+}  // namespace netagent::v1
 
 namespace netagent::client {
 

@@ -36,9 +36,8 @@ std::string SetFlags(const google::protobuf::RepeatedPtrField<v1::Setting>& sett
   std::vector<std::string> parts;
   for (const auto& s : settings) {
     const std::string kv = absl::StrCat(s.name(), "=", s.value());
-    parts.push_back(absl::StrCat("--set ", kv.find(' ') == std::string::npos
-                                               ? kv
-                                               : absl::StrCat("'", kv, "'")));
+    parts.push_back(absl::StrCat(
+        "--set ", kv.find(' ') == std::string::npos ? kv : absl::StrCat("'", kv, "'")));
   }
   return absl::StrJoin(parts, " ");
 }
@@ -55,10 +54,9 @@ std::string IntentCommand(const v1::TuningIntent& intent, const std::string& ver
     case v1::TuningIntent::kCongestion:
       return absl::StrCat(head, "cc ", intent.congestion().algorithm());
     case v1::TuningIntent::kIrqAffinity:
-      return absl::StrCat(head, "irq --dev ", intent.irq_affinity().device(),
-                          intent.irq_affinity().cpus().empty()
-                              ? ""
-                              : " --cpus " + intent.irq_affinity().cpus());
+      return absl::StrCat(
+          head, "irq --dev ", intent.irq_affinity().device(),
+          intent.irq_affinity().cpus().empty() ? "" : " --cpus " + intent.irq_affinity().cpus());
     case v1::TuningIntent::kBdp:
       return intent.bdp().observed() ? absl::StrCat(head, "bdp --observed") : "";
     case v1::TuningIntent::kRps:
@@ -220,13 +218,12 @@ int RunDoctorWatch(const CommandContext& c, const DoctorArgs& args) {
       if (c.format == Format::kJson) {
         *c.out << JsonLine(t, absl::OkStatus(), &e) << "\n";
       } else {
-        const std::string kind =
-            absl::AsciiStrToUpper(EnumSuffix(v1::FindingEvent::Kind_Name(e.kind()), "KIND_",
-                                             e.kind()));
-        std::string line = absl::StrCat(
-            multi ? t.display + "  " : "", Time(e.at()), "  ", e.initial() ? "OPEN" : kind, "  ",
-            SeverityLabel(e.finding().severity()), " ", e.finding().rule(), ": ",
-            e.finding().summary());
+        const std::string kind = absl::AsciiStrToUpper(
+            EnumSuffix(v1::FindingEvent::Kind_Name(e.kind()), "KIND_", e.kind()));
+        std::string line =
+            absl::StrCat(multi ? t.display + "  " : "", Time(e.at()), "  ",
+                         e.initial() ? "OPEN" : kind, "  ", SeverityLabel(e.finding().severity()),
+                         " ", e.finding().rule(), ": ", e.finding().summary());
         if (e.kind() == v1::FindingEvent::KIND_CHANGED)
           absl::StrAppend(&line, " (was ", SeverityLabel(e.previous_severity()), ")");
         absl::StrAppend(&line, "  since ", Time(e.finding().since()));

@@ -136,8 +136,8 @@ std::unique_ptr<Monitor::Subscription> Monitor::Subscribe() {
   s->monitor_ = this;
   std::lock_guard<std::mutex> lk(mu_);
   for (const auto& [rule, o] : tracker_.open()) {
-    FindingEvent e{FindingEvent::Kind::kOpened, o.finding, o.since, options_.clock(),
-                   std::nullopt, true};
+    FindingEvent e{
+        FindingEvent::Kind::kOpened, o.finding, o.since, options_.clock(), std::nullopt, true};
     s->queue_.push_back(std::move(e));
   }
   subscribers_.push_back(s.get());

@@ -71,8 +71,8 @@ int64_t Reachable(absl::string_view knob, int64_t current, int64_t want) {
   const tuners::SysctlSpec* spec = tuners::FindSysctl(knob);
   if (spec == nullptr) return want;
   if (spec->max_step > 0 && current > 0) {
-    want = std::min<int64_t>(want, static_cast<int64_t>(static_cast<double>(current) *
-                                                        spec->max_step));
+    want = std::min<int64_t>(want,
+                             static_cast<int64_t>(static_cast<double>(current) * spec->max_step));
   }
   return std::clamp<int64_t>(want, spec->floor, spec->ceiling);
 }
@@ -117,9 +117,9 @@ int64_t CiteDrops(const Window& w, Finding& f, absl::string_view reason, size_t 
   }
   if (n <= 0) return 0;
   // The five that dropped most (a host may have a thousand veths).
-  std::sort(by_device.begin(), by_device.end(),
-            [](const auto& x, const auto& y) { return x.first != y.first ? x.first > y.first
-                                                                         : x.second < y.second; });
+  std::sort(by_device.begin(), by_device.end(), [](const auto& x, const auto& y) {
+    return x.first != y.first ? x.first > y.first : x.second < y.second;
+  });
   std::vector<std::string> devices;
   for (size_t i = 0; i < by_device.size() && i < 5; ++i)
     devices.push_back(absl::StrCat(by_device[i].second, " ", by_device[i].first));
@@ -178,8 +178,8 @@ std::optional<Finding> ListenOverflow(const Window& w, const std::vector<Level>&
     Attribution a;
     a.kind = "listener";
     a.object = l.endpoint;
-    a.detail = absl::StrCat("accept queue up to ", lw.max_queue, " of ", lw.backlog,
-                            "; full in ", lw.full, " of ", lw.samples, " samples");
+    a.detail = absl::StrCat("accept queue up to ", lw.max_queue, " of ", lw.backlog, "; full in ",
+                            lw.full, " of ", lw.samples, " samples");
     if (somaxconn && lw.backlog < *somaxconn) {
       app_limited = true;
       absl::StrAppend(&a.detail, "; listen() backlog ", lw.backlog, " < somaxconn ", *somaxconn);
@@ -194,8 +194,7 @@ std::optional<Finding> ListenOverflow(const Window& w, const std::vector<Level>&
       absl::StrAppend(&a.detail, "; backlog capped at somaxconn ", *somaxconn);
     }
     f.evidence.push_back(Value(absl::StrCat("listener ", l.endpoint, " accept queue max"),
-                               lw.max_queue, "connections",
-                               absl::StrCat("backlog ", lw.backlog)));
+                               lw.max_queue, "connections", absl::StrCat("backlog ", lw.backlog)));
     named.push_back(l.endpoint);
     f.attribution.push_back(std::move(a));
   }
@@ -230,11 +229,10 @@ std::optional<Finding> ListenOverflow(const Window& w, const std::vector<Level>&
   f.remediation.limits.push_back(
       "a longer queue absorbs bursts; an application that accepts more slowly than connections "
       "arrive fills any queue");
-  f.summary = absl::StrCat(*overflows, " accept-queue overflows in ", Seconds(w), " (",
-                           Num(rate), "/s)",
-                           named.empty() ? ""
-                                         : absl::StrCat(" on ", absl::StrJoin(named, ", ")),
-                           app_limited ? "; the application's listen() backlog is the limit" : "");
+  f.summary =
+      absl::StrCat(*overflows, " accept-queue overflows in ", Seconds(w), " (", Num(rate), "/s)",
+                   named.empty() ? "" : absl::StrCat(" on ", absl::StrJoin(named, ", ")),
+                   app_limited ? "; the application's listen() backlog is the limit" : "");
   f.verification = {"TcpExtListenOverflows per second", "0 over the same window"};
   return f;
 }
@@ -258,27 +256,26 @@ std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& level
   const bool always_cookies = w.SysctlInt("net.ipv4.tcp_syncookies").value_or(1) == 2;
   if (dropped <= 0 && (cookied <= 0 || always_cookies)) return std::nullopt;
   Finding f;
-  f.severity = *Worst({Grade(drops, LevelOf(levels, "syn_drops_per_second")),
-                       always_cookies ? std::nullopt
-                                      : Grade(cookies, LevelOf(levels, "cookies_per_second"))},
-                      true);
+  f.severity = *Worst(
+      {Grade(drops, LevelOf(levels, "syn_drops_per_second")),
+       always_cookies ? std::nullopt : Grade(cookies, LevelOf(levels, "cookies_per_second"))},
+      true);
   for (const char* c : {"TcpExtTCPReqQFullDrop", "TcpExtTCPReqQFullDoCookies",
                         "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed"})
     f.evidence.push_back(CounterEvidence(w, c));
   const auto cookies_on = w.SysctlInt("net.ipv4.tcp_syncookies");
   const auto syn_backlog = w.SysctlInt("net.ipv4.tcp_max_syn_backlog");
   if (cookies_on) f.evidence.push_back(Value("net.ipv4.tcp_syncookies", *cookies_on, ""));
-  if (syn_backlog)
-    f.evidence.push_back(Value("net.ipv4.tcp_max_syn_backlog", *syn_backlog, ""));
+  if (syn_backlog) f.evidence.push_back(Value("net.ipv4.tcp_max_syn_backlog", *syn_backlog, ""));
 
   std::vector<std::string> listeners;
   if (const auto& s = w.pair().after.sockets) {
     for (const auto& l : s->listeners) {
       if (l.syn_recv == 0) continue;
       listeners.push_back(FormatEndpoint(l.address, l.port));
-      f.attribution.push_back({"listener", FormatEndpoint(l.address, l.port),
-                               absl::StrCat(l.syn_recv, " half-open (SYN_RECV), backlog ",
-                                            l.backlog)});
+      f.attribution.push_back(
+          {"listener", FormatEndpoint(l.address, l.port),
+           absl::StrCat(l.syn_recv, " half-open (SYN_RECV), backlog ", l.backlog)});
     }
     std::map<std::string, uint64_t> prefixes;
     for (const auto& [addr, n] : s->top_syn_recv_sources) prefixes[SourcePrefix(addr)] += n;
@@ -338,8 +335,8 @@ std::optional<Finding> ConntrackFull(const Window& w, const std::vector<Level>& 
     // A and AAAA from one socket), not a full table: evidence only.
     if (std::string_view(name) != "insert_failed") drops += d;
     if (std::string_view(name) == "early_drop") early = d;
-    Evidence e = Value(absl::StrCat("conntrack ", name), w.seconds() > 0 ? d / w.seconds() : 0,
-                       "/s");
+    Evidence e =
+        Value(absl::StrCat("conntrack ", name), w.seconds() > 0 ? d / w.seconds() : 0, "/s");
     e.delta = d;
     deltas.push_back(std::move(e));
   }
@@ -359,9 +356,9 @@ std::optional<Finding> ConntrackFull(const Window& w, const std::vector<Level>& 
   if (drops > 0 && CiteDrops(w, f, "NETFILTER_DROP") > 0) {
     f.evidence.back().note += " (the firewall's rules drop under this reason too)";
   }
-  f.attribution.push_back({"table", "conntrack",
-                           absl::StrCat(*a->count, " of ", *a->max, " entries (", Num(fill),
-                                        " %)")});
+  f.attribution.push_back(
+      {"table", "conntrack",
+       absl::StrCat(*a->count, " of ", *a->max, " entries (", Num(fill), " %)")});
   // A larger table helps only a table that is full (or evicting to stay so).
   const bool table_full = fill >= LevelOf(levels, "fill_percent").warning || early > 0;
   const std::optional<int64_t> next =
@@ -371,9 +368,9 @@ std::optional<Finding> ConntrackFull(const Window& w, const std::vector<Level>& 
                  : std::nullopt;
   if (next) {
     f.remediation.intent = Limits({{"nf_conntrack_max", absl::StrCat(*next)}});
-    f.remediation.summary = absl::StrCat("raise net.netfilter.nf_conntrack_max from ", *a->max,
-                                         " to ", *next,
-                                         " (each entry takes ~320 bytes of kernel memory)");
+    f.remediation.summary =
+        absl::StrCat("raise net.netfilter.nf_conntrack_max from ", *a->max, " to ", *next,
+                     " (each entry takes ~320 bytes of kernel memory)");
   } else if (table_full) {
     f.remediation.limits.push_back(
         AtCeiling("net.netfilter.nf_conntrack_max", static_cast<int64_t>(*a->max)));
@@ -390,11 +387,9 @@ std::optional<Finding> ConntrackFull(const Window& w, const std::vector<Level>& 
       "see `netctl conntrack summary` for the states and sources; shorter timeouts "
       "(nf_conntrack_udp_timeout, ..._tcp_timeout_*) or NOTRACK rules for such traffic are the "
       "lasting fix");
-  f.summary = absl::StrCat("conntrack table ", Num(fill), " % full (", *a->count, " of ",
-                           *a->max, ")",
-                           drops > 0 ? absl::StrCat("; ", drops, " new flows dropped in ",
-                                                    Seconds(w))
-                                     : "");
+  f.summary = absl::StrCat(
+      "conntrack table ", Num(fill), " % full (", *a->count, " of ", *a->max, ")",
+      drops > 0 ? absl::StrCat("; ", drops, " new flows dropped in ", Seconds(w)) : "");
   f.verification = {"conntrack fill and drops",
                     absl::StrCat("fill below ", Num(LevelOf(levels, "fill_percent").warning),
                                  " % and no drop, insert_failed or early_drop over the window")};
@@ -416,14 +411,14 @@ std::optional<Finding> PortExhaustion(const Window& w, const std::vector<Level>&
   f.evidence.push_back(Value("TIME_WAIT sockets", static_cast<double>(tw.count), "sockets"));
   f.evidence.push_back(Value(absl::StrCat("TIME_WAIT to ", tw.busiest_peer),
                              static_cast<double>(tw.busiest_peer_count), "sockets"));
-  f.evidence.push_back(Value("ephemeral ports", tw.ephemeral_ports, "ports",
-                             absl::StrCat("ip_local_port_range ", tw.ephemeral.low, " ",
-                                          tw.ephemeral.high)));
+  f.evidence.push_back(
+      Value("ephemeral ports", tw.ephemeral_ports, "ports",
+            absl::StrCat("ip_local_port_range ", tw.ephemeral.low, " ", tw.ephemeral.high)));
   f.evidence.push_back(Value("busiest peer's share of the port range", fill, "%"));
   f.evidence.push_back(CounterEvidence(w, "TcpExtTCPTimeWaitOverflow"));
   f.attribution.push_back({"peer", tw.busiest_peer,
-                           absl::StrCat(tw.busiest_peer_count, " TIME_WAIT of ",
-                                        tw.ephemeral_ports, " ephemeral ports")});
+                           absl::StrCat(tw.busiest_peer_count, " TIME_WAIT of ", tw.ephemeral_ports,
+                                        " ephemeral ports")});
   tuners::Settings set;
   const auto reuse = w.SysctlInt("net.ipv4.tcp_tw_reuse");
   const auto timestamps = w.SysctlInt("net.ipv4.tcp_timestamps");
@@ -457,13 +452,13 @@ std::optional<Finding> PortExhaustion(const Window& w, const std::vector<Level>&
   f.remediation.limits.push_back(
       "a wider port range may reach ports that services listen on: check "
       "ip_local_reserved_ports");
-  f.summary = absl::StrCat(tw.busiest_peer_count, " TIME_WAIT sockets to ", tw.busiest_peer,
-                           ": ", Num(fill), " % of the ", tw.ephemeral_ports,
+  f.summary = absl::StrCat(tw.busiest_peer_count, " TIME_WAIT sockets to ", tw.busiest_peer, ": ",
+                           Num(fill), " % of the ", tw.ephemeral_ports,
                            " ephemeral ports; new connections to it fail with EADDRNOTAVAIL "
                            "when none is left");
-  f.verification = {absl::StrCat("TIME_WAIT to the busiest peer / ephemeral ports"),
-                    absl::StrCat("below ", Num(LevelOf(levels, "peer_fill_percent").warning),
-                                 " %")};
+  f.verification = {
+      absl::StrCat("TIME_WAIT to the busiest peer / ephemeral ports"),
+      absl::StrCat("below ", Num(LevelOf(levels, "peer_fill_percent").warning), " %")};
   return f;
 }
 
@@ -520,8 +515,8 @@ std::optional<Finding> SoftnetDrops(const Window& w, const std::vector<Level>& l
                           : "")});
   }
   if (backlog) {
-    if (auto next = Raise("net.core.netdev_max_backlog", *backlog,
-                          std::max<int64_t>(*backlog * 2, 2048))) {
+    if (auto next =
+            Raise("net.core.netdev_max_backlog", *backlog, std::max<int64_t>(*backlog * 2, 2048))) {
       f.remediation.intent = Sysctl({{"net.core.netdev_max_backlog", absl::StrCat(*next)}});
       f.remediation.summary = absl::StrCat("raise net.core.netdev_max_backlog from ", *backlog,
                                            " to ", *next, " packets per CPU");
@@ -536,9 +531,9 @@ std::optional<Finding> SoftnetDrops(const Window& w, const std::vector<Level>& l
     f.remediation.limits.push_back(
         "all drops are on one CPU: a longer backlog only delays them if that CPU is saturated; "
         "spread the load with RPS (netctl tune plan rps --dev DEV)");
-  f.summary = absl::StrCat(dropped, " packets dropped from full per-CPU backlogs in ",
-                           Seconds(w), " (", Num(rate), "/s)",
-                           cpus.empty() ? "" : absl::StrCat(", most on ", cpus[0]));
+  f.summary =
+      absl::StrCat(dropped, " packets dropped from full per-CPU backlogs in ", Seconds(w), " (",
+                   Num(rate), "/s)", cpus.empty() ? "" : absl::StrCat(", most on ", cpus[0]));
   f.verification = {"softnet dropped per second (all CPUs)", "0 over the same window"};
   return f;
 }
@@ -569,9 +564,9 @@ std::optional<Finding> SoftnetSqueeze(const Window& w, const std::vector<Level>&
   });
   for (const auto& c : deltas) {
     if (c.d.time_squeeze == 0) continue;
-    f.attribution.push_back({"cpu", absl::StrCat("cpu ", c.cpu),
-                             absl::StrCat(c.d.time_squeeze, " squeezes, ", c.d.processed,
-                                          " packets")});
+    f.attribution.push_back(
+        {"cpu", absl::StrCat("cpu ", c.cpu),
+         absl::StrCat(c.d.time_squeeze, " squeezes, ", c.d.processed, " packets")});
   }
   if (budget) {
     tuners::Settings set;
@@ -597,10 +592,9 @@ std::optional<Finding> SoftnetSqueeze(const Window& w, const std::vector<Level>&
   f.remediation.limits.push_back(
       "a larger budget holds the CPU longer per round (latency for other work on it); global "
       "settings: a child namespace cannot change them");
-  f.summary = absl::StrCat("the receive softirq ran out of budget ", squeezed, " times in ",
-                           Seconds(w),
-                           dropped > 0 ? absl::StrCat(", with ", dropped, " packets dropped")
-                                       : " (no packet lost)");
+  f.summary = absl::StrCat(
+      "the receive softirq ran out of budget ", squeezed, " times in ", Seconds(w),
+      dropped > 0 ? absl::StrCat(", with ", dropped, " packets dropped") : " (no packet lost)");
   f.verification = {"softnet time_squeeze and dropped per second",
                     "squeezes below the warning level and no drop"};
   return f;
@@ -629,9 +623,9 @@ std::optional<Finding> Retransmissions(const Window& w, const std::vector<Level>
   f.evidence.push_back(Value("retransmitted segments", percent, "%",
                              absl::StrCat(*retrans, " of ", *out, " segments sent",
                                           syn ? absl::StrCat(", besides ", syn, " SYNs") : "")));
-  for (const char* c : {"TcpRetransSegs", "TcpExtTCPTimeouts", "TcpExtTCPFastRetrans",
-                        "TcpExtTCPLostRetransmit", "TcpExtTCPSpuriousRTOs", "TcpExtTCPSynRetrans",
-                        "TcpExtTCPLossProbes"})
+  for (const char* c :
+       {"TcpRetransSegs", "TcpExtTCPTimeouts", "TcpExtTCPFastRetrans", "TcpExtTCPLostRetransmit",
+        "TcpExtTCPSpuriousRTOs", "TcpExtTCPSynRetrans", "TcpExtTCPLossProbes"})
     f.evidence.push_back(CounterEvidence(w, c));
   const auto& a = w.pair().after.sockets;
   const auto& b = w.pair().before.sockets;
@@ -667,18 +661,19 @@ std::optional<Finding> Retransmissions(const Window& w, const std::vector<Level>
   f.remediation.limits.push_back(
       "no host setting removes loss on the path; a different congestion control changes how "
       "much it costs, not whether it happens");
-  f.summary = absl::StrCat(Num(percent), " % of TCP segments retransmitted in ", Seconds(w),
-                           " (", *retrans, " of ", *out, "): ", kind);
-  f.verification = {"(TcpRetransSegs - TCPSynRetrans) / TcpOutSegs",
-                    absl::StrCat("below ", Num(LevelOf(levels, "retransmitted_percent").warning),
-                                 " %")};
+  f.summary = absl::StrCat(Num(percent), " % of TCP segments retransmitted in ", Seconds(w), " (",
+                           *retrans, " of ", *out, "): ", kind);
+  f.verification = {
+      "(TcpRetransSegs - TCPSynRetrans) / TcpOutSegs",
+      absl::StrCat("below ", Num(LevelOf(levels, "retransmitted_percent").warning), " %")};
   return f;
 }
 
 // ---------------------------------------------------------------- udp-rcvbuf
 
 std::optional<Finding> UdpRcvbuf(const Window& w, const std::vector<Level>& levels) {
-  const int64_t d = w.Delta("UdpRcvbufErrors").value_or(0) + w.Delta("Udp6RcvbufErrors").value_or(0);
+  const int64_t d =
+      w.Delta("UdpRcvbufErrors").value_or(0) + w.Delta("Udp6RcvbufErrors").value_or(0);
   if (d <= 0) return std::nullopt;
   const double rate = w.seconds() > 0 ? d / w.seconds() : 0;
   Finding f;
@@ -695,9 +690,9 @@ std::optional<Finding> UdpRcvbuf(const Window& w, const std::vector<Level>& leve
     if (auto next =
             Raise("net.core.rmem_max", *rmem_max, std::max<int64_t>(*rmem_max * 4, 8 << 20))) {
       f.remediation.intent = Sysctl({{"net.core.rmem_max", absl::StrCat(*next)}});
-      f.remediation.summary = absl::StrCat(
-          "let applications ask for larger UDP receive buffers: net.core.rmem_max ", *rmem_max,
-          " -> ", *next);
+      f.remediation.summary =
+          absl::StrCat("let applications ask for larger UDP receive buffers: net.core.rmem_max ",
+                       *rmem_max, " -> ", *next);
     } else {
       f.remediation.limits.push_back(AtCeiling("net.core.rmem_max", *rmem_max));
     }
@@ -727,10 +722,10 @@ std::optional<Finding> TcpMemory(const Window& w, const std::vector<Level>& leve
     high = w.SysctlInt("net.ipv4.tcp_mem", 2).value_or(0);
     if (high > 0) percent = 100.0 * static_cast<double>(pages) / static_cast<double>(high);
   }
-  auto sev = Worst({Grade(percent, LevelOf(levels, "memory_percent")),
-                    Grade(static_cast<double>(pressures + aborts),
-                          LevelOf(levels, "pressure_events"))},
-                   false);
+  auto sev =
+      Worst({Grade(percent, LevelOf(levels, "memory_percent")),
+             Grade(static_cast<double>(pressures + aborts), LevelOf(levels, "pressure_events"))},
+            false);
   if (!sev) return std::nullopt;
   Finding f;
   f.severity = *sev;
@@ -740,8 +735,8 @@ std::optional<Finding> TcpMemory(const Window& w, const std::vector<Level>& leve
   f.evidence.push_back(CounterEvidence(w, "TcpExtTCPMemoryPressures"));
   f.evidence.push_back(CounterEvidence(w, "TcpExtTCPAbortOnMemory"));
   CiteDrops(w, f, "PROTO_MEM");
-  f.attribution.push_back({"sysctl", "net.ipv4.tcp_mem",
-                           absl::StrCat(pages, " pages in use, high ", high)});
+  f.attribution.push_back(
+      {"sysctl", "net.ipv4.tcp_mem", absl::StrCat(pages, " pages in use, high ", high)});
   f.remediation.summary = "nothing the agent manages: net.ipv4.tcp_mem is host-wide";
   f.remediation.limits.push_back(
       "raise net.ipv4.tcp_mem on the host (pages; the kernel sizes it from RAM at boot) or find "
@@ -773,21 +768,21 @@ std::optional<Finding> Orphans(const Window& w, const std::vector<Level>& levels
   f.evidence.push_back(Value("orphaned TCP sockets", static_cast<double>(o->second), "sockets"));
   f.evidence.push_back(Value("net.ipv4.tcp_max_orphans", static_cast<double>(*max), ""));
   f.evidence.push_back(CounterEvidence(w, "TcpExtTCPAbortOnMemory"));
-  f.attribution.push_back({"sysctl", "net.ipv4.tcp_max_orphans",
-                           absl::StrCat(o->second, " orphans of ", *max)});
+  f.attribution.push_back(
+      {"sysctl", "net.ipv4.tcp_max_orphans", absl::StrCat(o->second, " orphans of ", *max)});
   const auto fin = w.SysctlInt("net.ipv4.tcp_fin_timeout");
   if (fin && *fin > 30) {
     f.remediation.intent = Limits({{"tcp_fin_timeout", "30"}});
-    f.remediation.summary = absl::StrCat(
-        "orphans in FIN_WAIT_2 go sooner: tcp_fin_timeout ", *fin, " -> 30 s");
+    f.remediation.summary =
+        absl::StrCat("orphans in FIN_WAIT_2 go sooner: tcp_fin_timeout ", *fin, " -> 30 s");
   }
   f.remediation.limits.push_back(
       "beyond tcp_max_orphans the kernel resets orphaned connections; peers that never "
       "acknowledge the close keep them (see `netctl sockets --state fin-wait-1,fin-wait-2,"
       "closing,last-ack`)");
-  f.summary = absl::StrCat(o->second, " orphaned TCP sockets: ", Num(percent),
-                           " % of tcp_max_orphans",
-                           aborts ? absl::StrCat(", ", aborts, " aborted for memory") : "");
+  f.summary =
+      absl::StrCat(o->second, " orphaned TCP sockets: ", Num(percent), " % of tcp_max_orphans",
+                   aborts ? absl::StrCat(", ", aborts, " aborted for memory") : "");
   f.verification = {"orphans / tcp_max_orphans", "below the warning level"};
   return f;
 }
@@ -820,7 +815,8 @@ std::vector<DeviceDelta> DeviceDeltas(const SnapshotPair& p) {
       dd.master = a.master;
       dd.rx_queues = a.num_rx_queues;
       for (int i = 0; i < std::min(a.stats_count, b.stats_count); ++i)
-        dd.d[collectors::kLinkStatNames[i]] = a.stats[i] >= b.stats[i] ? a.stats[i] - b.stats[i] : 0;
+        dd.d[collectors::kLinkStatNames[i]] =
+            a.stats[i] >= b.stats[i] ? a.stats[i] - b.stats[i] : 0;
       out.push_back(std::move(dd));
     }
   }
@@ -853,9 +849,8 @@ std::optional<Finding> NicDrops(const Window& w, const std::vector<Level>& level
     names.push_back(dev.name);
     f.attribution.push_back(
         {"device", dev.name,
-         absl::StrCat(lost, " of ", seen, " received packets lost (", Num(percent),
-                      " %): dropped ", soft, " (besides ", get("rx_nohandler"),
-                      " nobody wanted), missed ",
+         absl::StrCat(lost, " of ", seen, " received packets lost (", Num(percent), " %): dropped ",
+                      soft, " (besides ", get("rx_nohandler"), " nobody wanted), missed ",
                       get("rx_missed_errors"), ", fifo ", get("rx_fifo_errors"), ", over ",
                       get("rx_over_errors"))});
     Evidence e = Value(absl::StrCat(dev.name, " receive loss"), percent, "%");
@@ -872,13 +867,12 @@ std::optional<Finding> NicDrops(const Window& w, const std::vector<Level>& level
                                    "descriptors", absl::StrCat("max ", *rx_max)));
         absl::StrAppend(&f.attribution.back().detail, "; rx ring ", *rx, " of ", *rx_max);
         f.remediation.limits.push_back(
-            *rx < *rx_max
-                ? absl::StrCat(dev.name, "'s receive ring is ", *rx, " of a possible ", *rx_max,
-                               ": `ethtool -G ", dev.name, " rx ", *rx_max,
-                               "` gives bursts room (rings are not managed by the agent; "
-                               "a ring change resets the link on many drivers)")
-                : absl::StrCat(dev.name, "'s receive ring is at its maximum ", *rx_max,
-                               ": spread the load over more queues and CPUs instead"));
+            *rx < *rx_max ? absl::StrCat(dev.name, "'s receive ring is ", *rx, " of a possible ",
+                                         *rx_max, ": `ethtool -G ", dev.name, " rx ", *rx_max,
+                                         "` gives bursts room (rings are not managed by the agent; "
+                                         "a ring change resets the link on many drivers)")
+                          : absl::StrCat(dev.name, "'s receive ring is at its maximum ", *rx_max,
+                                         ": spread the load over more queues and CPUs instead"));
       }
     }
   }
@@ -931,8 +925,7 @@ std::optional<Finding> NicErrors(const Window& w, const std::vector<Level>& leve
       "nothing the agent can change: CRC and frame errors are the cable, optics, or the peer "
       "port; carrier errors a link going down";
   f.remediation.limits.push_back("check the link (ethtool DEV, the switch port's counters)");
-  f.summary = absl::StrCat("interface errors on ", absl::StrJoin(names, ", "), " in ",
-                           Seconds(w));
+  f.summary = absl::StrCat("interface errors on ", absl::StrJoin(names, ", "), " in ", Seconds(w));
   f.verification = {"rx_errors + tx_errors / packets", "below the warning level"};
   return f;
 }
@@ -955,10 +948,9 @@ std::optional<Finding> LinkFlaps(const Window& w, const std::vector<Level>& leve
       auto sev = Worst({Grade(d, LevelOf(levels, "carrier_changes"))}, true);
       worst = worst ? Max(*worst, *sev) : *sev;
       names.push_back(l.name);
-      f.attribution.push_back(
-          {"device", l.name,
-           absl::StrCat(d, " carrier changes in the window; now ",
-                        (l.flags & IFF_LOWER_UP) ? "up" : "down")});
+      f.attribution.push_back({"device", l.name,
+                               absl::StrCat(d, " carrier changes in the window; now ",
+                                            (l.flags & IFF_LOWER_UP) ? "up" : "down")});
       f.evidence.push_back(Value(absl::StrCat(l.name, " carrier changes"), d, "changes"));
     }
   }
@@ -970,8 +962,7 @@ std::optional<Finding> LinkFlaps(const Window& w, const std::vector<Level>& leve
   f.remediation.limits.push_back(
       "check the link's counters (`netctl nic DEV`: carrier and CRC errors) and the switch "
       "port's log; bonds and routing daemons react to every flap");
-  f.summary = absl::StrCat("carrier changed on ", absl::StrJoin(names, ", "), " in ",
-                           Seconds(w));
+  f.summary = absl::StrCat("carrier changed on ", absl::StrJoin(names, ", "), " in ", Seconds(w));
   f.verification = {"carrier changes per device", "none over the window"};
   return f;
 }
@@ -1012,14 +1003,17 @@ std::optional<Finding> BufferLimited(const Window& w, const std::vector<Level>& 
     if (!sev && Grade(rp, share)) sev = Severity::kInfo;
     if (!sev) continue;
     worst = worst ? Max(*worst, *sev) : *sev;
-    if (sp >= rp) ++snd; else ++rwnd;
+    if (sp >= rp)
+      ++snd;
+    else
+      ++rwnd;
     f.attribution.push_back(
         {"flow", absl::StrCat(fl.local, " -> ", fl.peer),
          absl::StrCat(sp >= rp ? "send buffer" : "peer's receive window", " limited ",
                       Num(std::max(sp, rp)), " % of ", Num(busy / 1000.0), " ms busy; ",
-                      fl.sndbuf ? absl::StrCat("send buffer ", fl.sndbuf, " bytes, ") : "",
-                      "RTT ", Num(fl.rtt_us / 1000.0), " ms, delivery ",
-                      Num(fl.delivery_rate * 8 / 1e6), " Mbit/s")});
+                      fl.sndbuf ? absl::StrCat("send buffer ", fl.sndbuf, " bytes, ") : "", "RTT ",
+                      Num(fl.rtt_us / 1000.0), " ms, delivery ", Num(fl.delivery_rate * 8 / 1e6),
+                      " Mbit/s")});
     if (f.attribution.size() >= 5) break;
   }
   if (!worst) return std::nullopt;
@@ -1049,8 +1043,8 @@ std::optional<Finding> BufferLimited(const Window& w, const std::vector<Level>& 
       "an application that sets SO_SNDBUF/SO_RCVBUF itself is capped by wmem_max/rmem_max and "
       "not autotuned");
   f.summary = absl::StrCat(snd + rwnd, " busy TCP flows spent most of their time waiting on a ",
-                           snd >= rwnd ? "full send buffer" : "peer's full receive window",
-                           " in ", Seconds(w));
+                           snd >= rwnd ? "full send buffer" : "peer's full receive window", " in ",
+                           Seconds(w));
   f.verification = {"sndbuf_limited and rwnd_limited / busy time of the busiest flows",
                     absl::StrCat("below ", Num(share.warning), " %")};
   return f;
@@ -1079,8 +1073,8 @@ std::optional<Finding> NeighbourOverflow(const Window& w, const std::vector<Leve
         fulls = now >= then ? now - then : 0;
       }
     }
-    const double fill = thresh && *thresh > 0 ? 100.0 * t.entries / static_cast<double>(*thresh)
-                                               : 0;
+    const double fill =
+        thresh && *thresh > 0 ? 100.0 * t.entries / static_cast<double>(*thresh) : 0;
     auto sev = Worst({Grade(fill, LevelOf(levels, "fill_percent")),
                       Grade(static_cast<double>(fulls), LevelOf(levels, "table_fulls"))},
                      false);
@@ -1094,10 +1088,10 @@ std::optional<Finding> NeighbourOverflow(const Window& w, const std::vector<Leve
     f.evidence.push_back(e);
     f.evidence.push_back(Value(absl::StrCat(t.table, " entries"), t.entries, "entries",
                                thresh ? absl::StrCat("gc_thresh3 ", *thresh) : ""));
-    f.attribution.push_back({"table", family,
-                             absl::StrCat(t.entries, " entries",
-                                          thresh ? absl::StrCat(" of gc_thresh3 ", *thresh) : "",
-                                          "; ", fulls, " times full in the window")});
+    f.attribution.push_back(
+        {"table", family,
+         absl::StrCat(t.entries, " entries", thresh ? absl::StrCat(" of gc_thresh3 ", *thresh) : "",
+                      "; ", fulls, " times full in the window")});
     if (thresh) {
       if (auto next = Raise(knob, *thresh,
                             std::max<int64_t>(*thresh * 2, static_cast<int64_t>(t.entries) * 2))) {
@@ -1137,7 +1131,8 @@ std::optional<Finding> MtuBlackhole(const Window& w, const std::vector<Level>& l
     // the ICMP saying so looks like from here.
     // A full-sized segment outstanding (a small request to a dead peer is
     // not one), after the peer acknowledged something.
-    const uint64_t outstanding = st.bytes_sent > st.bytes_acked ? st.bytes_sent - st.bytes_acked : 0;
+    const uint64_t outstanding =
+        st.bytes_sent > st.bytes_acked ? st.bytes_sent - st.bytes_acked : 0;
     if (st.retransmits < 3 || st.snd_mss < min_mss.warning || st.bytes_acked > 64 * 1024 ||
         st.bytes_acked <= 1 || outstanding < st.snd_mss) {
       continue;
@@ -1158,8 +1153,8 @@ std::optional<Finding> MtuBlackhole(const Window& w, const std::vector<Level>& l
   Finding out = std::move(f);
   out.severity = *sev;
   out.evidence.push_back(Value("connections stalled on full-sized segments", n, "connections"));
-  for (const char* c : {"TcpExtTCPMTUPFail", "TcpExtTCPMTUPSuccess", "IcmpInDestUnreachs",
-                        "TcpExtTCPTimeouts"})
+  for (const char* c :
+       {"TcpExtTCPMTUPFail", "TcpExtTCPMTUPSuccess", "IcmpInDestUnreachs", "TcpExtTCPTimeouts"})
     out.evidence.push_back(CounterEvidence(w, c));
   const auto probing = w.SysctlInt("net.ipv4.tcp_mtu_probing");
   if (probing) out.evidence.push_back(Value("net.ipv4.tcp_mtu_probing", *probing, ""));
@@ -1229,23 +1224,22 @@ std::optional<Finding> IrqImbalance(const Window& w, const std::vector<Level>& l
   f.evidence.push_back(e);
   f.evidence.push_back(Value(absl::StrCat("cpu ", cpu, " softnet time_squeeze"), squeezed, ""));
   f.evidence.push_back(Value(absl::StrCat("cpu ", cpu, " softnet dropped"), dropped, ""));
-  f.attribution.push_back({"cpu", absl::StrCat("cpu ", cpu),
-                           absl::StrCat(Num(share), " % of the receive softirqs of ",
-                                        a->cpus.size(), " CPUs; ", squeezed, " squeezes, ",
-                                        dropped, " drops")});
+  f.attribution.push_back(
+      {"cpu", absl::StrCat("cpu ", cpu),
+       absl::StrCat(Num(share), " % of the receive softirqs of ", a->cpus.size(), " CPUs; ",
+                    squeezed, " squeezes, ", dropped, " drops")});
   // The device receiving most: spread its queues' interrupts, or steer its
   // one queue's packets with RPS.
   // The device receiving most, among those whose queues take packets from
   // the wire or a peer (not a bond, bridge or VLAN on top of one).
-  static const std::set<std::string> kStacked = {"bond", "bridge", "team", "vlan", "macvlan",
-                                                 "ipvlan", "vxlan", "geneve", "dummy"};
+  static const std::set<std::string> kStacked = {"bond",   "bridge", "team",   "vlan", "macvlan",
+                                                 "ipvlan", "vxlan",  "geneve", "dummy"};
   const DeviceDelta* top = nullptr;
   uint64_t top_rx = 0;
   std::vector<DeviceDelta> devs = DeviceDeltas(w.pair());
   for (const DeviceDelta& dev : devs) {
     auto it = dev.d.find("rx_packets");
-    if (it == dev.d.end() || it->second <= top_rx || dev.name == "lo" ||
-        kStacked.count(dev.kind)) {
+    if (it == dev.d.end() || it->second <= top_rx || dev.name == "lo" || kStacked.count(dev.kind)) {
       continue;
     }
     top = &dev;
@@ -1258,12 +1252,12 @@ std::optional<Finding> IrqImbalance(const Window& w, const std::vector<Level>& l
     tuners::Intent i;
     if (top->rx_queues > 1 && top->kind.empty()) {
       i.what = tuners::IrqAffinityIntent{top->name, ""};
-      f.remediation.summary = absl::StrCat(
-          "spread ", top->name, "'s queue interrupts over the CPUs of its NUMA node");
+      f.remediation.summary =
+          absl::StrCat("spread ", top->name, "'s queue interrupts over the CPUs of its NUMA node");
     } else {
       i.what = tuners::RpsIntent{top->name, "", false};
-      f.remediation.summary = absl::StrCat(
-          "steer ", top->name, "'s received packets to other CPUs with RPS");
+      f.remediation.summary =
+          absl::StrCat("steer ", top->name, "'s received packets to other CPUs with RPS");
     }
     f.remediation.intent = i;
   }
@@ -1280,16 +1274,15 @@ std::optional<Finding> IrqImbalance(const Window& w, const std::vector<Level>& l
   return f;
 }
 
-
 // ---------------------------------------------------------------- kernel-drops
 
 enum class DropKind {
-  kCited,    // a rule of its own cites it (reported here when that rule found nothing)
-  kFault,    // something is broken or overloaded: graded
-  kSignal,   // worth knowing, often working as meant (AQM, back-pressure, PMTU): info
-  kPolicy,   // a filter someone configured dropped it: info
-  kNoSocket, // nothing listens there: info
-  kRoutine,  // TCP/IP working as meant (old segments, closed sockets): not reported
+  kCited,     // a rule of its own cites it (reported here when that rule found nothing)
+  kFault,     // something is broken or overloaded: graded
+  kSignal,    // worth knowing, often working as meant (AQM, back-pressure, PMTU): info
+  kPolicy,    // a filter someone configured dropped it: info
+  kNoSocket,  // nothing listens there: info
+  kRoutine,   // TCP/IP working as meant (old segments, closed sockets): not reported
 };
 
 struct DropReasonInfo {
@@ -1306,8 +1299,7 @@ const std::vector<DropReasonInfo>& DropReasonTable() {
   using K = DropKind;
   static const std::vector<DropReasonInfo> t = {
       {"TCP_LISTEN_OVERFLOW", K::kCited, "a listener's accept queue was full", "listen-overflow"},
-      {"CPU_BACKLOG", K::kCited, "a CPU's backlog was full (netdev_max_backlog)",
-       "softnet-drops"},
+      {"CPU_BACKLOG", K::kCited, "a CPU's backlog was full (netdev_max_backlog)", "softnet-drops"},
       {"SOCKET_RCVBUFF", K::kCited, "a socket's receive buffer was full", "udp-rcvbuf"},
       {"PROTO_MEM", K::kCited, "a protocol's memory limit was reached (tcp_mem, udp_mem)",
        "tcp-memory-pressure"},
@@ -1402,20 +1394,59 @@ const std::vector<DropReasonInfo>& DropReasonTable() {
 
 // Routine discards: TCP/IP working as meant. Not reported.
 const std::set<std::string, std::less<>>& RoutineDrops() {
-  static const std::set<std::string, std::less<>> r = {
-      "NOT_SPECIFIED", "SOCKET_CLOSE", "UNIX_DISCONNECT", "UNIX_SKIP_OOB", "OTHERHOST",
-      "UNICAST_IN_L2_MULTICAST", "IP_NOPROTO", "TCP_FLAGS", "TCP_ABORT_ON_DATA",
-      "TCP_OLD_DATA", "TCP_OVERWINDOW", "TCP_OFOMERGE", "TCP_OFO_DROP", "TCP_RFC7323_PAWS",
-      "TCP_RFC7323_PAWS_ACK", "TCP_RFC7323_TW_PAWS", "TCP_RFC7323_TSECR", "TCP_OLD_SEQUENCE",
-      "TCP_INVALID_SEQUENCE", "TCP_INVALID_END_SEQUENCE", "TCP_INVALID_ACK_SEQUENCE",
-      "TCP_RESET", "TCP_INVALID_SYN", "TCP_CLOSE", "TCP_FASTOPEN", "TCP_OLD_ACK",
-      "TCP_TOO_OLD_ACK", "TCP_ACK_UNSENT_DATA", "QUEUE_PURGE", "IPV6DISABLED", "DUP_FRAG",
-      "IP_INADDRERRORS", "IP_LOCAL_SOURCE", "IP_INVALID_SOURCE", "IP_LOCALNET",
-      "IP_INVALID_DEST", "IPV6_NDISC_FRAG", "IPV6_NDISC_HOP_LIMIT", "IPV6_NDISC_BAD_CODE",
-      "IPV6_NDISC_BAD_OPTIONS", "IPV6_NDISC_NS_OTHERHOST", "PACKET_SOCK_ERROR", "TAP_FILTER",
-      "TAP_TXFILTER", "LOCAL_MAC", "MAC_IEEE_MAC_CONTROL", "BRIDGE_INGRESS_STP_STATE",
-      "UNHANDLED_PROTO", "IP_TUNNEL_ECN", "INVALID_PROTO", "CAN_RX_INVALID_FRAME",
-      "CANFD_RX_INVALID_FRAME", "CANXL_RX_INVALID_FRAME"};
+  static const std::set<std::string, std::less<>> r = {"NOT_SPECIFIED",
+                                                       "SOCKET_CLOSE",
+                                                       "UNIX_DISCONNECT",
+                                                       "UNIX_SKIP_OOB",
+                                                       "OTHERHOST",
+                                                       "UNICAST_IN_L2_MULTICAST",
+                                                       "IP_NOPROTO",
+                                                       "TCP_FLAGS",
+                                                       "TCP_ABORT_ON_DATA",
+                                                       "TCP_OLD_DATA",
+                                                       "TCP_OVERWINDOW",
+                                                       "TCP_OFOMERGE",
+                                                       "TCP_OFO_DROP",
+                                                       "TCP_RFC7323_PAWS",
+                                                       "TCP_RFC7323_PAWS_ACK",
+                                                       "TCP_RFC7323_TW_PAWS",
+                                                       "TCP_RFC7323_TSECR",
+                                                       "TCP_OLD_SEQUENCE",
+                                                       "TCP_INVALID_SEQUENCE",
+                                                       "TCP_INVALID_END_SEQUENCE",
+                                                       "TCP_INVALID_ACK_SEQUENCE",
+                                                       "TCP_RESET",
+                                                       "TCP_INVALID_SYN",
+                                                       "TCP_CLOSE",
+                                                       "TCP_FASTOPEN",
+                                                       "TCP_OLD_ACK",
+                                                       "TCP_TOO_OLD_ACK",
+                                                       "TCP_ACK_UNSENT_DATA",
+                                                       "QUEUE_PURGE",
+                                                       "IPV6DISABLED",
+                                                       "DUP_FRAG",
+                                                       "IP_INADDRERRORS",
+                                                       "IP_LOCAL_SOURCE",
+                                                       "IP_INVALID_SOURCE",
+                                                       "IP_LOCALNET",
+                                                       "IP_INVALID_DEST",
+                                                       "IPV6_NDISC_FRAG",
+                                                       "IPV6_NDISC_HOP_LIMIT",
+                                                       "IPV6_NDISC_BAD_CODE",
+                                                       "IPV6_NDISC_BAD_OPTIONS",
+                                                       "IPV6_NDISC_NS_OTHERHOST",
+                                                       "PACKET_SOCK_ERROR",
+                                                       "TAP_FILTER",
+                                                       "TAP_TXFILTER",
+                                                       "LOCAL_MAC",
+                                                       "MAC_IEEE_MAC_CONTROL",
+                                                       "BRIDGE_INGRESS_STP_STATE",
+                                                       "UNHANDLED_PROTO",
+                                                       "IP_TUNNEL_ECN",
+                                                       "INVALID_PROTO",
+                                                       "CAN_RX_INVALID_FRAME",
+                                                       "CANFD_RX_INVALID_FRAME",
+                                                       "CANXL_RX_INVALID_FRAME"};
   return r;
 }
 
@@ -1516,17 +1547,18 @@ std::optional<Finding> KernelDrops(const Window& w, const std::vector<Level>& le
   }
   if (w.DropsUncounted() > 0) {
     f.remediation.limits.push_back(absl::StrCat(
-        w.DropsUncounted(), " drops in the window were counted nowhere: the collector's key "
+        w.DropsUncounted(),
+        " drops in the window were counted nowhere: the collector's key "
         "table was full (many devices × reasons × protocols); the figures above are short"));
   }
   f.remediation.summary =
       "nothing the agent tunes: each reason below says what drops and where to look";
   f.summary = absl::StrCat(total, " packets dropped by the kernel in ", Seconds(w), ": ",
                            absl::StrJoin(parts, "; "));
-  f.verification = {"kernel drops of these reasons per second (netctl drops --window)",
-                    absl::StrCat("each fault below ",
-                                 Num(LevelOf(levels, "fault_drops_per_second").warning),
-                                 "/s over the same window")};
+  f.verification = {
+      "kernel drops of these reasons per second (netctl drops --window)",
+      absl::StrCat("each fault below ", Num(LevelOf(levels, "fault_drops_per_second").warning),
+                   "/s over the same window")};
   return f;
 }
 
@@ -1535,7 +1567,8 @@ std::optional<Finding> KernelDrops(const Window& w, const std::vector<Level>& le
 std::vector<RuleSpec> BuildCatalog() {
   std::vector<RuleSpec> c;
   c.push_back(
-      {"listen-overflow", "Accept queue overflow",
+      {"listen-overflow",
+       "Accept queue overflow",
        "TcpExtListenOverflows and ListenDrops over the window; every listener's accept queue "
        "and backlog, sampled each second; net.core.somaxconn",
        "A connection whose handshake completes waits in its listener's accept queue until the "
@@ -1548,7 +1581,8 @@ std::vector<RuleSpec> BuildCatalog() {
        {{"overflows_per_second", 1, 5, "/s", "ListenOverflows per second over the window"}},
        ListenOverflow});
   c.push_back(
-      {"syn-flood", "SYN queue full (SYN flood)",
+      {"syn-flood",
+       "SYN queue full (SYN flood)",
        "TcpExtTCPReqQFullDrop, TCPReqQFullDoCookies, Syncookies*; SYN_RECV sockets per "
        "listener and per source; tcp_syncookies, tcp_max_syn_backlog",
        "Each SYN creates a half-open request in its listener's SYN queue until the handshake "
@@ -1560,7 +1594,8 @@ std::vector<RuleSpec> BuildCatalog() {
         {"cookies_per_second", 1, 5, "/s", "SYN cookies sent for a full SYN queue per second"}},
        SynFlood});
   c.push_back(
-      {"conntrack-full", "Connection tracking table near full",
+      {"conntrack-full",
+       "Connection tracking table near full",
        "conntrack entries against nf_conntrack_max; drop, early_drop and insert_failed over "
        "the window",
        "Every tracked flow takes an entry until its timeout. When the table is full, new flows "
@@ -1571,7 +1606,8 @@ std::vector<RuleSpec> BuildCatalog() {
         {"drops_per_second", 0.01, 1, "/s", "drop + early_drop + insert_failed per second"}},
        ConntrackFull});
   c.push_back(
-      {"port-exhaustion", "Ephemeral ports to one peer running out (TIME_WAIT)",
+      {"port-exhaustion",
+       "Ephemeral ports to one peer running out (TIME_WAIT)",
        "TIME_WAIT sockets per remote endpoint against the ephemeral port range "
        "(ip_local_port_range); tcp_tw_reuse; TCPTimeWaitOverflow",
        "An outgoing connection needs a local port unique for its remote address and port. "
@@ -1582,7 +1618,8 @@ std::vector<RuleSpec> BuildCatalog() {
        {{"peer_fill_percent", 50, 80, "%", "TIME_WAIT to the busiest peer / ephemeral ports"}},
        PortExhaustion});
   c.push_back(
-      {"softnet-drops", "Per-CPU backlog drops (softnet)",
+      {"softnet-drops",
+       "Per-CPU backlog drops (softnet)",
        "softnet_stat dropped and flow_limit_count per CPU; net.core.netdev_max_backlog",
        "Packets handed to a CPU by RPS, veth, loopback or a driver without NAPI wait in that "
        "CPU's backlog (netdev_max_backlog packets). When the CPU does not keep up the backlog "
@@ -1592,7 +1629,8 @@ std::vector<RuleSpec> BuildCatalog() {
        {{"drops_per_second", 0.5, 10, "/s", "packets dropped from backlogs per second"}},
        SoftnetDrops});
   c.push_back(
-      {"softnet-squeeze", "Receive softirq out of budget (time squeeze)",
+      {"softnet-squeeze",
+       "Receive softirq out of budget (time squeeze)",
        "softnet_stat time_squeeze and dropped per CPU; netdev_budget, netdev_budget_usecs",
        "One NAPI round processes at most netdev_budget packets or netdev_budget_usecs; when "
        "work is left it ends early (a squeeze) and the rest waits for the next round. Squeezes "
@@ -1601,7 +1639,8 @@ std::vector<RuleSpec> BuildCatalog() {
        {{"squeezes_per_second", 10, 100, "/s", "squeezes per second, counted with drops only"}},
        SoftnetSqueeze});
   c.push_back(
-      {"retransmissions", "TCP retransmissions",
+      {"retransmissions",
+       "TCP retransmissions",
        "TcpRetransSegs less SYN retransmissions (TCPSynRetrans) / TcpOutSegs over the window; "
        "RTOs, fast retransmits, spurious RTOs; peers whose connections retransmitted in the "
        "window",
@@ -1614,31 +1653,34 @@ std::vector<RuleSpec> BuildCatalog() {
          "segments sent in the window below which the ratio is not graded"}},
        Retransmissions});
   c.push_back(
-      {"udp-rcvbuf", "UDP receive buffer overflows",
+      {"udp-rcvbuf",
+       "UDP receive buffer overflows",
        "UdpRcvbufErrors, Udp6RcvbufErrors; net.core.rmem_max, rmem_default",
        "A UDP socket whose receive buffer is full drops every datagram that arrives until the "
        "application reads; the sender is not told.",
        "bpftune (UDP buffer exhaustion); any sustained rate",
        {{"errors_per_second", 1, 100, "/s", "datagrams dropped on full buffers per second"}},
        UdpRcvbuf});
+  c.push_back({"tcp-memory-pressure",
+               "TCP memory pressure",
+               "TCP pages in use (sockstat) against tcp_mem; TCPMemoryPressures, TCPAbortOnMemory",
+               "Above tcp_mem's middle mark TCP enters memory pressure and shrinks every socket's "
+               "buffers; at the high mark new allocations fail and connections are aborted.",
+               "the kernel's own marks: pressure events; above 80 % of the high mark",
+               {{"memory_percent", 80, 100, "%", "TCP pages / tcp_mem high"},
+                {"pressure_events", 1, 100, "events", "TCPMemoryPressures + TCPAbortOnMemory"}},
+               TcpMemory});
+  c.push_back({"orphans",
+               "Orphaned TCP sockets near the limit",
+               "orphans (sockstat) against net.ipv4.tcp_max_orphans; TCPAbortOnMemory",
+               "A socket closed by its application but not yet by the peer is an orphan; beyond "
+               "tcp_max_orphans the kernel resets them and logs \"too many orphaned sockets\".",
+               "the kernel's limit: above half of it warning, 90 % critical",
+               {{"orphan_percent", 50, 90, "%", "orphans / tcp_max_orphans"}},
+               Orphans});
   c.push_back(
-      {"tcp-memory-pressure", "TCP memory pressure",
-       "TCP pages in use (sockstat) against tcp_mem; TCPMemoryPressures, TCPAbortOnMemory",
-       "Above tcp_mem's middle mark TCP enters memory pressure and shrinks every socket's "
-       "buffers; at the high mark new allocations fail and connections are aborted.",
-       "the kernel's own marks: pressure events; above 80 % of the high mark",
-       {{"memory_percent", 80, 100, "%", "TCP pages / tcp_mem high"},
-        {"pressure_events", 1, 100, "events", "TCPMemoryPressures + TCPAbortOnMemory"}},
-       TcpMemory});
-  c.push_back(
-      {"orphans", "Orphaned TCP sockets near the limit",
-       "orphans (sockstat) against net.ipv4.tcp_max_orphans; TCPAbortOnMemory",
-       "A socket closed by its application but not yet by the peer is an orphan; beyond "
-       "tcp_max_orphans the kernel resets them and logs \"too many orphaned sockets\".",
-       "the kernel's limit: above half of it warning, 90 % critical",
-       {{"orphan_percent", 50, 90, "%", "orphans / tcp_max_orphans"}}, Orphans});
-  c.push_back(
-      {"nic-drops", "Packets lost on receive (device)",
+      {"nic-drops",
+       "Packets lost on receive (device)",
        "rx_dropped, rx_missed_errors, rx_fifo_errors, rx_over_errors against rx_packets per "
        "device",
        "A receive ring with no free descriptor when a packet arrives loses it in hardware "
@@ -1648,22 +1690,27 @@ std::vector<RuleSpec> BuildCatalog() {
         {"ring_drops_per_second", 0.01, 100, "/s", "missed + fifo + over per second"}},
        NicDrops});
   c.push_back(
-      {"nic-errors", "Interface errors",
+      {"nic-errors",
+       "Interface errors",
        "rx_errors and tx_errors against packets per device, with CRC, frame, length and "
        "carrier detail",
        "Errors are frames damaged on the wire or a link going down: they are lost before the "
        "stack.",
        "node-mixin NodeNetworkReceiveErrs: errors / packets > 1 %",
-       {{"error_percent", 1, 5, "%", "(rx + tx errors) / packets"}}, NicErrors});
+       {{"error_percent", 1, 5, "%", "(rx + tx errors) / packets"}},
+       NicErrors});
   c.push_back(
-      {"link-flaps", "Link flapping",
+      {"link-flaps",
+       "Link flapping",
        "IFLA_CARRIER_CHANGES per device over the window",
        "Each time a link loses and regains its carrier, traffic on it is lost until it is back, "
        "and bonds, routing daemons and the neighbours react.",
        "Prometheus node-mixin NodeNetworkInterfaceFlapping: more than 2 changes in 2 minutes",
-       {{"carrier_changes", 3, 6, "changes", "carrier changes in the window"}}, LinkFlaps});
+       {{"carrier_changes", 3, 6, "changes", "carrier changes in the window"}},
+       LinkFlaps});
   c.push_back(
-      {"buffer-limited", "TCP flows limited by their buffers",
+      {"buffer-limited",
+       "TCP flows limited by their buffers",
        "tcp_info busy time, sndbuf_limited and rwnd_limited of the busiest established flows "
        "(over the window for flows seen at both ends); tcp_rmem, tcp_wmem",
        "A sender may have at most its send buffer in flight, a receiver advertises at most "
@@ -1676,7 +1723,8 @@ std::vector<RuleSpec> BuildCatalog() {
         {"min_busy_ms", 200, 200, "ms", "busy time below which a flow is not graded"}},
        BufferLimited});
   c.push_back(
-      {"neighbour-overflow", "Neighbour table (ARP / NDP) full",
+      {"neighbour-overflow",
+       "Neighbour table (ARP / NDP) full",
        "/proc/net/stat/arp_cache and ndisc_cache: entries against gc_thresh3, table_fulls over "
        "the window",
        "Every IP neighbour the host talks to directly takes an entry. At gc_thresh3 entries "
@@ -1687,7 +1735,8 @@ std::vector<RuleSpec> BuildCatalog() {
         {"table_fulls", 1, 100, "times", "times the table was full in the window"}},
        NeighbourOverflow});
   c.push_back(
-      {"mtu-blackhole", "Path MTU black hole",
+      {"mtu-blackhole",
+       "Path MTU black hole",
        "established connections with 3 or more timeouts in a row on full-sized segments and "
        "little acknowledged (tcp_info); TCPMTUPFail/Success, ICMP unreachables; "
        "tcp_mtu_probing",
@@ -1700,7 +1749,8 @@ std::vector<RuleSpec> BuildCatalog() {
         {"min_mss", 1000, 1000, "bytes", "MSS below which a stall is not counted"}},
        MtuBlackhole});
   c.push_back(
-      {"irq-imbalance", "Receive work piled on one CPU (IRQ / RSS imbalance)",
+      {"irq-imbalance",
+       "Receive work piled on one CPU (IRQ / RSS imbalance)",
        "NET_RX softirqs per CPU (/proc/softirqs) over the window, that CPU's softnet squeezes "
        "and drops; the device receiving most and its queue count",
        "Each receive queue raises its interrupt on the CPUs of its affinity, and that CPU runs "
@@ -1713,7 +1763,8 @@ std::vector<RuleSpec> BuildCatalog() {
          "receive softirqs per second below which the spread is not graded"}},
        IrqImbalance});
   c.push_back(
-      {"kernel-drops", "Packets dropped by the kernel, by reason",
+      {"kernel-drops",
+       "Packets dropped by the kernel, by reason",
        "the kernel's own drop reasons (skb:kfree_skb through the agent's kernel-drop "
        "collector) over the window, per reason and device, with the source prefixes of "
        "sampled drops; a reason another rule cites (TCP_LISTEN_OVERFLOW, CPU_BACKLOG, "
@@ -1779,7 +1830,8 @@ Window::Window(const SnapshotPair& pair) : pair_(pair) {
     for (const auto& [key, count] : a->counts) {
       auto it = b->counts.find(key);
       const uint64_t was = it == b->counts.end() ? 0 : it->second;
-      if (count > was) (*drops_)[{key.first, name(key.second)}] += static_cast<int64_t>(count - was);
+      if (count > was)
+        (*drops_)[{key.first, name(key.second)}] += static_cast<int64_t>(count - was);
     }
     drops_uncounted_ = a->table_full > b->table_full ? a->table_full - b->table_full : 0;
   }
@@ -1823,7 +1875,8 @@ std::optional<std::string> Window::Sysctl(absl::string_view name) const {
 std::optional<int64_t> Window::SysctlInt(absl::string_view name, size_t index) const {
   auto v = Sysctl(name);
   if (!v) return std::nullopt;
-  std::vector<absl::string_view> words = absl::StrSplit(*v, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+  std::vector<absl::string_view> words =
+      absl::StrSplit(*v, absl::ByAnyChar(" \t"), absl::SkipEmpty());
   int64_t out = 0;
   if (index >= words.size() || !absl::SimpleAtoi(words[index], &out)) return std::nullopt;
   return out;
@@ -1857,8 +1910,7 @@ absl::Status ValidateOptions(const DiagnoseOptions& options, absl::string_view p
   const std::string field = prefix.empty() ? "" : absl::StrCat(prefix, ".");
   for (const std::string& id : options.rules) {
     if (!FindRule(id)) {
-      return absl::InvalidArgumentError(absl::StrCat(field, "rules: no rule ",
-                                                     kernel::Quote(id)));
+      return absl::InvalidArgumentError(absl::StrCat(field, "rules: no rule ", kernel::Quote(id)));
     }
   }
   for (const auto& [id, metrics] : options.overrides) {
@@ -1869,14 +1921,14 @@ absl::Status ValidateOptions(const DiagnoseOptions& options, absl::string_view p
     }
     for (const auto& [metric, level] : metrics) {
       if (LevelOf(r->levels, metric).metric.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(field, "thresholds.", id, ": no metric ",
-                                                       kernel::Quote(metric)));
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, "thresholds.", id, ": no metric ", kernel::Quote(metric)));
       }
       if (!(level.warning >= 0) || !(level.critical >= level.warning) ||
           !std::isfinite(level.critical)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, "thresholds.", id, ".", metric,
-            ": warning and critical must be numbers with 0 <= warning <= critical"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, "thresholds.", id, ".", metric,
+                         ": warning and critical must be numbers with 0 <= warning <= critical"));
       }
     }
   }

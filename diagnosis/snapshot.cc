@@ -21,8 +21,7 @@ absl::Duration Mono() {
 }
 
 // A status message for `unavailable`, once per input.
-void Note(std::vector<std::string>* unavailable, absl::string_view input,
-          const absl::Status& s) {
+void Note(std::vector<std::string>* unavailable, absl::string_view input, const absl::Status& s) {
   if (unavailable == nullptr) return;
   const std::string line = absl::StrCat(input, ": ", s.message());
   for (const std::string& u : *unavailable)
@@ -42,7 +41,7 @@ collectors::PortRange EphemeralRange(const Snapshot& s) {
 }
 
 absl::StatusOr<collectors::SocketSummary> Summarize(const CollectOptions& o, uint32_t states,
-                                                   const collectors::PortRange& ephemeral) {
+                                                    const collectors::PortRange& ephemeral) {
   collectors::SocketQuery q;
   q.states = states;
   q.tcp_info = states != (1u << kListenState);
@@ -80,8 +79,8 @@ absl::StatusOr<Snapshot> CollectSnapshot(const CollectOptions& o,
     // Host-wide settings are not visible from a child namespace: the rules
     // that compare against them say less there.
     Note(unavailable, "sysctls",
-         absl::InvalidArgumentError(absl::StrCat(
-             absl::StrJoin(missing, ", "), " (not visible in this network namespace)")));
+         absl::InvalidArgumentError(absl::StrCat(absl::StrJoin(missing, ", "),
+                                                 " (not visible in this network namespace)")));
   }
   s.taken = absl::Now();
   s.mono = Mono();

@@ -34,7 +34,7 @@ namespace netagent::diagnosis {
 struct KernelDrops {
   absl::Time attached_at;  // counts start here: two snapshots compare only with the same
   std::map<std::pair<std::string, uint32_t>, uint64_t> counts;  // (reason, ifindex)
-  std::map<uint32_t, std::string> devices;                       // ifindex -> name when taken
+  std::map<uint32_t, std::string> devices;                      // ifindex -> name when taken
   uint64_t table_full = 0;  // drops counted nowhere (no room for a new key)
 };
 
@@ -66,8 +66,8 @@ struct Snapshot {
 // that overflows is full only for moments), folded as the samples come so a
 // long window costs no more memory than a short one.
 struct ListenerWatch {
-  uint32_t backlog = 0;    // the last seen (sk_max_ack_backlog)
-  uint32_t max_queue = 0;  // the longest accept queue seen
+  uint32_t backlog = 0;          // the last seen (sk_max_ack_backlog)
+  uint32_t max_queue = 0;        // the longest accept queue seen
   size_t samples = 0, full = 0;  // full: queue above the backlog, dropping
 };
 

@@ -19,10 +19,10 @@
 #define ND_PROBES 4                  /* slots tried for a key before it goes to drop_counts */
 
 struct nd_key {
-  __u32 reason;    /* enum skb_drop_reason of the running kernel */
-  __u32 ifindex;   /* skb->dev's, else skb->skb_iif; 0: neither */
-  __u16 l3_proto;  /* ethertype, host byte order (0x0800, 0x86dd, 0x0806); 0: unknown */
-  __u8 l4_proto;   /* IP protocol of an IPv4/IPv6 packet (first header only), else 0 */
+  __u32 reason;   /* enum skb_drop_reason of the running kernel */
+  __u32 ifindex;  /* skb->dev's, else skb->skb_iif; 0: neither */
+  __u16 l3_proto; /* ethertype, host byte order (0x0800, 0x86dd, 0x0806); 0: unknown */
+  __u8 l4_proto;  /* IP protocol of an IPv4/IPv6 packet (first header only), else 0 */
   __u8 pad;
 };
 
