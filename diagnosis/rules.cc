@@ -1459,7 +1459,7 @@ const DropReasonInfo* DropInfo(absl::string_view reason) {
 // Drops below this rate are not mentioned unless they are faults.
 constexpr double kNotedDropsPerSecond = 1;
 
-std::optional<Finding> KernelDrops(const Window& w, const std::vector<Level>& levels) {
+std::optional<Finding> UnexplainedDrops(const Window& w, const std::vector<Level>& levels) {
   if (!w.Drops() || w.seconds() <= 0) return std::nullopt;
   struct Reason {
     std::string name;
@@ -1785,7 +1785,7 @@ std::vector<RuleSpec> BuildCatalog() {
        {{"fault_drops_per_second", 1, 100, "/s",
          "drops per second of the worst reason that is a fault (not policy, signal or "
          "routine)"}},
-       KernelDrops});
+       UnexplainedDrops});
   return c;
 }
 
