@@ -123,48 +123,24 @@ void CounterRows(const v1::GetCountersResponse& r, std::vector<std::vector<std::
   }
 }
 
-// Contexts of running streams, so Ctrl-C can cancel them.
-std::mutex g_watch_mu;
-std::vector<grpc::ClientContext*> g_watches;
-std::atomic<bool> g_stopping{false};
-
 }  // namespace
 
-void PrintStreamError(const CommandContext& c, const Target& t, const absl::Status& st) {
-  if (c.format == Format::kJson) {
-    *c.out << JsonLine(t, st, nullptr) << "\n";
-  } else {
-    *c.out << (c.label_targets || c.targets.size() > 1 ? TerminalText(t.display) + "  " : "")
-           << "error: " << DescribeError(st) << "\n";
-  }
-  c.out->flush();
-}
-
-bool TrackStream(grpc::ClientContext* ctx) {
-  std::lock_guard<std::mutex> lock(g_watch_mu);
-  if (g_stopping) return false;
-  g_watches.push_back(ctx);
-  return true;
-}
-
-void UntrackStream(grpc::ClientContext* ctx) {
-  std::lock_guard<std::mutex> lock(g_watch_mu);
-  g_watches.erase(std::find(g_watches.begin(), g_watches.end(), ctx));
-}
-
-bool StreamsStopping() { return g_stopping; }
-
 int RunHost(const CommandContext& c) {
-  auto outcomes = FanOut(c.targets, *c.dialer, [](const Target&, grpc::Channel& ch, absl::Time d) {
-    return Unary(ch, d, v1::GetHostInfoRequest(), &v1::HostService::Stub::GetHostInfo);
-  });
   View view;
   view.block = HostBlock;
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return RunUnary(c, view, [](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, v1::GetHostInfoRequest(), &v1::HostService::Stub::GetHostInfo);
+  });
 }
 
 int RunHealth(const CommandContext& c) {
-  auto outcomes = FanOut(c.targets, *c.dialer, [](const Target&, grpc::Channel& ch, absl::Time d) {
+  View view;
+  view.header = {"STATUS"};
+  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
+    const auto& r = static_cast<const health::HealthCheckResponse&>(m);
+    rows.push_back({health::HealthCheckResponse::ServingStatus_Name(r.status())});
+  };
+  return RunUnary(c, view, [](const Target&, grpc::Channel& ch, absl::Time d) {
     Outcome o = Unary(ch, d, health::HealthCheckRequest(), &health::Health::Stub::Check);
     if (o.status.ok()) {
       const auto& r = static_cast<const health::HealthCheckResponse&>(*o.result);
@@ -175,13 +151,6 @@ int RunHealth(const CommandContext& c) {
     }
     return o;
   });
-  View view;
-  view.header = {"STATUS"};
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    const auto& r = static_cast<const health::HealthCheckResponse&>(m);
-    rows.push_back({health::HealthCheckResponse::ServingStatus_Name(r.status())});
-  };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
 
 int RunLogLevel(const CommandContext& c, const std::string& level) {
@@ -204,24 +173,23 @@ int RunLogLevel(const CommandContext& c, const std::string& level) {
     rows.push_back({EnumSuffix(v1::LogLevel_Name(r.previous()), "LOG_LEVEL_", r.previous()),
                     EnumSuffix(v1::LogLevel_Name(r.current()), "LOG_LEVEL_", r.current())});
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 int RunSoftnet(const CommandContext& c, std::optional<absl::Duration> window) {
   v1::GetSoftnetRequest req;
   if (window) SetDuration(*window, req.mutable_window());
-  auto outcomes = FanOut(
-      c.targets, *c.dialer,
-      [&](const Target&, grpc::Channel& ch, absl::Time d) {
-        return Unary(ch, d, req, &v1::TelemetryService::Stub::GetSoftnet);
-      },
-      window.value_or(absl::ZeroDuration()));
   View view;
   view.header = SoftnetHeader(window.has_value());
   view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
     SoftnetRows(static_cast<const v1::GetSoftnetResponse&>(m), rows);
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return RunUnary(
+      c, view,
+      [&](const Target&, grpc::Channel& ch, absl::Time d) {
+        return Unary(ch, d, req, &v1::TelemetryService::Stub::GetSoftnet);
+      },
+      window.value_or(absl::ZeroDuration()));
 }
 
 int RunCounters(const CommandContext& c, const CountersArgs& args) {
@@ -229,25 +197,18 @@ int RunCounters(const CommandContext& c, const CountersArgs& args) {
   if (args.window) SetDuration(*args.window, req.mutable_window());
   req.set_filter(args.filter);
   req.set_nonzero(args.nonzero);
-  auto outcomes = FanOut(
-      c.targets, *c.dialer,
-      [&](const Target&, grpc::Channel& ch, absl::Time d) {
-        return Unary(ch, d, req, &v1::TelemetryService::Stub::GetCounters);
-      },
-      args.window.value_or(absl::ZeroDuration()));
   View view;
   view.header = args.window ? std::vector<std::string>{"NAME", "VALUE", "DELTA", "RATE/s"}
                             : std::vector<std::string>{"NAME", "VALUE"};
   view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
     CounterRows(static_cast<const v1::GetCountersResponse&>(m), rows);
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
-}
-
-void StopStreams() {
-  g_stopping = true;
-  std::lock_guard<std::mutex> lock(g_watch_mu);
-  for (grpc::ClientContext* ctx : g_watches) ctx->TryCancel();
+  return RunUnary(
+      c, view,
+      [&](const Target&, grpc::Channel& ch, absl::Time d) {
+        return Unary(ch, d, req, &v1::TelemetryService::Stub::GetCounters);
+      },
+      args.window.value_or(absl::ZeroDuration()));
 }
 
 int RunWatch(const CommandContext& c, const WatchArgs& args) {
@@ -256,60 +217,47 @@ int RunWatch(const CommandContext& c, const WatchArgs& args) {
   req.set_count(args.count);
   req.set_filter(args.filter);
   req.set_nonzero(args.nonzero);
-  std::mutex print_mu;
   const bool multi = c.label_targets || c.targets.size() > 1;
-  for (const Target& t : c.targets) {
-    if (!t.error.empty()) PrintStreamError(c, t, absl::UnavailableError(t.error));
-  }
-  auto statuses = StreamAll(c.targets, *c.dialer, [&](const Target& t, grpc::Channel& ch) {
+  return RunStreams(c, View(), [&](size_t i, grpc::Channel& ch, Printer& printer) {
     auto stub = StubFor<v1::TelemetryService::Stub>(ch);
-    grpc::ClientContext ctx;
-    if (!TrackStream(&ctx)) return absl::OkStatus();
-    auto reader = stub.Watch(&ctx, req);
+    CallContext call;
+    if (!call.started()) return absl::CancelledError("interrupted");
+    auto reader = stub.Watch(&call.ctx, req);
     v1::WatchResponse msg;
     while (reader->Read(&msg)) {
-      std::lock_guard<std::mutex> lock(print_mu);
       if (c.format == Format::kJson) {
-        *c.out << JsonLine(t, absl::OkStatus(), &msg) << "\n";
+        printer.Part(i, msg);
+        continue;
+      }
+      const auto& s = msg.softnet();
+      std::string text = absl::StrCat(multi ? c.targets[i].display + "  " : "", "#",
+                                      msg.sequence(), "  ", Time(s.sampled_at()));
+      if (s.has_window()) {
+        const auto& r = s.total().rate();
+        absl::StrAppend(&text, "  processed ", Rate(r.processed()), "/s  dropped ",
+                        Rate(r.dropped()), "/s  squeezed ", Rate(r.time_squeeze()), "/s");
       } else {
-        const auto& s = msg.softnet();
-        std::string line = absl::StrCat(multi ? t.display + "  " : "", "#", msg.sequence(), "  ",
-                                        Time(s.sampled_at()));
-        if (s.has_window()) {
-          const auto& r = s.total().rate();
-          absl::StrAppend(&line, "  processed ", Rate(r.processed()), "/s  dropped ",
-                          Rate(r.dropped()), "/s  squeezed ", Rate(r.time_squeeze()), "/s");
-        } else {
-          const auto& k = s.total().counters();
-          absl::StrAppend(&line, "  processed ", k.processed(), "  dropped ", k.dropped(),
-                          "  squeezed ", k.time_squeeze(), "  (", msg.counters().counters_size(),
-                          " counters; deltas from the next sample)");
-        }
-        *c.out << TerminalText(line) << "\n";
-        if (msg.counters().has_window()) {
-          for (const auto& k : msg.counters().counters()) {
-            if (!k.has_delta() || k.delta() == 0) continue;
-            *c.out << TerminalText(absl::StrCat(
-                          "    ", k.name(), "  ", k.delta() > 0 ? "+" : "", k.delta(),
-                          k.has_rate() ? absl::StrCat("  ", Rate(k.rate()), "/s") : ""))
-                   << "\n";
-          }
+        const auto& k = s.total().counters();
+        absl::StrAppend(&text, "  processed ", k.processed(), "  dropped ", k.dropped(),
+                        "  squeezed ", k.time_squeeze(), "  (", msg.counters().counters_size(),
+                        " counters; deltas from the next sample)");
+      }
+      // One line per sample (agents' text escaped line by line, so none can
+      // add lines), the counters that moved below it.
+      text = TerminalText(text) + "\n";
+      if (msg.counters().has_window()) {
+        for (const auto& k : msg.counters().counters()) {
+          if (!k.has_delta() || k.delta() == 0) continue;
+          std::string line = absl::StrCat("    ", k.name(), "  ", k.delta() > 0 ? "+" : "",
+                                          k.delta(),
+                                          k.has_rate() ? absl::StrCat("  ", Rate(k.rate()), "/s") : "");
+          absl::StrAppend(&text, TerminalText(line), "\n");
         }
       }
-      c.out->flush();
+      printer.Lines(i, text);
     }
-    absl::Status st = FromGrpc(reader->Finish());
-    UntrackStream(&ctx);
-    if (StreamsStopping() && absl::IsCancelled(st)) return absl::OkStatus();
-    if (!st.ok()) {
-      std::lock_guard<std::mutex> lock(print_mu);
-      PrintStreamError(c, t, st);
-    }
-    return st;
+    return FromGrpc(reader->Finish());
   });
-  int failed = 0;
-  for (const absl::Status& st : statuses) failed += st.ok() ? 0 : 1;
-  return failed > 0 ? 1 : 0;
 }
 
 }  // namespace netagent::client

@@ -23,16 +23,6 @@ class DiagnoseResponse;
 
 namespace netagent::client {
 
-struct CommandContext {
-  std::vector<Target> targets;
-  const Dialer* dialer = nullptr;
-  Format format = Format::kTable;
-  // Show which target each line is about (see PrintOutcomes).
-  bool label_targets = false;
-  std::ostream* out = nullptr;
-  std::ostream* err = nullptr;
-};
-
 int RunHost(const CommandContext& c);
 int RunHealth(const CommandContext& c);
 int RunLogLevel(const CommandContext& c, const std::string& level);
@@ -60,18 +50,9 @@ struct WatchArgs {
   std::string filter;
   bool nonzero = false;
 };
-// Runs until every stream ends or StopStreams() is called (Ctrl-C), which
-// ends them without counting as a failure.
+// Runs until every stream ends or Ctrl-C (StopCalls), which ends them
+// without counting as a failure.
 int RunWatch(const CommandContext& c, const WatchArgs& args);
-
-// Long streams (watch, datapath samples): StopStreams() cancels every one.
-// TrackStream is false once stopping.
-bool TrackStream(grpc::ClientContext* ctx);
-void UntrackStream(grpc::ClientContext* ctx);
-bool StreamsStopping();
-void StopStreams();
-// A stream's end, in the stream: JSON object or "TARGET  error: ..." line.
-void PrintStreamError(const CommandContext& c, const Target& t, const absl::Status& st);
 
 }  // namespace netagent::client
 

@@ -107,92 +107,68 @@ void SummaryBlock(const google::protobuf::Message& m, std::ostream& out) {
 }  // namespace
 
 int RunConntrackStats(const CommandContext& c) {
-  auto outcomes = FanOut(c.targets, *c.dialer, [](const Target&, grpc::Channel& ch, absl::Time d) {
+  View view;
+  view.block = StatsBlock;
+  return RunUnary(c, view, [](const Target&, grpc::Channel& ch, absl::Time d) {
     return Unary(ch, d, v1::GetConntrackStatsRequest(),
                  &v1::ConntrackService::Stub::GetConntrackStats);
   });
-  View view;
-  view.block = StatsBlock;
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
 
 int RunConntrackSummary(const CommandContext& c, const ConntrackArgs& args) {
   v1::GetConntrackSummaryRequest req;
   *req.mutable_filter() = Filter(args);
   req.set_top(args.top);
-  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
-    return Unary(ch, d, req, &v1::ConntrackService::Stub::GetConntrackSummary);
-  });
   View view;
   view.block = SummaryBlock;
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &v1::ConntrackService::Stub::GetConntrackSummary);
+  });
 }
 
 int RunConntrackList(const CommandContext& c, const ConntrackArgs& args) {
   v1::ListConntrackRequest req;
   *req.mutable_filter() = Filter(args);
-  std::mutex print_mu;
   const bool multi = c.label_targets || c.targets.size() > 1;
-  auto outcomes =
-      FanOut(c.targets, *c.dialer, [&](const Target& t, grpc::Channel& ch, absl::Time deadline) {
-        auto stub = StubFor<v1::ConntrackService::Stub>(ch);
-        grpc::ClientContext ctx;
-        ctx.set_deadline(absl::ToChronoTime(deadline));
-        auto reader = stub.ListConntrack(&ctx, req);
-        v1::ListConntrackResponse batch;
-        uint64_t count = 0;
-        std::string text;
-        while (reader->Read(&batch)) {
-          count += batch.entries_size();
-          if (args.count) continue;
-          // Entries stream out as they come (a table may be large): each batch
-          // is printed whole, so targets' lines do not interleave mid-batch.
-          std::lock_guard<std::mutex> lock(print_mu);
-          if (c.format == Format::kJson) {
-            *c.out << JsonLine(t, absl::OkStatus(), &batch) << "\n";
-            continue;
-          }
-          text.clear();
-          for (const auto& e : batch.entries()) {
-            absl::StrAppend(&text,
-                            TerminalText(absl::StrCat(multi ? t.display + "  " : "", EntryLine(e))),
-                            "\n");
-          }
-          *c.out << text;
-          for (const auto& w : batch.warnings())
-            *c.err << TerminalText(absl::StrCat("netctl: ", t.display, ": ", w)) << "\n";
-        }
-        Outcome o;
-        o.status = FromGrpc(reader->Finish());
-        if (o.status.ok() && args.count) {
-          auto s = std::make_unique<google::protobuf::Struct>();
-          (*s->mutable_fields())["entries"].set_number_value(static_cast<double>(count));
-          o.result = std::move(s);
-        }
-        return o;
-      });
-  if (args.count) {
-    View view;
-    view.header = {"ENTRIES"};
-    view.rows = [](const google::protobuf::Message& m,
-                   std::vector<std::vector<std::string>>& rows) {
-      rows.push_back({Num(static_cast<uint64_t>(
-          static_cast<const google::protobuf::Struct&>(m).fields().at("entries").number_value()))});
-    };
-    return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
-  }
-  int failed = 0;
-  for (size_t i = 0; i < outcomes.size(); ++i) {
-    if (outcomes[i].status.ok()) continue;
-    ++failed;
-    if (c.format == Format::kJson) {
-      *c.out << JsonLine(c.targets[i], outcomes[i].status, nullptr) << "\n";
-    } else {
-      *c.err << "netctl: " << (multi ? TerminalText(c.targets[i].display) + ": " : "")
-             << DescribeError(outcomes[i].status) << "\n";
+  View view;
+  view.header = {"ENTRIES"};
+  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
+    rows.push_back({Num(static_cast<uint64_t>(
+        static_cast<const google::protobuf::Struct&>(m).fields().at("entries").number_value()))});
+  };
+  // Entries stream out as they come (a table may be large), a batch at a
+  // time so that targets' lines do not interleave mid-batch.
+  return RunStreams(c, view, [&](size_t i, grpc::Channel& ch, Printer& printer) {
+    auto stub = StubFor<v1::ConntrackService::Stub>(ch);
+    CallContext call(absl::Now() + c.dialer->options().timeout);
+    if (!call.started()) return absl::CancelledError("interrupted");
+    auto reader = stub.ListConntrack(&call.ctx, req);
+    v1::ListConntrackResponse batch;
+    uint64_t count = 0;
+    std::string text;
+    const std::string prefix = multi ? c.targets[i].display + "  " : "";
+    while (reader->Read(&batch)) {
+      count += batch.entries_size();
+      for (const auto& w : batch.warnings()) printer.Warning(i, w);
+      if (args.count) continue;
+      if (c.format == Format::kJson) {
+        printer.Part(i, batch);
+        continue;
+      }
+      text.clear();
+      for (const auto& e : batch.entries()) {
+        absl::StrAppend(&text, TerminalText(absl::StrCat(prefix, EntryLine(e))), "\n");
+      }
+      printer.Lines(i, text);
     }
-  }
-  return failed ? 1 : 0;
+    absl::Status st = FromGrpc(reader->Finish());
+    if (st.ok() && args.count) {
+      google::protobuf::Struct s;
+      (*s.mutable_fields())["entries"].set_number_value(static_cast<double>(count));
+      printer.Answer(i, s);
+    }
+    return st;
+  });
 }
 
 }  // namespace netagent::client

@@ -124,7 +124,7 @@ int RunUpdate(const CommandContext& c, const DatapathArgs& a, const v1::UpdateRu
       out << "  added rule " << rule.id() << ": " << ActionName(rule) << " " << RuleMatch(rule)
           << (rule.comment().empty() ? "" : absl::StrCat("  # ", rule.comment())) << "\n";
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 void AddPrefixRule(v1::UpdateRulesRequest& req, v1::RuleAction action, const std::string& prefix,
@@ -291,7 +291,7 @@ int RunDatapathAttach(const CommandContext& c, const DatapathArgs& a) {
   view.block = [](const google::protobuf::Message& m, std::ostream& out) {
     PrintDevice(static_cast<const v1::AttachResponse&>(m).datapath(), out);
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 int RunDatapathDetach(const CommandContext& c, const DatapathArgs& a) {
@@ -305,21 +305,20 @@ int RunDatapathDetach(const CommandContext& c, const DatapathArgs& a) {
   view.block = [dev](const google::protobuf::Message&, std::ostream& out) {
     out << dev << ": detached, pins removed\n";
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 int RunDatapathStatus(const CommandContext& c) {
   v1::GetDatapathStatusRequest req;
-  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
-    return Unary(ch, d, req, &Stub::GetStatus);
-  });
   View view;
   view.block = [](const google::protobuf::Message& m, std::ostream& out) {
     const auto& r = static_cast<const v1::GetDatapathStatusResponse&>(m);
     if (r.devices().empty()) out << "no device has the fast path attached\n";
     for (const auto& d : r.devices()) PrintDevice(d, out);
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &Stub::GetStatus);
+  });
 }
 
 int RunDatapathRulesAdd(const CommandContext& c, const DatapathArgs& a) {
@@ -356,7 +355,14 @@ int RunDatapathRulesDel(const CommandContext& c, const DatapathArgs& a) {
 
 int RunDatapathRulesList(const CommandContext& c, const DatapathArgs& a) {
   // Every page, merged into one response per target.
-  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+  View view;
+  view.header = {"ID", "ACTION", "MATCH", "PACKETS", "BYTES", "COMMENT"};
+  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
+    for (const auto& r : static_cast<const v1::ListRulesResponse&>(m).rules())
+      rows.push_back({absl::StrCat(r.id()), ActionName(r), RuleMatch(r), Num(r.hit_packets()),
+                      Num(r.hit_bytes()), r.comment()});
+  };
+  return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
     v1::ListRulesRequest req;
     req.set_device(a.device);
     req.set_limit(10000);
@@ -374,23 +380,12 @@ int RunDatapathRulesList(const CommandContext& c, const DatapathArgs& a) {
     out.result = std::move(all);
     return out;
   });
-  View view;
-  view.header = {"ID", "ACTION", "MATCH", "PACKETS", "BYTES", "COMMENT"};
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    for (const auto& r : static_cast<const v1::ListRulesResponse&>(m).rules())
-      rows.push_back({absl::StrCat(r.id()), ActionName(r), RuleMatch(r), Num(r.hit_packets()),
-                      Num(r.hit_bytes()), r.comment()});
-  };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
 
 int RunDatapathStats(const CommandContext& c, const DatapathArgs& a) {
   v1::GetDatapathStatsRequest req;
   req.set_device(a.device);
   req.set_per_cpu(a.per_cpu);
-  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
-    return Unary(ch, d, req, &Stub::GetStats);
-  });
   View view;
   view.header = {"CPU", "VERDICT", "REASON", "PACKETS", "BYTES"};
   view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
@@ -409,59 +404,52 @@ int RunDatapathStats(const CommandContext& c, const DatapathArgs& a) {
            absl::StrCat(k.protocol(), k.port_class() ? absl::StrCat("/", k.port_class()) : ""),
            Num(k.packets()), Num(k.bytes())});
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &Stub::GetStats);
+  });
 }
 
 int RunDatapathSamples(const CommandContext& c, const DatapathArgs& a) {
   v1::StreamSamplesRequest req;
   req.set_device(a.device);
   req.set_live_only(a.live);
-  std::mutex print_mu;
   const bool multi = c.label_targets || c.targets.size() > 1;
-  for (const Target& t : c.targets)
-    if (!t.error.empty()) PrintStreamError(c, t, absl::UnavailableError(t.error));
-  auto statuses = StreamAll(c.targets, *c.dialer, [&](const Target& t, grpc::Channel& ch) {
+  return RunStreams(c, View(), [&](size_t i, grpc::Channel& ch, Printer& printer) {
     Stub stub = StubFor<Stub>(ch);
-    grpc::ClientContext ctx;
-    if (!TrackStream(&ctx)) return absl::OkStatus();
-    auto reader = stub.StreamSamples(&ctx, req);
+    CallContext call;
+    if (!call.started()) return absl::CancelledError("interrupted");
+    auto reader = stub.StreamSamples(&call.ctx, req);
     v1::StreamSamplesResponse msg;
     uint32_t seen = 0;
+    std::string text;
     while (reader->Read(&msg)) {
-      std::lock_guard<std::mutex> lock(print_mu);
       if (c.format == Format::kJson) {
-        *c.out << JsonLine(t, absl::OkStatus(), &msg) << "\n";
+        printer.Part(i, msg);
       } else {
+        text.clear();
         for (const auto& s : msg.samples()) {
-          *c.out << TerminalText(absl::StrCat(
-                        multi ? t.display + "  " : "",
-                        absl::FormatTime("%H:%M:%E3S",
-                                         absl::FromUnixSeconds(s.at().seconds()) +
-                                             absl::Nanoseconds(s.at().nanos()),
-                                         absl::UTCTimeZone()),
-                        "  ", s.reason(),
-                        s.rule_id() ? absl::StrCat(" (rule ", s.rule_id(), ")") : "", "  ",
-                        s.summary(), "  len ", s.packet_length(), " rxq ", s.rx_queue()))
-                 << "\n";
+          absl::StrAppend(
+              &text,
+              TerminalText(absl::StrCat(
+                  multi ? c.targets[i].display + "  " : "",
+                  absl::FormatTime("%H:%M:%E3S",
+                                   absl::FromUnixSeconds(s.at().seconds()) +
+                                       absl::Nanoseconds(s.at().nanos()),
+                                   absl::UTCTimeZone()),
+                  "  ", s.reason(), s.rule_id() ? absl::StrCat(" (rule ", s.rule_id(), ")") : "",
+                  "  ", s.summary(), "  len ", s.packet_length(), " rxq ", s.rx_queue())),
+              "\n");
         }
+        printer.Lines(i, text);
       }
-      c.out->flush();
       seen += static_cast<uint32_t>(msg.samples_size());
-      if (a.count && seen >= a.count) ctx.TryCancel();
+      if (a.count && seen >= a.count) call.ctx.TryCancel();
     }
     absl::Status st = FromGrpc(reader->Finish());
-    UntrackStream(&ctx);
-    if ((StreamsStopping() || (a.count && seen >= a.count)) && absl::IsCancelled(st))
-      return absl::OkStatus();
-    if (!st.ok()) {
-      std::lock_guard<std::mutex> lock(print_mu);
-      PrintStreamError(c, t, st);
-    }
+    // --count reached: the stream was ended here.
+    if (a.count && seen >= a.count && absl::IsCancelled(st)) return absl::OkStatus();
     return st;
   });
-  int failed = 0;
-  for (const absl::Status& st : statuses) failed += st.ok() ? 0 : 1;
-  return failed > 0 ? 1 : 0;
 }
 
 int RunDatapathTest(const CommandContext& c, const DatapathArgs& a) {
@@ -470,9 +458,6 @@ int RunDatapathTest(const CommandContext& c, const DatapathArgs& a) {
   v1::TestPacketRequest req;
   req.set_device(a.device);
   req.set_packet(*frame);
-  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
-    return Unary(ch, d, req, &Stub::TestPacket);
-  });
   View view;
   view.block = [](const google::protobuf::Message& m, std::ostream& out) {
     const auto& r = static_cast<const v1::TestPacketResponse&>(m);
@@ -484,7 +469,9 @@ int RunDatapathTest(const CommandContext& c, const DatapathArgs& a) {
     }
     out << "\n";
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &Stub::TestPacket);
+  });
 }
 
 }  // namespace netagent::client

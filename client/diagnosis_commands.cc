@@ -202,48 +202,32 @@ int RunDoctorWatch(const CommandContext& c, const DoctorArgs& args) {
     }
     req.set_min_severity(s);
   }
-  std::mutex print_mu;
   const bool multi = c.label_targets || c.targets.size() > 1;
-  for (const Target& t : c.targets) {
-    if (!t.error.empty()) PrintStreamError(c, t, absl::UnavailableError(t.error));
-  }
-  auto statuses = StreamAll(c.targets, *c.dialer, [&](const Target& t, grpc::Channel& ch) {
+  return RunStreams(c, View(), [&](size_t i, grpc::Channel& ch, Printer& printer) {
     auto stub = StubFor<v1::DiagnosisService::Stub>(ch);
-    grpc::ClientContext ctx;
-    if (!TrackStream(&ctx)) return absl::OkStatus();
-    auto reader = stub.WatchFindings(&ctx, req);
+    CallContext call;
+    if (!call.started()) return absl::CancelledError("interrupted");
+    auto reader = stub.WatchFindings(&call.ctx, req);
     v1::FindingEvent e;
     while (reader->Read(&e)) {
-      std::lock_guard<std::mutex> lock(print_mu);
       if (c.format == Format::kJson) {
-        *c.out << JsonLine(t, absl::OkStatus(), &e) << "\n";
-      } else {
-        const std::string kind = absl::AsciiStrToUpper(
-            EnumSuffix(v1::FindingEvent::Kind_Name(e.kind()), "KIND_", e.kind()));
-        std::string line =
-            absl::StrCat(multi ? t.display + "  " : "", Time(e.at()), "  ",
-                         e.initial() ? "OPEN" : kind, "  ", SeverityLabel(e.finding().severity()),
-                         " ", e.finding().rule(), ": ", e.finding().summary());
-        if (e.kind() == v1::FindingEvent::KIND_CHANGED)
-          absl::StrAppend(&line, " (was ", SeverityLabel(e.previous_severity()), ")");
-        absl::StrAppend(&line, "  since ", Time(e.finding().since()));
-        if (e.lost_before()) absl::StrAppend(&line, "  [events were lost before this one]");
-        *c.out << TerminalText(line) << "\n";
+        printer.Part(i, e);
+        continue;
       }
-      c.out->flush();
+      const std::string kind = absl::AsciiStrToUpper(
+          EnumSuffix(v1::FindingEvent::Kind_Name(e.kind()), "KIND_", e.kind()));
+      std::string line =
+          absl::StrCat(multi ? c.targets[i].display + "  " : "", Time(e.at()), "  ",
+                       e.initial() ? "OPEN" : kind, "  ", SeverityLabel(e.finding().severity()),
+                       " ", e.finding().rule(), ": ", e.finding().summary());
+      if (e.kind() == v1::FindingEvent::KIND_CHANGED)
+        absl::StrAppend(&line, " (was ", SeverityLabel(e.previous_severity()), ")");
+      absl::StrAppend(&line, "  since ", Time(e.finding().since()));
+      if (e.lost_before()) absl::StrAppend(&line, "  [events were lost before this one]");
+      printer.Lines(i, TerminalText(line) + "\n");
     }
-    absl::Status st = FromGrpc(reader->Finish());
-    UntrackStream(&ctx);
-    if (StreamsStopping() && absl::IsCancelled(st)) return absl::OkStatus();
-    if (!st.ok()) {
-      std::lock_guard<std::mutex> lock(print_mu);
-      PrintStreamError(c, t, st);
-    }
-    return st;
+    return FromGrpc(reader->Finish());
   });
-  int failed = 0;
-  for (const absl::Status& st : statuses) failed += st.ok() ? 0 : 1;
-  return failed > 0 ? 1 : 0;
 }
 
 }  // namespace
@@ -272,7 +256,7 @@ int RunDoctor(const CommandContext& c, const DoctorArgs& args) {
     view.block = [rule](const google::protobuf::Message& m, std::ostream& out) {
       CatalogBlock(static_cast<const v1::GetCatalogResponse&>(m), rule, out);
     };
-    return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+    return PrintOutcomes(c, std::move(outcomes), view);
   }
   v1::DiagnoseRequest req;
   if (args.window) SetDuration(*args.window, req.mutable_window());
@@ -298,7 +282,7 @@ int RunDoctor(const CommandContext& c, const DoctorArgs& args) {
   view.block = [](const google::protobuf::Message& m, std::ostream& out) {
     PrintDiagnosis(static_cast<const v1::DiagnoseResponse&>(m), out);
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 }  // namespace netagent::client

@@ -100,15 +100,14 @@ int RunDrops(const CommandContext& c, const DropsArgs& args) {
   for (const auto& r : args.reasons) req.add_reasons(r);
   for (const auto& d : args.devices) req.add_devices(d);
   if (args.samples) req.set_max_samples(*args.samples);
-  auto outcomes = FanOut(
-      c.targets, *c.dialer,
+  View view;
+  view.block = DropsBlock;
+  return RunUnary(
+      c, view,
       [&](const Target&, grpc::Channel& ch, absl::Time d) {
         return Unary(ch, d, req, &v1::TelemetryService::Stub::GetDropReasons);
       },
       args.window.value_or(absl::ZeroDuration()));
-  View view;
-  view.block = DropsBlock;
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
 
 }  // namespace netagent::client

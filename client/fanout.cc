@@ -8,10 +8,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <semaphore>
 #include <sstream>
 #include <thread>
@@ -84,6 +86,10 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Dialer::Dial(const Target& target
   // Socket and conntrack tables stream tens of megabytes: a large receive
   // window keeps the agent from waiting on flow control.
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
+  // A refused connection is tried again soon (Connect's one retry), not
+  // after gRPC's default second of backoff.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   if (target.unix_socket) {
     absl::string_view path = target.address;
     absl::ConsumePrefix(&path, "unix://");
@@ -113,27 +119,103 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Dialer::Dial(const Target& target
   return grpc::CreateCustomChannel(target.address, grpc::SslCredentials(ssl), args);
 }
 
+namespace {
+
+std::mutex g_calls_mu;
+std::vector<grpc::ClientContext*> g_calls;
+std::atomic<bool> g_stopping{false};
+
+// Brings a TCP target's channel up within `timeout`. A connection that fails
+// (refused, reset) is tried once more; after a second failure the call goes
+// ahead and fails with gRPC's own words for why. Only a target that neither
+// connects nor fails within the timeout (a blackholed host) is refused here.
+absl::Status Connect(grpc::Channel& channel, absl::Duration timeout) {
+  const auto deadline = absl::ToChronoTime(absl::Now() + timeout);
+  int failures = 0;
+  for (grpc_connectivity_state state = channel.GetState(true); state != GRPC_CHANNEL_READY;
+       state = channel.GetState(true)) {
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
+      if (++failures >= 2) return absl::OkStatus();
+    }
+    if (CallsStopping()) return absl::CancelledError("interrupted");
+    if (!channel.WaitForStateChange(state, deadline)) {
+      return absl::UnavailableError(
+          absl::StrCat("not connected within ", absl::FormatDuration(timeout)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The channel of a target, connected; or why there is none.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> Open(const Target& t, const Dialer& dialer) {
+  if (!t.error.empty()) return absl::UnavailableError(t.error);
+  auto channel = dialer.Dial(t);
+  if (!channel.ok()) return WithHint(t, channel.status());
+  // A unix target is connected by Dial already.
+  if (!t.unix_socket) {
+    absl::Status st = Connect(**channel, dialer.options().connect_timeout);
+    if (!st.ok()) return st;
+  }
+  return channel;
+}
+
+}  // namespace
+
+bool TrackCall(grpc::ClientContext* ctx) {
+  std::lock_guard<std::mutex> lock(g_calls_mu);
+  if (g_stopping) return false;
+  g_calls.push_back(ctx);
+  return true;
+}
+
+void UntrackCall(grpc::ClientContext* ctx) {
+  std::lock_guard<std::mutex> lock(g_calls_mu);
+  g_calls.erase(std::find(g_calls.begin(), g_calls.end(), ctx));
+}
+
+void StopCalls() {
+  std::lock_guard<std::mutex> lock(g_calls_mu);
+  g_stopping = true;
+  for (grpc::ClientContext* ctx : g_calls) ctx->TryCancel();
+}
+
+bool CallsStopping() { return g_stopping; }
+
 std::vector<Outcome> FanOut(const std::vector<Target>& targets, const Dialer& dialer,
-                            const UnaryCall& call, absl::Duration extra_time) {
+                            const UnaryCall& call, absl::Duration extra_time,
+                            const OnOutcome& on_outcome) {
   std::vector<Outcome> out(targets.size());
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i = next.fetch_add(1); i < targets.size(); i = next.fetch_add(1)) {
-      const Target& t = targets[i];
-      if (!t.error.empty()) {
-        out[i].status = absl::UnavailableError(t.error);
-        continue;
-      }
-      auto channel = dialer.Dial(t);
-      if (!channel.ok()) {
-        out[i].status = WithHint(t, channel.status());
-        continue;
-      }
-      out[i] = call(t, **channel, absl::Now() + dialer.options().timeout + extra_time);
-      out[i].status = WithHint(t, out[i].status);
+  // Windowed calls hold a connection while the agent measures: every target
+  // gets its own thread and only connecting is limited, so all windows run at
+  // once. Other calls are served by `concurrency` workers.
+  const bool windowed = extra_time > absl::ZeroDuration();
+  std::counting_semaphore<> connecting(dialer.options().concurrency);
+  auto serve = [&](size_t i) {
+    const Target& t = targets[i];
+    Outcome o;
+    if (windowed) connecting.acquire();
+    auto channel = Open(t, dialer);
+    if (windowed) connecting.release();
+    if (!channel.ok()) {
+      o.status = channel.status();
+    } else if (CallsStopping()) {
+      o.status = absl::CancelledError("interrupted");
+    } else {
+      o = call(t, **channel, absl::Now() + dialer.options().timeout + extra_time);
+      o.status = WithHint(t, o.status);
+    }
+    if (on_outcome) {
+      on_outcome(i, std::move(o));
+    } else {
+      out[i] = std::move(o);
     }
   };
-  const size_t n = std::min<size_t>(targets.size(), dialer.options().concurrency);
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next.fetch_add(1); i < targets.size(); i = next.fetch_add(1)) serve(i);
+  };
+  const size_t n =
+      windowed ? targets.size() : std::min<size_t>(targets.size(), dialer.options().concurrency);
   std::vector<std::thread> threads;
   for (size_t i = 1; i < n; ++i) threads.emplace_back(worker);
   worker();
@@ -146,37 +228,19 @@ std::vector<absl::Status> StreamAll(const std::vector<Target>& targets, const Di
   std::vector<absl::Status> out(targets.size());
   std::vector<std::thread> threads;
   // Streams all run at once; --concurrency bounds the connection attempts in
-  // flight and --timeout each attempt.
+  // flight and --connect-timeout each attempt.
   std::counting_semaphore<> connecting(dialer.options().concurrency);
   for (size_t i = 0; i < targets.size(); ++i) {
     threads.emplace_back([&, i] {
       const Target& t = targets[i];
-      if (!t.error.empty()) {
-        out[i] = absl::UnavailableError(t.error);
+      connecting.acquire();
+      auto channel = Open(t, dialer);
+      connecting.release();
+      if (!channel.ok()) {
+        out[i] = channel.status();
         return;
       }
-      auto dialed = dialer.Dial(t);
-      if (!dialed.ok()) {
-        out[i] = WithHint(t, dialed.status());
-        return;
-      }
-      std::shared_ptr<grpc::Channel> channel = *dialed;
-      // A unix target is connected by Dial already (and its channel, made from
-      // the fd, has no connectivity state to wait on).
-      bool connected = true;
-      if (!t.unix_socket) {
-        connecting.acquire();
-        connected =
-            channel->WaitForConnected(absl::ToChronoTime(absl::Now() + dialer.options().timeout));
-        connecting.release();
-      }
-      if (!connected) {
-        out[i] = WithHint(
-            t, absl::UnavailableError(absl::StrCat(
-                   "not connected within ", absl::FormatDuration(dialer.options().timeout))));
-        return;
-      }
-      out[i] = WithHint(t, run(t, *channel));
+      out[i] = WithHint(t, run(t, **channel));
     });
   }
   for (auto& th : threads) th.join();

@@ -1,11 +1,15 @@
 // Running one command against many agents: a channel per target (TLS for TCP
-// targets when asked), at most `concurrency` calls at once, a deadline per
-// target, and results kept in target order. A failing target is one failed
-// outcome among the others, never a reason to stop.
+// targets when asked), connected within the connect timeout (a blackholed
+// host costs that, not the call's deadline; a refused connection is tried
+// once more), at most `concurrency` connections being made at once, a
+// deadline per target, and each target's outcome handed on as it arrives. A
+// failing target is one failed outcome among the others, never a reason to
+// stop. Every call in flight is registered, so Ctrl-C can cancel them all.
 #pragma once
 
 #include <google/protobuf/message.h>
 #include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
 
 #include <functional>
 #include <memory>
@@ -25,7 +29,8 @@ struct ConnectOptions {
   std::string tls_cert;  // client certificate for mTLS
   std::string tls_key;
   std::string tls_server_name;  // override the name the server certificate is checked for
-  absl::Duration timeout = absl::Seconds(10);  // per target
+  absl::Duration timeout = absl::Seconds(10);         // per target, per call
+  absl::Duration connect_timeout = absl::Seconds(3);  // per TCP target
   int concurrency = 32;
 };
 
@@ -51,16 +56,32 @@ struct Outcome {
 // What a command does for one target within `deadline`.
 using UnaryCall =
     std::function<Outcome(const Target& target, grpc::Channel& channel, absl::Time deadline)>;
+// Called with each target's outcome as soon as it is known (from the worker
+// that ran it: calls may come from several threads at once).
+using OnOutcome = std::function<void(size_t index, Outcome outcome)>;
 
+// Runs `call` for every target. Calls that take `extra_time` on the agent (a
+// measurement window) all start at once, so every window runs together;
+// otherwise at most `concurrency` targets are served at a time. Returns every
+// outcome in target order (what `on_outcome` did not take).
 std::vector<Outcome> FanOut(const std::vector<Target>& targets, const Dialer& dialer,
                             const UnaryCall& call,
-                            absl::Duration extra_time = absl::ZeroDuration());
+                            absl::Duration extra_time = absl::ZeroDuration(),
+                            const OnOutcome& on_outcome = nullptr);
 
 // Runs `run` for every target at once (streams); returns each target's final
 // status in target order.
 using StreamCall = std::function<absl::Status(const Target& target, grpc::Channel& channel)>;
 std::vector<absl::Status> StreamAll(const std::vector<Target>& targets, const Dialer& dialer,
                                     const StreamCall& run);
+
+// Calls in flight, so that Ctrl-C can cancel them: TrackCall registers a
+// context (false once stopping: do not start the call), UntrackCall removes
+// it, StopCalls cancels every one and refuses new ones.
+bool TrackCall(grpc::ClientContext* ctx);
+void UntrackCall(grpc::ClientContext* ctx);
+void StopCalls();
+bool CallsStopping();
 
 absl::Status FromGrpc(const grpc::Status& status);
 

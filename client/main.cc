@@ -61,19 +61,18 @@ sigset_t StopSignals() {
   return signals;
 }
 
-// Set once a command streams until Ctrl-C: the first signal then cancels the
-// streams (exit status 0); any other signal, or one for a command that does
-// not stream, ends netctl by that signal as if nothing were blocked.
-std::atomic<bool> g_streaming{false};
-
+// The first Ctrl-C (or SIGTERM) cancels every call in flight: a command that
+// streams until Ctrl-C ends normally (exit status 0); any other prints what
+// arrived, names the targets that did not answer and exits 130. A second
+// signal ends netctl by that signal as if nothing were blocked.
 void WaitForStopSignals(sigset_t signals) {
   bool stopping = false;
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
-    if (g_streaming && !stopping) {
+    if (!stopping) {
       stopping = true;
-      StopStreams();
+      StopCalls();
       continue;
     }
     signal(sig, SIG_DFL);
@@ -100,7 +99,8 @@ int Main(int argc, char** argv) {
       "Default target: unix:///run/netagent/netagent.sock.");
 
   std::vector<std::string> target_flags, dns_flags;
-  std::string targets_file, output = "table", timeout_text = "10s";
+  std::string targets_file, output = "table", timeout_text = "10s", connect_timeout_text = "3s",
+              order = "arrival";
   ConnectOptions connect;
   app.add_option("-t,--target", target_flags,
                  "agent: unix:///path, host, host:port, [v6]:port (repeatable)");
@@ -108,6 +108,12 @@ int Main(int argc, char** argv) {
   app.add_option("--dns", dns_flags, "NAME:PORT: every A/AAAA record is one agent (repeatable)");
   app.add_option("--concurrency", connect.concurrency, "targets queried at once (default 32)");
   app.add_option("--timeout", timeout_text, "per-target deadline (default 10s)");
+  app.add_option("--connect-timeout", connect_timeout_text,
+                 "how long to wait for a TCP target to connect (default 3s)");
+  app.add_option("--order", order,
+                 "arrival: each target's result as it answers (default); targets: in the "
+                 "order of the target list")
+      ->check(CLI::IsMember({"arrival", "targets"}));
   app.add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
   app.add_flag("--tls", connect.tls, "use TLS for TCP targets (system roots unless --tls-ca)");
   app.add_option("--tls-ca", connect.tls_ca,
@@ -406,6 +412,11 @@ int Main(int argc, char** argv) {
   if (!timeout->has_value() || **timeout == absl::ZeroDuration())
     return Usage("--timeout: must be positive");
   connect.timeout = **timeout;
+  auto connect_timeout = ParseDurationFlag(connect_timeout_text, "--connect-timeout");
+  if (!connect_timeout.ok()) return Usage(std::string(connect_timeout.status().message()));
+  if (!connect_timeout->has_value() || **connect_timeout == absl::ZeroDuration())
+    return Usage("--connect-timeout: must be positive");
+  connect.connect_timeout = **connect_timeout;
 
   CommandContext ctx;
   for (const std::string& t : target_flags) {
@@ -437,6 +448,8 @@ int Main(int argc, char** argv) {
   ctx.dialer = &*dialer;
   ctx.format = output == "json" ? Format::kJson : Format::kTable;
   ctx.label_targets = !targets_file.empty() || !dns_flags.empty();
+  ctx.target_order = order == "targets";
+  ctx.progress = ::isatty(STDERR_FILENO) == 1;
   ctx.out = &std::cout;
   ctx.err = &std::cerr;
 
@@ -476,7 +489,7 @@ int Main(int argc, char** argv) {
       return Usage("--window: at least 1s (counters need time to move)");
     if (doctor_args.watch) {
       if (doctor_args.window) return Usage("doctor --watch: --window is the agent's interval");
-      g_streaming = true;  // Ctrl-C ends the streams cleanly: exit status 0
+      ctx.streaming = true;  // Ctrl-C ends the streams cleanly: exit status 0
     }
     return RunDoctor(ctx, doctor_args);
   }
@@ -506,7 +519,7 @@ int Main(int argc, char** argv) {
       watch_args.interval = **i;
     }
     // Ctrl-C ends the streams cleanly: they are cancelled, exit status 0.
-    g_streaming = true;
+    ctx.streaming = true;
     return *watch ? RunWatch(ctx, watch_args) : RunDatapathSamples(ctx, dp);
   }
   return Usage("no command");

@@ -159,25 +159,24 @@ void NicBlock(const google::protobuf::Message& m, std::ostream& out) {
 
 int RunNic(const CommandContext& c, const NicArgs& args) {
   View view;
-  std::vector<Outcome> outcomes;
   if (args.name.empty()) {
-    outcomes = FanOut(c.targets, *c.dialer, [](const Target&, grpc::Channel& ch, absl::Time d) {
-      return Unary(ch, d, v1::ListNicsRequest(), &v1::NicService::Stub::ListNics);
-    });
     view.header = {"NAME",     "KIND",    "STATE",   "MTU",      "QDISC",   "RX-PKTS",
                    "RX-BYTES", "RX-DROP", "TX-PKTS", "TX-BYTES", "TX-DROP", "XDP"};
     view.rows = LinkRows;
-  } else {
+    return RunUnary(c, view, [](const Target&, grpc::Channel& ch, absl::Time d) {
+      return Unary(ch, d, v1::ListNicsRequest(), &v1::NicService::Stub::ListNics);
+    });
+  }
+  {
     v1::GetNicRequest req;
     req.set_name(args.name);
     req.set_driver_stats_include(args.include);
     req.set_driver_stats_exclude(args.exclude);
-    outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    view.block = NicBlock;
+    return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
       return Unary(ch, d, req, &v1::NicService::Stub::GetNic);
     });
-    view.block = NicBlock;
   }
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
 }
 
 }  // namespace netagent::client

@@ -1,8 +1,5 @@
 #include "client/output.h"
 
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/stubs/common.h>
-#include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -10,7 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "client/json.h"
 
 namespace netagent::client {
 namespace {
@@ -22,20 +21,9 @@ bool Numeric(const std::string& s) {
   });
 }
 
-// A JSON string literal. Protobuf refuses text that is not UTF-8 (a target
-// name typed in another encoding): such bytes become '?'.
-std::string JsonString(const std::string& s) {
-  google::protobuf::Value v;
-  v.set_string_value(s);
-  if (!google::protobuf::internal::IsStructurallyValidUTF8(s)) {
-    std::string ascii = s;
-    for (char& c : ascii) {
-      if (static_cast<unsigned char>(c) >= 0x80) c = '?';
-    }
-    v.set_string_value(ascii);
-  }
+std::string JsonString(absl::string_view s) {
   std::string out;
-  (void)google::protobuf::util::MessageToJsonString(v, &out);
+  AppendJsonString(s, &out);
   return out;
 }
 
@@ -75,14 +63,29 @@ bool IsControl(uint32_t cp) {
          cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
+// Printable ASCII needs no look (most cells: numbers, addresses, names).
+bool Plain(const std::string& s) {
+  for (char c : s) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 std::vector<std::string> TerminalCells(std::vector<std::string> cells) {
-  for (std::string& c : cells) c = TerminalText(c);
+  for (std::string& c : cells) {
+    if (!Plain(c)) c = TerminalText(c);
+  }
   return cells;
 }
 
 }  // namespace
 
 std::string TerminalText(absl::string_view text, bool keep_newlines) {
+  // Most text is printable ASCII: copied as it is.
+  const bool plain = std::all_of(text.begin(), text.end(), [&](char c) {
+    return (c >= 0x20 && c <= 0x7e) || (keep_newlines && c == '\n');
+  });
+  if (plain) return std::string(text);
   std::string out;
   out.reserve(text.size());
   for (size_t pos = 0; pos < text.size();) {
@@ -110,45 +113,79 @@ std::string TerminalText(absl::string_view text, bool keep_newlines) {
   return out;
 }
 
-Table::Table(std::vector<std::string> header) : header_(TerminalCells(std::move(header))) {}
+Table::Table(std::vector<std::string> header)
+    : header_(TerminalCells(std::move(header))),
+      width_(header_.size()),
+      right_(header_.size(), true) {
+  for (size_t i = 0; i < header_.size(); ++i) width_[i] = header_[i].size();
+}
+
+void Table::SetMinWidth(size_t col, size_t width) {
+  if (col < width_.size()) width_[col] = std::max(width_[col], width);
+}
 
 void Table::AddRow(std::vector<std::string> cells) {
-  rows_.push_back(Row{TerminalCells(std::move(cells)), "", false});
+  if (fixed_) {
+    Line(TerminalCells(std::move(cells)), nullptr, &ready_);
+  } else {
+    rows_.push_back(Row{TerminalCells(std::move(cells)), "", false});
+  }
 }
 
 void Table::AddNote(std::vector<std::string> lead, std::string text) {
-  rows_.push_back(Row{TerminalCells(std::move(lead)), TerminalText(text), true});
+  if (fixed_) {
+    const std::string note = TerminalText(text);
+    Line(TerminalCells(std::move(lead)), &note, &ready_);
+  } else {
+    rows_.push_back(Row{TerminalCells(std::move(lead)), TerminalText(text), true});
+  }
 }
 
-void Table::Render(std::ostream& out) const {
-  std::vector<size_t> width(header_.size());
-  std::vector<bool> right(header_.size(), true);
-  for (size_t i = 0; i < header_.size(); ++i) width[i] = header_[i].size();
-  for (const Row& r : rows_) {
-    for (size_t i = 0; i < r.cells.size() && i < width.size(); ++i) {
-      width[i] = std::max(width[i], r.cells[i].size());
-      if (!r.is_note && !Numeric(r.cells[i])) right[i] = false;
+void Table::Line(const std::vector<std::string>& cells, const std::string* note,
+                 std::string* out) const {
+  const size_t start = out->size();
+  for (size_t i = 0; i < cells.size() && i < width_.size(); ++i) {
+    const bool last = note == nullptr && i + 1 == cells.size();
+    const std::string& cell = cells[i];
+    const size_t pad = width_[i] > cell.size() ? width_[i] - cell.size() : 0;
+    if (right_[i] && note == nullptr) {
+      out->append(pad, ' ');
+      *out += cell;
+    } else {
+      *out += cell;
+      if (!last) out->append(pad, ' ');
     }
+    if (!last) *out += "  ";
   }
-  auto line = [&](const std::vector<std::string>& cells, const std::string* note) {
-    std::string s;
-    for (size_t i = 0; i < cells.size() && i < width.size(); ++i) {
-      const bool last = note == nullptr && i + 1 == cells.size();
-      std::string cell = cells[i];
-      if (right[i] && note == nullptr) {
-        s += std::string(width[i] - cell.size(), ' ') + cell;
-      } else {
-        s += cell;
-        if (!last) s += std::string(width[i] - cell.size(), ' ');
+  if (note != nullptr) *out += *note;
+  while (out->size() > start && out->back() == ' ') out->pop_back();
+  *out += '\n';
+}
+
+void Table::RenderPending(std::string* out) {
+  if (!fixed_) {
+    for (const Row& r : rows_) {
+      for (size_t i = 0; i < r.cells.size() && i < width_.size(); ++i) {
+        width_[i] = std::max(width_[i], r.cells[i].size());
+        if (!r.is_note && !Numeric(r.cells[i])) right_[i] = false;
       }
-      if (!last) s += "  ";
     }
-    if (note != nullptr) s += *note;
-    while (!s.empty() && s.back() == ' ') s.pop_back();
-    out << s << "\n";
-  };
-  line(header_, nullptr);
-  for (const Row& r : rows_) line(r.cells, r.is_note ? &r.note : nullptr);
+    // A column no row has shown yet is left-aligned.
+    if (rows_.empty()) right_.assign(right_.size(), false);
+    fixed_ = true;
+    Line(header_, nullptr, out);
+    for (const Row& r : rows_) Line(r.cells, r.is_note ? &r.note : nullptr, out);
+    rows_.clear();
+    rows_.shrink_to_fit();
+  }
+  *out += ready_;
+  ready_.clear();
+}
+
+void Table::Render(std::ostream& out) {
+  std::string s;
+  RenderPending(&s);
+  out << s;
 }
 
 std::string StatusCodeName(absl::StatusCode code) {
@@ -174,14 +211,7 @@ std::string JsonLine(const Target& target, const absl::Status& status,
   }
   out += ",\"result\":";
   if (result != nullptr) {
-    google::protobuf::util::JsonPrintOptions options;
-    options.always_print_primitive_fields = true;
-    std::string json;
-    if (google::protobuf::util::MessageToJsonString(*result, &json, options).ok()) {
-      out += json;
-    } else {
-      out += "null";
-    }
+    AppendJson(*result, &out);
   } else {
     out += "null";
   }
@@ -189,67 +219,342 @@ std::string JsonLine(const Target& target, const absl::Status& status,
   return out;
 }
 
-int PrintOutcomes(const std::vector<Target>& targets, const std::vector<Outcome>& outcomes,
-                  Format format, const View& view, bool label_targets, std::ostream& out,
-                  std::ostream& err) {
-  const bool multi = label_targets || targets.size() > 1;
-  int failed = 0;
-  for (const Outcome& o : outcomes) failed += o.status.ok() ? 0 : 1;
-  if (format == Format::kJson) {
-    for (size_t i = 0; i < targets.size(); ++i) {
-      out << JsonLine(targets[i], outcomes[i].status, outcomes[i].result.get()) << "\n";
-    }
-  } else if (view.block) {
-    for (size_t i = 0; i < targets.size(); ++i) {
-      if (multi) out << (i ? "\n" : "") << "== " << TerminalText(targets[i].display) << " ==\n";
-      if (outcomes[i].status.ok()) {
-        std::ostringstream block;
-        view.block(*outcomes[i].result, block);
-        out << TerminalText(block.str(), /*keep_newlines=*/true);
-      } else if (multi) {
-        out << "error: " << DescribeError(outcomes[i].status) << "\n";
-      } else {
-        err << "netctl: " << DescribeError(outcomes[i].status) << "\n";
-      }
-    }
-  } else {
-    std::vector<std::string> header = view.header;
-    if (multi) header.insert(header.begin(), "TARGET");
-    Table table(header);
-    for (size_t i = 0; i < targets.size(); ++i) {
-      if (!outcomes[i].status.ok()) {
-        if (multi) {
-          table.AddNote({targets[i].display}, "error: " + DescribeError(outcomes[i].status));
-        } else {
-          err << "netctl: " << DescribeError(outcomes[i].status) << "\n";
-        }
-        continue;
-      }
-      std::vector<std::vector<std::string>> rows;
-      view.rows(*outcomes[i].result, rows);
-      for (auto& r : rows) {
-        if (multi) r.insert(r.begin(), targets[i].display);
-        table.AddRow(std::move(r));
-      }
-    }
-    if (multi || !table.empty() || failed == 0) table.Render(out);
+namespace {
+
+// Rows held before a streamed table's widths are fixed (ss-like output
+// starts after this many sockets, not after the last one).
+constexpr size_t kFirstPage = 1000;
+// Bytes of stdout collected before a write.
+constexpr size_t kWriteChunk = 256 << 10;
+// Targets named in a summary line before "... and N more".
+constexpr size_t kNamed = 20;
+
+std::string NameList(const std::vector<std::string>& names) {
+  std::string s;
+  for (size_t i = 0; i < names.size() && i < kNamed; ++i) {
+    absl::StrAppend(&s, i ? ", " : "", names[i]);
   }
-  if (failed > 0 && targets.size() > 1) {
-    err << "netctl: " << failed << " of " << targets.size() << " targets failed:\n";
+  if (names.size() > kNamed) absl::StrAppend(&s, " and ", names.size() - kNamed, " more");
+  return s;
+}
+
+}  // namespace
+
+Printer::Printer(const CommandContext& c, View view)
+    : c_(c),
+      view_(std::move(view)),
+      state_(c.targets.size(), State::kRunning),
+      error_(c.targets.size()),
+      held_(c.targets.size()),
+      start_(absl::Now()) {
+  if (c_.format == Format::kTable && view_.rows) {
+    std::vector<std::string> header = view_.header;
+    if (multi()) header.insert(header.begin(), "TARGET");
+    table_ = std::make_unique<Table>(std::move(header));
+    if (multi()) {
+      size_t width = 0;
+      for (const Target& t : c_.targets) width = std::max(width, TerminalText(t.display).size());
+      table_->SetMinWidth(0, width);
+    }
+  }
+  if (c_.progress && c_.format == Format::kTable && c_.targets.size() > 1 && !c_.streaming) {
+    progress_ = std::thread([this] { ProgressLoop(); });
+  }
+}
+
+Printer::~Printer() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    finishing_ = true;
+  }
+  progress_cv_.notify_all();
+  if (progress_.joinable()) progress_.join();
+}
+
+bool Printer::multi() const { return c_.label_targets || c_.targets.size() > 1; }
+
+Printer::Held& Printer::Sink(size_t target) {
+  // Output of the target whose turn it is goes straight out; in arrival
+  // order every target's turn is now.
+  static thread_local Held direct;
+  if (!c_.target_order || target == next_) {
+    direct.rows.clear();
+    direct.text.clear();
+    return direct;
+  }
+  return held_[target];
+}
+
+void Printer::AddRows(size_t target, const google::protobuf::Message& m, Held& sink) {
+  std::vector<std::vector<std::string>> rows;
+  view_.rows(m, rows);
+  if (multi()) {
+    for (auto& r : rows) r.insert(r.begin(), c_.targets[target].display);
+  }
+  if (sink.rows.empty()) {
+    sink.rows = std::move(rows);
+  } else {
+    for (auto& r : rows) sink.rows.push_back(std::move(r));
+  }
+}
+
+void Printer::Emit(Held& held, size_t /*target*/) {
+  if (table_ != nullptr) {
+    for (auto& r : held.rows) table_->AddRow(std::move(r));
+    held.rows.clear();
+    // Fix the widths once the first page is here; until then rows are held.
+    if (table_->fixed() || table_->held() >= kFirstPage) table_->RenderPending(&out_);
+  }
+  if (!held.text.empty()) {
+    out_ += held.text;
+    held.text.clear();
+  }
+}
+
+void Printer::Release(size_t target) {
+  // A fleet's table shows each target's rows as it answers; one target's
+  // table is shown whole at the end (widths from every row).
+  if (!c_.target_order) {
+    if (table_ != nullptr && multi()) table_->RenderPending(&out_);
+    Write(true);
+    return;
+  }
+  if (target != next_) return;
+  // The next targets in order: what they hold goes out; a finished one
+  // passes the turn on, a running one keeps it (its output now goes out
+  // directly).
+  while (next_ < state_.size()) {
+    if (next_ != target) Emit(held_[next_], next_);
+    if (state_[next_] == State::kRunning) break;
+    ++next_;
+    if (table_ != nullptr && multi()) table_->RenderPending(&out_);
+  }
+  Write(true);
+}
+
+void Printer::Outcome(size_t target, client::Outcome outcome) {
+  if (outcome.status.ok() && outcome.result != nullptr) {
+    Answer(target, *outcome.result);
+  } else if (outcome.status.ok()) {
+    Done(target);
+  } else {
+    Failed(target, outcome.status);
+  }
+}
+
+void Printer::Answer(size_t target, const google::protobuf::Message& result) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Held& sink = Sink(target);
+  if (c_.format == Format::kJson) {
+    sink.text += JsonLine(c_.targets[target], absl::OkStatus(), &result);
+    sink.text += '\n';
+  } else if (view_.block) {
+    if (multi()) {
+      absl::StrAppend(&sink.text, blocks_++ ? "\n" : "", "== ",
+                      TerminalText(c_.targets[target].display), " ==\n");
+    }
+    std::ostringstream block;
+    view_.block(result, block);
+    sink.text += TerminalText(block.str(), /*keep_newlines=*/true);
+  } else {
+    AddRows(target, result, sink);
+  }
+  if (&sink != &held_[target]) Emit(sink, target);
+  state_[target] = State::kDone;
+  ++answered_;
+  Release(target);
+}
+
+void Printer::Part(size_t target, const google::protobuf::Message& part) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Held& sink = Sink(target);
+  if (c_.format == Format::kJson) {
+    sink.text += JsonLine(c_.targets[target], absl::OkStatus(), &part);
+    sink.text += '\n';
+  } else if (table_ != nullptr) {
+    AddRows(target, part, sink);
+  }
+  if (&sink != &held_[target]) {
+    Emit(sink, target);
+    Write(c_.streaming);  // a watch is read as it goes; bulk streams in chunks
+  }
+}
+
+void Printer::Lines(size_t target, absl::string_view text) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Held& sink = Sink(target);
+  sink.text += TerminalText(text, /*keep_newlines=*/true);
+  if (!sink.text.empty() && sink.text.back() != '\n') sink.text += '\n';
+  if (&sink != &held_[target]) {
+    Emit(sink, target);
+    Write(true);  // a stream is watched as it goes
+  }
+}
+
+void Printer::Done(size_t target) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_[target] != State::kRunning) return;
+  state_[target] = State::kDone;
+  ++answered_;
+  Release(target);
+}
+
+void Printer::Failed(size_t target, const absl::Status& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_[target] != State::kRunning) return;
+  if (CallsStopping() && absl::IsCancelled(status)) {
+    // Interrupted: a streaming command ends so; others name it at Finish.
+    if (c_.streaming) {
+      state_[target] = State::kDone;
+      ++answered_;
+      Release(target);
+    }
+    return;
+  }
+  state_[target] = State::kFailed;
+  error_[target] = status;
+  ++answered_;
+  if (c_.format == Format::kJson) {
+    // Machines read the failure beside the results.
+    Held& sink = Sink(target);
+    sink.text += JsonLine(c_.targets[target], status, nullptr);
+    sink.text += '\n';
+    if (&sink != &held_[target]) Emit(sink, target);
+  } else if (c_.targets.size() == 1) {
+    // One target: its error now (several: named together at the end).
+    ClearProgress();
+    Write(true);
+    *c_.err << "netctl: " << (multi() ? TerminalText(c_.targets[target].display) + ": " : "")
+            << DescribeError(status) << "\n";
+    c_.err->flush();
+  }
+  Release(target);
+}
+
+void Printer::Warning(size_t target, absl::string_view text) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ClearProgress();
+  *c_.err << TerminalText(absl::StrCat("netctl: ", multi() ? c_.targets[target].display + ": " : "",
+                                       text))
+          << "\n";
+}
+
+void Printer::Write(bool force) {
+  if (out_.empty() || (!force && out_.size() < kWriteChunk)) return;
+  ClearProgress();
+  c_.out->write(out_.data(), static_cast<std::streamsize>(out_.size()));
+  c_.out->flush();
+  out_.clear();
+}
+
+void Printer::ClearProgress() {
+  if (!progress_shown_) return;
+  *c_.err << "\r\x1b[K";
+  c_.err->flush();
+  progress_shown_ = false;
+}
+
+void Printer::ProgressLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!finishing_) {
+    progress_cv_.wait_for(lock, std::chrono::milliseconds(250));
+    if (finishing_ || absl::Now() - start_ < absl::Seconds(1)) continue;
+    size_t failed = 0;
+    std::vector<std::string> waiting;
+    for (size_t i = 0; i < state_.size(); ++i) {
+      if (state_[i] == State::kFailed) ++failed;
+      if (state_[i] == State::kRunning && waiting.size() < 3) {
+        waiting.push_back(TerminalText(c_.targets[i].display));
+      }
+    }
+    std::string line = absl::StrFormat(
+        "netctl: %d of %d answered, %d failed, %d running (%.0fs)", answered_, state_.size(),
+        failed, state_.size() - answered_, absl::ToDoubleSeconds(absl::Now() - start_));
+    if (!waiting.empty()) absl::StrAppend(&line, "; waiting on ", absl::StrJoin(waiting, ", "));
+    *c_.err << "\r\x1b[K" << line;
+    c_.err->flush();
+    progress_shown_ = true;
+  }
+}
+
+int Printer::Finish() {
+  std::lock_guard<std::mutex> lock(mu_);
+  finishing_ = true;
+  progress_cv_.notify_all();
+  ClearProgress();
+  // What arrived but waited for its turn (after Ctrl-C) goes out now.
+  for (size_t i = next_; i < held_.size(); ++i) Emit(held_[i], i);
+  size_t failed = 0;
+  std::vector<std::string> silent;
+  for (size_t i = 0; i < state_.size(); ++i) {
+    if (state_[i] == State::kFailed) ++failed;
+    // Still running at the end: only after Ctrl-C does a call end unanswered.
+    if (state_[i] == State::kRunning && CallsStopping()) {
+      silent.push_back(TerminalText(c_.targets[i].display));
+    }
+  }
+  if (table_ != nullptr && (table_->fixed() || multi() || failed == 0)) {
+    table_->RenderPending(&out_);
+  }
+  Write(true);
+  std::ostream& err = *c_.err;
+  if (failed > 0 && c_.targets.size() > 1) {
+    err << "netctl: " << failed << " of " << c_.targets.size() << " targets failed:\n";
     // Named with their error (the data went to stdout, maybe a pipe).
-    constexpr size_t kNamed = 20;
     size_t named = 0;
-    for (size_t i = 0; i < targets.size(); ++i) {
-      if (outcomes[i].status.ok()) continue;
+    for (size_t i = 0; i < state_.size(); ++i) {
+      if (state_[i] != State::kFailed) continue;
       if (named++ == kNamed) {
-        err << "  ... and " << static_cast<size_t>(failed) - kNamed << " more\n";
+        err << "  ... and " << failed - kNamed << " more\n";
         break;
       }
-      err << "  " << TerminalText(targets[i].display) << ": "
-          << TerminalText(DescribeError(outcomes[i].status)) << "\n";
+      err << "  " << TerminalText(c_.targets[i].display) << ": " << DescribeError(error_[i])
+          << "\n";
     }
   }
+  if (!silent.empty()) {
+    err << "netctl: interrupted; no answer from " << silent.size() << " of "
+        << c_.targets.size() << " targets: " << NameList(silent) << "\n";
+  }
+  err.flush();
+  if (!silent.empty()) return 130;
   return failed > 0 ? 1 : 0;
+}
+
+int RunUnary(const CommandContext& c, View view, const UnaryCall& call, absl::Duration extra_time) {
+  Printer printer(c, std::move(view));
+  FanOut(c.targets, *c.dialer, call, extra_time,
+         [&](size_t i, client::Outcome o) { printer.Outcome(i, std::move(o)); });
+  return printer.Finish();
+}
+
+int RunStreams(const CommandContext& c, View view, const StreamRun& run) {
+  Printer printer(c, std::move(view));
+  auto statuses = StreamAll(c.targets, *c.dialer, [&](const Target& t, grpc::Channel& ch) {
+    const size_t i = static_cast<size_t>(&t - c.targets.data());
+    absl::Status st = run(i, ch, printer);
+    if (st.ok()) {
+      printer.Done(i);
+    } else {
+      printer.Failed(i, st);
+    }
+    return st;
+  });
+  // Targets that never got a channel.
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    if (!statuses[i].ok()) printer.Failed(i, statuses[i]);
+  }
+  return printer.Finish();
+}
+
+int PrintOutcomes(const CommandContext& c, std::vector<client::Outcome> outcomes,
+                  const View& view) {
+  CommandContext ordered = c;
+  ordered.target_order = true;
+  ordered.progress = false;
+  Printer printer(ordered, view);
+  for (size_t i = 0; i < outcomes.size(); ++i) printer.Outcome(i, std::move(outcomes[i]));
+  return printer.Finish();
 }
 
 std::string Num(uint64_t v) { return absl::StrCat(v); }

@@ -1,24 +1,27 @@
-// netctl's one output layer. Table mode is for people: aligned columns, a
-// TARGET column when there is more than one target, a failed target shown as
-// a note in its place. JSON mode is for machines: one object per target and
-// line, {"target","ok","error","result"}, the result in protobuf's JSON mapping.
+// netctl's one output layer (the Printer below). Table mode is for people:
+// aligned columns, a TARGET column when there is more than one target. JSON
+// mode is for machines: one object per target (or streamed part) and line.
 //
 // Everything shown in table mode comes from agents or from whoever wrote a
-// targets file: table cells, notes, blocks and error messages pass through
-// TerminalText here, and the commands that print streams line by line
-// themselves (watch, datapath samples, conntrack list) do the same per line,
-// so no text can move the cursor, clear a line or reorder one.
+// targets file: table cells, notes, blocks, stream lines and error messages
+// pass through TerminalText here, so no text can move the cursor, clear a
+// line or reorder one.
 #pragma once
 
 #include <google/protobuf/message.h>
 
+#include <condition_variable>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <ostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "client/fanout.h"
 #include "client/targets.h"
 
@@ -32,15 +35,27 @@ enum class Format { kTable, kJson };
 // `keep_newlines` leaves line breaks alone (a block of several lines).
 std::string TerminalText(absl::string_view text, bool keep_newlines = false);
 
-// Cells and notes are shown through TerminalText.
+// Cells and notes are shown through TerminalText. A table can be rendered
+// all at once (widths from every row) or as rows arrive: the first
+// RenderPending fixes the widths from the header and the rows so far (the
+// "first page"), later rows are formatted with those widths as they are added
+// (a wider cell pushes the rest of its line right, never truncated).
 class Table {
  public:
   explicit Table(std::vector<std::string> header);
+  // Column `col` at least `width` wide (a TARGET column sized for every target).
+  void SetMinWidth(size_t col, size_t width);
   void AddRow(std::vector<std::string> cells);
   // A line that starts with `lead` cells and then free text, not widening columns.
   void AddNote(std::vector<std::string> lead, std::string text);
-  void Render(std::ostream& out) const;
-  bool empty() const { return rows_.empty(); }
+  // Appends what is not rendered yet (the header and first page the first
+  // time), fixing the widths.
+  void RenderPending(std::string* out);
+  void Render(std::ostream& out);
+  bool empty() const { return rows_.empty() && !fixed_; }
+  // Rows held before the widths are fixed.
+  size_t held() const { return rows_.size(); }
+  bool fixed() const { return fixed_; }
 
  private:
   struct Row {
@@ -48,8 +63,13 @@ class Table {
     std::string note;
     bool is_note = false;
   };
+  void Line(const std::vector<std::string>& cells, const std::string* note, std::string* out) const;
   std::vector<std::string> header_;
+  std::vector<size_t> width_;
+  std::vector<bool> right_;
   std::vector<Row> rows_;
+  bool fixed_ = false;
+  std::string ready_;  // rows formatted after the widths were fixed
 };
 
 // How a command shows one target's result in table mode: rows of a shared
@@ -61,6 +81,102 @@ struct View {
   std::function<void(const google::protobuf::Message&, std::ostream&)> block;
 };
 
+// What a command run prints to and how (from netctl's global flags).
+struct CommandContext {
+  std::vector<Target> targets;
+  const Dialer* dialer = nullptr;
+  Format format = Format::kTable;
+  // Show which target each line is about (always with several targets; also
+  // for one that came from --dns or a targets file, so the reader sees which).
+  bool label_targets = false;
+  // Results in the order of the target list instead of as they arrive.
+  bool target_order = false;
+  // A progress line on stderr (a terminal) while a fleet call takes long.
+  bool progress = false;
+  // The command streams until Ctrl-C, which then ends it normally.
+  bool streaming = false;
+  std::ostream* out = nullptr;
+  std::ostream* err = nullptr;
+};
+
+// The one output layer: every command's results, unary or streamed, table or
+// JSON, pass through a Printer. Data goes to stdout, errors and warnings to
+// stderr. Results are shown as each target answers (or in target order with
+// --order targets); tables: rows of one table with a TARGET column, or a
+// block per target; JSON: one object per line,
+// {"target","ok","error","result"}, the result in protobuf's JSON mapping
+// (client/json.h). Finish names the failed targets with their error, and
+// after Ctrl-C the targets that did not answer (exit status 130).
+// Every method may be called from any thread.
+class Printer {
+ public:
+  Printer(const CommandContext& c, View view);
+  ~Printer();
+  Printer(const Printer&) = delete;
+  Printer& operator=(const Printer&) = delete;
+
+  // A FanOut outcome: Answer or Failed.
+  void Outcome(size_t target, client::Outcome outcome);
+  // A target's whole answer.
+  void Answer(size_t target, const google::protobuf::Message& result);
+  // One part of a target's streamed answer (rows or a JSON line per part).
+  void Part(size_t target, const google::protobuf::Message& part);
+  // Text lines of a target's stream, in table mode (shown through TerminalText).
+  void Lines(size_t target, absl::string_view text);
+  // A target's stream ended well.
+  void Done(size_t target);
+  // A target failed. After Ctrl-C a cancelled call is "no answer", not a failure.
+  void Failed(size_t target, const absl::Status& status);
+  // A warning about a target's answer, on stderr.
+  void Warning(size_t target, absl::string_view text);
+  // Prints what is held and the summary; the exit status: 0 all answered
+  // well, 1 some failed, 130 interrupted.
+  int Finish();
+
+ private:
+  enum class State { kRunning, kDone, kFailed };
+  struct Held {
+    std::vector<std::vector<std::string>> rows;
+    std::string text;
+  };
+  bool multi() const;
+  // Under mu_: a target's output goes out now or is held for its turn.
+  Held& Sink(size_t target);
+  void AddRows(size_t target, const google::protobuf::Message& m, Held& sink);
+  void Release(size_t target);  // target done: flush, next held ones in order
+  void Emit(Held& held, size_t target);
+  void Write(bool force);
+  void ClearProgress();
+  void ProgressLoop();
+
+  const CommandContext& c_;
+  View view_;
+  std::mutex mu_;
+  std::vector<State> state_;
+  std::vector<absl::Status> error_;
+  std::vector<Held> held_;
+  size_t next_ = 0;       // target order: the first target not yet released
+  size_t answered_ = 0;   // done or failed
+  size_t blocks_ = 0;     // blocks printed (a blank line between them)
+  std::unique_ptr<Table> table_;
+  std::string out_;       // stdout bytes not yet written
+  bool progress_shown_ = false;
+  absl::Time start_;
+  bool finishing_ = false;
+  std::condition_variable progress_cv_;
+  std::thread progress_;
+};
+
+// Runs a unary call on every target and prints each answer as it arrives.
+int RunUnary(const CommandContext& c, View view, const UnaryCall& call,
+             absl::Duration extra_time = absl::ZeroDuration());
+
+// Runs a server stream on every target at once: `run` reads one target's
+// stream into the printer (Part, Lines or Answer) and returns how it ended.
+using StreamRun =
+    std::function<absl::Status(size_t index, grpc::Channel& channel, Printer& printer)>;
+int RunStreams(const CommandContext& c, View view, const StreamRun& run);
+
 std::string StatusCodeName(absl::StatusCode code);
 // "CODE: message", the message through TerminalText.
 std::string DescribeError(const absl::Status& status);
@@ -68,12 +184,9 @@ std::string DescribeError(const absl::Status& status);
 std::string JsonLine(const Target& target, const absl::Status& status,
                      const google::protobuf::Message* result);
 
-// Prints every target's outcome; returns 0 when all succeeded, 1 otherwise.
-// `label_targets` adds the TARGET column (always with several targets; also
-// for one that came from --dns or a targets file, so the reader sees which).
-int PrintOutcomes(const std::vector<Target>& targets, const std::vector<Outcome>& outcomes,
-                  Format format, const View& view, bool label_targets, std::ostream& out,
-                  std::ostream& err);
+// Prints outcomes gathered by FanOut (commands that act on all of them
+// first), in target order, through a Printer.
+int PrintOutcomes(const CommandContext& c, std::vector<Outcome> outcomes, const View& view);
 
 // Formatting helpers shared by the views.
 std::string Num(uint64_t v);

@@ -1,5 +1,5 @@
-// Small helpers the command files share: one unary call with a deadline, and
-// proto time types.
+// Small helpers the command files share: one unary call with a deadline
+// (registered, so Ctrl-C cancels it), and proto time types.
 #pragma once
 
 #include <google/protobuf/duration.pb.h>
@@ -32,15 +32,38 @@ Stub StubFor(grpc::Channel& channel) {
   return Stub(std::shared_ptr<grpc::ChannelInterface>(&channel, [](grpc::ChannelInterface*) {}));
 }
 
+// A call's context, registered while it lives so that Ctrl-C cancels the
+// call. `started()` is false once netctl is stopping: do not start the call.
+class CallContext {
+ public:
+  CallContext() : tracked_(TrackCall(&ctx)) {}
+  explicit CallContext(absl::Time deadline) : CallContext() {
+    ctx.set_deadline(absl::ToChronoTime(deadline));
+  }
+  ~CallContext() {
+    if (tracked_) UntrackCall(&ctx);
+  }
+  CallContext(const CallContext&) = delete;
+  CallContext& operator=(const CallContext&) = delete;
+  bool started() const { return tracked_; }
+  grpc::ClientContext ctx;
+
+ private:
+  bool tracked_;
+};
+
 template <typename Stub, typename Req, typename Resp>
 Outcome Unary(grpc::Channel& channel, absl::Time deadline, const Req& req,
               grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*)) {
   Stub stub = StubFor<Stub>(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(deadline));
+  CallContext call(deadline);
   auto resp = std::make_unique<Resp>();
   Outcome o;
-  o.status = FromGrpc((stub.*method)(&ctx, req, resp.get()));
+  if (!call.started()) {
+    o.status = absl::CancelledError("interrupted");
+    return o;
+  }
+  o.status = FromGrpc((stub.*method)(&call.ctx, req, resp.get()));
   if (o.status.ok()) o.result = std::move(resp);
   return o;
 }

@@ -1,8 +1,6 @@
 // netctl sockets and netctl sockets summary.
 #include <google/protobuf/struct.pb.h>
 
-#include <mutex>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -40,79 +38,99 @@ std::string Bps(double bytes_per_second) {
   return absl::StrFormat("%.0fbps", bytes_per_second * 8);
 }
 
-// The ss -i -m details of one socket, in ss's own spelling.
-std::string Details(const v1::Socket& s) {
-  std::vector<std::string> d;
+// The ss -i -m details of one socket, in ss's own spelling, appended with a
+// space before each (tens of thousands of lines: one string, no pieces).
+void AppendDetails(const v1::Socket& s, std::string* d) {
+  const size_t start = d->size();
+  auto sep = [&] {
+    if (d->size() > start) *d += ' ';
+  };
+  auto field = [&](absl::string_view name, auto value) {
+    sep();
+    absl::StrAppend(d, name, value);
+  };
   if (s.has_memory()) {
     const auto& m = s.memory();
-    d.push_back(absl::StrFormat("skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u,bl%u,d%u)", m.rmem_alloc(),
-                                m.rcvbuf(), m.wmem_alloc(), m.sndbuf(), m.fwd_alloc(),
-                                m.wmem_queued(), m.optmem(), m.backlog(), m.drops()));
+    sep();
+    absl::StrAppend(d, "skmem:(r", m.rmem_alloc(), ",rb", m.rcvbuf(), ",t", m.wmem_alloc(), ",tb",
+                    m.sndbuf(), ",f", m.fwd_alloc(), ",w", m.wmem_queued(), ",o", m.optmem());
+    absl::StrAppend(d, ",bl", m.backlog(), ",d", m.drops(), ")");
   }
-  if (!s.congestion_control().empty()) d.push_back(s.congestion_control());
-  if (s.has_tcp_info()) {
-    const auto& t = s.tcp_info();
-    if (t.options() & 4) d.push_back(absl::StrCat("wscale:", t.snd_wscale(), ",", t.rcv_wscale()));
-    if (t.rto_us() && t.rto_us() != 3000000) d.push_back(absl::StrCat("rto:", Ms(t.rto_us())));
-    if (t.rtt_us()) d.push_back(absl::StrCat("rtt:", Ms(t.rtt_us()), "/", Ms(t.rttvar_us())));
-    if (t.ato_us()) d.push_back(absl::StrCat("ato:", Ms(t.ato_us())));
-    if (t.snd_mss()) d.push_back(absl::StrCat("mss:", t.snd_mss()));
-    if (t.pmtu()) d.push_back(absl::StrCat("pmtu:", t.pmtu()));
-    if (t.rcv_mss()) d.push_back(absl::StrCat("rcvmss:", t.rcv_mss()));
-    if (t.advmss()) d.push_back(absl::StrCat("advmss:", t.advmss()));
-    d.push_back(absl::StrCat("cwnd:", t.snd_cwnd()));
-    if (t.snd_ssthresh() < 0xffff) d.push_back(absl::StrCat("ssthresh:", t.snd_ssthresh()));
-    if (t.bytes_sent()) d.push_back(absl::StrCat("bytes_sent:", t.bytes_sent()));
-    if (t.bytes_retrans()) d.push_back(absl::StrCat("bytes_retrans:", t.bytes_retrans()));
-    if (t.bytes_acked() > 1) d.push_back(absl::StrCat("bytes_acked:", t.bytes_acked()));
-    if (t.bytes_received()) d.push_back(absl::StrCat("bytes_received:", t.bytes_received()));
-    if (t.segs_out()) d.push_back(absl::StrCat("segs_out:", t.segs_out()));
-    if (t.segs_in()) d.push_back(absl::StrCat("segs_in:", t.segs_in()));
-    if (t.data_segs_out()) d.push_back(absl::StrCat("data_segs_out:", t.data_segs_out()));
-    if (t.data_segs_in()) d.push_back(absl::StrCat("data_segs_in:", t.data_segs_in()));
-    if (s.has_bbr()) {
-      const auto& b = s.bbr();
-      d.push_back(absl::StrFormat("bbr:(bw:%s,mrtt:%s,pacing_gain:%g,cwnd_gain:%g)",
-                                  Bps(static_cast<double>(b.bandwidth())), Ms(b.min_rtt_us()),
-                                  b.pacing_gain(), b.cwnd_gain()));
-    }
-    if (t.last_data_sent_ms()) d.push_back(absl::StrCat("lastsnd:", t.last_data_sent_ms()));
-    if (t.last_data_recv_ms()) d.push_back(absl::StrCat("lastrcv:", t.last_data_recv_ms()));
-    if (t.last_ack_recv_ms()) d.push_back(absl::StrCat("lastack:", t.last_ack_recv_ms()));
-    if (t.pacing_rate() && t.pacing_rate() != ~0ULL) {
-      d.push_back(absl::StrCat("pacing_rate ", Bps(static_cast<double>(t.pacing_rate()))));
-    }
-    if (t.delivery_rate()) {
-      d.push_back(absl::StrCat("delivery_rate ", Bps(static_cast<double>(t.delivery_rate()))));
-    }
-    if (t.delivered()) d.push_back(absl::StrCat("delivered:", t.delivered()));
-    if (t.delivery_rate_app_limited()) d.push_back("app_limited");
-    if (t.busy_time_us()) d.push_back(absl::StrCat("busy:", t.busy_time_us() / 1000, "ms"));
-    if (t.rwnd_limited_us())
-      d.push_back(absl::StrCat("rwnd_limited:", t.rwnd_limited_us() / 1000, "ms"));
-    if (t.sndbuf_limited_us()) {
-      d.push_back(absl::StrCat("sndbuf_limited:", t.sndbuf_limited_us() / 1000, "ms"));
-    }
-    if (t.unacked()) d.push_back(absl::StrCat("unacked:", t.unacked()));
-    if (t.retrans() || t.total_retrans()) {
-      d.push_back(absl::StrCat("retrans:", t.retrans(), "/", t.total_retrans()));
-    }
-    if (t.lost()) d.push_back(absl::StrCat("lost:", t.lost()));
-    if (t.sacked()) d.push_back(absl::StrCat("sacked:", t.sacked()));
-    if (t.dsack_dups()) d.push_back(absl::StrCat("dsack_dups:", t.dsack_dups()));
-    if (t.reord_seen()) d.push_back(absl::StrCat("reord_seen:", t.reord_seen()));
-    if (t.rcv_rtt_us()) d.push_back(absl::StrCat("rcv_rtt:", Ms(t.rcv_rtt_us())));
-    if (t.rcv_space()) d.push_back(absl::StrCat("rcv_space:", t.rcv_space()));
-    if (t.rcv_ssthresh()) d.push_back(absl::StrCat("rcv_ssthresh:", t.rcv_ssthresh()));
-    if (t.notsent_bytes()) d.push_back(absl::StrCat("notsent:", t.notsent_bytes()));
-    if (t.min_rtt_us()) d.push_back(absl::StrCat("minrtt:", Ms(t.min_rtt_us())));
-    if (t.snd_wnd()) d.push_back(absl::StrCat("snd_wnd:", t.snd_wnd()));
-    if (t.rcv_wnd()) d.push_back(absl::StrCat("rcv_wnd:", t.rcv_wnd()));
+  if (!s.congestion_control().empty()) field("", s.congestion_control());
+  if (!s.has_tcp_info()) return;
+  const auto& t = s.tcp_info();
+  if (t.options() & 4) {
+    sep();
+    absl::StrAppend(d, "wscale:", t.snd_wscale(), ",", t.rcv_wscale());
   }
-  return absl::StrJoin(d, " ");
+  if (t.rto_us() && t.rto_us() != 3000000) field("rto:", Ms(t.rto_us()));
+  if (t.rtt_us()) {
+    sep();
+    absl::StrAppend(d, "rtt:", Ms(t.rtt_us()), "/", Ms(t.rttvar_us()));
+  }
+  if (t.ato_us()) field("ato:", Ms(t.ato_us()));
+  if (t.snd_mss()) field("mss:", t.snd_mss());
+  if (t.pmtu()) field("pmtu:", t.pmtu());
+  if (t.rcv_mss()) field("rcvmss:", t.rcv_mss());
+  if (t.advmss()) field("advmss:", t.advmss());
+  field("cwnd:", t.snd_cwnd());
+  if (t.snd_ssthresh() < 0xffff) field("ssthresh:", t.snd_ssthresh());
+  if (t.bytes_sent()) field("bytes_sent:", t.bytes_sent());
+  if (t.bytes_retrans()) field("bytes_retrans:", t.bytes_retrans());
+  if (t.bytes_acked() > 1) field("bytes_acked:", t.bytes_acked());
+  if (t.bytes_received()) field("bytes_received:", t.bytes_received());
+  if (t.segs_out()) field("segs_out:", t.segs_out());
+  if (t.segs_in()) field("segs_in:", t.segs_in());
+  if (t.data_segs_out()) field("data_segs_out:", t.data_segs_out());
+  if (t.data_segs_in()) field("data_segs_in:", t.data_segs_in());
+  if (s.has_bbr()) {
+    const auto& b = s.bbr();
+    sep();
+    absl::StrAppend(d, "bbr:(bw:", Bps(static_cast<double>(b.bandwidth())),
+                    ",mrtt:", Ms(b.min_rtt_us()),
+                    absl::StrFormat(",pacing_gain:%g,cwnd_gain:%g)", b.pacing_gain(), b.cwnd_gain()));
+  }
+  if (t.last_data_sent_ms()) field("lastsnd:", t.last_data_sent_ms());
+  if (t.last_data_recv_ms()) field("lastrcv:", t.last_data_recv_ms());
+  if (t.last_ack_recv_ms()) field("lastack:", t.last_ack_recv_ms());
+  if (t.pacing_rate() && t.pacing_rate() != ~0ULL) {
+    field("pacing_rate ", Bps(static_cast<double>(t.pacing_rate())));
+  }
+  if (t.delivery_rate()) field("delivery_rate ", Bps(static_cast<double>(t.delivery_rate())));
+  if (t.delivered()) field("delivered:", t.delivered());
+  if (t.delivery_rate_app_limited()) field("app_limited", "");
+  if (t.busy_time_us()) {
+    sep();
+    absl::StrAppend(d, "busy:", t.busy_time_us() / 1000, "ms");
+  }
+  if (t.rwnd_limited_us()) {
+    sep();
+    absl::StrAppend(d, "rwnd_limited:", t.rwnd_limited_us() / 1000, "ms");
+  }
+  if (t.sndbuf_limited_us()) {
+    sep();
+    absl::StrAppend(d, "sndbuf_limited:", t.sndbuf_limited_us() / 1000, "ms");
+  }
+  if (t.unacked()) field("unacked:", t.unacked());
+  if (t.retrans() || t.total_retrans()) {
+    sep();
+    absl::StrAppend(d, "retrans:", t.retrans(), "/", t.total_retrans());
+  }
+  if (t.lost()) field("lost:", t.lost());
+  if (t.sacked()) field("sacked:", t.sacked());
+  if (t.dsack_dups()) field("dsack_dups:", t.dsack_dups());
+  if (t.reord_seen()) field("reord_seen:", t.reord_seen());
+  if (t.rcv_rtt_us()) field("rcv_rtt:", Ms(t.rcv_rtt_us()));
+  if (t.rcv_space()) field("rcv_space:", t.rcv_space());
+  if (t.rcv_ssthresh()) field("rcv_ssthresh:", t.rcv_ssthresh());
+  if (t.notsent_bytes()) field("notsent:", t.notsent_bytes());
+  if (t.min_rtt_us()) field("minrtt:", Ms(t.min_rtt_us()));
+  if (t.snd_wnd()) field("snd_wnd:", t.snd_wnd());
+  if (t.rcv_wnd()) field("rcv_wnd:", t.rcv_wnd());
 }
 
 void SocketRows(const v1::ListSocketsResponse& r, std::vector<std::vector<std::string>>& rows) {
+  rows.reserve(rows.size() + r.sockets_size());
   for (const auto& s : r.sockets()) {
     std::vector<std::string> row = {s.protocol() == v1::SOCKET_PROTOCOL_UDP ? "udp" : "tcp",
                                     s.state(),
@@ -120,7 +138,8 @@ void SocketRows(const v1::ListSocketsResponse& r, std::vector<std::vector<std::s
                                     Num(s.send_q()),
                                     Endpoint(s.local_address(), s.local_port(), s.family()),
                                     Endpoint(s.peer_address(), s.peer_port(), s.family())};
-    std::string details = Details(s);
+    std::string details;
+    AppendDetails(s, &details);
     if (!details.empty()) row.push_back(std::move(details));
     rows.push_back(std::move(row));
   }
@@ -135,50 +154,6 @@ int RunSockets(const CommandContext& c, const SocketsArgs& args) {
   req.set_memory(args.memory);
   req.set_page_size(args.page_size);
   req.set_page_token(args.page_token);
-  std::mutex print_mu;
-  const bool stream_json = c.format == Format::kJson && !args.count;
-  auto outcomes =
-      FanOut(c.targets, *c.dialer, [&](const Target& t, grpc::Channel& ch, absl::Time deadline) {
-        auto stub = StubFor<v1::SocketService::Stub>(ch);
-        grpc::ClientContext ctx;
-        ctx.set_deadline(absl::ToChronoTime(deadline));
-        auto reader = stub.ListSockets(&ctx, req);
-        v1::ListSocketsResponse batch;
-        auto all = std::make_unique<v1::ListSocketsResponse>();
-        uint64_t count = 0;
-        while (reader->Read(&batch)) {
-          count += batch.sockets_size();
-          if (stream_json) {
-            std::lock_guard<std::mutex> lock(print_mu);
-            *c.out << JsonLine(t, absl::OkStatus(), &batch) << "\n";
-          } else if (!args.count) {
-            all->mutable_sockets()->MergeFrom(batch.sockets());
-            all->set_next_page_token(batch.next_page_token());
-            all->mutable_warnings()->MergeFrom(batch.warnings());
-          }
-        }
-        Outcome o;
-        o.status = FromGrpc(reader->Finish());
-        if (!o.status.ok()) return o;
-        if (args.count) {
-          auto s = std::make_unique<google::protobuf::Struct>();
-          (*s->mutable_fields())["sockets"].set_number_value(static_cast<double>(count));
-          o.result = std::move(s);
-        } else if (!stream_json) {
-          o.result = std::move(all);
-        }
-        return o;
-      });
-  if (stream_json) {
-    // Batches went out as they came; what is left to say is who failed.
-    int failed = 0;
-    for (size_t i = 0; i < outcomes.size(); ++i) {
-      if (outcomes[i].status.ok()) continue;
-      ++failed;
-      *c.out << JsonLine(c.targets[i], outcomes[i].status, nullptr) << "\n";
-    }
-    return failed ? 1 : 0;
-  }
   View view;
   if (args.count) {
     view.header = {"SOCKETS"};
@@ -195,17 +170,32 @@ int RunSockets(const CommandContext& c, const SocketsArgs& args) {
       SocketRows(static_cast<const v1::ListSocketsResponse&>(m), rows);
     };
   }
-  int rc = PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
-  for (size_t i = 0; i < outcomes.size() && !args.count; ++i) {
-    if (!outcomes[i].status.ok()) continue;
-    const auto& r = static_cast<const v1::ListSocketsResponse&>(*outcomes[i].result);
-    for (const auto& w : r.warnings())
-      *c.err << TerminalText(absl::StrCat("netctl: ", c.targets[i].display, ": ", w)) << "\n";
-    if (!r.next_page_token().empty()) {
-      *c.err << "netctl: more sockets: --page-token " << TerminalText(r.next_page_token()) << "\n";
+  // Sockets are printed batch by batch as they arrive (tables: widths from
+  // the first page; JSON: a line per batch).
+  return RunStreams(c, view, [&](size_t i, grpc::Channel& ch, Printer& printer) {
+    auto stub = StubFor<v1::SocketService::Stub>(ch);
+    CallContext call(absl::Now() + c.dialer->options().timeout);
+    if (!call.started()) return absl::CancelledError("interrupted");
+    auto reader = stub.ListSockets(&call.ctx, req);
+    v1::ListSocketsResponse batch;
+    uint64_t count = 0;
+    std::string more;
+    while (reader->Read(&batch)) {
+      count += batch.sockets_size();
+      for (const auto& w : batch.warnings()) printer.Warning(i, w);
+      if (!batch.next_page_token().empty()) more = batch.next_page_token();
+      if (!args.count) printer.Part(i, batch);
     }
-  }
-  return rc;
+    absl::Status st = FromGrpc(reader->Finish());
+    if (!st.ok()) return st;
+    if (args.count) {
+      google::protobuf::Struct s;
+      (*s.mutable_fields())["sockets"].set_number_value(static_cast<double>(count));
+      printer.Answer(i, s);
+    }
+    if (!more.empty()) printer.Warning(i, absl::StrCat("more sockets: --page-token ", more));
+    return st;
+  });
 }
 
 namespace {
@@ -260,12 +250,11 @@ int RunSocketSummary(const CommandContext& c, const SocketsArgs& args) {
   v1::GetSocketSummaryRequest req;
   *req.mutable_filter() = Filter(args);
   req.set_top(args.top);
-  auto outcomes = FanOut(c.targets, *c.dialer, [&](const Target&, grpc::Channel& ch, absl::Time d) {
-    return Unary(ch, d, req, &v1::SocketService::Stub::GetSocketSummary);
-  });
   View view;
   view.block = SummaryBlock;
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
+    return Unary(ch, d, req, &v1::SocketService::Stub::GetSocketSummary);
+  });
 }
 
 }  // namespace netagent::client

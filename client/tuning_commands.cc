@@ -286,7 +286,7 @@ int RunIntent(const CommandContext& c, const TuneArgs& args, bool apply) {
     view.block = [](const google::protobuf::Message& m, std::ostream& out) {
       PrintPlan(static_cast<const v1::PlanTuningResponse&>(m).plan(), out);
     };
-    return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+    return PrintOutcomes(c, std::move(outcomes), view);
   }
   v1::ApplyTuningRequest req;
   *req.mutable_intent() = *intent;
@@ -317,7 +317,7 @@ int RunIntent(const CommandContext& c, const TuneArgs& args, bool apply) {
       out << "nothing applied\n";
     }
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 }  // namespace
@@ -371,7 +371,7 @@ int RunTuneShow(const CommandContext& c, const TuneArgs& args) {
                       t.set_by().empty() ? "-" : t.set_by(), absl::StrJoin(notes, ", ")});
     }
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 int RunTunePlan(const CommandContext& c, const TuneArgs& args) { return RunIntent(c, args, false); }
@@ -389,7 +389,7 @@ int RunTuneConfirm(const CommandContext& c, const TuneArgs& args) {
     PrintChange(r.change(), out, false);
     PrintJournalError(r.journal_error(), out);
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 int RunTuneRollback(const CommandContext& c, const TuneArgs& args) {
@@ -407,7 +407,7 @@ int RunTuneRollback(const CommandContext& c, const TuneArgs& args) {
     for (const auto& k : r.knobs()) out << "  " << k.knob() << " = " << k.old_value() << "\n";
     PrintJournalError(resp.journal_error(), out);
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 int RunTuneHistory(const CommandContext& c, const TuneArgs& args) {
@@ -428,7 +428,7 @@ int RunTuneHistory(const CommandContext& c, const TuneArgs& args) {
                       r.events_size() ? r.events(r.events_size() - 1).what() : ""});
     }
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 int RunTuneJournal(const CommandContext& c, const TuneArgs&) {
@@ -440,7 +440,7 @@ int RunTuneJournal(const CommandContext& c, const TuneArgs&) {
   view.block = [](const google::protobuf::Message& m, std::ostream& out) {
     PrintJournal(static_cast<const v1::GetJournalStatusResponse&>(m).status(), out);
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 int RunTuneJournalAck(const CommandContext& c, const TuneArgs& args) {
@@ -457,7 +457,7 @@ int RunTuneJournalAck(const CommandContext& c, const TuneArgs& args) {
     PrintQuarantine(r.acknowledged(), out);
     PrintJournal(r.status(), out);
   };
-  return PrintOutcomes(c.targets, outcomes, c.format, view, c.label_targets, *c.out, *c.err);
+  return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 }  // namespace netagent::client

@@ -212,7 +212,9 @@ TEST(AgentIntegration, BadInputGetsAClearError) {
 
   RunResult interval = agent.Netctl({"watch", "--interval", "10ms"});
   EXPECT_EQ(interval.exit_code, 1);
-  EXPECT_NE(interval.out.find("interval: at least 100ms"), std::string::npos) << interval.out;
+  // Errors go to stderr, streamed or not.
+  EXPECT_NE(interval.err.find("interval: at least 100ms"), std::string::npos) << interval.err;
+  EXPECT_EQ(interval.out, "");
 
   TempDir tmp;
   RunResult dead = RunCommand({NetctlPath(), "-t", "unix://" + (tmp / "nobody-here.sock"), "host"});
@@ -221,9 +223,9 @@ TEST(AgentIntegration, BadInputGetsAClearError) {
 
   RunResult dns = RunCommand({NetctlPath(), "--dns", "no-such-agent.invalid:9470", "health"});
   EXPECT_EQ(dns.exit_code, 1);
-  EXPECT_NE(dns.out.find("no-such-agent.invalid:9470  error: UNAVAILABLE: cannot resolve"),
+  EXPECT_NE(dns.err.find("netctl: no-such-agent.invalid:9470: UNAVAILABLE: cannot resolve"),
             std::string::npos)
-      << dns.out;
+      << dns.err;
 
   WriteFile(tmp / "fleet.txt", agent.target() + "\nnode-1 node-2\n");
   RunResult file = RunCommand({NetctlPath(), "--targets-file", tmp / "fleet.txt", "host"});
@@ -262,17 +264,15 @@ TEST(AgentIntegration, AFailingTargetIsReportedBesideTheOthers) {
   EXPECT_EQ(lines[0].rfind("TARGET", 0), 0u);
   EXPECT_NE(table.out.find(a1.target() + "  "), std::string::npos);
   EXPECT_NE(table.out.find(a2.target() + "  "), std::string::npos);
-  bool dead_reported = false;
-  for (const std::string& line : lines) {
-    if (line.rfind(dead, 0) == 0) {
-      dead_reported = line.find("error: UNAVAILABLE") != std::string::npos;
-    }
-  }
-  EXPECT_TRUE(dead_reported) << table.out;
-  EXPECT_NE(table.err.find("1 of 3 targets failed"), std::string::npos);
+  // The data on stdout; the dead target named with its error on stderr.
+  EXPECT_EQ(table.out.find(dead), std::string::npos) << table.out;
+  EXPECT_NE(table.err.find("1 of 3 targets failed:\n  " + dead + ": UNAVAILABLE"),
+            std::string::npos)
+      << table.err;
 
   RunResult json =
-      RunCommand({NetctlPath(), "--targets-file", tmp / "fleet.txt", "-o", "json", "host"});
+      RunCommand({NetctlPath(), "--targets-file", tmp / "fleet.txt", "-o", "json", "--order",
+                  "targets", "host"});
   EXPECT_EQ(json.exit_code, 1);
   std::vector<std::string> objs = Lines(json.out);
   ASSERT_EQ(objs.size(), 3u);
@@ -366,7 +366,7 @@ TEST(AgentIntegration, LongCallsAreBoundedPerCallerAndOthersStillGetIn) {
   RunResult ninth =
       RunCommand(ns.Exec({NetctlPath(), "-t", "127.0.0.1:9470", "watch", "--count", "1"}));
   EXPECT_EQ(ninth.exit_code, 1);
-  EXPECT_NE(ninth.out.find(
+  EXPECT_NE(ninth.err.find(
                 "RESOURCE_EXHAUSTED: at most 8 watches and windowed calls at a time per caller"),
             std::string::npos)
       << ninth.out << ninth.err;

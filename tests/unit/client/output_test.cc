@@ -14,6 +14,33 @@ namespace {
 
 Target T(const std::string& s) { return *ParseTarget(s); }
 
+CommandContext Context(std::vector<Target> targets, Format format, std::ostream& out,
+                       std::ostream& err) {
+  CommandContext c;
+  c.targets = std::move(targets);
+  c.format = format;
+  c.out = &out;
+  c.err = &err;
+  return c;
+}
+
+View CounterView() {
+  View view;
+  view.header = {"NAME", "VALUE"};
+  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
+    const auto& c = static_cast<const netagent::v1::Counter&>(m);
+    rows.push_back({c.name(), SignedNum(c.value())});
+  };
+  return view;
+}
+
+netagent::v1::Counter Counter(const std::string& name, int64_t value) {
+  netagent::v1::Counter c;
+  c.set_name(name);
+  c.set_value(value);
+  return c;
+}
+
 TEST(Table, AlignsNumbersRightAndTextLeft) {
   Table t({"NAME", "VALUE"});
   t.AddRow({"TcpExtListenOverflows", "7"});
@@ -68,11 +95,11 @@ TEST(JsonLine, AnUnknownFillIsAbsentAKnownZeroIsPrinted) {
   EXPECT_NE(known.find("\"fillPercent\":0"), std::string::npos) << known;
 }
 
-TEST(JsonLine, BytesThatAreNotUtf8BecomeQuestionMarks) {
+TEST(JsonLine, BytesThatAreNotUtf8BecomeReplacementCharacters) {
   Target t = T("node-1");
   t.display = "node-\xff";
   EXPECT_EQ(JsonLine(t, absl::OkStatus(), nullptr),
-            "{\"target\":\"node-?\",\"ok\":true,\"error\":null,\"result\":null}");
+            "{\"target\":\"node-\\ufffd\",\"ok\":true,\"error\":null,\"result\":null}");
 }
 
 TEST(PrintOutcomes, AFailingTargetIsReportedBesideTheOthers) {
@@ -84,18 +111,14 @@ TEST(PrintOutcomes, AFailingTargetIsReportedBesideTheOthers) {
   outcomes[0].result = std::make_unique<netagent::v1::Counter>(*ok);
   outcomes[1].status = absl::UnavailableError("connection refused");
   outcomes[2].result = std::move(ok);
-  View view;
-  view.header = {"NAME", "VALUE"};
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    const auto& c = static_cast<const netagent::v1::Counter&>(m);
-    rows.push_back({c.name(), SignedNum(c.value())});
-  };
+  const View view = CounterView();
   std::ostringstream out, err;
-  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kTable, view, false, out, err), 1);
+  // Data on stdout, the failed target on stderr with its error.
+  EXPECT_EQ(PrintOutcomes(Context(targets, Format::kTable, out, err), std::move(outcomes), view),
+            1);
   EXPECT_EQ(out.str(),
             "TARGET  NAME  VALUE\n"
             "a       X         1\n"
-            "b       error: UNAVAILABLE: connection refused\n"
             "c       X         1\n");
   EXPECT_EQ(err.str(),
             "netctl: 1 of 3 targets failed:\n"
@@ -111,7 +134,7 @@ TEST(PrintOutcomes, AFailingTargetIsReportedBesideTheOthers) {
       failing[i].status = absl::DeadlineExceededError("no answer");
     }
     std::ostringstream mout, merr;
-    EXPECT_EQ(PrintOutcomes(many, failing, Format::kTable, view, false, mout, merr), 1);
+    EXPECT_EQ(PrintOutcomes(Context(many, Format::kTable, mout, merr), std::move(failing), view), 1);
     EXPECT_NE(merr.str().find("netctl: 25 of 25 targets failed:\n  node-0: DEADLINE_EXCEEDED"),
               std::string::npos)
         << merr.str();
@@ -119,8 +142,12 @@ TEST(PrintOutcomes, AFailingTargetIsReportedBesideTheOthers) {
     EXPECT_EQ(merr.str().find("node-20"), std::string::npos);
     EXPECT_NE(merr.str().find("  ... and 5 more\n"), std::string::npos);
   }
+  std::vector<Outcome> again(3);
+  again[0].result = std::make_unique<netagent::v1::Counter>(Counter("X", 1));
+  again[1].status = absl::UnavailableError("connection refused");
+  again[2].result = std::make_unique<netagent::v1::Counter>(Counter("X", 1));
   std::ostringstream jout, jerr;
-  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kJson, view, false, jout, jerr), 1);
+  EXPECT_EQ(PrintOutcomes(Context(targets, Format::kJson, jout, jerr), std::move(again), view), 1);
   std::string json = jout.str();
   EXPECT_EQ(std::count(json.begin(), json.end(), '\n'), 3);
   EXPECT_NE(json.find("{\"target\":\"b\",\"ok\":false"), std::string::npos);
@@ -136,7 +163,7 @@ TEST(PrintOutcomes, AllOkIsExitZero) {
     rows.push_back({"x"});
   };
   std::ostringstream out, err;
-  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kTable, view, false, out, err), 0);
+  EXPECT_EQ(PrintOutcomes(Context(targets, Format::kTable, out, err), std::move(outcomes), view), 0);
   EXPECT_EQ(out.str(), "NAME\nx\n");
   EXPECT_EQ(err.str(), "");
 }
@@ -190,11 +217,98 @@ TEST(PrintOutcomes, ErrorsBlocksAndTargetNamesAreEscaped) {
     out << "note: \x1b[1A\x1b[2Kfine\nsecond line\n";
   };
   std::ostringstream out, err;
-  EXPECT_EQ(PrintOutcomes(targets, outcomes, Format::kTable, view, false, out, err), 1);
-  EXPECT_EQ(out.str(),
-            "== a ==\nnote: \\x1b[1A\\x1b[2Kfine\nsecond line\n\n"
-            "== b\\x1b]0;owned\\x07 ==\nerror: INVALID_ARGUMENT: comment: \\x1b[31mred\\x1b[0m\n");
+  EXPECT_EQ(PrintOutcomes(Context(targets, Format::kTable, out, err), std::move(outcomes), view), 1);
+  EXPECT_EQ(out.str(), "== a ==\nnote: \\x1b[1A\\x1b[2Kfine\nsecond line\n");
+  EXPECT_EQ(err.str(),
+            "netctl: 1 of 2 targets failed:\n"
+            "  b\\x1b]0;owned\\x07: INVALID_ARGUMENT: comment: \\x1b[31mred\\x1b[0m\n");
   EXPECT_EQ(DescribeError(absl::NotFoundError("no \x1b[2Kthing")), "NOT_FOUND: no \\x1b[2Kthing");
+}
+
+// Results are printed as targets answer: a fleet's rows go out per target
+// (widths from the first answer; the TARGET column sized for every target).
+TEST(Printer, ShowsEachTargetAsItAnswers) {
+  std::ostringstream out, err;
+  CommandContext c = Context({T("a"), T("longer-name"), T("c")}, Format::kTable, out, err);
+  Printer p(c, CounterView());
+  p.Answer(2, Counter("Z", 3));
+  EXPECT_EQ(out.str(), "TARGET       NAME  VALUE\nc            Z         3\n");
+  p.Failed(1, absl::UnavailableError("not connected within 3s"));
+  p.Answer(0, Counter("LongerName", 12345));
+  EXPECT_EQ(p.Finish(), 1);
+  EXPECT_EQ(out.str(),
+            "TARGET       NAME  VALUE\n"
+            "c            Z         3\n"
+            "a            LongerName  12345\n");
+  EXPECT_EQ(err.str(),
+            "netctl: 1 of 3 targets failed:\n  longer-name: UNAVAILABLE: not connected within 3s\n");
+}
+
+// --order targets: a target's result waits for the ones listed before it.
+TEST(Printer, TargetOrderHoldsLaterTargets) {
+  std::ostringstream out, err;
+  CommandContext c = Context({T("a"), T("b"), T("c")}, Format::kJson, out, err);
+  c.target_order = true;
+  Printer p(c, CounterView());
+  p.Answer(2, Counter("C", 3));
+  p.Part(1, Counter("B1", 2));
+  EXPECT_EQ(out.str(), "");
+  p.Answer(0, Counter("A", 1));
+  // a, then what b streamed so far; c waits for b.
+  const std::string first = out.str();
+  EXPECT_EQ(std::count(first.begin(), first.end(), '\n'), 2) << first;
+  p.Part(1, Counter("B2", 2));
+  p.Done(1);
+  EXPECT_EQ(p.Finish(), 0);
+  const std::string s = out.str();
+  const size_t a = s.find("\"A\""), b1 = s.find("\"B1\""), b2 = s.find("\"B2\""),
+               cc = s.find("\"C\"");
+  ASSERT_NE(cc, std::string::npos) << s;
+  EXPECT_LT(a, b1);
+  EXPECT_LT(b1, b2);
+  EXPECT_LT(b2, cc);
+}
+
+// A streamed table starts once its first page is here, with that page's
+// widths; later rows keep them (a wider cell pushes its line, nothing is cut).
+TEST(Printer, StreamedTableFixesWidthsOnTheFirstPage) {
+  std::ostringstream out, err;
+  CommandContext c = Context({T("a")}, Format::kTable, out, err);
+  Printer p(c, CounterView());
+  for (int i = 0; i < 999; ++i) p.Part(0, Counter("N", i));
+  EXPECT_EQ(out.str(), "");  // not a page yet
+  p.Part(0, Counter("N", 5));
+  p.Part(0, Counter("MuchLongerName", 7));
+  p.Done(0);
+  EXPECT_EQ(p.Finish(), 0);
+  const std::string s = out.str();
+  EXPECT_EQ(std::count(s.begin(), s.end(), '\n'), 1002);
+  EXPECT_EQ(s.substr(0, s.find('\n')), "NAME  VALUE");
+  EXPECT_NE(s.find("\nN       998\n"), std::string::npos);
+  EXPECT_NE(s.find("\nMuchLongerName      7\n"), std::string::npos) << s.substr(s.size() - 80);
+}
+
+// After Ctrl-C, what arrived is printed, the silent targets are named and the
+// status is 130; a streaming command (watch) ends normally.
+TEST(Printer, InterruptedRunNamesTheSilentTargets) {
+  std::ostringstream out, err;
+  CommandContext c = Context({T("a"), T("b"), T("c")}, Format::kTable, out, err);
+  c.target_order = true;
+  Printer p(c, CounterView());
+  p.Answer(1, Counter("B", 2));
+  StopCalls();
+  p.Failed(0, absl::CancelledError("interrupted"));
+  EXPECT_EQ(p.Finish(), 130);
+  EXPECT_EQ(out.str(), "TARGET  NAME  VALUE\nb       B         2\n");
+  EXPECT_EQ(err.str(), "netctl: interrupted; no answer from 2 of 3 targets: a, c\n");
+  std::ostringstream wout, werr;
+  CommandContext w = Context({T("a")}, Format::kTable, wout, werr);
+  w.streaming = true;
+  Printer watch(w, View());
+  watch.Lines(0, "#1 sample\n");
+  watch.Failed(0, absl::CancelledError("cancelled"));
+  EXPECT_EQ(watch.Finish(), 0);
+  EXPECT_EQ(wout.str(), "#1 sample\n");
 }
 
 // A value netctl does not know (a newer agent's) has an empty name: it is
