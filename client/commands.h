@@ -71,6 +71,8 @@ struct SocketsArgs {
   uint32_t top = 10;
 };
 int RunSockets(const CommandContext& c, const SocketsArgs& args);
+// How `netctl sockets` shows ListSocketsResponse batches (ss -tainm's columns).
+View SocketsView(const SocketsArgs& args);
 int RunSocketSummary(const CommandContext& c, const SocketsArgs& args);
 
 }  // namespace netagent::client

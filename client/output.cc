@@ -2,6 +2,7 @@
 
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <sstream>
 
@@ -560,6 +561,20 @@ int PrintOutcomes(const CommandContext& c, std::vector<client::Outcome> outcomes
 std::string Num(uint64_t v) { return absl::StrCat(v); }
 std::string SignedNum(int64_t v) { return absl::StrCat(v); }
 std::string Rate(double per_second) { return absl::StrFormat("%.1f", per_second); }
+
+std::string Millis(uint32_t us) {
+  // to_chars with a precision is specified to write what printf would.
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof(buf), us / 1000.0, std::chars_format::general, 3);
+  return std::string(buf, r.ptr);
+}
+
+std::string BitsPerSecond(double bytes_per_second) {
+  char buf[400];
+  auto r = std::to_chars(buf, buf + sizeof(buf), bytes_per_second * 8, std::chars_format::fixed, 0);
+  if (r.ec != std::errc()) return absl::StrFormat("%.0fbps", bytes_per_second * 8);
+  return absl::StrCat(absl::string_view(buf, static_cast<size_t>(r.ptr - buf)), "bps");
+}
 
 std::string EnumSuffix(const std::string& name, absl::string_view prefix, int number) {
   absl::string_view n = name;

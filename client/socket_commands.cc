@@ -32,11 +32,8 @@ std::string Endpoint(const std::string& addr, uint32_t port, v1::AddressFamily f
                                             : absl::StrCat(addr, ":", p);
 }
 
-std::string Ms(uint32_t us) { return absl::StrFormat("%.3g", us / 1000.0); }
-
-std::string Bps(double bytes_per_second) {
-  return absl::StrFormat("%.0fbps", bytes_per_second * 8);
-}
+std::string Ms(uint32_t us) { return Millis(us); }
+std::string Bps(double bytes_per_second) { return BitsPerSecond(bytes_per_second); }
 
 // The ss -i -m details of one socket, in ss's own spelling, appended with a
 // space before each (tens of thousands of lines: one string, no pieces).
@@ -147,13 +144,7 @@ void SocketRows(const v1::ListSocketsResponse& r, std::vector<std::vector<std::s
 
 }  // namespace
 
-int RunSockets(const CommandContext& c, const SocketsArgs& args) {
-  v1::ListSocketsRequest req;
-  *req.mutable_filter() = Filter(args);
-  req.set_tcp_info(args.info);
-  req.set_memory(args.memory);
-  req.set_page_size(args.page_size);
-  req.set_page_token(args.page_token);
+View SocketsView(const SocketsArgs& args) {
   View view;
   if (args.count) {
     view.header = {"SOCKETS"};
@@ -170,6 +161,17 @@ int RunSockets(const CommandContext& c, const SocketsArgs& args) {
       SocketRows(static_cast<const v1::ListSocketsResponse&>(m), rows);
     };
   }
+  return view;
+}
+
+int RunSockets(const CommandContext& c, const SocketsArgs& args) {
+  v1::ListSocketsRequest req;
+  *req.mutable_filter() = Filter(args);
+  req.set_tcp_info(args.info);
+  req.set_memory(args.memory);
+  req.set_page_size(args.page_size);
+  req.set_page_token(args.page_token);
+  const View view = SocketsView(args);
   // Sockets are printed batch by batch as they arrive (tables: widths from
   // the first page; JSON: a line per batch).
   return RunStreams(c, view, [&](size_t i, grpc::Channel& ch, Printer& printer) {

@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <sstream>
 #include <stdexcept>
 
+#include "absl/strings/str_format.h"
 #include "netagent/v1/conntrack.pb.h"
 #include "netagent/v1/host.pb.h"
 #include "netagent/v1/telemetry.pb.h"
@@ -309,6 +311,22 @@ TEST(Printer, InterruptedRunNamesTheSilentTargets) {
   watch.Failed(0, absl::CancelledError("cancelled"));
   EXPECT_EQ(watch.Finish(), 0);
   EXPECT_EQ(wout.str(), "#1 sample\n");
+}
+
+// The fast number formats write exactly what printf's formats would.
+TEST(Formats, MillisAndBitsPerSecondAreWhatPrintfWrites) {
+  std::mt19937_64 rng(7);
+  std::vector<uint32_t> us = {0, 1, 5, 35, 999, 1000, 1234, 12345, 99950, 99949, 123456,
+                              999499, 999500, 1234567, 4294967295u};
+  for (int i = 0; i < 20000; ++i) us.push_back(static_cast<uint32_t>(rng() >> (rng() % 60 + 4)));
+  for (uint32_t v : us) {
+    EXPECT_EQ(Millis(v), absl::StrFormat("%.3g", v / 1000.0)) << v;
+  }
+  std::vector<double> rates = {0, 0.5, 1.5, 2.5, 125000, 1.25e9, 1.8446744073709552e19, 3e300};
+  for (int i = 0; i < 20000; ++i) rates.push_back(static_cast<double>(rng() >> (rng() % 64)));
+  for (double r : rates) {
+    EXPECT_EQ(BitsPerSecond(r), absl::StrFormat("%.0fbps", r * 8)) << r;
+  }
 }
 
 // A value netctl does not know (a newer agent's) has an empty name: it is
