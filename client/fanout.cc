@@ -137,10 +137,14 @@ absl::Status Connect(grpc::Channel& channel, absl::Duration timeout) {
     if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
       if (++failures >= 2) return absl::OkStatus();
     }
-    if (CallsStopping()) return absl::CancelledError("interrupted");
-    if (!channel.WaitForStateChange(state, deadline)) {
-      return absl::UnavailableError(
-          absl::StrCat("not connected within ", absl::FormatDuration(timeout)));
+    // Waited for in slices, so that Ctrl-C is noticed while connecting.
+    while (!channel.WaitForStateChange(
+        state, std::min(deadline, absl::ToChronoTime(absl::Now() + absl::Milliseconds(100))))) {
+      if (CallsStopping()) return absl::CancelledError("interrupted");
+      if (std::chrono::system_clock::now() >= deadline) {
+        return absl::UnavailableError(
+            absl::StrCat("not connected within ", absl::FormatDuration(timeout)));
+      }
     }
   }
   return absl::OkStatus();
