@@ -184,6 +184,8 @@ int RunSoftnet(const CommandContext& c, std::optional<absl::Duration> window) {
   view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
     SoftnetRows(static_cast<const v1::GetSoftnetResponse&>(m), rows);
   };
+  view.keys = {0};
+  view.by = view.header[2];  // DROPPED(/s)
   return RunUnary(
       c, view,
       [&](const Target&, grpc::Channel& ch, absl::Time d) {
@@ -203,6 +205,8 @@ int RunCounters(const CommandContext& c, const CountersArgs& args) {
   view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
     CounterRows(static_cast<const v1::GetCountersResponse&>(m), rows);
   };
+  view.keys = {0};
+  view.by = args.window ? "RATE/s" : "VALUE";
   return RunUnary(
       c, view,
       [&](const Target&, grpc::Channel& ch, absl::Time d) {

@@ -109,6 +109,17 @@ void SummaryBlock(const google::protobuf::Message& m, std::ostream& out) {
 int RunConntrackStats(const CommandContext& c) {
   View view;
   view.block = StatsBlock;
+  view.numbers_header = {"FIELD", "VALUE"};
+  view.numbers = [](const google::protobuf::Message& m,
+                    std::vector<std::vector<std::string>>& rows) {
+    const auto& s = static_cast<const v1::GetConntrackStatsResponse&>(m);
+    rows.push_back({"entries", s.has_count() ? Num(s.count()) : "-"});
+    rows.push_back({"max", s.has_max() ? Num(s.max()) : "-"});
+    rows.push_back({"fill%", s.has_fill_percent() ? absl::StrFormat("%.1f", s.fill_percent()) : "-"});
+    for (const auto& v : s.total()) rows.push_back({v.name(), Num(v.value())});
+  };
+  view.keys = {0};
+  view.by = "VALUE";
   return RunUnary(c, view, [](const Target&, grpc::Channel& ch, absl::Time d) {
     return Unary(ch, d, v1::GetConntrackStatsRequest(),
                  &v1::ConntrackService::Stub::GetConntrackStats);

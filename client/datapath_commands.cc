@@ -388,6 +388,8 @@ int RunDatapathStats(const CommandContext& c, const DatapathArgs& a) {
   req.set_per_cpu(a.per_cpu);
   View view;
   view.header = {"CPU", "VERDICT", "REASON", "PACKETS", "BYTES"};
+  view.keys = {0, 1, 2};
+  view.by = "PACKETS";
   view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
     const auto& r = static_cast<const v1::GetDatapathStatsResponse&>(m);
     for (const auto& v : r.total())

@@ -130,12 +130,23 @@ int Main(int argc, char** argv) {
   log_level->add_option("level", level, "trace, debug, info, warn or error")->required();
 
   std::string softnet_window;
+  // Fleet aggregation of the numeric commands.
+  Aggregate aggregate;
+  auto add_aggregate = [&](CLI::App* cmd, const std::string& top_flag) {
+    cmd->add_option(top_flag, aggregate.top,
+                    "over a fleet: the N targets with the highest --by value, per row "
+                    "(counter, CPU, ...)");
+    cmd->add_option("--by", aggregate.by, "the column --top ranks by (default: the main rate)");
+    cmd->add_flag("--sum", aggregate.sum, "over a fleet: each row added up across targets");
+  };
   auto* softnet = app.add_subcommand("softnet", "per-CPU softnet statistics");
   softnet->add_option("--window", softnet_window, "sample twice this far apart: rates per second");
 
   std::string counters_window;
   CountersArgs counters_args;
+  add_aggregate(softnet, "--top");
   auto* counters = app.add_subcommand("counters", "SNMP / netstat / snmp6 counters (like nstat)");
+  add_aggregate(counters, "--top");
   counters->add_option("--window", counters_window,
                        "sample twice this far apart: deltas and rates");
   counters->add_option("--filter", counters_args.filter, "RE2 regular expression on the name");
@@ -181,6 +192,7 @@ int Main(int argc, char** argv) {
       "summary", "states, listeners' accept queues, TIME_WAIT, worst peers");
   socket_filters(sockets_summary);
   sockets_summary->add_option("--top", sockets_args.top, "peers per list (default 10)");
+  add_aggregate(sockets_summary, "--top-hosts");
 
   NicArgs nic_args;
   auto* nic =
@@ -196,6 +208,7 @@ int Main(int argc, char** argv) {
   conntrack->require_subcommand(1);
   auto* ct_stats =
       conntrack->add_subcommand("stats", "entries, limit and per-CPU statistics (cheap)");
+  add_aggregate(ct_stats, "--top");
   auto* ct_list = conntrack->add_subcommand("list", "the entries, like conntrack -L");
   auto* ct_summary =
       conntrack->add_subcommand("summary", "counts per protocol and state, top sources");
@@ -356,6 +369,7 @@ int Main(int argc, char** argv) {
   auto* dp_stats = datapath->add_subcommand("stats", "packets and bytes per verdict and reason");
   dp_stats->add_option("device", dp.device, "interface")->required();
   dp_stats->add_flag("--per-cpu", dp.per_cpu, "also per CPU");
+  add_aggregate(dp_stats, "--top");
   auto* dp_samples = datapath->add_subcommand("samples", "stream drop samples until Ctrl-C");
   dp_samples->add_option("device", dp.device, "interface")->required();
   dp_samples->add_flag("--live", dp.live, "skip the agent's recent samples");
@@ -449,6 +463,9 @@ int Main(int argc, char** argv) {
   ctx.format = output == "json" ? Format::kJson : Format::kTable;
   ctx.label_targets = !targets_file.empty() || !dns_flags.empty();
   ctx.target_order = order == "targets";
+  if (aggregate.top > 0 && aggregate.sum) return Usage("--top and --sum: one or the other");
+  if (!aggregate.by.empty() && aggregate.top == 0) return Usage("--by goes with --top");
+  ctx.aggregate = aggregate;
   ctx.progress = ::isatty(STDERR_FILENO) == 1;
   ctx.out = &std::cout;
   ctx.err = &std::cerr;

@@ -2,10 +2,16 @@
 
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
 #include <charconv>
 #include <cstdint>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -222,6 +228,8 @@ std::string JsonLine(const Target& target, const absl::Status& status,
 
 namespace {
 
+// Exit status of a usage error.
+constexpr int kUsage = 2;
 // Rows held before a streamed table's widths are fixed (ss-like output
 // starts after this many sockets, not after the last one).
 constexpr size_t kFirstPage = 1000;
@@ -345,6 +353,14 @@ void Printer::Outcome(size_t target, client::Outcome outcome) {
 
 void Printer::Answer(size_t target, const google::protobuf::Message& result) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (c_.aggregate.active()) {
+    // Ranked or added up at the end: nothing to show before every answer.
+    if (numbers_.empty()) numbers_.resize(c_.targets.size());
+    (view_.numbers ? view_.numbers : view_.rows)(result, numbers_[target]);
+    state_[target] = State::kDone;
+    ++answered_;
+    return;
+  }
   Held& sink = Sink(target);
   if (c_.format == Format::kJson) {
     sink.text += JsonLine(c_.targets[target], absl::OkStatus(), &result);
@@ -483,6 +499,10 @@ int Printer::Finish() {
   finishing_ = true;
   progress_cv_.notify_all();
   ClearProgress();
+  if (c_.aggregate.active()) {
+    const int status = FinishAggregate();
+    if (status == kUsage) return status;
+  }
   // What arrived but waited for its turn (after Ctrl-C) goes out now.
   for (size_t i = next_; i < held_.size(); ++i) Emit(held_[i], i);
   size_t failed = 0;
@@ -494,7 +514,8 @@ int Printer::Finish() {
       silent.push_back(TerminalText(c_.targets[i].display));
     }
   }
-  if (table_ != nullptr && (table_->fixed() || multi() || failed == 0)) {
+  if (table_ != nullptr && !c_.aggregate.active() &&
+      (table_->fixed() || multi() || failed == 0)) {
     table_->RenderPending(&out_);
   }
   Write(true);
@@ -520,6 +541,135 @@ int Printer::Finish() {
   err.flush();
   if (!silent.empty()) return 130;
   return failed > 0 ? 1 : 0;
+}
+
+namespace {
+
+// A cell's number; "-" (not known) and text are no number.
+bool CellNumber(const std::string& cell, double* v) {
+  return Numeric(cell) && absl::SimpleAtod(cell, v) && std::isfinite(*v);
+}
+
+double CellValue(const std::string& cell) {
+  double v;
+  return CellNumber(cell, &v) ? v : -std::numeric_limits<double>::infinity();
+}
+
+std::string SumText(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 1e15) return absl::StrCat(static_cast<int64_t>(v));
+  return absl::StrFormat("%.1f", v);
+}
+
+}  // namespace
+
+int Printer::FinishAggregate() {
+  std::vector<std::string> names;
+  for (const Target& t : c_.targets) names.push_back(t.display);
+  numbers_.resize(c_.targets.size());
+  const auto& header = view_.numbers ? view_.numbers_header : view_.header;
+  auto agg = AggregateRows(header, view_.keys, view_.by, c_.aggregate, names, numbers_);
+  if (!agg.ok()) {
+    *c_.err << "netctl: " << TerminalText(agg.status().message()) << "\n";
+    return kUsage;
+  }
+  if (c_.format == Format::kJson) {
+    // One object per row: the columns by name, numbers as numbers.
+    for (const auto& row : agg->rows) {
+      std::string line = "{";
+      for (size_t i = 0; i < row.size() && i < agg->header.size(); ++i) {
+        if (i) line += ',';
+        AppendJsonString(absl::AsciiStrToLower(agg->header[i]), &line);
+        line += ':';
+        double v;
+        if (i > 0 && CellNumber(row[i], &v)) {
+          line += row[i];
+        } else {
+          AppendJsonString(row[i], &line);
+        }
+      }
+      out_ += line + "}\n";
+    }
+  } else {
+    Table t(agg->header);
+    for (auto& row : agg->rows) t.AddRow(std::move(row));
+    t.RenderPending(&out_);
+  }
+  return 0;
+}
+
+
+absl::StatusOr<Aggregated> AggregateRows(
+    const std::vector<std::string>& header, const std::vector<size_t>& keys,
+    const std::string& default_by, const Aggregate& how, const std::vector<std::string>& targets,
+    const std::vector<std::vector<std::vector<std::string>>>& rows) {
+  if (header.empty() || keys.empty()) {
+    return absl::InvalidArgumentError("--top and --sum: this command's results are not numbers");
+  }
+  const std::string by = how.by.empty() ? default_by : how.by;
+  size_t by_col = header.size();
+  for (size_t i = 0; i < header.size(); ++i) {
+    const std::string h = absl::AsciiStrToLower(header[i]);
+    const std::string b = absl::AsciiStrToLower(by);
+    if (h == b || h.substr(0, h.find('/')) == b) by_col = i;
+  }
+  if (by_col == header.size() || std::find(keys.begin(), keys.end(), by_col) != keys.end()) {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < header.size(); ++i) {
+      if (std::find(keys.begin(), keys.end(), i) == keys.end()) names.push_back(header[i]);
+    }
+    return absl::InvalidArgumentError(absl::StrCat("--by: \"", by, "\" is not a number column here (",
+                                                   absl::StrJoin(names, ", "), ")"));
+  }
+  // Rows grouped by key, keys in first-seen order.
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<std::pair<size_t, const std::vector<std::string>*>>> groups;
+  for (size_t t = 0; t < rows.size(); ++t) {
+    for (const auto& row : rows[t]) {
+      std::string key;
+      for (size_t k : keys) absl::StrAppend(&key, k < row.size() ? row[k] : "", "\x1f");
+      auto [it, inserted] = groups.try_emplace(key);
+      if (inserted) order.push_back(key);
+      it->second.emplace_back(t, &row);
+    }
+  }
+  Aggregated out;
+  out.header = header;
+  out.header.insert(out.header.begin(), "TARGET");
+  for (const std::string& key : order) {
+    auto& members = groups[key];
+    if (how.sum) {
+      std::vector<std::string> row = *members.front().second;
+      std::set<size_t> counted;
+      for (size_t col = 0; col < row.size(); ++col) {
+        if (std::find(keys.begin(), keys.end(), col) != keys.end()) continue;
+        double total = 0;
+        bool any = false;
+        for (const auto& [t, r] : members) {
+          double v;
+          if (col < r->size() && CellNumber((*r)[col], &v)) {
+            total += v;
+            any = true;
+          }
+        }
+        row[col] = any ? SumText(total) : "-";
+      }
+      for (const auto& [t, r] : members) counted.insert(t);
+      row.insert(row.begin(), absl::StrCat("sum of ", counted.size()));
+      out.rows.push_back(std::move(row));
+      continue;
+    }
+    std::stable_sort(members.begin(), members.end(), [&](const auto& a, const auto& b) {
+      const double va = by_col < a.second->size() ? CellValue((*a.second)[by_col]) : -INFINITY;
+      const double vb = by_col < b.second->size() ? CellValue((*b.second)[by_col]) : -INFINITY;
+      return va > vb;
+    });
+    for (size_t i = 0; i < members.size() && i < how.top; ++i) {
+      std::vector<std::string> row = *members[i].second;
+      row.insert(row.begin(), targets[members[i].first]);
+      out.rows.push_back(std::move(row));
+    }
+  }
+  return out;
 }
 
 int RunUnary(const CommandContext& c, View view, const UnaryCall& call, absl::Duration extra_time) {

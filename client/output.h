@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "client/fanout.h"
@@ -72,14 +73,48 @@ class Table {
   std::string ready_;  // rows formatted after the widths were fixed
 };
 
+using RowsFn =
+    std::function<void(const google::protobuf::Message&, std::vector<std::vector<std::string>>&)>;
+
 // How a command shows one target's result in table mode: rows of a shared
 // table, or a block of text.
 struct View {
   std::vector<std::string> header;
-  std::function<void(const google::protobuf::Message&, std::vector<std::vector<std::string>>&)>
-      rows;
+  RowsFn rows;
   std::function<void(const google::protobuf::Message&, std::ostream&)> block;
+  // Numeric commands: how a fleet's results are ranked (--top) and added up
+  // (--sum). Rows in `header`'s columns (`rows`, or `numbers` for a block
+  // view); `keys` are the columns that name a row (NAME, CPU, ...), `by` the
+  // column ranked by default.
+  RowsFn numbers;
+  std::vector<std::string> numbers_header;
+  std::vector<size_t> keys;
+  std::string by;
 };
+
+// --top N [--by FIELD] and --sum over a fleet.
+struct Aggregate {
+  uint32_t top = 0;
+  bool sum = false;
+  std::string by;
+  bool active() const { return top > 0 || sum; }
+};
+
+// The rows a fleet aggregate prints: per key (in first-seen order), the `top`
+// targets with the highest `by` value (ties in target order), or one row of
+// column sums with the number of targets in the TARGET column. `rows[i]`
+// holds target i's rows (empty for a failed target). Cells that are not
+// numbers ("-") rank lowest and are not added. Returns the column index of
+// `by` as well, or an error naming the columns there are.
+struct Aggregated {
+  std::vector<std::string> header;  // TARGET first
+  std::vector<std::vector<std::string>> rows;
+};
+absl::StatusOr<Aggregated> AggregateRows(const std::vector<std::string>& header,
+                                         const std::vector<size_t>& keys,
+                                         const std::string& default_by, const Aggregate& how,
+                                         const std::vector<std::string>& targets,
+                                         const std::vector<std::vector<std::vector<std::string>>>& rows);
 
 // What a command run prints to and how (from netctl's global flags).
 struct CommandContext {
@@ -95,6 +130,7 @@ struct CommandContext {
   bool progress = false;
   // The command streams until Ctrl-C, which then ends it normally.
   bool streaming = false;
+  Aggregate aggregate;
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
 };
@@ -147,6 +183,7 @@ class Printer {
   void Emit(Held& held, size_t target);
   void Write(bool force);
   void ClearProgress();
+  int FinishAggregate();
   void ProgressLoop();
 
   const CommandContext& c_;
@@ -160,6 +197,7 @@ class Printer {
   size_t blocks_ = 0;     // blocks printed (a blank line between them)
   std::unique_ptr<Table> table_;
   std::string out_;       // stdout bytes not yet written
+  std::vector<std::vector<std::vector<std::string>>> numbers_;  // --top / --sum: per target
   bool progress_shown_ = false;
   absl::Time start_;
   bool finishing_ = false;

@@ -254,6 +254,22 @@ int RunSocketSummary(const CommandContext& c, const SocketsArgs& args) {
   req.set_top(args.top);
   View view;
   view.block = SummaryBlock;
+  view.numbers_header = {"FIELD", "VALUE"};
+  view.numbers = [](const google::protobuf::Message& m,
+                    std::vector<std::vector<std::string>>& rows) {
+    const auto& s = static_cast<const v1::GetSocketSummaryResponse&>(m);
+    rows.push_back({"sockets", Num(s.total())});
+    for (const auto& st : s.states())
+      rows.push_back({absl::StrCat(st.protocol(), " ", st.state()), Num(st.count())});
+    rows.push_back({"time-wait", Num(s.time_wait().count())});
+    rows.push_back({"busiest-peer-port-fill%",
+                    absl::StrFormat("%.1f", s.time_wait().busiest_peer_fill_percent())});
+    double fill = 0;
+    for (const auto& l : s.listeners()) fill = std::max(fill, l.accept_queue_fill_percent());
+    rows.push_back({"fullest-accept-queue%", absl::StrFormat("%.1f", fill)});
+  };
+  view.keys = {0};
+  view.by = "VALUE";
   return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
     return Unary(ch, d, req, &v1::SocketService::Stub::GetSocketSummary);
   });

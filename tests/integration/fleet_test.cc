@@ -8,13 +8,18 @@
 #include <signal.h>
 
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "tests/common/test_support.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/json.h"
+#include "netagent/v1/telemetry.pb.h"
 
 namespace netagent::testing {
 namespace {
+
+namespace v1 = ::netagent::v1;
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -144,6 +149,90 @@ TEST_F(FleetTest, ProgressOnlyOnATerminal) {
   RunResult pipe = RunCommand(Netctl({"--connect-timeout", "2500ms", "host"}));
   EXPECT_EQ(pipe.err.find("answered"), std::string::npos) << pipe.err;
   EXPECT_EQ(pipe.out.find("answered"), std::string::npos);
+}
+
+// --top against a reference computed from the same fleet's JSON: three
+// agents in three namespaces that sent different numbers of datagrams to a
+// closed port.
+TEST(FleetTopTest, TopRanksTargetsAsTheJsonSays) {
+  REQUIRE_ROOT("network namespaces");
+  Netns ns[3];
+  std::vector<std::unique_ptr<Agent>> agents;
+  TempDir tmp;
+  std::string fleet;
+  for (int i = 0; i < 3; ++i) {
+    // 1, 4 and 2 datagrams: the middle one has the most.
+    const int sends[] = {1, 4, 2};
+    ASSERT_EQ(RunCommand(ns[i].Exec({"bash", "-c",
+                                     "for i in $(seq " + std::to_string(sends[i]) +
+                                         "); do echo x > /dev/udp/127.0.0.1/9; done"}))
+                  .exit_code,
+              0);
+    agents.push_back(std::make_unique<Agent>(ns[i]));
+    ASSERT_TRUE(agents.back()->ok()) << agents.back()->error();
+    fleet += agents.back()->target() + "\n";
+  }
+  WriteFile(tmp / "fleet", fleet);
+  const std::vector<std::string> base = {NetctlPath(), "--targets-file", tmp / "fleet",
+                                         "counters", "--filter", "^Udp(NoPorts|OutDatagrams)$"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = base;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return RunCommand(argv);
+  };
+  RunResult json = with({"-o", "json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  // The reference: per counter, the target with the highest value.
+  std::map<std::string, std::pair<int64_t, std::string>> best;
+  for (const std::string& line : Lines(json.out)) {
+    auto r = ResultOf<v1::GetCountersResponse>(line);
+    const std::string target = ParseJson(line).fields().at("target").string_value();
+    for (const auto& c : r.counters()) {
+      auto& b = best[c.name()];
+      if (b.second.empty() || c.value() > b.first) b = {c.value(), target};
+    }
+  }
+  ASSERT_EQ(best.size(), 2u) << json.out;
+  EXPECT_EQ(best["UdpNoPorts"].second, agents[1]->target());
+  EXPECT_EQ(best["UdpNoPorts"].first, 4);
+  RunResult top = with({"--top", "1"});
+  ASSERT_EQ(top.exit_code, 0) << top.err;
+  std::vector<std::string> lines = Lines(top.out);
+  ASSERT_EQ(lines.size(), 3u) << top.out;  // header and one row per counter
+  for (const auto& [name, b] : best) {
+    bool found = false;
+    for (const std::string& l : lines) {
+      found |= l.rfind(b.second + " ", 0) == 0 && l.find(" " + name + " ") != std::string::npos &&
+               l.find(" " + std::to_string(b.first)) != std::string::npos;
+    }
+    EXPECT_TRUE(found) << name << " " << b.second << "\n" << top.out;
+  }
+  // JSON rows and --sum.
+  RunResult top_json = with({"--top", "1", "-o", "json"});
+  ASSERT_EQ(Lines(top_json.out).size(), 2u) << top_json.out;
+  EXPECT_EQ(ParseJson(Lines(top_json.out)[0]).fields().at("value").number_value(),
+            static_cast<double>(best[ParseJson(Lines(top_json.out)[0]).fields().at("name")
+                                         .string_value()].first));
+  RunResult sum = with({"--sum", "-o", "json"});
+  int64_t total = 0;
+  for (const std::string& line : Lines(json.out)) {
+    const auto r = ResultOf<v1::GetCountersResponse>(line);
+    for (const auto& c : r.counters())
+      if (c.name() == "UdpNoPorts") total += c.value();
+  }
+  bool summed = false;
+  for (const std::string& line : Lines(sum.out)) {
+    auto f = ParseJson(line).fields();
+    if (f.at("name").string_value() == "UdpNoPorts") {
+      summed = f.at("value").number_value() == static_cast<double>(total) &&
+               f.at("target").string_value() == "sum of 3";
+    }
+  }
+  EXPECT_TRUE(summed) << sum.out;
+  RunResult bad = with({"--top", "1", "--by", "name"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--by: \"name\" is not a number column here (VALUE)"), std::string::npos)
+      << bad.err;
 }
 
 }  // namespace

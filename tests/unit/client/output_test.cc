@@ -346,3 +346,46 @@ TEST(EnumSuffix, AnUnknownValueIsItsNumber) {
 
 }  // namespace
 }  // namespace netagent::client
+
+namespace netagent::client {
+namespace {
+
+// --top: per key the N highest, ties in target order, "-" lowest; --sum:
+// numeric columns added, keys kept; --by names a number column.
+TEST(AggregateRows, TopAndSumArithmetic) {
+  const std::vector<std::string> header = {"NAME", "VALUE", "RATE/s"};
+  const std::vector<std::string> targets = {"a", "b", "c", "d"};
+  std::vector<std::vector<std::vector<std::string>>> rows = {
+      {{"X", "10", "1.5"}, {"Y", "7", "-"}},
+      {{"X", "30", "0.5"}, {"Y", "7", "2.0"}},
+      {},  // failed
+      {{"X", "20", "1.5"}, {"Y", "9", "0.0"}}};
+  Aggregate top;
+  top.top = 2;
+  auto r = AggregateRows(header, {0}, "RATE/s", top, targets, rows);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->header, (std::vector<std::string>{"TARGET", "NAME", "VALUE", "RATE/s"}));
+  EXPECT_EQ(r->rows, (std::vector<std::vector<std::string>>{{"a", "X", "10", "1.5"},
+                                                            {"d", "X", "20", "1.5"},
+                                                            {"b", "Y", "7", "2.0"},
+                                                            {"d", "Y", "9", "0.0"}}));
+  top.by = "value";
+  r = AggregateRows(header, {0}, "RATE/s", top, targets, rows);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->rows[0], (std::vector<std::string>{"b", "X", "30", "0.5"}));
+  EXPECT_EQ(r->rows[2], (std::vector<std::string>{"d", "Y", "9", "0.0"}));
+  EXPECT_EQ(r->rows[3], (std::vector<std::string>{"a", "Y", "7", "-"}));  // tie: list order
+  Aggregate sum;
+  sum.sum = true;
+  r = AggregateRows(header, {0}, "RATE/s", sum, targets, rows);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->rows, (std::vector<std::vector<std::string>>{{"sum of 3", "X", "60", "3.5"},
+                                                            {"sum of 3", "Y", "23", "2"}}));
+  top.by = "NAME";
+  r = AggregateRows(header, {0}, "RATE/s", top, targets, rows);
+  EXPECT_EQ(r.status().message(), "--by: \"NAME\" is not a number column here (VALUE, RATE/s)");
+  EXPECT_FALSE(AggregateRows({"STATUS"}, {}, "", sum, targets, rows).ok());
+}
+
+}  // namespace
+}  // namespace netagent::client
