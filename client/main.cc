@@ -106,7 +106,9 @@ int Main(int argc, char** argv) {
                  "agent: unix:///path, host, host:port, [v6]:port (repeatable)");
   app.add_option("--targets-file", targets_file, "file with one target per line");
   app.add_option("--dns", dns_flags, "NAME:PORT: every A/AAAA record is one agent (repeatable)");
-  app.add_option("--concurrency", connect.concurrency, "targets queried at once (default 32)");
+  app.add_option("--concurrency", connect.concurrency,
+                 "targets connected and queried at once (default 32); windowed calls and "
+                 "streams run on every target together, only connecting is limited");
   app.add_option("--timeout", timeout_text, "per-target deadline (default 10s)");
   app.add_option("--connect-timeout", connect_timeout_text,
                  "how long to wait for a TCP target to connect (default 3s)");
