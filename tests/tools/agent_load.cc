@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -47,7 +48,6 @@ namespace {
 
 namespace v1 = ::netagent::v1;
 using Clock = std::chrono::steady_clock;
-volatile sig_atomic_t g_term = 0;
 
 struct Args {
   std::string tcp, unix_path, device;
@@ -107,6 +107,10 @@ int IdleConnection(const std::string& hostport, int n, int peers) {
   sockaddr_in from{};
   from.sin_family = AF_INET;
   from.sin_addr.s_addr = htonl(0x7f000100u + 1 + static_cast<uint32_t>(n % peers));
+  // A connect the listener never completes (its queue full under load) gives
+  // up after 2 s instead of the kernel's two minutes of SYN retries.
+  const timeval two_seconds{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &two_seconds, sizeof(two_seconds));
   if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
       connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
     close(fd);
@@ -160,7 +164,9 @@ int Run(const Args& a) {
 
   std::atomic<bool> stop{false};
   std::vector<int> idle;
-  for (int i = 0; i < a.idle; ++i) {
+  // At most 20 s opening them, whatever the machine's load.
+  const auto idle_until = Clock::now() + std::chrono::seconds(20);
+  for (int i = 0; i < a.idle && Clock::now() < idle_until; ++i) {
     const int fd = IdleConnection(a.tcp, i, std::clamp(a.idle_peers, 1, 250));
     if (fd >= 0) idle.push_back(fd);
   }
@@ -174,7 +180,13 @@ int Run(const Args& a) {
   const pid_t flooder = fork();
   if (flooder == 0) {
     close(report[0]);
-    signal(SIGTERM, [](int) { g_term = 1; });  // the parent's "stop"
+    // The parent's "stop" is SIGTERM, blocked from here on (the flood threads
+    // inherit the mask) and taken by sigwait below: one that comes before
+    // the wait is kept pending, not lost.
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, nullptr);
     setpriority(PRIO_PROCESS, 0, 19);
     std::vector<std::shared_ptr<grpc::Channel>> channels;
     for (int i = 0; i < std::max(1, a.flood_channels); ++i) channels.push_back(Channel(a.tcp, i));
@@ -214,7 +226,8 @@ int Run(const Args& a) {
         }
       });
     }
-    while (!g_term) pause();
+    for (int sig = 0; sigwait(&term, &sig) != 0 || sig != SIGTERM;) {
+    }
     stop = true;
     for (auto& t : floods) t.join();
     char buf[512];
