@@ -21,6 +21,7 @@
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -187,6 +188,9 @@ int Run(const Args& a) {
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &term, nullptr);
+    // A parent killed at its deadline takes the floods with it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1) _exit(1);
     setpriority(PRIO_PROCESS, 0, 19);
     std::vector<std::shared_ptr<grpc::Channel>> channels;
     for (int i = 0; i < std::max(1, a.flood_channels); ++i) channels.push_back(Channel(a.tcp, i));
