@@ -85,8 +85,8 @@ void AppendEnum(const pb::EnumDescriptor* e, int number, std::string* out) {
 void AppendMessage(const pb::Message& m, std::string* out);
 
 // One value of a field: `index` < 0 for a singular field.
-void AppendValue(const pb::Message& m, const FD* fd, int index, std::string* out) {
-  const pb::Reflection* r = m.GetReflection();
+void AppendValue(const pb::Message& m, const pb::Reflection* r, const FD* fd, int index,
+                 std::string* out) {
   const bool rep = index >= 0;
   switch (fd->cpp_type()) {
     case FD::CPPTYPE_INT32:
@@ -134,14 +134,15 @@ void AppendValue(const pb::Message& m, const FD* fd, int index, std::string* out
 }
 
 // A map key: always a JSON string.
-void AppendKey(const pb::Message& entry, const FD* fd, std::string* out) {
+void AppendKey(const pb::Message& entry, const pb::Reflection* r, const FD* fd,
+               std::string* out) {
   if (fd->cpp_type() == FD::CPPTYPE_STRING) {
-    AppendValue(entry, fd, -1, out);
+    AppendValue(entry, r, fd, -1, out);
   } else if (fd->cpp_type() == FD::CPPTYPE_INT64 || fd->cpp_type() == FD::CPPTYPE_UINT64) {
-    AppendValue(entry, fd, -1, out);  // already quoted
+    AppendValue(entry, r, fd, -1, out);  // already quoted
   } else {
     *out += '"';
-    AppendValue(entry, fd, -1, out);
+    AppendValue(entry, r, fd, -1, out);
     *out += '"';
   }
   *out += ':';
@@ -185,16 +186,17 @@ void AppendMessage(const pb::Message& m, std::string* out) {
         const FD* value = fd->message_type()->map_value();
         for (int i = 0; i < n; ++i) {
           const pb::Message& entry = r->GetRepeatedMessage(m, fd, i);
+          const pb::Reflection* er = entry.GetReflection();
           if (i) *out += ',';
-          AppendKey(entry, key, out);
-          AppendValue(entry, value, -1, out);
+          AppendKey(entry, er, key, out);
+          AppendValue(entry, er, value, -1, out);
         }
         *out += '}';
       } else {
         *out += '[';
         for (int i = 0; i < n; ++i) {
           if (i) *out += ',';
-          AppendValue(m, fd, i, out);
+          AppendValue(m, r, fd, i, out);
         }
         *out += ']';
       }
@@ -204,7 +206,7 @@ void AppendMessage(const pb::Message& m, std::string* out) {
     if (!first) *out += ',';
     first = false;
     *out += f.key;
-    AppendValue(m, fd, -1, out);
+    AppendValue(m, r, fd, -1, out);
   }
   *out += '}';
 }

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <charconv>
+#include <cstring>
 #include <cstdint>
 #include <sstream>
 
@@ -71,9 +72,20 @@ bool IsControl(uint32_t cp) {
 }
 
 // Printable ASCII needs no look (most cells: numbers, addresses, names).
+// Eight bytes at a time: none below 0x20, none 0x7f, none with the high bit.
 bool Plain(const std::string& s) {
-  for (char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  const char* p = s.data();
+  size_t n = s.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    const uint64_t below_space = (x - kOnes * 0x20) & ~x;
+    const uint64_t del = ((x ^ (kOnes * 0x7f)) - kOnes) & ~(x ^ (kOnes * 0x7f));
+    if ((below_space | del | x) & kHigh) return false;
+  }
+  for (; n > 0; ++p, --n) {
+    if (*p < 0x20 || *p > 0x7e) return false;
   }
   return true;
 }
@@ -133,6 +145,7 @@ void Table::SetMinWidth(size_t col, size_t width) {
 
 void Table::AddRow(std::vector<std::string> cells) {
   if (fixed_) {
+    if (ready_.capacity() == 0) ready_.reserve(1 << 20);
     Line(TerminalCells(std::move(cells)), nullptr, &ready_);
   } else {
     rows_.push_back(Row{TerminalCells(std::move(cells)), "", false});
@@ -185,7 +198,11 @@ void Table::RenderPending(std::string* out) {
     rows_.clear();
     rows_.shrink_to_fit();
   }
-  *out += ready_;
+  if (out->empty()) {
+    out->swap(ready_);
+  } else {
+    *out += ready_;
+  }
   ready_.clear();
 }
 
@@ -206,23 +223,34 @@ std::string DescribeError(const absl::Status& status) {
   return absl::StrCat(StatusCodeName(status.code()), ": ", TerminalText(status.message()));
 }
 
+void AppendJsonLine(const Target& target, const absl::Status& status,
+                    const google::protobuf::Message* result, std::string* out) {
+  *out += "{\"target\":";
+  AppendJsonString(target.display, out);
+  absl::StrAppend(out, ",\"ok\":", status.ok() ? "true" : "false", ",\"error\":");
+  if (status.ok()) {
+    *out += "null";
+  } else {
+    *out += "{\"code\":";
+    AppendJsonString(StatusCodeName(status.code()), out);
+    *out += ",\"message\":";
+    AppendJsonString(status.message(), out);
+    *out += "}";
+  }
+  *out += ",\"result\":";
+  if (result != nullptr) {
+    AppendJson(*result, out);
+  } else {
+    *out += "null";
+  }
+  *out += "}\n";
+}
+
 std::string JsonLine(const Target& target, const absl::Status& status,
                      const google::protobuf::Message* result) {
-  std::string out = absl::StrCat("{\"target\":", JsonString(target.display),
-                                 ",\"ok\":", status.ok() ? "true" : "false", ",\"error\":");
-  if (status.ok()) {
-    out += "null";
-  } else {
-    absl::StrAppend(&out, "{\"code\":", JsonString(StatusCodeName(status.code())),
-                    ",\"message\":", JsonString(std::string(status.message())), "}");
-  }
-  out += ",\"result\":";
-  if (result != nullptr) {
-    AppendJson(*result, &out);
-  } else {
-    out += "null";
-  }
-  out += "}";
+  std::string out;
+  AppendJsonLine(target, status, result, &out);
+  out.pop_back();
   return out;
 }
 
@@ -363,8 +391,7 @@ void Printer::Answer(size_t target, const google::protobuf::Message& result) {
   }
   Held& sink = Sink(target);
   if (c_.format == Format::kJson) {
-    sink.text += JsonLine(c_.targets[target], absl::OkStatus(), &result);
-    sink.text += '\n';
+    AppendJsonLine(c_.targets[target], absl::OkStatus(), &result, &sink.text);
   } else if (view_.block) {
     if (multi()) {
       absl::StrAppend(&sink.text, blocks_++ ? "\n" : "", "== ",
@@ -386,8 +413,10 @@ void Printer::Part(size_t target, const google::protobuf::Message& part) {
   std::lock_guard<std::mutex> lock(mu_);
   Held& sink = Sink(target);
   if (c_.format == Format::kJson) {
-    sink.text += JsonLine(c_.targets[target], absl::OkStatus(), &part);
-    sink.text += '\n';
+    // Straight into the output when it is this target's turn (a bulk stream
+    // writes tens of megabytes: no copy on the way).
+    AppendJsonLine(c_.targets[target], absl::OkStatus(), &part,
+                   &sink == &held_[target] ? &sink.text : &out_);
   } else if (table_ != nullptr) {
     AddRows(target, part, sink);
   }
@@ -434,8 +463,7 @@ void Printer::Failed(size_t target, const absl::Status& status) {
   if (c_.format == Format::kJson) {
     // Machines read the failure beside the results.
     Held& sink = Sink(target);
-    sink.text += JsonLine(c_.targets[target], status, nullptr);
-    sink.text += '\n';
+    AppendJsonLine(c_.targets[target], status, nullptr, &sink.text);
     if (&sink != &held_[target]) Emit(sink, target);
   } else if (c_.targets.size() == 1) {
     // One target: its error now (several: named together at the end).
@@ -713,6 +741,42 @@ std::string SignedNum(int64_t v) { return absl::StrCat(v); }
 std::string Rate(double per_second) { return absl::StrFormat("%.1f", per_second); }
 
 std::string Millis(uint32_t us) {
+  // Exact decimal arithmetic where it gives printf's answer: a value below
+  // 1000 ms, rounded to three significant digits when that is not a tie (a
+  // tie is decided by the double's binary value, as printf does: to_chars).
+  if (us < 999500) {
+    const uint32_t whole = us / 1000;
+    const int int_digits = whole >= 100 ? 3 : whole >= 10 ? 2 : whole >= 1 ? 1 : 0;
+    const int keep = int_digits == 0 ? 3 : 3 - int_digits;  // decimals kept
+    uint32_t divisor = 1;
+    for (int i = keep; i < 3; ++i) divisor *= 10;
+    uint32_t q = us / divisor;
+    const uint32_t r = us % divisor, half = divisor / 2;
+    if (divisor == 1 || r != half) {
+      if (divisor > 1 && r > half) ++q;
+      uint32_t scale = 1;
+      for (int i = 0; i < keep; ++i) scale *= 10;
+      if (q / scale < 1000) {
+        char buf[16];
+        char* end = buf + sizeof(buf);
+        char* p = end;
+        uint32_t frac = q % scale;
+        int decimals = keep;
+        while (decimals > 0 && frac % 10 == 0) {  // %g drops trailing zeros
+          frac /= 10;
+          --decimals;
+        }
+        for (int i = 0; i < decimals; ++i, frac /= 10) *--p = static_cast<char>('0' + frac % 10);
+        if (decimals > 0) *--p = '.';
+        uint32_t w = q / scale;
+        do {
+          *--p = static_cast<char>('0' + w % 10);
+          w /= 10;
+        } while (w > 0);
+        return std::string(p, end);
+      }
+    }
+  }
   // to_chars with a precision is specified to write what printf would.
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof(buf), us / 1000.0, std::chars_format::general, 3);
@@ -720,6 +784,10 @@ std::string Millis(uint32_t us) {
 }
 
 std::string BitsPerSecond(double bytes_per_second) {
+  const double bits = bytes_per_second * 8;
+  if (bits >= 0 && bits < 9e15 && bits == std::floor(bits)) {
+    return absl::StrCat(static_cast<uint64_t>(bits), "bps");  // an integer: exact
+  }
   char buf[400];
   auto r = std::to_chars(buf, buf + sizeof(buf), bytes_per_second * 8, std::chars_format::fixed, 0);
   if (r.ec != std::errc()) return absl::StrFormat("%.0fbps", bytes_per_second * 8);

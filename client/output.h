@@ -221,6 +221,9 @@ std::string DescribeError(const absl::Status& status);
 
 std::string JsonLine(const Target& target, const absl::Status& status,
                      const google::protobuf::Message* result);
+// The same line, newline included, appended to `out`.
+void AppendJsonLine(const Target& target, const absl::Status& status,
+                    const google::protobuf::Message* result, std::string* out);
 
 // Prints outcomes gathered by FanOut (commands that act on all of them
 // first), in target order, through a Printer.

@@ -199,6 +199,27 @@ TEST(Table, CellsCannotDrawAFakeRow) {
   EXPECT_NE(text.find("line\\n3"), std::string::npos) << text;
 }
 
+// Whatever byte a terminal would obey, wherever it is in a long cell (the
+// check looks at eight bytes at a time), is shown escaped.
+TEST(Table, EveryControlByteInAnyPositionIsEscaped) {
+  for (char bad : {'\x01', '\x1b', '\x1f', '\x7f', '\x80', '\xff'}) {
+    for (size_t pos = 0; pos < 20; ++pos) {
+      std::string cell(20, 'a');
+      cell[pos] = bad;
+      Table t({"C"});
+      t.AddRow({cell});
+      std::ostringstream out;
+      t.Render(out);
+      EXPECT_EQ(out.str().find(bad), std::string::npos) << static_cast<int>(bad) << " at " << pos;
+    }
+  }
+  Table t({"C"});
+  t.AddRow({std::string(" ~azAZ09") + "0123456789!@#$%^&*()"});
+  std::ostringstream out;
+  t.Render(out);
+  EXPECT_EQ(out.str(), "C\n ~azAZ090123456789!@#$%^&*()\n");
+}
+
 TEST(Table, WidthsAreThoseOfTheEscapedText) {
   Table t({"A", "B"});
   t.AddRow({"\x1b", "x"});
@@ -316,8 +337,8 @@ TEST(Printer, InterruptedRunNamesTheSilentTargets) {
 // The fast number formats write exactly what printf's formats would.
 TEST(Formats, MillisAndBitsPerSecondAreWhatPrintfWrites) {
   std::mt19937_64 rng(7);
-  std::vector<uint32_t> us = {0, 1, 5, 35, 999, 1000, 1234, 12345, 99950, 99949, 123456,
-                              999499, 999500, 1234567, 4294967295u};
+  std::vector<uint32_t> us = {1234567, 4294967295u};
+  for (uint32_t v = 0; v < 1100000; ++v) us.push_back(v);  // every tie below a second too
   for (int i = 0; i < 20000; ++i) us.push_back(static_cast<uint32_t>(rng() >> (rng() % 60 + 4)));
   for (uint32_t v : us) {
     EXPECT_EQ(Millis(v), absl::StrFormat("%.3g", v / 1000.0)) << v;
