@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -12,6 +13,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/commands.h"
 #include "client/output.h"
 #include "client/targets.h"
@@ -82,6 +84,71 @@ void WaitForStopSignals(sigset_t signals) {
     pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
     raise(sig);
   }
+}
+
+// "netctl counters" for a subcommand.
+std::string CommandPath(const CLI::App* cmd) {
+  std::string path;
+  for (; cmd != nullptr && cmd->get_parent() != nullptr; cmd = cmd->get_parent()) {
+    path = cmd->get_name() + (path.empty() ? "" : " " + path);
+  }
+  return "netctl" + (path.empty() ? "" : " " + path);
+}
+
+// Every subcommand (recursively) that has the option `name` ("--window").
+void CommandsWith(const CLI::App* app, const std::string& name, std::vector<std::string>& out) {
+  for (const CLI::App* sub : app->get_subcommands([](const CLI::App*) { return true; })) {
+    if (sub->get_option_no_throw(name) != nullptr) out.push_back(CommandPath(sub));
+    CommandsWith(sub, name, out);
+  }
+}
+
+// The words CLI11 could not place, in the order they were typed, each said
+// once: an option named with where it belongs, or a word that is not one.
+int UnexpectedArguments(CLI::App& app, const std::vector<std::string>& extras, int argc,
+                        char** argv) {
+  const CLI::App* given = &app;
+  for (bool deeper = true; deeper;) {
+    deeper = false;
+    for (const CLI::App* sub : given->get_subcommands()) {
+      given = sub;
+      deeper = true;
+      break;
+    }
+  }
+  std::vector<std::string> left(extras);
+  bool after_option = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    auto it = std::find(left.begin(), left.end(), word);
+    if (it == left.end()) {
+      after_option = false;
+      continue;
+    }
+    left.erase(it);
+    if (word.size() > 1 && word[0] == '-') {
+      const std::string name = word.substr(0, word.find('='));
+      std::vector<std::string> owners;
+      CommandsWith(&app, name, owners);
+      const std::string here = CommandPath(given);
+      auto bare = [](std::string path) { return path.substr(std::min(path.size(), size_t{7})); };
+      if (owners.empty()) {
+        Usage(absl::StrCat(bare(here).empty() ? "netctl" : bare(here), ": no option ", name, " (",
+                           here, " --help lists them)"));
+      } else if (std::find(owners.begin(), owners.end(), here) != owners.end()) {
+        Usage(absl::StrCat(name, " is an option of ", bare(here), ": put it after the command (",
+                           here, " ", word, ")"));
+      } else {
+        for (std::string& o : owners) o = bare(o);
+        Usage(absl::StrCat(bare(here), " does not take ", name, "; it belongs to ",
+                           absl::StrJoin(owners, ", ")));
+      }
+      after_option = true;
+    } else if (!after_option) {
+      Usage(absl::StrCat(CommandPath(given).substr(7), ": unexpected argument \"", word, "\""));
+    }
+  }
+  return kUsageError;
 }
 
 }  // namespace
@@ -418,6 +485,8 @@ int Main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::ExtrasError&) {
+    return UnexpectedArguments(app, app.remaining(true), argc, argv);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kUsageError;

@@ -244,7 +244,16 @@ TEST(AgentIntegration, BadInputGetsAClearError) {
   EXPECT_EQ(after.out.rfind("{\"target\":", 0), 0u) << after.out;
   RunResult unknown = RunCommand({NetctlPath(), "-t", agent.target(), "host", "--bogus"});
   EXPECT_EQ(unknown.exit_code, 2);
-  EXPECT_NE(unknown.err.find("--bogus"), std::string::npos) << unknown.err;
+  EXPECT_EQ(unknown.err, "netctl: host: no option --bogus (netctl host --help lists them)\n");
+  // A flag of another command says where it belongs, in the order typed.
+  RunResult elsewhere = RunCommand({NetctlPath(), "host", "--window", "5s"});
+  EXPECT_EQ(elsewhere.exit_code, 2);
+  EXPECT_EQ(elsewhere.err,
+            "netctl: host does not take --window; it belongs to softnet, counters, drops, doctor\n");
+  RunResult before = RunCommand({NetctlPath(), "--nonzero", "counters"});
+  EXPECT_EQ(before.err,
+            "netctl: --nonzero is an option of counters: put it after the command (netctl "
+            "counters --nonzero)\n");
 }
 
 TEST(AgentIntegration, AFailingTargetIsReportedBesideTheOthers) {
