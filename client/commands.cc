@@ -125,10 +125,14 @@ void CounterRows(const v1::GetCountersResponse& r, std::vector<std::vector<std::
 
 }  // namespace
 
-int RunHost(const CommandContext& c) {
+View HostView() {
   View view;
   view.block = HostBlock;
-  return RunUnary(c, view, [](const Target&, grpc::Channel& ch, absl::Time d) {
+  return view;
+}
+
+int RunHost(const CommandContext& c) {
+  return RunUnary(c, HostView(), [](const Target&, grpc::Channel& ch, absl::Time d) {
     return Unary(ch, d, v1::GetHostInfoRequest(), &v1::HostService::Stub::GetHostInfo);
   });
 }
@@ -176,22 +180,38 @@ int RunLogLevel(const CommandContext& c, const std::string& level) {
   return PrintOutcomes(c, std::move(outcomes), view);
 }
 
-int RunSoftnet(const CommandContext& c, std::optional<absl::Duration> window) {
-  v1::GetSoftnetRequest req;
-  if (window) SetDuration(*window, req.mutable_window());
+View SoftnetView(bool windowed) {
   View view;
-  view.header = SoftnetHeader(window.has_value());
+  view.header = SoftnetHeader(windowed);
   view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
     SoftnetRows(static_cast<const v1::GetSoftnetResponse&>(m), rows);
   };
   view.keys = {0};
   view.by = view.header[2];  // DROPPED(/s)
+  return view;
+}
+
+int RunSoftnet(const CommandContext& c, std::optional<absl::Duration> window) {
+  v1::GetSoftnetRequest req;
+  if (window) SetDuration(*window, req.mutable_window());
   return RunUnary(
-      c, view,
+      c, SoftnetView(window.has_value()),
       [&](const Target&, grpc::Channel& ch, absl::Time d) {
         return Unary(ch, d, req, &v1::TelemetryService::Stub::GetSoftnet);
       },
       window.value_or(absl::ZeroDuration()));
+}
+
+View CountersView(bool windowed) {
+  View view;
+  view.header = windowed ? std::vector<std::string>{"NAME", "VALUE", "DELTA", "RATE/s"}
+                         : std::vector<std::string>{"NAME", "VALUE"};
+  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
+    CounterRows(static_cast<const v1::GetCountersResponse&>(m), rows);
+  };
+  view.keys = {0};
+  view.by = windowed ? "RATE/s" : "VALUE";
+  return view;
 }
 
 int RunCounters(const CommandContext& c, const CountersArgs& args) {
@@ -199,16 +219,8 @@ int RunCounters(const CommandContext& c, const CountersArgs& args) {
   if (args.window) SetDuration(*args.window, req.mutable_window());
   req.set_filter(args.filter);
   req.set_nonzero(args.nonzero);
-  View view;
-  view.header = args.window ? std::vector<std::string>{"NAME", "VALUE", "DELTA", "RATE/s"}
-                            : std::vector<std::string>{"NAME", "VALUE"};
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    CounterRows(static_cast<const v1::GetCountersResponse&>(m), rows);
-  };
-  view.keys = {0};
-  view.by = args.window ? "RATE/s" : "VALUE";
   return RunUnary(
-      c, view,
+      c, CountersView(args.window.has_value()),
       [&](const Target&, grpc::Channel& ch, absl::Time d) {
         return Unary(ch, d, req, &v1::TelemetryService::Stub::GetCounters);
       },

@@ -23,6 +23,12 @@ class DiagnoseResponse;
 
 namespace netagent::client {
 
+// Views of the read commands, for the commands and their tests.
+View HostView();
+View SoftnetView(bool windowed);
+View CountersView(bool windowed);
+View ConntrackStatsView();
+
 int RunHost(const CommandContext& c);
 int RunHealth(const CommandContext& c);
 int RunLogLevel(const CommandContext& c, const std::string& level);

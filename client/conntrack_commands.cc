@@ -106,7 +106,7 @@ void SummaryBlock(const google::protobuf::Message& m, std::ostream& out) {
 
 }  // namespace
 
-int RunConntrackStats(const CommandContext& c) {
+View ConntrackStatsView() {
   View view;
   view.block = StatsBlock;
   view.numbers_header = {"FIELD", "VALUE"};
@@ -120,7 +120,11 @@ int RunConntrackStats(const CommandContext& c) {
   };
   view.keys = {0};
   view.by = "VALUE";
-  return RunUnary(c, view, [](const Target&, grpc::Channel& ch, absl::Time d) {
+  return view;
+}
+
+int RunConntrackStats(const CommandContext& c) {
+  return RunUnary(c, ConntrackStatsView(), [](const Target&, grpc::Channel& ch, absl::Time d) {
     return Unary(ch, d, v1::GetConntrackStatsRequest(),
                  &v1::ConntrackService::Stub::GetConntrackStats);
   });

@@ -6,12 +6,16 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include "client/commands.h"
 #include "client/output.h"
+#include "netagent/v1/conntrack.pb.h"
+#include "netagent/v1/host.pb.h"
 #include "netagent/v1/sockets.pb.h"
+#include "netagent/v1/telemetry.pb.h"
 
 namespace netagent::client {
 namespace {
@@ -97,6 +101,39 @@ TEST(SocketsView, JsonLinesMeanWhatProtobufPrints) {
   ASSERT_TRUE(pb::util::JsonStringToMessage(reference, &expected).ok());
   EXPECT_TRUE(pb::util::MessageDifferencer::Equals(line.fields().at("result"), expected));
   EXPECT_TRUE(line.fields().at("ok").bool_value());
+}
+
+// Every read command's view on a reply recorded from a real agent: the table
+// against its golden file (NETAGENT_UPDATE_GOLDEN=1 rewrites them, to be read
+// before committing), and the JSON line against protobuf's meaning.
+template <typename M>
+void CheckView(const std::string& name, const View& view) {
+  SCOPED_TRACE(name);
+  M reply;
+  ASSERT_TRUE(pb::util::JsonStringToMessage(Read(kDir + name + ".json"), &reply).ok());
+  Printed table = Print(Format::kTable, view, [&](Printer& p) { p.Answer(0, reply); });
+  EXPECT_EQ(table.status, 0);
+  EXPECT_EQ(table.err, "");
+  const std::string golden = kDir + name + ".table";
+  if (std::getenv("NETAGENT_UPDATE_GOLDEN") != nullptr) std::ofstream(golden) << table.out;
+  EXPECT_EQ(table.out, Read(golden));
+  Printed json = Print(Format::kJson, view, [&](Printer& p) { p.Answer(0, reply); });
+  pb::Struct line;
+  ASSERT_TRUE(pb::util::JsonStringToMessage(json.out, &line).ok()) << json.out;
+  pb::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  std::string reference;
+  ASSERT_TRUE(pb::util::MessageToJsonString(reply, &reference, options).ok());
+  pb::Value expected;
+  ASSERT_TRUE(pb::util::JsonStringToMessage(reference, &expected).ok());
+  EXPECT_TRUE(pb::util::MessageDifferencer::Equals(line.fields().at("result"), expected));
+}
+
+TEST(Views, RecordedRepliesMatchTheirGoldenTables) {
+  CheckView<v1::GetHostInfoResponse>("host", HostView());
+  CheckView<v1::GetSoftnetResponse>("softnet", SoftnetView(true));
+  CheckView<v1::GetCountersResponse>("counters", CountersView(true));
+  CheckView<v1::GetConntrackStatsResponse>("conntrack_stats", ConntrackStatsView());
 }
 
 }  // namespace
