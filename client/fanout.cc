@@ -16,6 +16,7 @@
 #include <mutex>
 #include <semaphore>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -86,25 +87,38 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Dialer::Dial(const Target& target
   // Socket and conntrack tables stream tens of megabytes: a large receive
   // window keeps the agent from waiting on flow control.
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
-  // A refused connection is tried again soon (Connect's one retry), not
-  // after gRPC's default second of backoff.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  // (No reconnect backoff settings: Open retries on a fresh channel, and the
+  // minimum reconnect backoff is also gRPC's connect timeout: 100 ms there
+  // cut every slow handshake short.)
   if (target.unix_socket) {
     absl::string_view path = target.address;
     absl::ConsumePrefix(&path, "unix://");
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return absl::UnavailableError(absl::StrCat("socket: ", strerror(errno)));
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path.data(), std::min(path.size(), sizeof(addr.sun_path) - 1));
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
+    // Non-blocking: an agent whose listen queue is full (it stopped
+    // accepting) answers EAGAIN, tried again every 50 ms until the connect
+    // timeout or Ctrl-C, instead of a connect() that blocks for ever.
+    const absl::Time deadline = absl::Now() + options_.connect_timeout;
+    for (;;) {
+      int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      if (fd < 0) return absl::UnavailableError(absl::StrCat("socket: ", strerror(errno)));
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+        return grpc::CreateCustomInsecureChannelFromFd(target.address, fd, args);
+      }
       const int err = errno;
       ::close(fd);
-      return absl::UnavailableError(absl::StrCat("connect ", path, ": ", strerror(err)));
+      if (err != EAGAIN) {
+        return absl::UnavailableError(absl::StrCat("connect ", path, ": ", strerror(err)));
+      }
+      if (CallsStopping()) return absl::CancelledError("interrupted");
+      if (absl::Now() >= deadline) {
+        return absl::UnavailableError(absl::StrCat(
+            "connect ", path, ": the agent's queue stayed full for ",
+            absl::FormatDuration(options_.connect_timeout)));
+      }
+      absl::SleepFor(absl::Milliseconds(50));
     }
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    return grpc::CreateCustomInsecureChannelFromFd(target.address, fd, args);
   }
   if (!options_.tls) {
     return grpc::CreateCustomChannel(target.address, grpc::InsecureChannelCredentials(), args);
@@ -125,17 +139,17 @@ std::mutex g_calls_mu;
 std::vector<grpc::ClientContext*> g_calls;
 std::atomic<bool> g_stopping{false};
 
-// Brings a TCP target's channel up within `timeout`. A connection that fails
-// (refused, reset) is tried once more; after a second failure the call goes
-// ahead and fails with gRPC's own words for why. Only a target that neither
-// connects nor fails within the timeout (a blackholed host) is refused here.
-absl::Status Connect(grpc::Channel& channel, absl::Duration timeout) {
+// Brings a TCP target's channel up within `timeout`: READY, or a failed
+// connection (refused, reset, TLS: kFailed, the call then fails fast with
+// gRPC's own words for why), or neither within the timeout (a blackholed
+// host: an error here).
+enum class Connected { kReady, kFailed };
+absl::StatusOr<Connected> Connect(grpc::Channel& channel, absl::Duration timeout) {
   const auto deadline = absl::ToChronoTime(absl::Now() + timeout);
-  int failures = 0;
   for (grpc_connectivity_state state = channel.GetState(true); state != GRPC_CHANNEL_READY;
        state = channel.GetState(true)) {
     if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
-      if (++failures >= 2) return absl::OkStatus();
+      return Connected::kFailed;
     }
     // Waited for in slices, so that Ctrl-C is noticed while connecting.
     while (!channel.WaitForStateChange(
@@ -147,20 +161,26 @@ absl::Status Connect(grpc::Channel& channel, absl::Duration timeout) {
       }
     }
   }
-  return absl::OkStatus();
+  return Connected::kReady;
 }
 
-// The channel of a target, connected; or why there is none.
+// The channel of a target, connected; or why there is none. A TCP
+// connection that fails is tried once more on a fresh channel 100 ms later
+// (a transient refusal: an agent restarting); if that fails too, the channel
+// is returned and the call fails with gRPC's reason.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> Open(const Target& t, const Dialer& dialer) {
   if (!t.error.empty()) return absl::UnavailableError(t.error);
-  auto channel = dialer.Dial(t);
-  if (!channel.ok()) return WithHint(t, channel.status());
-  // A unix target is connected by Dial already.
-  if (!t.unix_socket) {
-    absl::Status st = Connect(**channel, dialer.options().connect_timeout);
-    if (!st.ok()) return st;
+  if (CallsStopping()) return absl::CancelledError("interrupted");
+  for (int attempt = 0;; ++attempt) {
+    auto channel = dialer.Dial(t);
+    if (!channel.ok()) return WithHint(t, channel.status());
+    if (t.unix_socket) return channel;  // connected by Dial already
+    auto connected = Connect(**channel, dialer.options().connect_timeout);
+    if (!connected.ok()) return connected.status();
+    if (*connected == Connected::kReady || attempt == 1) return channel;
+    absl::SleepFor(absl::Milliseconds(100));
+    if (CallsStopping()) return absl::CancelledError("interrupted");
   }
-  return channel;
 }
 
 }  // namespace
@@ -185,6 +205,11 @@ void StopCalls() {
 
 bool CallsStopping() { return g_stopping; }
 
+void ResumeCallsForTesting() {
+  std::lock_guard<std::mutex> lock(g_calls_mu);
+  g_stopping = false;
+}
+
 std::vector<Outcome> FanOut(const std::vector<Target>& targets, const Dialer& dialer,
                             const UnaryCall& call, absl::Duration extra_time,
                             const OnOutcome& on_outcome) {
@@ -197,6 +222,16 @@ std::vector<Outcome> FanOut(const std::vector<Target>& targets, const Dialer& di
   auto serve = [&](size_t i) {
     const Target& t = targets[i];
     Outcome o;
+    if (CallsStopping()) {
+      // Ctrl-C: the targets not started yet are not started.
+      o.status = absl::CancelledError("interrupted");
+      if (on_outcome) {
+        on_outcome(i, std::move(o));
+      } else {
+        out[i] = std::move(o);
+      }
+      return;
+    }
     if (windowed) connecting.acquire();
     auto channel = Open(t, dialer);
     if (windowed) connecting.release();
@@ -221,31 +256,42 @@ std::vector<Outcome> FanOut(const std::vector<Target>& targets, const Dialer& di
   const size_t n =
       windowed ? targets.size() : std::min<size_t>(targets.size(), dialer.options().concurrency);
   std::vector<std::thread> threads;
-  for (size_t i = 1; i < n; ++i) threads.emplace_back(worker);
+  try {
+    for (size_t i = 1; i < n; ++i) threads.emplace_back(worker);
+  } catch (const std::system_error&) {
+    // No more threads (a pids limit): the ones there are share the targets.
+  }
   worker();
   for (auto& th : threads) th.join();
   return out;
 }
 
 std::vector<absl::Status> StreamAll(const std::vector<Target>& targets, const Dialer& dialer,
-                                    const StreamCall& run) {
+                                    const StreamCall& run, const OnFailure& on_failure) {
   std::vector<absl::Status> out(targets.size());
   std::vector<std::thread> threads;
   // Streams all run at once; --concurrency bounds the connection attempts in
   // flight and --connect-timeout each attempt.
   std::counting_semaphore<> connecting(dialer.options().concurrency);
   for (size_t i = 0; i < targets.size(); ++i) {
-    threads.emplace_back([&, i] {
-      const Target& t = targets[i];
-      connecting.acquire();
-      auto channel = Open(t, dialer);
-      connecting.release();
-      if (!channel.ok()) {
-        out[i] = channel.status();
-        return;
-      }
-      out[i] = WithHint(t, run(t, **channel));
-    });
+    try {
+      threads.emplace_back([&, i] {
+        const Target& t = targets[i];
+        connecting.acquire();
+        auto channel = Open(t, dialer);
+        connecting.release();
+        if (!channel.ok()) {
+          out[i] = channel.status();
+          if (on_failure) on_failure(i, out[i]);
+          return;
+        }
+        out[i] = WithHint(t, run(t, **channel));
+      });
+    } catch (const std::system_error& e) {
+      // No thread for this stream (a pids limit): said, not fatal.
+      out[i] = absl::ResourceExhaustedError(absl::StrCat("no thread for this target: ", e.what()));
+      if (on_failure) on_failure(i, out[i]);
+    }
   }
   for (auto& th : threads) th.join();
   return out;

@@ -70,10 +70,12 @@ std::vector<Outcome> FanOut(const std::vector<Target>& targets, const Dialer& di
                             const OnOutcome& on_outcome = nullptr);
 
 // Runs `run` for every target at once (streams); returns each target's final
-// status in target order.
+// status in target order. `on_failure` hears at once of a target that got no
+// stream (no connection, no thread).
 using StreamCall = std::function<absl::Status(const Target& target, grpc::Channel& channel)>;
+using OnFailure = std::function<void(size_t index, const absl::Status& status)>;
 std::vector<absl::Status> StreamAll(const std::vector<Target>& targets, const Dialer& dialer,
-                                    const StreamCall& run);
+                                    const StreamCall& run, const OnFailure& on_failure = nullptr);
 
 // Calls in flight, so that Ctrl-C can cancel them: TrackCall registers a
 // context (false once stopping: do not start the call), UntrackCall removes
@@ -82,6 +84,8 @@ bool TrackCall(grpc::ClientContext* ctx);
 void UntrackCall(grpc::ClientContext* ctx);
 void StopCalls();
 bool CallsStopping();
+// Undoes StopCalls (tests that stop and go on in one process).
+void ResumeCallsForTesting();
 
 absl::Status FromGrpc(const grpc::Status& status);
 

@@ -150,12 +150,29 @@ void AppendKey(const pb::Message& entry, const pb::Reflection* r, const FD* fd,
 
 void AppendMessage(const pb::Message& m, std::string* out) {
   const Type& type = TypeOf(m.GetDescriptor());
+  // A value outside the types' ranges (protobuf's printer refuses the whole
+  // message) is null here.
   if (type.special == Special::kTimestamp) {
-    AppendJsonString(pb::util::TimeUtil::ToString(static_cast<const pb::Timestamp&>(m)), out);
+    const auto& t = static_cast<const pb::Timestamp&>(m);
+    if (t.seconds() < pb::util::TimeUtil::kTimestampMinSeconds ||
+        t.seconds() > pb::util::TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 ||
+        t.nanos() > 999999999) {
+      *out += "null";
+    } else {
+      AppendJsonString(pb::util::TimeUtil::ToString(t), out);
+    }
     return;
   }
   if (type.special == Special::kDuration) {
-    AppendJsonString(pb::util::TimeUtil::ToString(static_cast<const pb::Duration&>(m)), out);
+    const auto& d = static_cast<const pb::Duration&>(m);
+    if (d.seconds() < pb::util::TimeUtil::kDurationMinSeconds ||
+        d.seconds() > pb::util::TimeUtil::kDurationMaxSeconds || d.nanos() < -999999999 ||
+        d.nanos() > 999999999 || (d.seconds() > 0 && d.nanos() < 0) ||
+        (d.seconds() < 0 && d.nanos() > 0)) {
+      *out += "null";
+    } else {
+      AppendJsonString(pb::util::TimeUtil::ToString(d), out);
+    }
     return;
   }
   if (type.special == Special::kOther) {

@@ -1,6 +1,9 @@
 #include "client/output.h"
 
 
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -317,6 +320,7 @@ Printer::Held& Printer::Sink(size_t target) {
   if (!c_.target_order || target == next_) {
     direct.rows.clear();
     direct.text.clear();
+    direct.block = false;
     return direct;
   }
   return held_[target];
@@ -343,16 +347,22 @@ void Printer::Emit(Held& held, size_t /*target*/) {
     if (table_->fixed() || table_->held() >= kFirstPage) table_->RenderPending(&out_);
   }
   if (!held.text.empty()) {
+    // Blocks are separated in the order they are printed.
+    if (held.block && blocks_++ > 0) out_ += '\n';
     out_ += held.text;
     held.text.clear();
   }
+  held.block = false;
 }
 
 void Printer::Release(size_t target) {
   // A fleet's table shows each target's rows as it answers; one target's
   // table is shown whole at the end (widths from every row).
+  // Widths are fixed by the first answer that has rows (not by a failed or
+  // empty one, which would leave only the header's).
+  const bool render = table_ != nullptr && multi() && (table_->fixed() || table_->held() > 0);
   if (!c_.target_order) {
-    if (table_ != nullptr && multi()) table_->RenderPending(&out_);
+    if (render) table_->RenderPending(&out_);
     Write(true);
     return;
   }
@@ -364,7 +374,9 @@ void Printer::Release(size_t target) {
     if (next_ != target) Emit(held_[next_], next_);
     if (state_[next_] == State::kRunning) break;
     ++next_;
-    if (table_ != nullptr && multi()) table_->RenderPending(&out_);
+    if (table_ != nullptr && multi() && (table_->fixed() || table_->held() > 0)) {
+      table_->RenderPending(&out_);
+    }
   }
   Write(true);
 }
@@ -394,8 +406,8 @@ void Printer::Answer(size_t target, const google::protobuf::Message& result) {
     AppendJsonLine(c_.targets[target], absl::OkStatus(), &result, &sink.text);
   } else if (view_.block) {
     if (multi()) {
-      absl::StrAppend(&sink.text, blocks_++ ? "\n" : "", "== ",
-                      TerminalText(c_.targets[target].display), " ==\n");
+      absl::StrAppend(&sink.text, "== ", TerminalText(c_.targets[target].display), " ==\n");
+      sink.block = true;
     }
     std::ostringstream block;
     view_.block(result, block);
@@ -516,6 +528,11 @@ void Printer::ProgressLoop() {
         "netctl: %d of %d answered, %d failed, %d running (%.0fs)", answered_, state_.size(),
         failed, state_.size() - answered_, absl::ToDoubleSeconds(absl::Now() - start_));
     if (!waiting.empty()) absl::StrAppend(&line, "; waiting on ", absl::StrJoin(waiting, ", "));
+    // One row of the terminal: a wrapped line could not be cleared by \r.
+    winsize ws{};
+    const size_t columns =
+        ::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 ? ws.ws_col - 1 : 79;
+    if (line.size() > columns) line.resize(columns);
     *c_.err << "\r\x1b[K" << line;
     c_.err->flush();
     progress_shown_ = true;
@@ -543,7 +560,7 @@ int Printer::Finish() {
     }
   }
   if (table_ != nullptr && !c_.aggregate.active() &&
-      (table_->fixed() || multi() || failed == 0)) {
+      (table_->fixed() || table_->held() > 0 || multi() || failed == 0)) {
     table_->RenderPending(&out_);
   }
   Write(true);
@@ -581,6 +598,15 @@ bool CellNumber(const std::string& cell, double* v) {
 double CellValue(const std::string& cell) {
   double v;
   return CellNumber(cell, &v) ? v : -std::numeric_limits<double>::infinity();
+}
+
+std::string Int128Text(__int128 v) {
+  if (v == 0) return "0";
+  const bool negative = v < 0;
+  unsigned __int128 u = negative ? -static_cast<unsigned __int128>(v) : v;
+  std::string digits;
+  for (; u > 0; u /= 10) digits.insert(digits.begin(), static_cast<char>('0' + u % 10));
+  return negative ? "-" + digits : digits;
 }
 
 std::string SumText(double v) {
@@ -670,16 +696,31 @@ absl::StatusOr<Aggregated> AggregateRows(
       std::set<size_t> counted;
       for (size_t col = 0; col < row.size(); ++col) {
         if (std::find(keys.begin(), keys.end(), col) != keys.end()) continue;
+        // A percentage (FILL%) adds up to nothing: not summed.
+        if (header[col].find('%') != std::string::npos) {
+          row[col] = "-";
+          continue;
+        }
+        // Whole numbers add exactly (byte counters pass 2^53); others as doubles.
+        __int128 whole = 0;
         double total = 0;
-        bool any = false;
+        bool any = false, all_whole = true;
         for (const auto& [t, r] : members) {
           double v;
-          if (col < r->size() && CellNumber((*r)[col], &v)) {
-            total += v;
-            any = true;
+          if (col >= r->size() || !CellNumber((*r)[col], &v)) continue;
+          any = true;
+          total += v;
+          int64_t i;
+          uint64_t u;
+          if (absl::SimpleAtoi((*r)[col], &i)) {
+            whole += i;
+          } else if (absl::SimpleAtoi((*r)[col], &u)) {
+            whole += static_cast<__int128>(u);
+          } else {
+            all_whole = false;
           }
         }
-        row[col] = any ? SumText(total) : "-";
+        row[col] = !any ? "-" : all_whole ? Int128Text(whole) : SumText(total);
       }
       for (const auto& [t, r] : members) counted.insert(t);
       row.insert(row.begin(), absl::StrCat("sum of ", counted.size()));
@@ -701,6 +742,15 @@ absl::StatusOr<Aggregated> AggregateRows(
 }
 
 int RunUnary(const CommandContext& c, View view, const UnaryCall& call, absl::Duration extra_time) {
+  if (c.aggregate.active()) {
+    // A wrong --by is said before any target is asked.
+    const auto& header = view.numbers ? view.numbers_header : view.header;
+    auto check = AggregateRows(header, view.keys, view.by, c.aggregate, {}, {});
+    if (!check.ok()) {
+      *c.err << "netctl: " << TerminalText(check.status().message()) << "\n";
+      return kUsage;
+    }
+  }
   Printer printer(c, std::move(view));
   FanOut(c.targets, *c.dialer, call, extra_time,
          [&](size_t i, client::Outcome o) { printer.Outcome(i, std::move(o)); });
@@ -718,8 +768,9 @@ int RunStreams(const CommandContext& c, View view, const StreamRun& run) {
       printer.Failed(i, st);
     }
     return st;
-  });
-  // Targets that never got a channel.
+  }, [&](size_t i, const absl::Status& st) { printer.Failed(i, st); });
+  // (Every target's end has been told to the printer; Failed and Done are
+  // said once per target.)
   for (size_t i = 0; i < statuses.size(); ++i) {
     if (!statuses[i].ok()) printer.Failed(i, statuses[i]);
   }

@@ -174,6 +174,7 @@ class Printer {
   struct Held {
     std::vector<std::vector<std::string>> rows;
     std::string text;
+    bool block = false;  // text is a target's block (a blank line before all but the first)
   };
   bool multi() const;
   // Under mu_: a target's output goes out now or is held for its turn.

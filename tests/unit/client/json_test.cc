@@ -244,3 +244,27 @@ TEST(Json, SixtyFourBitIntegersAreStringsAndSpecialsNamed) {
 
 }  // namespace
 }  // namespace netagent::client
+
+namespace netagent::client {
+namespace {
+
+// Values outside Timestamp's and Duration's ranges (protobuf's printer
+// refuses the whole message) are null, and the line stays valid JSON.
+TEST(Json, OutOfRangeTimesAreNull) {
+  v1::GetHostInfoResponse h;
+  h.mutable_agent_started_at()->set_seconds(-62135596801LL);
+  std::string out;
+  AppendJson(h, &out);
+  EXPECT_NE(out.find("\"agentStartedAt\":null"), std::string::npos) << out;
+  pb::Struct parsed;
+  EXPECT_TRUE(pb::util::JsonStringToMessage(out, &parsed).ok()) << out;
+  v1::GetSoftnetRequest w;
+  w.mutable_window()->set_seconds(1);
+  w.mutable_window()->set_nanos(-500000000);
+  out.clear();
+  AppendJson(w, &out);
+  EXPECT_NE(out.find("\"window\":null"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace netagent::client

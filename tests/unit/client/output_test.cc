@@ -332,6 +332,7 @@ TEST(Printer, InterruptedRunNamesTheSilentTargets) {
   watch.Failed(0, absl::CancelledError("cancelled"));
   EXPECT_EQ(watch.Finish(), 0);
   EXPECT_EQ(wout.str(), "#1 sample\n");
+  ResumeCallsForTesting();
 }
 
 // The fast number formats write exactly what printf's formats would.
@@ -406,6 +407,65 @@ TEST(AggregateRows, TopAndSumArithmetic) {
   r = AggregateRows(header, {0}, "RATE/s", top, targets, rows);
   EXPECT_EQ(r.status().message(), "--by: \"NAME\" is not a number column here (VALUE, RATE/s)");
   EXPECT_FALSE(AggregateRows({"STATUS"}, {}, "", sum, targets, rows).ok());
+}
+
+}  // namespace
+}  // namespace netagent::client
+
+namespace netagent::client {
+namespace {
+
+// A failed first answer does not fix a fleet table's widths; the first with
+// rows does.
+TEST(Printer, AFailedFirstTargetDoesNotFixTheWidths) {
+  std::ostringstream out, err;
+  CommandContext c = Context({T("a"), T("b")}, Format::kTable, out, err);
+  Printer p(c, CounterView());
+  p.Failed(0, absl::UnavailableError("down"));
+  EXPECT_EQ(out.str(), "");
+  p.Answer(1, Counter("LongName", 12345));
+  EXPECT_EQ(p.Finish(), 1);
+  EXPECT_EQ(out.str(), "TARGET  NAME      VALUE\nb       LongName  12345\n");
+}
+
+// One target's stream that fails before a page arrived still shows its rows.
+TEST(Printer, RowsBeforeAFailedStreamAreShown) {
+  std::ostringstream out, err;
+  CommandContext c = Context({T("a")}, Format::kTable, out, err);
+  Printer p(c, CounterView());
+  for (int i = 0; i < 3; ++i) p.Part(0, Counter("N", i));
+  p.Failed(0, absl::DeadlineExceededError("too slow"));
+  EXPECT_EQ(p.Finish(), 1);
+  EXPECT_EQ(out.str(), "NAME  VALUE\nN         0\nN         1\nN         2\n");
+  EXPECT_EQ(err.str(), "netctl: DEADLINE_EXCEEDED: too slow\n");
+}
+
+// Blocks are separated in the order printed, whatever order they came in.
+TEST(Printer, BlocksInTargetOrderAreSeparatedAsPrinted) {
+  std::ostringstream out, err;
+  CommandContext c = Context({T("a"), T("b"), T("c")}, Format::kTable, out, err);
+  c.target_order = true;
+  View view;
+  view.block = [](const google::protobuf::Message& m, std::ostream& o) {
+    o << static_cast<const netagent::v1::Counter&>(m).name() << "\n";
+  };
+  Printer p(c, view);
+  p.Answer(2, Counter("C", 0));
+  p.Answer(1, Counter("B", 0));
+  p.Answer(0, Counter("A", 0));
+  EXPECT_EQ(p.Finish(), 0);
+  EXPECT_EQ(out.str(), "== a ==\nA\n\n== b ==\nB\n\n== c ==\nC\n");
+}
+
+TEST(AggregateRows, SumsAreExactAndPercentagesAreNotAdded) {
+  Aggregate sum;
+  sum.sum = true;
+  auto r = AggregateRows({"FIELD", "VALUE", "FILL%"}, {0}, "VALUE", sum, {"a", "b", "c"},
+                         {{{"bytes", "4000000000000001", "50.0"}},
+                          {{"bytes", "4000000000000001", "20.0"}},
+                          {{"bytes", "18446744073709551615", "-"}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->rows[0], (std::vector<std::string>{"sum of 3", "bytes", "18454744073709551617", "-"}));
 }
 
 }  // namespace
