@@ -85,7 +85,7 @@ TEST(AvailabilityTest, HostileViewersCannotLockOperatorsOut) {
   RunResult load = RunCommand(
       b.server().Exec({AGENT_LOAD_PATH, "--tcp", "127.0.0.1:9470", "--unix", b.agent().socket(),
                        "--device", "vb", "--packet-floods", "80", "--dump-floods", "80", "--idle",
-                       "1000", "--idle-peers", "4", "--operator-calls", "100"}),
+                       "1000", "--idle-peers", "4", "--operator-calls", "200"}),
       std::chrono::seconds(150));
   ASSERT_EQ(load.exit_code, 0) << (load.timed_out ? "timed out; " : "") << load.err << load.out;
   const google::protobuf::Struct r = ParseJson(Lines(load.out).at(0));
@@ -98,7 +98,10 @@ TEST(AvailabilityTest, HostileViewersCannotLockOperatorsOut) {
     return std::max(50.0, 20 * Field(q, call, "p99"));
   };
   EXPECT_EQ(Field(r, "update_rules_ms", "errors"), 0);
-  EXPECT_EQ(Field(r, "update_rules_ms", "n"), 200);
+  // 200 rounds: a p99 is then the second-worst call, not the single worst (a
+  // stressed run saw one ApplyTuning at 167 ms among 100 while the rest
+  // stayed near 1 ms).
+  EXPECT_EQ(Field(r, "update_rules_ms", "n"), 400);
   EXPECT_LT(Field(r, "update_rules_ms", "p99"), bound("update_rules_ms"));
   EXPECT_EQ(Field(r, "apply_tuning_ms", "errors"), 0);
   EXPECT_LT(Field(r, "apply_tuning_ms", "p99"), bound("apply_tuning_ms"));
