@@ -228,9 +228,12 @@ void AppendMessage(const pb::Message& m, std::string* out) {
   *out += '}';
 }
 
-// One UTF-8 sequence's length at `p`, or 0 when it is not well-formed.
-size_t Utf8Length(const unsigned char* p, size_t left) {
-  const unsigned char c = p[0];
+}  // namespace
+
+Utf8 DecodeUtf8(absl::string_view s, size_t pos) {
+  const auto b = [&](size_t i) { return static_cast<uint8_t>(s[pos + i]); };
+  const uint8_t c = b(0);
+  if (c < 0x80) return {c, 1};
   size_t len;
   uint32_t cp, min;
   if (c >= 0xc2 && c <= 0xdf) {
@@ -240,18 +243,16 @@ size_t Utf8Length(const unsigned char* p, size_t left) {
   } else if (c >= 0xf0 && c <= 0xf4) {
     len = 4, cp = c & 0x07, min = 0x10000;
   } else {
-    return 0;
+    return {};
   }
-  if (left < len) return 0;
+  if (s.size() - pos < len) return {};
   for (size_t i = 1; i < len; ++i) {
-    if ((p[i] & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (p[i] & 0x3f);
+    if ((b(i) & 0xc0) != 0x80) return {};
+    cp = (cp << 6) | (b(i) & 0x3f);
   }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return len;
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {};
+  return {cp, len};
 }
-
-}  // namespace
 
 void AppendJsonString(absl::string_view text, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -267,7 +268,7 @@ void AppendJsonString(absl::string_view text, std::string* out) {
     }
     size_t len = 1;
     if (c >= 0x80) {
-      len = Utf8Length(p + i, n - i);
+      len = DecodeUtf8(text, i).len;
       if (len > 0) {
         i += len;
         continue;

@@ -12,6 +12,8 @@
 
 #include <google/protobuf/message.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -20,6 +22,15 @@ namespace netagent::client {
 
 // Appends `message` as one JSON object.
 void AppendJson(const google::protobuf::Message& message, std::string* out);
+
+// One UTF-8 sequence at `pos` of `s`: its code point and length, or length 0
+// when the bytes there are not well-formed UTF-8 (overlong, surrogate,
+// > U+10FFFF). Shared with the terminal escaping in output.cc.
+struct Utf8 {
+  uint32_t cp = 0;
+  size_t len = 0;
+};
+Utf8 DecodeUtf8(absl::string_view s, size_t pos);
 
 // Appends `text` as a JSON string literal; bytes that are not UTF-8 become
 // U+FFFD.

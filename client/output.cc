@@ -38,37 +38,6 @@ std::string JsonString(absl::string_view s) {
   return out;
 }
 
-// One UTF-8 sequence at `pos`: its code point and length, or length 0 when
-// the bytes there are not well-formed UTF-8 (overlong, surrogate, > U+10FFFF).
-struct Decoded {
-  uint32_t cp = 0;
-  size_t len = 0;
-};
-
-Decoded DecodeAt(absl::string_view s, size_t pos) {
-  const auto b = [&](size_t i) { return static_cast<uint8_t>(s[pos + i]); };
-  const uint8_t c = b(0);
-  if (c < 0x80) return {c, 1};
-  size_t len;
-  uint32_t cp, min;
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2, cp = c & 0x1f, min = 0x80;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3, cp = c & 0x0f, min = 0x800;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4, cp = c & 0x07, min = 0x10000;
-  } else {
-    return {};
-  }
-  if (s.size() - pos < len) return {};
-  for (size_t i = 1; i < len; ++i) {
-    if ((b(i) & 0xc0) != 0x80) return {};
-    cp = (cp << 6) | (b(i) & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {};
-  return {cp, len};
-}
-
 bool IsControl(uint32_t cp) {
   return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e ||
          cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
@@ -111,7 +80,7 @@ std::string TerminalText(absl::string_view text, bool keep_newlines) {
   std::string out;
   out.reserve(text.size());
   for (size_t pos = 0; pos < text.size();) {
-    const Decoded d = DecodeAt(text, pos);
+    const Utf8 d = DecodeUtf8(text, pos);
     if (d.len == 0) {
       absl::StrAppendFormat(&out, "\\x%02x", static_cast<uint8_t>(text[pos]));
       ++pos;
