@@ -246,8 +246,8 @@ int RunWatch(const CommandContext& c, const WatchArgs& args) {
         continue;
       }
       const auto& s = msg.softnet();
-      std::string text = absl::StrCat(multi ? c.targets[i].display + "  " : "", "#",
-                                      msg.sequence(), "  ", Time(s.sampled_at()));
+      std::string text = absl::StrCat(multi ? c.targets[i].display + "  " : "", "#", msg.sequence(),
+                                      "  ", Time(s.sampled_at()));
       if (s.has_window()) {
         const auto& r = s.total().rate();
         absl::StrAppend(&text, "  processed ", Rate(r.processed()), "/s  dropped ",
@@ -264,9 +264,9 @@ int RunWatch(const CommandContext& c, const WatchArgs& args) {
       if (msg.counters().has_window()) {
         for (const auto& k : msg.counters().counters()) {
           if (!k.has_delta() || k.delta() == 0) continue;
-          std::string line = absl::StrCat("    ", k.name(), "  ", k.delta() > 0 ? "+" : "",
-                                          k.delta(),
-                                          k.has_rate() ? absl::StrCat("  ", Rate(k.rate()), "/s") : "");
+          std::string line =
+              absl::StrCat("    ", k.name(), "  ", k.delta() > 0 ? "+" : "", k.delta(),
+                           k.has_rate() ? absl::StrCat("  ", Rate(k.rate()), "/s") : "");
           absl::StrAppend(&text, TerminalText(line), "\n");
         }
       }

@@ -115,7 +115,8 @@ View ConntrackStatsView() {
     const auto& s = static_cast<const v1::GetConntrackStatsResponse&>(m);
     rows.push_back({"entries", s.has_count() ? Num(s.count()) : "-"});
     rows.push_back({"max", s.has_max() ? Num(s.max()) : "-"});
-    rows.push_back({"fill%", s.has_fill_percent() ? absl::StrFormat("%.1f", s.fill_percent()) : "-"});
+    rows.push_back(
+        {"fill%", s.has_fill_percent() ? absl::StrFormat("%.1f", s.fill_percent()) : "-"});
     for (const auto& v : s.total()) rows.push_back({v.name(), Num(v.value())});
   };
   view.keys = {0};

@@ -434,10 +434,10 @@ int RunDatapathSamples(const CommandContext& c, const DatapathArgs& a) {
               &text,
               TerminalText(absl::StrCat(
                   multi ? c.targets[i].display + "  " : "",
-                  absl::FormatTime("%H:%M:%E3S",
-                                   absl::FromUnixSeconds(s.at().seconds()) +
-                                       absl::Nanoseconds(s.at().nanos()),
-                                   absl::UTCTimeZone()),
+                  absl::FormatTime(
+                      "%H:%M:%E3S",
+                      absl::FromUnixSeconds(s.at().seconds()) + absl::Nanoseconds(s.at().nanos()),
+                      absl::UTCTimeZone()),
                   "  ", s.reason(), s.rule_id() ? absl::StrCat(" (rule ", s.rule_id(), ")") : "",
                   "  ", s.summary(), "  len ", s.packet_length(), " rxq ", s.rx_queue())),
               "\n");

@@ -113,9 +113,9 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Dialer::Dial(const Target& target
       }
       if (CallsStopping()) return absl::CancelledError("interrupted");
       if (absl::Now() >= deadline) {
-        return absl::UnavailableError(absl::StrCat(
-            "connect ", path, ": the agent's queue stayed full for ",
-            absl::FormatDuration(options_.connect_timeout)));
+        return absl::UnavailableError(absl::StrCat("connect ", path,
+                                                   ": the agent's queue stayed full for ",
+                                                   absl::FormatDuration(options_.connect_timeout)));
       }
       absl::SleepFor(absl::Milliseconds(50));
     }

@@ -65,8 +65,7 @@ using OnOutcome = std::function<void(size_t index, Outcome outcome)>;
 // otherwise at most `concurrency` targets are served at a time. Returns every
 // outcome in target order (what `on_outcome` did not take).
 std::vector<Outcome> FanOut(const std::vector<Target>& targets, const Dialer& dialer,
-                            const UnaryCall& call,
-                            absl::Duration extra_time = absl::ZeroDuration(),
+                            const UnaryCall& call, absl::Duration extra_time = absl::ZeroDuration(),
                             const OnOutcome& on_outcome = nullptr);
 
 // Runs `run` for every target at once (streams); returns each target's final

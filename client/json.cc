@@ -134,8 +134,7 @@ void AppendValue(const pb::Message& m, const pb::Reflection* r, const FD* fd, in
 }
 
 // A map key: always a JSON string.
-void AppendKey(const pb::Message& entry, const pb::Reflection* r, const FD* fd,
-               std::string* out) {
+void AppendKey(const pb::Message& entry, const pb::Reflection* r, const FD* fd, std::string* out) {
   if (fd->cpp_type() == FD::CPPTYPE_STRING) {
     AppendValue(entry, r, fd, -1, out);
   } else if (fd->cpp_type() == FD::CPPTYPE_INT64 || fd->cpp_type() == FD::CPPTYPE_UINT64) {
@@ -277,13 +276,27 @@ void AppendJsonString(absl::string_view text, std::string* out) {
     }
     out->append(text.data() + plain, i - plain);
     switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      case '\b': *out += "\\b"; break;
-      case '\f': *out += "\\f"; break;
+      case '"':
+        *out += "\\\"";
+        break;
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
+      case '\b':
+        *out += "\\b";
+        break;
+      case '\f':
+        *out += "\\f";
+        break;
       default:
         if (c >= 0x80) {
           *out += "\\ufffd";  // not UTF-8

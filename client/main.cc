@@ -167,7 +167,7 @@ int Main(int argc, char** argv) {
 
   std::vector<std::string> target_flags, dns_flags;
   std::string targets_file, output = "table", timeout_text = "10s", connect_timeout_text = "3s",
-              order = "arrival";
+                            order = "arrival";
   ConnectOptions connect;
   app.add_option("-t,--target", target_flags,
                  "agent: unix:///path, host, host:port, [v6]:port (repeatable)");

@@ -1,17 +1,16 @@
 #include "client/output.h"
 
-
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <set>
-#include <charconv>
-#include <cstring>
-#include <cstdint>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -460,8 +459,8 @@ void Printer::Failed(size_t target, const absl::Status& status) {
 void Printer::Warning(size_t target, absl::string_view text) {
   std::lock_guard<std::mutex> lock(mu_);
   ClearProgress();
-  *c_.err << TerminalText(absl::StrCat("netctl: ", multi() ? c_.targets[target].display + ": " : "",
-                                       text))
+  *c_.err << TerminalText(
+                 absl::StrCat("netctl: ", multi() ? c_.targets[target].display + ": " : "", text))
           << "\n";
 }
 
@@ -493,9 +492,9 @@ void Printer::ProgressLoop() {
         waiting.push_back(TerminalText(c_.targets[i].display));
       }
     }
-    std::string line = absl::StrFormat(
-        "netctl: %d of %d answered, %d failed, %d running (%.0fs)", answered_, state_.size(),
-        failed, state_.size() - answered_, absl::ToDoubleSeconds(absl::Now() - start_));
+    std::string line = absl::StrFormat("netctl: %d of %d answered, %d failed, %d running (%.0fs)",
+                                       answered_, state_.size(), failed, state_.size() - answered_,
+                                       absl::ToDoubleSeconds(absl::Now() - start_));
     if (!waiting.empty()) absl::StrAppend(&line, "; waiting on ", absl::StrJoin(waiting, ", "));
     // One row of the terminal: a wrapped line could not be cleared by \r.
     winsize ws{};
@@ -549,8 +548,8 @@ int Printer::Finish() {
     }
   }
   if (!silent.empty()) {
-    err << "netctl: interrupted; no answer from " << silent.size() << " of "
-        << c_.targets.size() << " targets: " << NameList(silent) << "\n";
+    err << "netctl: interrupted; no answer from " << silent.size() << " of " << c_.targets.size()
+        << " targets: " << NameList(silent) << "\n";
   }
   err.flush();
   if (!silent.empty()) return 130;
@@ -620,7 +619,6 @@ int Printer::FinishAggregate() {
   return 0;
 }
 
-
 absl::StatusOr<Aggregated> AggregateRows(
     const std::vector<std::string>& header, const std::vector<size_t>& keys,
     const std::string& default_by, const Aggregate& how, const std::vector<std::string>& targets,
@@ -640,8 +638,8 @@ absl::StatusOr<Aggregated> AggregateRows(
     for (size_t i = 0; i < header.size(); ++i) {
       if (std::find(keys.begin(), keys.end(), i) == keys.end()) names.push_back(header[i]);
     }
-    return absl::InvalidArgumentError(absl::StrCat("--by: \"", by, "\" is not a number column here (",
-                                                   absl::StrJoin(names, ", "), ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--by: \"", by, "\" is not a number column here (", absl::StrJoin(names, ", "), ")"));
   }
   // Rows grouped by key, keys in first-seen order.
   std::vector<std::string> order;
@@ -728,16 +726,19 @@ int RunUnary(const CommandContext& c, View view, const UnaryCall& call, absl::Du
 
 int RunStreams(const CommandContext& c, View view, const StreamRun& run) {
   Printer printer(c, std::move(view));
-  auto statuses = StreamAll(c.targets, *c.dialer, [&](const Target& t, grpc::Channel& ch) {
-    const size_t i = static_cast<size_t>(&t - c.targets.data());
-    absl::Status st = run(i, ch, printer);
-    if (st.ok()) {
-      printer.Done(i);
-    } else {
-      printer.Failed(i, st);
-    }
-    return st;
-  }, [&](size_t i, const absl::Status& st) { printer.Failed(i, st); });
+  auto statuses = StreamAll(
+      c.targets, *c.dialer,
+      [&](const Target& t, grpc::Channel& ch) {
+        const size_t i = static_cast<size_t>(&t - c.targets.data());
+        absl::Status st = run(i, ch, printer);
+        if (st.ok()) {
+          printer.Done(i);
+        } else {
+          printer.Failed(i, st);
+        }
+        return st;
+      },
+      [&](size_t i, const absl::Status& st) { printer.Failed(i, st); });
   // (Every target's end has been told to the printer; Failed and Done are
   // said once per target.)
   for (size_t i = 0; i < statuses.size(); ++i) {

@@ -110,11 +110,10 @@ struct Aggregated {
   std::vector<std::string> header;  // TARGET first
   std::vector<std::vector<std::string>> rows;
 };
-absl::StatusOr<Aggregated> AggregateRows(const std::vector<std::string>& header,
-                                         const std::vector<size_t>& keys,
-                                         const std::string& default_by, const Aggregate& how,
-                                         const std::vector<std::string>& targets,
-                                         const std::vector<std::vector<std::vector<std::string>>>& rows);
+absl::StatusOr<Aggregated> AggregateRows(
+    const std::vector<std::string>& header, const std::vector<size_t>& keys,
+    const std::string& default_by, const Aggregate& how, const std::vector<std::string>& targets,
+    const std::vector<std::vector<std::vector<std::string>>>& rows);
 
 // What a command run prints to and how (from netctl's global flags).
 struct CommandContext {
@@ -193,11 +192,11 @@ class Printer {
   std::vector<State> state_;
   std::vector<absl::Status> error_;
   std::vector<Held> held_;
-  size_t next_ = 0;       // target order: the first target not yet released
-  size_t answered_ = 0;   // done or failed
-  size_t blocks_ = 0;     // blocks printed (a blank line between them)
+  size_t next_ = 0;      // target order: the first target not yet released
+  size_t answered_ = 0;  // done or failed
+  size_t blocks_ = 0;    // blocks printed (a blank line between them)
   std::unique_ptr<Table> table_;
-  std::string out_;       // stdout bytes not yet written
+  std::string out_;                                             // stdout bytes not yet written
   std::vector<std::vector<std::vector<std::string>>> numbers_;  // --top / --sum: per target
   bool progress_shown_ = false;
   absl::Time start_;

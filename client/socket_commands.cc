@@ -83,9 +83,9 @@ void AppendDetails(const v1::Socket& s, std::string* d) {
   if (s.has_bbr()) {
     const auto& b = s.bbr();
     sep();
-    absl::StrAppend(d, "bbr:(bw:", Bps(static_cast<double>(b.bandwidth())),
-                    ",mrtt:", Ms(b.min_rtt_us()),
-                    absl::StrFormat(",pacing_gain:%g,cwnd_gain:%g)", b.pacing_gain(), b.cwnd_gain()));
+    absl::StrAppend(
+        d, "bbr:(bw:", Bps(static_cast<double>(b.bandwidth())), ",mrtt:", Ms(b.min_rtt_us()),
+        absl::StrFormat(",pacing_gain:%g,cwnd_gain:%g)", b.pacing_gain(), b.cwnd_gain()));
   }
   if (t.last_data_sent_ms()) field("lastsnd:", t.last_data_sent_ms());
   if (t.last_data_recv_ms()) field("lastrcv:", t.last_data_recv_ms());

@@ -11,10 +11,10 @@
 #include <map>
 #include <thread>
 
+#include "netagent/v1/telemetry.pb.h"
 #include "tests/common/test_support.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/json.h"
-#include "netagent/v1/telemetry.pb.h"
 
 namespace netagent::testing {
 namespace {
@@ -52,8 +52,8 @@ class FleetTest : public ::testing::Test {
       ASSERT_TRUE(agents_.back()->ok()) << agents_.back()->error();
     }
     // The blackholed target first: in list order everything would wait on it.
-    WriteFile(tmp_ / "fleet", std::string(kBlackholed) + "\n127.0.0.1:9471\n127.0.0.1:9472\n" +
-                                  "127.0.0.1:9473\n");
+    WriteFile(tmp_ / "fleet",
+              std::string(kBlackholed) + "\n127.0.0.1:9471\n127.0.0.1:9472\n" + "127.0.0.1:9473\n");
   }
 
   std::vector<std::string> Netctl(std::vector<std::string> args) const {
@@ -147,9 +147,8 @@ TEST_F(FleetTest, CtrlCPrintsWhatArrivedAndNamesTheRest) {
 // (script(1)) it appears while the blackholed target is awaited; in a pipe
 // it never does.
 TEST_F(FleetTest, ProgressOnlyOnATerminal) {
-  const std::string cmd =
-      "ip netns exec " + ns_.name() + " " + NetctlPath() + " --targets-file " + (tmp_ / "fleet") +
-      " --connect-timeout 2500ms host";
+  const std::string cmd = "ip netns exec " + ns_.name() + " " + NetctlPath() + " --targets-file " +
+                          (tmp_ / "fleet") + " --connect-timeout 2500ms host";
   RunResult tty = RunCommand({"script", "-qfec", cmd, "/dev/null"}, seconds(15));
   EXPECT_NE(tty.out.find("3 of 4 answered, 0 failed, 1 running"), std::string::npos) << tty.out;
   EXPECT_NE(tty.out.find(std::string("waiting on ") + kBlackholed), std::string::npos);
@@ -180,8 +179,9 @@ TEST(FleetTopTest, TopRanksTargetsAsTheJsonSays) {
     fleet += agents.back()->target() + "\n";
   }
   WriteFile(tmp / "fleet", fleet);
-  const std::vector<std::string> base = {NetctlPath(), "--targets-file", tmp / "fleet",
-                                         "counters", "--filter", "^Udp(NoPorts|OutDatagrams)$"};
+  const std::vector<std::string> base = {NetctlPath(),  "--targets-file",
+                                         tmp / "fleet", "counters",
+                                         "--filter",    "^Udp(NoPorts|OutDatagrams)$"};
   auto with = [&](std::vector<std::string> extra) {
     std::vector<std::string> argv = base;
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -218,8 +218,8 @@ TEST(FleetTopTest, TopRanksTargetsAsTheJsonSays) {
   RunResult top_json = with({"--top", "1", "-o", "json"});
   ASSERT_EQ(Lines(top_json.out).size(), 2u) << top_json.out;
   EXPECT_EQ(ParseJson(Lines(top_json.out)[0]).fields().at("value").number_value(),
-            static_cast<double>(best[ParseJson(Lines(top_json.out)[0]).fields().at("name")
-                                         .string_value()].first));
+            static_cast<double>(
+                best[ParseJson(Lines(top_json.out)[0]).fields().at("name").string_value()].first));
   RunResult sum = with({"--sum", "-o", "json"});
   int64_t total = 0;
   for (const std::string& line : Lines(json.out)) {

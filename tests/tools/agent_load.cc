@@ -21,8 +21,8 @@
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <sys/prctl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>

@@ -79,7 +79,8 @@ TEST(Doctor, AFindingPrintsEvidenceWhereWhyFixAndVerify) {
   EXPECT_THAT(text, HasSubstr("  fix: raise somaxconn\n    netctl tune plan limits --set"));
   EXPECT_THAT(text, HasSubstr("    plan: net.core.somaxconn 64 -> 1024\n"));
   EXPECT_THAT(text, HasSubstr("  cannot: the backlog is fixed at listen()\n"));
-  EXPECT_THAT(text, HasSubstr("  verify: TcpExtListenOverflows per second: 0 over the same window"));
+  EXPECT_THAT(text,
+              HasSubstr("  verify: TcpExtListenOverflows per second: 0 over the same window"));
   EXPECT_THAT(text, HasSubstr("not measured: conntrack: no module"));
   std::ostringstream none;
   PrintDiagnosis(v1::DiagnoseResponse(), none);

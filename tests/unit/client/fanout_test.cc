@@ -53,7 +53,8 @@ TEST(FanOut, ARefusedTargetFailsAtOnceWithItsReason) {
 
 TEST(Dialer, AUnixListenerThatStoppedAcceptingCostsTheConnectTimeout) {
   const std::string path =
-      (std::filesystem::temp_directory_path() / ("netctl-full-" + std::to_string(getpid()))).string();
+      (std::filesystem::temp_directory_path() / ("netctl-full-" + std::to_string(getpid())))
+          .string();
   unlink(path.c_str());
   const int listener = socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un addr{};

@@ -13,7 +13,6 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-
 #include "netagent/v1/conntrack.pb.h"
 #include "netagent/v1/datapath.pb.h"
 #include "netagent/v1/diagnosis.pb.h"
@@ -80,31 +79,43 @@ class Filler {
 
   uint64_t AnyU64() {
     switch (Pick(0, 3)) {
-      case 0: return 0;
-      case 1: return static_cast<uint64_t>(Pick(0, 1000));
-      case 2: return std::numeric_limits<uint64_t>::max();
-      default: return rng_();
+      case 0:
+        return 0;
+      case 1:
+        return static_cast<uint64_t>(Pick(0, 1000));
+      case 2:
+        return std::numeric_limits<uint64_t>::max();
+      default:
+        return rng_();
     }
   }
 
   double AnyDouble() {
     switch (Pick(0, 7)) {
-      case 0: return 0;
-      case 1: return std::numeric_limits<double>::quiet_NaN();
-      case 2: return Pick(0, 1) ? std::numeric_limits<double>::infinity()
-                                : -std::numeric_limits<double>::infinity();
-      case 3: return 0.1;
-      case 4: return 1e300 * (Pick(0, 1) ? 1 : -1);
-      case 5: return 5e-324;
-      case 6: return static_cast<double>(Pick(0, 1000000));
-      default: return std::uniform_real_distribution<double>(-1e9, 1e9)(rng_);
+      case 0:
+        return 0;
+      case 1:
+        return std::numeric_limits<double>::quiet_NaN();
+      case 2:
+        return Pick(0, 1) ? std::numeric_limits<double>::infinity()
+                          : -std::numeric_limits<double>::infinity();
+      case 3:
+        return 0.1;
+      case 4:
+        return 1e300 * (Pick(0, 1) ? 1 : -1);
+      case 5:
+        return 5e-324;
+      case 6:
+        return static_cast<double>(Pick(0, 1000000));
+      default:
+        return std::uniform_real_distribution<double>(-1e9, 1e9)(rng_);
     }
   }
 
   std::string AnyString(bool bytes) {
     static const std::vector<std::string> kPieces = {
-        "a", "10.0.0.1", "\"", "\\", "\n", "\t", "\x01", "\x1f", "\x7f", "é", "日本",
-        "\xf0\x9f\x98\x80", "<", "&", "'", "/", " ", "\xe2\x80\xa8"};
+        "a",    "10.0.0.1",         "\"", "\\", "\n", "\t", "\x01", "\x1f",        "\x7f", "é",
+        "日本", "\xf0\x9f\x98\x80", "<",  "&",  "'",  "/",  " ",    "\xe2\x80\xa8"};
     std::string s;
     const int n = static_cast<int>(Pick(0, 6));
     for (int i = 0; i < n; ++i) s += kPieces[Pick(0, kPieces.size() - 1)];
@@ -121,32 +132,70 @@ class Filler {
   void SetScalar(pb::Message* m, const FD* fd) {
     const pb::Reflection* r = m->GetReflection();
     switch (fd->cpp_type()) {
-      case FD::CPPTYPE_INT32: r->SetInt32(m, fd, static_cast<int32_t>(AnyU64())); break;
-      case FD::CPPTYPE_UINT32: r->SetUInt32(m, fd, static_cast<uint32_t>(AnyU64())); break;
-      case FD::CPPTYPE_INT64: r->SetInt64(m, fd, static_cast<int64_t>(AnyU64())); break;
-      case FD::CPPTYPE_UINT64: r->SetUInt64(m, fd, AnyU64()); break;
-      case FD::CPPTYPE_DOUBLE: r->SetDouble(m, fd, AnyDouble()); break;
-      case FD::CPPTYPE_FLOAT: r->SetFloat(m, fd, static_cast<float>(AnyDouble())); break;
-      case FD::CPPTYPE_BOOL: r->SetBool(m, fd, Pick(0, 1) == 1); break;
-      case FD::CPPTYPE_ENUM: r->SetEnumValue(m, fd, AnyEnum(fd)); break;
-      case FD::CPPTYPE_STRING: r->SetString(m, fd, AnyString(fd->type() == FD::TYPE_BYTES)); break;
-      case FD::CPPTYPE_MESSAGE: break;
+      case FD::CPPTYPE_INT32:
+        r->SetInt32(m, fd, static_cast<int32_t>(AnyU64()));
+        break;
+      case FD::CPPTYPE_UINT32:
+        r->SetUInt32(m, fd, static_cast<uint32_t>(AnyU64()));
+        break;
+      case FD::CPPTYPE_INT64:
+        r->SetInt64(m, fd, static_cast<int64_t>(AnyU64()));
+        break;
+      case FD::CPPTYPE_UINT64:
+        r->SetUInt64(m, fd, AnyU64());
+        break;
+      case FD::CPPTYPE_DOUBLE:
+        r->SetDouble(m, fd, AnyDouble());
+        break;
+      case FD::CPPTYPE_FLOAT:
+        r->SetFloat(m, fd, static_cast<float>(AnyDouble()));
+        break;
+      case FD::CPPTYPE_BOOL:
+        r->SetBool(m, fd, Pick(0, 1) == 1);
+        break;
+      case FD::CPPTYPE_ENUM:
+        r->SetEnumValue(m, fd, AnyEnum(fd));
+        break;
+      case FD::CPPTYPE_STRING:
+        r->SetString(m, fd, AnyString(fd->type() == FD::TYPE_BYTES));
+        break;
+      case FD::CPPTYPE_MESSAGE:
+        break;
     }
   }
 
   void AddScalar(pb::Message* m, const FD* fd) {
     const pb::Reflection* r = m->GetReflection();
     switch (fd->cpp_type()) {
-      case FD::CPPTYPE_INT32: r->AddInt32(m, fd, static_cast<int32_t>(AnyU64())); break;
-      case FD::CPPTYPE_UINT32: r->AddUInt32(m, fd, static_cast<uint32_t>(AnyU64())); break;
-      case FD::CPPTYPE_INT64: r->AddInt64(m, fd, static_cast<int64_t>(AnyU64())); break;
-      case FD::CPPTYPE_UINT64: r->AddUInt64(m, fd, AnyU64()); break;
-      case FD::CPPTYPE_DOUBLE: r->AddDouble(m, fd, AnyDouble()); break;
-      case FD::CPPTYPE_FLOAT: r->AddFloat(m, fd, static_cast<float>(AnyDouble())); break;
-      case FD::CPPTYPE_BOOL: r->AddBool(m, fd, Pick(0, 1) == 1); break;
-      case FD::CPPTYPE_ENUM: r->AddEnumValue(m, fd, AnyEnum(fd)); break;
-      case FD::CPPTYPE_STRING: r->AddString(m, fd, AnyString(fd->type() == FD::TYPE_BYTES)); break;
-      case FD::CPPTYPE_MESSAGE: break;
+      case FD::CPPTYPE_INT32:
+        r->AddInt32(m, fd, static_cast<int32_t>(AnyU64()));
+        break;
+      case FD::CPPTYPE_UINT32:
+        r->AddUInt32(m, fd, static_cast<uint32_t>(AnyU64()));
+        break;
+      case FD::CPPTYPE_INT64:
+        r->AddInt64(m, fd, static_cast<int64_t>(AnyU64()));
+        break;
+      case FD::CPPTYPE_UINT64:
+        r->AddUInt64(m, fd, AnyU64());
+        break;
+      case FD::CPPTYPE_DOUBLE:
+        r->AddDouble(m, fd, AnyDouble());
+        break;
+      case FD::CPPTYPE_FLOAT:
+        r->AddFloat(m, fd, static_cast<float>(AnyDouble()));
+        break;
+      case FD::CPPTYPE_BOOL:
+        r->AddBool(m, fd, Pick(0, 1) == 1);
+        break;
+      case FD::CPPTYPE_ENUM:
+        r->AddEnumValue(m, fd, AnyEnum(fd));
+        break;
+      case FD::CPPTYPE_STRING:
+        r->AddString(m, fd, AnyString(fd->type() == FD::TYPE_BYTES));
+        break;
+      case FD::CPPTYPE_MESSAGE:
+        break;
     }
   }
 
@@ -155,11 +204,14 @@ class Filler {
 
 // Every message type declared in the API's files.
 std::vector<const pb::Descriptor*> ApiMessages() {
-  const pb::FileDescriptor* files[] = {
-      v1::ListSocketsResponse::descriptor()->file(), v1::GetNicResponse::descriptor()->file(),
-      v1::ListConntrackResponse::descriptor()->file(), v1::GetHostInfoResponse::descriptor()->file(),
-      v1::GetCountersResponse::descriptor()->file(), v1::PlanTuningResponse::descriptor()->file(),
-      v1::UpdateRulesRequest::descriptor()->file(), v1::DiagnoseResponse::descriptor()->file()};
+  const pb::FileDescriptor* files[] = {v1::ListSocketsResponse::descriptor()->file(),
+                                       v1::GetNicResponse::descriptor()->file(),
+                                       v1::ListConntrackResponse::descriptor()->file(),
+                                       v1::GetHostInfoResponse::descriptor()->file(),
+                                       v1::GetCountersResponse::descriptor()->file(),
+                                       v1::PlanTuningResponse::descriptor()->file(),
+                                       v1::UpdateRulesRequest::descriptor()->file(),
+                                       v1::DiagnoseResponse::descriptor()->file()};
   std::vector<const pb::Descriptor*> out;
   std::function<void(const pb::Descriptor*)> add = [&](const pb::Descriptor* d) {
     if (d->options().map_entry()) return;
@@ -193,7 +245,8 @@ TEST(Json, MeansWhatProtobufsPrinterMeansOnRandomMessages) {
   for (uint32_t seed = 0; seed < 40; ++seed) {
     Filler filler(seed);
     for (const pb::Descriptor* d : types) {
-      std::unique_ptr<pb::Message> m(pb::MessageFactory::generated_factory()->GetPrototype(d)->New());
+      std::unique_ptr<pb::Message> m(
+          pb::MessageFactory::generated_factory()->GetPrototype(d)->New());
       filler.Fill(m.get(), 0);
       // As netctl receives it: through the wire format (a map keeps one entry
       // per key; a string that is not UTF-8 does not parse).

@@ -136,7 +136,8 @@ TEST(PrintOutcomes, AFailingTargetIsReportedBesideTheOthers) {
       failing[i].status = absl::DeadlineExceededError("no answer");
     }
     std::ostringstream mout, merr;
-    EXPECT_EQ(PrintOutcomes(Context(many, Format::kTable, mout, merr), std::move(failing), view), 1);
+    EXPECT_EQ(PrintOutcomes(Context(many, Format::kTable, mout, merr), std::move(failing), view),
+              1);
     EXPECT_NE(merr.str().find("netctl: 25 of 25 targets failed:\n  node-0: DEADLINE_EXCEEDED"),
               std::string::npos)
         << merr.str();
@@ -165,7 +166,8 @@ TEST(PrintOutcomes, AllOkIsExitZero) {
     rows.push_back({"x"});
   };
   std::ostringstream out, err;
-  EXPECT_EQ(PrintOutcomes(Context(targets, Format::kTable, out, err), std::move(outcomes), view), 0);
+  EXPECT_EQ(PrintOutcomes(Context(targets, Format::kTable, out, err), std::move(outcomes), view),
+            0);
   EXPECT_EQ(out.str(), "NAME\nx\n");
   EXPECT_EQ(err.str(), "");
 }
@@ -240,7 +242,8 @@ TEST(PrintOutcomes, ErrorsBlocksAndTargetNamesAreEscaped) {
     out << "note: \x1b[1A\x1b[2Kfine\nsecond line\n";
   };
   std::ostringstream out, err;
-  EXPECT_EQ(PrintOutcomes(Context(targets, Format::kTable, out, err), std::move(outcomes), view), 1);
+  EXPECT_EQ(PrintOutcomes(Context(targets, Format::kTable, out, err), std::move(outcomes), view),
+            1);
   EXPECT_EQ(out.str(), "== a ==\nnote: \\x1b[1A\\x1b[2Kfine\nsecond line\n");
   EXPECT_EQ(err.str(),
             "netctl: 1 of 2 targets failed:\n"
@@ -263,8 +266,9 @@ TEST(Printer, ShowsEachTargetAsItAnswers) {
             "TARGET       NAME  VALUE\n"
             "c            Z         3\n"
             "a            LongerName  12345\n");
-  EXPECT_EQ(err.str(),
-            "netctl: 1 of 3 targets failed:\n  longer-name: UNAVAILABLE: not connected within 3s\n");
+  EXPECT_EQ(
+      err.str(),
+      "netctl: 1 of 3 targets failed:\n  longer-name: UNAVAILABLE: not connected within 3s\n");
 }
 
 // --order targets: a target's result waits for the ones listed before it.
@@ -465,7 +469,8 @@ TEST(AggregateRows, SumsAreExactAndPercentagesAreNotAdded) {
                           {{"bytes", "4000000000000001", "20.0"}},
                           {{"bytes", "18446744073709551615", "-"}}});
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->rows[0], (std::vector<std::string>{"sum of 3", "bytes", "18454744073709551617", "-"}));
+  EXPECT_EQ(r->rows[0],
+            (std::vector<std::string>{"sum of 3", "bytes", "18454744073709551617", "-"}));
 }
 
 }  // namespace
