@@ -4,8 +4,10 @@
 #include <grpcpp/client_context.h>
 
 #include <atomic>
+#include <iostream>
 #include <mutex>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -30,8 +32,7 @@ std::string Genl(const v1::GenlFamilyCapability& g) {
   return absl::StrCat("yes: family ", g.family_id(), " v", g.version(), ", ", g.ops_size(), " ops");
 }
 
-void HostBlock(const google::protobuf::Message& m, std::ostream& out) {
-  const auto& h = static_cast<const v1::GetHostInfoResponse&>(m);
+void HostBlock(const v1::GetHostInfoResponse& h, std::ostream& out) {
   const auto& ns = h.network_namespace();
   const auto& cpus = h.cpus();
   const auto& caps = h.capabilities();
@@ -127,7 +128,7 @@ void CounterRows(const v1::GetCountersResponse& r, std::vector<std::vector<std::
 
 View HostView() {
   View view;
-  view.block = HostBlock;
+  view.block = TypedBlock<v1::GetHostInfoResponse>(HostBlock);
   return view;
 }
 
@@ -140,10 +141,10 @@ int RunHost(const CommandContext& c) {
 int RunHealth(const CommandContext& c) {
   View view;
   view.header = {"STATUS"};
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    const auto& r = static_cast<const health::HealthCheckResponse&>(m);
-    rows.push_back({health::HealthCheckResponse::ServingStatus_Name(r.status())});
-  };
+  view.rows =
+      TypedRows<health::HealthCheckResponse>([](const health::HealthCheckResponse& r, Rows& rows) {
+        rows.push_back({health::HealthCheckResponse::ServingStatus_Name(r.status())});
+      });
   return RunUnary(c, view, [](const Target&, grpc::Channel& ch, absl::Time d) {
     Outcome o = Unary(ch, d, health::HealthCheckRequest(), &health::Health::Stub::Check);
     if (o.status.ok()) {
@@ -172,20 +173,18 @@ int RunLogLevel(const CommandContext& c, const std::string& level) {
   });
   View view;
   view.header = {"PREVIOUS", "CURRENT"};
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    const auto& r = static_cast<const v1::SetLogLevelResponse&>(m);
+  view.rows = TypedRows<v1::SetLogLevelResponse>([](const v1::SetLogLevelResponse& r, Rows& rows) {
     rows.push_back({EnumSuffix(v1::LogLevel_Name(r.previous()), "LOG_LEVEL_", r.previous()),
                     EnumSuffix(v1::LogLevel_Name(r.current()), "LOG_LEVEL_", r.current())});
-  };
+  });
   return PrintOutcomes(c, std::move(outcomes), view);
 }
 
 View SoftnetView(bool windowed) {
   View view;
   view.header = SoftnetHeader(windowed);
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    SoftnetRows(static_cast<const v1::GetSoftnetResponse&>(m), rows);
-  };
+  view.rows = TypedRows<v1::GetSoftnetResponse>(
+      [](const v1::GetSoftnetResponse& m, Rows& rows) { SoftnetRows(m, rows); });
   view.keys = {0};
   view.by = view.header[2];  // DROPPED(/s)
   return view;
@@ -206,9 +205,8 @@ View CountersView(bool windowed) {
   View view;
   view.header = windowed ? std::vector<std::string>{"NAME", "VALUE", "DELTA", "RATE/s"}
                          : std::vector<std::string>{"NAME", "VALUE"};
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    CounterRows(static_cast<const v1::GetCountersResponse&>(m), rows);
-  };
+  view.rows = TypedRows<v1::GetCountersResponse>(
+      [](const v1::GetCountersResponse& m, Rows& rows) { CounterRows(m, rows); });
   view.keys = {0};
   view.by = windowed ? "RATE/s" : "VALUE";
   return view;
@@ -273,6 +271,119 @@ int RunWatch(const CommandContext& c, const WatchArgs& args) {
       printer.Lines(i, text);
     }
     return FromGrpc(reader->Finish());
+  });
+}
+
+// ---------------------------------------------------------------- registration
+
+void Commands::Runs(CLI::App* cmd, Runner run) { runners_.emplace_back(cmd, std::move(run)); }
+
+void Commands::AddAggregate(CLI::App* cmd, const std::string& top_flag) {
+  cmd->add_option(top_flag, aggregate_.top,
+                  "over a fleet: the N targets with the highest --by value, per row "
+                  "(counter, CPU, ...)");
+  cmd->add_option("--by", aggregate_.by, "the column --top ranks by (default: the main rate)");
+  cmd->add_flag("--sum", aggregate_.sum, "over a fleet: each row added up across targets");
+}
+
+const CLI::App* Commands::GivenCommand() const {
+  const Runner* run = Given();
+  for (const auto& [cmd, r] : runners_)
+    if (&r == run) return cmd;
+  return nullptr;
+}
+
+const Runner* Commands::Given() const {
+  const Runner* given = nullptr;
+  int deepest = -1;
+  for (const auto& [cmd, run] : runners_) {
+    if (cmd->count() == 0) continue;
+    int depth = 0;
+    for (const CLI::App* p = cmd; p->get_parent() != nullptr; p = p->get_parent()) ++depth;
+    if (depth > deepest) {
+      deepest = depth;
+      given = &run;
+    }
+  }
+  return given;
+}
+
+int UsageError(const std::string& message) {
+  std::cerr << "netctl: " << TerminalText(message) << "\n";
+  return kUsageError;
+}
+
+absl::StatusOr<std::optional<absl::Duration>> ParseDurationFlag(const std::string& text,
+                                                                const std::string& flag) {
+  if (text.empty()) return std::nullopt;
+  absl::Duration d;
+  if (!absl::ParseDuration(text, &d)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": \"", text, "\" is not a duration (like 500ms, 5s, 2m)"));
+  }
+  if (d < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": must not be negative"));
+  }
+  if (d == absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": must be positive"));
+  }
+  return d;
+}
+
+void AddHostCommands(Commands& commands) {
+  CLI::App& app = commands.app();
+  commands.Runs(app.add_subcommand("host", "host identity, CPUs, namespace, capabilities, caller"),
+                [](CommandContext& c) { return RunHost(c); });
+  commands.Runs(app.add_subcommand("health", "grpc.health.v1 status of each agent"),
+                [](CommandContext& c) { return RunHealth(c); });
+  auto level = std::make_shared<std::string>();
+  auto* log_level = app.add_subcommand("log-level", "set the agents' log level (operator)");
+  log_level->add_option("level", *level, "trace, debug, info, warn or error")->required();
+  commands.Runs(log_level, [level](CommandContext& c) { return RunLogLevel(c, *level); });
+
+  auto softnet_window = std::make_shared<std::string>();
+  auto* softnet = app.add_subcommand("softnet", "per-CPU softnet statistics");
+  softnet->add_option("--window", *softnet_window, "sample twice this far apart: rates per second");
+  commands.AddAggregate(softnet, "--top");
+  commands.Runs(softnet, [softnet_window](CommandContext& c) {
+    auto w = ParseDurationFlag(*softnet_window, "--window");
+    if (!w.ok()) return UsageError(std::string(w.status().message()));
+    return RunSoftnet(c, *w);
+  });
+
+  auto counters_window = std::make_shared<std::string>();
+  auto counters_args = std::make_shared<CountersArgs>();
+  auto* counters = app.add_subcommand("counters", "SNMP / netstat / snmp6 counters (like nstat)");
+  commands.AddAggregate(counters, "--top");
+  counters->add_option("--window", *counters_window,
+                       "sample twice this far apart: deltas and rates");
+  counters->add_option("--filter", counters_args->filter, "RE2 regular expression on the name");
+  counters->add_flag("--nonzero", counters_args->nonzero,
+                     "hide zero values (zero deltas with --window)");
+  commands.Runs(counters, [counters_window, counters_args](CommandContext& c) {
+    auto w = ParseDurationFlag(*counters_window, "--window");
+    if (!w.ok()) return UsageError(std::string(w.status().message()));
+    counters_args->window = *w;
+    return RunCounters(c, *counters_args);
+  });
+}
+
+void AddWatchCommand(Commands& commands) {
+  auto interval = std::make_shared<std::string>("1s");
+  auto args = std::make_shared<WatchArgs>();
+  auto* watch =
+      commands.app().add_subcommand("watch", "stream softnet and counter changes until Ctrl-C");
+  watch->add_option("--interval", *interval, "between samples (default 1s, at least 100ms)");
+  watch->add_option("--count", args->count, "stop after this many samples");
+  watch->add_option("--filter", args->filter, "RE2 regular expression on counter names");
+  watch->add_flag("--nonzero", args->nonzero, "only counters that changed");
+  commands.Runs(watch, [interval, args](CommandContext& c) {
+    auto i = ParseDurationFlag(*interval, "--interval");
+    if (!i.ok()) return UsageError(std::string(i.status().message()));
+    if (!i->has_value()) return UsageError("--interval: must be positive");
+    args->interval = **i;
+    c.streaming = true;  // Ctrl-C ends the streams cleanly: exit status 0
+    return RunWatch(c, *args);
   });
 }
 

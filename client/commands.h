@@ -5,6 +5,7 @@
 
 #include <grpcpp/client_context.h>
 
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -21,7 +22,58 @@ class TuningIntent;
 class DiagnoseResponse;
 }  // namespace netagent::v1
 
+namespace CLI {
+class App;
+}  // namespace CLI
+
 namespace netagent::client {
+
+// What runs a subcommand, with the context made from netctl's global flags.
+using Runner = std::function<int(CommandContext&)>;
+
+// netctl's subcommands register themselves: each command file adds its
+// commands to the command line (flags bound to arguments of its own) with
+// the function that runs each (Add*Commands below). main parses, makes the
+// context and runs the one given.
+class Commands {
+ public:
+  explicit Commands(CLI::App& app) : app_(app) {}
+  CLI::App& app() const { return app_; }
+  // `cmd` (made on app() or under it) is run by `run` when given.
+  void Runs(CLI::App* cmd, Runner run);
+  // --top N [--by COL] and --sum on a numeric command (`top_flag`: how this
+  // command spells --top).
+  void AddAggregate(CLI::App* cmd, const std::string& top_flag);
+  const Aggregate& aggregate() const { return aggregate_; }
+  // The command given on the command line that runs (the deepest given
+  // command that has a runner), and its runner; null when none was.
+  const CLI::App* GivenCommand() const;
+  const Runner* Given() const;
+
+ private:
+  CLI::App& app_;
+  std::vector<std::pair<CLI::App*, Runner>> runners_;
+  Aggregate aggregate_;
+};
+
+// In the order `netctl --help` lists them.
+void AddHostCommands(Commands& commands);  // host, health, log-level, softnet, counters
+void AddDropCommands(Commands& commands);
+void AddSocketCommands(Commands& commands);
+void AddNicCommands(Commands& commands);
+void AddConntrackCommands(Commands& commands);
+void AddTuneCommands(Commands& commands);
+void AddDatapathCommands(Commands& commands);
+void AddWatchCommand(Commands& commands);
+void AddDoctorCommand(Commands& commands);
+
+inline constexpr int kUsageError = 2;
+// "netctl: MESSAGE" on stderr; returns kUsageError.
+int UsageError(const std::string& message);
+// A duration flag: "" -> nullopt, otherwise a positive duration ("500ms",
+// "5s"); the error names the flag.
+absl::StatusOr<std::optional<absl::Duration>> ParseDurationFlag(const std::string& text,
+                                                                const std::string& flag);
 
 // Views of the read commands, for the commands and their tests.
 View HostView();

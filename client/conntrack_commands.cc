@@ -3,6 +3,7 @@
 
 #include <mutex>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -65,8 +66,7 @@ std::string EntryLine(const v1::ConntrackEntry& e) {
   return line;
 }
 
-void StatsBlock(const google::protobuf::Message& m, std::ostream& out) {
-  const auto& s = static_cast<const v1::GetConntrackStatsResponse&>(m);
+void StatsBlock(const v1::GetConntrackStatsResponse& s, std::ostream& out) {
   out << "entries " << (s.has_count() ? Num(s.count()) : "?") << " of "
       << (s.has_max() ? Num(s.max()) : "?")
       << (s.has_fill_percent() ? absl::StrFormat(" (%.1f%%)", s.fill_percent()) : "") << ", from "
@@ -85,8 +85,7 @@ void StatsBlock(const google::protobuf::Message& m, std::ostream& out) {
   t.Render(out);
 }
 
-void SummaryBlock(const google::protobuf::Message& m, std::ostream& out) {
-  const auto& s = static_cast<const v1::GetConntrackSummaryResponse&>(m);
+void SummaryBlock(const v1::GetConntrackSummaryResponse& s, std::ostream& out) {
   out << "matched " << s.matched() << "; table " << (s.has_count() ? Num(s.count()) : "?") << " of "
       << (s.has_max() ? Num(s.max()) : "?")
       << (s.has_fill_percent() ? absl::StrFormat(" (%.1f%% full)", s.fill_percent()) : "") << "\n";
@@ -108,17 +107,16 @@ void SummaryBlock(const google::protobuf::Message& m, std::ostream& out) {
 
 View ConntrackStatsView() {
   View view;
-  view.block = StatsBlock;
+  view.block = TypedBlock<v1::GetConntrackStatsResponse>(StatsBlock);
   view.numbers_header = {"FIELD", "VALUE"};
-  view.numbers = [](const google::protobuf::Message& m,
-                    std::vector<std::vector<std::string>>& rows) {
-    const auto& s = static_cast<const v1::GetConntrackStatsResponse&>(m);
-    rows.push_back({"entries", s.has_count() ? Num(s.count()) : "-"});
-    rows.push_back({"max", s.has_max() ? Num(s.max()) : "-"});
-    rows.push_back(
-        {"fill%", s.has_fill_percent() ? absl::StrFormat("%.1f", s.fill_percent()) : "-"});
-    for (const auto& v : s.total()) rows.push_back({v.name(), Num(v.value())});
-  };
+  view.numbers = TypedRows<v1::GetConntrackStatsResponse>(
+      [](const v1::GetConntrackStatsResponse& s, Rows& rows) {
+        rows.push_back({"entries", s.has_count() ? Num(s.count()) : "-"});
+        rows.push_back({"max", s.has_max() ? Num(s.max()) : "-"});
+        rows.push_back(
+            {"fill%", s.has_fill_percent() ? absl::StrFormat("%.1f", s.fill_percent()) : "-"});
+        for (const auto& v : s.total()) rows.push_back({v.name(), Num(v.value())});
+      });
   view.keys = {0};
   view.by = "VALUE";
   return view;
@@ -136,7 +134,7 @@ int RunConntrackSummary(const CommandContext& c, const ConntrackArgs& args) {
   *req.mutable_filter() = Filter(args);
   req.set_top(args.top);
   View view;
-  view.block = SummaryBlock;
+  view.block = TypedBlock<v1::GetConntrackSummaryResponse>(SummaryBlock);
   return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
     return Unary(ch, d, req, &v1::ConntrackService::Stub::GetConntrackSummary);
   });
@@ -148,10 +146,10 @@ int RunConntrackList(const CommandContext& c, const ConntrackArgs& args) {
   const bool multi = c.label_targets || c.targets.size() > 1;
   View view;
   view.header = {"ENTRIES"};
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    rows.push_back({Num(static_cast<uint64_t>(
-        static_cast<const google::protobuf::Struct&>(m).fields().at("entries").number_value()))});
-  };
+  view.rows =
+      TypedRows<google::protobuf::Struct>([](const google::protobuf::Struct& m, Rows& rows) {
+        rows.push_back({Num(static_cast<uint64_t>(m.fields().at("entries").number_value()))});
+      });
   // Entries stream out as they come (a table may be large), a batch at a
   // time so that targets' lines do not interleave mid-batch.
   return RunStreams(c, view, [&](size_t i, grpc::Channel& ch, Printer& printer) {
@@ -185,6 +183,37 @@ int RunConntrackList(const CommandContext& c, const ConntrackArgs& args) {
     }
     return st;
   });
+}
+
+void AddConntrackCommands(Commands& commands) {
+  auto args = std::make_shared<ConntrackArgs>();
+  auto* conntrack =
+      commands.app().add_subcommand("conntrack", "connection tracking: stats, list, summary");
+  conntrack->require_subcommand(1);
+  auto* stats = conntrack->add_subcommand("stats", "entries, limit and per-CPU statistics (cheap)");
+  commands.AddAggregate(stats, "--top");
+  commands.Runs(stats, [](CommandContext& c) { return RunConntrackStats(c); });
+  auto* list = conntrack->add_subcommand("list", "the entries, like conntrack -L");
+  auto* summary =
+      conntrack->add_subcommand("summary", "counts per protocol and state, top sources");
+  for (CLI::App* cmd : {list, summary}) {
+    cmd->add_flag("-4", args->ipv4, "IPv4 only (with -6: both)");
+    cmd->add_flag("-6", args->ipv6, "IPv6 only (with -4: both)");
+    cmd->add_option("-p,--protocol", args->protocol, "tcp, udp, icmp, ... or a number");
+    cmd->add_option("--state", args->tcp_states, "TCP state (ESTABLISHED, TIME_WAIT, ...)")
+        ->delimiter(',');
+    cmd->add_option("-s,--src", args->source, "original source address or CIDR prefix");
+    cmd->add_option("-d,--dst", args->destination, "original destination address or prefix");
+    cmd->add_option("--sport", args->source_port, "original source port or range");
+    cmd->add_option("--dport", args->destination_port, "original destination port or range");
+    cmd->add_option("--zone", args->zone, "conntrack zone");
+    cmd->add_option("--mark", args->mark, "connection mark (with --mark-mask: mark/mask)");
+    cmd->add_option("--mark-mask", args->mark_mask, "mask for --mark");
+  }
+  list->add_flag("--count", args->count, "print how many entries match, not them");
+  summary->add_option("--top", args->top, "sources in the top list (default 10)");
+  commands.Runs(list, [args](CommandContext& c) { return RunConntrackList(c, *args); });
+  commands.Runs(summary, [args](CommandContext& c) { return RunConntrackSummary(c, *args); });
 }
 
 }  // namespace netagent::client

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "CLI/CLI.hpp"
 #include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -117,13 +118,13 @@ int RunUpdate(const CommandContext& c, const DatapathArgs& a, const v1::UpdateRu
     return UpdateOne(ch, d, req, a.revision);
   });
   View view;
-  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-    const auto& r = static_cast<const v1::UpdateRulesResponse&>(m);
-    out << "revision " << r.revision() << "\n";
-    for (const auto& rule : r.added())
-      out << "  added rule " << rule.id() << ": " << ActionName(rule) << " " << RuleMatch(rule)
-          << (rule.comment().empty() ? "" : absl::StrCat("  # ", rule.comment())) << "\n";
-  };
+  view.block =
+      TypedBlock<v1::UpdateRulesResponse>([](const v1::UpdateRulesResponse& r, std::ostream& out) {
+        out << "revision " << r.revision() << "\n";
+        for (const auto& rule : r.added())
+          out << "  added rule " << rule.id() << ": " << ActionName(rule) << " " << RuleMatch(rule)
+              << (rule.comment().empty() ? "" : absl::StrCat("  # ", rule.comment())) << "\n";
+      });
   return PrintOutcomes(c, std::move(outcomes), view);
 }
 
@@ -288,9 +289,8 @@ int RunDatapathAttach(const CommandContext& c, const DatapathArgs& a) {
     return Unary(ch, d, req, &Stub::Attach);
   });
   View view;
-  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-    PrintDevice(static_cast<const v1::AttachResponse&>(m).datapath(), out);
-  };
+  view.block = TypedBlock<v1::AttachResponse>(
+      [](const v1::AttachResponse& m, std::ostream& out) { PrintDevice(m.datapath(), out); });
   return PrintOutcomes(c, std::move(outcomes), view);
 }
 
@@ -311,11 +311,11 @@ int RunDatapathDetach(const CommandContext& c, const DatapathArgs& a) {
 int RunDatapathStatus(const CommandContext& c) {
   v1::GetDatapathStatusRequest req;
   View view;
-  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-    const auto& r = static_cast<const v1::GetDatapathStatusResponse&>(m);
-    if (r.devices().empty()) out << "no device has the fast path attached\n";
-    for (const auto& d : r.devices()) PrintDevice(d, out);
-  };
+  view.block = TypedBlock<v1::GetDatapathStatusResponse>(
+      [](const v1::GetDatapathStatusResponse& r, std::ostream& out) {
+        if (r.devices().empty()) out << "no device has the fast path attached\n";
+        for (const auto& d : r.devices()) PrintDevice(d, out);
+      });
   return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
     return Unary(ch, d, req, &Stub::GetStatus);
   });
@@ -357,11 +357,11 @@ int RunDatapathRulesList(const CommandContext& c, const DatapathArgs& a) {
   // Every page, merged into one response per target.
   View view;
   view.header = {"ID", "ACTION", "MATCH", "PACKETS", "BYTES", "COMMENT"};
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    for (const auto& r : static_cast<const v1::ListRulesResponse&>(m).rules())
+  view.rows = TypedRows<v1::ListRulesResponse>([](const v1::ListRulesResponse& m, Rows& rows) {
+    for (const auto& r : m.rules())
       rows.push_back({absl::StrCat(r.id()), ActionName(r), RuleMatch(r), Num(r.hit_packets()),
                       Num(r.hit_bytes()), r.comment()});
-  };
+  });
   return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
     v1::ListRulesRequest req;
     req.set_device(a.device);
@@ -390,22 +390,22 @@ int RunDatapathStats(const CommandContext& c, const DatapathArgs& a) {
   view.header = {"CPU", "VERDICT", "REASON", "PACKETS", "BYTES"};
   view.keys = {0, 1, 2};
   view.by = "PACKETS";
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    const auto& r = static_cast<const v1::GetDatapathStatsResponse&>(m);
-    for (const auto& v : r.total())
-      rows.push_back({"all", v.verdict(), v.reason(), Num(v.packets()), Num(v.bytes())});
-    for (const auto& cpu : r.cpus())
-      for (const auto& v : cpu.counts())
-        rows.push_back(
-            {absl::StrCat(cpu.cpu()), v.verdict(), v.reason(), Num(v.packets()), Num(v.bytes())});
-    for (const auto& e : r.events())
-      if (e.value()) rows.push_back({"all", "event", e.name(), Num(e.value()), "-"});
-    for (const auto& k : r.classes())
-      rows.push_back(
-          {"all", k.direction(),
-           absl::StrCat(k.protocol(), k.port_class() ? absl::StrCat("/", k.port_class()) : ""),
-           Num(k.packets()), Num(k.bytes())});
-  };
+  view.rows = TypedRows<v1::GetDatapathStatsResponse>(
+      [](const v1::GetDatapathStatsResponse& r, Rows& rows) {
+        for (const auto& v : r.total())
+          rows.push_back({"all", v.verdict(), v.reason(), Num(v.packets()), Num(v.bytes())});
+        for (const auto& cpu : r.cpus())
+          for (const auto& v : cpu.counts())
+            rows.push_back({absl::StrCat(cpu.cpu()), v.verdict(), v.reason(), Num(v.packets()),
+                            Num(v.bytes())});
+        for (const auto& e : r.events())
+          if (e.value()) rows.push_back({"all", "event", e.name(), Num(e.value()), "-"});
+        for (const auto& k : r.classes())
+          rows.push_back(
+              {"all", k.direction(),
+               absl::StrCat(k.protocol(), k.port_class() ? absl::StrCat("/", k.port_class()) : ""),
+               Num(k.packets()), Num(k.bytes())});
+      });
   return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
     return Unary(ch, d, req, &Stub::GetStats);
   });
@@ -461,19 +461,102 @@ int RunDatapathTest(const CommandContext& c, const DatapathArgs& a) {
   req.set_device(a.device);
   req.set_packet(*frame);
   View view;
-  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-    const auto& r = static_cast<const v1::TestPacketResponse&>(m);
-    out << r.summary() << "\n  " << r.verdict() << " (" << r.reason() << ")";
-    if (r.has_rule()) {
-      out << " by rule " << r.rule().id() << ": " << ActionName(r.rule()) << " "
-          << RuleMatch(r.rule())
-          << (r.rule().comment().empty() ? "" : absl::StrCat("  # ", r.rule().comment()));
-    }
-    out << "\n";
-  };
+  view.block =
+      TypedBlock<v1::TestPacketResponse>([](const v1::TestPacketResponse& r, std::ostream& out) {
+        out << r.summary() << "\n  " << r.verdict() << " (" << r.reason() << ")";
+        if (r.has_rule()) {
+          out << " by rule " << r.rule().id() << ": " << ActionName(r.rule()) << " "
+              << RuleMatch(r.rule())
+              << (r.rule().comment().empty() ? "" : absl::StrCat("  # ", r.rule().comment()));
+        }
+        out << "\n";
+      });
   return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
     return Unary(ch, d, req, &Stub::TestPacket);
   });
+}
+
+void AddDatapathCommands(Commands& commands) {
+  auto a = std::make_shared<DatapathArgs>();
+  auto* datapath =
+      commands.app().add_subcommand("datapath", "the XDP/TC fast path: blocklists, SYN guard");
+  datapath->require_subcommand(1);
+  auto* attach = datapath->add_subcommand("attach", "attach the fast path to a device");
+  attach->add_option("device", a->device, "interface")->required();
+  attach->add_option("--mode", a->mode, "auto (native, else generic), native, generic, tc");
+  attach->add_flag("--force", a->force, "replace another XDP program on the device");
+  attach->add_flag("--no-allowlist", a->no_allowlist, "compile the allowlist out");
+  attach->add_flag("--no-blocklist", a->no_blocklist, "compile the blocklist out");
+  attach->add_option("--syn-rate", a->syn_rate, "SYN guard: SYNs per second per source prefix");
+  attach->add_option("--syn-burst", a->syn_burst, "SYN guard: bucket size (default the rate)");
+  attach->add_option("--syn-prefix4", a->syn_prefix4, "group IPv4 sources by /N (default 32)");
+  attach->add_option("--syn-prefix6", a->syn_prefix6, "group IPv6 sources by /N (default 128)");
+  attach->add_option("--new-source-rate", a->new_source_rate,
+                     "SYN guard: new sources per second per CPU (spoofed floods)");
+  attach->add_option("--new-source-burst", a->new_source_burst,
+                     "bucket of new sources (default the rate)");
+  attach->add_flag("--listed-ports-only", a->listed_ports_only,
+                   "guard only ports marked by a --syn-guard port rule");
+  attach->add_flag("--drop-malformed", a->drop_malformed, "drop malformed packets");
+  attach->add_flag("--drop-fragments", a->drop_fragments, "drop IP fragments");
+  attach->add_option("--sample-every", a->sample_every, "sample 1 drop in N (0: none; 100)");
+  attach->add_option("--sample-max", a->sample_max, "samples per second per CPU (100)");
+  attach->add_option("--clamp-mss", a->clamp_mss, "TC: clamp the MSS of SYNs to this");
+  attach->add_flag("--class-accounting", a->class_accounting, "TC: count per protocol/port");
+  commands.Runs(attach, [a](CommandContext& c) { return RunDatapathAttach(c, *a); });
+  auto* detach = datapath->add_subcommand("detach", "detach and remove the pins");
+  detach->add_option("device", a->device, "interface")->required();
+  commands.Runs(detach, [a](CommandContext& c) { return RunDatapathDetach(c, *a); });
+  auto* status = datapath->add_subcommand("status", "devices with the fast path attached");
+  commands.Runs(status, [](CommandContext& c) { return RunDatapathStatus(c); });
+  auto* rules = datapath->add_subcommand("rules", "allow/block rules");
+  rules->require_subcommand(1);
+  auto* add = rules->add_subcommand("add", "add rules as one batch (all or nothing)");
+  add->add_option("device", a->device, "interface")->required();
+  add->add_option("--block", a->block, "block this address or CIDR prefix (repeatable)");
+  add->add_option("--allow", a->allow, "allow this address or prefix (beats block)");
+  add->add_option("--port", a->ports, "a destination port rule (repeatable)");
+  add->add_flag("--tcp", a->port_tcp, "--port: drop TCP");
+  add->add_flag("--udp", a->port_udp, "--port: drop UDP");
+  add->add_flag("--syn-guard", a->port_syn_guard, "--port: SYN-guarded (--listed-ports-only)");
+  add->add_option("--file", a->file, "lines of \"allow|block PREFIX [comment]\"");
+  add->add_option("--comment", a->comment, "comment on every rule added");
+  commands.Runs(add, [a](CommandContext& c) { return RunDatapathRulesAdd(c, *a); });
+  auto* del = rules->add_subcommand("del", "delete rules by id as one batch");
+  del->add_option("device", a->device, "interface")->required();
+  del->add_option("ids", a->ids, "rule ids")->required();
+  commands.Runs(del, [a](CommandContext& c) { return RunDatapathRulesDel(c, *a); });
+  for (CLI::App* cmd : {add, del}) {
+    cmd->add_option("--revision", a->revision,
+                    "apply only at this rules revision (default: the target's current one)");
+  }
+  auto* list = rules->add_subcommand("list", "rules with their hit counts");
+  list->add_option("device", a->device, "interface")->required();
+  commands.Runs(list, [a](CommandContext& c) { return RunDatapathRulesList(c, *a); });
+  auto* stats = datapath->add_subcommand("stats", "packets and bytes per verdict and reason");
+  stats->add_option("device", a->device, "interface")->required();
+  stats->add_flag("--per-cpu", a->per_cpu, "also per CPU");
+  commands.AddAggregate(stats, "--top");
+  commands.Runs(stats, [a](CommandContext& c) { return RunDatapathStats(c, *a); });
+  auto* samples = datapath->add_subcommand("samples", "stream drop samples until Ctrl-C");
+  samples->add_option("device", a->device, "interface")->required();
+  samples->add_flag("--live", a->live, "skip the agent's recent samples");
+  samples->add_option("--count", a->count, "stop after this many samples per target");
+  commands.Runs(samples, [a](CommandContext& c) {
+    c.streaming = true;  // Ctrl-C ends the streams cleanly: exit status 0
+    return RunDatapathSamples(c, *a);
+  });
+  auto* test = datapath->add_subcommand(
+      "test", "would this packet be dropped? (runs a private copy of the program)");
+  test->add_option("device", a->device, "interface")->required();
+  test->add_option("--hex", a->hex, "the frame, from the Ethernet header, in hex");
+  test->add_option("--src", a->src, "source address");
+  test->add_option("--dst", a->dst, "destination address");
+  test->add_option("--proto", a->proto, "tcp (default), udp or icmp");
+  test->add_option("--sport", a->sport, "source port (40000)");
+  test->add_option("--dport", a->dport, "destination port (80)");
+  test->add_option("--flags", a->flags, "TCP flags, comma-separated (syn)");
+  commands.Runs(test, [a](CommandContext& c) { return RunDatapathTest(c, *a); });
 }
 
 }  // namespace netagent::client

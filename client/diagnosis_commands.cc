@@ -6,6 +6,7 @@
 #include <mutex>
 #include <set>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -253,9 +254,8 @@ int RunDoctor(const CommandContext& c, const DoctorArgs& args) {
       break;
     }
     View view;
-    view.block = [rule](const google::protobuf::Message& m, std::ostream& out) {
-      CatalogBlock(static_cast<const v1::GetCatalogResponse&>(m), rule, out);
-    };
+    view.block = TypedBlock<v1::GetCatalogResponse>(
+        [rule](const v1::GetCatalogResponse& m, std::ostream& out) { CatalogBlock(m, rule, out); });
     return PrintOutcomes(c, std::move(outcomes), view);
   }
   v1::DiagnoseRequest req;
@@ -279,10 +279,35 @@ int RunDoctor(const CommandContext& c, const DoctorArgs& args) {
       args.window.value_or(absl::Seconds(10)));
   if (c.format == Format::kTable && c.targets.size() > 1) FleetSummary(c.targets, outcomes, *c.out);
   View view;
-  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-    PrintDiagnosis(static_cast<const v1::DiagnoseResponse&>(m), out);
-  };
+  view.block = TypedBlock<v1::DiagnoseResponse>(
+      [](const v1::DiagnoseResponse& m, std::ostream& out) { PrintDiagnosis(m, out); });
   return PrintOutcomes(c, std::move(outcomes), view);
+}
+
+void AddDoctorCommand(Commands& commands) {
+  auto args = std::make_shared<DoctorArgs>();
+  auto window = std::make_shared<std::string>();
+  auto* doctor = commands.app().add_subcommand(
+      "doctor", "what is wrong: findings with evidence, where, why, and the fix to apply");
+  doctor->add_option("--window", *window, "how long to measure (default 10s, 1s to 5m)");
+  doctor->add_option("--rule", args->rules, "only this rule (repeatable)");
+  doctor->add_option("--min-severity", args->min_severity, "info (default), warning or critical");
+  doctor->add_option("--explain", args->explain,
+                     "print a rule: what it measures, its thresholds, why");
+  doctor->add_flag("--rules", args->list_rules, "print every rule");
+  doctor->add_flag("--watch", args->watch,
+                   "findings as the agent's own evaluation opens, changes and clears them, "
+                   "until Ctrl-C");
+  commands.Runs(doctor, [args, window](CommandContext& c) {
+    auto w = ParseDurationFlag(*window, "--window");
+    if (!w.ok()) return UsageError(std::string(w.status().message()));
+    args->window = *w;
+    if (args->watch) {
+      if (args->window) return UsageError("doctor --watch: --window is the agent's interval");
+      c.streaming = true;  // Ctrl-C ends the streams cleanly: exit status 0
+    }
+    return RunDoctor(c, *args);
+  });
 }
 
 }  // namespace netagent::client

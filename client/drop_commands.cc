@@ -2,6 +2,7 @@
 // first, then where the sampled drops came from and the newest samples.
 #include <grpcpp/client_context.h>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
@@ -30,8 +31,7 @@ std::string ClockTime(const google::protobuf::Timestamp& t) {
                           absl::UTCTimeZone());
 }
 
-void DropsBlock(const google::protobuf::Message& m, std::ostream& out) {
-  const auto& r = static_cast<const v1::GetDropReasonsResponse&>(m);
+void DropsBlock(const v1::GetDropReasonsResponse& r, std::ostream& out) {
   const auto& c = r.collector();
   const bool windowed = r.has_window();
   if (windowed) {
@@ -101,13 +101,34 @@ int RunDrops(const CommandContext& c, const DropsArgs& args) {
   for (const auto& d : args.devices) req.add_devices(d);
   if (args.samples) req.set_max_samples(*args.samples);
   View view;
-  view.block = DropsBlock;
+  view.block = TypedBlock<v1::GetDropReasonsResponse>(DropsBlock);
   return RunUnary(
       c, view,
       [&](const Target&, grpc::Channel& ch, absl::Time d) {
         return Unary(ch, d, req, &v1::TelemetryService::Stub::GetDropReasons);
       },
       args.window.value_or(absl::ZeroDuration()));
+}
+
+void AddDropCommands(Commands& commands) {
+  auto window = std::make_shared<std::string>();
+  auto args = std::make_shared<DropsArgs>();
+  auto* drops = commands.app().add_subcommand(
+      "drops", "packets the kernel dropped, by drop reason, device and protocol (5.17+)");
+  drops->add_option("--window", *window, "read twice this far apart: deltas and rates");
+  drops
+      ->add_option("--reason", args->reasons,
+                   "only this reason (NO_SOCKET, TCP_LISTEN_OVERFLOW, ...; repeatable)")
+      ->delimiter(',');
+  drops->add_option("--dev", args->devices, "only this device (repeatable)")->delimiter(',');
+  drops->add_option("--samples", args->samples,
+                    "flow samples to show, newest first (default 20, at most 256, 0: none)");
+  commands.Runs(drops, [window, args](CommandContext& c) {
+    auto w = ParseDurationFlag(*window, "--window");
+    if (!w.ok()) return UsageError(std::string(w.status().message()));
+    args->window = *w;
+    return RunDrops(c, *args);
+  });
 }
 
 }  // namespace netagent::client

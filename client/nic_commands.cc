@@ -1,6 +1,7 @@
 // netctl nic [IFACE].
 #include <map>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/commands.h"
@@ -16,8 +17,8 @@ uint64_t Stat(const v1::Link& l, const char* name) {
   return it == l.stats().end() ? 0 : it->second;
 }
 
-void LinkRows(const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-  for (const auto& l : static_cast<const v1::ListNicsResponse&>(m).links()) {
+void LinkRows(const v1::ListNicsResponse& r, Rows& rows) {
+  for (const auto& l : r.links()) {
     rows.push_back({l.name(), l.kind().empty() ? "-" : l.kind(), l.operstate(), Num(l.mtu()),
                     l.qdisc(), Num(Stat(l, "rx_packets")), Num(Stat(l, "rx_bytes")),
                     Num(Stat(l, "rx_dropped")), Num(Stat(l, "tx_packets")),
@@ -39,8 +40,7 @@ std::string Joined(const google::protobuf::RepeatedPtrField<v1::NamedValue>& val
   return absl::StrJoin(parts, ", ");
 }
 
-void NicBlock(const google::protobuf::Message& m, std::ostream& out) {
-  const auto& r = static_cast<const v1::GetNicResponse&>(m);
+void NicBlock(const v1::GetNicResponse& r, std::ostream& out) {
   const auto& l = r.link();
   Table t({"FIELD", "VALUE"});
   Kv(t, "interface",
@@ -162,7 +162,7 @@ int RunNic(const CommandContext& c, const NicArgs& args) {
   if (args.name.empty()) {
     view.header = {"NAME",     "KIND",    "STATE",   "MTU",      "QDISC",   "RX-PKTS",
                    "RX-BYTES", "RX-DROP", "TX-PKTS", "TX-BYTES", "TX-DROP", "XDP"};
-    view.rows = LinkRows;
+    view.rows = TypedRows<v1::ListNicsResponse>(LinkRows);
     return RunUnary(c, view, [](const Target&, grpc::Channel& ch, absl::Time d) {
       return Unary(ch, d, v1::ListNicsRequest(), &v1::NicService::Stub::ListNics);
     });
@@ -172,11 +172,23 @@ int RunNic(const CommandContext& c, const NicArgs& args) {
     req.set_name(args.name);
     req.set_driver_stats_include(args.include);
     req.set_driver_stats_exclude(args.exclude);
-    view.block = NicBlock;
+    view.block = TypedBlock<v1::GetNicResponse>(NicBlock);
     return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
       return Unary(ch, d, req, &v1::NicService::Stub::GetNic);
     });
   }
+}
+
+void AddNicCommands(Commands& commands) {
+  auto args = std::make_shared<NicArgs>();
+  auto* nic = commands.app().add_subcommand(
+      "nic", "interfaces and counters; with a name, everything ethtool shows");
+  nic->add_option("interface", args->name,
+                  "one interface: link, driver, channels, rings, "
+                  "coalescing, features, pause, RSS, counters, queues, IRQs");
+  nic->add_option("--include", args->include, "RE2 on driver counter names to keep");
+  nic->add_option("--exclude", args->exclude, "RE2 on driver counter names to drop");
+  commands.Runs(nic, [args](CommandContext& c) { return RunNic(c, *args); });
 }
 
 }  // namespace netagent::client

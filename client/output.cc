@@ -248,6 +248,11 @@ std::string NameList(const std::vector<std::string>& names) {
 
 }  // namespace
 
+std::string UnexpectedMessage(const google::protobuf::Message& m, absl::string_view expected) {
+  return absl::StrCat("netctl: a ", m.GetDescriptor()->full_name(), " where a ", expected,
+                      " was expected (a netctl bug)");
+}
+
 Printer::Printer(const CommandContext& c, View view)
     : c_(c),
       view_(std::move(view)),

@@ -73,15 +73,47 @@ class Table {
   std::string ready_;  // rows formatted after the widths were fixed
 };
 
-using RowsFn =
-    std::function<void(const google::protobuf::Message&, std::vector<std::vector<std::string>>&)>;
+using Rows = std::vector<std::vector<std::string>>;
+using RowsFn = std::function<void(const google::protobuf::Message&, Rows&)>;
+using BlockFn = std::function<void(const google::protobuf::Message&, std::ostream&)>;
+
+// A message as the type a view shows; null when it is another (a netctl bug,
+// which the view then says instead of reading the wrong type).
+template <typename T>
+const T* MessageAs(const google::protobuf::Message& m) {
+  return m.GetDescriptor() == T::descriptor() ? static_cast<const T*>(&m) : nullptr;
+}
+std::string UnexpectedMessage(const google::protobuf::Message& m, absl::string_view expected);
+
+// A view's rows or block over its command's own message type `T`:
+// TypedRows<v1::GetSoftnetResponse>([](const v1::GetSoftnetResponse& r, Rows& rows) {...}).
+template <typename T, typename F>
+RowsFn TypedRows(F f) {
+  return [f = std::move(f)](const google::protobuf::Message& m, Rows& rows) {
+    if (const T* t = MessageAs<T>(m)) {
+      f(*t, rows);
+    } else {
+      rows.push_back({UnexpectedMessage(m, T::descriptor()->full_name())});
+    }
+  };
+}
+template <typename T, typename F>
+BlockFn TypedBlock(F f) {
+  return [f = std::move(f)](const google::protobuf::Message& m, std::ostream& out) {
+    if (const T* t = MessageAs<T>(m)) {
+      f(*t, out);
+    } else {
+      out << UnexpectedMessage(m, T::descriptor()->full_name()) << "\n";
+    }
+  };
+}
 
 // How a command shows one target's result in table mode: rows of a shared
 // table, or a block of text.
 struct View {
   std::vector<std::string> header;
   RowsFn rows;
-  std::function<void(const google::protobuf::Message&, std::ostream&)> block;
+  BlockFn block;
   // Numeric commands: how a fleet's results are ranked (--top) and added up
   // (--sum). Rows in `header`'s columns (`rows`, or `numbers` for a block
   // view); `keys` are the columns that name a row (NAME, CPU, ...), `by` the

@@ -1,6 +1,7 @@
 // netctl sockets and netctl sockets summary.
 #include <google/protobuf/struct.pb.h>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -149,18 +150,15 @@ View SocketsView(const SocketsArgs& args) {
   View view;
   if (args.count) {
     view.header = {"SOCKETS"};
-    view.rows = [](const google::protobuf::Message& m,
-                   std::vector<std::vector<std::string>>& rows) {
-      const auto& s = static_cast<const google::protobuf::Struct&>(m);
-      rows.push_back({Num(static_cast<uint64_t>(s.fields().at("sockets").number_value()))});
-    };
+    view.rows =
+        TypedRows<google::protobuf::Struct>([](const google::protobuf::Struct& s, Rows& rows) {
+          rows.push_back({Num(static_cast<uint64_t>(s.fields().at("sockets").number_value()))});
+        });
   } else {
     view.header = {"PROTO", "STATE", "RECV-Q", "SEND-Q", "LOCAL", "PEER"};
     if (args.info || args.memory) view.header.push_back("DETAILS");
-    view.rows = [](const google::protobuf::Message& m,
-                   std::vector<std::vector<std::string>>& rows) {
-      SocketRows(static_cast<const v1::ListSocketsResponse&>(m), rows);
-    };
+    view.rows = TypedRows<v1::ListSocketsResponse>(
+        [](const v1::ListSocketsResponse& m, Rows& rows) { SocketRows(m, rows); });
   }
   return view;
 }
@@ -203,8 +201,7 @@ int RunSockets(const CommandContext& c, const SocketsArgs& args) {
 
 namespace {
 
-void SummaryBlock(const google::protobuf::Message& m, std::ostream& out) {
-  const auto& s = static_cast<const v1::GetSocketSummaryResponse&>(m);
+void SummaryBlock(const v1::GetSocketSummaryResponse& s, std::ostream& out) {
   std::vector<std::string> states;
   for (const auto& st : s.states()) {
     states.push_back(absl::StrCat(st.protocol(), " ", st.state(), " ", st.count()));
@@ -254,26 +251,58 @@ int RunSocketSummary(const CommandContext& c, const SocketsArgs& args) {
   *req.mutable_filter() = Filter(args);
   req.set_top(args.top);
   View view;
-  view.block = SummaryBlock;
+  view.block = TypedBlock<v1::GetSocketSummaryResponse>(SummaryBlock);
   view.numbers_header = {"FIELD", "VALUE"};
-  view.numbers = [](const google::protobuf::Message& m,
-                    std::vector<std::vector<std::string>>& rows) {
-    const auto& s = static_cast<const v1::GetSocketSummaryResponse&>(m);
-    rows.push_back({"sockets", Num(s.total())});
-    for (const auto& st : s.states())
-      rows.push_back({absl::StrCat(st.protocol(), " ", st.state()), Num(st.count())});
-    rows.push_back({"time-wait", Num(s.time_wait().count())});
-    rows.push_back({"busiest-peer-port-fill%",
-                    absl::StrFormat("%.1f", s.time_wait().busiest_peer_fill_percent())});
-    double fill = 0;
-    for (const auto& l : s.listeners()) fill = std::max(fill, l.accept_queue_fill_percent());
-    rows.push_back({"fullest-accept-queue%", absl::StrFormat("%.1f", fill)});
-  };
+  view.numbers = TypedRows<v1::GetSocketSummaryResponse>(
+      [](const v1::GetSocketSummaryResponse& s, Rows& rows) {
+        rows.push_back({"sockets", Num(s.total())});
+        for (const auto& st : s.states())
+          rows.push_back({absl::StrCat(st.protocol(), " ", st.state()), Num(st.count())});
+        rows.push_back({"time-wait", Num(s.time_wait().count())});
+        rows.push_back({"busiest-peer-port-fill%",
+                        absl::StrFormat("%.1f", s.time_wait().busiest_peer_fill_percent())});
+        double fill = 0;
+        for (const auto& l : s.listeners()) fill = std::max(fill, l.accept_queue_fill_percent());
+        rows.push_back({"fullest-accept-queue%", absl::StrFormat("%.1f", fill)});
+      });
   view.keys = {0};
   view.by = "VALUE";
   return RunUnary(c, view, [&](const Target&, grpc::Channel& ch, absl::Time d) {
     return Unary(ch, d, req, &v1::SocketService::Stub::GetSocketSummary);
   });
+}
+
+void AddSocketCommands(Commands& commands) {
+  auto args = std::make_shared<SocketsArgs>();
+  auto* sockets =
+      commands.app().add_subcommand("sockets", "sockets like ss -tuanim: filtered in the kernel");
+  auto filters = [args](CLI::App* cmd) {
+    cmd->add_flag("--tcp", args->tcp, "TCP sockets (the default)");
+    cmd->add_flag("--udp", args->udp, "UDP sockets");
+    cmd->add_flag("-4", args->ipv4, "IPv4 only");
+    cmd->add_flag("-6", args->ipv6, "IPv6 only");
+    cmd->add_option("--state", args->states,
+                    "established, syn-sent, syn-recv, fin-wait-1, fin-wait-2, time-wait, closed, "
+                    "close-wait, last-ack, listening, closing, connected, all (repeatable)")
+        ->delimiter(',');
+    cmd->add_option("--src", args->source, "local address or CIDR prefix");
+    cmd->add_option("--dst", args->destination, "peer address or CIDR prefix");
+    cmd->add_option("--sport", args->source_port, "local port or range (1024-65535)");
+    cmd->add_option("--dport", args->destination_port, "peer port or range");
+  };
+  filters(sockets);
+  sockets->add_flag("-i,--info", args->info, "tcp_info, congestion control, BBR");
+  sockets->add_flag("-m,--memory", args->memory, "socket memory (skmem)");
+  sockets->add_flag("--count", args->count, "print how many sockets match, not them");
+  sockets->add_option("--page-size", args->page_size, "at most this many sockets");
+  sockets->add_option("--page-token", args->page_token, "continue a previous page");
+  commands.Runs(sockets, [args](CommandContext& c) { return RunSockets(c, *args); });
+  auto* summary = sockets->add_subcommand(
+      "summary", "states, listeners' accept queues, TIME_WAIT, worst peers");
+  filters(summary);
+  summary->add_option("--top", args->top, "peers per list (default 10)");
+  commands.AddAggregate(summary, "--top-hosts");
+  commands.Runs(summary, [args](CommandContext& c) { return RunSocketSummary(c, *args); });
 }
 
 }  // namespace netagent::client

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -283,9 +284,8 @@ int RunIntent(const CommandContext& c, const TuneArgs& args, bool apply) {
           return Unary(ch, d, req, &v1::TuningService::Stub::PlanTuning);
         });
     View view;
-    view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-      PrintPlan(static_cast<const v1::PlanTuningResponse&>(m).plan(), out);
-    };
+    view.block = TypedBlock<v1::PlanTuningResponse>(
+        [](const v1::PlanTuningResponse& m, std::ostream& out) { PrintPlan(m.plan(), out); });
     return PrintOutcomes(c, std::move(outcomes), view);
   }
   v1::ApplyTuningRequest req;
@@ -308,15 +308,15 @@ int RunIntent(const CommandContext& c, const TuneArgs& args, bool apply) {
     return Unary(ch, d, req, &v1::TuningService::Stub::ApplyTuning);
   });
   View view;
-  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-    const auto& r = static_cast<const v1::ApplyTuningResponse&>(m);
-    PrintPlan(r.plan(), out);
-    if (r.has_change()) {
-      PrintChange(r.change(), out, false);
-    } else {
-      out << "nothing applied\n";
-    }
-  };
+  view.block =
+      TypedBlock<v1::ApplyTuningResponse>([](const v1::ApplyTuningResponse& r, std::ostream& out) {
+        PrintPlan(r.plan(), out);
+        if (r.has_change()) {
+          PrintChange(r.change(), out, false);
+        } else {
+          out << "nothing applied\n";
+        }
+      });
   return PrintOutcomes(c, std::move(outcomes), view);
 }
 
@@ -353,8 +353,8 @@ int RunTuneShow(const CommandContext& c, const TuneArgs& args) {
   });
   View view;
   view.header = {"KNOB", "VALUE", "DEFAULT", "FLOOR", "CEILING", "STEP", "SET-BY", "NOTE"};
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    for (const auto& t : static_cast<const v1::GetTunablesResponse&>(m).tunables()) {
+  view.rows = TypedRows<v1::GetTunablesResponse>([](const v1::GetTunablesResponse& m, Rows& rows) {
+    for (const auto& t : m.tunables()) {
       std::vector<std::string> notes;
       if (!t.exists())
         notes.push_back("absent here");
@@ -370,7 +370,7 @@ int RunTuneShow(const CommandContext& c, const TuneArgs& args) {
                       t.max_step() > 0 ? absl::StrCat("x", t.max_step()) : "-",
                       t.set_by().empty() ? "-" : t.set_by(), absl::StrJoin(notes, ", ")});
     }
-  };
+  });
   return PrintOutcomes(c, std::move(outcomes), view);
 }
 
@@ -384,11 +384,11 @@ int RunTuneConfirm(const CommandContext& c, const TuneArgs& args) {
     return Unary(ch, d, req, &v1::TuningService::Stub::ConfirmChange);
   });
   View view;
-  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-    const auto& r = static_cast<const v1::ConfirmChangeResponse&>(m);
-    PrintChange(r.change(), out, false);
-    PrintJournalError(r.journal_error(), out);
-  };
+  view.block = TypedBlock<v1::ConfirmChangeResponse>(
+      [](const v1::ConfirmChangeResponse& r, std::ostream& out) {
+        PrintChange(r.change(), out, false);
+        PrintJournalError(r.journal_error(), out);
+      });
   return PrintOutcomes(c, std::move(outcomes), view);
 }
 
@@ -400,13 +400,13 @@ int RunTuneRollback(const CommandContext& c, const TuneArgs& args) {
     return Unary(ch, d, req, &v1::TuningService::Stub::RollbackChange);
   });
   View view;
-  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-    const auto& resp = static_cast<const v1::RollbackChangeResponse&>(m);
-    const auto& r = resp.change();
-    PrintChange(r, out, false);
-    for (const auto& k : r.knobs()) out << "  " << k.knob() << " = " << k.old_value() << "\n";
-    PrintJournalError(resp.journal_error(), out);
-  };
+  view.block = TypedBlock<v1::RollbackChangeResponse>(
+      [](const v1::RollbackChangeResponse& resp, std::ostream& out) {
+        const auto& r = resp.change();
+        PrintChange(r, out, false);
+        for (const auto& k : r.knobs()) out << "  " << k.knob() << " = " << k.old_value() << "\n";
+        PrintJournalError(resp.journal_error(), out);
+      });
   return PrintOutcomes(c, std::move(outcomes), view);
 }
 
@@ -419,15 +419,15 @@ int RunTuneHistory(const CommandContext& c, const TuneArgs& args) {
   });
   View view;
   view.header = {"ID", "CREATED (UTC)", "STATE", "CALLER", "INTENT", "KNOBS", "LAST EVENT"};
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    for (const auto& r : static_cast<const v1::ListChangesResponse&>(m).changes()) {
+  view.rows = TypedRows<v1::ListChangesResponse>([](const v1::ListChangesResponse& m, Rows& rows) {
+    for (const auto& r : m.changes()) {
       std::string state = StateName(r.state());
       if (r.drift_size() > 0) absl::StrAppend(&state, " (drift: ", r.drift_size(), ")");
       rows.push_back({r.id(), TimeText(r.created()), state, r.caller(), r.intent(),
                       absl::StrCat(r.knobs_size()),
                       r.events_size() ? r.events(r.events_size() - 1).what() : ""});
     }
-  };
+  });
   return PrintOutcomes(c, std::move(outcomes), view);
 }
 
@@ -437,9 +437,10 @@ int RunTuneJournal(const CommandContext& c, const TuneArgs&) {
     return Unary(ch, d, req, &v1::TuningService::Stub::GetJournalStatus);
   });
   View view;
-  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-    PrintJournal(static_cast<const v1::GetJournalStatusResponse&>(m).status(), out);
-  };
+  view.block = TypedBlock<v1::GetJournalStatusResponse>(
+      [](const v1::GetJournalStatusResponse& m, std::ostream& out) {
+        PrintJournal(m.status(), out);
+      });
   return PrintOutcomes(c, std::move(outcomes), view);
 }
 
@@ -450,14 +451,112 @@ int RunTuneJournalAck(const CommandContext& c, const TuneArgs& args) {
     return Unary(ch, d, req, &v1::TuningService::Stub::AcknowledgeJournal);
   });
   View view;
-  view.block = [](const google::protobuf::Message& m, std::ostream& out) {
-    const auto& r = static_cast<const v1::AcknowledgeJournalResponse&>(m);
-    out << "acknowledged: " << r.acknowledged().quarantined_path()
-        << " stays as it is; a fresh journal is started and applying is allowed again\n";
-    PrintQuarantine(r.acknowledged(), out);
-    PrintJournal(r.status(), out);
-  };
+  view.block = TypedBlock<v1::AcknowledgeJournalResponse>(
+      [](const v1::AcknowledgeJournalResponse& r, std::ostream& out) {
+        out << "acknowledged: " << r.acknowledged().quarantined_path()
+            << " stays as it is; a fresh journal is started and applying is allowed again\n";
+        PrintQuarantine(r.acknowledged(), out);
+        PrintJournal(r.status(), out);
+      });
   return PrintOutcomes(c, std::move(outcomes), view);
+}
+
+void AddTuneCommands(Commands& commands) {
+  auto args = std::make_shared<TuneArgs>();
+  auto* tune = commands.app().add_subcommand(
+      "tune",
+      "plan, apply, confirm and roll back tuning (apply/confirm/rollback need an operator)");
+  tune->require_subcommand(1);
+  auto* show =
+      tune->add_subcommand("show", "every managed knob: value, default, bounds, who set it");
+  show->add_option("--dev", args->device, "also this device's knobs");
+  show->add_option("--filter", args->filter, "RE2 on knob names");
+  commands.Runs(show, [args](CommandContext& c) { return RunTuneShow(c, *args); });
+  auto* plan = tune->add_subcommand("plan", "what an intent would change (changes nothing)");
+  auto* apply = tune->add_subcommand("apply", "apply an intent as one change set");
+  apply->add_option("--confirm-within", args->confirm_within,
+                    "roll back by itself unless confirmed within this time (like 60s)");
+  apply->add_option("--expect-digest", args->expect_digest,
+                    "apply only if the plan still has this digest (from tune plan)");
+  for (CLI::App* parent : {plan, apply}) {
+    parent->require_subcommand(1);
+    const bool applies = parent == apply;
+    // Each intent is a command of its own under plan and under apply.
+    auto add = [&](const char* name, const char* what) {
+      CLI::App* cmd = parent->add_subcommand(name, what);
+      cmd->add_flag("--clamp", args->clamp, "clamp values outside bounds instead of refusing");
+      if (applies) {
+        cmd->add_option("--confirm-within", args->confirm_within,
+                        "roll back by itself unless confirmed within this time (like 60s)");
+        cmd->add_option("--expect-digest", args->expect_digest,
+                        "apply only if the plan still has this digest (from tune plan)");
+        cmd->add_option("--id", args->change_id,
+                        "the change id (default: one generated id for every target)");
+      }
+      commands.Runs(cmd, [args, applies, intent = std::string(name)](CommandContext& c) {
+        args->intent = intent;
+        return applies ? RunTuneApply(c, *args) : RunTunePlan(c, *args);
+      });
+      return cmd;
+    };
+    auto* bdp = add("bdp", "TCP buffer maxima from bandwidth x RTT (or observed flows)");
+    bdp->add_option("--bandwidth", args->bandwidth, "path bandwidth (like 1gbit, 500mbit)");
+    bdp->add_option("--rtt", args->rtt, "path round-trip time (like 200ms)");
+    bdp->add_flag("--observed", args->observed, "from the busiest current flows");
+    bdp->add_option("--ceiling", args->ceiling, "largest buffer max (default 256M)");
+    auto* cc = add("cc", "default congestion control");
+    cc->add_option("algorithm", args->algorithm, "bbr, cubic, ...")->required();
+    auto* rps = add("rps", "receive packet steering masks");
+    auto* xps = add("xps", "transmit packet steering masks");
+    auto* irq = add("irq", "IRQ affinity of the device's queues");
+    for (CLI::App* q : {rps, xps, irq}) {
+      q->add_option("--dev", args->device, "device")->required();
+      q->add_option("--cpus", args->cpus, "CPU list (default: online, local, not isolated)");
+      if (q != irq) q->add_flag("--off", args->off, "turn it off");
+    }
+    auto* rfs = add("rfs", "receive flow steering tables");
+    rfs->add_option("--dev", args->device, "device")->required();
+    rfs->add_option("--entries", args->entries, "global flow entries, a power of two (32768)");
+    rfs->add_flag("--off", args->off, "turn it off");
+    auto* ch = add("channels", "queue counts (ethtool -L)");
+    ch->add_option("--dev", args->device, "device")->required();
+    ch->add_option("--combined", args->combined, "combined channels");
+    ch->add_option("--rx", args->rx, "receive-only channels");
+    ch->add_option("--tx", args->tx, "transmit-only channels");
+    ch->add_option("--other", args->other, "other channels");
+    auto* rss = add("rss", "RSS indirection table (ethtool -X)");
+    rss->add_option("--dev", args->device, "device")->required();
+    rss->add_option("--queues", args->queues, "spread over the first N queues (default all)");
+    rss->add_option("--weights", args->weights, "weight per queue")->delimiter(',');
+    auto* co = add("coalesce", "interrupt coalescing (ethtool -C)");
+    co->add_option("--dev", args->device, "device")->required();
+    co->add_option("--profile", args->profile, "latency or throughput");
+    co->add_option("--set", args->set, "parameter=value (rx-usecs=50)");
+    auto* lim = add("limits", "listen, SYN, TIME_WAIT, port, backlog and conntrack limits");
+    lim->add_option("--set", args->set, "name=value (somaxconn=8192)")->required();
+    auto* sc = add("sysctl", "any managed sysctl, within its bounds");
+    sc->add_option("--set", args->set, "name=value")->required();
+  }
+  auto* confirm = tune->add_subcommand("confirm", "keep a change applied with --confirm-within");
+  confirm->add_option("id", args->change_id, "change id")->required();
+  commands.Runs(confirm, [args](CommandContext& c) { return RunTuneConfirm(c, *args); });
+  auto* rollback = tune->add_subcommand("rollback", "restore the values a change replaced");
+  rollback->add_option("id", args->change_id, "change id")->required();
+  rollback->add_flag("--force", args->force, "also over values someone else changed since");
+  commands.Runs(rollback, [args](CommandContext& c) { return RunTuneRollback(c, *args); });
+  auto* history =
+      tune->add_subcommand("history", "changes, newest first: who, when, what, outcome");
+  history->add_option("--limit", args->limit, "at most this many (default 50)");
+  history->add_flag("--active", args->active_only, "only changes in effect");
+  commands.Runs(history, [args](CommandContext& c) { return RunTuneHistory(c, *args); });
+  auto* journal = tune->add_subcommand(
+      "journal", "the change journal: set aside at start (and what it held), failing writes");
+  commands.Runs(journal, [args](CommandContext& c) { return RunTuneJournal(c, *args); });
+  auto* ack = journal->add_subcommand(
+      "ack", "after checking what a journal set aside may have left: start a fresh one");
+  ack->add_option("--file", args->journal_file,
+                  "only if this is the file set aside (path or base name)");
+  commands.Runs(ack, [args](CommandContext& c) { return RunTuneJournalAck(c, *args); });
 }
 
 }  // namespace netagent::client

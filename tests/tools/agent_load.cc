@@ -12,7 +12,11 @@
 // memory), each in a loop without pause, over --flood-channels connections;
 // --idle TCP connections from --idle-peers addresses (127.0.1.x) that send
 // the HTTP/2 preface and nothing else.
-// After --settle-ms the operator (the unix socket) makes --operator-calls
+// The operator starts once the siege is real: at least --settle-ms, and until
+// the floods have had answers (10 TestPackets, 1,000 streamed sockets) and a
+// dump refused as RESOURCE_EXHAUSTED, at most 60 s (the floods run at nice
+// 19, so a loaded machine starts them slowly; "settled_ms" says how long it
+// took). Then the operator (the unix socket) makes --operator-calls
 // UpdateRules calls (add then delete a rule) and as many ApplyTuning calls
 // (somaxconn back and forth), one at a time, and health checks over TCP and
 // the socket. Prints one JSON object: latencies in ms (p50, p99, max), errors,
@@ -20,6 +24,7 @@
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -176,11 +181,12 @@ int Run(const Args& a) {
   // The floods run in a child process at the lowest priority: an attacker's
   // CPU is somebody else's, not the agent's. gRPC is started after the fork
   // on both sides.
-  int report[2];
-  if (pipe(report) != 0) return 1;
+  int report[2], ready[2];
+  if (pipe(report) != 0 || pipe(ready) != 0) return 1;
   const pid_t flooder = fork();
   if (flooder == 0) {
     close(report[0]);
+    close(ready[0]);
     // The parent's "stop" is SIGTERM, blocked from here on (the flood threads
     // inherit the mask) and taken by sigwait below: one that comes before
     // the wait is kept pending, not lost.
@@ -230,6 +236,17 @@ int Run(const Args& a) {
         }
       });
     }
+    // Says once when the siege is real (what the availability test expects
+    // of the floods).
+    std::thread([&] {
+      const bool none = a.packet_floods == 0 && a.dump_floods == 0;
+      while (!stop && !none &&
+             !((a.packet_floods == 0 || packets.ok >= 10) &&
+               (a.dump_floods == 0 || (dumped_sockets >= 1000 && dumps.exhausted > 0)))) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      (void)!write(ready[1], "r", 1);
+    }).detach();
     for (int sig = 0; sigwait(&term, &sig) != 0 || sig != SIGTERM;) {
     }
     stop = true;
@@ -250,7 +267,15 @@ int Run(const Args& a) {
     _exit(0);
   }
   close(report[1]);
+  close(ready[1]);
+  const auto settle_start = Clock::now();
   std::this_thread::sleep_for(std::chrono::milliseconds(a.settle_ms));
+  pollfd siege{ready[0], POLLIN, 0};
+  const auto settle_until = settle_start + std::chrono::seconds(60);
+  while (Clock::now() < settle_until && poll(&siege, 1, 100) == 0) {
+  }
+  const double settled_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - settle_start).count();
 
   auto op = grpc::CreateChannel("unix://" + a.unix_path, grpc::InsecureChannelCredentials());
   auto dp = v1::DatapathService::NewStub(op);
@@ -327,9 +352,9 @@ int Run(const Args& a) {
   for (int fd : idle) close(fd);
   std::printf(
       "{\"update_rules_ms\":%s,\"apply_tuning_ms\":%s,\"health_unix_ms\":%s,"
-      "\"health_tcp_ms\":%s,\"idle_connected\":%zu,%s}\n",
+      "\"health_tcp_ms\":%s,\"idle_connected\":%zu,\"settled_ms\":%.0f,%s}\n",
       update.Json().c_str(), apply.Json().c_str(), health_u.Json().c_str(), health_t.Json().c_str(),
-      idle_connected, flood_report.empty() ? "\"floods\":null" : flood_report.c_str());
+      idle_connected, settled_ms, flood_report.empty() ? "\"floods\":null" : flood_report.c_str());
   return 0;
 }
 

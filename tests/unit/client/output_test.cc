@@ -29,10 +29,9 @@ CommandContext Context(std::vector<Target> targets, Format format, std::ostream&
 View CounterView() {
   View view;
   view.header = {"NAME", "VALUE"};
-  view.rows = [](const google::protobuf::Message& m, std::vector<std::vector<std::string>>& rows) {
-    const auto& c = static_cast<const netagent::v1::Counter&>(m);
+  view.rows = TypedRows<netagent::v1::Counter>([](const netagent::v1::Counter& c, Rows& rows) {
     rows.push_back({c.name(), SignedNum(c.value())});
-  };
+  });
   return view;
 }
 
@@ -471,6 +470,28 @@ TEST(AggregateRows, SumsAreExactAndPercentagesAreNotAdded) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->rows[0],
             (std::vector<std::string>{"sum of 3", "bytes", "18454744073709551617", "-"}));
+}
+
+// A view given another message than its own says so instead of reading it
+// as the wrong type.
+TEST(TypedView, RefusesAnotherMessage) {
+  Rows rows;
+  CounterView().rows(Counter("TcpExtListenOverflows", 3), rows);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0][0], "TcpExtListenOverflows");
+  rows.clear();
+  CounterView().rows(netagent::v1::GetHostInfoResponse(), rows);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0][0],
+            "netctl: a netagent.v1.GetHostInfoResponse where a netagent.v1.Counter was expected "
+            "(a netctl bug)");
+  std::ostringstream out;
+  TypedBlock<netagent::v1::GetHostInfoResponse>(
+      [](const netagent::v1::GetHostInfoResponse& h, std::ostream& o) { o << h.hostname(); })(
+      Counter("x", 1), out);
+  EXPECT_EQ(out.str(),
+            "netctl: a netagent.v1.Counter where a netagent.v1.GetHostInfoResponse was expected "
+            "(a netctl bug)\n");
 }
 
 }  // namespace
