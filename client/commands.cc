@@ -313,6 +313,11 @@ int UsageError(const std::string& message) {
   return kUsageError;
 }
 
+int UsageError(const CommandContext& c, const std::string& message) {
+  *c.err << "netctl: " << TerminalText(message) << "\n";
+  return kUsageError;
+}
+
 absl::StatusOr<std::optional<absl::Duration>> ParseDurationFlag(const std::string& text,
                                                                 const std::string& flag) {
   if (text.empty()) return std::nullopt;
@@ -347,7 +352,7 @@ void AddHostCommands(Commands& commands) {
   commands.AddAggregate(softnet, "--top");
   commands.Runs(softnet, [softnet_window](CommandContext& c) {
     auto w = ParseDurationFlag(*softnet_window, "--window");
-    if (!w.ok()) return UsageError(std::string(w.status().message()));
+    if (!w.ok()) return UsageError(c, std::string(w.status().message()));
     return RunSoftnet(c, *w);
   });
 
@@ -362,7 +367,7 @@ void AddHostCommands(Commands& commands) {
                      "hide zero values (zero deltas with --window)");
   commands.Runs(counters, [counters_window, counters_args](CommandContext& c) {
     auto w = ParseDurationFlag(*counters_window, "--window");
-    if (!w.ok()) return UsageError(std::string(w.status().message()));
+    if (!w.ok()) return UsageError(c, std::string(w.status().message()));
     counters_args->window = *w;
     return RunCounters(c, *counters_args);
   });
@@ -379,8 +384,8 @@ void AddWatchCommand(Commands& commands) {
   watch->add_flag("--nonzero", args->nonzero, "only counters that changed");
   commands.Runs(watch, [interval, args](CommandContext& c) {
     auto i = ParseDurationFlag(*interval, "--interval");
-    if (!i.ok()) return UsageError(std::string(i.status().message()));
-    if (!i->has_value()) return UsageError("--interval: must be positive");
+    if (!i.ok()) return UsageError(c, std::string(i.status().message()));
+    if (!i->has_value()) return UsageError(c, "--interval: must be positive");
     args->interval = **i;
     c.streaming = true;  // Ctrl-C ends the streams cleanly: exit status 0
     return RunWatch(c, *args);

@@ -68,8 +68,9 @@ void AddWatchCommand(Commands& commands);
 void AddDoctorCommand(Commands& commands);
 
 inline constexpr int kUsageError = 2;
-// "netctl: MESSAGE" on stderr; returns kUsageError.
+// "netctl: MESSAGE" on stderr (the context's, in a runner); returns kUsageError.
 int UsageError(const std::string& message);
+int UsageError(const CommandContext& c, const std::string& message);
 // A duration flag: "" -> nullopt, otherwise a positive duration ("500ms",
 // "5s"); the error names the flag.
 absl::StatusOr<std::optional<absl::Duration>> ParseDurationFlag(const std::string& text,

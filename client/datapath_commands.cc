@@ -91,11 +91,6 @@ void PrintDevice(const v1::DeviceDatapath& d, std::ostream& out) {
   if (!d.note().empty()) out << "  note: " << d.note() << "\n";
 }
 
-int UsageError(const CommandContext& c, const std::string& text) {
-  *c.err << "netctl: " << TerminalText(text) << "\n";
-  return 2;
-}
-
 // The rules batch for one target: against --revision, or against the
 // revision the target reports right now.
 Outcome UpdateOne(grpc::Channel& ch, absl::Time deadline, v1::UpdateRulesRequest req,

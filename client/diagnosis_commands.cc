@@ -300,10 +300,10 @@ void AddDoctorCommand(Commands& commands) {
                    "until Ctrl-C");
   commands.Runs(doctor, [args, window](CommandContext& c) {
     auto w = ParseDurationFlag(*window, "--window");
-    if (!w.ok()) return UsageError(std::string(w.status().message()));
+    if (!w.ok()) return UsageError(c, std::string(w.status().message()));
     args->window = *w;
     if (args->watch) {
-      if (args->window) return UsageError("doctor --watch: --window is the agent's interval");
+      if (args->window) return UsageError(c, "doctor --watch: --window is the agent's interval");
       c.streaming = true;  // Ctrl-C ends the streams cleanly: exit status 0
     }
     return RunDoctor(c, *args);

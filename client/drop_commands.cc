@@ -125,7 +125,7 @@ void AddDropCommands(Commands& commands) {
                     "flow samples to show, newest first (default 20, at most 256, 0: none)");
   commands.Runs(drops, [window, args](CommandContext& c) {
     auto w = ParseDurationFlag(*window, "--window");
-    if (!w.ok()) return UsageError(std::string(w.status().message()));
+    if (!w.ok()) return UsageError(c, std::string(w.status().message()));
     args->window = *w;
     return RunDrops(c, *args);
   });

@@ -4,9 +4,11 @@
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -197,15 +199,23 @@ void AppendMessage(const pb::Message& m, std::string* out) {
       first = false;
       *out += f.key;
       if (fd->is_map()) {
+        // Entries in the order of their keys: protobuf's map order changes
+        // from run to run, and output that does not is easier to compare.
         *out += '{';
         const FD* key = fd->message_type()->map_key();
         const FD* value = fd->message_type()->map_value();
+        std::vector<std::pair<std::string, std::string>> entries(n);
         for (int i = 0; i < n; ++i) {
           const pb::Message& entry = r->GetRepeatedMessage(m, fd, i);
           const pb::Reflection* er = entry.GetReflection();
+          AppendKey(entry, er, key, &entries[i].first);
+          AppendValue(entry, er, value, -1, &entries[i].second);
+        }
+        std::sort(entries.begin(), entries.end());
+        for (int i = 0; i < n; ++i) {
           if (i) *out += ',';
-          AppendKey(entry, er, key, out);
-          AppendValue(entry, er, value, -1, out);
+          *out += entries[i].first;
+          *out += entries[i].second;
         }
         *out += '}';
       } else {

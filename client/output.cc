@@ -664,7 +664,9 @@ absl::StatusOr<Aggregated> AggregateRows(
   for (const std::string& key : order) {
     auto& members = groups[key];
     if (how.sum) {
+      // An agent's row has the header's columns, whatever it sent.
       std::vector<std::string> row = *members.front().second;
+      row.resize(header.size(), "-");
       std::set<size_t> counted;
       for (size_t col = 0; col < row.size(); ++col) {
         if (std::find(keys.begin(), keys.end(), col) != keys.end()) continue;
@@ -706,6 +708,7 @@ absl::StatusOr<Aggregated> AggregateRows(
     });
     for (size_t i = 0; i < members.size() && i < how.top; ++i) {
       std::vector<std::string> row = *members[i].second;
+      row.resize(header.size(), "-");
       row.insert(row.begin(), targets[members[i].first]);
       out.rows.push_back(std::move(row));
     }

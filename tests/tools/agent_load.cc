@@ -16,8 +16,8 @@
 // the floods have had answers (10 TestPackets, 1,000 streamed sockets) and a
 // dump refused as RESOURCE_EXHAUSTED, at most 60 s (the floods run at nice
 // 19, so a loaded machine starts them slowly; "settled_ms" says how long it
-// took). Then the operator (the unix socket) makes --operator-calls
-// UpdateRules calls (add then delete a rule) and as many ApplyTuning calls
+// took; "siege_ready" whether they got there). Then the operator (the unix socket) makes
+// --operator-calls UpdateRules calls (add then delete a rule) and as many ApplyTuning calls
 // (somaxconn back and forth), one at a time, and health checks over TCP and
 // the socket. Prints one JSON object: latencies in ms (p50, p99, max), errors,
 // health answers, and what the floods got.
@@ -241,8 +241,8 @@ int Run(const Args& a) {
     std::thread([&] {
       const bool none = a.packet_floods == 0 && a.dump_floods == 0;
       while (!stop && !none &&
-             !((a.packet_floods == 0 || packets.ok >= 10) &&
-               (a.dump_floods == 0 || (dumped_sockets >= 1000 && dumps.exhausted > 0)))) {
+             !((a.packet_floods == 0 || packets.ok > 10) &&
+               (a.dump_floods == 0 || (dumped_sockets > 1000 && dumps.exhausted > 0)))) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
       (void)!write(ready[1], "r", 1);
@@ -270,10 +270,18 @@ int Run(const Args& a) {
   close(ready[1]);
   const auto settle_start = Clock::now();
   std::this_thread::sleep_for(std::chrono::milliseconds(a.settle_ms));
-  pollfd siege{ready[0], POLLIN, 0};
+  // Ready: the flooder said so (a byte). Not: 60 s passed, or it died
+  // (end of file), or it never started.
+  bool siege_ready = false;
   const auto settle_until = settle_start + std::chrono::seconds(60);
-  while (Clock::now() < settle_until && poll(&siege, 1, 100) == 0) {
+  while (!siege_ready && Clock::now() < settle_until) {
+    pollfd siege{ready[0], POLLIN, 0};
+    if (poll(&siege, 1, 100) <= 0) continue;
+    char byte;
+    if (read(ready[0], &byte, 1) != 1) break;
+    siege_ready = true;
   }
+  close(ready[0]);
   const double settled_ms =
       std::chrono::duration<double, std::milli>(Clock::now() - settle_start).count();
 
@@ -352,9 +360,11 @@ int Run(const Args& a) {
   for (int fd : idle) close(fd);
   std::printf(
       "{\"update_rules_ms\":%s,\"apply_tuning_ms\":%s,\"health_unix_ms\":%s,"
-      "\"health_tcp_ms\":%s,\"idle_connected\":%zu,\"settled_ms\":%.0f,%s}\n",
+      "\"health_tcp_ms\":%s,\"idle_connected\":%zu,\"siege_ready\":%s,\"settled_ms\":%.0f,"
+      "%s}\n",
       update.Json().c_str(), apply.Json().c_str(), health_u.Json().c_str(), health_t.Json().c_str(),
-      idle_connected, settled_ms, flood_report.empty() ? "\"floods\":null" : flood_report.c_str());
+      idle_connected, siege_ready ? "true" : "false", settled_ms,
+      flood_report.empty() ? "\"floods\":null" : flood_report.c_str());
   return 0;
 }
 

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -92,10 +93,10 @@ TEST(Commands, RunnersGetTheirOwnFlags) {
   std::vector<std::string> bad_words = {"xx", "--window", "drops"};
   bad.app.parse(bad_words);
   CommandContext c;
-  testing::internal::CaptureStderr();
+  std::ostringstream err;
+  c.err = &err;
   EXPECT_EQ((*bad.commands.Given())(c), kUsageError);
-  EXPECT_EQ(testing::internal::GetCapturedStderr(),
-            "netctl: --window: \"xx\" is not a duration (like 500ms, 5s, 2m)\n");
+  EXPECT_EQ(err.str(), "netctl: --window: \"xx\" is not a duration (like 500ms, 5s, 2m)\n");
 }
 
 TEST(Commands, AggregateFlags) {

@@ -460,6 +460,26 @@ TEST(Printer, BlocksInTargetOrderAreSeparatedAsPrinted) {
   EXPECT_EQ(out.str(), "== a ==\nA\n\n== b ==\nB\n\n== c ==\nC\n");
 }
 
+// An agent that answers with more columns than asked for (a windowed reply
+// to an unwindowed request) or fewer: rows are cut or filled to the header
+// (it once read past the header's end and crashed netctl).
+TEST(AggregateRows, RowsOfAnotherWidthAreFittedToTheHeader) {
+  const std::vector<std::string> header = {"NAME", "VALUE"};
+  std::vector<std::vector<std::vector<std::string>>> rows = {
+      {{"X", "10", "2", "1.5%"}}, {{"X", "5", "3", "9%"}}, {{"X"}}};
+  Aggregate sum;
+  sum.sum = true;
+  auto r = AggregateRows(header, {0}, "VALUE", sum, {"a", "b", "c"}, rows);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->rows, (std::vector<std::vector<std::string>>{{"sum of 3", "X", "15"}}));
+  Aggregate top;
+  top.top = 3;
+  r = AggregateRows(header, {0}, "VALUE", top, {"a", "b", "c"}, rows);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->rows, (std::vector<std::vector<std::string>>{
+                         {"a", "X", "10"}, {"b", "X", "5"}, {"c", "X", "-"}}));
+}
+
 TEST(AggregateRows, SumsAreExactAndPercentagesAreNotAdded) {
   Aggregate sum;
   sum.sum = true;
