@@ -335,6 +335,18 @@ absl::StatusOr<std::optional<absl::Duration>> ParseDurationFlag(const std::strin
   return d;
 }
 
+void AddAllCommands(Commands& commands) {
+  AddHostCommands(commands);
+  AddDropCommands(commands);
+  AddSocketCommands(commands);
+  AddNicCommands(commands);
+  AddConntrackCommands(commands);
+  AddTuneCommands(commands);
+  AddDatapathCommands(commands);
+  AddWatchCommand(commands);
+  AddDoctorCommand(commands);
+}
+
 void AddHostCommands(Commands& commands) {
   CLI::App& app = commands.app();
   commands.Runs(app.add_subcommand("host", "host identity, CPUs, namespace, capabilities, caller"),

@@ -56,7 +56,8 @@ class Commands {
   Aggregate aggregate_;
 };
 
-// In the order `netctl --help` lists them.
+// Every command, in the order `netctl --help` lists them (the functions below).
+void AddAllCommands(Commands& commands);
 void AddHostCommands(Commands& commands);  // host, health, log-level, softnet, counters
 void AddDropCommands(Commands& commands);
 void AddSocketCommands(Commands& commands);

@@ -169,15 +169,7 @@ int Main(int argc, char** argv) {
                  "name to check the agents' certificates against");
 
   Commands commands(app);
-  AddHostCommands(commands);
-  AddDropCommands(commands);
-  AddSocketCommands(commands);
-  AddNicCommands(commands);
-  AddConntrackCommands(commands);
-  AddTuneCommands(commands);
-  AddDatapathCommands(commands);
-  AddWatchCommand(commands);
-  AddDoctorCommand(commands);
+  AddAllCommands(commands);
 
   try {
     app.parse(argc, argv);

@@ -192,15 +192,7 @@ class CommandGolden : public ::testing::Test {
     app.require_subcommand(1);
     app.fallthrough();
     Commands commands(app);
-    AddHostCommands(commands);
-    AddDropCommands(commands);
-    AddSocketCommands(commands);
-    AddNicCommands(commands);
-    AddConntrackCommands(commands);
-    AddTuneCommands(commands);
-    AddDatapathCommands(commands);
-    AddWatchCommand(commands);
-    AddDoctorCommand(commands);
+    AddAllCommands(commands);
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     app.parse(reversed);
     std::ostringstream out, err;

@@ -20,15 +20,7 @@ struct Cli {
   Cli() {
     app.require_subcommand(1);
     app.fallthrough();
-    AddHostCommands(commands);
-    AddDropCommands(commands);
-    AddSocketCommands(commands);
-    AddNicCommands(commands);
-    AddConntrackCommands(commands);
-    AddTuneCommands(commands);
-    AddDatapathCommands(commands);
-    AddWatchCommand(commands);
-    AddDoctorCommand(commands);
+    AddAllCommands(commands);
   }
   // Parses `words` (after "netctl"); the given command's path, "" for none.
   std::string Given(std::vector<std::string> words) {
