@@ -345,6 +345,7 @@ void AddAllCommands(Commands& commands) {
   AddDatapathCommands(commands);
   AddWatchCommand(commands);
   AddDoctorCommand(commands);
+  AddPlaybookCommands(commands);
 }
 
 void AddHostCommands(Commands& commands) {

@@ -67,6 +67,7 @@ void AddTuneCommands(Commands& commands);
 void AddDatapathCommands(Commands& commands);
 void AddWatchCommand(Commands& commands);
 void AddDoctorCommand(Commands& commands);
+void AddPlaybookCommands(Commands& commands);
 
 inline constexpr int kUsageError = 2;
 // "netctl: MESSAGE" on stderr (the context's, in a runner); returns kUsageError.

@@ -1,0 +1,747 @@
+// netctl playbook validate | plan | run | resume | status | abort | history:
+// the runner of client/playbook_run.h over gRPC, with the run file (one
+// event per line, appended and synced as the run goes) under the user's
+// state dir.
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <google/protobuf/util/json_util.h>
+#include <pwd.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "client/commands.h"
+#include "client/json.h"
+#include "client/playbook.h"
+#include "client/playbook_run.h"
+#include "client/rpc.h"
+#include "netagent/v1/diagnosis.grpc.pb.h"
+#include "netagent/v1/telemetry.grpc.pb.h"
+#include "netagent/v1/tuning.grpc.pb.h"
+
+namespace netagent::client {
+namespace v1 = ::netagent::v1;
+namespace fs = std::filesystem;
+namespace {
+
+// --- the hosts, over gRPC ------------------------------------------------
+
+class GrpcFleet : public Fleet {
+ public:
+  GrpcFleet(std::vector<Target> targets, const Dialer& dialer)
+      : targets_(std::move(targets)), dialer_(dialer) {}
+
+  std::vector<HostMeasure> Measure(const std::vector<size_t>& hosts, const Playbook& p,
+                                   absl::Duration window) override {
+    std::vector<HostMeasure> out(hosts.size());
+    const auto counters = PlaybookCounters(p);
+    v1::DiagnoseRequest dreq;
+    SetDuration(window, dreq.mutable_window());
+    dreq.add_rules(p.finding);
+    dreq.set_min_severity(p.min_severity);
+    v1::GetCountersRequest creq;
+    SetDuration(window, creq.mutable_window());
+    creq.set_filter(absl::StrCat("^(", absl::StrJoin(counters, "|"), ")$"));
+    Each(hosts, window, [&](size_t i, grpc::Channel& ch, absl::Time d) {
+      HostMeasure& m = out[i];
+      // Both over the same window, at once.
+      Outcome counted;
+      std::thread t;
+      if (!counters.empty()) {
+        t = std::thread([&] {
+          counted = Unary(ch, d, creq, &v1::TelemetryService::Stub::GetCounters);
+        });
+      }
+      if (!p.finding.empty()) {
+        Outcome o = Unary(ch, d, dreq, &v1::DiagnosisService::Stub::Diagnose);
+        if (!o.status.ok()) m.status = o.status;
+        if (const auto* r = o.result ? MessageAs<v1::DiagnoseResponse>(*o.result) : nullptr) {
+          for (const auto& f : r->findings()) {
+            if (f.rule() == p.finding && f.severity() >= p.min_severity) {
+              m.finding = f;
+              m.figures.finding_open = true;
+              break;
+            }
+          }
+        }
+      }
+      if (t.joinable()) t.join();
+      if (!counters.empty()) {
+        if (!counted.status.ok() && m.status.ok()) m.status = counted.status;
+        if (const auto* r =
+                counted.result ? MessageAs<v1::GetCountersResponse>(*counted.result) : nullptr) {
+          for (const auto& c : r->counters())
+            if (c.has_rate()) m.figures.rates[c.name()] = c.rate();
+        }
+      }
+      return m.status;
+    }, [&](size_t i, const absl::Status& st) { out[i].status = st; });
+    return out;
+  }
+
+  std::vector<absl::StatusOr<std::map<std::string, KnobBounds>>> Knobs(
+      const std::vector<size_t>& hosts, const std::vector<std::string>& names) override {
+    std::vector<absl::StatusOr<std::map<std::string, KnobBounds>>> out(
+        hosts.size(), absl::UnavailableError("no answer"));
+    std::vector<std::string> quoted;
+    for (const auto& n : names) quoted.push_back(absl::StrReplaceAll(n, {{".", "\\."}}));
+    v1::GetTunablesRequest req;
+    req.set_filter(absl::StrCat("(^|\\.)(", absl::StrJoin(quoted, "|"), ")$"));
+    Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
+      Outcome o = Unary(ch, d, req, &v1::TuningService::Stub::GetTunables);
+      if (!o.status.ok()) return o.status;
+      std::map<std::string, KnobBounds> knobs;
+      for (const auto& t : MessageAs<v1::GetTunablesResponse>(*o.result)->tunables()) {
+        for (const auto& n : names) {
+          if (t.knob() != n && !absl::EndsWith(t.knob(), absl::StrCat(".", n))) continue;
+          if (!t.exists()) continue;
+          knobs[n] = KnobBounds{t.value(), t.floor(), t.ceiling(), t.max_step()};
+        }
+      }
+      out[i] = knobs;
+      return absl::OkStatus();
+    }, [&](size_t i, const absl::Status& st) { out[i] = st; });
+    return out;
+  }
+
+  std::vector<absl::StatusOr<v1::TuningPlan>> Plan(
+      const std::vector<size_t>& hosts, const std::vector<v1::TuningIntent>& intents) override {
+    std::vector<absl::StatusOr<v1::TuningPlan>> out(hosts.size(),
+                                                    absl::UnavailableError("no answer"));
+    Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
+      v1::PlanTuningRequest req;
+      *req.mutable_intent() = intents[i];
+      Outcome o = Unary(ch, d, req, &v1::TuningService::Stub::PlanTuning);
+      if (!o.status.ok()) return o.status;
+      out[i] = MessageAs<v1::PlanTuningResponse>(*o.result)->plan();
+      return absl::OkStatus();
+    }, [&](size_t i, const absl::Status& st) { out[i] = st; });
+    return out;
+  }
+
+  std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(
+      const std::vector<size_t>& hosts, const std::vector<v1::TuningIntent>& intents,
+      const std::string& change_id, absl::Duration confirm_within) override {
+    std::vector<absl::StatusOr<v1::ApplyTuningResponse>> out(hosts.size(),
+                                                             absl::UnavailableError("no answer"));
+    Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
+      v1::ApplyTuningRequest req;
+      *req.mutable_intent() = intents[i];
+      req.set_change_id(change_id);
+      SetDuration(absl::Seconds(std::max<int64_t>(1, absl::ToInt64Seconds(confirm_within))),
+                  req.mutable_confirm_within());
+      Outcome o = Unary(ch, d, req, &v1::TuningService::Stub::ApplyTuning);
+      if (!o.status.ok()) return o.status;
+      out[i] = *MessageAs<v1::ApplyTuningResponse>(*o.result);
+      return absl::OkStatus();
+    }, [&](size_t i, const absl::Status& st) { out[i] = st; });
+    return out;
+  }
+
+  std::vector<absl::Status> Confirm(const std::vector<size_t>& hosts,
+                                    const std::string& change_id) override {
+    std::vector<absl::Status> out(hosts.size());
+    v1::ConfirmChangeRequest req;
+    req.set_change_id(change_id);
+    Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
+      return out[i] = Unary(ch, d, req, &v1::TuningService::Stub::ConfirmChange).status;
+    }, [&](size_t i, const absl::Status& st) { out[i] = st; });
+    return out;
+  }
+
+  std::vector<absl::Status> Rollback(const std::vector<size_t>& hosts,
+                                     const std::string& change_id) override {
+    std::vector<absl::Status> out(hosts.size());
+    v1::RollbackChangeRequest req;
+    req.set_change_id(change_id);
+    Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
+      absl::Status st = Unary(ch, d, req, &v1::TuningService::Stub::RollbackChange).status;
+      // Never applied there, or already undone (rolled back, expired, a
+      // failed apply that restored itself): nothing of it is left.
+      if (absl::IsNotFound(st)) st = absl::OkStatus();
+      if (absl::IsFailedPrecondition(st) &&
+          absl::StrContains(st.message(), ": nothing to roll back") &&
+          !absl::StrContains(st.message(), " is confirmed") &&
+          !absl::StrContains(st.message(), " is pending")) {
+        st = absl::OkStatus();
+      }
+      return out[i] = st;
+    }, [&](size_t i, const absl::Status& st) { out[i] = st; });
+    return out;
+  }
+
+  bool Sleep(absl::Duration d) override {
+    const absl::Time until = absl::Now() + d;
+    while (absl::Now() < until) {
+      if (CallsStopping()) return false;
+      absl::SleepFor(std::min(absl::Milliseconds(100), until - absl::Now()));
+    }
+    return !CallsStopping();
+  }
+  absl::Time Now() override { return absl::Now(); }
+
+ private:
+  using HostCall = std::function<absl::Status(size_t i, grpc::Channel&, absl::Time deadline)>;
+  // `call` for each host (i: its position in `hosts`); `failed` for those
+  // with no connection.
+  void Each(const std::vector<size_t>& hosts, absl::Duration extra, const HostCall& call,
+            const std::function<void(size_t, const absl::Status&)>& failed) {
+    std::vector<Target> subset;
+    for (size_t h : hosts) subset.push_back(targets_.at(h));
+    FanOut(
+        subset, dialer_,
+        [&](const Target& t, grpc::Channel& ch, absl::Time d) {
+          Outcome o;
+          o.status = call(static_cast<size_t>(&t - subset.data()), ch, d);
+          return o;
+        },
+        extra, [&](size_t i, Outcome o) {
+          if (!o.status.ok()) failed(i, o.status);
+        });
+  }
+
+  std::vector<Target> targets_;
+  const Dialer& dialer_;
+};
+
+// --- the run file ----------------------------------------------------------
+
+fs::path StateDir(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x) return fs::path(x) / "netagent/runs";
+  const char* home = std::getenv("HOME");
+  if (!home || !*home) {
+    if (const passwd* pw = getpwuid(getuid())) home = pw->pw_dir;
+  }
+  return fs::path(home ? home : "/tmp") / ".local/state/netagent/runs";
+}
+
+bool ValidRunId(const std::string& id) {
+  return !id.empty() && id.size() <= 64 &&
+         id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+             std::string::npos &&
+         id[0] != '.';
+}
+
+// One run's events, one JSON object per line; held under an exclusive lock
+// while a netctl works on the run.
+class RunFile {
+ public:
+  static absl::StatusOr<RunFile> Open(const fs::path& dir, const std::string& run, bool create) {
+    if (!ValidRunId(run)) {
+      return absl::InvalidArgumentError(absl::StrCat("RUN: \"", run, "\" is not a run id"));
+    }
+    std::error_code ec;
+    if (create) fs::create_directories(dir, ec);
+    RunFile f;
+    f.path_ = dir / (run + ".jsonl");
+    f.fd_ = ::open(f.path_.c_str(),
+                   O_RDWR | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
+    if (f.fd_ < 0) {
+      if (errno == ENOENT && !create) {
+        return absl::NotFoundError(absl::StrCat("no run ", run, " in ", dir.string(),
+                                                " (netctl playbook history lists them)"));
+      }
+      return absl::FailedPreconditionError(
+          absl::StrCat(f.path_.string(), ": ", std::strerror(errno)));
+    }
+    if (::flock(f.fd_, LOCK_EX | LOCK_NB) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("run ", run, " is being worked on by another netctl (", f.path_.string(),
+                       " is locked)"));
+    }
+    return f;
+  }
+  RunFile() = default;
+  RunFile(RunFile&& o) noexcept : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)) {}
+  ~RunFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  const fs::path& path() const { return path_; }
+
+  absl::Status Append(const v1::PlaybookEvent& e) {
+    std::string line;
+    AppendJson(e, &line);
+    line.push_back('\n');
+    const char* p = line.data();
+    size_t left = line.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fd_, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return absl::InternalError(absl::StrCat(path_.string(), ": ", std::strerror(errno)));
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    if (::fdatasync(fd_) != 0) {
+      return absl::InternalError(absl::StrCat(path_.string(), ": ", std::strerror(errno)));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  fs::path path_;
+  int fd_ = -1;
+};
+
+// The events of a run file. A last line cut short (netctl killed while
+// writing it) is left out; a bad line before it is an error naming it.
+absl::StatusOr<std::vector<v1::PlaybookEvent>> ReadRunFile(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path.string(), ": cannot read"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<v1::PlaybookEvent> events;
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
+  const bool cut = !text.empty() && text.back() != '\n';
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    if (cut && i + 1 == lines.size()) break;
+    v1::PlaybookEvent e;
+    google::protobuf::util::JsonParseOptions opts;
+    opts.ignore_unknown_fields = true;  // a newer netctl's fields
+    auto st = google::protobuf::util::JsonStringToMessage(
+        google::protobuf::StringPiece(lines[i].data(), lines[i].size()), &e, opts);
+    if (!st.ok()) {
+      return absl::DataLossError(absl::StrCat(path.string(), ":", i + 1, ": not an event: ",
+                                              st.message().as_string()));
+    }
+    events.push_back(std::move(e));
+  }
+  return events;
+}
+
+std::string StateText(v1::PlaybookRunState s) {
+  return absl::AsciiStrToLower(EnumSuffix(v1::PlaybookRunState_Name(s), "PLAYBOOK_RUN_STATE_", s));
+}
+
+std::string KindText(v1::PlaybookEvent::Kind k) {
+  return absl::AsciiStrToLower(EnumSuffix(v1::PlaybookEvent::Kind_Name(k), "KIND_", k));
+}
+
+std::string Clock(const google::protobuf::Timestamp& t) {
+  return absl::FormatTime("%H:%M:%S", absl::FromUnixSeconds(t.seconds()), absl::UTCTimeZone());
+}
+
+// One event as a line for people.
+std::string EventLine(const v1::PlaybookEvent& e) {
+  std::string line = Clock(e.at());
+  if (e.wave() > 0) absl::StrAppend(&line, "  wave ", e.wave());
+  absl::StrAppend(&line, "  ", absl::StrReplaceAll(KindText(e.kind()), {{"_", " "}}));
+  if (!e.target().empty()) absl::StrAppend(&line, "  ", e.target());
+  if (e.kind() == v1::PlaybookEvent::KIND_RUN_STARTED) {
+    absl::StrAppend(&line, "  ", e.run());
+  }
+  if (e.kind() == v1::PlaybookEvent::KIND_RUN_FINISHED) {
+    absl::StrAppend(&line, "  ", absl::AsciiStrToUpper(StateText(e.state())));
+  }
+  if (!e.detail().empty()) absl::StrAppend(&line, ": ", e.detail());
+  if (e.kind() == v1::PlaybookEvent::KIND_RUN_PLANNED) {
+    for (const auto& w : e.waves()) {
+      absl::StrAppend(&line, "\n          wave ", w.number(), ": ", absl::StrJoin(w.targets(), ", "));
+    }
+  }
+  return TerminalText(line);
+}
+
+v1::PlaybookRunSummary Summarize(const RunRecord& r, const std::string& file) {
+  v1::PlaybookRunSummary s;
+  s.set_run(r.run);
+  s.set_playbook(r.started.playbook());
+  s.set_state(r.state);
+  s.set_caller(r.started.caller());
+  s.set_file(file);
+  s.mutable_started()->set_seconds(absl::ToUnixSeconds(r.started_at));
+  *s.mutable_confirm_deadline() = r.started.confirm_deadline();
+  s.set_targets(static_cast<uint32_t>(r.started.targets_size()));
+  s.set_matched(static_cast<uint32_t>(r.intents.size()));
+  s.set_waves(static_cast<uint32_t>(r.waves.size()));
+  s.set_waves_passed(static_cast<uint32_t>(r.waves_passed));
+  s.set_changed(static_cast<uint32_t>(r.changed.size()));
+  s.set_confirmed(static_cast<uint32_t>(r.confirmed.size()));
+  s.set_failed(static_cast<uint32_t>(r.failed.size()));
+  s.set_rolled_back(static_cast<uint32_t>(r.rolled_back.size()));
+  s.set_detail(r.last_detail);
+  return s;
+}
+
+std::string Caller() {
+  std::string user = std::to_string(getuid());
+  if (const passwd* pw = getpwuid(getuid())) user = pw->pw_name;
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(user, "@", host);
+}
+
+std::string NewRunId(const std::string& name) {
+  std::random_device rd;
+  return absl::StrCat(name, "-",
+                      absl::FormatTime("%Y%m%dT%H%M%S", absl::Now(), absl::UTCTimeZone()), "-",
+                      absl::StrFormat("%04x", rd() & 0xffff));
+}
+
+absl::StatusOr<Playbook> LoadPlaybook(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(file, ": cannot read"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return ParsePlaybook(text, file);
+}
+
+struct PlaybookArgs {
+  std::vector<std::string> files;
+  std::string file;
+  std::string run;
+  std::string state_dir;
+  std::string run_id;
+  uint32_t limit = 20;
+};
+
+// Targets of the command line, filtered by the playbook's match.targets.
+std::vector<Target> SelectTargets(const CommandContext& c, const Playbook& p) {
+  std::vector<Target> out;
+  for (const auto& t : c.targets) {
+    bool keep = p.target_globs.empty();
+    for (const auto& g : p.target_globs)
+      if (::fnmatch(g.c_str(), t.display.c_str(), 0) == 0) keep = true;
+    if (keep) out.push_back(t);
+  }
+  return out;
+}
+
+RunOptions Options(const std::vector<Target>& targets, const std::string& run_id,
+                   const CommandContext& c) {
+  RunOptions o;
+  o.run_id = run_id;
+  o.caller = Caller();
+  o.per_call = c.dialer->options().timeout;
+  for (const auto& t : targets) {
+    v1::PlaybookTarget pt;
+    pt.set_display(t.display);
+    pt.set_address(t.address);
+    pt.set_tls_name(t.tls_name);
+    o.targets.push_back(pt);
+  }
+  return o;
+}
+
+std::vector<Target> TargetsOf(const RunRecord& r) {
+  std::vector<Target> out;
+  for (const auto& pt : r.started.targets()) {
+    Target t;
+    t.display = pt.display();
+    t.address = pt.address();
+    t.tls_name = pt.tls_name();
+    t.unix_socket = absl::StartsWith(pt.address(), "unix:");
+    out.push_back(t);
+  }
+  return out;
+}
+
+// Prints each event (a line, or JSON) and appends it to the run file.
+EventSink Sink(const CommandContext& c, RunFile* file, bool* file_failed) {
+  return [&c, file, file_failed](const v1::PlaybookEvent& e) {
+    if (file) {
+      if (absl::Status st = file->Append(e); !st.ok() && !*file_failed) {
+        *file_failed = true;
+        *c.err << "netctl: warning: the run file cannot be written (" << TerminalText(st.message())
+               << "): an interruption now cannot be resumed; the hosts still roll back at the "
+                  "deadline unless the run confirms\n";
+      }
+    }
+    if (c.format == Format::kJson) {
+      std::string line;
+      AppendJson(e, &line);
+      line.push_back('\n');
+      *c.out << line << std::flush;
+    } else {
+      *c.out << EventLine(e) << "\n" << std::flush;
+    }
+  };
+}
+
+int ExitFor(v1::PlaybookRunState s, const CommandContext& c, const std::string& run) {
+  switch (s) {
+    case v1::PLAYBOOK_RUN_STATE_SUCCEEDED:
+    case v1::PLAYBOOK_RUN_STATE_NOTHING_TO_DO:
+    case v1::PLAYBOOK_RUN_STATE_ABORTED:
+      return 0;
+    case v1::PLAYBOOK_RUN_STATE_RUNNING:
+      *c.err << "netctl: run " << run
+             << " interrupted: nothing is confirmed, so every changed host rolls back by itself "
+                "at the deadline; go on with `netctl playbook resume "
+             << run << "` or undo now with `netctl playbook abort " << run << "`\n";
+      return 130;
+    case v1::PLAYBOOK_RUN_STATE_PAUSED:
+      *c.err << "netctl: run " << run << " paused: `netctl playbook resume " << run
+             << "` verifies the wave again; `netctl playbook abort " << run
+             << "` rolls back\n";
+      return 3;
+    default:
+      return 1;
+  }
+}
+
+int RunValidate(const CommandContext& c, const PlaybookArgs& a) {
+  int rc = 0;
+  for (const auto& f : a.files) {
+    auto p = LoadPlaybook(f);
+    if (!p.ok()) {
+      *c.err << "netctl: " << TerminalText(p.status().message()) << "\n";
+      rc = 1;
+      continue;
+    }
+    *c.out << f << ": ok: playbook " << p->name
+           << (p->finding.empty() ? " (manual)" : absl::StrCat(" for ", p->finding)) << ", "
+           << WaveSizes(p->waves, 100).size() << " waves over 100 hosts"
+           << (p->auto_mode ? ", mode auto" : "") << "\n";
+  }
+  return rc;
+}
+
+int RunPlan(const CommandContext& c, const PlaybookArgs& a) {
+  auto p = LoadPlaybook(a.file);
+  if (!p.ok()) return UsageError(c, std::string(p.status().message()));
+  const auto targets = SelectTargets(c, *p);
+  if (targets.empty()) return UsageError(c, "match.targets: no target of the command line matches");
+  GrpcFleet fleet(targets, *c.dialer);
+  const Preview pv = PreviewPlaybook(*p, Options(targets, "plan", c), fleet);
+  if (c.format == Format::kJson) {
+    std::string out;
+    for (const auto& e : pv.events) {
+      AppendJson(e, &out);
+      out.push_back('\n');
+    }
+    for (const auto& [h, plan] : pv.plans) {
+      if (!plan.ok()) continue;
+      AppendJsonLine(targets[h], absl::OkStatus(), &*plan, &out);
+    }
+    *c.out << out;
+  } else {
+    for (const auto& e : pv.events) {
+      if (e.kind() == v1::PlaybookEvent::KIND_RUN_STARTED) continue;
+      *c.out << EventLine(e) << "\n";
+    }
+    for (const auto& [h, plan] : pv.plans) {
+      *c.out << "\n== " << TerminalText(targets[h].display) << " ==\n";
+      if (!plan.ok()) {
+        *c.out << "plan: " << DescribeError(plan.status()) << "\n";
+        continue;
+      }
+      *c.out << "plan: " << TerminalText(plan->intent()) << "\n";
+      if (plan->changes_size() == 0) *c.out << "  nothing to change\n";
+      for (const auto& ch : plan->changes()) {
+        *c.out << "  " << TerminalText(ch.knob()) << " " << TerminalText(ch.old_value())
+               << " -> " << TerminalText(ch.new_value()) << "\n";
+      }
+      for (const auto& r : plan->refusals())
+        *c.out << "  an apply would be refused here: " << TerminalText(r) << "\n";
+    }
+    *c.out << "\nthe run would take about " << absl::FormatDuration(pv.estimate)
+           << "; changes roll back by themselves unless confirmed within "
+           << absl::FormatDuration(pv.confirm_within) << "; nothing was changed\n";
+  }
+  return 0;
+}
+
+int RunRun(const CommandContext& c, const PlaybookArgs& a) {
+  auto p = LoadPlaybook(a.file);
+  if (!p.ok()) return UsageError(c, std::string(p.status().message()));
+  if (p->auto_mode) {
+    *c.err << "netctl: note: " << a.file
+           << " is mode auto (for the agent); running it from netctl as a manual run\n";
+  }
+  const auto targets = SelectTargets(c, *p);
+  if (targets.empty()) return UsageError(c, "match.targets: no target of the command line matches");
+  const std::string run = a.run_id.empty() ? NewRunId(p->name) : a.run_id;
+  auto file = RunFile::Open(StateDir(a.state_dir), run, true);
+  if (!file.ok()) return UsageError(c, std::string(file.status().message()));
+  bool file_failed = false;
+  GrpcFleet fleet(targets, *c.dialer);
+  const auto state = RunPlaybook(*p, Options(targets, run, c), fleet, Sink(c, &*file, &file_failed));
+  return ExitFor(state, c, run);
+}
+
+absl::StatusOr<std::pair<RunFile, RunRecord>> OpenRun(const PlaybookArgs& a) {
+  auto file = RunFile::Open(StateDir(a.state_dir), a.run, false);
+  if (!file.ok()) return file.status();
+  auto events = ReadRunFile(file->path());
+  if (!events.ok()) return events.status();
+  auto record = FoldRun(*events);
+  if (!record.ok()) {
+    return absl::DataLossError(absl::StrCat(file->path().string(), ": ", record.status().message()));
+  }
+  return std::make_pair(std::move(*file), std::move(*record));
+}
+
+int RunResume(const CommandContext& c, const PlaybookArgs& a) {
+  auto opened = OpenRun(a);
+  if (!opened.ok()) return UsageError(c, std::string(opened.status().message()));
+  auto& [file, record] = *opened;
+  const std::string path = a.file.empty() ? record.started.file() : a.file;
+  auto p = LoadPlaybook(path);
+  if (!p.ok()) return UsageError(c, std::string(p.status().message()));
+  bool file_failed = false;
+  GrpcFleet fleet(TargetsOf(record), *c.dialer);
+  auto state = ResumePlaybook(*p, record, fleet, Sink(c, &file, &file_failed));
+  if (!state.ok()) {
+    *c.err << "netctl: " << TerminalText(state.status().message()) << "\n";
+    return 1;
+  }
+  return ExitFor(*state, c, record.run);
+}
+
+int RunAbort(const CommandContext& c, const PlaybookArgs& a) {
+  auto opened = OpenRun(a);
+  if (!opened.ok()) return UsageError(c, std::string(opened.status().message()));
+  auto& [file, record] = *opened;
+  bool file_failed = false;
+  GrpcFleet fleet(TargetsOf(record), *c.dialer);
+  const auto state = AbortPlaybook(record, fleet, Sink(c, &file, &file_failed));
+  return ExitFor(state, c, record.run);
+}
+
+void PrintSummary(const v1::PlaybookRunSummary& s, std::ostream& out) {
+  out << "run " << TerminalText(s.run()) << ": playbook " << TerminalText(s.playbook()) << ", "
+      << absl::AsciiStrToUpper(StateText(s.state())) << "\n"
+      << "  started " << Time(s.started()) << " by " << TerminalText(s.caller())
+      << "; unconfirmed changes roll back at " << Time(s.confirm_deadline()) << "\n"
+      << "  " << s.matched() << " of " << s.targets() << " targets matched; waves passed "
+      << s.waves_passed() << " of " << s.waves() << "; changed " << s.changed() << ", confirmed "
+      << s.confirmed() << ", failed " << s.failed() << ", rolled back " << s.rolled_back() << "\n";
+  if (!s.detail().empty()) out << "  last: " << TerminalText(s.detail()) << "\n";
+}
+
+int RunStatus(const CommandContext& c, const PlaybookArgs& a) {
+  const fs::path dir = StateDir(a.state_dir);
+  if (!ValidRunId(a.run)) return UsageError(c, absl::StrCat("RUN: \"", a.run, "\" is not a run id"));
+  const fs::path path = dir / (a.run + ".jsonl");
+  if (!fs::exists(path)) {
+    return UsageError(c, absl::StrCat("no run ", a.run, " in ", dir.string(),
+                                      " (netctl playbook history lists them)"));
+  }
+  auto events = ReadRunFile(path);
+  if (!events.ok()) return UsageError(c, std::string(events.status().message()));
+  auto record = FoldRun(*events);
+  if (!record.ok()) return UsageError(c, std::string(record.status().message()));
+  const auto summary = Summarize(*record, path.string());
+  if (c.format == Format::kJson) {
+    std::string out;
+    AppendJson(summary, &out);
+    out.push_back('\n');
+    *c.out << out;
+    return 0;
+  }
+  PrintSummary(summary, *c.out);
+  // Each host's last word.
+  std::map<std::string, const v1::PlaybookEvent*> last;
+  for (const auto& e : *events)
+    if (!e.target().empty()) last[e.target()] = &e;
+  Table t({"TARGET", "WAVE", "LAST", "DETAIL"});
+  for (const auto& pt : record->started.targets()) {
+    auto it = last.find(pt.display());
+    if (it == last.end()) continue;
+    t.AddRow({pt.display(), it->second->wave() ? absl::StrCat(it->second->wave()) : "-",
+              absl::StrReplaceAll(KindText(it->second->kind()), {{"host_", ""}, {"_", " "}}),
+              it->second->detail()});
+  }
+  t.Render(*c.out);
+  return 0;
+}
+
+int RunHistory(const CommandContext& c, const PlaybookArgs& a) {
+  const fs::path dir = StateDir(a.state_dir);
+  std::vector<std::pair<fs::file_time_type, fs::path>> files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.path().extension() == ".jsonl") files.emplace_back(entry.last_write_time(ec), entry.path());
+  }
+  std::sort(files.begin(), files.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+  if (files.size() > a.limit) files.resize(a.limit);
+  Table t({"RUN", "PLAYBOOK", "STARTED (UTC)", "STATE", "MATCHED", "CONFIRMED", "FAILED", "ROLLED BACK"});
+  std::string json;
+  for (const auto& [when, path] : files) {
+    auto events = ReadRunFile(path);
+    absl::StatusOr<RunRecord> record =
+        events.ok() ? FoldRun(*events) : absl::StatusOr<RunRecord>(events.status());
+    if (!record.ok()) {
+      *c.err << "netctl: " << TerminalText(path.string()) << ": "
+             << TerminalText(record.status().message()) << "\n";
+      continue;
+    }
+    const auto s = Summarize(*record, path.string());
+    if (c.format == Format::kJson) {
+      AppendJson(s, &json);
+      json.push_back('\n');
+    } else {
+      t.AddRow({s.run(), s.playbook(), Time(s.started()), StateText(s.state()),
+                absl::StrCat(s.matched(), "/", s.targets()), absl::StrCat(s.confirmed()),
+                absl::StrCat(s.failed()), absl::StrCat(s.rolled_back())});
+    }
+  }
+  if (c.format == Format::kJson) {
+    *c.out << json;
+  } else if (files.empty()) {
+    *c.out << "no runs in " << TerminalText(dir.string()) << "\n";
+  } else {
+    t.Render(*c.out);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddPlaybookCommands(Commands& commands) {
+  auto args = std::make_shared<PlaybookArgs>();
+  auto* pb = commands.app().add_subcommand(
+      "playbook",
+      "remediation playbooks: detect, apply in verified waves, confirm or roll the fleet back");
+  pb->require_subcommand(1);
+  pb->add_option("--state-dir", args->state_dir,
+                 "where run files live (default $XDG_STATE_HOME/netagent/runs or "
+                 "~/.local/state/netagent/runs)");
+  auto* validate = pb->add_subcommand("validate", "check playbook files; changes nothing");
+  validate->add_option("FILE", args->files, "playbook files")->required();
+  commands.Runs(validate, [args](CommandContext& c) { return RunValidate(c, *args); });
+  auto* plan = pb->add_subcommand(
+      "plan", "which targets match, in which waves, with which plans; changes nothing");
+  plan->add_option("FILE", args->file, "the playbook")->required();
+  commands.Runs(plan, [args](CommandContext& c) { return RunPlan(c, *args); });
+  auto* run = pb->add_subcommand("run", "run a playbook over the targets");
+  run->add_option("FILE", args->file, "the playbook")->required();
+  run->add_option("--run-id", args->run_id,
+                  "the run's id, also the change id on every host (default NAME-TIME-RANDOM)");
+  commands.Runs(run, [args](CommandContext& c) { return RunRun(c, *args); });
+  auto* resume = pb->add_subcommand(
+      "resume", "go on with an interrupted or paused run (on the targets it started with)");
+  resume->add_option("RUN", args->run, "the run id")->required();
+  resume->add_option("--file", args->file, "the playbook, if it moved (its text must not change)");
+  commands.Runs(resume, [args](CommandContext& c) { return RunResume(c, *args); });
+  auto* status = pb->add_subcommand("status", "a run: its state and each host's last step");
+  status->add_option("RUN", args->run, "the run id")->required();
+  commands.Runs(status, [args](CommandContext& c) { return RunStatus(c, *args); });
+  auto* abort = pb->add_subcommand("abort", "roll back every host a run changed");
+  abort->add_option("RUN", args->run, "the run id")->required();
+  commands.Runs(abort, [args](CommandContext& c) { return RunAbort(c, *args); });
+  auto* history = pb->add_subcommand("history", "runs, newest first");
+  history->add_option("--limit", args->limit, "at most this many (default 20)");
+  commands.Runs(history, [args](CommandContext& c) { return RunHistory(c, *args); });
+}
+
+}  // namespace netagent::client

@@ -1,0 +1,666 @@
+#include "client/playbook_run.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace netagent::client {
+namespace v1 = ::netagent::v1;
+using Kind = v1::PlaybookEvent;
+
+namespace {
+
+google::protobuf::Timestamp Stamp(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  const int64_t ns = absl::ToUnixNanos(t);
+  ts.set_seconds(ns / 1000000000);
+  ts.set_nanos(static_cast<int32_t>(ns % 1000000000));
+  return ts;
+}
+
+absl::Time FromStamp(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+std::string Figures(const v1::PlaybookEvent& e) {
+  std::vector<std::string> parts;
+  for (const auto& m : e.measurements()) {
+    std::string s = absl::StrCat(m.name(), " ", absl::StrFormat("%.4g", m.value()));
+    if (m.has_baseline()) absl::StrAppend(&s, " (was ", absl::StrFormat("%.4g", m.baseline()), ")");
+    absl::StrAppend(&s, m.met() ? " ok: " : " NOT ", m.condition());
+    parts.push_back(s);
+  }
+  return absl::StrJoin(parts, "; ");
+}
+
+// The run's state and its events: every step goes through Emit, which
+// records it (the sink writes the run file) and folds it into the record.
+class Runner {
+ public:
+  Runner(const Playbook& p, Fleet& fleet, const EventSink& sink, RunRecord record)
+      : p_(p), fleet_(fleet), sink_(sink), r_(std::move(record)) {}
+
+  v1::PlaybookEvent Event(v1::PlaybookEvent::Kind kind, uint32_t wave = 0, int host = -1) {
+    v1::PlaybookEvent e;
+    e.set_kind(kind);
+    *e.mutable_at() = Stamp(fleet_.Now());
+    e.set_run(r_.run);
+    e.set_wave(wave);
+    if (host >= 0) e.set_target(r_.started.targets(host).display());
+    return e;
+  }
+
+  void Emit(const v1::PlaybookEvent& e) {
+    sink_(e);
+    Fold(e);
+  }
+
+  void Fold(const v1::PlaybookEvent& e);
+  RunRecord& record() { return r_; }
+
+  // Waves from `from` (0-based) to the end, then the confirmation.
+  v1::PlaybookRunState Waves(size_t from);
+  v1::PlaybookRunState Finish(v1::PlaybookRunState state, const std::string& detail) {
+    auto e = Event(Kind::KIND_RUN_FINISHED);
+    e.set_state(state);
+    e.set_detail(detail);
+    Emit(e);
+    return state;
+  }
+  // Rolls back `hosts` (those the run may have changed and not yet restored).
+  size_t RollBack(std::vector<size_t> hosts, uint32_t wave);
+
+ private:
+  absl::Duration ConfirmWithin() const { return r_.deadline - fleet_.Now(); }
+
+  const Playbook& p_;
+  Fleet& fleet_;
+  const EventSink& sink_;
+  RunRecord r_;
+};
+
+size_t IndexOf(const RunRecord& r, const std::string& target) {
+  for (int i = 0; i < r.started.targets_size(); ++i)
+    if (r.started.targets(i).display() == target) return static_cast<size_t>(i);
+  return static_cast<size_t>(-1);
+}
+
+}  // namespace
+
+bool RunRecord::finished() const {
+  return state != v1::PLAYBOOK_RUN_STATE_RUNNING && state != v1::PLAYBOOK_RUN_STATE_PAUSED &&
+         state != v1::PLAYBOOK_RUN_STATE_UNSPECIFIED;
+}
+
+absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events) {
+  if (events.empty() || events[0].kind() != Kind::KIND_RUN_STARTED) {
+    return absl::InvalidArgumentError("the run file does not start with run_started");
+  }
+  Playbook none;
+  struct NullFleet : Fleet {
+    std::vector<HostMeasure> Measure(const std::vector<size_t>&, const Playbook&,
+                                     absl::Duration) override {
+      return {};
+    }
+    std::vector<absl::StatusOr<std::map<std::string, KnobBounds>>> Knobs(
+        const std::vector<size_t>&, const std::vector<std::string>&) override {
+      return {};
+    }
+    std::vector<absl::StatusOr<v1::TuningPlan>> Plan(const std::vector<size_t>&,
+                                                     const std::vector<v1::TuningIntent>&) override {
+      return {};
+    }
+    std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(
+        const std::vector<size_t>&, const std::vector<v1::TuningIntent>&, const std::string&,
+        absl::Duration) override {
+      return {};
+    }
+    std::vector<absl::Status> Confirm(const std::vector<size_t>&, const std::string&) override {
+      return {};
+    }
+    std::vector<absl::Status> Rollback(const std::vector<size_t>&, const std::string&) override {
+      return {};
+    }
+    bool Sleep(absl::Duration) override { return false; }
+    absl::Time Now() override { return absl::Now(); }
+  } fleet;
+  EventSink sink = [](const v1::PlaybookEvent&) {};
+  Runner runner(none, fleet, sink, RunRecord{});
+  for (size_t i = 0; i < events.size(); ++i) {
+    const auto& e = events[i];
+    if (i > 0 && e.kind() == Kind::KIND_RUN_STARTED) {
+      return absl::InvalidArgumentError(absl::StrCat("event ", i + 1, ": a second run_started"));
+    }
+    if (!e.target().empty() && IndexOf(runner.record(), e.target()) == static_cast<size_t>(-1)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("event ", i + 1, ": target \"", e.target(), "\" is not in the run"));
+    }
+    runner.Fold(e);
+  }
+  return runner.record();
+}
+
+void Runner::Fold(const v1::PlaybookEvent& e) {
+  const size_t h = e.target().empty() ? static_cast<size_t>(-1) : IndexOf(r_, e.target());
+  if (!e.detail().empty()) r_.last_detail = e.detail();
+  switch (e.kind()) {
+    case Kind::KIND_RUN_STARTED:
+      r_.run = e.run();
+      r_.started = e.started();
+      r_.state = v1::PLAYBOOK_RUN_STATE_RUNNING;
+      r_.started_at = FromStamp(e.at());
+      r_.deadline = FromStamp(e.started().confirm_deadline());
+      break;
+    case Kind::KIND_HOST_MATCHED:
+      r_.intents[h] = e.intent();
+      r_.baseline[h] = e;
+      break;
+    case Kind::KIND_HOST_SKIPPED:
+      r_.skipped.insert(h);
+      break;
+    case Kind::KIND_RUN_PLANNED:
+      r_.waves.clear();
+      for (const auto& w : e.waves()) {
+        std::vector<size_t> hosts;
+        for (const auto& t : w.targets()) hosts.push_back(IndexOf(r_, t));
+        r_.waves.push_back(hosts);
+      }
+      break;
+    case Kind::KIND_HOST_APPLYING:
+      r_.applying.insert(h);
+      break;
+    case Kind::KIND_HOST_CHANGED:
+      r_.changed.insert(h);
+      break;
+    case Kind::KIND_HOST_UNCHANGED:
+      r_.unchanged.insert(h);
+      break;
+    case Kind::KIND_HOST_FAILED:
+      r_.failed.insert(h);
+      break;
+    case Kind::KIND_HOST_ROLLED_BACK:
+      r_.rolled_back.insert(h);
+      break;
+    case Kind::KIND_HOST_CONFIRMED:
+      r_.confirmed.insert(h);
+      break;
+    case Kind::KIND_WAVE_PASSED:
+      r_.waves_passed = std::max<size_t>(r_.waves_passed, e.wave());
+      break;
+    case Kind::KIND_RUN_PAUSED:
+      r_.state = v1::PLAYBOOK_RUN_STATE_PAUSED;
+      break;
+    case Kind::KIND_RUN_RESUMED:
+      r_.state = v1::PLAYBOOK_RUN_STATE_RUNNING;
+      break;
+    case Kind::KIND_RUN_FINISHED:
+      r_.state = e.state();
+      break;
+    default:
+      break;
+  }
+}
+
+size_t Runner::RollBack(std::vector<size_t> hosts, uint32_t wave) {
+  hosts.erase(std::remove_if(hosts.begin(), hosts.end(),
+                             [&](size_t h) { return r_.rolled_back.count(h) > 0; }),
+              hosts.end());
+  if (hosts.empty()) return 0;
+  auto results = fleet_.Rollback(hosts, r_.run);
+  size_t failed = 0;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    const bool ok = i < results.size() && results[i].ok();
+    auto e = Event(ok ? Kind::KIND_HOST_ROLLED_BACK : Kind::KIND_HOST_ROLLBACK_FAILED, wave,
+                   static_cast<int>(hosts[i]));
+    if (!ok) {
+      ++failed;
+      e.set_detail(absl::StrCat(
+          i < results.size() ? std::string(results[i].message()) : "no answer",
+          "; the host still rolls it back by itself at the deadline unless confirmed"));
+    }
+    Emit(e);
+  }
+  return failed;
+}
+
+v1::PlaybookRunState Runner::Waves(size_t from) {
+  const size_t matched = r_.intents.size();
+  size_t total_failures = 0;
+  for (size_t w = 0; w < from && w < r_.waves.size(); ++w)
+    for (size_t h : r_.waves[w]) total_failures += r_.failed.count(h);
+  for (size_t w = from; w < r_.waves.size(); ++w) {
+    const uint32_t number = static_cast<uint32_t>(w + 1);
+    if (w > 0 && w != from) {  // no pause before the wave a resume picks up
+      if (!fleet_.Sleep(p_.pause)) return v1::PLAYBOOK_RUN_STATE_RUNNING;
+    }
+    if (fleet_.Now() >= r_.deadline) {
+      RollBack(std::vector<size_t>(r_.applying.begin(), r_.applying.end()), number);
+      return Finish(v1::PLAYBOOK_RUN_STATE_FAILED,
+                    "the confirm deadline passed before the run could verify its waves; the "
+                    "hosts rolled back");
+    }
+    const auto& hosts = r_.waves[w];
+    auto started = Event(Kind::KIND_WAVE_STARTED, number);
+    started.set_detail(absl::StrCat(hosts.size(), " host", hosts.size() == 1 ? "" : "s"));
+    Emit(started);
+
+    // Apply where not yet applied (a resumed wave keeps what it did).
+    std::vector<size_t> to_apply;
+    std::vector<v1::TuningIntent> intents;
+    for (size_t h : hosts) {
+      if (r_.changed.count(h) || r_.unchanged.count(h) || r_.failed.count(h)) continue;
+      to_apply.push_back(h);
+      intents.push_back(r_.intents.at(h));
+    }
+    for (size_t h : to_apply) Emit(Event(Kind::KIND_HOST_APPLYING, number, static_cast<int>(h)));
+    if (!to_apply.empty()) {
+      auto applied = fleet_.Apply(to_apply, intents, r_.run, ConfirmWithin());
+      for (size_t i = 0; i < to_apply.size(); ++i) {
+        const int h = static_cast<int>(to_apply[i]);
+        if (i >= applied.size()) {
+          auto e = Event(Kind::KIND_HOST_FAILED, number, h);
+          e.set_detail("apply: no answer");
+          Emit(e);
+        } else if (absl::IsAlreadyExists(applied[i].status())) {
+          auto e = Event(Kind::KIND_HOST_CHANGED, number, h);
+          e.set_detail("the change was already there (applied before the interruption)");
+          Emit(e);
+        } else if (!applied[i].ok()) {
+          auto e = Event(Kind::KIND_HOST_FAILED, number, h);
+          e.set_detail(absl::StrCat("apply: ", applied[i].status().ToString()));
+          Emit(e);
+        } else if (!applied[i]->has_change()) {
+          auto e = Event(Kind::KIND_HOST_UNCHANGED, number, h);
+          e.set_detail("the plan had nothing to change here");
+          Emit(e);
+        } else {
+          auto e = Event(Kind::KIND_HOST_CHANGED, number, h);
+          *e.mutable_knobs() = applied[i]->change().knobs();
+          std::vector<std::string> k;
+          for (const auto& c : applied[i]->change().knobs())
+            k.push_back(absl::StrCat(c.knob(), " ", c.old_value(), " -> ", c.new_value()));
+          e.set_detail(absl::StrJoin(k, ", "));
+          Emit(e);
+        }
+      }
+    }
+
+    // Verify every host of the wave that has the change.
+    std::vector<size_t> verify;
+    for (size_t h : hosts)
+      if (r_.changed.count(h) && !r_.failed.count(h)) verify.push_back(h);
+    size_t inconclusive = 0;
+    std::vector<size_t> failed_here;
+    if (!verify.empty()) {
+      if (!fleet_.Sleep(p_.settle)) return v1::PLAYBOOK_RUN_STATE_RUNNING;
+      auto measured = fleet_.Measure(verify, p_, p_.verify_window);
+      for (size_t i = 0; i < verify.size(); ++i) {
+        const size_t h = verify[i];
+        if (i >= measured.size() || !measured[i].status.ok()) {
+          auto e = Event(Kind::KIND_HOST_FAILED, number, static_cast<int>(h));
+          e.set_verdict(v1::PLAYBOOK_VERDICT_FAILURE);
+          e.set_detail(absl::StrCat("verify: ", i < measured.size()
+                                                    ? measured[i].status.ToString()
+                                                    : std::string("no answer")));
+          Emit(e);
+          continue;
+        }
+        HostFigures base;
+        const HostFigures* basep = nullptr;
+        if (auto it = r_.baseline.find(h); it != r_.baseline.end()) {
+          for (const auto& m : it->second.measurements()) {
+            if (m.name() == absl::StrCat("finding ", p_.finding)) base.finding_open = m.value() > 0;
+            if (absl::EndsWith(m.name(), " rate") && m.condition() != "not measured") {
+              base.rates[std::string(absl::StripSuffix(m.name(), " rate"))] = m.value();
+            }
+          }
+          basep = &base;
+        }
+        std::vector<v1::PlaybookMeasurement> figures;
+        const v1::PlaybookVerdict v = Judge(p_, measured[i].figures, basep, &figures);
+        auto e = Event(v == v1::PLAYBOOK_VERDICT_SUCCESS   ? Kind::KIND_HOST_VERIFIED
+                       : v == v1::PLAYBOOK_VERDICT_FAILURE ? Kind::KIND_HOST_FAILED
+                                                           : Kind::KIND_HOST_INCONCLUSIVE,
+                       number, static_cast<int>(h));
+        e.set_verdict(v);
+        for (const auto& f : figures) *e.add_measurements() = f;
+        e.set_detail(Figures(e));
+        Emit(e);
+        if (v == v1::PLAYBOOK_VERDICT_INCONCLUSIVE) {
+          ++inconclusive;
+          if (!p_.pause_on_inconclusive) failed_here.push_back(h);
+        }
+      }
+    }
+    for (size_t h : hosts)
+      if (r_.failed.count(h)) failed_here.push_back(h);
+    total_failures += failed_here.size();
+    const uint32_t allowed = p_.max_failures.Allowed(hosts.size());
+    const uint32_t allowed_total = p_.max_failures_total.Allowed(matched);
+    if (failed_here.size() > allowed || total_failures > allowed_total) {
+      auto e = Event(Kind::KIND_WAVE_FAILED, number);
+      e.set_detail(absl::StrCat(failed_here.size(), " of ", hosts.size(),
+                                " hosts failed (allowed ", allowed, " per wave, ", allowed_total,
+                                " in all; ", total_failures, " so far)"));
+      Emit(e);
+      std::vector<size_t> back;
+      if (p_.rollback_all) {
+        back.assign(r_.applying.begin(), r_.applying.end());
+      } else {
+        back = failed_here;
+      }
+      const size_t rb_failed = RollBack(back, number);
+      return Finish(v1::PLAYBOOK_RUN_STATE_FAILED,
+                    absl::StrCat("wave ", number, " failed; ", p_.rollback_all ? "every host changed by the run" : "the failed hosts",
+                                 " rolled back", rb_failed ? absl::StrCat(" (", rb_failed, " could not be: they roll back at the deadline)") : "",
+                                 "; later waves were not touched"));
+    }
+    if (inconclusive > 0 && p_.pause_on_inconclusive) {
+      auto e = Event(Kind::KIND_RUN_PAUSED, number);
+      e.set_state(v1::PLAYBOOK_RUN_STATE_PAUSED);
+      e.set_detail(absl::StrCat(inconclusive, " host", inconclusive == 1 ? "" : "s",
+                                " inconclusive: resume (verifies wave ", number,
+                                " again) or abort before ", absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", r_.deadline, absl::UTCTimeZone()),
+                                ", when the hosts roll back by themselves"));
+      Emit(e);
+      return v1::PLAYBOOK_RUN_STATE_PAUSED;
+    }
+    // Failures within the allowance: those hosts do not keep a change that
+    // did not verify.
+    RollBack(failed_here, number);
+    auto passed = Event(Kind::KIND_WAVE_PASSED, number);
+    passed.set_detail(absl::StrCat(hosts.size() - failed_here.size(), " of ", hosts.size(),
+                                   " hosts verified"));
+    Emit(passed);
+  }
+
+  // Every wave verified: make the changes stay.
+  std::vector<size_t> keep;
+  for (size_t h : r_.changed)
+    if (!r_.failed.count(h) && !r_.rolled_back.count(h) && !r_.confirmed.count(h)) keep.push_back(h);
+  size_t confirm_failed = 0;
+  if (!keep.empty()) {
+    auto confirmed = fleet_.Confirm(keep, r_.run);
+    for (size_t i = 0; i < keep.size(); ++i) {
+      const bool ok = i < confirmed.size() && confirmed[i].ok();
+      auto e = Event(ok ? Kind::KIND_HOST_CONFIRMED : Kind::KIND_HOST_CONFIRM_FAILED, 0,
+                     static_cast<int>(keep[i]));
+      if (!ok) {
+        ++confirm_failed;
+        e.set_detail(i < confirmed.size() ? std::string(confirmed[i].message()) : "no answer");
+      }
+      Emit(e);
+    }
+  }
+  const size_t failures = r_.failed.size();
+  if (confirm_failed > 0) {
+    return Finish(v1::PLAYBOOK_RUN_STATE_FAILED,
+                  absl::StrCat(confirm_failed, " host", confirm_failed == 1 ? "" : "s",
+                               " could not confirm (they roll back at the deadline); ",
+                               r_.confirmed.size(), " confirmed"));
+  }
+  return Finish(v1::PLAYBOOK_RUN_STATE_SUCCEEDED,
+                absl::StrCat(r_.confirmed.size(), " host", r_.confirmed.size() == 1 ? "" : "s",
+                             " changed and confirmed",
+                             r_.unchanged.empty() ? "" : absl::StrCat(", ", r_.unchanged.size(), " had nothing to change"),
+                             failures ? absl::StrCat(", ", failures, " failed within the allowance and rolled back") : ""));
+}
+
+absl::StatusOr<v1::TuningIntent> ResolveIntent(const Playbook& p,
+                                               const std::optional<v1::Finding>& finding,
+                                               const std::map<std::string, KnobBounds>& knobs,
+                                               std::string* why) {
+  if (p.from_finding) {
+    if (!finding) return absl::FailedPreconditionError("the finding is not open here");
+    if (!finding->remediation().has_intent()) {
+      std::string limit = finding->remediation().limits_size() > 0
+                              ? finding->remediation().limits(0)
+                              : finding->remediation().summary();
+      return absl::FailedPreconditionError(
+          absl::StrCat("the finding has no remediation the agent can apply: ", limit));
+    }
+    if (why) *why = finding->remediation().summary();
+    return finding->remediation().intent();
+  }
+  v1::TuningIntent in = *p.intent;
+  google::protobuf::RepeatedPtrField<v1::Setting>* settings = nullptr;
+  if (in.has_limits()) settings = in.mutable_limits()->mutable_settings();
+  if (in.has_sysctl()) settings = in.mutable_sysctl()->mutable_settings();
+  std::vector<std::string> whys;
+  if (settings) {
+    for (auto& s : *settings) {
+      if (!IsExpression(s.value())) continue;
+      auto it = knobs.find(s.name());
+      if (it == knobs.end()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(s.name(), ": the agent does not list this knob here"));
+      }
+      std::string w;
+      auto v = ResolveSetting(s.value(), p.guards, it->second, &w);
+      if (!v.ok()) return absl::FailedPreconditionError(absl::StrCat(s.name(), ": ", v.status().message()));
+      s.set_value(*v);
+      whys.push_back(absl::StrCat(s.name(), ": ", w));
+    }
+  }
+  if (why) *why = absl::StrJoin(whys, "; ");
+  return in;
+}
+
+namespace {
+
+// Detection: the events up to RUN_PLANNED, folded into `runner`.
+void Detect(const Playbook& p, Runner& runner, Fleet& fleet) {
+  RunRecord& r = runner.record();
+  std::vector<size_t> all;
+  for (int i = 0; i < r.started.targets_size(); ++i) all.push_back(static_cast<size_t>(i));
+  const bool measure = !p.finding.empty() || !PlaybookCounters(p).empty();
+  std::vector<HostMeasure> measured(all.size());
+  if (measure) measured = fleet.Measure(all, p, p.detect_window);
+  measured.resize(all.size());
+  // Knobs for expressions, on the hosts that matched.
+  std::vector<size_t> candidates;
+  for (size_t h : all) {
+    if (!measured[h].status.ok()) continue;
+    if (!p.finding.empty() && !measured[h].finding) continue;
+    candidates.push_back(h);
+  }
+  std::vector<absl::StatusOr<std::map<std::string, KnobBounds>>> knobs;
+  const auto names = p.intent ? ExpressionKnobs(*p.intent) : std::vector<std::string>{};
+  if (!names.empty() && !candidates.empty()) knobs = fleet.Knobs(candidates, names);
+  size_t k = 0;
+  std::vector<size_t> matched;
+  for (size_t h : all) {
+    const int hi = static_cast<int>(h);
+    if (!measured[h].status.ok()) {
+      auto e = runner.Event(Kind::KIND_HOST_SKIPPED, 0, hi);
+      e.set_detail(absl::StrCat("unreachable before the change: ", measured[h].status.ToString()));
+      runner.Emit(e);
+      continue;
+    }
+    if (!p.finding.empty() && !measured[h].finding) {
+      auto e = runner.Event(Kind::KIND_HOST_SKIPPED, 0, hi);
+      e.set_detail(absl::StrCat("no ", p.finding, " finding at ", absl::AsciiStrToLower(std::string(absl::StripPrefix(v1::Severity_Name(p.min_severity), "SEVERITY_"))), " or above"));
+      runner.Emit(e);
+      continue;
+    }
+    std::map<std::string, KnobBounds> host_knobs;
+    if (!names.empty()) {
+      const auto& kr = knobs.at(k++);
+      if (!kr.ok()) {
+        auto e = runner.Event(Kind::KIND_HOST_SKIPPED, 0, hi);
+        e.set_detail(absl::StrCat("knobs: ", kr.status().ToString()));
+        runner.Emit(e);
+        continue;
+      }
+      host_knobs = *kr;
+    }
+    std::string why;
+    auto intent = ResolveIntent(p, measured[h].finding, host_knobs, &why);
+    if (!intent.ok()) {
+      auto e = runner.Event(Kind::KIND_HOST_SKIPPED, 0, hi);
+      e.set_detail(std::string(intent.status().message()));
+      runner.Emit(e);
+      continue;
+    }
+    auto e = runner.Event(Kind::KIND_HOST_MATCHED, 0, hi);
+    *e.mutable_intent() = *intent;
+    if (measured[h].finding) {
+      e.set_severity(measured[h].finding->severity());
+      e.set_detail(measured[h].finding->summary());
+    }
+    if (!why.empty()) e.set_detail(e.detail().empty() ? why : absl::StrCat(e.detail(), "; ", why));
+    // The figures before the change: the verification's baseline.
+    if (!p.finding.empty()) {
+      auto* m = e.add_measurements();
+      m->set_name(absl::StrCat("finding ", p.finding));
+      m->set_value(1);
+      m->set_condition("open before the change");
+    }
+    for (const auto& [name, rate] : measured[h].figures.rates) {
+      auto* m = e.add_measurements();
+      m->set_name(absl::StrCat(name, " rate"));
+      m->set_value(rate);
+      m->set_condition("before the change");
+    }
+    runner.Emit(e);
+    matched.push_back(h);
+  }
+  auto planned = runner.Event(Kind::KIND_RUN_PLANNED);
+  size_t at = 0;
+  for (size_t size : WaveSizes(p.waves, matched.size())) {
+    auto* w = planned.add_waves();
+    w->set_number(static_cast<uint32_t>(planned.waves_size()));
+    for (size_t i = 0; i < size; ++i)
+      w->add_targets(r.started.targets(static_cast<int>(matched[at++])).display());
+  }
+  planned.set_detail(absl::StrCat(matched.size(), " of ", all.size(), " hosts matched; ",
+                                  planned.waves_size(), " wave", planned.waves_size() == 1 ? "" : "s"));
+  runner.Emit(planned);
+}
+
+v1::PlaybookEvent StartedEvent(const Playbook& p, const RunOptions& o, Fleet& fleet,
+                               absl::Duration confirm_within) {
+  v1::PlaybookEvent e;
+  e.set_kind(Kind::KIND_RUN_STARTED);
+  const absl::Time now = fleet.Now();
+  *e.mutable_at() = Stamp(now);
+  e.set_run(o.run_id);
+  auto* s = e.mutable_started();
+  s->set_playbook(p.name);
+  s->set_file(p.file);
+  s->set_digest(p.digest);
+  s->set_change_id(o.run_id);
+  for (const auto& t : o.targets) *s->add_targets() = t;
+  *s->mutable_confirm_deadline() = Stamp(now + confirm_within);
+  s->set_caller(o.caller);
+  e.set_detail(absl::StrCat("playbook ", p.name, " on ", o.targets.size(), " target",
+                            o.targets.size() == 1 ? "" : "s", "; changes roll back by themselves at ",
+                            absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", now + confirm_within,
+                                             absl::UTCTimeZone()),
+                            " unless the run confirms them"));
+  return e;
+}
+
+// Waves the targets would need at most (every target matched).
+absl::Duration ConfirmWithinFor(const Playbook& p, size_t targets, absl::Duration per_call) {
+  if (p.confirm_within) return *p.confirm_within;
+  return DefaultConfirmWithin(EstimateRunTime(p, WaveSizes(p.waves, targets).size(), per_call));
+}
+
+}  // namespace
+
+Preview PreviewPlaybook(const Playbook& p, const RunOptions& o, Fleet& fleet) {
+  Preview pv;
+  pv.confirm_within = ConfirmWithinFor(p, o.targets.size(), o.per_call);
+  EventSink sink = [&](const v1::PlaybookEvent& e) { pv.events.push_back(e); };
+  Runner runner(p, fleet, sink, RunRecord{});
+  runner.Emit(StartedEvent(p, o, fleet, pv.confirm_within));
+  Detect(p, runner, fleet);
+  const RunRecord& r = runner.record();
+  pv.waves = r.waves;
+  pv.estimate = EstimateRunTime(p, r.waves.size(), o.per_call);
+  std::vector<size_t> hosts;
+  std::vector<v1::TuningIntent> intents;
+  for (const auto& [h, in] : r.intents) {
+    hosts.push_back(h);
+    intents.push_back(in);
+  }
+  if (!hosts.empty()) {
+    auto plans = fleet.Plan(hosts, intents);
+    for (size_t i = 0; i < hosts.size(); ++i) {
+      pv.plans.emplace(hosts[i], i < plans.size() ? plans[i]
+                                                  : absl::StatusOr<v1::TuningPlan>(
+                                                        absl::UnavailableError("no answer")));
+    }
+  }
+  return pv;
+}
+
+v1::PlaybookRunState RunPlaybook(const Playbook& p, const RunOptions& o, Fleet& fleet,
+                                 const EventSink& sink) {
+  Runner runner(p, fleet, sink, RunRecord{});
+  runner.Emit(StartedEvent(p, o, fleet, ConfirmWithinFor(p, o.targets.size(), o.per_call)));
+  Detect(p, runner, fleet);
+  if (runner.record().intents.empty()) {
+    return runner.Finish(v1::PLAYBOOK_RUN_STATE_NOTHING_TO_DO, "no host matched: nothing changed");
+  }
+  const absl::Duration estimate = EstimateRunTime(p, runner.record().waves.size(), o.per_call);
+  if (fleet.Now() + estimate > runner.record().deadline) {
+    return runner.Finish(
+        v1::PLAYBOOK_RUN_STATE_FAILED,
+        absl::StrCat("rollout.confirm_within is shorter than the run (about ",
+                     absl::FormatDuration(estimate),
+                     "): the hosts would roll back before the run confirms; nothing changed"));
+  }
+  return runner.Waves(0);
+}
+
+absl::StatusOr<v1::PlaybookRunState> ResumePlaybook(const Playbook& p, const RunRecord& record,
+                                                    Fleet& fleet, const EventSink& sink) {
+  if (record.finished()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run ", record.run, " has finished (",
+                     absl::AsciiStrToLower(std::string(absl::StripPrefix(
+                         v1::PlaybookRunState_Name(record.state), "PLAYBOOK_RUN_STATE_"))),
+                     "): nothing to resume"));
+  }
+  if (p.digest != record.started.digest()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the playbook ", p.file, " changed since run ", record.run,
+        " started: resume with the text it started with, or abort the run"));
+  }
+  if (fleet.Now() >= record.deadline) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "run ", record.run, ": its confirm deadline passed at ",
+        absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", record.deadline, absl::UTCTimeZone()),
+        ", so the hosts rolled the change back by themselves; `playbook abort` makes sure"));
+  }
+  Runner runner(p, fleet, sink, record);
+  auto e = runner.Event(Kind::KIND_RUN_RESUMED, static_cast<uint32_t>(record.waves_passed + 1));
+  e.set_detail(absl::StrCat("resuming at wave ", record.waves_passed + 1, " of ",
+                            record.waves.size()));
+  runner.Emit(e);
+  if (record.waves.empty() && record.intents.empty()) {
+    return runner.Finish(v1::PLAYBOOK_RUN_STATE_NOTHING_TO_DO, "no host matched: nothing changed");
+  }
+  return runner.Waves(record.waves_passed);
+}
+
+v1::PlaybookRunState AbortPlaybook(const RunRecord& record, Fleet& fleet, const EventSink& sink) {
+  Playbook none;
+  Runner runner(none, fleet, sink, record);
+  std::vector<size_t> hosts(record.applying.begin(), record.applying.end());
+  const size_t failed = runner.RollBack(hosts, 0);
+  return runner.Finish(
+      failed ? v1::PLAYBOOK_RUN_STATE_FAILED : v1::PLAYBOOK_RUN_STATE_ABORTED,
+      failed ? absl::StrCat("aborted; ", failed, " host", failed == 1 ? "" : "s",
+                            " could not be rolled back: run abort again")
+             : "aborted; every host the run changed is restored");
+}
+
+}  // namespace netagent::client

@@ -1,0 +1,126 @@
+// Running a playbook over a fleet: detect (which hosts have the finding, and
+// their figures before the change), plan the waves, then per wave apply the
+// remediation under one change id with a confirm deadline, measure over the
+// verification window, judge each host, and go on, pause, or roll back.
+// Nothing is confirmed until every wave has verified: a netctl that dies
+// mid-run leaves hosts that roll themselves back at the deadline.
+//
+// Every step is an event (v1::PlaybookEvent) handed to an EventSink before
+// the next step starts; the sink appends it to the run file, so a run can be
+// folded back from its events (FoldRun), resumed from the wave it was in,
+// or aborted (every host it may have changed is rolled back). The hosts are
+// reached through Fleet, which netctl implements over gRPC.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client/playbook.h"
+#include "netagent/v1/diagnosis.pb.h"
+#include "netagent/v1/playbook.pb.h"
+#include "netagent/v1/tuning.pb.h"
+
+namespace netagent::client {
+
+// One host's figures over a window, and the playbook's finding when open.
+struct HostMeasure {
+  absl::Status status;
+  HostFigures figures;
+  std::optional<netagent::v1::Finding> finding;
+};
+
+// The hosts, by index into the run's target list. Each call covers several
+// hosts at once and returns one result per host, in the order given.
+class Fleet {
+ public:
+  virtual ~Fleet() = default;
+  // The playbook's finding (if it has one) and counter rates over `window`.
+  virtual std::vector<HostMeasure> Measure(const std::vector<size_t>& hosts, const Playbook& p,
+                                           absl::Duration window) = 0;
+  // The current value and bounds of each named knob.
+  virtual std::vector<absl::StatusOr<std::map<std::string, KnobBounds>>> Knobs(
+      const std::vector<size_t>& hosts, const std::vector<std::string>& names) = 0;
+  virtual std::vector<absl::StatusOr<netagent::v1::TuningPlan>> Plan(
+      const std::vector<size_t>& hosts, const std::vector<netagent::v1::TuningIntent>& intents) = 0;
+  // ALREADY_EXISTS when the host has this change id already (a resumed run).
+  virtual std::vector<absl::StatusOr<netagent::v1::ApplyTuningResponse>> Apply(
+      const std::vector<size_t>& hosts, const std::vector<netagent::v1::TuningIntent>& intents,
+      const std::string& change_id, absl::Duration confirm_within) = 0;
+  virtual std::vector<absl::Status> Confirm(const std::vector<size_t>& hosts,
+                                            const std::string& change_id) = 0;
+  // OK when nothing of the change is left in effect on the host (rolled
+  // back now or before, expired, never applied).
+  virtual std::vector<absl::Status> Rollback(const std::vector<size_t>& hosts,
+                                             const std::string& change_id) = 0;
+  // False when interrupted (Ctrl-C): the run stops where it is.
+  virtual bool Sleep(absl::Duration d) = 0;
+  virtual absl::Time Now() = 0;
+};
+
+using EventSink = std::function<void(const netagent::v1::PlaybookEvent&)>;
+
+// A run as its events tell it.
+struct RunRecord {
+  std::string run;
+  netagent::v1::PlaybookRunStarted started;
+  netagent::v1::PlaybookRunState state = netagent::v1::PLAYBOOK_RUN_STATE_UNSPECIFIED;
+  std::vector<std::vector<size_t>> waves;  // hosts by index into started.targets
+  size_t waves_passed = 0;
+  std::map<size_t, netagent::v1::TuningIntent> intents;  // matched hosts
+  std::map<size_t, netagent::v1::PlaybookEvent> baseline;  // their HOST_MATCHED events
+  std::set<size_t> applying, changed, unchanged, failed, rolled_back, confirmed, skipped;
+  absl::Time started_at, deadline;
+  std::string last_detail;
+  bool finished() const;
+};
+// Folds events in order; INVALID_ARGUMENT when they do not start with
+// RUN_STARTED or name a host the run does not have.
+absl::StatusOr<RunRecord> FoldRun(const std::vector<netagent::v1::PlaybookEvent>& events);
+
+// The remediation for one host: the finding's own intent, or the literal
+// one with its expressions resolved against `knobs`. FAILED_PRECONDITION
+// says why there is none.
+absl::StatusOr<netagent::v1::TuningIntent> ResolveIntent(
+    const Playbook& p, const std::optional<netagent::v1::Finding>& finding,
+    const std::map<std::string, KnobBounds>& knobs, std::string* why);
+
+struct RunOptions {
+  std::string run_id;  // also the change id on every host
+  std::string caller;
+  std::vector<netagent::v1::PlaybookTarget> targets;
+  absl::Duration per_call = absl::Seconds(10);
+};
+
+// Detects, and plans every matched host (changes nothing): the events a run
+// would start with, then a plan per host (HOST_MATCHED events carry the
+// intent; `plans` gets what PlanTuning says).
+struct Preview {
+  std::vector<netagent::v1::PlaybookEvent> events;
+  std::map<size_t, absl::StatusOr<netagent::v1::TuningPlan>> plans;
+  std::vector<std::vector<size_t>> waves;
+  absl::Duration estimate;
+  absl::Duration confirm_within;
+};
+Preview PreviewPlaybook(const Playbook& p, const RunOptions& o, Fleet& fleet);
+
+// The whole run; returns how it ended (RUNNING when interrupted).
+netagent::v1::PlaybookRunState RunPlaybook(const Playbook& p, const RunOptions& o, Fleet& fleet,
+                                           const EventSink& sink);
+// Goes on with a run that was interrupted or paused: the wave it was in is
+// applied where it had not been, verified again, and the run continues.
+// FAILED_PRECONDITION when it cannot (finished, the deadline passed, the
+// playbook's text changed).
+absl::StatusOr<netagent::v1::PlaybookRunState> ResumePlaybook(const Playbook& p,
+                                                              const RunRecord& record,
+                                                              Fleet& fleet, const EventSink& sink);
+// Rolls back every host the run may have changed (confirmed ones too).
+netagent::v1::PlaybookRunState AbortPlaybook(const RunRecord& record, Fleet& fleet,
+                                             const EventSink& sink);
+
+}  // namespace netagent::client

@@ -1,0 +1,502 @@
+// The run state machine over a scripted fleet (hosts that answer as each
+// test says, a clock that moves only when the run waits): success across
+// waves, failure in wave k, failures within the allowance, inconclusive and
+// pause, Ctrl-C, resume after a crash from the events alone, and abort. The
+// same runner drives real agents in tests/integration/playbook_test.cc.
+#include "client/playbook_run.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+
+namespace netagent::client {
+namespace {
+
+namespace v1 = ::netagent::v1;
+using Kind = v1::PlaybookEvent;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+struct Crash {};
+
+struct Host {
+  bool reachable = true;
+  bool finding = true;          // open before the change
+  bool fixed_by_change = true;  // the finding clears once changed
+  bool has_intent = true;
+  bool inconclusive = false;    // its verification cannot read the guard
+  bool applied = false, confirmed = false, rolled_back = false;
+  int applies = 0;
+};
+
+class ScriptedFleet : public Fleet {
+ public:
+  explicit ScriptedFleet(size_t n) : hosts(n) {}
+
+  std::vector<HostMeasure> Measure(const std::vector<size_t>& which, const Playbook& p,
+                                   absl::Duration window) override {
+    now += window;
+    std::vector<HostMeasure> out;
+    for (size_t h : which) {
+      HostMeasure m;
+      Host& host = hosts[h];
+      if (!host.reachable) {
+        m.status = absl::UnavailableError("connection refused");
+      } else {
+        const bool open = host.applied ? !host.fixed_by_change : host.finding;
+        m.figures.finding_open = open;
+        if (!host.inconclusive) m.figures.rates["TcpRetransSegs"] = 1;
+        if (open) {
+          v1::Finding f;
+          f.set_rule(p.finding);
+          f.set_severity(v1::SEVERITY_WARNING);
+          f.set_summary("overflowing");
+          if (host.has_intent) {
+            auto* s = f.mutable_remediation()->mutable_intent()->mutable_limits()->add_settings();
+            s->set_name("somaxconn");
+            s->set_value(absl::StrCat(1024 + h));
+          } else {
+            f.mutable_remediation()->add_limits("the application's listen() backlog is the limit");
+          }
+          m.finding = f;
+        }
+      }
+      out.push_back(m);
+    }
+    return out;
+  }
+  std::vector<absl::StatusOr<std::map<std::string, KnobBounds>>> Knobs(
+      const std::vector<size_t>& which, const std::vector<std::string>&) override {
+    std::vector<absl::StatusOr<std::map<std::string, KnobBounds>>> out;
+    for (size_t h : which) {
+      out.push_back(std::map<std::string, KnobBounds>{
+          {"somaxconn", KnobBounds{absl::StrCat(100 + h), "1", "65535", 0}}});
+    }
+    return out;
+  }
+  std::vector<absl::StatusOr<v1::TuningPlan>> Plan(const std::vector<size_t>& which,
+                                                   const std::vector<v1::TuningIntent>&) override {
+    return std::vector<absl::StatusOr<v1::TuningPlan>>(which.size(), v1::TuningPlan());
+  }
+  std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(
+      const std::vector<size_t>& which, const std::vector<v1::TuningIntent>& intents,
+      const std::string& id, absl::Duration confirm_within) override {
+    std::vector<absl::StatusOr<v1::ApplyTuningResponse>> out;
+    last_confirm_within = confirm_within;
+    for (size_t i = 0; i < which.size(); ++i) {
+      Host& host = hosts[which[i]];
+      applied_order.push_back(which[i]);
+      applied_intents[which[i]] = intents[i];
+      if (crash_after_applies >= 0 && static_cast<int>(applied_order.size()) > crash_after_applies) {
+        throw Crash{};  // netctl dies here
+      }
+      if (!host.reachable) {
+        out.push_back(absl::UnavailableError("connection refused"));
+        continue;
+      }
+      ++host.applies;
+      if (host.applied) {
+        out.push_back(absl::AlreadyExistsError(absl::StrCat("change ", id, " exists")));
+        continue;
+      }
+      host.applied = true;
+      v1::ApplyTuningResponse r;
+      r.mutable_change()->set_id(id);
+      auto* k = r.mutable_change()->add_knobs();
+      k->set_knob("net.core.somaxconn");
+      k->set_old_value("128");
+      k->set_new_value(intents[i].limits().settings(0).value());
+      out.push_back(r);
+    }
+    return out;
+  }
+  std::vector<absl::Status> Confirm(const std::vector<size_t>& which, const std::string&) override {
+    std::vector<absl::Status> out;
+    for (size_t h : which) {
+      hosts[h].confirmed = true;
+      out.push_back(absl::OkStatus());
+    }
+    return out;
+  }
+  std::vector<absl::Status> Rollback(const std::vector<size_t>& which,
+                                     const std::string&) override {
+    std::vector<absl::Status> out;
+    for (size_t h : which) {
+      rollback_order.push_back(h);
+      hosts[h].applied = false;
+      hosts[h].rolled_back = true;
+      out.push_back(absl::OkStatus());
+    }
+    return out;
+  }
+  bool Sleep(absl::Duration d) override {
+    if (interrupt_at_sleep >= 0 && sleeps++ == interrupt_at_sleep) return false;
+    now += d;
+    return true;
+  }
+  absl::Time Now() override { return now; }
+
+  std::vector<Host> hosts;
+  absl::Time now = absl::FromUnixSeconds(1800000000);
+  std::vector<size_t> applied_order, rollback_order;
+  std::map<size_t, v1::TuningIntent> applied_intents;
+  absl::Duration last_confirm_within;
+  int interrupt_at_sleep = -1, sleeps = 0;
+  int crash_after_applies = -1;
+};
+
+Playbook FindingPlaybook(std::vector<WaveStep> waves) {
+  Playbook p;
+  p.name = "lo";
+  p.digest = "d1";
+  p.finding = "listen-overflow";
+  p.from_finding = true;
+  p.finding_clears = true;
+  p.waves = std::move(waves);
+  p.pause = absl::Seconds(30);
+  p.verify_window = absl::Seconds(20);
+  return p;
+}
+
+RunOptions Options(size_t n) {
+  RunOptions o;
+  o.run_id = "lo-1";
+  o.caller = "root@test";
+  o.per_call = absl::Seconds(1);
+  for (size_t i = 0; i < n; ++i) {
+    v1::PlaybookTarget t;
+    t.set_display(absl::StrCat("h", i));
+    t.set_address(absl::StrCat("unix:///run/h", i));
+    o.targets.push_back(t);
+  }
+  return o;
+}
+
+struct Recorded {
+  std::vector<v1::PlaybookEvent> events;
+  EventSink sink() {
+    return [this](const v1::PlaybookEvent& e) { events.push_back(e); };
+  }
+  std::vector<std::string> Of(Kind::Kind k) const {
+    std::vector<std::string> out;
+    for (const auto& e : events)
+      if (e.kind() == k) out.push_back(e.target().empty() ? absl::StrCat("wave", e.wave()) : e.target());
+    return out;
+  }
+  const v1::PlaybookEvent& Last() const { return events.back(); }
+};
+
+TEST(PlaybookRun, SucceedsAcrossWavesAndConfirmsOnlyAtTheEnd) {
+  ScriptedFleet fleet(5);
+  Recorded rec;
+  const auto p = FindingPlaybook({{1, 0}, {0, 50}, {0, 100}});
+  const absl::Time start = fleet.now;
+  EXPECT_EQ(RunPlaybook(p, Options(5), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  EXPECT_THAT(rec.Of(Kind::KIND_WAVE_STARTED), ElementsAre("wave1", "wave2", "wave3"));
+  EXPECT_THAT(fleet.applied_order, ElementsAre(0, 1, 2, 3, 4));
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_VERIFIED), ElementsAre("h0", "h1", "h2", "h3", "h4"));
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_CONFIRMED), ElementsAre("h0", "h1", "h2", "h3", "h4"));
+  EXPECT_TRUE(fleet.rollback_order.empty());
+  // Each host got its own finding's remediation.
+  EXPECT_EQ(fleet.applied_intents[3].limits().settings(0).value(), "1027");
+  // Nothing is confirmed before the last wave verified.
+  size_t first_confirm = 0, last_verify = 0;
+  for (size_t i = 0; i < rec.events.size(); ++i) {
+    if (rec.events[i].kind() == Kind::KIND_HOST_CONFIRMED && !first_confirm) first_confirm = i;
+    if (rec.events[i].kind() == Kind::KIND_HOST_VERIFIED) last_verify = i;
+  }
+  EXPECT_GT(first_confirm, last_verify);
+  // The waits: detection 10 s, then per wave 20 s of verification, and two
+  // pauses of 30 s.
+  EXPECT_EQ(fleet.now - start, absl::Seconds(10 + 3 * 20 + 2 * 30));
+  // The confirm deadline shrinks as the run goes on: every host rolls back
+  // at one moment, whatever wave changed it.
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok()) << record.status();
+  EXPECT_EQ(record->state, v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(fleet.last_confirm_within, record->deadline - (fleet.now - absl::Seconds(20)));
+  EXPECT_EQ(record->confirmed.size(), 5u);
+  EXPECT_EQ(rec.Last().kind(), Kind::KIND_RUN_FINISHED);
+  EXPECT_THAT(rec.Last().detail(), HasSubstr("5 hosts changed and confirmed"));
+}
+
+TEST(PlaybookRun, AFailureInWaveTwoRollsBackEveryChangedHostAndStops) {
+  ScriptedFleet fleet(6);
+  fleet.hosts[2].fixed_by_change = false;  // wave 2 = h1, h2
+  Recorded rec;
+  const auto p = FindingPlaybook({{1, 0}, {3, 0}, {0, 100}});
+  EXPECT_EQ(RunPlaybook(p, Options(6), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_FAILED);
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_FAILED), ElementsAre("h2"));
+  EXPECT_THAT(rec.Of(Kind::KIND_WAVE_FAILED), ElementsAre("wave2"));
+  EXPECT_THAT(fleet.applied_order, ElementsAre(0, 1, 2));  // wave 3 never touched
+  std::set<size_t> back(fleet.rollback_order.begin(), fleet.rollback_order.end());
+  EXPECT_EQ(back, (std::set<size_t>{0, 1, 2}));
+  EXPECT_TRUE(rec.Of(Kind::KIND_HOST_CONFIRMED).empty());
+  for (const auto& h : fleet.hosts) EXPECT_FALSE(h.applied);
+  EXPECT_THAT(rec.Last().detail(), HasSubstr("later waves were not touched"));
+}
+
+TEST(PlaybookRun, OnlyTheFailedHostsWhenThePlaybookSaysSo) {
+  ScriptedFleet fleet(4);
+  fleet.hosts[1].fixed_by_change = false;
+  Recorded rec;
+  auto p = FindingPlaybook({{0, 100}});
+  p.rollback_all = false;
+  EXPECT_EQ(RunPlaybook(p, Options(4), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_FAILED);
+  EXPECT_THAT(fleet.rollback_order, ElementsAre(1));
+}
+
+TEST(PlaybookRun, FailuresWithinTheAllowanceAreRolledBackAndTheRunGoesOn) {
+  ScriptedFleet fleet(4);
+  fleet.hosts[1].fixed_by_change = false;
+  Recorded rec;
+  auto p = FindingPlaybook({{2, 0}, {0, 100}});
+  p.max_failures = FailureBudget{1, -1};
+  p.max_failures_total = FailureBudget{1, -1};
+  EXPECT_EQ(RunPlaybook(p, Options(4), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  EXPECT_THAT(fleet.rollback_order, ElementsAre(1));
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_CONFIRMED), ElementsAre("h0", "h2", "h3"));
+  EXPECT_THAT(rec.Last().detail(), HasSubstr("1 failed within the allowance"));
+}
+
+TEST(PlaybookRun, TheOverallBudgetStopsARunWhoseWavesEachStayWithinTheirs) {
+  ScriptedFleet fleet(4);
+  fleet.hosts[0].fixed_by_change = false;
+  fleet.hosts[2].fixed_by_change = false;
+  Recorded rec;
+  auto p = FindingPlaybook({{2, 0}, {0, 100}});
+  p.max_failures = FailureBudget{1, -1};
+  p.max_failures_total = FailureBudget{1, -1};
+  EXPECT_EQ(RunPlaybook(p, Options(4), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_FAILED);
+  EXPECT_THAT(rec.Of(Kind::KIND_WAVE_FAILED), ElementsAre("wave2"));
+}
+
+TEST(PlaybookRun, HostsThatDoNotMatchOrCannotBeFixedAreSkippedAndNamed) {
+  ScriptedFleet fleet(4);
+  fleet.hosts[0].reachable = false;
+  fleet.hosts[1].finding = false;
+  fleet.hosts[2].has_intent = false;
+  Recorded rec;
+  EXPECT_EQ(RunPlaybook(FindingPlaybook({{0, 100}}), Options(4), fleet, rec.sink()),
+            v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_SKIPPED), ElementsAre("h0", "h1", "h2"));
+  EXPECT_THAT(rec.events[1].detail(), HasSubstr("unreachable before the change"));
+  EXPECT_THAT(rec.events[2].detail(), HasSubstr("no listen-overflow finding at warning or above"));
+  EXPECT_THAT(rec.events[3].detail(), HasSubstr("the application's listen() backlog"));
+  EXPECT_THAT(fleet.applied_order, ElementsAre(3));
+}
+
+TEST(PlaybookRun, NoMatchChangesNothing) {
+  ScriptedFleet fleet(2);
+  fleet.hosts[0].finding = fleet.hosts[1].finding = false;
+  Recorded rec;
+  EXPECT_EQ(RunPlaybook(FindingPlaybook({{0, 100}}), Options(2), fleet, rec.sink()),
+            v1::PLAYBOOK_RUN_STATE_NOTHING_TO_DO);
+  EXPECT_TRUE(fleet.applied_order.empty());
+}
+
+TEST(PlaybookRun, AConfirmWindowShorterThanTheRunIsRefusedBeforeAnyChange) {
+  ScriptedFleet fleet(3);
+  Recorded rec;
+  auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  p.confirm_within = absl::Seconds(30);
+  EXPECT_EQ(RunPlaybook(p, Options(3), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_FAILED);
+  EXPECT_TRUE(fleet.applied_order.empty());
+  EXPECT_THAT(rec.Last().detail(), HasSubstr("confirm_within is shorter than the run"));
+}
+
+TEST(PlaybookRun, ExpressionsAreResolvedPerHost) {
+  ScriptedFleet fleet(2);
+  Recorded rec;
+  Playbook p;
+  p.name = "x";
+  p.intent.emplace();
+  auto* s = p.intent->mutable_limits()->add_settings();
+  s->set_name("somaxconn");
+  s->set_value("current * 10");
+  p.guards.ceiling = 1005;
+  CounterCondition c;
+  c.counter = "TcpRetransSegs";
+  c.rate_below = 5;
+  p.success.push_back(c);
+  p.waves = {{0, 100}};
+  EXPECT_EQ(RunPlaybook(p, Options(2), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(fleet.applied_intents[0].limits().settings(0).value(), "1000");  // 100 * 10
+  EXPECT_EQ(fleet.applied_intents[1].limits().settings(0).value(), "1005");  // held by ceiling
+  EXPECT_THAT(rec.events[2].detail(), HasSubstr("held to 1005"));
+}
+
+TEST(PlaybookRun, InconclusivePausesAndResumeVerifiesTheWaveAgain) {
+  Recorded rec;
+  auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  CounterCondition guard;
+  guard.counter = "TcpRetransSegs";
+  guard.worse_than_baseline = 2;
+  p.failure.push_back(guard);
+  p.pause_on_inconclusive = true;
+  // The guard is readable before the change but not in the canary's first
+  // verification.
+  struct Flip : ScriptedFleet {
+    using ScriptedFleet::ScriptedFleet;
+    std::vector<HostMeasure> Measure(const std::vector<size_t>& which, const Playbook& pb,
+                                     absl::Duration w) override {
+      if (hosts[0].applied && flips-- > 0) hosts[0].inconclusive = true;
+      auto out = ScriptedFleet::Measure(which, pb, w);
+      hosts[0].inconclusive = false;
+      return out;
+    }
+    int flips = 1;
+  } flip(3);
+  EXPECT_EQ(RunPlaybook(p, Options(3), flip, rec.sink()), v1::PLAYBOOK_RUN_STATE_PAUSED);
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_INCONCLUSIVE), ElementsAre("h0"));
+  EXPECT_TRUE(flip.rollback_order.empty());
+  EXPECT_THAT(flip.applied_order, ElementsAre(0));
+
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->state, v1::PLAYBOOK_RUN_STATE_PAUSED);
+  Recorded more;
+  auto resumed = ResumePlaybook(p, *record, flip, more.sink());
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(*resumed, v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(more.events[0].kind(), Kind::KIND_RUN_RESUMED);
+  // The canary is not applied twice; it is verified again.
+  EXPECT_EQ(flip.hosts[0].applies, 1);
+  EXPECT_THAT(more.Of(Kind::KIND_HOST_VERIFIED), ElementsAre("h0", "h1", "h2"));
+}
+
+TEST(PlaybookRun, InconclusiveFailsByDefault) {
+  ScriptedFleet fleet(2);
+  Recorded rec;
+  auto p = FindingPlaybook({{0, 100}});
+  CounterCondition guard;
+  guard.counter = "TcpRetransSegs";
+  guard.worse_than_baseline = 2;
+  p.failure.push_back(guard);
+  fleet.hosts[1].inconclusive = true;  // no baseline either
+  EXPECT_EQ(RunPlaybook(p, Options(2), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_FAILED);
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_INCONCLUSIVE), ElementsAre("h1"));
+}
+
+TEST(PlaybookRun, CtrlCLeavesTheRunResumable) {
+  ScriptedFleet fleet(3);
+  fleet.interrupt_at_sleep = 1;  // the pause before wave 2 (the first is wave 1's settle)
+  Recorded rec;
+  const auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  EXPECT_EQ(RunPlaybook(p, Options(3), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_RUNNING);
+  EXPECT_TRUE(fleet.hosts[0].applied);
+  EXPECT_FALSE(fleet.hosts[0].confirmed);
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->waves_passed, 1u);
+  fleet.interrupt_at_sleep = -1;
+  Recorded more;
+  EXPECT_EQ(*ResumePlaybook(p, *record, fleet, more.sink()), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  EXPECT_THAT(fleet.applied_order, ElementsAre(0, 1, 2));
+  EXPECT_THAT(more.Of(Kind::KIND_HOST_CONFIRMED), ElementsAre("h0", "h1", "h2"));
+}
+
+// netctl killed between sending wave 2's applies and recording them: the run
+// file ends with HOST_APPLYING. Resume finds the change on the host that got
+// it (ALREADY_EXISTS), applies the other, verifies both; abort instead rolls
+// back every host the file says may have it.
+std::vector<v1::PlaybookEvent> CrashedInWaveTwo(ScriptedFleet& fleet, const Playbook& p) {
+  Recorded rec;
+  fleet.crash_after_applies = 2;  // h0 (wave 1) and h1 get it; netctl dies before h2's
+  EXPECT_THROW(RunPlaybook(p, Options(3), fleet, rec.sink()), Crash);
+  fleet.crash_after_applies = -1;
+  fleet.applied_order.pop_back();  // h2: never sent
+  std::vector<v1::PlaybookEvent> cut;
+  for (const auto& e : rec.events) {
+    cut.push_back(e);
+    if (e.kind() == Kind::KIND_HOST_APPLYING && e.target() == "h2") break;
+  }
+  return cut;
+}
+
+TEST(PlaybookRun, ResumeAfterACrashMidWave) {
+  ScriptedFleet fleet(3);
+  const auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  auto events = CrashedInWaveTwo(fleet, p);
+  EXPECT_EQ(events.back().kind(), Kind::KIND_HOST_APPLYING);
+  auto record = FoldRun(events);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->state, v1::PLAYBOOK_RUN_STATE_RUNNING);
+  EXPECT_EQ(record->applying, (std::set<size_t>{0, 1, 2}));
+  Recorded more;
+  EXPECT_EQ(*ResumePlaybook(p, *record, fleet, more.sink()), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(fleet.hosts[1].applies, 2);  // the second said ALREADY_EXISTS
+  EXPECT_THAT(more.Of(Kind::KIND_HOST_CHANGED), ElementsAre("h1", "h2"));
+  for (const auto& h : fleet.hosts) EXPECT_TRUE(h.confirmed);
+}
+
+TEST(PlaybookRun, AbortAfterACrashRollsBackEveryHostThatMayHaveTheChange) {
+  ScriptedFleet fleet(3);
+  const auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  auto events = CrashedInWaveTwo(fleet, p);
+  EXPECT_TRUE(fleet.hosts[0].applied && fleet.hosts[1].applied && !fleet.hosts[2].applied);
+  auto record = FoldRun(events);
+  ASSERT_TRUE(record.ok());
+  Recorded more;
+  EXPECT_EQ(AbortPlaybook(*record, fleet, more.sink()), v1::PLAYBOOK_RUN_STATE_ABORTED);
+  std::set<size_t> back(fleet.rollback_order.begin(), fleet.rollback_order.end());
+  EXPECT_EQ(back, (std::set<size_t>{0, 1, 2}));  // h2 too: the file cannot tell
+  for (const auto& h : fleet.hosts) EXPECT_FALSE(h.applied);
+  // Aborting again finds nothing left to do.
+  events.insert(events.end(), more.events.begin(), more.events.end());
+  auto again = FoldRun(events);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->state, v1::PLAYBOOK_RUN_STATE_ABORTED);
+  fleet.rollback_order.clear();
+  Recorded third;
+  EXPECT_EQ(AbortPlaybook(*again, fleet, third.sink()), v1::PLAYBOOK_RUN_STATE_ABORTED);
+  EXPECT_TRUE(fleet.rollback_order.empty());
+}
+
+TEST(PlaybookRun, ResumeRefusesWhatItCannotContinue) {
+  ScriptedFleet fleet(2);
+  Recorded rec;
+  const auto p = FindingPlaybook({{0, 100}});
+  RunPlaybook(p, Options(2), fleet, rec.sink());
+  auto finished = FoldRun(rec.events);
+  ASSERT_TRUE(finished.ok());
+  Recorded more;
+  auto r = ResumePlaybook(p, *finished, fleet, more.sink());
+  EXPECT_THAT(r.status().message(), HasSubstr("has finished (succeeded)"));
+
+  ScriptedFleet fleet2(2);
+  fleet2.interrupt_at_sleep = 0;
+  Recorded rec2;
+  RunPlaybook(p, Options(2), fleet2, rec2.sink());
+  auto running = FoldRun(rec2.events);
+  ASSERT_TRUE(running.ok());
+  Playbook edited = p;
+  edited.digest = "d2";
+  r = ResumePlaybook(edited, *running, fleet2, more.sink());
+  EXPECT_THAT(r.status().message(), HasSubstr("changed since run lo-1 started"));
+  fleet2.now = running->deadline + absl::Seconds(1);
+  r = ResumePlaybook(p, *running, fleet2, more.sink());
+  EXPECT_THAT(r.status().message(), HasSubstr("confirm deadline passed"));
+  EXPECT_TRUE(more.events.empty());
+}
+
+TEST(PlaybookRun, FoldRefusesFilesThatAreNotARun) {
+  EXPECT_FALSE(FoldRun({}).ok());
+  v1::PlaybookEvent e;
+  e.set_kind(Kind::KIND_HOST_CHANGED);
+  EXPECT_FALSE(FoldRun({e}).ok());
+  v1::PlaybookEvent s;
+  s.set_kind(Kind::KIND_RUN_STARTED);
+  s.mutable_started()->add_targets()->set_display("h0");
+  e.set_target("stranger");
+  auto r = FoldRun({s, e});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("\"stranger\" is not in the run"));
+  EXPECT_FALSE(FoldRun({s, s}).ok());
+}
+
+}  // namespace
+}  // namespace netagent::client
