@@ -362,7 +362,6 @@ absl::StatusOr<Playbook> ParsePlaybook(absl::string_view text, const std::string
       if (m["window"]) {
         PB_ASSIGN(p.detect_window,
                   r.Duration(m["window"], "match.window", absl::Seconds(1), absl::Minutes(5)));
-        if (p.finding.empty()) return r.Error(m["window"], "match.window", "needs match.finding");
       }
       if (const YAML::Node t = m["targets"]) {
         if (!t.IsSequence()) return r.Error(t, "match.targets", "a list of target patterns");
@@ -504,7 +503,8 @@ std::vector<size_t> WaveSizes(const std::vector<WaveStep>& steps, size_t hosts) 
 }
 
 absl::Duration EstimateRunTime(const Playbook& p, size_t waves, absl::Duration per_call) {
-  absl::Duration t = (p.finding.empty() ? absl::ZeroDuration() : p.detect_window) + per_call;
+  const bool detects = !p.finding.empty() || !p.success.empty() || !p.failure.empty();
+  absl::Duration t = (detects ? p.detect_window : absl::ZeroDuration()) + per_call;
   for (size_t i = 0; i < waves; ++i) {
     t += per_call + p.settle + p.verify_window + per_call;
     if (i > 0) t += p.pause;
@@ -753,7 +753,8 @@ v1::PlaybookVerdict Judge(const Playbook& p, const HostFigures& now, const HostF
     if (!r) {
       unmeasured = true;
       all_success = false;
-      add(absl::StrCat(c.counter, " rate"), 0, std::nullopt, "not measured", false);
+      add(absl::StrCat(c.counter, " rate"), 0, std::nullopt,
+          absl::StrCat("below ", *c.rate_below, " (not measured)"), false);
       continue;
     }
     const bool met = *r < *c.rate_below;
@@ -766,11 +767,12 @@ v1::PlaybookVerdict Judge(const Playbook& p, const HostFigures& now, const HostF
     std::optional<double> base = baseline ? rate(*baseline, c.counter) : std::nullopt;
     if (!r || (c.worse_than_baseline && !base)) {
       unmeasured = true;
-      add(absl::StrCat(c.counter, " rate"), r.value_or(0), base, "not measured", false);
+      add(absl::StrCat(c.counter, " rate"), r.value_or(0), base,
+          r ? "a baseline (not measured before the change)" : "a figure (not measured)", false);
       continue;
     }
     bool bad = *r > c.rate_above;
-    std::string cond = absl::StrCat("not above ", c.rate_above);
+    std::string cond = absl::StrCat("at most ", c.rate_above);
     if (c.worse_than_baseline) {
       bad = bad && *r > *base * *c.worse_than_baseline;
       cond = absl::StrCat("at most ", *c.worse_than_baseline, "x the baseline",

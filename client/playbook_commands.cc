@@ -353,12 +353,14 @@ std::string EventLine(const v1::PlaybookEvent& e) {
     absl::StrAppend(&line, "  ", absl::AsciiStrToUpper(StateText(e.state())));
   }
   if (!e.detail().empty()) absl::StrAppend(&line, ": ", e.detail());
+  line = TerminalText(line);
   if (e.kind() == v1::PlaybookEvent::KIND_RUN_PLANNED) {
     for (const auto& w : e.waves()) {
-      absl::StrAppend(&line, "\n          wave ", w.number(), ": ", absl::StrJoin(w.targets(), ", "));
+      absl::StrAppend(&line, "\n          wave ", w.number(), ": ",
+                      TerminalText(absl::StrJoin(w.targets(), ", ")));
     }
   }
-  return TerminalText(line);
+  return line;
 }
 
 v1::PlaybookRunSummary Summarize(const RunRecord& r, const std::string& file) {
@@ -430,7 +432,7 @@ RunOptions Options(const std::vector<Target>& targets, const std::string& run_id
   RunOptions o;
   o.run_id = run_id;
   o.caller = Caller();
-  o.per_call = c.dialer->options().timeout;
+  o.per_call = std::min(absl::Seconds(2), c.dialer->options().timeout);
   for (const auto& t : targets) {
     v1::PlaybookTarget pt;
     pt.set_display(t.display);
@@ -640,7 +642,7 @@ int RunStatus(const CommandContext& c, const PlaybookArgs& a) {
   if (!events.ok()) return UsageError(c, std::string(events.status().message()));
   auto record = FoldRun(*events);
   if (!record.ok()) return UsageError(c, std::string(record.status().message()));
-  const auto summary = Summarize(*record, path.string());
+  const auto summary = Summarize(*record, fs::absolute(path).string());
   if (c.format == Format::kJson) {
     std::string out;
     AppendJson(summary, &out);
@@ -685,7 +687,7 @@ int RunHistory(const CommandContext& c, const PlaybookArgs& a) {
              << TerminalText(record.status().message()) << "\n";
       continue;
     }
-    const auto s = Summarize(*record, path.string());
+    const auto s = Summarize(*record, fs::absolute(path).string());
     if (c.format == Format::kJson) {
       AppendJson(s, &json);
       json.push_back('\n');

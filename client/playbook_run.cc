@@ -32,7 +32,7 @@ std::string Figures(const v1::PlaybookEvent& e) {
   for (const auto& m : e.measurements()) {
     std::string s = absl::StrCat(m.name(), " ", absl::StrFormat("%.4g", m.value()));
     if (m.has_baseline()) absl::StrAppend(&s, " (was ", absl::StrFormat("%.4g", m.baseline()), ")");
-    absl::StrAppend(&s, m.met() ? " ok: " : " NOT ", m.condition());
+    absl::StrAppend(&s, ", want ", m.condition(), m.met() ? ": ok" : ": NOT MET");
     parts.push_back(s);
   }
   return absl::StrJoin(parts, "; ");
@@ -315,7 +315,7 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
         if (auto it = r_.baseline.find(h); it != r_.baseline.end()) {
           for (const auto& m : it->second.measurements()) {
             if (m.name() == absl::StrCat("finding ", p_.finding)) base.finding_open = m.value() > 0;
-            if (absl::EndsWith(m.name(), " rate") && m.condition() != "not measured") {
+            if (absl::EndsWith(m.name(), " rate")) {
               base.rates[std::string(absl::StripSuffix(m.name(), " rate"))] = m.value();
             }
           }
@@ -605,11 +605,20 @@ v1::PlaybookRunState RunPlaybook(const Playbook& p, const RunOptions& o, Fleet& 
                                  const EventSink& sink) {
   Runner runner(p, fleet, sink, RunRecord{});
   runner.Emit(StartedEvent(p, o, fleet, ConfirmWithinFor(p, o.targets.size(), o.per_call)));
+  const absl::Time detect_start = fleet.Now();
   Detect(p, runner, fleet);
   if (runner.record().intents.empty()) {
     return runner.Finish(v1::PLAYBOOK_RUN_STATE_NOTHING_TO_DO, "no host matched: nothing changed");
   }
-  const absl::Duration estimate = EstimateRunTime(p, runner.record().waves.size(), o.per_call);
+  // A round of calls as this fleet answers them (detection, less its
+  // window), with room for a slower round.
+  const bool detected = !p.finding.empty() || !PlaybookCounters(p).empty();
+  const absl::Duration round =
+      std::max(absl::Seconds(1), 2 * (fleet.Now() - detect_start -
+                                      (detected ? p.detect_window : absl::ZeroDuration())));
+  const absl::Duration estimate =
+      EstimateRunTime(p, runner.record().waves.size(), round) -
+      (detected ? p.detect_window : absl::ZeroDuration()) - round;
   if (fleet.Now() + estimate > runner.record().deadline) {
     return runner.Finish(
         v1::PLAYBOOK_RUN_STATE_FAILED,

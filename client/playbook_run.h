@@ -94,7 +94,10 @@ struct RunOptions {
   std::string run_id;  // also the change id on every host
   std::string caller;
   std::vector<netagent::v1::PlaybookTarget> targets;
-  absl::Duration per_call = absl::Seconds(10);
+  // What a round of calls to the fleet is expected to take, for the
+  // default confirm_within (a run also measures it and refuses to start
+  // waves a confirm_within cannot cover).
+  absl::Duration per_call = absl::Seconds(2);
 };
 
 // Detects, and plans every matched host (changes nothing): the events a run

@@ -35,4 +35,13 @@ T ResultOf(const std::string& line) {
   return out;
 }
 
+// A line that is message T itself (netctl playbook's events and summaries).
+template <typename T>
+T MessageOf(const std::string& line) {
+  T out;
+  auto st = google::protobuf::util::JsonStringToMessage(line, &out);
+  EXPECT_TRUE(st.ok()) << st << ": " << line;
+  return out;
+}
+
 }  // namespace netagent::testing

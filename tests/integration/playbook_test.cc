@@ -1,0 +1,356 @@
+// Playbooks against a simulated fleet: 50 agents, each serving its own
+// network namespace, driven by `netctl playbook` as an operator would. The
+// reference for every value is sysctl in the namespace; for the changes, the
+// agents' own journals (tune history). A run that verifies in every wave is
+// confirmed everywhere; a guard that fails on two hosts of wave 2 rolls back
+// every host the run changed and never reaches wave 3; a netctl killed
+// mid-run leaves hosts that roll back by themselves at the deadline (abort
+// afterwards finds nothing to do), or that a resume carries to the end. One
+// lab incident (port exhaustion) is fixed by its shipped playbook, measured
+// by the connections that fail before and after.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "netagent/v1/playbook.pb.h"
+#include "netagent/v1/tuning.pb.h"
+#include "tests/common/test_support.h"
+#include "tests/integration/harness.h"
+#include "tests/integration/json.h"
+
+namespace netagent::testing {
+namespace {
+
+namespace v1 = ::netagent::v1;
+using ::testing::HasSubstr;
+using Kind = v1::PlaybookEvent;
+
+constexpr int kHosts = 50;
+constexpr char kPython[] = "/usr/bin/python3";
+
+std::string Sysctl(const Netns& ns, const std::string& name) {
+  RunResult r = RunCommand(ns.Exec({"sysctl", "-n", name}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return std::string(absl::StripAsciiWhitespace(r.out));
+}
+
+// A manual playbook: double somaxconn (at least 8192), in waves of 1, 10 %,
+// 50 %, 100 %; a host fails when it answers more than 20 UDP datagrams a
+// second with port unreachable (what the tests inject).
+std::string ManualPlaybook(const std::string& pause = "1s", const std::string& extra_rollout = "") {
+  return "apiVersion: netagent/v1\n"
+         "kind: Playbook\n"
+         "metadata:\n"
+         "  name: somaxconn-double\n"
+         "match:\n"
+         "  window: 1s\n"
+         "remediation:\n"
+         "  intent:\n"
+         "    limits:\n"
+         "      settings:\n"
+         "        - name: somaxconn\n"
+         "          value: \"max(current * 2, 8192)\"\n"
+         "  guards: {max_step: 4}\n"
+         "rollout:\n"
+         "  waves: [1, \"10%\", \"50%\", \"100%\"]\n"
+         "  pause: " + pause + "\n" + extra_rollout +
+         "verify:\n"
+         "  window: 1s\n"
+         "  success:\n"
+         "    - {counter: TcpExtListenOverflows, rate_below: 1}\n"
+         "  failure:\n"
+         "    - {counter: UdpNoPorts, rate_above: 20}\n";
+}
+
+// The last lines of a run's output, for a failure message.
+std::string Tail(const std::string& text) {
+  const auto lines = Lines(text);
+  std::string out;
+  for (size_t i = lines.size() > 5 ? lines.size() - 5 : 0; i < lines.size(); ++i)
+    out += lines[i].substr(0, 300) + "\n";
+  return out;
+}
+
+// A line of `file` with both strings.
+bool HasLine(const std::string& file, const std::string& a, const std::string& b) {
+  for (const auto& line : Lines(ReadFile(file)))
+    if (line.find(a) != std::string::npos && line.find(b) != std::string::npos) return true;
+  return false;
+}
+
+class PlaybookFleet : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!IsRoot()) return;
+    fleet_ = new Fleet;
+  }
+  static void TearDownTestSuite() {
+    delete fleet_;
+    fleet_ = nullptr;
+  }
+
+  void SetUp() override {
+    REQUIRE_ROOT("network namespaces");
+    ASSERT_NE(fleet_, nullptr);
+    ASSERT_TRUE(fleet_->error.empty()) << fleet_->error;
+    // Every test starts from the namespaces' default.
+    for (int i = 0; i < kHosts; ++i) ASSERT_EQ(Somaxconn(i), "4096") << "host " << i;
+    WriteFile(dir_ / "fleet", fleet_->targets);
+    WriteFile(dir_ / "pb.yaml", ManualPlaybook());
+  }
+
+  struct Fleet {
+    std::vector<std::unique_ptr<Netns>> ns;
+    std::vector<std::unique_ptr<Agent>> agents;
+    std::string targets, error;
+    Fleet() {
+      for (int i = 0; i < kHosts; ++i) {
+        ns.push_back(std::make_unique<Netns>());
+        agents.push_back(std::make_unique<Agent>(
+            *ns.back(), std::vector<std::string>{"--diagnosis-interval", "0"}));
+        if (!agents.back()->ok()) {
+          error = agents.back()->error();
+          return;
+        }
+        targets += agents.back()->target() + "\n";
+      }
+    }
+  };
+
+  static std::string Somaxconn(int host) { return Sysctl(*fleet_->ns[host], "net.core.somaxconn"); }
+
+  std::vector<std::string> Netctl(std::vector<std::string> args) const {
+    args.insert(args.begin(), {NetctlPath(), "--targets-file", dir_ / "fleet", "--timeout", "10s",
+                               "-o", "json"});
+    return args;
+  }
+  std::vector<std::string> Playbook(std::vector<std::string> args) const {
+    args.insert(args.begin(), {"playbook", "--state-dir", dir_ / "runs"});
+    return Netctl(args);
+  }
+
+  static std::vector<v1::PlaybookEvent> Events(const std::string& out) {
+    std::vector<v1::PlaybookEvent> events;
+    for (const auto& line : Lines(out)) events.push_back(MessageOf<v1::PlaybookEvent>(line));
+    return events;
+  }
+  static std::vector<std::string> Targets(const std::vector<v1::PlaybookEvent>& events,
+                                          Kind::Kind kind) {
+    std::vector<std::string> out;
+    for (const auto& e : events)
+      if (e.kind() == kind) out.push_back(e.target());
+    return out;
+  }
+  static std::string Host(int i) { return fleet_->agents[i]->target(); }
+
+  // The states the host's journal gives change `id` ("" when it has none).
+  static std::string ChangeState(int host, const std::string& id) {
+    RunResult r = fleet_->agents[host]->Netctl({"-o", "json", "tune", "history", "--limit", "1000"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const auto history = ResultOf<v1::ListChangesResponse>(Lines(r.out).at(0));
+    for (const auto& c : history.changes()) {
+      if (c.id() == id) return v1::ChangeState_Name(c.state());
+    }
+    return "";
+  }
+
+  // Port-unreachable answers in host `i`'s namespace, ~100/s, until destroyed.
+  std::unique_ptr<Process> UdpNoise(int i) {
+    return std::make_unique<Process>(
+        fleet_->ns[i]->Exec({kPython, "-c",
+                             "import socket,time\n"
+                             "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                             "while True:\n"
+                             "  s.sendto(b'x',('127.0.0.1',9)); time.sleep(0.01)\n"}),
+        dir_ / absl::StrCat("noise", i, ".log"));
+  }
+
+  static Fleet* fleet_;
+  TempDir dir_;
+};
+
+PlaybookFleet::Fleet* PlaybookFleet::fleet_ = nullptr;
+
+TEST_F(PlaybookFleet, RollsOutInFourVerifiedWavesAndConfirmsEveryHost) {
+  RunResult plan = RunCommand(Playbook({"plan", dir_ / "pb.yaml"}), std::chrono::seconds(60));
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  for (int i = 0; i < kHosts; ++i) ASSERT_EQ(Somaxconn(i), "4096") << "plan changed host " << i;
+
+  RunResult r = RunCommand(Playbook({"run", dir_ / "pb.yaml", "--run-id", "wave-ok"}),
+                           std::chrono::seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto events = Events(r.out);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().kind(), Kind::KIND_RUN_FINISHED);
+  EXPECT_EQ(events.back().state(), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  // 1, 10 % (5), 50 % (25), 100 %: 1 + 4 + 20 + 25 hosts.
+  std::vector<int> sizes;
+  for (const auto& e : events)
+    if (e.kind() == Kind::KIND_RUN_PLANNED)
+      for (const auto& w : e.waves()) sizes.push_back(w.targets_size());
+  EXPECT_EQ(sizes, (std::vector<int>{1, 4, 20, 25}));
+  EXPECT_EQ(Targets(events, Kind::KIND_HOST_VERIFIED).size(), size_t{kHosts});
+  EXPECT_EQ(Targets(events, Kind::KIND_HOST_CONFIRMED).size(), size_t{kHosts});
+  for (int i = 0; i < kHosts; ++i) {
+    EXPECT_EQ(Somaxconn(i), "8192") << "host " << i;
+  }
+  EXPECT_EQ(ChangeState(0, "wave-ok"), "CHANGE_STATE_CONFIRMED");
+  EXPECT_EQ(ChangeState(kHosts - 1, "wave-ok"), "CHANGE_STATE_CONFIRMED");
+
+  // Status and history read the run file.
+  RunResult status = RunCommand(Playbook({"status", "wave-ok"}));
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  const auto summary = MessageOf<v1::PlaybookRunSummary>(Lines(status.out).at(0));
+  EXPECT_EQ(summary.confirmed(), uint32_t{kHosts});
+  EXPECT_EQ(summary.waves_passed(), 4u);
+
+  // Abort undoes a finished run too: every host back where it was.
+  RunResult abort = RunCommand(Playbook({"abort", "wave-ok"}), std::chrono::seconds(60));
+  ASSERT_EQ(abort.exit_code, 0) << abort.out << abort.err;
+  for (int i = 0; i < kHosts; ++i) EXPECT_EQ(Somaxconn(i), "4096") << "host " << i;
+  EXPECT_EQ(ChangeState(7, "wave-ok"), "CHANGE_STATE_ROLLED_BACK");
+}
+
+TEST_F(PlaybookFleet, AGuardFailingOnTwoHostsOfWaveTwoRollsBackTheRunAndStopsThere) {
+  // Wave 2 is hosts 1-4 (target order); 2 and 3 answer ~100 datagrams/s
+  // with port unreachable.
+  auto noise2 = UdpNoise(2);
+  auto noise3 = UdpNoise(3);
+  RunResult r = RunCommand(Playbook({"run", dir_ / "pb.yaml", "--run-id", "wave-bad"}),
+                           std::chrono::seconds(120));
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  const auto events = Events(r.out);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().state(), v1::PLAYBOOK_RUN_STATE_FAILED);
+  auto failed = Targets(events, Kind::KIND_HOST_FAILED);
+  std::sort(failed.begin(), failed.end());
+  std::vector<std::string> want = {Host(2), Host(3)};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(failed, want);
+  for (const auto& e : events) {
+    if (e.kind() == Kind::KIND_WAVE_FAILED) {
+      EXPECT_EQ(e.wave(), 2u);
+    }
+    EXPECT_LE(e.wave(), 2u) << "a later wave was started";
+  }
+  // Every host is as it was (sysctl), wave 1 and 2 hosts by a rollback,
+  // the others untouched (their journals never saw the change).
+  for (int i = 0; i < kHosts; ++i) EXPECT_EQ(Somaxconn(i), "4096") << "host " << i;
+  for (int i = 0; i <= 4; ++i) {
+    EXPECT_EQ(ChangeState(i, "wave-bad"), "CHANGE_STATE_ROLLED_BACK") << "host " << i;
+  }
+  for (int i : {5, 20, kHosts - 1}) EXPECT_EQ(ChangeState(i, "wave-bad"), "") << "host " << i;
+}
+
+// netctl is killed once wave 2 has changed its hosts. Nothing was confirmed:
+// at the deadline every host rolls back by itself; abort afterwards finds
+// nothing left to undo.
+TEST_F(PlaybookFleet, NetctlKilledMidRunLeavesNothingHalfApplied) {
+  WriteFile(dir_ / "pb.yaml", ManualPlaybook("3s", "  confirm_within: 40s\n"));
+  Process run(Netctl({"playbook", "--state-dir", dir_ / "runs", "run", dir_ / "pb.yaml",
+                      "--run-id", "killed"}),
+              dir_ / "run.out");
+  ASSERT_TRUE(Eventually([&] { return HasLine(dir_ / "run.out", "KIND_HOST_CHANGED", "\"wave\":2"); },
+                         std::chrono::seconds(60)))
+      << Tail(ReadFile(dir_ / "run.out"));
+  run.Signal(SIGKILL);
+  run.Wait(std::chrono::seconds(5));
+  int changed = 0;
+  for (int i = 0; i < kHosts; ++i) changed += Somaxconn(i) == "8192";
+  EXPECT_GE(changed, 2) << "waves 1 and 2 had changed hosts";
+  EXPECT_EQ(ChangeState(1, "killed"), "CHANGE_STATE_PENDING_CONFIRM");
+
+  // The deadline: 40 s after the start.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        for (int i = 0; i < kHosts; ++i)
+          if (Somaxconn(i) != "4096") return false;
+        return true;
+      },
+      std::chrono::seconds(60)))
+      << "hosts kept the change past the deadline";
+  EXPECT_EQ(ChangeState(1, "killed"), "CHANGE_STATE_EXPIRED");
+
+  RunResult abort = RunCommand(Playbook({"abort", "killed"}), std::chrono::seconds(60));
+  EXPECT_EQ(abort.exit_code, 0) << abort.out << abort.err;
+  EXPECT_EQ(Events(abort.out).back().state(), v1::PLAYBOOK_RUN_STATE_ABORTED);
+  for (int i = 0; i < kHosts; ++i) EXPECT_EQ(Somaxconn(i), "4096") << "host " << i;
+  EXPECT_EQ(ChangeState(1, "killed"), "CHANGE_STATE_EXPIRED") << "abort found it undone";
+}
+
+// Killed in the same place, then resumed before the deadline: the run
+// finishes and every host is confirmed.
+TEST_F(PlaybookFleet, AKilledRunResumesToTheEnd) {
+  WriteFile(dir_ / "pb.yaml", ManualPlaybook("3s", "  confirm_within: 5m\n"));
+  Process run(Netctl({"playbook", "--state-dir", dir_ / "runs", "run", dir_ / "pb.yaml",
+                      "--run-id", "resumed"}),
+              dir_ / "run.out");
+  ASSERT_TRUE(Eventually(
+      [&] { return ReadFile(dir_ / "run.out").find("KIND_WAVE_PASSED") != std::string::npos; },
+      std::chrono::seconds(60)));
+  run.Signal(SIGKILL);
+  run.Wait(std::chrono::seconds(5));
+  RunResult status = RunCommand(Playbook({"status", "resumed"}));
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_EQ(MessageOf<v1::PlaybookRunSummary>(Lines(status.out).at(0)).state(),
+            v1::PLAYBOOK_RUN_STATE_RUNNING);
+
+  RunResult resume = RunCommand(Playbook({"resume", "resumed"}), std::chrono::seconds(120));
+  ASSERT_EQ(resume.exit_code, 0) << resume.out << resume.err;
+  const auto events = Events(resume.out);
+  EXPECT_EQ(events.front().kind(), Kind::KIND_RUN_RESUMED);
+  EXPECT_EQ(events.back().state(), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  for (int i = 0; i < kHosts; ++i) {
+    EXPECT_EQ(Somaxconn(i), "8192") << "host " << i;
+  }
+  EXPECT_EQ(ChangeState(0, "resumed"), "CHANGE_STATE_CONFIRMED");
+  // A second netctl on the same run waits for none: it is refused while the
+  // first holds it, and a finished run is not resumed.
+  RunResult again = RunCommand(Playbook({"resume", "resumed"}));
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.err, HasSubstr("has finished (succeeded)"));
+
+  RunResult abort = RunCommand(Playbook({"abort", "resumed"}), std::chrono::seconds(60));
+  ASSERT_EQ(abort.exit_code, 0) << abort.err;
+  for (int i = 0; i < kHosts; ++i) EXPECT_EQ(Somaxconn(i), "4096") << "host " << i;
+}
+
+TEST_F(PlaybookFleet, BadPlaybooksAndRunsAreRefusedWithoutTouchingAHost) {
+  WriteFile(dir_ / "bad.yaml", ManualPlaybook() + "colour: red\n");
+  RunResult r = RunCommand(Playbook({"run", dir_ / "bad.yaml"}));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("bad.yaml:23: colour: unknown field"));
+  RunResult v = RunCommand(Playbook({"validate", dir_ / "pb.yaml", dir_ / "bad.yaml"}));
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_THAT(v.out, HasSubstr("pb.yaml: ok"));
+  RunResult missing = RunCommand(Playbook({"status", "no-such-run"}));
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.err, HasSubstr("no run no-such-run"));
+  RunResult traversal = RunCommand(Playbook({"abort", "../../etc/passwd"}));
+  EXPECT_EQ(traversal.exit_code, 2);
+  EXPECT_THAT(traversal.err, HasSubstr("is not a run id"));
+  // A run file cut short in its last line (netctl killed while writing it)
+  // still reads; one damaged before that is named.
+  std::filesystem::create_directories(dir_ / "runs");
+  RunResult ok = RunCommand(Playbook({"run", dir_ / "pb.yaml", "--run-id", "cut"}),
+                            std::chrono::seconds(120));
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  const std::string file = ReadFile(dir_ / "runs/cut.jsonl");
+  WriteFile(dir_ / "runs/cut.jsonl", file + "{\"kind\":\"KIND_HOST_FAI");
+  EXPECT_EQ(RunCommand(Playbook({"status", "cut"})).exit_code, 0);
+  WriteFile(dir_ / "runs/cut.jsonl", "garbage\n" + file);
+  RunResult damaged = RunCommand(Playbook({"abort", "cut"}));
+  EXPECT_NE(damaged.exit_code, 0);
+  EXPECT_THAT(damaged.err, HasSubstr("cut.jsonl:1: not an event"));
+  WriteFile(dir_ / "runs/cut.jsonl", file);
+  ASSERT_EQ(RunCommand(Playbook({"abort", "cut"}), std::chrono::seconds(60)).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace netagent::testing
