@@ -20,12 +20,6 @@ namespace {
 namespace v1 = ::netagent::v1;
 using ::testing::HasSubstr;
 
-std::string Sysctl(const Netns& ns, const std::string& name) {
-  RunResult r = RunCommand(ns.Exec({"sysctl", "-n", name}));
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return std::string(absl::StripAsciiWhitespace(r.out));
-}
-
 // A server that listens with `backlog` and never accepts.
 std::unique_ptr<Process> SlowListener(const Netns& ns, const TempDir& dir, int backlog) {
   return std::make_unique<Process>(
@@ -62,13 +56,6 @@ std::unique_ptr<Process> Connector(const Netns& ns, const TempDir& dir, int seco
                             "    for c in socks[:100]: c.close()\n"
                             "    socks=socks[100:]\n")}),
       dir / "connector.log");
-}
-
-// Until something listens on `port` in the namespace.
-bool Listening(const Netns& ns, int port) {
-  return Eventually([&] {
-    return RunCommand(ns.Exec({"ss", "-Hltn", absl::StrCat("sport = :", port)})).out != "";
-  });
 }
 
 v1::DiagnoseResponse Doctor(const Agent& agent, std::vector<std::string> args) {

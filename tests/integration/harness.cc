@@ -17,6 +17,10 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "tests/common/test_support.h"
+
 namespace netagent::testing {
 namespace {
 
@@ -224,6 +228,32 @@ std::string Agent::log() const { return ReadFile(dir_ / "agent.log"); }
 RunResult Agent::Netctl(std::vector<std::string> args) const {
   args.insert(args.begin(), {NetctlPath(), "-t", target()});
   return RunCommand(args);
+}
+
+std::string Sysctl(const Netns& ns, const std::string& name) {
+  RunResult r = RunCommand(ns.Exec({"sysctl", "-n", name}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::string v(absl::StripAsciiWhitespace(r.out));
+  for (char& c : v) c = c == '\t' ? ' ' : c;
+  return v;
+}
+
+bool Listening(const Netns& ns, int port) {
+  return Eventually([&] {
+    return !RunCommand(ns.Exec({"ss", "-Hltn", absl::StrCat("sport = :", port)})).out.empty();
+  });
+}
+
+Link::Link() {
+  auto sh = [](const Netns& ns, const std::string& script) {
+    return RunCommand(ns.Exec({"sh", "-c", script}), std::chrono::seconds(30)).exit_code == 0;
+  };
+  bool ok = sh(a, "ip link add v0 type veth peer name v1 netns " + b.name());
+  ok = ok && sh(a, "ip addr add 10.66.0.1/24 dev v0 && ip link set v0 up && "
+                   "ip route add default via 10.66.0.2");
+  ok = ok && sh(b, "ip addr add 10.66.0.2/24 dev v1 && ip link set v1 up && "
+                   "ip route add default via 10.66.0.1");
+  if (!ok) ADD_FAILURE() << "cannot join " << a.name() << " and " << b.name();
 }
 
 }  // namespace netagent::testing

@@ -67,6 +67,19 @@ class Netns {
   std::string name_;
 };
 
+// `sysctl -n NAME` in the namespace (tabs in vector values as spaces).
+std::string Sysctl(const Netns& ns, const std::string& name);
+// Until something listens on TCP `port` in the namespace (ss), 10 s at most.
+bool Listening(const Netns& ns, int port);
+
+// Two namespaces joined by a veth: `a` 10.66.0.1/24 on v0, `b` 10.66.0.2/24
+// on v1, each routing everything else to the other (replies to spoofed
+// sources go back over the link).
+struct Link {
+  Link();
+  Netns a, b;
+};
+
 std::string NetagentdPath();
 std::string NetctlPath();
 std::string ReadFile(const std::string& path);

@@ -45,12 +45,6 @@ RunResult Sh(const Netns& ns, const std::string& script) {
     ASSERT_EQ(r_.exit_code, 0) << (script) << ": " << r_.err;   \
   } while (0)
 
-std::string Sysctl(const Netns& ns, const std::string& name) {
-  RunResult r = RunCommand(ns.Exec({"sysctl", "-n", name}));
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return std::string(absl::StripAsciiWhitespace(r.out));
-}
-
 bool HasTool(const std::string& tool) {
   return RunCommand({"sh", "-c", "command -v " + tool}).exit_code == 0;
 }
@@ -60,29 +54,6 @@ bool HasTool(const std::string& tool) {
     for (const char* t : {__VA_ARGS__})                                          \
       if (!HasTool(t)) GTEST_SKIP() << t << " is not installed (scripts/lib.sh)"; \
   } while (0)
-
-// Two namespaces joined by a veth: `a` 10.66.0.1/24 on v0, `b` 10.66.0.2/24
-// on v1, each routing everything else to the other (replies to spoofed
-// sources go back over the link).
-struct Link {
-  Netns a, b;
-  Link() {
-    bool ok = Sh(a, "ip link add v0 type veth peer name v1 netns " + b.name()).exit_code == 0;
-    ok = ok && Sh(a, "ip addr add 10.66.0.1/24 dev v0 && ip link set v0 up && "
-                     "ip route add default via 10.66.0.2")
-                       .exit_code == 0;
-    ok = ok && Sh(b, "ip addr add 10.66.0.2/24 dev v1 && ip link set v1 up && "
-                     "ip route add default via 10.66.0.1")
-                       .exit_code == 0;
-    if (!ok) ADD_FAILURE() << "cannot join " << a.name() << " and " << b.name();
-  }
-};
-
-bool Listening(const Netns& ns, int port) {
-  return Eventually([&] {
-    return !RunCommand(ns.Exec({"ss", "-Hltn", absl::StrCat("sport = :", port)})).out.empty();
-  });
-}
 
 size_t Established(const Netns& ns, const std::string& filter) {
   return Lines(RunCommand(ns.Exec({"sh", "-c", "ss -Htn state established " + filter})).out)

@@ -36,14 +36,6 @@ const std::vector<std::string> kSysctls = {
 const std::vector<std::string> kQueueFiles = {"rx-0/rps_cpus", "rx-0/rps_flow_cnt",
                                               "tx-0/xps_cpus"};
 
-std::string Sysctl(const Netns& ns, const std::string& name) {
-  RunResult r = RunCommand(ns.Exec({"sysctl", "-n", name}));
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  std::string v(absl::StripAsciiWhitespace(r.out));
-  for (char& c : v) c = c == '\t' ? ' ' : c;
-  return v;
-}
-
 std::string QueueFile(const Netns& ns, const std::string& dev, const std::string& file) {
   RunResult r =
       RunCommand(ns.Exec({"cat", absl::StrCat("/sys/class/net/", dev, "/queues/", file)}));

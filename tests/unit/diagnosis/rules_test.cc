@@ -7,6 +7,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "tests/unit/fixtures.h"
 
@@ -937,6 +942,48 @@ TEST(Diagnose, MostSevereFirstAndMinimumSeverity) {
   DiagnoseOptions o;
   o.min_severity = Severity::kWarning;
   EXPECT_EQ(Diagnose(p.get(), o).size(), 1u);
+}
+
+}  // namespace
+}  // namespace netagent::diagnosis
+
+namespace netagent::diagnosis {
+namespace {
+
+// Every rule either has a shipped playbook (docs/playbooks/RULE.yaml, whose
+// match.finding names it) or is listed here with why it has none: a new rule
+// must make that choice.
+TEST(Catalog, EveryRuleWithARemediationHasAShippedPlaybook) {
+  const std::map<std::string, std::string> without = {
+      {"retransmissions", "names the path's loss; nothing on the host fixes it"},
+      {"tcp-memory-pressure", "tcp_mem is host-wide and not managed"},
+      {"nic-drops", "needs a per-device decision (rings, channels) by a person"},
+      {"nic-errors", "a link or hardware fault"},
+      {"link-flaps", "a link fault"},
+      {"mtu-blackhole", "a path fault; probing is advice, not a change"},
+      {"irq-imbalance", "CPU placement needs a person's plan"},
+      {"kernel-drops", "evidence for other findings"},
+  };
+  std::set<std::string> shipped;
+  const std::filesystem::path dir = std::filesystem::path(NETAGENT_SOURCE_DIR) / "docs/playbooks";
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() != ".yaml") continue;
+    std::ifstream in(e.path());
+    std::string line, finding;
+    while (std::getline(in, line)) {
+      const auto at = line.find("  finding: ");
+      if (at == 0) finding = line.substr(11);
+    }
+    EXPECT_EQ(finding + ".yaml", e.path().filename().string());
+    shipped.insert(finding);
+  }
+  std::set<std::string> ids;
+  for (const auto& r : Catalog()) {
+    ids.insert(r.id);
+    EXPECT_TRUE(shipped.count(r.id) + without.count(r.id) == 1)
+        << r.id << ": ship docs/playbooks/" << r.id << ".yaml or say why not, not both";
+  }
+  for (const auto& id : shipped) EXPECT_TRUE(ids.count(id)) << id << " is not a rule";
 }
 
 }  // namespace
