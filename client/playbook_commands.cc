@@ -4,7 +4,6 @@
 // state dir.
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <google/protobuf/util/json_util.h>
 #include <pwd.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -24,7 +23,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "client/commands.h"
 #include "client/json.h"
@@ -302,30 +300,11 @@ class RunFile {
   int fd_ = -1;
 };
 
-// The events of a run file. A last line cut short (netctl killed while
-// writing it) is left out; a bad line before it is an error naming it.
 absl::StatusOr<std::vector<v1::PlaybookEvent>> ReadRunFile(const fs::path& path) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path.string(), ": cannot read"));
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<v1::PlaybookEvent> events;
-  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
-  const bool cut = !text.empty() && text.back() != '\n';
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].empty()) continue;
-    if (cut && i + 1 == lines.size()) break;
-    v1::PlaybookEvent e;
-    google::protobuf::util::JsonParseOptions opts;
-    opts.ignore_unknown_fields = true;  // a newer netctl's fields
-    auto st = google::protobuf::util::JsonStringToMessage(
-        google::protobuf::StringPiece(lines[i].data(), lines[i].size()), &e, opts);
-    if (!st.ok()) {
-      return absl::DataLossError(absl::StrCat(path.string(), ":", i + 1, ": not an event: ",
-                                              st.message().as_string()));
-    }
-    events.push_back(std::move(e));
-  }
-  return events;
+  return ParseRunEvents(text, path.string());
 }
 
 std::string StateText(v1::PlaybookRunState s) {

@@ -1,5 +1,7 @@
 #include "client/playbook_run.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
@@ -8,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace netagent::client {
 namespace v1 = ::netagent::v1;
@@ -90,6 +93,26 @@ size_t IndexOf(const RunRecord& r, const std::string& target) {
   return static_cast<size_t>(-1);
 }
 
+bool AboutAHost(v1::PlaybookEvent::Kind k) {
+  switch (k) {
+    case Kind::KIND_HOST_MATCHED:
+    case Kind::KIND_HOST_SKIPPED:
+    case Kind::KIND_HOST_APPLYING:
+    case Kind::KIND_HOST_CHANGED:
+    case Kind::KIND_HOST_UNCHANGED:
+    case Kind::KIND_HOST_VERIFIED:
+    case Kind::KIND_HOST_INCONCLUSIVE:
+    case Kind::KIND_HOST_FAILED:
+    case Kind::KIND_HOST_ROLLED_BACK:
+    case Kind::KIND_HOST_ROLLBACK_FAILED:
+    case Kind::KIND_HOST_CONFIRMED:
+    case Kind::KIND_HOST_CONFIRM_FAILED:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 bool RunRecord::finished() const {
@@ -136,13 +159,57 @@ absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events) 
     if (i > 0 && e.kind() == Kind::KIND_RUN_STARTED) {
       return absl::InvalidArgumentError(absl::StrCat("event ", i + 1, ": a second run_started"));
     }
+    if (AboutAHost(e.kind()) && e.target().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("event ", i + 1, ": ", Kind::Kind_Name(e.kind()), " names no target"));
+    }
     if (!e.target().empty() && IndexOf(runner.record(), e.target()) == static_cast<size_t>(-1)) {
       return absl::InvalidArgumentError(
           absl::StrCat("event ", i + 1, ": target \"", e.target(), "\" is not in the run"));
     }
+    for (const auto& w : e.waves()) {
+      for (const auto& t : w.targets()) {
+        if (IndexOf(runner.record(), t) == static_cast<size_t>(-1)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("event ", i + 1, ": wave target \"", t, "\" is not in the run"));
+        }
+      }
+    }
     runner.Fold(e);
   }
-  return runner.record();
+  const RunRecord& r = runner.record();
+  for (const auto& w : r.waves) {
+    for (size_t h : w) {
+      if (!r.intents.count(h)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("host ", r.started.targets(static_cast<int>(h)).display(),
+                         " is in a wave but has no remediation (no host_matched event)"));
+      }
+    }
+  }
+  return r;
+}
+
+absl::StatusOr<std::vector<v1::PlaybookEvent>> ParseRunEvents(absl::string_view text,
+                                                              const std::string& name) {
+  std::vector<v1::PlaybookEvent> events;
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
+  const bool cut = !text.empty() && text.back() != '\n';
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;  // a newer netctl's fields
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    if (cut && i + 1 == lines.size()) break;
+    v1::PlaybookEvent e;
+    auto st = google::protobuf::util::JsonStringToMessage(
+        google::protobuf::StringPiece(lines[i].data(), lines[i].size()), &e, opts);
+    if (!st.ok()) {
+      return absl::DataLossError(
+          absl::StrCat(name, ":", i + 1, ": not an event: ", st.message().as_string()));
+    }
+    events.push_back(std::move(e));
+  }
+  return events;
 }
 
 void Runner::Fold(const v1::PlaybookEvent& e) {

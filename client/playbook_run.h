@@ -80,8 +80,15 @@ struct RunRecord {
   bool finished() const;
 };
 // Folds events in order; INVALID_ARGUMENT when they do not start with
-// RUN_STARTED or name a host the run does not have.
+// RUN_STARTED, name a host the run does not have, or put a host in a wave
+// without its remediation.
 absl::StatusOr<RunRecord> FoldRun(const std::vector<netagent::v1::PlaybookEvent>& events);
+
+// The events of a run file's text (one JSON object per line). A last line
+// cut short (netctl killed while writing it) is left out; a bad line before
+// it is DATA_LOSS naming `name` and the line.
+absl::StatusOr<std::vector<netagent::v1::PlaybookEvent>> ParseRunEvents(absl::string_view text,
+                                                                        const std::string& name);
 
 // The remediation for one host: the finding's own intent, or the literal
 // one with its expressions resolved against `knobs`. FAILED_PRECONDITION

@@ -336,6 +336,41 @@ seed("request_fields", "seed-filters",
      "ct-state SYN_RECV\nfilter ^Tcp(Ext)?Listen\ninterface eth0\nrule fd00::/64\n"
      "sysctl net.ipv4.tcp_congestion_control\nints 4096 131072 6291456\n")
 
+# --- playbooks and run files ------------------------------------------------
+
+for f in sorted((ROOT / "docs" / "playbooks").glob("*.yaml")):
+    seed("playbook", "seed-" + f.stem, f.read_bytes())
+seed("playbook", "seed-manual",
+     "apiVersion: netagent/v1\nkind: Playbook\nmetadata: {name: m}\nmatch: {window: 2s, "
+     "targets: [\"web-*\"]}\nremediation:\n  intent: {limits: {settings: [{name: somaxconn, "
+     "value: \"max(current * 2, min(64K, current + 1024))\"}]}}\n  guards: {max_step: 4, "
+     "floor: 128, ceiling: 65535}\nrollout: {waves: [1, \"5%\", 10, \"100%\"], max_failures: "
+     "\"10%\", max_failures_total: 2, pause: 1s, confirm_within: 10m}\nverify: {window: 1s, "
+     "settle: 0s, success: [{counter: TcpExtListenOverflows, rate_below: 1}], failure: "
+     "[{counter: UdpNoPorts, worse_than_baseline: 2, rate_above: 20}], inconclusive: pause}\n"
+     "on_failure: rollback_failed\n")
+_t = ['{"display":"h%d","address":"unix:///run/h%d.sock"}' % (i, i) for i in range(2)]
+_run = [
+    '{"kind":"KIND_RUN_STARTED","run":"r1","started":{"playbook":"m","digest":"d",'
+    '"changeId":"r1","targets":[%s],"confirmDeadline":"2030-01-01T00:00:00Z"}}' % ",".join(_t),
+    '{"kind":"KIND_HOST_MATCHED","run":"r1","target":"h0","intent":{"limits":{"settings":'
+    '[{"name":"somaxconn","value":"8192"}]}},"measurements":[{"name":"UdpNoPorts rate",'
+    '"value":0}]}',
+    '{"kind":"KIND_HOST_SKIPPED","run":"r1","target":"h1","detail":"unreachable"}',
+    '{"kind":"KIND_RUN_PLANNED","run":"r1","waves":[{"number":1,"targets":["h0"]}]}',
+    '{"kind":"KIND_WAVE_STARTED","run":"r1","wave":1}',
+    '{"kind":"KIND_HOST_APPLYING","run":"r1","wave":1,"target":"h0"}',
+    '{"kind":"KIND_HOST_CHANGED","run":"r1","wave":1,"target":"h0","knobs":[{"knob":'
+    '"net.core.somaxconn","oldValue":"4096","newValue":"8192"}]}',
+    '{"kind":"KIND_HOST_VERIFIED","run":"r1","wave":1,"target":"h0","verdict":'
+    '"PLAYBOOK_VERDICT_SUCCESS"}',
+    '{"kind":"KIND_WAVE_PASSED","run":"r1","wave":1}',
+    '{"kind":"KIND_HOST_CONFIRMED","run":"r1","target":"h0"}',
+    '{"kind":"KIND_RUN_FINISHED","run":"r1","state":"PLAYBOOK_RUN_STATE_SUCCEEDED"}',
+]
+seed("playbook", "seed-run", "\n".join(_run) + "\n")
+seed("playbook", "seed-run-cut", "\n".join(_run[:6]) + "\n" + _run[6][:40])
+
 # --- write ---------------------------------------------------------------------
 
 total = 0

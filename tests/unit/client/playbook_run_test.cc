@@ -496,6 +496,21 @@ TEST(PlaybookRun, FoldRefusesFilesThatAreNotARun) {
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("\"stranger\" is not in the run"));
   EXPECT_FALSE(FoldRun({s, s}).ok());
+  // Found by fuzzing: a host event without a target folded as host -1, and
+  // an abort rolled back a host that does not exist.
+  v1::PlaybookEvent nameless;
+  nameless.set_kind(Kind::KIND_HOST_APPLYING);
+  r = FoldRun({s, nameless});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("KIND_HOST_APPLYING names no target"));
+  v1::PlaybookEvent planned;
+  planned.set_kind(Kind::KIND_RUN_PLANNED);
+  planned.add_waves()->add_targets("h0");
+  r = FoldRun({s, planned});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("has no remediation"));
+  planned.mutable_waves(0)->set_targets(0, "h9");
+  EXPECT_THAT(FoldRun({s, planned}).status().message(), HasSubstr("\"h9\" is not in the run"));
 }
 
 }  // namespace
