@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Playbooks: what the runner adds to a rollout, and what a playbook fixes.
+#
+# Fleet: AGENTS netagentds (default 50), each serving its own namespace on
+# its unix socket. A manual playbook (somaxconn doubled) in four waves (1,
+# 10 %, 50 %, 100 %) with a 2 s detection window, a 5 s verification window
+# per wave and 5 s pauses: its waits add up to 2 + 4 x 5 + 3 x 5 = 37 s,
+# the reference. The wall time of `netctl playbook run` over it, per round,
+# and the ratio (target: at most 1.10). Each round is aborted afterwards
+# (not timed).
+#
+# Efficacy: the lab's port exhaustion (200 ephemeral ports, a client that
+# opens and closes connections to one server over a veth): failed connects
+# in 3 s before, then the shipped docs/playbooks/port-exhaustion.yaml run as
+# it is, then failed connects in 3 s after.
+# Usage (root, after a build): tests/bench/playbook.sh [ROUNDS] [AGENTS]
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BUILD="${NETAGENT_BUILD:-$ROOT/build}"
+ROUNDS="${1:-3}"
+AGENTS="${2:-50}"
+DIR="$(mktemp -d)"
+PIDS=()
+NSS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for n in "${NSS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+[ "$(id -u)" -eq 0 ] || { echo "playbook.sh: run as root" >&2; exit 1; }
+ninja -C "$BUILD" netagentd netctl >/dev/null
+NETCTL="$BUILD/client/netctl"
+
+: >"$DIR/fleet"
+for i in $(seq "$AGENTS"); do
+  ns="na-bench-pb-$$-$i"
+  ip netns add "$ns"
+  NSS+=("$ns")
+  ip -n "$ns" link set lo up
+  "$BUILD/agent/netagentd" --netns "$ns" --socket "$DIR/$i.sock" --state-dir "$DIR/state$i" \
+    --diagnosis-interval 0 --log-format json >"$DIR/agent$i.log" 2>&1 &
+  PIDS+=($!)
+  echo "unix://$DIR/$i.sock" >>"$DIR/fleet"
+done
+for i in $(seq "$AGENTS"); do
+  for _ in $(seq 100); do "$NETCTL" -t "unix://$DIR/$i.sock" health >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+cat >"$DIR/fleet.yaml" <<'EOF'
+apiVersion: netagent/v1
+kind: Playbook
+metadata:
+  name: bench-fleet
+match:
+  window: 2s
+remediation:
+  intent:
+    limits:
+      settings:
+        - name: somaxconn
+          value: "max(current * 2, 8192)"
+rollout:
+  waves: [1, "10%", "50%", "100%"]
+  pause: 5s
+verify:
+  window: 5s
+  success:
+    - {counter: TcpExtListenOverflows, rate_below: 1}
+EOF
+REFERENCE=37
+echo "fleet: $AGENTS agents, 4 waves; the playbook's own waits: ${REFERENCE} s"
+printf '%-6s %10s %10s %8s\n' round wall_s overhead_s ratio
+for r in $(seq "$ROUNDS"); do
+  start=$(date +%s.%N)
+  "$NETCTL" --targets-file "$DIR/fleet" playbook --state-dir "$DIR/runs" run "$DIR/fleet.yaml" \
+    --run-id "bench-$r" >"$DIR/run$r.out"
+  end=$(date +%s.%N)
+  grep -q "SUCCEEDED" "$DIR/run$r.out" || { cat "$DIR/run$r.out"; exit 1; }
+  awk -v s="$start" -v e="$end" -v ref="$REFERENCE" -v r="$r" \
+    'BEGIN { w = e - s; printf "%-6s %10.2f %10.2f %8.3f\n", r, w, w - ref, w / ref }'
+  "$NETCTL" playbook --state-dir "$DIR/runs" abort "bench-$r" >/dev/null
+done
+
+# --- efficacy: port exhaustion ------------------------------------------------
+A="na-bench-pba-$$"
+B="na-bench-pbb-$$"
+ip netns add "$A"
+NSS+=("$A")
+ip netns add "$B"
+NSS+=("$B")
+ip -n "$A" link add v0 type veth peer name v1 netns "$B"
+ip -n "$A" addr add 10.66.0.1/24 dev v0
+ip -n "$A" link set v0 up
+ip -n "$A" link set lo up
+ip -n "$B" addr add 10.66.0.2/24 dev v1
+ip -n "$B" link set v1 up
+ip -n "$B" link set lo up
+ip netns exec "$A" sysctl -qw net.ipv4.ip_local_port_range="40000 40199"
+ip netns exec "$B" /usr/bin/python3 -c "
+import socket
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(('10.66.0.2',9000)); s.listen(1024)
+while True:
+  c,_=s.accept(); c.recv(16); c.close()" >/dev/null 2>&1 &
+PIDS+=($!)
+"$BUILD/agent/netagentd" --netns "$A" --socket "$DIR/lab.sock" --state-dir "$DIR/labstate" \
+  --log-format json >"$DIR/lab.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do "$NETCTL" -t "unix://$DIR/lab.sock" health >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do ip netns exec "$B" ss -Hltn 'sport = :9000' | grep -q . && break; sleep 0.1; done
+connects() {
+  ip netns exec "$A" /usr/bin/python3 -c "
+import socket,time
+ok=fail=0; end=time.time()+3
+while time.time()<end and ok<2000:
+  c=socket.socket()
+  try: c.connect(('10.66.0.2',9000)); ok+=1
+  except OSError: fail+=1; time.sleep(0.01)
+  c.close()
+print(ok, fail)"
+}
+read -r ok1 fail1 < <(connects)
+"$NETCTL" -t "unix://$DIR/lab.sock" --timeout 20s playbook --state-dir "$DIR/runs" run \
+  "$ROOT/docs/playbooks/port-exhaustion.yaml" --run-id lab >"$DIR/lab.out" || true
+state=$(grep -o "run finished  [A-Z_]*" "$DIR/lab.out" | awk '{print $3}')
+read -r ok2 fail2 < <(connects)
+echo
+echo "efficacy: port exhaustion, docs/playbooks/port-exhaustion.yaml ($state)"
+printf '%-8s %10s %10s %8s\n' when connects failed failed_%
+awk -v o="$ok1" -v f="$fail1" 'BEGIN { printf "%-8s %10d %10d %8.1f\n", "before", o + f, f, 100 * f / (o + f) }'
+awk -v o="$ok2" -v f="$fail2" 'BEGIN { printf "%-8s %10d %10d %8.1f\n", "after", o + f, f, 100 * f / (o + f) }'
