@@ -26,7 +26,7 @@
 #include "absl/strings/strip.h"
 #include "client/commands.h"
 #include "client/json.h"
-#include "client/playbook.h"
+#include "playbook/playbook.h"
 #include "client/playbook_run.h"
 #include "client/rpc.h"
 #include "netagent/v1/diagnosis.grpc.pb.h"

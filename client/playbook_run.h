@@ -21,12 +21,29 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "client/playbook.h"
+#include "playbook/playbook.h"
 #include "netagent/v1/diagnosis.pb.h"
 #include "netagent/v1/playbook.pb.h"
 #include "netagent/v1/tuning.pb.h"
 
 namespace netagent::client {
+
+using playbook::CounterCondition;
+using playbook::DefaultConfirmWithin;
+using playbook::EstimateRunTime;
+using playbook::ExpressionKnobs;
+using playbook::FailureBudget;
+using playbook::Guards;
+using playbook::HostFigures;
+using playbook::IsExpression;
+using playbook::Judge;
+using playbook::KnobBounds;
+using playbook::ParsePlaybook;
+using playbook::Playbook;
+using playbook::PlaybookCounters;
+using playbook::ResolveSetting;
+using playbook::WaveSizes;
+using playbook::WaveStep;
 
 // One host's figures over a window, and the playbook's finding when open.
 struct HostMeasure {

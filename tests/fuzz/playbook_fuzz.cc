@@ -3,19 +3,19 @@
 // run file's events folded into a run. The same bytes go to both.
 #include <set>
 
-#include "client/playbook.h"
+#include "playbook/playbook.h"
 #include "client/playbook_run.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace netagent;
   const absl::string_view text = fuzz::Text(data, size);
-  if (auto p = client::ParsePlaybook(text, "pb.yaml"); p.ok()) {
+  if (auto p = playbook::ParsePlaybook(text, "pb.yaml"); p.ok()) {
     FUZZ_CHECK(!p->name.empty());
     FUZZ_CHECK(!p->waves.empty());
     for (size_t hosts : {size_t{0}, size_t{1}, size_t{7}, size_t{1000}}) {
       size_t sum = 0;
-      for (size_t w : client::WaveSizes(p->waves, hosts)) {
+      for (size_t w : playbook::WaveSizes(p->waves, hosts)) {
         FUZZ_CHECK(w > 0);
         sum += w;
       }
@@ -24,13 +24,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (p->intent) {
       for (const auto& s : p->intent->has_limits() ? p->intent->limits().settings()
                                                    : p->intent->sysctl().settings()) {
-        if (!client::IsExpression(s.value())) continue;
+        if (!playbook::IsExpression(s.value())) continue;
         std::string why;
-        (void)client::ResolveSetting(s.value(), p->guards, {"100", "1", "1000000", 4}, &why);
+        (void)playbook::ResolveSetting(s.value(), p->guards, {"100", "1", "1000000", 4}, &why);
       }
     }
   }
-  (void)client::EvaluateExpression(text, 42);
+  (void)playbook::EvaluateExpression(text, 42);
   if (auto events = client::ParseRunEvents(text, "run.jsonl"); events.ok()) {
     if (auto r = client::FoldRun(*events); r.ok()) {
       const size_t n = static_cast<size_t>(r->started.targets_size());

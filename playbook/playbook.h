@@ -18,7 +18,7 @@
 #include "netagent/v1/playbook.pb.h"
 #include "netagent/v1/tuning.pb.h"
 
-namespace netagent::client {
+namespace netagent::playbook {
 
 // A wave size, cumulative: after this wave, `count` hosts, or `percent` of
 // the matched hosts (rounded up), have the change.
@@ -82,7 +82,12 @@ struct Playbook {
   std::vector<CounterCondition> failure;
   bool pause_on_inconclusive = false;
   bool rollback_all = true;  // on_failure: rollback_all | rollback_failed
-  bool auto_mode = false;    // mode: auto (the agent's own; not run by netctl)
+  // mode: auto: the agent runs it on its own host when the finding opens
+  // (remediation.from_finding only), at most `auto_max_per_hour` changes an
+  // hour, and not within `auto_cooldown` of a rollback.
+  bool auto_mode = false;
+  uint32_t auto_max_per_hour = 1;
+  absl::Duration auto_cooldown = absl::Hours(1);
 };
 
 // Parses and validates a playbook. Errors: "FILE:LINE: FIELD: what".
@@ -139,4 +144,4 @@ netagent::v1::PlaybookVerdict Judge(const Playbook& p, const HostFigures& now,
                                     const HostFigures* baseline,
                                     std::vector<netagent::v1::PlaybookMeasurement>* figures);
 
-}  // namespace netagent::client
+}  // namespace netagent::playbook

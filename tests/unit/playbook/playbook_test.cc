@@ -1,6 +1,7 @@
 // The playbook format (every error names file, line and field), value
 // expressions and their guards, wave arithmetic, and the verdict rules.
-#include "client/playbook.h"
+#include "playbook/playbook.h"
+#include "playbook/auto_gate.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace netagent::client {
+namespace netagent::playbook {
 namespace {
 
 namespace v1 = ::netagent::v1;
@@ -63,6 +64,7 @@ TEST(PlaybookParse, AFindingPlaybookWithEveryField) {
   auto p = ParsePlaybook(
       std::string(kHead) +
           "mode: auto\n"
+          "auto: {max_changes_per_hour: 2, cooldown: 30m}\n"
           "match: {finding: listen-overflow, severity: critical, window: 5s, targets: [\"web-*\"]}\n"
           "remediation: {from_finding: true}\n"
           "rollout:\n"
@@ -81,6 +83,8 @@ TEST(PlaybookParse, AFindingPlaybookWithEveryField) {
       "pb.yaml");
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_TRUE(p->auto_mode);
+  EXPECT_EQ(p->auto_max_per_hour, 2u);
+  EXPECT_EQ(p->auto_cooldown, absl::Minutes(30));
   EXPECT_EQ(p->finding, "listen-overflow");
   EXPECT_EQ(p->min_severity, v1::SEVERITY_CRITICAL);
   EXPECT_EQ(p->detect_window, absl::Seconds(5));
@@ -188,6 +192,17 @@ TEST(PlaybookParse, EveryErrorNamesTheLineAndTheField) {
       {head + kLiteral + "verify2: {}\n", "verify2: unknown field"},
       {head + kLiteral + "on_failure: panic\n", "on_failure: rollback_all or rollback_failed"},
       {head + kLiteral + "mode: auto\n", "mode: auto needs match.finding"},
+      {head + "mode: auto\nmatch: {finding: a}\nremediation:\n  intent: {congestion: {algorithm: "
+              "bbr}}\n",
+       "mode: auto applies the finding's own remediation only"},
+      {head + "auto: {cooldown: 1h}\nmatch: {finding: a}\nremediation: {from_finding: true}\n",
+       "pb.yaml:5: auto: needs mode: auto"},
+      {head + "mode: auto\nauto: {max_changes_per_hour: 0}\nmatch: {finding: a}\n"
+              "remediation: {from_finding: true}\n",
+       "auto.max_changes_per_hour: 0 is not in 1..60"},
+      {head + "mode: auto\nauto: {burst: 3}\nmatch: {finding: a}\n"
+              "remediation: {from_finding: true}\n",
+       "auto.burst: unknown field"},
       {head + "match: {finding: a}\nremediation: {from_finding: true}\n"
               "verify: {finding_clears: maybe}\n",
        "verify.finding_clears: must be true or false"},
@@ -393,5 +408,31 @@ TEST(PlaybookEstimate, ConfirmWithinCoversTheRun) {
   EXPECT_EQ(DefaultConfirmWithin(absl::Hours(20)), absl::Hours(24));
 }
 
+TEST(AutoGate, RateLimitCooldownOneAtATimeAndDrift) {
+  const absl::Time t0 = absl::FromUnixSeconds(1800000000);
+  AutoGate g(2, absl::Minutes(30));
+  EXPECT_EQ(g.Refusal(t0), std::nullopt);
+  g.Started(t0);
+  EXPECT_THAT(*g.Refusal(t0), HasSubstr("being verified"));
+  g.Kept();
+  g.Started(t0 + absl::Minutes(10));
+  g.Kept();
+  // Two in the last hour: a third waits until the first is an hour old.
+  EXPECT_THAT(*g.Refusal(t0 + absl::Minutes(20)), HasSubstr("2 changes in the last hour: at most 2"));
+  EXPECT_EQ(g.Refusal(t0 + absl::Minutes(61)), std::nullopt);
+  // A change that had nothing to do does not count.
+  g.Started(t0 + absl::Minutes(61));
+  g.Unchanged();
+  EXPECT_EQ(g.Refusal(t0 + absl::Minutes(62)), std::nullopt);
+  // A rollback: nothing for the cool-down, then again.
+  g.Started(t0 + absl::Minutes(62));
+  g.RolledBack(t0 + absl::Minutes(63));
+  EXPECT_THAT(*g.Refusal(t0 + absl::Minutes(80)), HasSubstr("cooling down after a rollback until"));
+  EXPECT_EQ(g.Refusal(t0 + absl::Minutes(140)), std::nullopt);
+  // Drift: stopped for good.
+  g.Stop("net.core.somaxconn was changed by someone else");
+  EXPECT_THAT(*g.Refusal(t0 + absl::Hours(100)), HasSubstr("stopped: net.core.somaxconn"));
+}
+
 }  // namespace
-}  // namespace netagent::client
+}  // namespace netagent::playbook

@@ -1,4 +1,4 @@
-#include "client/playbook.h"
+#include "playbook/playbook.h"
 
 #include <google/protobuf/util/json_util.h>
 #include <openssl/evp.h>
@@ -17,7 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 
-namespace netagent::client {
+namespace netagent::playbook {
 namespace v1 = ::netagent::v1;
 namespace {
 
@@ -313,7 +313,7 @@ absl::StatusOr<Playbook> ParsePlaybook(absl::string_view text, const std::string
   p.digest = Sha256(text);
   try {
     PB_CHECK(r.Mapping(root, "",
-                       {"apiVersion", "kind", "metadata", "mode", "match", "remediation",
+                       {"apiVersion", "kind", "metadata", "mode", "auto", "match", "remediation",
                         "rollout", "verify", "on_failure"}));
     for (const char* required : {"apiVersion", "kind", "metadata", "remediation"}) {
       if (!root[required]) return r.Error(root, required, "required");
@@ -466,6 +466,27 @@ absl::StatusOr<Playbook> ParsePlaybook(absl::string_view text, const std::string
     }
     if (p.auto_mode && p.finding.empty()) {
       return r.Error(root["mode"], "mode", "auto needs match.finding (it runs when the finding opens)");
+    }
+    if (p.auto_mode && !p.from_finding) {
+      return r.Error(root["mode"], "mode",
+                     "auto applies the finding's own remediation only (remediation.from_finding: "
+                     "true): the agent changes nothing its diagnosis did not propose");
+    }
+    if (const YAML::Node a = root["auto"]) {
+      if (!p.auto_mode) return r.Error(a, "auto", "needs mode: auto");
+      PB_CHECK(r.Mapping(a, "auto", {"max_changes_per_hour", "cooldown"}));
+      if (a["max_changes_per_hour"]) {
+        double n;
+        PB_ASSIGN(n, r.Number(a["max_changes_per_hour"], "auto.max_changes_per_hour", 1, 60));
+        if (n != std::floor(n)) {
+          return r.Error(a["max_changes_per_hour"], "auto.max_changes_per_hour", "a count must be whole");
+        }
+        p.auto_max_per_hour = static_cast<uint32_t>(n);
+      }
+      if (a["cooldown"]) {
+        PB_ASSIGN(p.auto_cooldown,
+                  r.Duration(a["cooldown"], "auto.cooldown", absl::ZeroDuration(), absl::Hours(24 * 7)));
+      }
     }
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(file, ":", e.mark.line + 1, ": ", e.msg));
@@ -789,4 +810,4 @@ v1::PlaybookVerdict Judge(const Playbook& p, const HostFigures& now, const HostF
   return v1::PLAYBOOK_VERDICT_INCONCLUSIVE;
 }
 
-}  // namespace netagent::client
+}  // namespace netagent::playbook
