@@ -113,7 +113,8 @@ const std::vector<std::string>& ConfigKeys() {
                                                 "diagnosis_thresholds",
                                                 "diagnosis_interval",
                                                 "drop_reasons",
-                                                "drop_samples"};
+                                                "drop_samples",
+                                                "playbooks"};
   return keys;
 }
 
@@ -138,7 +139,8 @@ absl::StatusOr<Settings> ParseYamlSettings(const std::string& yaml_text) {
       if (v.IsScalar()) {
         values.push_back(v.as<std::string>());
       } else if (v.IsSequence() &&
-                 (key == "operator_identities" || key == "diagnosis_thresholds")) {
+                 (key == "operator_identities" || key == "diagnosis_thresholds" ||
+                  key == "playbooks")) {
         for (const auto& item : v) {
           if (!item.IsScalar()) return Bad(key, "list items must be strings");
           values.push_back(item.as<std::string>());
@@ -197,6 +199,8 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
       cfg.netns = v;
     } else if (key == "fault_inject_writes") {
       cfg.fault_inject_writes = kv.second;
+    } else if (key == "playbooks") {
+      cfg.playbooks = kv.second;
     } else if (key == "diagnosis_thresholds") {
       cfg.diagnosis_thresholds.clear();
       for (const auto& t : kv.second) {

@@ -63,6 +63,8 @@ struct AgentConfig {
   // How often the agent evaluates the catalog by itself (WatchFindings);
   // zero: never.
   absl::Duration diagnosis_interval = absl::Seconds(10);
+  // `mode: auto` playbook files the agent runs by itself; empty: none.
+  std::vector<std::string> playbooks;
 
   bool tls() const { return !tls_cert.empty(); }
   bool mtls() const { return !tls_client_ca.empty(); }

@@ -27,6 +27,8 @@
 #include "agent/server.h"
 #include "kernel/files.h"
 #include "kernel/netns.h"
+#include "diagnosis/rules.h"
+#include "playbook/playbook.h"
 #include "spdlog/spdlog.h"
 
 #ifndef NETAGENT_VERSION
@@ -97,6 +99,26 @@ rlim_t RaiseOpenFilesLimit() {
   return rl.rlim_cur;
 }
 
+// A playbook the agent may run by itself: `mode: auto`, a finding the
+// continuous diagnosis tracks (warning and above).
+absl::StatusOr<netagent::playbook::Playbook> LoadAutoPlaybook(const std::string& file) {
+  auto text = netagent::kernel::ReadFile(file);
+  if (!text.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--playbook: ", text.status().message()));
+  }
+  auto p = netagent::playbook::ParsePlaybook(*text, file);
+  if (!p.ok()) return absl::InvalidArgumentError(absl::StrCat("--playbook: ", p.status().message()));
+  if (!p->auto_mode) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--playbook: ", file, ": not mode: auto (manual playbooks are run by netctl playbook run)"));
+  }
+  if (!netagent::diagnosis::FindRule(p->finding)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--playbook: ", file, ": match.finding: no rule ", p->finding));
+  }
+  return p;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -130,7 +152,8 @@ int main(int argc, char** argv) {
                              {"diagnosis_thresholds", {}},
                              {"diagnosis_interval", {}},
                              {"drop_reasons", {}},
-                             {"drop_samples", {}}};
+                             {"drop_samples", {}},
+                             {"playbooks", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},
@@ -159,7 +182,10 @@ int main(int argc, char** argv) {
       {"drop_reasons",
        "kernel drop reasons collector: on-demand (attached by the first call, the default), "
        "start or off"},
-      {"drop_samples", "its flow samples per second per CPU (default 100, 0: none)"}};
+      {"drop_samples", "its flow samples per second per CPU (default 100, 0: none)"},
+      {"playbooks",
+       "a `mode: auto` playbook the agent runs by itself when its finding opens (repeatable; "
+       "off unless given; docs/playbooks.md)"}};
   std::map<std::string, CLI::Option*> opts;
   for (Flag& f : flags) {
     std::string name = "--" + f.key;
@@ -167,6 +193,7 @@ int main(int argc, char** argv) {
     if (f.key == "operator_identities") name = "--operator-identity";
     if (f.key == "fault_inject_writes") name = "--fault-inject-write";
     if (f.key == "diagnosis_thresholds") name = "--diagnosis-threshold";
+    if (f.key == "playbooks") name = "--playbook";
     opts[f.key] = app.add_option(name, f.values, help.at(f.key));
   }
   CLI11_PARSE(app, argc, argv);
@@ -265,6 +292,11 @@ int main(int argc, char** argv) {
   options.diagnosis_interval = cfg.diagnosis_interval;
   options.drop_reasons = cfg.drop_reasons;
   options.drop_samples = cfg.drop_samples;
+  for (const auto& file : cfg.playbooks) {
+    auto p = LoadAutoPlaybook(file);
+    if (!p.ok()) return Fail(p.status());
+    options.auto_playbooks.push_back(std::move(*p));
+  }
   // Connections must never take the descriptors the agent needs for itself
   // (netlink, bpf, files) nor all of them from the other listener.
   const rlim_t files = RaiseOpenFilesLimit();

@@ -195,6 +195,20 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     }
     s->monitor_ = std::make_unique<diagnosis::Monitor>(std::move(mopts));
   }
+  if (!options.auto_playbooks.empty()) {
+    if (!s->tuning_manager_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--playbook: auto playbooks need tuning: ", s->tuning_off_));
+    }
+    if (options.diagnosis_interval <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          "--playbook: auto playbooks act on the agent's own diagnosis: --diagnosis-interval "
+          "must not be 0");
+    }
+    s->auto_ = std::make_unique<AutoRemediation>(options.auto_playbooks, s->monitor_.get(),
+                                                 s->tuning_manager_.get(),
+                                                 options.diagnosis_thresholds, ctx);
+  }
   s->local_services_ = s->MakeServices(datapath_off);
   NETAGENT_ASSIGN_OR_RETURN(auto local,
                             s->Builder(*s->local_services_, "netagentd-local", &s->services_));
@@ -244,6 +258,8 @@ void AgentServer::Shutdown() {
   trim_cv_.notify_all();
   if (trimmer_.joinable()) trimmer_.join();
   ctx_.lifecycle.BeginShutdown(options_.shutdown_grace);
+  // A change being verified stays pending and rolls back at its deadline.
+  if (auto_) auto_->Stop();
   // Ends the watches of findings and the evaluation thread.
   if (monitor_) monitor_->Stop();
   for (grpc::Server* server : {local_.get(), network_.get()})

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "agent/auto_remediation.h"
 #include "agent/config.h"
 #include "agent/connections.h"
 #include "agent/conntrack_service.h"
@@ -69,6 +70,9 @@ class AgentServer {
     // default is on-demand.
     DropReasonsMode drop_reasons = DropReasonsMode::kOff;
     uint32_t drop_samples = 100;
+    // `mode: auto` playbooks the agent runs by itself (needs the continuous
+    // diagnosis and tuning); empty: none.
+    std::vector<playbook::Playbook> auto_playbooks;
   };
 
   // `ctx` must outlive the server.
@@ -123,6 +127,8 @@ class AgentServer {
   std::unique_ptr<datapath::DatapathManager> datapath_manager_;
   // Before the services: they watch it, and go first.
   std::unique_ptr<diagnosis::Monitor> monitor_;
+  // After the monitor and the tuning manager, stopped before them.
+  std::unique_ptr<AutoRemediation> auto_;
   std::unique_ptr<datapath::DropCollectorOnDemand> drops_;
   std::unique_ptr<Services> local_services_, network_services_;
   std::unique_ptr<grpc::Server> local_, network_;

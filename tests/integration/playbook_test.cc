@@ -422,5 +422,148 @@ TEST(PlaybookIncidents, PortExhaustionIsFixedByItsShippedPlaybook) {
   EXPECT_EQ(Sysctl(l.a, "net.ipv4.tcp_tw_reuse"), reuse);
 }
 
+// The lab's port exhaustion, for the agent's own playbooks: a namespace
+// with 200 ephemeral ports, a server behind a veth, and a client that runs
+// them out.
+class AutoLab : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    REQUIRE_ROOT("network namespaces");
+    ASSERT_EQ(RunCommand(l_.a.Exec({"sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40199"}))
+                  .exit_code,
+              0);
+    range_ = Sysctl(l_.a, "net.ipv4.ip_local_port_range");
+    reuse_ = Sysctl(l_.a, "net.ipv4.tcp_tw_reuse");
+    server_ = std::make_unique<Process>(
+        l_.b.Exec({kPython, "-c",
+                   "import socket\n"
+                   "s=socket.socket()\n"
+                   "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                   "s.bind(('10.66.0.2',9000)); s.listen(1024)\n"
+                   "while True:\n"
+                   "  c,_=s.accept(); c.recv(16); c.close()\n"}),
+        dir_ / "server.log");
+    ASSERT_TRUE(Listening(l_.b, 9000));
+  }
+
+  // An auto playbook for port-exhaustion with `extra` YAML.
+  std::string Playbook(const std::string& extra) {
+    WriteFile(dir_ / "auto.yaml",
+              "apiVersion: netagent/v1\n"
+              "kind: Playbook\n"
+              "metadata: {name: port-auto}\n"
+              "mode: auto\n"
+              "match: {finding: port-exhaustion, severity: warning, window: 2s}\n"
+              "remediation: {from_finding: true}\n" +
+                  extra);
+    return dir_ / "auto.yaml";
+  }
+
+  // Connects for 3 s (at most `most`): failures.
+  int FailedConnects(int most) {
+    RunResult r = RunCommand(
+        l_.a.Exec({kPython, "-c",
+                   absl::StrCat("import socket,time\n"
+                                "ok=fail=0; end=time.time()+3\n"
+                                "while time.time()<end and ok<", most, ":\n"
+                                "  c=socket.socket()\n"
+                                "  try: c.connect(('10.66.0.2',9000)); ok+=1\n"
+                                "  except OSError: fail+=1; time.sleep(0.01)\n"
+                                "  c.close()\n"
+                                "print(fail)\n")}),
+        std::chrono::seconds(25));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return std::atoi(r.out.c_str());
+  }
+
+  // The changes the agent made by itself, oldest first.
+  static std::vector<v1::ChangeRecord> AutoChanges(const Agent& agent) {
+    RunResult r = agent.Netctl({"-o", "json", "tune", "history"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<v1::ChangeRecord> out;
+    if (r.exit_code != 0) return out;
+    const auto history = ResultOf<v1::ListChangesResponse>(Lines(r.out).at(0));
+    for (const auto& c : history.changes())
+      if (c.caller() == "auto-playbook:port-auto") out.insert(out.begin(), c);
+    return out;
+  }
+
+  Link l_;
+  TempDir dir_;
+  std::string range_, reuse_;
+  std::unique_ptr<Process> server_;
+};
+
+// The finding opens, the agent applies the finding's own remediation,
+// verifies it, keeps it (the failures stop); when someone changes a knob it
+// set, it stops the playbook and says so rather than fight.
+TEST_F(AutoLab, RemediatesVerifiesKeepsAndStopsOnDrift) {
+  const std::string pb = Playbook(
+      "verify:\n  settle: 1s\n  window: 3s\n"
+      "  failure: [{counter: TcpRetransSegs, worse_than_baseline: 2, rate_above: 10}]\n");
+  Agent agent(l_.a, {"--diagnosis-interval", "2s", "--playbook", pb});
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  EXPECT_GT(FailedConnects(1000000), 0) << "the range did not run out";
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto c = AutoChanges(agent);
+        return !c.empty() && c.back().state() == v1::CHANGE_STATE_CONFIRMED;
+      },
+      std::chrono::seconds(60)))
+      << agent.log();
+  ASSERT_EQ(AutoChanges(agent).size(), 1u);
+  EXPECT_EQ(Sysctl(l_.a, "net.ipv4.tcp_tw_reuse"), "1");
+  EXPECT_EQ(FailedConnects(2000), 0) << "connections still fail";
+  EXPECT_THAT(agent.log(), HasSubstr("verified and confirmed"));
+
+  // Drift: an administrator turns reuse off again. The agent's drift pass
+  // (every 30 s) sees it; the playbook stops, and `netctl host` says so.
+  ASSERT_EQ(RunCommand(l_.a.Exec({"sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0"})).exit_code, 0);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return agent.Netctl({"host"}).out.find("auto-playbook-port-auto-stopped") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(60)));
+  EXPECT_EQ(Sysctl(l_.a, "net.ipv4.tcp_tw_reuse"), "0") << "the agent fought the administrator";
+  EXPECT_EQ(AutoChanges(agent).size(), 1u);
+}
+
+// A guard fails (port-unreachable answers injected in the namespace): the
+// change is rolled back; after the cool-down the still-open finding is tried
+// once more, and then the hourly limit holds.
+TEST_F(AutoLab, AChangeThatFailsItsGuardIsRolledBackCoolsDownAndIsRateLimited) {
+  const std::string pb = Playbook(
+      "auto: {max_changes_per_hour: 2, cooldown: 5s}\n"
+      "verify:\n  settle: 0s\n  window: 2s\n"
+      "  failure: [{counter: UdpNoPorts, rate_above: 20}]\n");
+  Process noise(l_.a.Exec({kPython, "-c",
+                           "import socket,time\n"
+                           "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                           "while True:\n"
+                           "  s.sendto(b'x',('127.0.0.1',9)); time.sleep(0.01)\n"}),
+                dir_ / "noise.log");
+  Agent agent(l_.a, {"--diagnosis-interval", "2s", "--playbook", pb});
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  EXPECT_GT(FailedConnects(1000000), 0) << "the range did not run out";
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto c = AutoChanges(agent);
+        return c.size() == 2 && c.back().state() == v1::CHANGE_STATE_ROLLED_BACK;
+      },
+      std::chrono::seconds(60)))
+      << agent.log();
+  auto changes = AutoChanges(agent);
+  EXPECT_EQ(changes[0].state(), v1::CHANGE_STATE_ROLLED_BACK);
+  EXPECT_GE(changes[1].created().seconds() - changes[0].created().seconds(), 5)
+      << "tried again within the cool-down";
+  EXPECT_EQ(Sysctl(l_.a, "net.ipv4.ip_local_port_range"), range_);
+  EXPECT_EQ(Sysctl(l_.a, "net.ipv4.tcp_tw_reuse"), reuse_);
+  // Two in the hour: no third, though the finding is still open.
+  std::this_thread::sleep_for(std::chrono::seconds(10));
+  EXPECT_EQ(AutoChanges(agent).size(), 2u);
+  EXPECT_THAT(agent.log(), HasSubstr("changes in the last hour: at most 2"));
+}
+
 }  // namespace
 }  // namespace netagent::testing
