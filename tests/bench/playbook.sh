@@ -9,10 +9,12 @@
 # and the ratio (target: at most 1.10). Each round is aborted afterwards
 # (not timed).
 #
-# Efficacy: the lab's port exhaustion (200 ephemeral ports, a client that
-# opens and closes connections to one server over a veth): failed connects
-# in 3 s before, then the shipped docs/playbooks/port-exhaustion.yaml run as
-# it is, then failed connects in 3 s after.
+# Efficacy, each shipped playbook run as it is between two measurements of
+# its symptom: the lab's port exhaustion (200 ephemeral ports, a client that
+# opens and closes connections to one server over a veth; failed connects in
+# 3 s), and a listen overflow (somaxconn 64 under a listen(4096), a server
+# that accepts in bursts every 2 s and listens again each time;
+# ListenOverflows/s over 5 s).
 # Usage (root, after a build): tests/bench/playbook.sh [ROUNDS] [AGENTS]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -131,3 +133,56 @@ echo "efficacy: port exhaustion, docs/playbooks/port-exhaustion.yaml ($state)"
 printf '%-8s %10s %10s %8s\n' when connects failed failed_%
 awk -v o="$ok1" -v f="$fail1" 'BEGIN { printf "%-8s %10d %10d %8.1f\n", "before", o + f, f, 100 * f / (o + f) }'
 awk -v o="$ok2" -v f="$fail2" 'BEGIN { printf "%-8s %10d %10d %8.1f\n", "after", o + f, f, 100 * f / (o + f) }'
+
+# --- efficacy: listen overflow ------------------------------------------------
+# somaxconn 64 caps a listen(4096); ~100 connections a second arrive, and
+# the server accepts in bursts every 2 s (a stalled event loop): 200 wait in
+# the queue between bursts. It listens again before each pause (as servers do
+# on reload), so a larger somaxconn takes effect.
+L="na-bench-pbl-$$"
+ip netns add "$L"
+NSS+=("$L")
+ip -n "$L" link set lo up
+ip netns exec "$L" sysctl -qw net.core.somaxconn=64
+ip netns exec "$L" /usr/bin/python3 -c "
+import socket,time
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(('127.0.0.1',8080)); s.setblocking(False)
+while True:
+  s.listen(4096); time.sleep(2)
+  while True:
+    try: c,_=s.accept(); c.close()
+    except BlockingIOError: break" >/dev/null 2>&1 &
+PIDS+=($!)
+ip netns exec "$L" /usr/bin/python3 -c "
+import socket,time
+socks=[]
+while True:
+  for i in range(10):
+    c=socket.socket(); c.setblocking(False)
+    try: c.connect(('127.0.0.1',8080))
+    except BlockingIOError: pass
+    socks.append(c)
+  time.sleep(0.1)
+  if len(socks)>300:
+    for c in socks[:100]: c.close()
+    socks=socks[100:]" >/dev/null 2>&1 &
+PIDS+=($!)
+"$BUILD/agent/netagentd" --netns "$L" --socket "$DIR/lo.sock" --state-dir "$DIR/lostate" \
+  --log-format json >"$DIR/lo.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do "$NETCTL" -t "unix://$DIR/lo.sock" health >/dev/null 2>&1 && break; sleep 0.1; done
+overflows() {
+  "$NETCTL" -t "unix://$DIR/lo.sock" counters --window 5s --filter '^TcpExtListenOverflows$' |
+    awk 'NR == 2 { print $NF }'
+}
+sleep 2
+before=$(overflows)
+"$NETCTL" -t "unix://$DIR/lo.sock" --timeout 20s playbook --state-dir "$DIR/runs" run \
+  "$ROOT/docs/playbooks/listen-overflow.yaml" --run-id lab-listen >"$DIR/lo.out" || true
+state=$(grep -o "run finished  [A-Z_]*" "$DIR/lo.out" | awk '{print $3}')
+after=$(overflows)
+echo
+echo "efficacy: listen overflow, docs/playbooks/listen-overflow.yaml ($state)"
+printf '%-8s %18s\n' when overflows_per_s
+printf '%-8s %18s\n' before "$before" after "$after"
