@@ -565,5 +565,38 @@ TEST_F(AutoLab, AChangeThatFailsItsGuardIsRolledBackCoolsDownAndIsRateLimited) {
   EXPECT_THAT(agent.log(), HasSubstr("changes in the last hour: at most 2"));
 }
 
+// netagentd refuses to start with a playbook it cannot run by itself, and
+// says which file, line and field.
+TEST(PlaybookAgentFlags, BadAutoPlaybooksStopTheStartAndNameTheFile) {
+  REQUIRE_ROOT("network namespaces");
+  Netns ns;
+  TempDir dir;
+  const std::string head = "apiVersion: netagent/v1\nkind: Playbook\nmetadata: {name: x}\n";
+  struct Case {
+    std::string text, want;
+    std::vector<std::string> extra;
+  } cases[] = {
+      {head + "match: {finding: port-exhaustion}\nremediation: {from_finding: true}\n",
+       "not mode: auto"},
+      {head + "mode: auto\nmatch: {finding: no-such-rule}\nremediation: {from_finding: true}\n",
+       "match.finding: no rule no-such-rule"},
+      {head + "mode: auto\nmatch: {finding: port-exhaustion}\nremediation: {from_finding: true}\n"
+              "rollout: {wavez: [1]}\n",
+       "pb.yaml:7: rollout.wavez: unknown field"},
+      {head + "mode: auto\nmatch: {finding: port-exhaustion}\nremediation: {from_finding: true}\n",
+       "--diagnosis-interval must not be 0", {"--diagnosis-interval", "0"}},
+  };
+  for (const auto& c : cases) {
+    WriteFile(dir / "pb.yaml", c.text);
+    std::vector<std::string> argv = {NetagentdPath(), "--netns", ns.name(), "--socket",
+                                     dir / "a.sock", "--state-dir", dir / "state",
+                                     "--playbook", dir / "pb.yaml"};
+    argv.insert(argv.end(), c.extra.begin(), c.extra.end());
+    RunResult r = RunCommand(argv, std::chrono::seconds(20));
+    EXPECT_NE(r.exit_code, 0) << c.text;
+    EXPECT_THAT(r.err + r.out, HasSubstr(c.want)) << c.text;
+  }
+}
+
 }  // namespace
 }  // namespace netagent::testing
