@@ -282,7 +282,7 @@ absl::StatusOr<std::string> CheckSysctlValue(const SysctlSpec& spec, absl::strin
       if (!clamp)
         return Refuse(knob, absl::StrCat(v, " is not a power of two (the kernel would round it)"));
       int64_t p = 1;
-      while (p * 2 <= v) p *= 2;
+      while (p <= v / 2) p *= 2;  // not p * 2 <= v: that overflows above 2^62
       notes.push_back(absl::StrCat(v, " rounded down to the power of two ", p));
       v = p;
     }

@@ -107,6 +107,12 @@ TEST(Knobs, PowersOfTwoWhereTheKernelWouldRound) {
   EXPECT_EQ(*CheckSysctlValue(s, "0", "30000", true, &note), "16384");
   EXPECT_THAT(note, HasSubstr("rounded down"));
   EXPECT_EQ(*CheckSysctlValue(s, "32768", "0", false, &note), "0");
+  // Rounding a value near the top of int64 must not overflow (found by the fuzz campaign);
+  // the rounded value is then clamped to the ceiling like any other.
+  auto huge = CheckSysctlValue(s, "0", "6333333333333333396", true, &note);
+  ASSERT_TRUE(huge.ok()) << huge.status();
+  EXPECT_EQ(*huge, "67108864");
+  EXPECT_THAT(note, HasSubstr("rounded down to the power of two 4611686018427387904"));
 }
 
 TEST(Knobs, VectorsKeepArityAndOrder) {
