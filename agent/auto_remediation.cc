@@ -31,6 +31,7 @@ AutoRemediation::AutoRemediation(std::vector<playbook::Playbook> playbooks,
                  p.min_severity == netagent::v1::SEVERITY_CRITICAL ? "critical" : "warning",
                  per_hour, absl::FormatDuration(cooldown));
     entries_.push_back(Entry{std::move(p), playbook::AutoGate(per_hour, cooldown), {}, {}});
+    Restore(entries_.back());
   }
   thread_ = std::thread([this] { Loop(); });
 }
@@ -42,10 +43,57 @@ void AutoRemediation::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void AutoRemediation::Restore(Entry& e) {
+  const std::string caller = AutoCaller(e.playbook);
+  auto records = tuning_->List(1000, /*active_only=*/false);
+  std::sort(records.begin(), records.end(),
+            [](const auto& a, const auto& b) { return a.created < b.created; });
+  const absl::Time now = absl::Now();
+  size_t seen = 0;
+  for (const auto& r : records) {
+    if (r.caller != caller) continue;
+    ++seen;
+    e.gate.Started(r.created);
+    if (r.state == tuners::ChangeState::kConfirmed) {
+      e.gate.Kept();
+      e.kept.push_back(r.id);
+    } else {
+      // Rolled back, expired, failed, or still pending from before the
+      // restart (nobody will verify it now: it rolls back at its deadline).
+      absl::Time ended = r.events.empty() ? r.created : r.events.back().at;
+      if (r.state == tuners::ChangeState::kPending && r.confirm_deadline) {
+        ended = *r.confirm_deadline;
+      }
+      e.gate.RolledBack(ended);
+    }
+  }
+  if (seen > 0) {
+    spdlog::info("auto playbook {}: {} earlier change(s) in the journal; {}", e.playbook.name,
+                 seen, e.gate.Refusal(now).value_or("it may act now"));
+  }
+}
+
+void AutoRemediation::Note(Entry& e, const std::string& line) {
+  if (line == e.last_refusal) return;
+  spdlog::info("auto playbook {}: {}", e.playbook.name, line);
+  e.last_refusal = line;
+}
+
 void AutoRemediation::Loop() {
   auto sub = monitor_->Subscribe();
   while (!stop_ && !ctx_.lifecycle.stopping()) {
     auto event = sub->Next(absl::Seconds(1));
+    if (sub->TakeLost()) {
+      // Events were dropped: what is open now is the truth.
+      spdlog::warn("auto playbooks: fell behind the diagnosis; reading what is open now");
+      for (Entry& e : entries_) {
+        e.armed = monitor_->Current(e.playbook.finding);
+        if (e.armed && static_cast<int>(e.armed->severity) <
+                           static_cast<int>(e.playbook.min_severity)) {
+          e.armed.reset();
+        }
+      }
+    }
     for (Entry& e : entries_) CheckDrift(e);
     if (event) {
       using Kind = diagnosis::FindingEvent::Kind;
@@ -62,27 +110,48 @@ void AutoRemediation::Loop() {
     }
     for (Entry& e : entries_) {
       if (!e.armed || stop_) continue;
-      const diagnosis::Finding finding = *e.armed;  // Handle may disarm it
-      Handle(e, finding);
+      // Act on the finding as the last evaluation saw it: after a cool-down
+      // the armed one may be an hour old, and its remediation with it.
+      std::optional<diagnosis::Finding> now = monitor_->Current(e.playbook.finding);
+      if (!now || static_cast<int>(now->severity) < static_cast<int>(e.playbook.min_severity)) {
+        e.armed.reset();
+        continue;
+      }
+      e.armed = now;
+      Handle(e, *now);
     }
   }
 }
 
+void AutoRemediation::StopPlaybook(Entry& e, const std::string& why) {
+  e.gate.Stop(why);
+  e.armed.reset();
+  spdlog::warn("auto playbook {}: {}", e.playbook.name, why);
+  ctx_.conditions.Set({ConditionId(e.playbook), ConditionSeverity::kWarning,
+                       absl::StrCat("auto playbook ", e.playbook.name, " stopped: ", why),
+                       "check who changed it and why; restart the agent to let the playbook act "
+                       "again",
+                       absl::Now()});
+}
+
 void AutoRemediation::CheckDrift(Entry& e) {
   if (e.kept.empty() || !e.gate.stopped().empty()) return;
-  for (const auto& r : tuning_->List(1000, /*active_only=*/true)) {
-    if (std::find(e.kept.begin(), e.kept.end(), r.id) == e.kept.end() || r.drift.empty()) continue;
+  for (const auto& r : tuning_->List(1000, /*active_only=*/false)) {
+    if (std::find(e.kept.begin(), e.kept.end(), r.id) == e.kept.end()) continue;
+    if (r.state != tuners::ChangeState::kConfirmed) {
+      // An operator undid what the playbook kept: doing it again would
+      // overrule them.
+      const std::string by = r.events.empty() ? std::string(tuners::ChangeStateName(r.state))
+                                              : r.events.back().what;
+      StopPlaybook(e, absl::StrCat("its change ", r.id, " was undone (", by, "); playbook ",
+                                   e.playbook.name, " stops rather than redo it"));
+      return;
+    }
+    if (r.drift.empty()) continue;
     const auto& d = r.drift.front();
-    const std::string why =
-        absl::StrCat(d.knob, " is ", d.observed, ", not the ", d.expected, " change ", r.id,
-                     " set: someone else changed it; playbook ", e.playbook.name,
-                     " stops rather than fight");
-    e.gate.Stop(why);
-    spdlog::warn("auto playbook {}: {}", e.playbook.name, why);
-    ctx_.conditions.Set({ConditionId(e.playbook), ConditionSeverity::kWarning,
-                         absl::StrCat("auto playbook ", e.playbook.name, " stopped: ", why),
-                         "check who changed it; restart the agent to let the playbook act again",
-                         absl::Now()});
+    StopPlaybook(e, absl::StrCat(d.knob, " is ", d.observed, ", not the ", d.expected, " change ",
+                                 r.id, " set: someone else changed it; playbook ",
+                                 e.playbook.name, " stops rather than fight"));
     return;
   }
 }
@@ -117,13 +186,9 @@ absl::StatusOr<playbook::HostFigures> AutoRemediation::Measure(const playbook::P
 void AutoRemediation::Handle(Entry& e, const diagnosis::Finding& finding) {
   const playbook::Playbook& p = e.playbook;
   if (auto refusal = e.gate.Refusal(absl::Now())) {
-    if (*refusal != e.last_refusal) {
-      spdlog::info("auto playbook {}: {} is open, not acting: {}", p.name, finding.rule, *refusal);
-      e.last_refusal = *refusal;
-    }
+    Note(e, absl::StrCat(finding.rule, " is open, not acting: ", *refusal));
     return;
   }
-  e.last_refusal.clear();
   if (!finding.remediation.intent) {
     spdlog::info("auto playbook {}: {} has no remediation the agent can apply{}", p.name,
                  finding.rule,
@@ -140,11 +205,12 @@ void AutoRemediation::Handle(Entry& e, const diagnosis::Finding& finding) {
   if (needs_baseline) {
     auto b = Measure(p, p.detect_window);
     if (!b.ok()) {
-      spdlog::warn("auto playbook {}: no baseline: {}", p.name, std::string(b.status().message()));
+      Note(e, absl::StrCat("no baseline (tried again each evaluation): ", b.status().message()));
       return;
     }
     baseline = *b;
   }
+  e.last_refusal.clear();
   const absl::Time now = absl::Now();
   const std::string id = absl::StrCat(
       "auto-", p.name, "-", absl::FormatTime("%Y%m%dT%H%M%S", now, absl::UTCTimeZone()));

@@ -50,6 +50,13 @@ class AutoRemediation {
   void Loop();
   void Handle(Entry& e, const diagnosis::Finding& finding);
   void CheckDrift(Entry& e);
+  void StopPlaybook(Entry& e, const std::string& why);
+  // What the journal says this playbook did before the agent started: its
+  // changes of the last hour count against the rate, a rollback starts the
+  // cool-down, and its confirmed changes are watched for drift.
+  void Restore(Entry& e);
+  // Logs once per distinct line (a loop that retries must not flood the log).
+  void Note(Entry& e, const std::string& line);
   // The playbook's figures over `window`: its finding, its counters' rates.
   absl::StatusOr<playbook::HostFigures> Measure(const playbook::Playbook& p,
                                                 absl::Duration window);

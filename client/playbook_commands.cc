@@ -61,10 +61,13 @@ class GrpcFleet : public Fleet {
       // Both over the same window, at once.
       Outcome counted;
       std::thread t;
+      auto count = [&] { counted = Unary(ch, d, creq, &v1::TelemetryService::Stub::GetCounters); };
       if (!counters.empty()) {
-        t = std::thread([&] {
-          counted = Unary(ch, d, creq, &v1::TelemetryService::Stub::GetCounters);
-        });
+        try {
+          t = std::thread(count);
+        } catch (const std::system_error&) {
+          count();  // no thread to spare: one after the other (the windows add up)
+        }
       }
       if (!p.finding.empty()) {
         Outcome o = Unary(ch, d, dreq, &v1::DiagnosisService::Stub::Diagnose);
@@ -135,14 +138,15 @@ class GrpcFleet : public Fleet {
 
   std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(
       const std::vector<size_t>& hosts, const std::vector<v1::TuningIntent>& intents,
-      const std::string& change_id, absl::Duration confirm_within) override {
+      const std::string& change_id, absl::Time confirm_by) override {
     std::vector<absl::StatusOr<v1::ApplyTuningResponse>> out(hosts.size(),
                                                              absl::UnavailableError("no answer"));
     Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
       v1::ApplyTuningRequest req;
       *req.mutable_intent() = intents[i];
       req.set_change_id(change_id);
-      SetDuration(absl::Seconds(std::max<int64_t>(1, absl::ToInt64Seconds(confirm_within))),
+      // What is left now, for this host: every host rolls back at one moment.
+      SetDuration(absl::Seconds(std::max<int64_t>(1, absl::ToInt64Seconds(confirm_by - absl::Now()))),
                   req.mutable_confirm_within());
       Outcome o = Unary(ch, d, req, &v1::TuningService::Stub::ApplyTuning);
       if (!o.status.ok()) return o.status;
@@ -170,9 +174,9 @@ class GrpcFleet : public Fleet {
     req.set_change_id(change_id);
     Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
       absl::Status st = Unary(ch, d, req, &v1::TuningService::Stub::RollbackChange).status;
-      // Never applied there, or already undone (rolled back, expired, a
-      // failed apply that restored itself): nothing of it is left.
-      if (absl::IsNotFound(st)) st = absl::OkStatus();
+      // Already undone (rolled back, expired, a failed apply that restored
+      // itself): nothing of it is left. NOT_FOUND stays: the runner knows
+      // whether an apply may still be on its way.
       if (absl::IsFailedPrecondition(st) &&
           absl::StrContains(st.message(), ": nothing to roll back") &&
           !absl::StrContains(st.message(), " is confirmed") &&
@@ -193,6 +197,7 @@ class GrpcFleet : public Fleet {
     return !CallsStopping();
   }
   absl::Time Now() override { return absl::Now(); }
+  bool Interrupted() override { return CallsStopping(); }
 
  private:
   using HostCall = std::function<absl::Status(size_t i, grpc::Channel&, absl::Time deadline)>;
@@ -264,15 +269,20 @@ class RunFile {
           absl::StrCat("run ", run, " is being worked on by another netctl (", f.path_.string(),
                        " is locked)"));
     }
+    if (!create) {
+      if (absl::Status st = f.DropCutLine(); !st.ok()) return st;
+    }
     return f;
   }
   RunFile() = default;
-  RunFile(RunFile&& o) noexcept : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)) {}
+  RunFile(RunFile&& o) noexcept
+      : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), dropped_(o.dropped_) {}
   ~RunFile() {
     if (fd_ >= 0) ::close(fd_);
   }
 
   const fs::path& path() const { return path_; }
+  size_t dropped() const { return dropped_; }
 
   absl::Status Append(const v1::PlaybookEvent& e) {
     std::string line;
@@ -296,15 +306,45 @@ class RunFile {
   }
 
  private:
+  // A last line cut short (netctl killed while writing it) is cut off, so
+  // what is appended next starts on a line of its own.
+  absl::Status DropCutLine() {
+    const off_t size = ::lseek(fd_, 0, SEEK_END);
+    if (size <= 0) return absl::OkStatus();
+    off_t keep = size;
+    char buf[4096];
+    while (keep > 0) {
+      const off_t from = std::max<off_t>(0, keep - static_cast<off_t>(sizeof(buf)));
+      const ssize_t n = ::pread(fd_, buf, static_cast<size_t>(keep - from), from);
+      if (n <= 0) {
+        return absl::InternalError(absl::StrCat(path_.string(), ": ", std::strerror(errno)));
+      }
+      const char* nl = static_cast<const char*>(::memrchr(buf, '\n', static_cast<size_t>(n)));
+      if (nl) {
+        keep = from + (nl - buf) + 1;
+        break;
+      }
+      keep = from;
+    }
+    if (keep == size) return absl::OkStatus();
+    if (::ftruncate(fd_, keep) != 0 || ::fdatasync(fd_) != 0) {
+      return absl::InternalError(absl::StrCat(path_.string(), ": ", std::strerror(errno)));
+    }
+    dropped_ = static_cast<size_t>(size - keep);
+    return absl::OkStatus();
+  }
+
   fs::path path_;
   int fd_ = -1;
+  size_t dropped_ = 0;
 };
 
-absl::StatusOr<std::vector<v1::PlaybookEvent>> ReadRunFile(const fs::path& path) {
+absl::StatusOr<std::vector<v1::PlaybookEvent>> ReadRunFile(const fs::path& path,
+                                                          size_t* bad_lines = nullptr) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path.string(), ": cannot read"));
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return ParseRunEvents(text, path.string());
+  return ParseRunEvents(text, path.string(), bad_lines);
 }
 
 std::string StateText(v1::PlaybookRunState s) {
@@ -359,6 +399,7 @@ v1::PlaybookRunSummary Summarize(const RunRecord& r, const std::string& file) {
   s.set_confirmed(static_cast<uint32_t>(r.confirmed.size()));
   s.set_failed(static_cast<uint32_t>(r.failed.size()));
   s.set_rolled_back(static_cast<uint32_t>(r.rolled_back.size()));
+  s.set_rollback_failed(static_cast<uint32_t>(r.rollback_failed.size()));
   s.set_detail(r.last_detail);
   return s;
 }
@@ -438,12 +479,13 @@ std::vector<Target> TargetsOf(const RunRecord& r) {
 // Prints each event (a line, or JSON) and appends it to the run file.
 EventSink Sink(const CommandContext& c, RunFile* file, bool* file_failed) {
   return [&c, file, file_failed](const v1::PlaybookEvent& e) {
+    absl::Status written;
     if (file) {
-      if (absl::Status st = file->Append(e); !st.ok() && !*file_failed) {
+      written = file->Append(e);
+      if (!written.ok() && !*file_failed) {
         *file_failed = true;
-        *c.err << "netctl: warning: the run file cannot be written (" << TerminalText(st.message())
-               << "): an interruption now cannot be resumed; the hosts still roll back at the "
-                  "deadline unless the run confirms\n";
+        *c.err << "netctl: the run file cannot be written (" << TerminalText(written.message())
+               << "): the run stops before its next change\n";
       }
     }
     if (c.format == Format::kJson) {
@@ -454,6 +496,7 @@ EventSink Sink(const CommandContext& c, RunFile* file, bool* file_failed) {
     } else {
       *c.out << EventLine(e) << "\n" << std::flush;
     }
+    return written;
   };
 }
 
@@ -559,22 +602,42 @@ int RunRun(const CommandContext& c, const PlaybookArgs& a) {
   return ExitFor(state, c, run);
 }
 
-absl::StatusOr<std::pair<RunFile, RunRecord>> OpenRun(const PlaybookArgs& a) {
+struct OpenedRun {
+  RunFile file;
+  RunRecord record;
+  size_t bad_lines = 0;  // left out (only when asked to read on past them)
+};
+
+// The run file, locked, and the run its events tell. `lenient`: lines that
+// are not events are left out and counted rather than refused.
+absl::StatusOr<OpenedRun> OpenRun(const PlaybookArgs& a, bool lenient) {
   auto file = RunFile::Open(StateDir(a.state_dir), a.run, false);
   if (!file.ok()) return file.status();
-  auto events = ReadRunFile(file->path());
+  size_t bad_lines = 0;
+  auto events = ReadRunFile(file->path(), lenient ? &bad_lines : nullptr);
   if (!events.ok()) return events.status();
   auto record = FoldRun(*events);
   if (!record.ok()) {
     return absl::DataLossError(absl::StrCat(file->path().string(), ": ", record.status().message()));
   }
-  return std::make_pair(std::move(*file), std::move(*record));
+  if (record->run != a.run) {
+    return absl::DataLossError(absl::StrCat(file->path().string(), ": it holds run \"",
+                                            record->run, "\", not ", a.run));
+  }
+  return OpenedRun{std::move(*file), std::move(*record), bad_lines};
 }
 
 int RunResume(const CommandContext& c, const PlaybookArgs& a) {
-  auto opened = OpenRun(a);
-  if (!opened.ok()) return UsageError(c, std::string(opened.status().message()));
-  auto& [file, record] = *opened;
+  auto opened = OpenRun(a, /*lenient=*/false);
+  if (!opened.ok()) {
+    return UsageError(c, absl::StrCat(opened.status().message(),
+                                      absl::IsDataLoss(opened.status())
+                                          ? absl::StrCat(" (cannot resume; `netctl playbook abort ",
+                                                         a.run, "` rolls the run back)")
+                                          : ""));
+  }
+  auto& file = opened->file;
+  auto& record = opened->record;
   const std::string path = a.file.empty() ? record.started.file() : a.file;
   auto p = LoadPlaybook(path);
   if (!p.ok()) return UsageError(c, std::string(p.status().message()));
@@ -589,12 +652,21 @@ int RunResume(const CommandContext& c, const PlaybookArgs& a) {
 }
 
 int RunAbort(const CommandContext& c, const PlaybookArgs& a) {
-  auto opened = OpenRun(a);
+  // A damaged file does not stop an abort: with events lost, every target
+  // of the run is rolled back (a host without the change says so).
+  auto opened = OpenRun(a, /*lenient=*/true);
   if (!opened.ok()) return UsageError(c, std::string(opened.status().message()));
-  auto& [file, record] = *opened;
+  auto& file = opened->file;
+  auto& record = opened->record;
+  if (opened->bad_lines > 0) {
+    *c.err << "netctl: " << TerminalText(file.path().string()) << ": " << opened->bad_lines
+           << (opened->bad_lines == 1 ? " line is not an event" : " lines are not events")
+           << ": rolling back every target of the run\n";
+  }
   bool file_failed = false;
   GrpcFleet fleet(TargetsOf(record), *c.dialer);
-  const auto state = AbortPlaybook(record, fleet, Sink(c, &file, &file_failed));
+  const auto state =
+      AbortPlaybook(record, fleet, Sink(c, &file, &file_failed), opened->bad_lines > 0);
   return ExitFor(state, c, record.run);
 }
 
@@ -605,7 +677,9 @@ void PrintSummary(const v1::PlaybookRunSummary& s, std::ostream& out) {
       << "; unconfirmed changes roll back at " << Time(s.confirm_deadline()) << "\n"
       << "  " << s.matched() << " of " << s.targets() << " targets matched; waves passed "
       << s.waves_passed() << " of " << s.waves() << "; changed " << s.changed() << ", confirmed "
-      << s.confirmed() << ", failed " << s.failed() << ", rolled back " << s.rolled_back() << "\n";
+      << s.confirmed() << ", failed " << s.failed() << ", rolled back " << s.rolled_back()
+      << (s.rollback_failed() ? absl::StrCat(", could not roll back ", s.rollback_failed()) : "")
+      << "\n";
   if (!s.detail().empty()) out << "  last: " << TerminalText(s.detail()) << "\n";
 }
 

@@ -45,8 +45,9 @@ std::string Figures(const v1::PlaybookEvent& e) {
 // records it (the sink writes the run file) and folds it into the record.
 class Runner {
  public:
-  Runner(const Playbook& p, Fleet& fleet, const EventSink& sink, RunRecord record)
-      : p_(p), fleet_(fleet), sink_(sink), r_(std::move(record)) {}
+  Runner(const Playbook& p, Fleet& fleet, const EventSink& sink, RunRecord record,
+         bool resumed = false)
+      : p_(p), fleet_(fleet), sink_(sink), r_(std::move(record)), resumed_(resumed) {}
 
   v1::PlaybookEvent Event(v1::PlaybookEvent::Kind kind, uint32_t wave = 0, int host = -1) {
     v1::PlaybookEvent e;
@@ -59,8 +60,22 @@ class Runner {
   }
 
   void Emit(const v1::PlaybookEvent& e) {
-    sink_(e);
+    if (absl::Status st = sink_(e); !st.ok() && record_error_.ok()) record_error_ = st;
     Fold(e);
+  }
+  // OK while every event so far was recorded.
+  const absl::Status& record_error() const { return record_error_; }
+  // Ends a run whose events can no longer be recorded, before any further
+  // change: the hosts it changed are rolled back now.
+  // `not_sent`: hosts recorded as applying whose apply was not sent.
+  v1::PlaybookRunState Unrecorded(uint32_t wave, const std::vector<size_t>& not_sent = {}) {
+    const std::string why(record_error_.message());
+    for (size_t h : not_sent) r_.applying.erase(h);
+    RollBack(std::vector<size_t>(r_.applying.begin(), r_.applying.end()), wave);
+    return Finish(v1::PLAYBOOK_RUN_STATE_FAILED,
+                  absl::StrCat("the run file cannot be written (", why,
+                               "): the run stopped before its next change and rolled back the "
+                               "hosts it had changed"));
   }
 
   void Fold(const v1::PlaybookEvent& e);
@@ -85,6 +100,8 @@ class Runner {
   Fleet& fleet_;
   const EventSink& sink_;
   RunRecord r_;
+  const bool resumed_;  // ALREADY_EXISTS means "applied before the interruption"
+  absl::Status record_error_;
 };
 
 size_t IndexOf(const RunRecord& r, const std::string& target) {
@@ -115,6 +132,11 @@ bool AboutAHost(v1::PlaybookEvent::Kind k) {
 
 }  // namespace
 
+bool RunRecord::Uncertain(size_t h) const {
+  if (!applying.count(h) || changed.count(h) || unchanged.count(h)) return false;
+  return uncertain.count(h) > 0 || !failed.count(h);
+}
+
 bool RunRecord::finished() const {
   return state != v1::PLAYBOOK_RUN_STATE_RUNNING && state != v1::PLAYBOOK_RUN_STATE_PAUSED &&
          state != v1::PLAYBOOK_RUN_STATE_UNSPECIFIED;
@@ -140,7 +162,7 @@ absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events) 
     }
     std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(
         const std::vector<size_t>&, const std::vector<v1::TuningIntent>&, const std::string&,
-        absl::Duration) override {
+        absl::Time) override {
       return {};
     }
     std::vector<absl::Status> Confirm(const std::vector<size_t>&, const std::string&) override {
@@ -152,7 +174,7 @@ absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events) 
     bool Sleep(absl::Duration) override { return false; }
     absl::Time Now() override { return absl::Now(); }
   } fleet;
-  EventSink sink = [](const v1::PlaybookEvent&) {};
+  EventSink sink = [](const v1::PlaybookEvent&) { return absl::OkStatus(); };
   Runner runner(none, fleet, sink, RunRecord{});
   for (size_t i = 0; i < events.size(); ++i) {
     const auto& e = events[i];
@@ -166,6 +188,12 @@ absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events) 
     if (!e.target().empty() && IndexOf(runner.record(), e.target()) == static_cast<size_t>(-1)) {
       return absl::InvalidArgumentError(
           absl::StrCat("event ", i + 1, ": target \"", e.target(), "\" is not in the run"));
+    }
+    if ((e.kind() == Kind::KIND_WAVE_STARTED || e.kind() == Kind::KIND_WAVE_PASSED ||
+         e.kind() == Kind::KIND_WAVE_FAILED) &&
+        (e.wave() == 0 || e.wave() > runner.record().waves.size())) {
+      return absl::InvalidArgumentError(absl::StrCat("event ", i + 1, ": wave ", e.wave(),
+                                                     " is not a wave of the run's plan"));
     }
     for (const auto& w : e.waves()) {
       for (const auto& t : w.targets()) {
@@ -191,7 +219,9 @@ absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events) 
 }
 
 absl::StatusOr<std::vector<v1::PlaybookEvent>> ParseRunEvents(absl::string_view text,
-                                                              const std::string& name) {
+                                                              const std::string& name,
+                                                              size_t* bad_lines) {
+  if (bad_lines) *bad_lines = 0;
   std::vector<v1::PlaybookEvent> events;
   std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
   const bool cut = !text.empty() && text.back() != '\n';
@@ -204,6 +234,10 @@ absl::StatusOr<std::vector<v1::PlaybookEvent>> ParseRunEvents(absl::string_view 
     auto st = google::protobuf::util::JsonStringToMessage(
         google::protobuf::StringPiece(lines[i].data(), lines[i].size()), &e, opts);
     if (!st.ok()) {
+      if (bad_lines) {
+        ++*bad_lines;
+        continue;
+      }
       return absl::DataLossError(
           absl::StrCat(name, ":", i + 1, ": not an event: ", st.message().as_string()));
     }
@@ -231,6 +265,7 @@ void Runner::Fold(const v1::PlaybookEvent& e) {
       r_.skipped.insert(h);
       break;
     case Kind::KIND_RUN_PLANNED:
+      r_.planned = true;
       r_.waves.clear();
       for (const auto& w : e.waves()) {
         std::vector<size_t> hosts;
@@ -240,6 +275,10 @@ void Runner::Fold(const v1::PlaybookEvent& e) {
       break;
     case Kind::KIND_HOST_APPLYING:
       r_.applying.insert(h);
+      r_.applying_at[h] = FromStamp(e.at());
+      break;
+    case Kind::KIND_WAVE_STARTED:
+      r_.waves_started = std::max<size_t>(r_.waves_started, e.wave());
       break;
     case Kind::KIND_HOST_CHANGED:
       r_.changed.insert(h);
@@ -249,21 +288,33 @@ void Runner::Fold(const v1::PlaybookEvent& e) {
       break;
     case Kind::KIND_HOST_FAILED:
       r_.failed.insert(h);
+      if (e.apply_outcome() == v1::PlaybookEvent::APPLY_OUTCOME_UNKNOWN) r_.uncertain.insert(h);
+      if (e.apply_outcome() == v1::PlaybookEvent::APPLY_OUTCOME_NOT_OURS) r_.not_ours.insert(h);
       break;
     case Kind::KIND_HOST_ROLLED_BACK:
       r_.rolled_back.insert(h);
+      r_.rollback_failed.erase(h);
+      break;
+    case Kind::KIND_HOST_ROLLBACK_FAILED:
+      r_.rollback_failed.insert(h);
       break;
     case Kind::KIND_HOST_CONFIRMED:
       r_.confirmed.insert(h);
       break;
     case Kind::KIND_WAVE_PASSED:
       r_.waves_passed = std::max<size_t>(r_.waves_passed, e.wave());
+      r_.wave_passed_at = FromStamp(e.at());
       break;
     case Kind::KIND_RUN_PAUSED:
       r_.state = v1::PLAYBOOK_RUN_STATE_PAUSED;
       break;
     case Kind::KIND_RUN_RESUMED:
       r_.state = v1::PLAYBOOK_RUN_STATE_RUNNING;
+      if (!r_.planned) {  // detection was cut short: it starts over
+        r_.intents.clear();
+        r_.baseline.clear();
+        r_.skipped.clear();
+      }
       break;
     case Kind::KIND_RUN_FINISHED:
       r_.state = e.state();
@@ -273,23 +324,71 @@ void Runner::Fold(const v1::PlaybookEvent& e) {
   }
 }
 
+namespace {
+
+// An apply the agent answered with this refused it: nothing changed there.
+// Any other error leaves the outcome unknown (it may have landed).
+bool Refused(const absl::Status& st) {
+  switch (st.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kUnimplemented:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kResourceExhausted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string Clock(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", t, absl::UTCTimeZone());
+}
+
+}  // namespace
+
 size_t Runner::RollBack(std::vector<size_t> hosts, uint32_t wave) {
   hosts.erase(std::remove_if(hosts.begin(), hosts.end(),
-                             [&](size_t h) { return r_.rolled_back.count(h) > 0; }),
+                             [&](size_t h) {
+                               return r_.rolled_back.count(h) > 0 || r_.not_ours.count(h) > 0;
+                             }),
               hosts.end());
   if (hosts.empty()) return 0;
   auto results = fleet_.Rollback(hosts, r_.run);
   size_t failed = 0;
   for (size_t i = 0; i < hosts.size(); ++i) {
-    const bool ok = i < results.size() && results[i].ok();
-    auto e = Event(ok ? Kind::KIND_HOST_ROLLED_BACK : Kind::KIND_HOST_ROLLBACK_FAILED, wave,
-                   static_cast<int>(hosts[i]));
-    if (!ok) {
-      ++failed;
-      e.set_detail(absl::StrCat(
-          i < results.size() ? std::string(results[i].message()) : "no answer",
-          "; the host still rolls it back by itself at the deadline unless confirmed"));
+    const size_t h = hosts[i];
+    absl::Status st = i < results.size() ? results[i] : absl::UnavailableError("no answer");
+    if (absl::IsCancelled(st) && fleet_.Interrupted()) continue;  // not asked: no word on it
+    std::string detail;
+    if (absl::IsNotFound(st)) {
+      auto at = r_.applying_at.find(h);
+      if (r_.Uncertain(h) && at != r_.applying_at.end() &&
+          fleet_.Now() - at->second < kApplyInFlight) {
+        st = absl::UnavailableError(absl::StrCat(
+            "the host has no change ", r_.run, " yet, but the apply sent at ", Clock(at->second),
+            " got no answer and may still land; if it does it rolls back by itself at ",
+            Clock(r_.deadline), "; abort again after ", Clock(at->second + kApplyInFlight),
+            " to be sure"));
+      } else {
+        st = absl::OkStatus();
+        detail = "the change is not on the host (never applied there)";
+      }
     }
+    auto e = Event(st.ok() ? Kind::KIND_HOST_ROLLED_BACK : Kind::KIND_HOST_ROLLBACK_FAILED, wave,
+                   static_cast<int>(h));
+    if (!st.ok()) {
+      ++failed;
+      detail = absl::StrCat(st.message(), absl::StrContains(st.message(), "rolls back by itself")
+                                              ? ""
+                                              : "; the host still rolls it back by itself at the "
+                                                "deadline unless confirmed");
+    }
+    e.set_detail(detail);
     Emit(e);
   }
   return failed;
@@ -302,8 +401,18 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
     for (size_t h : r_.waves[w]) total_failures += r_.failed.count(h);
   for (size_t w = from; w < r_.waves.size(); ++w) {
     const uint32_t number = static_cast<uint32_t>(w + 1);
-    if (w > 0 && w != from) {  // no pause before the wave a resume picks up
-      if (!fleet_.Sleep(p_.pause)) return v1::PLAYBOOK_RUN_STATE_RUNNING;
+    if (w > 0) {
+      // The pause after the wave before; a resume waits what is left of it
+      // unless this wave had started.
+      absl::Duration pause = p_.pause;
+      if (w == from) {
+        pause = r_.waves_started > w ? absl::ZeroDuration()
+                                     : std::max(absl::ZeroDuration(),
+                                                r_.wave_passed_at + p_.pause - fleet_.Now());
+      }
+      if (pause > absl::ZeroDuration() && !fleet_.Sleep(pause)) {
+        return v1::PLAYBOOK_RUN_STATE_RUNNING;
+      }
     }
     if (fleet_.Now() >= r_.deadline) {
       RollBack(std::vector<size_t>(r_.applying.begin(), r_.applying.end()), number);
@@ -325,21 +434,33 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
       intents.push_back(r_.intents.at(h));
     }
     for (size_t h : to_apply) Emit(Event(Kind::KIND_HOST_APPLYING, number, static_cast<int>(h)));
+    if (!record_error_.ok()) return Unrecorded(number, to_apply);
     if (!to_apply.empty()) {
-      auto applied = fleet_.Apply(to_apply, intents, r_.run, ConfirmWithin());
+      auto applied = fleet_.Apply(to_apply, intents, r_.run, r_.deadline);
       for (size_t i = 0; i < to_apply.size(); ++i) {
         const int h = static_cast<int>(to_apply[i]);
-        if (i >= applied.size()) {
-          auto e = Event(Kind::KIND_HOST_FAILED, number, h);
-          e.set_detail("apply: no answer");
-          Emit(e);
-        } else if (absl::IsAlreadyExists(applied[i].status())) {
+        const absl::Status st =
+            i < applied.size() ? applied[i].status() : absl::UnavailableError("no answer");
+        // Cut short by Ctrl-C: no word on this host; it stays "applying"
+        // (a resume applies it, an abort rolls it back).
+        if (absl::IsCancelled(st) && fleet_.Interrupted()) continue;
+        if (absl::IsAlreadyExists(st) && resumed_) {
           auto e = Event(Kind::KIND_HOST_CHANGED, number, h);
           e.set_detail("the change was already there (applied before the interruption)");
           Emit(e);
-        } else if (!applied[i].ok()) {
+        } else if (absl::IsAlreadyExists(st)) {
           auto e = Event(Kind::KIND_HOST_FAILED, number, h);
-          e.set_detail(absl::StrCat("apply: ", applied[i].status().ToString()));
+          e.set_apply_outcome(v1::PlaybookEvent::APPLY_OUTCOME_NOT_OURS);
+          e.set_detail(absl::StrCat("the host already has a change ", r_.run,
+                                    " that this run did not make (a reused run id?): left alone"));
+          Emit(e);
+        } else if (!st.ok()) {
+          auto e = Event(Kind::KIND_HOST_FAILED, number, h);
+          e.set_apply_outcome(Refused(st) ? v1::PlaybookEvent::APPLY_OUTCOME_REFUSED
+                                          : v1::PlaybookEvent::APPLY_OUTCOME_UNKNOWN);
+          e.set_detail(absl::StrCat("apply: ", st.ToString(),
+                                    Refused(st) ? "" : " (it may still land: it rolls back by "
+                                                       "itself at the deadline)"));
           Emit(e);
         } else if (!applied[i]->has_change()) {
           auto e = Event(Kind::KIND_HOST_UNCHANGED, number, h);
@@ -355,6 +476,7 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
           Emit(e);
         }
       }
+      if (fleet_.Interrupted()) return v1::PLAYBOOK_RUN_STATE_RUNNING;
     }
 
     // Verify every host of the wave that has the change.
@@ -362,10 +484,12 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
     for (size_t h : hosts)
       if (r_.changed.count(h) && !r_.failed.count(h)) verify.push_back(h);
     size_t inconclusive = 0;
-    std::vector<size_t> failed_here;
     if (!verify.empty()) {
       if (!fleet_.Sleep(p_.settle)) return v1::PLAYBOOK_RUN_STATE_RUNNING;
       auto measured = fleet_.Measure(verify, p_, p_.verify_window);
+      // Interrupted while measuring: no verdict on anyone; a resume
+      // verifies the wave again.
+      if (fleet_.Interrupted()) return v1::PLAYBOOK_RUN_STATE_RUNNING;
       for (size_t i = 0; i < verify.size(); ++i) {
         const size_t h = verify[i];
         if (i >= measured.size() || !measured[i].status.ok()) {
@@ -399,11 +523,18 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
         e.set_detail(Figures(e));
         Emit(e);
         if (v == v1::PLAYBOOK_VERDICT_INCONCLUSIVE) {
-          ++inconclusive;
-          if (!p_.pause_on_inconclusive) failed_here.push_back(h);
+          if (p_.pause_on_inconclusive) {
+            ++inconclusive;
+          } else {
+            auto f = Event(Kind::KIND_HOST_FAILED, number, static_cast<int>(h));
+            f.set_verdict(v);
+            f.set_detail("inconclusive counts as a failure (verify.on_inconclusive: fail)");
+            Emit(f);
+          }
         }
       }
     }
+    std::vector<size_t> failed_here;
     for (size_t h : hosts)
       if (r_.failed.count(h)) failed_here.push_back(h);
     total_failures += failed_here.size();
@@ -422,60 +553,89 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
         back = failed_here;
       }
       const size_t rb_failed = RollBack(back, number);
-      return Finish(v1::PLAYBOOK_RUN_STATE_FAILED,
-                    absl::StrCat("wave ", number, " failed; ", p_.rollback_all ? "every host changed by the run" : "the failed hosts",
-                                 " rolled back", rb_failed ? absl::StrCat(" (", rb_failed, " could not be: they roll back at the deadline)") : "",
-                                 "; later waves were not touched"));
+      if (fleet_.Interrupted()) return v1::PLAYBOOK_RUN_STATE_RUNNING;
+      return Finish(
+          v1::PLAYBOOK_RUN_STATE_FAILED,
+          absl::StrCat("wave ", number, " failed; ",
+                       p_.rollback_all ? "every host changed by the run" : "the failed hosts",
+                       " rolled back",
+                       rb_failed ? absl::StrCat(" (", rb_failed,
+                                                " could not be: they roll back by themselves at "
+                                                "the deadline; run abort again)")
+                                 : "",
+                       "; later waves were not touched"));
     }
-    if (inconclusive > 0 && p_.pause_on_inconclusive) {
+    if (inconclusive > 0) {
       auto e = Event(Kind::KIND_RUN_PAUSED, number);
       e.set_state(v1::PLAYBOOK_RUN_STATE_PAUSED);
       e.set_detail(absl::StrCat(inconclusive, " host", inconclusive == 1 ? "" : "s",
                                 " inconclusive: resume (verifies wave ", number,
-                                " again) or abort before ", absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", r_.deadline, absl::UTCTimeZone()),
+                                " again) or abort before ", Clock(r_.deadline),
                                 ", when the hosts roll back by themselves"));
       Emit(e);
       return v1::PLAYBOOK_RUN_STATE_PAUSED;
     }
     // Failures within the allowance: those hosts do not keep a change that
-    // did not verify.
-    RollBack(failed_here, number);
+    // did not verify (and are never confirmed, rolled back or not).
+    const size_t rb_failed = RollBack(failed_here, number);
+    if (fleet_.Interrupted()) return v1::PLAYBOOK_RUN_STATE_RUNNING;
     auto passed = Event(Kind::KIND_WAVE_PASSED, number);
-    passed.set_detail(absl::StrCat(hosts.size() - failed_here.size(), " of ", hosts.size(),
-                                   " hosts verified"));
+    passed.set_detail(absl::StrCat(
+        hosts.size() - failed_here.size(), " of ", hosts.size(), " hosts verified",
+        rb_failed ? absl::StrCat("; ", rb_failed, " failed host", rb_failed == 1 ? "" : "s",
+                                 " could not be rolled back now: never confirmed, they roll back "
+                                 "by themselves at the deadline")
+                  : ""));
     Emit(passed);
   }
 
   // Every wave verified: make the changes stay.
+  if (!record_error_.ok()) return Unrecorded(0);
   std::vector<size_t> keep;
-  for (size_t h : r_.changed)
-    if (!r_.failed.count(h) && !r_.rolled_back.count(h) && !r_.confirmed.count(h)) keep.push_back(h);
+  for (size_t h : r_.changed) {
+    if (!r_.failed.count(h) && !r_.rolled_back.count(h) && !r_.rollback_failed.count(h) &&
+        !r_.confirmed.count(h)) {
+      keep.push_back(h);
+    }
+  }
   size_t confirm_failed = 0;
   if (!keep.empty()) {
     auto confirmed = fleet_.Confirm(keep, r_.run);
     for (size_t i = 0; i < keep.size(); ++i) {
-      const bool ok = i < confirmed.size() && confirmed[i].ok();
-      auto e = Event(ok ? Kind::KIND_HOST_CONFIRMED : Kind::KIND_HOST_CONFIRM_FAILED, 0,
+      const absl::Status st = i < confirmed.size() ? confirmed[i] : absl::UnavailableError("no answer");
+      if (absl::IsCancelled(st) && fleet_.Interrupted()) continue;
+      auto e = Event(st.ok() ? Kind::KIND_HOST_CONFIRMED : Kind::KIND_HOST_CONFIRM_FAILED, 0,
                      static_cast<int>(keep[i]));
-      if (!ok) {
+      if (!st.ok()) {
         ++confirm_failed;
-        e.set_detail(i < confirmed.size() ? std::string(confirmed[i].message()) : "no answer");
+        e.set_detail(std::string(st.message()));
       }
       Emit(e);
     }
+    if (fleet_.Interrupted()) return v1::PLAYBOOK_RUN_STATE_RUNNING;
   }
   const size_t failures = r_.failed.size();
+  const size_t stuck = r_.rollback_failed.size();
+  const std::string stuck_text =
+      stuck ? absl::StrCat("; ", stuck, " failed host", stuck == 1 ? "" : "s",
+                           " could not be rolled back: never confirmed, they roll back by "
+                           "themselves at ", Clock(r_.deadline))
+            : "";
   if (confirm_failed > 0) {
     return Finish(v1::PLAYBOOK_RUN_STATE_FAILED,
                   absl::StrCat(confirm_failed, " host", confirm_failed == 1 ? "" : "s",
                                " could not confirm (they roll back at the deadline); ",
-                               r_.confirmed.size(), " confirmed"));
+                               r_.confirmed.size(), " confirmed", stuck_text));
   }
-  return Finish(v1::PLAYBOOK_RUN_STATE_SUCCEEDED,
-                absl::StrCat(r_.confirmed.size(), " host", r_.confirmed.size() == 1 ? "" : "s",
-                             " changed and confirmed",
-                             r_.unchanged.empty() ? "" : absl::StrCat(", ", r_.unchanged.size(), " had nothing to change"),
-                             failures ? absl::StrCat(", ", failures, " failed within the allowance and rolled back") : ""));
+  return Finish(
+      v1::PLAYBOOK_RUN_STATE_SUCCEEDED,
+      absl::StrCat(r_.confirmed.size(), " host", r_.confirmed.size() == 1 ? "" : "s",
+                   " changed and confirmed",
+                   r_.unchanged.empty()
+                       ? ""
+                       : absl::StrCat(", ", r_.unchanged.size(), " had nothing to change"),
+                   failures ? absl::StrCat(", ", failures, " failed within the allowance") : "",
+                   stuck_text));
 }
 
 absl::StatusOr<v1::TuningIntent> ResolveIntent(const Playbook& p,
@@ -520,14 +680,16 @@ absl::StatusOr<v1::TuningIntent> ResolveIntent(const Playbook& p,
 
 namespace {
 
-// Detection: the events up to RUN_PLANNED, folded into `runner`.
-void Detect(const Playbook& p, Runner& runner, Fleet& fleet) {
+// Detection: the events up to RUN_PLANNED, folded into `runner`. False when
+// interrupted (nothing planned: a resume detects again).
+bool Detect(const Playbook& p, Runner& runner, Fleet& fleet) {
   RunRecord& r = runner.record();
   std::vector<size_t> all;
   for (int i = 0; i < r.started.targets_size(); ++i) all.push_back(static_cast<size_t>(i));
   const bool measure = !p.finding.empty() || !PlaybookCounters(p).empty();
   std::vector<HostMeasure> measured(all.size());
   if (measure) measured = fleet.Measure(all, p, p.detect_window);
+  if (fleet.Interrupted()) return false;
   measured.resize(all.size());
   // Knobs for expressions, on the hosts that matched.
   std::vector<size_t> candidates;
@@ -539,6 +701,8 @@ void Detect(const Playbook& p, Runner& runner, Fleet& fleet) {
   std::vector<absl::StatusOr<std::map<std::string, KnobBounds>>> knobs;
   const auto names = p.intent ? ExpressionKnobs(*p.intent) : std::vector<std::string>{};
   if (!names.empty() && !candidates.empty()) knobs = fleet.Knobs(candidates, names);
+  if (fleet.Interrupted()) return false;
+  knobs.resize(candidates.size(), absl::UnavailableError("no answer"));
   size_t k = 0;
   std::vector<size_t> matched;
   for (size_t h : all) {
@@ -608,6 +772,7 @@ void Detect(const Playbook& p, Runner& runner, Fleet& fleet) {
   planned.set_detail(absl::StrCat(matched.size(), " of ", all.size(), " hosts matched; ",
                                   planned.waves_size(), " wave", planned.waves_size() == 1 ? "" : "s"));
   runner.Emit(planned);
+  return true;
 }
 
 v1::PlaybookEvent StartedEvent(const Playbook& p, const RunOptions& o, Fleet& fleet,
@@ -644,7 +809,10 @@ absl::Duration ConfirmWithinFor(const Playbook& p, size_t targets, absl::Duratio
 Preview PreviewPlaybook(const Playbook& p, const RunOptions& o, Fleet& fleet) {
   Preview pv;
   pv.confirm_within = ConfirmWithinFor(p, o.targets.size(), o.per_call);
-  EventSink sink = [&](const v1::PlaybookEvent& e) { pv.events.push_back(e); };
+  EventSink sink = [&](const v1::PlaybookEvent& e) {
+    pv.events.push_back(e);
+    return absl::OkStatus();
+  };
   Runner runner(p, fleet, sink, RunRecord{});
   runner.Emit(StartedEvent(p, o, fleet, pv.confirm_within));
   Detect(p, runner, fleet);
@@ -672,8 +840,9 @@ v1::PlaybookRunState RunPlaybook(const Playbook& p, const RunOptions& o, Fleet& 
                                  const EventSink& sink) {
   Runner runner(p, fleet, sink, RunRecord{});
   runner.Emit(StartedEvent(p, o, fleet, ConfirmWithinFor(p, o.targets.size(), o.per_call)));
+  if (!runner.record_error().ok()) return runner.Unrecorded(0);
   const absl::Time detect_start = fleet.Now();
-  Detect(p, runner, fleet);
+  if (!Detect(p, runner, fleet)) return v1::PLAYBOOK_RUN_STATE_RUNNING;
   if (runner.record().intents.empty()) {
     return runner.Finish(v1::PLAYBOOK_RUN_STATE_NOTHING_TO_DO, "no host matched: nothing changed");
   }
@@ -710,28 +879,64 @@ absl::StatusOr<v1::PlaybookRunState> ResumePlaybook(const Playbook& p, const Run
         "the playbook ", p.file, " changed since run ", record.run,
         " started: resume with the text it started with, or abort the run"));
   }
-  if (fleet.Now() >= record.deadline) {
+  const absl::Time now = fleet.Now();
+  if (now >= record.deadline) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "run ", record.run, ": its confirm deadline passed at ",
-        absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", record.deadline, absl::UTCTimeZone()),
+        "run ", record.run, ": its confirm deadline passed at ", Clock(record.deadline),
         ", so the hosts rolled the change back by themselves; `playbook abort` makes sure"));
   }
-  Runner runner(p, fleet, sink, record);
+  // The rest of the run must fit before the deadline, or hosts changed now
+  // would roll back by themselves before the run could confirm them.
+  absl::Duration rest;
+  const absl::Duration per_call = absl::Seconds(2);
+  if (!record.planned) {
+    rest = EstimateRunTime(p, WaveSizes(p.waves, record.started.targets_size()).size(), per_call);
+  } else {
+    const size_t from = std::min(record.waves.size(), record.waves_passed);
+    for (size_t w = from; w < record.waves.size(); ++w) {
+      rest += 2 * per_call + p.settle + p.verify_window;
+      if (w > from) {
+        rest += p.pause;
+      } else if (w > 0 && record.waves_started <= w) {  // the pause it was in
+        rest += std::max(absl::ZeroDuration(), record.wave_passed_at + p.pause - now);
+      }
+    }
+    rest += per_call;  // the confirmation
+  }
+  if (now + rest > record.deadline) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "run ", record.run, ": the rest of the run takes about ", absl::FormatDuration(rest),
+        " but its hosts roll back by themselves at ", Clock(record.deadline), " (in ",
+        absl::FormatDuration(absl::Trunc(record.deadline - now, absl::Seconds(1))),
+        "): abort it and start a new run"));
+  }
+  Runner runner(p, fleet, sink, record, /*resumed=*/true);
   auto e = runner.Event(Kind::KIND_RUN_RESUMED, static_cast<uint32_t>(record.waves_passed + 1));
-  e.set_detail(absl::StrCat("resuming at wave ", record.waves_passed + 1, " of ",
-                            record.waves.size()));
+  e.set_detail(record.planned ? absl::StrCat("resuming at wave ", record.waves_passed + 1, " of ",
+                                             record.waves.size())
+                              : "resuming: detection was cut short, it starts over");
   runner.Emit(e);
-  if (record.waves.empty() && record.intents.empty()) {
+  if (!runner.record_error().ok()) return runner.Unrecorded(0);
+  if (!record.planned) {
+    if (!Detect(p, runner, fleet)) return v1::PLAYBOOK_RUN_STATE_RUNNING;
+  }
+  if (runner.record().intents.empty()) {
     return runner.Finish(v1::PLAYBOOK_RUN_STATE_NOTHING_TO_DO, "no host matched: nothing changed");
   }
-  return runner.Waves(record.waves_passed);
+  return runner.Waves(runner.record().waves_passed);
 }
 
-v1::PlaybookRunState AbortPlaybook(const RunRecord& record, Fleet& fleet, const EventSink& sink) {
+v1::PlaybookRunState AbortPlaybook(const RunRecord& record, Fleet& fleet, const EventSink& sink,
+                                   bool everyone) {
   Playbook none;
   Runner runner(none, fleet, sink, record);
   std::vector<size_t> hosts(record.applying.begin(), record.applying.end());
+  if (everyone) {
+    hosts.clear();
+    for (int i = 0; i < record.started.targets_size(); ++i) hosts.push_back(static_cast<size_t>(i));
+  }
   const size_t failed = runner.RollBack(hosts, 0);
+  if (fleet.Interrupted()) return v1::PLAYBOOK_RUN_STATE_RUNNING;
   return runner.Finish(
       failed ? v1::PLAYBOOK_RUN_STATE_FAILED : v1::PLAYBOOK_RUN_STATE_ABORTED,
       failed ? absl::StrCat("aborted; ", failed, " host", failed == 1 ? "" : "s",

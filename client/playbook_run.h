@@ -66,21 +66,34 @@ class Fleet {
   virtual std::vector<absl::StatusOr<netagent::v1::TuningPlan>> Plan(
       const std::vector<size_t>& hosts, const std::vector<netagent::v1::TuningIntent>& intents) = 0;
   // ALREADY_EXISTS when the host has this change id already (a resumed run).
+  // Each host's change rolls back by itself at `confirm_by` (the time left
+  // is reckoned as each host's call is made).
   virtual std::vector<absl::StatusOr<netagent::v1::ApplyTuningResponse>> Apply(
       const std::vector<size_t>& hosts, const std::vector<netagent::v1::TuningIntent>& intents,
-      const std::string& change_id, absl::Duration confirm_within) = 0;
+      const std::string& change_id, absl::Time confirm_by) = 0;
   virtual std::vector<absl::Status> Confirm(const std::vector<size_t>& hosts,
                                             const std::string& change_id) = 0;
   // OK when nothing of the change is left in effect on the host (rolled
-  // back now or before, expired, never applied).
+  // back now, or before: expired, restored after a failed apply); NOT_FOUND
+  // when the host has no change with this id (never applied there, or an
+  // apply still on its way).
   virtual std::vector<absl::Status> Rollback(const std::vector<size_t>& hosts,
                                              const std::string& change_id) = 0;
   // False when interrupted (Ctrl-C): the run stops where it is.
   virtual bool Sleep(absl::Duration d) = 0;
   virtual absl::Time Now() = 0;
+  // True once interrupted: calls cut short answer CANCELLED, and the run
+  // stops where it is instead of judging the hosts on them.
+  virtual bool Interrupted() { return false; }
 };
 
-using EventSink = std::function<void(const netagent::v1::PlaybookEvent&)>;
+// Records an event (netctl appends it to the run file). An error stops the
+// run before its next change: it never makes a change it cannot record.
+using EventSink = std::function<absl::Status(const netagent::v1::PlaybookEvent&)>;
+
+// How long after an apply that got no answer a host's "no such change" is
+// not taken as proof: the apply may still be on its way there.
+inline constexpr absl::Duration kApplyInFlight = absl::Minutes(1);
 
 // A run as its events tell it.
 struct RunRecord {
@@ -92,9 +105,19 @@ struct RunRecord {
   std::map<size_t, netagent::v1::TuningIntent> intents;  // matched hosts
   std::map<size_t, netagent::v1::PlaybookEvent> baseline;  // their HOST_MATCHED events
   std::set<size_t> applying, changed, unchanged, failed, rolled_back, confirmed, skipped;
+  std::set<size_t> uncertain;        // an apply with no answer (it may have landed)
+  std::set<size_t> not_ours;         // the change id was there already: never rolled back
+  std::set<size_t> rollback_failed;  // and not rolled back since
+  std::map<size_t, absl::Time> applying_at;
+  bool planned = false;  // detection finished (RUN_PLANNED)
+  size_t waves_started = 0;
+  absl::Time wave_passed_at = absl::InfinitePast();  // the last WAVE_PASSED
   absl::Time started_at, deadline;
   std::string last_detail;
   bool finished() const;
+  // The host may have the change though the run cannot tell: sent, and no
+  // answer recorded (netctl died, or the call timed out).
+  bool Uncertain(size_t h) const;
 };
 // Folds events in order; INVALID_ARGUMENT when they do not start with
 // RUN_STARTED, name a host the run does not have, or put a host in a wave
@@ -103,9 +126,10 @@ absl::StatusOr<RunRecord> FoldRun(const std::vector<netagent::v1::PlaybookEvent>
 
 // The events of a run file's text (one JSON object per line). A last line
 // cut short (netctl killed while writing it) is left out; a bad line before
-// it is DATA_LOSS naming `name` and the line.
-absl::StatusOr<std::vector<netagent::v1::PlaybookEvent>> ParseRunEvents(absl::string_view text,
-                                                                        const std::string& name);
+// it is DATA_LOSS naming `name` and the line, unless `bad_lines` is given:
+// then bad lines are left out and counted there.
+absl::StatusOr<std::vector<netagent::v1::PlaybookEvent>> ParseRunEvents(
+    absl::string_view text, const std::string& name, size_t* bad_lines = nullptr);
 
 // The remediation for one host: the finding's own intent, or the literal
 // one with its expressions resolved against `knobs`. FAILED_PRECONDITION
@@ -146,8 +170,9 @@ netagent::v1::PlaybookRunState RunPlaybook(const Playbook& p, const RunOptions& 
 absl::StatusOr<netagent::v1::PlaybookRunState> ResumePlaybook(const Playbook& p,
                                                               const RunRecord& record,
                                                               Fleet& fleet, const EventSink& sink);
-// Rolls back every host the run may have changed (confirmed ones too).
+// Rolls back every host the run may have changed (confirmed ones too);
+// `everyone`: every target of the run (its file lost events).
 netagent::v1::PlaybookRunState AbortPlaybook(const RunRecord& record, Fleet& fleet,
-                                             const EventSink& sink);
+                                             const EventSink& sink, bool everyone = false);
 
 }  // namespace netagent::client

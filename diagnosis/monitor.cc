@@ -151,6 +151,13 @@ std::map<std::string, absl::Time> Monitor::OpenSince() const {
   return out;
 }
 
+std::optional<Finding> Monitor::Current(const std::string& rule) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = tracker_.open().find(rule);
+  if (it == tracker_.open().end()) return std::nullopt;
+  return it->second.finding;
+}
+
 std::optional<FindingEvent> Monitor::Subscription::Next(absl::Duration timeout) {
   std::unique_lock<std::mutex> lk(monitor_->mu_);
   monitor_->cv_.wait_for(lk, absl::ToChronoNanoseconds(timeout),

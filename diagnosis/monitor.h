@@ -114,6 +114,9 @@ class Monitor {
 
   // The time each open finding opened, by rule id.
   std::map<std::string, absl::Time> OpenSince() const;
+  // The open finding of `rule` as the last evaluation saw it (its figures
+  // and remediation are that evaluation's); nullopt when not open.
+  std::optional<Finding> Current(const std::string& rule) const;
   void Stop();
 
  private:

@@ -135,6 +135,36 @@ class Reader {
     if (!_s.ok()) return _s;              \
   } while (0)
 
+// Before anything reads the tree: at most kMaxNodes nodes and kMaxDepth
+// levels (an alias that refers to itself would otherwise never end), and no
+// key twice in one mapping (YAML keeps both; which one counts would be a
+// guess).
+constexpr int kMaxNodes = 20000;
+constexpr int kMaxDepth = 32;
+
+absl::Status CheckTree(const Reader& r, const YAML::Node& node, int depth, int* nodes) {
+  if (++*nodes > kMaxNodes) {
+    return r.Error(node, "yaml", absl::StrCat("more than ", kMaxNodes,
+                                          " nodes (an alias that refers to itself?)"));
+  }
+  if (depth > kMaxDepth) {
+    return r.Error(node, "yaml", absl::StrCat("nested deeper than ", kMaxDepth, " levels"));
+  }
+  if (node.IsMap()) {
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      if (kv.first.IsScalar() && !seen.insert(kv.first.Scalar()).second) {
+        return r.Error(kv.first, kv.first.Scalar(), "given twice in one mapping");
+      }
+      PB_CHECK(CheckTree(r, kv.first, depth + 1, nodes));
+      PB_CHECK(CheckTree(r, kv.second, depth + 1, nodes));
+    }
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) PB_CHECK(CheckTree(r, node[i], depth + 1, nodes));
+  }
+  return absl::OkStatus();
+}
+
 // YAML -> JSON, for the protobuf JSON parser (the intent is the API's own
 // TuningIntent, so every intent the tuning API takes can be written).
 void ToJson(const YAML::Node& node, std::string* out) {
@@ -312,6 +342,8 @@ absl::StatusOr<Playbook> ParsePlaybook(absl::string_view text, const std::string
   p.file = file;
   p.digest = Sha256(text);
   try {
+    int nodes = 0;
+    PB_CHECK(CheckTree(r, root, 0, &nodes));
     PB_CHECK(r.Mapping(root, "",
                        {"apiVersion", "kind", "metadata", "mode", "auto", "match", "remediation",
                         "rollout", "verify", "on_failure"}));
@@ -471,6 +503,12 @@ absl::StatusOr<Playbook> ParsePlaybook(absl::string_view text, const std::string
       return r.Error(root["mode"], "mode",
                      "auto applies the finding's own remediation only (remediation.from_finding: "
                      "true): the agent changes nothing its diagnosis did not propose");
+    }
+    if (p.auto_mode && p.confirm_within && *p.confirm_within <= p.settle + p.verify_window) {
+      return r.Error(root["rollout"]["confirm_within"], "rollout.confirm_within",
+                     absl::StrCat("the agent verifies after settle + window (",
+                                  absl::FormatDuration(p.settle + p.verify_window),
+                                  "): a change would roll back by itself before it is judged"));
     }
     if (const YAML::Node a = root["auto"]) {
       if (!p.auto_mode) return r.Error(a, "auto", "needs mode: auto");

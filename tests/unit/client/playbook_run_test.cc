@@ -28,6 +28,8 @@ struct Host {
   bool fixed_by_change = true;  // the finding clears once changed
   bool has_intent = true;
   bool inconclusive = false;    // its verification cannot read the guard
+  bool apply_times_out = false;  // the apply gets no answer (and lands later)
+  bool rollback_fails = false;
   bool applied = false, confirmed = false, rolled_back = false;
   int applies = 0;
 };
@@ -38,6 +40,12 @@ class ScriptedFleet : public Fleet {
 
   std::vector<HostMeasure> Measure(const std::vector<size_t>& which, const Playbook& p,
                                    absl::Duration window) override {
+    if (interrupt_in_measure-- == 0) {
+      interrupted = true;  // Ctrl-C while the window runs: every call cut short
+      std::vector<HostMeasure> out(which.size());
+      for (auto& m : out) m.status = absl::CancelledError("interrupted");
+      return out;
+    }
     now += window;
     std::vector<HostMeasure> out;
     for (size_t h : which) {
@@ -83,11 +91,16 @@ class ScriptedFleet : public Fleet {
   }
   std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(
       const std::vector<size_t>& which, const std::vector<v1::TuningIntent>& intents,
-      const std::string& id, absl::Duration confirm_within) override {
+      const std::string& id, absl::Time confirm_by) override {
     std::vector<absl::StatusOr<v1::ApplyTuningResponse>> out;
-    last_confirm_within = confirm_within;
+    last_confirm_within = confirm_by - now;
     for (size_t i = 0; i < which.size(); ++i) {
       Host& host = hosts[which[i]];
+      if (interrupt_in_apply >= 0 && static_cast<int>(i) >= interrupt_in_apply) {
+        interrupted = true;  // Ctrl-C: the calls not yet answered are cut short
+        out.push_back(absl::CancelledError("interrupted"));
+        continue;
+      }
       applied_order.push_back(which[i]);
       applied_intents[which[i]] = intents[i];
       if (crash_after_applies >= 0 && static_cast<int>(applied_order.size()) > crash_after_applies) {
@@ -98,6 +111,10 @@ class ScriptedFleet : public Fleet {
         continue;
       }
       ++host.applies;
+      if (host.apply_times_out) {
+        out.push_back(absl::DeadlineExceededError("deadline exceeded"));
+        continue;  // lands later: late_applies
+      }
       if (host.applied) {
         out.push_back(absl::AlreadyExistsError(absl::StrCat("change ", id, " exists")));
         continue;
@@ -122,13 +139,20 @@ class ScriptedFleet : public Fleet {
     return out;
   }
   std::vector<absl::Status> Rollback(const std::vector<size_t>& which,
-                                     const std::string&) override {
+                                     const std::string& id) override {
     std::vector<absl::Status> out;
     for (size_t h : which) {
       rollback_order.push_back(h);
-      hosts[h].applied = false;
-      hosts[h].rolled_back = true;
-      out.push_back(absl::OkStatus());
+      Host& host = hosts[h];
+      if (host.rollback_fails) {
+        out.push_back(absl::UnavailableError("connection refused"));
+      } else if (host.applied || host.rolled_back) {  // now, or already undone
+        host.applied = false;
+        host.rolled_back = true;
+        out.push_back(absl::OkStatus());
+      } else {
+        out.push_back(absl::NotFoundError(absl::StrCat("change_id: no change ", id)));
+      }
     }
     return out;
   }
@@ -138,6 +162,7 @@ class ScriptedFleet : public Fleet {
     return true;
   }
   absl::Time Now() override { return now; }
+  bool Interrupted() override { return interrupted; }
 
   std::vector<Host> hosts;
   absl::Time now = absl::FromUnixSeconds(1800000000);
@@ -146,6 +171,9 @@ class ScriptedFleet : public Fleet {
   absl::Duration last_confirm_within;
   int interrupt_at_sleep = -1, sleeps = 0;
   int crash_after_applies = -1;
+  int interrupt_in_apply = -1;    // the host (by position in the call) cut short first
+  int interrupt_in_measure = -1;  // which Measure call (0: the first) is cut short
+  bool interrupted = false;
 };
 
 Playbook FindingPlaybook(std::vector<WaveStep> waves) {
@@ -177,8 +205,13 @@ RunOptions Options(size_t n) {
 
 struct Recorded {
   std::vector<v1::PlaybookEvent> events;
+  size_t fail_after = static_cast<size_t>(-1);  // events recorded before the disk fills
   EventSink sink() {
-    return [this](const v1::PlaybookEvent& e) { events.push_back(e); };
+    return [this](const v1::PlaybookEvent& e) {
+      events.push_back(e);
+      return events.size() > fail_after ? absl::InternalError("No space left on device")
+                                         : absl::OkStatus();
+    };
   }
   std::vector<std::string> Of(Kind::Kind k) const {
     std::vector<std::string> out;
@@ -440,16 +473,34 @@ TEST(PlaybookRun, AbortAfterACrashRollsBackEveryHostThatMayHaveTheChange) {
   EXPECT_TRUE(fleet.hosts[0].applied && fleet.hosts[1].applied && !fleet.hosts[2].applied);
   auto record = FoldRun(events);
   ASSERT_TRUE(record.ok());
+  // Right after the crash, h2 has no change, but the apply netctl may have
+  // sent could still land: that is not taken as proof.
   Recorded more;
-  EXPECT_EQ(AbortPlaybook(*record, fleet, more.sink()), v1::PLAYBOOK_RUN_STATE_ABORTED);
+  EXPECT_EQ(AbortPlaybook(*record, fleet, more.sink()), v1::PLAYBOOK_RUN_STATE_FAILED);
   std::set<size_t> back(fleet.rollback_order.begin(), fleet.rollback_order.end());
   EXPECT_EQ(back, (std::set<size_t>{0, 1, 2}));  // h2 too: the file cannot tell
   for (const auto& h : fleet.hosts) EXPECT_FALSE(h.applied);
-  // Aborting again finds nothing left to do.
+  EXPECT_THAT(more.Of(Kind::KIND_HOST_ROLLED_BACK), ElementsAre("h0", "h1"));
+  EXPECT_THAT(more.Of(Kind::KIND_HOST_ROLLBACK_FAILED), ElementsAre("h2"));
+  EXPECT_THAT(more.events[2].detail(), HasSubstr("may still land"));
+  EXPECT_THAT(more.Last().detail(), HasSubstr("run abort again"));
+  // A minute on, "no such change" is an answer: the abort completes.
   events.insert(events.end(), more.events.begin(), more.events.end());
+  auto second = FoldRun(events);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->rollback_failed, (std::set<size_t>{2}));
+  fleet.now += kApplyInFlight;
+  fleet.rollback_order.clear();
+  Recorded again_events;
+  EXPECT_EQ(AbortPlaybook(*second, fleet, again_events.sink()), v1::PLAYBOOK_RUN_STATE_ABORTED);
+  EXPECT_THAT(fleet.rollback_order, ElementsAre(2));
+  EXPECT_THAT(again_events.events[0].detail(), HasSubstr("never applied there"));
+  // Aborting again finds nothing left to do.
+  events.insert(events.end(), again_events.events.begin(), again_events.events.end());
   auto again = FoldRun(events);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->state, v1::PLAYBOOK_RUN_STATE_ABORTED);
+  EXPECT_TRUE(again->rollback_failed.empty());
   fleet.rollback_order.clear();
   Recorded third;
   EXPECT_EQ(AbortPlaybook(*again, fleet, third.sink()), v1::PLAYBOOK_RUN_STATE_ABORTED);
@@ -511,6 +562,218 @@ TEST(PlaybookRun, FoldRefusesFilesThatAreNotARun) {
   EXPECT_THAT(r.status().message(), HasSubstr("has no remediation"));
   planned.mutable_waves(0)->set_targets(0, "h9");
   EXPECT_THAT(FoldRun({s, planned}).status().message(), HasSubstr("\"h9\" is not in the run"));
+  // A wave the plan does not have (it would count as passed).
+  v1::PlaybookEvent passed;
+  passed.set_kind(Kind::KIND_WAVE_PASSED);
+  passed.set_wave(7);
+  EXPECT_THAT(FoldRun({s, passed}).status().message(),
+              HasSubstr("wave 7 is not a wave of the run's plan"));
+}
+
+// Found by review: an inconclusive host that counted as a failure was not
+// recorded as failed, so when its rollback failed it was confirmed with the
+// others; and a resumed run forgot it in the overall budget.
+TEST(PlaybookRun, InconclusiveAsAFailureIsAFailureEverywhere) {
+  ScriptedFleet fleet(4);
+  Recorded rec;
+  auto p = FindingPlaybook({{0, 100}});
+  CounterCondition guard;
+  guard.counter = "TcpRetransSegs";
+  guard.worse_than_baseline = 2;
+  p.failure.push_back(guard);
+  p.max_failures = FailureBudget{1, -1};
+  p.max_failures_total = FailureBudget{1, -1};
+  fleet.hosts[1].inconclusive = true;
+  fleet.hosts[1].rollback_fails = true;
+  EXPECT_EQ(RunPlaybook(p, Options(4), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_INCONCLUSIVE), ElementsAre("h1"));
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_FAILED), ElementsAre("h1"));
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_ROLLBACK_FAILED), ElementsAre("h1"));
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_CONFIRMED), ElementsAre("h0", "h2", "h3"));
+  EXPECT_FALSE(fleet.hosts[1].confirmed);
+  EXPECT_THAT(rec.Last().detail(), HasSubstr("1 failed host could not be rolled back: never "
+                                             "confirmed"));
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->failed, (std::set<size_t>{1}));
+  EXPECT_EQ(record->rollback_failed, (std::set<size_t>{1}));
+}
+
+TEST(PlaybookRun, AResumedRunCountsTheFailuresBeforeTheInterruption) {
+  ScriptedFleet fleet(4);
+  auto p = FindingPlaybook({{2, 0}, {0, 100}});
+  CounterCondition guard;
+  guard.counter = "TcpRetransSegs";
+  guard.worse_than_baseline = 2;
+  p.failure.push_back(guard);
+  p.max_failures = FailureBudget{1, -1};
+  p.max_failures_total = FailureBudget{1, -1};
+  fleet.hosts[0].inconclusive = true;     // wave 1: within its allowance
+  fleet.hosts[2].fixed_by_change = false;  // wave 2: one more, over the total
+  fleet.interrupt_at_sleep = 1;            // the pause before wave 2
+  Recorded rec;
+  EXPECT_EQ(RunPlaybook(p, Options(4), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_RUNNING);
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  fleet.interrupt_at_sleep = -1;
+  Recorded more;
+  EXPECT_EQ(*ResumePlaybook(p, *record, fleet, more.sink()), v1::PLAYBOOK_RUN_STATE_FAILED);
+  EXPECT_THAT(more.Of(Kind::KIND_WAVE_FAILED), ElementsAre("wave2"));
+  EXPECT_THAT(more.events[more.events.size() - 1].detail(), HasSubstr("wave 2 failed"));
+}
+
+// Found by review: an apply that timed out may land after the run gave up
+// on it; the rollback that follows must not take "no such change" as proof.
+TEST(PlaybookRun, AnApplyWithNoAnswerIsNotTakenAsNeverApplied) {
+  ScriptedFleet fleet(3);
+  fleet.hosts[1].apply_times_out = true;
+  Recorded rec;
+  EXPECT_EQ(RunPlaybook(FindingPlaybook({{0, 100}}), Options(3), fleet, rec.sink()),
+            v1::PLAYBOOK_RUN_STATE_FAILED);
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_FAILED), ElementsAre("h1"));
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_ROLLED_BACK), ElementsAre("h0", "h2"));
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_ROLLBACK_FAILED), ElementsAre("h1"));
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->uncertain, (std::set<size_t>{1}));
+  EXPECT_EQ(record->rollback_failed, (std::set<size_t>{1}));
+  EXPECT_THAT(rec.Last().detail(), HasSubstr("1 could not be"));
+}
+
+TEST(PlaybookRun, AReusedRunIdIsNotAdoptedNorRolledBack) {
+  ScriptedFleet fleet(3);
+  fleet.hosts[1].applied = true;  // someone's change with the same id
+  fleet.hosts[1].fixed_by_change = false;  // and the finding is open there
+  Recorded rec;
+  EXPECT_EQ(RunPlaybook(FindingPlaybook({{0, 100}}), Options(3), fleet, rec.sink()),
+            v1::PLAYBOOK_RUN_STATE_FAILED);
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_FAILED), ElementsAre("h1"));
+  EXPECT_THAT(rec.events[rec.events.size() - 1].detail(), HasSubstr("wave 1 failed"));
+  std::set<size_t> back(fleet.rollback_order.begin(), fleet.rollback_order.end());
+  EXPECT_EQ(back, (std::set<size_t>{0, 2}));
+  EXPECT_TRUE(fleet.hosts[1].applied);  // left alone
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->not_ours, (std::set<size_t>{1}));
+  fleet.rollback_order.clear();
+  Recorded more;
+  AbortPlaybook(*record, fleet, more.sink());
+  EXPECT_TRUE(fleet.rollback_order.empty());  // an abort leaves it alone too
+}
+
+// Found by review: a run whose file could not be written went on changing
+// hosts it could then neither resume nor abort.
+TEST(PlaybookRun, ARunThatCannotRecordStopsBeforeItsNextChange) {
+  ScriptedFleet fleet(3);
+  Recorded rec;
+  const auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  // Detection (start, 3 matched, plan) and wave 1 (started, applying,
+  // changed, verified, passed) are written; wave 2's first event is not.
+  rec.fail_after = 1 + 3 + 1 + 5;
+  EXPECT_EQ(RunPlaybook(p, Options(3), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_FAILED);
+  EXPECT_THAT(fleet.applied_order, ElementsAre(0));  // wave 2 never applied
+  EXPECT_THAT(fleet.rollback_order, ElementsAre(0));
+  EXPECT_FALSE(fleet.hosts[0].applied);
+  EXPECT_THAT(rec.Last().detail(), HasSubstr("the run file cannot be written (No space left"));
+  // Nothing at all when the first event cannot be written.
+  ScriptedFleet fresh(2);
+  Recorded none;
+  none.fail_after = 0;
+  EXPECT_EQ(RunPlaybook(p, Options(2), fresh, none.sink()), v1::PLAYBOOK_RUN_STATE_FAILED);
+  EXPECT_TRUE(fresh.applied_order.empty());
+}
+
+// Found by review: Ctrl-C during a call was judged as host failures (and a
+// run interrupted in detection ended "nothing to do"). It is an
+// interruption: the run stops where it is, resumable.
+TEST(PlaybookRun, CtrlCDuringApplyLeavesTheRestApplyingAndResumable) {
+  ScriptedFleet fleet(4);
+  const auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  fleet.interrupt_in_apply = 1;  // wave 1 (h0) goes through; in wave 2, h1 answers, h2, h3 cut
+  Recorded rec;
+  // Wave 1's call has one host, so position 1 is never reached there.
+  EXPECT_EQ(RunPlaybook(p, Options(4), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_RUNNING);
+  EXPECT_TRUE(rec.Of(Kind::KIND_HOST_FAILED).empty());
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_CHANGED), ElementsAre("h0", "h1"));
+  EXPECT_TRUE(fleet.rollback_order.empty());
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  EXPECT_TRUE(record->Uncertain(2) && record->Uncertain(3));
+  fleet.interrupted = false;
+  fleet.interrupt_in_apply = -1;
+  Recorded more;
+  EXPECT_EQ(*ResumePlaybook(p, *record, fleet, more.sink()), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  for (const auto& h : fleet.hosts) EXPECT_TRUE(h.confirmed);
+}
+
+TEST(PlaybookRun, CtrlCDuringVerificationJudgesNoOne) {
+  ScriptedFleet fleet(2);
+  const auto p = FindingPlaybook({{0, 100}});
+  fleet.interrupt_in_measure = 1;  // 0: detection; 1: wave 1's verification
+  Recorded rec;
+  EXPECT_EQ(RunPlaybook(p, Options(2), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_RUNNING);
+  EXPECT_TRUE(rec.Of(Kind::KIND_HOST_FAILED).empty());
+  EXPECT_TRUE(fleet.rollback_order.empty());
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  fleet.interrupted = false;
+  Recorded more;
+  EXPECT_EQ(*ResumePlaybook(p, *record, fleet, more.sink()), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  EXPECT_THAT(more.Of(Kind::KIND_HOST_VERIFIED), ElementsAre("h0", "h1"));
+  EXPECT_EQ(fleet.hosts[0].applies, 1);
+}
+
+TEST(PlaybookRun, CtrlCDuringDetectionIsResumedByDetectingAgain) {
+  ScriptedFleet fleet(3);
+  const auto p = FindingPlaybook({{0, 100}});
+  fleet.interrupt_in_measure = 0;
+  Recorded rec;
+  EXPECT_EQ(RunPlaybook(p, Options(3), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_RUNNING);
+  EXPECT_TRUE(rec.Of(Kind::KIND_HOST_SKIPPED).empty());
+  EXPECT_TRUE(rec.Of(Kind::KIND_RUN_PLANNED).empty());
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  EXPECT_FALSE(record->planned);
+  fleet.interrupted = false;
+  Recorded more;
+  EXPECT_EQ(*ResumePlaybook(p, *record, fleet, more.sink()), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  EXPECT_THAT(more.Last().detail(), HasSubstr("3 hosts changed and confirmed"));
+  // The file of both tells the same run: the second detection replaces the
+  // first.
+  rec.events.insert(rec.events.end(), more.events.begin(), more.events.end());
+  auto whole = FoldRun(rec.events);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(whole->confirmed.size(), 3u);
+}
+
+TEST(PlaybookRun, ResumeRefusesWhenTheRestCannotFinishBeforeTheDeadline) {
+  ScriptedFleet fleet(3);
+  const auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  fleet.interrupt_at_sleep = 1;  // the pause before wave 2
+  Recorded rec;
+  EXPECT_EQ(RunPlaybook(p, Options(3), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_RUNNING);
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  fleet.interrupt_at_sleep = -1;
+  // Long after the pause: wave 2 still needs its 20 s window and the calls.
+  fleet.now = record->deadline - absl::Seconds(20);
+  Recorded more;
+  auto r = ResumePlaybook(p, *record, fleet, more.sink());
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("the rest of the run takes about"));
+  EXPECT_TRUE(more.events.empty());
+  EXPECT_THAT(fleet.applied_order, ElementsAre(0));
+}
+
+TEST(PlaybookRun, ARunFileWithBadLinesCanStillBeRead) {
+  const std::string text =
+      "{\"kind\":\"KIND_RUN_STARTED\",\"run\":\"r\"}\nnot json\n{\"kind\":\"KIND_RUN_PAUSED\"}\n";
+  EXPECT_THAT(ParseRunEvents(text, "f").status().message(), HasSubstr("f:2: not an event"));
+  size_t bad = 0;
+  auto events = ParseRunEvents(text, "f", &bad);
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(events->size(), 2u);
+  EXPECT_EQ(bad, 1u);
 }
 
 }  // namespace

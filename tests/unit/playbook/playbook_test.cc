@@ -206,6 +206,17 @@ TEST(PlaybookParse, EveryErrorNamesTheLineAndTheField) {
       {head + "match: {finding: a}\nremediation: {from_finding: true}\n"
               "verify: {finding_clears: maybe}\n",
        "verify.finding_clears: must be true or false"},
+      // Found by review: a key given twice was taken silently (which one
+      // counted was yaml-cpp's choice), an alias to itself never ended.
+      {head + "match: {finding: a}\nremediation: {from_finding: true}\n"
+              "rollout: {pause: 1m, pause: 0s}\n",
+       "pb.yaml:7: pause: given twice in one mapping"},
+      {head + "match: {finding: a}\nmatch: {finding: b}\nremediation: {from_finding: true}\n",
+       "pb.yaml:6: match: given twice"},
+      {head + "x: &a [*a]\n" + kLiteral, "yaml: nested deeper than 32 levels"},
+      {head + "mode: auto\nmatch: {finding: a}\nremediation: {from_finding: true}\n"
+              "rollout: {confirm_within: 30s}\nverify: {settle: 10s, window: 30s}\n",
+       "pb.yaml:8: rollout.confirm_within: the agent verifies after settle + window (40s)"},
   };
   for (const auto& c : cases) {
     EXPECT_THAT(Error(c.text), HasSubstr(c.want)) << c.text;
