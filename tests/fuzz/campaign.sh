@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# A long fuzzing campaign: each harness in turn, one process, nice 19, for a
-# fixed number of executions, from the committed corpus plus what earlier
-# campaigns in the same directory found. Prints one line per harness:
-#   harness executions seconds exec/s corpus-files corpus-bytes peak-rss-MB result
+# A long fuzzing campaign: each harness in turn, one process, nice 19, until
+# it has run RUNS executions in all, from the committed corpus plus what
+# earlier runs in the same directory found. A campaign may be cut into
+# parts (-t SECONDS bounds each harness's part): DIR/<harness>/executions
+# keeps the running total, and the next part goes on from there. Prints
+# one line per harness:
+#   harness executions(total) seconds(this part) exec/s corpus-files corpus-bytes peak-rss-MB result
 #
-#   tests/fuzz/campaign.sh [-r RUNS] [-d DIR] [HARNESS...]   (default: all)
+#   tests/fuzz/campaign.sh [-r RUNS] [-t SECONDS] [-d DIR] [HARNESS...]   (default: all)
 #
 # Needs the fuzz tree (scripts/lib.sh build_fuzz, or NETAGENT_FUZZ_BUILD).
-# Crashes land in DIR/<harness>/artifacts; the harness stops at the first.
+# Crashes land in DIR/<harness>/artifacts; the harness stops at the first,
+# and its total starts again from 0 (the code changed when it is fixed).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${NETAGENT_FUZZ_BUILD:-$root/build-fuzz}"
 runs=10000000
+seconds=0
 dir="$build/campaign"
-while getopts "r:d:" opt; do
+while getopts "r:t:d:" opt; do
   case $opt in
     r) runs=$OPTARG ;;
+    t) seconds=$OPTARG ;;
     d) dir=$OPTARG ;;
     *) exit 2 ;;
   esac
@@ -31,19 +37,43 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 for h in "${harnesses[@]}"; do
   work="$dir/$h"
   mkdir -p "$work/corpus" "$work/artifacts"
+  done_before=$(cat "$work/executions" 2>/dev/null || echo 0)
+  left=$((runs - done_before))
+  if [ "$left" -le 0 ]; then
+    printf '%-17s %10s %6s %7s %6s %9s %5s %s\n' "$h" "$done_before" 0 - - - - "ok (done before)"
+    continue
+  fi
   dict=()
   [ -f "$root/tests/fuzz/dict/$h.dict" ] && dict=("-dict=$root/tests/fuzz/dict/$h.dict")
+  bound=()
+  [ "$seconds" -gt 0 ] && bound=("-max_total_time=$seconds")
   start=$(date +%s)
   result=ok
-  nice -n 19 "$build/tests/fuzz/fuzz_$h" -runs="$runs" -timeout=20 -rss_limit_mb=2048 \
+  rc=0
+  nice -n 19 "$build/tests/fuzz/fuzz_$h" -runs="$left" "${bound[@]}" -timeout=20 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${dict[@]}" \
-    "$work/corpus" "$root/tests/fuzz/corpus/$h" >"$work/log" 2>&1 || result="FAILED (see $work/log)"
+    "$work/corpus" "$root/tests/fuzz/corpus/$h" >"$work/log" 2>&1 || rc=$?
   secs=$(($(date +%s) - start))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$work/log" | tail -1)
+  if [ "$rc" -ne 0 ]; then
+    if find "$work/artifacts" -type f -newermt "@$start" | grep -q .; then
+      result="FAILED (see $work/log)"
+    else  # stopped from outside: what it ran still counts
+      result="stopped"
+      execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' "$work/log" | tail -1)
+    fi
+  fi
+  if [ "$result" = "${result#FAILED}" ]; then
+    total=$((done_before + ${execs:-0}))
+  else
+    total=0  # a crash: the count starts again once it is fixed
+  fi
+  echo "$total" >"$work/executions"
+  [ "$result" != "${result#FAILED}" ] || [ "$total" -ge "$runs" ] || result="$result, part (goes on next time)"
   files=$(find "$work/corpus" "$root/tests/fuzz/corpus/$h" -type f | wc -l)
   bytes=$(find "$work/corpus" "$root/tests/fuzz/corpus/$h" -type f -printf '%s\n' |
     awk '{s += $1} END {print s + 0}')
-  printf '%-17s %10s %6s %7s %6s %9s %5s %s\n' "$h" "${execs:-?}" "$secs" \
+  printf '%-17s %10s %6s %7s %6s %9s %5s %s\n' "$h" "$total" "$secs" \
     "$(( ${execs:-0} / (secs > 0 ? secs : 1) ))" "$files" "$bytes" "${rss:-?}" "$result"
 done
