@@ -6,6 +6,7 @@
 #include <fnmatch.h>
 #include <pwd.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -476,9 +477,77 @@ std::vector<Target> TargetsOf(const RunRecord& r) {
   return out;
 }
 
+// On a terminal, while a run waits: one line on stderr, redrawn four times a
+// second (ProgressLine), cleared before each event line is printed.
+class RunProgress {
+ public:
+  RunProgress(const CommandContext& c, const Playbook& p) : c_(c), p_(p) {
+    if (!c.progress || c.format != Format::kTable) return;
+    on_ = true;
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~RunProgress() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      done_ = true;
+      Clear();
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  // Around each event line: the progress line off, then the event counted.
+  void Before() {
+    if (!on_) return;
+    mu_.lock();
+    Clear();
+  }
+  void After(const v1::PlaybookEvent& e) {
+    if (!on_) return;
+    fold_.Add(e);
+    mu_.unlock();
+  }
+  void Seed(const std::vector<v1::PlaybookEvent>& events) {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& e : events) fold_.Add(e);
+  }
+
+ private:
+  void Clear() {
+    if (!shown_) return;
+    *c_.err << "\r\x1b[K" << std::flush;
+    shown_ = false;
+  }
+  void Loop() {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!done_) {
+      cv_.wait_for(lk, std::chrono::milliseconds(250));
+      if (done_ || fold_.record().run.empty()) continue;
+      std::string line = TerminalText(
+          ProgressLine(fold_.record(), fold_.last(), p_, absl::Now()));
+      winsize ws{};
+      const size_t columns =
+          ::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 ? ws.ws_col - 1 : 79;
+      if (line.size() > columns) line.resize(columns);
+      *c_.err << "\r\x1b[K" << line << std::flush;
+      shown_ = true;
+    }
+  }
+
+  const CommandContext& c_;
+  const Playbook& p_;
+  bool on_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false, shown_ = false;
+  RunFold fold_;
+  std::thread thread_;
+};
+
 // Prints each event (a line, or JSON) and appends it to the run file.
-EventSink Sink(const CommandContext& c, RunFile* file, bool* file_failed) {
-  return [&c, file, file_failed](const v1::PlaybookEvent& e) {
+EventSink Sink(const CommandContext& c, RunFile* file, bool* file_failed,
+               RunProgress* progress = nullptr) {
+  return [&c, file, file_failed, progress](const v1::PlaybookEvent& e) {
+    if (progress) progress->Before();
     absl::Status written;
     if (file) {
       written = file->Append(e);
@@ -496,6 +565,7 @@ EventSink Sink(const CommandContext& c, RunFile* file, bool* file_failed) {
     } else {
       *c.out << EventLine(e) << "\n" << std::flush;
     }
+    if (progress) progress->After(e);
     return written;
   };
 }
@@ -598,7 +668,9 @@ int RunRun(const CommandContext& c, const PlaybookArgs& a) {
   if (!file.ok()) return UsageError(c, std::string(file.status().message()));
   bool file_failed = false;
   GrpcFleet fleet(targets, *c.dialer);
-  const auto state = RunPlaybook(*p, Options(targets, run, c), fleet, Sink(c, &*file, &file_failed));
+  RunProgress progress(c, *p);
+  const auto state =
+      RunPlaybook(*p, Options(targets, run, c), fleet, Sink(c, &*file, &file_failed, &progress));
   return ExitFor(state, c, run);
 }
 
@@ -606,6 +678,7 @@ struct OpenedRun {
   RunFile file;
   RunRecord record;
   size_t bad_lines = 0;  // left out (only when asked to read on past them)
+  std::vector<v1::PlaybookEvent> events;
 };
 
 // The run file, locked, and the run its events tell. `lenient`: lines that
@@ -624,7 +697,7 @@ absl::StatusOr<OpenedRun> OpenRun(const PlaybookArgs& a, bool lenient) {
     return absl::DataLossError(absl::StrCat(file->path().string(), ": it holds run \"",
                                             record->run, "\", not ", a.run));
   }
-  return OpenedRun{std::move(*file), std::move(*record), bad_lines};
+  return OpenedRun{std::move(*file), std::move(*record), bad_lines, std::move(*events)};
 }
 
 int RunResume(const CommandContext& c, const PlaybookArgs& a) {
@@ -643,7 +716,9 @@ int RunResume(const CommandContext& c, const PlaybookArgs& a) {
   if (!p.ok()) return UsageError(c, std::string(p.status().message()));
   bool file_failed = false;
   GrpcFleet fleet(TargetsOf(record), *c.dialer);
-  auto state = ResumePlaybook(*p, record, fleet, Sink(c, &file, &file_failed));
+  RunProgress progress(c, *p);
+  progress.Seed(opened->events);
+  auto state = ResumePlaybook(*p, record, fleet, Sink(c, &file, &file_failed, &progress));
   if (!state.ok()) {
     *c.err << "netctl: " << TerminalText(state.status().message()) << "\n";
     return 1;

@@ -130,7 +130,51 @@ bool AboutAHost(v1::PlaybookEvent::Kind k) {
   }
 }
 
+// A fleet that is never called: folding events needs none.
+struct NullFleet : Fleet {
+  std::vector<HostMeasure> Measure(const std::vector<size_t>&, const Playbook&,
+                                   absl::Duration) override {
+    return {};
+  }
+  std::vector<absl::StatusOr<std::map<std::string, KnobBounds>>> Knobs(
+      const std::vector<size_t>&, const std::vector<std::string>&) override {
+    return {};
+  }
+  std::vector<absl::StatusOr<v1::TuningPlan>> Plan(const std::vector<size_t>&,
+                                                   const std::vector<v1::TuningIntent>&) override {
+    return {};
+  }
+  std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(
+      const std::vector<size_t>&, const std::vector<v1::TuningIntent>&, const std::string&,
+      absl::Time) override {
+    return {};
+  }
+  std::vector<absl::Status> Confirm(const std::vector<size_t>&, const std::string&) override {
+    return {};
+  }
+  std::vector<absl::Status> Rollback(const std::vector<size_t>&, const std::string&) override {
+    return {};
+  }
+  bool Sleep(absl::Duration) override { return false; }
+  absl::Time Now() override { return absl::Now(); }
+};
+
 }  // namespace
+
+struct RunFold::Impl {
+  Playbook none;
+  NullFleet fleet;
+  EventSink sink = [](const v1::PlaybookEvent&) { return absl::OkStatus(); };
+  Runner runner{none, fleet, sink, RunRecord{}};
+};
+
+RunFold::RunFold() : impl_(std::make_unique<Impl>()) {}
+RunFold::~RunFold() = default;
+void RunFold::Add(const v1::PlaybookEvent& e) {
+  impl_->runner.Fold(e);
+  last_ = e;
+}
+const RunRecord& RunFold::record() const { return impl_->runner.record(); }
 
 bool RunRecord::Uncertain(size_t h) const {
   if (!applying.count(h) || changed.count(h) || unchanged.count(h)) return false;
@@ -146,36 +190,7 @@ absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events) 
   if (events.empty() || events[0].kind() != Kind::KIND_RUN_STARTED) {
     return absl::InvalidArgumentError("the run file does not start with run_started");
   }
-  Playbook none;
-  struct NullFleet : Fleet {
-    std::vector<HostMeasure> Measure(const std::vector<size_t>&, const Playbook&,
-                                     absl::Duration) override {
-      return {};
-    }
-    std::vector<absl::StatusOr<std::map<std::string, KnobBounds>>> Knobs(
-        const std::vector<size_t>&, const std::vector<std::string>&) override {
-      return {};
-    }
-    std::vector<absl::StatusOr<v1::TuningPlan>> Plan(const std::vector<size_t>&,
-                                                     const std::vector<v1::TuningIntent>&) override {
-      return {};
-    }
-    std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(
-        const std::vector<size_t>&, const std::vector<v1::TuningIntent>&, const std::string&,
-        absl::Time) override {
-      return {};
-    }
-    std::vector<absl::Status> Confirm(const std::vector<size_t>&, const std::string&) override {
-      return {};
-    }
-    std::vector<absl::Status> Rollback(const std::vector<size_t>&, const std::string&) override {
-      return {};
-    }
-    bool Sleep(absl::Duration) override { return false; }
-    absl::Time Now() override { return absl::Now(); }
-  } fleet;
-  EventSink sink = [](const v1::PlaybookEvent&) { return absl::OkStatus(); };
-  Runner runner(none, fleet, sink, RunRecord{});
+  RunFold fold;
   for (size_t i = 0; i < events.size(); ++i) {
     const auto& e = events[i];
     if (i > 0 && e.kind() == Kind::KIND_RUN_STARTED) {
@@ -185,27 +200,27 @@ absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events) 
       return absl::InvalidArgumentError(
           absl::StrCat("event ", i + 1, ": ", Kind::Kind_Name(e.kind()), " names no target"));
     }
-    if (!e.target().empty() && IndexOf(runner.record(), e.target()) == static_cast<size_t>(-1)) {
+    if (!e.target().empty() && IndexOf(fold.record(), e.target()) == static_cast<size_t>(-1)) {
       return absl::InvalidArgumentError(
           absl::StrCat("event ", i + 1, ": target \"", e.target(), "\" is not in the run"));
     }
     if ((e.kind() == Kind::KIND_WAVE_STARTED || e.kind() == Kind::KIND_WAVE_PASSED ||
          e.kind() == Kind::KIND_WAVE_FAILED) &&
-        (e.wave() == 0 || e.wave() > runner.record().waves.size())) {
+        (e.wave() == 0 || e.wave() > fold.record().waves.size())) {
       return absl::InvalidArgumentError(absl::StrCat("event ", i + 1, ": wave ", e.wave(),
                                                      " is not a wave of the run's plan"));
     }
     for (const auto& w : e.waves()) {
       for (const auto& t : w.targets()) {
-        if (IndexOf(runner.record(), t) == static_cast<size_t>(-1)) {
+        if (IndexOf(fold.record(), t) == static_cast<size_t>(-1)) {
           return absl::InvalidArgumentError(
               absl::StrCat("event ", i + 1, ": wave target \"", t, "\" is not in the run"));
         }
       }
     }
-    runner.Fold(e);
+    fold.Add(e);
   }
-  const RunRecord& r = runner.record();
+  const RunRecord& r = fold.record();
   for (const auto& w : r.waves) {
     for (size_t h : w) {
       if (!r.intents.count(h)) {
@@ -283,11 +298,15 @@ void Runner::Fold(const v1::PlaybookEvent& e) {
     case Kind::KIND_HOST_CHANGED:
       r_.changed.insert(h);
       break;
+    case Kind::KIND_HOST_VERIFIED:
+      r_.verified.insert(h);
+      break;
     case Kind::KIND_HOST_UNCHANGED:
       r_.unchanged.insert(h);
       break;
     case Kind::KIND_HOST_FAILED:
       r_.failed.insert(h);
+      r_.verified.erase(h);
       if (e.apply_outcome() == v1::PlaybookEvent::APPLY_OUTCOME_UNKNOWN) r_.uncertain.insert(h);
       if (e.apply_outcome() == v1::PlaybookEvent::APPLY_OUTCOME_NOT_OURS) r_.not_ours.insert(h);
       break;
@@ -942,6 +961,75 @@ v1::PlaybookRunState AbortPlaybook(const RunRecord& record, Fleet& fleet, const 
       failed ? absl::StrCat("aborted; ", failed, " host", failed == 1 ? "" : "s",
                             " could not be rolled back: run abort again")
              : "aborted; every host the run changed is restored");
+}
+
+std::string ProgressLine(const RunRecord& r, const v1::PlaybookEvent& last, const Playbook& p,
+                         absl::Time now) {
+  const absl::Duration since = now - FromStamp(last.at());
+  auto left = [&](absl::Duration d) {
+    const absl::Duration l = absl::Trunc(std::max(absl::ZeroDuration(), d - since), absl::Seconds(1));
+    return l == absl::ZeroDuration() ? std::string("0s") : absl::FormatDuration(l);
+  };
+  std::string doing;
+  switch (last.kind()) {
+    case Kind::KIND_RUN_STARTED:
+    case Kind::KIND_HOST_MATCHED:
+    case Kind::KIND_HOST_SKIPPED:
+      doing = absl::StrCat("detecting over ", absl::FormatDuration(p.detect_window));
+      break;
+    case Kind::KIND_RUN_RESUMED:
+      doing = r.planned ? "resuming" : absl::StrCat("detecting over ",
+                                                    absl::FormatDuration(p.detect_window));
+      break;
+    case Kind::KIND_RUN_PLANNED:
+    case Kind::KIND_WAVE_STARTED:
+    case Kind::KIND_HOST_APPLYING:
+      doing = "applying";
+      break;
+    case Kind::KIND_HOST_CHANGED:
+    case Kind::KIND_HOST_UNCHANGED:
+      doing = absl::StrCat("verifying, ", left(p.settle + p.verify_window), " left");
+      break;
+    case Kind::KIND_WAVE_PASSED:
+      doing = last.wave() < r.waves.size()
+                  ? absl::StrCat("pause before wave ", last.wave() + 1, ", ", left(p.pause),
+                                 " left")
+                  : "confirming";
+      break;
+    case Kind::KIND_WAVE_FAILED:
+    case Kind::KIND_HOST_ROLLED_BACK:
+    case Kind::KIND_HOST_ROLLBACK_FAILED:
+      doing = "rolling back";
+      break;
+    case Kind::KIND_HOST_CONFIRMED:
+    case Kind::KIND_HOST_CONFIRM_FAILED:
+      doing = "confirming";
+      break;
+    case Kind::KIND_RUN_PAUSED:
+      doing = "paused";
+      break;
+    case Kind::KIND_RUN_FINISHED:
+      doing = "finished";
+      break;
+    default:
+      doing = "judging";
+      break;
+  }
+  // What matters most first: a narrow terminal cuts the end.
+  std::string line = r.waves.empty() ? doing
+                                     : absl::StrCat("wave ", std::max<size_t>(r.waves_started, 1),
+                                                    "/", r.waves.size(), ": ", doing);
+  absl::StrAppend(&line, " | changed ", r.changed.size(), ", verified ", r.verified.size(),
+                  ", failed ", r.failed.size());
+  if (!r.rolled_back.empty()) absl::StrAppend(&line, ", rolled back ", r.rolled_back.size());
+  if (!r.confirmed.empty()) absl::StrAppend(&line, ", confirmed ", r.confirmed.size());
+  size_t pending = 0;
+  for (size_t h : r.changed) pending += !r.confirmed.count(h) && !r.rolled_back.count(h);
+  if (pending > 0) {
+    absl::StrAppend(&line, " | unconfirmed roll back at ",
+                    absl::FormatTime("%H:%M:%S UTC", r.deadline, absl::UTCTimeZone()));
+  }
+  return line;
 }
 
 }  // namespace netagent::client

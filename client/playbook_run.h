@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -105,6 +106,7 @@ struct RunRecord {
   std::map<size_t, netagent::v1::TuningIntent> intents;  // matched hosts
   std::map<size_t, netagent::v1::PlaybookEvent> baseline;  // their HOST_MATCHED events
   std::set<size_t> applying, changed, unchanged, failed, rolled_back, confirmed, skipped;
+  std::set<size_t> verified;         // by their latest verification
   std::set<size_t> uncertain;        // an apply with no answer (it may have landed)
   std::set<size_t> not_ours;         // the change id was there already: never rolled back
   std::set<size_t> rollback_failed;  // and not rolled back since
@@ -123,6 +125,27 @@ struct RunRecord {
 // RUN_STARTED, name a host the run does not have, or put a host in a wave
 // without its remediation.
 absl::StatusOr<RunRecord> FoldRun(const std::vector<netagent::v1::PlaybookEvent>& events);
+
+// Folds events one at a time (for a live view; FoldRun also checks them).
+class RunFold {
+ public:
+  RunFold();
+  ~RunFold();
+  void Add(const netagent::v1::PlaybookEvent& e);
+  const RunRecord& record() const;
+  const netagent::v1::PlaybookEvent& last() const { return last_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  netagent::v1::PlaybookEvent last_;
+};
+
+// The progress line a terminal shows while a run waits: the wave, the
+// hosts changed / verified / failed / rolled back, what the run is doing and
+// how long that has left, and when unconfirmed changes roll back.
+std::string ProgressLine(const RunRecord& r, const netagent::v1::PlaybookEvent& last,
+                         const Playbook& p, absl::Time now);
 
 // The events of a run file's text (one JSON object per line). A last line
 // cut short (netctl killed while writing it) is left out; a bad line before

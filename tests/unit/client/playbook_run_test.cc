@@ -10,6 +10,7 @@
 
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace netagent::client {
@@ -763,6 +764,38 @@ TEST(PlaybookRun, ResumeRefusesWhenTheRestCannotFinishBeforeTheDeadline) {
   EXPECT_THAT(r.status().message(), HasSubstr("the rest of the run takes about"));
   EXPECT_TRUE(more.events.empty());
   EXPECT_THAT(fleet.applied_order, ElementsAre(0));
+}
+
+// The line a terminal shows while the run waits, at each kind of wait.
+TEST(PlaybookRun, TheProgressLineSaysWhatTheRunWaitsForAndHowLong) {
+  ScriptedFleet fleet(3);
+  fleet.hosts[2].fixed_by_change = false;
+  auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  p.max_failures = FailureBudget{1, -1};
+  p.max_failures_total = FailureBudget{1, -1};
+  p.settle = absl::Seconds(5);
+  std::vector<std::string> lines;
+  RunFold fold;
+  EventSink sink = [&](const v1::PlaybookEvent& e) {
+    fold.Add(e);
+    // As if the terminal redrew 3 s after this event.
+    lines.push_back(ProgressLine(fold.record(), fold.last(), p, fleet.now + absl::Seconds(3)));
+    return absl::OkStatus();
+  };
+  EXPECT_EQ(RunPlaybook(p, Options(3), fleet, sink), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  auto find = [&](const std::string& what) {
+    for (const auto& l : lines)
+      if (absl::StrContains(l, what)) return l;
+    return std::string("(no line with: " + what + ")");
+  };
+  EXPECT_EQ(lines.front(), "detecting over 10s | changed 0, verified 0, failed 0");
+  EXPECT_THAT(find("verifying"),
+              HasSubstr("wave 1/2: verifying, 22s left | changed 1, verified 0, failed 0 | "
+                        "unconfirmed roll back at "));
+  EXPECT_THAT(find("pause before"), HasSubstr("wave 1/2: pause before wave 2, 27s left |"));
+  EXPECT_THAT(find("failed 1"), HasSubstr("changed 3, verified 2, failed 1"));
+  EXPECT_EQ(lines.back(), "wave 2/2: finished | changed 3, verified 2, failed 1, rolled back 1, "
+                          "confirmed 2");
 }
 
 TEST(PlaybookRun, ARunFileWithBadLinesCanStillBeRead) {
