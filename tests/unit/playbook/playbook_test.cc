@@ -241,6 +241,29 @@ TEST(PlaybookParse, ShippedPlaybooksValidate) {
   EXPECT_GE(n, 1u);
 }
 
+// Found while measuring it: the shipped syn-flood playbook waited for its
+// finding to clear, which it does not while the flood goes on (the full
+// queue answers with cookies, and the finding says so), so every run rolled
+// SYN cookies back in the middle of a flood. What cookies fix is the drops.
+TEST(PlaybookParse, TheSynFloodPlaybookIsJudgedOnTheDropsNotTheFlood) {
+  std::ifstream in(std::filesystem::path(NETAGENT_SOURCE_DIR) / "docs/playbooks/syn-flood.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto p = ParsePlaybook(text.str(), "syn-flood.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  HostFigures before;
+  before.finding_open = true;
+  before.rates = {{"TcpExtTCPReqQFullDrop", 900}, {"TcpRetransSegs", 3}};
+  HostFigures cookies = before;  // the flood goes on, answered with cookies
+  cookies.rates["TcpExtTCPReqQFullDrop"] = 0;
+  EXPECT_EQ(Judge(*p, cookies, &before, nullptr), v1::PLAYBOOK_VERDICT_SUCCESS);
+  // Cookies did not take: drops go on, retransmissions no worse. Neither
+  // condition holds (inconclusive), which this playbook counts as a failure.
+  HostFigures still = before;
+  EXPECT_EQ(Judge(*p, still, &before, nullptr), v1::PLAYBOOK_VERDICT_INCONCLUSIVE);
+  EXPECT_FALSE(p->pause_on_inconclusive);
+}
+
 TEST(PlaybookWaves, CumulativeStepsOverFleetsOfEverySize) {
   const std::vector<WaveStep> canary = {{1, 0}, {0, 5}, {0, 25}, {0, 100}};
   EXPECT_EQ(WaveSizes(canary, 0), std::vector<size_t>{});
