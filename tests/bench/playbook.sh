@@ -14,7 +14,9 @@
 # opens and closes connections to one server over a veth; failed connects in
 # 3 s), and a listen overflow (somaxconn 64 under a listen(4096), a server
 # that accepts in bursts every 2 s and listens again each time;
-# ListenOverflows/s over 5 s).
+# ListenOverflows/s over 5 s), and a SYN flood (SYN cookies off, 5,000
+# spoofed SYNs a second; legitimate connects that succeed, and SYN-queue
+# drops/s).
 # Usage (root, after a build): tests/bench/playbook.sh [ROUNDS] [AGENTS]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -186,3 +188,67 @@ echo
 echo "efficacy: listen overflow, docs/playbooks/listen-overflow.yaml ($state)"
 printf '%-8s %18s\n' when overflows_per_s
 printf '%-8s %18s\n' before "$before" after "$after"
+
+# --- efficacy: SYN flood ----------------------------------------------------------
+# A listener (listen(128)) with SYN cookies off; hping3 sends 5,000 spoofed
+# SYNs a second from the client's namespace (random sources: nobody answers
+# the SYN-ACKs, so the half-open entries stay). Legitimate connects (1 s
+# timeout, 5 s) and TcpExtTCPReqQFullDrop/s, before and after the shipped
+# playbook, with the flood going on throughout.
+SS="na-bench-pbs-$$"
+SC="na-bench-pbc-$$"
+ip netns add "$SS"
+NSS+=("$SS")
+ip netns add "$SC"
+NSS+=("$SC")
+ip -n "$SS" link add s0 type veth peer name c0 netns "$SC"
+ip -n "$SS" addr add 10.71.0.1/24 dev s0
+ip -n "$SS" link set s0 up
+ip -n "$SS" link set lo up
+ip -n "$SC" addr add 10.71.0.2/24 dev c0
+ip -n "$SC" link set c0 up
+ip -n "$SC" link set lo up
+ip -n "$SS" route add default via 10.71.0.2
+ip netns exec "$SS" sysctl -qw net.ipv4.tcp_syncookies=0
+ip netns exec "$SS" /usr/bin/python3 -c "
+import socket
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(('10.71.0.1',8080)); s.listen(128)
+while True:
+  c,_=s.accept(); c.close()" >/dev/null 2>&1 &
+PIDS+=($!)
+"$BUILD/agent/netagentd" --netns "$SS" --socket "$DIR/syn.sock" --state-dir "$DIR/synstate" \
+  --log-format json >"$DIR/syn.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do "$NETCTL" -t "unix://$DIR/syn.sock" health >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do ip netns exec "$SS" ss -Hltn 'sport = :8080' | grep -q . && break; sleep 0.1; done
+ip netns exec "$SC" hping3 -q -S -p 8080 -i u200 --rand-source 10.71.0.1 >/dev/null 2>&1 &
+PIDS+=($!)
+legit() {
+  ip netns exec "$SC" /usr/bin/python3 -c "
+import socket,time
+ok=fail=0; end=time.time()+5
+while time.time()<end:
+  c=socket.socket(); c.settimeout(1)
+  try: c.connect(('10.71.0.1',8080)); ok+=1
+  except OSError: fail+=1
+  c.close(); time.sleep(0.05)
+print(ok, fail)"
+}
+syn_drops() {
+  "$NETCTL" -t "unix://$DIR/syn.sock" counters --window 5s --filter '^TcpExtTCPReqQFullDrop$' |
+    awk 'NR == 2 { print $NF }'
+}
+sleep 3
+read -r sok1 sfail1 < <(legit)
+sdrops1=$(syn_drops)
+"$NETCTL" -t "unix://$DIR/syn.sock" --timeout 20s playbook --state-dir "$DIR/runs" run \
+  "$ROOT/docs/playbooks/syn-flood.yaml" --run-id lab-syn >"$DIR/syn.out" || true
+state=$(grep -o "run finished  [A-Z_]*" "$DIR/syn.out" | awk '{print $3}')
+read -r sok2 sfail2 < <(legit)
+sdrops2=$(syn_drops)
+echo
+echo "efficacy: SYN flood (5,000 spoofed SYN/s throughout), docs/playbooks/syn-flood.yaml ($state)"
+printf '%-8s %10s %10s %8s %14s\n' when connects succeeded ok_% queue_drops/s
+awk -v o="$sok1" -v f="$sfail1" -v d="$sdrops1" 'BEGIN { printf "%-8s %10d %10d %8.1f %14s\n", "before", o + f, o, 100 * o / (o + f), d }'
+awk -v o="$sok2" -v f="$sfail2" -v d="$sdrops2" 'BEGIN { printf "%-8s %10d %10d %8.1f %14s\n", "after", o + f, o, 100 * o / (o + f), d }'
