@@ -67,6 +67,7 @@ class AutoRemediation {
   diagnosis::LevelOverrides overrides_;
   AgentContext& ctx_;
   std::atomic<bool> stop_{false};
+  absl::Time last_drift_check_ = absl::InfinitePast();
   std::thread thread_;
 };
 
