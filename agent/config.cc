@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/auth.h"
+#include "collectors/counters.h"
 #include "datapath/drop_collector.h"
 #include "kernel/errors.h"
 #include "kernel/text.h"
@@ -92,6 +93,21 @@ absl::Status ParseDiagnosisThreshold(absl::string_view text, absl::string_view f
   return absl::OkStatus();
 }
 
+absl::StatusOr<ListenAddress> ParseMetricsListen(absl::string_view text, absl::string_view field) {
+  uint32_t port;
+  if (!text.empty() && absl::SimpleAtoi(text, &port)) {
+    if (port == 0 || port > 65535) {
+      return Bad(field, absl::StrCat("port \"", text, "\" is not in 1-65535"));
+    }
+    return ListenAddress{"127.0.0.1", static_cast<uint16_t>(port)};
+  }
+  NETAGENT_ASSIGN_OR_RETURN(ListenAddress a, ParseListenAddress(text, field));
+  if (text.find(':') == absl::string_view::npos || (text.front() == '[' && text.back() == ']')) {
+    a.port = kDefaultMetricsPort;  // no port given
+  }
+  return a;
+}
+
 const std::vector<std::string>& ConfigKeys() {
   static const std::vector<std::string> keys = {"socket",
                                                 "socket_group",
@@ -114,7 +130,11 @@ const std::vector<std::string>& ConfigKeys() {
                                                 "diagnosis_interval",
                                                 "drop_reasons",
                                                 "drop_samples",
-                                                "playbooks"};
+                                                "playbooks",
+                                                "metrics_listen",
+                                                "metrics_counters",
+                                                "metrics_devices",
+                                                "metrics_devices_exclude"};
   return keys;
 }
 
@@ -256,6 +276,18 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
                                      datapath::kMaxDropSamplesPerSecond));
       }
       cfg.drop_samples = n;
+    } else if (key == "metrics_listen") {
+      if (v.empty()) {
+        cfg.metrics_listen.reset();
+      } else {
+        NETAGENT_ASSIGN_OR_RETURN(cfg.metrics_listen, ParseMetricsListen(v, key));
+      }
+    } else if (key == "metrics_counters" || key == "metrics_devices" ||
+               key == "metrics_devices_exclude") {
+      if (!v.empty()) NETAGENT_RETURN_IF_ERROR(collectors::CompileNameFilter(v, key).status());
+      (key == "metrics_counters"  ? cfg.metrics_counters
+       : key == "metrics_devices" ? cfg.metrics_devices
+                                  : cfg.metrics_devices_exclude) = v;
     } else {
       return Bad(key, "unknown setting");
     }

@@ -28,6 +28,12 @@ struct ListenAddress {
 // "HOST:PORT", "[V6]:PORT", "HOST" (default port), ":PORT" (all addresses).
 absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text, absl::string_view field);
 
+inline constexpr uint16_t kDefaultMetricsPort = 9471;
+// The metrics endpoint: "PORT" alone is 127.0.0.1:PORT (viewer data stays on
+// the host unless an address is given), otherwise as ParseListenAddress with
+// port 9471 by default.
+absl::StatusOr<ListenAddress> ParseMetricsListen(absl::string_view text, absl::string_view field);
+
 // When the kernel-drop collector (TelemetryService.GetDropReasons) attaches.
 enum class DropReasonsMode { kOff, kOnDemand, kStart };
 
@@ -65,6 +71,14 @@ struct AgentConfig {
   absl::Duration diagnosis_interval = absl::Seconds(10);
   // `mode: auto` playbook files the agent runs by itself; empty: none.
   std::vector<std::string> playbooks;
+  // The Prometheus endpoint (off when unset). A bare port binds 127.0.0.1.
+  std::optional<ListenAddress> metrics_listen;
+  // RE2 over nstat names: the SNMP/netstat counters exported (empty: all).
+  std::string metrics_counters;
+  // RE2 over device names (whole name): the devices exported (empty: all),
+  // and those left out.
+  std::string metrics_devices;
+  std::string metrics_devices_exclude;
 
   bool tls() const { return !tls_cert.empty(); }
   bool mtls() const { return !tls_client_ca.empty(); }

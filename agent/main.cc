@@ -153,7 +153,11 @@ int main(int argc, char** argv) {
                              {"diagnosis_interval", {}},
                              {"drop_reasons", {}},
                              {"drop_samples", {}},
-                             {"playbooks", {}}};
+                             {"playbooks", {}},
+                             {"metrics_listen", {}},
+                             {"metrics_counters", {}},
+                             {"metrics_devices", {}},
+                             {"metrics_devices_exclude", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},
@@ -185,7 +189,13 @@ int main(int argc, char** argv) {
       {"drop_samples", "its flow samples per second per CPU (default 100, 0: none)"},
       {"playbooks",
        "a `mode: auto` playbook the agent runs by itself when its finding opens (repeatable; "
-       "off unless given; docs/playbooks.md)"}};
+       "off unless given; docs/playbooks.md)"},
+      {"metrics_listen",
+       "serve Prometheus metrics over HTTP on [HOST:]PORT (off unless given; a bare port binds "
+       "127.0.0.1; default port 9471)"},
+      {"metrics_counters", "RE2 over nstat names: the SNMP/netstat counters exported (default all)"},
+      {"metrics_devices", "RE2 over device names: the devices exported (default all)"},
+      {"metrics_devices_exclude", "RE2 over device names: devices left out"}};
   std::map<std::string, CLI::Option*> opts;
   for (Flag& f : flags) {
     std::string name = "--" + f.key;
@@ -292,6 +302,11 @@ int main(int argc, char** argv) {
   options.diagnosis_interval = cfg.diagnosis_interval;
   options.drop_reasons = cfg.drop_reasons;
   options.drop_samples = cfg.drop_samples;
+  if (cfg.metrics_listen) {
+    options.metrics = netagent::agent::AgentServer::Options::Metrics{
+        *cfg.metrics_listen,
+        {cfg.metrics_counters, cfg.metrics_devices, cfg.metrics_devices_exclude}};
+  }
   for (const auto& file : cfg.playbooks) {
     auto p = LoadAutoPlaybook(file);
     if (!p.ok()) return Fail(p.status());

@@ -209,6 +209,21 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
                                                  s->tuning_manager_.get(),
                                                  options.diagnosis_thresholds, ctx);
   }
+  if (options.metrics) {
+    NETAGENT_ASSIGN_OR_RETURN(
+        auto sources,
+        AgentMetricsSources(options.metrics->selection, ctx, s->monitor_.get(),
+                            s->tuning_manager_.get(), s->datapath_manager_.get()));
+    MetricsScraper::Options mo;
+    mo.on_failure = MetricsFailureLog();
+    s->scraper_ = std::make_unique<MetricsScraper>(std::move(sources), std::move(mo));
+    MetricsServer::Options so;
+    so.listen = options.metrics->listen;
+    NETAGENT_ASSIGN_OR_RETURN(s->metrics_, MetricsServer::Start(so, s->scraper_.get()));
+    spdlog::info("metrics on http://{}/metrics", ListenAddress{options.metrics->listen.host,
+                                                               s->metrics_->port()}
+                                                     .ToGrpc());
+  }
   s->local_services_ = s->MakeServices(datapath_off);
   NETAGENT_ASSIGN_OR_RETURN(auto local,
                             s->Builder(*s->local_services_, "netagentd-local", &s->services_));
@@ -258,6 +273,7 @@ void AgentServer::Shutdown() {
   trim_cv_.notify_all();
   if (trimmer_.joinable()) trimmer_.join();
   ctx_.lifecycle.BeginShutdown(options_.shutdown_grace);
+  metrics_.reset();
   // A change being verified stays pending and rolls back at its deadline.
   if (auto_) auto_->Stop();
   // Ends the watches of findings and the evaluation thread.

@@ -26,6 +26,8 @@
 #include "agent/datapath_service.h"
 #include "agent/diagnosis_service.h"
 #include "agent/host_service.h"
+#include "agent/metrics_server.h"
+#include "agent/metrics_sources.h"
 #include "agent/nic_service.h"
 #include "agent/request_guard.h"
 #include "agent/socket_service.h"
@@ -73,6 +75,12 @@ class AgentServer {
     // `mode: auto` playbooks the agent runs by itself (needs the continuous
     // diagnosis and tuning); empty: none.
     std::vector<playbook::Playbook> auto_playbooks;
+    // The Prometheus endpoint; unset: none.
+    struct Metrics {
+      ListenAddress listen;
+      MetricsSelection selection;
+    };
+    std::optional<Metrics> metrics;
   };
 
   // `ctx` must outlive the server.
@@ -89,6 +97,8 @@ class AgentServer {
 
   // The TCP port actually bound (0 without a TCP listener).
   int tcp_port() const { return tcp_port_; }
+  // The metrics port actually bound (0 without the endpoint).
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
 
   // Full names of the netagent.v1 services registered ("netagent.v1.HostService").
   const std::vector<std::string>& services() const { return services_; }
@@ -130,6 +140,9 @@ class AgentServer {
   // After the monitor and the tuning manager, stopped before them.
   std::unique_ptr<AutoRemediation> auto_;
   std::unique_ptr<datapath::DropCollectorOnDemand> drops_;
+  // After everything its sources read; the server goes first.
+  std::unique_ptr<MetricsScraper> scraper_;
+  std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<Services> local_services_, network_services_;
   std::unique_ptr<grpc::Server> local_, network_;
   std::unique_ptr<UnixListener> unix_;

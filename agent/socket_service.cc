@@ -310,42 +310,17 @@ grpc::Status SocketService::GetSocketSummary(grpc::ServerContext* context,
   if (top > kMaxTop) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("top: at most ", kMaxTop));
   }
-  collectors::PortRange ephemeral{32768, 60999};
-  if (auto words = kernel::ReadSysctlWords("net.ipv4.ip_local_port_range");
-      words.ok() && words->size() == 2) {
-    uint32_t lo, hi;
-    if (absl::SimpleAtoi((*words)[0], &lo) && absl::SimpleAtoi((*words)[1], &hi) && lo <= hi &&
-        hi <= 65535) {
-      ephemeral = {static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)};
-    }
-  }
+  const collectors::PortRange ephemeral = collectors::ReadEphemeralRange();
   auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
   CpuShares::Hold cpu(&ctx_.walks);
-
-  // A dump the kernel marks inconsistent is done again, a few times.
-  collectors::SocketSummarizer summarizer;
-  std::vector<std::string> warnings;
-  for (int attempt = 1;; ++attempt) {
-    summarizer = collectors::SocketSummarizer();
-    auto report = collectors::DumpSockets(
-        *query,
-        [&](const collectors::SocketRecord& s) {
-          summarizer.Add(s);
-          return absl::OkStatus();
-        },
-        {},
-        [&] {
-          cpu.Yield();
-          return CallStillWanted(ctx_, context);
-        });
-    if (!report.ok()) return ToGrpc(report.status());
-    if (report->warnings.empty() || attempt == kSummaryAttempts) {
-      warnings = report->warnings;
-      break;
-    }
-  }
-  collectors::SocketSummary sum = summarizer.Finish(top, ephemeral);
+  auto walk = collectors::SummarizeSockets(*query, top, ephemeral, kSummaryAttempts, [&] {
+    cpu.Yield();
+    return CallStillWanted(ctx_, context);
+  });
+  if (!walk.ok()) return ToGrpc(walk.status());
+  const collectors::SocketSummary& sum = walk->summary;
+  const std::vector<std::string>& warnings = walk->warnings;
   for (const auto& [key, count] : sum.states) {
     auto* s = response->add_states();
     s->set_protocol(key.first == IPPROTO_UDP ? "udp" : "tcp");

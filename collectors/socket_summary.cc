@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdio>
+
+#include "kernel/sysctl.h"
 
 namespace netagent::collectors {
 namespace {
@@ -172,6 +175,40 @@ SocketSummary SocketSummarizer::Finish(size_t top, PortRange ephemeral) const {
   std::sort(out.busiest_flows.begin(), out.busiest_flows.end(),
             [](const FlowLimits& a, const FlowLimits& b) { return a.busy_us > b.busy_us; });
   return out;
+}
+
+PortRange ParseEphemeralRange(absl::string_view text) {
+  unsigned lo = 0, hi = 0;
+  char extra = 0;
+  const std::string t(text);
+  if (std::sscanf(t.c_str(), "%u %u %c", &lo, &hi, &extra) == 2 && lo <= hi && hi <= 65535) {
+    return {static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)};
+  }
+  return {32768, 60999};
+}
+
+PortRange ReadEphemeralRange() {
+  auto text = kernel::ReadSysctl("net.ipv4.ip_local_port_range");
+  return ParseEphemeralRange(text.ok() ? *text : "");
+}
+
+absl::StatusOr<SummaryWalk> SummarizeSockets(const SocketQuery& q, size_t top, PortRange ephemeral,
+                                             int attempts,
+                                             absl::FunctionRef<absl::Status()> keep_going) {
+  for (int attempt = 1;; ++attempt) {
+    SocketSummarizer summarizer;
+    auto report = DumpSockets(
+        q,
+        [&](const SocketRecord& s) {
+          summarizer.Add(s);
+          return absl::OkStatus();
+        },
+        {}, keep_going);
+    if (!report.ok()) return report.status();
+    if (report->warnings.empty() || attempt >= attempts) {
+      return SummaryWalk{summarizer.Finish(top, ephemeral), std::move(report->warnings)};
+    }
+  }
 }
 
 }  // namespace netagent::collectors

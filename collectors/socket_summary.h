@@ -100,4 +100,22 @@ class SocketSummarizer {
   std::map<IpAddress, PeerStats> peers_;
 };
 
+// net.ipv4.ip_local_port_range as "LOW HIGH"; the kernel's default
+// (32768-60999) when the text is not a range.
+PortRange ParseEphemeralRange(absl::string_view text);
+// The same, read from this namespace's sysctl now.
+PortRange ReadEphemeralRange();
+
+// Walks the sockets `q` asks for into a summary. A dump the kernel marks
+// inconsistent (a table that changed under it) is walked again, up to
+// `attempts` times; the last one's warnings are returned with it.
+// `keep_going` is asked every few hundred sockets (non-OK ends the walk).
+struct SummaryWalk {
+  SocketSummary summary;
+  std::vector<std::string> warnings;
+};
+absl::StatusOr<SummaryWalk> SummarizeSockets(const SocketQuery& q, size_t top, PortRange ephemeral,
+                                             int attempts,
+                                             absl::FunctionRef<absl::Status()> keep_going);
+
 }  // namespace netagent::collectors

@@ -30,14 +30,8 @@ void Note(std::vector<std::string>* unavailable, absl::string_view input, const 
 }
 
 collectors::PortRange EphemeralRange(const Snapshot& s) {
-  collectors::PortRange r{32768, 60999};
   auto it = s.sysctls.find("net.ipv4.ip_local_port_range");
-  if (it == s.sysctls.end()) return r;
-  unsigned lo = 0, hi = 0;
-  if (std::sscanf(it->second.c_str(), "%u %u", &lo, &hi) == 2 && lo <= hi && hi <= 65535) {
-    r = {static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)};
-  }
-  return r;
+  return collectors::ParseEphemeralRange(it == s.sysctls.end() ? "" : it->second);
 }
 
 absl::StatusOr<collectors::SocketSummary> Summarize(const CollectOptions& o, uint32_t states,
@@ -46,20 +40,12 @@ absl::StatusOr<collectors::SocketSummary> Summarize(const CollectOptions& o, uin
   q.states = states;
   q.tcp_info = states != (1u << kListenState);
   q.memory = q.tcp_info;  // each flow's send buffer
-  collectors::SocketSummarizer summarizer;
-  auto report = collectors::DumpSockets(
-      q,
-      [&](const collectors::SocketRecord& s) {
-        summarizer.Add(s);
-        return absl::OkStatus();
-      },
-      {},
-      [&] {
-        o.yield();
-        return o.keep_going();
-      });
-  if (!report.ok()) return report.status();
-  return summarizer.Finish(o.top, ephemeral);
+  auto walk = collectors::SummarizeSockets(q, o.top, ephemeral, 1, [&] {
+    o.yield();
+    return o.keep_going();
+  });
+  if (!walk.ok()) return walk.status();
+  return std::move(walk->summary);
 }
 
 }  // namespace

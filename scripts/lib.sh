@@ -10,12 +10,13 @@ NETAGENT_FUZZ_BUILD="${NETAGENT_FUZZ_BUILD:-$NETAGENT_ROOT/build-fuzz}"
 NETAGENT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev libabsl-dev libre2-dev
-  libssl-dev libmnl-dev libnl-3-dev libnl-route-3-dev libnl-genl-3-dev
+  libssl-dev zlib1g-dev libmicrohttpd-dev libmnl-dev libnl-3-dev libnl-route-3-dev libnl-genl-3-dev
   libbpf-dev bpftool clang llvm xdp-tools
   clang-14 libclang-rt-14-dev
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 openssl util-linux procps iptables ethtool conntrack hping3 iperf3 python3
+  prometheus
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -33,8 +34,18 @@ ensure_packages() {
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${#missing[@]} Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages with a service (prometheus) must not start it: the tests run
+  # their own, on ports they pick.
+  local deny_starts=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    deny_starts=1
+  fi
+  local rc=0
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || rc=$?
+  [ -z "$deny_starts" ] || rm -f /usr/sbin/policy-rc.d
+  return "$rc"
 }
 
 build() {

@@ -22,24 +22,6 @@ namespace {
 
 namespace v1 = ::netagent::v1;
 
-// /proc/net/snmp as name -> value ("UdpNoPorts" -> 12).
-std::map<std::string, int64_t> ProcSnmp(const Netns& ns) {
-  RunResult r = RunCommand(ns.Exec({"cat", "/proc/net/snmp"}));
-  std::map<std::string, int64_t> out;
-  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
-  for (size_t i = 0; i + 1 < lines.size(); i += 2) {
-    std::vector<std::string> names = absl::StrSplit(lines[i], ' ', absl::SkipEmpty());
-    std::vector<std::string> values = absl::StrSplit(lines[i + 1], ' ', absl::SkipEmpty());
-    std::string group = names[0].substr(0, names[0].size() - 1);
-    for (size_t k = 1; k < names.size() && k < values.size(); ++k) {
-      int64_t v = 0;
-      EXPECT_TRUE(absl::SimpleAtoi(values[k], &v));
-      out[group + names[k]] = v;
-    }
-  }
-  return out;
-}
-
 // UDP datagrams to a closed port on loopback: each one moves UdpNoPorts and
 // the ICMP/IP counters of the namespace.
 void SendUdpToClosedPort(const Netns& ns, int count) {

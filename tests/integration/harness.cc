@@ -18,7 +18,9 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "tests/common/test_support.h"
 
 namespace netagent::testing {
@@ -228,6 +230,23 @@ std::string Agent::log() const { return ReadFile(dir_ / "agent.log"); }
 RunResult Agent::Netctl(std::vector<std::string> args) const {
   args.insert(args.begin(), {NetctlPath(), "-t", target()});
   return RunCommand(args);
+}
+
+std::map<std::string, int64_t> ProcSnmp(const Netns& ns) {
+  RunResult r = RunCommand(ns.Exec({"cat", "/proc/net/snmp"}));
+  std::map<std::string, int64_t> out;
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  for (size_t i = 0; i + 1 < lines.size(); i += 2) {
+    std::vector<std::string> names = absl::StrSplit(lines[i], ' ', absl::SkipEmpty());
+    std::vector<std::string> values = absl::StrSplit(lines[i + 1], ' ', absl::SkipEmpty());
+    std::string group = names[0].substr(0, names[0].size() - 1);
+    for (size_t k = 1; k < names.size() && k < values.size(); ++k) {
+      int64_t v = 0;
+      EXPECT_TRUE(absl::SimpleAtoi(values[k], &v));
+      out[group + names[k]] = v;
+    }
+  }
+  return out;
 }
 
 std::string Sysctl(const Netns& ns, const std::string& name) {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,6 +68,8 @@ class Netns {
   std::string name_;
 };
 
+// /proc/net/snmp of the namespace as name -> value ("UdpNoPorts" -> 12).
+std::map<std::string, int64_t> ProcSnmp(const Netns& ns);
 // `sysctl -n NAME` in the namespace (tabs in vector values as spaces).
 std::string Sysctl(const Netns& ns, const std::string& name);
 // Until something listens on TCP `port` in the namespace (ss), 10 s at most.

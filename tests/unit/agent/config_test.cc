@@ -1,5 +1,6 @@
 #include "agent/config.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 namespace netagent::agent {
@@ -133,6 +134,32 @@ TEST(ValidateConfig, CrossFieldRules) {
   AgentConfig no_tls;
   no_tls.tls_client_ca = "/ca.pem";
   EXPECT_FALSE(ValidateConfig(no_tls).ok());
+}
+
+TEST(ParseMetricsListen, ABarePortStaysOnTheHost) {
+  auto a = ParseMetricsListen("9100", "metrics_listen");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->ToGrpc(), "127.0.0.1:9100");
+  EXPECT_EQ(ParseMetricsListen("0.0.0.0", "m")->ToGrpc(), "0.0.0.0:9471");
+  EXPECT_EQ(ParseMetricsListen("[::1]", "m")->ToGrpc(), "[::1]:9471");
+  EXPECT_EQ(ParseMetricsListen(":9100", "m")->ToGrpc(), "0.0.0.0:9100");
+  EXPECT_EQ(ParseMetricsListen("10.0.0.1:9100", "m")->ToGrpc(), "10.0.0.1:9100");
+  for (const char* bad : {"0", "70000", "", "a b:1", "::1:9100"}) {
+    auto r = ParseMetricsListen(bad, "metrics_listen");
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(r.status().message()), ::testing::StartsWith("metrics_listen")) << bad;
+  }
+}
+
+TEST(ApplySettings, MetricsPatternsAreCheckedByName) {
+  AgentConfig cfg;
+  EXPECT_TRUE(ApplySettings({{"metrics_devices", {"eth.*|bond0"}}}, cfg).ok());
+  EXPECT_EQ(cfg.metrics_devices, "eth.*|bond0");
+  absl::Status bad = ApplySettings({{"metrics_counters", {"(unclosed"}}}, cfg);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), ::testing::HasSubstr("metrics_counters"));
+  EXPECT_TRUE(ApplySettings({{"metrics_listen", {"9100"}}}, cfg).ok());
+  EXPECT_EQ(cfg.metrics_listen->ToGrpc(), "127.0.0.1:9100");
 }
 
 }  // namespace

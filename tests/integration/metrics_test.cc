@@ -1,0 +1,209 @@
+// netagentd's /metrics in a network namespace: scraped by hand and by a real
+// Prometheus server, compared with /proc, checked by promtool, and attacked
+// (a storm of scrapes, a slow reader, an oversized header) while the gRPC API
+// must keep answering.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "tests/common/test_support.h"
+#include "tests/integration/harness.h"
+
+namespace netagent::testing {
+namespace {
+
+constexpr int kPort = 9471;  // a fresh namespace: nothing else listens there
+const std::string kUrl = absl::StrCat("http://127.0.0.1:", kPort, "/metrics");
+
+std::string Probe() { return std::string(NETAGENT_SOURCE_DIR) + "/tests/integration/http_probe.py"; }
+
+struct Http {
+  int status = 0;
+  std::map<std::string, std::string> headers;
+  std::string body;
+};
+
+Http Get(const Netns& ns, const std::string& url, std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv = {"python3", Probe(), "get", url};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  RunResult r = RunCommand(ns.Exec(argv), std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  Http h;
+  const size_t blank = r.out.find("\n\n");
+  if (blank == std::string::npos) return h;
+  std::vector<std::string> head = absl::StrSplit(r.out.substr(0, blank), '\n');
+  (void)absl::SimpleAtoi(head[0], &h.status);
+  for (size_t i = 1; i < head.size(); ++i) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(head[i], absl::MaxSplits(": ", 1));
+    h.headers[kv.first] = kv.second;
+  }
+  h.body = r.out.substr(blank + 2);
+  return h;
+}
+
+// The value of the sample `series` (its name and labels as written).
+std::optional<double> Sample(const std::string& body, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(body, '\n')) {
+    if (absl::ConsumePrefix(&line, series) && absl::ConsumePrefix(&line, " ")) {
+      double v;
+      if (absl::SimpleAtod(line, &v)) return v;
+    }
+  }
+  return std::nullopt;
+}
+
+// softnet_stat's processed column of the first line (CPU 0).
+uint32_t SoftnetProcessedCpu0(const Netns& ns) {
+  RunResult r = RunCommand(ns.Exec({"head", "-1", "/proc/net/softnet_stat"}));
+  std::vector<std::string> cols = absl::StrSplit(r.out, ' ', absl::SkipEmpty());
+  uint32_t v = 0;
+  EXPECT_TRUE(!cols.empty() && absl::SimpleHexAtoi(cols[0], &v)) << r.out;
+  return v;
+}
+
+std::vector<std::string> AgentFlags() {
+  return {"--metrics-listen", absl::StrCat("127.0.0.1:", kPort)};
+}
+
+TEST(MetricsLab, AScrapeShowsWhatTheKernelShowsAndPromtoolAcceptsIt) {
+  REQUIRE_ROOT();
+  Netns ns;
+  Agent agent(ns, AgentFlags());
+  ASSERT_TRUE(agent.ok()) << agent.error();
+
+  const int64_t in_before = ProcSnmp(ns)["TcpInSegs"];
+  const uint32_t softnet_before = SoftnetProcessedCpu0(ns);
+  Http h = Get(ns, kUrl);
+  const int64_t in_after = ProcSnmp(ns)["TcpInSegs"];
+  const uint32_t softnet_after = SoftnetProcessedCpu0(ns);
+  ASSERT_EQ(h.status, 200) << h.body;
+  EXPECT_EQ(h.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+
+  auto in = Sample(h.body, "netagent_snmp_total{name=\"TcpInSegs\"}");
+  ASSERT_TRUE(in) << h.body.substr(0, 2000);
+  EXPECT_GE(*in, in_before);
+  EXPECT_LE(*in, in_after);
+  auto processed = Sample(h.body, "netagent_softnet_processed_total{cpu=\"0\"}");
+  ASSERT_TRUE(processed);
+  EXPECT_GE(*processed, softnet_before);
+  EXPECT_LE(*processed, softnet_after);
+  // The scrape's own connection is a socket of the namespace, established.
+  auto established = Sample(h.body, "netagent_sockets{protocol=\"tcp\",state=\"established\"}");
+  ASSERT_TRUE(established);
+  EXPECT_GE(*established, 1);
+  EXPECT_TRUE(Sample(h.body, "netagent_link_rx_packets_total{device=\"lo\"}"));
+  EXPECT_TRUE(Sample(h.body, "netagent_tuning_changes{state=\"pending_confirm\"}"));
+  EXPECT_THAT(h.body, ::testing::HasSubstr("netagent_build_info{version=\""));
+  // Every source answered.
+  int sources = 0;
+  for (absl::string_view line : absl::StrSplit(h.body, '\n')) {
+    if (!absl::StartsWith(line, "netagent_scrape_collector_success{")) continue;
+    ++sources;
+    EXPECT_TRUE(absl::EndsWith(line, " 1")) << line << "\n" << agent.log();
+  }
+  EXPECT_GE(sources, 8);
+
+  TempDir dir;
+  WriteFile(dir / "scrape", h.body);
+  RunResult check = RunCommand({"bash", "-c", "promtool check metrics < " + (dir / "scrape")});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  EXPECT_EQ(check.out + check.err, "");
+
+  Http om = Get(ns, kUrl, {"--gzip", "--accept", "application/openmetrics-text;version=1.0.0"});
+  EXPECT_EQ(om.status, 200);
+  EXPECT_EQ(om.headers["content-encoding"], "gzip");
+  EXPECT_EQ(om.headers["content-type"],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8");
+  EXPECT_TRUE(absl::EndsWith(om.body, "# EOF\n"));
+  EXPECT_THAT(om.body, ::testing::HasSubstr("# TYPE netagent_snmp counter\n"));
+
+  EXPECT_EQ(Get(ns, absl::StrCat("http://127.0.0.1:", kPort, "/nope")).status, 404);
+}
+
+TEST(MetricsLab, APrometheusServerScrapesTheAgent) {
+  REQUIRE_ROOT();
+  Netns ns;
+  Agent agent(ns, AgentFlags());
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  TempDir dir;
+  WriteFile(dir / "prometheus.yml",
+            absl::StrCat("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                         "scrape_configs:\n  - job_name: netagent\n    static_configs:\n"
+                         "      - targets: ['127.0.0.1:",
+                         kPort, "']\n"));
+  const std::string web = "127.0.0.1:9090";
+  Process prometheus(ns.Exec({"prometheus", "--config.file", dir / "prometheus.yml",
+                              "--storage.tsdb.path", dir / "data", "--web.listen-address", web}),
+                     dir / "prometheus.log");
+  const auto query = [&](const std::string& q) {
+    RunResult r = RunCommand(ns.Exec({"python3", Probe(), "query", "http://" + web, q}));
+    return std::string(absl::StripAsciiWhitespace(r.out));
+  };
+  std::string up;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        up = query("up{job=\"netagent\"}");
+        return up == "1";
+      },
+      std::chrono::seconds(60)))
+      << "up: " << up << "\n" << ReadFile(dir / "prometheus.log");
+  double in = 0;
+  ASSERT_TRUE(absl::SimpleAtod(query("netagent_snmp_total{name=\"TcpInSegs\"}"), &in));
+  EXPECT_GT(in, 0);
+  EXPECT_LE(in, ProcSnmp(ns)["TcpInSegs"]);
+  // No source failed in the scrapes Prometheus made.
+  EXPECT_EQ(query("netagent_scrape_collector_success == 0"), "none");
+  double samples = 0;
+  ASSERT_TRUE(absl::SimpleAtod(query("scrape_samples_scraped{job=\"netagent\"}"), &samples));
+  EXPECT_GT(samples, 300);
+}
+
+TEST(MetricsLab, BadScrapersLeaveTheAgentAndItsApiServing) {
+  REQUIRE_ROOT();
+  Netns ns;
+  Agent agent(ns, AgentFlags());
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  TempDir dir;
+  // Slow readers: requests a byte at a time, answers never read.
+  std::vector<std::unique_ptr<Process>> slow;
+  for (int i = 0; i < 4; ++i) {
+    slow.push_back(std::make_unique<Process>(
+        ns.Exec({"python3", Probe(), "slow", "127.0.0.1", std::to_string(kPort), "8"}),
+        dir / ("slow" + std::to_string(i))));
+  }
+  RunResult big = RunCommand(
+      ns.Exec({"python3", Probe(), "header", "127.0.0.1", std::to_string(kPort), "65536"}));
+  EXPECT_THAT(big.out, ::testing::HasSubstr("431")) << big.err;
+
+  RunResult storm;
+  std::thread storming([&] {
+    storm = RunCommand(ns.Exec({"python3", Probe(), "storm", kUrl, "200"}), std::chrono::seconds(60));
+  });
+  // The API answers while it goes on.
+  std::chrono::steady_clock::duration slowest{};
+  for (int i = 0; i < 5; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    RunResult host = agent.Netctl({"host"});
+    EXPECT_EQ(host.exit_code, 0) << host.err;
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
+  }
+  storming.join();
+  EXPECT_LT(slowest, std::chrono::seconds(2));
+  ASSERT_EQ(storm.exit_code, 0) << storm.err;
+  int ok = 0;
+  ASSERT_EQ(std::sscanf(storm.out.c_str(), "ok %d", &ok), 1) << storm.out;
+  EXPECT_GT(ok, 0) << storm.out;
+  EXPECT_TRUE(agent.process().running());
+  EXPECT_EQ(Get(ns, kUrl).status, 200);
+}
+
+}  // namespace
+}  // namespace netagent::testing
