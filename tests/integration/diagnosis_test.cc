@@ -20,44 +20,6 @@ namespace {
 namespace v1 = ::netagent::v1;
 using ::testing::HasSubstr;
 
-// A server that listens with `backlog` and never accepts.
-std::unique_ptr<Process> SlowListener(const Netns& ns, const TempDir& dir, int backlog) {
-  return std::make_unique<Process>(
-      ns.Exec({"python3", "-c",
-               absl::StrCat("import socket,time\n"
-                            "s=socket.socket()\n"
-                            "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-                            "s.bind(('127.0.0.1',8080))\n"
-                            "s.listen(",
-                            backlog,
-                            ")\n"
-                            "time.sleep(120)\n")}),
-      dir / "listener.log");
-}
-
-// Opens ~100 connections a second to it for `seconds`, never closing fewer
-// than it keeps (a client that gave up waiting).
-std::unique_ptr<Process> Connector(const Netns& ns, const TempDir& dir, int seconds) {
-  return std::make_unique<Process>(
-      ns.Exec({"python3", "-c",
-               absl::StrCat("import socket,time\n"
-                            "socks=[]\n"
-                            "end=time.time()+",
-                            seconds,
-                            "\n"
-                            "while time.time()<end:\n"
-                            "  for i in range(10):\n"
-                            "    c=socket.socket(); c.setblocking(False)\n"
-                            "    try: c.connect(('127.0.0.1',8080))\n"
-                            "    except BlockingIOError: pass\n"
-                            "    socks.append(c)\n"
-                            "  time.sleep(0.1)\n"
-                            "  if len(socks)>300:\n"
-                            "    for c in socks[:100]: c.close()\n"
-                            "    socks=socks[100:]\n")}),
-      dir / "connector.log");
-}
-
 v1::DiagnoseResponse Doctor(const Agent& agent, std::vector<std::string> args) {
   std::vector<std::string> argv = {"-o", "json", "--timeout", "30s", "doctor"};
   argv.insert(argv.end(), args.begin(), args.end());

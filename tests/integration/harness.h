@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,6 +68,12 @@ class Netns {
  private:
   std::string name_;
 };
+
+// The accept-queue incident: a server on 127.0.0.1:8080 that listens with
+// `backlog` and never accepts, and a client opening ~100 connections a second
+// to it for `seconds` (closing the oldest as a client that gave up would).
+std::unique_ptr<Process> SlowListener(const Netns& ns, const TempDir& dir, int backlog);
+std::unique_ptr<Process> Connector(const Netns& ns, const TempDir& dir, int seconds);
 
 // /proc/net/snmp of the namespace as name -> value ("UdpNoPorts" -> 12).
 std::map<std::string, int64_t> ProcSnmp(const Netns& ns);

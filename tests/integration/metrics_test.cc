@@ -128,14 +128,23 @@ TEST(MetricsLab, AScrapeShowsWhatTheKernelShowsAndPromtoolAcceptsIt) {
   EXPECT_EQ(Get(ns, absl::StrCat("http://127.0.0.1:", kPort, "/nope")).status, 404);
 }
 
-TEST(MetricsLab, APrometheusServerScrapesTheAgent) {
+// A Prometheus server with the shipped alerting rules scrapes the agent
+// every second: the target is up, a counter has the kernel's value, and an
+// accept-queue overflow in the namespace turns into the shipped alert
+// (pending: it fires after its minute).
+TEST(MetricsLab, APrometheusServerScrapesTheAgentAndTheShippedAlertFollowsAnIncident) {
   REQUIRE_ROOT();
   Netns ns;
-  Agent agent(ns, AgentFlags());
-  ASSERT_TRUE(agent.ok()) << agent.error();
   TempDir dir;
+  auto listener = SlowListener(ns, dir, 4);
+  Agent agent(ns, {"--metrics-listen", absl::StrCat("127.0.0.1:", kPort), "--diagnosis-interval",
+                   "1s"});
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  ASSERT_TRUE(Listening(ns, 8080));
   WriteFile(dir / "prometheus.yml",
             absl::StrCat("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                         "rule_files:\n  - ",
+                         NETAGENT_SOURCE_DIR, "/deploy/prometheus/netagent.rules.yml\n"
                          "scrape_configs:\n  - job_name: netagent\n    static_configs:\n"
                          "      - targets: ['127.0.0.1:",
                          kPort, "']\n"));
@@ -164,6 +173,19 @@ TEST(MetricsLab, APrometheusServerScrapesTheAgent) {
   double samples = 0;
   ASSERT_TRUE(absl::SimpleAtod(query("scrape_samples_scraped{job=\"netagent\"}"), &samples));
   EXPECT_GT(samples, 300);
+  // No alert before the incident.
+  EXPECT_EQ(query("ALERTS{alertname=\"NetagentListenOverflow\"}"), "none");
+
+  auto load = Connector(ns, dir, 40);
+  std::string alert;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        alert = query("ALERTS{alertname=\"NetagentListenOverflow\",rule=\"listen-overflow\"}");
+        return alert == "1";
+      },
+      std::chrono::seconds(30)))
+      << "ALERTS: " << alert << "\nfinding: " << query("netagent_finding") << "\n"
+      << agent.log();
 }
 
 TEST(MetricsLab, BadScrapersLeaveTheAgentAndItsApiServing) {
