@@ -448,6 +448,21 @@ std::vector<Target> SelectTargets(const CommandContext& c, const Playbook& p) {
   return out;
 }
 
+// A host twice in one run would be tracked as one: its second apply would
+// look like another run's change and never be rolled back.
+absl::Status CheckDistinctTargets(const std::vector<Target>& targets) {
+  for (size_t i = 0; i < targets.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (targets[i].display == targets[j].display || targets[i].address == targets[j].address) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "targets: ", targets[i].display, " and ", targets[j].display,
+            " are the same host (name or address): a host may be in a run once"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 RunOptions Options(const std::vector<Target>& targets, const std::string& run_id,
                    const CommandContext& c) {
   RunOptions o;
@@ -663,6 +678,9 @@ int RunRun(const CommandContext& c, const PlaybookArgs& a) {
   }
   const auto targets = SelectTargets(c, *p);
   if (targets.empty()) return UsageError(c, "match.targets: no target of the command line matches");
+  if (auto st = CheckDistinctTargets(targets); !st.ok()) {
+    return UsageError(c, std::string(st.message()));
+  }
   const std::string run = a.run_id.empty() ? NewRunId(p->name) : a.run_id;
   auto file = RunFile::Open(StateDir(a.state_dir), run, true);
   if (!file.ok()) return UsageError(c, std::string(file.status().message()));
@@ -742,6 +760,13 @@ int RunAbort(const CommandContext& c, const PlaybookArgs& a) {
   GrpcFleet fleet(TargetsOf(record), *c.dialer);
   const auto state =
       AbortPlaybook(record, fleet, Sink(c, &file, &file_failed), opened->bad_lines > 0);
+  if (state == v1::PLAYBOOK_RUN_STATE_RUNNING) {
+    *c.err << "netctl: abort of run " << record.run
+           << " interrupted: hosts not rolled back yet still hold the change until its deadline "
+              "(a confirmed one until rolled back); run `netctl playbook abort "
+           << record.run << "` again\n";
+    return 130;
+  }
   return ExitFor(state, c, record.run);
 }
 

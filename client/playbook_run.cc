@@ -221,6 +221,14 @@ absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events) 
     fold.Add(e);
   }
   const RunRecord& r = fold.record();
+  for (int i = 0; i < r.started.targets_size(); ++i) {
+    for (int j = 0; j < i; ++j) {
+      if (r.started.targets(i).display() == r.started.targets(j).display()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "target \"", r.started.targets(i).display(), "\" is in the run twice"));
+      }
+    }
+  }
   for (const auto& w : r.waves) {
     for (size_t h : w) {
       if (!r.intents.count(h)) {
@@ -313,9 +321,11 @@ void Runner::Fold(const v1::PlaybookEvent& e) {
     case Kind::KIND_HOST_ROLLED_BACK:
       r_.rolled_back.insert(h);
       r_.rollback_failed.erase(h);
+      if (e.wave() == 0) r_.aborting = true;
       break;
     case Kind::KIND_HOST_ROLLBACK_FAILED:
       r_.rollback_failed.insert(h);
+      if (e.wave() == 0) r_.aborting = true;
       break;
     case Kind::KIND_HOST_CONFIRMED:
       r_.confirmed.insert(h);
@@ -402,10 +412,11 @@ size_t Runner::RollBack(std::vector<size_t> hosts, uint32_t wave) {
                    static_cast<int>(h));
     if (!st.ok()) {
       ++failed;
-      detail = absl::StrCat(st.message(), absl::StrContains(st.message(), "rolls back by itself")
-                                              ? ""
-                                              : "; the host still rolls it back by itself at the "
-                                                "deadline unless confirmed");
+      detail = absl::StrCat(
+          st.message(),
+          absl::StrContains(st.message(), "rolls back by itself") ? ""
+          : r_.confirmed.count(h) ? "; the change was confirmed: it stays until rolled back"
+                                  : "; the host still rolls it back by itself at the deadline");
     }
     e.set_detail(detail);
     Emit(e);
@@ -892,6 +903,13 @@ absl::StatusOr<v1::PlaybookRunState> ResumePlaybook(const Playbook& p, const Run
                      absl::AsciiStrToLower(std::string(absl::StripPrefix(
                          v1::PlaybookRunState_Name(record.state), "PLAYBOOK_RUN_STATE_"))),
                      "): nothing to resume"));
+  }
+  if (record.aborting) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("an abort of run ", record.run,
+                     " began and did not finish: a resume would go on changing hosts; finish it "
+                     "with `netctl playbook abort ",
+                     record.run, "`"));
   }
   if (p.digest != record.started.digest()) {
     return absl::FailedPreconditionError(absl::StrCat(

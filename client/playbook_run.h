@@ -110,6 +110,7 @@ struct RunRecord {
   std::set<size_t> uncertain;        // an apply with no answer (it may have landed)
   std::set<size_t> not_ours;         // the change id was there already: never rolled back
   std::set<size_t> rollback_failed;  // and not rolled back since
+  bool aborting = false;  // `playbook abort` rolled hosts back (wave 0): no resume
   std::map<size_t, absl::Time> applying_at;
   bool planned = false;  // detection finished (RUN_PLANNED)
   size_t waves_started = 0;

@@ -569,6 +569,35 @@ TEST(PlaybookRun, FoldRefusesFilesThatAreNotARun) {
   passed.set_wave(7);
   EXPECT_THAT(FoldRun({s, passed}).status().message(),
               HasSubstr("wave 7 is not a wave of the run's plan"));
+  // Found by review: a host twice in a run folded as one, and its second
+  // apply (ALREADY_EXISTS) was taken as another run's change.
+  v1::PlaybookEvent twice = s;
+  twice.mutable_started()->add_targets()->set_display("h0");
+  EXPECT_THAT(FoldRun({twice}).status().message(), HasSubstr("\"h0\" is in the run twice"));
+}
+
+// Found by review: an abort cut short (Ctrl-C) left the run resumable, and
+// netctl said to resume it: a resume would have gone on changing hosts.
+TEST(PlaybookRun, AnAbortCutShortIsFinishedByAbortNotResume) {
+  ScriptedFleet fleet(3);
+  const auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  auto events = CrashedInWaveTwo(fleet, p);
+  auto before = FoldRun(events);
+  ASSERT_TRUE(before.ok());
+  EXPECT_FALSE(before->aborting);
+  v1::PlaybookEvent back;
+  back.set_kind(Kind::KIND_HOST_ROLLED_BACK);
+  back.set_target("h0");
+  back.set_wave(0);  // what AbortPlaybook writes
+  events.push_back(back);
+  auto record = FoldRun(events);
+  ASSERT_TRUE(record.ok());
+  EXPECT_TRUE(record->aborting);
+  Recorded more;
+  auto r = ResumePlaybook(p, *record, fleet, more.sink());
+  EXPECT_THAT(r.status().message(), HasSubstr("an abort of run"));
+  EXPECT_TRUE(more.events.empty());
+  EXPECT_EQ(AbortPlaybook(*record, fleet, more.sink()), v1::PLAYBOOK_RUN_STATE_FAILED);
 }
 
 // Found by review: an inconclusive host that counted as a failure was not
