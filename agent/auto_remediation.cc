@@ -161,6 +161,29 @@ void AutoRemediation::CheckDrift(Entry& e) {
   }
 }
 
+bool AutoRemediation::UndoneMeanwhile(Entry& e, const std::string& id) {
+  for (const auto& r : tuning_->List(1000, /*active_only=*/false)) {
+    if (r.id != id) continue;
+    if (r.state == tuners::ChangeState::kPending) return false;
+    const std::string what = r.events.empty() ? std::string(tuners::ChangeStateName(r.state))
+                                              : r.events.back().what;
+    if (r.state == tuners::ChangeState::kRolledBack) {
+      // An operator undid it while it was being verified: the next time the
+      // finding opened the playbook would apply it again and overrule them.
+      StopPlaybook(e, absl::StrCat("its change ", id, " was undone while it was verified (", what,
+                                   "); playbook ", e.playbook.name,
+                                   " stops rather than redo it"));
+    } else {
+      spdlog::warn("auto playbook {}: change {} is {} ({}) before it was judged; no change for {}",
+                   e.playbook.name, id, std::string(tuners::ChangeStateName(r.state)), what,
+                   absl::FormatDuration(e.playbook.auto_cooldown));
+      e.gate.RolledBack(absl::Now());
+    }
+    return true;
+  }
+  return false;
+}
+
 absl::StatusOr<playbook::HostFigures> AutoRemediation::Measure(const playbook::Playbook& p,
                                                                absl::Duration window) {
   diagnosis::CollectOptions collect;
@@ -255,6 +278,8 @@ void AutoRemediation::Handle(Entry& e, const diagnosis::Finding& finding) {
     e.gate.RolledBack(absl::Now());
     return;
   }
+  // What was measured says nothing of the change if it is gone.
+  if (UndoneMeanwhile(e, id)) return;
   std::vector<netagent::v1::PlaybookMeasurement> measured;
   const auto verdict =
       playbook::Judge(p, *figures, baseline ? &*baseline : nullptr, &measured);

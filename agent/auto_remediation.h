@@ -50,6 +50,9 @@ class AutoRemediation {
   void Loop();
   void Handle(Entry& e, const diagnosis::Finding& finding);
   void CheckDrift(Entry& e);
+  // True when change `id` is no longer pending (rolled back by an operator,
+  // or expired) and the playbook was told so (stopped, or cooling down).
+  bool UndoneMeanwhile(Entry& e, const std::string& id);
   void StopPlaybook(Entry& e, const std::string& why);
   // What the journal says this playbook did before the agent started: its
   // changes of the last hour count against the rate, a rollback starts the

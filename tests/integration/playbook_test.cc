@@ -614,6 +614,36 @@ TEST_F(AutoLab, AnOperatorRollbackStopsThePlaybook) {
   EXPECT_THAT(agent.log(), HasSubstr("was undone (rolled back by"));
 }
 
+// Found by review: a rollback while the change was being verified only
+// started the cool-down, and the playbook applied the change again an hour
+// later. It stops, as for a kept change.
+TEST_F(AutoLab, AnOperatorRollbackDuringVerificationStopsThePlaybook) {
+  const std::string pb = Playbook("verify:\n  settle: 1s\n  window: 10s\n");
+  Agent agent(l_.a, {"--diagnosis-interval", "2s", "--playbook", pb});
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  EXPECT_GT(FailedConnects(400), 0) << "the range did not run out";
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto c = AutoChanges(agent);
+        return !c.empty() && c.back().state() == v1::CHANGE_STATE_PENDING_CONFIRM;
+      },
+      std::chrono::seconds(60)))
+      << agent.log();
+  const std::string id = AutoChanges(agent).back().id();
+  RunResult rb = agent.Netctl({"tune", "rollback", id});
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return agent.Netctl({"host"}).out.find("auto-playbook-port-auto-stopped") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << agent.log();
+  EXPECT_THAT(agent.log(), HasSubstr("was undone while it was verified"));
+  EXPECT_EQ(AutoChanges(agent).size(), 1u) << agent.log();
+  EXPECT_EQ(Sysctl(l_.a, "net.ipv4.tcp_tw_reuse"), reuse_);
+}
+
 // Found by review: the cool-down lived in memory, so a restart let a
 // playbook that had just failed try again at once. It is read back from the
 // journal.
