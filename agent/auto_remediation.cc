@@ -10,7 +10,9 @@
 namespace netagent::agent {
 namespace {
 
-std::string AutoCaller(const playbook::Playbook& p) { return absl::StrCat("auto-playbook:", p.name); }
+std::string AutoCaller(const playbook::Playbook& p) {
+  return absl::StrCat("auto-playbook:", p.name);
+}
 
 std::string ConditionId(const playbook::Playbook& p) {
   return absl::StrCat("auto-playbook-", p.name, "-stopped");
@@ -25,11 +27,12 @@ AutoRemediation::AutoRemediation(std::vector<playbook::Playbook> playbooks,
   for (auto& p : playbooks) {
     const uint32_t per_hour = p.auto_max_per_hour;
     const absl::Duration cooldown = p.auto_cooldown;
-    spdlog::info("auto playbook {} ({}): acts on {} at {} or above, at most {} change(s) an hour, "
-                 "{} cool-down after a rollback",
-                 p.name, p.file, p.finding,
-                 p.min_severity == netagent::v1::SEVERITY_CRITICAL ? "critical" : "warning",
-                 per_hour, absl::FormatDuration(cooldown));
+    spdlog::info(
+        "auto playbook {} ({}): acts on {} at {} or above, at most {} change(s) an hour, "
+        "{} cool-down after a rollback",
+        p.name, p.file, p.finding,
+        p.min_severity == netagent::v1::SEVERITY_CRITICAL ? "critical" : "warning", per_hour,
+        absl::FormatDuration(cooldown));
     entries_.push_back(Entry{std::move(p), playbook::AutoGate(per_hour, cooldown), {}, {}});
     Restore(entries_.back());
   }
@@ -68,8 +71,8 @@ void AutoRemediation::Restore(Entry& e) {
     }
   }
   if (seen > 0) {
-    spdlog::info("auto playbook {}: {} earlier change(s) in the journal; {}", e.playbook.name,
-                 seen, e.gate.Refusal(now).value_or("it may act now"));
+    spdlog::info("auto playbook {}: {} earlier change(s) in the journal; {}", e.playbook.name, seen,
+                 e.gate.Refusal(now).value_or("it may act now"));
   }
 }
 
@@ -88,8 +91,8 @@ void AutoRemediation::Loop() {
       spdlog::warn("auto playbooks: fell behind the diagnosis; reading what is open now");
       for (Entry& e : entries_) {
         e.armed = monitor_->Current(e.playbook.finding);
-        if (e.armed && static_cast<int>(e.armed->severity) <
-                           static_cast<int>(e.playbook.min_severity)) {
+        if (e.armed &&
+            static_cast<int>(e.armed->severity) < static_cast<int>(e.playbook.min_severity)) {
           e.armed.reset();
         }
       }
@@ -105,8 +108,7 @@ void AutoRemediation::Loop() {
       for (Entry& e : entries_) {
         if (e.playbook.finding != event->finding.rule) continue;
         if (event->kind == Kind::kCleared ||
-            static_cast<int>(event->finding.severity) <
-                static_cast<int>(e.playbook.min_severity)) {
+            static_cast<int>(event->finding.severity) < static_cast<int>(e.playbook.min_severity)) {
           e.armed.reset();
         } else {
           e.armed = event->finding;
@@ -146,8 +148,8 @@ void AutoRemediation::CheckDrift(Entry& e) {
     if (r.state != tuners::ChangeState::kConfirmed) {
       // An operator undid what the playbook kept: doing it again would
       // overrule them.
-      const std::string by = r.events.empty() ? std::string(tuners::ChangeStateName(r.state))
-                                              : r.events.back().what;
+      const std::string by =
+          r.events.empty() ? std::string(tuners::ChangeStateName(r.state)) : r.events.back().what;
       StopPlaybook(e, absl::StrCat("its change ", r.id, " was undone (", by, "); playbook ",
                                    e.playbook.name, " stops rather than redo it"));
       return;
@@ -155,8 +157,8 @@ void AutoRemediation::CheckDrift(Entry& e) {
     if (r.drift.empty()) continue;
     const auto& d = r.drift.front();
     StopPlaybook(e, absl::StrCat(d.knob, " is ", d.observed, ", not the ", d.expected, " change ",
-                                 r.id, " set: someone else changed it; playbook ",
-                                 e.playbook.name, " stops rather than fight"));
+                                 r.id, " set: someone else changed it; playbook ", e.playbook.name,
+                                 " stops rather than fight"));
     return;
   }
 }
@@ -165,14 +167,13 @@ bool AutoRemediation::UndoneMeanwhile(Entry& e, const std::string& id) {
   for (const auto& r : tuning_->List(1000, /*active_only=*/false)) {
     if (r.id != id) continue;
     if (r.state == tuners::ChangeState::kPending) return false;
-    const std::string what = r.events.empty() ? std::string(tuners::ChangeStateName(r.state))
-                                              : r.events.back().what;
+    const std::string what =
+        r.events.empty() ? std::string(tuners::ChangeStateName(r.state)) : r.events.back().what;
     if (r.state == tuners::ChangeState::kRolledBack) {
       // An operator undid it while it was being verified: the next time the
       // finding opened the playbook would apply it again and overrule them.
       StopPlaybook(e, absl::StrCat("its change ", id, " was undone while it was verified (", what,
-                                   "); playbook ", e.playbook.name,
-                                   " stops rather than redo it"));
+                                   "); playbook ", e.playbook.name, " stops rather than redo it"));
     } else {
       spdlog::warn("auto playbook {}: change {} is {} ({}) before it was judged; no change for {}",
                    e.playbook.name, id, std::string(tuners::ChangeStateName(r.state)), what,
@@ -189,9 +190,8 @@ absl::StatusOr<playbook::HostFigures> AutoRemediation::Measure(const playbook::P
   diagnosis::CollectOptions collect;
   collect.window = window;
   collect.keep_going = [this]() {
-    return stop_ || ctx_.lifecycle.stopping()
-               ? absl::UnavailableError("the agent is stopping")
-               : absl::OkStatus();
+    return stop_ || ctx_.lifecycle.stopping() ? absl::UnavailableError("the agent is stopping")
+                                              : absl::OkStatus();
   };
   collect.yield = [] { std::this_thread::yield(); };
   auto pair = diagnosis::CollectPair(collect);
@@ -240,8 +240,8 @@ void AutoRemediation::Handle(Entry& e, const diagnosis::Finding& finding) {
   }
   e.last_refusal.clear();
   const absl::Time now = absl::Now();
-  const std::string id = absl::StrCat(
-      "auto-", p.name, "-", absl::FormatTime("%Y%m%dT%H%M%S", now, absl::UTCTimeZone()));
+  const std::string id = absl::StrCat("auto-", p.name, "-",
+                                      absl::FormatTime("%Y%m%dT%H%M%S", now, absl::UTCTimeZone()));
   const absl::Duration confirm_within =
       p.confirm_within.value_or(p.settle + p.verify_window + absl::Minutes(5));
   e.gate.Started(now);
@@ -261,10 +261,11 @@ void AutoRemediation::Handle(Entry& e, const diagnosis::Finding& finding) {
   std::vector<std::string> knobs;
   for (const auto& k : applied->change->knobs)
     knobs.push_back(absl::StrCat(k.knob, " ", k.old_value, " -> ", k.new_value));
-  spdlog::warn("auto playbook {}: {} ({}): applied change {} ({}), verifying over {} after {}; it "
-               "rolls back by itself at the deadline unless verified",
-               p.name, finding.rule, finding.summary, id, absl::StrJoin(knobs, ", "),
-               absl::FormatDuration(p.verify_window), absl::FormatDuration(p.settle));
+  spdlog::warn(
+      "auto playbook {}: {} ({}): applied change {} ({}), verifying over {} after {}; it "
+      "rolls back by itself at the deadline unless verified",
+      p.name, finding.rule, finding.summary, id, absl::StrJoin(knobs, ", "),
+      absl::FormatDuration(p.verify_window), absl::FormatDuration(p.settle));
   // Settle, then measure.
   const absl::Time settle_end = absl::Now() + p.settle;
   while (!stop_ && !ctx_.lifecycle.stopping() && absl::Now() < settle_end) {
@@ -281,8 +282,7 @@ void AutoRemediation::Handle(Entry& e, const diagnosis::Finding& finding) {
   // What was measured says nothing of the change if it is gone.
   if (UndoneMeanwhile(e, id)) return;
   std::vector<netagent::v1::PlaybookMeasurement> measured;
-  const auto verdict =
-      playbook::Judge(p, *figures, baseline ? &*baseline : nullptr, &measured);
+  const auto verdict = playbook::Judge(p, *figures, baseline ? &*baseline : nullptr, &measured);
   std::vector<std::string> parts;
   for (const auto& m : measured) {
     parts.push_back(absl::StrCat(m.name(), " ", m.value(), m.met() ? " ok (" : " NOT MET (",
@@ -307,14 +307,14 @@ void AutoRemediation::Handle(Entry& e, const diagnosis::Finding& finding) {
   }
   auto r = tuning_->Rollback(id, AutoCaller(p), /*force=*/false);
   e.gate.RolledBack(absl::Now());
-  spdlog::warn("auto playbook {}: change {} {} ({}); {}; no change for {}", p.name, id,
-               verdict == netagent::v1::PLAYBOOK_VERDICT_FAILURE ? "did not verify"
-                                                                  : "was inconclusive",
-               absl::StrJoin(parts, "; "),
-               r.ok() ? "rolled back"
-                      : absl::StrCat("rollback failed (", r.status().message(),
-                                     "): it rolls back at its deadline"),
-               absl::FormatDuration(p.auto_cooldown));
+  spdlog::warn(
+      "auto playbook {}: change {} {} ({}); {}; no change for {}", p.name, id,
+      verdict == netagent::v1::PLAYBOOK_VERDICT_FAILURE ? "did not verify" : "was inconclusive",
+      absl::StrJoin(parts, "; "),
+      r.ok() ? "rolled back"
+             : absl::StrCat("rollback failed (", r.status().message(),
+                            "): it rolls back at its deadline"),
+      absl::FormatDuration(p.auto_cooldown));
 }
 
 }  // namespace netagent::agent

@@ -61,8 +61,7 @@ class AutoRemediation {
   // Logs once per distinct line (a loop that retries must not flood the log).
   void Note(Entry& e, const std::string& line);
   // The playbook's figures over `window`: its finding, its counters' rates.
-  absl::StatusOr<playbook::HostFigures> Measure(const playbook::Playbook& p,
-                                                absl::Duration window);
+  absl::StatusOr<playbook::HostFigures> Measure(const playbook::Playbook& p, absl::Duration window);
 
   std::vector<Entry> entries_;
   diagnosis::Monitor* monitor_;

@@ -158,9 +158,8 @@ absl::StatusOr<Settings> ParseYamlSettings(const std::string& yaml_text) {
       std::vector<std::string> values;
       if (v.IsScalar()) {
         values.push_back(v.as<std::string>());
-      } else if (v.IsSequence() &&
-                 (key == "operator_identities" || key == "diagnosis_thresholds" ||
-                  key == "playbooks")) {
+      } else if (v.IsSequence() && (key == "operator_identities" || key == "diagnosis_thresholds" ||
+                                    key == "playbooks")) {
         for (const auto& item : v) {
           if (!item.IsScalar()) return Bad(key, "list items must be strings");
           values.push_back(item.as<std::string>());

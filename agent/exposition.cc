@@ -26,13 +26,13 @@ size_t Utf8Length(absl::string_view s) {
   if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
   if (c >= 0xE0 && c <= 0xEF) {
     if (!cont(1) || !cont(2)) return 0;
-    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+    if (c == 0xE0 && b(1) < 0xA0) return 0;   // overlong
     if (c == 0xED && b(1) >= 0xA0) return 0;  // surrogates
     return 3;
   }
   if (c >= 0xF0 && c <= 0xF4) {
     if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+    if (c == 0xF0 && b(1) < 0x90) return 0;   // overlong
     if (c == 0xF4 && b(1) >= 0x90) return 0;  // past U+10FFFF
     return 4;
   }
@@ -179,7 +179,7 @@ std::string WriteExposition(const Families& families, ExpositionFormat format) {
     AppendEscaped(out, f.help, om);  // OpenMetrics escapes '"' in help too
     out += "\n# TYPE ";
     out += declared;
-    out += f.type == MetricType::kCounter ? " counter\n"
+    out += f.type == MetricType::kCounter      ? " counter\n"
            : f.type == MetricType::kInfo && om ? " info\n"
                                                : " gauge\n";
     if (om && !f.unit.empty() && absl::EndsWith(f.name, "_" + f.unit)) {

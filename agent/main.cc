@@ -25,9 +25,9 @@
 #include "agent/context.h"
 #include "agent/logging.h"
 #include "agent/server.h"
+#include "diagnosis/rules.h"
 #include "kernel/files.h"
 #include "kernel/netns.h"
-#include "diagnosis/rules.h"
 #include "playbook/playbook.h"
 #include "spdlog/spdlog.h"
 
@@ -107,10 +107,12 @@ absl::StatusOr<netagent::playbook::Playbook> LoadAutoPlaybook(const std::string&
     return absl::InvalidArgumentError(absl::StrCat("--playbook: ", text.status().message()));
   }
   auto p = netagent::playbook::ParsePlaybook(*text, file);
-  if (!p.ok()) return absl::InvalidArgumentError(absl::StrCat("--playbook: ", p.status().message()));
+  if (!p.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--playbook: ", p.status().message()));
   if (!p->auto_mode) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--playbook: ", file, ": not mode: auto (manual playbooks are run by netctl playbook run)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--playbook: ", file,
+                     ": not mode: auto (manual playbooks are run by netctl playbook run)"));
   }
   if (!netagent::diagnosis::FindRule(p->finding)) {
     return absl::InvalidArgumentError(
@@ -193,7 +195,8 @@ int main(int argc, char** argv) {
       {"metrics_listen",
        "serve Prometheus metrics over HTTP on [HOST:]PORT (off unless given; a bare port binds "
        "127.0.0.1; default port 9471)"},
-      {"metrics_counters", "RE2 over nstat names: the SNMP/netstat counters exported (default all)"},
+      {"metrics_counters",
+       "RE2 over nstat names: the SNMP/netstat counters exported (default all)"},
       {"metrics_devices", "RE2 over device names: the devices exported (default all)"},
       {"metrics_devices_exclude", "RE2 over device names: devices left out"}};
   std::map<std::string, CLI::Option*> opts;

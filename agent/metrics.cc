@@ -23,17 +23,10 @@ MetricFamily& Add(Families& out, std::string name, MetricType type, std::string 
 
 double Seconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
 
+// The socket's IP protocol as conntrack names it ("tcp"), or its number.
 std::string ProtocolName(uint8_t protocol) {
-  switch (protocol) {
-    case IPPROTO_TCP:
-      return "tcp";
-    case IPPROTO_UDP:
-      return "udp";
-    case IPPROTO_SCTP:
-      return "sctp";
-    default:
-      return absl::StrCat(protocol);
-  }
+  const absl::string_view name = collectors::ConntrackProtocolName(protocol);
+  return name.empty() ? absl::StrCat(protocol) : std::string(name);
 }
 
 }  // namespace
@@ -81,8 +74,7 @@ void AddSoftnetMetrics(const collectors::SoftnetSample& s, Families& out) {
   }
 }
 
-void AddCounterMetrics(const collectors::CounterSample& s, const re2::RE2* allow,
-                       Families& out) {
+void AddCounterMetrics(const collectors::CounterSample& s, const re2::RE2* allow, Families& out) {
   MetricFamily& counters = Add(out, "netagent_snmp", MetricType::kCounter,
                                "SNMP and netstat MIB counters of the namespace by nstat name "
                                "(/proc/net/snmp, netstat, snmp6, sctp/snmp)");
@@ -118,9 +110,8 @@ void AddSocketMetrics(const collectors::SocketSummary& s, size_t max_listeners, 
 
   std::vector<const collectors::ListenerStats*> listeners;
   for (const auto& l : s.listeners) listeners.push_back(&l);
-  std::stable_sort(listeners.begin(), listeners.end(), [](const auto* a, const auto* b) {
-    return a->fill_percent > b->fill_percent;
-  });
+  std::stable_sort(listeners.begin(), listeners.end(),
+                   [](const auto* a, const auto* b) { return a->fill_percent > b->fill_percent; });
   const size_t omitted = listeners.size() > max_listeners ? listeners.size() - max_listeners : 0;
   listeners.resize(listeners.size() - omitted);
   const auto labels = [](const collectors::ListenerStats& l) -> MetricLabels {
@@ -148,9 +139,9 @@ void AddSockstatMetrics(const collectors::Sockstat& s, int64_t page_size, Famili
   MetricFamily& sockets =
       Add(out, "netagent_sockstat_sockets", MetricType::kGauge,
           "/proc/net/sockstat: sockets by protocol and kind (inuse, orphan, tw, alloc)");
-  MetricFamily& memory = Add(out, "netagent_sockstat_memory_bytes", MetricType::kGauge,
-                             "/proc/net/sockstat: memory the protocol's sockets hold (host-wide)",
-                             "bytes");
+  MetricFamily& memory =
+      Add(out, "netagent_sockstat_memory_bytes", MetricType::kGauge,
+          "/proc/net/sockstat: memory the protocol's sockets hold (host-wide)", "bytes");
   for (const auto& [protocol, fields] : s) {
     for (const auto& [kind, value] : fields) {
       if (kind == "mem") {
@@ -258,8 +249,7 @@ void AddTuningMetrics(const std::vector<tuners::ChangeRecord>& changes, Families
   for (const auto& [state, n] : by_state) {
     states.samples.push_back({{{"state", std::string(tuners::ChangeStateName(state))}}, n});
   }
-  MetricFamily& deadline = Add(out, "netagent_tuning_confirm_deadline_seconds",
-                               MetricType::kGauge,
+  MetricFamily& deadline = Add(out, "netagent_tuning_confirm_deadline_seconds", MetricType::kGauge,
                                "When a pending change set is rolled back unless confirmed "
                                "(Unix time)",
                                "seconds");
@@ -307,8 +297,8 @@ void AddScrapeMetrics(const std::vector<SourceResult>& results, Families& out) {
 void AddBuildMetrics(absl::string_view version, absl::Time started, Families& out) {
   Add(out, "netagent_build", MetricType::kInfo, "The agent's version")
       .samples.push_back({{{"version", std::string(version)}}, uint64_t{1}});
-  Add(out, "netagent_start_time_seconds", MetricType::kGauge,
-      "When the agent started (Unix time)", "seconds")
+  Add(out, "netagent_start_time_seconds", MetricType::kGauge, "When the agent started (Unix time)",
+      "seconds")
       .samples.push_back({{}, Seconds(started)});
 }
 

@@ -42,8 +42,7 @@ void AddSoftnetMetrics(const collectors::SoftnetSample& s, Families& out);
 // Every SNMP/netstat/snmp6/sctp counter whose nstat name matches `allow`
 // (null: all), in netagent_snmp_total{name}; settings and current values
 // (TcpCurrEstab) in netagent_snmp_value{name}.
-void AddCounterMetrics(const collectors::CounterSample& s, const re2::RE2* allow,
-                       Families& out);
+void AddCounterMetrics(const collectors::CounterSample& s, const re2::RE2* allow, Families& out);
 
 // Sockets per protocol and state, TIME_WAIT against the ephemeral ports, and
 // each listener's accept queue, its backlog and handshakes in progress: at

@@ -28,8 +28,8 @@ const char* Header(MHD_Connection* c, const char* name) {
 }
 
 MHD_Result Handle(void* cls, MHD_Connection* connection, const char* url, const char* method,
-                  const char* /*version*/, const char* /*upload_data*/,
-                  size_t* upload_data_size, void** /*con_cls*/) {
+                  const char* /*version*/, const char* /*upload_data*/, size_t* upload_data_size,
+                  void** /*con_cls*/) {
   auto* scraper = static_cast<MetricsScraper*>(cls);
   // A body is not wanted: it is read and dropped; the answer goes out once
   // it is all in (libmicrohttpd calls again with no data left).
@@ -37,10 +37,9 @@ MHD_Result Handle(void* cls, MHD_Connection* connection, const char* url, const 
     *upload_data_size = 0;
     return MHD_YES;
   }
-  MetricsResponse r = AnswerMetricsRequest(
-      {method, url, Header(connection, MHD_HTTP_HEADER_ACCEPT),
-       Header(connection, MHD_HTTP_HEADER_ACCEPT_ENCODING)},
-      *scraper);
+  MetricsResponse r = AnswerMetricsRequest({method, url, Header(connection, MHD_HTTP_HEADER_ACCEPT),
+                                            Header(connection, MHD_HTTP_HEADER_ACCEPT_ENCODING)},
+                                           *scraper);
   // The body is copied: the scrape it belongs to may be replaced before a
   // slow reader is done with it.
   MHD_Response* response = MHD_create_response_from_buffer(
@@ -48,8 +47,7 @@ MHD_Result Handle(void* cls, MHD_Connection* connection, const char* url, const 
   if (response == nullptr) return MHD_NO;
   MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
   if (!r.content_encoding.empty()) {
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_ENCODING,
-                            r.content_encoding.c_str());
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_ENCODING, r.content_encoding.c_str());
   }
   MHD_add_response_header(response, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
   if (!r.allow.empty()) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, r.allow.c_str());
@@ -89,8 +87,9 @@ MetricsResponse AnswerMetricsRequest(const MetricsRequest& request, MetricsScrap
     r.body = Text("only GET and HEAD\n");
     return r;
   }
-  const absl::string_view path = absl::string_view(request.path).substr(
-      0, std::min(request.path.find('?'), request.path.size()));
+  const absl::string_view path =
+      absl::string_view(request.path)
+          .substr(0, std::min(request.path.find('?'), request.path.size()));
   if (path == "/") {
     r.body = Text("netagentd: Prometheus metrics at /metrics\n");
     return r;
@@ -117,7 +116,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const Option
                                                                     MetricsScraper* scraper) {
   sockaddr_storage addr{};
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-  const std::string host = o.listen.host.empty() ? "0.0.0.0"
+  const std::string host = o.listen.host.empty()          ? "0.0.0.0"
                            : o.listen.host == "localhost" ? "127.0.0.1"
                                                           : o.listen.host;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
@@ -135,14 +134,14 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const Option
   }
   auto s = std::unique_ptr<MetricsServer>(new MetricsServer());
   s->scraper_ = scraper;
-  s->daemon_ = MHD_start_daemon(
-      flags, o.listen.port, nullptr, nullptr, &Handle, scraper, MHD_OPTION_SOCK_ADDR,
-      reinterpret_cast<sockaddr*>(&addr), MHD_OPTION_THREAD_POOL_SIZE, o.threads,
-      MHD_OPTION_CONNECTION_LIMIT, o.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-      o.per_address, MHD_OPTION_CONNECTION_TIMEOUT,
-      static_cast<unsigned>(absl::ToInt64Seconds(o.connection_timeout)),
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, o.max_header_bytes, MHD_OPTION_EXTERNAL_LOGGER, &Log,
-      nullptr, MHD_OPTION_END);
+  s->daemon_ = MHD_start_daemon(flags, o.listen.port, nullptr, nullptr, &Handle, scraper,
+                                MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),
+                                MHD_OPTION_THREAD_POOL_SIZE, o.threads, MHD_OPTION_CONNECTION_LIMIT,
+                                o.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                o.per_address, MHD_OPTION_CONNECTION_TIMEOUT,
+                                static_cast<unsigned>(absl::ToInt64Seconds(o.connection_timeout)),
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, o.max_header_bytes,
+                                MHD_OPTION_EXTERNAL_LOGGER, &Log, nullptr, MHD_OPTION_END);
   if (s->daemon_ == nullptr) {
     return absl::UnavailableError(absl::StrCat("metrics_listen: cannot listen on ",
                                                o.listen.ToGrpc(),

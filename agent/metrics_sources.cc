@@ -39,22 +39,30 @@ MetricsSource Source(std::string name, Read read, Render render) {
 }  // namespace
 
 void AddDatapathMetrics(const std::vector<DatapathDeviceMetrics>& devices, Families& out) {
-  auto& packets = out.emplace_back(MetricFamily{
-      "netagent_datapath_packets", MetricType::kCounter,
-      "Packets the fast path judged, by verdict and reason (netctl datapath stats)", "", {}});
-  MetricFamily bytes{"netagent_datapath_bytes", MetricType::kCounter,
-                     "Bytes the fast path judged, by verdict and reason", "bytes", {}};
+  auto& packets = out.emplace_back(
+      MetricFamily{"netagent_datapath_packets",
+                   MetricType::kCounter,
+                   "Packets the fast path judged, by verdict and reason (netctl datapath stats)",
+                   "",
+                   {}});
+  MetricFamily bytes{"netagent_datapath_bytes",
+                     MetricType::kCounter,
+                     "Bytes the fast path judged, by verdict and reason",
+                     "bytes",
+                     {}};
   MetricFamily rules{"netagent_datapath_rules", MetricType::kGauge, "Rules in force", "", {}};
-  MetricFamily revision{"netagent_datapath_revision", MetricType::kGauge,
-                        "The rule set's revision (UpdateRules returns it)", "", {}};
+  MetricFamily revision{"netagent_datapath_revision",
+                        MetricType::kGauge,
+                        "The rule set's revision (UpdateRules returns it)",
+                        "",
+                        {}};
   for (const auto& d : devices) {
     const MetricLabels dev = {{"device", d.device}, {"mode", d.mode}};
     rules.samples.push_back({dev, uint64_t{d.rules}});
     revision.samples.push_back({dev, d.revision});
     for (const auto& v : d.verdicts) {
-      MetricLabels l = {{"device", d.device},
-                        {"verdict", v.dropped ? "drop" : "pass"},
-                        {"reason", v.reason}};
+      MetricLabels l = {
+          {"device", d.device}, {"verdict", v.dropped ? "drop" : "pass"}, {"reason", v.reason}};
       packets.samples.push_back({l, v.packets});
       bytes.samples.push_back({std::move(l), v.bytes});
     }
@@ -119,10 +127,8 @@ absl::StatusOr<std::vector<MetricsSource>> AgentMetricsSources(
       }));
   s.push_back(Source(
       "sockstat", [] { return collectors::ReadSockstat(); },
-      [page = static_cast<int64_t>(::sysconf(_SC_PAGESIZE))](const collectors::Sockstat& v,
-                                                             Families& out) {
-        AddSockstatMetrics(v, page, out);
-      }));
+      [page = static_cast<int64_t>(::sysconf(_SC_PAGESIZE))](
+          const collectors::Sockstat& v, Families& out) { AddSockstatMetrics(v, page, out); }));
   s.push_back(Source(
       "sockets",
       [] {
@@ -163,23 +169,23 @@ absl::StatusOr<std::vector<MetricsSource>> AgentMetricsSources(
                  }});
   }
   if (datapath != nullptr) {
-    s.push_back({"datapath", [datapath]() -> absl::StatusOr<Families> {
-                   std::vector<DatapathDeviceMetrics> devices;
-                   for (const auto& st : datapath->Status()) {
-                     DatapathDeviceMetrics d{st.info.device, st.info.mode, st.meta.revision,
-                                             st.rules, {}};
-                     auto stats = datapath->GetStats(st.info.device, false);
-                     if (!stats.ok()) continue;  // detached meanwhile
-                     for (const auto& v : stats->total) {
-                       d.verdicts.push_back({std::string(datapath::ReasonName(v.reason)),
-                                             v.dropped, v.packets, v.bytes});
-                     }
-                     devices.push_back(std::move(d));
-                   }
-                   Families out;
-                   AddDatapathMetrics(devices, out);
-                   return out;
-                 }});
+    s.push_back(
+        {"datapath", [datapath]() -> absl::StatusOr<Families> {
+           std::vector<DatapathDeviceMetrics> devices;
+           for (const auto& st : datapath->Status()) {
+             DatapathDeviceMetrics d{st.info.device, st.info.mode, st.meta.revision, st.rules, {}};
+             auto stats = datapath->GetStats(st.info.device, false);
+             if (!stats.ok()) continue;  // detached meanwhile
+             for (const auto& v : stats->total) {
+               d.verdicts.push_back(
+                   {std::string(datapath::ReasonName(v.reason)), v.dropped, v.packets, v.bytes});
+             }
+             devices.push_back(std::move(d));
+           }
+           Families out;
+           AddDatapathMetrics(devices, out);
+           return out;
+         }});
   }
   return s;
 }

@@ -25,7 +25,7 @@ class TuningManager;
 namespace netagent::agent {
 
 struct MetricsSelection {
-  std::string counters;  // RE2 over nstat names; empty: all
+  std::string counters;                  // RE2 over nstat names; empty: all
   std::string devices, devices_exclude;  // RE2 over device names; empty: all / none
   size_t max_listeners = 200;
 };
@@ -33,9 +33,11 @@ struct MetricsSelection {
 // The sources; each pointer may be null (that part is off). Everything
 // pointed to must outlive the scraper that runs them. INVALID_ARGUMENT
 // naming the setting when a pattern does not compile.
-absl::StatusOr<std::vector<MetricsSource>> AgentMetricsSources(
-    const MetricsSelection& selection, const AgentContext& ctx, const diagnosis::Monitor* monitor,
-    tuners::TuningManager* tuning, datapath::DatapathManager* datapath);
+absl::StatusOr<std::vector<MetricsSource>> AgentMetricsSources(const MetricsSelection& selection,
+                                                               const AgentContext& ctx,
+                                                               const diagnosis::Monitor* monitor,
+                                                               tuners::TuningManager* tuning,
+                                                               datapath::DatapathManager* datapath);
 
 // Logs a source's failure as a warning: once per distinct message, again
 // after 10 minutes of the same one (a source that fails every scrape must not

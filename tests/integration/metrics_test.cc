@@ -23,7 +23,9 @@ namespace {
 constexpr int kPort = 9471;  // a fresh namespace: nothing else listens there
 const std::string kUrl = absl::StrCat("http://127.0.0.1:", kPort, "/metrics");
 
-std::string Probe() { return std::string(NETAGENT_SOURCE_DIR) + "/tests/integration/http_probe.py"; }
+std::string Probe() {
+  return std::string(NETAGENT_SOURCE_DIR) + "/tests/integration/http_probe.py";
+}
 
 struct Http {
   int status = 0;
@@ -137,14 +139,15 @@ TEST(MetricsLab, APrometheusServerScrapesTheAgentAndTheShippedAlertFollowsAnInci
   Netns ns;
   TempDir dir;
   auto listener = SlowListener(ns, dir, 4);
-  Agent agent(ns, {"--metrics-listen", absl::StrCat("127.0.0.1:", kPort), "--diagnosis-interval",
-                   "1s"});
+  Agent agent(
+      ns, {"--metrics-listen", absl::StrCat("127.0.0.1:", kPort), "--diagnosis-interval", "1s"});
   ASSERT_TRUE(agent.ok()) << agent.error();
   ASSERT_TRUE(Listening(ns, 8080));
   WriteFile(dir / "prometheus.yml",
             absl::StrCat("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
                          "rule_files:\n  - ",
-                         NETAGENT_SOURCE_DIR, "/deploy/prometheus/netagent.rules.yml\n"
+                         NETAGENT_SOURCE_DIR,
+                         "/deploy/prometheus/netagent.rules.yml\n"
                          "scrape_configs:\n  - job_name: netagent\n    static_configs:\n"
                          "      - targets: ['127.0.0.1:",
                          kPort, "']\n"));
@@ -163,7 +166,8 @@ TEST(MetricsLab, APrometheusServerScrapesTheAgentAndTheShippedAlertFollowsAnInci
         return up == "1";
       },
       std::chrono::seconds(60)))
-      << "up: " << up << "\n" << ReadFile(dir / "prometheus.log");
+      << "up: " << up << "\n"
+      << ReadFile(dir / "prometheus.log");
   double in = 0;
   ASSERT_TRUE(absl::SimpleAtod(query("netagent_snmp_total{name=\"TcpInSegs\"}"), &in));
   EXPECT_GT(in, 0);
@@ -207,7 +211,8 @@ TEST(MetricsLab, BadScrapersLeaveTheAgentAndItsApiServing) {
 
   RunResult storm;
   std::thread storming([&] {
-    storm = RunCommand(ns.Exec({"python3", Probe(), "storm", kUrl, "200"}), std::chrono::seconds(60));
+    storm =
+        RunCommand(ns.Exec({"python3", Probe(), "storm", kUrl, "200"}), std::chrono::seconds(60));
   });
   // The API answers while it goes on.
   std::chrono::steady_clock::duration slowest{};

@@ -54,7 +54,8 @@ std::string ManualPlaybook(const std::string& pause = "1s", const std::string& e
          "  guards: {max_step: 4}\n"
          "rollout:\n"
          "  waves: [1, \"10%\", \"50%\", \"100%\"]\n"
-         "  pause: " + pause + "\n" + extra_rollout +
+         "  pause: " +
+         pause + "\n" + extra_rollout +
          "verify:\n"
          "  window: 1s\n"
          "  success:\n"
@@ -121,8 +122,8 @@ class PlaybookFleet : public ::testing::Test {
   static std::string Somaxconn(int host) { return Sysctl(*fleet_->ns[host], "net.core.somaxconn"); }
 
   std::vector<std::string> Netctl(std::vector<std::string> args) const {
-    args.insert(args.begin(), {NetctlPath(), "--targets-file", dir_ / "fleet", "--timeout", "10s",
-                               "-o", "json"});
+    args.insert(args.begin(),
+                {NetctlPath(), "--targets-file", dir_ / "fleet", "--timeout", "10s", "-o", "json"});
     return args;
   }
   std::vector<std::string> Playbook(std::vector<std::string> args) const {
@@ -146,7 +147,8 @@ class PlaybookFleet : public ::testing::Test {
 
   // The states the host's journal gives change `id` ("" when it has none).
   static std::string ChangeState(int host, const std::string& id) {
-    RunResult r = fleet_->agents[host]->Netctl({"-o", "json", "tune", "history", "--limit", "1000"});
+    RunResult r =
+        fleet_->agents[host]->Netctl({"-o", "json", "tune", "history", "--limit", "1000"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     const auto history = ResultOf<v1::ListChangesResponse>(Lines(r.out).at(0));
     for (const auto& c : history.changes()) {
@@ -248,11 +250,12 @@ TEST_F(PlaybookFleet, AGuardFailingOnTwoHostsOfWaveTwoRollsBackTheRunAndStopsThe
 // nothing left to undo.
 TEST_F(PlaybookFleet, NetctlKilledMidRunLeavesNothingHalfApplied) {
   WriteFile(dir_ / "pb.yaml", ManualPlaybook("3s", "  confirm_within: 40s\n"));
-  Process run(Netctl({"playbook", "--state-dir", dir_ / "runs", "run", dir_ / "pb.yaml",
-                      "--run-id", "killed"}),
+  Process run(Netctl({"playbook", "--state-dir", dir_ / "runs", "run", dir_ / "pb.yaml", "--run-id",
+                      "killed"}),
               dir_ / "run.out");
-  ASSERT_TRUE(Eventually([&] { return HasLine(dir_ / "run.out", "KIND_HOST_CHANGED", "\"wave\":2"); },
-                         std::chrono::seconds(60)))
+  ASSERT_TRUE(
+      Eventually([&] { return HasLine(dir_ / "run.out", "KIND_HOST_CHANGED", "\"wave\":2"); },
+                 std::chrono::seconds(60)))
       << Tail(ReadFile(dir_ / "run.out"));
   run.Signal(SIGKILL);
   run.Wait(std::chrono::seconds(5));
@@ -283,8 +286,8 @@ TEST_F(PlaybookFleet, NetctlKilledMidRunLeavesNothingHalfApplied) {
 // finishes and every host is confirmed.
 TEST_F(PlaybookFleet, AKilledRunResumesToTheEnd) {
   WriteFile(dir_ / "pb.yaml", ManualPlaybook("3s", "  confirm_within: 5m\n"));
-  Process run(Netctl({"playbook", "--state-dir", dir_ / "runs", "run", dir_ / "pb.yaml",
-                      "--run-id", "resumed"}),
+  Process run(Netctl({"playbook", "--state-dir", dir_ / "runs", "run", dir_ / "pb.yaml", "--run-id",
+                      "resumed"}),
               dir_ / "run.out");
   ASSERT_TRUE(Eventually(
       [&] { return ReadFile(dir_ / "run.out").find("KIND_WAVE_PASSED") != std::string::npos; },
@@ -333,8 +336,8 @@ TEST_F(PlaybookFleet, BadPlaybooksAndRunsAreRefusedWithoutTouchingAHost) {
   // A run file cut short in its last line (netctl killed while writing it)
   // still reads; one damaged before that is named.
   std::filesystem::create_directories(dir_ / "runs");
-  RunResult ok = RunCommand(Playbook({"run", dir_ / "pb.yaml", "--run-id", "cut"}),
-                            std::chrono::seconds(120));
+  RunResult ok =
+      RunCommand(Playbook({"run", dir_ / "pb.yaml", "--run-id", "cut"}), std::chrono::seconds(120));
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
   const std::string file = ReadFile(dir_ / "runs/cut.jsonl");
   WriteFile(dir_ / "runs/cut.jsonl", file + "{\"kind\":\"KIND_HOST_FAI");
@@ -347,8 +350,8 @@ TEST_F(PlaybookFleet, BadPlaybooksAndRunsAreRefusedWithoutTouchingAHost) {
   EXPECT_THAT(after.out, HasSubstr("ABORTED"));
   // A line damaged before the end: status and resume name it; abort still
   // works, and with events lost it rolls back every target of the run.
-  WriteFile(dir_ / "runs/cut.jsonl", file.substr(0, file.find('\n') + 1) + "garbage\n" +
-                                         file.substr(file.find('\n') + 1));
+  WriteFile(dir_ / "runs/cut.jsonl",
+            file.substr(0, file.find('\n') + 1) + "garbage\n" + file.substr(file.find('\n') + 1));
   RunResult status = RunCommand(Playbook({"status", "cut"}));
   EXPECT_NE(status.exit_code, 0);
   EXPECT_THAT(status.err, HasSubstr("cut.jsonl:2: not an event"));
@@ -370,9 +373,9 @@ TEST(PlaybookIncidents, PortExhaustionIsFixedByItsShippedPlaybook) {
   REQUIRE_ROOT("network namespaces");
   Link l;
   TempDir dir;
-  ASSERT_EQ(RunCommand(l.a.Exec({"sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40199"}))
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunCommand(l.a.Exec({"sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40199"})).exit_code,
+      0);
   const std::string range = Sysctl(l.a, "net.ipv4.ip_local_port_range");
   const std::string reuse = Sysctl(l.a, "net.ipv4.tcp_tw_reuse");
   Process server(l.b.Exec({kPython, "-c",
@@ -388,17 +391,20 @@ TEST(PlaybookIncidents, PortExhaustionIsFixedByItsShippedPlaybook) {
   ASSERT_TRUE(Listening(l.b, 9000));
   // "ok failed" connects in `seconds` (at most `most` made).
   auto client = [&](int seconds, int most) {
-    RunResult r = RunCommand(
-        l.a.Exec({kPython, "-c",
-                  absl::StrCat("import socket,time\n"
-                               "ok=fail=0; end=time.time()+", seconds, "\n"
-                               "while time.time()<end and ok<", most, ":\n"
-                               "  c=socket.socket()\n"
-                               "  try: c.connect(('10.66.0.2',9000)); ok+=1\n"
-                               "  except OSError: fail+=1; time.sleep(0.01)\n"
-                               "  c.close()\n"
-                               "print(ok,fail)\n")}),
-        std::chrono::seconds(seconds + 20));
+    RunResult r = RunCommand(l.a.Exec({kPython, "-c",
+                                       absl::StrCat("import socket,time\n"
+                                                    "ok=fail=0; end=time.time()+",
+                                                    seconds,
+                                                    "\n"
+                                                    "while time.time()<end and ok<",
+                                                    most,
+                                                    ":\n"
+                                                    "  c=socket.socket()\n"
+                                                    "  try: c.connect(('10.66.0.2',9000)); ok+=1\n"
+                                                    "  except OSError: fail+=1; time.sleep(0.01)\n"
+                                                    "  c.close()\n"
+                                                    "print(ok,fail)\n")}),
+                             std::chrono::seconds(seconds + 20));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::pair<int, int> out{0, 0};
     EXPECT_EQ(sscanf(r.out.c_str(), "%d %d", &out.first, &out.second), 2) << r.out;
@@ -408,11 +414,11 @@ TEST(PlaybookIncidents, PortExhaustionIsFixedByItsShippedPlaybook) {
   EXPECT_GT(before.second, 0) << "the range did not run out";
 
   // Detection 10 s, settle 5 s, verification 20 s.
-  RunResult run = RunCommand(
-      {NetctlPath(), "-t", agent.target(), "--timeout", "20s", "-o", "json", "playbook",
-       "--state-dir", dir / "runs", "run", "--run-id", "ports",
-       std::string(NETAGENT_SOURCE_DIR) + "/docs/playbooks/port-exhaustion.yaml"},
-      std::chrono::seconds(90));
+  RunResult run =
+      RunCommand({NetctlPath(), "-t", agent.target(), "--timeout", "20s", "-o", "json", "playbook",
+                  "--state-dir", dir / "runs", "run", "--run-id", "ports",
+                  std::string(NETAGENT_SOURCE_DIR) + "/docs/playbooks/port-exhaustion.yaml"},
+                 std::chrono::seconds(90));
   ASSERT_EQ(run.exit_code, 0) << Tail(run.out) << run.err;
   std::vector<v1::PlaybookEvent> events;
   for (const auto& line : Lines(run.out)) events.push_back(MessageOf<v1::PlaybookEvent>(line));
@@ -460,6 +466,16 @@ class AutoLab : public ::testing::Test {
     ASSERT_TRUE(Listening(l_.b, 9000));
   }
 
+  // Until `netctl host` shows the playbook's stop condition.
+  static bool Stopped(const Agent& agent, std::chrono::seconds within) {
+    return Eventually(
+        [&] {
+          return agent.Netctl({"host"}).out.find("auto-playbook-port-auto-stopped") !=
+                 std::string::npos;
+        },
+        within);
+  }
+
   // An auto playbook for port-exhaustion with `extra` YAML.
   std::string Playbook(const std::string& extra) {
     WriteFile(dir_ / "auto.yaml",
@@ -477,17 +493,18 @@ class AutoLab : public ::testing::Test {
   // matters: once the agent widens the range, an unbounded client would
   // fill it with TIME_WAIT again and the finding would stay open.
   int FailedConnects(int most) {
-    RunResult r = RunCommand(
-        l_.a.Exec({kPython, "-c",
-                   absl::StrCat("import socket,time\n"
-                                "ok=fail=0; end=time.time()+3\n"
-                                "while time.time()<end and ok<", most, ":\n"
-                                "  c=socket.socket()\n"
-                                "  try: c.connect(('10.66.0.2',9000)); ok+=1\n"
-                                "  except OSError: fail+=1; time.sleep(0.01)\n"
-                                "  c.close()\n"
-                                "print(fail)\n")}),
-        std::chrono::seconds(25));
+    RunResult r = RunCommand(l_.a.Exec({kPython, "-c",
+                                        absl::StrCat("import socket,time\n"
+                                                     "ok=fail=0; end=time.time()+3\n"
+                                                     "while time.time()<end and ok<",
+                                                     most,
+                                                     ":\n"
+                                                     "  c=socket.socket()\n"
+                                                     "  try: c.connect(('10.66.0.2',9000)); ok+=1\n"
+                                                     "  except OSError: fail+=1; time.sleep(0.01)\n"
+                                                     "  c.close()\n"
+                                                     "print(fail)\n")}),
+                             std::chrono::seconds(25));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return std::atoi(r.out.c_str());
   }
@@ -535,12 +552,7 @@ TEST_F(AutoLab, RemediatesVerifiesKeepsAndStopsOnDrift) {
   // Drift: an administrator turns reuse off again. The agent's drift pass
   // (every 30 s) sees it; the playbook stops, and `netctl host` says so.
   ASSERT_EQ(RunCommand(l_.a.Exec({"sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0"})).exit_code, 0);
-  ASSERT_TRUE(Eventually(
-      [&] {
-        return agent.Netctl({"host"}).out.find("auto-playbook-port-auto-stopped") !=
-               std::string::npos;
-      },
-      std::chrono::seconds(60)));
+  ASSERT_TRUE(Stopped(agent, std::chrono::seconds(60)));
   EXPECT_EQ(Sysctl(l_.a, "net.ipv4.tcp_tw_reuse"), "0") << "the agent fought the administrator";
   EXPECT_EQ(AutoChanges(agent).size(), 1u);
 }
@@ -599,13 +611,7 @@ TEST_F(AutoLab, AnOperatorRollbackStopsThePlaybook) {
   const std::string id = AutoChanges(agent).back().id();
   RunResult rb = agent.Netctl({"tune", "rollback", id});
   ASSERT_EQ(rb.exit_code, 0) << rb.err;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        return agent.Netctl({"host"}).out.find("auto-playbook-port-auto-stopped") !=
-               std::string::npos;
-      },
-      std::chrono::seconds(20)))
-      << agent.log();
+  ASSERT_TRUE(Stopped(agent, std::chrono::seconds(20))) << agent.log();
   // The ports run out again and the finding opens again: the agent leaves it.
   EXPECT_GT(FailedConnects(400), 0);
   std::this_thread::sleep_for(std::chrono::seconds(8));
@@ -632,13 +638,7 @@ TEST_F(AutoLab, AnOperatorRollbackDuringVerificationStopsThePlaybook) {
   const std::string id = AutoChanges(agent).back().id();
   RunResult rb = agent.Netctl({"tune", "rollback", id});
   ASSERT_EQ(rb.exit_code, 0) << rb.err;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        return agent.Netctl({"host"}).out.find("auto-playbook-port-auto-stopped") !=
-               std::string::npos;
-      },
-      std::chrono::seconds(30)))
-      << agent.log();
+  ASSERT_TRUE(Stopped(agent, std::chrono::seconds(30))) << agent.log();
   EXPECT_THAT(agent.log(), HasSubstr("was undone while it was verified"));
   EXPECT_EQ(AutoChanges(agent).size(), 1u) << agent.log();
   EXPECT_EQ(Sysctl(l_.a, "net.ipv4.tcp_tw_reuse"), reuse_);
@@ -698,13 +698,14 @@ TEST(PlaybookAgentFlags, BadAutoPlaybooksStopTheStartAndNameTheFile) {
               "rollout: {wavez: [1]}\n",
        "pb.yaml:7: rollout.wavez: unknown field"},
       {head + "mode: auto\nmatch: {finding: port-exhaustion}\nremediation: {from_finding: true}\n",
-       "--diagnosis-interval must not be 0", {"--diagnosis-interval", "0"}},
+       "--diagnosis-interval must not be 0",
+       {"--diagnosis-interval", "0"}},
   };
   for (const auto& c : cases) {
     WriteFile(dir / "pb.yaml", c.text);
-    std::vector<std::string> argv = {NetagentdPath(), "--netns", ns.name(), "--socket",
-                                     dir / "a.sock", "--state-dir", dir / "state",
-                                     "--playbook", dir / "pb.yaml"};
+    std::vector<std::string> argv = {NetagentdPath(), "--netns",      ns.name(),
+                                     "--socket",      dir / "a.sock", "--state-dir",
+                                     dir / "state",   "--playbook",   dir / "pb.yaml"};
     argv.insert(argv.end(), c.extra.begin(), c.extra.end());
     RunResult r = RunCommand(argv, std::chrono::seconds(20));
     EXPECT_NE(r.exit_code, 0) << c.text;

@@ -154,8 +154,9 @@ TEST(CounterMetrics, EveryRecordedCounterUnderItsNstatName) {
     const std::string text = Text(f);
     EXPECT_EQ(Lines(text, "netagent_snmp_").size(), s.values.size());
     for (const auto& v : s.values) {
-      const std::string series = (v.gauge ? "netagent_snmp_value{name=\"" : "netagent_snmp_total{name=\"") +
-                                 v.name() + "\"} ";
+      const std::string series =
+          (v.gauge ? "netagent_snmp_value{name=\"" : "netagent_snmp_total{name=\"") + v.name() +
+          "\"} ";
       EXPECT_EQ(Lines(text, series), std::vector<std::string>{series + std::to_string(v.value)});
     }
     EXPECT_THAT(text, HasSubstr("netagent_snmp_value{name=\"TcpCurrEstab\"}"));
@@ -184,9 +185,9 @@ TEST(SoftnetMetrics, PerCpuFromTheRecordedFile) {
   const std::string text = Text(f);
   EXPECT_EQ(Lines(text, "netagent_softnet_processed_total{").size(), s->rows.size());
   for (const auto& row : s->rows) {
-    EXPECT_THAT(text, HasSubstr("netagent_softnet_processed_total{cpu=\"" +
-                                std::to_string(row.cpu) + "\"} " +
-                                std::to_string(row.counters.processed) + "\n"));
+    EXPECT_THAT(text,
+                HasSubstr("netagent_softnet_processed_total{cpu=\"" + std::to_string(row.cpu) +
+                          "\"} " + std::to_string(row.counters.processed) + "\n"));
   }
 }
 
@@ -199,7 +200,8 @@ TEST(SockstatMetrics, MemoryInBytesAndSocketsByKind) {
   const std::string text = Text(f);
   EXPECT_THAT(text, HasSubstr("netagent_sockstat_memory_bytes{protocol=\"TCP\"} 28672\n"));
   EXPECT_THAT(text, HasSubstr("netagent_sockstat_sockets{protocol=\"TCP\",kind=\"tw\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("netagent_sockstat_sockets{protocol=\"sockets\",kind=\"used\"} 10\n"));
+  EXPECT_THAT(text,
+              HasSubstr("netagent_sockstat_sockets{protocol=\"sockets\",kind=\"used\"} 10\n"));
 }
 
 TEST(SocketMetrics, TheFullestListenersUpToTheCap) {
@@ -219,10 +221,11 @@ TEST(SocketMetrics, TheFullestListenersUpToTheCap) {
   AddSocketMetrics(s, 2, f);
   const std::string text = Text(f);
   EXPECT_THAT(text, HasSubstr("netagent_sockets{protocol=\"tcp\",state=\"established\"} 5\n"));
-  EXPECT_EQ(Lines(text, "netagent_listener_accept_queue{"),
-            (std::vector<std::string>{
-                "netagent_listener_accept_queue{protocol=\"tcp\",address=\"0.0.0.0\",port=\"8003\"} 3",
-                "netagent_listener_accept_queue{protocol=\"tcp\",address=\"0.0.0.0\",port=\"8002\"} 2"}));
+  EXPECT_EQ(
+      Lines(text, "netagent_listener_accept_queue{"),
+      (std::vector<std::string>{
+          "netagent_listener_accept_queue{protocol=\"tcp\",address=\"0.0.0.0\",port=\"8003\"} 3",
+          "netagent_listener_accept_queue{protocol=\"tcp\",address=\"0.0.0.0\",port=\"8002\"} 2"}));
   EXPECT_THAT(text, HasSubstr("netagent_listeners_omitted 2\n"));
   EXPECT_THAT(text, HasSubstr("netagent_tcp_ephemeral_ports 28232\n"));
 }
@@ -302,15 +305,16 @@ TEST(FindingMetrics, OneSeriesPerOpenFindingWithItsEvidence) {
   const std::string text = Text(out);
   EXPECT_THAT(text, HasSubstr("netagent_finding{rule=\"listen-overflow\",severity=\"critical\","
                               "title=\"Accept queue overflow\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("netagent_finding_open_since_seconds{rule=\"listen-overflow\"} 50\n"));
+  EXPECT_THAT(text,
+              HasSubstr("netagent_finding_open_since_seconds{rule=\"listen-overflow\"} 50\n"));
   EXPECT_THAT(text, HasSubstr("netagent_finding_evidence{rule=\"listen-overflow\",evidence="
                               "\"TcpExtListenOverflows\",unit=\"/s\"} 210\n"));
 }
 
 TEST(DatapathMetrics, VerdictsByReasonPerDevice) {
   Families out;
-  AddDatapathMetrics({{"veth0", "native", 7, 3, {{"block", true, 10, 600}, {"pass", false, 5, 300}}}},
-                     out);
+  AddDatapathMetrics(
+      {{"veth0", "native", 7, 3, {{"block", true, 10, 600}, {"pass", false, 5, 300}}}}, out);
   const std::string text = Text(out);
   EXPECT_THAT(text, HasSubstr("netagent_datapath_packets_total{device=\"veth0\",verdict=\"drop\","
                               "reason=\"block\"} 10\n"));
@@ -345,7 +349,8 @@ TEST(MetricsScraper, ASlowSourceFailsAloneAndIsNotStartedAgainWhileItRuns) {
     MetricsScraper s({Constant("fast"), Constant("slow",
                                                  [&] {
                                                    ++slow_runs;
-                                                   while (!release) absl::SleepFor(absl::Milliseconds(5));
+                                                   while (!release)
+                                                     absl::SleepFor(absl::Milliseconds(5));
                                                  })},
                      o);
     const absl::Time t0 = absl::Now();
@@ -372,10 +377,11 @@ TEST(MetricsScraper, ASlowSourceFailsAloneAndIsNotStartedAgainWhileItRuns) {
 
 TEST(MetricsScraper, ConcurrentScrapesShareOneCollection) {
   std::atomic<int> runs{0};
-  MetricsScraper s({Constant("a", [&] {
-                     ++runs;
-                     absl::SleepFor(absl::Milliseconds(300));
-                   })},
+  MetricsScraper s({Constant("a",
+                             [&] {
+                               ++runs;
+                               absl::SleepFor(absl::Milliseconds(300));
+                             })},
                    {});
   std::vector<std::thread> scrapers;
   std::atomic<int> answered{0};
