@@ -29,6 +29,7 @@
 #include "client/json.h"
 #include "playbook/playbook.h"
 #include "client/playbook_run.h"
+#include "client/run_file.h"
 #include "client/rpc.h"
 #include "netagent/v1/diagnosis.grpc.pb.h"
 #include "netagent/v1/telemetry.grpc.pb.h"
@@ -224,130 +225,6 @@ class GrpcFleet : public Fleet {
   const Dialer& dialer_;
 };
 
-// --- the run file ----------------------------------------------------------
-
-fs::path StateDir(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x) return fs::path(x) / "netagent/runs";
-  const char* home = std::getenv("HOME");
-  if (!home || !*home) {
-    if (const passwd* pw = getpwuid(getuid())) home = pw->pw_dir;
-  }
-  return fs::path(home ? home : "/tmp") / ".local/state/netagent/runs";
-}
-
-bool ValidRunId(const std::string& id) {
-  return !id.empty() && id.size() <= 64 &&
-         id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
-             std::string::npos &&
-         id[0] != '.';
-}
-
-// One run's events, one JSON object per line; held under an exclusive lock
-// while a netctl works on the run.
-class RunFile {
- public:
-  static absl::StatusOr<RunFile> Open(const fs::path& dir, const std::string& run, bool create) {
-    if (!ValidRunId(run)) {
-      return absl::InvalidArgumentError(absl::StrCat("RUN: \"", run, "\" is not a run id"));
-    }
-    std::error_code ec;
-    if (create) fs::create_directories(dir, ec);
-    RunFile f;
-    f.path_ = dir / (run + ".jsonl");
-    f.fd_ = ::open(f.path_.c_str(),
-                   O_RDWR | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
-    if (f.fd_ < 0) {
-      if (errno == ENOENT && !create) {
-        return absl::NotFoundError(absl::StrCat("no run ", run, " in ", dir.string(),
-                                                " (netctl playbook history lists them)"));
-      }
-      return absl::FailedPreconditionError(
-          absl::StrCat(f.path_.string(), ": ", std::strerror(errno)));
-    }
-    if (::flock(f.fd_, LOCK_EX | LOCK_NB) != 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("run ", run, " is being worked on by another netctl (", f.path_.string(),
-                       " is locked)"));
-    }
-    if (!create) {
-      if (absl::Status st = f.DropCutLine(); !st.ok()) return st;
-    }
-    return f;
-  }
-  RunFile() = default;
-  RunFile(RunFile&& o) noexcept
-      : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), dropped_(o.dropped_) {}
-  ~RunFile() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
-  const fs::path& path() const { return path_; }
-  size_t dropped() const { return dropped_; }
-
-  absl::Status Append(const v1::PlaybookEvent& e) {
-    std::string line;
-    AppendJson(e, &line);
-    line.push_back('\n');
-    const char* p = line.data();
-    size_t left = line.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fd_, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return absl::InternalError(absl::StrCat(path_.string(), ": ", std::strerror(errno)));
-      }
-      p += n;
-      left -= static_cast<size_t>(n);
-    }
-    if (::fdatasync(fd_) != 0) {
-      return absl::InternalError(absl::StrCat(path_.string(), ": ", std::strerror(errno)));
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  // A last line cut short (netctl killed while writing it) is cut off, so
-  // what is appended next starts on a line of its own.
-  absl::Status DropCutLine() {
-    const off_t size = ::lseek(fd_, 0, SEEK_END);
-    if (size <= 0) return absl::OkStatus();
-    off_t keep = size;
-    char buf[4096];
-    while (keep > 0) {
-      const off_t from = std::max<off_t>(0, keep - static_cast<off_t>(sizeof(buf)));
-      const ssize_t n = ::pread(fd_, buf, static_cast<size_t>(keep - from), from);
-      if (n <= 0) {
-        return absl::InternalError(absl::StrCat(path_.string(), ": ", std::strerror(errno)));
-      }
-      const char* nl = static_cast<const char*>(::memrchr(buf, '\n', static_cast<size_t>(n)));
-      if (nl) {
-        keep = from + (nl - buf) + 1;
-        break;
-      }
-      keep = from;
-    }
-    if (keep == size) return absl::OkStatus();
-    if (::ftruncate(fd_, keep) != 0 || ::fdatasync(fd_) != 0) {
-      return absl::InternalError(absl::StrCat(path_.string(), ": ", std::strerror(errno)));
-    }
-    dropped_ = static_cast<size_t>(size - keep);
-    return absl::OkStatus();
-  }
-
-  fs::path path_;
-  int fd_ = -1;
-  size_t dropped_ = 0;
-};
-
-absl::StatusOr<std::vector<v1::PlaybookEvent>> ReadRunFile(const fs::path& path,
-                                                          size_t* bad_lines = nullptr) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path.string(), ": cannot read"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return ParseRunEvents(text, path.string(), bad_lines);
-}
-
 std::string StateText(v1::PlaybookRunState s) {
   return absl::AsciiStrToLower(EnumSuffix(v1::PlaybookRunState_Name(s), "PLAYBOOK_RUN_STATE_", s));
 }
@@ -501,7 +378,10 @@ class RunProgress {
     on_ = true;
     thread_ = std::thread([this] { Loop(); });
   }
-  ~RunProgress() {
+  ~RunProgress() { Stop(); }
+  // The line off and the thread gone: call before writing anything else to
+  // stderr (the thread writes there too).
+  void Stop() {
     {
       std::lock_guard<std::mutex> lk(mu_);
       done_ = true;
@@ -689,6 +569,7 @@ int RunRun(const CommandContext& c, const PlaybookArgs& a) {
   RunProgress progress(c, *p);
   const auto state =
       RunPlaybook(*p, Options(targets, run, c), fleet, Sink(c, &*file, &file_failed, &progress));
+  progress.Stop();
   return ExitFor(state, c, run);
 }
 
@@ -737,6 +618,7 @@ int RunResume(const CommandContext& c, const PlaybookArgs& a) {
   RunProgress progress(c, *p);
   progress.Seed(opened->events);
   auto state = ResumePlaybook(*p, record, fleet, Sink(c, &file, &file_failed, &progress));
+  progress.Stop();
   if (!state.ok()) {
     *c.err << "netctl: " << TerminalText(state.status().message()) << "\n";
     return 1;
