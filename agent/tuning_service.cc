@@ -201,6 +201,7 @@ void ToProto(const tuners::ChangeRecord& r, v1::ChangeRecord* o) {
   o->set_intent(r.intent);
   o->set_state(StateToProto(r.state));
   o->set_digest(r.digest);
+  o->set_owner(r.owner);
   if (r.confirm_deadline) ToProto(*r.confirm_deadline, o->mutable_confirm_deadline());
   for (const auto& k : r.knobs) {
     auto* x = o->add_knobs();
@@ -355,8 +356,9 @@ grpc::Status TuningService::ApplyTuning(grpc::ServerContext* context,
   if (request->expected_digest().size() > 64) {
     return ToGrpc(absl::InvalidArgumentError("expected_digest: too long"));
   }
+  if (auto st = tuners::ValidateOwner(request->owner(), "owner"); !st.ok()) return ToGrpc(st);
   auto result = manager_->Apply(*intent, CallerOf(context), *within, request->expected_digest(),
-                                request->change_id());
+                                request->change_id(), request->owner());
   if (!result.ok()) return ToGrpc(result.status());
   ToProto(result->plan, tuners::DescribeIntent(*intent), response->mutable_plan());
   if (result->change) ToProto(*result->change, response->mutable_change());
@@ -368,7 +370,10 @@ grpc::Status TuningService::ConfirmChange(grpc::ServerContext* context,
                                           v1::ConfirmChangeResponse* response) {
   if (grpc::Status s = Begin(context); !s.ok()) return s;
   if (auto st = tuners::ValidateChangeId(request->change_id()); !st.ok()) return ToGrpc(st);
-  auto r = manager_->Confirm(request->change_id(), CallerOf(context));
+  if (auto st = tuners::ValidateOwner(request->expected_owner(), "expected_owner"); !st.ok()) {
+    return ToGrpc(st);
+  }
+  auto r = manager_->Confirm(request->change_id(), CallerOf(context), request->expected_owner());
   if (!r.ok()) return ToGrpc(r.status());
   ToProto(r->change, response->mutable_change());
   if (!r->journal.ok()) response->set_journal_error(std::string(r->journal.message()));
@@ -380,7 +385,11 @@ grpc::Status TuningService::RollbackChange(grpc::ServerContext* context,
                                            v1::RollbackChangeResponse* response) {
   if (grpc::Status s = Begin(context); !s.ok()) return s;
   if (auto st = tuners::ValidateChangeId(request->change_id()); !st.ok()) return ToGrpc(st);
-  auto r = manager_->Rollback(request->change_id(), CallerOf(context), request->force());
+  if (auto st = tuners::ValidateOwner(request->expected_owner(), "expected_owner"); !st.ok()) {
+    return ToGrpc(st);
+  }
+  auto r = manager_->Rollback(request->change_id(), CallerOf(context), request->force(),
+                              request->expected_owner());
   if (!r.ok()) return ToGrpc(r.status());
   ToProto(r->change, response->mutable_change());
   if (!r->journal.ok()) response->set_journal_error(std::string(r->journal.message()));

@@ -140,13 +140,14 @@ class GrpcFleet : public Fleet {
 
   std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(
       const std::vector<size_t>& hosts, const std::vector<v1::TuningIntent>& intents,
-      const std::string& change_id, absl::Time confirm_by) override {
+      const ChangeRef& change, absl::Time confirm_by) override {
     std::vector<absl::StatusOr<v1::ApplyTuningResponse>> out(hosts.size(),
                                                              absl::UnavailableError("no answer"));
     Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
       v1::ApplyTuningRequest req;
       *req.mutable_intent() = intents[i];
-      req.set_change_id(change_id);
+      req.set_change_id(change.id);
+      req.set_owner(change.owner);
       // What is left now, for this host: every host rolls back at one moment.
       SetDuration(absl::Seconds(std::max<int64_t>(1, absl::ToInt64Seconds(confirm_by - absl::Now()))),
                   req.mutable_confirm_within());
@@ -159,10 +160,11 @@ class GrpcFleet : public Fleet {
   }
 
   std::vector<absl::Status> Confirm(const std::vector<size_t>& hosts,
-                                    const std::string& change_id) override {
+                                    const ChangeRef& change) override {
     std::vector<absl::Status> out(hosts.size());
     v1::ConfirmChangeRequest req;
-    req.set_change_id(change_id);
+    req.set_change_id(change.id);
+    req.set_expected_owner(change.owner);
     Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
       return out[i] = Unary(ch, d, req, &v1::TuningService::Stub::ConfirmChange).status;
     }, [&](size_t i, const absl::Status& st) { out[i] = st; });
@@ -170,10 +172,11 @@ class GrpcFleet : public Fleet {
   }
 
   std::vector<absl::Status> Rollback(const std::vector<size_t>& hosts,
-                                     const std::string& change_id) override {
+                                     const ChangeRef& change) override {
     std::vector<absl::Status> out(hosts.size());
     v1::RollbackChangeRequest req;
-    req.set_change_id(change_id);
+    req.set_change_id(change.id);
+    req.set_expected_owner(change.owner);
     Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
       absl::Status st = Unary(ch, d, req, &v1::TuningService::Stub::RollbackChange).status;
       // Already undone (rolled back, expired, a failed apply that restored
@@ -297,6 +300,14 @@ std::string NewRunId(const std::string& name) {
                       absl::StrFormat("%04x", rd() & 0xffff));
 }
 
+// 128 random bits: no other run has this owner token.
+std::string NewOwnerToken() {
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < 4; ++i) absl::StrAppendFormat(&out, "%08x", rd());
+  return out;
+}
+
 absl::StatusOr<Playbook> LoadPlaybook(const std::string& file) {
   std::ifstream in(file);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(file, ": cannot read"));
@@ -345,6 +356,7 @@ RunOptions Options(const std::vector<Target>& targets, const std::string& run_id
   RunOptions o;
   o.run_id = run_id;
   o.caller = Caller();
+  o.owner = NewOwnerToken();
   o.per_call = std::min(absl::Seconds(2), c.dialer->options().timeout);
   for (const auto& t : targets) {
     v1::PlaybookTarget pt;

@@ -49,6 +49,8 @@ class Runner {
          bool resumed = false)
       : p_(p), fleet_(fleet), sink_(sink), r_(std::move(record)), resumed_(resumed) {}
 
+  ChangeRef Change() const { return {r_.run, r_.started.owner()}; }
+
   v1::PlaybookEvent Event(v1::PlaybookEvent::Kind kind, uint32_t wave = 0, int host = -1) {
     v1::PlaybookEvent e;
     e.set_kind(kind);
@@ -145,14 +147,14 @@ struct NullFleet : Fleet {
     return {};
   }
   std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(
-      const std::vector<size_t>&, const std::vector<v1::TuningIntent>&, const std::string&,
+      const std::vector<size_t>&, const std::vector<v1::TuningIntent>&, const ChangeRef&,
       absl::Time) override {
     return {};
   }
-  std::vector<absl::Status> Confirm(const std::vector<size_t>&, const std::string&) override {
+  std::vector<absl::Status> Confirm(const std::vector<size_t>&, const ChangeRef&) override {
     return {};
   }
-  std::vector<absl::Status> Rollback(const std::vector<size_t>&, const std::string&) override {
+  std::vector<absl::Status> Rollback(const std::vector<size_t>&, const ChangeRef&) override {
     return {};
   }
   bool Sleep(absl::Duration) override { return false; }
@@ -387,7 +389,7 @@ size_t Runner::RollBack(std::vector<size_t> hosts, uint32_t wave) {
                              }),
               hosts.end());
   if (hosts.empty()) return 0;
-  auto results = fleet_.Rollback(hosts, r_.run);
+  auto results = fleet_.Rollback(hosts, Change());
   size_t failed = 0;
   for (size_t i = 0; i < hosts.size(); ++i) {
     const size_t h = hosts[i];
@@ -404,8 +406,11 @@ size_t Runner::RollBack(std::vector<size_t> hosts, uint32_t wave) {
             Clock(r_.deadline), "; abort again after ", Clock(at->second + kApplyInFlight),
             " to be sure"));
       } else {
+        // The agent's words say which: no such id, or another run's change
+        // of the same id (left alone).
+        detail = absl::StrCat("this run's change is not on the host (never applied there: ",
+                              st.message(), ")");
         st = absl::OkStatus();
-        detail = "the change is not on the host (never applied there)";
       }
     }
     auto e = Event(st.ok() ? Kind::KIND_HOST_ROLLED_BACK : Kind::KIND_HOST_ROLLBACK_FAILED, wave,
@@ -466,7 +471,7 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
     for (size_t h : to_apply) Emit(Event(Kind::KIND_HOST_APPLYING, number, static_cast<int>(h)));
     if (!record_error_.ok()) return Unrecorded(number, to_apply);
     if (!to_apply.empty()) {
-      auto applied = fleet_.Apply(to_apply, intents, r_.run, r_.deadline);
+      auto applied = fleet_.Apply(to_apply, intents, Change(), r_.deadline);
       for (size_t i = 0; i < to_apply.size(); ++i) {
         const int h = static_cast<int>(to_apply[i]);
         const absl::Status st =
@@ -630,7 +635,7 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
   }
   size_t confirm_failed = 0;
   if (!keep.empty()) {
-    auto confirmed = fleet_.Confirm(keep, r_.run);
+    auto confirmed = fleet_.Confirm(keep, Change());
     for (size_t i = 0; i < keep.size(); ++i) {
       const absl::Status st = i < confirmed.size() ? confirmed[i] : absl::UnavailableError("no answer");
       if (absl::IsCancelled(st) && fleet_.Interrupted()) continue;
@@ -817,6 +822,7 @@ v1::PlaybookEvent StartedEvent(const Playbook& p, const RunOptions& o, Fleet& fl
   s->set_file(p.file);
   s->set_digest(p.digest);
   s->set_change_id(o.run_id);
+  s->set_owner(o.owner);
   for (const auto& t : o.targets) *s->add_targets() = t;
   *s->mutable_confirm_deadline() = Stamp(now + confirm_within);
   s->set_caller(o.caller);

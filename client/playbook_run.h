@@ -53,6 +53,14 @@ struct HostMeasure {
   std::optional<netagent::v1::Finding> finding;
 };
 
+// A run's change on every host: its id, and the run's owner token, which
+// the agent keeps with each apply and checks on each confirm and rollback
+// (empty: no check, for runs recorded before the token existed).
+struct ChangeRef {
+  std::string id;
+  std::string owner;
+};
+
 // The hosts, by index into the run's target list. Each call covers several
 // hosts at once and returns one result per host, in the order given.
 class Fleet {
@@ -71,15 +79,17 @@ class Fleet {
   // is reckoned as each host's call is made).
   virtual std::vector<absl::StatusOr<netagent::v1::ApplyTuningResponse>> Apply(
       const std::vector<size_t>& hosts, const std::vector<netagent::v1::TuningIntent>& intents,
-      const std::string& change_id, absl::Time confirm_by) = 0;
+      const ChangeRef& change, absl::Time confirm_by) = 0;
+  // NOT_FOUND when the host has no change of this id and owner.
   virtual std::vector<absl::Status> Confirm(const std::vector<size_t>& hosts,
-                                            const std::string& change_id) = 0;
+                                            const ChangeRef& change) = 0;
   // OK when nothing of the change is left in effect on the host (rolled
   // back now, or before: expired, restored after a failed apply); NOT_FOUND
-  // when the host has no change with this id (never applied there, or an
-  // apply still on its way).
+  // when the host has no change with this id and owner (never applied
+  // there, an apply still on its way, or another run's change that reused
+  // the id).
   virtual std::vector<absl::Status> Rollback(const std::vector<size_t>& hosts,
-                                             const std::string& change_id) = 0;
+                                             const ChangeRef& change) = 0;
   // False when interrupted (Ctrl-C): the run stops where it is.
   virtual bool Sleep(absl::Duration d) = 0;
   virtual absl::Time Now() = 0;
@@ -164,6 +174,7 @@ absl::StatusOr<netagent::v1::TuningIntent> ResolveIntent(
 
 struct RunOptions {
   std::string run_id;  // also the change id on every host
+  std::string owner;   // the run's token (random), kept with every host's change
   std::string caller;
   std::vector<netagent::v1::PlaybookTarget> targets;
   // What a round of calls to the fleet is expected to take, for the

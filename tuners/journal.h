@@ -65,6 +65,7 @@ struct ChangeRecord {
   std::string caller;
   std::string intent;
   std::string digest;
+  std::string owner;  // the applier's token (a playbook run's); may be empty
   ChangeState state = ChangeState::kApplying;
   std::optional<absl::Time> confirm_deadline;
   std::vector<KnobChange> knobs;

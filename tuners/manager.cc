@@ -471,22 +471,44 @@ absl::StatusOr<Plan> TuningManager::PlanFor(const Intent& intent) {
   return plan;
 }
 
-absl::Status ValidateChangeId(absl::string_view id) {
+namespace {
+absl::Status ValidateToken(absl::string_view id, absl::string_view field) {
   const bool valid =
       !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
       });
   if (!valid) {
     return absl::InvalidArgumentError(
-        "change_id: letters, digits, '.', '_' and '-', 1 to 64 characters");
+        absl::StrCat(field, ": letters, digits, '.', '_' and '-', 1 to 64 characters"));
   }
   return absl::OkStatus();
 }
+}  // namespace
+
+absl::Status ValidateChangeId(absl::string_view id) { return ValidateToken(id, "change_id"); }
+
+absl::Status ValidateOwner(absl::string_view owner, absl::string_view field) {
+  return owner.empty() ? absl::OkStatus() : ValidateToken(owner, field);
+}
+
+namespace {
+// A change with the id asked for but another owner is not the caller's: to
+// it, there is no such change (a playbook run that reused another run's id
+// must neither confirm nor undo that run's change).
+absl::Status CheckOwner(const ChangeRecord& r, const std::string& expected_owner) {
+  if (expected_owner.empty() || r.owner == expected_owner) return absl::OkStatus();
+  return absl::NotFoundError(absl::StrCat("change_id: change ", kernel::Quote(r.id),
+                                          " here has another owner (",
+                                          r.owner.empty() ? "none" : kernel::Quote(r.owner),
+                                          "): it is not the caller's"));
+}
+}  // namespace
 
 absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
     const Intent& intent, const std::string& caller, std::optional<absl::Duration> confirm_within,
-    const std::string& expected_digest, const std::string& change_id) {
+    const std::string& expected_digest, const std::string& change_id, const std::string& owner) {
   if (!change_id.empty()) NETAGENT_RETURN_IF_ERROR(ValidateChangeId(change_id));
+  NETAGENT_RETURN_IF_ERROR(ValidateOwner(owner, "owner"));
   if (confirm_within &&
       (*confirm_within <= absl::ZeroDuration() || *confirm_within > options_.max_confirm_window)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -533,6 +555,7 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
   rec.caller = caller;
   rec.intent = DescribeIntent(intent);
   rec.digest = plan.Digest();
+  rec.owner = owner;
   std::vector<Step> steps;
   for (auto& c : plan.changes) {
     auto norm = Normalize(c.knob, c.new_value);
@@ -614,7 +637,8 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
 }
 
 absl::StatusOr<ChangeOutcome> TuningManager::Confirm(const std::string& id,
-                                                     const std::string& caller) {
+                                                     const std::string& caller,
+                                                     const std::string& expected_owner) {
   // Stamped where the deadline pass can see it before this call gets the
   // lock (an apply or the pass itself may hold it).
   absl::Time arrived;
@@ -634,6 +658,7 @@ absl::StatusOr<ChangeOutcome> TuningManager::Confirm(const std::string& id,
   };
   ChangeRecord* r = journal_.Find(id);
   if (r == nullptr) return UnknownChangeLocked(id);
+  NETAGENT_RETURN_IF_ERROR(CheckOwner(*r, expected_owner));
   if (r->state == ChangeState::kConfirmed) return ChangeOutcome{*r, absl::OkStatus()};
   if (r->state != ChangeState::kPending) {
     return absl::FailedPreconditionError(
@@ -657,10 +682,12 @@ absl::StatusOr<ChangeOutcome> TuningManager::Confirm(const std::string& id,
 }
 
 absl::StatusOr<ChangeOutcome> TuningManager::Rollback(const std::string& id,
-                                                      const std::string& caller, bool force) {
+                                                      const std::string& caller, bool force,
+                                                      const std::string& expected_owner) {
   std::lock_guard<std::mutex> lk(mu_);
   ChangeRecord* r = journal_.Find(id);
   if (r == nullptr) return UnknownChangeLocked(id);
+  NETAGENT_RETURN_IF_ERROR(CheckOwner(*r, expected_owner));
   if (!Holds(r->state)) {
     return absl::FailedPreconditionError(
         absl::StrCat("change ", id, " is ", ChangeStateName(r->state), ": nothing to roll back"));

@@ -45,6 +45,9 @@ struct Tunable {
 // Change ids are typed by people and printed in history: letters, digits,
 // '.', '_' and '-', 1 to 64 of them; INVALID_ARGUMENT naming change_id.
 absl::Status ValidateChangeId(absl::string_view id);
+// A change's owner token (ApplyTuningRequest.owner, expected_owner): empty,
+// or what a change id may be; INVALID_ARGUMENT naming `field`.
+absl::Status ValidateOwner(absl::string_view owner, absl::string_view field);
 
 // The change journal's health, for GetJournalStatus and the agent's
 // conditions (tuners/ knows neither).
@@ -123,22 +126,27 @@ class TuningManager {
   };
   // `confirm_within` unset: the change is confirmed at once. `expected_digest`
   // non-empty: refused (ABORTED) unless the fresh plan has that digest.
-  // `change_id` empty: a fresh one.
+  // `change_id` empty: a fresh one. `owner` is kept with the change (see
+  // Confirm and Rollback).
   absl::StatusOr<ApplyResult> Apply(const Intent& intent, const std::string& caller,
                                     std::optional<absl::Duration> confirm_within,
                                     const std::string& expected_digest,
-                                    const std::string& change_id = "");
+                                    const std::string& change_id = "",
+                                    const std::string& owner = "");
   // On time is judged by arrival: a confirm that arrived before the deadline
   // wins even when the deadline pass holds the lock at that moment. A
   // confirm the journal cannot record still holds in this agent (it will not
   // roll the change back) and the outcome says it was not saved.
-  absl::StatusOr<ChangeOutcome> Confirm(const std::string& id, const std::string& caller);
+  // `expected_owner` non-empty: a change of this id with another owner is
+  // NOT_FOUND, as if absent (so for Rollback).
+  absl::StatusOr<ChangeOutcome> Confirm(const std::string& id, const std::string& caller,
+                                        const std::string& expected_owner = "");
   // Restores the values the change replaced. A knob someone else changed
   // since (drift) is not overwritten unless `force`: FAILED_PRECONDITION
   // naming it, and nothing is written. A restore the journal cannot record
   // is still a restore: OK, and the outcome says it was not saved.
   absl::StatusOr<ChangeOutcome> Rollback(const std::string& id, const std::string& caller,
-                                         bool force);
+                                         bool force, const std::string& expected_owner = "");
   // Newest first.
   std::vector<ChangeRecord> List(size_t limit, bool active_only);
   absl::StatusOr<std::vector<Tunable>> Tunables(const std::string& device);

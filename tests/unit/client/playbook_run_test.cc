@@ -32,6 +32,7 @@ struct Host {
   bool apply_times_out = false;  // the apply gets no answer (and lands later)
   bool rollback_fails = false;
   bool applied = false, confirmed = false, rolled_back = false;
+  std::string owner;  // of the change it holds (the agent's check)
   int applies = 0;
 };
 
@@ -92,7 +93,8 @@ class ScriptedFleet : public Fleet {
   }
   std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(
       const std::vector<size_t>& which, const std::vector<v1::TuningIntent>& intents,
-      const std::string& id, absl::Time confirm_by) override {
+      const ChangeRef& change, absl::Time confirm_by) override {
+    const std::string& id = change.id;
     std::vector<absl::StatusOr<v1::ApplyTuningResponse>> out;
     last_confirm_within = confirm_by - now;
     for (size_t i = 0; i < which.size(); ++i) {
@@ -121,6 +123,7 @@ class ScriptedFleet : public Fleet {
         continue;
       }
       host.applied = true;
+      host.owner = change.owner;
       v1::ApplyTuningResponse r;
       r.mutable_change()->set_id(id);
       auto* k = r.mutable_change()->add_knobs();
@@ -131,21 +134,33 @@ class ScriptedFleet : public Fleet {
     }
     return out;
   }
-  std::vector<absl::Status> Confirm(const std::vector<size_t>& which, const std::string&) override {
+  // As the agent does: a change of another owner is not the caller's.
+  static bool Theirs(const Host& host, const ChangeRef& change) {
+    return host.applied && !change.owner.empty() && host.owner != change.owner;
+  }
+  std::vector<absl::Status> Confirm(const std::vector<size_t>& which,
+                                    const ChangeRef& change) override {
     std::vector<absl::Status> out;
     for (size_t h : which) {
+      if (Theirs(hosts[h], change)) {
+        out.push_back(absl::NotFoundError("another owner"));
+        continue;
+      }
       hosts[h].confirmed = true;
       out.push_back(absl::OkStatus());
     }
     return out;
   }
   std::vector<absl::Status> Rollback(const std::vector<size_t>& which,
-                                     const std::string& id) override {
+                                     const ChangeRef& change) override {
+    const std::string& id = change.id;
     std::vector<absl::Status> out;
     for (size_t h : which) {
       rollback_order.push_back(h);
       Host& host = hosts[h];
-      if (host.rollback_fails) {
+      if (Theirs(host, change)) {
+        out.push_back(absl::NotFoundError(absl::StrCat("change_id: change ", id, " here has another owner")));
+      } else if (host.rollback_fails) {
         out.push_back(absl::UnavailableError("connection refused"));
       } else if (host.applied || host.rolled_back) {  // now, or already undone
         host.applied = false;
@@ -193,6 +208,7 @@ Playbook FindingPlaybook(std::vector<WaveStep> waves) {
 RunOptions Options(size_t n) {
   RunOptions o;
   o.run_id = "lo-1";
+  o.owner = "token-of-this-run";
   o.caller = "root@test";
   o.per_call = absl::Seconds(1);
   for (size_t i = 0; i < n; ++i) {
@@ -673,6 +689,7 @@ TEST(PlaybookRun, AnApplyWithNoAnswerIsNotTakenAsNeverApplied) {
 TEST(PlaybookRun, AReusedRunIdIsNotAdoptedNorRolledBack) {
   ScriptedFleet fleet(3);
   fleet.hosts[1].applied = true;  // someone's change with the same id
+  fleet.hosts[1].owner = "another-run";
   fleet.hosts[1].fixed_by_change = false;  // and the finding is open there
   Recorded rec;
   EXPECT_EQ(RunPlaybook(FindingPlaybook({{0, 100}}), Options(3), fleet, rec.sink()),
@@ -689,6 +706,37 @@ TEST(PlaybookRun, AReusedRunIdIsNotAdoptedNorRolledBack) {
   Recorded more;
   AbortPlaybook(*record, fleet, more.sink());
   EXPECT_TRUE(fleet.rollback_order.empty());  // an abort leaves it alone too
+}
+
+// Found by review: an abort that rolls back every target (its file lost
+// events) reached another run's change of the same id (a reused --run-id).
+TEST(PlaybookRun, AnAbortOfEveryTargetLeavesAnotherRunsChangeOfTheSameIdAlone) {
+  ScriptedFleet fleet(3);
+  fleet.hosts[1].applied = true;
+  fleet.hosts[1].owner = "another-run";
+  fleet.hosts[1].fixed_by_change = false;
+  const auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  fleet.crash_after_applies = 2;  // netctl dies in wave 2, at h2
+  Recorded rec;
+  EXPECT_THROW(RunPlaybook(p, Options(3), fleet, rec.sink()), Crash);
+  ASSERT_TRUE(fleet.hosts[0].applied);
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  fleet.now += kApplyInFlight;
+  Recorded more;
+  // Lines lost: every target is rolled back by the change id.
+  AbortPlaybook(*record, fleet, more.sink(), /*everyone=*/true);
+  EXPECT_EQ(std::set<size_t>(fleet.rollback_order.begin(), fleet.rollback_order.end()),
+            (std::set<size_t>{0, 1, 2}));
+  EXPECT_FALSE(fleet.hosts[0].applied);  // this run's change: undone
+  EXPECT_TRUE(fleet.hosts[1].applied);   // the other run's: left alone
+  EXPECT_EQ(fleet.hosts[1].owner, "another-run");
+  // Nothing of this run is on h1: said so, with the agent's reason.
+  for (const auto& e : more.events) {
+    if (e.target() != "h1") continue;
+    EXPECT_EQ(e.kind(), Kind::KIND_HOST_ROLLED_BACK);
+    EXPECT_THAT(e.detail(), HasSubstr("another owner"));
+  }
 }
 
 // Found by review: a run whose file could not be written went on changing

@@ -522,6 +522,33 @@ TEST_F(ManagerTest, CommitConfirmedAndTheJournalSurvivesARestart) {
       absl::StatusCode::kAlreadyExists);
 }
 
+TEST_F(ManagerTest, AChangeOfAnotherOwnerIsNeitherConfirmedNorRolledBack) {
+  Start();
+  // Run A's change; run B reused A's id and gives its own owner token.
+  auto applied = manager_->Apply(Limits({{"somaxconn", "8192"}}), "op", absl::Seconds(30), "",
+                                 "fix-1", "owner-a");
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(applied->change->owner, "owner-a");
+  auto confirm = manager_->Confirm("fix-1", "op", "owner-b");
+  EXPECT_TRUE(absl::IsNotFound(confirm.status())) << confirm.status();
+  EXPECT_THAT(confirm.status().message(), HasSubstr("another owner"));
+  auto rollback = manager_->Rollback("fix-1", "op", false, "owner-b");
+  EXPECT_TRUE(absl::IsNotFound(rollback.status())) << rollback.status();
+  EXPECT_EQ(Value("net.core.somaxconn"), "8192");
+  EXPECT_EQ(Get("fix-1").state, ChangeState::kPending);
+  // The owner survives a restart, and the owner's own calls (or a caller
+  // that gives none, as `netctl tune` does) reach the change.
+  manager_.reset();
+  Start();
+  EXPECT_EQ(Get("fix-1").owner, "owner-a");
+  EXPECT_TRUE(absl::IsNotFound(manager_->Rollback("fix-1", "op", false, "owner-b").status()));
+  ASSERT_TRUE(manager_->Confirm("fix-1", "op", "owner-a").ok());
+  ASSERT_TRUE(manager_->Rollback("fix-1", "op", false).ok());
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      manager_->Apply(Limits({{"somaxconn", "9000"}}), "op", std::nullopt, "", "", "a b").status()));
+}
+
 // Log lines the manager writes while this lives.
 class LogCapture {
  public:
