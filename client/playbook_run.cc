@@ -659,7 +659,10 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
   if (confirm_failed > 0) {
     return Finish(v1::PLAYBOOK_RUN_STATE_FAILED,
                   absl::StrCat(confirm_failed, " host", confirm_failed == 1 ? "" : "s",
-                               " could not confirm (they roll back at the deadline); ",
+                               fleet_.Now() >= r_.deadline
+                                   ? " could not confirm (the deadline passed: they rolled the "
+                                     "change back by themselves); "
+                                   : " could not confirm (they roll back at the deadline); ",
                                r_.confirmed.size(), " confirmed", stuck_text));
   }
   return Finish(
@@ -923,7 +926,11 @@ absl::StatusOr<v1::PlaybookRunState> ResumePlaybook(const Playbook& p, const Run
         " started: resume with the text it started with, or abort the run"));
   }
   const absl::Time now = fleet.Now();
-  if (now >= record.deadline) {
+  // Every wave verified: the run was confirming when it stopped (some hosts
+  // may be confirmed though no event says so). Confirming again asks each
+  // host, deadline or not: confirmed ones say so, expired ones say that.
+  const bool confirming = record.planned && record.waves_passed >= record.waves.size();
+  if (now >= record.deadline && !confirming) {
     return absl::FailedPreconditionError(absl::StrCat(
         "run ", record.run, ": its confirm deadline passed at ", Clock(record.deadline),
         ", so the hosts rolled the change back by themselves; `playbook abort` makes sure"));
@@ -946,7 +953,7 @@ absl::StatusOr<v1::PlaybookRunState> ResumePlaybook(const Playbook& p, const Run
     }
     rest += per_call;  // the confirmation
   }
-  if (now + rest > record.deadline) {
+  if (now + rest > record.deadline && !confirming) {
     return absl::FailedPreconditionError(absl::StrCat(
         "run ", record.run, ": the rest of the run takes about ", absl::FormatDuration(rest),
         " but its hosts roll back by themselves at ", Clock(record.deadline), " (in ",

@@ -201,7 +201,9 @@ netagent::v1::PlaybookRunState RunPlaybook(const Playbook& p, const RunOptions& 
 // Goes on with a run that was interrupted or paused: the wave it was in is
 // applied where it had not been, verified again, and the run continues.
 // FAILED_PRECONDITION when it cannot (finished, the deadline passed, the
-// playbook's text changed).
+// playbook's text changed). A run stopped while confirming (every wave
+// passed) is confirmed again even past the deadline: the hosts say which
+// kept the change.
 absl::StatusOr<netagent::v1::PlaybookRunState> ResumePlaybook(const Playbook& p,
                                                               const RunRecord& record,
                                                               Fleet& fleet, const EventSink& sink);

@@ -33,6 +33,7 @@ struct Host {
   bool rollback_fails = false;
   bool applied = false, confirmed = false, rolled_back = false;
   std::string owner;  // of the change it holds (the agent's check)
+  absl::Time deadline = absl::InfiniteFuture();  // rolls back by itself unless confirmed
   int applies = 0;
 };
 
@@ -124,6 +125,7 @@ class ScriptedFleet : public Fleet {
       }
       host.applied = true;
       host.owner = change.owner;
+      host.deadline = confirm_by;
       v1::ApplyTuningResponse r;
       r.mutable_change()->set_id(id);
       auto* k = r.mutable_change()->add_knobs();
@@ -144,6 +146,12 @@ class ScriptedFleet : public Fleet {
     for (size_t h : which) {
       if (Theirs(hosts[h], change)) {
         out.push_back(absl::NotFoundError("another owner"));
+        continue;
+      }
+      if (crash_after_confirms-- == 0) throw Crash{};  // netctl dies here
+      if (!hosts[h].confirmed && now >= hosts[h].deadline) {  // expired by itself
+        hosts[h].applied = false;
+        out.push_back(absl::FailedPreconditionError("the deadline passed; it is expired"));
         continue;
       }
       hosts[h].confirmed = true;
@@ -187,6 +195,7 @@ class ScriptedFleet : public Fleet {
   absl::Duration last_confirm_within;
   int interrupt_at_sleep = -1, sleeps = 0;
   int crash_after_applies = -1;
+  int crash_after_confirms = -1;
   int interrupt_in_apply = -1;    // the host (by position in the call) cut short first
   int interrupt_in_measure = -1;  // which Measure call (0: the first) is cut short
   bool interrupted = false;
@@ -737,6 +746,41 @@ TEST(PlaybookRun, AnAbortOfEveryTargetLeavesAnotherRunsChangeOfTheSameIdAlone) {
     EXPECT_EQ(e.kind(), Kind::KIND_HOST_ROLLED_BACK);
     EXPECT_THAT(e.detail(), HasSubstr("another owner"));
   }
+}
+
+// Found by review: netctl killed inside the final confirmation, resumed
+// after the deadline, was told every host had rolled back, though the host
+// confirmed before the kill keeps the change. Resume asks the hosts again.
+TEST(PlaybookRun, ACrashDuringTheFinalConfirmIsResumedByConfirmingAgainEvenLate) {
+  ScriptedFleet fleet(2);
+  const auto p = FindingPlaybook({{0, 100}});
+  fleet.crash_after_confirms = 1;  // h0 confirmed, then netctl dies
+  Recorded rec;
+  EXPECT_THROW(RunPlaybook(p, Options(2), fleet, rec.sink()), Crash);
+  ASSERT_TRUE(fleet.hosts[0].confirmed);
+  EXPECT_TRUE(rec.Of(Kind::KIND_HOST_CONFIRMED).empty());  // no word of it in the file
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  fleet.now = record->deadline + absl::Minutes(5);
+  Recorded more;
+  auto state = ResumePlaybook(p, *record, fleet, more.sink());
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, v1::PLAYBOOK_RUN_STATE_FAILED);
+  EXPECT_THAT(more.Of(Kind::KIND_HOST_CONFIRMED), ElementsAre("h0"));
+  EXPECT_THAT(more.Of(Kind::KIND_HOST_CONFIRM_FAILED), ElementsAre("h1"));
+  EXPECT_THAT(more.Last().detail(), HasSubstr("rolled the change back by themselves); 1 confirmed"));
+  EXPECT_TRUE(fleet.hosts[0].applied);
+  EXPECT_FALSE(fleet.hosts[1].applied);
+  // A run cut short before its last wave passed is still refused late.
+  ScriptedFleet other(2);
+  other.crash_after_applies = 1;
+  Recorded cut;
+  EXPECT_THROW(RunPlaybook(p, Options(2), other, cut.sink()), Crash);
+  auto mid = FoldRun(cut.events);
+  ASSERT_TRUE(mid.ok());
+  other.now = mid->deadline + absl::Minutes(5);
+  Recorded none;
+  EXPECT_TRUE(absl::IsFailedPrecondition(ResumePlaybook(p, *mid, other, none.sink()).status()));
 }
 
 // Found by review: a run whose file could not be written went on changing
