@@ -94,10 +94,14 @@ class Runner {
   }
   // Rolls back `hosts` (those the run may have changed and not yet restored).
   size_t RollBack(std::vector<size_t> hosts, uint32_t wave);
+  // What a round of calls is reckoned to take when the run checks that its
+  // rest fits before the deadline (the start measures it on detection).
+  void set_call_allowance(absl::Duration d) { call_allowance_ = d; }
 
  private:
   absl::Duration ConfirmWithin() const { return r_.deadline - fleet_.Now(); }
 
+  absl::Duration call_allowance_ = absl::Seconds(2);
   const Playbook& p_;
   Fleet& fleet_;
   const EventSink& sink_;
@@ -454,6 +458,24 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
       return Finish(v1::PLAYBOOK_RUN_STATE_FAILED,
                     "the confirm deadline passed before the run could verify its waves; the "
                     "hosts rolled back");
+    }
+    // The run fell behind (slow calls, a long pause): if this wave and the
+    // rest cannot be verified and confirmed before the hosts roll back by
+    // themselves, changing more hosts only adds churn. Undo the run now.
+    const absl::Duration rest = RestOfRun(p_, r_.waves.size() - w, call_allowance_);
+    if (fleet_.Now() + rest > r_.deadline) {
+      const size_t rb_failed =
+          RollBack(std::vector<size_t>(r_.applying.begin(), r_.applying.end()), number);
+      if (fleet_.Interrupted()) return v1::PLAYBOOK_RUN_STATE_RUNNING;
+      return Finish(
+          v1::PLAYBOOK_RUN_STATE_FAILED,
+          absl::StrCat("wave ", number, " not started: the rest of the run takes about ",
+                       absl::FormatDuration(rest), " but the hosts roll back by themselves at ",
+                       Clock(r_.deadline), "; the run's changes are rolled back",
+                       rb_failed ? absl::StrCat(" (", rb_failed, " could not be: they roll back "
+                                                "at the deadline)")
+                                 : "",
+                       ". Start a new run with a longer rollout.confirm_within"));
     }
     const auto& hosts = r_.waves[w];
     auto started = Event(Kind::KIND_WAVE_STARTED, number);
@@ -901,6 +923,7 @@ v1::PlaybookRunState RunPlaybook(const Playbook& p, const RunOptions& o, Fleet& 
                      absl::FormatDuration(estimate),
                      "): the hosts would roll back before the run confirms; nothing changed"));
   }
+  runner.set_call_allowance(round);
   return runner.Waves(0);
 }
 

@@ -563,12 +563,17 @@ std::vector<size_t> WaveSizes(const std::vector<WaveStep>& steps, size_t hosts) 
 
 absl::Duration EstimateRunTime(const Playbook& p, size_t waves, absl::Duration per_call) {
   const bool detects = !p.finding.empty() || !p.success.empty() || !p.failure.empty();
-  absl::Duration t = (detects ? p.detect_window : absl::ZeroDuration()) + per_call;
-  for (size_t i = 0; i < waves; ++i) {
+  return (detects ? p.detect_window : absl::ZeroDuration()) + per_call +
+         RestOfRun(p, waves, per_call);
+}
+
+absl::Duration RestOfRun(const Playbook& p, size_t waves_left, absl::Duration per_call) {
+  absl::Duration t;
+  for (size_t i = 0; i < waves_left; ++i) {
     t += per_call + p.settle + p.verify_window + per_call;
     if (i > 0) t += p.pause;
   }
-  return t + per_call;  // the confirmation
+  return t + per_call;
 }
 
 absl::Duration DefaultConfirmWithin(absl::Duration estimate) {

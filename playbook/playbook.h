@@ -105,6 +105,10 @@ std::vector<size_t> WaveSizes(const std::vector<WaveStep>& steps, size_t hosts);
 // the verification window and (between waves) the pause, with `per_call`
 // for each round of calls.
 absl::Duration EstimateRunTime(const Playbook& p, size_t waves, absl::Duration per_call);
+// What `waves_left` waves still take from the start of the next one (its
+// pause already waited): apply, settle, verify each, the pauses between
+// them, and the confirmation.
+absl::Duration RestOfRun(const Playbook& p, size_t waves_left, absl::Duration per_call);
 // confirm_within when the playbook does not say: 1.5x the estimate plus 5
 // minutes, at most 24 h.
 absl::Duration DefaultConfirmWithin(absl::Duration estimate);

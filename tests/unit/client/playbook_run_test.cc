@@ -50,6 +50,14 @@ class ScriptedFleet : public Fleet {
       return out;
     }
     now += window;
+    if (measures++ == slow_measure) {  // a verification that drags on
+      now += slow_by;
+      // ... or until this long before the changed hosts' deadline
+      if (slow_until_before_deadline > absl::ZeroDuration()) {
+        for (const Host& h : hosts)
+          if (h.applied) now = h.deadline - slow_until_before_deadline;
+      }
+    }
     std::vector<HostMeasure> out;
     for (size_t h : which) {
       HostMeasure m;
@@ -196,6 +204,8 @@ class ScriptedFleet : public Fleet {
   int interrupt_at_sleep = -1, sleeps = 0;
   int crash_after_applies = -1;
   int crash_after_confirms = -1;
+  int measures = 0, slow_measure = -1;  // which Measure call (0: detection) is slow
+  absl::Duration slow_by, slow_until_before_deadline;
   int interrupt_in_apply = -1;    // the host (by position in the call) cut short first
   int interrupt_in_measure = -1;  // which Measure call (0: the first) is cut short
   bool interrupted = false;
@@ -781,6 +791,32 @@ TEST(PlaybookRun, ACrashDuringTheFinalConfirmIsResumedByConfirmingAgainEvenLate)
   other.now = mid->deadline + absl::Minutes(5);
   Recorded none;
   EXPECT_TRUE(absl::IsFailedPrecondition(ResumePlaybook(p, *mid, other, none.sink()).status()));
+}
+
+// Found by review: a run that fell behind (a verification that dragged on)
+// started waves it could not verify before the hosts' deadline: churn on
+// every host, and then every host rolled back anyway.
+TEST(PlaybookRun, ARunThatFellBehindStopsBeforeAWaveItCannotFinishInTime) {
+  ScriptedFleet fleet(4);
+  auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  fleet.slow_measure = 1;  // wave 1's verification
+  Recorded rec;
+  // After the 30 s pause, 15 s are left: wave 2 needs its 20 s window and
+  // its calls.
+  fleet.slow_until_before_deadline = p.pause + absl::Seconds(15);
+  EXPECT_EQ(RunPlaybook(p, Options(4), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_FAILED);
+  EXPECT_THAT(rec.Of(Kind::KIND_WAVE_STARTED), ElementsAre("wave1"));
+  EXPECT_EQ(fleet.applied_order.size(), 1u);  // wave 2's three hosts never changed
+  EXPECT_THAT(rec.Of(Kind::KIND_HOST_ROLLED_BACK), ElementsAre("h0"));
+  EXPECT_THAT(rec.Last().detail(), HasSubstr("wave 2 not started"));
+  EXPECT_THAT(rec.Last().detail(), HasSubstr("longer rollout.confirm_within"));
+  for (const auto& h : fleet.hosts) EXPECT_FALSE(h.applied);
+  // A lag the deadline leaves room for does not stop the run.
+  ScriptedFleet ok(4);
+  ok.slow_measure = 1;
+  ok.slow_by = absl::Minutes(1);
+  Recorded fine;
+  EXPECT_EQ(RunPlaybook(p, Options(4), ok, fine.sink()), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
 }
 
 // Found by review: a run whose file could not be written went on changing
