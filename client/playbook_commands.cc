@@ -600,10 +600,12 @@ absl::StatusOr<OpenedRun> OpenRun(const PlaybookArgs& a, bool lenient) {
   size_t bad_lines = 0;
   auto events = ReadRunFile(file->path(), lenient ? &bad_lines : nullptr);
   if (!events.ok()) return events.status();
-  auto record = FoldRun(*events);
+  size_t skipped = 0;
+  auto record = FoldRun(*events, lenient ? &skipped : nullptr);
   if (!record.ok()) {
     return absl::DataLossError(absl::StrCat(file->path().string(), ": ", record.status().message()));
   }
+  bad_lines += skipped;
   if (record->run != a.run) {
     return absl::DataLossError(absl::StrCat(file->path().string(), ": it holds run \"",
                                             record->run, "\", not ", a.run));
@@ -647,7 +649,8 @@ int RunAbort(const CommandContext& c, const PlaybookArgs& a) {
   auto& record = opened->record;
   if (opened->bad_lines > 0) {
     *c.err << "netctl: " << TerminalText(file.path().string()) << ": " << opened->bad_lines
-           << (opened->bad_lines == 1 ? " line is not an event" : " lines are not events")
+           << (opened->bad_lines == 1 ? " line is not an event of the run"
+                                      : " lines are not events of the run")
            << ": rolling back every target of the run\n";
   }
   bool file_failed = false;

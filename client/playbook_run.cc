@@ -192,37 +192,54 @@ bool RunRecord::finished() const {
          state != v1::PLAYBOOK_RUN_STATE_UNSPECIFIED;
 }
 
-absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events) {
+namespace {
+
+// Why event `i` cannot be part of the run folded so far (OK when it can).
+absl::Status CheckEvent(const RunRecord& r, const v1::PlaybookEvent& e, size_t i) {
+  if (i > 0 && e.kind() == Kind::KIND_RUN_STARTED) {
+    return absl::InvalidArgumentError(absl::StrCat("event ", i + 1, ": a second run_started"));
+  }
+  if (AboutAHost(e.kind()) && e.target().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("event ", i + 1, ": ", Kind::Kind_Name(e.kind()), " names no target"));
+  }
+  if (!e.target().empty() && IndexOf(r, e.target()) == static_cast<size_t>(-1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("event ", i + 1, ": target \"", e.target(), "\" is not in the run"));
+  }
+  if ((e.kind() == Kind::KIND_WAVE_STARTED || e.kind() == Kind::KIND_WAVE_PASSED ||
+       e.kind() == Kind::KIND_WAVE_FAILED) &&
+      (e.wave() == 0 || e.wave() > r.waves.size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("event ", i + 1, ": wave ", e.wave(), " is not a wave of the run's plan"));
+  }
+  for (const auto& w : e.waves()) {
+    for (const auto& t : w.targets()) {
+      if (IndexOf(r, t) == static_cast<size_t>(-1)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("event ", i + 1, ": wave target \"", t, "\" is not in the run"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events,
+                                  size_t* skipped) {
+  if (skipped) *skipped = 0;
   if (events.empty() || events[0].kind() != Kind::KIND_RUN_STARTED) {
     return absl::InvalidArgumentError("the run file does not start with run_started");
   }
   RunFold fold;
   for (size_t i = 0; i < events.size(); ++i) {
     const auto& e = events[i];
-    if (i > 0 && e.kind() == Kind::KIND_RUN_STARTED) {
-      return absl::InvalidArgumentError(absl::StrCat("event ", i + 1, ": a second run_started"));
-    }
-    if (AboutAHost(e.kind()) && e.target().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("event ", i + 1, ": ", Kind::Kind_Name(e.kind()), " names no target"));
-    }
-    if (!e.target().empty() && IndexOf(fold.record(), e.target()) == static_cast<size_t>(-1)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("event ", i + 1, ": target \"", e.target(), "\" is not in the run"));
-    }
-    if ((e.kind() == Kind::KIND_WAVE_STARTED || e.kind() == Kind::KIND_WAVE_PASSED ||
-         e.kind() == Kind::KIND_WAVE_FAILED) &&
-        (e.wave() == 0 || e.wave() > fold.record().waves.size())) {
-      return absl::InvalidArgumentError(absl::StrCat("event ", i + 1, ": wave ", e.wave(),
-                                                     " is not a wave of the run's plan"));
-    }
-    for (const auto& w : e.waves()) {
-      for (const auto& t : w.targets()) {
-        if (IndexOf(fold.record(), t) == static_cast<size_t>(-1)) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("event ", i + 1, ": wave target \"", t, "\" is not in the run"));
-        }
-      }
+    absl::Status bad = CheckEvent(fold.record(), e, i);
+    if (!bad.ok()) {
+      if (!skipped) return bad;
+      ++*skipped;
+      continue;
     }
     fold.Add(e);
   }
@@ -237,7 +254,7 @@ absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events) 
   }
   for (const auto& w : r.waves) {
     for (size_t h : w) {
-      if (!r.intents.count(h)) {
+      if (!r.intents.count(h) && !skipped) {
         return absl::InvalidArgumentError(
             absl::StrCat("host ", r.started.targets(static_cast<int>(h)).display(),
                          " is in a wave but has no remediation (no host_matched event)"));

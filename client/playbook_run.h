@@ -134,8 +134,11 @@ struct RunRecord {
 };
 // Folds events in order; INVALID_ARGUMENT when they do not start with
 // RUN_STARTED, name a host the run does not have, or put a host in a wave
-// without its remediation.
-absl::StatusOr<RunRecord> FoldRun(const std::vector<netagent::v1::PlaybookEvent>& events);
+// without its remediation. With `skipped` (for an abort, which rolls back
+// every target when the file is damaged), events that cannot be part of the
+// run are left out and counted there instead.
+absl::StatusOr<RunRecord> FoldRun(const std::vector<netagent::v1::PlaybookEvent>& events,
+                                  size_t* skipped = nullptr);
 
 // Folds events one at a time (for a live view; FoldRun also checks them).
 class RunFold {

@@ -40,5 +40,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         for (size_t h : set) FUZZ_CHECK(h < n);
     }
   }
+  // As an abort reads a damaged file: bad lines and events left out.
+  size_t bad = 0, skipped = 0;
+  if (auto events = client::ParseRunEvents(text, "run.jsonl", &bad); events.ok()) {
+    if (auto r = client::FoldRun(*events, &skipped); r.ok()) {
+      FUZZ_CHECK(skipped < events->size());
+      const size_t n = static_cast<size_t>(r->started.targets_size());
+      for (const auto& w : r->waves)
+        for (size_t h : w) FUZZ_CHECK(h < n);
+      for (const auto& set : {r->applying, r->changed, r->failed, r->rolled_back, r->confirmed})
+        for (size_t h : set) FUZZ_CHECK(h < n);
+    }
+  }
   return 0;
 }

@@ -361,7 +361,7 @@ TEST_F(PlaybookFleet, BadPlaybooksAndRunsAreRefusedWithoutTouchingAHost) {
   EXPECT_THAT(resume.err, HasSubstr("`netctl playbook abort cut` rolls the run back"));
   RunResult damaged = RunCommand(Playbook({"abort", "cut"}), std::chrono::seconds(60));
   EXPECT_EQ(damaged.exit_code, 0) << damaged.err;
-  EXPECT_THAT(damaged.err, HasSubstr("1 line is not an event: rolling back every target"));
+  EXPECT_THAT(damaged.err, HasSubstr("1 line is not an event of the run: rolling back every target"));
 }
 
 // The lab's port exhaustion (200 ephemeral ports, a client that opens and

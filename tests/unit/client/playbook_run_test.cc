@@ -611,6 +611,38 @@ TEST(PlaybookRun, FoldRefusesFilesThatAreNotARun) {
   EXPECT_THAT(FoldRun({twice}).status().message(), HasSubstr("\"h0\" is in the run twice"));
 }
 
+// Found by review: an abort read past lines that were not JSON, but a line
+// that parsed as an event the run cannot have (a stranger target, a wave
+// the plan lacks) still refused the whole file, and nothing was rolled back.
+TEST(PlaybookRun, ALenientFoldLeavesOutEventsThatCannotBePartOfTheRun) {
+  ScriptedFleet fleet(2);
+  Recorded rec;
+  fleet.crash_after_applies = 1;
+  EXPECT_THROW(RunPlaybook(FindingPlaybook({{0, 100}}), Options(2), fleet, rec.sink()), Crash);
+  ASSERT_TRUE(fleet.hosts[0].applied);
+  auto events = rec.events;
+  v1::PlaybookEvent stranger;
+  stranger.set_kind(Kind::KIND_HOST_CHANGED);
+  stranger.set_target("stranger");
+  v1::PlaybookEvent wave9;
+  wave9.set_kind(Kind::KIND_WAVE_PASSED);
+  wave9.set_wave(9);
+  events.insert(events.begin() + 2, stranger);
+  events.push_back(wave9);
+  EXPECT_FALSE(FoldRun(events).ok());
+  size_t skipped = 0;
+  auto r = FoldRun(events, &skipped);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(skipped, 2u);
+  EXPECT_EQ(r->run, "lo-1");
+  EXPECT_EQ(r->waves_passed, 0u);
+  fleet.now += kApplyInFlight;
+  Recorded more;
+  EXPECT_EQ(AbortPlaybook(*r, fleet, more.sink(), /*everyone=*/true),
+            v1::PLAYBOOK_RUN_STATE_ABORTED);
+  EXPECT_FALSE(fleet.hosts[0].applied);
+}
+
 // Found by review: an abort cut short (Ctrl-C) left the run resumable, and
 // netctl said to resume it: a resume would have gone on changing hosts.
 TEST(PlaybookRun, AnAbortCutShortIsFinishedByAbortNotResume) {
