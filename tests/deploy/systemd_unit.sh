@@ -14,7 +14,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 fail=0
 
-sed "s|/usr/local/bin/netagentd|$agent|g" "$unit" >"$work/netagentd.service"
+sed -E "s|^(#? *ExecStart=)[^ ]*/netagentd|\1$agent|" "$unit" >"$work/netagentd.service"
 if ! out="$(systemd-analyze verify "$work/netagentd.service" 2>&1)" || [ -n "$out" ]; then
   echo "systemd-analyze verify:"
   echo "$out"
