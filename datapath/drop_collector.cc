@@ -90,12 +90,6 @@ absl::Status CheckTracepoint(const btf* b, absl::string_view kernel) {
   return absl::OkStatus();
 }
 
-absl::Status LoadError(int err, absl::string_view what, const LibbpfLogCapture& log) {
-  absl::Status st = kernel::ErrnoStatus(err < 0 ? -err : err, what);
-  const std::string tail = log.Tail();
-  if (tail.empty()) return st;
-  return absl::Status(st.code(), absl::StrCat(st.message(), "; libbpf: ", tail));
-}
 
 int64_t MonoToRealNs() {
   timespec mono{}, real{};
@@ -155,7 +149,7 @@ absl::StatusOr<netagent_drops*> LoadProgram(const DropCollectorOptions& options,
                                             const DropReasonNames& names, bool cast) {
   LibbpfLogCapture log;
   netagent_drops* skel = netagent_drops__open();
-  if (skel == nullptr) return LoadError(errno, "open the kernel-drop collector", log);
+  if (skel == nullptr) return LoadError(errno, "open the kernel-drop collector", log, kTracingProgramNeeds);
   std::unique_ptr<netagent_drops, void (*)(netagent_drops*)> guard(skel, netagent_drops__destroy);
   auto* ro = skel->rodata;
   ro->not_drop_a = names.not_dropped_yet().value_or(~0u);
@@ -166,13 +160,13 @@ absl::StatusOr<netagent_drops*> LoadProgram(const DropCollectorOptions& options,
   bpf_program__set_autoload(cast ? skel->progs.nd_kfree_skb_compat : skel->progs.nd_kfree_skb,
                             false);
   if (int err = bpf_map__set_max_entries(skel->maps.drop_counts, options.max_keys)) {
-    return LoadError(err, "size drop_counts", log);
+    return LoadError(err, "size drop_counts", log, kTracingProgramNeeds);
   }
   if (int err = netagent_drops__load(skel)) {
-    return LoadError(err, "load the kernel-drop collector", log);
+    return LoadError(err, "load the kernel-drop collector", log, kTracingProgramNeeds);
   }
   if (int err = netagent_drops__attach(skel)) {
-    return LoadError(err, "attach to skb:kfree_skb", log);
+    return LoadError(err, "attach to skb:kfree_skb", log, kTracingProgramNeeds);
   }
   return guard.release();
 }

@@ -7,6 +7,8 @@
 #include <mutex>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "kernel/errors.h"
 #include "spdlog/spdlog.h"
 
 namespace netagent::datapath {
@@ -71,6 +73,14 @@ std::string LibbpfLogCapture::Tail(size_t max) const {
     out = "..." + out;
   }
   return out;
+}
+
+absl::Status LoadError(int err, absl::string_view what, const LibbpfLogCapture& log,
+                       const kernel::CapabilityNeeds& needs) {
+  absl::Status st = kernel::WithCapabilityHint(kernel::ErrnoStatus(err < 0 ? -err : err, what), needs);
+  const std::string tail = log.Tail();
+  if (tail.empty()) return st;
+  return absl::Status(st.code(), absl::StrCat(st.message(), "; libbpf: ", tail));
 }
 
 }  // namespace netagent::datapath

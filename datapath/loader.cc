@@ -94,12 +94,6 @@ uint32_t TcSlotProg(uint32_t ifindex, const TcSlot& slot) {
 }
 
 // A failed load, with the end of libbpf's log (the verifier's reasons).
-absl::Status LoadError(int err, absl::string_view what, const LibbpfLogCapture& log) {
-  absl::Status st = Errno(err, what);
-  const std::string tail = log.Tail();
-  if (tail.empty()) return st;
-  return absl::Status(st.code(), absl::StrCat(st.message(), "; libbpf: ", tail));
-}
 
 uint32_t ProgId(int prog_fd) {
   bpf_prog_info info{};
@@ -315,7 +309,7 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     SetPinPaths(skel->obj, dir);
     LibbpfLogCapture log;
     if (int err = netagent_tc_guard__load(skel.get()))
-      return LoadError(err, "load the TC guard", log);
+      return LoadError(err, "load the TC guard", log, kNetProgramNeeds);
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.na_config), &zero, &spec.config, BPF_ANY)) {
       return kernel::LastErrnoStatus("write the guard config");
     }
@@ -339,7 +333,7 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     SetPinPaths(skel->obj, dir);
     LibbpfLogCapture log;
     if (int err = netagent_xdp__load(skel.get()))
-      return LoadError(err, "load the XDP program", log);
+      return LoadError(err, "load the XDP program", log, kNetProgramNeeds);
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.na_config), &zero, &spec.config, BPF_ANY)) {
       return kernel::LastErrnoStatus("write the XDP config");
     }
@@ -390,7 +384,7 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     SetPinPaths(skel->obj, dir);
     LibbpfLogCapture log;
     if (int err = netagent_tc__load(skel.get())) {
-      return LoadError(err, "load the TC accounting program", log);
+      return LoadError(err, "load the TC accounting program", log, kNetProgramNeeds);
     }
     const na_tc_config tc_config{tco.clamp_mss4, tco.clamp_mss6, 0};
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.tc_config), &zero, &tc_config, BPF_ANY)) {

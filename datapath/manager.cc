@@ -244,9 +244,7 @@ class DatapathManager::Tester {
       }
     }
     if (int err = netagent_xdp__load(t->skel_)) {
-      errno = -err;
-      absl::Status st = kernel::LastErrnoStatus("load the XDP program's test copy");
-      return absl::Status(st.code(), absl::StrCat(st.message(), "; libbpf: ", log.Tail()));
+      return LoadError(err, "load the XDP program's test copy", log, kNetProgramNeeds);
     }
     na_config cfg = ConfigFor(features);
     cfg.sample_every = 0;

@@ -11,6 +11,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "kernel/caps.h"
 #include "kernel/errors.h"
 #include "kernel/fd.h"
 #include "kernel/text.h"
@@ -74,7 +75,8 @@ absl::StatusOr<std::string> EnterNetns(absl::string_view name_or_path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return LastErrnoStatus(absl::StrCat("netns: open ", path));
   if (::setns(fd.get(), CLONE_NEWNET) < 0) {
-    return LastErrnoStatus(absl::StrCat("netns: setns ", path));
+    return WithCapabilityHint(LastErrnoStatus(absl::StrCat("netns: setns ", path)),
+                              {{CAP_SYS_ADMIN}});
   }
   NETAGENT_ASSIGN_OR_RETURN(int mnt, MountPrivateSysfs());
   SysfsRoot() = absl::StrCat("/proc/self/fd/", mnt);

@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "kernel/caps.h"
 #include "kernel/netlink.h"
 
 namespace netagent::kernel {
@@ -49,8 +50,9 @@ Capability EnsureBpffs(const std::string& path) {
   std::filesystem::create_directories(path, ec);
   if (ec) return {false, absl::StrCat("mkdir ", path, ": ", ec.message())};
   if (::mount("bpf", path.c_str(), "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") != 0) {
-    return {false, absl::StrCat("no bpf filesystem at ", path,
-                                " and mounting one failed: ", strerror(errno))};
+    const int err = errno;
+    return {false, absl::StrCat("no bpf filesystem at ", path, " and mounting one failed: ",
+                                strerror(err), err == EPERM ? CapabilityHint({{CAP_SYS_ADMIN}}) : "")};
   }
   cap = ProbeBpffs(path);
   if (!cap.available) return cap;
