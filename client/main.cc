@@ -242,6 +242,9 @@ int Main(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
+  // A file size limit (ulimit -f) makes a write fail with EFBIG instead of
+  // killing netctl: a playbook run that cannot record stops and rolls back.
+  signal(SIGXFSZ, SIG_IGN);
   const sigset_t stop = StopSignals();
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   std::thread(WaitForStopSignals, stop).detach();

@@ -254,7 +254,13 @@ absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events,
   }
   for (const auto& w : r.waves) {
     for (size_t h : w) {
-      if (!r.intents.count(h) && !skipped) {
+      if (!r.intents.count(h) && skipped) {
+        // Its HOST_MATCHED line is lost: so may be others (its apply); the
+        // abort then rolls back every target.
+        ++*skipped;
+        continue;
+      }
+      if (!r.intents.count(h)) {
         return absl::InvalidArgumentError(
             absl::StrCat("host ", r.started.targets(static_cast<int>(h)).display(),
                          " is in a wave but has no remediation (no host_matched event)"));

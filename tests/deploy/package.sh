@@ -52,6 +52,8 @@ for f in usr/bin/netagentd usr/bin/netctl usr/lib/systemd/system/netagentd.servi
 done
 grep -q '^ExecStart=/usr/bin/netagentd --config /etc/netagent/netagentd.yaml' \
   "$root/usr/lib/systemd/system/netagentd.service" || fail "the unit does not start /usr/bin/netagentd"
+grep -q '^Documentation=file:///usr/share/doc/netagent/operations.md' \
+  "$root/usr/lib/systemd/system/netagentd.service" || fail "the unit's Documentation= is not the packaged docs"
 "$src/tests/deploy/systemd_unit.sh" "$root/usr/lib/systemd/system/netagentd.service" \
   "$root/usr/bin/netagentd" || fail "the packaged unit"
 
