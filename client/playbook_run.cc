@@ -524,7 +524,11 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
         // Cut short by Ctrl-C: no word on this host; it stays "applying"
         // (a resume applies it, an abort rolls it back).
         if (absl::IsCancelled(st) && fleet_.Interrupted()) continue;
-        if (absl::IsAlreadyExists(st) && resumed_) {
+        // With an owner token, the agent answers this run's own change as
+        // the change itself, so ALREADY_EXISTS is always someone else's.
+        // Without one (a run recorded before tokens), a resume can only
+        // take it for its own.
+        if (absl::IsAlreadyExists(st) && resumed_ && r_.started.owner().empty()) {
           auto e = Event(Kind::KIND_HOST_CHANGED, number, h);
           e.set_detail("the change was already there (applied before the interruption)");
           Emit(e);

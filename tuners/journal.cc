@@ -190,7 +190,10 @@ void EmitRecord(YAML::Emitter& out, const ChangeRecord& r) {
   out << YAML::Key << "caller" << YAML::Value << YAML::DoubleQuoted << r.caller;
   out << YAML::Key << "intent" << YAML::Value << YAML::DoubleQuoted << r.intent;
   out << YAML::Key << "digest" << YAML::Value << YAML::DoubleQuoted << r.digest;
-  if (!r.owner.empty()) out << YAML::Key << "owner" << YAML::Value << YAML::DoubleQuoted << r.owner;
+  // Written even when empty: a record without the key is an older agent's.
+  if (!r.owner_unknown) {
+    out << YAML::Key << "owner" << YAML::Value << YAML::DoubleQuoted << r.owner;
+  }
   out << YAML::Key << "state" << YAML::Value << std::string(ChangeStateName(r.state));
   if (r.confirm_deadline) {
     out << YAML::Key << "confirm_deadline" << YAML::Value << Time(*r.confirm_deadline);
@@ -344,6 +347,7 @@ absl::StatusOr<ChangeRecord> ParseRecord(const YAML::Node& n, const std::string&
   r.intent = Str(n["intent"]);
   r.digest = Str(n["digest"]);
   r.owner = Str(n["owner"]);
+  r.owner_unknown = !n["owner"];
   const std::string state = Str(n["state"]);
   const std::optional<ChangeState> known = ChangeStateFromName(state);
   if (!known) return Bad(path, absl::StrCat(what, " has state \"", state, "\""));
@@ -587,6 +591,7 @@ uint64_t Journal::Fingerprint(const ChangeRecord& r) {
   add(r.intent);
   add(r.digest);
   add(r.owner);
+  add(r.owner_unknown ? "?" : "");
   add(ChangeStateName(r.state));
   if (r.confirm_deadline) time(*r.confirm_deadline);
   for (const auto& k : r.knobs) {

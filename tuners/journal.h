@@ -66,6 +66,9 @@ struct ChangeRecord {
   std::string intent;
   std::string digest;
   std::string owner;  // the applier's token (a playbook run's); may be empty
+  // Read from a record an agent wrote before owners existed (no `owner`
+  // key): its owner is unknown, so no owner check applies to it.
+  bool owner_unknown = false;
   ChangeState state = ChangeState::kApplying;
   std::optional<absl::Time> confirm_deadline;
   std::vector<KnobChange> knobs;

@@ -496,7 +496,12 @@ namespace {
 // it, there is no such change (a playbook run that reused another run's id
 // must neither confirm nor undo that run's change).
 absl::Status CheckOwner(const ChangeRecord& r, const std::string& expected_owner) {
-  if (expected_owner.empty() || r.owner == expected_owner) return absl::OkStatus();
+  // A change an older agent journaled has no owner to compare: it is taken
+  // as the caller's, as before owners (refusing it would make a run's own
+  // change, applied before an upgrade, look absent to its rollback).
+  if (expected_owner.empty() || r.owner_unknown || r.owner == expected_owner) {
+    return absl::OkStatus();
+  }
   return absl::NotFoundError(absl::StrCat("change_id: change ", kernel::Quote(r.id),
                                           " here has another owner (",
                                           r.owner.empty() ? "none" : kernel::Quote(r.owner),
@@ -533,11 +538,18 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
   const absl::Time t_planned = absl::Now();
   std::lock_guard<std::mutex> lk(mu_);
   const absl::Time t_locked = absl::Now();
-  if (!change_id.empty() && journal_.Find(change_id) != nullptr) {
+  ApplyResult result;
+  if (const ChangeRecord* there = change_id.empty() ? nullptr : journal_.Find(change_id)) {
+    // The same owner applying again (a resumed playbook run whose apply
+    // landed before netctl died): its change, as it is. Anyone else: taken.
+    if (!owner.empty() && there->owner == owner && !there->owner_unknown) {
+      result.plan = std::move(plan);
+      result.change = *there;
+      return result;
+    }
     return absl::AlreadyExistsError(
         absl::StrCat("change_id: ", kernel::Quote(change_id), " is already used"));
   }
-  ApplyResult result;
   if (!expected_digest.empty() && expected_digest != plan.Digest()) {
     return absl::AbortedError(absl::StrCat("the plan changed since it was shown (digest ",
                                            expected_digest, ", now ", plan.Digest(),

@@ -127,6 +127,14 @@ class ScriptedFleet : public Fleet {
         out.push_back(absl::DeadlineExceededError("deadline exceeded"));
         continue;  // lands later: late_applies
       }
+      if (host.applied && !change.owner.empty() && host.owner == change.owner) {
+        v1::ApplyTuningResponse r;  // the agent answers its owner's change as it is
+        r.mutable_change()->set_id(id);
+        r.mutable_change()->set_owner(host.owner);
+        r.mutable_change()->add_knobs()->set_knob("net.core.somaxconn");
+        out.push_back(r);
+        continue;
+      }
       if (host.applied) {
         out.push_back(absl::AlreadyExistsError(absl::StrCat("change ", id, " exists")));
         continue;
@@ -858,6 +866,43 @@ TEST(PlaybookRun, ARunThatFellBehindStopsBeforeAWaveItCannotFinishInTime) {
   ok.slow_by = absl::Minutes(1);
   Recorded fine;
   EXPECT_EQ(RunPlaybook(p, Options(4), ok, fine.sink()), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+}
+
+// Found by review: a resumed run took any ALREADY_EXISTS for its own apply
+// that had landed, and went on to verify (and would confirm) another run's
+// change of the same id.
+TEST(PlaybookRun, AResumedRunDoesNotAdoptAnotherRunsChangeOfTheSameId) {
+  ScriptedFleet fleet(3);
+  const auto p = FindingPlaybook({{0, 100}});
+  fleet.crash_after_applies = 0;  // netctl dies before its first apply
+  Recorded rec;
+  EXPECT_THROW(RunPlaybook(p, Options(3), fleet, rec.sink()), Crash);
+  fleet.hosts[0].applied = true;  // meanwhile another run, same id, changed h0
+  fleet.hosts[0].owner = "another-run";
+  fleet.hosts[0].fixed_by_change = false;
+  fleet.crash_after_applies = -1;
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  Recorded more;
+  auto state = ResumePlaybook(p, *record, fleet, more.sink());
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_THAT(more.Of(Kind::KIND_HOST_CHANGED), ElementsAre("h1", "h2"));
+  EXPECT_THAT(more.Of(Kind::KIND_HOST_FAILED), ElementsAre("h0"));
+  EXPECT_TRUE(fleet.hosts[0].applied);
+  EXPECT_EQ(fleet.hosts[0].owner, "another-run");
+  EXPECT_FALSE(fleet.hosts[0].confirmed);
+  // Its own apply that had landed is still its own on resume.
+  ScriptedFleet own(2);
+  own.crash_after_applies = 1;  // h0 applied, then netctl dies
+  Recorded first;
+  EXPECT_THROW(RunPlaybook(p, Options(2), own, first.sink()), Crash);
+  own.crash_after_applies = -1;
+  auto r2 = FoldRun(first.events);
+  ASSERT_TRUE(r2.ok());
+  Recorded resumed;
+  ASSERT_TRUE(ResumePlaybook(p, *r2, own, resumed.sink()).ok());
+  EXPECT_THAT(resumed.Of(Kind::KIND_HOST_CHANGED), ElementsAre("h0", "h1"));
+  EXPECT_TRUE(own.hosts[0].confirmed && own.hosts[1].confirmed);
 }
 
 // Found by review: a run whose file could not be written went on changing

@@ -549,6 +549,44 @@ TEST_F(ManagerTest, AChangeOfAnotherOwnerIsNeitherConfirmedNorRolledBack) {
       manager_->Apply(Limits({{"somaxconn", "9000"}}), "op", std::nullopt, "", "", "a b").status()));
 }
 
+TEST_F(ManagerTest, TheSameOwnerApplyingAnIdAgainGetsItsChangeAndNoOneElseDoes) {
+  Start();
+  auto first = manager_->Apply(Limits({{"somaxconn", "8192"}}), "op", absl::Seconds(30), "",
+                               "fix-1", "owner-a");
+  ASSERT_TRUE(first.ok()) << first.status();
+  // A resumed run whose apply had landed: the change that is there.
+  auto again = manager_->Apply(Limits({{"somaxconn", "8192"}}), "op", absl::Seconds(30), "",
+                               "fix-1", "owner-a");
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(again->change.has_value());
+  EXPECT_EQ(again->change->created, first->change->created);
+  EXPECT_EQ(again->change->state, ChangeState::kPending);
+  EXPECT_EQ(manager_->List(100, false).size(), 1u);
+  EXPECT_TRUE(absl::IsAlreadyExists(manager_->Apply(Limits({{"somaxconn", "8192"}}), "op",
+                                                    absl::Seconds(30), "", "fix-1", "owner-b")
+                                        .status()));
+  EXPECT_TRUE(absl::IsAlreadyExists(
+      manager_->Apply(Limits({{"somaxconn", "8192"}}), "op", absl::Seconds(30), "", "fix-1")
+          .status()));
+}
+
+// Found by review: a change an older agent journaled (no owner) looked
+// absent to the rollback of the run that made it, after an upgrade.
+TEST_F(ManagerTest, AChangeFromBeforeOwnersIsReachedWhateverTheOwnerGiven) {
+  SetValue("net.core.somaxconn", "8192");
+  ChangeRecord legacy = Record("old-1", ChangeState::kConfirmed,
+                               {{"net.core.somaxconn", "4096", "8192", ""}});
+  legacy.owner_unknown = true;  // written without the key
+  ChangeRecord mine = Record("new-1", ChangeState::kConfirmed, {});
+  WriteJournal({legacy, mine});
+  Start();
+  EXPECT_TRUE(Get("old-1").owner_unknown);
+  EXPECT_FALSE(Get("new-1").owner_unknown);  // the key is there, empty
+  EXPECT_TRUE(absl::IsNotFound(manager_->Rollback("new-1", "op", false, "run-token").status()));
+  ASSERT_TRUE(manager_->Rollback("old-1", "op", false, "run-token").ok());
+  EXPECT_EQ(Value("net.core.somaxconn"), "4096");
+}
+
 // Log lines the manager writes while this lives.
 class LogCapture {
  public:
