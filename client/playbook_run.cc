@@ -487,8 +487,10 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
     // themselves, changing more hosts only adds churn. Undo the run now.
     const absl::Duration rest = RestOfRun(p_, r_.waves.size() - w, call_allowance_);
     if (fleet_.Now() + rest > r_.deadline) {
+      // Recorded as an abort (wave 0): cut short, it is finished by
+      // `playbook abort`, and resume refuses to go on changing hosts.
       const size_t rb_failed =
-          RollBack(std::vector<size_t>(r_.applying.begin(), r_.applying.end()), number);
+          RollBack(std::vector<size_t>(r_.applying.begin(), r_.applying.end()), 0);
       if (fleet_.Interrupted()) return v1::PLAYBOOK_RUN_STATE_RUNNING;
       return Finish(
           v1::PLAYBOOK_RUN_STATE_FAILED,
@@ -682,7 +684,7 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
       keep.push_back(h);
     }
   }
-  size_t confirm_failed = 0;
+  size_t confirm_failed = 0, refused = 0;  // refused: the agent said why (expired, ...)
   if (!keep.empty()) {
     auto confirmed = fleet_.Confirm(keep, Change());
     for (size_t i = 0; i < keep.size(); ++i) {
@@ -692,6 +694,7 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
                      static_cast<int>(keep[i]));
       if (!st.ok()) {
         ++confirm_failed;
+        refused += absl::IsFailedPrecondition(st);
         e.set_detail(std::string(st.message()));
       }
       Emit(e);
@@ -706,12 +709,23 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
                            "themselves at ", Clock(r_.deadline))
             : "";
   if (confirm_failed > 0) {
+    // Past the deadline, only a host that answered (FAILED_PRECONDITION:
+    // expired, not pending) is known to have rolled back; one that did not
+    // answer may have been confirmed before netctl died.
+    std::string why = " could not confirm (they roll back at the deadline); ";
+    if (fleet_.Now() >= r_.deadline) {
+      why = absl::StrCat(" could not confirm: ", refused,
+                         " answered that the change is no longer pending (past the deadline they "
+                         "rolled it back by themselves)");
+      if (confirm_failed > refused) {
+        absl::StrAppend(&why, ", ", confirm_failed - refused,
+                        " did not answer (whether they kept it is unknown: netctl tune history "
+                        "on them)");
+      }
+      why += "; ";
+    }
     return Finish(v1::PLAYBOOK_RUN_STATE_FAILED,
-                  absl::StrCat(confirm_failed, " host", confirm_failed == 1 ? "" : "s",
-                               fleet_.Now() >= r_.deadline
-                                   ? " could not confirm (the deadline passed: they rolled the "
-                                     "change back by themselves); "
-                                   : " could not confirm (they roll back at the deadline); ",
+                  absl::StrCat(confirm_failed, " host", confirm_failed == 1 ? "" : "s", why,
                                r_.confirmed.size(), " confirmed", stuck_text));
   }
   return Finish(

@@ -61,7 +61,16 @@ absl::StatusOr<RunFile> RunFile::Open(const fs::path& dir, const std::string& ru
     return absl::InvalidArgumentError(absl::StrCat("RUN: \"", run, "\" is not a run id"));
   }
   std::error_code ec;
-  if (create) fs::create_directories(dir, ec);
+  // Directories created for it are made durable too (each one's entry in
+  // its parent), or a crash could lose the directory with the file.
+  std::vector<fs::path> made;
+  if (create) {
+    for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+      made.push_back(p);
+      if (p == p.parent_path()) break;
+    }
+    fs::create_directories(dir, ec);
+  }
   RunFile f;
   f.path_ = dir / (run + ".jsonl");
   f.fd_ = ::open(f.path_.c_str(),
@@ -79,7 +88,11 @@ absl::StatusOr<RunFile> RunFile::Open(const fs::path& dir, const std::string& ru
         "run ", run, " is being worked on by another netctl (", f.path_.string(), " is locked)"));
   }
   if (create) {
-    if (absl::Status st = SyncDir(dir); !st.ok()) {
+    absl::Status st = SyncDir(dir);
+    for (const fs::path& p : made) {
+      if (st.ok()) st = SyncDir(p.parent_path());
+    }
+    if (!st.ok()) {
       // A run whose file may vanish in a crash does not start.
       ::unlink(f.path_.c_str());
       return absl::FailedPreconditionError(st.message());
@@ -91,13 +104,19 @@ absl::StatusOr<RunFile> RunFile::Open(const fs::path& dir, const std::string& ru
 }
 
 RunFile::RunFile(RunFile&& o) noexcept
-    : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), dropped_(o.dropped_) {}
+    : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), dropped_(o.dropped_),
+      broken_(o.broken_) {}
 
 RunFile::~RunFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
 absl::Status RunFile::Append(const v1::PlaybookEvent& e) {
+  if (broken_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path_.string(), ": ends in a part of a line that could not be cut off: nothing more is "
+                        "appended (opening the run again cuts it off)"));
+  }
   std::string line;
   AppendJson(e, &line);
   line.push_back('\n');
@@ -122,8 +141,13 @@ absl::Status RunFile::Append(const v1::PlaybookEvent& e) {
   if (!st.ok() && left < line.size()) {
     // Part of the line is in the file: take it out, or the next event
     // would be glued to it and the file would not parse. If even that
-    // fails, opening the run later cuts off a last line without its end.
-    if (::ftruncate(fd_, start) == 0) (void)::fdatasync(fd_);
+    // fails, nothing more is appended, and opening the run later cuts off
+    // the last line without its end.
+    if (::ftruncate(fd_, start) == 0) {
+      (void)::fdatasync(fd_);
+    } else {
+      broken_ = true;  // a next line would be glued to the fragment
+    }
   }
   return st;
 }

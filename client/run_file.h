@@ -50,6 +50,7 @@ class RunFile {
   std::filesystem::path path_;
   int fd_ = -1;
   size_t dropped_ = 0;
+  bool broken_ = false;  // a fragment could not be cut off
 };
 
 // The events of a run file; see ParseRunEvents for `bad_lines`.

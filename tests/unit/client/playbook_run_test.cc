@@ -165,6 +165,10 @@ class ScriptedFleet : public Fleet {
         continue;
       }
       if (crash_after_confirms-- == 0) throw Crash{};  // netctl dies here
+      if (!hosts[h].reachable) {
+        out.push_back(absl::UnavailableError("connection refused"));
+        continue;
+      }
       if (!hosts[h].confirmed && now >= hosts[h].deadline) {  // expired by itself
         hosts[h].applied = false;
         out.push_back(absl::FailedPreconditionError("the deadline passed; it is expired"));
@@ -827,9 +831,18 @@ TEST(PlaybookRun, ACrashDuringTheFinalConfirmIsResumedByConfirmingAgainEvenLate)
   EXPECT_EQ(*state, v1::PLAYBOOK_RUN_STATE_FAILED);
   EXPECT_THAT(more.Of(Kind::KIND_HOST_CONFIRMED), ElementsAre("h0"));
   EXPECT_THAT(more.Of(Kind::KIND_HOST_CONFIRM_FAILED), ElementsAre("h1"));
-  EXPECT_THAT(more.Last().detail(), HasSubstr("rolled the change back by themselves); 1 confirmed"));
+  EXPECT_THAT(more.Last().detail(),
+              HasSubstr("1 answered that the change is no longer pending (past the deadline they "
+                        "rolled it back by themselves); 1 confirmed"));
   EXPECT_TRUE(fleet.hosts[0].applied);
   EXPECT_FALSE(fleet.hosts[1].applied);
+  // Found by review: a host that does not answer is not said to have rolled
+  // back (it may be one confirmed before the crash).
+  fleet.hosts[0].reachable = false;
+  Recorded silent;
+  auto again = ResumePlaybook(p, *record, fleet, silent.sink());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_THAT(silent.Last().detail(), HasSubstr("1 did not answer (whether they kept it is unknown"));
   // A run cut short before its last wave passed is still refused late.
   ScriptedFleet other(2);
   other.crash_after_applies = 1;
@@ -860,6 +873,11 @@ TEST(PlaybookRun, ARunThatFellBehindStopsBeforeAWaveItCannotFinishInTime) {
   EXPECT_THAT(rec.Last().detail(), HasSubstr("wave 2 not started"));
   EXPECT_THAT(rec.Last().detail(), HasSubstr("longer rollout.confirm_within"));
   for (const auto& h : fleet.hosts) EXPECT_FALSE(h.applied);
+  // Found by review: the decision survives an interruption of its rollback:
+  // the rollback is an abort's, which resume refuses to go on from.
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  EXPECT_TRUE(record->aborting);
   // A lag the deadline leaves room for does not stop the run.
   ScriptedFleet ok(4);
   ok.slow_measure = 1;

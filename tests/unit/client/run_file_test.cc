@@ -105,6 +105,11 @@ TEST_F(RunFileTest, OneNetctlAtATimeAndNoRunStartedTwice) {
   EXPECT_NE(second.status().message().find("another netctl"), std::string::npos);
   EXPECT_TRUE(absl::IsNotFound(RunFile::Open(dir_, "r2", false).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(RunFile::Open(dir_, "../r1", true).status()));
+  // A state directory that does not exist yet is made (and synced, each
+  // level in its parent).
+  auto nested = RunFile::Open(dir_ / "state/netagent/runs", "r3", true);
+  ASSERT_TRUE(nested.ok()) << nested.status();
+  EXPECT_TRUE(fs::exists(dir_ / "state/netagent/runs/r3.jsonl"));
 }
 
 }  // namespace
