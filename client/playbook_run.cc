@@ -558,7 +558,13 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
           std::vector<std::string> k;
           for (const auto& c : applied[i]->change().knobs())
             k.push_back(absl::StrCat(c.knob(), " ", c.old_value(), " -> ", c.new_value()));
-          e.set_detail(absl::StrJoin(k, ", "));
+          std::string detail = absl::StrJoin(k, ", ");
+          if (!r_.started.owner().empty() && applied[i]->change().owner() != r_.started.owner()) {
+            // An agent older than owner tokens drops the field unread.
+            absl::StrAppend(&detail, " (this agent does not keep the run's owner token: a reused "
+                                     "run id is not guarded on it)");
+          }
+          e.set_detail(detail);
           Emit(e);
         }
       }

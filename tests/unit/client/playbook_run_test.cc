@@ -34,6 +34,7 @@ struct Host {
   bool applied = false, confirmed = false, rolled_back = false;
   std::string owner;  // of the change it holds (the agent's check)
   absl::Time deadline = absl::InfiniteFuture();  // rolls back by itself unless confirmed
+  bool ignores_owner = false;  // an agent older than owner tokens
   int applies = 0;
 };
 
@@ -144,6 +145,7 @@ class ScriptedFleet : public Fleet {
       host.deadline = confirm_by;
       v1::ApplyTuningResponse r;
       r.mutable_change()->set_id(id);
+      if (!host.ignores_owner) r.mutable_change()->set_owner(change.owner);
       auto* k = r.mutable_change()->add_knobs();
       k->set_knob("net.core.somaxconn");
       k->set_old_value("128");
@@ -803,6 +805,16 @@ TEST(PlaybookRun, AnAbortOfEveryTargetLeavesAnotherRunsChangeOfTheSameIdAlone) {
   EXPECT_FALSE(fleet.hosts[0].applied);  // this run's change: undone
   EXPECT_TRUE(fleet.hosts[1].applied);   // the other run's: left alone
   EXPECT_EQ(fleet.hosts[1].owner, "another-run");
+  // An agent that does not keep owners is named where it was changed.
+  ScriptedFleet old(1);
+  old.hosts[0].ignores_owner = true;
+  Recorded rec2;
+  RunPlaybook(FindingPlaybook({{0, 100}}), Options(1), old, rec2.sink());
+  for (const auto& e : rec2.events) {
+    if (e.kind() == Kind::KIND_HOST_CHANGED) {
+      EXPECT_THAT(e.detail(), HasSubstr("does not keep the run's owner token"));
+    }
+  }
   // Nothing of this run is on h1: said so, with the agent's reason.
   for (const auto& e : more.events) {
     if (e.target() != "h1") continue;
