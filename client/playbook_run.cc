@@ -548,6 +548,18 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
                                     Refused(st) ? "" : " (it may still land: it rolls back by "
                                                        "itself at the deadline)"));
           Emit(e);
+        } else if (const v1::ChangeState s = applied[i]->change().state();
+                   s == v1::CHANGE_STATE_EXPIRED || s == v1::CHANGE_STATE_ROLLED_BACK ||
+                   s == v1::CHANGE_STATE_FAILED || s == v1::CHANGE_STATE_ROLLBACK_FAILED) {
+          // A resumed run's own change, no longer in effect (expired while
+          // netctl was away): nothing to verify there.
+          auto e = Event(Kind::KIND_HOST_FAILED, number, h);
+          e.set_apply_outcome(v1::PlaybookEvent::APPLY_OUTCOME_REFUSED);
+          e.set_detail(absl::StrCat("the run's change on the host is ",
+                                    absl::AsciiStrToLower(std::string(absl::StripPrefix(
+                                        v1::ChangeState_Name(s), "CHANGE_STATE_"))),
+                                    ": not in effect"));
+          Emit(e);
         } else if (!applied[i]->has_change()) {
           auto e = Event(Kind::KIND_HOST_UNCHANGED, number, h);
           e.set_detail("the plan had nothing to change here");

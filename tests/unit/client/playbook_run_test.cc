@@ -128,9 +128,11 @@ class ScriptedFleet : public Fleet {
         out.push_back(absl::DeadlineExceededError("deadline exceeded"));
         continue;  // lands later: late_applies
       }
-      if (host.applied && !change.owner.empty() && host.owner == change.owner) {
+      if ((host.applied || host.rolled_back) && !change.owner.empty() &&
+          host.owner == change.owner) {
         v1::ApplyTuningResponse r;  // the agent answers its owner's change as it is
         r.mutable_change()->set_id(id);
+        if (host.rolled_back) r.mutable_change()->set_state(v1::CHANGE_STATE_ROLLED_BACK);
         r.mutable_change()->set_owner(host.owner);
         r.mutable_change()->add_knobs()->set_knob("net.core.somaxconn");
         out.push_back(r);
@@ -933,6 +935,21 @@ TEST(PlaybookRun, AResumedRunDoesNotAdoptAnotherRunsChangeOfTheSameId) {
   ASSERT_TRUE(ResumePlaybook(p, *r2, own, resumed.sink()).ok());
   EXPECT_THAT(resumed.Of(Kind::KIND_HOST_CHANGED), ElementsAre("h0", "h1"));
   EXPECT_TRUE(own.hosts[0].confirmed && own.hosts[1].confirmed);
+  // ... unless an operator rolled it back while netctl was away: not
+  // redone, not verified, a failure of the wave.
+  ScriptedFleet undone(2);
+  undone.crash_after_applies = 1;
+  Recorded third;
+  EXPECT_THROW(RunPlaybook(p, Options(2), undone, third.sink()), Crash);
+  undone.crash_after_applies = -1;
+  undone.hosts[0].applied = false;
+  undone.hosts[0].rolled_back = true;
+  auto r3 = FoldRun(third.events);
+  ASSERT_TRUE(r3.ok());
+  Recorded after;
+  ASSERT_TRUE(ResumePlaybook(p, *r3, undone, after.sink()).ok());
+  EXPECT_THAT(after.Of(Kind::KIND_HOST_FAILED), ElementsAre("h0"));
+  EXPECT_FALSE(undone.hosts[0].applied);
 }
 
 // Found by review: a run whose file could not be written went on changing
