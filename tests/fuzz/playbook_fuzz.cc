@@ -44,7 +44,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t bad = 0, skipped = 0;
   if (auto events = client::ParseRunEvents(text, "run.jsonl", &bad); events.ok()) {
     if (auto r = client::FoldRun(*events, &skipped); r.ok()) {
-      FUZZ_CHECK(skipped < events->size());
+      // Nothing left out: the file is whole, as the strict fold sees it.
+      // (`skipped` also counts wave hosts whose HOST_MATCHED line is lost,
+      // so it may exceed the events.)
+      if (skipped == 0) FUZZ_CHECK(client::FoldRun(*events).ok());
       const size_t n = static_cast<size_t>(r->started.targets_size());
       for (const auto& w : r->waves)
         for (size_t h : w) FUZZ_CHECK(h < n);
