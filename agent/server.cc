@@ -211,18 +211,16 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   }
   if (options.metrics) {
     NETAGENT_ASSIGN_OR_RETURN(
-        auto sources,
-        AgentMetricsSources(options.metrics->selection, ctx, s->monitor_.get(),
-                            s->tuning_manager_.get(), s->datapath_manager_.get()));
+        auto sources, AgentMetricsSources(options.metrics->selection, ctx, s->monitor_.get(),
+                                          s->tuning_manager_.get(), s->datapath_manager_.get()));
     MetricsScraper::Options mo;
     mo.on_failure = MetricsFailureLog();
     s->scraper_ = std::make_unique<MetricsScraper>(std::move(sources), std::move(mo));
     MetricsServer::Options so;
     so.listen = options.metrics->listen;
     NETAGENT_ASSIGN_OR_RETURN(s->metrics_, MetricsServer::Start(so, s->scraper_.get()));
-    spdlog::info("metrics on http://{}/metrics", ListenAddress{options.metrics->listen.host,
-                                                               s->metrics_->port()}
-                                                     .ToGrpc());
+    spdlog::info("metrics on http://{}/metrics",
+                 ListenAddress{options.metrics->listen.host, s->metrics_->port()}.ToGrpc());
   }
   s->local_services_ = s->MakeServices(datapath_off);
   NETAGENT_ASSIGN_OR_RETURN(auto local,

@@ -20,20 +20,20 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "client/commands.h"
 #include "client/json.h"
-#include "playbook/playbook.h"
 #include "client/playbook_run.h"
-#include "client/run_file.h"
 #include "client/rpc.h"
+#include "client/run_file.h"
 #include "netagent/v1/diagnosis.grpc.pb.h"
 #include "netagent/v1/telemetry.grpc.pb.h"
 #include "netagent/v1/tuning.grpc.pb.h"
+#include "playbook/playbook.h"
 
 namespace netagent::client {
 namespace v1 = ::netagent::v1;
@@ -58,43 +58,48 @@ class GrpcFleet : public Fleet {
     v1::GetCountersRequest creq;
     SetDuration(window, creq.mutable_window());
     creq.set_filter(absl::StrCat("^(", absl::StrJoin(counters, "|"), ")$"));
-    Each(hosts, window, [&](size_t i, grpc::Channel& ch, absl::Time d) {
-      HostMeasure& m = out[i];
-      // Both over the same window, at once.
-      Outcome counted;
-      std::thread t;
-      auto count = [&] { counted = Unary(ch, d, creq, &v1::TelemetryService::Stub::GetCounters); };
-      if (!counters.empty()) {
-        try {
-          t = std::thread(count);
-        } catch (const std::system_error&) {
-          count();  // no thread to spare: one after the other (the windows add up)
-        }
-      }
-      if (!p.finding.empty()) {
-        Outcome o = Unary(ch, d, dreq, &v1::DiagnosisService::Stub::Diagnose);
-        if (!o.status.ok()) m.status = o.status;
-        if (const auto* r = o.result ? MessageAs<v1::DiagnoseResponse>(*o.result) : nullptr) {
-          for (const auto& f : r->findings()) {
-            if (f.rule() == p.finding && f.severity() >= p.min_severity) {
-              m.finding = f;
-              m.figures.finding_open = true;
-              break;
+    Each(
+        hosts, window,
+        [&](size_t i, grpc::Channel& ch, absl::Time d) {
+          HostMeasure& m = out[i];
+          // Both over the same window, at once.
+          Outcome counted;
+          std::thread t;
+          auto count = [&] {
+            counted = Unary(ch, d, creq, &v1::TelemetryService::Stub::GetCounters);
+          };
+          if (!counters.empty()) {
+            try {
+              t = std::thread(count);
+            } catch (const std::system_error&) {
+              count();  // no thread to spare: one after the other (the windows add up)
             }
           }
-        }
-      }
-      if (t.joinable()) t.join();
-      if (!counters.empty()) {
-        if (!counted.status.ok() && m.status.ok()) m.status = counted.status;
-        if (const auto* r =
-                counted.result ? MessageAs<v1::GetCountersResponse>(*counted.result) : nullptr) {
-          for (const auto& c : r->counters())
-            if (c.has_rate()) m.figures.rates[c.name()] = c.rate();
-        }
-      }
-      return m.status;
-    }, [&](size_t i, const absl::Status& st) { out[i].status = st; });
+          if (!p.finding.empty()) {
+            Outcome o = Unary(ch, d, dreq, &v1::DiagnosisService::Stub::Diagnose);
+            if (!o.status.ok()) m.status = o.status;
+            if (const auto* r = o.result ? MessageAs<v1::DiagnoseResponse>(*o.result) : nullptr) {
+              for (const auto& f : r->findings()) {
+                if (f.rule() == p.finding && f.severity() >= p.min_severity) {
+                  m.finding = f;
+                  m.figures.finding_open = true;
+                  break;
+                }
+              }
+            }
+          }
+          if (t.joinable()) t.join();
+          if (!counters.empty()) {
+            if (!counted.status.ok() && m.status.ok()) m.status = counted.status;
+            if (const auto* r = counted.result ? MessageAs<v1::GetCountersResponse>(*counted.result)
+                                               : nullptr) {
+              for (const auto& c : r->counters())
+                if (c.has_rate()) m.figures.rates[c.name()] = c.rate();
+            }
+          }
+          return m.status;
+        },
+        [&](size_t i, const absl::Status& st) { out[i].status = st; });
     return out;
   }
 
@@ -106,20 +111,23 @@ class GrpcFleet : public Fleet {
     for (const auto& n : names) quoted.push_back(absl::StrReplaceAll(n, {{".", "\\."}}));
     v1::GetTunablesRequest req;
     req.set_filter(absl::StrCat("(^|\\.)(", absl::StrJoin(quoted, "|"), ")$"));
-    Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
-      Outcome o = Unary(ch, d, req, &v1::TuningService::Stub::GetTunables);
-      if (!o.status.ok()) return o.status;
-      std::map<std::string, KnobBounds> knobs;
-      for (const auto& t : MessageAs<v1::GetTunablesResponse>(*o.result)->tunables()) {
-        for (const auto& n : names) {
-          if (t.knob() != n && !absl::EndsWith(t.knob(), absl::StrCat(".", n))) continue;
-          if (!t.exists()) continue;
-          knobs[n] = KnobBounds{t.value(), t.floor(), t.ceiling(), t.max_step()};
-        }
-      }
-      out[i] = knobs;
-      return absl::OkStatus();
-    }, [&](size_t i, const absl::Status& st) { out[i] = st; });
+    Each(
+        hosts, absl::ZeroDuration(),
+        [&](size_t i, grpc::Channel& ch, absl::Time d) {
+          Outcome o = Unary(ch, d, req, &v1::TuningService::Stub::GetTunables);
+          if (!o.status.ok()) return o.status;
+          std::map<std::string, KnobBounds> knobs;
+          for (const auto& t : MessageAs<v1::GetTunablesResponse>(*o.result)->tunables()) {
+            for (const auto& n : names) {
+              if (t.knob() != n && !absl::EndsWith(t.knob(), absl::StrCat(".", n))) continue;
+              if (!t.exists()) continue;
+              knobs[n] = KnobBounds{t.value(), t.floor(), t.ceiling(), t.max_step()};
+            }
+          }
+          out[i] = knobs;
+          return absl::OkStatus();
+        },
+        [&](size_t i, const absl::Status& st) { out[i] = st; });
     return out;
   }
 
@@ -127,14 +135,17 @@ class GrpcFleet : public Fleet {
       const std::vector<size_t>& hosts, const std::vector<v1::TuningIntent>& intents) override {
     std::vector<absl::StatusOr<v1::TuningPlan>> out(hosts.size(),
                                                     absl::UnavailableError("no answer"));
-    Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
-      v1::PlanTuningRequest req;
-      *req.mutable_intent() = intents[i];
-      Outcome o = Unary(ch, d, req, &v1::TuningService::Stub::PlanTuning);
-      if (!o.status.ok()) return o.status;
-      out[i] = MessageAs<v1::PlanTuningResponse>(*o.result)->plan();
-      return absl::OkStatus();
-    }, [&](size_t i, const absl::Status& st) { out[i] = st; });
+    Each(
+        hosts, absl::ZeroDuration(),
+        [&](size_t i, grpc::Channel& ch, absl::Time d) {
+          v1::PlanTuningRequest req;
+          *req.mutable_intent() = intents[i];
+          Outcome o = Unary(ch, d, req, &v1::TuningService::Stub::PlanTuning);
+          if (!o.status.ok()) return o.status;
+          out[i] = MessageAs<v1::PlanTuningResponse>(*o.result)->plan();
+          return absl::OkStatus();
+        },
+        [&](size_t i, const absl::Status& st) { out[i] = st; });
     return out;
   }
 
@@ -143,19 +154,23 @@ class GrpcFleet : public Fleet {
       const ChangeRef& change, absl::Time confirm_by) override {
     std::vector<absl::StatusOr<v1::ApplyTuningResponse>> out(hosts.size(),
                                                              absl::UnavailableError("no answer"));
-    Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
-      v1::ApplyTuningRequest req;
-      *req.mutable_intent() = intents[i];
-      req.set_change_id(change.id);
-      req.set_owner(change.owner);
-      // What is left now, for this host: every host rolls back at one moment.
-      SetDuration(absl::Seconds(std::max<int64_t>(1, absl::ToInt64Seconds(confirm_by - absl::Now()))),
-                  req.mutable_confirm_within());
-      Outcome o = Unary(ch, d, req, &v1::TuningService::Stub::ApplyTuning);
-      if (!o.status.ok()) return o.status;
-      out[i] = *MessageAs<v1::ApplyTuningResponse>(*o.result);
-      return absl::OkStatus();
-    }, [&](size_t i, const absl::Status& st) { out[i] = st; });
+    Each(
+        hosts, absl::ZeroDuration(),
+        [&](size_t i, grpc::Channel& ch, absl::Time d) {
+          v1::ApplyTuningRequest req;
+          *req.mutable_intent() = intents[i];
+          req.set_change_id(change.id);
+          req.set_owner(change.owner);
+          // What is left now, for this host: every host rolls back at one moment.
+          SetDuration(
+              absl::Seconds(std::max<int64_t>(1, absl::ToInt64Seconds(confirm_by - absl::Now()))),
+              req.mutable_confirm_within());
+          Outcome o = Unary(ch, d, req, &v1::TuningService::Stub::ApplyTuning);
+          if (!o.status.ok()) return o.status;
+          out[i] = *MessageAs<v1::ApplyTuningResponse>(*o.result);
+          return absl::OkStatus();
+        },
+        [&](size_t i, const absl::Status& st) { out[i] = st; });
     return out;
   }
 
@@ -165,9 +180,12 @@ class GrpcFleet : public Fleet {
     v1::ConfirmChangeRequest req;
     req.set_change_id(change.id);
     req.set_expected_owner(change.owner);
-    Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
-      return out[i] = Unary(ch, d, req, &v1::TuningService::Stub::ConfirmChange).status;
-    }, [&](size_t i, const absl::Status& st) { out[i] = st; });
+    Each(
+        hosts, absl::ZeroDuration(),
+        [&](size_t i, grpc::Channel& ch, absl::Time d) {
+          return out[i] = Unary(ch, d, req, &v1::TuningService::Stub::ConfirmChange).status;
+        },
+        [&](size_t i, const absl::Status& st) { out[i] = st; });
     return out;
   }
 
@@ -177,19 +195,22 @@ class GrpcFleet : public Fleet {
     v1::RollbackChangeRequest req;
     req.set_change_id(change.id);
     req.set_expected_owner(change.owner);
-    Each(hosts, absl::ZeroDuration(), [&](size_t i, grpc::Channel& ch, absl::Time d) {
-      absl::Status st = Unary(ch, d, req, &v1::TuningService::Stub::RollbackChange).status;
-      // Already undone (rolled back, expired, a failed apply that restored
-      // itself): nothing of it is left. NOT_FOUND stays: the runner knows
-      // whether an apply may still be on its way.
-      if (absl::IsFailedPrecondition(st) &&
-          absl::StrContains(st.message(), ": nothing to roll back") &&
-          !absl::StrContains(st.message(), " is confirmed") &&
-          !absl::StrContains(st.message(), " is pending")) {
-        st = absl::OkStatus();
-      }
-      return out[i] = st;
-    }, [&](size_t i, const absl::Status& st) { out[i] = st; });
+    Each(
+        hosts, absl::ZeroDuration(),
+        [&](size_t i, grpc::Channel& ch, absl::Time d) {
+          absl::Status st = Unary(ch, d, req, &v1::TuningService::Stub::RollbackChange).status;
+          // Already undone (rolled back, expired, a failed apply that restored
+          // itself): nothing of it is left. NOT_FOUND stays: the runner knows
+          // whether an apply may still be on its way.
+          if (absl::IsFailedPrecondition(st) &&
+              absl::StrContains(st.message(), ": nothing to roll back") &&
+              !absl::StrContains(st.message(), " is confirmed") &&
+              !absl::StrContains(st.message(), " is pending")) {
+            st = absl::OkStatus();
+          }
+          return out[i] = st;
+        },
+        [&](size_t i, const absl::Status& st) { out[i] = st; });
     return out;
   }
 
@@ -219,7 +240,8 @@ class GrpcFleet : public Fleet {
           o.status = call(static_cast<size_t>(&t - subset.data()), ch, d);
           return o;
         },
-        extra, [&](size_t i, Outcome o) {
+        extra,
+        [&](size_t i, Outcome o) {
           if (!o.status.ok()) failed(i, o.status);
         });
   }
@@ -342,9 +364,9 @@ absl::Status CheckDistinctTargets(const std::vector<Target>& targets) {
   for (size_t i = 0; i < targets.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (targets[i].display == targets[j].display || targets[i].address == targets[j].address) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "targets: ", targets[i].display, " and ", targets[j].display,
-            " are the same host (name or address): a host may be in a run once"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("targets: ", targets[i].display, " and ", targets[j].display,
+                         " are the same host (name or address): a host may be in a run once"));
       }
     }
   }
@@ -429,8 +451,7 @@ class RunProgress {
     while (!done_) {
       cv_.wait_for(lk, std::chrono::milliseconds(250));
       if (done_ || fold_.record().run.empty()) continue;
-      std::string line = TerminalText(
-          ProgressLine(fold_.record(), fold_.last(), p_, absl::Now()));
+      std::string line = TerminalText(ProgressLine(fold_.record(), fold_.last(), p_, absl::Now()));
       winsize ws{};
       const size_t columns =
           ::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 ? ws.ws_col - 1 : 79;
@@ -491,8 +512,7 @@ int ExitFor(v1::PlaybookRunState s, const CommandContext& c, const std::string& 
       return 130;
     case v1::PLAYBOOK_RUN_STATE_PAUSED:
       *c.err << "netctl: run " << run << " paused: `netctl playbook resume " << run
-             << "` verifies the wave again; `netctl playbook abort " << run
-             << "` rolls back\n";
+             << "` verifies the wave again; `netctl playbook abort " << run << "` rolls back\n";
       return 3;
     default:
       return 1;
@@ -548,8 +568,8 @@ int RunPlan(const CommandContext& c, const PlaybookArgs& a) {
       *c.out << "plan: " << TerminalText(plan->intent()) << "\n";
       if (plan->changes_size() == 0) *c.out << "  nothing to change\n";
       for (const auto& ch : plan->changes()) {
-        *c.out << "  " << TerminalText(ch.knob()) << " " << TerminalText(ch.old_value())
-               << " -> " << TerminalText(ch.new_value()) << "\n";
+        *c.out << "  " << TerminalText(ch.knob()) << " " << TerminalText(ch.old_value()) << " -> "
+               << TerminalText(ch.new_value()) << "\n";
       }
       for (const auto& r : plan->refusals())
         *c.out << "  an apply would be refused here: " << TerminalText(r) << "\n";
@@ -603,12 +623,13 @@ absl::StatusOr<OpenedRun> OpenRun(const PlaybookArgs& a, bool lenient) {
   size_t skipped = 0;
   auto record = FoldRun(*events, lenient ? &skipped : nullptr);
   if (!record.ok()) {
-    return absl::DataLossError(absl::StrCat(file->path().string(), ": ", record.status().message()));
+    return absl::DataLossError(
+        absl::StrCat(file->path().string(), ": ", record.status().message()));
   }
   bad_lines += skipped;
   if (record->run != a.run) {
-    return absl::DataLossError(absl::StrCat(file->path().string(), ": it holds run \"",
-                                            record->run, "\", not ", a.run));
+    return absl::DataLossError(
+        absl::StrCat(file->path().string(), ": it holds run \"", record->run, "\", not ", a.run));
   }
   return OpenedRun{std::move(*file), std::move(*record), bad_lines, std::move(*events)};
 }
@@ -682,7 +703,8 @@ void PrintSummary(const v1::PlaybookRunSummary& s, std::ostream& out) {
 
 int RunStatus(const CommandContext& c, const PlaybookArgs& a) {
   const fs::path dir = StateDir(a.state_dir);
-  if (!ValidRunId(a.run)) return UsageError(c, absl::StrCat("RUN: \"", a.run, "\" is not a run id"));
+  if (!ValidRunId(a.run))
+    return UsageError(c, absl::StrCat("RUN: \"", a.run, "\" is not a run id"));
   const fs::path path = dir / (a.run + ".jsonl");
   if (!fs::exists(path)) {
     return UsageError(c, absl::StrCat("no run ", a.run, " in ", dir.string(),
@@ -722,11 +744,14 @@ int RunHistory(const CommandContext& c, const PlaybookArgs& a) {
   std::vector<std::pair<fs::file_time_type, fs::path>> files;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.path().extension() == ".jsonl") files.emplace_back(entry.last_write_time(ec), entry.path());
+    if (entry.path().extension() == ".jsonl")
+      files.emplace_back(entry.last_write_time(ec), entry.path());
   }
-  std::sort(files.begin(), files.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+  std::sort(files.begin(), files.end(),
+            [](const auto& x, const auto& y) { return x.first > y.first; });
   if (files.size() > a.limit) files.resize(a.limit);
-  Table t({"RUN", "PLAYBOOK", "STARTED (UTC)", "STATE", "MATCHED", "CONFIRMED", "FAILED", "ROLLED BACK"});
+  Table t({"RUN", "PLAYBOOK", "STARTED (UTC)", "STATE", "MATCHED", "CONFIRMED", "FAILED",
+           "ROLLED BACK"});
   std::string json;
   for (const auto& [when, path] : files) {
     auto events = ReadRunFile(path);

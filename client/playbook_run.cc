@@ -7,10 +7,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace netagent::client {
 namespace v1 = ::netagent::v1;
@@ -150,9 +150,10 @@ struct NullFleet : Fleet {
                                                    const std::vector<v1::TuningIntent>&) override {
     return {};
   }
-  std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(
-      const std::vector<size_t>&, const std::vector<v1::TuningIntent>&, const ChangeRef&,
-      absl::Time) override {
+  std::vector<absl::StatusOr<v1::ApplyTuningResponse>> Apply(const std::vector<size_t>&,
+                                                             const std::vector<v1::TuningIntent>&,
+                                                             const ChangeRef&,
+                                                             absl::Time) override {
     return {};
   }
   std::vector<absl::Status> Confirm(const std::vector<size_t>&, const ChangeRef&) override {
@@ -226,8 +227,7 @@ absl::Status CheckEvent(const RunRecord& r, const v1::PlaybookEvent& e, size_t i
 
 }  // namespace
 
-absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events,
-                                  size_t* skipped) {
+absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events, size_t* skipped) {
   if (skipped) *skipped = 0;
   if (events.empty() || events[0].kind() != Kind::KIND_RUN_STARTED) {
     return absl::InvalidArgumentError("the run file does not start with run_started");
@@ -247,8 +247,8 @@ absl::StatusOr<RunRecord> FoldRun(const std::vector<v1::PlaybookEvent>& events,
   for (int i = 0; i < r.started.targets_size(); ++i) {
     for (int j = 0; j < i; ++j) {
       if (r.started.targets(i).display() == r.started.targets(j).display()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "target \"", r.started.targets(i).display(), "\" is in the run twice"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("target \"", r.started.targets(i).display(), "\" is in the run twice"));
       }
     }
   }
@@ -435,8 +435,8 @@ size_t Runner::RollBack(std::vector<size_t> hosts, uint32_t wave) {
       } else {
         // The agent's words say which: no such id, or another run's change
         // of the same id (left alone).
-        detail = absl::StrCat("this run's change is not on the host (never applied there: ",
-                              st.message(), ")");
+        detail = absl::StrCat(
+            "this run's change is not on the host (never applied there: ", st.message(), ")");
         st = absl::OkStatus();
       }
     }
@@ -444,11 +444,11 @@ size_t Runner::RollBack(std::vector<size_t> hosts, uint32_t wave) {
                    static_cast<int>(h));
     if (!st.ok()) {
       ++failed;
-      detail = absl::StrCat(
-          st.message(),
-          absl::StrContains(st.message(), "rolls back by itself") ? ""
-          : r_.confirmed.count(h) ? "; the change was confirmed: it stays until rolled back"
-                                  : "; the host still rolls it back by itself at the deadline");
+      detail = absl::StrCat(st.message(),
+                            absl::StrContains(st.message(), "rolls back by itself") ? ""
+                            : r_.confirmed.count(h)
+                                ? "; the change was confirmed: it stays until rolled back"
+                                : "; the host still rolls it back by itself at the deadline");
     }
     e.set_detail(detail);
     Emit(e);
@@ -468,9 +468,9 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
       // unless this wave had started.
       absl::Duration pause = p_.pause;
       if (w == from) {
-        pause = r_.waves_started > w ? absl::ZeroDuration()
-                                     : std::max(absl::ZeroDuration(),
-                                                r_.wave_passed_at + p_.pause - fleet_.Now());
+        pause = r_.waves_started > w
+                    ? absl::ZeroDuration()
+                    : std::max(absl::ZeroDuration(), r_.wave_passed_at + p_.pause - fleet_.Now());
       }
       if (pause > absl::ZeroDuration() && !fleet_.Sleep(pause)) {
         return v1::PLAYBOOK_RUN_STATE_RUNNING;
@@ -497,7 +497,8 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
           absl::StrCat("wave ", number, " not started: the rest of the run takes about ",
                        absl::FormatDuration(rest), " but the hosts roll back by themselves at ",
                        Clock(r_.deadline), "; the run's changes are rolled back",
-                       rb_failed ? absl::StrCat(" (", rb_failed, " could not be: they roll back "
+                       rb_failed ? absl::StrCat(" (", rb_failed,
+                                                " could not be: they roll back "
                                                 "at the deadline)")
                                  : "",
                        ". Start a new run with a longer rollout.confirm_within"));
@@ -545,8 +546,9 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
           e.set_apply_outcome(Refused(st) ? v1::PlaybookEvent::APPLY_OUTCOME_REFUSED
                                           : v1::PlaybookEvent::APPLY_OUTCOME_UNKNOWN);
           e.set_detail(absl::StrCat("apply: ", st.ToString(),
-                                    Refused(st) ? "" : " (it may still land: it rolls back by "
-                                                       "itself at the deadline)"));
+                                    Refused(st) ? ""
+                                                : " (it may still land: it rolls back by "
+                                                  "itself at the deadline)"));
           Emit(e);
         } else if (const v1::ChangeState s = applied[i]->change().state();
                    s == v1::CHANGE_STATE_EXPIRED || s == v1::CHANGE_STATE_ROLLED_BACK ||
@@ -573,8 +575,9 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
           std::string detail = absl::StrJoin(k, ", ");
           if (!r_.started.owner().empty() && applied[i]->change().owner() != r_.started.owner()) {
             // An agent older than owner tokens drops the field unread.
-            absl::StrAppend(&detail, " (this agent does not keep the run's owner token: a reused "
-                                     "run id is not guarded on it)");
+            absl::StrAppend(&detail,
+                            " (this agent does not keep the run's owner token: a reused "
+                            "run id is not guarded on it)");
           }
           e.set_detail(detail);
           Emit(e);
@@ -599,9 +602,8 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
         if (i >= measured.size() || !measured[i].status.ok()) {
           auto e = Event(Kind::KIND_HOST_FAILED, number, static_cast<int>(h));
           e.set_verdict(v1::PLAYBOOK_VERDICT_FAILURE);
-          e.set_detail(absl::StrCat("verify: ", i < measured.size()
-                                                    ? measured[i].status.ToString()
-                                                    : std::string("no answer")));
+          e.set_detail(absl::StrCat("verify: ", i < measured.size() ? measured[i].status.ToString()
+                                                                    : std::string("no answer")));
           Emit(e);
           continue;
         }
@@ -646,9 +648,9 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
     const uint32_t allowed_total = p_.max_failures_total.Allowed(matched);
     if (failed_here.size() > allowed || total_failures > allowed_total) {
       auto e = Event(Kind::KIND_WAVE_FAILED, number);
-      e.set_detail(absl::StrCat(failed_here.size(), " of ", hosts.size(),
-                                " hosts failed (allowed ", allowed, " per wave, ", allowed_total,
-                                " in all; ", total_failures, " so far)"));
+      e.set_detail(absl::StrCat(failed_here.size(), " of ", hosts.size(), " hosts failed (allowed ",
+                                allowed, " per wave, ", allowed_total, " in all; ", total_failures,
+                                " so far)"));
       Emit(e);
       std::vector<size_t> back;
       if (p_.rollback_all) {
@@ -706,7 +708,8 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
   if (!keep.empty()) {
     auto confirmed = fleet_.Confirm(keep, Change());
     for (size_t i = 0; i < keep.size(); ++i) {
-      const absl::Status st = i < confirmed.size() ? confirmed[i] : absl::UnavailableError("no answer");
+      const absl::Status st =
+          i < confirmed.size() ? confirmed[i] : absl::UnavailableError("no answer");
       if (absl::IsCancelled(st) && fleet_.Interrupted()) continue;
       auto e = Event(st.ok() ? Kind::KIND_HOST_CONFIRMED : Kind::KIND_HOST_CONFIRM_FAILED, 0,
                      static_cast<int>(keep[i]));
@@ -724,7 +727,8 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
   const std::string stuck_text =
       stuck ? absl::StrCat("; ", stuck, " failed host", stuck == 1 ? "" : "s",
                            " could not be rolled back: never confirmed, they roll back by "
-                           "themselves at ", Clock(r_.deadline))
+                           "themselves at ",
+                           Clock(r_.deadline))
             : "";
   if (confirm_failed > 0) {
     // Past the deadline, only a host that answered (FAILED_PRECONDITION:
@@ -788,7 +792,8 @@ absl::StatusOr<v1::TuningIntent> ResolveIntent(const Playbook& p,
       }
       std::string w;
       auto v = ResolveSetting(s.value(), p.guards, it->second, &w);
-      if (!v.ok()) return absl::FailedPreconditionError(absl::StrCat(s.name(), ": ", v.status().message()));
+      if (!v.ok())
+        return absl::FailedPreconditionError(absl::StrCat(s.name(), ": ", v.status().message()));
       s.set_value(*v);
       whys.push_back(absl::StrCat(s.name(), ": ", w));
     }
@@ -834,7 +839,10 @@ bool Detect(const Playbook& p, Runner& runner, Fleet& fleet) {
     }
     if (!p.finding.empty() && !measured[h].finding) {
       auto e = runner.Event(Kind::KIND_HOST_SKIPPED, 0, hi);
-      e.set_detail(absl::StrCat("no ", p.finding, " finding at ", absl::AsciiStrToLower(std::string(absl::StripPrefix(v1::Severity_Name(p.min_severity), "SEVERITY_"))), " or above"));
+      e.set_detail(absl::StrCat("no ", p.finding, " finding at ",
+                                absl::AsciiStrToLower(std::string(absl::StripPrefix(
+                                    v1::Severity_Name(p.min_severity), "SEVERITY_"))),
+                                " or above"));
       runner.Emit(e);
       continue;
     }
@@ -889,7 +897,8 @@ bool Detect(const Playbook& p, Runner& runner, Fleet& fleet) {
       w->add_targets(r.started.targets(static_cast<int>(matched[at++])).display());
   }
   planned.set_detail(absl::StrCat(matched.size(), " of ", all.size(), " hosts matched; ",
-                                  planned.waves_size(), " wave", planned.waves_size() == 1 ? "" : "s"));
+                                  planned.waves_size(), " wave",
+                                  planned.waves_size() == 1 ? "" : "s"));
   runner.Emit(planned);
   return true;
 }
@@ -910,11 +919,11 @@ v1::PlaybookEvent StartedEvent(const Playbook& p, const RunOptions& o, Fleet& fl
   for (const auto& t : o.targets) *s->add_targets() = t;
   *s->mutable_confirm_deadline() = Stamp(now + confirm_within);
   s->set_caller(o.caller);
-  e.set_detail(absl::StrCat("playbook ", p.name, " on ", o.targets.size(), " target",
-                            o.targets.size() == 1 ? "" : "s", "; changes roll back by themselves at ",
-                            absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", now + confirm_within,
-                                             absl::UTCTimeZone()),
-                            " unless the run confirms them"));
+  e.set_detail(absl::StrCat(
+      "playbook ", p.name, " on ", o.targets.size(), " target", o.targets.size() == 1 ? "" : "s",
+      "; changes roll back by themselves at ",
+      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", now + confirm_within, absl::UTCTimeZone()),
+      " unless the run confirms them"));
   return e;
 }
 
@@ -969,12 +978,11 @@ v1::PlaybookRunState RunPlaybook(const Playbook& p, const RunOptions& o, Fleet& 
   // A round of calls as this fleet answers them (detection, less its
   // window), with room for a slower round.
   const bool detected = !p.finding.empty() || !PlaybookCounters(p).empty();
-  const absl::Duration round =
-      std::max(absl::Seconds(1), 2 * (fleet.Now() - detect_start -
-                                      (detected ? p.detect_window : absl::ZeroDuration())));
-  const absl::Duration estimate =
-      EstimateRunTime(p, runner.record().waves.size(), round) -
-      (detected ? p.detect_window : absl::ZeroDuration()) - round;
+  const absl::Duration round = std::max(
+      absl::Seconds(1),
+      2 * (fleet.Now() - detect_start - (detected ? p.detect_window : absl::ZeroDuration())));
+  const absl::Duration estimate = EstimateRunTime(p, runner.record().waves.size(), round) -
+                                  (detected ? p.detect_window : absl::ZeroDuration()) - round;
   if (fleet.Now() + estimate > runner.record().deadline) {
     return runner.Finish(
         v1::PLAYBOOK_RUN_STATE_FAILED,
@@ -1003,9 +1011,9 @@ absl::StatusOr<v1::PlaybookRunState> ResumePlaybook(const Playbook& p, const Run
                      record.run, "`"));
   }
   if (p.digest != record.started.digest()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the playbook ", p.file, " changed since run ", record.run,
-        " started: resume with the text it started with, or abort the run"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the playbook ", p.file, " changed since run ", record.run,
+                     " started: resume with the text it started with, or abort the run"));
   }
   const absl::Time now = fleet.Now();
   // Every wave verified: the run was confirming when it stopped (some hosts
@@ -1069,18 +1077,18 @@ v1::PlaybookRunState AbortPlaybook(const RunRecord& record, Fleet& fleet, const 
   }
   const size_t failed = runner.RollBack(hosts, 0);
   if (fleet.Interrupted()) return v1::PLAYBOOK_RUN_STATE_RUNNING;
-  return runner.Finish(
-      failed ? v1::PLAYBOOK_RUN_STATE_FAILED : v1::PLAYBOOK_RUN_STATE_ABORTED,
-      failed ? absl::StrCat("aborted; ", failed, " host", failed == 1 ? "" : "s",
-                            " could not be rolled back: run abort again")
-             : "aborted; every host the run changed is restored");
+  return runner.Finish(failed ? v1::PLAYBOOK_RUN_STATE_FAILED : v1::PLAYBOOK_RUN_STATE_ABORTED,
+                       failed ? absl::StrCat("aborted; ", failed, " host", failed == 1 ? "" : "s",
+                                             " could not be rolled back: run abort again")
+                              : "aborted; every host the run changed is restored");
 }
 
 std::string ProgressLine(const RunRecord& r, const v1::PlaybookEvent& last, const Playbook& p,
                          absl::Time now) {
   const absl::Duration since = now - FromStamp(last.at());
   auto left = [&](absl::Duration d) {
-    const absl::Duration l = absl::Trunc(std::max(absl::ZeroDuration(), d - since), absl::Seconds(1));
+    const absl::Duration l =
+        absl::Trunc(std::max(absl::ZeroDuration(), d - since), absl::Seconds(1));
     return l == absl::ZeroDuration() ? std::string("0s") : absl::FormatDuration(l);
   };
   std::string doing;
@@ -1091,8 +1099,8 @@ std::string ProgressLine(const RunRecord& r, const v1::PlaybookEvent& last, cons
       doing = absl::StrCat("detecting over ", absl::FormatDuration(p.detect_window));
       break;
     case Kind::KIND_RUN_RESUMED:
-      doing = r.planned ? "resuming" : absl::StrCat("detecting over ",
-                                                    absl::FormatDuration(p.detect_window));
+      doing = r.planned ? "resuming"
+                        : absl::StrCat("detecting over ", absl::FormatDuration(p.detect_window));
       break;
     case Kind::KIND_RUN_PLANNED:
     case Kind::KIND_WAVE_STARTED:
@@ -1104,10 +1112,9 @@ std::string ProgressLine(const RunRecord& r, const v1::PlaybookEvent& last, cons
       doing = absl::StrCat("verifying, ", left(p.settle + p.verify_window), " left");
       break;
     case Kind::KIND_WAVE_PASSED:
-      doing = last.wave() < r.waves.size()
-                  ? absl::StrCat("pause before wave ", last.wave() + 1, ", ", left(p.pause),
-                                 " left")
-                  : "confirming";
+      doing = last.wave() < r.waves.size() ? absl::StrCat("pause before wave ", last.wave() + 1,
+                                                          ", ", left(p.pause), " left")
+                                           : "confirming";
       break;
     case Kind::KIND_WAVE_FAILED:
     case Kind::KIND_HOST_ROLLED_BACK:

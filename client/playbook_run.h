@@ -22,10 +22,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "playbook/playbook.h"
 #include "netagent/v1/diagnosis.pb.h"
 #include "netagent/v1/playbook.pb.h"
 #include "netagent/v1/tuning.pb.h"
+#include "playbook/playbook.h"
 
 namespace netagent::client {
 
@@ -113,14 +113,14 @@ struct RunRecord {
   netagent::v1::PlaybookRunState state = netagent::v1::PLAYBOOK_RUN_STATE_UNSPECIFIED;
   std::vector<std::vector<size_t>> waves;  // hosts by index into started.targets
   size_t waves_passed = 0;
-  std::map<size_t, netagent::v1::TuningIntent> intents;  // matched hosts
+  std::map<size_t, netagent::v1::TuningIntent> intents;    // matched hosts
   std::map<size_t, netagent::v1::PlaybookEvent> baseline;  // their HOST_MATCHED events
   std::set<size_t> applying, changed, unchanged, failed, rolled_back, confirmed, skipped;
   std::set<size_t> verified;         // by their latest verification
   std::set<size_t> uncertain;        // an apply with no answer (it may have landed)
   std::set<size_t> not_ours;         // the change id was there already: never rolled back
   std::set<size_t> rollback_failed;  // and not rolled back since
-  bool aborting = false;  // `playbook abort` rolled hosts back (wave 0): no resume
+  bool aborting = false;             // `playbook abort` rolled hosts back (wave 0): no resume
   std::map<size_t, absl::Time> applying_at;
   bool planned = false;  // detection finished (RUN_PLANNED)
   size_t waves_started = 0;
@@ -208,8 +208,8 @@ netagent::v1::PlaybookRunState RunPlaybook(const Playbook& p, const RunOptions& 
 // passed) is confirmed again even past the deadline: the hosts say which
 // kept the change.
 absl::StatusOr<netagent::v1::PlaybookRunState> ResumePlaybook(const Playbook& p,
-                                                              const RunRecord& record,
-                                                              Fleet& fleet, const EventSink& sink);
+                                                              const RunRecord& record, Fleet& fleet,
+                                                              const EventSink& sink);
 // Rolls back every host the run may have changed (confirmed ones too);
 // `everyone`: every target of the run (its file lost events).
 netagent::v1::PlaybookRunState AbortPlaybook(const RunRecord& record, Fleet& fleet,

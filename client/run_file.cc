@@ -51,7 +51,8 @@ fs::path StateDir(const std::string& flag) {
 
 bool ValidRunId(const std::string& id) {
   return !id.empty() && id.size() <= 64 &&
-         id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+         id.find_first_not_of(
+             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
              std::string::npos &&
          id[0] != '.';
 }
@@ -73,8 +74,8 @@ absl::StatusOr<RunFile> RunFile::Open(const fs::path& dir, const std::string& ru
   }
   RunFile f;
   f.path_ = dir / (run + ".jsonl");
-  f.fd_ = ::open(f.path_.c_str(),
-                 O_RDWR | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
+  f.fd_ = ::open(f.path_.c_str(), O_RDWR | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0),
+                 0600);
   if (f.fd_ < 0) {
     if (errno == ENOENT && !create) {
       return absl::NotFoundError(absl::StrCat("no run ", run, " in ", dir.string(),
@@ -104,7 +105,9 @@ absl::StatusOr<RunFile> RunFile::Open(const fs::path& dir, const std::string& ru
 }
 
 RunFile::RunFile(RunFile&& o) noexcept
-    : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), dropped_(o.dropped_),
+    : path_(std::move(o.path_)),
+      fd_(std::exchange(o.fd_, -1)),
+      dropped_(o.dropped_),
       broken_(o.broken_) {}
 
 RunFile::~RunFile() {
@@ -113,9 +116,10 @@ RunFile::~RunFile() {
 
 absl::Status RunFile::Append(const v1::PlaybookEvent& e) {
   if (broken_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path_.string(), ": ends in a part of a line that could not be cut off: nothing more is "
-                        "appended (opening the run again cuts it off)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path_.string(),
+                     ": ends in a part of a line that could not be cut off: nothing more is "
+                     "appended (opening the run again cuts it off)"));
   }
   std::string line;
   AppendJson(e, &line);
@@ -177,7 +181,7 @@ absl::Status RunFile::DropCutLine() {
 }
 
 absl::StatusOr<std::vector<v1::PlaybookEvent>> ReadRunFile(const fs::path& path,
-                                                          size_t* bad_lines) {
+                                                           size_t* bad_lines) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path.string(), ": cannot read"));
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

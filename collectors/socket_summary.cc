@@ -62,7 +62,9 @@ void SocketSummarizer::Add(const SocketRecord& s) {
         f.busy_us = s.tcp_info.busy_time;
         f.rwnd_limited_us = s.tcp_info.rwnd_limited;
         f.sndbuf_limited_us = s.tcp_info.sndbuf_limited;
-        auto by_busy = [](const FlowLimits& a, const FlowLimits& b) { return a.busy_us > b.busy_us; };
+        auto by_busy = [](const FlowLimits& a, const FlowLimits& b) {
+          return a.busy_us > b.busy_us;
+        };
         if (flows_.size() < kBusiestFlows || f.busy_us > flows_.front().busy_us) {
           f.cookie = s.cookie;
           f.local = FormatEndpoint(s.local, s.local_port);
@@ -166,10 +168,9 @@ SocketSummary SocketSummarizer::Finish(size_t top, PortRange ephemeral) const {
             });
   if (out.top_syn_recv_sources.size() > top) out.top_syn_recv_sources.resize(top);
   out.stalled = stalled_;
-  std::stable_sort(out.stalled.begin(), out.stalled.end(),
-                   [](const StalledFlow& a, const StalledFlow& b) {
-                     return a.retransmits > b.retransmits;
-                   });
+  std::stable_sort(
+      out.stalled.begin(), out.stalled.end(),
+      [](const StalledFlow& a, const StalledFlow& b) { return a.retransmits > b.retransmits; });
   if (out.stalled.size() > kBusiestFlows) out.stalled.resize(kBusiestFlows);
   out.busiest_flows = flows_;
   std::sort(out.busiest_flows.begin(), out.busiest_flows.end(),

@@ -90,7 +90,6 @@ absl::Status CheckTracepoint(const btf* b, absl::string_view kernel) {
   return absl::OkStatus();
 }
 
-
 int64_t MonoToRealNs() {
   timespec mono{}, real{};
   clock_gettime(CLOCK_MONOTONIC, &mono);
@@ -149,7 +148,8 @@ absl::StatusOr<netagent_drops*> LoadProgram(const DropCollectorOptions& options,
                                             const DropReasonNames& names, bool cast) {
   LibbpfLogCapture log;
   netagent_drops* skel = netagent_drops__open();
-  if (skel == nullptr) return LoadError(errno, "open the kernel-drop collector", log, kTracingProgramNeeds);
+  if (skel == nullptr)
+    return LoadError(errno, "open the kernel-drop collector", log, kTracingProgramNeeds);
   std::unique_ptr<netagent_drops, void (*)(netagent_drops*)> guard(skel, netagent_drops__destroy);
   auto* ro = skel->rodata;
   ro->not_drop_a = names.not_dropped_yet().value_or(~0u);

@@ -77,7 +77,8 @@ std::string LibbpfLogCapture::Tail(size_t max) const {
 
 absl::Status LoadError(int err, absl::string_view what, const LibbpfLogCapture& log,
                        const kernel::CapabilityNeeds& needs) {
-  absl::Status st = kernel::WithCapabilityHint(kernel::ErrnoStatus(err < 0 ? -err : err, what), needs);
+  absl::Status st =
+      kernel::WithCapabilityHint(kernel::ErrnoStatus(err < 0 ? -err : err, what), needs);
   const std::string tail = log.Tail();
   if (tail.empty()) return st;
   return absl::Status(st.code(), absl::StrCat(st.message(), "; libbpf: ", tail));

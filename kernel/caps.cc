@@ -18,16 +18,26 @@ bool HasCapability(int cap) {
 
 std::string CapabilityName(int cap) {
   switch (cap) {
-    case CAP_NET_ADMIN: return "CAP_NET_ADMIN";
-    case CAP_NET_RAW: return "CAP_NET_RAW";
-    case CAP_SYS_ADMIN: return "CAP_SYS_ADMIN";
-    case CAP_SYS_NICE: return "CAP_SYS_NICE";
-    case CAP_SYS_RESOURCE: return "CAP_SYS_RESOURCE";
-    case CAP_DAC_READ_SEARCH: return "CAP_DAC_READ_SEARCH";
-    case CAP_DAC_OVERRIDE: return "CAP_DAC_OVERRIDE";
-    case CAP_PERFMON: return "CAP_PERFMON";
-    case CAP_BPF: return "CAP_BPF";
-    default: return absl::StrCat("capability ", cap);
+    case CAP_NET_ADMIN:
+      return "CAP_NET_ADMIN";
+    case CAP_NET_RAW:
+      return "CAP_NET_RAW";
+    case CAP_SYS_ADMIN:
+      return "CAP_SYS_ADMIN";
+    case CAP_SYS_NICE:
+      return "CAP_SYS_NICE";
+    case CAP_SYS_RESOURCE:
+      return "CAP_SYS_RESOURCE";
+    case CAP_DAC_READ_SEARCH:
+      return "CAP_DAC_READ_SEARCH";
+    case CAP_DAC_OVERRIDE:
+      return "CAP_DAC_OVERRIDE";
+    case CAP_PERFMON:
+      return "CAP_PERFMON";
+    case CAP_BPF:
+      return "CAP_BPF";
+    default:
+      return absl::StrCat("capability ", cap);
   }
 }
 

@@ -51,8 +51,9 @@ Capability EnsureBpffs(const std::string& path) {
   if (ec) return {false, absl::StrCat("mkdir ", path, ": ", ec.message())};
   if (::mount("bpf", path.c_str(), "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") != 0) {
     const int err = errno;
-    return {false, absl::StrCat("no bpf filesystem at ", path, " and mounting one failed: ",
-                                strerror(err), err == EPERM ? CapabilityHint({{CAP_SYS_ADMIN}}) : "")};
+    return {false,
+            absl::StrCat("no bpf filesystem at ", path, " and mounting one failed: ", strerror(err),
+                         err == EPERM ? CapabilityHint({{CAP_SYS_ADMIN}}) : "")};
   }
   cap = ProbeBpffs(path);
   if (!cap.available) return cap;
