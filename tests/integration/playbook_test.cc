@@ -361,7 +361,8 @@ TEST_F(PlaybookFleet, BadPlaybooksAndRunsAreRefusedWithoutTouchingAHost) {
   EXPECT_THAT(resume.err, HasSubstr("`netctl playbook abort cut` rolls the run back"));
   RunResult damaged = RunCommand(Playbook({"abort", "cut"}), std::chrono::seconds(60));
   EXPECT_EQ(damaged.exit_code, 0) << damaged.err;
-  EXPECT_THAT(damaged.err, HasSubstr("1 line is not an event of the run: rolling back every target"));
+  EXPECT_THAT(damaged.err,
+              HasSubstr("1 line is not an event of the run: rolling back every target"));
 }
 
 // The lab's port exhaustion (200 ephemeral ports, a client that opens and
@@ -474,6 +475,21 @@ class AutoLab : public ::testing::Test {
                  std::string::npos;
         },
         within);
+  }
+
+  // Runs the ports out, waits for the playbook's change to reach `state`,
+  // and rolls it back as an operator would (netctl tune rollback).
+  void RollBackTheChangeOnce(Agent& agent, v1::ChangeState state) {
+    EXPECT_GT(FailedConnects(400), 0) << "the range did not run out";
+    ASSERT_TRUE(Eventually(
+        [&] {
+          auto c = AutoChanges(agent);
+          return !c.empty() && c.back().state() == state;
+        },
+        std::chrono::seconds(60)))
+        << agent.log();
+    RunResult rb = agent.Netctl({"tune", "rollback", AutoChanges(agent).back().id()});
+    ASSERT_EQ(rb.exit_code, 0) << rb.err;
   }
 
   // An auto playbook for port-exhaustion with `extra` YAML.
@@ -600,17 +616,8 @@ TEST_F(AutoLab, AnOperatorRollbackStopsThePlaybook) {
   const std::string pb = Playbook("verify:\n  settle: 1s\n  window: 3s\n");
   Agent agent(l_.a, {"--diagnosis-interval", "2s", "--playbook", pb});
   ASSERT_TRUE(agent.ok()) << agent.error();
-  EXPECT_GT(FailedConnects(400), 0) << "the range did not run out";
-  ASSERT_TRUE(Eventually(
-      [&] {
-        auto c = AutoChanges(agent);
-        return !c.empty() && c.back().state() == v1::CHANGE_STATE_CONFIRMED;
-      },
-      std::chrono::seconds(60)))
-      << agent.log();
-  const std::string id = AutoChanges(agent).back().id();
-  RunResult rb = agent.Netctl({"tune", "rollback", id});
-  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  RollBackTheChangeOnce(agent, v1::CHANGE_STATE_CONFIRMED);
+  if (HasFatalFailure()) return;
   ASSERT_TRUE(Stopped(agent, std::chrono::seconds(20))) << agent.log();
   // The ports run out again and the finding opens again: the agent leaves it.
   EXPECT_GT(FailedConnects(400), 0);
@@ -627,17 +634,8 @@ TEST_F(AutoLab, AnOperatorRollbackDuringVerificationStopsThePlaybook) {
   const std::string pb = Playbook("verify:\n  settle: 1s\n  window: 10s\n");
   Agent agent(l_.a, {"--diagnosis-interval", "2s", "--playbook", pb});
   ASSERT_TRUE(agent.ok()) << agent.error();
-  EXPECT_GT(FailedConnects(400), 0) << "the range did not run out";
-  ASSERT_TRUE(Eventually(
-      [&] {
-        auto c = AutoChanges(agent);
-        return !c.empty() && c.back().state() == v1::CHANGE_STATE_PENDING_CONFIRM;
-      },
-      std::chrono::seconds(60)))
-      << agent.log();
-  const std::string id = AutoChanges(agent).back().id();
-  RunResult rb = agent.Netctl({"tune", "rollback", id});
-  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  RollBackTheChangeOnce(agent, v1::CHANGE_STATE_PENDING_CONFIRM);
+  if (HasFatalFailure()) return;
   ASSERT_TRUE(Stopped(agent, std::chrono::seconds(30))) << agent.log();
   EXPECT_THAT(agent.log(), HasSubstr("was undone while it was verified"));
   EXPECT_EQ(AutoChanges(agent).size(), 1u) << agent.log();
