@@ -270,6 +270,26 @@ std::unique_ptr<Process> Connector(const Netns& ns, const TempDir& dir, int seco
       dir / "connector.log");
 }
 
+std::pair<int, int> ConnectLoop(const Netns& ns, const std::string& host, int port, int seconds,
+                                int most) {
+  RunResult r =
+      RunCommand(ns.Exec({"python3", "-c",
+                          absl::StrCat("import socket,time\n"
+                                       "ok=fail=0; end=time.time()+",
+                                       seconds, "\n", "while time.time()<end and ok<", most, ":\n",
+                                       "  c=socket.socket()\n"
+                                       "  try: c.connect(('",
+                                       host, "',", port, ")); ok+=1\n",
+                                       "  except OSError: fail+=1; time.sleep(0.01)\n"
+                                       "  c.close()\n"
+                                       "print(ok,fail)\n")}),
+                 std::chrono::seconds(seconds + 20));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::pair<int, int> out{0, 0};
+  EXPECT_EQ(sscanf(r.out.c_str(), "%d %d", &out.first, &out.second), 2) << r.out;
+  return out;
+}
+
 std::map<std::string, int64_t> ProcSnmp(const Netns& ns) {
   RunResult r = RunCommand(ns.Exec({"cat", "/proc/net/snmp"}));
   std::map<std::string, int64_t> out;
@@ -306,10 +326,12 @@ Link::Link() {
     return RunCommand(ns.Exec({"sh", "-c", script}), std::chrono::seconds(30)).exit_code == 0;
   };
   bool ok = sh(a, "ip link add v0 type veth peer name v1 netns " + b.name());
-  ok = ok && sh(a, "ip addr add 10.66.0.1/24 dev v0 && ip link set v0 up && "
-                   "ip route add default via 10.66.0.2");
-  ok = ok && sh(b, "ip addr add 10.66.0.2/24 dev v1 && ip link set v1 up && "
-                   "ip route add default via 10.66.0.1");
+  ok = ok && sh(a,
+                "ip addr add 10.66.0.1/24 dev v0 && ip link set v0 up && "
+                "ip route add default via 10.66.0.2");
+  ok = ok && sh(b,
+                "ip addr add 10.66.0.2/24 dev v1 && ip link set v1 up && "
+                "ip route add default via 10.66.0.1");
   if (!ok) ADD_FAILURE() << "cannot join " << a.name() << " and " << b.name();
 }
 

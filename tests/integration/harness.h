@@ -75,6 +75,12 @@ class Netns {
 std::unique_ptr<Process> SlowListener(const Netns& ns, const TempDir& dir, int backlog);
 std::unique_ptr<Process> Connector(const Netns& ns, const TempDir& dir, int seconds);
 
+// Connects to `host`:`port` from the namespace, closing each connection at
+// once, for `seconds` or until `most` succeeded (pausing 10 ms after a
+// failure): {succeeded, failed}. The port-exhaustion incident's client.
+std::pair<int, int> ConnectLoop(const Netns& ns, const std::string& host, int port, int seconds,
+                                int most = 1000000);
+
 // /proc/net/snmp of the namespace as name -> value ("UdpNoPorts" -> 12).
 std::map<std::string, int64_t> ProcSnmp(const Netns& ns);
 // `sysctl -n NAME` in the namespace (tabs in vector values as spaces).

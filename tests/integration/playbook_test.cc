@@ -391,25 +391,8 @@ TEST(PlaybookIncidents, PortExhaustionIsFixedByItsShippedPlaybook) {
   ASSERT_TRUE(agent.ok()) << agent.error();
   ASSERT_TRUE(Listening(l.b, 9000));
   // "ok failed" connects in `seconds` (at most `most` made).
-  auto client = [&](int seconds, int most) {
-    RunResult r = RunCommand(l.a.Exec({kPython, "-c",
-                                       absl::StrCat("import socket,time\n"
-                                                    "ok=fail=0; end=time.time()+",
-                                                    seconds,
-                                                    "\n"
-                                                    "while time.time()<end and ok<",
-                                                    most,
-                                                    ":\n"
-                                                    "  c=socket.socket()\n"
-                                                    "  try: c.connect(('10.66.0.2',9000)); ok+=1\n"
-                                                    "  except OSError: fail+=1; time.sleep(0.01)\n"
-                                                    "  c.close()\n"
-                                                    "print(ok,fail)\n")}),
-                             std::chrono::seconds(seconds + 20));
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::pair<int, int> out{0, 0};
-    EXPECT_EQ(sscanf(r.out.c_str(), "%d %d", &out.first, &out.second), 2) << r.out;
-    return out;
+  auto client = [&](int seconds, int most = 1000000) {
+    return ConnectLoop(l.a, "10.66.0.2", 9000, seconds, most);
   };
   const auto before = client(3, 1000000);
   EXPECT_GT(before.second, 0) << "the range did not run out";
