@@ -189,6 +189,7 @@ absl::StatusOr<playbook::HostFigures> AutoRemediation::Measure(const playbook::P
                                                                absl::Duration window) {
   diagnosis::CollectOptions collect;
   collect.window = window;
+  collect.socket_iter = ctx_.socket_iter.get();
   collect.keep_going = [this]() {
     return stop_ || ctx_.lifecycle.stopping() ? absl::UnavailableError("the agent is stopping")
                                               : absl::OkStatus();

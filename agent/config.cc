@@ -130,6 +130,7 @@ const std::vector<std::string>& ConfigKeys() {
                                                 "diagnosis_interval",
                                                 "drop_reasons",
                                                 "drop_samples",
+                                                "socket_walk",
                                                 "playbooks",
                                                 "metrics_listen",
                                                 "metrics_counters",
@@ -267,6 +268,14 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
         cfg.drop_reasons = DropReasonsMode::kOff;
       } else {
         return Bad(key, "must be on-demand, start or off");
+      }
+    } else if (key == "socket_walk") {
+      if (v == "auto") {
+        cfg.socket_iter = true;
+      } else if (v == "sock_diag") {
+        cfg.socket_iter = false;
+      } else {
+        return Bad(key, "must be auto or sock_diag");
       }
     } else if (key == "drop_samples") {
       uint32_t n;

@@ -60,6 +60,9 @@ struct AgentConfig {
   DropReasonsMode drop_reasons = DropReasonsMode::kOnDemand;
   // Its flow samples per second per CPU (0: none).
   uint32_t drop_samples = 100;
+  // socket_walk: "auto" walks socket summaries with the BPF iterator where it
+  // loads, "sock_diag" never loads it.
+  bool socket_iter = true;
   // Test hook: writes of these tuning knobs fail, to exercise the restore
   // of a change set that fails half-way. Never set in production.
   std::vector<std::string> fault_inject_writes;

@@ -11,6 +11,7 @@
 #include "agent/interceptor.h"
 #include "agent/lifecycle.h"
 #include "agent/limits.h"
+#include "collectors/socket_iter.h"
 #include "kernel/netns.h"
 
 namespace netagent::agent {
@@ -28,6 +29,9 @@ struct AgentContext {
   Capabilities capabilities;
   Conditions conditions;
   kernel::NetnsIdentity netns;
+  // Walks socket summaries and diagnoses once loaded (sock_diag until then,
+  // and where it cannot load); null: never loaded.
+  std::unique_ptr<collectors::BackgroundTcpSocketIterator> socket_iter;
   absl::Time started_at;
   std::string version;
 };

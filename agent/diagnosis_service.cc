@@ -193,6 +193,7 @@ grpc::Status DiagnosisService::Diagnose(grpc::ServerContext* context,
   CpuShares::Hold cpu(&ctx_.walks);
   diagnosis::CollectOptions collect;
   collect.window = length;
+  collect.socket_iter = ctx_.socket_iter.get();
   collect.keep_going = [&] { return CallStillWanted(ctx_, context); };
   collect.yield = [&] { cpu.Yield(); };
   collect.sleep = [&](absl::Duration d) {

@@ -78,6 +78,9 @@ grpc::Status HostService::GetHostInfo(grpc::ServerContext* context,
   CapabilityToProto(caps.btf, out->mutable_btf());
   CapabilityToProto(caps.bpffs, out->mutable_bpffs());
   CapabilityToProto(caps.drop_reasons, out->mutable_drop_reasons());
+  if (ctx_.socket_iter) {
+    CapabilityToProto(ctx_.socket_iter->capability(), out->mutable_socket_iterator());
+  }
   CapabilityToProto(caps.xdp.generic, out->mutable_xdp()->mutable_generic());
   CapabilityToProto(caps.xdp.native, out->mutable_xdp()->mutable_native());
   for (const auto& i : caps.xdp.native_interfaces) out->mutable_xdp()->add_native_interfaces(i);

@@ -155,6 +155,7 @@ int main(int argc, char** argv) {
                              {"diagnosis_interval", {}},
                              {"drop_reasons", {}},
                              {"drop_samples", {}},
+                             {"socket_walk", {}},
                              {"playbooks", {}},
                              {"metrics_listen", {}},
                              {"metrics_counters", {}},
@@ -189,6 +190,9 @@ int main(int argc, char** argv) {
        "kernel drop reasons collector: on-demand (attached by the first call, the default), "
        "start or off"},
       {"drop_samples", "its flow samples per second per CPU (default 100, 0: none)"},
+      {"socket_walk",
+       "how socket summaries and diagnoses walk the sockets: auto (a BPF iterator where it "
+       "loads, the default) or sock_diag"},
       {"playbooks",
        "a `mode: auto` playbook the agent runs by itself when its finding opens (repeatable; "
        "off unless given; docs/playbooks.md)"},
@@ -305,6 +309,7 @@ int main(int argc, char** argv) {
   options.diagnosis_interval = cfg.diagnosis_interval;
   options.drop_reasons = cfg.drop_reasons;
   options.drop_samples = cfg.drop_samples;
+  options.socket_iter = cfg.socket_iter;
   if (cfg.metrics_listen) {
     options.metrics = netagent::agent::AgentServer::Options::Metrics{
         *cfg.metrics_listen,

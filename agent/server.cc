@@ -172,8 +172,10 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
       spdlog::warn("drop reasons unavailable: {}", cap.reason);
     }
   }
+  ctx.socket_iter = std::make_unique<collectors::BackgroundTcpSocketIterator>(options.socket_iter);
   {
     diagnosis::Monitor::Options mopts;
+    mopts.collect.socket_iter = ctx.socket_iter.get();
     mopts.interval = options.diagnosis_interval;
     mopts.overrides = options.diagnosis_thresholds;
     // Its walks give way to everything else (and the thread is at nice 19).

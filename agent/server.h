@@ -72,6 +72,9 @@ class AgentServer {
     // default is on-demand.
     DropReasonsMode drop_reasons = DropReasonsMode::kOff;
     uint32_t drop_samples = 100;
+    // Load the BPF socket iterator for summaries and diagnoses (sock_diag
+    // where it cannot load, or when false).
+    bool socket_iter = true;
     // `mode: auto` playbooks the agent runs by itself (needs the continuous
     // diagnosis and tuning); empty: none.
     std::vector<playbook::Playbook> auto_playbooks;

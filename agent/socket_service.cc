@@ -314,10 +314,13 @@ grpc::Status SocketService::GetSocketSummary(grpc::ServerContext* context,
   auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
   CpuShares::Hold cpu(&ctx_.walks);
-  auto walk = collectors::SummarizeSockets(*query, top, ephemeral, kSummaryAttempts, [&] {
-    cpu.Yield();
-    return CallStillWanted(ctx_, context);
-  });
+  auto walk = collectors::SummarizeSockets(
+      *query, top, ephemeral, kSummaryAttempts,
+      [&] {
+        cpu.Yield();
+        return CallStillWanted(ctx_, context);
+      },
+      ctx_.socket_iter ? ctx_.socket_iter->get() : nullptr);
   if (!walk.ok()) return ToGrpc(walk.status());
   const collectors::SocketSummary& sum = walk->summary;
   const std::vector<std::string>& warnings = walk->warnings;

@@ -65,6 +65,8 @@ void HostBlock(const v1::GetHostInfoResponse& h, std::ostream& out) {
   t.AddRow({"xdp native", native});
   t.AddRow({"conntrack netlink", Cap(caps.conntrack_netlink())});
   t.AddRow({"drop reasons", Cap(caps.drop_reasons())});
+  // Agents before the iterator do not say (and walk with sock_diag).
+  if (caps.has_socket_iterator()) t.AddRow({"socket iterator", Cap(caps.socket_iterator())});
   const auto& cc = caps.congestion_control();
   t.AddRow({"congestion control",
             absl::StrCat(cc.current(), " (available: ", absl::StrJoin(cc.available(), " "),

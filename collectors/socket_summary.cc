@@ -195,7 +195,20 @@ PortRange ReadEphemeralRange() {
 
 absl::StatusOr<SummaryWalk> SummarizeSockets(const SocketQuery& q, size_t top, PortRange ephemeral,
                                              int attempts,
-                                             absl::FunctionRef<absl::Status()> keep_going) {
+                                             absl::FunctionRef<absl::Status()> keep_going,
+                                             const TcpSocketIterator* iter) {
+  if (iter != nullptr && TcpSocketIterator::CanWalk(q)) {
+    SocketSummarizer summarizer;
+    auto walked = iter->Walk(
+        q,
+        [&](const SocketRecord& s) {
+          summarizer.Add(s);
+          return absl::OkStatus();
+        },
+        keep_going);
+    if (!walked.ok()) return walked.status();
+    return SummaryWalk{summarizer.Finish(top, ephemeral), {}, "bpf_iter"};
+  }
   for (int attempt = 1;; ++attempt) {
     SocketSummarizer summarizer;
     auto report = DumpSockets(

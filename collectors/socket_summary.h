@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "collectors/socket_iter.h"
 #include "collectors/sockets.h"
 
 namespace netagent::collectors {
@@ -110,12 +111,16 @@ PortRange ReadEphemeralRange();
 // inconsistent (a table that changed under it) is walked again, up to
 // `attempts` times; the last one's warnings are returned with it.
 // `keep_going` is asked every few hundred sockets (non-OK ends the walk).
+// With `iter`, a query it can answer (TCP, no filters, not listeners alone)
+// is walked by the BPF iterator; sock_diag otherwise. `walked_by` says which.
 struct SummaryWalk {
   SocketSummary summary;
   std::vector<std::string> warnings;
+  const char* walked_by = "sock_diag";  // or "bpf_iter"
 };
 absl::StatusOr<SummaryWalk> SummarizeSockets(const SocketQuery& q, size_t top, PortRange ephemeral,
                                              int attempts,
-                                             absl::FunctionRef<absl::Status()> keep_going);
+                                             absl::FunctionRef<absl::Status()> keep_going,
+                                             const TcpSocketIterator* iter = nullptr);
 
 }  // namespace netagent::collectors

@@ -12,8 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "datapath/bpf_map.h"
-#include "datapath/libbpf_log.h"
 #include "kernel/errors.h"
+#include "kernel/libbpf_log.h"
 #include "netagent_drops.skel.h"
 #include "spdlog/spdlog.h"
 
@@ -121,11 +121,11 @@ struct KernelSupport {
 };
 
 absl::StatusOr<KernelSupport> LoadKernelSupport() {
-  InstallLibbpfLog();
+  kernel::InstallLibbpfLog();
   const std::string kernel = KernelRelease();
   btf* b;
   {
-    LibbpfLogCapture quiet;  // the reason is in the status
+    kernel::LibbpfLogCapture quiet;  // the reason is in the status
     b = btf__load_vmlinux_btf();
   }
   if (b == nullptr) {
@@ -146,10 +146,11 @@ absl::StatusOr<KernelSupport> LoadKernelSupport() {
 // is not loaded). On failure the skeleton is destroyed.
 absl::StatusOr<netagent_drops*> LoadProgram(const DropCollectorOptions& options,
                                             const DropReasonNames& names, bool cast) {
-  LibbpfLogCapture log;
+  kernel::LibbpfLogCapture log;
   netagent_drops* skel = netagent_drops__open();
   if (skel == nullptr)
-    return LoadError(errno, "open the kernel-drop collector", log, kTracingProgramNeeds);
+    return kernel::LoadError(errno, "open the kernel-drop collector", log,
+                             kernel::kTracingProgramNeeds);
   std::unique_ptr<netagent_drops, void (*)(netagent_drops*)> guard(skel, netagent_drops__destroy);
   auto* ro = skel->rodata;
   ro->not_drop_a = names.not_dropped_yet().value_or(~0u);
@@ -160,13 +161,14 @@ absl::StatusOr<netagent_drops*> LoadProgram(const DropCollectorOptions& options,
   bpf_program__set_autoload(cast ? skel->progs.nd_kfree_skb_compat : skel->progs.nd_kfree_skb,
                             false);
   if (int err = bpf_map__set_max_entries(skel->maps.drop_counts, options.max_keys)) {
-    return LoadError(err, "size drop_counts", log, kTracingProgramNeeds);
+    return kernel::LoadError(err, "size drop_counts", log, kernel::kTracingProgramNeeds);
   }
   if (int err = netagent_drops__load(skel)) {
-    return LoadError(err, "load the kernel-drop collector", log, kTracingProgramNeeds);
+    return kernel::LoadError(err, "load the kernel-drop collector", log,
+                             kernel::kTracingProgramNeeds);
   }
   if (int err = netagent_drops__attach(skel)) {
-    return LoadError(err, "attach to skb:kfree_skb", log, kTracingProgramNeeds);
+    return kernel::LoadError(err, "attach to skb:kfree_skb", log, kernel::kTracingProgramNeeds);
   }
   return guard.release();
 }

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "datapath/libbpf_log.h"
 #include "kernel/errors.h"
+#include "kernel/libbpf_log.h"
 #include "kernel/text.h"
 #include "netagent_tc.skel.h"
 #include "netagent_tc_guard.skel.h"
@@ -89,7 +89,7 @@ uint32_t TcSlotProg(uint32_t ifindex, const TcSlot& slot) {
   LIBBPF_OPTS(bpf_tc_opts, o, .handle = kTcHandle, .priority = slot.priority);
   // No qdisc or no filter there: EINVAL or ENOENT, and libbpf logs the
   // kernel's message about it; an answer, not an error.
-  LibbpfLogCapture quiet;
+  kernel::LibbpfLogCapture quiet;
   return bpf_tc_query(&hook, &o) == 0 ? o.prog_id : 0;
 }
 
@@ -126,7 +126,7 @@ absl::Status TcAttach(uint32_t ifindex, const TcSlot& slot, int prog_fd, bool re
 void TcDetach(uint32_t ifindex, const TcSlot& slot) {
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = slot.point);
   LIBBPF_OPTS(bpf_tc_opts, o, .handle = kTcHandle, .priority = slot.priority);
-  LibbpfLogCapture quiet;
+  kernel::LibbpfLogCapture quiet;
   bpf_tc_detach(&hook, &o);
 }
 
@@ -247,7 +247,7 @@ int PinnedXdp::map_fd(const std::string& name) const {
 
 absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
                                                      const std::string& pin_root) {
-  InstallLibbpfLog();
+  kernel::InstallLibbpfLog();
   NETAGENT_ASSIGN_OR_RETURN(uint32_t ifindex, Ifindex(spec.device));
   const std::string dir = absl::StrCat(pin_root, "/", spec.device);
   struct stat st;
@@ -307,9 +307,9 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     if (!skel) return kernel::LastErrnoStatus("open the TC guard");
     SetSwitches(skel->rodata, spec.switches);
     SetPinPaths(skel->obj, dir);
-    LibbpfLogCapture log;
+    kernel::LibbpfLogCapture log;
     if (int err = netagent_tc_guard__load(skel.get()))
-      return LoadError(err, "load the TC guard", log, kNetProgramNeeds);
+      return kernel::LoadError(err, "load the TC guard", log, kernel::kNetProgramNeeds);
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.na_config), &zero, &spec.config, BPF_ANY)) {
       return kernel::LastErrnoStatus("write the guard config");
     }
@@ -331,9 +331,9 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     if (!skel) return kernel::LastErrnoStatus("open the XDP program");
     SetSwitches(skel->rodata, spec.switches);
     SetPinPaths(skel->obj, dir);
-    LibbpfLogCapture log;
+    kernel::LibbpfLogCapture log;
     if (int err = netagent_xdp__load(skel.get()))
-      return LoadError(err, "load the XDP program", log, kNetProgramNeeds);
+      return kernel::LoadError(err, "load the XDP program", log, kernel::kNetProgramNeeds);
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.na_config), &zero, &spec.config, BPF_ANY)) {
       return kernel::LastErrnoStatus("write the XDP config");
     }
@@ -382,9 +382,10 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
     skel->rodata->en_class_stats = tco.accounting;
     skel->rodata->en_mss_clamp = tco.clamp_mss4 != 0 || tco.clamp_mss6 != 0;
     SetPinPaths(skel->obj, dir);
-    LibbpfLogCapture log;
+    kernel::LibbpfLogCapture log;
     if (int err = netagent_tc__load(skel.get())) {
-      return LoadError(err, "load the TC accounting program", log, kNetProgramNeeds);
+      return kernel::LoadError(err, "load the TC accounting program", log,
+                               kernel::kNetProgramNeeds);
     }
     const na_tc_config tc_config{tco.clamp_mss4, tco.clamp_mss6, 0};
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.tc_config), &zero, &tc_config, BPF_ANY)) {
@@ -412,7 +413,7 @@ absl::StatusOr<std::unique_ptr<PinnedXdp>> AttachXdp(const AttachSpec& spec,
 
 absl::StatusOr<std::unique_ptr<PinnedXdp>> OpenPinnedXdp(const std::string& device,
                                                          const std::string& pin_root) {
-  InstallLibbpfLog();
+  kernel::InstallLibbpfLog();
   NETAGENT_ASSIGN_OR_RETURN(uint32_t ifindex, Ifindex(device));
   const std::string dir = absl::StrCat(pin_root, "/", device);
   auto out = std::unique_ptr<PinnedXdp>(new PinnedXdp());
@@ -481,7 +482,7 @@ absl::Status DetachXdp(const std::string& device, const std::string& pin_root) {
     close(link);
   }
   // Our TC filters: only where the slot still holds the program we pinned.
-  InstallLibbpfLog();
+  kernel::InstallLibbpfLog();
   if (const uint32_t ifindex = if_nametoindex(device.c_str()); ifindex != 0) {
     for (const TcSlot* s : kTcSlots) {
       const uint32_t ours = PinnedProgId(dir, s->pin);

@@ -17,8 +17,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "datapath/decode.h"
-#include "datapath/libbpf_log.h"
 #include "kernel/errors.h"
+#include "kernel/libbpf_log.h"
 #include "netagent_xdp.skel.h"
 #include "spdlog/spdlog.h"
 
@@ -216,7 +216,7 @@ class DatapathManager::Tester {
   static absl::StatusOr<std::unique_ptr<Tester>> Load(
       const Features& features, const std::function<const MapHandle*(const std::string&)>& live) {
     std::unique_ptr<Tester> t(new Tester());
-    LibbpfLogCapture log;
+    kernel::LibbpfLogCapture log;
     t->skel_ = netagent_xdp__open();
     if (t->skel_ == nullptr) return kernel::LastErrnoStatus("open the XDP program's test copy");
     const XdpSwitches sw = SwitchesFor(features);
@@ -244,7 +244,8 @@ class DatapathManager::Tester {
       }
     }
     if (int err = netagent_xdp__load(t->skel_)) {
-      return LoadError(err, "load the XDP program's test copy", log, kNetProgramNeeds);
+      return kernel::LoadError(err, "load the XDP program's test copy", log,
+                               kernel::kNetProgramNeeds);
     }
     na_config cfg = ConfigFor(features);
     cfg.sample_every = 0;
@@ -435,7 +436,7 @@ struct DatapathManager::Device {
 };
 
 absl::StatusOr<std::unique_ptr<DatapathManager>> DatapathManager::Start(Options options) {
-  InstallLibbpfLog();
+  kernel::InstallLibbpfLog();
   std::unique_ptr<DatapathManager> m(new DatapathManager(std::move(options)));
   const std::string& root = m->options_.pin_root;
   DIR* d = opendir(root.c_str());

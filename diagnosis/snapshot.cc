@@ -40,10 +40,13 @@ absl::StatusOr<collectors::SocketSummary> Summarize(const CollectOptions& o, uin
   q.states = states;
   q.tcp_info = states != (1u << kListenState);
   q.memory = q.tcp_info;  // each flow's send buffer
-  auto walk = collectors::SummarizeSockets(q, o.top, ephemeral, 1, [&] {
-    o.yield();
-    return o.keep_going();
-  });
+  auto walk = collectors::SummarizeSockets(
+      q, o.top, ephemeral, 1,
+      [&] {
+        o.yield();
+        return o.keep_going();
+      },
+      o.socket_iter ? o.socket_iter->get() : nullptr);
   if (!walk.ok()) return walk.status();
   return std::move(walk->summary);
 }

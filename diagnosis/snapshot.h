@@ -135,6 +135,9 @@ struct CollectOptions {
       DefaultRings;
   // The source prefixes of drops sampled since a time, most first.
   std::function<std::vector<DropSource>(absl::Time since)> drop_sources;
+  // The BPF socket iterator, once the agent loaded it; unset or not yet
+  // loaded: sock_diag.
+  const collectors::BackgroundTcpSocketIterator* socket_iter = nullptr;
 };
 
 // One snapshot now; what could not be read goes to `unavailable` (may be

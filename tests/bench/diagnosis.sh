@@ -10,7 +10,9 @@
 #      nstat -az; ss -tinm; conntrack -S; ethtool -S veth0
 #                                           the manual pass (CPU of the four)
 #    and the ratio (target <= 0.3). A Diagnose takes two full snapshots, the
-#    manual pass one.
+#    manual pass one. Beside it, the same Diagnose from a second agent started
+#    with --socket-walk sock_diag (the walk before the BPF socket iterator):
+#    what the iterator saves, in the same run.
 # 2. Two agents side by side for IDLE seconds, one with
 #    --diagnosis-interval 10s, one with 0: each one's CPU as a share of one
 #    CPU. First both serve the namespace with the sockets (each evaluation
@@ -86,6 +88,9 @@ done
 # Without the kernel-drop collector: the manual pass attaches nothing either.
 start_agent big "$NS" --diagnosis-interval 0 --drop-reasons off
 AGENT=${PIDS[-1]}
+start_agent diag "$NS" --diagnosis-interval 0 --drop-reasons off --socket-walk sock_diag
+DIAG_AGENT=${PIDS[-1]}
+"$BUILD/client/netctl" -t "unix://$DIR/big.sock" host | grep "socket iterator" || true
 COUNT="$(ip netns exec "$NS" ss -tanH | wc -l)"
 
 manual() {
@@ -94,21 +99,31 @@ manual() {
   ip netns exec "$NS" conntrack -S >/dev/null 2>&1 || true
   ip netns exec "$NS" ethtool -S veth0 >/dev/null
 }
-ours_total=0 manual_total=0
+ours_total=0 manual_total=0 diag_total=0
+# CPU of one `netctl doctor --window 1s` against the agent SOCKET NAME PID:
+# the agent's share plus netctl's.
+doctor_cpu() {
+  local a0 a1 client
+  a0=$(cpu_of "$2")
+  client=$(cpu_of_command "$BUILD/client/netctl" -t "unix://$DIR/$1.sock" doctor --window 1s)
+  a1=$(cpu_of "$2")
+  awk -v a="$a0" -v b="$a1" -v c="$client" 'BEGIN {printf "%.4f", (b - a) + c}'
+}
 for r in $(seq "$RUNS"); do
-  a0=$(cpu_of "$AGENT")
-  client=$(cpu_of_command "$BUILD/client/netctl" -t "unix://$DIR/big.sock" doctor --window 1s)
-  a1=$(cpu_of "$AGENT")
+  ours=$(doctor_cpu big "$AGENT")
   man=$(cpu_of_command manual)
-  ours=$(awk -v a="$a0" -v b="$a1" -v c="$client" 'BEGIN {printf "%.4f", (b - a) + c}')
-  echo "round $r: netctl doctor (agent + netctl) ${ours} s CPU, manual pass ${man} s CPU"
+  diag=$(doctor_cpu diag "$DIAG_AGENT")
+  echo "round $r: netctl doctor (agent + netctl) ${ours} s CPU, manual pass ${man} s CPU," \
+    "doctor with --socket-walk sock_diag ${diag} s CPU"
   ours_total=$(awk -v a="$ours_total" -v b="$ours" 'BEGIN {print a + b}')
   manual_total=$(awk -v a="$manual_total" -v b="$man" 'BEGIN {print a + b}')
+  diag_total=$(awk -v a="$diag_total" -v b="$diag" 'BEGIN {print a + b}')
 done
 echo "sockets: $COUNT"
-awk -v o="$ours_total" -v m="$manual_total" -v n="$RUNS" 'BEGIN {
+awk -v o="$ours_total" -v m="$manual_total" -v d="$diag_total" -v n="$RUNS" 'BEGIN {
   printf "mean CPU per diagnosis: %.3f s; per manual pass: %.3f s; ratio %.2f (target <= 0.3)\n",
-    o / n, m / n, o / m }'
+    o / n, m / n, o / m
+  printf "with --socket-walk sock_diag: %.3f s per diagnosis, ratio %.2f\n", d / n, d / m }'
 
 # Continuous evaluation: two agents side by side for IDLE seconds, one with
 # --diagnosis-interval 10s, one with 0; the difference is the evaluation.
@@ -130,7 +145,7 @@ evaluation_cost() {  # TAG LABEL NETNS_ON NETNS_OFF
 }
 # First on the namespace with the sockets (every evaluation walks them),
 # then, with the sockets gone, on an idle host (target <= 0.5 %).
-kill "$AGENT"
+kill "$AGENT" "$DIAG_AGENT"
 evaluation_cost busy "$COUNT sockets" "$NS" "$NS"
 for i in $(seq 0 $((PROCS - 1))); do kill "${PIDS[$i]}" 2>/dev/null || true; done
 ip netns del "$NS"

@@ -6,6 +6,7 @@
 #include "datapath/manager.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
@@ -21,9 +22,7 @@
 #include <string>
 #include <thread>
 
-#include <bpf/libbpf.h>
-
-#include "datapath/libbpf_log.h"
+#include "kernel/libbpf_log.h"
 #include "kernel/netns.h"
 #include "kernel/probe.h"
 #include "tests/bpf/packets.h"
@@ -283,7 +282,7 @@ TEST(PollBackoff, ErrorsPauseLongerAndLongerAndAMinuteOfThemGivesUp) {
 // libbpf's messages on a thread inside a capture go to the capture (a load
 // error carries them), not to the log.
 TEST(LibbpfLog, ACaptureTakesLibbpfsMessagesOnItsThread) {
-  LibbpfLogCapture capture;
+  kernel::LibbpfLogCapture capture;
   bpf_object* obj = bpf_object__open("/nonexistent/netagent.bpf.o");
   EXPECT_EQ(libbpf_get_error(obj) != 0 || obj == nullptr, true);
   EXPECT_NE(capture.Tail().find("/nonexistent/netagent.bpf.o"), std::string::npos)

@@ -371,6 +371,14 @@ _run = [
 seed("playbook", "seed-run", "\n".join(_run) + "\n")
 seed("playbook", "seed-run-cut", "\n".join(_run[:6]) + "\n" + _run[6][:40])
 
+# --- the BPF socket iterator's records (collectors/bpf/netagent_sockets.h) ------
+
+for path in sorted((FIXTURES / "bpf_iter").glob("*/*.bin")):
+    walk = path.read_bytes()
+    seed("socket_iter", f"seed-{path.parent.name}-{path.stem}", walk)
+    seed("socket_iter", f"seed-{path.parent.name}-{path.stem}-cut", walk[: 136 * 3 + 50])
+    seed("socket_iter", f"seed-{path.parent.name}-{path.stem}-one", walk[136 * 5 : 136 * 6])
+
 # --- write ---------------------------------------------------------------------
 
 total = 0

@@ -1,4 +1,4 @@
-#include "datapath/libbpf_log.h"
+#include "kernel/libbpf_log.h"
 
 #include <bpf/libbpf.h>
 
@@ -11,7 +11,7 @@
 #include "kernel/errors.h"
 #include "spdlog/spdlog.h"
 
-namespace netagent::datapath {
+namespace netagent::kernel {
 namespace {
 
 thread_local LibbpfLogCapture* g_capture = nullptr;
@@ -76,7 +76,7 @@ std::string LibbpfLogCapture::Tail(size_t max) const {
 }
 
 absl::Status LoadError(int err, absl::string_view what, const LibbpfLogCapture& log,
-                       const kernel::CapabilityNeeds& needs) {
+                       const CapabilityNeeds& needs) {
   absl::Status st =
       kernel::WithCapabilityHint(kernel::ErrnoStatus(err < 0 ? -err : err, what), needs);
   const std::string tail = log.Tail();
@@ -84,4 +84,4 @@ absl::Status LoadError(int err, absl::string_view what, const LibbpfLogCapture& 
   return absl::Status(st.code(), absl::StrCat(st.message(), "; libbpf: ", tail));
 }
 
-}  // namespace netagent::datapath
+}  // namespace netagent::kernel

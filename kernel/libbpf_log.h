@@ -12,7 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "kernel/caps.h"
 
-namespace netagent::datapath {
+namespace netagent::kernel {
 
 // Idempotent; every entry point of the loader and the manager calls it.
 void InstallLibbpfLog();
@@ -36,16 +36,16 @@ class LibbpfLogCapture {
 // What loading a program needs, as the kernel checks it: a networking
 // program (XDP, TC) bpf_capable() and bpf_net_capable(); a tracing one
 // bpf_capable() and perfmon_capable().
-inline const kernel::CapabilityNeeds kNetProgramNeeds = {{CAP_BPF, CAP_SYS_ADMIN},
-                                                         {CAP_NET_ADMIN, CAP_SYS_ADMIN}};
-inline const kernel::CapabilityNeeds kTracingProgramNeeds = {{CAP_BPF, CAP_SYS_ADMIN},
-                                                             {CAP_PERFMON, CAP_SYS_ADMIN}};
+inline const CapabilityNeeds kNetProgramNeeds = {{CAP_BPF, CAP_SYS_ADMIN},
+                                                 {CAP_NET_ADMIN, CAP_SYS_ADMIN}};
+inline const CapabilityNeeds kTracingProgramNeeds = {{CAP_BPF, CAP_SYS_ADMIN},
+                                                     {CAP_PERFMON, CAP_SYS_ADMIN}};
 
 // A failed libbpf call (`err`: its return value or an errno): the errno's
 // status, the end of what `log` captured (the verifier's log for a load),
 // and, for a permission refusal, the capabilities of `needs` this process
 // lacks.
 absl::Status LoadError(int err, absl::string_view what, const LibbpfLogCapture& log,
-                       const kernel::CapabilityNeeds& needs);
+                       const CapabilityNeeds& needs);
 
-}  // namespace netagent::datapath
+}  // namespace netagent::kernel

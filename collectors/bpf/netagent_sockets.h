@@ -1,0 +1,42 @@
+/* One TCP socket as the socket iterator (netagent_sockets.bpf.c) writes it
+ * into its seq_file: plain fixed-width fields, the same struct on both sides.
+ * The tcp_info figures are computed the way tcp_get_info() computes them,
+ * from the socket's own fields, for full sockets in a connected state; a
+ * listener's queues are its accept queue and backlog, as sock_diag gives
+ * them. */
+#ifndef NETAGENT_SOCKETS_H
+#define NETAGENT_SOCKETS_H
+
+#ifdef __cplusplus
+#include <cstdint>
+typedef uint8_t ns_u8;
+typedef uint16_t ns_u16;
+typedef uint32_t ns_u32;
+typedef uint64_t ns_u64;
+#else
+typedef __u8 ns_u8;
+typedef __u16 ns_u16;
+typedef __u32 ns_u32;
+typedef __u64 ns_u64;
+#endif
+
+#define NS_RECORD_MAGIC 0x4e53 /* "NS": a record's first two bytes */
+#define NS_HAS_INFO 0x1        /* the tcp_info fields are set */
+
+struct ns_socket {
+  ns_u64 cookie;
+  ns_u64 bytes_acked, bytes_sent, delivery_rate; /* delivery_rate in bytes per second */
+  ns_u64 busy_us, rwnd_limited_us, sndbuf_limited_us;
+  ns_u32 rqueue, wqueue;
+  ns_u32 rtt_us, total_retrans, snd_mss, pmtu, unacked, last_ack_recv_ms, sndbuf;
+  ns_u16 magic;
+  ns_u16 local_port, peer_port; /* host order */
+  ns_u8 family;                 /* AF_INET, AF_INET6 */
+  ns_u8 state;       /* as sock_diag says: SYN_RECV for a request, a TIME_WAIT's substate */
+  ns_u8 flags;       /* NS_HAS_INFO */
+  ns_u8 retransmits; /* RTOs in a row (tcpi_retransmits) */
+  ns_u8 pad[2];
+  ns_u8 local[16], peer[16]; /* network order; IPv4 in the first four bytes */
+};
+
+#endif

@@ -1,0 +1,316 @@
+// The BPF socket iterator against sock_diag in the same namespace: a farm of
+// sockets in seven states over IPv4, IPv6 and a dual-stack listener, found by
+// both walks with the same endpoints, state, queues and cookie and the same
+// tcp_info figures (times within what passes between the two walks); the
+// summaries built from either walk are the same; the host namespace's sockets
+// are not in the walk.
+#include "collectors/socket_iter.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "collectors/socket_summary.h"
+#include "kernel/fd.h"
+#include "tests/common/test_support.h"
+
+namespace netagent::collectors {
+namespace {
+
+using netagent::testing::Eventually;
+
+int Sh(const std::string& cmd) { return std::system(cmd.c_str()); }
+
+std::string ReadAll(const std::string& path) {
+  std::string out;
+  if (FILE* f = fopen(path.c_str(), "r")) {
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof(buf), f)) out.append(buf, n);
+    fclose(f);
+  }
+  return out;
+}
+
+using Key =
+    std::tuple<uint8_t, int, std::array<uint8_t, 16>, uint16_t, std::array<uint8_t, 16>, uint16_t>;
+Key KeyOf(const SocketRecord& s) {
+  return {s.state, s.local.family, s.local.bytes, s.local_port, s.peer.bytes, s.peer_port};
+}
+std::string Name(const SocketRecord& s) {
+  return absl::StrCat("state ", s.state, " ", FormatEndpoint(s.local, s.local_port), " -> ",
+                      FormatEndpoint(s.peer, s.peer_port));
+}
+
+constexpr uint16_t kHostPort = 47123;
+
+class SocketIterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    REQUIRE_ROOT("and bpf");
+    auto loaded = TcpSocketIterator::Load();
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    iter_ = std::move(*loaded);
+    // A listener of the host namespace the walk must not see.
+    host_listener_.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(kHostPort);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(host_listener_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    ASSERT_EQ(listen(host_listener_.get(), 4), 0);
+
+    ns_ = "na-sockiter-" + std::to_string(getpid());
+    out_ = "/tmp/" + ns_ + ".out";
+    ASSERT_EQ(Sh("ip netns add " + ns_), 0);
+    ASSERT_EQ(Sh("ip -n " + ns_ + " link set lo up"), 0);
+    // The last ACK of handshakes to 5002 is dropped: its listener keeps
+    // SYN_RECV requests.
+    ASSERT_EQ(Sh("ip netns exec " + ns_ +
+                 " iptables -I INPUT -p tcp --dport 5002 --tcp-flags SYN,ACK,FIN,RST ACK -j DROP"),
+              0);
+    ASSERT_EQ(Sh("ip netns exec " + ns_ +
+                 " " SOCKFARM_PATH
+                 " --established 300 --time-wait 40 --close-wait 20 --unaccepted 10 --backlog 16"
+                 " --syn-recv 20 --udp 5 --dual-stack 10 --dual-stack-port 5003 --ipv6-pairs 8 > " +
+                 out_ + " 2>&1 & echo $! > " + out_ + ".pid"),
+              0);
+    ASSERT_TRUE(Eventually([&] { return ReadAll(out_).find("ready") != std::string::npos; },
+                           std::chrono::seconds(30)))
+        << ReadAll(out_);
+    home_.reset(open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+    const int fd = open(("/run/netns/" + ns_).c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(setns(fd, CLONE_NEWNET), 0);
+    close(fd);
+  }
+  void TearDown() override {
+    if (home_.valid()) setns(home_.get(), CLONE_NEWNET);
+    const std::string pid = ReadAll(out_ + ".pid");
+    if (!pid.empty()) Sh("kill " + pid.substr(0, pid.find('\n')) + " 2>/dev/null");
+    if (!ns_.empty()) Sh("ip netns del " + ns_);
+    std::remove(out_.c_str());
+    std::remove((out_ + ".pid").c_str());
+  }
+
+  std::map<Key, SocketRecord> ByDiag(const SocketQuery& q) {
+    std::map<Key, SocketRecord> out;
+    SocketQuery d = q;
+    d.tcp_info = d.memory = true;
+    auto r = DumpSockets(d, [&](const SocketRecord& s) {
+      out[KeyOf(s)] = s;
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(r.ok()) << r.status();
+    return out;
+  }
+  std::map<Key, SocketRecord> ByIter(const SocketQuery& q) {
+    std::map<Key, SocketRecord> out;
+    auto r = iter_->Walk(
+        q,
+        [&](const SocketRecord& s) {
+          out[KeyOf(s)] = s;
+          return absl::OkStatus();
+        },
+        [] { return absl::OkStatus(); });
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (r.ok()) {
+      EXPECT_EQ(*r, out.size());
+    }
+    return out;
+  }
+
+  std::unique_ptr<TcpSocketIterator> iter_;
+  kernel::UniqueFd host_listener_, home_;
+  std::string ns_, out_;
+};
+
+// A connection whose receiver does not read, filled until the sender's
+// buffer is full: queues on both sides, bytes in flight, time limited by the
+// receive window. Returns the sender's local port.
+uint16_t StuffedConnection(kernel::UniqueFd& listener, kernel::UniqueFd& client,
+                           kernel::UniqueFd& server) {
+  listener.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(5999);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  EXPECT_EQ(listen(listener.get(), 4), 0);
+  client.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  server.reset(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  EXPECT_TRUE(server.valid());
+  const std::string chunk(64 * 1024, 'x');
+  for (int i = 0; i < 1000; ++i) {
+    if (send(client.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) {
+      if (errno != EAGAIN) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (send(client.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) break;
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  sockaddr_in self{};
+  socklen_t len = sizeof(self);
+  getsockname(client.get(), reinterpret_cast<sockaddr*>(&self), &len);
+  return ntohs(self.sin_port);
+}
+
+TEST_F(SocketIterTest, EverySocketAsSockDiagSaysIt) {
+  kernel::UniqueFd listener, client, server;
+  const uint16_t stuffed = StuffedConnection(listener, client, server);
+  const SocketQuery q;
+  const auto diag = ByDiag(q);
+  const auto iter = ByIter(q);
+  ASSERT_GT(diag.size(), 700u);
+  std::set<uint8_t> states;
+  int with_rtt = 0, with_sndbuf = 0, stuffed_seen = 0;
+  for (const auto& [k, d] : diag) {
+    states.insert(d.state);
+    auto it = iter.find(k);
+    if (it == iter.end()) {
+      ADD_FAILURE() << "sock_diag only: " << Name(d);
+      continue;
+    }
+    const SocketRecord& i = it->second;
+    SCOPED_TRACE(Name(d));
+    EXPECT_EQ(i.rqueue, d.rqueue);
+    EXPECT_EQ(i.wqueue, d.wqueue);
+    // sock_diag gives tcp_info for full sockets (listeners too), the
+    // iterator for full sockets that are not listeners; the cookie of a
+    // request or a TIME_WAIT only sock_diag gives.
+    EXPECT_EQ(i.has_tcp_info(), d.has_tcp_info() && d.state != 10);
+    if (i.has_tcp_info() || i.state == 10) {
+      EXPECT_EQ(i.cookie, d.cookie);
+    }
+    if (!i.has_tcp_info()) continue;
+    const KernelTcpInfo &a = i.tcp_info, &b = d.tcp_info;
+    with_rtt += b.rtt > 0;
+    with_sndbuf += d.memory.values[SK_MEMINFO_SNDBUF] > 0;
+    if (d.local_port == stuffed) {
+      // The figures compared below are not all zero here.
+      ++stuffed_seen;
+      EXPECT_GT(d.wqueue, 0u);
+      EXPECT_GT(b.bytes_acked, 1u);
+      EXPECT_GT(b.bytes_sent, 0u);
+      EXPECT_GT(b.busy_time, 0u);
+      EXPECT_GT(b.rwnd_limited, 0u);
+      EXPECT_GT(b.delivery_rate, 0u);
+    }
+    EXPECT_EQ(a.retransmits, b.retransmits);
+    EXPECT_EQ(a.rtt, b.rtt);
+    EXPECT_EQ(a.total_retrans, b.total_retrans);
+    EXPECT_EQ(a.snd_mss, b.snd_mss);
+    EXPECT_EQ(a.pmtu, b.pmtu);
+    EXPECT_EQ(a.unacked, b.unacked);
+    EXPECT_EQ(a.bytes_acked, b.bytes_acked);
+    EXPECT_EQ(a.bytes_sent, b.bytes_sent);
+    EXPECT_EQ(a.delivery_rate, b.delivery_rate);
+    // Walked after sock_diag: the running chrono and the time since the
+    // last ACK only grow, by what passed between the two walks.
+    EXPECT_GE(a.busy_time, b.busy_time);
+    EXPECT_LE(a.busy_time, b.busy_time + 5'000'000);
+    EXPECT_GE(a.rwnd_limited, b.rwnd_limited);
+    EXPECT_GE(a.sndbuf_limited, b.sndbuf_limited);
+    EXPECT_GE(a.last_ack_recv, b.last_ack_recv);
+    EXPECT_LE(a.last_ack_recv, b.last_ack_recv + 5'000);
+    EXPECT_EQ(i.memory.values[SK_MEMINFO_SNDBUF], d.memory.values[SK_MEMINFO_SNDBUF]);
+  }
+  for (const auto& [k, i] : iter) {
+    if (!diag.count(k)) ADD_FAILURE() << "iterator only: " << Name(i);
+    EXPECT_NE(i.local_port, kHostPort) << "a socket of the host namespace";
+  }
+  EXPECT_EQ(stuffed_seen, 1);
+  EXPECT_GT(with_rtt, 500);
+  EXPECT_GT(with_sndbuf, 500);
+  // The farm's states are all there: the comparison covered each.
+  for (uint8_t s : {1, 3, 6, 8, 10})
+    EXPECT_TRUE(states.count(s)) << "no socket in state " << int(s);
+}
+
+TEST_F(SocketIterTest, StatesAndFamiliesFilterAsSockDiag) {
+  SocketQuery q;
+  q.states = (1u << 1) | (1u << 6);
+  q.families = {AF_INET6};
+  const auto diag = ByDiag(q);
+  const auto iter = ByIter(q);
+  ASSERT_FALSE(diag.empty());
+  std::set<Key> a, b;
+  for (const auto& [k, v] : diag) a.insert(k);
+  for (const auto& [k, v] : iter) b.insert(k);
+  EXPECT_EQ(a, b);
+}
+
+TEST_F(SocketIterTest, TheSummaryIsTheSameEitherWay) {
+  SocketQuery q;  // as a diagnosis asks
+  q.tcp_info = q.memory = true;
+  const PortRange eph{32768, 60999};
+  auto ok = [] { return absl::OkStatus(); };
+  auto diag = SummarizeSockets(q, 10, eph, 1, ok);
+  auto iter = SummarizeSockets(q, 10, eph, 1, ok, iter_.get());
+  ASSERT_TRUE(diag.ok() && iter.ok());
+  EXPECT_STREQ(diag->walked_by, "sock_diag");
+  EXPECT_STREQ(iter->walked_by, "bpf_iter");
+  const SocketSummary &d = diag->summary, &i = iter->summary;
+  EXPECT_EQ(i.total, d.total);
+  EXPECT_EQ(i.states, d.states);
+  ASSERT_EQ(i.listeners.size(), d.listeners.size());
+  for (size_t n = 0; n < d.listeners.size(); ++n) {
+    EXPECT_EQ(i.listeners[n].port, d.listeners[n].port);
+    EXPECT_EQ(i.listeners[n].address, d.listeners[n].address);
+    EXPECT_EQ(i.listeners[n].accept_queue, d.listeners[n].accept_queue);
+    EXPECT_EQ(i.listeners[n].backlog, d.listeners[n].backlog);
+    EXPECT_EQ(i.listeners[n].syn_recv, d.listeners[n].syn_recv);
+  }
+  EXPECT_EQ(i.time_wait.count, d.time_wait.count);
+  EXPECT_EQ(i.time_wait.busiest_peer, d.time_wait.busiest_peer);
+  EXPECT_EQ(i.top_syn_recv_sources, d.top_syn_recv_sources);
+  ASSERT_FALSE(d.top_rtt.empty());
+  ASSERT_EQ(i.top_rtt.size(), d.top_rtt.size());
+  for (size_t n = 0; n < d.top_rtt.size(); ++n) {
+    EXPECT_EQ(i.top_rtt[n].address, d.top_rtt[n].address);
+    EXPECT_EQ(i.top_rtt[n].connections, d.top_rtt[n].connections);
+  }
+  // A listeners-only query stays with sock_diag (it reads the listening
+  // table alone).
+  SocketQuery l;
+  l.states = 1u << 10;
+  auto listeners = SummarizeSockets(l, 10, eph, 1, ok, iter_.get());
+  ASSERT_TRUE(listeners.ok());
+  EXPECT_STREQ(listeners->walked_by, "sock_diag");
+}
+
+TEST_F(SocketIterTest, AWalkStopsWhenAskedTo) {
+  int asked = 0;
+  auto r = iter_->Walk(
+      SocketQuery{}, [](const SocketRecord&) { return absl::OkStatus(); },
+      [&] { return ++asked == 2 ? absl::CancelledError("gone") : absl::OkStatus(); });
+  EXPECT_TRUE(absl::IsCancelled(r.status())) << r.status();
+  EXPECT_EQ(asked, 2);
+}
+
+TEST(BackgroundTcpSocketIterator, LoadsOnItsOwnThreadOrSaysItIsOff) {
+  REQUIRE_ROOT("and bpf");
+  BackgroundTcpSocketIterator off(false);
+  EXPECT_EQ(off.get(), nullptr);
+  EXPECT_FALSE(off.capability().available);
+  EXPECT_NE(off.capability().reason.find("off"), std::string::npos);
+  BackgroundTcpSocketIterator on(true);
+  ASSERT_TRUE(Eventually([&] { return on.get() != nullptr; }, std::chrono::seconds(10)))
+      << on.capability().reason;
+  EXPECT_TRUE(on.capability().available);
+}
+
+}  // namespace
+}  // namespace netagent::collectors
