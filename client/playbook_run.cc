@@ -26,6 +26,15 @@ google::protobuf::Timestamp Stamp(absl::Time t) {
   return ts;
 }
 
+// RUN_PLANNED's round of calls, within bounds a damaged file cannot push a
+// resume's deadline checks out of; 2 s in a file from before it was kept.
+absl::Duration CallRound(const v1::PlaybookEvent& e) {
+  if (!e.has_call_round()) return kDefaultCallRound;
+  const absl::Duration d =
+      absl::Seconds(e.call_round().seconds()) + absl::Nanoseconds(e.call_round().nanos());
+  return std::clamp(d, absl::Seconds(1), absl::Minutes(10));
+}
+
 absl::Time FromStamp(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
@@ -96,12 +105,10 @@ class Runner {
   size_t RollBack(std::vector<size_t> hosts, uint32_t wave);
   // What a round of calls is reckoned to take when the run checks that its
   // rest fits before the deadline (the start measures it on detection).
-  void set_call_allowance(absl::Duration d) { call_allowance_ = d; }
 
  private:
   absl::Duration ConfirmWithin() const { return r_.deadline - fleet_.Now(); }
 
-  absl::Duration call_allowance_ = absl::Seconds(2);
   const Playbook& p_;
   Fleet& fleet_;
   const EventSink& sink_;
@@ -318,6 +325,7 @@ void Runner::Fold(const v1::PlaybookEvent& e) {
       break;
     case Kind::KIND_RUN_PLANNED:
       r_.planned = true;
+      r_.call_round = CallRound(e);
       r_.waves.clear();
       for (const auto& w : e.waves()) {
         std::vector<size_t> hosts;
@@ -485,7 +493,7 @@ v1::PlaybookRunState Runner::Waves(size_t from) {
     // The run fell behind (slow calls, a long pause): if this wave and the
     // rest cannot be verified and confirmed before the hosts roll back by
     // themselves, changing more hosts only adds churn. Undo the run now.
-    const absl::Duration rest = RestOfRun(p_, r_.waves.size() - w, call_allowance_);
+    const absl::Duration rest = RestOfRun(p_, r_.waves.size() - w, r_.call_round);
     if (fleet_.Now() + rest > r_.deadline) {
       // Recorded as an abort (wave 0): cut short, it is finished by
       // `playbook abort`, and resume refuses to go on changing hosts.
@@ -807,6 +815,7 @@ namespace {
 // Detection: the events up to RUN_PLANNED, folded into `runner`. False when
 // interrupted (nothing planned: a resume detects again).
 bool Detect(const Playbook& p, Runner& runner, Fleet& fleet) {
+  const absl::Time detect_start = fleet.Now();
   RunRecord& r = runner.record();
   std::vector<size_t> all;
   for (int i = 0; i < r.started.targets_size(); ++i) all.push_back(static_cast<size_t>(i));
@@ -896,6 +905,14 @@ bool Detect(const Playbook& p, Runner& runner, Fleet& fleet) {
     for (size_t i = 0; i < size; ++i)
       w->add_targets(r.started.targets(static_cast<int>(matched[at++])).display());
   }
+  // A round of calls as this fleet answers them (detection, less its
+  // window), with room for a slower round.
+  const absl::Duration round = std::max(
+      absl::Seconds(1),
+      2 * (fleet.Now() - detect_start - (measure ? p.detect_window : absl::ZeroDuration())));
+  planned.mutable_call_round()->set_seconds(absl::ToInt64Seconds(round));
+  planned.mutable_call_round()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(round - absl::Trunc(round, absl::Seconds(1)))));
   planned.set_detail(absl::StrCat(matched.size(), " of ", all.size(), " hosts matched; ",
                                   planned.waves_size(), " wave",
                                   planned.waves_size() == 1 ? "" : "s"));
@@ -970,17 +987,12 @@ v1::PlaybookRunState RunPlaybook(const Playbook& p, const RunOptions& o, Fleet& 
   Runner runner(p, fleet, sink, RunRecord{});
   runner.Emit(StartedEvent(p, o, fleet, ConfirmWithinFor(p, o.targets.size(), o.per_call)));
   if (!runner.record_error().ok()) return runner.Unrecorded(0);
-  const absl::Time detect_start = fleet.Now();
   if (!Detect(p, runner, fleet)) return v1::PLAYBOOK_RUN_STATE_RUNNING;
   if (runner.record().intents.empty()) {
     return runner.Finish(v1::PLAYBOOK_RUN_STATE_NOTHING_TO_DO, "no host matched: nothing changed");
   }
-  // A round of calls as this fleet answers them (detection, less its
-  // window), with room for a slower round.
   const bool detected = !p.finding.empty() || !PlaybookCounters(p).empty();
-  const absl::Duration round = std::max(
-      absl::Seconds(1),
-      2 * (fleet.Now() - detect_start - (detected ? p.detect_window : absl::ZeroDuration())));
+  const absl::Duration round = runner.record().call_round;
   const absl::Duration estimate = EstimateRunTime(p, runner.record().waves.size(), round) -
                                   (detected ? p.detect_window : absl::ZeroDuration()) - round;
   if (fleet.Now() + estimate > runner.record().deadline) {
@@ -990,7 +1002,6 @@ v1::PlaybookRunState RunPlaybook(const Playbook& p, const RunOptions& o, Fleet& 
                      absl::FormatDuration(estimate),
                      "): the hosts would roll back before the run confirms; nothing changed"));
   }
-  runner.set_call_allowance(round);
   return runner.Waves(0);
 }
 
@@ -1028,7 +1039,8 @@ absl::StatusOr<v1::PlaybookRunState> ResumePlaybook(const Playbook& p, const Run
   // The rest of the run must fit before the deadline, or hosts changed now
   // would roll back by themselves before the run could confirm them.
   absl::Duration rest;
-  const absl::Duration per_call = absl::Seconds(2);
+  // As the run measured it (a file from before it was recorded: 2 s).
+  const absl::Duration per_call = record.planned ? record.call_round : kDefaultCallRound;
   if (!record.planned) {
     rest = EstimateRunTime(p, WaveSizes(p.waves, record.started.targets_size()).size(), per_call);
   } else {

@@ -107,6 +107,10 @@ using EventSink = std::function<absl::Status(const netagent::v1::PlaybookEvent&)
 inline constexpr absl::Duration kApplyInFlight = absl::Minutes(1);
 
 // A run as its events tell it.
+// A round of calls to the fleet when the run file does not say (a file
+// written before RUN_PLANNED carried it).
+inline constexpr absl::Duration kDefaultCallRound = absl::Seconds(2);
+
 struct RunRecord {
   std::string run;
   netagent::v1::PlaybookRunStarted started;
@@ -122,7 +126,8 @@ struct RunRecord {
   std::set<size_t> rollback_failed;  // and not rolled back since
   bool aborting = false;             // `playbook abort` rolled hosts back (wave 0): no resume
   std::map<size_t, absl::Time> applying_at;
-  bool planned = false;  // detection finished (RUN_PLANNED)
+  bool planned = false;                           // detection finished (RUN_PLANNED)
+  absl::Duration call_round = kDefaultCallRound;  // RUN_PLANNED's
   size_t waves_started = 0;
   absl::Time wave_passed_at = absl::InfinitePast();  // the last WAVE_PASSED
   absl::Time started_at, deadline;

@@ -28,13 +28,13 @@ struct Host {
   bool finding = true;          // open before the change
   bool fixed_by_change = true;  // the finding clears once changed
   bool has_intent = true;
-  bool inconclusive = false;    // its verification cannot read the guard
+  bool inconclusive = false;     // its verification cannot read the guard
   bool apply_times_out = false;  // the apply gets no answer (and lands later)
   bool rollback_fails = false;
   bool applied = false, confirmed = false, rolled_back = false;
-  std::string owner;  // of the change it holds (the agent's check)
+  std::string owner;                             // of the change it holds (the agent's check)
   absl::Time deadline = absl::InfiniteFuture();  // rolls back by itself unless confirmed
-  bool ignores_owner = false;  // an agent older than owner tokens
+  bool ignores_owner = false;                    // an agent older than owner tokens
   int applies = 0;
 };
 
@@ -116,7 +116,8 @@ class ScriptedFleet : public Fleet {
       }
       applied_order.push_back(which[i]);
       applied_intents[which[i]] = intents[i];
-      if (crash_after_applies >= 0 && static_cast<int>(applied_order.size()) > crash_after_applies) {
+      if (crash_after_applies >= 0 &&
+          static_cast<int>(applied_order.size()) > crash_after_applies) {
         throw Crash{};  // netctl dies here
       }
       if (!host.reachable) {
@@ -191,7 +192,8 @@ class ScriptedFleet : public Fleet {
       rollback_order.push_back(h);
       Host& host = hosts[h];
       if (Theirs(host, change)) {
-        out.push_back(absl::NotFoundError(absl::StrCat("change_id: change ", id, " here has another owner")));
+        out.push_back(
+            absl::NotFoundError(absl::StrCat("change_id: change ", id, " here has another owner")));
       } else if (host.rollback_fails) {
         out.push_back(absl::UnavailableError("connection refused"));
       } else if (host.applied || host.rolled_back) {  // now, or already undone
@@ -262,13 +264,14 @@ struct Recorded {
     return [this](const v1::PlaybookEvent& e) {
       events.push_back(e);
       return events.size() > fail_after ? absl::InternalError("No space left on device")
-                                         : absl::OkStatus();
+                                        : absl::OkStatus();
     };
   }
   std::vector<std::string> Of(Kind::Kind k) const {
     std::vector<std::string> out;
     for (const auto& e : events)
-      if (e.kind() == k) out.push_back(e.target().empty() ? absl::StrCat("wave", e.wave()) : e.target());
+      if (e.kind() == k)
+        out.push_back(e.target().empty() ? absl::StrCat("wave", e.wave()) : e.target());
     return out;
   }
   const v1::PlaybookEvent& Last() const { return events.back(); }
@@ -730,7 +733,7 @@ TEST(PlaybookRun, AResumedRunCountsTheFailuresBeforeTheInterruption) {
   p.failure.push_back(guard);
   p.max_failures = FailureBudget{1, -1};
   p.max_failures_total = FailureBudget{1, -1};
-  fleet.hosts[0].inconclusive = true;     // wave 1: within its allowance
+  fleet.hosts[0].inconclusive = true;      // wave 1: within its allowance
   fleet.hosts[2].fixed_by_change = false;  // wave 2: one more, over the total
   fleet.interrupt_at_sleep = 1;            // the pause before wave 2
   Recorded rec;
@@ -856,7 +859,8 @@ TEST(PlaybookRun, ACrashDuringTheFinalConfirmIsResumedByConfirmingAgainEvenLate)
   Recorded silent;
   auto again = ResumePlaybook(p, *record, fleet, silent.sink());
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_THAT(silent.Last().detail(), HasSubstr("1 did not answer (whether they kept it is unknown"));
+  EXPECT_THAT(silent.Last().detail(),
+              HasSubstr("1 did not answer (whether they kept it is unknown"));
   // A run cut short before its last wave passed is still refused late.
   ScriptedFleet other(2);
   other.crash_after_applies = 1;
@@ -1056,6 +1060,47 @@ TEST(PlaybookRun, ResumeRefusesWhenTheRestCannotFinishBeforeTheDeadline) {
   EXPECT_THAT(fleet.applied_order, ElementsAre(0));
 }
 
+// A resume counts a round of calls as the run measured it at detection
+// (kept on RUN_PLANNED), not a fixed 2 s: a fleet that answered slowly
+// then is not assumed fast now.
+TEST(PlaybookRun, ResumeCountsTheCallRoundTheRunMeasured) {
+  ScriptedFleet fleet(3);
+  const auto p = FindingPlaybook({{1, 0}, {0, 100}});
+  fleet.interrupt_at_sleep = 1;  // the pause before wave 2
+  Recorded rec;
+  EXPECT_EQ(RunPlaybook(p, Options(3), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_RUNNING);
+  auto record = FoldRun(rec.events);
+  ASSERT_TRUE(record.ok());
+  // The scripted fleet answers at once: the floor of a round.
+  EXPECT_EQ(record->call_round, absl::Seconds(1));
+  fleet.interrupt_at_sleep = -1;
+  fleet.now = record->deadline - absl::Seconds(40);
+  // The same file, had detection measured 30 s rounds: the rest (three
+  // rounds, the settle and the 20 s window) no longer fits in 40 s.
+  auto slow_events = rec.events;
+  for (auto& e : slow_events) {
+    if (e.kind() == v1::PlaybookEvent::KIND_RUN_PLANNED) e.mutable_call_round()->set_seconds(30);
+  }
+  auto slow = FoldRun(slow_events);
+  ASSERT_TRUE(slow.ok());
+  EXPECT_EQ(slow->call_round, absl::Seconds(30));
+  Recorded refused;
+  auto r = ResumePlaybook(p, *slow, fleet, refused.sink());
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("the rest of the run takes about"));
+  EXPECT_TRUE(refused.events.empty());
+  // As measured, it fits and goes on.
+  Recorded more;
+  EXPECT_EQ(*ResumePlaybook(p, *record, fleet, more.sink()), v1::PLAYBOOK_RUN_STATE_SUCCEEDED);
+  // A damaged file cannot make a round absurd either way.
+  for (auto& e : slow_events) {
+    if (e.kind() == v1::PlaybookEvent::KIND_RUN_PLANNED) {
+      e.mutable_call_round()->set_seconds(-5);
+    }
+  }
+  EXPECT_EQ(FoldRun(slow_events)->call_round, absl::Seconds(1));
+}
+
 // The line a terminal shows while the run waits, at each kind of wait.
 TEST(PlaybookRun, TheProgressLineSaysWhatTheRunWaitsForAndHowLong) {
   ScriptedFleet fleet(3);
@@ -1084,8 +1129,9 @@ TEST(PlaybookRun, TheProgressLineSaysWhatTheRunWaitsForAndHowLong) {
                         "unconfirmed roll back at "));
   EXPECT_THAT(find("pause before"), HasSubstr("wave 1/2: pause before wave 2, 27s left |"));
   EXPECT_THAT(find("failed 1"), HasSubstr("changed 3, verified 2, failed 1"));
-  EXPECT_EQ(lines.back(), "wave 2/2: finished | changed 3, verified 2, failed 1, rolled back 1, "
-                          "confirmed 2");
+  EXPECT_EQ(lines.back(),
+            "wave 2/2: finished | changed 3, verified 2, failed 1, rolled back 1, "
+            "confirmed 2");
 }
 
 TEST(PlaybookRun, ARunFileWithBadLinesCanStillBeRead) {
