@@ -73,8 +73,10 @@ class AgentServer {
     DropReasonsMode drop_reasons = DropReasonsMode::kOff;
     uint32_t drop_samples = 100;
     // Load the BPF socket iterator for summaries and diagnoses (sock_diag
-    // where it cannot load, or when false).
-    bool socket_iter = true;
+    // until it is loaded, where it cannot load, or when false). Off here
+    // unless asked (in-process tests load no program); netagentd's default
+    // is on.
+    bool socket_iter = false;
     // `mode: auto` playbooks the agent runs by itself (needs the continuous
     // diagnosis and tuning); empty: none.
     std::vector<playbook::Playbook> auto_playbooks;

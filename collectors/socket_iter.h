@@ -1,19 +1,20 @@
 // This namespace's TCP sockets walked by a BPF iterator (iter/tcp, kernel
-// 5.9+) instead of a sock_diag dump: the kernel writes a fixed 136-byte record
+// 5.12+) instead of a sock_diag dump: the kernel writes a fixed 136-byte record
 // per socket (collectors/bpf/netagent_sockets.h) instead of a netlink message
 // with every attribute, which costs the kernel about a third of the dump's
 // CPU. It carries what the socket summary reads (states, endpoints, queues,
 // and the tcp_info figures of SocketSummarizer), not a full SocketRecord:
 // listings (`sockets -i`) stay with sock_diag.
 //
-// Loaded once (verifier, CO-RE against the kernel's BTF, CONFIG_HZ from the
-// kernel's config) and walked by any number of threads at once; each walk
-// sees the network namespace the process is in.
+// Loaded once (verifier, CO-RE against the kernel's BTF; HZ measured from two
+// walks a quarter second apart) and walked by any number of threads at once;
+// each walk sees the network namespace of the thread that walks. Kernel 5.12+.
 #pragma once
 
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "absl/functional/function_ref.h"
@@ -29,10 +30,36 @@ namespace netagent::collectors {
 
 inline constexpr size_t kIterRecordSize = 136;
 
-// One record as the iterator wrote it into `out` (reused across records).
-// DATA_LOSS for bytes that are not a record (wrong size or magic, a family or
-// state the kernel does not have).
-absl::Status ParseIterRecord(absl::string_view bytes, SocketRecord& out);
+// The footer that ends every walk: the kernel's jiffies and monotonic clock.
+struct IterFooter {
+  uint64_t jiffies = 0;
+  uint64_t ktime_ns = 0;
+};
+
+// One record as the iterator wrote it: a socket into `out` (reused across
+// records; durations in jiffies converted with `hz`) and true, or the walk's
+// footer into `footer` and false. DATA_LOSS for bytes that are not a record
+// (wrong size or magic, a family or state the kernel does not have).
+absl::StatusOr<bool> ParseIterRecord(absl::string_view bytes, uint32_t hz, SocketRecord& out,
+                                     IterFooter& footer);
+
+// The kernel's HZ from the footers of two walks: jiffies over the clock
+// between them, the one of the rates kernels are built with (100, 250, 300,
+// 1000) it is within 2% and a tick and a half of. Needs 100 ms between them.
+absl::StatusOr<uint32_t> HzFromFooters(const IterFooter& first, const IterFooter& second);
+
+// Cuts what reads of the iterator give (any sizes) into whole records.
+class IterRecordStream {
+ public:
+  // Every whole record in `chunk` (with what the last chunk left over).
+  absl::Status Feed(absl::string_view chunk,
+                    absl::FunctionRef<absl::Status(absl::string_view record)> on_record);
+  // DATA_LOSS when the reads ended inside a record.
+  absl::Status Finish() const;
+
+ private:
+  std::string partial_;
+};
 
 class TcpSocketIterator {
  public:
@@ -48,13 +75,20 @@ class TcpSocketIterator {
                                 absl::FunctionRef<absl::Status(const SocketRecord&)> on_socket,
                                 absl::FunctionRef<absl::Status()> keep_going) const;
 
+  uint32_t hz() const { return hz_; }
+
   // Whether Walk should answer `q`: TCP only, no address or port filter, not
   // listeners alone (sock_diag reads the listening table alone).
   static bool CanWalk(const SocketQuery& q);
 
  private:
   explicit TcpSocketIterator(netagent_sockets* skel) : skel_(skel) {}
+  // Reads one walk's records to `on_record`.
+  absl::Status Read(absl::FunctionRef<absl::Status(absl::string_view record)> on_record) const;
+  // One walk that writes the footer alone (while calibrating).
+  absl::StatusOr<IterFooter> Footer() const;
   netagent_sockets* skel_;
+  uint32_t hz_ = 0;
 };
 
 // The iterator loaded by a thread of its own, so that a start does not wait

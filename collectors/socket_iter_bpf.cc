@@ -19,10 +19,11 @@
 namespace netagent::collectors {
 namespace {
 
-// Reads in a row that the kernel answers EAGAIN (a million sockets skipped
-// without output in one read, another namespace's); each one goes on.
 constexpr int kMaxAgainInARow = 1000;
-constexpr size_t kReadSize = 128 * kIterRecordSize * 8;  // 139,264 bytes
+// What the kernel gives a read at most: its seq_file buffer (8 pages).
+constexpr size_t kReadSize = 8 * 4096;
+// Between the two walks that measure HZ: 25 jiffies at HZ=100, +-1.
+constexpr absl::Duration kCalibration = absl::Milliseconds(250);
 
 bool Wanted(const SocketQuery& q, const SocketRecord& s) {
   if (!(q.states & (1u << s.state))) return false;
@@ -38,18 +39,63 @@ absl::StatusOr<std::unique_ptr<TcpSocketIterator>> TcpSocketIterator::Load() {
   if (skel == nullptr) {
     return kernel::LoadError(errno, "open the socket iterator", log, kernel::kTracingProgramNeeds);
   }
-  std::unique_ptr<netagent_sockets, void (*)(netagent_sockets*)> guard(skel,
-                                                                       netagent_sockets__destroy);
+  std::unique_ptr<TcpSocketIterator> it(new TcpSocketIterator(skel));
   if (int err = netagent_sockets__load(skel)) {
     return kernel::LoadError(err, "load the socket iterator", log, kernel::kTracingProgramNeeds);
   }
   if (int err = netagent_sockets__attach(skel)) {
     return kernel::LoadError(err, "attach the socket iterator", log, kernel::kTracingProgramNeeds);
   }
-  return std::unique_ptr<TcpSocketIterator>(new TcpSocketIterator(guard.release()));
+  // HZ: jiffies against the monotonic clock over two footer-only walks.
+  skel->bss->footer_only = 1;
+  auto first = it->Footer();
+  if (!first.ok()) return first.status();
+  absl::SleepFor(kCalibration);
+  auto second = it->Footer();
+  if (!second.ok()) return second.status();
+  skel->bss->footer_only = 0;
+  NETAGENT_ASSIGN_OR_RETURN(it->hz_, HzFromFooters(*first, *second));
+  return it;
 }
 
 TcpSocketIterator::~TcpSocketIterator() { netagent_sockets__destroy(skel_); }
+
+absl::Status TcpSocketIterator::Read(
+    absl::FunctionRef<absl::Status(absl::string_view record)> on_record) const {
+  kernel::UniqueFd fd(bpf_iter_create(bpf_link__fd(skel_->links.netagent_sockets)));
+  if (!fd.valid()) return kernel::ErrnoStatus(errno, "create a socket iterator");
+  std::vector<char> buf(kReadSize);
+  IterRecordStream stream;
+  for (int again = 0;;) {
+    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // The kernel gives up a read after a million objects without output
+      // (never with this program: every socket writes a record); the next
+      // read goes on.
+      if (errno == EAGAIN && ++again < kMaxAgainInARow) continue;
+      return kernel::ErrnoStatus(errno, "read the socket iterator");
+    }
+    again = 0;
+    if (n == 0) break;
+    NETAGENT_RETURN_IF_ERROR(
+        stream.Feed(absl::string_view(buf.data(), static_cast<size_t>(n)), on_record));
+  }
+  return stream.Finish();
+}
+
+absl::StatusOr<IterFooter> TcpSocketIterator::Footer() const {
+  IterFooter footer;
+  bool seen = false;
+  SocketRecord unused;
+  NETAGENT_RETURN_IF_ERROR(Read([&](absl::string_view record) -> absl::Status {
+    NETAGENT_ASSIGN_OR_RETURN(const bool socket, ParseIterRecord(record, 0, unused, footer));
+    seen |= !socket;
+    return absl::OkStatus();
+  }));
+  if (!seen) return absl::DataLossError("the socket iterator's walk had no footer");
+  return footer;
+}
 
 absl::StatusOr<uint64_t> TcpSocketIterator::Walk(
     const SocketQuery& q, absl::FunctionRef<absl::Status(const SocketRecord&)> on_socket,
@@ -58,39 +104,16 @@ absl::StatusOr<uint64_t> TcpSocketIterator::Walk(
     return absl::InvalidArgumentError(
         "the socket iterator walks TCP without address filters, not listeners alone");
   }
-  kernel::UniqueFd fd(bpf_iter_create(bpf_link__fd(skel_->links.netagent_sockets)));
-  if (!fd.valid()) return kernel::ErrnoStatus(errno, "create a socket iterator");
-  std::vector<char> buf(kReadSize + kIterRecordSize);
   SocketRecord s;
-  size_t have = 0;
-  uint64_t read = 0, given = 0;
-  int again = 0;
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf.data() + have, kReadSize);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN && ++again < kMaxAgainInARow) continue;
-      return kernel::ErrnoStatus(errno, "read the socket iterator");
-    }
-    again = 0;
-    if (n == 0) break;
-    have += static_cast<size_t>(n);
-    size_t off = 0;
-    for (; off + kIterRecordSize <= have; off += kIterRecordSize) {
-      NETAGENT_RETURN_IF_ERROR(
-          ParseIterRecord(absl::string_view(buf.data() + off, kIterRecordSize), s));
-      if (++read % kSocketCheckEvery == 0) NETAGENT_RETURN_IF_ERROR(keep_going());
-      if (!Wanted(q, s)) continue;
-      ++given;
-      NETAGENT_RETURN_IF_ERROR(on_socket(s));
-    }
-    std::memmove(buf.data(), buf.data() + off, have - off);
-    have -= off;
-  }
-  if (have != 0) {
-    return absl::DataLossError(
-        absl::StrCat("the socket iterator ended inside a record (", have, " bytes)"));
-  }
+  IterFooter footer;
+  uint64_t records = 0, given = 0;
+  NETAGENT_RETURN_IF_ERROR(Read([&](absl::string_view record) -> absl::Status {
+    NETAGENT_ASSIGN_OR_RETURN(const bool socket, ParseIterRecord(record, hz_, s, footer));
+    if (++records % kSocketCheckEvery == 0) NETAGENT_RETURN_IF_ERROR(keep_going());
+    if (!socket || !Wanted(q, s)) return absl::OkStatus();
+    ++given;
+    return on_socket(s);
+  }));
   return given;
 }
 
@@ -105,16 +128,18 @@ BackgroundTcpSocketIterator::BackgroundTcpSocketIterator(bool enabled) {
     auto loaded = TcpSocketIterator::Load();
     std::lock_guard<std::mutex> l(mu_);
     if (!loaded.ok()) {
-      capability_ = {false, std::string(loaded.status().message()), ""};
-      spdlog::warn("socket summaries walk with sock_diag: {}",
-                   std::string(loaded.status().message()));
+      // The first line for `netctl host`; the whole (libbpf's log) to the log.
+      const std::string why(loaded.status().message());
+      capability_ = {false, why.substr(0, why.find('\n')), ""};
+      spdlog::warn("socket summaries walk with sock_diag: {}", why);
       return;
     }
     iter_ = std::move(*loaded);
     capability_ = {true, "", ""};
     ready_.store(iter_.get(), std::memory_order_release);
     malloc_trim(0);  // the kernel's BTF, parsed for the load
-    spdlog::info("socket iterator loaded in {}", absl::FormatDuration(absl::Now() - t0));
+    spdlog::info("socket iterator loaded in {} (HZ {})", absl::FormatDuration(absl::Now() - t0),
+                 iter_->hz());
   });
 }
 

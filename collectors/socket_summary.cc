@@ -197,17 +197,26 @@ absl::StatusOr<SummaryWalk> SummarizeSockets(const SocketQuery& q, size_t top, P
                                              int attempts,
                                              absl::FunctionRef<absl::Status()> keep_going,
                                              const TcpSocketIterator* iter) {
+  std::vector<std::string> notes;
   if (iter != nullptr && TcpSocketIterator::CanWalk(q)) {
     SocketSummarizer summarizer;
+    bool stopped = false;
     auto walked = iter->Walk(
         q,
         [&](const SocketRecord& s) {
           summarizer.Add(s);
           return absl::OkStatus();
         },
-        keep_going);
-    if (!walked.ok()) return walked.status();
-    return SummaryWalk{summarizer.Finish(top, ephemeral), {}, "bpf_iter"};
+        [&] {
+          absl::Status st = keep_going();
+          stopped = !st.ok();
+          return st;
+        });
+    if (walked.ok()) return SummaryWalk{summarizer.Finish(top, ephemeral), {}, "bpf_iter"};
+    if (stopped) return walked.status();
+    // The iterator failed on its own: sock_diag answers, and says so.
+    notes.push_back(absl::StrCat("the BPF socket iterator failed (", walked.status().message(),
+                                 "): walked with sock_diag"));
   }
   for (int attempt = 1;; ++attempt) {
     SocketSummarizer summarizer;
@@ -220,7 +229,8 @@ absl::StatusOr<SummaryWalk> SummarizeSockets(const SocketQuery& q, size_t top, P
         {}, keep_going);
     if (!report.ok()) return report.status();
     if (report->warnings.empty() || attempt >= attempts) {
-      return SummaryWalk{summarizer.Finish(top, ephemeral), std::move(report->warnings)};
+      notes.insert(notes.end(), report->warnings.begin(), report->warnings.end());
+      return SummaryWalk{summarizer.Finish(top, ephemeral), std::move(notes)};
     }
   }
 }

@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /* A walk of this network namespace's TCP sockets as an iterator (iter/tcp,
- * kernel 5.9+): one fixed-size record per socket (netagent_sockets.h) written
+ * kernel 5.12+): one fixed-size record per socket (netagent_sockets.h) written
  * into the iterator's seq_file, with the handful of tcp_info figures the
  * socket summary uses computed from the socket itself. A sock_diag dump
  * builds a netlink message with every attribute for each socket (and a full
  * tcp_info); this writes 136 bytes and reads only what is asked for.
  *
  * The namespace is the one the reader was in when it created the iterator.
- * Durations kept in jiffies are converted with the kernel's CONFIG_HZ, which
- * libbpf reads from the kernel's config at load (a kernel without a readable
- * config cannot load this; user space then walks with sock_diag). */
+ * Durations the kernel keeps in jiffies are written in jiffies, and every
+ * walk ends with a footer (jiffies and the monotonic clock) from which user
+ * space measures HZ once, at load. Needs 5.12+ (bpf_get_socket_cookie on a
+ * socket pointer in an iterator). */
 /* clang-format off */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -19,7 +20,8 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-extern unsigned int CONFIG_HZ __kconfig;
+/* Set while user space calibrates: only the footer is written. */
+__u32 footer_only = 0;
 
 #define NS_AF_INET6 10
 #define NS_TCP_SYN_RECV 3
@@ -34,10 +36,8 @@ static __always_inline void copy_addr(ns_u8* out, const struct in6_addr* a) {
 
 static __always_inline void fill_info(struct ns_socket* r, struct tcp_sock* tp) {
   const struct inet_connection_sock* icsk = &tp->inet_conn;
-  const __u32 hz = CONFIG_HZ;
   const __u32 now = (__u32)bpf_jiffies64();
-  __u64 busy, rwnd, sndbuf;
-  __u32 running;
+  __u64 running;
   __u8 type;
 
   r->flags |= NS_HAS_INFO;
@@ -50,7 +50,7 @@ static __always_inline void fill_info(struct ns_socket* r, struct tcp_sock* tp) 
   r->bytes_acked = tp->bytes_acked;
   r->bytes_sent = bpf_core_field_exists(tp->bytes_sent) ? tp->bytes_sent : 0;
   r->sndbuf = icsk->icsk_inet.sk.sk_sndbuf;
-  if (hz) r->last_ack_recv_ms = (__u64)(now - tp->rcv_tstamp) * 1000 / hz;
+  r->last_ack_recv_jiffies = now - tp->rcv_tstamp;
 
   {
     const __u32 rate = tp->rate_delivered;
@@ -62,16 +62,10 @@ static __always_inline void fill_info(struct ns_socket* r, struct tcp_sock* tp) 
   /* tcp_get_info_chrono_stats(): the running chrono's time so far is added
    * to its total. */
   type = BPF_CORE_READ_BITFIELD(tp, chrono_type);
-  running = now - tp->chrono_start;
-  busy = tp->chrono_stat[0] + (type == 1 ? running : 0);
-  rwnd = tp->chrono_stat[1] + (type == 2 ? running : 0);
-  sndbuf = tp->chrono_stat[2] + (type == 3 ? running : 0);
-  if (hz) {
-    const __u64 per = NS_USEC_PER_SEC / hz;
-    r->rwnd_limited_us = rwnd * per;
-    r->sndbuf_limited_us = sndbuf * per;
-    r->busy_us = busy * per + r->rwnd_limited_us + r->sndbuf_limited_us;
-  }
+  running = (__u32)(now - tp->chrono_start);
+  r->busy_jiffies = (__u64)tp->chrono_stat[0] + (type == 1 ? running : 0);
+  r->rwnd_limited_jiffies = (__u64)tp->chrono_stat[1] + (type == 2 ? running : 0);
+  r->sndbuf_limited_jiffies = (__u64)tp->chrono_stat[2] + (type == 3 ? running : 0);
 }
 
 SEC("iter/tcp")
@@ -80,7 +74,16 @@ int netagent_sockets(struct bpf_iter__tcp* ctx) {
   struct ns_socket r = {};
   struct tcp_sock* tp;
 
-  if (!skc) return 0;
+  if (!skc) {
+    /* The end of the walk. */
+    struct ns_footer f = {};
+    f.jiffies = bpf_jiffies64();
+    f.ktime_ns = bpf_ktime_get_ns();
+    f.magic = NS_FOOTER_MAGIC;
+    bpf_seq_write(ctx->meta->seq, &f, sizeof(f));
+    return 0;
+  }
+  if (footer_only) return 0;
   r.magic = NS_RECORD_MAGIC;
   r.family = skc->skc_family;
   r.state = skc->skc_state;
@@ -97,8 +100,9 @@ int netagent_sockets(struct bpf_iter__tcp* ctx) {
   if (r.state == NS_TCP_NEW_SYN_RECV) {
     r.state = NS_TCP_SYN_RECV;
   } else if (r.state == NS_TCP_TIME_WAIT) {
-    struct tcp_timewait_sock* tw = bpf_skc_to_tcp_timewait_sock(skc);
-    if (tw) r.state = tw->tw_sk.tw_substate;
+    /* Read through a plain cast (bpf_skc_to_tcp_timewait_sock does not
+     * know IPv6 TIME_WAIT sockets when IPv6 is a module). */
+    r.state = BPF_CORE_READ((struct inet_timewait_sock*)skc, tw_substate);
   } else {
     tp = bpf_skc_to_tcp_sock(skc);
     if (!tp) return 0;

@@ -9,8 +9,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/sock_diag.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,7 +56,36 @@ std::string Name(const SocketRecord& s) {
                       FormatEndpoint(s.peer, s.peer_port));
 }
 
-constexpr uint16_t kHostPort = 47123;
+uint16_t LocalPort(int fd) {
+  sockaddr_in self{};
+  socklen_t len = sizeof(self);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len);
+  return ntohs(self.sin_port);
+}
+
+// A listener on 127.0.0.1:`port` (0: any) and a connection to it, accepted.
+void Connection(uint16_t port, kernel::UniqueFd& listener, kernel::UniqueFd& client,
+                kernel::UniqueFd& server) {
+  listener.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(listener.get(), 4), 0);
+  a.sin_port = htons(LocalPort(listener.get()));
+  client.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  server.reset(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(server.valid());
+}
+
+tcp_info TcpInfo(int fd) {
+  tcp_info t{};
+  socklen_t len = sizeof(t);
+  getsockopt(fd, IPPROTO_TCP, TCP_INFO, &t, &len);
+  return t;
+}
 
 class SocketIterTest : public ::testing::Test {
  protected:
@@ -62,14 +94,9 @@ class SocketIterTest : public ::testing::Test {
     auto loaded = TcpSocketIterator::Load();
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     iter_ = std::move(*loaded);
-    // A listener of the host namespace the walk must not see.
-    host_listener_.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(kHostPort);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(host_listener_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    ASSERT_EQ(listen(host_listener_.get(), 4), 0);
+    // A connection of the host namespace the walk must not see.
+    Connection(0, host_listener_, host_client_, host_server_);
+    host_port_ = LocalPort(host_listener_.get());
 
     ns_ = "na-sockiter-" + std::to_string(getpid());
     out_ = "/tmp/" + ns_ + ".out";
@@ -94,6 +121,50 @@ class SocketIterTest : public ::testing::Test {
     ASSERT_GE(fd, 0);
     ASSERT_EQ(setns(fd, CLONE_NEWNET), 0);
     close(fd);
+
+    // A connection whose receiver does not read, filled until the sender's
+    // buffer is full: queues, bytes sent and acknowledged, time limited by
+    // the receive window (a third of a second of it before the walks).
+    Connection(5999, stuffed_[0], stuffed_[1], stuffed_[2]);
+    stuffed_port_ = LocalPort(stuffed_[1].get());
+    fcntl(stuffed_[1].get(), F_SETFL, O_NONBLOCK);
+    const std::string chunk(64 * 1024, 'x');
+    for (int i = 0; i < 200; ++i) {
+      if (send(stuffed_[1].get(), chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) {
+        if (errno != EAGAIN) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    // The same, then read to the end: the window-limited time is in the
+    // socket's totals now (the figures above have it in the running timer).
+    Connection(5997, drained_[0], drained_[1], drained_[2]);
+    drained_port_ = LocalPort(drained_[1].get());
+    fcntl(drained_[1].get(), F_SETFL, O_NONBLOCK);
+    fcntl(drained_[2].get(), F_SETFL, O_NONBLOCK);
+    for (int i = 0; i < 200; ++i) {
+      if (send(drained_[1].get(), chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) {
+        if (errno != EAGAIN) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    ASSERT_TRUE(Eventually(
+        [&] {
+          char buf[65536];
+          while (recv(drained_[2].get(), buf, sizeof(buf), 0) > 0) {
+          }
+          int queued = -1;  // bytes not yet acknowledged, sent or not
+          ioctl(drained_[1].get(), SIOCOUTQ, &queued);
+          return queued == 0;
+        },
+        std::chrono::seconds(10)));
+    // A connection whose data is dropped on the way: RTOs in a row with data
+    // outstanding (the summary's stalled flows).
+    Connection(5998, stalled_[0], stalled_[1], stalled_[2]);
+    stalled_port_ = LocalPort(stalled_[1].get());
+    ASSERT_EQ(Sh("ip netns exec " + ns_ + " iptables -I INPUT -p tcp --dport 5998 -j DROP"), 0);
+    ASSERT_EQ(send(stalled_[1].get(), chunk.data(), 1000, MSG_NOSIGNAL), 1000);
+    ASSERT_TRUE(Eventually([&] { return TcpInfo(stalled_[1].get()).tcpi_retransmits >= 2; },
+                           std::chrono::seconds(10)));
   }
   void TearDown() override {
     if (home_.valid()) setns(home_.get(), CLONE_NEWNET);
@@ -132,50 +203,25 @@ class SocketIterTest : public ::testing::Test {
   }
 
   std::unique_ptr<TcpSocketIterator> iter_;
-  kernel::UniqueFd host_listener_, home_;
+  kernel::UniqueFd host_listener_, host_client_, host_server_, home_;
+  kernel::UniqueFd stuffed_[3], drained_[3], stalled_[3];  // listener, client, server
+  uint16_t host_port_ = 0, stuffed_port_ = 0, drained_port_ = 0, stalled_port_ = 0;
   std::string ns_, out_;
 };
 
-// A connection whose receiver does not read, filled until the sender's
-// buffer is full: queues on both sides, bytes in flight, time limited by the
-// receive window. Returns the sender's local port.
-uint16_t StuffedConnection(kernel::UniqueFd& listener, kernel::UniqueFd& client,
-                           kernel::UniqueFd& server) {
-  listener.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(5999);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  EXPECT_EQ(listen(listener.get(), 4), 0);
-  client.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  server.reset(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  EXPECT_TRUE(server.valid());
-  const std::string chunk(64 * 1024, 'x');
-  for (int i = 0; i < 1000; ++i) {
-    if (send(client.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) {
-      if (errno != EAGAIN) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      if (send(client.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) break;
-    }
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  sockaddr_in self{};
-  socklen_t len = sizeof(self);
-  getsockname(client.get(), reinterpret_cast<sockaddr*>(&self), &len);
-  return ntohs(self.sin_port);
-}
-
 TEST_F(SocketIterTest, EverySocketAsSockDiagSaysIt) {
-  kernel::UniqueFd listener, client, server;
-  const uint16_t stuffed = StuffedConnection(listener, client, server);
   const SocketQuery q;
+  const auto t0 = std::chrono::steady_clock::now();
   const auto diag = ByDiag(q);
   const auto iter = ByIter(q);
+  // What may pass between the two walks, and two jiffies (HZ 100) of rounding.
+  const uint64_t between_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count() +
+      20'000;
   ASSERT_GT(diag.size(), 700u);
   std::set<uint8_t> states;
-  int with_rtt = 0, with_sndbuf = 0, stuffed_seen = 0;
+  int with_rtt = 0, with_sndbuf = 0, stuffed_seen = 0, drained_seen = 0, stalled_seen = 0;
   for (const auto& [k, d] : diag) {
     states.insert(d.state);
     auto it = iter.find(k);
@@ -198,19 +244,34 @@ TEST_F(SocketIterTest, EverySocketAsSockDiagSaysIt) {
     const KernelTcpInfo &a = i.tcp_info, &b = d.tcp_info;
     with_rtt += b.rtt > 0;
     with_sndbuf += d.memory.values[SK_MEMINFO_SNDBUF] > 0;
-    if (d.local_port == stuffed) {
-      // The figures compared below are not all zero here.
+    if (d.local_port == stuffed_port_) {
+      // The figures compared below are not zero here, and larger than what
+      // passes between the walks.
       ++stuffed_seen;
       EXPECT_GT(d.wqueue, 0u);
       EXPECT_GT(b.bytes_acked, 1u);
       EXPECT_GT(b.bytes_sent, 0u);
-      EXPECT_GT(b.busy_time, 0u);
-      EXPECT_GT(b.rwnd_limited, 0u);
+      EXPECT_GT(b.busy_time, 2 * between_us);
+      EXPECT_GT(b.rwnd_limited, 2 * between_us);
       EXPECT_GT(b.delivery_rate, 0u);
     }
-    EXPECT_EQ(a.retransmits, b.retransmits);
+    if (d.local_port == drained_port_) {
+      ++drained_seen;
+      EXPECT_GT(b.rwnd_limited, 2 * between_us);
+      EXPECT_GE(b.busy_time, b.rwnd_limited);  // busy time counts the limited times
+    }
+    if (d.local_port == stalled_port_) {
+      ++stalled_seen;
+      EXPECT_GE(b.retransmits, 2);
+      EXPECT_GE(b.total_retrans, 2u);
+      EXPECT_GT(b.unacked, 0u);
+    }
+    // An RTO may fire between the walks.
+    EXPECT_GE(a.retransmits, b.retransmits);
+    EXPECT_LE(a.retransmits, b.retransmits + 1);
+    EXPECT_GE(a.total_retrans, b.total_retrans);
+    EXPECT_LE(a.total_retrans, b.total_retrans + 1);
     EXPECT_EQ(a.rtt, b.rtt);
-    EXPECT_EQ(a.total_retrans, b.total_retrans);
     EXPECT_EQ(a.snd_mss, b.snd_mss);
     EXPECT_EQ(a.pmtu, b.pmtu);
     EXPECT_EQ(a.unacked, b.unacked);
@@ -220,18 +281,23 @@ TEST_F(SocketIterTest, EverySocketAsSockDiagSaysIt) {
     // Walked after sock_diag: the running chrono and the time since the
     // last ACK only grow, by what passed between the two walks.
     EXPECT_GE(a.busy_time, b.busy_time);
-    EXPECT_LE(a.busy_time, b.busy_time + 5'000'000);
+    EXPECT_LE(a.busy_time, b.busy_time + between_us);
     EXPECT_GE(a.rwnd_limited, b.rwnd_limited);
+    EXPECT_LE(a.rwnd_limited, b.rwnd_limited + between_us);
     EXPECT_GE(a.sndbuf_limited, b.sndbuf_limited);
+    EXPECT_LE(a.sndbuf_limited, b.sndbuf_limited + between_us);
     EXPECT_GE(a.last_ack_recv, b.last_ack_recv);
-    EXPECT_LE(a.last_ack_recv, b.last_ack_recv + 5'000);
+    EXPECT_LE(a.last_ack_recv, b.last_ack_recv + between_us / 1000);
     EXPECT_EQ(i.memory.values[SK_MEMINFO_SNDBUF], d.memory.values[SK_MEMINFO_SNDBUF]);
   }
   for (const auto& [k, i] : iter) {
     if (!diag.count(k)) ADD_FAILURE() << "iterator only: " << Name(i);
-    EXPECT_NE(i.local_port, kHostPort) << "a socket of the host namespace";
+    EXPECT_NE(i.local_port, host_port_) << "a socket of the host namespace";
+    EXPECT_NE(i.peer_port, host_port_) << "a socket of the host namespace";
   }
   EXPECT_EQ(stuffed_seen, 1);
+  EXPECT_EQ(stalled_seen, 1);
+  EXPECT_EQ(drained_seen, 1);
   EXPECT_GT(with_rtt, 500);
   EXPECT_GT(with_sndbuf, 500);
   // The farm's states are all there: the comparison covered each.
@@ -276,6 +342,26 @@ TEST_F(SocketIterTest, TheSummaryIsTheSameEitherWay) {
   EXPECT_EQ(i.time_wait.count, d.time_wait.count);
   EXPECT_EQ(i.time_wait.busiest_peer, d.time_wait.busiest_peer);
   EXPECT_EQ(i.top_syn_recv_sources, d.top_syn_recv_sources);
+  // The flows the fixture made stall and fill: same lists either way.
+  ASSERT_FALSE(d.stalled.empty());
+  ASSERT_EQ(i.stalled.size(), d.stalled.size());
+  for (size_t n = 0; n < d.stalled.size(); ++n) {
+    EXPECT_EQ(i.stalled[n].local, d.stalled[n].local);
+    EXPECT_EQ(i.stalled[n].peer, d.stalled[n].peer);
+    EXPECT_EQ(i.stalled[n].unacked, d.stalled[n].unacked);
+    EXPECT_EQ(i.stalled[n].snd_mss, d.stalled[n].snd_mss);
+  }
+  std::set<uint64_t> busy_d, busy_i;
+  for (const auto& f : d.busiest_flows) busy_d.insert(f.cookie);
+  for (const auto& f : i.busiest_flows) busy_i.insert(f.cookie);
+  ASSERT_FALSE(busy_d.empty());
+  EXPECT_EQ(busy_i, busy_d);
+  ASSERT_FALSE(d.top_retransmitting.empty());
+  ASSERT_EQ(i.top_retransmitting.size(), d.top_retransmitting.size());
+  for (size_t n = 0; n < d.top_retransmitting.size(); ++n) {
+    EXPECT_EQ(i.top_retransmitting[n].address, d.top_retransmitting[n].address);
+    EXPECT_EQ(i.top_retransmitting[n].connections, d.top_retransmitting[n].connections);
+  }
   ASSERT_FALSE(d.top_rtt.empty());
   ASSERT_EQ(i.top_rtt.size(), d.top_rtt.size());
   for (size_t n = 0; n < d.top_rtt.size(); ++n) {

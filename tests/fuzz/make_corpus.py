@@ -373,11 +373,13 @@ seed("playbook", "seed-run-cut", "\n".join(_run[:6]) + "\n" + _run[6][:40])
 
 # --- the BPF socket iterator's records (collectors/bpf/netagent_sockets.h) ------
 
+# The first byte picks the read size, the second the HZ.
 for path in sorted((FIXTURES / "bpf_iter").glob("*/*.bin")):
     walk = path.read_bytes()
-    seed("socket_iter", f"seed-{path.parent.name}-{path.stem}", walk)
-    seed("socket_iter", f"seed-{path.parent.name}-{path.stem}-cut", walk[: 136 * 3 + 50])
-    seed("socket_iter", f"seed-{path.parent.name}-{path.stem}-one", walk[136 * 5 : 136 * 6])
+    seed("socket_iter", f"seed-{path.parent.name}-{path.stem}", b"\x2d\x02" + walk)
+    seed("socket_iter", f"seed-{path.parent.name}-{path.stem}-cut", b"\x05\x04" + walk[: 136 * 3 + 50])
+    seed("socket_iter", f"seed-{path.parent.name}-{path.stem}-one", b"\xff\x01" + walk[136 * 5 : 136 * 6])
+    seed("socket_iter", f"seed-{path.parent.name}-{path.stem}-footer", b"\x00\x00" + walk[-136:])
 
 # --- write ---------------------------------------------------------------------
 

@@ -34,14 +34,14 @@ ns_socket Established() {
   r.snd_mss = 1448;
   r.pmtu = 1500;
   r.unacked = 5;
-  r.last_ack_recv_ms = 700;
+  r.last_ack_recv_jiffies = 175;
   r.sndbuf = 87040;
   r.bytes_acked = 1000;
   r.bytes_sent = 2000;
   r.delivery_rate = 125000;
-  r.busy_us = 900;
-  r.rwnd_limited_us = 200;
-  r.sndbuf_limited_us = 300;
+  r.busy_jiffies = 9;
+  r.rwnd_limited_jiffies = 2;
+  r.sndbuf_limited_jiffies = 3;
   return r;
 }
 
@@ -49,9 +49,17 @@ std::string Bytes(const ns_socket& r) {
   return std::string(reinterpret_cast<const char*>(&r), sizeof(r));
 }
 
+// Parses one record at HZ 250; true for a socket.
+bool Parse(const std::string& bytes, SocketRecord& s, uint32_t hz = 250) {
+  IterFooter footer;
+  auto r = ParseIterRecord(bytes, hz, s, footer);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() && *r;
+}
+
 TEST(ParseIterRecord, EstablishedIPv4WithItsFigures) {
   SocketRecord s;
-  ASSERT_TRUE(ParseIterRecord(Bytes(Established()), s).ok());
+  ASSERT_TRUE(Parse(Bytes(Established()), s));
   EXPECT_EQ(s.protocol, IPPROTO_TCP);
   EXPECT_EQ(s.state, 1);
   EXPECT_EQ(s.local.family, AF_INET);
@@ -68,13 +76,14 @@ TEST(ParseIterRecord, EstablishedIPv4WithItsFigures) {
   EXPECT_EQ(s.tcp_info.snd_mss, 1448u);
   EXPECT_EQ(s.tcp_info.pmtu, 1500u);
   EXPECT_EQ(s.tcp_info.unacked, 5u);
-  EXPECT_EQ(s.tcp_info.last_ack_recv, 700u);
+  EXPECT_EQ(s.tcp_info.last_ack_recv, 700u);  // 175 jiffies at HZ 250
   EXPECT_EQ(s.tcp_info.bytes_acked, 1000u);
   EXPECT_EQ(s.tcp_info.bytes_sent, 2000u);
   EXPECT_EQ(s.tcp_info.delivery_rate, 125000u);
-  EXPECT_EQ(s.tcp_info.busy_time, 900u);
-  EXPECT_EQ(s.tcp_info.rwnd_limited, 200u);
-  EXPECT_EQ(s.tcp_info.sndbuf_limited, 300u);
+  // As tcp_get_info(): 4,000 us a jiffy, busy time the sum of the three.
+  EXPECT_EQ(s.tcp_info.rwnd_limited, 8000u);
+  EXPECT_EQ(s.tcp_info.sndbuf_limited, 12000u);
+  EXPECT_EQ(s.tcp_info.busy_time, 56000u);
   ASSERT_GT(s.memory.count, SK_MEMINFO_SNDBUF);
   EXPECT_EQ(s.memory.values[SK_MEMINFO_SNDBUF], 87040u);
 }
@@ -84,7 +93,7 @@ TEST(ParseIterRecord, EstablishedIPv4WithItsFigures) {
 // in its address.
 TEST(ParseIterRecord, ReusedRecordKeepsNothingOfTheLast) {
   SocketRecord s;
-  ASSERT_TRUE(ParseIterRecord(Bytes(Established()), s).ok());
+  ASSERT_TRUE(Parse(Bytes(Established()), s));
   ns_socket l{};
   l.magic = NS_RECORD_MAGIC;
   l.family = AF_INET6;
@@ -93,7 +102,7 @@ TEST(ParseIterRecord, ReusedRecordKeepsNothingOfTheLast) {
   l.rqueue = 7;
   l.wqueue = 128;
   inet_pton(AF_INET6, "2001:db8::1", l.local);
-  ASSERT_TRUE(ParseIterRecord(Bytes(l), s).ok());
+  ASSERT_TRUE(Parse(Bytes(l), s));
   EXPECT_EQ(s.state, 10);
   EXPECT_EQ(s.local.family, AF_INET6);
   EXPECT_EQ(FormatEndpoint(s.local, s.local_port), "[2001:db8::1]:443");
@@ -105,22 +114,106 @@ TEST(ParseIterRecord, ReusedRecordKeepsNothingOfTheLast) {
   EXPECT_EQ(s.wqueue, 128u);
 }
 
+// jiffies_to_msecs() rounds up where HZ does not divide 1000; microseconds a
+// jiffy are whole (3,333 at HZ 300), as the kernel multiplies.
+TEST(ParseIterRecord, JiffiesAsTheKernelConvertsThem) {
+  ns_socket r = Established();
+  r.last_ack_recv_jiffies = 1;
+  r.busy_jiffies = 3;
+  r.rwnd_limited_jiffies = r.sndbuf_limited_jiffies = 0;
+  SocketRecord s;
+  ASSERT_TRUE(Parse(Bytes(r), s, 300));
+  EXPECT_EQ(s.tcp_info.last_ack_recv, 4u);
+  EXPECT_EQ(s.tcp_info.busy_time, 9999u);
+  ASSERT_TRUE(Parse(Bytes(r), s, 1000));
+  EXPECT_EQ(s.tcp_info.last_ack_recv, 1u);
+  EXPECT_EQ(s.tcp_info.busy_time, 3000u);
+  // Without a measured HZ there are no figures to give.
+  ASSERT_TRUE(Parse(Bytes(r), s, 0));
+  EXPECT_FALSE(s.has_tcp_info());
+}
+
+TEST(ParseIterRecord, TheFooterIsNotASocket) {
+  ns_footer f{};
+  f.magic = NS_FOOTER_MAGIC;
+  f.jiffies = 4294937296ull;
+  f.ktime_ns = 123456789;
+  SocketRecord s;
+  IterFooter footer;
+  auto r =
+      ParseIterRecord(std::string(reinterpret_cast<const char*>(&f), sizeof(f)), 250, s, footer);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(*r);
+  EXPECT_EQ(footer.jiffies, 4294937296ull);
+  EXPECT_EQ(footer.ktime_ns, 123456789u);
+}
+
+TEST(HzFromFooters, TheNearestRateKernelsAreBuiltWith) {
+  const IterFooter a{1000, 5'000'000'000};
+  EXPECT_EQ(*HzFromFooters(a, {1000 + 62, 5'250'000'000}), 250u);  // 62 ticks in 250 ms
+  EXPECT_EQ(*HzFromFooters(a, {1000 + 26, 5'250'000'000}), 100u);  // a tick over 100/s
+  EXPECT_EQ(*HzFromFooters(a, {1000 + 24, 5'250'000'000}), 100u);  // a tick under
+  EXPECT_EQ(*HzFromFooters(a, {1000 + 76, 5'250'000'000}), 300u);
+  EXPECT_EQ(*HzFromFooters(a, {1000 + 249, 5'250'000'000}), 1000u);
+  EXPECT_FALSE(HzFromFooters(a, {1000 + 40, 5'250'000'000}).ok());  // 160/s
+  EXPECT_FALSE(HzFromFooters(a, {1000 + 6, 5'020'000'000}).ok());   // too close together
+  EXPECT_FALSE(HzFromFooters(a, {900, 5'250'000'000}).ok());        // backwards
+}
+
+// Reads give any number of bytes: records come out whole whatever the cut.
+TEST(IterRecordStream, RecordsWholeAcrossAnyCut) {
+  std::string walk;
+  for (int i = 0; i < 5; ++i) {
+    ns_socket r = Established();
+    r.cookie = i;
+    walk += Bytes(r);
+  }
+  for (size_t cut : {1u, 7u, 135u, 136u, 137u, 300u, 680u}) {
+    IterRecordStream stream;
+    std::vector<uint64_t> cookies;
+    for (size_t off = 0; off < walk.size(); off += cut) {
+      ASSERT_TRUE(stream
+                      .Feed(absl::string_view(walk).substr(off, cut),
+                            [&](absl::string_view rec) {
+                              EXPECT_EQ(rec.size(), kIterRecordSize);
+                              ns_socket r;
+                              std::memcpy(&r, rec.data(), sizeof(r));
+                              cookies.push_back(r.cookie);
+                              return absl::OkStatus();
+                            })
+                      .ok());
+    }
+    EXPECT_TRUE(stream.Finish().ok()) << cut;
+    EXPECT_EQ(cookies, (std::vector<uint64_t>{0, 1, 2, 3, 4})) << cut;
+  }
+  IterRecordStream cut_short;
+  ASSERT_TRUE(cut_short
+                  .Feed(absl::string_view(walk).substr(0, 200),
+                        [](absl::string_view) { return absl::OkStatus(); })
+                  .ok());
+  EXPECT_TRUE(absl::IsDataLoss(cut_short.Finish()));
+}
+
 TEST(ParseIterRecord, RefusesWhatIsNotARecord) {
   SocketRecord s;
+  IterFooter footer;
   const std::string good = Bytes(Established());
-  EXPECT_TRUE(absl::IsDataLoss(ParseIterRecord(good.substr(0, 135), s)));
-  EXPECT_TRUE(absl::IsDataLoss(ParseIterRecord(good + "x", s)));
-  EXPECT_TRUE(absl::IsDataLoss(ParseIterRecord("", s)));
+  auto loss = [&](const std::string& b) {
+    return absl::IsDataLoss(ParseIterRecord(b, 250, s, footer).status());
+  };
+  EXPECT_TRUE(loss(good.substr(0, 135)));
+  EXPECT_TRUE(loss(good + "x"));
+  EXPECT_TRUE(loss(""));
   ns_socket r = Established();
   r.magic = 0;
-  EXPECT_TRUE(absl::IsDataLoss(ParseIterRecord(Bytes(r), s)));
+  EXPECT_TRUE(loss(Bytes(r)));
   r = Established();
   r.family = 1;  // AF_UNIX
-  EXPECT_TRUE(absl::IsDataLoss(ParseIterRecord(Bytes(r), s)));
+  EXPECT_TRUE(loss(Bytes(r)));
   for (uint8_t state : {0, 13, 255}) {
     r = Established();
     r.state = state;
-    EXPECT_TRUE(absl::IsDataLoss(ParseIterRecord(Bytes(r), s))) << int(state);
+    EXPECT_TRUE(loss(Bytes(r))) << int(state);
   }
 }
 
@@ -157,12 +250,21 @@ TEST(ParseIterRecord, RecordedWalkCountsAsSs) {
       {9, "LAST-ACK"},   {10, "LISTEN"},   {11, "CLOSING"}};
   std::map<std::string, int> ours, theirs;
   SocketRecord s;
-  int with_info = 0;
+  IterFooter footer;
+  int with_info = 0, footers = 0;
   for (size_t off = 0; off < bytes.size(); off += kIterRecordSize) {
-    ASSERT_TRUE(ParseIterRecord(absl::string_view(bytes).substr(off, kIterRecordSize), s).ok());
+    auto r = ParseIterRecord(absl::string_view(bytes).substr(off, kIterRecordSize), 250, s, footer);
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (!*r) {
+      ++footers;
+      EXPECT_EQ(off + kIterRecordSize, bytes.size()) << "a footer before the end";
+      continue;
+    }
     ++ours[kLabel.at(s.state)];
     with_info += s.has_tcp_info();
   }
+  EXPECT_EQ(footers, 1);
+  EXPECT_GT(footer.jiffies, 0u);
   std::istringstream lines(ss);
   for (std::string line; std::getline(lines, line);) {
     if (!line.empty()) ++theirs[line.substr(0, line.find(' '))];
