@@ -341,6 +341,12 @@ absl::StatusOr<ChangeRecord> ParseRecord(const YAML::Node& n, const std::string&
   ChangeRecord r;
   r.id = Str(n["id"]);
   if (r.id.empty()) return Bad(path, absl::StrCat("change ", index, " has no id"));
+  // Only ids the agent takes are written; another one (non-UTF-8 bytes
+  // would all save as U+FFFD: two ids, one once saved) is damage.
+  if (!ValidateChangeId(r.id).ok()) {
+    return Bad(path, absl::StrCat("change ", index, " has the id ", kernel::Quote(r.id),
+                                  ", which the agent never gives"));
+  }
   const std::string what = absl::StrCat("change \"", r.id, "\"");
   NETAGENT_ASSIGN_OR_RETURN(r.created, ParseTime(n["created"], path, what));
   r.caller = Str(n["caller"]);
@@ -348,6 +354,10 @@ absl::StatusOr<ChangeRecord> ParseRecord(const YAML::Node& n, const std::string&
   r.digest = Str(n["digest"]);
   r.owner = Str(n["owner"]);
   r.owner_unknown = !n["owner"];
+  if (!ValidateOwner(r.owner, "owner").ok()) {
+    return Bad(path, absl::StrCat("change ", kernel::Quote(r.id), " has the owner ",
+                                  kernel::Quote(r.owner), ", which the agent never keeps"));
+  }
   const std::string state = Str(n["state"]);
   const std::optional<ChangeState> known = ChangeStateFromName(state);
   if (!known) return Bad(path, absl::StrCat(what, " has state \"", state, "\""));
@@ -752,6 +762,26 @@ absl::Status Journal::Save() {
   written_baseline_ = BaselineFingerprint();
   written_events_ = EventsFingerprint();
   return absl::OkStatus();
+}
+
+namespace {
+absl::Status ValidateToken(absl::string_view id, absl::string_view field) {
+  const bool valid =
+      !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+      });
+  if (!valid) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": letters, digits, '.', '_' and '-', 1 to 64 characters"));
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::Status ValidateChangeId(absl::string_view id) { return ValidateToken(id, "change_id"); }
+
+absl::Status ValidateOwner(absl::string_view owner, absl::string_view field) {
+  return owner.empty() ? absl::OkStatus() : ValidateToken(owner, field);
 }
 
 }  // namespace netagent::tuners

@@ -27,6 +27,13 @@
 
 namespace netagent::tuners {
 
+// Change ids are typed by people and printed in history: letters, digits,
+// '.', '_' and '-', 1 to 64 of them; INVALID_ARGUMENT naming change_id.
+absl::Status ValidateChangeId(absl::string_view id);
+// A change's owner token (ApplyTuningRequest.owner, expected_owner): empty,
+// or what a change id may be; INVALID_ARGUMENT naming `field`.
+absl::Status ValidateOwner(absl::string_view owner, absl::string_view field);
+
 enum class ChangeState {
   kApplying,        // written to the journal before the first knob; a crash here is undone at start
   kPending,         // applied, waiting for ConfirmChange before its deadline

@@ -472,24 +472,7 @@ absl::StatusOr<Plan> TuningManager::PlanFor(const Intent& intent) {
 }
 
 namespace {
-absl::Status ValidateToken(absl::string_view id, absl::string_view field) {
-  const bool valid =
-      !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-      });
-  if (!valid) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": letters, digits, '.', '_' and '-', 1 to 64 characters"));
-  }
-  return absl::OkStatus();
-}
 }  // namespace
-
-absl::Status ValidateChangeId(absl::string_view id) { return ValidateToken(id, "change_id"); }
-
-absl::Status ValidateOwner(absl::string_view owner, absl::string_view field) {
-  return owner.empty() ? absl::OkStatus() : ValidateToken(owner, field);
-}
 
 namespace {
 // A change with the id asked for but another owner is not the caller's: to

@@ -42,13 +42,6 @@ struct Tunable {
   bool drifted = false;
 };
 
-// Change ids are typed by people and printed in history: letters, digits,
-// '.', '_' and '-', 1 to 64 of them; INVALID_ARGUMENT naming change_id.
-absl::Status ValidateChangeId(absl::string_view id);
-// A change's owner token (ApplyTuningRequest.owner, expected_owner): empty,
-// or what a change id may be; INVALID_ARGUMENT naming `field`.
-absl::Status ValidateOwner(absl::string_view owner, absl::string_view field);
-
 // The change journal's health, for GetJournalStatus and the agent's
 // conditions (tuners/ knows neither).
 struct JournalHealth {

@@ -90,6 +90,11 @@ start_agent big "$NS" --diagnosis-interval 0 --drop-reasons off
 AGENT=${PIDS[-1]}
 start_agent diag "$NS" --diagnosis-interval 0 --drop-reasons off --socket-walk sock_diag
 DIAG_AGENT=${PIDS[-1]}
+# The iterator loads on a thread of its own after the agent serves.
+for _ in $(seq 100); do
+  "$BUILD/client/netctl" -t "unix://$DIR/big.sock" host | grep -q "socket iterator *yes" && break
+  sleep 0.1
+done
 "$BUILD/client/netctl" -t "unix://$DIR/big.sock" host | grep "socket iterator" || true
 COUNT="$(ip netns exec "$NS" ss -tanH | wc -l)"
 
