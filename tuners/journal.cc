@@ -1,8 +1,8 @@
 #include "tuners/journal.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -233,8 +233,8 @@ uint64_t Fnv(absl::string_view bytes, uint64_t h = 1469598103934665603ull) {
 
 std::string Entry(absl::string_view kind, const YAML::Emitter& body) {
   const absl::string_view text(body.c_str(), body.size());
-  return absl::StrCat("entry ", kind, " ", text.size() + 1, " ", absl::Hex(Fnv(text), absl::kZeroPad16),
-                      "\n", text, "\n");
+  return absl::StrCat("entry ", kind, " ", text.size() + 1, " ",
+                      absl::Hex(Fnv(text), absl::kZeroPad16), "\n", text, "\n");
 }
 
 // Appends with write(), not fdatasync: what the journal records does not
@@ -253,9 +253,9 @@ absl::Status AppendToLog(const std::string& path, absl::string_view bytes, size_
   struct stat st;
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_ino != expected_inode ||
       static_cast<size_t>(st.st_size) != expected_size) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": not the log this agent wrote (", st.st_size, " bytes, expected ",
-                     expected_size, ")"));
+    return absl::FailedPreconditionError(absl::StrCat(path, ": not the log this agent wrote (",
+                                                      st.st_size, " bytes, expected ",
+                                                      expected_size, ")"));
   }
   std::string header(expected_header.size(), '\0');
   if (::pread(fd.get(), header.data(), header.size(), 0) != static_cast<ssize_t>(header.size()) ||
@@ -314,7 +314,8 @@ absl::Status Bad(const std::string& path, absl::string_view what) {
 
 absl::Status ParseBaseline(const YAML::Node& baseline, const std::string& path,
                            std::map<std::string, BaselineValue>& out) {
-  if (baseline && !baseline.IsMap() && !baseline.IsNull()) return Bad(path, "baseline is not a map");
+  if (baseline && !baseline.IsMap() && !baseline.IsNull())
+    return Bad(path, "baseline is not a map");
   for (const auto& b : baseline) {
     const std::string name = Str(b.first);
     NETAGENT_ASSIGN_OR_RETURN(absl::Time seen,
@@ -370,7 +371,8 @@ absl::StatusOr<ChangeRecord> ParseRecord(const YAML::Node& n, const std::string&
   }
   for (const auto& k : n["knobs"]) {
     r.knobs.push_back({Str(k["knob"]), Str(k["old"]), Str(k["new"]), Str(k["reason"])});
-    if (r.knobs.back().knob.empty()) return Bad(path, absl::StrCat(what, " has a knob without a name"));
+    if (r.knobs.back().knob.empty())
+      return Bad(path, absl::StrCat(what, " has a knob without a name"));
   }
   NETAGENT_RETURN_IF_ERROR(ParseEvents(n["events"], path, what, r.events));
   for (const auto& d : n["drift"]) {
@@ -542,8 +544,8 @@ absl::Status Journal::ReplayLog(std::string* log_text) {
   uint64_t last = first;
   while (::access(LogPath(last + 1).c_str(), F_OK) == 0) ++last;
   if (::access(LogPath(first).c_str(), F_OK) != 0) {
-    if (last != first) return Bad(path_, absl::StrCat("log ", first, " is missing, ", last,
-                                                      " is there"));
+    if (last != first)
+      return Bad(path_, absl::StrCat("log ", first, " is missing, ", last, " is there"));
     return absl::OkStatus();  // none yet: the next save writes a snapshot and a log
   }
   bool torn = false;
@@ -552,7 +554,8 @@ absl::Status Journal::ReplayLog(std::string* log_text) {
   }
   generation_ = last;
   const std::string path = LogPath(last);
-  if (torn && ::truncate(path.c_str(), static_cast<off_t>(log_bytes_)) != 0) return absl::OkStatus();
+  if (torn && ::truncate(path.c_str(), static_cast<off_t>(log_bytes_)) != 0)
+    return absl::OkStatus();
   struct stat st;
   log_ready_ = ::stat(path.c_str(), &st) == 0;
   log_inode_ = log_ready_ ? st.st_ino : 0;
@@ -681,8 +684,7 @@ absl::Status Journal::Compact() {
     log_ready_ = false;
     return started;
   }
-  if (absl::Status written = kernel::ReplaceFileAtomically(path_, ToYaml(), 0600);
-      !written.ok()) {
+  if (absl::Status written = kernel::ReplaceFileAtomically(path_, ToYaml(), 0600); !written.ok()) {
     ::unlink(LogPath(before + 1).c_str());
     generation_ = before;
     log_ready_ = false;
@@ -694,8 +696,7 @@ absl::Status Journal::Compact() {
 }
 
 std::optional<Journal::PendingSnapshot> Journal::StartCompaction() {
-  if (!log_ready_ ||
-      (log_entries_ < kCompactAfterEntries && log_bytes_ < kCompactAfterBytes)) {
+  if (!log_ready_ || (log_entries_ < kCompactAfterEntries && log_bytes_ < kCompactAfterBytes)) {
     return std::nullopt;
   }
   // Appends move to the next log at once; the snapshot of everything so far

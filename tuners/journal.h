@@ -170,7 +170,7 @@ class Journal {
   uint64_t generation_ = 0;
   bool log_ready_ = false;
   size_t log_entries_ = 0, log_bytes_ = 0;
-  uint64_t log_inode_ = 0;  // the log is appended to only while it is this file
+  uint64_t log_inode_ = 0;   // the log is appended to only while it is this file
   bool compacting_ = false;  // a PendingSnapshot is out, not yet finished
   std::map<std::string, uint64_t> written_;
   uint64_t written_baseline_ = 0, written_events_ = 0;

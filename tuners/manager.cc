@@ -134,15 +134,14 @@ absl::StatusOr<std::unique_ptr<TuningManager>> TuningManager::Start(Options opti
     auto loaded = Journal::FromYaml(*text, path);
     std::string log_text;
     if (loaded.ok()) {
-      if (absl::Status replayed = loaded->ReplayLog(&log_text); !replayed.ok())
-        loaded = replayed;
+      if (absl::Status replayed = loaded->ReplayLog(&log_text); !replayed.ok()) loaded = replayed;
     }
     if (loaded.ok()) {
       journal = std::move(*loaded);
     } else if (absl::IsDataLoss(loaded.status())) {
       // The log's entries are shaped like the snapshot's: salvage reads both.
-      quarantine = SetAside(path, absl::StrCat(*text, "\n", log_text), loaded.status(),
-                            options.clock());
+      quarantine =
+          SetAside(path, absl::StrCat(*text, "\n", log_text), loaded.status(), options.clock());
       spdlog::error(
           "tuning: {}; applying is refused until an operator checks those knobs and runs: netctl "
           "tune journal ack",
@@ -471,8 +470,7 @@ absl::StatusOr<Plan> TuningManager::PlanFor(const Intent& intent) {
   return plan;
 }
 
-namespace {
-}  // namespace
+namespace {}  // namespace
 
 namespace {
 // A change with the id asked for but another owner is not the caller's: to
@@ -485,10 +483,9 @@ absl::Status CheckOwner(const ChangeRecord& r, const std::string& expected_owner
   if (expected_owner.empty() || r.owner_unknown || r.owner == expected_owner) {
     return absl::OkStatus();
   }
-  return absl::NotFoundError(absl::StrCat("change_id: change ", kernel::Quote(r.id),
-                                          " here has another owner (",
-                                          r.owner.empty() ? "none" : kernel::Quote(r.owner),
-                                          "): it is not the caller's"));
+  return absl::NotFoundError(
+      absl::StrCat("change_id: change ", kernel::Quote(r.id), " here has another owner (",
+                   r.owner.empty() ? "none" : kernel::Quote(r.owner), "): it is not the caller's"));
 }
 }  // namespace
 
@@ -624,7 +621,8 @@ absl::StatusOr<TuningManager::ApplyResult> TuningManager::Apply(
       r.id, r.intent, caller, r.knobs.size(),
       r.confirm_deadline ? absl::StrCat(", confirm by ", TimeText(*r.confirm_deadline)) : "",
       absl::ToInt64Milliseconds(t_done - t_start), absl::ToInt64Milliseconds(t_planned - t_start),
-      absl::ToInt64Milliseconds(t_locked - t_planned), absl::ToInt64Milliseconds(t_done - t_locked));
+      absl::ToInt64Milliseconds(t_locked - t_planned),
+      absl::ToInt64Milliseconds(t_done - t_locked));
   result.plan = std::move(plan);
   result.change = r;
   cv_.notify_all();

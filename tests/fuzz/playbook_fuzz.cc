@@ -3,8 +3,8 @@
 // run file's events folded into a run. The same bytes go to both.
 #include <set>
 
-#include "playbook/playbook.h"
 #include "client/playbook_run.h"
+#include "playbook/playbook.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1041,13 +1041,20 @@ TEST(PlaybookRun, CtrlCDuringDetectionIsResumedByDetectingAgain) {
   EXPECT_EQ(whole->confirmed.size(), 3u);
 }
 
+// A two-wave run interrupted in the pause before wave 2, and its record.
+void InterruptedInThePause(ScriptedFleet& fleet, const Playbook& p, Recorded& rec,
+                           absl::StatusOr<RunRecord>& record) {
+  fleet.interrupt_at_sleep = 1;  // the pause before wave 2
+  EXPECT_EQ(RunPlaybook(p, Options(3), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_RUNNING);
+  record = FoldRun(rec.events);
+}
+
 TEST(PlaybookRun, ResumeRefusesWhenTheRestCannotFinishBeforeTheDeadline) {
   ScriptedFleet fleet(3);
   const auto p = FindingPlaybook({{1, 0}, {0, 100}});
-  fleet.interrupt_at_sleep = 1;  // the pause before wave 2
   Recorded rec;
-  EXPECT_EQ(RunPlaybook(p, Options(3), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_RUNNING);
-  auto record = FoldRun(rec.events);
+  absl::StatusOr<RunRecord> record;
+  InterruptedInThePause(fleet, p, rec, record);
   ASSERT_TRUE(record.ok());
   fleet.interrupt_at_sleep = -1;
   // Long after the pause: wave 2 still needs its 20 s window and the calls.
@@ -1066,10 +1073,9 @@ TEST(PlaybookRun, ResumeRefusesWhenTheRestCannotFinishBeforeTheDeadline) {
 TEST(PlaybookRun, ResumeCountsTheCallRoundTheRunMeasured) {
   ScriptedFleet fleet(3);
   const auto p = FindingPlaybook({{1, 0}, {0, 100}});
-  fleet.interrupt_at_sleep = 1;  // the pause before wave 2
   Recorded rec;
-  EXPECT_EQ(RunPlaybook(p, Options(3), fleet, rec.sink()), v1::PLAYBOOK_RUN_STATE_RUNNING);
-  auto record = FoldRun(rec.events);
+  absl::StatusOr<RunRecord> record;
+  InterruptedInThePause(fleet, p, rec, record);
   ASSERT_TRUE(record.ok());
   // The scripted fleet answers at once: the floor of a round.
   EXPECT_EQ(record->call_round, absl::Seconds(1));

@@ -81,8 +81,8 @@ TEST(Journal, BaselineNamesWithControlCharactersRoundTrip) {
 // the journal the agent had just written refused to load (found by the
 // fuzz campaign).
 TEST(Journal, IdsAndOwnersTheAgentNeverGivesAreRefused) {
-  for (const std::string& id : std::vector<std::string>{"c\r", "d\r- e", "c\x9f-0", "has space",
-                                                     std::string(65, 'a')}) {
+  for (const std::string& id :
+       std::vector<std::string>{"c\r", "d\r- e", "c\x9f-0", "has space", std::string(65, 'a')}) {
     Journal j = Journal::Empty("x");
     j.records().push_back(Sample(id, ChangeState::kConfirmed));
     auto back = Journal::FromYaml(j.ToYaml(), "x");
@@ -92,7 +92,9 @@ TEST(Journal, IdsAndOwnersTheAgentNeverGivesAreRefused) {
   }
   Journal j = Journal::Empty("x");
   j.records().push_back(Sample("c-1", ChangeState::kConfirmed));
-  j.records().back().owner = "tok\xa4" "en";
+  j.records().back().owner =
+      "tok\xa4"
+      "en";
   auto back = Journal::FromYaml(j.ToYaml(), "x");
   ASSERT_FALSE(back.ok());
   EXPECT_THAT(back.status().message(), HasSubstr("never keeps"));
