@@ -118,4 +118,17 @@ std::string FindUnprintable(absl::string_view text, bool allow_tab) {
   return "";
 }
 
+std::optional<size_t> FirstInvalidUtf8(absl::string_view text) {
+  for (size_t pos = 0; pos < text.size();) {
+    if (static_cast<uint8_t>(text[pos]) < 0x80) {
+      ++pos;
+      continue;
+    }
+    const size_t len = DecodeAt(text, pos).len;
+    if (len == 0) return pos;
+    pos += len;
+  }
+  return std::nullopt;
+}
+
 }  // namespace netagent::kernel

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -33,5 +34,10 @@ std::string Quote(absl::string_view text, size_t max_bytes = kQuotedBytes);
 // `allow_tab`), DEL, C1, and the bidi and line-separator controls that reorder
 // or split a line. An ANSI escape starts with ESC or CSI, so it is refused.
 std::string FindUnprintable(absl::string_view text, bool allow_tab = false);
+
+// The offset of the first byte of `text` that does not begin well-formed
+// UTF-8 (see above: overlong forms, surrogates, beyond U+10FFFF, cut short),
+// or nullopt when all of it is UTF-8.
+std::optional<size_t> FirstInvalidUtf8(absl::string_view text);
 
 }  // namespace netagent::kernel

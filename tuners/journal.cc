@@ -394,6 +394,11 @@ absl::StatusOr<Journal> Journal::FromYaml(const std::string& text, const std::st
   if (const size_t nul = text.find('\0'); nul != std::string::npos) {
     return bad("binary data (a NUL byte at offset ", nul, ")");
   }
+  // The agent writes UTF-8 only (its YAML writer would save other bytes as
+  // U+FFFD: names, values and ids that differ could save as one).
+  if (const std::optional<size_t> at = kernel::FirstInvalidUtf8(text)) {
+    return bad("not UTF-8 at byte ", *at, ", and the agent writes UTF-8 only");
+  }
   Journal j = Empty(path);
   try {
     const YAML::Node root = YAML::Load(text);
@@ -491,6 +496,10 @@ absl::Status Journal::ReplayOneLog(uint64_t generation, bool last, std::string* 
         break;
       }
       return Bad(path, absl::StrCat("entry at byte ", pos, " does not match its checksum"));
+    }
+    if (const std::optional<size_t> at = kernel::FirstInvalidUtf8(text_body)) {
+      return Bad(path, absl::StrCat("entry at byte ", pos, " is not UTF-8 at byte ", body + *at,
+                                    ", and the agent writes UTF-8 only"));
     }
     try {
       const YAML::Node n = YAML::Load(std::string(text_body));

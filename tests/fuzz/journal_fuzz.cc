@@ -15,6 +15,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  std::string(again.status().message()).c_str(), saved.c_str());
   }
   FUZZ_CHECK(again.ok());
+  if (again->ToYaml() != saved) {
+    std::fprintf(stderr, "saved journal loads back different:\n%s\n---- saved again:\n%s\n",
+                 saved.c_str(), again->ToYaml().c_str());
+  }
   FUZZ_CHECK(again->ToYaml() == saved);
   journal->Prune(2);
   return 0;

@@ -100,6 +100,29 @@ TEST(Journal, IdsAndOwnersTheAgentNeverGivesAreRefused) {
   EXPECT_THAT(back.status().message(), HasSubstr("never keeps"));
 }
 
+// The agent writes UTF-8 only: other bytes anywhere (here knob names of the
+// baseline, which would save as U+FFFD, in another order) are damage, not a
+// journal it wrote. Found by the journal fuzz harness.
+TEST(Journal, BytesThatAreNotUtf8AreDamage) {
+  const std::string text =
+      "version: 1\ncount: 0\nbaseline:\n"
+      "  \"net.core.\xff\xffrmem_max\":\n    value: \"1\"\n    seen: 2026-12-04T10:00:00Z\n"
+      "  \"net.core.rmem_max\":\n    value: \"2\"\n    seen: 2026-12-04T10:00:00Z\n"
+      "changes: []\nend: 0\n";
+  auto j = Journal::FromYaml(text, "j");
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(j.status().message(), HasSubstr("not UTF-8 at byte 42"));
+  // The same journal in UTF-8 loads, and saves to text that loads the same.
+  std::string fixed = text;
+  fixed.replace(fixed.find("\xff\xff"), 2, "\xc3\xbf");
+  auto ok = Journal::FromYaml(fixed, "j");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  auto again = Journal::FromYaml(ok->ToYaml(), "j");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->ToYaml(), ok->ToYaml());
+}
+
 TEST(Journal, ACorruptFileIsAnErrorNotAnEmptyJournal) {
   EXPECT_EQ(Journal::FromYaml("version: 1\nchanges: [ {id: x", "j").status().code(),
             absl::StatusCode::kDataLoss);
@@ -399,6 +422,27 @@ TEST_F(JournalLogTest, DamageBeforeTheLastEntryIsDataLoss) {
   EXPECT_THAT(loaded.status().message(), HasSubstr("checksum"));
   Write(path_ + ".log.1", "garbage\n");
   EXPECT_EQ(Journal::Load(path_).status().code(), absl::StatusCode::kDataLoss);
+}
+
+// An entry whose checksum matches but whose bytes are not UTF-8 was not
+// written by the agent: data loss, like any other damage.
+TEST_F(JournalLogTest, AnEntryThatIsNotUtf8IsDataLoss) {
+  Journal j = Journal::Empty(path_);
+  j.records().push_back(Sample("a", ChangeState::kPending));
+  ASSERT_TRUE(j.Save().ok());
+  const std::string log = Read(path_ + ".log.1");
+  const std::string body = "baseline:\n  \"net.core.\xffsomaxconn\":\n    value: \"1\"\n"
+                           "    seen: 2026-12-04T10:00:00Z";
+  uint64_t sum = 1469598103934665603ull;  // FNV-1a, as the journal frames entries
+  for (unsigned char c : body) {
+    sum ^= c;
+    sum *= 1099511628211ull;
+  }
+  Write(path_ + ".log.1", absl::StrCat(log, "entry baseline ", body.size() + 1, " ",
+                                       absl::Hex(sum, absl::kZeroPad16), "\n", body, "\n"));
+  auto loaded = Journal::Load(path_);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(loaded.status().message(), HasSubstr("is not UTF-8"));
 }
 
 // Salvage reads the log's entries like the snapshot's changes; a change's
