@@ -32,38 +32,53 @@ v1::ConntrackFilter Filter(const ConntrackArgs& a) {
   return f;
 }
 
-std::string Tuple(const v1::ConntrackTuple& t, const std::string& protocol) {
-  std::string s = absl::StrCat("src=", t.source(), " dst=", t.destination());
-  if (protocol == "icmp" || protocol == "icmpv6") {
-    absl::StrAppend(&s, " type=", t.icmp_type(), " code=", t.icmp_code(), " id=", t.icmp_id());
+// A tuple as conntrack -L prints it, the agent's strings through
+// TerminalText.
+void AppendTuple(std::string* out, const v1::ConntrackTuple& t, bool icmp) {
+  out->append("src=");
+  AppendTerminalText(out, t.source());
+  out->append(" dst=");
+  AppendTerminalText(out, t.destination());
+  if (icmp) {
+    absl::StrAppend(out, " type=", t.icmp_type(), " code=", t.icmp_code(), " id=", t.icmp_id());
   } else if (t.source_port() || t.destination_port()) {
-    absl::StrAppend(&s, " sport=", t.source_port(), " dport=", t.destination_port());
+    absl::StrAppend(out, " sport=", t.source_port(), " dport=", t.destination_port());
   }
-  return s;
 }
 
-// One entry as conntrack -L prints it.
-std::string EntryLine(const v1::ConntrackEntry& e) {
-  std::string line = absl::StrFormat("%-8s %u %u ", e.protocol(), e.protocol_number(), e.timeout());
-  if (!e.tcp_state().empty()) absl::StrAppend(&line, e.tcp_state(), " ");
-  absl::StrAppend(&line, Tuple(e.original(), e.protocol()));
+// One entry as conntrack -L prints it, appended to *out with its newline:
+// no string of its own (a table has hundreds of thousands of lines).
+void AppendEntryLine(std::string* out, const v1::ConntrackEntry& e) {
+  const size_t start = out->size();
+  AppendTerminalText(out, e.protocol());
+  if (out->size() - start < 8) out->append(8 - (out->size() - start), ' ');  // %-8s
+  absl::StrAppend(out, " ", e.protocol_number(), " ", e.timeout(), " ");
+  if (!e.tcp_state().empty()) {
+    AppendTerminalText(out, e.tcp_state());
+    out->push_back(' ');
+  }
+  const bool icmp = e.protocol() == "icmp" || e.protocol() == "icmpv6";
+  AppendTuple(out, e.original(), icmp);
   if (e.has_original_packets()) {
-    absl::StrAppend(&line, " packets=", e.original_packets(), " bytes=", e.original_bytes());
+    absl::StrAppend(out, " packets=", e.original_packets(), " bytes=", e.original_bytes());
   }
   for (const auto& f : e.flags()) {
-    if (f == "UNREPLIED") absl::StrAppend(&line, " [UNREPLIED]");
+    if (f == "UNREPLIED") out->append(" [UNREPLIED]");
   }
-  absl::StrAppend(&line, " ", Tuple(e.reply(), e.protocol()));
+  out->push_back(' ');
+  AppendTuple(out, e.reply(), icmp);
   if (e.has_reply_packets()) {
-    absl::StrAppend(&line, " packets=", e.reply_packets(), " bytes=", e.reply_bytes());
+    absl::StrAppend(out, " packets=", e.reply_packets(), " bytes=", e.reply_bytes());
   }
   for (const auto& f : e.flags()) {
-    if (f != "UNREPLIED") absl::StrAppend(&line, " [", f, "]");
+    if (f == "UNREPLIED") continue;
+    out->append(" [");
+    AppendTerminalText(out, f);
+    out->push_back(']');
   }
-  absl::StrAppend(&line, " mark=", e.mark());
-  if (e.zone()) absl::StrAppend(&line, " zone=", e.zone());
-  absl::StrAppend(&line, " use=", e.use());
-  return line;
+  absl::StrAppend(out, " mark=", e.mark());
+  if (e.zone()) absl::StrAppend(out, " zone=", e.zone());
+  absl::StrAppend(out, " use=", e.use(), "\n");
 }
 
 void StatsBlock(const v1::GetConntrackStatsResponse& s, std::ostream& out) {
@@ -160,7 +175,7 @@ int RunConntrackList(const CommandContext& c, const ConntrackArgs& args) {
     v1::ListConntrackResponse batch;
     uint64_t count = 0;
     std::string text;
-    const std::string prefix = multi ? c.targets[i].display + "  " : "";
+    const std::string prefix = multi ? TerminalText(c.targets[i].display) + "  " : "";
     while (reader->Read(&batch)) {
       count += batch.entries_size();
       for (const auto& w : batch.warnings()) printer.Warning(i, w);
@@ -171,7 +186,8 @@ int RunConntrackList(const CommandContext& c, const ConntrackArgs& args) {
       }
       text.clear();
       for (const auto& e : batch.entries()) {
-        absl::StrAppend(&text, TerminalText(absl::StrCat(prefix, EntryLine(e))), "\n");
+        text += prefix;
+        AppendEntryLine(&text, e);
       }
       printer.Lines(i, text);
     }

@@ -31,12 +31,6 @@ bool Numeric(const std::string& s) {
   });
 }
 
-std::string JsonString(absl::string_view s) {
-  std::string out;
-  AppendJsonString(s, &out);
-  return out;
-}
-
 bool IsControl(uint32_t cp) {
   return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e ||
          cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
@@ -44,7 +38,7 @@ bool IsControl(uint32_t cp) {
 
 // Printable ASCII needs no look (most cells: numbers, addresses, names).
 // Eight bytes at a time: none below 0x20, none 0x7f, none with the high bit.
-bool Plain(const std::string& s) {
+bool Plain(absl::string_view s) {
   constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
   const char* p = s.data();
   size_t n = s.size();
@@ -68,14 +62,22 @@ std::vector<std::string> TerminalCells(std::vector<std::string> cells) {
   return cells;
 }
 
+// Lines of printable ASCII: each line Plain.
+bool PlainLines(absl::string_view text) {
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == absl::string_view::npos) end = text.size();
+    if (!Plain(text.substr(pos, end - pos))) return false;
+    pos = end + 1;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string TerminalText(absl::string_view text, bool keep_newlines) {
   // Most text is printable ASCII: copied as it is.
-  const bool plain = std::all_of(text.begin(), text.end(), [&](char c) {
-    return (c >= 0x20 && c <= 0x7e) || (keep_newlines && c == '\n');
-  });
-  if (plain) return std::string(text);
+  if (keep_newlines ? PlainLines(text) : Plain(text)) return std::string(text);
   std::string out;
   out.reserve(text.size());
   for (size_t pos = 0; pos < text.size();) {
@@ -101,6 +103,14 @@ std::string TerminalText(absl::string_view text, bool keep_newlines) {
     pos += d.len;
   }
   return out;
+}
+
+void AppendTerminalText(std::string* out, absl::string_view text) {
+  if (Plain(text)) {
+    out->append(text.data(), text.size());
+  } else {
+    *out += TerminalText(text);
+  }
 }
 
 Table::Table(std::vector<std::string> header)
@@ -414,7 +424,11 @@ void Printer::Part(size_t target, const google::protobuf::Message& part) {
 void Printer::Lines(size_t target, absl::string_view text) {
   std::lock_guard<std::mutex> lock(mu_);
   Held& sink = Sink(target);
-  sink.text += TerminalText(text, /*keep_newlines=*/true);
+  if (PlainLines(text)) {
+    sink.text.append(text.data(), text.size());
+  } else {
+    sink.text += TerminalText(text, /*keep_newlines=*/true);
+  }
   if (!sink.text.empty() && sink.text.back() != '\n') sink.text += '\n';
   if (&sink != &held_[target]) {
     Emit(sink, target);

@@ -35,6 +35,9 @@ enum class Format { kTable, kJson };
 // (\xNN), C1 controls and the bidi and line-separator controls (\uNNNN).
 // `keep_newlines` leaves line breaks alone (a block of several lines).
 std::string TerminalText(absl::string_view text, bool keep_newlines = false);
+// Appends TerminalText(text) to *out, with no string of its own when the text
+// is printable ASCII (the common case: a bulk stream's fields).
+void AppendTerminalText(std::string* out, absl::string_view text);
 
 // Cells and notes are shown through TerminalText. A table can be rendered
 // all at once (widths from every row) or as rows arrive: the first

@@ -182,6 +182,23 @@ TEST(TerminalText, MakesWhatATerminalWouldObeyVisible) {
   EXPECT_EQ(TerminalText("x\xe2\x80\xaey"), "x\\u202ey");      // right-to-left override
   EXPECT_EQ(TerminalText("\xff\xc0\xaf"), "\\xff\\xc0\\xaf");  // not UTF-8
   EXPECT_EQ(TerminalText(std::string("nul\0", 4)), "nul\\x00");
+  // Eight bytes at a time, and the bytes after: a control anywhere is seen.
+  for (size_t at = 0; at < 20; ++at) {
+    std::string text(20, 'a');
+    text[at] = '\x1b';
+    EXPECT_EQ(TerminalText(text).find('\x1b'), std::string::npos) << at;
+    EXPECT_EQ(TerminalText(text, /*keep_newlines=*/true).find('\x1b'), std::string::npos) << at;
+    text[at] = '\n';
+    EXPECT_EQ(TerminalText(text, /*keep_newlines=*/true), text) << at;
+  }
+}
+
+TEST(AppendTerminalText, AppendsWhatTerminalTextGives) {
+  for (const std::string text : {"10.0.0.1", "", "caf\xc3\xa9", "\x1b[2K\rallow", "a\nb", "\xff"}) {
+    std::string out = "x ";
+    AppendTerminalText(&out, text);
+    EXPECT_EQ(out, "x " + TerminalText(text)) << text;
+  }
 }
 
 // A rule comment that clears its line and prints an "allow" row of its own
