@@ -93,7 +93,8 @@ absl::Status ParseDiagnosisThreshold(absl::string_view text, absl::string_view f
   return absl::OkStatus();
 }
 
-absl::StatusOr<ListenAddress> ParseMetricsListen(absl::string_view text, absl::string_view field) {
+absl::StatusOr<ListenAddress> ParseSideListen(absl::string_view text, absl::string_view field,
+                                              uint16_t default_port) {
   uint32_t port;
   if (!text.empty() && absl::SimpleAtoi(text, &port)) {
     if (port == 0 || port > 65535) {
@@ -103,7 +104,7 @@ absl::StatusOr<ListenAddress> ParseMetricsListen(absl::string_view text, absl::s
   }
   NETAGENT_ASSIGN_OR_RETURN(ListenAddress a, ParseListenAddress(text, field));
   if (text.find(':') == absl::string_view::npos || (text.front() == '[' && text.back() == ']')) {
-    a.port = kDefaultMetricsPort;  // no port given
+    a.port = default_port;  // no port given
   }
   return a;
 }
@@ -133,6 +134,7 @@ const std::vector<std::string>& ConfigKeys() {
                                                 "socket_walk",
                                                 "playbooks",
                                                 "metrics_listen",
+                                                "health_listen",
                                                 "metrics_counters",
                                                 "metrics_devices",
                                                 "metrics_devices_exclude"};
@@ -284,11 +286,14 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
                                      datapath::kMaxDropSamplesPerSecond));
       }
       cfg.drop_samples = n;
-    } else if (key == "metrics_listen") {
+    } else if (key == "metrics_listen" || key == "health_listen") {
+      const bool metrics = key == "metrics_listen";
+      std::optional<ListenAddress>& listen = metrics ? cfg.metrics_listen : cfg.health_listen;
       if (v.empty()) {
-        cfg.metrics_listen.reset();
+        listen.reset();
       } else {
-        NETAGENT_ASSIGN_OR_RETURN(cfg.metrics_listen, ParseMetricsListen(v, key));
+        NETAGENT_ASSIGN_OR_RETURN(
+            listen, ParseSideListen(v, key, metrics ? kDefaultMetricsPort : kDefaultHealthPort));
       }
     } else if (key == "metrics_counters" || key == "metrics_devices" ||
                key == "metrics_devices_exclude") {

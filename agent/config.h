@@ -29,10 +29,12 @@ struct ListenAddress {
 absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text, absl::string_view field);
 
 inline constexpr uint16_t kDefaultMetricsPort = 9471;
-// The metrics endpoint: "PORT" alone is 127.0.0.1:PORT (viewer data stays on
-// the host unless an address is given), otherwise as ParseListenAddress with
-// port 9471 by default.
-absl::StatusOr<ListenAddress> ParseMetricsListen(absl::string_view text, absl::string_view field);
+inline constexpr uint16_t kDefaultHealthPort = 9472;
+// A side listener (the metrics endpoint, the health-only port): "PORT" alone
+// is 127.0.0.1:PORT (nothing leaves the host unless an address is given),
+// otherwise as ParseListenAddress with `default_port`.
+absl::StatusOr<ListenAddress> ParseSideListen(absl::string_view text, absl::string_view field,
+                                              uint16_t default_port);
 
 // When the kernel-drop collector (TelemetryService.GetDropReasons) attaches.
 enum class DropReasonsMode { kOff, kOnDemand, kStart };
@@ -76,6 +78,8 @@ struct AgentConfig {
   std::vector<std::string> playbooks;
   // The Prometheus endpoint (off when unset). A bare port binds 127.0.0.1.
   std::optional<ListenAddress> metrics_listen;
+  // Plaintext gRPC serving only grpc.health.v1 (Kubernetes' gRPC probes).
+  std::optional<ListenAddress> health_listen;
   // RE2 over nstat names: the SNMP/netstat counters exported (empty: all).
   std::string metrics_counters;
   // RE2 over device names (whole name): the devices exported (empty: all),

@@ -158,6 +158,7 @@ int main(int argc, char** argv) {
                              {"socket_walk", {}},
                              {"playbooks", {}},
                              {"metrics_listen", {}},
+                             {"health_listen", {}},
                              {"metrics_counters", {}},
                              {"metrics_devices", {}},
                              {"metrics_devices_exclude", {}}};
@@ -199,6 +200,9 @@ int main(int argc, char** argv) {
       {"metrics_listen",
        "serve Prometheus metrics over HTTP on [HOST:]PORT (off unless given; a bare port binds "
        "127.0.0.1; default port 9471)"},
+      {"health_listen",
+       "serve plaintext gRPC health checks (grpc.health.v1 only, for Kubernetes gRPC probes) on "
+       "[HOST:]PORT (off unless given; a bare port binds 127.0.0.1; default port 9472)"},
       {"metrics_counters",
        "RE2 over nstat names: the SNMP/netstat counters exported (default all)"},
       {"metrics_devices", "RE2 over device names: the devices exported (default all)"},
@@ -315,6 +319,7 @@ int main(int argc, char** argv) {
         *cfg.metrics_listen,
         {cfg.metrics_counters, cfg.metrics_devices, cfg.metrics_devices_exclude}};
   }
+  options.health_listen = cfg.health_listen;
   for (const auto& file : cfg.playbooks) {
     auto p = LoadAutoPlaybook(file);
     if (!p.ok()) return Fail(p.status());

@@ -1,7 +1,10 @@
 #include "agent/server.h"
 
+#include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/impl/server_builder_plugin.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
@@ -87,6 +90,20 @@ absl::StatusOr<std::unique_ptr<grpc::ServerBuilder>> AgentServer::Builder(
   return builder;
 }
 
+namespace {
+
+// Leaves out the server builder's plugins (reflection): the health-only
+// port describes nothing of the API.
+class NoPlugins final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->clear();
+  }
+};
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& options,
                                                                 AgentContext& ctx) {
   std::unique_ptr<AgentServer> s(new AgentServer(options, ctx));
@@ -108,6 +125,11 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     }
     NETAGENT_ASSIGN_OR_RETURN(s->tcp_, TcpListener::Bind(*options.listen, options.tcp_limits));
     s->tcp_port_ = s->tcp_->port();
+  }
+  if (options.health_listen) {
+    // A probe holds one connection at a time; a few per peer are plenty.
+    NETAGENT_ASSIGN_OR_RETURN(s->health_tcp_,
+                              TcpListener::Bind(*options.health_listen, ConnectionLimits{64, 8}));
   }
   if (!options.socket.empty()) {
     NETAGENT_ASSIGN_OR_RETURN(
@@ -243,9 +265,35 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     }
     s->tcp_->Start(std::move(acceptor));
   }
+  if (s->health_tcp_) {
+    // Only the default health service: no API service, no interceptor, no
+    // reflection. It says SERVING once the API serves, NOT_SERVING from
+    // the start of a shutdown.
+    grpc::ServerBuilder builder;
+    builder.SetOption(std::make_unique<NoPlugins>());
+    builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
+    s->health_service_ = std::make_unique<HealthOnlyService>();
+    builder.RegisterService(s->health_service_.get());
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 4);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 60000);
+    builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10000);
+    builder.SetMaxReceiveMessageSize(4096);
+    auto acceptor = builder.experimental().AddExternalConnectionAcceptor(
+        grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+        grpc::InsecureServerCredentials());
+    s->health_ = builder.BuildAndStart();
+    if (!s->health_) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot start the health server for ", options.health_listen->ToGrpc()));
+    }
+    s->health_tcp_->Start(std::move(acceptor));
+    spdlog::info("gRPC health (plaintext, grpc.health.v1 only) on {}",
+                 ListenAddress{options.health_listen->host, s->health_tcp_->port()}.ToGrpc());
+  }
   if (s->unix_) s->unix_->Start(s->local_.get(), ctx.auth);
-  s->local_->GetHealthCheckService()->SetServingStatus(true);
-  if (s->network_) s->network_->GetHealthCheckService()->SetServingStatus(true);
+  for (grpc::Server* server : {s->local_.get(), s->network_.get()})
+    if (server) server->GetHealthCheckService()->SetServingStatus(true);
+  if (s->health_service_) s->health_service_->SetServing(true);
   s->trimmer_ = std::thread([p = s.get()] { p->TrimLoop(); });
   return s;
 }
@@ -280,6 +328,7 @@ void AgentServer::Shutdown() {
   if (monitor_) monitor_->Stop();
   for (grpc::Server* server : {local_.get(), network_.get()})
     if (server) server->GetHealthCheckService()->SetServingStatus(false);
+  if (health_service_) health_service_->SetServing(false);
   if (unix_) unix_->Stop();
   if (tcp_) tcp_->Stop();
   const auto deadline =
@@ -292,6 +341,13 @@ void AgentServer::Shutdown() {
   network.join();
   local_->Wait();
   if (network_) network_->Wait();
+  // Last: probes see NOT_SERVING while the API drains.
+  if (health_tcp_) health_tcp_->Stop();
+  if (health_) {
+    health_service_->Stop();
+    health_->Shutdown(std::chrono::system_clock::now());
+    health_->Wait();
+  }
 }
 
 absl::Status AgentServer::ReloadTls() {

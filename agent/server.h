@@ -25,6 +25,7 @@
 #include "agent/context.h"
 #include "agent/datapath_service.h"
 #include "agent/diagnosis_service.h"
+#include "agent/health_service.h"
 #include "agent/host_service.h"
 #include "agent/metrics_server.h"
 #include "agent/metrics_sources.h"
@@ -86,6 +87,9 @@ class AgentServer {
       MetricsSelection selection;
     };
     std::optional<Metrics> metrics;
+    // Plaintext gRPC serving grpc.health.v1 alone (Kubernetes' gRPC
+    // probes cannot present a client certificate); unset: none.
+    std::optional<ListenAddress> health_listen;
   };
 
   // `ctx` must outlive the server.
@@ -104,6 +108,7 @@ class AgentServer {
   int tcp_port() const { return tcp_port_; }
   // The metrics port actually bound (0 without the endpoint).
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+  int health_port() const { return health_tcp_ ? health_tcp_->port() : 0; }
 
   // Full names of the netagent.v1 services registered ("netagent.v1.HostService").
   const std::vector<std::string>& services() const { return services_; }
@@ -152,6 +157,10 @@ class AgentServer {
   std::unique_ptr<grpc::Server> local_, network_;
   std::unique_ptr<UnixListener> unix_;
   std::unique_ptr<TcpListener> tcp_;
+  // The health-only port: its own server, no API service, no reflection.
+  std::unique_ptr<HealthOnlyService> health_service_;
+  std::unique_ptr<grpc::Server> health_;
+  std::unique_ptr<TcpListener> health_tcp_;
   std::vector<std::string> services_;
   int tcp_port_ = 0;
   bool shut_down_ = false;

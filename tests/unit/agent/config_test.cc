@@ -136,16 +136,17 @@ TEST(ValidateConfig, CrossFieldRules) {
   EXPECT_FALSE(ValidateConfig(no_tls).ok());
 }
 
-TEST(ParseMetricsListen, ABarePortStaysOnTheHost) {
-  auto a = ParseMetricsListen("9100", "metrics_listen");
+TEST(ParseSideListen, ABarePortStaysOnTheHost) {
+  auto a = ParseSideListen("9100", "metrics_listen", kDefaultMetricsPort);
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->ToGrpc(), "127.0.0.1:9100");
-  EXPECT_EQ(ParseMetricsListen("0.0.0.0", "m")->ToGrpc(), "0.0.0.0:9471");
-  EXPECT_EQ(ParseMetricsListen("[::1]", "m")->ToGrpc(), "[::1]:9471");
-  EXPECT_EQ(ParseMetricsListen(":9100", "m")->ToGrpc(), "0.0.0.0:9100");
-  EXPECT_EQ(ParseMetricsListen("10.0.0.1:9100", "m")->ToGrpc(), "10.0.0.1:9100");
+  EXPECT_EQ(ParseSideListen("0.0.0.0", "m", kDefaultMetricsPort)->ToGrpc(), "0.0.0.0:9471");
+  EXPECT_EQ(ParseSideListen("[::1]", "m", kDefaultMetricsPort)->ToGrpc(), "[::1]:9471");
+  EXPECT_EQ(ParseSideListen(":9100", "m", kDefaultMetricsPort)->ToGrpc(), "0.0.0.0:9100");
+  EXPECT_EQ(ParseSideListen("10.0.0.1:9100", "m", kDefaultMetricsPort)->ToGrpc(), "10.0.0.1:9100");
+  EXPECT_EQ(ParseSideListen("[::]", "h", kDefaultHealthPort)->ToGrpc(), "[::]:9472");
   for (const char* bad : {"0", "70000", "", "a b:1", "::1:9100"}) {
-    auto r = ParseMetricsListen(bad, "metrics_listen");
+    auto r = ParseSideListen(bad, "metrics_listen", kDefaultMetricsPort);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(r.status().message()), ::testing::StartsWith("metrics_listen")) << bad;
   }
@@ -160,6 +161,12 @@ TEST(ApplySettings, MetricsPatternsAreCheckedByName) {
   EXPECT_THAT(std::string(bad.message()), ::testing::HasSubstr("metrics_counters"));
   EXPECT_TRUE(ApplySettings({{"metrics_listen", {"9100"}}}, cfg).ok());
   EXPECT_EQ(cfg.metrics_listen->ToGrpc(), "127.0.0.1:9100");
+  EXPECT_TRUE(ApplySettings({{"health_listen", {"[::]"}}}, cfg).ok());
+  EXPECT_EQ(cfg.health_listen->ToGrpc(), "[::]:9472");
+  EXPECT_EQ(cfg.metrics_listen->ToGrpc(), "127.0.0.1:9100");
+  bad = ApplySettings({{"health_listen", {"70000"}}}, cfg);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), ::testing::HasSubstr("health_listen"));
 }
 
 }  // namespace

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "agent/server.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "netagent/v1/host.grpc.pb.h"
 #include "netagent/v1/options.pb.h"
 #include "tests/common/raw_call.h"
@@ -34,6 +36,7 @@ class ServerAuthzTest : public ::testing::Test {
     AgentServer::Options o;
     o.socket = (dir_ / "agent.sock").string();
     o.listen = ListenAddress{"127.0.0.1", 0};
+    o.health_listen = ListenAddress{"127.0.0.1", 0};
     o.state_dir = (dir_ / "state").string();
     o.shutdown_grace = absl::Seconds(2);
     auto server = AgentServer::Start(o, ctx_);
@@ -42,6 +45,8 @@ class ServerAuthzTest : public ::testing::Test {
     tcp_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->tcp_port()),
                                grpc::InsecureChannelCredentials());
     unix_ = grpc::CreateChannel("unix://" + o.socket, grpc::InsecureChannelCredentials());
+    health_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->health_port()),
+                                  grpc::InsecureChannelCredentials());
   }
   void TearDown() override {
     server_.reset();
@@ -61,7 +66,7 @@ class ServerAuthzTest : public ::testing::Test {
   std::filesystem::path dir_;
   AgentContext ctx_;
   std::unique_ptr<AgentServer> server_;
-  std::shared_ptr<grpc::Channel> tcp_, unix_;
+  std::shared_ptr<grpc::Channel> tcp_, unix_, health_;
 };
 
 TEST_F(ServerAuthzTest, PlaintextTcpViewerIsRefusedExactlyTheOperatorMethods) {
@@ -102,6 +107,45 @@ TEST_F(ServerAuthzTest, ReflectionListsTheServices) {
   EXPECT_NE(response.find("netagent.v1.HostService"), std::string::npos);
   EXPECT_NE(response.find("netagent.v1.TelemetryService"), std::string::npos);
   EXPECT_NE(response.find("grpc.health.v1.Health"), std::string::npos);
+}
+
+// The plaintext health port (for Kubernetes' gRPC probes) answers health
+// checks and nothing else: no API method, no reflection.
+TEST_F(ServerAuthzTest, TheHealthPortServesHealthAlone) {
+  ASSERT_GT(server_->health_port(), 0);
+  grpc::health::v1::Health::Stub stub(health_);
+  grpc::ClientContext c;
+  grpc::health::v1::HealthCheckResponse r;
+  ASSERT_TRUE(stub.Check(&c, {}, &r).ok());
+  EXPECT_EQ(r.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  for (const auto* m : Methods()) {
+    const std::string path = "/" + m->service()->full_name() + "/" + m->name();
+    EXPECT_EQ(CallGeneric(health_, path).error_code(), grpc::StatusCode::UNIMPLEMENTED) << path;
+  }
+  std::string response;
+  grpc::Status reflection =
+      CallGeneric(health_, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                  std::string("\x3a\x00", 2), &response);
+  EXPECT_EQ(reflection.error_code(), grpc::StatusCode::UNIMPLEMENTED) << response;
+}
+
+// A watch sees SERVING, then NOT_SERVING as soon as a shutdown begins (while
+// the API drains), then its end.
+TEST_F(ServerAuthzTest, TheHealthPortsWatchSeesTheShutdown) {
+  grpc::health::v1::Health::Stub stub(health_);
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto reader = stub.Watch(&c, {});
+  grpc::health::v1::HealthCheckResponse r;
+  ASSERT_TRUE(reader->Read(&r));
+  EXPECT_EQ(r.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  std::thread stop([this] { server_->Shutdown(); });
+  ASSERT_TRUE(reader->Read(&r));
+  EXPECT_EQ(r.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  while (reader->Read(&r)) {
+  }
+  stop.join();
+  EXPECT_NE(reader->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
 }
 
 TEST_F(ServerAuthzTest, GetHostInfoTellsTheCallerWhoItIs) {

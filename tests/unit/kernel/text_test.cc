@@ -88,11 +88,11 @@ TEST(FirstInvalidUtf8, FindsTheFirstByteThatIsNotUtf8) {
   EXPECT_EQ(FirstInvalidUtf8("plain\n\ttext"), std::nullopt);
   EXPECT_EQ(FirstInvalidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), std::nullopt);
   EXPECT_EQ(FirstInvalidUtf8("ab\xff"), 2u);
-  EXPECT_EQ(FirstInvalidUtf8("a\xc3"), 1u);              // cut short
-  EXPECT_EQ(FirstInvalidUtf8("a\xc0\xafz"), 1u);         // overlong '/'
-  EXPECT_EQ(FirstInvalidUtf8("\xed\xa0\x80"), 0u);       // a surrogate
+  EXPECT_EQ(FirstInvalidUtf8("a\xc3"), 1u);                // cut short
+  EXPECT_EQ(FirstInvalidUtf8("a\xc0\xafz"), 1u);           // overlong '/'
+  EXPECT_EQ(FirstInvalidUtf8("\xed\xa0\x80"), 0u);         // a surrogate
   EXPECT_EQ(FirstInvalidUtf8("ok \xf4\x90\x80\x80"), 3u);  // beyond U+10FFFF
-  EXPECT_EQ(FirstInvalidUtf8("\xc3\xa9\x80"), 2u);       // a lone continuation byte
+  EXPECT_EQ(FirstInvalidUtf8("\xc3\xa9\x80"), 2u);         // a lone continuation byte
 }
 
 }  // namespace

@@ -431,8 +431,9 @@ TEST_F(JournalLogTest, AnEntryThatIsNotUtf8IsDataLoss) {
   j.records().push_back(Sample("a", ChangeState::kPending));
   ASSERT_TRUE(j.Save().ok());
   const std::string log = Read(path_ + ".log.1");
-  const std::string body = "baseline:\n  \"net.core.\xffsomaxconn\":\n    value: \"1\"\n"
-                           "    seen: 2026-12-04T10:00:00Z";
+  const std::string body =
+      "baseline:\n  \"net.core.\xffsomaxconn\":\n    value: \"1\"\n"
+      "    seen: 2026-12-04T10:00:00Z";
   uint64_t sum = 1469598103934665603ull;  // FNV-1a, as the journal frames entries
   for (unsigned char c : body) {
     sum ^= c;
