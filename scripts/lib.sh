@@ -15,7 +15,7 @@ NETAGENT_PACKAGES=(
   clang-14 libclang-rt-14-dev
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  iproute2 openssl util-linux procps iptables ethtool conntrack hping3 iperf3 python3
+  iproute2 openssl util-linux procps iptables ethtool conntrack hping3 iperf3 python3 python3-yaml
   prometheus systemd
 )
 
