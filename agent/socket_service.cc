@@ -324,6 +324,7 @@ grpc::Status SocketService::GetSocketSummary(grpc::ServerContext* context,
   if (!walk.ok()) return ToGrpc(walk.status());
   const collectors::SocketSummary& sum = walk->summary;
   const std::vector<std::string>& warnings = walk->warnings;
+  response->set_walked_by(walk->walked_by);
   for (const auto& [key, count] : sum.states) {
     auto* s = response->add_states();
     s->set_protocol(key.first == IPPROTO_UDP ? "udp" : "tcp");

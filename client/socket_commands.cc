@@ -215,6 +215,7 @@ void SummaryBlock(const v1::GetSocketSummaryResponse& s, std::ostream& out) {
                            tw.busiest_peer_fill_percent(), tw.ephemeral_low(), tw.ephemeral_high());
   }
   out << "\n";
+  if (!s.walked_by().empty()) out << "walked by   " << s.walked_by() << "\n";
   for (const auto& w : s.warnings()) out << "warning     " << w << "\n";
   if (s.listeners_size() > 0) {
     out << "\n";

@@ -13,6 +13,7 @@
 #include "netagent/v1/sockets.pb.h"
 #include "tests/common/ss_output.h"
 #include "tests/common/test_support.h"
+#include "netagent/v1/host.pb.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/json.h"
 
@@ -339,6 +340,24 @@ TEST(SocketsIntegration, SummaryCountsQueuesTimeWaitAndHandshakes) {
   uint32_t lo = 0, hi = 0;
   ASSERT_EQ(sscanf(range.out.c_str(), "%u %u", &lo, &hi), 2);
   EXPECT_EQ(sum.time_wait().ephemeral_ports(), hi - lo + 1);
+  // Whichever walked, it says so: the BPF iterator once it has loaded.
+  EXPECT_TRUE(sum.walked_by() == "sock_diag" || sum.walked_by() == "bpf_iter") << sum.walked_by();
+  const bool loaded = Eventually([&] {
+    return ResultOf<v1::GetHostInfoResponse>(agent.Netctl({"-o", "json", "host"}).out)
+        .capabilities()
+        .socket_iterator()
+        .available();
+  });
+  if (loaded) {
+    RunResult again = agent.Netctl({"sockets", "summary"});
+    EXPECT_NE(again.out.find("walked by   bpf_iter"), std::string::npos) << again.out;
+  }
+  Agent diag(farm.ns(), {"--socket-walk", "sock_diag"});
+  ASSERT_TRUE(diag.ok()) << diag.error();
+  auto by_diag =
+      ResultOf<v1::GetSocketSummaryResponse>(diag.Netctl({"-o", "json", "sockets", "summary"}).out);
+  EXPECT_EQ(by_diag.walked_by(), "sock_diag");
+  EXPECT_EQ(by_diag.time_wait().count(), sum.time_wait().count());
   uint64_t total = 0;
   for (const auto& s : sum.states()) total += s.count();
   EXPECT_EQ(total, sum.total());
