@@ -21,6 +21,10 @@ namespace netagent::agent {
 struct ConnectionLimits {
   size_t total = 512;
   size_t per_peer = 16;
+  // TCP: a peer connecting from the host itself (loopback, or the address
+  // it connected to: the kubelet probing a hostNetwork pod) is never
+  // refused. For the health-only port, whose probes must get in.
+  bool exempt_local = false;
 };
 
 class ConnectionTable {

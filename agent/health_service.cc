@@ -7,6 +7,8 @@ namespace {
 
 using grpc::health::v1::HealthCheckResponse;
 
+bool Known(const std::string& service) { return service.empty() || service == "netagent"; }
+
 HealthCheckResponse Response(bool serving) {
   HealthCheckResponse r;
   r.set_status(serving ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING);
@@ -28,28 +30,39 @@ void HealthOnlyService::Stop() {
 }
 
 grpc::Status HealthOnlyService::Check(grpc::ServerContext*,
-                                      const grpc::health::v1::HealthCheckRequest*,
+                                      const grpc::health::v1::HealthCheckRequest* request,
                                       HealthCheckResponse* response) {
+  if (!Known(request->service())) return grpc::Status(grpc::StatusCode::NOT_FOUND, "");
   std::lock_guard<std::mutex> lock(mu_);
   *response = Response(serving_);
   return grpc::Status::OK;
 }
 
 grpc::Status HealthOnlyService::Watch(grpc::ServerContext* context,
-                                      const grpc::health::v1::HealthCheckRequest*,
+                                      const grpc::health::v1::HealthCheckRequest* request,
                                       grpc::ServerWriter<HealthCheckResponse>* writer) {
+  if (!Known(request->service())) return grpc::Status(grpc::StatusCode::NOT_FOUND, "");
   std::unique_lock<std::mutex> lock(mu_);
+  if (watches_ >= kMaxWatches) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "at most 4 health watches at a time: use Check");
+  }
+  ++watches_;
+  struct Count {
+    int& n;
+    ~Count() { --n; }  // under mu_: destroyed before `lock`, which every return holds
+  } count{watches_};
   for (;;) {
     const bool serving = serving_;
     lock.unlock();
-    if (!writer->Write(Response(serving))) return grpc::Status::OK;
+    const bool written = writer->Write(Response(serving));
     lock.lock();
+    if (!written || context->IsCancelled()) return grpc::Status::OK;
     // A caller that went away is noticed within a second.
     while (serving_ == serving && !stopped_ && !context->IsCancelled())
       changed_.wait_for(lock, std::chrono::seconds(1));
-    if (stopped_ || context->IsCancelled()) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is stopping");
-    }
+    if (stopped_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is stopping");
+    if (context->IsCancelled()) return grpc::Status::OK;
   }
 }
 

@@ -13,7 +13,11 @@ namespace netagent::agent {
 
 class HealthOnlyService final : public grpc::health::v1::Health::Service {
  public:
-  // SERVING or NOT_SERVING for every service name (the agent is one).
+  // Watches at once (each holds a thread); more are RESOURCE_EXHAUSTED.
+  static constexpr int kMaxWatches = 4;
+
+  // SERVING or NOT_SERVING for the server as a whole (service "") and for
+  // "netagent"; any other service name is NOT_FOUND.
   void SetServing(bool serving);
   // Ends the watches (the server is shutting down).
   void Stop();
@@ -30,6 +34,7 @@ class HealthOnlyService final : public grpc::health::v1::Health::Service {
   std::condition_variable changed_;
   bool serving_ = false;
   bool stopped_ = false;
+  int watches_ = 0;
 };
 
 }  // namespace netagent::agent

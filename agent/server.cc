@@ -128,8 +128,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   }
   if (options.health_listen) {
     // A probe holds one connection at a time; a few per peer are plenty.
-    NETAGENT_ASSIGN_OR_RETURN(s->health_tcp_,
-                              TcpListener::Bind(*options.health_listen, ConnectionLimits{64, 8}));
+    // The host itself (the kubelet) is never refused a connection.
+    NETAGENT_ASSIGN_OR_RETURN(
+        s->health_tcp_, TcpListener::Bind(*options.health_listen, ConnectionLimits{64, 8, true}));
   }
   if (!options.socket.empty()) {
     NETAGENT_ASSIGN_OR_RETURN(
@@ -276,7 +277,17 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     builder.RegisterService(s->health_service_.get());
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 4);
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 60000);
+    // No connection lives longer than 5 minutes, watches included.
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 300000);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 10000);
     builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+    // Its own few threads: watches (at most HealthOnlyService::kMaxWatches)
+    // and checks.
+    grpc::ResourceQuota quota("netagentd-health");
+    quota.SetMaxThreads(16);
+    builder.SetResourceQuota(quota);
     builder.SetMaxReceiveMessageSize(4096);
     auto acceptor = builder.experimental().AddExternalConnectionAcceptor(
         grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
@@ -314,6 +325,10 @@ AgentServer::~AgentServer() { Shutdown(); }
 void AgentServer::Shutdown() {
   if (shut_down_ || !local_) return;
   shut_down_ = true;
+  // First: probes and load balancers stop sending while the rest stops.
+  for (grpc::Server* server : {local_.get(), network_.get()})
+    if (server) server->GetHealthCheckService()->SetServingStatus(false);
+  if (health_service_) health_service_->SetServing(false);
   {
     std::lock_guard<std::mutex> l(trim_mu_);
     trim_stop_ = true;
@@ -326,9 +341,6 @@ void AgentServer::Shutdown() {
   if (auto_) auto_->Stop();
   // Ends the watches of findings and the evaluation thread.
   if (monitor_) monitor_->Stop();
-  for (grpc::Server* server : {local_.get(), network_.get()})
-    if (server) server->GetHealthCheckService()->SetServingStatus(false);
-  if (health_service_) health_service_->SetServing(false);
   if (unix_) unix_->Stop();
   if (tcp_) tcp_->Stop();
   const auto deadline =

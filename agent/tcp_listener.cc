@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "kernel/errors.h"
 #include "spdlog/spdlog.h"
@@ -19,10 +20,13 @@ namespace {
 
 // "10.0.0.1", "2001:db8::1" (v4-mapped addresses as IPv4): what a peer's
 // connections are counted against.
-std::string PeerAddress(int fd) {
+// The connection's peer (or, `local`, its own) address as text; IPv4
+// mapped into IPv6 as IPv4.
+std::string SocketAddress(int fd, bool local = false) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+  auto* sa = reinterpret_cast<sockaddr*>(&ss);
+  if ((local ? ::getsockname(fd, sa, &len) : ::getpeername(fd, sa, &len)) != 0) return "unknown";
   char buf[INET6_ADDRSTRLEN] = {};
   if (ss.ss_family == AF_INET) {
     inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, buf, sizeof(buf));
@@ -100,14 +104,17 @@ void TcpListener::Start(std::unique_ptr<grpc::experimental::ExternalConnectionAc
 }
 
 void TcpListener::OnConnection(int fd) {
-  const std::string peer = PeerAddress(fd);
+  const std::string peer = SocketAddress(fd);
+  const bool exempt =
+      table_.limits().exempt_local &&
+      (peer == "::1" || absl::StartsWith(peer, "127.") || peer == SocketAddress(fd, true));
   absl::Status admitted;
   {
     std::lock_guard<std::mutex> l(mu_);
     // Count what is really open before refusing anyone.
     if (table_.size() >= table_.limits().total || table_.of(peer) >= table_.limits().per_peer)
       table_.Sweep(SocketInode);
-    admitted = table_.Admit(fd, SocketInode(fd), peer, false);
+    admitted = table_.Admit(fd, SocketInode(fd), peer, exempt);
   }
   if (!admitted.ok()) {
     ::close(fd);

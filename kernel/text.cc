@@ -41,6 +41,11 @@ Decoded DecodeAt(absl::string_view s, size_t pos) {
   return {cp, len};
 }
 
+// U+FDD0..U+FDEF and the last two code points of every plane: never text.
+bool IsNoncharacter(uint32_t cp) {
+  return (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe;
+}
+
 bool IsControl(uint32_t cp) {
   return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e ||
          cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
@@ -113,20 +118,24 @@ std::string FindUnprintable(absl::string_view text, bool allow_tab) {
     if (IsControl(d.cp) && !(allow_tab && d.cp == '\t')) {
       return absl::StrFormat("control character U+%04X at byte %d", d.cp, pos);
     }
+    if (IsNoncharacter(d.cp)) return absl::StrFormat("noncharacter U+%04X at byte %d", d.cp, pos);
     pos += d.len;
   }
   return "";
 }
 
-std::optional<size_t> FirstInvalidUtf8(absl::string_view text) {
+std::optional<size_t> FirstInvalidUtf8(absl::string_view text, bool noncharacters) {
   for (size_t pos = 0; pos < text.size();) {
     if (static_cast<uint8_t>(text[pos]) < 0x80) {
       ++pos;
       continue;
     }
-    const size_t len = DecodeAt(text, pos).len;
-    if (len == 0) return pos;
-    pos += len;
+    const Decoded d = DecodeAt(text, pos);
+    if (d.len == 0) return pos;
+    if (noncharacters && IsNoncharacter(d.cp)) {
+      return pos;
+    }
+    pos += d.len;
   }
   return std::nullopt;
 }

@@ -33,11 +33,15 @@ std::string Quote(absl::string_view text, size_t max_bytes = kQuotedBytes);
 // empty when there is none. Control characters are C0 (tab too unless
 // `allow_tab`), DEL, C1, and the bidi and line-separator controls that reorder
 // or split a line. An ANSI escape starts with ESC or CSI, so it is refused.
+// Noncharacters (U+FFFE, U+FDD0, ...) are refused too: not text, and what is
+// saved in the journal would not read back the same.
 std::string FindUnprintable(absl::string_view text, bool allow_tab = false);
 
 // The offset of the first byte of `text` that does not begin well-formed
 // UTF-8 (see above: overlong forms, surrogates, beyond U+10FFFF, cut short),
-// or nullopt when all of it is UTF-8.
-std::optional<size_t> FirstInvalidUtf8(absl::string_view text);
+// or nullopt when all of it is UTF-8. With `noncharacters`, U+FDD0..U+FDEF
+// and U+nFFFE/U+nFFFF count as not UTF-8 too (a YAML writer replaces them:
+// text that must read back the same cannot hold them).
+std::optional<size_t> FirstInvalidUtf8(absl::string_view text, bool noncharacters = false);
 
 }  // namespace netagent::kernel

@@ -65,6 +65,28 @@ std::string Printable(absl::string_view raw) {
   return out;
 }
 
+// Every key and value of a loaded journal must save back as it is: the
+// YAML writer replaces what is not UTF-8 and the noncharacters (U+FFFE,
+// U+FDD0, ..., which escapes can spell) with U+FFFD, so two names that
+// differ could save as one. The agent never writes them.
+absl::Status CheckScalars(const YAML::Node& n, const std::string& path) {
+  if (n.IsScalar()) {
+    const std::string& v = n.Scalar();
+    if (const std::optional<size_t> at = kernel::FirstInvalidUtf8(v, /*noncharacters=*/true)) {
+      return absl::DataLossError(
+          absl::StrCat(path, ": ", Shown(n), " is not text the agent writes (at byte ", *at, ")"));
+    }
+  } else if (n.IsMap()) {
+    for (const auto& kv : n) {
+      NETAGENT_RETURN_IF_ERROR(CheckScalars(kv.first, path));
+      NETAGENT_RETURN_IF_ERROR(CheckScalars(kv.second, path));
+    }
+  } else if (n.IsSequence()) {
+    for (const auto& item : n) NETAGENT_RETURN_IF_ERROR(CheckScalars(item, path));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<absl::Time> ParseTime(const YAML::Node& n, const std::string& path,
                                      absl::string_view what) {
   absl::Time t;
@@ -403,6 +425,7 @@ absl::StatusOr<Journal> Journal::FromYaml(const std::string& text, const std::st
   try {
     const YAML::Node root = YAML::Load(text);
     if (!root.IsMap()) return bad("not a journal (no map with a version at the top)");
+    NETAGENT_RETURN_IF_ERROR(CheckScalars(root, path));
     const YAML::Node version = root["version"];
     if (!version) return bad("not a journal (no version)");
     if (Integer(version) != kVersion) {
@@ -503,6 +526,7 @@ absl::Status Journal::ReplayOneLog(uint64_t generation, bool last, std::string* 
     }
     try {
       const YAML::Node n = YAML::Load(std::string(text_body));
+      NETAGENT_RETURN_IF_ERROR(CheckScalars(n, path));
       if (h[1] == "change") {
         NETAGENT_ASSIGN_OR_RETURN(ChangeRecord r, ParseRecord(n["changes"][0], path, entries + 1));
         if (ChangeRecord* old = Find(r.id)) {

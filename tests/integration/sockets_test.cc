@@ -10,10 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "netagent/v1/host.pb.h"
 #include "netagent/v1/sockets.pb.h"
 #include "tests/common/ss_output.h"
 #include "tests/common/test_support.h"
-#include "netagent/v1/host.pb.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/json.h"
 

@@ -1,10 +1,13 @@
 // Every method of every registered service, called by a viewer, must be
 // refused exactly when its proto option says operator; an operator gets past
 // authorization everywhere. A handler that forgets Admit() fails here.
+#include <arpa/inet.h>
 #include <google/protobuf/descriptor.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -127,6 +130,70 @@ TEST_F(ServerAuthzTest, TheHealthPortServesHealthAlone) {
       CallGeneric(health_, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
                   std::string("\x3a\x00", 2), &response);
   EXPECT_EQ(reflection.error_code(), grpc::StatusCode::UNIMPLEMENTED) << response;
+}
+
+TEST_F(ServerAuthzTest, TheHealthPortKnowsOneServiceAndFewWatches) {
+  grpc::health::v1::Health::Stub stub(health_);
+  grpc::health::v1::HealthCheckRequest other;
+  other.set_service("netagent.v1.TuningService");
+  grpc::ClientContext c;
+  grpc::health::v1::HealthCheckResponse r;
+  EXPECT_EQ(stub.Check(&c, other, &r).error_code(), grpc::StatusCode::NOT_FOUND);
+  // Each watch on a connection of its own (one connection carries at most 4
+  // calls at a time).
+  auto own_connection = [this](int i) {
+    grpc::ChannelArguments args;
+    args.SetInt("netagent.test.connection", i);
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server_->health_port()),
+                                     grpc::InsecureChannelCredentials(), args);
+  };
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(20);
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<std::unique_ptr<grpc::health::v1::Health::Stub>> stubs;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<grpc::health::v1::HealthCheckResponse>>> watches;
+  for (int i = 0; i <= HealthOnlyService::kMaxWatches; ++i) {
+    channels.push_back(own_connection(i));
+    stubs.push_back(std::make_unique<grpc::health::v1::Health::Stub>(channels.back()));
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->set_deadline(deadline);
+    watches.push_back(stubs.back()->Watch(contexts.back().get(), {}));
+    if (i < HealthOnlyService::kMaxWatches) {
+      ASSERT_TRUE(watches.back()->Read(&r)) << i;  // each holds a thread now
+    }
+  }
+  EXPECT_FALSE(watches.back()->Read(&r));
+  EXPECT_EQ(watches.back()->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  watches.pop_back();
+  for (auto& ctx : contexts) ctx->TryCancel();
+  for (auto& w : watches) w->Finish();
+}
+
+// Connections from the host itself (here loopback) are never refused: a
+// local process holding more than the per-peer limit cannot keep the
+// kubelet's probe out.
+TEST_F(ServerAuthzTest, TheHostAlwaysGetsIntoTheHealthPort) {
+  std::vector<int> held;
+  for (int i = 0; i < 20; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(server_->health_port()));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    held.push_back(fd);
+  }
+  auto fresh = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->health_port()),
+                                   grpc::InsecureChannelCredentials());
+  grpc::health::v1::Health::Stub stub(fresh);
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckResponse r;
+  grpc::Status st = stub.Check(&c, {}, &r);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  for (int fd : held) ::close(fd);
 }
 
 // A watch sees SERVING, then NOT_SERVING as soon as a shutdown begins (while

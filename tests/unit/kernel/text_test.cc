@@ -83,6 +83,12 @@ TEST(FindUnprintable, NamesTheFirstOffenderAndWhere) {
   EXPECT_EQ(FindUnprintable("nul\0"s), "control character U+0000 at byte 3");
 }
 
+TEST(FindUnprintable, RefusesNoncharacters) {
+  EXPECT_EQ(FindUnprintable("ticket \xef\xbf\xbe"), "noncharacter U+FFFE at byte 7");
+  EXPECT_EQ(FindUnprintable("\xef\xb7\x90"), "noncharacter U+FDD0 at byte 0");
+  EXPECT_EQ(FindUnprintable("\xef\xbf\xbd ok"), "");  // U+FFFD is a character
+}
+
 TEST(FirstInvalidUtf8, FindsTheFirstByteThatIsNotUtf8) {
   EXPECT_EQ(FirstInvalidUtf8(""), std::nullopt);
   EXPECT_EQ(FirstInvalidUtf8("plain\n\ttext"), std::nullopt);
@@ -93,6 +99,13 @@ TEST(FirstInvalidUtf8, FindsTheFirstByteThatIsNotUtf8) {
   EXPECT_EQ(FirstInvalidUtf8("\xed\xa0\x80"), 0u);         // a surrogate
   EXPECT_EQ(FirstInvalidUtf8("ok \xf4\x90\x80\x80"), 3u);  // beyond U+10FFFF
   EXPECT_EQ(FirstInvalidUtf8("\xc3\xa9\x80"), 2u);         // a lone continuation byte
+  // Noncharacters are UTF-8, but not text a YAML writer keeps.
+  for (const char* nc : {"a\xef\xbf\xbe", "a\xef\xbf\xbf", "a\xef\xb7\x90", "a\xef\xb7\xaf",
+                         "a\xf0\x9f\xbf\xbe", "a\xf4\x8f\xbf\xbf"}) {
+    EXPECT_EQ(FirstInvalidUtf8(nc), std::nullopt) << nc;
+    EXPECT_EQ(FirstInvalidUtf8(nc, /*noncharacters=*/true), 1u) << nc;
+  }
+  EXPECT_EQ(FirstInvalidUtf8("\xef\xb7\x8f \xef\xb7\xb0 \xef\xbf\xbd", true), std::nullopt);
 }
 
 }  // namespace

@@ -113,6 +113,16 @@ TEST(Journal, BytesThatAreNotUtf8AreDamage) {
   ASSERT_FALSE(j.ok());
   EXPECT_EQ(j.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(j.status().message(), HasSubstr("not UTF-8 at byte 42"));
+  // Nor may escapes spell the noncharacters the writer replaces too (U+FFFE
+  // and U+FFFF would save as one name).
+  for (const std::string& name : {"net.core.\\uFFFE", "net.core.\\U0010FFFF", "net.core.\\uFDD0"}) {
+    std::string escaped = text;
+    escaped.replace(escaped.find("net.core.\xff\xffrmem_max"), 19, name);
+    auto e = Journal::FromYaml(escaped, "j");
+    ASSERT_FALSE(e.ok()) << name;
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kDataLoss) << name;
+    EXPECT_THAT(e.status().message(), HasSubstr("not text the agent writes")) << name;
+  }
   // The same journal in UTF-8 loads, and saves to text that loads the same.
   std::string fixed = text;
   fixed.replace(fixed.find("\xff\xff"), 2, "\xc3\xbf");
