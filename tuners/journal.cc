@@ -340,6 +340,17 @@ absl::Status ParseBaseline(const YAML::Node& baseline, const std::string& path,
     return Bad(path, "baseline is not a map");
   for (const auto& b : baseline) {
     const std::string name = Str(b.first);
+    // The agent keeps baselines of sysctls: a name of another shape (one
+    // over 1,024 bytes would not even save as a YAML key) is damage.
+    const bool sysctl_shaped =
+        !name.empty() && name.size() <= 255 && std::all_of(name.begin(), name.end(), [](char c) {
+          return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                 c == '-' || c == '/';
+        });
+    if (!sysctl_shaped) {
+      return Bad(path, absl::StrCat("baseline of ", kernel::Quote(name, 40),
+                                    ", which is no sysctl name the agent keeps"));
+    }
     NETAGENT_ASSIGN_OR_RETURN(absl::Time seen,
                               ParseTime(b.second["seen"], path, absl::StrCat("baseline ", name)));
     out[name] = {Str(b.second["value"]), seen};

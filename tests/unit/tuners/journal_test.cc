@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/unit/fixtures.h"
+#include "tuners/knobs.h"
 
 namespace netagent::tuners {
 namespace {
@@ -63,19 +64,6 @@ TEST(Journal, RoundTripsEveryField) {
   EXPECT_EQ(back->ToYaml(), yaml);
 }
 
-TEST(Journal, BaselineNamesWithControlCharactersRoundTrip) {
-  // They were written as plain scalars: a CR at the end was read back as a
-  // line break, so "k\r" came back as "k".
-  Journal j = Journal::Empty("x");
-  j.records().push_back(Sample("c-1", ChangeState::kConfirmed));
-  j.baseline()["k\r"] = {"1", absl::FromUnixSeconds(1794999999)};
-  const std::string yaml = j.ToYaml();
-  auto back = Journal::FromYaml(yaml, "x");
-  ASSERT_TRUE(back.ok()) << back.status() << "\n" << yaml;
-  EXPECT_EQ(back->baseline().count("k\r"), 1u);
-  EXPECT_EQ(back->ToYaml(), yaml);
-}
-
 // Ids and owners the agent never gives are damage, not changes: two ids of
 // non-UTF-8 bytes ("c\x9f-0", "c\xa4-0") both saved as "c\uFFFD-0", and
 // the journal the agent had just written refused to load (found by the
@@ -113,24 +101,48 @@ TEST(Journal, BytesThatAreNotUtf8AreDamage) {
   ASSERT_FALSE(j.ok());
   EXPECT_EQ(j.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(j.status().message(), HasSubstr("not UTF-8 at byte 42"));
-  // Nor may escapes spell the noncharacters the writer replaces too (U+FFFE
-  // and U+FFFF would save as one name).
-  for (const std::string& name : {"net.core.\\uFFFE", "net.core.\\U0010FFFF", "net.core.\\uFDD0"}) {
-    std::string escaped = text;
-    escaped.replace(escaped.find("net.core.\xff\xffrmem_max"), 19, name);
-    auto e = Journal::FromYaml(escaped, "j");
-    ASSERT_FALSE(e.ok()) << name;
-    EXPECT_EQ(e.status().code(), absl::StatusCode::kDataLoss) << name;
-    EXPECT_THAT(e.status().message(), HasSubstr("not text the agent writes")) << name;
-  }
   // The same journal in UTF-8 loads, and saves to text that loads the same.
   std::string fixed = text;
-  fixed.replace(fixed.find("\xff\xff"), 2, "\xc3\xbf");
+  fixed.replace(fixed.find("\xff\xff"), 2, "x");
+  fixed.replace(fixed.find("value: \"1\""), 10, "value: \"caf\xc3\xa9\"");
+  // But not with escapes that spell the noncharacters the writer replaces
+  // too (values of U+FFFE and U+FFFF would save as one).
+  for (const std::string& value : {"\\uFFFE", "\\U0010FFFF", "\\uFDD0"}) {
+    std::string escaped = fixed;
+    escaped.replace(escaped.find("caf\xc3\xa9"), 5, value);
+    auto e = Journal::FromYaml(escaped, "j");
+    ASSERT_FALSE(e.ok()) << value;
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kDataLoss) << value;
+    EXPECT_THAT(e.status().message(), HasSubstr("not text the agent writes")) << value;
+  }
   auto ok = Journal::FromYaml(fixed, "j");
   ASSERT_TRUE(ok.ok()) << ok.status();
   auto again = Journal::FromYaml(ok->ToYaml(), "j");
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->ToYaml(), ok->ToYaml());
+}
+
+// Baselines are of sysctls: another name (control characters, or over 1,024
+// bytes, which YAML cannot even save as a key) is damage. Found by the
+// journal fuzz harness.
+TEST(Journal, BaselineNamesAreSysctlNames) {
+  for (const std::string& name :
+       {std::string("net.core\x19\x1f"), std::string(1100, 'a'), std::string("a b")}) {
+    Journal j = Journal::Empty("x");
+    j.baseline()[name] = {"1", absl::FromUnixSeconds(1795000000)};
+    auto back = Journal::FromYaml(j.ToYaml(), "x");
+    ASSERT_FALSE(back.ok()) << name.size();
+    EXPECT_EQ(back.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_THAT(back.status().message(), HasSubstr("no sysctl name the agent keeps"));
+  }
+  // Every sysctl the agent manages keeps its baseline, and reads back as is.
+  Journal j = Journal::Empty("x");
+  for (const SysctlSpec& spec : SysctlRegistry())
+    j.baseline()[spec.name] = {"1", absl::FromUnixSeconds(1795000000)};
+  ASSERT_GT(j.baseline().size(), 10u);
+  auto back = Journal::FromYaml(j.ToYaml(), "x");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->ToYaml(), j.ToYaml());
 }
 
 TEST(Journal, ACorruptFileIsAnErrorNotAnEmptyJournal) {
