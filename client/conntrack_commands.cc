@@ -160,11 +160,13 @@ int RunConntrackList(const CommandContext& c, const ConntrackArgs& args) {
   *req.mutable_filter() = Filter(args);
   const bool multi = c.label_targets || c.targets.size() > 1;
   View view;
-  view.header = {"ENTRIES"};
-  view.rows =
-      TypedRows<google::protobuf::Struct>([](const google::protobuf::Struct& m, Rows& rows) {
-        rows.push_back({Num(static_cast<uint64_t>(m.fields().at("entries").number_value()))});
-      });
+  if (args.count) {  // a table of counts; else lines, and no header after them
+    view.header = {"ENTRIES"};
+    view.rows =
+        TypedRows<google::protobuf::Struct>([](const google::protobuf::Struct& m, Rows& rows) {
+          rows.push_back({Num(static_cast<uint64_t>(m.fields().at("entries").number_value()))});
+        });
+  }
   // Entries stream out as they come (a table may be large), a batch at a
   // time so that targets' lines do not interleave mid-batch.
   return RunStreams(c, view, [&](size_t i, grpc::Channel& ch, Printer& printer) {
