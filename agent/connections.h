@@ -21,10 +21,12 @@ namespace netagent::agent {
 struct ConnectionLimits {
   size_t total = 512;
   size_t per_peer = 16;
-  // TCP: a peer connecting from the host itself (loopback, or the address
-  // it connected to: the kubelet probing a hostNetwork pod) is never
-  // refused. For the health-only port, whose probes must get in.
-  bool exempt_local = false;
+  // TCP: connections from the host itself (loopback, or the address they
+  // connected to: the kubelet probing a hostNetwork pod) have a budget of
+  // their own, all such addresses together, outside `total` and `per_peer`:
+  // remote peers cannot keep them out. 0: counted like any other peer. For
+  // the health-only port, whose probes must get in.
+  size_t local = 0;
 };
 
 class ConnectionTable {

@@ -128,9 +128,10 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   }
   if (options.health_listen) {
     // A probe holds one connection at a time; a few per peer are plenty.
-    // The host itself (the kubelet) is never refused a connection.
+    // The host itself (the kubelet) has 16 of its own that no remote peer
+    // can take.
     NETAGENT_ASSIGN_OR_RETURN(
-        s->health_tcp_, TcpListener::Bind(*options.health_listen, ConnectionLimits{64, 8, true}));
+        s->health_tcp_, TcpListener::Bind(*options.health_listen, ConnectionLimits{64, 8, 16}));
   }
   if (!options.socket.empty()) {
     NETAGENT_ASSIGN_OR_RETURN(
@@ -267,9 +268,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     s->tcp_->Start(std::move(acceptor));
   }
   if (s->health_tcp_) {
-    // Only the default health service: no API service, no interceptor, no
-    // reflection. It says SERVING once the API serves, NOT_SERVING from
-    // the start of a shutdown.
+    // grpc.health.v1 alone (our own service; gRPC's default one off): no
+    // API service, no interceptor, no reflection. SERVING once the API
+    // serves, NOT_SERVING from the start of a shutdown.
     grpc::ServerBuilder builder;
     builder.SetOption(std::make_unique<NoPlugins>());
     builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));

@@ -18,10 +18,9 @@
 namespace netagent::agent {
 namespace {
 
-// "10.0.0.1", "2001:db8::1" (v4-mapped addresses as IPv4): what a peer's
-// connections are counted against.
-// The connection's peer (or, `local`, its own) address as text; IPv4
-// mapped into IPv6 as IPv4.
+// The connection's peer address (or, `local`, its own) as text: "10.0.0.1",
+// "2001:db8::1" (v4-mapped addresses as IPv4). A peer's connections are
+// counted against its address.
 std::string SocketAddress(int fd, bool local = false) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
@@ -40,6 +39,10 @@ std::string SocketAddress(int fd, bool local = false) {
   }
   return buf;
 }
+
+// What connections from the host itself are counted against (see
+// ConnectionLimits::local).
+constexpr const char* kHostPeer = "the host";
 
 }  // namespace
 
@@ -104,17 +107,24 @@ void TcpListener::Start(std::unique_ptr<grpc::experimental::ExternalConnectionAc
 }
 
 void TcpListener::OnConnection(int fd) {
-  const std::string peer = SocketAddress(fd);
-  const bool exempt =
-      table_.limits().exempt_local &&
-      (peer == "::1" || absl::StartsWith(peer, "127.") || peer == SocketAddress(fd, true));
+  std::string peer = SocketAddress(fd);
+  const size_t local_budget = table_.limits().local;
+  const bool local = local_budget > 0 && (peer == "::1" || absl::StartsWith(peer, "127.") ||
+                                          peer == SocketAddress(fd, true));
+  if (local) peer = kHostPeer;  // every local address in one budget
   absl::Status admitted;
   {
     std::lock_guard<std::mutex> l(mu_);
     // Count what is really open before refusing anyone.
-    if (table_.size() >= table_.limits().total || table_.of(peer) >= table_.limits().per_peer)
+    if (table_.size() >= table_.limits().total || table_.of(peer) >= table_.limits().per_peer ||
+        (local && table_.of(peer) >= local_budget))
       table_.Sweep(SocketInode);
-    admitted = table_.Admit(fd, SocketInode(fd), peer, exempt);
+    if (local && table_.of(peer) >= local_budget) {
+      admitted = absl::ResourceExhaustedError(
+          absl::StrCat("the host holds its limit of ", local_budget, " connections"));
+    } else {
+      admitted = table_.Admit(fd, SocketInode(fd), peer, /*exempt=*/local);
+    }
   }
   if (!admitted.ok()) {
     ::close(fd);

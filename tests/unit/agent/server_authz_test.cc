@@ -170,29 +170,39 @@ TEST_F(ServerAuthzTest, TheHealthPortKnowsOneServiceAndFewWatches) {
   for (auto& w : watches) w->Finish();
 }
 
-// Connections from the host itself (here loopback) are never refused: a
-// local process holding more than the per-peer limit cannot keep the
-// kubelet's probe out.
-TEST_F(ServerAuthzTest, TheHostAlwaysGetsIntoTheHealthPort) {
+// Connections from the host itself (here loopback) have a budget of their
+// own (16), beyond the per-peer limit (8) and bounded: past it the host is
+// refused too, so no local process can take the agent's descriptors.
+TEST_F(ServerAuthzTest, TheHostHasItsOwnBudgetOnTheHealthPort) {
+  auto check = [this] {
+    grpc::ChannelArguments args;  // a connection of its own each time
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto fresh = grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server_->health_port()),
+                                           grpc::InsecureChannelCredentials(), args);
+    grpc::health::v1::Health::Stub stub(fresh);
+    grpc::ClientContext c;
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    grpc::health::v1::HealthCheckResponse r;
+    return stub.Check(&c, {}, &r);
+  };
   std::vector<int> held;
-  for (int i = 0; i < 20; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(server_->health_port()));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    held.push_back(fd);
-  }
-  auto fresh = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->health_port()),
-                                   grpc::InsecureChannelCredentials());
-  grpc::health::v1::Health::Stub stub(fresh);
-  grpc::ClientContext c;
-  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::health::v1::HealthCheckResponse r;
-  grpc::Status st = stub.Check(&c, {}, &r);
+  auto hold = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      ASSERT_GE(fd, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(server_->health_port()));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+      held.push_back(fd);
+    }
+  };
+  hold(12);  // more than any peer may hold
+  grpc::Status st = check();
   EXPECT_TRUE(st.ok()) << st.error_message();
+  hold(4);  // 16 held: the host's budget is spent
+  EXPECT_FALSE(check().ok());
   for (int fd : held) ::close(fd);
 }
 
