@@ -61,8 +61,11 @@ grpc::Status HealthOnlyService::Watch(grpc::ServerContext* context,
     // A caller that went away is noticed within a second.
     while (serving_ == serving && !stopped_ && !context->IsCancelled())
       changed_.wait_for(lock, std::chrono::seconds(1));
-    if (stopped_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is stopping");
     if (context->IsCancelled()) return grpc::Status::OK;
+    // A change is written before the stream ends, even when the stop came
+    // right behind it: a watcher must see NOT_SERVING, not only the end.
+    if (serving_ != serving) continue;
+    if (stopped_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is stopping");
   }
 }
 

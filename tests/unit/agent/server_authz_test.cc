@@ -5,6 +5,7 @@
 #include <google/protobuf/descriptor.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "agent/health_service.h"
 #include "agent/server.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "netagent/v1/host.grpc.pb.h"
@@ -223,6 +225,37 @@ TEST_F(ServerAuthzTest, TheHealthPortsWatchSeesTheShutdown) {
   }
   stop.join();
   EXPECT_NE(reader->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+// The stop that follows the change at once (no call left to drain) must not
+// hide it: the watch writes NOT_SERVING, then ends. CI once saw the bare end.
+TEST(HealthOnlyService, AStopRightBehindTheChangeStillShowsTheChange) {
+  for (int round = 0; round < 20; ++round) {
+    HealthOnlyService service;
+    service.SetServing(true);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service);
+    auto server = builder.BuildAndStart();
+    ASSERT_NE(server, nullptr);
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                       grpc::InsecureChannelCredentials());
+    grpc::health::v1::Health::Stub stub(channel);
+    grpc::ClientContext c;
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto reader = stub.Watch(&c, {});
+    grpc::health::v1::HealthCheckResponse r;
+    ASSERT_TRUE(reader->Read(&r));
+    ASSERT_EQ(r.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+    service.SetServing(false);
+    service.Stop();
+    ASSERT_TRUE(reader->Read(&r)) << "round " << round;
+    EXPECT_EQ(r.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+    EXPECT_FALSE(reader->Read(&r));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+    server->Shutdown(std::chrono::system_clock::now());
+  }
 }
 
 TEST_F(ServerAuthzTest, GetHostInfoTellsTheCallerWhoItIs) {
