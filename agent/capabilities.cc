@@ -68,6 +68,9 @@ Capabilities ProbeCapabilities(kernel::Capability bpffs) {
     caps.cc_allowed = *v;
   }
   if (auto v = kernel::ReadSysctl("net.ipv4.tcp_congestion_control"); v.ok()) caps.cc_current = *v;
+  tuners::SystemPaths paths;
+  paths.irq = kernel::ProcTree("irq");
+  caps.writable_trees = tuners::ProbeWritableTrees(paths);
   return caps;
 }
 

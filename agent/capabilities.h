@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "datapath/probe.h"
 #include "kernel/probe.h"
+#include "tuners/system.h"
 
 namespace netagent::agent {
 
@@ -29,6 +30,8 @@ struct Capabilities {
   std::vector<std::string> cc_available;
   std::vector<std::string> cc_allowed;
   std::string cc_current;
+  // Where the tuners write and whether they can (see --proc-root).
+  std::vector<tuners::TreeAccess> writable_trees;
   absl::Time probed_at;
 };
 

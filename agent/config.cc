@@ -122,6 +122,7 @@ const std::vector<std::string>& ConfigKeys() {
                                                 "netns",
                                                 "state_dir",
                                                 "bpf_pin_root",
+                                                "proc_root",
                                                 "log_format",
                                                 "log_level",
                                                 "pid_file",
@@ -235,6 +236,10 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
       if (v.empty() || v.front() != '/' || v.find("..") != std::string::npos)
         return Bad(key, "must be an absolute path");
       cfg.bpf_pin_root = v;
+    } else if (key == "proc_root") {
+      if (!v.empty() && (v.front() != '/' || v.find("..") != std::string::npos))
+        return Bad(key, "must be an absolute path");
+      cfg.proc_root = v;
     } else if (key == "log_format") {
       if (v != "text" && v != "json") return Bad(key, "must be text or json");
       cfg.log_format = v;

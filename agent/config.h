@@ -54,6 +54,10 @@ struct AgentConfig {
   // Where the fast path is pinned (bpffs); empty: /sys/fs/bpf/netagent, or
   // /sys/fs/bpf/netagent-netns/<cookie> when serving another namespace.
   std::string bpf_pin_root;
+  // Where the host's /proc/sys/net and /proc/irq are mounted writable (a
+  // container's own are read-only): <proc_root>/sys/net, <proc_root>/irq.
+  // Empty: /proc.
+  std::string proc_root;
   std::string log_format = "text";
   std::string log_level = "info";
   std::string pid_file;

@@ -89,6 +89,15 @@ grpc::Status HostService::GetHostInfo(grpc::ServerContext* context,
   for (const auto& a : caps.cc_available) cc->add_available(a);
   for (const auto& a : caps.cc_allowed) cc->add_allowed(a);
   cc->set_current(caps.cc_current);
+  for (const tuners::TreeAccess& t : caps.writable_trees) {
+    v1::WritableTree* w = out->add_writable_trees();
+    w->set_name(t.name);
+    w->set_path(t.path);
+    w->set_knobs(static_cast<uint32_t>(t.knobs));
+    w->set_writable_knobs(static_cast<uint32_t>(t.writable_knobs));
+    w->set_writable(t.writable);
+    w->set_reason(t.reason);
+  }
   ToProto(caps.probed_at, out->mutable_probed_at());
 
   if (auto call = ctx_.auth->FindCall(context)) {

@@ -20,6 +20,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/capabilities.h"
 #include "agent/config.h"
 #include "agent/context.h"
@@ -28,6 +29,7 @@
 #include "diagnosis/rules.h"
 #include "kernel/files.h"
 #include "kernel/netns.h"
+#include "kernel/sysctl.h"
 #include "playbook/playbook.h"
 #include "spdlog/spdlog.h"
 
@@ -146,6 +148,7 @@ int main(int argc, char** argv) {
                              {"netns", {}},
                              {"state_dir", {}},
                              {"bpf_pin_root", {}},
+                             {"proc_root", {}},
                              {"log_format", {}},
                              {"log_level", {}},
                              {"pid_file", {}},
@@ -177,6 +180,9 @@ int main(int argc, char** argv) {
       {"bpf_pin_root",
        "where the fast path is pinned (default /sys/fs/bpf/netagent; another namespace: "
        "/sys/fs/bpf/netagent-netns/<namespace cookie>)"},
+      {"proc_root",
+       "where the host's /proc/sys/net and /proc/irq are mounted writable, as DIR/sys/net and "
+       "DIR/irq (a container's own /proc/sys is read-only); the tuners write there"},
       {"log_format", "text or json"},
       {"log_level", "trace, debug, info, warn or error"},
       {"pid_file", "write the agent's pid here once it serves"},
@@ -241,6 +247,7 @@ int main(int argc, char** argv) {
     auto entered = netagent::kernel::EnterNetns(cfg.netns);
     if (!entered.ok()) return Fail(entered.status());
   }
+  if (auto st = netagent::kernel::SetProcRoot(cfg.proc_root); !st.ok()) return Fail(st);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -293,6 +300,23 @@ int main(int argc, char** argv) {
     spdlog::error("bpffs: {}; the fast path is off", bpffs.reason);
   }
   ctx.capabilities = netagent::agent::ProbeCapabilities(std::move(bpffs));
+  std::vector<std::string> read_only;
+  for (const auto& t : ctx.capabilities.writable_trees) {
+    if (t.read_only_mount) read_only.push_back(absl::StrCat(t.name, " (", t.path, ")"));
+  }
+  if (!read_only.empty()) {
+    const std::string summary =
+        absl::StrCat("the tuners cannot write ", absl::StrJoin(read_only, ", "),
+                     ": read-only mounts, as a container runtime mounts /proc/sys and /proc/irq");
+    spdlog::warn("{}", summary);
+    ctx.conditions.Set({"proc-read-only", netagent::agent::ConditionSeverity::kWarning, summary,
+                        "mount the host's /proc/sys/net and /proc/irq writable (as DIR/sys/net, "
+                        "DIR/irq) and start the agent with --proc-root=DIR",
+                        absl::Now()});
+  } else if (!cfg.proc_root.empty()) {
+    spdlog::info("tuners write sysctls under {} and IRQ affinity under {}",
+                 netagent::kernel::ProcTree("sys/net"), netagent::kernel::ProcTree("irq"));
+  }
 
   netagent::agent::AgentServer::Options options;
   options.socket = cfg.socket;

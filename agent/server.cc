@@ -19,6 +19,7 @@
 #include "agent/logging.h"
 #include "kernel/errors.h"
 #include "kernel/netns.h"
+#include "kernel/sysctl.h"
 #include "spdlog/spdlog.h"
 
 namespace netagent::agent {
@@ -142,6 +143,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     tuners::TuningManager::Options topts;
     topts.state_dir = options.state_dir;
     topts.paths.sysfs = kernel::NetSysfsRoot();
+    topts.paths.irq = kernel::ProcTree("irq");
     auto io = std::make_unique<tuners::SystemKnobs>(topts.paths);
     io->set_failing_writes(options.fault_inject_writes);
     topts.io = std::move(io);

@@ -71,6 +71,14 @@ void HostBlock(const v1::GetHostInfoResponse& h, std::ostream& out) {
   t.AddRow({"congestion control",
             absl::StrCat(cc.current(), " (available: ", absl::StrJoin(cc.available(), " "),
                          "; allowed: ", absl::StrJoin(cc.allowed(), " "), ")")});
+  for (const v1::WritableTree& w : caps.writable_trees()) {
+    std::string text = w.writable() ? "yes" : w.writable_knobs() > 0 ? "partly" : "no";
+    if (w.knobs() > 0)
+      absl::StrAppend(&text, ", ", w.writable_knobs(), " of ", w.knobs(), " knobs");
+    absl::StrAppend(&text, " (", w.path(), ")");
+    if (!w.reason().empty()) absl::StrAppend(&text, ": ", w.reason());
+    t.AddRow({absl::StrCat("writes ", w.name()), text});
+  }
   for (const v1::AgentCondition& c : h.conditions()) {
     std::string text =
         absl::StrCat(absl::AsciiStrToLower(

@@ -1,5 +1,7 @@
 #include "kernel/sysctl.h"
 
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -13,13 +15,60 @@
 
 namespace netagent::kernel {
 
+namespace {
+
+// The trees found under the proc root: "sys/net" -> "/host/proc/sys/net".
+std::vector<std::pair<std::string, std::string>>& RootedTrees() {
+  static auto* trees = new std::vector<std::pair<std::string, std::string>>();
+  return *trees;
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+const std::vector<std::string>& ProcRootTrees() {
+  static const std::vector<std::string> trees = {"sys/net", "sys/kernel", "sys/vm", "irq"};
+  return trees;
+}
+
+absl::Status SetProcRoot(const std::string& root) {
+  RootedTrees().clear();
+  if (root.empty() || root == "/proc") return absl::OkStatus();
+  if (root.front() != '/' || root.find("/..") != std::string::npos || !IsDirectory(root)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("proc_root ", Quote(root), ": not an absolute path to a directory"));
+  }
+  for (const std::string& tree : ProcRootTrees()) {
+    std::string dir = absl::StrCat(root, "/", tree);
+    if (IsDirectory(dir)) RootedTrees().emplace_back(tree, std::move(dir));
+  }
+  if (RootedTrees().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "proc_root ", Quote(root),
+        ": holds none of sys/net, sys/kernel, sys/vm, irq (mount the host's /proc/sys/net "
+        "there as sys/net, /proc/irq as irq)"));
+  }
+  return absl::OkStatus();
+}
+
+std::string ProcTree(absl::string_view tree) {
+  for (const auto& [name, dir] : RootedTrees()) {
+    if (name == tree) return dir;
+  }
+  return absl::StrCat("/proc/", tree);
+}
+
 absl::StatusOr<std::string> SysctlPath(absl::string_view name) {
   if (name.empty() || name.size() > 256) {
     return absl::InvalidArgumentError(absl::StrCat("sysctl name ", Quote(name), ": bad length"));
   }
   // sysctl(8) accepts '/' so that components may contain dots (eth0.100).
   const char sep = name.find('/') != absl::string_view::npos ? '/' : '.';
-  std::string path = "/proc/sys";
+  std::string path;
   for (absl::string_view part : absl::StrSplit(name, sep)) {
     if (part.empty() || part == "." || part == "..") {
       return absl::InvalidArgumentError(
@@ -33,7 +82,11 @@ absl::StatusOr<std::string> SysctlPath(absl::string_view name) {
                                                        " not allowed"));
       }
     }
-    absl::StrAppend(&path, "/", part);
+    if (path.empty()) {
+      path = ProcTree(absl::StrCat("sys/", part));  // the tree: net, kernel, vm
+    } else {
+      absl::StrAppend(&path, "/", part);
+    }
   }
   return path;
 }
@@ -60,6 +113,10 @@ absl::StatusOr<SysctlAccess> ProbeSysctl(absl::string_view name) {
   SysctlAccess a;
   a.exists = ::access(path.c_str(), F_OK) == 0;
   a.writable = a.exists && Writable(path);
+  if (a.exists && !a.writable) {
+    struct statvfs fs;
+    a.read_only_mount = ::statvfs(path.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY) != 0;
+  }
   return a;
 }
 

@@ -1,5 +1,6 @@
 // Reading sysctls by name ("net.ipv4.tcp_rmem" or "net/ipv4/tcp_rmem") from
-// /proc/sys of the agent's network namespace. Names are validated first: no
+// /proc/sys of the agent's network namespace (or the writable copy of its tree
+// under the proc root, see SetProcRoot). Names are validated first: no
 // empty components, no "..", only the characters sysctl names use.
 #pragma once
 
@@ -10,6 +11,19 @@
 #include "absl/strings/string_view.h"
 
 namespace netagent::kernel {
+
+// Where the agent reads and writes the /proc trees it changes: "sys/net"
+// (sysctls) and "irq" (IRQ affinity). Container runtimes mount /proc/sys and
+// /proc/irq read-only; a DaemonSet mounts the host's trees writable under a
+// root of its own (--proc-root=/host/proc, with /host/proc/sys/net and
+// /host/proc/irq). A tree the root does not hold stays in /proc. An empty
+// root is /proc itself. INVALID_ARGUMENT when the root is not an absolute
+// directory holding at least one of the trees. Call before any thread exists.
+absl::Status SetProcRoot(const std::string& root);
+// The directory that stands for /proc/<tree> ("sys/net", "sys/kernel", "irq").
+std::string ProcTree(absl::string_view tree);
+// The trees a proc root may hold.
+const std::vector<std::string>& ProcRootTrees();
 
 // The /proc/sys path for a sysctl name, or INVALID_ARGUMENT.
 absl::StatusOr<std::string> SysctlPath(absl::string_view name);
@@ -28,6 +42,9 @@ absl::Status WriteSysctl(absl::string_view name, absl::string_view value);
 struct SysctlAccess {
   bool exists = false;
   bool writable = false;
+  // Not writable because its file system is mounted read-only (a container's
+  // /proc/sys), rather than by the kernel's choice for this namespace.
+  bool read_only_mount = false;
 };
 // Whether the sysctl exists in this namespace and may be written here (global
 // knobs are absent or read-only inside a child network namespace).

@@ -37,6 +37,23 @@ const SysctlState& Sysctl(const HostSnapshot& host, absl::string_view name) {
   return it == host.sysctls.end() ? *absent : it->second;
 }
 
+// Why a knob cannot be written here, as the rest of a sentence whose subject
+// is the knob.
+std::string NotWritable(const SysctlState& st) {
+  constexpr absl::string_view kGlobal =
+      " (a global knob: set it through an agent serving the initial namespace)";
+  if (st.read_only_mount) {
+    return "is on a read-only mount (a container's /proc/sys: mount the host's /proc/sys/net "
+           "writable and give the agent --proc-root)";
+  }
+  if (st.host_wide) {
+    return absl::StrCat("is one setting for the whole host, not of this network namespace",
+                        kGlobal);
+  }
+  if (st.exists) return absl::StrCat("is read-only in this network namespace", kGlobal);
+  return absl::StrCat("does not exist in this network namespace", kGlobal);
+}
+
 // Adds name=value unless it is already so; a knob this namespace cannot
 // change becomes a plan warning instead.
 void AddSysctl(Plan& plan, const HostSnapshot& host, absl::string_view name,
@@ -44,18 +61,10 @@ void AddSysctl(Plan& plan, const HostSnapshot& host, absl::string_view name,
                std::vector<std::string> warnings = {}) {
   const SysctlState& st = Sysctl(host, name);
   const SysctlSpec* spec = FindSysctl(name);
-  if (!st.exists) {
-    plan.warnings.push_back(absl::StrCat(name, " would be ", value, " (", reason,
-                                         ") but it does not exist in this network namespace"
-                                         " (a global knob: set it in the initial namespace)"));
-    return;
-  }
-  if (st.value == value) return;
-  if (!st.writable) {
-    plan.warnings.push_back(absl::StrCat(
-        name, " would be ", value, " (", reason, ") but it is ",
-        st.host_wide ? "one setting for the whole host" : "read-only in this network namespace",
-        " (a global knob: set it in the initial namespace)"));
+  if (st.exists && st.value == value) return;
+  if (!st.exists || !st.writable) {
+    plan.warnings.push_back(
+        absl::StrCat(name, " would be ", value, " (", reason, ") but it ", NotWritable(st)));
     return;
   }
   plan.changes.push_back(
@@ -718,12 +727,7 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
     const SysctlState& st = Sysctl(host, spec->name);
     if (!st.exists || !st.writable) {
       // Planned anyway, so the plan says what an apply would meet.
-      plan.refusals.push_back(absl::StrCat(
-          spec->name,
-          st.host_wide ? " is one setting for the whole host, not of this network namespace"
-          : st.exists  ? " is read-only in this network namespace"
-                       : " does not exist in this network namespace",
-          " (a global knob: set it through an agent serving the initial namespace)"));
+      plan.refusals.push_back(absl::StrCat(spec->name, " ", NotWritable(st)));
       continue;
     }
     std::string note;
@@ -797,9 +801,8 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
           }
         } else {
           plan.warnings.push_back(absl::StrCat("nf_conntrack_buckets (", b.value, ") would be ",
-                                               want,
-                                               " for max / 4, but it is read-only here (initial "
-                                               "namespace only): chains get longer"));
+                                               want, " for max / 4 (chains get longer), but it ",
+                                               NotWritable(b)));
         }
       }
     }

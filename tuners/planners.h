@@ -25,6 +25,9 @@ struct SysctlState {
   // Visible here but one setting for the whole host (the neighbour tables'
   // thresholds in a child namespace): not written from here.
   bool host_wide = false;
+  // Not writable because /proc/sys is mounted read-only (a container without
+  // the host's tree under --proc-root).
+  bool read_only_mount = false;
 };
 
 // A busy established TCP flow, for the observed BDP.

@@ -6,6 +6,7 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,8 +23,8 @@
 #include "kernel/errors.h"
 #include "kernel/fd.h"
 #include "kernel/files.h"
-#include "kernel/probe.h"
 #include "kernel/netns.h"
+#include "kernel/probe.h"
 #include "kernel/sysctl.h"
 
 namespace netagent::tuners {
@@ -97,9 +98,8 @@ absl::StatusOr<std::string> SystemKnobs::Read(const std::string& key) {
       return Normalize(key, v);
     }
     case KnobType::kIrq: {
-      NETAGENT_ASSIGN_OR_RETURN(
-          std::string v,
-          kernel::ReadLine(absl::StrCat(paths_.proc, "/irq/", k.path, "/smp_affinity_list")));
+      NETAGENT_ASSIGN_OR_RETURN(std::string v, kernel::ReadLine(absl::StrCat(
+                                                   paths_.irq, "/", k.path, "/smp_affinity_list")));
       return Normalize(key, v);
     }
     default:
@@ -135,8 +135,8 @@ absl::Status SystemKnobs::Write(const std::string& key, const std::string& value
     case KnobType::kQueue:
       return kernel::WriteFile(QueuePath(paths_, k), value);
     case KnobType::kIrq: {
-      absl::Status st = kernel::WriteFile(
-          absl::StrCat(paths_.proc, "/irq/", k.path, "/smp_affinity_list"), value);
+      absl::Status st =
+          kernel::WriteFile(absl::StrCat(paths_.irq, "/", k.path, "/smp_affinity_list"), value);
       if (!st.ok() && absl::StrContains(st.message(), "Input/output error")) {
         return absl::FailedPreconditionError(absl::StrCat(
             "IRQ ", k.path, ": its affinity is managed by the kernel (EIO): not tunable"));
@@ -212,6 +212,96 @@ SnapshotRequest SnapshotFor(const Intent& intent) {
   return r;
 }
 
+std::vector<TreeAccess> SummarizeTrees(const std::vector<KnobAccess>& knobs) {
+  struct Seen {
+    TreeAccess tree;
+    bool read_only_mount = false;
+    std::vector<std::string> initial_only, absent;
+  };
+  std::vector<Seen> trees;
+  for (const KnobAccess& k : knobs) {
+    const size_t first = k.name.find('.');
+    const size_t second = first == std::string::npos ? first : k.name.find('.', first + 1);
+    const std::string tree = k.name.substr(0, second);
+    auto it = std::find_if(trees.begin(), trees.end(),
+                           [&](const Seen& s) { return s.tree.name == tree; });
+    if (it == trees.end()) {
+      trees.push_back({});
+      it = trees.end() - 1;
+      it->tree.name = tree;
+    }
+    const std::string leaf = second == std::string::npos ? k.name : k.name.substr(second + 1);
+    if (!k.access.exists) {
+      it->absent.push_back(leaf);
+      continue;
+    }
+    ++it->tree.knobs;
+    if (k.access.writable && !k.host_wide) {
+      ++it->tree.writable_knobs;
+    } else if (k.access.read_only_mount) {
+      it->read_only_mount = true;
+    } else {
+      it->initial_only.push_back(leaf);
+    }
+  }
+  std::vector<TreeAccess> out;
+  for (Seen& s : trees) {
+    TreeAccess& t = s.tree;
+    t.writable = t.knobs > 0 && t.writable_knobs == t.knobs;
+    t.read_only_mount = s.read_only_mount;
+    std::vector<std::string> why;
+    if (s.read_only_mount) {
+      why.push_back(
+          "a read-only mount (a container's /proc/sys: mount the host's /proc/sys/net "
+          "writable and give the agent --proc-root)");
+    }
+    if (!s.initial_only.empty()) {
+      why.push_back(
+          absl::StrCat("the initial namespace's alone: ", absl::StrJoin(s.initial_only, " ")));
+    }
+    if (!s.absent.empty()) {
+      why.push_back(absl::StrCat("not in this namespace: ", absl::StrJoin(s.absent, " ")));
+    }
+    t.reason = absl::StrJoin(why, "; ");
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::vector<TreeAccess> ProbeWritableTrees(const SystemPaths& paths) {
+  auto ns = kernel::CurrentNetns();
+  const bool initial = !ns.ok() || ns->initial;
+  std::vector<KnobAccess> knobs;
+  for (const auto& spec : SysctlRegistry()) {
+    KnobAccess k;
+    k.name = spec.name;
+    if (auto a = kernel::ProbeSysctl(spec.name); a.ok()) k.access = *a;
+    k.host_wide = k.access.exists && !spec.per_netns && !initial;
+    knobs.push_back(std::move(k));
+  }
+  std::vector<TreeAccess> trees = SummarizeTrees(knobs);
+  for (TreeAccess& t : trees) {
+    // net.ipv4 -> <the sys/net tree>/ipv4
+    const size_t dot = t.name.find('.');
+    t.path = absl::StrCat(kernel::ProcTree(absl::StrCat("sys/", t.name.substr(0, dot))), "/",
+                          t.name.substr(dot + 1));
+  }
+  TreeAccess irq;
+  irq.name = "irq";
+  irq.path = paths.irq;
+  irq.writable = kernel::Writable(absl::StrCat(paths.irq, "/default_smp_affinity"));
+  if (!irq.writable) {
+    struct statvfs fs;
+    irq.read_only_mount = ::statvfs(paths.irq.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY) != 0;
+    irq.reason = irq.read_only_mount
+                     ? "a read-only mount (a container's /proc/irq: mount the host's /proc/irq "
+                       "writable and give the agent --proc-root)"
+                     : absl::StrCat(paths.irq, "/default_smp_affinity is not writable here");
+  }
+  trees.push_back(std::move(irq));
+  return trees;
+}
+
 absl::StatusOr<HostSnapshot> TakeSnapshot(const SnapshotRequest& req, const SystemPaths& paths,
                                           const std::map<std::string, std::string>& baseline) {
   HostSnapshot h;
@@ -226,6 +316,7 @@ absl::StatusOr<HostSnapshot> TakeSnapshot(const SnapshotRequest& req, const Syst
     SysctlState st;
     st.exists = a.exists;
     st.writable = a.writable;
+    st.read_only_mount = a.read_only_mount;
     if (a.exists && !spec.per_netns && !h.initial_netns) {
       st.writable = false;
       st.host_wide = true;

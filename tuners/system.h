@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "kernel/netlink.h"
+#include "kernel/sysctl.h"
 #include "tuners/planners.h"
 
 namespace netagent::tuners {
@@ -24,6 +25,9 @@ class KnobIo {
 struct SystemPaths {
   std::string sysfs = "/sys";  // kernel::NetSysfsRoot() in the agent
   std::string proc = "/proc";
+  // Where IRQ affinity is written: kernel::ProcTree("irq") in the agent (a
+  // container's /proc/irq is read-only).
+  std::string irq = "/proc/irq";
 };
 
 // Sysctls through /proc/sys, queue files through sysfs, channels, coalescing
@@ -54,6 +58,31 @@ absl::Status PutSetAttributes(const KnobKey& key, const std::vector<int64_t>& va
                               kernel::NetlinkMessage& msg);
 // The ethtool command of such a knob (CHANNELS_SET, COALESCE_SET, RSS_SET).
 uint8_t SetCommand(KnobType type);
+
+// A /proc tree the tuners write ("net.ipv4": its sysctls; "irq": IRQ
+// affinity) and how much of it the agent can write here.
+struct TreeAccess {
+  std::string name;
+  std::string path;  // the directory written (under --proc-root when mounted there)
+  int knobs = 0;     // the tuners' knobs in it that exist here (0 for irq)
+  int writable_knobs = 0;
+  bool writable = false;         // all of it
+  bool read_only_mount = false;  // what cannot be written is so for its mount
+  std::string reason;            // why not, when not
+};
+
+struct KnobAccess {
+  std::string name;  // net.ipv4.tcp_rmem
+  kernel::SysctlAccess access;
+  bool host_wide = false;  // one value for the host, seen from a child namespace
+};
+
+// The knobs' access grouped by tree (the first two parts of the name), in
+// the order the trees first appear. Pure, for tests; `path` is left empty.
+std::vector<TreeAccess> SummarizeTrees(const std::vector<KnobAccess>& knobs);
+
+// Every tree of the registry's sysctls, and irq, as the agent finds them.
+std::vector<TreeAccess> ProbeWritableTrees(const SystemPaths& paths);
 
 struct SnapshotRequest {
   std::string device;       // the device an intent is about (NOT_FOUND if absent)

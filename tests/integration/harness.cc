@@ -193,13 +193,15 @@ void WriteFile(const std::string& path, const std::string& text) {
 
 bool IsRoot() { return geteuid() == 0; }
 
-Agent::Agent(const Netns& netns, std::vector<std::string> extra, std::string state_dir) {
+Agent::Agent(const Netns& netns, std::vector<std::string> extra, std::string state_dir,
+             std::vector<std::string> prefix) {
   socket_ = dir_ / "agent.sock";
   state_dir_ = state_dir.empty() ? dir_ / "state" : state_dir;
   std::vector<std::string> argv = {
       NetagentdPath(), "--netns",      netns.name(), "--socket",         socket_, "--state-dir",
       state_dir_,      "--log-format", "json",       "--shutdown-grace", "3s"};
   argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.insert(argv.begin(), prefix.begin(), prefix.end());
   process_ = std::make_unique<Process>(argv, dir_ / "agent.log");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (std::chrono::steady_clock::now() < deadline) {

@@ -107,8 +107,10 @@ bool IsRoot();
 class Agent {
  public:
   // `state_dir` empty: a fresh one in the agent's temp dir (a restart test
-  // passes the previous agent's, see state_dir()).
-  Agent(const Netns& netns, std::vector<std::string> extra = {}, std::string state_dir = "");
+  // passes the previous agent's, see state_dir()). `prefix` runs the agent
+  // (setpriv ... --).
+  Agent(const Netns& netns, std::vector<std::string> extra = {}, std::string state_dir = "",
+        std::vector<std::string> prefix = {});
   ~Agent();
 
   const std::string& socket() const { return socket_; }

@@ -1,6 +1,12 @@
 #include "kernel/sysctl.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
 
 namespace netagent::kernel {
 namespace {
@@ -32,6 +38,45 @@ TEST(ReadSysctl, ReadsARealValue) {
 TEST(ReadSysctl, MissingIsNotFound) {
   auto v = ReadSysctl("net.ipv4.no_such_knob_for_netagent");
   EXPECT_EQ(v.status().code(), absl::StatusCode::kNotFound);
+}
+
+// A container's /proc/sys is read-only; the host's net tree mounted elsewhere
+// stands in for it, and only for what it holds.
+TEST(SetProcRoot, TheTreesItHoldsAreReadAndWrittenThere) {
+  const auto root =
+      std::filesystem::temp_directory_path() / ("netagent-procroot-" + std::to_string(getpid()));
+  std::filesystem::create_directories(root / "sys/net/core");
+  std::ofstream(root / "sys/net/core/somaxconn") << "4096\n";
+  ASSERT_TRUE(SetProcRoot(root.string()).ok());
+  EXPECT_EQ(*SysctlPath("net.core.somaxconn"), (root / "sys/net/core/somaxconn").string());
+  EXPECT_EQ(*SysctlPath("net/ipv4/conf/eth0.100/rp_filter"),
+            (root / "sys/net/ipv4/conf/eth0.100/rp_filter").string());
+  EXPECT_EQ(*SysctlPath("kernel.pid_max"), "/proc/sys/kernel/pid_max");  // not under the root
+  EXPECT_EQ(ProcTree("irq"), "/proc/irq");
+  EXPECT_EQ(*ReadSysctl("net.core.somaxconn"), "4096");
+  ASSERT_TRUE(WriteSysctl("net.core.somaxconn", "8192").ok());
+  EXPECT_EQ(*ReadSysctl("net.core.somaxconn"), "8192");
+  auto a = ProbeSysctl("net.core.somaxconn");
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->exists && a->writable && !a->read_only_mount);
+
+  ASSERT_TRUE(SetProcRoot("").ok());  // back to /proc
+  EXPECT_EQ(*SysctlPath("net.core.somaxconn"), "/proc/sys/net/core/somaxconn");
+  std::filesystem::remove_all(root);
+}
+
+TEST(SetProcRoot, ARootWithoutTheTreesIsRefusedNamingTheField) {
+  const auto empty =
+      std::filesystem::temp_directory_path() / ("netagent-procroot-e-" + std::to_string(getpid()));
+  std::filesystem::create_directories(empty);
+  for (const std::string& bad : {std::string("relative/dir"), std::string("/no/such/dir"),
+                                 std::string("/tmp/../etc"), empty.string()}) {
+    absl::Status st = SetProcRoot(bad);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(absl::StartsWith(st.message(), "proc_root ")) << st;
+    EXPECT_EQ(*SysctlPath("net.core.somaxconn"), "/proc/sys/net/core/somaxconn") << bad;
+  }
+  std::filesystem::remove_all(empty);
 }
 
 }  // namespace

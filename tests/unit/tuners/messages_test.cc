@@ -139,5 +139,48 @@ TEST(EthtoolSetMessages, RefusesWhatTheKernelWouldMisread) {
   EXPECT_FALSE(PutSetAttributes(*ParseKnobKey("net.core.somaxconn"), {1}, m).ok());
 }
 
+// What `netctl host` says of each tree: how much can be written, and why not.
+TEST(SummarizeTrees, CountsPerTreeAndSaysWhyNot) {
+  auto knob = [](std::string name, bool exists, bool writable, bool ro_mount = false,
+                 bool host_wide = false) {
+    KnobAccess k;
+    k.name = std::move(name);
+    k.access = {exists, writable, ro_mount};
+    k.host_wide = host_wide;
+    return k;
+  };
+  // A child namespace: two global knobs, one the namespace does not have.
+  auto child = SummarizeTrees({knob("net.core.somaxconn", true, true),
+                               knob("net.core.netdev_max_backlog", true, false),
+                               knob("net.ipv4.tcp_rmem", true, true),
+                               knob("net.ipv4.neigh.default.gc_thresh3", true, true, false, true),
+                               knob("net.netfilter.nf_conntrack_max", false, false)});
+  ASSERT_EQ(child.size(), 3u);
+  EXPECT_EQ(child[0].name, "net.core");
+  EXPECT_EQ(child[0].knobs, 2);
+  EXPECT_EQ(child[0].writable_knobs, 1);
+  EXPECT_FALSE(child[0].writable);
+  EXPECT_EQ(child[0].reason, "the initial namespace's alone: netdev_max_backlog");
+  EXPECT_EQ(child[1].name, "net.ipv4");
+  EXPECT_EQ(child[1].writable_knobs, 1);
+  EXPECT_EQ(child[1].reason, "the initial namespace's alone: neigh.default.gc_thresh3");
+  EXPECT_EQ(child[2].name, "net.netfilter");
+  EXPECT_EQ(child[2].knobs, 0);
+  EXPECT_FALSE(child[2].writable);
+  EXPECT_EQ(child[2].reason, "not in this namespace: nf_conntrack_max");
+  EXPECT_FALSE(child[0].read_only_mount);
+
+  // A container's read-only /proc/sys: the mount is the reason, and the fix.
+  auto ro = SummarizeTrees({knob("net.core.somaxconn", true, false, true)});
+  ASSERT_EQ(ro.size(), 1u);
+  EXPECT_TRUE(ro[0].read_only_mount);
+  EXPECT_EQ(ro[0].writable_knobs, 0);
+  EXPECT_THAT(ro[0].reason, ::testing::HasSubstr("--proc-root"));
+
+  auto all = SummarizeTrees({knob("net.core.somaxconn", true, true)});
+  EXPECT_TRUE(all[0].writable);
+  EXPECT_EQ(all[0].reason, "");
+}
+
 }  // namespace
 }  // namespace netagent::tuners

@@ -376,6 +376,15 @@ TEST(SettingsPlanner, LimitsWithinBoundsAndWritable) {
   EXPECT_THAT(ro->refusals[0], HasSubstr("read-only in this network namespace"));
   auto cc = PlanSettings({{"tcp_congestion_control", "vegas"}}, h, false, "sysctl", "");
   EXPECT_THAT(cc.status().message(), HasSubstr("not available"));
+  // On a container's read-only /proc/sys: the mount is named, and the fix.
+  HostSnapshot container = h;
+  container.sysctls["net.core.somaxconn"].writable = false;
+  container.sysctls["net.core.somaxconn"].read_only_mount = true;
+  auto mount = PlanSettings({{"somaxconn", "8192"}}, container, false, "limits", "limits");
+  ASSERT_TRUE(mount.ok()) << mount.status();
+  ASSERT_EQ(mount->refusals.size(), 1u);
+  EXPECT_THAT(mount->refusals[0], HasSubstr("net.core.somaxconn is on a read-only mount"));
+  EXPECT_THAT(mount->refusals[0], HasSubstr("--proc-root"));
 }
 
 // Outside the initial namespace the kernel refuses a default algorithm that
