@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "datapath/drop_collector.h"
 #include "kernel/genl.h"
+#include "kernel/netns.h"
 #include "kernel/sysctl.h"
 
 namespace netagent::agent {
@@ -69,6 +70,7 @@ Capabilities ProbeCapabilities(kernel::Capability bpffs) {
   }
   if (auto v = kernel::ReadSysctl("net.ipv4.tcp_congestion_control"); v.ok()) caps.cc_current = *v;
   tuners::SystemPaths paths;
+  paths.sysfs = kernel::NetSysfsRoot();
   paths.irq = kernel::ProcTree("irq");
   caps.writable_trees = tuners::ProbeWritableTrees(paths);
   return caps;

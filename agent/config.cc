@@ -123,6 +123,7 @@ const std::vector<std::string>& ConfigKeys() {
                                                 "state_dir",
                                                 "bpf_pin_root",
                                                 "proc_root",
+                                                "sys_root",
                                                 "log_format",
                                                 "log_level",
                                                 "pid_file",
@@ -236,10 +237,10 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
       if (v.empty() || v.front() != '/' || v.find("..") != std::string::npos)
         return Bad(key, "must be an absolute path");
       cfg.bpf_pin_root = v;
-    } else if (key == "proc_root") {
-      if (!v.empty() && (v.front() != '/' || v.find("..") != std::string::npos))
+    } else if (key == "proc_root" || key == "sys_root") {
+      if (!v.empty() && (v.front() != '/' || v.find("/..") != std::string::npos))
         return Bad(key, "must be an absolute path");
-      cfg.proc_root = v;
+      (key == "proc_root" ? cfg.proc_root : cfg.sys_root) = v;
     } else if (key == "log_format") {
       if (v != "text" && v != "json") return Bad(key, "must be text or json");
       cfg.log_format = v;
@@ -318,6 +319,10 @@ absl::Status ValidateConfig(const AgentConfig& cfg) {
     return Bad("tls_cert", "tls_cert and tls_key go together");
   }
   if (cfg.tls() && !cfg.listen) return Bad("tls_cert", "TLS applies to a TCP listener: set listen");
+  if (!cfg.sys_root.empty() && !cfg.netns.empty()) {
+    return Bad("sys_root",
+               "serving another namespace (netns), the agent mounts that namespace's sysfs itself");
+  }
   if (cfg.mtls() && !cfg.tls()) {
     return Bad("tls_client_ca", "mTLS needs the server's own tls_cert and tls_key");
   }

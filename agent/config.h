@@ -58,6 +58,10 @@ struct AgentConfig {
   // container's own are read-only): <proc_root>/sys/net, <proc_root>/irq.
   // Empty: /proc.
   std::string proc_root;
+  // Where the host's /sys is mounted writable (a container's own is
+  // read-only): the devices' queue files (RPS, XPS) are written there. Not
+  // with netns. Empty: /sys.
+  std::string sys_root;
   std::string log_format = "text";
   std::string log_level = "info";
   std::string pid_file;

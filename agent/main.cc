@@ -149,6 +149,7 @@ int main(int argc, char** argv) {
                              {"state_dir", {}},
                              {"bpf_pin_root", {}},
                              {"proc_root", {}},
+                             {"sys_root", {}},
                              {"log_format", {}},
                              {"log_level", {}},
                              {"pid_file", {}},
@@ -183,6 +184,9 @@ int main(int argc, char** argv) {
       {"proc_root",
        "where the host's /proc/sys/net and /proc/irq are mounted writable, as DIR/sys/net and "
        "DIR/irq (a container's own /proc/sys is read-only); the tuners write there"},
+      {"sys_root",
+       "where the host's /sys is mounted writable (a container's own is read-only); the tuners "
+       "write the devices' queue files (RPS, XPS) there. Not with --netns"},
       {"log_format", "text or json"},
       {"log_level", "trace, debug, info, warn or error"},
       {"pid_file", "write the agent's pid here once it serves"},
@@ -248,6 +252,9 @@ int main(int argc, char** argv) {
     if (!entered.ok()) return Fail(entered.status());
   }
   if (auto st = netagent::kernel::SetProcRoot(cfg.proc_root); !st.ok()) return Fail(st);
+  if (!cfg.sys_root.empty()) {
+    if (auto st = netagent::kernel::UseSysfsAt(cfg.sys_root); !st.ok()) return Fail(st);
+  }
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -305,17 +312,19 @@ int main(int argc, char** argv) {
     if (t.read_only_mount) read_only.push_back(absl::StrCat(t.name, " (", t.path, ")"));
   }
   if (!read_only.empty()) {
-    const std::string summary =
-        absl::StrCat("the tuners cannot write ", absl::StrJoin(read_only, ", "),
-                     ": read-only mounts, as a container runtime mounts /proc/sys and /proc/irq");
+    const std::string summary = absl::StrCat(
+        "the tuners cannot write ", absl::StrJoin(read_only, ", "),
+        ": read-only mounts, as a container runtime mounts /proc/sys, /proc/irq and /sys");
     spdlog::warn("{}", summary);
-    ctx.conditions.Set({"proc-read-only", netagent::agent::ConditionSeverity::kWarning, summary,
+    ctx.conditions.Set({"read-only-mounts", netagent::agent::ConditionSeverity::kWarning, summary,
                         "mount the host's /proc/sys/net and /proc/irq writable (as DIR/sys/net, "
-                        "DIR/irq) and start the agent with --proc-root=DIR",
+                        "DIR/irq) and start the agent with --proc-root=DIR; for RPS and XPS also "
+                        "the host's /sys, with --sys-root",
                         absl::Now()});
-  } else if (!cfg.proc_root.empty()) {
-    spdlog::info("tuners write sysctls under {} and IRQ affinity under {}",
-                 netagent::kernel::ProcTree("sys/net"), netagent::kernel::ProcTree("irq"));
+  } else if (!cfg.proc_root.empty() || !cfg.sys_root.empty()) {
+    spdlog::info("tuners write sysctls under {}, IRQ affinity under {}, queue files under {}",
+                 netagent::kernel::ProcTree("sys/net"), netagent::kernel::ProcTree("irq"),
+                 netagent::kernel::NetSysfsRoot());
   }
 
   netagent::agent::AgentServer::Options options;

@@ -2,9 +2,11 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -123,5 +125,21 @@ absl::StatusOr<NetnsIdentity> CurrentNetns() {
 }
 
 const std::string& NetSysfsRoot() { return SysfsRoot(); }
+
+absl::Status UseSysfsAt(const std::string& dir) {
+  struct statfs fs {};
+  if (dir.empty() || dir.front() != '/' || ::statfs(dir.c_str(), &fs) != 0 ||
+      fs.f_type != SYSFS_MAGIC || ::access((dir + "/class/net").c_str(), F_OK) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sys_root ", Quote(dir), ": not a sysfs with class/net (mount the host's /sys there)"));
+  }
+  if (!EnteredPath().empty()) {
+    return absl::InvalidArgumentError(
+        "sys_root: serving another namespace (netns), the agent mounts that namespace's sysfs "
+        "itself");
+  }
+  SysfsRoot() = dir;
+  return absl::OkStatus();
+}
 
 }  // namespace netagent::kernel

@@ -40,7 +40,16 @@ absl::StatusOr<NetnsIdentity> CurrentNetns();
 // The calling thread's namespace's SO_NETNS_COOKIE; 0 before kernel 5.14.
 uint64_t NetnsCookie();
 
-// "/sys" in the agent's own namespace; the private sysfs after EnterNetns.
+// "/sys" in the agent's own namespace; the private sysfs after EnterNetns;
+// the host's sysfs mounted writable elsewhere after UseSysfsAt.
 const std::string& NetSysfsRoot();
+
+// Serving its own namespace from a container, whose /sys the runtime mounts
+// read-only: the agent reads and writes the devices' queue files (RPS, XPS)
+// through the host's sysfs mounted writable at `dir` (--sys-root). The host
+// mounted that sysfs in its own network namespace, the one a hostNetwork pod
+// serves. INVALID_ARGUMENT unless `dir` is a sysfs with class/net; call
+// before any thread exists, and not with EnterNetns (which mounts its own).
+absl::Status UseSysfsAt(const std::string& dir);
 
 }  // namespace netagent::kernel

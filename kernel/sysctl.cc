@@ -1,6 +1,8 @@
 #include "kernel/sysctl.h"
 
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -36,22 +38,37 @@ const std::vector<std::string>& ProcRootTrees() {
 }
 
 absl::Status SetProcRoot(const std::string& root) {
-  RootedTrees().clear();
-  if (root.empty() || root == "/proc") return absl::OkStatus();
-  if (root.front() != '/' || root.find("/..") != std::string::npos || !IsDirectory(root)) {
+  if (root.empty() || root == "/proc") {
+    RootedTrees().clear();
+    return absl::OkStatus();
+  }
+  if (root.front() != '/' || root.find("/..") != std::string::npos) {
     return absl::InvalidArgumentError(
-        absl::StrCat("proc_root ", Quote(root), ": not an absolute path to a directory"));
+        absl::StrCat("proc_root ", Quote(root), ": not an absolute path"));
   }
+  if (!IsDirectory(root)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("proc_root ", Quote(root), ": no such directory"));
+  }
+  std::string base = root;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  // Only what is procfs counts: an empty directory where a mount failed
+  // would make every sysctl look absent.
+  std::vector<std::pair<std::string, std::string>> found;
   for (const std::string& tree : ProcRootTrees()) {
-    std::string dir = absl::StrCat(root, "/", tree);
-    if (IsDirectory(dir)) RootedTrees().emplace_back(tree, std::move(dir));
+    std::string dir = absl::StrCat(base, "/", tree);
+    struct statfs fs {};
+    if (IsDirectory(dir) && ::statfs(dir.c_str(), &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC) {
+      found.emplace_back(tree, std::move(dir));
+    }
   }
-  if (RootedTrees().empty()) {
+  if (found.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "proc_root ", Quote(root),
-        ": holds none of sys/net, sys/kernel, sys/vm, irq (mount the host's /proc/sys/net "
+        ": holds no procfs at sys/net, sys/kernel, sys/vm or irq (mount the host's /proc/sys/net "
         "there as sys/net, /proc/irq as irq)"));
   }
+  RootedTrees() = std::move(found);
   return absl::OkStatus();
 }
 

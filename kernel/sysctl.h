@@ -16,16 +16,18 @@ namespace netagent::kernel {
 // (sysctls) and "irq" (IRQ affinity). Container runtimes mount /proc/sys and
 // /proc/irq read-only; a DaemonSet mounts the host's trees writable under a
 // root of its own (--proc-root=/host/proc, with /host/proc/sys/net and
-// /host/proc/irq). A tree the root does not hold stays in /proc. An empty
-// root is /proc itself. INVALID_ARGUMENT when the root is not an absolute
-// directory holding at least one of the trees. Call before any thread exists.
+// /host/proc/irq). A tree the root does not hold (as procfs) stays in /proc.
+// An empty root is /proc itself. INVALID_ARGUMENT, with the root unchanged,
+// when it is not an absolute directory holding at least one of the trees as
+// procfs. Call before any thread exists.
 absl::Status SetProcRoot(const std::string& root);
 // The directory that stands for /proc/<tree> ("sys/net", "sys/kernel", "irq").
 std::string ProcTree(absl::string_view tree);
 // The trees a proc root may hold.
 const std::vector<std::string>& ProcRootTrees();
 
-// The /proc/sys path for a sysctl name, or INVALID_ARGUMENT.
+// The path for a sysctl name (under /proc/sys, or its tree under the proc
+// root), or INVALID_ARGUMENT.
 absl::StatusOr<std::string> SysctlPath(absl::string_view name);
 
 // The value with surrounding whitespace removed; tabs between fields (as in

@@ -37,18 +37,37 @@ const SysctlState& Sysctl(const HostSnapshot& host, absl::string_view name) {
   return it == host.sysctls.end() ? *absent : it->second;
 }
 
+}  // namespace
+
+std::string ReadOnlyQueuesWhy() {
+  return "read-only mount (a container's /sys: mount the host's /sys writable and give the agent "
+         "--sys-root)";
+}
+
+std::string ReadOnlyIrqWhy() {
+  return "read-only mount (a container's /proc/irq: mount the host's /proc/irq writable and give "
+         "the agent --proc-root)";
+}
+
+std::string ReadOnlySysctlsWhy() {
+  return "read-only mount (a container's /proc/sys: mount the host's /proc/sys/net writable and "
+         "give the agent --proc-root)";
+}
+
+namespace {
+
 // Why a knob cannot be written here, as the rest of a sentence whose subject
 // is the knob.
 std::string NotWritable(const SysctlState& st) {
   constexpr absl::string_view kGlobal =
       " (a global knob: set it through an agent serving the initial namespace)";
-  if (st.read_only_mount) {
-    return "is on a read-only mount (a container's /proc/sys: mount the host's /proc/sys/net "
-           "writable and give the agent --proc-root)";
-  }
+  // First what no mount fixes.
   if (st.host_wide) {
     return absl::StrCat("is one setting for the whole host, not of this network namespace",
                         kGlobal);
+  }
+  if (st.read_only_mount) {
+    return absl::StrCat("is on a ", ReadOnlySysctlsWhy());
   }
   if (st.exists) return absl::StrCat("is read-only in this network namespace", kGlobal);
   return absl::StrCat("does not exist in this network namespace", kGlobal);
@@ -800,9 +819,9 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
                       bnote.empty() ? std::vector<std::string>{} : std::vector<std::string>{bnote});
           }
         } else {
-          plan.warnings.push_back(absl::StrCat("nf_conntrack_buckets (", b.value, ") would be ",
-                                               want, " for max / 4 (chains get longer), but it ",
-                                               NotWritable(b)));
+          plan.warnings.push_back(
+              absl::StrCat("nf_conntrack_buckets (", b.value, ") would be ", want,
+                           " for max / 4; it stays, so chains get longer: it ", NotWritable(b)));
         }
       }
     }
@@ -810,7 +829,9 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
   return plan;
 }
 
-absl::StatusOr<Plan> PlanIntent(const Intent& intent, const HostSnapshot& host) {
+namespace {
+
+absl::StatusOr<Plan> PlanByKind(const Intent& intent, const HostSnapshot& host) {
   const bool clamp = intent.clamp;
   return std::visit(
       [&](const auto& in) -> absl::StatusOr<Plan> {
@@ -832,6 +853,35 @@ absl::StatusOr<Plan> PlanIntent(const Intent& intent, const HostSnapshot& host) 
         }
       },
       intent.what);
+}
+
+// Changes to queue files or IRQ affinity on a read-only mount (a container's
+// /sys or /proc/irq) become refusals: planned as an apply would meet them.
+void RefuseReadOnlyFiles(const HostSnapshot& host, Plan& plan) {
+  std::vector<Change> kept;
+  for (Change& c : plan.changes) {
+    auto key = ParseKnobKey(c.knob);
+    const std::string* why = nullptr;
+    if (key.ok() && key->type == KnobType::kQueue && !host.queues_read_only.empty()) {
+      why = &host.queues_read_only;
+    } else if (key.ok() && key->type == KnobType::kIrq && !host.irq_read_only.empty()) {
+      why = &host.irq_read_only;
+    }
+    if (why != nullptr) {
+      plan.refusals.push_back(absl::StrCat(c.knob, " is ", *why));
+    } else {
+      kept.push_back(std::move(c));
+    }
+  }
+  plan.changes = std::move(kept);
+}
+
+}  // namespace
+
+absl::StatusOr<Plan> PlanIntent(const Intent& intent, const HostSnapshot& host) {
+  NETAGENT_ASSIGN_OR_RETURN(Plan plan, PlanByKind(intent, host));
+  RefuseReadOnlyFiles(host, plan);
+  return plan;
 }
 
 }  // namespace netagent::tuners

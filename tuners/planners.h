@@ -68,8 +68,19 @@ struct HostSnapshot {
   std::optional<DeviceState> device;
   std::vector<FlowSample> flows;
   std::map<std::string, uint32_t> congestion_in_use;  // established sockets per algorithm
+  // Why queue files (sysfs) and IRQ affinity (/proc/irq) cannot be written
+  // here, when they are on a read-only mount (a container's); empty: they can.
+  std::string queues_read_only;
+  std::string irq_read_only;
 };
 
+// What to do about a read-only /sys, /proc/irq or /proc/sys, after "a ".
+std::string ReadOnlyQueuesWhy();
+std::string ReadOnlyIrqWhy();
+std::string ReadOnlySysctlsWhy();
+
+// The plan for an intent, with changes to files on a read-only mount turned
+// into refusals.
 absl::StatusOr<Plan> PlanIntent(const Intent& intent, const HostSnapshot& host);
 
 // Building blocks, exposed for tests.

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -212,11 +213,16 @@ SnapshotRequest SnapshotFor(const Intent& intent) {
   return r;
 }
 
+bool ReadOnlyMount(const std::string& path) {
+  struct statvfs fs;
+  return ::statvfs(path.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY) != 0;
+}
+
 std::vector<TreeAccess> SummarizeTrees(const std::vector<KnobAccess>& knobs) {
   struct Seen {
     TreeAccess tree;
     bool read_only_mount = false;
-    std::vector<std::string> initial_only, absent;
+    std::vector<std::string> initial_only, read_only, absent;
   };
   std::vector<Seen> trees;
   for (const KnobAccess& k : knobs) {
@@ -238,10 +244,12 @@ std::vector<TreeAccess> SummarizeTrees(const std::vector<KnobAccess>& knobs) {
     ++it->tree.knobs;
     if (k.access.writable && !k.host_wide) {
       ++it->tree.writable_knobs;
+    } else if (k.host_wide) {  // first what no mount fixes
+      it->initial_only.push_back(leaf);
     } else if (k.access.read_only_mount) {
       it->read_only_mount = true;
     } else {
-      it->initial_only.push_back(leaf);
+      it->read_only.push_back(leaf);
     }
   }
   std::vector<TreeAccess> out;
@@ -251,13 +259,14 @@ std::vector<TreeAccess> SummarizeTrees(const std::vector<KnobAccess>& knobs) {
     t.read_only_mount = s.read_only_mount;
     std::vector<std::string> why;
     if (s.read_only_mount) {
-      why.push_back(
-          "a read-only mount (a container's /proc/sys: mount the host's /proc/sys/net "
-          "writable and give the agent --proc-root)");
+      why.push_back(absl::StrCat("a ", ReadOnlySysctlsWhy()));
     }
     if (!s.initial_only.empty()) {
-      why.push_back(
-          absl::StrCat("the initial namespace's alone: ", absl::StrJoin(s.initial_only, " ")));
+      why.push_back(absl::StrCat("set only from the initial namespace: ",
+                                 absl::StrJoin(s.initial_only, " ")));
+    }
+    if (!s.read_only.empty()) {
+      why.push_back(absl::StrCat("read-only here: ", absl::StrJoin(s.read_only, " ")));
     }
     if (!s.absent.empty()) {
       why.push_back(absl::StrCat("not in this namespace: ", absl::StrJoin(s.absent, " ")));
@@ -286,19 +295,24 @@ std::vector<TreeAccess> ProbeWritableTrees(const SystemPaths& paths) {
     t.path = absl::StrCat(kernel::ProcTree(absl::StrCat("sys/", t.name.substr(0, dot))), "/",
                           t.name.substr(dot + 1));
   }
-  TreeAccess irq;
-  irq.name = "irq";
-  irq.path = paths.irq;
-  irq.writable = kernel::Writable(absl::StrCat(paths.irq, "/default_smp_affinity"));
-  if (!irq.writable) {
-    struct statvfs fs;
-    irq.read_only_mount = ::statvfs(paths.irq.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY) != 0;
-    irq.reason = irq.read_only_mount
-                     ? "a read-only mount (a container's /proc/irq: mount the host's /proc/irq "
-                       "writable and give the agent --proc-root)"
-                     : absl::StrCat(paths.irq, "/default_smp_affinity is not writable here");
+  // The devices' queue files (RPS, XPS, RFS) and IRQ affinity.
+  const std::string queues = absl::StrCat(paths.sysfs, "/class/net");
+  for (const auto& [name, dir, probe, why] :
+       {std::tuple(std::string("sysfs"), queues, queues, ReadOnlyQueuesWhy()),
+        std::tuple(std::string("irq"), paths.irq, absl::StrCat(paths.irq, "/default_smp_affinity"),
+                   ReadOnlyIrqWhy())}) {
+    TreeAccess t;
+    t.name = name;
+    t.path = dir;
+    t.read_only_mount = ReadOnlyMount(dir);
+    t.writable = !t.read_only_mount && ::access(probe.c_str(), W_OK) == 0;
+    if (t.read_only_mount) {
+      t.reason = absl::StrCat("a ", why);
+    } else if (!t.writable) {
+      t.reason = absl::StrCat(probe, " is not writable here");
+    }
+    trees.push_back(std::move(t));
   }
-  trees.push_back(std::move(irq));
   return trees;
 }
 
@@ -311,6 +325,10 @@ absl::StatusOr<HostSnapshot> TakeSnapshot(const SnapshotRequest& req, const Syst
     return !ns.ok() || ns->initial;
   }();
   h.initial_netns = initial;
+  if (ReadOnlyMount(absl::StrCat(paths.sysfs, "/class/net"))) {
+    h.queues_read_only = absl::StrCat("on a ", ReadOnlyQueuesWhy());
+  }
+  if (ReadOnlyMount(paths.irq)) h.irq_read_only = absl::StrCat("on a ", ReadOnlyIrqWhy());
   for (const auto& spec : SysctlRegistry()) {
     NETAGENT_ASSIGN_OR_RETURN(kernel::SysctlAccess a, kernel::ProbeSysctl(spec.name));
     SysctlState st;

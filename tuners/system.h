@@ -81,7 +81,11 @@ struct KnobAccess {
 // the order the trees first appear. Pure, for tests; `path` is left empty.
 std::vector<TreeAccess> SummarizeTrees(const std::vector<KnobAccess>& knobs);
 
-// Every tree of the registry's sysctls, and irq, as the agent finds them.
+// Whether `path` is on a file system mounted read-only.
+bool ReadOnlyMount(const std::string& path);
+
+// Every tree of the registry's sysctls, the devices' queue files (sysfs) and
+// irq, as the agent finds them.
 std::vector<TreeAccess> ProbeWritableTrees(const SystemPaths& paths);
 
 struct SnapshotRequest {

@@ -1,5 +1,6 @@
 // Who may do what, end to end: unix peers by uid and group, plaintext TCP,
 // mTLS identities, certificate reload on SIGHUP, DNS-discovered targets.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -181,6 +182,42 @@ TEST_F(TlsIntegration, MtlsIdentitiesAndReloadOnSighup) {
     return agent.log().find("keeping the current TLS certificates") != std::string::npos;
   })) << agent.log();
   EXPECT_EQ(Netctl(ns, "ca2", "op", {"health"}).exit_code, 0);
+}
+
+// scripts/lab-ca, as docs/operations.md tells a newcomer to use it: its
+// operator certificate is an operator, its viewer one a viewer, and without a
+// client certificate there is no connection.
+TEST_F(TlsIntegration, TheLabCaScriptGivesAWorkingMtlsSetup) {
+  REQUIRE_ROOT();
+  RunResult made =
+      RunCommand({std::string(NETAGENT_SOURCE_DIR) + "/scripts/lab-ca", dir_ / "lab", "agent.lab"});
+  ASSERT_EQ(made.exit_code, 0) << made.out << made.err;
+  EXPECT_THAT(made.out,
+              ::testing::HasSubstr("--operator-identity uri:spiffe://netagent.lab/operator"));
+  Netns ns;
+  Agent agent(ns, {"--listen", "127.0.0.1:9470", "--tls-cert", dir_ / "lab/server.pem", "--tls-key",
+                   dir_ / "lab/server.key", "--tls-client-ca", dir_ / "lab/ca.pem",
+                   "--operator-identity", "uri:spiffe://netagent.lab/operator"});
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  auto as = [&](const std::string& who, std::vector<std::string> args) {
+    std::vector<std::string> argv = {NetctlPath(), "-t", "127.0.0.1:9470", "--tls-ca",
+                                     dir_ / "lab/ca.pem"};
+    if (!who.empty()) {
+      argv.insert(argv.end(), {"--tls-cert", dir_ / ("lab/" + who + ".pem"), "--tls-key",
+                               dir_ / ("lab/" + who + ".key")});
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(ns.Exec(argv));
+  };
+  RunResult op = as("operator", {"-o", "json", "host"});
+  ASSERT_EQ(op.exit_code, 0) << op.err;
+  auto caller = ResultOf<v1::GetHostInfoResponse>(op.out).caller();
+  EXPECT_EQ(caller.transport(), v1::TRANSPORT_TLS);
+  EXPECT_EQ(caller.role(), v1::ROLE_OPERATOR) << caller.role_reason();
+  RunResult viewer = as("viewer", {"-o", "json", "host"});
+  ASSERT_EQ(viewer.exit_code, 0) << viewer.err;
+  EXPECT_EQ(ResultOf<v1::GetHostInfoResponse>(viewer.out).caller().role(), v1::ROLE_VIEWER);
+  EXPECT_EQ(as("", {"health"}).exit_code, 1);
 }
 
 }  // namespace

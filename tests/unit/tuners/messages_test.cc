@@ -149,7 +149,8 @@ TEST(SummarizeTrees, CountsPerTreeAndSaysWhyNot) {
     k.host_wide = host_wide;
     return k;
   };
-  // A child namespace: two global knobs, one the namespace does not have.
+  // A child namespace: a read-only knob, a host-wide one, one the namespace
+  // does not have.
   auto child = SummarizeTrees({knob("net.core.somaxconn", true, true),
                                knob("net.core.netdev_max_backlog", true, false),
                                knob("net.ipv4.tcp_rmem", true, true),
@@ -160,10 +161,10 @@ TEST(SummarizeTrees, CountsPerTreeAndSaysWhyNot) {
   EXPECT_EQ(child[0].knobs, 2);
   EXPECT_EQ(child[0].writable_knobs, 1);
   EXPECT_FALSE(child[0].writable);
-  EXPECT_EQ(child[0].reason, "the initial namespace's alone: netdev_max_backlog");
+  EXPECT_EQ(child[0].reason, "read-only here: netdev_max_backlog");
   EXPECT_EQ(child[1].name, "net.ipv4");
   EXPECT_EQ(child[1].writable_knobs, 1);
-  EXPECT_EQ(child[1].reason, "the initial namespace's alone: neigh.default.gc_thresh3");
+  EXPECT_EQ(child[1].reason, "set only from the initial namespace: neigh.default.gc_thresh3");
   EXPECT_EQ(child[2].name, "net.netfilter");
   EXPECT_EQ(child[2].knobs, 0);
   EXPECT_FALSE(child[2].writable);

@@ -206,6 +206,26 @@ TEST(SteeringPlanner, RpsOverLocalNotIsolatedCpus) {
   EXPECT_EQ(PlanRps({"veth0", "0,9", false}, h, true)->changes[0].new_value, "1");
 }
 
+// A container's /sys is read-only: the queue files are refused with what to
+// mount, as an apply would meet them, and nothing is planned to change.
+TEST(SteeringPlanner, QueueFilesOnAReadOnlyMountAreRefusals) {
+  HostSnapshot h = ChildNamespaceHost();
+  h.device = Veth(1, 1);
+  Intent rps;
+  rps.what = RpsIntent{"veth0", "", false};
+  ASSERT_EQ(PlanIntent(rps, h)->changes.size(), 1u);
+  h.queues_read_only = "on a read-only mount (mount /sys)";
+  auto p = PlanIntent(rps, h);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->changes.empty());
+  ASSERT_EQ(p->refusals.size(), 1u);
+  EXPECT_EQ(p->refusals[0], "veth0:rx-0/rps_cpus is on a read-only mount (mount /sys)");
+  // Sysctls are not queue files.
+  Intent limits;
+  limits.what = LimitsIntent{{{"somaxconn", "8192"}}};
+  EXPECT_TRUE(PlanIntent(limits, h)->refusals.empty());
+}
+
 TEST(SteeringPlanner, SpreadsCpusOverQueues) {
   EXPECT_EQ(SpreadCpus({0, 1, 2, 3}, 2), (std::vector<std::vector<uint32_t>>{{0, 2}, {1, 3}}));
   EXPECT_EQ(SpreadCpus({0, 1}, 3), (std::vector<std::vector<uint32_t>>{{0}, {1}, {0}}));
