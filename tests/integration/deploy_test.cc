@@ -1,10 +1,12 @@
-// The agent run the way deploy/daemonset.yaml runs it, without a cluster:
-// /proc/sys and /proc/irq read-only (as a container runtime mounts them), the
-// host's trees mounted writable where the manifest mounts them, the
-// capability bounding set cut to exactly the manifest's list (setpriv), and
-// the manifest's --proc-root. Collectors, a tune apply and rollback, a
-// datapath attach + rule + detach, /metrics and the health port must all
-// work; without one capability the failure names it.
+// The agent run the way deploy/daemonset.yaml runs it, without a cluster: in
+// the network namespace it serves (as a hostNetwork pod; no --netns), with
+// /proc/sys, /proc/irq and /sys read-only (as a container runtime mounts
+// them), the host's trees and a bpffs mounted where the manifest mounts them,
+// the capability bounding set cut to exactly the manifest's list (setpriv),
+// and the manifest's --proc-root and --sys-root. Collectors, tune applies
+// and rollbacks through both roots, a datapath attach + rule + detach,
+// /metrics and the health port must all work; without one capability the
+// failure names it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
@@ -13,11 +15,13 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <functional>
 #include <map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "netagent/v1/tuning.pb.h"
@@ -35,6 +39,7 @@ using ::testing::StartsWith;
 struct Manifest {
   std::vector<std::string> capabilities;  // NET_ADMIN, ...
   std::string proc_root;                  // --proc-root's value
+  std::string sys_root;                   // --sys-root's
   // hostPath -> mountPath of the container's hostPath volumes.
   std::map<std::string, std::string> host_mounts;
 };
@@ -58,6 +63,7 @@ Manifest ReadManifest() {
         const std::string arg = a.as<std::string>();
         absl::string_view value = arg;
         if (absl::ConsumePrefix(&value, "--proc-root=")) m.proc_root = std::string(value);
+        if (absl::ConsumePrefix(&value, "--sys-root=")) m.sys_root = std::string(value);
       }
       for (const YAML::Node& vm : c["volumeMounts"]) {
         auto it = volumes.find(vm["name"].as<std::string>());
@@ -66,19 +72,6 @@ Manifest ReadManifest() {
     }
   }
   return m;
-}
-
-// setpriv keeping only `caps` (minus `without`) in the bounding set: root in
-// a container with that capability list.
-std::vector<std::string> Bounded(const std::vector<std::string>& caps,
-                                 const std::string& without = "") {
-  std::string set = "-all";
-  for (const std::string& c : caps) {
-    if (c != without) absl::StrAppend(&set, ",+", absl::AsciiStrToLower(c));
-  }
-  // Inheritable emptied too: a root whose inheritable set is not empty would
-  // keep those capabilities across exec whatever the bounding set.
-  return {"setpriv", "--inh-caps", "-all", "--bounding-set", set, "--"};
 }
 
 // The value of a `netctl host` row: "writes irq" -> "yes (/proc/irq)".
@@ -91,57 +84,34 @@ std::string Row(const std::string& table, const std::string& field) {
   return "(no row " + field + ")";
 }
 
-bool Bind(const std::string& from, const std::string& to, bool read_only) {
-  std::filesystem::create_directories(to);
-  if (::mount(from.c_str(), to.c_str(), nullptr, MS_BIND, nullptr) != 0) return false;
-  if (read_only &&
-      ::mount(nullptr, to.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
-    const int err = errno;
-    ::umount2(to.c_str(), MNT_DETACH);
-    errno = err;
-    return false;
+// What runs the agent as a container would: inside `ns`, in a mount
+// namespace of its own, the host's /proc/sys/net, /proc/irq and /sys bound
+// writable under `root` + the manifest's mount paths, then /proc/sys,
+// /proc/irq and /sys made read-only and a bpffs mounted at /sys/fs/bpf (the
+// host's, in the manifest), then setpriv: no inheritable capabilities, the
+// bounding set `caps` (a root whose inheritable set is not empty would
+// otherwise keep more across exec).
+std::vector<std::string> AsTheDaemonSet(const Netns& ns, const Manifest& m, const std::string& root,
+                                        const std::vector<std::string>& caps,
+                                        const std::string& without = "") {
+  std::string script = "set -e\n";
+  for (const char* host : {"/proc/sys/net", "/proc/irq", "/sys"}) {
+    auto it = m.host_mounts.find(host);
+    const std::string to = root + (it == m.host_mounts.end() ? "/missing" : it->second);
+    absl::StrAppend(&script, "mkdir -p '", to, "'; mount --bind ", host, " '", to, "'\n");
   }
-  return true;
+  for (const char* dir : {"/proc/sys", "/proc/irq", "/sys"}) {
+    absl::StrAppend(&script, "mount --bind ", dir, " ", dir, "; mount -o remount,bind,ro ", dir,
+                    "\n");
+  }
+  std::string set = "-all";
+  for (const std::string& c : caps) {
+    if (c != without) absl::StrAppend(&set, ",+", absl::AsciiStrToLower(c));
+  }
+  absl::StrAppend(&script, "mount -t bpf bpf /sys/fs/bpf\n",
+                  "exec setpriv --inh-caps -all --bounding-set ", set, " -- \"$@\"\n");
+  return ns.Exec({"unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"});
 }
-
-// /proc as a container sees it, in this test's private mount namespace (the
-// agent, its child, shares it): the host's /proc/sys/net and /proc/irq bound
-// writable under `root` + the manifest's mount paths first, then /proc/sys
-// and /proc/irq made read-only. Undone in the destructor.
-class ContainerProc {
- public:
-  ContainerProc(const Manifest& m, const std::string& root) {
-    for (const char* host : {"/proc/sys/net", "/proc/irq"}) {
-      auto it = m.host_mounts.find(host);
-      if (it == m.host_mounts.end()) {
-        error_ = absl::StrCat("the manifest mounts no ", host);
-        return;
-      }
-      const std::string to = root + it->second;
-      if (!Bind(host, to, false)) {
-        error_ = absl::StrCat("bind ", host, " to ", to, ": ", strerror(errno));
-        return;
-      }
-      mounted_.push_back(to);
-    }
-    for (const char* dir : {"/proc/sys", "/proc/irq"}) {
-      if (!Bind(dir, dir, true)) {
-        error_ = absl::StrCat("read-only ", dir, ": ", strerror(errno));
-        return;
-      }
-      mounted_.push_back(dir);
-    }
-  }
-  ~ContainerProc() {
-    for (auto it = mounted_.rbegin(); it != mounted_.rend(); ++it)
-      ::umount2(it->c_str(), MNT_DETACH);
-  }
-  const std::string& error() const { return error_; }
-
- private:
-  std::vector<std::string> mounted_;
-  std::string error_;
-};
 
 class DeployTest : public ::testing::Test {
  protected:
@@ -149,31 +119,48 @@ class DeployTest : public ::testing::Test {
     manifest_ = ReadManifest();
     ASSERT_FALSE(manifest_.capabilities.empty()) << "no capability list in the manifest";
     ASSERT_FALSE(manifest_.proc_root.empty()) << "the manifest passes no --proc-root";
+    ASSERT_FALSE(manifest_.sys_root.empty()) << "the manifest passes no --sys-root";
+    ASSERT_EQ(RunCommand(
+                  ns_.Exec({"ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1"}))
+                  .exit_code,
+              0);
+    ASSERT_EQ(RunCommand(ns_.Exec({"ip", "link", "set", "veth0", "up"})).exit_code, 0);
+    ASSERT_EQ(RunCommand(ns_.Exec({"ip", "link", "set", "veth1", "up"})).exit_code, 0);
+  }
+  // The manifest's roots, under this test's directory.
+  std::vector<std::string> Roots() const {
+    return {"--proc-root", root_.path().string() + manifest_.proc_root, "--sys-root",
+            root_.path().string() + manifest_.sys_root};
+  }
+  std::vector<std::string> Prefix(const std::string& without = "") const {
+    return AsTheDaemonSet(ns_, manifest_, root_.path().string(), manifest_.capabilities, without);
   }
   Manifest manifest_;
   TempDir root_;
+  Netns ns_;
 };
 
 TEST_F(DeployTest, WithTheManifestsCapabilitiesAndMountsEverythingWorks) {
   REQUIRE_ROOT("and mounts");
-  ContainerProc proc(manifest_, root_.path().string());
-  ASSERT_EQ(proc.error(), "");
-  // A read-only /proc/sys it is (asked, not tried: this is the host's namespace).
-  EXPECT_NE(::access("/proc/sys/net/core/somaxconn", W_OK), 0);
-  EXPECT_EQ(errno, EROFS);
-
-  Netns ns;
-  ASSERT_EQ(
-      RunCommand(ns.Exec({"ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1"}))
-          .exit_code,
-      0);
-  ASSERT_EQ(RunCommand(ns.Exec({"ip", "link", "set", "veth0", "up"})).exit_code, 0);
-  ASSERT_EQ(RunCommand(ns.Exec({"ip", "link", "set", "veth1", "up"})).exit_code, 0);
-  Agent agent(ns,
-              {"--proc-root", root_.path().string() + manifest_.proc_root, "--metrics-listen",
-               "127.0.0.1:9471", "--health-listen", "127.0.0.1:9472"},
-              "", Bounded(manifest_.capabilities));
+  std::vector<std::string> flags = Roots();
+  flags.insert(flags.end(),
+               {"--metrics-listen", "127.0.0.1:9471", "--health-listen", "127.0.0.1:9472"});
+  Agent agent(ns_, flags, "", Prefix(), /*inside=*/true);
   ASSERT_TRUE(agent.ok()) << agent.error();
+  // It runs with exactly the manifest's capabilities.
+  const std::map<std::string, int> bit = {{"NET_ADMIN", 12}, {"NET_RAW", 13}, {"SYS_ADMIN", 21},
+                                          {"SYS_NICE", 23},  {"PERFMON", 38}, {"BPF", 39}};
+  uint64_t want = 0;
+  for (const std::string& c : manifest_.capabilities) {
+    ASSERT_TRUE(bit.count(c)) << "a capability this test does not know: " << c;
+    want |= uint64_t{1} << bit.at(c);
+  }
+  std::string eff;
+  for (absl::string_view line :
+       absl::StrSplit(ReadFile(absl::StrCat("/proc/", agent.process().pid(), "/status")), '\n')) {
+    if (absl::ConsumePrefix(&line, "CapEff:")) eff = std::string(absl::StripAsciiWhitespace(line));
+  }
+  EXPECT_EQ(eff, absl::StrFormat("%016x", want));
 
   // Where it writes, and that it can.
   RunResult host = agent.Netctl({"host"});
@@ -182,8 +169,10 @@ TEST_F(DeployTest, WithTheManifestsCapabilitiesAndMountsEverythingWorks) {
   EXPECT_THAT(Row(host.out, "writes net.ipv4"), StartsWith("yes, "));
   EXPECT_THAT(Row(host.out, "writes net.ipv4"), HasSubstr("(" + under + "/sys/net/ipv4)"));
   EXPECT_EQ(Row(host.out, "writes irq"), "yes (" + under + "/irq)");
-  EXPECT_THAT(Row(host.out, "writes sysfs"), StartsWith("yes ("));
+  EXPECT_EQ(Row(host.out, "writes sysfs"),
+            "yes (" + root_.path().string() + manifest_.sys_root + "/class/net)");
   EXPECT_THAT(host.out, Not(HasSubstr("read-only-mounts")));
+  EXPECT_EQ(Row(host.out, "bpffs"), "yes");  // the one mounted for it, not its own
 
   // Collectors.
   for (std::vector<std::string> args : {std::vector<std::string>{"sockets", "summary"},
@@ -192,21 +181,35 @@ TEST_F(DeployTest, WithTheManifestsCapabilitiesAndMountsEverythingWorks) {
                                         {"nic"},
                                         {"nic", "veth0"},
                                         {"conntrack", "stats"},
-                                        {"doctor"}}) {
+                                        {"doctor", "--window", "1s"}}) {
     RunResult r = agent.Netctl(args);
     EXPECT_EQ(r.exit_code, 0) << args[0] << ": " << r.out << r.err;
   }
 
-  // A tune apply through the writable tree, and its rollback.
-  const std::string before = Sysctl(ns, "net.core.somaxconn");
-  RunResult applied =
-      agent.Netctl({"-o", "json", "tune", "apply", "limits", "--set", "somaxconn=8192"});
-  ASSERT_EQ(applied.exit_code, 0) << applied.out << applied.err;
-  EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), "8192");
-  const auto change = ResultOf<v1::ApplyTuningResponse>(Lines(applied.out).at(0));
-  RunResult rolled = agent.Netctl({"tune", "rollback", change.change().id()});
-  EXPECT_EQ(rolled.exit_code, 0) << rolled.out << rolled.err;
-  EXPECT_EQ(Sysctl(ns, "net.core.somaxconn"), before);
+  // Tune applies through both roots, and their rollbacks.
+  struct Knob {
+    std::vector<std::string> intent;
+    std::function<std::string()> read;
+  };
+  const Knob knobs[] = {
+      {{"limits", "--set", "somaxconn=8192"}, [&] { return Sysctl(ns_, "net.core.somaxconn"); }},
+      {{"rps", "--dev", "veth0"},
+       [&] {
+         return RunCommand(ns_.Exec({"cat", "/sys/class/net/veth0/queues/rx-0/rps_cpus"})).out;
+       }},
+  };
+  for (const Knob& k : knobs) {
+    const std::string before = k.read();
+    std::vector<std::string> argv = {"-o", "json", "tune", "apply"};
+    argv.insert(argv.end(), k.intent.begin(), k.intent.end());
+    RunResult applied = agent.Netctl(argv);
+    ASSERT_EQ(applied.exit_code, 0) << applied.out << applied.err;
+    EXPECT_NE(k.read(), before) << k.intent[0];
+    const auto change = ResultOf<v1::ApplyTuningResponse>(Lines(applied.out).at(0));
+    RunResult rolled = agent.Netctl({"tune", "rollback", change.change().id()});
+    EXPECT_EQ(rolled.exit_code, 0) << rolled.out << rolled.err;
+    EXPECT_EQ(k.read(), before) << k.intent[0];
+  }
 
   // The fast path: attach, a rule, detach.
   RunResult attach = agent.Netctl({"datapath", "attach", "veth0"});
@@ -215,58 +218,52 @@ TEST_F(DeployTest, WithTheManifestsCapabilitiesAndMountsEverythingWorks) {
   EXPECT_EQ(rule.exit_code, 0) << rule.out << rule.err;
   RunResult detach = agent.Netctl({"datapath", "detach", "veth0"});
   EXPECT_EQ(detach.exit_code, 0) << detach.out << detach.err;
-  EXPECT_THAT(RunCommand(ns.Exec({"ip", "link", "show", "veth0"})).out, Not(HasSubstr("xdp")));
+  EXPECT_THAT(RunCommand(ns_.Exec({"ip", "link", "show", "veth0"})).out, Not(HasSubstr("xdp")));
 
   // /metrics and the health port.
-  RunResult scrape = RunCommand(ns.Exec({"python3", "-c",
-                                         "import urllib.request;print(urllib.request.urlopen("
-                                         "'http://127.0.0.1:9471/metrics',timeout=10).read()"
-                                         ".decode())"}),
+  RunResult scrape = RunCommand(ns_.Exec({"python3", "-c",
+                                          "import urllib.request;print(urllib.request.urlopen("
+                                          "'http://127.0.0.1:9471/metrics',timeout=10).read()"
+                                          ".decode())"}),
                                 std::chrono::seconds(30));
   EXPECT_EQ(scrape.exit_code, 0) << scrape.err;
   EXPECT_THAT(scrape.out, HasSubstr("netagent_build_info{"));
   RunResult health =
-      RunCommand(ns.Exec({NetctlPath(), "-t", "127.0.0.1:9472", "--timeout", "5s", "health"}));
+      RunCommand(ns_.Exec({NetctlPath(), "-t", "127.0.0.1:9472", "--timeout", "5s", "health"}));
   EXPECT_EQ(health.exit_code, 0) << health.out << health.err;
+  EXPECT_THAT(agent.log(), Not(HasSubstr("\"level\":\"error\"")));
 }
 
-// Without --proc-root the agent says where it cannot write and why, in
-// `host` and in the plan, instead of failing at apply time.
-TEST_F(DeployTest, WithoutProcRootTheReadOnlyMountIsNamed) {
+// Without the roots the agent says where it cannot write and why, in `host`
+// and in the plans, instead of failing at apply time.
+TEST_F(DeployTest, WithoutTheRootsTheReadOnlyMountsAreNamed) {
   REQUIRE_ROOT("and mounts");
-  ContainerProc proc(manifest_, root_.path().string());
-  ASSERT_EQ(proc.error(), "");
-  Netns ns;
-  Agent agent(ns, {}, "", Bounded(manifest_.capabilities));
+  Agent agent(ns_, {}, "", Prefix(), /*inside=*/true);
   ASSERT_TRUE(agent.ok()) << agent.error();
   RunResult host = agent.Netctl({"host"});
   ASSERT_EQ(host.exit_code, 0) << host.err;
   EXPECT_THAT(host.out, HasSubstr("warning read-only-mounts"));
-  EXPECT_THAT(host.out, HasSubstr("--proc-root"));
   EXPECT_THAT(Row(host.out, "writes net.ipv4"), StartsWith("no, 0 of "));
   EXPECT_THAT(Row(host.out, "writes net.ipv4"),
               HasSubstr("(/proc/sys/net/ipv4): a read-only mount"));
   EXPECT_THAT(Row(host.out, "writes irq"), StartsWith("no (/proc/irq): a read-only mount"));
-  RunResult plan = agent.Netctl({"tune", "plan", "limits", "--set", "somaxconn=8192"});
-  EXPECT_THAT(plan.out + plan.err, HasSubstr("net.core.somaxconn is on a read-only mount"));
+  EXPECT_THAT(Row(host.out, "writes sysfs"), StartsWith("no (/sys/class/net): a read-only mount"));
+  RunResult limits = agent.Netctl({"tune", "plan", "limits", "--set", "somaxconn=8192"});
+  EXPECT_THAT(limits.out + limits.err, HasSubstr("net.core.somaxconn is on a read-only mount"));
+  RunResult rps = agent.Netctl({"tune", "apply", "rps", "--dev", "veth0"});
+  EXPECT_NE(rps.exit_code, 0);
+  EXPECT_THAT(rps.err, HasSubstr("veth0:rx-0/rps_cpus is on a read-only mount"));
+  EXPECT_THAT(rps.err, HasSubstr("--sys-root"));
 }
 
 // One capability fewer than the manifest's: what needs it fails and says so.
-// Serving another namespace, as these tests' agents do (--netns), takes
-// setns: CAP_SYS_ADMIN. (Dropping CAP_BPF or CAP_NET_ADMIN alone changes
-// nothing while CAP_SYS_ADMIN stays: the kernel lets it stand in for both in
-// bpf() and for XDP links. A DaemonSet's agent serves its own namespace and
-// calls no setns.)
-TEST_F(DeployTest, WithoutCapSysAdminTheStartNamesIt) {
+TEST_F(DeployTest, WithoutCapBpfTheAttachNamesIt) {
   REQUIRE_ROOT("and mounts");
-  ContainerProc proc(manifest_, root_.path().string());
-  ASSERT_EQ(proc.error(), "");
-  Netns ns;
-  Agent agent(ns, {"--proc-root", root_.path().string() + manifest_.proc_root}, "",
-              Bounded(manifest_.capabilities, "SYS_ADMIN"));
-  ASSERT_FALSE(agent.ok());
-  EXPECT_THAT(agent.error(), HasSubstr("netagentd exited"));
-  EXPECT_THAT(agent.error(), HasSubstr("CAP_SYS_ADMIN"));
+  Agent agent(ns_, Roots(), "", Prefix("BPF"), /*inside=*/true);
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  RunResult attach = agent.Netctl({"datapath", "attach", "veth0"});
+  EXPECT_NE(attach.exit_code, 0);
+  EXPECT_THAT(attach.err, HasSubstr("CAP_BPF")) << attach.out;
 }
 
 }  // namespace

@@ -194,12 +194,13 @@ void WriteFile(const std::string& path, const std::string& text) {
 bool IsRoot() { return geteuid() == 0; }
 
 Agent::Agent(const Netns& netns, std::vector<std::string> extra, std::string state_dir,
-             std::vector<std::string> prefix) {
+             std::vector<std::string> prefix, bool inside) {
   socket_ = dir_ / "agent.sock";
   state_dir_ = state_dir.empty() ? dir_ / "state" : state_dir;
   std::vector<std::string> argv = {
       NetagentdPath(), "--netns",      netns.name(), "--socket",         socket_, "--state-dir",
       state_dir_,      "--log-format", "json",       "--shutdown-grace", "3s"};
+  if (inside) argv.erase(argv.begin() + 1, argv.begin() + 3);  // --netns NAME
   argv.insert(argv.end(), extra.begin(), extra.end());
   argv.insert(argv.begin(), prefix.begin(), prefix.end());
   process_ = std::make_unique<Process>(argv, dir_ / "agent.log");

@@ -108,9 +108,11 @@ class Agent {
  public:
   // `state_dir` empty: a fresh one in the agent's temp dir (a restart test
   // passes the previous agent's, see state_dir()). `prefix` runs the agent
-  // (setpriv ... --).
+  // (setpriv ... --); with `inside`, the prefix has already put it in the
+  // namespace (netns.Exec(...)), which it then serves as its own, as a
+  // hostNetwork pod does: no --netns.
   Agent(const Netns& netns, std::vector<std::string> extra = {}, std::string state_dir = "",
-        std::vector<std::string> prefix = {});
+        std::vector<std::string> prefix = {}, bool inside = false);
   ~Agent();
 
   const std::string& socket() const { return socket_; }
