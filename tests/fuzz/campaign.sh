@@ -57,7 +57,15 @@ for h in "${harnesses[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$work/log" | tail -1)
   if [ "$rc" -ne 0 ]; then
-    if find "$work/artifacts" -type f -newermt "@$start" | grep -q .; then
+    # A timeout whose input replays in time was a pause (SIGSTOP while
+    # benchmarks run counts as the unit's time), not a hang: set aside.
+    for t in $(find "$work/artifacts" -type f -name 'timeout-*' -newermt "@$start"); do
+      if "$build/tests/fuzz/fuzz_$h" -timeout=20 -runs=1 "$t" >/dev/null 2>&1; then
+        mv "$t" "$work/artifacts/paused-${t##*/}"
+      fi
+    done
+    if find "$work/artifacts" -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' \
+      -o -name 'leak-*' \) -newermt "@$start" | grep -q .; then
       result="FAILED (see $work/log)"
     else  # stopped from outside: what it ran still counts
       result="stopped"
