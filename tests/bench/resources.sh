@@ -21,7 +21,6 @@ PAIRS="${1:-7950}"
 ENTRIES="${2:-200000}"
 IDLE="${3:-120}"
 BUSY="${4:-120}"
-PROCS=6
 NS="na-bench-res-$$"
 DIR="$(mktemp -d)"
 PIDS=()
@@ -37,27 +36,10 @@ if [ "${NETAGENT_BENCH_PRIVATE_MOUNTS:-0}" != 1 ]; then
   NETAGENT_BENCH_PRIVATE_MOUNTS=1 exec unshare --mount --propagation private "$0" "$@"
 fi
 ninja -C "$BUILD" netagentd netctl sockfarm udpspray >/dev/null
-CLK_TCK="$(getconf CLK_TCK)"
-cpu_of() { awk -v t="$CLK_TCK" '{printf "%.3f", ($14 + $15) / t}' "/proc/$1/stat"; }
+. "$ROOT/tests/bench/workload.sh"
 mem_of() { awk '/^VmRSS|^VmHWM/ {printf "%s %.1f MiB  ", $1, $2 / 1024}' "/proc/$1/status"; }
 
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-ip -n "$NS" link add veth0 type veth peer name veth1
-ip -n "$NS" link set veth0 up
-ip -n "$NS" link set veth1 up
-ip netns exec "$NS" iptables -A OUTPUT -m conntrack --ctstate NEW -j ACCEPT
-ip netns exec "$NS" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=3600
-ip netns exec "$NS" "$BUILD/tests/udpspray" "$ENTRIES" >/dev/null
-for i in $(seq 0 $((PROCS - 1))); do
-  ip netns exec "$NS" "$BUILD/tests/sockfarm" --port $((6000 + i)) --established "$PAIRS" \
-    >"$DIR/farm$i.out" 2>&1 &
-  PIDS+=($!)
-done
-for i in $(seq 0 $((PROCS - 1))); do
-  for _ in $(seq 600); do grep -q ready "$DIR/farm$i.out" && break; sleep 0.1; done
-  grep -q ready "$DIR/farm$i.out" || { cat "$DIR/farm$i.out"; exit 1; }
-done
+collectors_workload "$NS" "$PAIRS" "$ENTRIES"
 
 "$BUILD/agent/netagentd" --netns "$NS" --socket "$DIR/a.sock" --state-dir "$DIR/state" \
   --log-level warn --metrics-listen 127.0.0.1:9471 --health-listen 127.0.0.1:9472 \
