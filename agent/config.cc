@@ -139,7 +139,9 @@ const std::vector<std::string>& ConfigKeys() {
                                                 "health_listen",
                                                 "metrics_counters",
                                                 "metrics_devices",
-                                                "metrics_devices_exclude"};
+                                                "metrics_devices_exclude",
+                                                "metrics_ethtool_devices",
+                                                "metrics_compat"};
   return keys;
 }
 
@@ -302,11 +304,17 @@ absl::Status ApplySettings(const Settings& settings, AgentConfig& cfg) {
             listen, ParseSideListen(v, key, metrics ? kDefaultMetricsPort : kDefaultHealthPort));
       }
     } else if (key == "metrics_counters" || key == "metrics_devices" ||
-               key == "metrics_devices_exclude") {
+               key == "metrics_devices_exclude" || key == "metrics_ethtool_devices") {
       if (!v.empty()) NETAGENT_RETURN_IF_ERROR(collectors::CompileNameFilter(v, key).status());
-      (key == "metrics_counters"  ? cfg.metrics_counters
-       : key == "metrics_devices" ? cfg.metrics_devices
-                                  : cfg.metrics_devices_exclude) = v;
+      (key == "metrics_counters"          ? cfg.metrics_counters
+       : key == "metrics_devices"         ? cfg.metrics_devices
+       : key == "metrics_devices_exclude" ? cfg.metrics_devices_exclude
+                                          : cfg.metrics_ethtool_devices) = v;
+    } else if (key == "metrics_compat") {
+      if (v != "node_exporter" && v != "none" && !v.empty()) {
+        return Bad(key, absl::StrCat("\"", v, "\" is not node_exporter or none"));
+      }
+      cfg.metrics_node_exporter_names = v == "node_exporter";
     } else {
       return Bad(key, "unknown setting");
     }

@@ -179,9 +179,11 @@ std::string WriteExposition(const Families& families, ExpositionFormat format) {
     AppendEscaped(out, f.help, om);  // OpenMetrics escapes '"' in help too
     out += "\n# TYPE ";
     out += declared;
-    out += f.type == MetricType::kCounter      ? " counter\n"
-           : f.type == MetricType::kInfo && om ? " info\n"
-                                               : " gauge\n";
+    out += f.type == MetricType::kCounter         ? " counter\n"
+           : f.type == MetricType::kInfo && om    ? " info\n"
+           : f.type == MetricType::kUntyped && om ? " unknown\n"
+           : f.type == MetricType::kUntyped       ? " untyped\n"
+                                                  : " gauge\n";
     if (om && !f.unit.empty() && absl::EndsWith(f.name, "_" + f.unit)) {
       out += "# UNIT ";
       out += f.name;

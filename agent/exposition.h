@@ -23,7 +23,10 @@
 
 namespace netagent::agent {
 
-enum class MetricType { kCounter, kGauge, kInfo };
+// kUntyped: a value whose kind the source does not say (a driver's ethtool
+// statistics; node_exporter's netstat names): "untyped" in the text format,
+// "unknown" in OpenMetrics.
+enum class MetricType { kCounter, kGauge, kInfo, kUntyped };
 
 using MetricLabels = std::vector<std::pair<std::string, std::string>>;
 

@@ -165,7 +165,9 @@ int main(int argc, char** argv) {
                              {"health_listen", {}},
                              {"metrics_counters", {}},
                              {"metrics_devices", {}},
-                             {"metrics_devices_exclude", {}}};
+                             {"metrics_devices_exclude", {}},
+                             {"metrics_ethtool_devices", {}},
+                             {"metrics_compat", {}}};
   const std::map<std::string, std::string> help = {
       {"socket", "unix socket path (default /run/netagent/netagent.sock)"},
       {"socket_group", "group owning the socket; its members may connect as viewers"},
@@ -216,7 +218,14 @@ int main(int argc, char** argv) {
       {"metrics_counters",
        "RE2 over nstat names: the SNMP/netstat counters exported (default all)"},
       {"metrics_devices", "RE2 over device names: the devices exported (default all)"},
-      {"metrics_devices_exclude", "RE2 over device names: devices left out"}};
+      {"metrics_devices_exclude", "RE2 over device names: devices left out"},
+      {"metrics_ethtool_devices",
+       "RE2 over device names: whose driver statistics (ethtool -S) are exported (default: the "
+       "physical devices, not veths, bridges or tunnels)"},
+      {"metrics_compat",
+       "node_exporter: also export node_exporter's names (node_network_*, node_netstat_*, "
+       "node_softnet_*, node_sockstat_*, node_nf_conntrack_*, node_tcp_connection_states, "
+       "node_ethtool_*) for the same data; none (the default)"}};
   std::map<std::string, CLI::Option*> opts;
   for (Flag& f : flags) {
     std::string name = "--" + f.key;
@@ -348,9 +357,14 @@ int main(int argc, char** argv) {
   options.drop_samples = cfg.drop_samples;
   options.socket_iter = cfg.socket_iter;
   if (cfg.metrics_listen) {
-    options.metrics = netagent::agent::AgentServer::Options::Metrics{
-        *cfg.metrics_listen,
-        {cfg.metrics_counters, cfg.metrics_devices, cfg.metrics_devices_exclude}};
+    netagent::agent::MetricsSelection selection;
+    selection.counters = cfg.metrics_counters;
+    selection.devices = cfg.metrics_devices;
+    selection.devices_exclude = cfg.metrics_devices_exclude;
+    selection.ethtool_devices = cfg.metrics_ethtool_devices;
+    selection.node_exporter_names = cfg.metrics_node_exporter_names;
+    options.metrics =
+        netagent::agent::AgentServer::Options::Metrics{*cfg.metrics_listen, std::move(selection)};
   }
   options.health_listen = cfg.health_listen;
   for (const auto& file : cfg.playbooks) {

@@ -211,6 +211,28 @@ void AddLinkMetrics(const std::vector<collectors::LinkRecord>& links, const Devi
   }
 }
 
+void AddDriverMetrics(const std::vector<DeviceDriverStats>& devices, Families& out) {
+  MetricFamily& info = Add(out, "netagent_nic_driver", MetricType::kInfo,
+                           "A device's driver, its version, firmware and bus (ethtool -i)");
+  MetricFamily& stat = Add(out, "netagent_nic_driver_stat", MetricType::kUntyped,
+                           "A driver's own statistic by the name ethtool -S gives it (most count "
+                           "since the driver loaded; some drivers report gauges)");
+  for (const auto& d : devices) {
+    if (d.info) {
+      info.samples.push_back({{{"device", d.device},
+                               {"driver", d.info->driver},
+                               {"version", d.info->version},
+                               {"firmware_version", d.info->firmware},
+                               {"expansion_rom_version", d.info->expansion_rom},
+                               {"bus_info", d.info->bus_info}},
+                              uint64_t{1}});
+    }
+    for (const auto& [name, value] : d.stats) {
+      stat.samples.push_back({{{"device", d.device}, {"stat", name}}, value});
+    }
+  }
+}
+
 void AddFindingMetrics(const std::vector<OpenFinding>& open, Families& out) {
   constexpr size_t kMaxEvidence = 16;
   MetricFamily& finding =
@@ -430,6 +452,7 @@ std::shared_ptr<MetricsScraper::Scrape> MetricsScraper::Run() {
     if (!res.ok && options_.on_failure) options_.on_failure(res.name, failure);
     results.push_back(std::move(res));
   }
+  if (options_.finish) options_.finish(scrape->families_);
   AddScrapeMetrics(results, scrape->families_);
   return scrape;
 }

@@ -22,6 +22,7 @@
 #include "agent/exposition.h"
 #include "collectors/conntrack.h"
 #include "collectors/counters.h"
+#include "collectors/ethtool.h"
 #include "collectors/links.h"
 #include "collectors/socket_summary.h"
 #include "collectors/sockstat.h"
@@ -66,6 +67,18 @@ struct DeviceFilter {
 void AddLinkMetrics(const std::vector<collectors::LinkRecord>& links, const DeviceFilter& filter,
                     Families& out);
 
+// A device's driver as ethtool names it, and its private statistics
+// (ethtool -S); `info` unset and `stats` empty where the driver has none.
+struct DeviceDriverStats {
+  std::string device;
+  std::optional<collectors::DriverInfo> info;
+  collectors::NamedValues stats;
+};
+// netagent_nic_driver_info{device,driver,...} and one
+// netagent_nic_driver_stat{device,stat} per statistic (untyped: a driver
+// does not say which of its numbers are counters).
+void AddDriverMetrics(const std::vector<DeviceDriverStats>& devices, Families& out);
+
 // One series per open finding (rule, severity, title) with the time it
 // opened, and each of its evidence values (rule, evidence name, unit).
 struct OpenFinding {
@@ -106,6 +119,9 @@ class MetricsScraper {
   struct Options {
     absl::Duration timeout = absl::Seconds(5);
     std::function<void(const std::string& source, const absl::Status&)> on_failure;
+    // Called with every source's families of a scrape, before the scrape's
+    // own metrics are added (node_exporter's names for the same data).
+    std::function<void(Families&)> finish;
   };
   // A finished collection and its rendering, made once per format.
   class Scrape {

@@ -111,6 +111,11 @@ absl::StatusOr<std::vector<MetricsSource>> AgentMetricsSources(
         devices.exclude,
         collectors::CompileNameFilter(whole(sel.devices_exclude), "metrics_devices_exclude"));
   }
+  std::shared_ptr<const re2::RE2> ethtool;
+  if (!sel.ethtool_devices.empty()) {
+    NETAGENT_ASSIGN_OR_RETURN(ethtool, collectors::CompileNameFilter(whole(sel.ethtool_devices),
+                                                                     "metrics_ethtool_devices"));
+  }
   std::vector<MetricsSource> s;
   s.push_back({"agent", [version = ctx.version, started = ctx.started_at] {
                  Families out;
@@ -161,6 +166,24 @@ absl::StatusOr<std::vector<MetricsSource>> AgentMetricsSources(
       "links", [] { return collectors::DumpLinks(); },
       [devices](const std::vector<collectors::LinkRecord>& v, Families& out) {
         AddLinkMetrics(v, devices, out);
+      }));
+  s.push_back(Source(
+      "ethtool", [] { return collectors::DumpLinks(); },
+      [devices, ethtool](const std::vector<collectors::LinkRecord>& links, Families& out) {
+        // Per device ETHTOOL_GDRVINFO and the driver's statistics: a device
+        // without (lo, a bridge) is left out, not a failure.
+        std::vector<DeviceDriverStats> drivers;
+        for (const auto& l : links) {
+          if (!devices.Matches(l.name)) continue;
+          if (ethtool ? !RE2::FullMatch(l.name, *ethtool) : !l.kind.empty()) continue;
+          DeviceDriverStats d{l.name, {}, {}};
+          if (auto info = collectors::GetDriverInfo(l.name); info.ok()) d.info = std::move(*info);
+          if (auto stats = collectors::GetDriverStats(l.name); stats.ok()) {
+            d.stats = std::move(*stats);
+          }
+          if (d.info || !d.stats.empty()) drivers.push_back(std::move(d));
+        }
+        AddDriverMetrics(drivers, out);
       }));
   if (monitor != nullptr) {
     s.push_back({"findings", [monitor] {

@@ -27,7 +27,13 @@ namespace netagent::agent {
 struct MetricsSelection {
   std::string counters;                  // RE2 over nstat names; empty: all
   std::string devices, devices_exclude;  // RE2 over device names; empty: all / none
+  // RE2 over device names: whose driver statistics are exported (ethtool
+  // -S); empty: the physical devices (no link kind), not the veths,
+  // bridges and tunnels a container host has hundreds of.
+  std::string ethtool_devices;
   size_t max_listeners = 200;
+  // Also node_exporter's names for the same data (agent/metrics_compat.h).
+  bool node_exporter_names = false;
 };
 
 // The sources; each pointer may be null (that part is off). Everything

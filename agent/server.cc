@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/logging.h"
+#include "agent/metrics_compat.h"
 #include "kernel/errors.h"
 #include "kernel/netns.h"
 #include "kernel/sysctl.h"
@@ -243,6 +244,13 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
                                           s->tuning_manager_.get(), s->datapath_manager_.get()));
     MetricsScraper::Options mo;
     mo.on_failure = MetricsFailureLog();
+    if (options.metrics->selection.node_exporter_names) {
+      mo.finish = [page = static_cast<int64_t>(::sysconf(_SC_PAGESIZE))](Families& families) {
+        Families compat;
+        AddNodeExporterFamilies(families, page, compat);
+        for (MetricFamily& f : compat) families.push_back(std::move(f));
+      };
+    }
     s->scraper_ = std::make_unique<MetricsScraper>(std::move(sources), std::move(mo));
     MetricsServer::Options so;
     so.listen = options.metrics->listen;

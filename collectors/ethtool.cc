@@ -507,6 +507,8 @@ absl::StatusOr<DriverInfo> GetDriverInfo(const std::string& dev) {
   d.version = std::string(info.version, strnlen(info.version, sizeof(info.version)));
   d.firmware = std::string(info.fw_version, strnlen(info.fw_version, sizeof(info.fw_version)));
   d.bus_info = std::string(info.bus_info, strnlen(info.bus_info, sizeof(info.bus_info)));
+  d.expansion_rom =
+      std::string(info.erom_version, strnlen(info.erom_version, sizeof(info.erom_version)));
   return d;
 }
 

@@ -154,6 +154,7 @@ class EthtoolClient {
 
 struct DriverInfo {
   std::string driver, version, firmware, bus_info;
+  std::string expansion_rom;  // erom_version, mostly empty
 };
 
 // SIOCETHTOOL ETHTOOL_GDRVINFO.

@@ -16,7 +16,7 @@ NETAGENT_PACKAGES=(
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 openssl util-linux procps iptables ethtool conntrack hping3 iperf3 python3 python3-yaml
-  prometheus systemd
+  prometheus prometheus-node-exporter systemd
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -7,11 +7,13 @@
 
 #include <map>
 #include <optional>
+#include <regex>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "tests/common/test_support.h"
@@ -190,6 +192,145 @@ TEST(MetricsLab, APrometheusServerScrapesTheAgentAndTheShippedAlertFollowsAnInci
       std::chrono::seconds(30)))
       << "ALERTS: " << alert << "\nfinding: " << query("netagent_finding") << "\n"
       << agent.log();
+}
+
+// A text-format scrape: each family's type, and each sample by its name and
+// labels (sorted, so two writers' label orders compare).
+struct Scrape {
+  std::map<std::string, std::string> types;
+  std::map<std::string, double> samples;
+};
+
+Scrape ParseScrape(const std::string& body) {
+  static const std::regex kSample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$)");
+  static const std::regex kLabel(R"re(([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)")re");
+  Scrape s;
+  for (absl::string_view line : absl::StrSplit(body, '\n', absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&line, "# TYPE ")) {
+      std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits(' ', 1));
+      s.types[kv.first] = kv.second;
+      continue;
+    }
+    if (absl::StartsWith(line, "#")) continue;
+    std::smatch m;
+    const std::string text(line);
+    if (!std::regex_match(text, m, kSample)) continue;
+    std::vector<std::string> labels;
+    const std::string inner = m[3];
+    for (auto it = std::sregex_iterator(inner.begin(), inner.end(), kLabel);
+         it != std::sregex_iterator(); ++it) {
+      labels.push_back((*it)[0]);
+    }
+    std::sort(labels.begin(), labels.end());
+    double v = 0;
+    if (!absl::SimpleAtod(std::string(m[4]), &v)) continue;
+    s.samples[absl::StrCat(std::string(m[1]), "{", absl::StrJoin(labels, ","), "}")] = v;
+  }
+  return s;
+}
+
+// --metrics-compat node_exporter against node_exporter itself (Debian's 1.5),
+// both in the same namespace, with the collectors the agent stands in for:
+// every series node_exporter writes there is in the agent's scrape under the
+// same name, type and labels, and its value lies between the agent's
+// scrapes before and after it (counters), or next to them (gauges).
+TEST(MetricsLab, WithNodeExporterNamesTheScrapeMatchesNodeExporter) {
+  REQUIRE_ROOT();
+  Netns ns;
+  TempDir dir;
+  const auto sh = [&](const std::string& cmd) {
+    RunResult r = RunCommand(ns.Exec({"sh", "-c", cmd}));
+    ASSERT_EQ(r.exit_code, 0) << cmd << ": " << r.err;
+  };
+  sh("ip link add name va numtxqueues 2 numrxqueues 2 type veth peer name vb numtxqueues 2 "
+     "numrxqueues 2 && ip addr add 10.77.0.1/24 dev va && ip link set va up && "
+     "ip link set vb up && iptables -A INPUT -m conntrack --ctstate NEW -j ACCEPT");
+  Agent agent(ns, {"--metrics-listen", absl::StrCat("127.0.0.1:", kPort), "--metrics-compat",
+                   "node_exporter", "--metrics-ethtool-devices", "v[ab]"});
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  const int ne_port = 9100;
+  Process node_exporter(
+      ns.Exec({"prometheus-node-exporter", absl::StrCat("--web.listen-address=127.0.0.1:", ne_port),
+               "--collector.disable-defaults", "--collector.softnet", "--collector.netstat",
+               "--collector.netstat.fields=.*", "--collector.sockstat", "--collector.conntrack",
+               "--collector.tcpstat", "--collector.netdev",
+               "--collector.netdev.device-exclude=", "--collector.ethtool"}),
+      dir / "node_exporter.log");
+  ASSERT_TRUE(Eventually([&] { return Listening(ns, ne_port); }))
+      << ReadFile(dir / "node_exporter.log");
+
+  const Http before = Get(ns, kUrl);
+  const Http ne = Get(ns, absl::StrCat("http://127.0.0.1:", ne_port, "/metrics"));
+  const Http after = Get(ns, kUrl);
+  ASSERT_EQ(before.status, 200);
+  ASSERT_EQ(ne.status, 200) << ReadFile(dir / "node_exporter.log");
+  const Scrape o1 = ParseScrape(before.body), o2 = ParseScrape(after.body),
+               theirs = ParseScrape(ne.body);
+
+  // The families the agent's data covers (node_exporter's ethtool collector
+  // also writes link modes as node_network_* gauges: not covered).
+  static const std::regex kCovered(
+      "node_(softnet|netstat|sockstat|nf_conntrack|tcp_connection_states|ethtool|"
+      "network_(receive|transmit))_.*|node_tcp_connection_states|node_ethtool_info");
+  size_t compared = 0;
+  for (const auto& [series, value] : theirs.samples) {
+    const std::string family = series.substr(0, series.find('{'));
+    if (!std::regex_match(family, kCovered)) continue;
+    // tcpstat's queued-bytes pseudo-states are not produced (documented).
+    if (absl::StrContains(series, "queued_bytes")) continue;
+    SCOPED_TRACE(series);
+    const std::string type = theirs.types.at(family);
+    EXPECT_EQ(o2.types.count(family) ? o2.types.at(family) : "(missing)", type);
+    auto a = o1.samples.find(series), b = o2.samples.find(series);
+    // A counter the kernel writes once it is not zero (snmp6's per-type
+    // ICMP counters, a router solicitation sent meanwhile) was 0 before.
+    if (a == o1.samples.end() && b != o2.samples.end() && type != "gauge") {
+      EXPECT_LE(value, b->second);
+      ++compared;
+      continue;
+    }
+    if (family == "node_tcp_connection_states") {
+      // A state can come and go between the scrapes (the scrapes' own
+      // connections closing into TIME_WAIT).
+      EXPECT_TRUE(a != o1.samples.end() || b != o2.samples.end());
+      continue;
+    }
+    if (a == o1.samples.end() || b == o2.samples.end()) {
+      ADD_FAILURE() << "not in the agent's scrape " << (a == o1.samples.end() ? "before" : "after");
+      continue;
+    }
+    ++compared;
+    const double lo = std::min(a->second, b->second), hi = std::max(a->second, b->second);
+    if (type == "counter" || type == "untyped") {
+      EXPECT_LE(a->second, value);
+      EXPECT_LE(value, b->second);
+    } else if (absl::StrContains(family, "_mem")) {
+      EXPECT_GT(hi + 1, 0);  // socket memory moves with every scrape
+    } else {
+      EXPECT_GE(value, lo - 4);
+      EXPECT_LE(value, hi + 4);
+    }
+  }
+  EXPECT_GT(compared, 300u);
+  if (::testing::Test::HasFailure()) {
+    for (const auto* scrape : {&o1, &o2}) {
+      for (const auto& [series, value] : scrape->samples) {
+        if (absl::StartsWith(series, "netagent_scrape_collector_success") && value != 1) {
+          ADD_FAILURE() << (scrape == &o1 ? "before: " : "after: ") << series;
+        }
+      }
+    }
+    ADD_FAILURE() << agent.log();
+  }
+  for (const char* must :
+       {"node_ethtool_received_queue_1_drops{device=\"va\"}",
+        "node_ethtool_info{bus_info=\"\",device=\"vb\",driver=\"veth\","
+        "expansion_rom_version=\"\",firmware_version=\"\",version=\"1.0\"}",
+        "node_network_receive_bytes_total{device=\"va\"}", "node_netstat_TcpExt_ListenOverflows{}",
+        "node_sockstat_TCP_inuse{}", "node_nf_conntrack_entries_limit{}",
+        "node_softnet_processed_total{cpu=\"0\"}"}) {
+    EXPECT_TRUE(theirs.samples.count(must) && o1.samples.count(must)) << must;
+  }
 }
 
 TEST(MetricsLab, BadScrapersLeaveTheAgentAndItsApiServing) {

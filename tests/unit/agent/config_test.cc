@@ -167,6 +167,24 @@ TEST(ApplySettings, MetricsPatternsAreCheckedByName) {
   bad = ApplySettings({{"health_listen", {"70000"}}}, cfg);
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad.message()), ::testing::HasSubstr("health_listen"));
+  bad = ApplySettings({{"metrics_ethtool_devices", {"eth[0-"}}}, cfg);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), ::testing::HasSubstr("metrics_ethtool_devices"));
+  EXPECT_TRUE(ApplySettings({{"metrics_ethtool_devices", {"eth.*"}}}, cfg).ok());
+  EXPECT_EQ(cfg.metrics_ethtool_devices, "eth.*");
+}
+
+TEST(ApplySettings, MetricsCompatIsNodeExporterOrNone) {
+  AgentConfig cfg;
+  EXPECT_FALSE(cfg.metrics_node_exporter_names);
+  EXPECT_TRUE(ApplySettings({{"metrics_compat", {"node_exporter"}}}, cfg).ok());
+  EXPECT_TRUE(cfg.metrics_node_exporter_names);
+  EXPECT_TRUE(ApplySettings({{"metrics_compat", {"none"}}}, cfg).ok());
+  EXPECT_FALSE(cfg.metrics_node_exporter_names);
+  absl::Status bad = ApplySettings({{"metrics_compat", {"node-exporter"}}}, cfg);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), ::testing::HasSubstr("metrics_compat"));
+  EXPECT_FALSE(cfg.metrics_node_exporter_names);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_split.h"
 #include "agent/exposition.h"
+#include "agent/metrics_compat.h"
 #include "agent/metrics_server.h"
 #include "agent/metrics_sources.h"
 #include "re2/re2.h"
@@ -264,6 +265,147 @@ TEST(ConntrackMetrics, EntriesLimitAndSummedCounters) {
   EXPECT_THAT(text, HasSubstr("netagent_conntrack_entries 12\n"));
   EXPECT_THAT(text, HasSubstr("netagent_conntrack_entries_limit 262144\n"));
   EXPECT_THAT(text, HasSubstr("netagent_conntrack_stat_insert_failed_total 3\n"));
+}
+
+TEST(DriverMetrics, InfoAndEachStatisticUntyped) {
+  collectors::DriverInfo info{"veth", "1.0", "", "", ""};
+  Families f;
+  AddDriverMetrics(
+      {{"va", info, {{"peer_ifindex", 2}, {"rx_queue_0_drops", 7}}}, {"lo", std::nullopt, {}}}, f);
+  const std::string text = Text(f);
+  EXPECT_THAT(text, HasSubstr("netagent_nic_driver_info{device=\"va\",driver=\"veth\","
+                              "version=\"1.0\",firmware_version=\"\",expansion_rom_version=\"\","
+                              "bus_info=\"\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE netagent_nic_driver_stat untyped\n"));
+  EXPECT_THAT(text,
+              HasSubstr("netagent_nic_driver_stat{device=\"va\",stat=\"rx_queue_0_drops\"} 7\n"));
+  EXPECT_THAT(text, Not(HasSubstr("\"lo\"")));
+  EXPECT_THAT(WriteExposition(f, ExpositionFormat::kOpenMetrics),
+              HasSubstr("# TYPE netagent_nic_driver_stat unknown\n"));
+}
+
+TEST(NodeExporterNames, NstatNamesSplitAtTheirGroup) {
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(SplitNstatName("TcpExtListenOverflows"), P("TcpExt", "ListenOverflows"));
+  EXPECT_EQ(SplitNstatName("TcpInSegs"), P("Tcp", "InSegs"));
+  EXPECT_EQ(SplitNstatName("IpExtInOctets"), P("IpExt", "InOctets"));
+  EXPECT_EQ(SplitNstatName("IpForwarding"), P("Ip", "Forwarding"));
+  EXPECT_EQ(SplitNstatName("Ip6InReceives"), P("Ip6", "InReceives"));
+  EXPECT_EQ(SplitNstatName("Icmp6InType133"), P("Icmp6", "InType133"));
+  EXPECT_EQ(SplitNstatName("IcmpMsgInType3"), P("IcmpMsg", "InType3"));
+  EXPECT_EQ(SplitNstatName("IcmpInMsgs"), P("Icmp", "InMsgs"));
+  EXPECT_EQ(SplitNstatName("UdpLite6InDatagrams"), P("UdpLite6", "InDatagrams"));
+  EXPECT_EQ(SplitNstatName("UdpLiteInDatagrams"), P("UdpLite", "InDatagrams"));
+  EXPECT_EQ(SplitNstatName("Udp6RcvbufErrors"), P("Udp6", "RcvbufErrors"));
+  EXPECT_EQ(SplitNstatName("MPTcpExtMPCapableSYNRX"), P("MPTcpExt", "MPCapableSYNRX"));
+  EXPECT_EQ(SplitNstatName("SctpCurrEstab"), std::nullopt);
+  EXPECT_EQ(SplitNstatName("Tcp"), std::nullopt);
+  EXPECT_EQ(SplitNstatName("Tcpx"), std::nullopt);
+}
+
+TEST(NodeExporterNames, EthtoolNamesAsNodeExporterBuildsThem) {
+  EXPECT_EQ(NodeExporterEthtoolName("rx_queue_0_drops"), "node_ethtool_received_queue_0_drops");
+  EXPECT_EQ(NodeExporterEthtoolName("tx_queue_1_xdp_xmit"),
+            "node_ethtool_transmitted_queue_1_xdp_xmit");
+  EXPECT_EQ(NodeExporterEthtoolName("rx_queue_0_xdp_tx_errors"),
+            "node_ethtool_received_queue_0_xdp_transmitted_errors");
+  EXPECT_EQ(NodeExporterEthtoolName("[3]: tx_bytes"), "node_ethtool_3_transmitted_bytes");
+  EXPECT_EQ(NodeExporterEthtoolName("Queue[0] AllocFails"), "node_ethtool_queue_0_allocfails");
+  EXPECT_EQ(NodeExporterEthtoolName("rx_packets"), "node_ethtool_received_packets_total");
+  EXPECT_EQ(NodeExporterEthtoolName("tx_errors"), "node_ethtool_transmitted_errors_total");
+  EXPECT_EQ(NodeExporterEthtoolName("rx-0.packets"), "node_ethtool_received_0_packets");
+  EXPECT_EQ(NodeExporterEthtoolName("peer_ifindex"), "node_ethtool_peer_ifindex");
+}
+
+TEST(NodeExporterNames, TheAgentsFamiliesUnderNodeExportersNamesAndSums) {
+  Families ours;
+  collectors::SoftnetSample softnet;
+  softnet.rows.push_back({});
+  softnet.rows.back().cpu = 1;
+  softnet.rows.back().counters.processed = 42;
+  AddSoftnetMetrics(softnet, ours);
+  collectors::CounterSample counters;
+  counters.values = {{"TcpExt", "ListenDrops", collectors::CounterSource::kNetstat, 9, false},
+                     {"Tcp", "CurrEstab", collectors::CounterSource::kSnmp, 2, true},
+                     {"Sctp", "CurrEstab", collectors::CounterSource::kSctp, 1, true}};
+  AddCounterMetrics(counters, nullptr, ours);
+  auto sockstat = collectors::ParseSockstat(
+      "sockets: used 10\nTCP: inuse 3 tw 2 mem 7\nFRAG: inuse 0 memory 0\n");
+  ASSERT_TRUE(sockstat.ok());
+  AddSockstatMetrics(*sockstat, 4096, ours);
+  collectors::ConntrackStats ct;
+  ct.count = 12;
+  ct.max = 65536;
+  ct.total = {{"found", 1}, {"insert_failed", 3}, {"clash_resolve", 5}};
+  AddConntrackMetrics(ct, ours);
+  collectors::SocketSummary sockets;
+  sockets.states[{IPPROTO_TCP, 1}] = 5;   // established
+  sockets.states[{IPPROTO_TCP, 3}] = 1;   // syn-recv
+  sockets.states[{IPPROTO_TCP, 12}] = 2;  // new-syn-recv: a request, syn_recv to tcpstat
+  sockets.states[{IPPROTO_TCP, 10}] = 1;  // listening
+  sockets.states[{IPPROTO_UDP, 7}] = 4;   // not TCP: not tcpstat's
+  AddSocketMetrics(sockets, 10, ours);
+  collectors::LinkRecord eth;
+  eth.name = "eth0";
+  eth.stats_count = collectors::kLinkStatCount;
+  auto stat = [&](const char* name, uint64_t v) {
+    for (int i = 0; i < collectors::kLinkStatCount; ++i)
+      if (std::string(collectors::kLinkStatNames[i]) == name) eth.stats[i] = v;
+  };
+  stat("rx_bytes", 1000);
+  stat("rx_dropped", 3);
+  stat("rx_missed_errors", 4);
+  stat("rx_frame_errors", 1);
+  stat("rx_crc_errors", 2);
+  stat("tx_carrier_errors", 5);
+  stat("tx_window_errors", 6);
+  stat("multicast", 8);
+  AddLinkMetrics({eth}, DeviceFilter{}, ours);
+  AddDriverMetrics({{"eth0",
+                     collectors::DriverInfo{"e1000e", "3.2", "0.13-4", "0000:00:19.0", ""},
+                     {{"rx_packets", 77}, {"rx_queue_0_drops", 1}}}},
+                   ours);
+
+  Families compat;
+  AddNodeExporterFamilies(ours, 4096, compat);
+  const std::string text = Text(compat);
+  for (const char* line : {
+           "node_softnet_processed_total{cpu=\"1\"} 42\n",
+           "# TYPE node_netstat_TcpExt_ListenDrops untyped\nnode_netstat_TcpExt_ListenDrops 9\n",
+           "node_netstat_Tcp_CurrEstab 2\n",
+           "node_sockstat_sockets_used 10\n",
+           "node_sockstat_TCP_tw 2\n",
+           "node_sockstat_TCP_mem 7\n",
+           "node_sockstat_TCP_mem_bytes 28672\n",
+           "node_sockstat_FRAG_memory 0\n",
+           "# TYPE node_nf_conntrack_entries gauge\nnode_nf_conntrack_entries 12\n",
+           "node_nf_conntrack_entries_limit 65536\n",
+           "# TYPE node_nf_conntrack_stat_insert_failed gauge\n"
+           "node_nf_conntrack_stat_insert_failed 3\n",
+           "node_nf_conntrack_stat_ignore 0\n",
+           "node_tcp_connection_states{state=\"established\"} 5\n",
+           "node_tcp_connection_states{state=\"syn_recv\"} 3\n",
+           "node_tcp_connection_states{state=\"listen\"} 1\n",
+           "# TYPE node_network_receive_bytes_total counter\n"
+           "node_network_receive_bytes_total{device=\"eth0\"} 1000\n",
+           "node_network_receive_drop_total{device=\"eth0\"} 7\n",
+           "node_network_receive_frame_total{device=\"eth0\"} 3\n",
+           "node_network_receive_multicast_total{device=\"eth0\"} 8\n",
+           "node_network_transmit_carrier_total{device=\"eth0\"} 11\n",
+           "node_ethtool_info{bus_info=\"0000:00:19.0\",device=\"eth0\",driver=\"e1000e\","
+           "expansion_rom_version=\"\",firmware_version=\"0.13-4\",version=\"3.2\"} 1\n",
+           "node_ethtool_received_packets_total{device=\"eth0\"} 77\n",
+           "node_ethtool_received_queue_0_drops{device=\"eth0\"} 1\n",
+       }) {
+    EXPECT_THAT(text, HasSubstr(line));
+  }
+  EXPECT_THAT(text, Not(HasSubstr("Sctp")));
+  EXPECT_THAT(text, Not(HasSubstr("clash_resolve")));    // not a node_exporter column
+  EXPECT_THAT(text, Not(HasSubstr("state=\"close\"")));  // UDP's unconnected sockets
+  // Only what was there: no conntrack families from a scrape without them.
+  Families none;
+  AddNodeExporterFamilies({}, 4096, none);
+  EXPECT_EQ(Text(none), "");
 }
 
 TEST(TuningMetrics, StatesDeadlinesAndTheNewestValueOfEachKnob) {
