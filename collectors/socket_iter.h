@@ -61,6 +61,8 @@ class IterRecordStream {
   std::string partial_;
 };
 
+enum class IterDetail { kRecords, kSummary };
+
 class TcpSocketIterator {
  public:
   static absl::StatusOr<std::unique_ptr<TcpSocketIterator>> Load();
@@ -70,10 +72,14 @@ class TcpSocketIterator {
 
   // Every TCP socket of the families and states `q` asks for (its address
   // and port filters must be empty: use sock_diag for those); `keep_going`
-  // is asked every kSocketCheckEvery sockets.
+  // is asked every kSocketCheckEvery sockets. kRecords: each as sock_diag
+  // gives it (queues, cookie; tcp_info too, whatever q says). kSummary
+  // without q.tcp_info or q.memory: what a SocketSummarizer reads and no
+  // more (state, addresses and ports; a listener's queues): a lighter walk.
   absl::StatusOr<uint64_t> Walk(const SocketQuery& q,
                                 absl::FunctionRef<absl::Status(const SocketRecord&)> on_socket,
-                                absl::FunctionRef<absl::Status()> keep_going) const;
+                                absl::FunctionRef<absl::Status()> keep_going,
+                                IterDetail detail = IterDetail::kRecords) const;
 
   uint32_t hz() const { return hz_; }
 
@@ -83,8 +89,10 @@ class TcpSocketIterator {
 
  private:
   explicit TcpSocketIterator(netagent_sockets* skel) : skel_(skel) {}
-  // Reads one walk's records to `on_record`.
-  absl::Status Read(absl::FunctionRef<absl::Status(absl::string_view record)> on_record) const;
+  // Reads one walk's records to `on_record`, by the summary's program or
+  // the full one.
+  absl::Status Read(bool summary,
+                    absl::FunctionRef<absl::Status(absl::string_view record)> on_record) const;
   // One walk that writes the footer alone (while calibrating).
   absl::StatusOr<IterFooter> Footer() const;
   netagent_sockets* skel_;

@@ -61,8 +61,9 @@ absl::StatusOr<std::unique_ptr<TcpSocketIterator>> TcpSocketIterator::Load() {
 TcpSocketIterator::~TcpSocketIterator() { netagent_sockets__destroy(skel_); }
 
 absl::Status TcpSocketIterator::Read(
-    absl::FunctionRef<absl::Status(absl::string_view record)> on_record) const {
-  kernel::UniqueFd fd(bpf_iter_create(bpf_link__fd(skel_->links.netagent_sockets)));
+    bool summary, absl::FunctionRef<absl::Status(absl::string_view record)> on_record) const {
+  kernel::UniqueFd fd(bpf_iter_create(
+      bpf_link__fd(summary ? skel_->links.netagent_socket_states : skel_->links.netagent_sockets)));
   if (!fd.valid()) return kernel::ErrnoStatus(errno, "create a socket iterator");
   std::vector<char> buf(kReadSize);
   IterRecordStream stream;
@@ -88,7 +89,7 @@ absl::StatusOr<IterFooter> TcpSocketIterator::Footer() const {
   IterFooter footer;
   bool seen = false;
   SocketRecord unused;
-  NETAGENT_RETURN_IF_ERROR(Read([&](absl::string_view record) -> absl::Status {
+  NETAGENT_RETURN_IF_ERROR(Read(false, [&](absl::string_view record) -> absl::Status {
     NETAGENT_ASSIGN_OR_RETURN(const bool socket, ParseIterRecord(record, 0, unused, footer));
     seen |= !socket;
     return absl::OkStatus();
@@ -99,7 +100,7 @@ absl::StatusOr<IterFooter> TcpSocketIterator::Footer() const {
 
 absl::StatusOr<uint64_t> TcpSocketIterator::Walk(
     const SocketQuery& q, absl::FunctionRef<absl::Status(const SocketRecord&)> on_socket,
-    absl::FunctionRef<absl::Status()> keep_going) const {
+    absl::FunctionRef<absl::Status()> keep_going, IterDetail detail) const {
   if (!CanWalk(q)) {
     return absl::InvalidArgumentError(
         "the socket iterator walks TCP without address filters, not listeners alone");
@@ -107,13 +108,16 @@ absl::StatusOr<uint64_t> TcpSocketIterator::Walk(
   SocketRecord s;
   IterFooter footer;
   uint64_t records = 0, given = 0;
-  NETAGENT_RETURN_IF_ERROR(Read([&](absl::string_view record) -> absl::Status {
-    NETAGENT_ASSIGN_OR_RETURN(const bool socket, ParseIterRecord(record, hz_, s, footer));
-    if (++records % kSocketCheckEvery == 0) NETAGENT_RETURN_IF_ERROR(keep_going());
-    if (!socket || !Wanted(q, s)) return absl::OkStatus();
-    ++given;
-    return on_socket(s);
-  }));
+  NETAGENT_RETURN_IF_ERROR(Read(detail == IterDetail::kSummary && !q.tcp_info && !q.memory,
+                                [&](absl::string_view record) -> absl::Status {
+                                  NETAGENT_ASSIGN_OR_RETURN(
+                                      const bool socket, ParseIterRecord(record, hz_, s, footer));
+                                  if (++records % kSocketCheckEvery == 0)
+                                    NETAGENT_RETURN_IF_ERROR(keep_going());
+                                  if (!socket || !Wanted(q, s)) return absl::OkStatus();
+                                  ++given;
+                                  return on_socket(s);
+                                }));
   return given;
 }
 

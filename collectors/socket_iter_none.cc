@@ -12,7 +12,7 @@ TcpSocketIterator::~TcpSocketIterator() = default;
 
 absl::StatusOr<uint64_t> TcpSocketIterator::Walk(
     const SocketQuery&, absl::FunctionRef<absl::Status(const SocketRecord&)>,
-    absl::FunctionRef<absl::Status()>) const {
+    absl::FunctionRef<absl::Status()>, IterDetail) const {
   return absl::UnimplementedError("built without the BPF socket iterator");
 }
 

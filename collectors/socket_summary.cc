@@ -211,7 +211,8 @@ absl::StatusOr<SummaryWalk> SummarizeSockets(const SocketQuery& q, size_t top, P
           absl::Status st = keep_going();
           stopped = !st.ok();
           return st;
-        });
+        },
+        IterDetail::kSummary);
     if (walked.ok()) return SummaryWalk{summarizer.Finish(top, ephemeral), {}, "bpf_iter"};
     if (stopped) return walked.status();
     // The iterator failed on its own: sock_diag answers, and says so.

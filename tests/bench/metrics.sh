@@ -4,12 +4,12 @@
 # TCP sockets (six sockfarm processes), ~200,000 conntrack entries and a veth
 # pair, served by
 #   netagentd --metrics-listen 127.0.0.1:9471 (its own diagnosis off, so that
-#             its CPU between scrapes is the scrapes')
+#             its CPU between scrapes is the scrapes'), with every device's
+#             ethtool statistics (--metrics-ethtool-devices '.*': the veth
+#             pair's, as node_exporter reads them)
 #   prometheus-node-exporter on 127.0.0.1:9100 with the collectors that read
 #             the same data: softnet, netstat (every field, as ours exports
-#             every counter), conntrack, tcpstat, netdev, sockstat. Not its
-#             ethtool collector: our /metrics has no ethtool statistics yet,
-#             and timing it would flatter us.
+#             every counter), conntrack, tcpstat, netdev, sockstat, ethtool.
 # Both run inside the namespace. RUNS scrapes of each, alternating, from one
 # client process (wall time per scrape: request to last byte). Per scrape:
 # the server's CPU (utime + stime over the run / RUNS), wall time (median);
@@ -46,14 +46,15 @@ kib_of() { awk -v k="$2" '$1 == k ":" {print $2}' "/proc/$1/status"; }
 collectors_workload "$NS" "$PAIRS" "$ENTRIES"
 
 "$BUILD/agent/netagentd" --netns "$NS" --socket "$DIR/a.sock" --state-dir "$DIR/state" \
-  --log-level warn --metrics-listen 127.0.0.1:9471 --diagnosis-interval 0 --drop-reasons off \
+  --log-level warn --metrics-listen 127.0.0.1:9471 --metrics-ethtool-devices '.*' \
+  --diagnosis-interval 0 --drop-reasons off \
   >"$DIR/agent.log" 2>&1 &
 AGENT=$!
 PIDS+=("$AGENT")
 ip netns exec "$NS" "$EXPORTER" --web.listen-address=127.0.0.1:9100 \
   --collector.disable-defaults --collector.softnet --collector.netstat \
   --collector.netstat.fields='.*' --collector.conntrack --collector.tcpstat \
-  --collector.netdev --collector.sockstat >"$DIR/exporter.log" 2>&1 &
+  --collector.netdev --collector.sockstat --collector.ethtool >"$DIR/exporter.log" 2>&1 &
 EXPORTER_PID=$!
 PIDS+=("$EXPORTER_PID")
 for _ in $(seq 100); do

@@ -305,6 +305,66 @@ TEST_F(SocketIterTest, EverySocketAsSockDiagSaysIt) {
     EXPECT_TRUE(states.count(s)) << "no socket in state " << int(s);
 }
 
+// A summary without tcp_info (the metrics' walk) runs the lighter program:
+// every socket's state and addresses and a listener's queues, nothing else
+// read (no tcp_info, no cookie, no queues of a connection), and the same
+// summary as sock_diag's.
+TEST_F(SocketIterTest, ASummaryWithoutTcpInfoReadsOnlyWhatItNeeds) {
+  const SocketQuery q;
+  const auto diag = ByDiag(q);
+  std::map<Key, SocketRecord> iter;
+  auto walked = iter_->Walk(
+      q,
+      [&](const SocketRecord& s) {
+        iter[KeyOf(s)] = s;
+        return absl::OkStatus();
+      },
+      [] { return absl::OkStatus(); }, IterDetail::kSummary);
+  ASSERT_TRUE(walked.ok()) << walked.status();
+  ASSERT_GT(diag.size(), 700u);
+  EXPECT_EQ(iter.size(), diag.size());
+  int listeners = 0, with_queue = 0;
+  for (const auto& [k, i] : iter) {
+    SCOPED_TRACE(Name(i));
+    EXPECT_FALSE(i.has_tcp_info());
+    auto d = diag.find(k);
+    if (d == diag.end()) {
+      ADD_FAILURE() << "iterator only";
+      continue;
+    }
+    EXPECT_EQ(i.state, d->second.state);
+    if (i.state == 10) {
+      ++listeners;
+      EXPECT_EQ(i.cookie, d->second.cookie);
+      EXPECT_EQ(i.rqueue, d->second.rqueue);
+      EXPECT_EQ(i.wqueue, d->second.wqueue);
+    } else {
+      EXPECT_EQ(i.cookie, 0u);
+      EXPECT_EQ(i.rqueue + i.wqueue, 0u);
+      with_queue += d->second.wqueue > 0;
+    }
+  }
+  EXPECT_GT(listeners, 0);
+  EXPECT_GT(with_queue, 0);  // the stuffed flow: there was a queue to leave out
+  const PortRange eph{32768, 60999};
+  auto ok = [] { return absl::OkStatus(); };
+  auto by_diag = SummarizeSockets(q, 10, eph, 1, ok);
+  auto by_iter = SummarizeSockets(q, 10, eph, 1, ok, iter_.get());
+  ASSERT_TRUE(by_diag.ok() && by_iter.ok());
+  EXPECT_STREQ(by_iter->walked_by, "bpf_iter");
+  const SocketSummary &a = by_iter->summary, &b = by_diag->summary;
+  EXPECT_EQ(a.states, b.states);
+  ASSERT_EQ(a.listeners.size(), b.listeners.size());
+  for (size_t n = 0; n < b.listeners.size(); ++n) {
+    EXPECT_EQ(a.listeners[n].port, b.listeners[n].port);
+    EXPECT_EQ(a.listeners[n].accept_queue, b.listeners[n].accept_queue);
+    EXPECT_EQ(a.listeners[n].backlog, b.listeners[n].backlog);
+    EXPECT_EQ(a.listeners[n].syn_recv, b.listeners[n].syn_recv);
+  }
+  EXPECT_EQ(a.time_wait.count, b.time_wait.count);
+  EXPECT_EQ(a.time_wait.busiest_peer, b.time_wait.busiest_peer);
+}
+
 TEST_F(SocketIterTest, StatesAndFamiliesFilterAsSockDiag) {
   SocketQuery q;
   q.states = (1u << 1) | (1u << 6);
