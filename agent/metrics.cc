@@ -231,6 +231,34 @@ void AddDriverMetrics(const std::vector<DeviceDriverStats>& devices, Families& o
       stat.samples.push_back({{{"device", d.device}, {"stat", name}}, value});
     }
   }
+  MetricFamily& standard =
+      Add(out, "netagent_nic_standard_stat", MetricType::kCounter,
+          "A device's standard statistic by group (eth-mac, eth-phy, eth-ctrl, rmon) and the "
+          "name ethtool -S --groups gives it");
+  for (const auto& d : devices) {
+    for (const auto& g : d.standard) {
+      for (const auto& [name, value] : g.stats) {
+        standard.samples.push_back(
+            {{{"device", d.device}, {"group", g.name}, {"stat", name}}, value});
+      }
+    }
+  }
+  // One family per qstats counter, in the order first met.
+  std::map<std::string, MetricFamily*> queue;
+  for (const auto& d : devices) {
+    for (const auto& q : d.queues) {
+      for (const auto& [name, value] : q.values) {
+        MetricFamily*& f = queue[name];
+        if (f == nullptr) {
+          const std::string snake = SanitizeMetricName(name);
+          f = &Add(out, absl::StrCat("netagent_nic_queue_", snake), MetricType::kCounter,
+                   absl::StrCat("A queue's ", name, " (the netdev family's qstats)"),
+                   absl::EndsWith(snake, "_bytes") ? "bytes" : "");
+        }
+        f->samples.push_back({{{"device", d.device}, {"queue", absl::StrCat(q.id)}}, value});
+      }
+    }
+  }
 }
 
 void AddFindingMetrics(const std::vector<OpenFinding>& open, Families& out) {

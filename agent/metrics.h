@@ -24,6 +24,7 @@
 #include "collectors/counters.h"
 #include "collectors/ethtool.h"
 #include "collectors/links.h"
+#include "collectors/nic_queues.h"
 #include "collectors/socket_summary.h"
 #include "collectors/sockstat.h"
 #include "collectors/softnet.h"
@@ -67,16 +68,23 @@ struct DeviceFilter {
 void AddLinkMetrics(const std::vector<collectors::LinkRecord>& links, const DeviceFilter& filter,
                     Families& out);
 
-// A device's driver as ethtool names it, and its private statistics
-// (ethtool -S); `info` unset and `stats` empty where the driver has none.
+// A device's driver as ethtool names it, its private statistics (ethtool
+// -S), its standard statistics (ethtool -S --groups: eth-mac, eth-phy,
+// eth-ctrl, rmon) and its per-queue counters (the netdev family's qstats,
+// 6.9+); each empty where the driver has none.
 struct DeviceDriverStats {
   std::string device;
   std::optional<collectors::DriverInfo> info;
   collectors::NamedValues stats;
+  std::vector<collectors::StatGroup> standard;
+  std::vector<collectors::QueueStats> queues;
 };
-// netagent_nic_driver_info{device,driver,...} and one
-// netagent_nic_driver_stat{device,stat} per statistic (untyped: a driver
-// does not say which of its numbers are counters).
+// netagent_nic_driver_info{device,driver,...}; one
+// netagent_nic_driver_stat{device,stat} per private statistic (untyped: a
+// driver does not say which of its numbers are counters);
+// netagent_nic_standard_stat_total{device,group,stat}; and per qstats
+// counter netagent_nic_queue_<name>_total{device,queue}
+// (netagent_nic_queue_rx_hw_drops_total).
 void AddDriverMetrics(const std::vector<DeviceDriverStats>& devices, Families& out);
 
 // One series per open finding (rule, severity, title) with the time it

@@ -173,6 +173,7 @@ absl::StatusOr<std::vector<MetricsSource>> AgentMetricsSources(
         // Per device ETHTOOL_GDRVINFO and the driver's statistics: a device
         // without (lo, a bridge) is left out, not a failure.
         std::vector<DeviceDriverStats> drivers;
+        auto genl = collectors::EthtoolClient::Open();  // no ethtool family: no groups
         for (const auto& l : links) {
           if (!devices.Matches(l.name)) continue;
           if (ethtool ? !RE2::FullMatch(l.name, *ethtool) : !l.kind.empty()) continue;
@@ -181,7 +182,16 @@ absl::StatusOr<std::vector<MetricsSource>> AgentMetricsSources(
           if (auto stats = collectors::GetDriverStats(l.name); stats.ok()) {
             d.stats = std::move(*stats);
           }
-          if (d.info || !d.stats.empty()) drivers.push_back(std::move(d));
+          if (genl.ok()) {
+            auto groups = genl->GetStandardStats(l.name);
+            if (groups.ok()) d.standard = std::move(groups.value);
+          }
+          if (auto queues = collectors::GetQueueStats(l.ifindex); queues.ok()) {
+            d.queues = std::move(*queues);
+          }
+          if (d.info || !d.stats.empty() || !d.standard.empty() || !d.queues.empty()) {
+            drivers.push_back(std::move(d));
+          }
         }
         AddDriverMetrics(drivers, out);
       }));

@@ -284,6 +284,29 @@ TEST(DriverMetrics, InfoAndEachStatisticUntyped) {
               HasSubstr("# TYPE netagent_nic_driver_stat unknown\n"));
 }
 
+TEST(DriverMetrics, StandardGroupsAndQueueCountersPerQueue) {
+  DeviceDriverStats eth{"eth0", std::nullopt, {}, {}, {}};
+  eth.standard = {{"eth-mac", {{"FrameCheckSequenceErrors", 3}}}, {"rmon", {{"rx-64-64", 9}}}};
+  eth.queues = {{"rx", 0, {{"rx-packets", 100}, {"rx-bytes", 6400}, {"rx-hw-drops", 2}}},
+                {"rx", 1, {{"rx-packets", 50}, {"rx-bytes", 3200}, {"rx-hw-drops", 7}}},
+                {"tx", 0, {{"tx-packets", 80}, {"tx-stop", 1}}}};
+  Families f;
+  AddDriverMetrics({eth}, f);
+  const std::string text = Text(f);
+  EXPECT_THAT(text, HasSubstr("netagent_nic_standard_stat_total{device=\"eth0\",group=\"eth-mac\","
+                              "stat=\"FrameCheckSequenceErrors\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("netagent_nic_standard_stat_total{device=\"eth0\",group=\"rmon\","
+                              "stat=\"rx-64-64\"} 9\n"));
+  EXPECT_EQ(Lines(text, "netagent_nic_queue_rx_hw_drops_total{"),
+            (std::vector<std::string>{
+                "netagent_nic_queue_rx_hw_drops_total{device=\"eth0\",queue=\"0\"} 2",
+                "netagent_nic_queue_rx_hw_drops_total{device=\"eth0\",queue=\"1\"} 7"}));
+  EXPECT_THAT(text, HasSubstr("netagent_nic_queue_tx_stop_total{device=\"eth0\",queue=\"0\"} 1\n"));
+  EXPECT_THAT(WriteExposition(f, ExpositionFormat::kOpenMetrics),
+              HasSubstr("# UNIT netagent_nic_queue_rx_bytes bytes\n"));
+  EXPECT_THAT(text, Not(HasSubstr("netagent_nic_driver_info")));  // no info: not written
+}
+
 TEST(NodeExporterNames, NstatNamesSplitAtTheirGroup) {
   using P = std::pair<std::string, std::string>;
   EXPECT_EQ(SplitNstatName("TcpExtListenOverflows"), P("TcpExt", "ListenOverflows"));
