@@ -94,8 +94,8 @@ struct AgentConfig {
   // and those left out.
   std::string metrics_devices;
   std::string metrics_devices_exclude;
-  // RE2 over device names (whole name): whose driver statistics are
-  // exported; empty: the physical devices.
+  // RE2 over device names (whole name): whose ethtool statistics are
+  // exported; empty: none.
   std::string metrics_ethtool_devices;
   // Also export node_exporter's names for the same data.
   bool metrics_node_exporter_names = false;

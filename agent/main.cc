@@ -220,8 +220,8 @@ int main(int argc, char** argv) {
       {"metrics_devices", "RE2 over device names: the devices exported (default all)"},
       {"metrics_devices_exclude", "RE2 over device names: devices left out"},
       {"metrics_ethtool_devices",
-       "RE2 over device names: whose driver statistics (ethtool -S) are exported (default: the "
-       "physical devices, not veths, bridges or tunnels)"},
+       "RE2 over device names: whose ethtool statistics (driver, standard groups, per queue) are "
+       "exported (off unless given, as node_exporter's ethtool collector: `eth.*|ens.*`)"},
       {"metrics_compat",
        "node_exporter: also export node_exporter's names (node_network_*, node_netstat_*, "
        "node_softnet_*, node_sockstat_*, node_nf_conntrack_*, node_tcp_connection_states, "

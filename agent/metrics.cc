@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -227,8 +228,19 @@ void AddDriverMetrics(const std::vector<DeviceDriverStats>& devices, Families& o
                                {"bus_info", d.info->bus_info}},
                               uint64_t{1}});
     }
+    std::set<std::string, std::less<>> seen;
     for (const auto& [name, value] : d.stats) {
+      if (!seen.insert(name).second) continue;
       stat.samples.push_back({{{"device", d.device}, {"stat", name}}, value});
+    }
+  }
+  MetricFamily& failed =
+      Add(out, "netagent_nic_stats_failed", MetricType::kGauge,
+          "1 for each part of a device's statistics that failed in this scrape (the device "
+          "has it, but reading it did not work)");
+  for (const auto& d : devices) {
+    for (const auto& part : d.failed) {
+      failed.samples.push_back({{{"device", d.device}, {"part", part}}, uint64_t{1}});
     }
   }
   MetricFamily& standard =

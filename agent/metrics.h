@@ -78,13 +78,18 @@ struct DeviceDriverStats {
   collectors::NamedValues stats;
   std::vector<collectors::StatGroup> standard;
   std::vector<collectors::QueueStats> queues;
+  // The parts that failed for another reason than the device not having
+  // them ("driver_stats", "queue_stats"...).
+  std::vector<std::string> failed;
 };
 // netagent_nic_driver_info{device,driver,...}; one
 // netagent_nic_driver_stat{device,stat} per private statistic (untyped: a
 // driver does not say which of its numbers are counters);
-// netagent_nic_standard_stat_total{device,group,stat}; and per qstats
-// counter netagent_nic_queue_<name>_total{device,queue}
-// (netagent_nic_queue_rx_hw_drops_total).
+// netagent_nic_standard_stat_total{device,group,stat}; per qstats counter
+// netagent_nic_queue_<name>_total{device,queue}
+// (netagent_nic_queue_rx_hw_drops_total); netagent_nic_stats_failed{device,
+// part}. A statistic name a driver repeats (some do, per queue) is written
+// once, its first value.
 void AddDriverMetrics(const std::vector<DeviceDriverStats>& devices, Families& out);
 
 // One series per open finding (rule, severity, title) with the time it

@@ -202,6 +202,14 @@ void Ethtool(const Index& ours, Families& out) {
   }
   auto it = ours.find("netagent_nic_driver_stat");
   if (it == ours.end()) return;
+  // Names that two statistics of one device reduce to are left out, all of
+  // them, as node_exporter does.
+  std::map<std::pair<std::string, std::string>, int> uses;  // (device, name)
+  for (const MetricSample& s : it->second->samples) {
+    const std::string* dev = Label(s, "device");
+    const std::string* stat = Label(s, "stat");
+    if (dev != nullptr && stat != nullptr) ++uses[{*dev, NodeExporterEthtoolName(*stat)}];
+  }
   // One family per name, its devices in the order met.
   std::map<std::string, MetricFamily*> by_name;
   for (const MetricSample& s : it->second->samples) {
@@ -209,6 +217,7 @@ void Ethtool(const Index& ours, Families& out) {
     const std::string* stat = Label(s, "stat");
     if (dev == nullptr || stat == nullptr) continue;
     const std::string name = NodeExporterEthtoolName(*stat);
+    if (uses[{*dev, name}] > 1) continue;
     MetricFamily*& f = by_name[name];
     if (f == nullptr) {
       f = &Add(out, name, MetricType::kUntyped,

@@ -167,34 +167,47 @@ absl::StatusOr<std::vector<MetricsSource>> AgentMetricsSources(
       [devices](const std::vector<collectors::LinkRecord>& v, Families& out) {
         AddLinkMetrics(v, devices, out);
       }));
-  s.push_back(Source(
-      "ethtool", [] { return collectors::DumpLinks(); },
-      [devices, ethtool](const std::vector<collectors::LinkRecord>& links, Families& out) {
-        // Per device ETHTOOL_GDRVINFO and the driver's statistics: a device
-        // without (lo, a bridge) is left out, not a failure.
-        std::vector<DeviceDriverStats> drivers;
-        auto genl = collectors::EthtoolClient::Open();  // no ethtool family: no groups
-        for (const auto& l : links) {
-          if (!devices.Matches(l.name)) continue;
-          if (ethtool ? !RE2::FullMatch(l.name, *ethtool) : !l.kind.empty()) continue;
-          DeviceDriverStats d{l.name, {}, {}};
-          if (auto info = collectors::GetDriverInfo(l.name); info.ok()) d.info = std::move(*info);
-          if (auto stats = collectors::GetDriverStats(l.name); stats.ok()) {
-            d.stats = std::move(*stats);
+  // Opt-in, as node_exporter's ethtool collector: some drivers answer
+  // ethtool -S from their firmware under the rtnl lock, and a port can have
+  // thousands of statistics.
+  if (ethtool) {
+    s.push_back(Source(
+        "ethtool", [] { return collectors::DumpLinks(); },
+        [devices, ethtool](const std::vector<collectors::LinkRecord>& links, Families& out) {
+          // Per device ETHTOOL_GDRVINFO, the driver's statistics, the
+          // standard groups and qstats: a part the device does not have is
+          // left out; one that fails otherwise is reported per device.
+          std::vector<DeviceDriverStats> drivers;
+          auto genl = collectors::EthtoolClient::Open();
+          for (const auto& l : links) {
+            if (!devices.Matches(l.name) || !RE2::FullMatch(l.name, *ethtool)) continue;
+            DeviceDriverStats d;
+            d.device = l.name;
+            auto note = [&d](const absl::Status& st, const char* part) {
+              if (!st.ok() && !Absent(st)) d.failed.push_back(part);
+            };
+            auto info = collectors::GetDriverInfo(l.name);
+            if (info.ok()) d.info = std::move(*info);
+            note(info.status(), "driver_info");
+            auto stats = collectors::GetDriverStats(l.name);
+            if (stats.ok()) d.stats = std::move(*stats);
+            note(stats.status(), "driver_stats");
+            if (genl.ok()) {
+              auto groups = genl->GetStandardStats(l.name);
+              if (groups.ok()) d.standard = std::move(groups.value);
+              note(groups.status, "standard_stats");
+            }
+            auto queues = collectors::GetQueueStats(l.ifindex);
+            if (queues.ok()) d.queues = std::move(*queues);
+            note(queues.status(), "queue_stats");
+            if (d.info || !d.stats.empty() || !d.standard.empty() || !d.queues.empty() ||
+                !d.failed.empty()) {
+              drivers.push_back(std::move(d));
+            }
           }
-          if (genl.ok()) {
-            auto groups = genl->GetStandardStats(l.name);
-            if (groups.ok()) d.standard = std::move(groups.value);
-          }
-          if (auto queues = collectors::GetQueueStats(l.ifindex); queues.ok()) {
-            d.queues = std::move(*queues);
-          }
-          if (d.info || !d.stats.empty() || !d.standard.empty() || !d.queues.empty()) {
-            drivers.push_back(std::move(d));
-          }
-        }
-        AddDriverMetrics(drivers, out);
-      }));
+          AddDriverMetrics(drivers, out);
+        }));
+  }
   if (monitor != nullptr) {
     s.push_back({"findings", [monitor] {
                    std::vector<OpenFinding> open;

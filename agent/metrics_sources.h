@@ -27,9 +27,8 @@ namespace netagent::agent {
 struct MetricsSelection {
   std::string counters;                  // RE2 over nstat names; empty: all
   std::string devices, devices_exclude;  // RE2 over device names; empty: all / none
-  // RE2 over device names: whose driver statistics are exported (ethtool
-  // -S); empty: the physical devices (no link kind), not the veths,
-  // bridges and tunnels a container host has hundreds of.
+  // RE2 over device names: whose ethtool statistics are exported (driver,
+  // standard groups, per-queue); empty: none (the source is off).
   std::string ethtool_devices;
   size_t max_listeners = 200;
   // Also node_exporter's names for the same data (agent/metrics_compat.h).

@@ -20,6 +20,7 @@
 #include "kernel/files.h"
 #include "kernel/genl.h"
 #include "kernel/netlink.h"
+#include "re2/re2.h"
 
 namespace netagent::collectors {
 namespace {
@@ -245,6 +246,103 @@ absl::StatusOr<std::vector<IrqInfo>> ReadDeviceIrqs(const std::string& dev,
     out.push_back(std::move(info));
   }
   return out;
+}
+
+namespace {
+
+RxQueueCounters& QueueOf(std::map<uint32_t, RxQueueCounters>& by_queue, uint32_t id) {
+  RxQueueCounters& q = by_queue[id];
+  q.queue = id;
+  return q;
+}
+
+std::vector<RxQueueCounters> Values(std::map<uint32_t, RxQueueCounters>& by_queue) {
+  std::vector<RxQueueCounters> out;
+  for (auto& [id, q] : by_queue) out.push_back(std::move(q));
+  return out;
+}
+
+void AddTo(std::optional<uint64_t>& total, std::string& from, uint64_t v, absl::string_view what) {
+  total = total.value_or(0) + v;
+  if (!from.empty()) from += " + ";
+  from += std::string(what);
+}
+
+}  // namespace
+
+std::vector<RxQueueCounters> RxQueuesFromQstats(const std::vector<QueueStats>& queues) {
+  std::map<uint32_t, RxQueueCounters> by_queue;
+  for (const QueueStats& q : queues) {
+    if (q.type != "rx") continue;
+    RxQueueCounters& r = QueueOf(by_queue, q.id);
+    for (const auto& [name, value] : q.values) {
+      if (name == "rx-packets") {
+        AddTo(r.packets, r.packets_from, value, "qstats rx-packets");
+      } else if (name == "rx-hw-drops" || name == "rx-hw-drop-overruns") {
+        AddTo(r.drops, r.drops_from, value, "qstats " + name);
+      }
+    }
+  }
+  return Values(by_queue);
+}
+
+std::vector<RxQueueCounters> RxQueuesFromDriverStats(const NamedValues& stats) {
+  // The queue's number and the field, by the naming schemes of the common
+  // drivers: ixgbe, igb, ice, veth (rx_queue_N_x), i40e (rx-N.x), mlx5 and
+  // virtio_net (rxN_x), ena (queue_N_rx_x), bnxt ("[N]: rx_x").
+  static const RE2* const kSchemes[] = {new RE2(R"(rx_queue_(\d+)_(\w+))"),
+                                        new RE2(R"(rx-(\d+)\.(\w+))"), new RE2(R"(rx(\d+)_(\w+))"),
+                                        new RE2(R"(queue_(\d+)_rx_(\w+))"),
+                                        new RE2(R"(\[(\d+)\]: rx_(\w+))")};
+  std::map<uint32_t, RxQueueCounters> by_queue;
+  // Per queue, the plain packet count if there is one, else unicast +
+  // multicast + broadcast (bnxt counts them apart).
+  std::map<uint32_t, bool> plain;
+  for (const auto& [name, value] : stats) {
+    uint32_t id = 0;
+    std::string field;
+    bool matched = false;
+    for (const RE2* scheme : kSchemes) {
+      if (RE2::FullMatch(name, *scheme, &id, &field)) {
+        matched = true;
+        break;
+      }
+    }
+    if (!matched) continue;
+    const std::string what = "driver " + name;
+    if (field == "packets" || field == "cnt") {
+      RxQueueCounters& r = QueueOf(by_queue, id);
+      r.packets = value;
+      r.packets_from = what;
+      plain[id] = true;
+    } else if ((field == "ucast_packets" || field == "mcast_packets" || field == "bcast_packets") &&
+               !plain[id]) {
+      RxQueueCounters& r = QueueOf(by_queue, id);
+      AddTo(r.packets, r.packets_from, value, what);
+    } else if (field == "drops" || field == "dropped" || field == "discards") {
+      RxQueueCounters& r = QueueOf(by_queue, id);
+      AddTo(r.drops, r.drops_from, value, what);
+    }
+  }
+  return Values(by_queue);
+}
+
+std::vector<RxQueueCounters> MergeRxQueues(std::vector<RxQueueCounters> qstats,
+                                           const std::vector<RxQueueCounters>& driver) {
+  std::map<uint32_t, RxQueueCounters> by_queue;
+  for (auto& q : qstats) by_queue[q.queue] = std::move(q);
+  for (const RxQueueCounters& d : driver) {
+    RxQueueCounters& r = QueueOf(by_queue, d.queue);
+    if (!r.packets && d.packets) {
+      r.packets = d.packets;
+      r.packets_from = d.packets_from;
+    }
+    if (!r.drops && d.drops) {
+      r.drops = d.drops;
+      r.drops_from = d.drops_from;
+    }
+  }
+  return Values(by_queue);
 }
 
 }  // namespace netagent::collectors

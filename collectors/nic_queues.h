@@ -47,6 +47,22 @@ absl::StatusOr<QueueStats> ParseQueueStats(const nlmsghdr& nlh);
 // NETDEV_CMD_QSTATS_GET dump scoped to queues of `ifindex`.
 absl::StatusOr<std::vector<QueueStats>> GetQueueStats(uint32_t ifindex);
 
+// A receive queue's packets and drops, from whichever the device gives:
+// the netdev family's qstats (rx-packets; rx-hw-drops + rx-hw-drop-overruns)
+// or the driver's own per-queue statistics, which every driver names its
+// own way (rx_queue_3_packets, rx-3.packets, rx3_packets, queue_3_rx_cnt,
+// "[3]: rx_ucast_packets"; drops as drops, dropped or discards).
+struct RxQueueCounters {
+  uint32_t queue = 0;
+  std::optional<uint64_t> packets, drops;
+  std::string packets_from, drops_from;  // "qstats rx-packets", "driver rx3_drops"
+};
+std::vector<RxQueueCounters> RxQueuesFromQstats(const std::vector<QueueStats>& queues);
+std::vector<RxQueueCounters> RxQueuesFromDriverStats(const NamedValues& stats);
+// The two merged by queue: a figure qstats has wins over the driver's.
+std::vector<RxQueueCounters> MergeRxQueues(std::vector<RxQueueCounters> qstats,
+                                           const std::vector<RxQueueCounters>& driver);
+
 struct IrqInfo {
   uint32_t irq = 0;
   std::string name;    // the action name in /proc/interrupts (eth0-TxRx-0)

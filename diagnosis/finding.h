@@ -30,7 +30,7 @@ struct Evidence {
 
 // Which object the finding is about.
 struct Attribution {
-  std::string kind;    // "listener", "peer", "cpu", "device", "source", "table", "sysctl"
+  std::string kind;    // "listener", "peer", "cpu", "device", "queue", "source", "table", "sysctl"
   std::string object;  // "0.0.0.0:8080", "10.0.0.2", "cpu 3", "eth0", "conntrack"
   std::string detail;  // "accept queue 17/16 in 9 of 11 samples; listen() backlog 16"
 };

@@ -823,6 +823,83 @@ std::vector<DeviceDelta> DeviceDeltas(const SnapshotPair& p) {
   return out;
 }
 
+// A receive queue over the window: its packets and drops (each where the
+// device counts it per queue).
+struct QueueDelta {
+  uint32_t queue = 0;
+  std::optional<uint64_t> packets, drops;
+  std::string drops_from;
+};
+
+std::vector<QueueDelta> RxQueueDeltas(const SnapshotPair& p, const std::string& dev) {
+  std::vector<QueueDelta> out;
+  auto b = p.before.rx_queues.find(dev);
+  auto a = p.after.rx_queues.find(dev);
+  if (b == p.before.rx_queues.end() || a == p.after.rx_queues.end()) return out;
+  const auto delta = [](std::optional<uint64_t> x, std::optional<uint64_t> y) {
+    return x && y ? std::optional<uint64_t>(*y >= *x ? *y - *x : 0) : std::nullopt;
+  };
+  for (const auto& after : a->second) {
+    for (const auto& before : b->second) {
+      if (before.queue != after.queue) continue;
+      out.push_back({after.queue, delta(before.packets, after.packets),
+                     delta(before.drops, after.drops), after.drops_from});
+    }
+  }
+  return out;
+}
+
+// Which of `dev`'s receive queues lost the frames, and whether one queue
+// takes most of the packets (the traffic hashes onto it): attribution per
+// queue that dropped (the four that dropped most), and the busiest queue
+// when it carries at least half of the packets and over twice its share.
+void AttributeQueues(const Window& w, const std::string& dev, Finding& f) {
+  std::vector<QueueDelta> queues = RxQueueDeltas(w.pair(), dev);
+  if (queues.empty()) return;
+  uint64_t packets = 0;
+  bool all_packets = true;
+  for (const auto& q : queues) {
+    packets += q.packets.value_or(0);
+    all_packets &= q.packets.has_value();
+  }
+  const auto share = [&](const QueueDelta& q) {
+    return all_packets && packets > 0 && q.packets
+               ? absl::StrCat(", ", Num(100.0 * *q.packets / packets), " % of ", dev,
+                              "'s received packets")
+               : std::string();
+  };
+  std::vector<const QueueDelta*> dropping;
+  for (const auto& q : queues)
+    if (q.drops.value_or(0) > 0) dropping.push_back(&q);
+  std::sort(dropping.begin(), dropping.end(), [](const QueueDelta* x, const QueueDelta* y) {
+    return *x->drops != *y->drops ? *x->drops > *y->drops : x->queue < y->queue;
+  });
+  for (size_t i = 0; i < dropping.size() && i < 4; ++i) {
+    const QueueDelta& q = *dropping[i];
+    f.attribution.push_back({"queue", absl::StrCat(dev, " rx queue ", q.queue),
+                             absl::StrCat(*q.drops, " dropped (", q.drops_from, ")", share(q))});
+  }
+  if (!all_packets || packets == 0 || queues.size() < 2) return;
+  const QueueDelta* busiest = &queues.front();
+  for (const auto& q : queues)
+    if (*q.packets > *busiest->packets) busiest = &q;
+  const double fraction = static_cast<double>(*busiest->packets) / packets;
+  if (fraction < 0.5 || fraction * queues.size() < 2) return;
+  f.evidence.push_back(
+      Value(absl::StrCat(dev, " rx queue ", busiest->queue, " share"), 100.0 * fraction, "%",
+            absl::StrCat("of ", packets, " packets over ", queues.size(), " receive queues")));
+  if (dropping.empty()) {
+    f.attribution.push_back({"queue", absl::StrCat(dev, " rx queue ", busiest->queue),
+                             absl::StrCat(*busiest->packets, " packets", share(*busiest))});
+  }
+  f.remediation.limits.push_back(absl::StrCat(
+      dev, "'s rx queue ", busiest->queue, " takes ", Num(100.0 * fraction), " % of its packets (",
+      queues.size(),
+      " queues): the traffic hashes onto one queue and one CPU (a few large flows, or an RSS "
+      "indirection table or hash fields that do not spread it); a larger ring only delays the "
+      "loss: spread the flows (netctl tune plan rss) or steer them in software (RPS)"));
+}
+
 std::optional<Finding> NicDrops(const Window& w, const std::vector<Level>& levels) {
   Finding f;
   std::optional<Severity> worst;
@@ -875,6 +952,7 @@ std::optional<Finding> NicDrops(const Window& w, const std::vector<Level>& level
                                          ": spread the load over more queues and CPUs instead"));
       }
     }
+    AttributeQueues(w, dev.name, f);
   }
   if (!worst) return std::nullopt;
   f.severity = *worst;

@@ -105,6 +105,17 @@ absl::StatusOr<Snapshot> CollectSnapshot(const CollectOptions& o,
   }
   if (auto v = collectors::DumpLinks(); v.ok()) {
     s.links = std::move(*v);
+    if (o.rx_queues) {
+      for (const std::string& dev : QueueDevices(*s.links)) {
+        uint32_t ifindex = 0;
+        for (const auto& l : *s.links)
+          if (l.name == dev) ifindex = l.ifindex;
+        // Most devices have no per-queue counters: not worth a note.
+        if (auto q = o.rx_queues(dev, ifindex); q.ok() && !q->empty()) {
+          s.rx_queues[dev] = std::move(*q);
+        }
+      }
+    }
   } else {
     Note(unavailable, "devices", v.status());
   }
@@ -162,6 +173,29 @@ absl::StatusOr<collectors::NamedValues> DefaultRings(const std::string& dev) {
   collectors::Section<collectors::NamedValues> rings = client.GetRings(dev);
   if (!rings.ok()) return rings.status;
   return std::move(rings.value);
+}
+
+std::vector<std::string> QueueDevices(const std::vector<collectors::LinkRecord>& links) {
+  std::vector<std::string> out;
+  for (const auto& l : links) {
+    constexpr uint32_t kLoopback = 0x8;  // IFF_LOOPBACK
+    if (l.kind.empty() && !(l.flags & kLoopback)) out.push_back(l.name);
+  }
+  std::sort(out.begin(), out.end());
+  if (out.size() > kMaxQueueDevices) out.resize(kMaxQueueDevices);
+  return out;
+}
+
+absl::StatusOr<std::vector<collectors::RxQueueCounters>> DefaultRxQueues(const std::string& dev,
+                                                                         uint32_t ifindex) {
+  std::vector<collectors::RxQueueCounters> qstats, driver;
+  if (auto q = collectors::GetQueueStats(ifindex); q.ok()) {
+    qstats = collectors::RxQueuesFromQstats(*q);
+  }
+  if (auto d = collectors::GetDriverStats(dev); d.ok()) {
+    driver = collectors::RxQueuesFromDriverStats(*d);
+  }
+  return collectors::MergeRxQueues(std::move(qstats), driver);
 }
 
 std::vector<std::string> HardwareLossDevices(const Snapshot& before, const Snapshot& after,

@@ -19,6 +19,7 @@
 #include "collectors/ethtool.h"
 #include "collectors/links.h"
 #include "collectors/neighbour.h"
+#include "collectors/nic_queues.h"
 #include "collectors/socket_summary.h"
 #include "collectors/sockstat.h"
 #include "collectors/softirqs.h"
@@ -57,6 +58,10 @@ struct Snapshot {
   std::optional<std::vector<collectors::NeighbourStats>> neighbours;
   std::optional<collectors::Softirqs> softirqs;
   std::optional<KernelDrops> drops;
+  // Per physical device (no link kind, not loopback; at most
+  // kMaxQueueDevices), its receive queues' packets and drops, where the
+  // device gives any per queue.
+  std::map<std::string, std::vector<collectors::RxQueueCounters>> rx_queues;
   // name -> value as read ("4096", "4096 131072 6291456"); absent when the
   // sysctl does not exist here or could not be read.
   std::map<std::string, std::string> sysctls;
@@ -94,6 +99,11 @@ struct SnapshotPair {
 };
 
 inline constexpr size_t kMaxRingDevices = 8;
+inline constexpr size_t kMaxQueueDevices = 16;
+
+// The devices whose receive queues a snapshot reads: physical ones (no
+// link kind), not loopback, by name, at most kMaxQueueDevices.
+std::vector<std::string> QueueDevices(const std::vector<collectors::LinkRecord>& links);
 
 // The devices that lost frames in hardware between two snapshots (receive
 // missed, fifo or over errors moved), the most lost first, at most `max`.
@@ -112,6 +122,10 @@ const std::vector<std::string>& DiagnosisSysctls();
 
 // Reads `dev`'s rings through ethtool netlink.
 absl::StatusOr<collectors::NamedValues> DefaultRings(const std::string& dev);
+// Reads `dev`'s receive queues' counters: qstats merged with the driver's
+// own statistics.
+absl::StatusOr<std::vector<collectors::RxQueueCounters>> DefaultRxQueues(const std::string& dev,
+                                                                         uint32_t ifindex);
 
 // How the collection reaches the host. The defaults read the agent's own
 // namespace; tests and the agent may swap any of them.
@@ -133,6 +147,11 @@ struct CollectOptions {
   // that lost frames in hardware; unset: not read.
   std::function<absl::StatusOr<collectors::NamedValues>(const std::string& dev)> rings =
       DefaultRings;
+  // A device's receive queue counters, read in each snapshot for the
+  // QueueDevices; unset: not read.
+  std::function<absl::StatusOr<std::vector<collectors::RxQueueCounters>>(const std::string& dev,
+                                                                         uint32_t ifindex)>
+      rx_queues = DefaultRxQueues;
   // The source prefixes of drops sampled since a time, most first.
   std::function<std::vector<DropSource>(absl::Time since)> drop_sources;
   // The BPF socket iterator, once the agent loaded it; unset or not yet

@@ -17,6 +17,8 @@
 # CPU per scrape <= 0.25x node_exporter's, wall <= 0.5x, RSS <= 0.3x.
 #
 # Usage (root, after a build): tests/bench/metrics.sh [PAIRS_PER_PROCESS] [ENTRIES] [RUNS]
+# NETAGENT_BENCH_AGENT_ARGS: more flags for the agent (e.g.
+# "--metrics-compat node_exporter", to time node_exporter's names as well).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 BUILD="${NETAGENT_BUILD:-$ROOT/build}"
@@ -47,7 +49,7 @@ collectors_workload "$NS" "$PAIRS" "$ENTRIES"
 
 "$BUILD/agent/netagentd" --netns "$NS" --socket "$DIR/a.sock" --state-dir "$DIR/state" \
   --log-level warn --metrics-listen 127.0.0.1:9471 --metrics-ethtool-devices '.*' \
-  --diagnosis-interval 0 --drop-reasons off \
+  --diagnosis-interval 0 --drop-reasons off ${NETAGENT_BENCH_AGENT_ARGS:-} \
   >"$DIR/agent.log" 2>&1 &
 AGENT=$!
 PIDS+=("$AGENT")

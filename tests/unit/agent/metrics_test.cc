@@ -307,6 +307,37 @@ TEST(DriverMetrics, StandardGroupsAndQueueCountersPerQueue) {
   EXPECT_THAT(text, Not(HasSubstr("netagent_nic_driver_info")));  // no info: not written
 }
 
+// A name a driver repeats (vmxnet3 repeats its per-queue names) is written
+// once; node_exporter's names leave out every name that collides.
+TEST(DriverMetrics, RepeatedNamesOnceAndFailedPartsNamed) {
+  DeviceDriverStats d;
+  d.device = "ens192";
+  d.stats = {{"ucast pkts rx", 5}, {"ucast pkts rx", 6}, {"rx_bytes", 7}, {"rx-bytes", 8}};
+  d.failed = {"queue_stats"};
+  Families f;
+  AddDriverMetrics({d}, f);
+  const std::string text = Text(f);
+  EXPECT_EQ(Lines(text, "netagent_nic_driver_stat{device=\"ens192\",stat=\"ucast pkts rx\"}"),
+            (std::vector<std::string>{
+                "netagent_nic_driver_stat{device=\"ens192\",stat=\"ucast pkts rx\"} 5"}));
+  EXPECT_THAT(text,
+              HasSubstr("netagent_nic_stats_failed{device=\"ens192\",part=\"queue_stats\"} 1\n"));
+  Families compat;
+  AddNodeExporterFamilies(f, 4096, compat);
+  const std::string names = Text(compat);
+  EXPECT_THAT(names, HasSubstr("node_ethtool_ucast_pkts_received{device=\"ens192\"} 5\n"));
+  // rx_bytes is a declared total; rx-bytes reduces to received_bytes: no clash.
+  EXPECT_THAT(names, HasSubstr("node_ethtool_received_bytes_total{device=\"ens192\"} 7\n"));
+  EXPECT_THAT(names, HasSubstr("node_ethtool_received_bytes{device=\"ens192\"} 8\n"));
+  d.stats = {{"rx.bytes", 1}, {"rx-bytes", 2}, {"tx_ok", 3}};  // both reduce to received_bytes
+  f.clear();
+  compat.clear();
+  AddDriverMetrics({d}, f);
+  AddNodeExporterFamilies(f, 4096, compat);
+  EXPECT_THAT(Text(compat), Not(HasSubstr("node_ethtool_received_bytes")));
+  EXPECT_THAT(Text(compat), HasSubstr("node_ethtool_transmitted_ok{device=\"ens192\"} 3\n"));
+}
+
 TEST(NodeExporterNames, NstatNamesSplitAtTheirGroup) {
   using P = std::pair<std::string, std::string>;
   EXPECT_EQ(SplitNstatName("TcpExtListenOverflows"), P("TcpExt", "ListenOverflows"));

@@ -216,6 +216,75 @@ TEST(QueueStats, ParsesTypeIdAndCounters) {
 namespace netagent::collectors {
 namespace {
 
+// `ethtool -S` text as the tool prints it.
+NamedValues EthtoolS(const std::string& text) {
+  const auto stats = netagent::testing::ParseEthtoolS(text);
+  return NamedValues(stats.begin(), stats.end());
+}
+
+TEST(RxQueues, RecordedDriversPerQueue) {
+  // virtio_net (6.18): drops per queue as rxN_drops; packets only in qstats.
+  auto virtio =
+      RxQueuesFromDriverStats(EthtoolS(Fixture("ethtool/linux-6.18/virtio_net.ethtool-S.txt")));
+  ASSERT_EQ(virtio.size(), 1u);
+  EXPECT_EQ(virtio[0].queue, 0u);
+  EXPECT_EQ(virtio[0].drops, 0u);
+  EXPECT_EQ(virtio[0].drops_from, "driver rx0_drops");
+  EXPECT_FALSE(virtio[0].packets);
+  // veth: rx_queue_N_drops for each queue; its xdp_* counters are not drops.
+  auto veth = RxQueuesFromDriverStats(EthtoolS(Fixture("ethtool/linux-6.18/veth.ethtool-S.txt")));
+  ASSERT_EQ(veth.size(), 2u);
+  EXPECT_EQ(veth[1].queue, 1u);
+  EXPECT_EQ(veth[1].drops_from, "driver rx_queue_1_drops");
+}
+
+TEST(RxQueues, EachDriversNamingScheme) {
+  struct Case {
+    const char* driver;
+    NamedValues stats;
+    uint64_t packets, drops;
+  };
+  const Case cases[] = {
+      {"ixgbe", {{"rx_queue_3_packets", 100}, {"rx_queue_3_bytes", 6400}}, 100, 0},
+      {"i40e", {{"rx-3.packets", 100}, {"rx-3.bytes", 6400}}, 100, 0},
+      {"mlx5", {{"rx3_packets", 100}, {"rx3_xdp_drop", 9}, {"rx3_buff_alloc_err", 1}}, 100, 0},
+      {"ena", {{"queue_3_rx_cnt", 100}, {"queue_3_tx_cnt", 7}}, 100, 0},
+      {"bnxt",
+       {{"[3]: rx_ucast_packets", 90}, {"[3]: rx_mcast_packets", 10}, {"[3]: rx_discards", 4}},
+       100,
+       4},
+      {"igb", {{"rx_queue_3_packets", 100}, {"rx_queue_3_drops", 4}}, 100, 4},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.driver);
+    auto q = RxQueuesFromDriverStats(c.stats);
+    ASSERT_EQ(q.size(), 1u);
+    EXPECT_EQ(q[0].queue, 3u);
+    EXPECT_EQ(q[0].packets, c.packets);
+    EXPECT_EQ(q[0].drops.value_or(0), c.drops);
+  }
+}
+
+TEST(RxQueues, QstatsWinOverTheDriversFigures) {
+  std::vector<QueueStats> qstats = {
+      {"rx", 0, {{"rx-packets", 500}, {"rx-hw-drops", 3}, {"rx-hw-drop-overruns", 2}}},
+      {"rx", 1, {{"rx-packets", 50}}},
+      {"tx", 0, {{"tx-packets", 9}}}};
+  auto from_qstats = RxQueuesFromQstats(qstats);
+  ASSERT_EQ(from_qstats.size(), 2u);
+  EXPECT_EQ(from_qstats[0].drops, 5u);
+  EXPECT_EQ(from_qstats[0].drops_from, "qstats rx-hw-drops + qstats rx-hw-drop-overruns");
+  auto merged = MergeRxQueues(
+      from_qstats,
+      RxQueuesFromDriverStats({{"rx0_drops", 99}, {"rx1_drops", 7}, {"rx2_drops", 1}}));
+  ASSERT_EQ(merged.size(), 3u);
+  EXPECT_EQ(merged[0].drops, 5u);  // qstats had it
+  EXPECT_EQ(merged[1].packets, 50u);
+  EXPECT_EQ(merged[1].drops, 7u);  // only the driver had it
+  EXPECT_EQ(merged[1].drops_from, "driver rx1_drops");
+  EXPECT_FALSE(merged[2].packets);
+}
+
 TEST(Rss, IndirectionKeyAndHashFunction) {
   kernel::NetlinkMessage m(21, 0);
   m.PutHeader<genlmsghdr>();

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "tests/unit/fixtures.h"
 
 namespace netagent::diagnosis {
@@ -35,8 +36,8 @@ class Pair {
     collectors::CounterSample c;
     for (auto [file, source] : {std::pair{"netstat", collectors::CounterSource::kNetstat},
                                 std::pair{"snmp", collectors::CounterSource::kSnmp}}) {
-      auto v = collectors::ParseSnmpPairs(Fixture(absl::StrCat("procfs/", kernel, "/", file)),
-                                          source);
+      auto v =
+          collectors::ParseSnmpPairs(Fixture(absl::StrCat("procfs/", kernel, "/", file)), source);
       EXPECT_TRUE(v.ok()) << v.status();
       c.values.insert(c.values.end(), v->begin(), v->end());
     }
@@ -48,18 +49,13 @@ class Pair {
     p_.before.counters = p_.after.counters = c;
     p_.before.softnet = p_.after.softnet = *softnet;
     for (auto* s : {&p_.before, &p_.after}) {
-      s->sysctls = {{"net.core.somaxconn", "4096"},
-                    {"net.ipv4.tcp_syncookies", "1"},
-                    {"net.ipv4.tcp_max_syn_backlog", "512"},
-                    {"net.ipv4.ip_local_port_range", "32768\t60999"},
-                    {"net.ipv4.tcp_tw_reuse", "2"},
-                    {"net.core.netdev_max_backlog", "1000"},
-                    {"net.core.netdev_budget", "300"},
-                    {"net.core.netdev_budget_usecs", "2000"},
-                    {"net.core.rmem_max", "212992"},
-                    {"net.ipv4.tcp_max_orphans", "65536"},
-                    {"net.ipv4.tcp_fin_timeout", "60"},
-                    {"net.ipv4.tcp_mem", "90000 120000 180000"}};
+      s->sysctls = {
+          {"net.core.somaxconn", "4096"},          {"net.ipv4.tcp_syncookies", "1"},
+          {"net.ipv4.tcp_max_syn_backlog", "512"}, {"net.ipv4.ip_local_port_range", "32768\t60999"},
+          {"net.ipv4.tcp_tw_reuse", "2"},          {"net.core.netdev_max_backlog", "1000"},
+          {"net.core.netdev_budget", "300"},       {"net.core.netdev_budget_usecs", "2000"},
+          {"net.core.rmem_max", "212992"},         {"net.ipv4.tcp_max_orphans", "65536"},
+          {"net.ipv4.tcp_fin_timeout", "60"},      {"net.ipv4.tcp_mem", "90000 120000 180000"}};
     }
   }
 
@@ -163,7 +159,8 @@ TEST(ListenOverflow, TheApplicationsBacklogIsNamedAsTheLimit) {
   auto f = p.Run("listen-overflow");
   ASSERT_EQ(f.size(), 1u);
   EXPECT_EQ(f[0].severity, Severity::kCritical);  // 41.2/s
-  EXPECT_THAT(f[0].summary, HasSubstr("412 accept-queue overflows in 10 s (41.2/s) on 0.0.0.0:8080"));
+  EXPECT_THAT(f[0].summary,
+              HasSubstr("412 accept-queue overflows in 10 s (41.2/s) on 0.0.0.0:8080"));
   ASSERT_EQ(f[0].attribution.size(), 1u);
   EXPECT_EQ(f[0].attribution[0].object, "0.0.0.0:8080");
   EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("full in 9 of 9 samples"));
@@ -199,8 +196,8 @@ TEST(ListenOverflow, SeverityEdgesAndOverrides) {
     return f.empty() ? std::optional<Severity>() : f[0].severity;
   };
   EXPECT_EQ(sev(0), std::nullopt);
-  EXPECT_EQ(sev(9), Severity::kInfo);       // 0.9/s
-  EXPECT_EQ(sev(10), Severity::kWarning);   // 1/s
+  EXPECT_EQ(sev(9), Severity::kInfo);      // 0.9/s
+  EXPECT_EQ(sev(10), Severity::kWarning);  // 1/s
   EXPECT_EQ(sev(49), Severity::kWarning);
   EXPECT_EQ(sev(50), Severity::kCritical);  // 5/s
   EXPECT_EQ(sev(9, {{"listen-overflow", {{"overflows_per_second", {"", 0.5, 0.8}}}}}),
@@ -228,9 +225,8 @@ TEST(SynFlood, CookiesOffGetsCookiesOnAndSourcesAreNamed) {
   l.backlog = 128;
   l.syn_recv = 128;
   s.listeners.push_back(l);
-  s.top_syn_recv_sources = {{Addr("198.51.100.7"), 100},
-                            {Addr("198.51.100.9"), 20},
-                            {Addr("203.0.113.1"), 8}};
+  s.top_syn_recv_sources = {
+      {Addr("198.51.100.7"), 100}, {Addr("198.51.100.9"), 20}, {Addr("203.0.113.1"), 8}};
   p.get().after.sockets = s;
   auto f = p.Run("syn-flood");
   ASSERT_EQ(f.size(), 1u);
@@ -455,8 +451,8 @@ TEST(Orphans, NearTheLimitShortensFinTimeout) {
             (std::pair<std::string, std::string>{"tcp_fin_timeout", "30"}));
 }
 
-collectors::LinkRecord Link(const std::string& name, uint64_t rx, uint64_t dropped,
-                            uint64_t missed, uint64_t errors) {
+collectors::LinkRecord Link(const std::string& name, uint64_t rx, uint64_t dropped, uint64_t missed,
+                            uint64_t errors) {
   collectors::LinkRecord l;
   l.ifindex = 7;
   l.name = name;
@@ -513,6 +509,61 @@ TEST(Nic, HardwareLossNamesTheRingAgainstItsMaximum) {
   EXPECT_THAT(f.at(0).remediation.limits[0], HasSubstr("at its maximum 4096"));
 }
 
+// Per-queue counters name the queue that lost the frames, and a queue that
+// takes most of the packets (the flows hash onto it) is said to be the
+// cause a larger ring would not fix.
+TEST(Nic, TheQueueThatLostThemAndOneQueueTakingMost) {
+  auto queues = [](std::vector<std::pair<uint64_t, uint64_t>> packets_drops) {
+    std::vector<collectors::RxQueueCounters> out;
+    for (uint32_t i = 0; i < packets_drops.size(); ++i) {
+      collectors::RxQueueCounters q;
+      q.queue = i;
+      q.packets = packets_drops[i].first;
+      q.drops = packets_drops[i].second;
+      q.packets_from = "qstats rx-packets";
+      q.drops_from = "qstats rx-hw-drops";
+      out.push_back(q);
+    }
+    return out;
+  };
+  Pair p;
+  p.get().before.links = std::vector{Link("eth9", 1000, 0, 0, 0)};
+  p.get().after.links = std::vector{Link("eth9", 101000, 10, 5, 0)};
+  p.get().before.rx_queues["eth9"] = queues({{1000, 0}, {1000, 0}, {1000, 0}, {1000, 0}});
+  p.get().after.rx_queues["eth9"] =
+      queues({{91000, 5}, {4000, 0}, {4000, 0}, {4000, 0}});  // 90.9 % on queue 0
+  auto f = p.Run("nic-drops");
+  ASSERT_EQ(f.size(), 1u);
+  bool named = false;
+  for (const auto& a : f[0].attribution) {
+    if (a.kind == "queue" && a.object == "eth9 rx queue 0") {
+      named = true;
+      EXPECT_EQ(a.detail, "5 dropped (qstats rx-hw-drops), 90.9 % of eth9's received packets");
+    }
+  }
+  EXPECT_TRUE(named);
+  EXPECT_THAT(absl::StrJoin(f[0].remediation.limits, "\n"),
+              HasSubstr("eth9's rx queue 0 takes 90.9 % of its packets (4 queues)"));
+
+  // Spread evenly, drops on one queue: that queue is named, no hashing cause.
+  p.get().after.rx_queues["eth9"] = queues({{26000, 0}, {26000, 0}, {26000, 5}, {26000, 0}});
+  f = p.Run("nic-drops");
+  ASSERT_EQ(f.size(), 1u);
+  int queue_rows = 0;
+  for (const auto& a : f[0].attribution) {
+    if (a.kind != "queue") continue;
+    ++queue_rows;
+    EXPECT_EQ(a.object, "eth9 rx queue 2");
+  }
+  EXPECT_EQ(queue_rows, 1);
+  EXPECT_THAT(absl::StrJoin(f[0].remediation.limits, "\n"), Not(HasSubstr("takes")));
+
+  // Only in the snapshot after (a device that appeared): no queue rows.
+  p.get().before.rx_queues.clear();
+  f = p.Run("nic-drops");
+  for (const auto& a : f.at(0).attribution) EXPECT_NE(a.kind, "queue");
+}
+
 TEST(LinkFlaps, CarrierChangesPerDevice) {
   auto run = [](uint32_t before, uint32_t after) {
     Pair p;
@@ -561,7 +612,9 @@ TEST(BufferLimited, TheWindowsShareOfAFlowsBusyTime) {
   EXPECT_EQ(f[0].severity, Severity::kCritical);  // 94 %
   ASSERT_EQ(f[0].attribution.size(), 1u);
   EXPECT_EQ(f[0].attribution[0].object, "10.0.0.1:5201 -> 10.0.0.2:40002");
-  EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("send buffer limited 94.4 % of 9000 ms busy; RTT 200 ms, delivery 100 Mbit/s"));
+  EXPECT_THAT(
+      f[0].attribution[0].detail,
+      HasSubstr("send buffer limited 94.4 % of 9000 ms busy; RTT 200 ms, delivery 100 Mbit/s"));
   ASSERT_TRUE(f[0].remediation.intent.has_value());
   EXPECT_TRUE(std::get<tuners::BdpIntent>(f[0].remediation.intent->what).observed);
   // A flow waiting on the peer: the peer's matter (info), nothing proposed here.
@@ -601,8 +654,8 @@ TEST(NeighbourOverflow, FullTablesAndGcThresh3) {
   EXPECT_THAT(f[0].attribution[0].detail, HasSubstr("5 times full in the window"));
   const auto& set = std::get<tuners::SysctlIntent>(f[0].remediation.intent->what).settings;
   ASSERT_EQ(set.size(), 1u);
-  EXPECT_EQ(set[0], (std::pair<std::string, std::string>{"net.ipv4.neigh.default.gc_thresh3",
-                                                         "2048"}));
+  EXPECT_EQ(set[0],
+            (std::pair<std::string, std::string>{"net.ipv4.neigh.default.gc_thresh3", "2048"}));
 }
 
 TEST(MtuBlackhole, FullSizedSegmentsThatNeverGetThrough) {
@@ -769,8 +822,8 @@ const Evidence* EvidenceNamed(const Finding& f, const std::string& name) {
 TEST(KernelDrops, ARulesOwnReasonIsItsEvidenceWithDeviceAndSources) {
   Pair p;
   p.Add("TcpExtListenOverflows", 400).Listener("0.0.0.0", 8080, 17, 16);
-  p.Drops("TCP_LISTEN_OVERFLOW", "lo", 100, 500).DropSource("10.1.2.0/24", 40,
-                                                             "TCP_LISTEN_OVERFLOW");
+  p.Drops("TCP_LISTEN_OVERFLOW", "lo", 100, 500)
+      .DropSource("10.1.2.0/24", 40, "TCP_LISTEN_OVERFLOW");
   p.DropSource("192.0.2.0/24", 9, "NO_SOCKET");
   auto f = p.Run("listen-overflow");
   ASSERT_EQ(f.size(), 1u);
