@@ -852,7 +852,8 @@ std::vector<QueueDelta> RxQueueDeltas(const SnapshotPair& p, const std::string& 
 // Which of `dev`'s receive queues lost the frames, and whether one queue
 // takes most of the packets (the traffic hashes onto it): attribution per
 // queue that dropped (the four that dropped most), and the busiest queue
-// when it carries at least half of the packets and over twice its share.
+// when it carries at least half of the packets and twice its even share
+// (with two or three queues: 80 %).
 void AttributeQueues(const Window& w, const std::string& dev, Finding& f) {
   std::vector<QueueDelta> queues = RxQueueDeltas(w.pair(), dev);
   if (queues.empty()) return;
@@ -884,7 +885,8 @@ void AttributeQueues(const Window& w, const std::string& dev, Finding& f) {
   for (const auto& q : queues)
     if (*q.packets > *busiest->packets) busiest = &q;
   const double fraction = static_cast<double>(*busiest->packets) / packets;
-  if (fraction < 0.5 || fraction * queues.size() < 2) return;
+  const double even = 1.0 / static_cast<double>(queues.size());
+  if (fraction < std::max(0.5, std::min(0.8, 2 * even))) return;
   f.evidence.push_back(
       Value(absl::StrCat(dev, " rx queue ", busiest->queue, " share"), 100.0 * fraction, "%",
             absl::StrCat("of ", packets, " packets over ", queues.size(), " receive queues")));

@@ -558,6 +558,15 @@ TEST(Nic, TheQueueThatLostThemAndOneQueueTakingMost) {
   EXPECT_EQ(queue_rows, 1);
   EXPECT_THAT(absl::StrJoin(f[0].remediation.limits, "\n"), Not(HasSubstr("takes")));
 
+  // Two queues: 80 % on one is the hashing cause, 70 % is not.
+  p.get().before.rx_queues["eth9"] = queues({{0, 0}, {0, 0}});
+  p.get().after.rx_queues["eth9"] = queues({{8000, 5}, {2000, 0}});
+  EXPECT_THAT(absl::StrJoin(p.Run("nic-drops").at(0).remediation.limits, "\n"),
+              HasSubstr("rx queue 0 takes 80 % of its packets (2 queues)"));
+  p.get().after.rx_queues["eth9"] = queues({{7000, 5}, {3000, 0}});
+  EXPECT_THAT(absl::StrJoin(p.Run("nic-drops").at(0).remediation.limits, "\n"),
+              Not(HasSubstr("takes")));
+
   // Only in the snapshot after (a device that appeared): no queue rows.
   p.get().before.rx_queues.clear();
   f = p.Run("nic-drops");
