@@ -203,6 +203,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
   {
     diagnosis::Monitor::Options mopts;
     mopts.collect.socket_iter = ctx.socket_iter.get();
+    // Every interval: per-queue counters from qstats only, no ethtool -S.
+    mopts.collect.rx_queues = diagnosis::QstatsRxQueues;
     mopts.interval = options.diagnosis_interval;
     mopts.overrides = options.diagnosis_thresholds;
     // Its walks give way to everything else (and the thread is at nice 19).

@@ -186,6 +186,13 @@ std::vector<std::string> QueueDevices(const std::vector<collectors::LinkRecord>&
   return out;
 }
 
+absl::StatusOr<std::vector<collectors::RxQueueCounters>> QstatsRxQueues(const std::string&,
+                                                                        uint32_t ifindex) {
+  NETAGENT_ASSIGN_OR_RETURN(std::vector<collectors::QueueStats> q,
+                            collectors::GetQueueStats(ifindex));
+  return collectors::RxQueuesFromQstats(q);
+}
+
 absl::StatusOr<std::vector<collectors::RxQueueCounters>> DefaultRxQueues(const std::string& dev,
                                                                          uint32_t ifindex) {
   std::vector<collectors::RxQueueCounters> qstats, driver;

@@ -123,9 +123,13 @@ const std::vector<std::string>& DiagnosisSysctls();
 // Reads `dev`'s rings through ethtool netlink.
 absl::StatusOr<collectors::NamedValues> DefaultRings(const std::string& dev);
 // Reads `dev`'s receive queues' counters: qstats merged with the driver's
-// own statistics.
+// own statistics (ethtool -S, which some drivers answer from firmware).
 absl::StatusOr<std::vector<collectors::RxQueueCounters>> DefaultRxQueues(const std::string& dev,
                                                                          uint32_t ifindex);
+// qstats alone (a netlink dump): what the agent's continuous evaluation
+// reads every interval, leaving ethtool -S to the diagnoses asked for.
+absl::StatusOr<std::vector<collectors::RxQueueCounters>> QstatsRxQueues(const std::string& dev,
+                                                                        uint32_t ifindex);
 
 // How the collection reaches the host. The defaults read the agent's own
 // namespace; tests and the agent may swap any of them.
