@@ -25,6 +25,10 @@ NS="na-bench-res-$$"
 DIR="$(mktemp -d)"
 PIDS=()
 cleanup() {
+  # The fast path's pins live on the host's bpffs (a private mount namespace
+  # shares it): detach before the agent goes, or they outlive the run.
+  [ -S "$DIR/a.sock" ] && "$BUILD/client/netctl" -t "unix://$DIR/a.sock" datapath detach veth0 \
+    >/dev/null 2>&1 || true
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
