@@ -218,6 +218,14 @@ void AddDriverMetrics(const std::vector<DeviceDriverStats>& devices, Families& o
   MetricFamily& stat = Add(out, "netagent_nic_driver_stat", MetricType::kUntyped,
                            "A driver's own statistic by the name ethtool -S gives it (most count "
                            "since the driver loaded; some drivers report gauges)");
+  MetricFamily& failed =
+      Add(out, "netagent_nic_stats_failed", MetricType::kGauge,
+          "1 for each part of a device's statistics that failed in this scrape (the device "
+          "has it, but reading it did not work)");
+  MetricFamily& standard =
+      Add(out, "netagent_nic_standard_stat", MetricType::kCounter,
+          "A device's standard statistic by group (eth-mac, eth-phy, eth-ctrl, rmon) and the "
+          "name ethtool -S --groups gives it");
   for (const auto& d : devices) {
     if (d.info) {
       info.samples.push_back({{{"device", d.device},
@@ -233,21 +241,9 @@ void AddDriverMetrics(const std::vector<DeviceDriverStats>& devices, Families& o
       if (!seen.insert(name).second) continue;
       stat.samples.push_back({{{"device", d.device}, {"stat", name}}, value});
     }
-  }
-  MetricFamily& failed =
-      Add(out, "netagent_nic_stats_failed", MetricType::kGauge,
-          "1 for each part of a device's statistics that failed in this scrape (the device "
-          "has it, but reading it did not work)");
-  for (const auto& d : devices) {
     for (const auto& part : d.failed) {
       failed.samples.push_back({{{"device", d.device}, {"part", part}}, uint64_t{1}});
     }
-  }
-  MetricFamily& standard =
-      Add(out, "netagent_nic_standard_stat", MetricType::kCounter,
-          "A device's standard statistic by group (eth-mac, eth-phy, eth-ctrl, rmon) and the "
-          "name ethtool -S --groups gives it");
-  for (const auto& d : devices) {
     for (const auto& g : d.standard) {
       for (const auto& [name, value] : g.stats) {
         standard.samples.push_back(

@@ -209,6 +209,21 @@ class SocketIterTest : public ::testing::Test {
   std::string ns_, out_;
 };
 
+// What a summary says of states, listeners and TIME_WAIT, compared.
+void ExpectSameCounts(const SocketSummary& i, const SocketSummary& d) {
+  EXPECT_EQ(i.states, d.states);
+  ASSERT_EQ(i.listeners.size(), d.listeners.size());
+  for (size_t n = 0; n < d.listeners.size(); ++n) {
+    EXPECT_EQ(i.listeners[n].port, d.listeners[n].port);
+    EXPECT_EQ(i.listeners[n].address, d.listeners[n].address);
+    EXPECT_EQ(i.listeners[n].accept_queue, d.listeners[n].accept_queue);
+    EXPECT_EQ(i.listeners[n].backlog, d.listeners[n].backlog);
+    EXPECT_EQ(i.listeners[n].syn_recv, d.listeners[n].syn_recv);
+  }
+  EXPECT_EQ(i.time_wait.count, d.time_wait.count);
+  EXPECT_EQ(i.time_wait.busiest_peer, d.time_wait.busiest_peer);
+}
+
 TEST_F(SocketIterTest, EverySocketAsSockDiagSaysIt) {
   const SocketQuery q;
   const auto t0 = std::chrono::steady_clock::now();
@@ -352,17 +367,7 @@ TEST_F(SocketIterTest, ASummaryWithoutTcpInfoReadsOnlyWhatItNeeds) {
   auto by_iter = SummarizeSockets(q, 10, eph, 1, ok, iter_.get());
   ASSERT_TRUE(by_diag.ok() && by_iter.ok());
   EXPECT_STREQ(by_iter->walked_by, "bpf_iter");
-  const SocketSummary &a = by_iter->summary, &b = by_diag->summary;
-  EXPECT_EQ(a.states, b.states);
-  ASSERT_EQ(a.listeners.size(), b.listeners.size());
-  for (size_t n = 0; n < b.listeners.size(); ++n) {
-    EXPECT_EQ(a.listeners[n].port, b.listeners[n].port);
-    EXPECT_EQ(a.listeners[n].accept_queue, b.listeners[n].accept_queue);
-    EXPECT_EQ(a.listeners[n].backlog, b.listeners[n].backlog);
-    EXPECT_EQ(a.listeners[n].syn_recv, b.listeners[n].syn_recv);
-  }
-  EXPECT_EQ(a.time_wait.count, b.time_wait.count);
-  EXPECT_EQ(a.time_wait.busiest_peer, b.time_wait.busiest_peer);
+  ExpectSameCounts(by_iter->summary, by_diag->summary);
 }
 
 TEST_F(SocketIterTest, StatesAndFamiliesFilterAsSockDiag) {
@@ -390,17 +395,7 @@ TEST_F(SocketIterTest, TheSummaryIsTheSameEitherWay) {
   EXPECT_STREQ(iter->walked_by, "bpf_iter");
   const SocketSummary &d = diag->summary, &i = iter->summary;
   EXPECT_EQ(i.total, d.total);
-  EXPECT_EQ(i.states, d.states);
-  ASSERT_EQ(i.listeners.size(), d.listeners.size());
-  for (size_t n = 0; n < d.listeners.size(); ++n) {
-    EXPECT_EQ(i.listeners[n].port, d.listeners[n].port);
-    EXPECT_EQ(i.listeners[n].address, d.listeners[n].address);
-    EXPECT_EQ(i.listeners[n].accept_queue, d.listeners[n].accept_queue);
-    EXPECT_EQ(i.listeners[n].backlog, d.listeners[n].backlog);
-    EXPECT_EQ(i.listeners[n].syn_recv, d.listeners[n].syn_recv);
-  }
-  EXPECT_EQ(i.time_wait.count, d.time_wait.count);
-  EXPECT_EQ(i.time_wait.busiest_peer, d.time_wait.busiest_peer);
+  ExpectSameCounts(i, d);
   EXPECT_EQ(i.top_syn_recv_sources, d.top_syn_recv_sources);
   // The flows the fixture made stall and fill: same lists either way.
   ASSERT_FALSE(d.stalled.empty());
