@@ -92,6 +92,16 @@ void AddKernelDrops(datapath::DropCollectorOnDemand* drops, bool attach,
   };
 }
 
+void AddFastPaths(datapath::DatapathManager* fast_path, diagnosis::CollectOptions& collect) {
+  if (fast_path == nullptr) return;
+  collect.fast_paths = [fast_path] {
+    std::vector<diagnosis::FastPath> out;
+    for (const auto& d : fast_path->Status())
+      out.push_back({d.info.device, d.meta.features.blocklist});
+    return out;
+  };
+}
+
 void IntentToProto(const tuners::Intent& intent, v1::TuningIntent* out) {
   out->set_clamp(intent.clamp);
   if (const auto* l = std::get_if<tuners::LimitsIntent>(&intent.what)) {
@@ -105,6 +115,11 @@ void IntentToProto(const tuners::Intent& intent, v1::TuningIntent* out) {
     out->mutable_irq_affinity()->set_cpus(q->cpus);
   } else if (const auto* b = std::get_if<tuners::BdpIntent>(&intent.what)) {
     out->mutable_bdp()->set_observed(b->observed);
+  } else if (const auto* d = std::get_if<tuners::DatapathBlockIntent>(&intent.what)) {
+    auto* o = out->mutable_datapath_block();
+    o->set_device(d->device);
+    for (const auto& p : d->prefixes) o->add_prefixes(p);
+    o->set_remove(d->remove);
   } else if (const auto* r = std::get_if<tuners::RpsIntent>(&intent.what)) {
     out->mutable_rps()->set_device(r->device);
     out->mutable_rps()->set_cpus(r->cpus);
@@ -203,6 +218,7 @@ grpc::Status DiagnosisService::Diagnose(grpc::ServerContext* context,
     });
   };
   AddKernelDrops(drops_, true, collect);
+  AddFastPaths(fast_path_, collect);
   auto pair = diagnosis::CollectPair(collect);
   if (!pair.ok()) return ToGrpc(pair.status());
   const std::vector<diagnosis::Finding> findings = diagnosis::Diagnose(*pair, options);

@@ -4,6 +4,7 @@
 
 #include "agent/context.h"
 #include "datapath/drop_collector.h"
+#include "datapath/manager.h"
 #include "diagnosis/monitor.h"
 #include "diagnosis/rules.h"
 #include "netagent/v1/diagnosis.grpc.pb.h"
@@ -19,12 +20,14 @@ class DiagnosisService final : public netagent::v1::DiagnosisService::Service {
   // drop reasons.
   DiagnosisService(AgentContext& ctx, tuners::TuningManager* tuning,
                    diagnosis::LevelOverrides overrides, diagnosis::Monitor* monitor = nullptr,
-                   datapath::DropCollectorOnDemand* drops = nullptr)
+                   datapath::DropCollectorOnDemand* drops = nullptr,
+                   datapath::DatapathManager* fast_path = nullptr)
       : ctx_(ctx),
         tuning_(tuning),
         overrides_(std::move(overrides)),
         monitor_(monitor),
-        drops_(drops) {}
+        drops_(drops),
+        fast_path_(fast_path) {}
 
   grpc::Status Diagnose(grpc::ServerContext* context, const netagent::v1::DiagnoseRequest* request,
                         netagent::v1::DiagnoseResponse* response) override;
@@ -41,7 +44,12 @@ class DiagnosisService final : public netagent::v1::DiagnosisService::Service {
   const diagnosis::LevelOverrides overrides_;
   diagnosis::Monitor* monitor_;
   datapath::DropCollectorOnDemand* drops_;
+  datapath::DatapathManager* fast_path_;
 };
+
+// Where the fast path runs, for remediations that block in it. Leaves
+// `collect` as it is without `fast_path` (the fast path is off).
+void AddFastPaths(datapath::DatapathManager* fast_path, diagnosis::CollectOptions& collect);
 
 // Kernel drops by reason for a diagnosis, read from the agent's collector:
 // with `attach` it is started when it does not run (Diagnose, asked for by a

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "agent/datapath_knobs.h"
 #include "agent/logging.h"
 #include "agent/metrics_compat.h"
 #include "kernel/errors.h"
@@ -34,8 +35,9 @@ std::unique_ptr<AgentServer::Services> AgentServer::MakeServices(const std::stri
   s->conntrack = std::make_unique<ConntrackService>(ctx_);
   s->tuning = std::make_unique<TuningService>(ctx_, tuning_manager_.get(), tuning_off_);
   s->datapath = std::make_unique<DatapathService>(ctx_, datapath_manager_.get(), datapath_off);
-  s->diagnosis = std::make_unique<DiagnosisService>(
-      ctx_, tuning_manager_.get(), options_.diagnosis_thresholds, monitor_.get(), drops_.get());
+  s->diagnosis =
+      std::make_unique<DiagnosisService>(ctx_, tuning_manager_.get(), options_.diagnosis_thresholds,
+                                         monitor_.get(), drops_.get(), datapath_manager_.get());
   return s;
 }
 
@@ -140,6 +142,22 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
         s->unix_, UnixListener::Bind(options.socket, options.socket_mode, options.socket_group,
                                      options.unix_limits));
   }
+  // Before tuning: its journal may hold fast-path blocks to expire.
+  std::string datapath_off = "the fast path is off: the agent has no bpf pin root";
+  if (!options.bpf_pin_root.empty()) {
+    datapath::DatapathManager::Options dopts;
+    dopts.pin_root = options.bpf_pin_root;
+    dopts.netns_cookie = ctx.netns.cookie;
+    auto m = datapath::DatapathManager::Start(std::move(dopts));
+    if (m.ok()) {
+      s->datapath_manager_ = std::move(*m);
+    } else {
+      // Telemetry and tuning still serve; the fast path says why it cannot.
+      datapath_off = absl::StrCat("the fast path is off: ", m.status().message());
+      spdlog::error("{}", datapath_off);
+    }
+  }
+
   if (!options.state_dir.empty()) {
     tuners::TuningManager::Options topts;
     topts.state_dir = options.state_dir;
@@ -147,7 +165,17 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     topts.paths.irq = kernel::ProcTree("irq");
     auto io = std::make_unique<tuners::SystemKnobs>(topts.paths);
     io->set_failing_writes(options.fault_inject_writes);
-    topts.io = std::move(io);
+    topts.io = std::make_unique<DatapathKnobs>(std::move(io), s->datapath_manager_, datapath_off,
+                                               options.fault_inject_writes);
+    topts.snapshot = [paths = topts.paths, dp = s->datapath_manager_, datapath_off](
+                         const tuners::SnapshotRequest& req,
+                         const std::map<std::string, std::string>& baseline) {
+      auto snap = tuners::TakeSnapshot(req, paths, baseline);
+      if (snap.ok() && !req.datapath_device.empty()) {
+        snap->datapath = DatapathStateOf(dp.get(), datapath_off, req.datapath_device);
+      }
+      return snap;
+    };
     auto m = tuners::TuningManager::Start(std::move(topts));
     if (m.ok()) {
       s->tuning_manager_ = std::move(*m);
@@ -168,21 +196,6 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
                           absl::Now()});
     }
   }
-  std::string datapath_off = "the fast path is off: the agent has no bpf pin root";
-  if (!options.bpf_pin_root.empty()) {
-    datapath::DatapathManager::Options dopts;
-    dopts.pin_root = options.bpf_pin_root;
-    dopts.netns_cookie = ctx.netns.cookie;
-    auto m = datapath::DatapathManager::Start(std::move(dopts));
-    if (m.ok()) {
-      s->datapath_manager_ = std::move(*m);
-    } else {
-      // Telemetry and tuning still serve; the fast path says why it cannot.
-      datapath_off = absl::StrCat("the fast path is off: ", m.status().message());
-      spdlog::error("{}", datapath_off);
-    }
-  }
-
   {
     datapath::DropCollectorOptions dopts;
     dopts.netns_inode = static_cast<uint32_t>(ctx.netns.inode);
@@ -224,6 +237,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
     if (options.drop_reasons == DropReasonsMode::kStart) {
       AddKernelDrops(s->drops_.get(), false, mopts.collect);
     }
+    AddFastPaths(s->datapath_manager_.get(), mopts.collect);
     s->monitor_ = std::make_unique<diagnosis::Monitor>(std::move(mopts));
   }
   if (!options.auto_playbooks.empty()) {

@@ -144,7 +144,9 @@ class AgentServer {
   // outlives this server) can tell when it is gone.
   std::shared_ptr<tuners::TuningManager> tuning_manager_;
   std::string tuning_off_ = "tuning is off: the agent has no state directory for its journal";
-  std::unique_ptr<datapath::DatapathManager> datapath_manager_;
+  // Shared with the tuning manager's knobs (the fast path's blocks), which
+  // its thread reads until it stops.
+  std::shared_ptr<datapath::DatapathManager> datapath_manager_;
   // Before the services: they watch it, and go first.
   std::unique_ptr<diagnosis::Monitor> monitor_;
   // After the monitor and the tuning manager, stopped before them.

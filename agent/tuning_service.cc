@@ -170,6 +170,17 @@ absl::StatusOr<tuners::Intent> IntentFromProto(const v1::TuningIntent& in) {
       out.what = tuners::SysctlIntent{*s};
       break;
     }
+    case v1::TuningIntent::kDatapathBlock: {
+      const auto& b = in.datapath_block();
+      if (auto st = CheckDevice(b.device(), "intent.datapath_block.device"); !st.ok()) return st;
+      // The planner checks each prefix; this bounds what it is given.
+      if (b.prefixes_size() > 1024) {
+        return absl::InvalidArgumentError("intent.datapath_block.prefixes: at most 256");
+      }
+      out.what = tuners::DatapathBlockIntent{
+          b.device(), {b.prefixes().begin(), b.prefixes().end()}, b.remove()};
+      break;
+    }
     default:
       return absl::InvalidArgumentError("intent: required (bdp, congestion, rps, ...)");
   }

@@ -170,7 +170,8 @@ namespace netagent::client {
 // Flags of `netctl tune plan|apply <intent>`, turned into a TuningIntent by
 // BuildIntent (usage errors name the flag).
 struct TuneArgs {
-  std::string intent;  // bdp, cc, rps, xps, rfs, channels, rss, irq, coalesce, limits, sysctl
+  // bdp, cc, rps, xps, rfs, channels, rss, irq, coalesce, limits, sysctl, block
+  std::string intent;
   std::string device;
   std::string bandwidth, rtt, ceiling;
   bool observed = false;
@@ -183,6 +184,7 @@ struct TuneArgs {
   std::vector<uint32_t> weights;
   std::string profile;
   std::vector<std::string> set;  // name=value
+  std::vector<std::string> prefixes;  // block
   bool clamp = false;
   // apply
   std::string confirm_within;

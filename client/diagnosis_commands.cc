@@ -63,6 +63,10 @@ std::string IntentCommand(const v1::TuningIntent& intent, const std::string& ver
     case v1::TuningIntent::kRps:
       return absl::StrCat(head, "rps --dev ", intent.rps().device(),
                           intent.rps().cpus().empty() ? "" : " --cpus " + intent.rps().cpus());
+    case v1::TuningIntent::kDatapathBlock:
+      return absl::StrCat(head, "block --dev ", intent.datapath_block().device(),
+                          intent.datapath_block().remove() ? " --remove " : " ",
+                          absl::StrJoin(intent.datapath_block().prefixes(), " "));
     default:
       return "";
   }

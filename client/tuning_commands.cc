@@ -151,6 +151,13 @@ absl::StatusOr<v1::TuningIntent> BuildIntent(const TuneArgs& a) {
       if (!s.ok()) return s.status();
       *list->Add() = *s;
     }
+  } else if (a.intent == "block") {
+    if (auto st = need_device(); !st.ok()) return st;
+    if (a.prefixes.empty()) return Usage("prefix", "at least one address or CIDR prefix");
+    auto* b = in.mutable_datapath_block();
+    b->set_device(a.device);
+    for (const auto& p : a.prefixes) b->add_prefixes(p);
+    b->set_remove(a.off);
   } else {
     return Usage("intent", absl::StrCat("unknown \"", a.intent, "\""));
   }
@@ -536,6 +543,10 @@ void AddTuneCommands(Commands& commands) {
     lim->add_option("--set", args->set, "name=value (somaxconn=8192)")->required();
     auto* sc = add("sysctl", "any managed sysctl, within its bounds");
     sc->add_option("--set", args->set, "name=value")->required();
+    auto* block = add("block", "sources the fast path drops (netctl datapath attach first)");
+    block->add_option("--dev", args->device, "the device the fast path is attached to")->required();
+    block->add_option("prefix", args->prefixes, "addresses or CIDR prefixes")->required();
+    block->add_flag("--remove", args->off, "lift these blocks instead");
   }
   auto* confirm = tune->add_subcommand("confirm", "keep a change applied with --confirm-within");
   confirm->add_option("id", args->change_id, "change id")->required();

@@ -742,6 +742,11 @@ absl::StatusOr<DatapathManager::RuleList> DatapathManager::ListRules(const std::
   return out;
 }
 
+absl::StatusOr<std::shared_ptr<const RuleSet>> DatapathManager::Rules(const std::string& device) {
+  NETAGENT_ASSIGN_OR_RETURN(std::shared_ptr<Device> d, Find(device));
+  return d->Rules();
+}
+
 absl::StatusOr<DatapathManager::Stats> DatapathManager::GetStats(const std::string& device,
                                                                  bool per_cpu) {
   NETAGENT_ASSIGN_OR_RETURN(std::shared_ptr<Device> d, Find(device));

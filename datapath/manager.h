@@ -168,6 +168,8 @@ class DatapathManager {
   absl::StatusOr<UpdateResult> UpdateRules(const std::string& device, uint64_t expected_revision,
                                            const std::vector<RuleEdit>& edits);
   absl::StatusOr<RuleList> ListRules(const std::string& device, uint32_t from_id, size_t limit);
+  // The device's rules in force (a shared snapshot: no copy, no map reads).
+  absl::StatusOr<std::shared_ptr<const RuleSet>> Rules(const std::string& device);
   absl::StatusOr<Stats> GetStats(const std::string& device, bool per_cpu);
   // Runs `frame` through a private copy of the device's program (loaded once
   // per device) that reads its live rules but has its own counters and SYN

@@ -246,6 +246,9 @@ std::string SourcePrefix(const collectors::IpAddress& a) {
   return absl::StrCat(FormatAddress(p), a.family == AF_INET ? "/24" : "/64");
 }
 
+// Fewer half-open connections than this are no basis for a block.
+constexpr uint64_t kMinFloodHalfOpen = 16;
+
 std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& levels) {
   const double drops = w.Rate("TcpExtTCPReqQFullDrop");
   const double cookies = w.Rate("TcpExtTCPReqQFullDoCookies");
@@ -269,9 +272,15 @@ std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& level
   if (syn_backlog) f.evidence.push_back(Value("net.ipv4.tcp_max_syn_backlog", *syn_backlog, ""));
 
   std::vector<std::string> listeners;
+  // The networks that hold most of the half-open connections, each a
+  // tenth of them or more: a flood from a few networks (not spoofed over
+  // the whole address space) that the fast path can drop before the stack.
+  std::vector<std::string> flooders;
+  uint64_t half_open = 0, from_flooders = 0;
   if (const auto& s = w.pair().after.sockets) {
     for (const auto& l : s->listeners) {
       if (l.syn_recv == 0) continue;
+      half_open += l.syn_recv;
       listeners.push_back(FormatEndpoint(l.address, l.port));
       f.attribution.push_back(
           {"listener", FormatEndpoint(l.address, l.port),
@@ -286,16 +295,57 @@ std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& level
       f.attribution.push_back(
           {"source", top[i].first, absl::StrCat(top[i].second, " half-open connections")});
     }
+    for (const auto& [prefix, n] : top) {
+      if (n * 10 < half_open || from_flooders * 10 >= half_open * 8) break;
+      flooders.push_back(prefix);
+      from_flooders += n;
+    }
+    if (half_open < kMinFloodHalfOpen || from_flooders * 10 < half_open * 8) flooders.clear();
   }
+  // The one device the fast path can block on (with several, which one the
+  // flood comes in on is not known here).
+  const FastPath* fast_path = nullptr;
+  size_t blocking = 0;
+  for (const auto& fp : w.pair().after.fast_paths) {
+    if (!fp.blocklist) continue;
+    ++blocking;
+    fast_path = &fp;
+  }
+  if (blocking != 1) fast_path = nullptr;
+  const std::string networks = absl::StrJoin(flooders, ", ");
+  const std::string share =
+      absl::StrCat(from_flooders, " of ", half_open, " half-open connections");
   if (cookies_on && *cookies_on == 0) {
     f.remediation.intent = Limits({{"tcp_syncookies", "1"}});
     f.remediation.summary =
         "turn SYN cookies on (tcp_syncookies=1): a full SYN queue then answers with cookies "
         "instead of dropping legitimate clients";
+  } else if (!flooders.empty() && fast_path != nullptr) {
+    tuners::Intent block;
+    block.what = tuners::DatapathBlockIntent{fast_path->device, flooders, false};
+    f.remediation.intent = std::move(block);
+    f.remediation.summary = absl::StrCat("drop ", networks, " in the fast path on ",
+                                         fast_path->device, " before the stack: they hold ", share);
   } else {
     f.remediation.summary =
         "SYN cookies already answer for the full queue; drop the flood before the stack with "
         "the fast path's per-source SYN limit";
+  }
+  if (!flooders.empty()) {
+    f.remediation.limits.push_back(absl::StrCat(
+        "a block drops every address of ", networks,
+        ", legitimate clients there too; see who they are first (netctl sockets --state "
+        "syn-recv), and apply it with --confirm-within so that it lifts itself unless kept"));
+    if (fast_path == nullptr) {
+      f.remediation.limits.push_back(absl::StrCat(
+          blocking > 1 ? "the fast path runs on several devices and which one the flood "
+                         "arrives on is not known here"
+                       : "the fast path (with its blocklist) runs on no device here",
+          ": block the networks that hold ", share,
+          " on the device the flood arrives on (netctl datapath attach DEV; netctl tune apply "
+          "block --dev DEV ",
+          absl::StrJoin(flooders, " "), ")"));
+    }
   }
   f.remediation.limits.push_back(
       "a listener's SYN queue is full at its accept backlog (listen() backlog capped at "

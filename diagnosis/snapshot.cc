@@ -126,6 +126,7 @@ absl::StatusOr<Snapshot> CollectSnapshot(const CollectOptions& o,
       Note(unavailable, "kernel drops", v.status());
     }
   }
+  if (o.fast_paths) s.fast_paths = o.fast_paths();
   NETAGENT_RETURN_IF_ERROR(o.keep_going());
   auto sum = Summarize(o, collectors::kAllStates, EphemeralRange(s));
   if (sum.ok()) {

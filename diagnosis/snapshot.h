@@ -46,6 +46,12 @@ struct DropSource {
   std::string reason;  // the reason most of its samples had
 };
 
+// A device the agent's fast path (XDP/TC) is attached to.
+struct FastPath {
+  std::string device;
+  bool blocklist = false;  // its blocklist is compiled in
+};
+
 struct Snapshot {
   absl::Time taken;
   absl::Duration mono;  // CLOCK_MONOTONIC when taken (zero: unknown)
@@ -65,6 +71,8 @@ struct Snapshot {
   // name -> value as read ("4096", "4096 131072 6291456"); absent when the
   // sysctl does not exist here or could not be read.
   std::map<std::string, std::string> sysctls;
+  // Where the agent's fast path runs (empty: nowhere, or no agent).
+  std::vector<FastPath> fast_paths;
 };
 
 // A listener's accept queue over the window: sampled every second (a queue
@@ -161,6 +169,8 @@ struct CollectOptions {
   // The BPF socket iterator, once the agent loaded it; unset or not yet
   // loaded: sock_diag.
   const collectors::BackgroundTcpSocketIterator* socket_iter = nullptr;
+  // The devices the agent's fast path is attached to; unset: none.
+  std::function<std::vector<FastPath>()> fast_paths;
 };
 
 // One snapshot now; what could not be read goes to `unavailable` (may be

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "collectors/inet.h"
 #include "kernel/cpus.h"
 #include "kernel/errors.h"
 #include "kernel/text.h"
@@ -96,7 +97,8 @@ std::vector<SysctlSpec> BuildRegistry() {
        Risk::kMedium, "microseconds one NAPI softirq round may run (capped at 20 ms)"});
   add({"net.netfilter.nf_conntrack_max", "limits", K::kInt, 1024, 1 << 24, 16, nullptr, true,
        Risk::kMedium, "conntrack entries before new flows are dropped"});
-  for (const char* name : {"net.ipv4.neigh.default.gc_thresh3", "net.ipv6.neigh.default.gc_thresh3"}) {
+  for (const char* name :
+       {"net.ipv4.neigh.default.gc_thresh3", "net.ipv6.neigh.default.gc_thresh3"}) {
     // The neighbour tables are the host's: visible in every namespace, one
     // value for all.
     add({name, "limits", K::kInt, 128, 1 << 20, 16, "1024", false, Risk::kLow,
@@ -153,6 +155,19 @@ std::string DeviceKey(absl::string_view dev, absl::string_view area, absl::strin
   return absl::StrCat(dev, ":", area, "/", name);
 }
 std::string IrqKey(uint32_t irq) { return absl::StrCat("irq/", irq, "/smp_affinity_list"); }
+std::string DatapathBlockKey(absl::string_view dev, absl::string_view prefix) {
+  return absl::StrCat(dev, ":xdp-block/", prefix);
+}
+
+absl::StatusOr<std::string> CanonicalPrefix(absl::string_view text, absl::string_view field) {
+  if (text.size() > 64) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": not an address or CIDR prefix"));
+  }
+  NETAGENT_ASSIGN_OR_RETURN(collectors::Prefix p, collectors::ParsePrefix(text, field));
+  const size_t max = p.address.family == AF_INET ? 32 : 128;
+  return p.length == max ? collectors::FormatAddress(p.address)
+                         : absl::StrCat(collectors::FormatAddress(p.address), "/", p.length);
+}
 
 absl::StatusOr<KnobKey> ParseKnobKey(absl::string_view key) {
   KnobKey k;
@@ -171,6 +186,13 @@ absl::StatusOr<KnobKey> ParseKnobKey(absl::string_view key) {
       k.type = KnobType::kCoalesce;
     } else if (area == "rss" && name == "indir") {
       k.type = KnobType::kRss;
+    } else if (area == "xdp-block") {
+      NETAGENT_ASSIGN_OR_RETURN(std::string canonical, CanonicalPrefix(name, "knob"));
+      if (canonical != name) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("knob ", kernel::Quote(key), ": the prefix's form is ", canonical));
+      }
+      k.type = KnobType::kDatapathBlock;
     } else if ((absl::StartsWith(area, "rx-") && (name == "rps_cpus" || name == "rps_flow_cnt")) ||
                (absl::StartsWith(area, "tx-") && name == "xps_cpus")) {
       uint32_t q;
@@ -247,6 +269,12 @@ absl::StatusOr<std::string> Normalize(absl::string_view key, absl::string_view v
       NETAGENT_ASSIGN_OR_RETURN(auto cpus, kernel::ParseCpuList(value));
       return kernel::FormatCpuList(cpus);
     }
+    case KnobType::kDatapathBlock:
+      if (value != "on" && value != "off") {
+        return absl::InvalidArgumentError(
+            absl::StrCat(key, ": ", kernel::Quote(value), " is not on or off"));
+      }
+      return std::string(value);
   }
   return std::string(value);
 }

@@ -10,6 +10,8 @@
 //   <dev>:coalesce/<ethtool name>              ethtool coalescing
 //   <dev>:rss/indir                            the RSS indirection table
 //   irq/<n>/smp_affinity_list                  an IRQ's CPUs
+//   <dev>:xdp-block/<prefix>                   a block rule of the fast path
+//                                              on the device: on or off
 // Interface names cannot contain ':' or '/', sysctl names here contain
 // neither, so the forms cannot be confused. Values are kept in one canonical
 // form per kind (Normalize), so a read-back compares equal to what was written.
@@ -65,7 +67,7 @@ const std::vector<SysctlSpec>& SysctlRegistry();
 // By full name, or by a last component that is unique ("somaxconn").
 const SysctlSpec* FindSysctl(absl::string_view name);
 
-enum class KnobType { kSysctl, kQueue, kChannels, kCoalesce, kRss, kIrq };
+enum class KnobType { kSysctl, kQueue, kChannels, kCoalesce, kRss, kIrq, kDatapathBlock };
 
 struct KnobKey {
   KnobType type = KnobType::kSysctl;
@@ -77,6 +79,12 @@ std::string SysctlKey(absl::string_view name);
 std::string QueueKey(absl::string_view dev, absl::string_view queue, absl::string_view file);
 std::string DeviceKey(absl::string_view dev, absl::string_view area, absl::string_view name);
 std::string IrqKey(uint32_t irq);
+// `prefix` in its canonical form (CanonicalPrefix).
+std::string DatapathBlockKey(absl::string_view dev, absl::string_view prefix);
+// An address or CIDR prefix in one form per network: the address as
+// inet_ntop writes it, "/len" unless it is one address ("10.1.2.0/24",
+// "2001:db8::1"). INVALID_ARGUMENT naming `field`; host bits must be zero.
+absl::StatusOr<std::string> CanonicalPrefix(absl::string_view text, absl::string_view field);
 
 // The canonical form of a value of `key` as read from or written to the
 // kernel: integers without padding, vectors joined by one space, masks in the

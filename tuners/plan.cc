@@ -60,6 +60,10 @@ std::string DescribeIntent(const Intent& intent) {
         }
         if constexpr (std::is_same_v<T, LimitsIntent>) return "limits " + JoinSettings(in.settings);
         if constexpr (std::is_same_v<T, SysctlIntent>) return "sysctl " + JoinSettings(in.settings);
+        if constexpr (std::is_same_v<T, DatapathBlockIntent>) {
+          return absl::StrCat("datapath-block ", in.device, in.remove ? " remove " : " ",
+                              absl::StrJoin(in.prefixes, ","));
+        }
       },
       intent.what);
   if (intent.clamp) out += " (clamp)";

@@ -76,9 +76,18 @@ struct SysctlIntent {
   Settings settings;
 };
 
+// Sources the fast path on `device` blocks: one knob per prefix
+// (DatapathBlockKey), on or off.
+struct DatapathBlockIntent {
+  std::string device;
+  std::vector<std::string> prefixes;
+  bool remove = false;  // lift the blocks instead
+};
+
 struct Intent {
   std::variant<BdpIntent, CongestionIntent, RpsIntent, RfsIntent, XpsIntent, ChannelsIntent,
-               RssIntent, IrqAffinityIntent, CoalesceIntent, LimitsIntent, SysctlIntent>
+               RssIntent, IrqAffinityIntent, CoalesceIntent, LimitsIntent, SysctlIntent,
+               DatapathBlockIntent>
       what;
   // Explicit values out of bounds are moved into them (and the plan says so)
   // instead of refused.

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "collectors/inet.h"
 #include "kernel/cpus.h"
 #include "kernel/errors.h"
 #include "kernel/text.h"
@@ -829,6 +830,76 @@ absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& 
   return plan;
 }
 
+absl::StatusOr<Plan> PlanDatapathBlock(const DatapathBlockIntent& in, const HostSnapshot& host) {
+  constexpr size_t kMaxPrefixes = 256;
+  if (in.prefixes.empty()) {
+    return absl::InvalidArgumentError("intent.datapath_block.prefixes: at least one prefix");
+  }
+  if (in.prefixes.size() > kMaxPrefixes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("intent.datapath_block.prefixes: ", in.prefixes.size(), " prefixes; at most ",
+                     kMaxPrefixes));
+  }
+  const DatapathState* dp = host.datapath ? &*host.datapath : nullptr;
+  std::vector<collectors::Prefix> allowed;
+  if (dp) {
+    for (const auto& a : dp->allowed) {
+      if (auto p = collectors::ParsePrefix(a, "allow"); p.ok()) allowed.push_back(*p);
+    }
+  }
+  Plan plan;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < in.prefixes.size(); ++i) {
+    const std::string field = absl::StrCat("intent.datapath_block.prefixes[", i, "]");
+    NETAGENT_ASSIGN_OR_RETURN(std::string prefix, CanonicalPrefix(in.prefixes[i], field));
+    if (!seen.insert(prefix).second) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", prefix, " is given twice"));
+    }
+    const std::string now = dp && dp->blocked.count(prefix) ? "on" : "off";
+    const std::string want = in.remove ? "off" : "on";
+    if (now == want) continue;
+    Change c;
+    c.knob = DatapathBlockKey(in.device, prefix);
+    c.old_value = now;
+    c.new_value = want;
+    const collectors::Prefix p = *collectors::ParsePrefix(prefix, field);
+    const bool v4 = p.address.family == AF_INET;
+    if (in.remove) {
+      c.reason = absl::StrCat("lift the fast path's block of ", prefix, " on ", in.device);
+      c.risk = Risk::kLow;
+    } else {
+      c.reason = absl::StrCat("drop every packet from ", prefix, " in the fast path on ", in.device,
+                              ", before the network stack");
+      c.risk = Risk::kMedium;
+      // Shorter than a /16 (IPv4) or a /32 (IPv6): whole providers.
+      if (p.length < (v4 ? 16 : 32)) {
+        c.risk = Risk::kHigh;
+        c.warnings.push_back(absl::StrCat(
+            prefix, " is a wide prefix: ",
+            v4 ? absl::StrCat(uint64_t{1} << (32 - p.length)) : std::string("billions of"),
+            " addresses lose every connection to this host"));
+      }
+      for (const auto& a : allowed) {
+        if (a.address.family == p.address.family &&
+            (a.Contains(p.address) || p.Contains(a.address))) {
+          c.warnings.push_back(
+              absl::StrCat("an allow rule covers part or all of ", prefix,
+                           " and allow rules are checked first: what it covers stays allowed"));
+          break;
+        }
+      }
+    }
+    plan.changes.push_back(std::move(c));
+  }
+  if (!plan.changes.empty() && (dp == nullptr || !dp->unavailable.empty())) {
+    plan.refusals.push_back(dp == nullptr
+                                ? absl::StrCat("the fast path's rules on ", in.device,
+                                               " cannot be read here (only the agent writes them)")
+                                : dp->unavailable);
+  }
+  return plan;
+}
+
 namespace {
 
 absl::StatusOr<Plan> PlanByKind(const Intent& intent, const HostSnapshot& host) {
@@ -851,6 +922,7 @@ absl::StatusOr<Plan> PlanByKind(const Intent& intent, const HostSnapshot& host) 
         if constexpr (std::is_same_v<T, SysctlIntent>) {
           return PlanSettings(in.settings, host, clamp, "sysctl", "");
         }
+        if constexpr (std::is_same_v<T, DatapathBlockIntent>) return PlanDatapathBlock(in, host);
       },
       intent.what);
 }

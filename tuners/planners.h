@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,15 @@ struct DeviceState {
   std::vector<collectors::IrqInfo> irqs;
 };
 
+// The fast path on one device, as far as the planners need it.
+struct DatapathState {
+  std::string device;
+  // Why the device has no fast path to write (not attached, the fast path
+  // is off); empty: it has.
+  std::string unavailable;
+  std::set<std::string> blocked, allowed;  // prefixes, canonical (CanonicalPrefix)
+};
+
 struct HostSnapshot {
   std::map<std::string, SysctlState> sysctls;  // every registry name
   // The kernel default of each registry sysctl: the built-in one, or the value
@@ -72,6 +82,7 @@ struct HostSnapshot {
   // here, when they are on a read-only mount (a container's); empty: they can.
   std::string queues_read_only;
   std::string irq_read_only;
+  std::optional<DatapathState> datapath;  // when the request named a device
 };
 
 // What to do about a read-only /sys, /proc/irq or /proc/sys, after "a ".
@@ -93,6 +104,7 @@ absl::StatusOr<Plan> PlanChannels(const ChannelsIntent& in, const HostSnapshot& 
 absl::StatusOr<Plan> PlanRss(const RssIntent& in, const HostSnapshot& host);
 absl::StatusOr<Plan> PlanIrqAffinity(const IrqAffinityIntent& in, const HostSnapshot& host);
 absl::StatusOr<Plan> PlanCoalesce(const CoalesceIntent& in, const HostSnapshot& host, bool clamp);
+absl::StatusOr<Plan> PlanDatapathBlock(const DatapathBlockIntent& in, const HostSnapshot& host);
 absl::StatusOr<Plan> PlanSettings(const Settings& settings, const HostSnapshot& host, bool clamp,
                                   absl::string_view field, absl::string_view only_group);
 

@@ -83,6 +83,13 @@ const std::map<std::string, absl::Status>& Qdiscs() {
   return *q;
 }
 
+// The fast path's rules belong to the agent's datapath manager, which the
+// agent puts in front of these knobs (tuners/ does not reach it).
+absl::Status NotHere(const std::string& key) {
+  return absl::UnimplementedError(
+      absl::StrCat(key, ": the fast path's rules are read and written by the agent"));
+}
+
 }  // namespace
 
 void WarmSnapshotCaches() { (void)Qdiscs(); }
@@ -103,6 +110,8 @@ absl::StatusOr<std::string> SystemKnobs::Read(const std::string& key) {
                                                    paths_.irq, "/", k.path, "/smp_affinity_list")));
       return Normalize(key, v);
     }
+    case KnobType::kDatapathBlock:
+      return NotHere(key);
     default:
       break;
   }
@@ -144,6 +153,8 @@ absl::Status SystemKnobs::Write(const std::string& key, const std::string& value
       }
       return st;
     }
+    case KnobType::kDatapathBlock:
+      return NotHere(key);
     default:
       break;
   }
@@ -208,6 +219,11 @@ absl::Status PutSetAttributes(const KnobKey& k, const std::vector<int64_t>& ints
 SnapshotRequest SnapshotFor(const Intent& intent) {
   SnapshotRequest r;
   r.device = IntentDevice(intent);
+  if (const auto* block = std::get_if<DatapathBlockIntent>(&intent.what)) {
+    // Its state is the fast path's, not the device's queues or ethtool.
+    r.device.clear();
+    r.datapath_device = block->device;
+  }
   if (const auto* bdp = std::get_if<BdpIntent>(&intent.what)) r.flows = bdp->observed;
   r.congestion = std::holds_alternative<CongestionIntent>(intent.what);
   return r;

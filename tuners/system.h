@@ -92,6 +92,9 @@ struct SnapshotRequest {
   std::string device;       // the device an intent is about (NOT_FOUND if absent)
   bool flows = false;       // busiest TCP flows, for the observed BDP
   bool congestion = false;  // congestion control of established sockets
+  // The fast path's rules on this device (HostSnapshot::datapath). Filled by
+  // whoever runs the fast path (the agent), not by TakeSnapshot.
+  std::string datapath_device;
 };
 
 // Reads what the planners need. `baseline` holds the first-seen values that

@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "netagent/v1/datapath.pb.h"
 #include "netagent/v1/host.pb.h"
+#include "netagent/v1/tuning.pb.h"
 #include "tests/common/test_support.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/json.h"
@@ -235,10 +236,12 @@ class DatapathTest : public ::testing::Test {
     if (!pin_root_.empty()) RemoveTree(pin_root_);
   }
 
-  void StartAgent() {
-    agent_ = std::make_unique<Agent>(server_, std::vector<std::string>{"--bpf-pin-root", pin_root_},
-                                     state_dir_);
-    state_dir_ = agent_->state_dir();
+  // Every agent of a test keeps its journal in the same directory, which
+  // outlives them (an agent that made its own would remove it).
+  void StartAgent(std::vector<std::string> extra = {}) {
+    agent_.reset();
+    extra.insert(extra.begin(), {"--bpf-pin-root", pin_root_});
+    agent_ = std::make_unique<Agent>(server_, extra, state_ / "state");
   }
 
   RunResult Ctl(std::vector<std::string> args) const { return agent_->Netctl(std::move(args)); }
@@ -266,7 +269,8 @@ class DatapathTest : public ::testing::Test {
   }
 
   Netns client_, server_;
-  std::string pin_root_, state_dir_;
+  TempDir state_;
+  std::string pin_root_;
   std::unique_ptr<Agent> agent_;
 };
 
@@ -327,6 +331,92 @@ TEST_F(DatapathTest, BlocklistedSourceCannotConnectOthersCanCountersAgree) {
   EXPECT_FALSE(std::filesystem::exists(pin_root_ + "/vb"));
   EXPECT_THAT(RunCommand(server_.Exec({"ip", "link", "show", "vb"})).out,
               ::testing::Not(HasSubstr("xdp")));
+}
+
+// A block is also a tuning change: planned, applied with a deadline, expired
+// by the agent (also across a kill -9, when the agent that comes back finds
+// it overdue), rolled back; the change journal and the rules agree.
+TEST_F(DatapathTest, ABlockAsATuningChangeExpiresAtItsDeadlineAlsoAcrossAKill) {
+  Listener server(server_.name(), 128);
+  ASSERT_TRUE(server.ok());
+  const std::string knob = absl::StrCat("vb:xdp-block/", kClient);
+  // Before the fast path is attached: planned, with the refusal an apply meets.
+  auto refused = Json<v1::PlanTuningResponse>({"tune", "plan", "block", "--dev", "vb", kClient});
+  ASSERT_EQ(refused.plan().changes_size(), 1);
+  ASSERT_EQ(refused.plan().refusals_size(), 1);
+  EXPECT_THAT(refused.plan().refusals(0), HasSubstr("netctl datapath attach vb"));
+  RunResult r = Ctl({"tune", "apply", "block", "--dev", "vb", kClient});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("not attached"));
+
+  Json<v1::AttachResponse>({"datapath", "attach", "vb"});
+  auto plan = Json<v1::PlanTuningResponse>({"tune", "plan", "block", "--dev", "vb", kClient});
+  ASSERT_EQ(plan.plan().changes_size(), 1);
+  EXPECT_EQ(plan.plan().changes(0).knob(), knob);
+  EXPECT_EQ(plan.plan().changes(0).old_value(), "off");
+  EXPECT_EQ(plan.plan().changes(0).new_value(), "on");
+  EXPECT_EQ(plan.plan().refusals_size(), 0);
+
+  auto rules = [&] { return Json<v1::ListRulesResponse>({"datapath", "rules", "list", "vb"}); };
+  auto state = [&](const std::string& id) {
+    const auto history = Json<v1::ListChangesResponse>({"tune", "history"});
+    for (const auto& c : history.changes())
+      if (c.id() == id) return c.state();
+    return v1::CHANGE_STATE_UNSPECIFIED;
+  };
+  auto apply = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {"tune", "apply", "block", "--dev", "vb", kClient};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return Json<v1::ApplyTuningResponse>(argv).change().id();
+  };
+
+  // Applied with a deadline: the source is dropped, the others are not.
+  const std::string expiring = apply({"--confirm-within", "2s"});
+  ASSERT_FALSE(expiring.empty());
+  ASSERT_EQ(rules().rules_size(), 1);
+  EXPECT_THAT(rules().rules(0).comment(), HasSubstr("netagent tuning"));
+  EXPECT_FALSE(Connect(client_.name(), kClient, 1000));
+  EXPECT_TRUE(Connect(client_.name(), kOther, 2000));
+  // Nobody confirms: the agent lifts it at the deadline.
+  EXPECT_TRUE(Eventually([&] { return state(expiring) == v1::CHANGE_STATE_EXPIRED; },
+                         std::chrono::seconds(20), std::chrono::milliseconds(200)));
+  EXPECT_EQ(rules().rules_size(), 0);
+  EXPECT_TRUE(Connect(client_.name(), kClient, 2000));
+
+  // Killed inside the window: the pinned program keeps blocking while no
+  // agent runs; the agent that comes back after the deadline lifts it at start.
+  const std::string killed = apply({"--confirm-within", "2s"});
+  ASSERT_EQ(rules().rules_size(), 1);
+  agent_->process().Signal(SIGKILL);
+  ASSERT_TRUE(agent_->process().Wait(std::chrono::seconds(5)).has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_FALSE(Connect(client_.name(), kClient, 1000));
+  StartAgent();
+  ASSERT_TRUE(agent_->ok()) << agent_->error();
+  EXPECT_EQ(state(killed), v1::CHANGE_STATE_EXPIRED);
+  EXPECT_EQ(rules().rules_size(), 0);
+  EXPECT_TRUE(Connect(client_.name(), kClient, 2000));
+
+  // Two blocks in one change, the second write failing: the first is undone.
+  StartAgent({"--fault-inject-write", absl::StrCat("vb:xdp-block/", kOther)});
+  ASSERT_TRUE(agent_->ok()) << agent_->error();
+  RunResult half = Ctl({"tune", "apply", "block", "--dev", "vb", kClient, kOther});
+  EXPECT_NE(half.exit_code, 0);
+  EXPECT_THAT(half.err, HasSubstr("injected fault"));
+  EXPECT_EQ(rules().rules_size(), 0);
+  EXPECT_TRUE(Connect(client_.name(), kClient, 2000));
+  StartAgent();
+  ASSERT_TRUE(agent_->ok()) << agent_->error();
+
+  // Confirmed at once, then rolled back by its id.
+  const std::string kept = apply({});
+  EXPECT_EQ(state(kept), v1::CHANGE_STATE_CONFIRMED);
+  EXPECT_FALSE(Connect(client_.name(), kClient, 1000));
+  RunResult rb = Ctl({"tune", "rollback", kept});
+  EXPECT_EQ(rb.exit_code, 0) << rb.err;
+  EXPECT_EQ(state(kept), v1::CHANGE_STATE_ROLLED_BACK);
+  EXPECT_EQ(rules().rules_size(), 0);
+  EXPECT_TRUE(Connect(client_.name(), kClient, 2000));
 }
 
 TEST_F(DatapathTest, BadInputIsRefusedNamingTheFieldAndChangesNothing) {

@@ -250,6 +250,67 @@ TEST(SynFlood, CookiesAlreadyOnIsNoSysctlPlan) {
   EXPECT_THAT(f[0].remediation.limits[1], HasSubstr("SYN guard"));
 }
 
+// Cookies on, a full queue of `half_open` from these /24 sources.
+Pair CookiedFlood(uint64_t half_open,
+                  std::vector<std::pair<collectors::IpAddress, uint64_t>> sources) {
+  Pair p;
+  p.Add("TcpExtTCPReqQFullDoCookies", 2000);
+  collectors::SocketSummary s;
+  collectors::ListenerStats l;
+  l.address = Addr("10.0.0.1");
+  l.port = 80;
+  l.backlog = static_cast<uint32_t>(half_open);
+  l.syn_recv = half_open;
+  s.listeners.push_back(l);
+  s.top_syn_recv_sources = std::move(sources);
+  p.get().after.sockets = s;
+  return p;
+}
+
+TEST(SynFlood, AFloodFromAFewNetworksIsBlockedInTheFastPath) {
+  Pair p = CookiedFlood(128, {{Addr("198.51.100.0"), 70},
+                              {Addr("192.0.2.0"), 40},
+                              {Addr("203.0.113.0"), 10},
+                              {Addr("10.9.8.0"), 8}});
+  p.get().after.fast_paths = {{"eth1", false}, {"eth0", true}};
+  auto f = p.Run("syn-flood");
+  ASSERT_EQ(f.size(), 1u);
+  ASSERT_TRUE(f[0].remediation.intent.has_value());
+  const auto& block = std::get<tuners::DatapathBlockIntent>(f[0].remediation.intent->what);
+  EXPECT_EQ(block.device, "eth0");  // the one with a blocklist
+  // 70 + 40 = 110 of 128 (86 %): enough; the rest is not blocked.
+  EXPECT_EQ(block.prefixes, (std::vector<std::string>{"198.51.100.0/24", "192.0.2.0/24"}));
+  EXPECT_FALSE(block.remove);
+  EXPECT_THAT(f[0].remediation.summary, HasSubstr("110 of 128 half-open"));
+  EXPECT_THAT(f[0].remediation.limits[0], HasSubstr("legitimate clients there too"));
+}
+
+TEST(SynFlood, ASpreadOrSmallFloodOrNoFastPathIsNoBlock) {
+  // Spoofed over many networks: no few of them hold most of the queue.
+  std::vector<std::pair<collectors::IpAddress, uint64_t>> spread;
+  for (int i = 0; i < 10; ++i) spread.push_back({Addr(absl::StrCat("10.", i, ".0.0")), 10});
+  Pair wide = CookiedFlood(1000, spread);
+  wide.get().after.fast_paths = {{"eth0", true}};
+  auto f = wide.Run("syn-flood");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_FALSE(f[0].remediation.intent.has_value());
+  // Too few half-open connections to judge by.
+  Pair small = CookiedFlood(10, {{Addr("198.51.100.0"), 10}});
+  small.get().after.fast_paths = {{"eth0", true}};
+  f = small.Run("syn-flood");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_FALSE(f[0].remediation.intent.has_value());
+  // Two devices could block: which one the flood arrives on is not known.
+  Pair two = CookiedFlood(100, {{Addr("198.51.100.0"), 90}});
+  two.get().after.fast_paths = {{"eth0", true}, {"eth1", true}};
+  f = two.Run("syn-flood");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_FALSE(f[0].remediation.intent.has_value());
+  EXPECT_THAT(f[0].remediation.limits[1], HasSubstr("several devices"));
+  EXPECT_THAT(f[0].remediation.limits[1],
+              HasSubstr("netctl tune apply block --dev DEV 198.51.100.0/24"));
+}
+
 collectors::ConntrackStats Conntrack(uint64_t count, uint64_t max, uint64_t drop) {
   collectors::ConntrackStats c;
   c.count = count;

@@ -49,6 +49,36 @@ TEST(Knobs, ParsesKeys) {
   }
 }
 
+TEST(Knobs, FastPathBlocksAreKnobsInOneFormPerPrefix) {
+  auto k = ParseKnobKey("veth0:xdp-block/203.0.113.0/24");
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_EQ(k->type, KnobType::kDatapathBlock);
+  EXPECT_EQ(k->device, "veth0");
+  EXPECT_EQ(k->path, "203.0.113.0/24");
+  // IPv6 colons come after the device's own.
+  k = ParseKnobKey("veth0:xdp-block/2001:db8::/32");
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_EQ(k->device, "veth0");
+  EXPECT_EQ(k->path, "2001:db8::/32");
+  EXPECT_EQ(DatapathBlockKey("eth0", "10.0.0.1"), "eth0:xdp-block/10.0.0.1");
+  EXPECT_EQ(*CanonicalPrefix("10.0.0.1/32", "f"), "10.0.0.1");
+  EXPECT_EQ(*CanonicalPrefix("2001:0db8:0::/32", "f"), "2001:db8::/32");
+  EXPECT_EQ(*CanonicalPrefix("0.0.0.0/0", "f"), "0.0.0.0/0");
+  // One key per block: a second spelling of the same prefix is refused, so
+  // two changes cannot hold one rule under two names.
+  for (const char* bad : {"veth0:xdp-block/10.0.0.1/32", "veth0:xdp-block/2001:0db8::/32",
+                          "veth0:xdp-block/10.0.0.1/24", "veth0:xdp-block/10.0.0.0/33",
+                          "veth0:xdp-block/", "veth0:xdp-block/example.com"}) {
+    EXPECT_FALSE(ParseKnobKey(bad).ok()) << bad;
+  }
+  auto bad = CanonicalPrefix("10.1.2.3/24", "intent.datapath_block.prefixes[0]");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("intent.datapath_block.prefixes[0]"));
+  EXPECT_EQ(*Normalize("veth0:xdp-block/10.0.0.1", "on\n"), "on");
+  EXPECT_EQ(*Normalize("veth0:xdp-block/10.0.0.1", "off"), "off");
+  EXPECT_FALSE(Normalize("veth0:xdp-block/10.0.0.1", "1").ok());
+}
+
 TEST(Knobs, NormalizesTheKernelsForms) {
   EXPECT_EQ(*Normalize("net.ipv4.tcp_rmem", "4096\t131072\t6291456\n"), "4096 131072 6291456");
   EXPECT_EQ(*Normalize("eth0:rx-0/rps_cpus", "00000000,00000003\n"), "3");

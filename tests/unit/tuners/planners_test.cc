@@ -407,6 +407,72 @@ TEST(SettingsPlanner, LimitsWithinBoundsAndWritable) {
   EXPECT_THAT(mount->refusals[0], HasSubstr("--proc-root"));
 }
 
+TEST(DatapathBlockPlanner, OneKnobPerPrefixNotAlreadyBlocked) {
+  HostSnapshot h = ChildNamespaceHost();
+  DatapathState dp;
+  dp.device = "veth0";
+  dp.blocked = {"198.51.100.0/24"};
+  dp.allowed = {"203.0.113.7"};
+  h.datapath = dp;
+  auto p = PlanDatapathBlock(
+      {"veth0", {"198.51.100.0/24", "203.0.113.0/24", "2001:0db8::/32", "10.0.0.0/8"}}, h);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->refusals.empty());
+  ASSERT_EQ(p->changes.size(), 3u);  // 198.51.100.0/24 is blocked already
+  EXPECT_EQ(p->changes[0].knob, "veth0:xdp-block/203.0.113.0/24");
+  EXPECT_EQ(p->changes[0].old_value, "off");
+  EXPECT_EQ(p->changes[0].new_value, "on");
+  EXPECT_EQ(p->changes[0].risk, Risk::kMedium);
+  // An allow rule inside the prefix wins over the block: said.
+  ASSERT_EQ(p->changes[0].warnings.size(), 1u);
+  EXPECT_THAT(p->changes[0].warnings[0], HasSubstr("allow rules are checked first"));
+  EXPECT_EQ(p->changes[1].knob, "veth0:xdp-block/2001:db8::/32");  // canonical
+  // A /8 is a whole provider: high risk, with how many addresses.
+  EXPECT_EQ(p->changes[2].risk, Risk::kHigh);
+  EXPECT_THAT(p->changes[2].warnings[0], HasSubstr("16777216 addresses"));
+
+  auto lift = PlanDatapathBlock({"veth0", {"198.51.100.0/24", "203.0.113.0/24"}, true}, h);
+  ASSERT_TRUE(lift.ok());
+  ASSERT_EQ(lift->changes.size(), 1u);
+  EXPECT_EQ(lift->changes[0].old_value, "on");
+  EXPECT_EQ(lift->changes[0].new_value, "off");
+}
+
+TEST(DatapathBlockPlanner, WithoutAFastPathTheChangesAreRefusals) {
+  HostSnapshot h = ChildNamespaceHost();
+  // No state at all (the planner was not given the fast path).
+  auto none = PlanDatapathBlock({"veth0", {"203.0.113.0/24"}}, h);
+  ASSERT_TRUE(none.ok());
+  ASSERT_EQ(none->refusals.size(), 1u);
+  DatapathState dp;
+  dp.device = "veth0";
+  dp.unavailable = "the fast path is not attached to veth0: netctl datapath attach veth0 first";
+  h.datapath = dp;
+  auto p = PlanDatapathBlock({"veth0", {"203.0.113.0/24"}}, h);
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->changes.size(), 1u);
+  ASSERT_EQ(p->refusals.size(), 1u);
+  EXPECT_THAT(p->refusals[0], HasSubstr("netctl datapath attach veth0"));
+  // Lifting a block that is not there changes nothing, and refuses nothing.
+  auto lift = PlanDatapathBlock({"veth0", {"203.0.113.0/24"}, true}, h);
+  ASSERT_TRUE(lift.ok());
+  EXPECT_TRUE(lift->changes.empty());
+  EXPECT_TRUE(lift->refusals.empty());
+}
+
+TEST(DatapathBlockPlanner, BadInputNamesTheField) {
+  HostSnapshot h = ChildNamespaceHost();
+  auto msg = [&](DatapathBlockIntent in) {
+    return std::string(PlanDatapathBlock(in, h).status().message());
+  };
+  EXPECT_THAT(msg({"veth0", {}}), HasSubstr("intent.datapath_block.prefixes: at least one"));
+  EXPECT_THAT(msg({"veth0", {"10.0.0.0/8", "10.0.0.1/8"}}),
+              HasSubstr("intent.datapath_block.prefixes[1]"));
+  EXPECT_THAT(msg({"veth0", {"10.0.0.1", "10.0.0.1/32"}}), HasSubstr("given twice"));
+  EXPECT_THAT(msg({"veth0", {"bogus"}}), HasSubstr("intent.datapath_block.prefixes[0]"));
+  EXPECT_THAT(msg({"veth0", std::vector<std::string>(257, "10.0.0.1")}), HasSubstr("at most 256"));
+}
+
 // Outside the initial namespace the kernel refuses a default algorithm that
 // is not allowed (EPERM): the plan says so before an apply meets it.
 TEST(SettingsPlanner, AnAlgorithmThisNamespaceMayNotChooseIsARefusal) {

@@ -1,0 +1,125 @@
+#include "agent/datapath_knobs.h"
+
+#include "absl/strings/str_cat.h"
+#include "kernel/errors.h"
+
+namespace netagent::agent {
+namespace {
+
+// A revision moved under us (another UpdateRules): read again and retry.
+constexpr int kAttempts = 5;
+constexpr char kComment[] = "netagent tuning (netctl tune history)";
+
+bool IsBlock(const datapath::Rule& r, const datapath::IpPrefix& p) {
+  return r.action == datapath::RuleAction::kBlock && r.prefix && *r.prefix == p;
+}
+
+}  // namespace
+
+DatapathKnobs::DatapathKnobs(std::unique_ptr<tuners::KnobIo> system,
+                             std::shared_ptr<datapath::DatapathManager> dp, std::string off_reason,
+                             std::set<std::string> failing)
+    : system_(std::move(system)),
+      dp_(std::move(dp)),
+      off_reason_(std::move(off_reason)),
+      failing_(std::move(failing)) {}
+
+absl::StatusOr<std::string> DatapathKnobs::Read(const std::string& key) {
+  NETAGENT_ASSIGN_OR_RETURN(tuners::KnobKey k, tuners::ParseKnobKey(key));
+  if (k.type != tuners::KnobType::kDatapathBlock) return system_->Read(key);
+  NETAGENT_ASSIGN_OR_RETURN(datapath::IpPrefix p, datapath::ParsePrefix(k.path, key));
+  // Pins of an earlier agent may still drop traffic: unknown, not off.
+  if (!dp_) return absl::FailedPreconditionError(absl::StrCat(key, ": ", off_reason_));
+  auto rules = dp_->Rules(k.device);
+  if (absl::IsNotFound(rules.status())) return std::string("off");
+  if (!rules.ok()) return rules.status();
+  for (const auto& [id, r] : (*rules)->rules)
+    if (IsBlock(r, p)) return std::string("on");
+  return std::string("off");
+}
+
+absl::Status DatapathKnobs::Write(const std::string& key, const std::string& value) {
+  NETAGENT_ASSIGN_OR_RETURN(tuners::KnobKey k, tuners::ParseKnobKey(key));
+  if (k.type != tuners::KnobType::kDatapathBlock) return system_->Write(key, value);
+  if (failing_.count(key)) {
+    return absl::UnavailableError(absl::StrCat(key, ": write failed (injected fault)"));
+  }
+  if (value != "on" && value != "off") {
+    return absl::InvalidArgumentError(absl::StrCat(key, ": on or off"));
+  }
+  NETAGENT_ASSIGN_OR_RETURN(datapath::IpPrefix p, datapath::ParsePrefix(k.path, key));
+  const bool on = value == "on";
+  if (!dp_) return absl::FailedPreconditionError(absl::StrCat(key, ": ", off_reason_));
+  if (on) {
+    const tuners::DatapathState st = DatapathStateOf(dp_.get(), off_reason_, k.device);
+    if (!st.unavailable.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(key, ": ", st.unavailable));
+    }
+  }
+  absl::Status last;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    auto rules = dp_->Rules(k.device);
+    if (!on && absl::IsNotFound(rules.status())) return absl::OkStatus();
+    if (!rules.ok()) return rules.status();
+    std::vector<datapath::RuleEdit> edits;
+    for (const auto& [id, r] : (*rules)->rules) {
+      if (!IsBlock(r, p)) continue;
+      if (on) return absl::OkStatus();
+      datapath::RuleEdit e;
+      e.kind = datapath::RuleEdit::kDelete;
+      e.id = id;
+      edits.push_back(e);
+    }
+    if (on) {
+      datapath::RuleEdit e;
+      e.rule.action = datapath::RuleAction::kBlock;
+      e.rule.prefix = p;
+      e.rule.comment = kComment;
+      edits.push_back(std::move(e));
+    }
+    if (edits.empty()) return absl::OkStatus();
+    auto done = dp_->UpdateRules(k.device, (*rules)->revision, edits);
+    if (done.ok()) return absl::OkStatus();
+    last = done.status();
+    if (!absl::IsAborted(last)) break;
+  }
+  return absl::Status(last.code(), absl::StrCat(key, ": ", last.message()));
+}
+
+tuners::DatapathState DatapathStateOf(datapath::DatapathManager* dp, const std::string& off_reason,
+                                      const std::string& device) {
+  tuners::DatapathState st;
+  st.device = device;
+  if (dp == nullptr) {
+    st.unavailable = off_reason;
+    return st;
+  }
+  bool attached = false;
+  for (const auto& d : dp->Status()) {
+    if (d.info.device != device) continue;
+    attached = true;
+    if (!d.meta.features.blocklist) {
+      st.unavailable = absl::StrCat("the fast path on ", device,
+                                    " was attached without its blocklist (--no-blocklist): "
+                                    "detach it and attach it again with the blocklist");
+    }
+  }
+  if (!attached) {
+    st.unavailable = absl::StrCat("the fast path is not attached to ", device,
+                                  ": netctl datapath attach ", device, " first");
+    return st;
+  }
+  auto rules = dp->Rules(device);
+  if (!rules.ok()) {
+    st.unavailable = std::string(rules.status().message());
+    return st;
+  }
+  for (const auto& [id, r] : (*rules)->rules) {
+    if (!r.prefix) continue;
+    (r.action == datapath::RuleAction::kBlock ? st.blocked : st.allowed)
+        .insert(datapath::FormatPrefix(*r.prefix));
+  }
+  return st;
+}
+
+}  // namespace netagent::agent
