@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/diagnosis_service.h"
 #include "diagnosis/rules.h"
 #include "diagnosis/snapshot.h"
 
@@ -224,6 +225,13 @@ void AutoRemediation::Handle(Entry& e, const diagnosis::Finding& finding) {
                  finding.remediation.limits.empty()
                      ? ""
                      : absl::StrCat(": ", finding.remediation.limits.front()));
+    e.armed.reset();
+    return;
+  }
+  netagent::v1::TuningIntent proposed;
+  IntentToProto(*finding.remediation.intent, &proposed);
+  if (absl::Status kind = playbook::CheckRemediationKind(p, proposed); !kind.ok()) {
+    spdlog::info("auto playbook {}: {}: {}", p.name, finding.rule, std::string(kind.message()));
     e.armed.reset();
     return;
   }

@@ -782,6 +782,9 @@ absl::StatusOr<v1::TuningIntent> ResolveIntent(const Playbook& p,
       return absl::FailedPreconditionError(
           absl::StrCat("the finding has no remediation the agent can apply: ", limit));
     }
+    if (absl::Status kind = CheckRemediationKind(p, finding->remediation().intent()); !kind.ok()) {
+      return kind;
+    }
     if (why) *why = finding->remediation().summary();
     return finding->remediation().intent();
   }

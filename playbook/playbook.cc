@@ -406,8 +406,25 @@ absl::StatusOr<Playbook> ParsePlaybook(absl::string_view text, const std::string
     }
 
     const YAML::Node rem = root["remediation"];
-    PB_CHECK(r.Mapping(rem, "remediation", {"from_finding", "intent", "guards"}));
+    PB_CHECK(r.Mapping(rem, "remediation", {"from_finding", "kinds", "intent", "guards"}));
     if (rem["from_finding"]) PB_ASSIGN(p.from_finding, r.Bool(rem["from_finding"], "remediation.from_finding"));
+    if (const YAML::Node k = rem["kinds"]) {
+      if (!k.IsSequence() || k.size() == 0) {
+        return r.Error(k, "remediation.kinds",
+                       "a list of intent kinds (limits, datapath_block, ...)");
+      }
+      for (size_t i = 0; i < k.size(); ++i) {
+        const std::string f = absl::StrCat("remediation.kinds[", i, "]");
+        std::string kind;
+        PB_ASSIGN(kind, r.String(k[i], f));
+        if (IntentKinds().count(kind) == 0) {
+          return r.Error(
+              k[i], f,
+              absl::StrCat("not an intent kind (", absl::StrJoin(IntentKinds(), ", "), ")"));
+        }
+        p.kinds.push_back(kind);
+      }
+    }
     if (rem["intent"]) {
       v1::TuningIntent in;
       PB_CHECK(ParseIntent(r, rem["intent"], "remediation.intent", &in));
@@ -418,6 +435,10 @@ absl::StatusOr<Playbook> ParsePlaybook(absl::string_view text, const std::string
     }
     if (p.from_finding && p.finding.empty()) {
       return r.Error(rem["from_finding"], "remediation.from_finding", "needs match.finding");
+    }
+    if (!p.kinds.empty() && !p.from_finding) {
+      return r.Error(rem["kinds"], "remediation.kinds",
+                     "only with from_finding (a literal intent is of one kind already)");
     }
     if (const YAML::Node g = rem["guards"]) {
       PB_CHECK(r.Mapping(g, "remediation.guards", {"max_step", "floor", "ceiling"}));
@@ -773,6 +794,31 @@ absl::StatusOr<std::string> ResolveSetting(absl::string_view expr, const Guards&
                                        absl::StrJoin(held, ", "));
   }
   return absl::StrFormat("%.0f", x);
+}
+
+const std::set<std::string>& IntentKinds() {
+  static const std::set<std::string>* kinds = [] {
+    auto* out = new std::set<std::string>;
+    const auto* oneof = v1::TuningIntent::descriptor()->FindOneofByName("intent");
+    for (int i = 0; i < oneof->field_count(); ++i) out->insert(oneof->field(i)->name());
+    return out;
+  }();
+  return *kinds;
+}
+
+std::string IntentKind(const v1::TuningIntent& intent) {
+  const auto* oneof = v1::TuningIntent::descriptor()->FindOneofByName("intent");
+  const auto* field = intent.GetReflection()->GetOneofFieldDescriptor(intent, oneof);
+  return field ? field->name() : "";
+}
+
+absl::Status CheckRemediationKind(const Playbook& p, const v1::TuningIntent& intent) {
+  if (p.kinds.empty()) return absl::OkStatus();
+  const std::string kind = IntentKind(intent);
+  if (std::find(p.kinds.begin(), p.kinds.end(), kind) != p.kinds.end()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("the finding proposes a ", kind.empty() ? "change of no kind" : kind,
+                   " change here; this playbook applies only ", absl::StrJoin(p.kinds, ", ")));
 }
 
 std::vector<std::string> ExpressionKnobs(const v1::TuningIntent& intent) {

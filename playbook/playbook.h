@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,10 @@ struct Playbook {
   // remediation: the finding's own, or a literal intent (values may be
   // expressions)
   bool from_finding = false;
+  // from_finding: the kinds of the finding's intent this playbook applies
+  // (TuningIntent's field names: limits, datapath_block, ...); a host whose
+  // finding proposes another kind is left alone. Empty: any.
+  std::vector<std::string> kinds;
   std::optional<netagent::v1::TuningIntent> intent;
   Guards guards;
   // rollout
@@ -132,6 +137,14 @@ struct KnobBounds {
 // `why` says which bound held it back.
 absl::StatusOr<std::string> ResolveSetting(absl::string_view expr, const Guards& guards,
                                            const KnobBounds& knob, std::string* why);
+
+// The intent kinds a playbook may name: TuningIntent's oneof field names.
+const std::set<std::string>& IntentKinds();
+// The kind of `intent` ("limits", "datapath_block"; empty when unset).
+std::string IntentKind(const netagent::v1::TuningIntent& intent);
+// FAILED_PRECONDITION saying what the finding proposes when `p.kinds` does
+// not admit `intent`'s kind.
+absl::Status CheckRemediationKind(const Playbook& p, const netagent::v1::TuningIntent& intent);
 
 // The knob names in `intent`'s settings whose values are expressions.
 std::vector<std::string> ExpressionKnobs(const netagent::v1::TuningIntent& intent);

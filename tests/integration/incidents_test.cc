@@ -11,7 +11,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -114,6 +116,11 @@ std::vector<std::string> ApplyArgs(const v1::TuningIntent& intent) {
       EXPECT_TRUE(intent.bdp().observed());
       out.insert(out.end(), {"bdp", "--observed"});
       break;
+    case v1::TuningIntent::kDatapathBlock:
+      out.insert(out.end(), {"block", "--dev", intent.datapath_block().device()});
+      out.insert(out.end(), intent.datapath_block().prefixes().begin(),
+                 intent.datapath_block().prefixes().end());
+      break;
     default:
       ADD_FAILURE() << "the lab does not apply " << intent.DebugString();
   }
@@ -214,6 +221,86 @@ TEST(Incidents, SynFloodNamesTheListenerAndTheSourcePrefixes) {
 
   Rollback(agent, id);
   EXPECT_EQ(Sysctls(l.a, {"net.ipv4.tcp_syncookies"}), before);
+}
+
+// The same flood with SYN cookies on (the kernel's default) and the fast
+// path attached to the listener's device: the queue is full of the flood
+// and answers with cookies; the finding proposes blocking the two networks
+// that hold the half-open connections in the fast path. Applied, the flood
+// is dropped before the stack (the cookies stop, the fast path counts the
+// drops) while a client from elsewhere still connects; a rollback lifts the
+// block and the cookies come back.
+TEST(Incidents, SynFloodFromTwoNetworksIsBlockedInTheFastPath) {
+  REQUIRE_ROOT("network namespaces and XDP");
+  REQUIRE_TOOLS("hping3");
+  Link l;
+  TempDir dir;
+  struct Pins {
+    std::string path;
+    ~Pins() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);  // bpffs: unlink pins, rmdir dirs
+    }
+  } pins{absl::StrCat("/sys/fs/bpf/netagent-it-", getpid(), "-", l.a.name())};
+  ASSERT_SH(l.a, "sysctl -qw net.ipv4.tcp_syncookies=1 net.ipv4.tcp_synack_retries=1");
+  Process listener(l.a.Exec({kPython, "-c",
+                             "import socket,time\n"
+                             "s=socket.socket(); s.bind(('10.66.0.1',8080)); s.listen(512)\n"
+                             "time.sleep(120)\n"}),
+                   dir / "listener.log");
+  Agent agent(l.a, {"--bpf-pin-root", pins.path});
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  ASSERT_TRUE(Listening(l.a, 8080));
+  RunResult attach = agent.Netctl({"datapath", "attach", "v0"});
+  ASSERT_EQ(attach.exit_code, 0) << attach.err;
+  std::vector<std::unique_ptr<Process>> flood;
+  for (const char* src : {"198.51.100.7", "203.0.113.9"}) {
+    flood.push_back(
+        std::make_unique<Process>(l.b.Exec({"hping3", "-q", "-S", "-p", "8080", "-i", "u500", "-c",
+                                            "80000", "-a", src, "10.66.0.1"}),
+                                  dir / "hping3.log"));
+  }
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const std::string half_open = RunCommand(l.a.Exec({"ss", "-Htn", "state", "syn-recv"})).out;
+        return half_open.find("198.51.100.7:") != std::string::npos &&
+               half_open.find("203.0.113.9:") != std::string::npos;
+      },
+      std::chrono::seconds(15)))
+      << ReadFile(dir / "hping3.log");
+
+  v1::DiagnoseResponse r = Doctor(agent, {"--window", "3s", "--rule", "syn-flood"});
+  const v1::Finding* f = FindingOf(r, "syn-flood");
+  ASSERT_NE(f, nullptr) << r.DebugString();
+  EXPECT_GT(EvidenceOf(*f, "TcpExtTCPReqQFullDoCookies")->delta(), 1000) << f->summary();
+  ASSERT_TRUE(f->remediation().intent().has_datapath_block()) << f->DebugString();
+  const auto& block = f->remediation().intent().datapath_block();
+  EXPECT_EQ(block.device(), "v0");
+  EXPECT_THAT(block.prefixes(),
+              ::testing::UnorderedElementsAre("198.51.100.0/24", "203.0.113.0/24"));
+  // Planned on the host as it would be applied: nothing refused.
+  EXPECT_EQ(f->remediation().plan().changes_size(), 2) << f->remediation().DebugString();
+  EXPECT_EQ(f->remediation().plan().refusals_size(), 0) << f->remediation().DebugString();
+
+  const std::string id = ApplyRemediation(agent, *f);
+  // Half-open connections from before the block time out (one SYN-ACK
+  // retransmission, 3 s); then nothing of the flood reaches the stack.
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  v1::DiagnoseResponse after = Doctor(agent, {"--window", "3s", "--rule", "syn-flood"});
+  EXPECT_EQ(FindingOf(after, "syn-flood"), nullptr) << after.DebugString();
+  RunResult stats = agent.Netctl({"datapath", "stats", "v0"});
+  EXPECT_THAT(stats.out, HasSubstr("block")) << stats.out;
+  RunResult legit = RunCommand(l.b.Exec(
+      {kPython, "-c", "import socket; socket.create_connection(('10.66.0.1', 8080), timeout=2)"}));
+  EXPECT_EQ(legit.exit_code, 0) << "a client from 10.66.0.2 is not blocked: " << legit.err;
+  for (auto& p : flood) ASSERT_TRUE(p->running()) << "the flood ended early";
+
+  Rollback(agent, id);
+  RunResult rules = agent.Netctl({"-o", "json", "datapath", "rules", "list", "v0"});
+  EXPECT_THAT(rules.out, ::testing::Not(HasSubstr("198.51.100.0"))) << rules.out;
+  v1::DiagnoseResponse lifted = Doctor(agent, {"--window", "3s", "--rule", "syn-flood"});
+  EXPECT_NE(FindingOf(lifted, "syn-flood"), nullptr) << "the flood reaches the stack again";
+  EXPECT_EQ(agent.Netctl({"datapath", "detach", "v0"}).exit_code, 0);
 }
 
 // ---------------------------------------------------------------- 2. conntrack

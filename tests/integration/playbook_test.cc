@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -424,6 +425,92 @@ TEST(PlaybookIncidents, PortExhaustionIsFixedByItsShippedPlaybook) {
   ASSERT_EQ(abort.exit_code, 0) << abort.err;
   EXPECT_EQ(Sysctl(l.a, "net.ipv4.ip_local_port_range"), range);
   EXPECT_EQ(Sysctl(l.a, "net.ipv4.tcp_tw_reuse"), reuse);
+}
+
+// A SYN flood from two networks with cookies on and the fast path attached
+// to the listener's device: the finding proposes a fast-path block. The
+// shipped cookies playbook leaves the host alone (it takes limits only);
+// the shipped block playbook applies the block, sees the finding clear,
+// and confirms. Abort lifts the block.
+TEST(PlaybookIncidents, ASynFloodFromTwoNetworksIsBlockedByItsShippedPlaybook) {
+  REQUIRE_ROOT("network namespaces and XDP");
+  if (RunCommand({"sh", "-c", "command -v hping3"}).exit_code != 0) {
+    GTEST_SKIP() << "hping3 is not installed (scripts/lib.sh)";
+  }
+  Link l;
+  TempDir dir;
+  struct Pins {
+    std::string path;
+    ~Pins() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);  // bpffs: unlink pins, rmdir dirs
+    }
+  } pins{absl::StrCat("/sys/fs/bpf/netagent-it-", getpid(), "-", l.a.name())};
+  ASSERT_EQ(RunCommand(l.a.Exec({"sysctl", "-qw", "net.ipv4.tcp_syncookies=1",
+                                 "net.ipv4.tcp_synack_retries=1"}))
+                .exit_code,
+            0);
+  Process listener(l.a.Exec({kPython, "-c",
+                             "import socket,time\n"
+                             "s=socket.socket(); s.bind(('10.66.0.1',8080)); s.listen(512)\n"
+                             "time.sleep(200)\n"}),
+                   dir / "listener.log");
+  Agent agent(l.a, {"--bpf-pin-root", pins.path});
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  ASSERT_TRUE(Listening(l.a, 8080));
+  RunResult attach = agent.Netctl({"datapath", "attach", "v0"});
+  ASSERT_EQ(attach.exit_code, 0) << attach.err;
+  // 2,000 SYNs a second from each source for at most 100 s; ended by pid.
+  std::vector<std::unique_ptr<Process>> flood;
+  for (const char* src : {"198.51.100.7", "203.0.113.9"}) {
+    flood.push_back(
+        std::make_unique<Process>(l.b.Exec({"hping3", "-q", "-S", "-p", "8080", "-i", "u500", "-c",
+                                            "200000", "-a", src, "10.66.0.1"}),
+                                  dir / "hping3.log"));
+  }
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const std::string half_open = RunCommand(l.a.Exec({"ss", "-Htn", "state", "syn-recv"})).out;
+        return half_open.find("198.51.100.7:") != std::string::npos &&
+               half_open.find("203.0.113.9:") != std::string::npos;
+      },
+      std::chrono::seconds(15)));
+  auto run = [&](const std::string& file, const std::string& id) {
+    RunResult r = RunCommand({NetctlPath(), "-t", agent.target(), "--timeout", "20s", "-o", "json",
+                              "playbook", "--state-dir", dir / "runs", "run", "--run-id", id,
+                              std::string(NETAGENT_SOURCE_DIR) + "/docs/playbooks/" + file},
+                             std::chrono::seconds(90));
+    std::vector<v1::PlaybookEvent> events;
+    for (const auto& line : Lines(r.out)) events.push_back(MessageOf<v1::PlaybookEvent>(line));
+    return std::make_pair(r, events);
+  };
+  auto rules = [&] { return agent.Netctl({"-o", "json", "datapath", "rules", "list", "v0"}).out; };
+
+  auto [cookies, cookie_events] = run("syn-flood.yaml", "cookies");
+  bool skipped = false;
+  for (const auto& e : cookie_events) {
+    if (e.kind() != Kind::KIND_HOST_SKIPPED) continue;
+    skipped = true;
+    EXPECT_THAT(e.detail(), HasSubstr("proposes a datapath_block change here"));
+  }
+  EXPECT_TRUE(skipped) << Tail(cookies.out) << cookies.err;
+  EXPECT_THAT(rules(), ::testing::Not(HasSubstr("198.51.100.0")));
+
+  auto [block, events] = run("syn-flood-block.yaml", "block");
+  ASSERT_EQ(block.exit_code, 0) << Tail(block.out) << block.err;
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().state(), v1::PLAYBOOK_RUN_STATE_SUCCEEDED) << events.back().detail();
+  bool verified = false;
+  for (const auto& e : events) verified |= e.kind() == Kind::KIND_HOST_VERIFIED;
+  EXPECT_TRUE(verified);
+  EXPECT_THAT(rules(), HasSubstr("198.51.100.0/24"));
+  EXPECT_THAT(rules(), HasSubstr("203.0.113.0/24"));
+  for (auto& p : flood) EXPECT_TRUE(p->running()) << "the flood ended early";
+
+  RunResult abort = agent.Netctl({"playbook", "--state-dir", dir / "runs", "abort", "block"});
+  ASSERT_EQ(abort.exit_code, 0) << abort.err;
+  EXPECT_THAT(rules(), ::testing::Not(HasSubstr("198.51.100.0")));
+  EXPECT_EQ(agent.Netctl({"datapath", "detach", "v0"}).exit_code, 0);
 }
 
 // The lab's port exhaustion, for the agent's own playbooks: a namespace

@@ -206,6 +206,12 @@ TEST(PlaybookParse, EveryErrorNamesTheLineAndTheField) {
       {head + "match: {finding: a}\nremediation: {from_finding: true}\n"
               "verify: {finding_clears: maybe}\n",
        "verify.finding_clears: must be true or false"},
+      {head + "match: {finding: a}\nremediation: {from_finding: true, kinds: []}\n",
+       "pb.yaml:6: remediation.kinds: a list of intent kinds"},
+      {head + "match: {finding: a}\nremediation: {from_finding: true, kinds: [limits, firewall]}\n",
+       "remediation.kinds[1]: not an intent kind (bdp, "},
+      {head + "remediation:\n  kinds: [limits]\n  intent: {congestion: {algorithm: bbr}}\n",
+       "remediation.kinds: only with from_finding"},
       // Found by review: a key given twice was taken silently (which one
       // counted was yaml-cpp's choice), an alias to itself never ended.
       {head + "match: {finding: a}\nremediation: {from_finding: true}\n"
@@ -262,6 +268,30 @@ TEST(PlaybookParse, TheSynFloodPlaybookIsJudgedOnTheDropsNotTheFlood) {
   HostFigures still = before;
   EXPECT_EQ(Judge(*p, still, &before, nullptr), v1::PLAYBOOK_VERDICT_INCONCLUSIVE);
   EXPECT_FALSE(p->pause_on_inconclusive);
+}
+
+// A finding may propose different kinds of change on different hosts
+// (syn-flood: cookies where they are off, a fast-path block where they are
+// on): a playbook verified for one kind takes only that one.
+TEST(PlaybookParse, KindsAdmitOnlyTheFindingsRemediationsOfThoseKinds) {
+  auto p = ParsePlaybook(
+      "apiVersion: netagent/v1\nkind: Playbook\nmetadata: {name: x}\n"
+      "match: {finding: syn-flood}\nremediation: {from_finding: true, kinds: [datapath_block]}\n",
+      "x.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  v1::TuningIntent block, cookies, none;
+  block.mutable_datapath_block()->set_device("eth0");
+  cookies.mutable_limits()->add_settings()->set_name("tcp_syncookies");
+  EXPECT_EQ(IntentKind(block), "datapath_block");
+  EXPECT_EQ(IntentKind(none), "");
+  EXPECT_TRUE(CheckRemediationKind(*p, block).ok());
+  absl::Status st = CheckRemediationKind(*p, cookies);
+  EXPECT_TRUE(absl::IsFailedPrecondition(st));
+  EXPECT_THAT(st.message(), HasSubstr("proposes a limits change here; this playbook applies only "
+                                      "datapath_block"));
+  p->kinds.clear();  // any
+  EXPECT_TRUE(CheckRemediationKind(*p, cookies).ok());
+  EXPECT_TRUE(IntentKinds().count("sysctl"));
 }
 
 TEST(PlaybookWaves, CumulativeStepsOverFleetsOfEverySize) {
