@@ -13,6 +13,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto p = playbook::ParsePlaybook(text, "pb.yaml"); p.ok()) {
     FUZZ_CHECK(!p->name.empty());
     FUZZ_CHECK(!p->waves.empty());
+    // kinds are the intent's own field names, and only with from_finding.
+    FUZZ_CHECK(p->kinds.empty() || p->from_finding);
+    for (const auto& k : p->kinds) FUZZ_CHECK(playbook::IntentKinds().count(k));
     for (size_t hosts : {size_t{0}, size_t{1}, size_t{7}, size_t{1000}}) {
       size_t sum = 0;
       for (size_t w : playbook::WaveSizes(p->waves, hosts)) {
