@@ -1,6 +1,7 @@
 #include "agent/datapath_knobs.h"
 
 #include "absl/strings/str_cat.h"
+#include "collectors/links.h"
 #include "kernel/errors.h"
 
 namespace netagent::agent {
@@ -8,10 +9,25 @@ namespace {
 
 // A revision moved under us (another UpdateRules): read again and retry.
 constexpr int kAttempts = 5;
-constexpr char kComment[] = "netagent tuning (netctl tune history)";
 
 bool IsBlock(const datapath::Rule& r, const datapath::IpPrefix& p) {
   return r.action == datapath::RuleAction::kBlock && r.prefix && *r.prefix == p;
+}
+
+// A device this agent runs no fast path on blocks nothing, unless another
+// XDP program is attached there (pins of an agent with another
+// --bpf-pin-root): then what it drops is unknown.
+absl::Status NothingAttached(const std::string& key, const std::string& device) {
+  auto link = collectors::GetLink(device);
+  if (!link.ok()) {
+    if (absl::IsNotFound(link.status())) return absl::OkStatus();  // no device: nothing drops
+    return absl::Status(link.status().code(), absl::StrCat(key, ": ", link.status().message()));
+  }
+  if (link->xdp.attached == 0) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      key, ": ", device, " has an XDP program (id ", link->xdp.prog_id,
+      ") this agent does not manage (pinned under another --bpf-pin-root?): whether it blocks is "
+      "unknown"));
 }
 
 }  // namespace
@@ -31,11 +47,18 @@ absl::StatusOr<std::string> DatapathKnobs::Read(const std::string& key) {
   // Pins of an earlier agent may still drop traffic: unknown, not off.
   if (!dp_) return absl::FailedPreconditionError(absl::StrCat(key, ": ", off_reason_));
   auto rules = dp_->Rules(k.device);
-  if (absl::IsNotFound(rules.status())) return std::string("off");
+  if (absl::IsNotFound(rules.status())) {
+    NETAGENT_RETURN_IF_ERROR(NothingAttached(key, k.device));
+    return std::string(tuners::kBlockOff);
+  }
   if (!rules.ok()) return rules.status();
-  for (const auto& [id, r] : (*rules)->rules)
-    if (IsBlock(r, p)) return std::string("on");
-  return std::string("off");
+  bool operators = false;
+  for (const auto& [id, r] : (*rules)->rules) {
+    if (!IsBlock(r, p)) continue;
+    if (r.comment == kTuningRuleComment) return std::string(tuners::kBlockOn);
+    operators = true;
+  }
+  return std::string(operators ? tuners::kBlockOperator : tuners::kBlockOff);
 }
 
 absl::Status DatapathKnobs::Write(const std::string& key, const std::string& value) {
@@ -44,11 +67,13 @@ absl::Status DatapathKnobs::Write(const std::string& key, const std::string& val
   if (failing_.count(key)) {
     return absl::UnavailableError(absl::StrCat(key, ": write failed (injected fault)"));
   }
-  if (value != "on" && value != "off") {
-    return absl::InvalidArgumentError(absl::StrCat(key, ": on or off"));
+  if (value != tuners::kBlockOn && value != tuners::kBlockOff) {
+    // "operator": someone else's rule, which the agent never writes.
+    return absl::FailedPreconditionError(
+        absl::StrCat(key, ": ", value, " is not a value the agent writes (on or off)"));
   }
   NETAGENT_ASSIGN_OR_RETURN(datapath::IpPrefix p, datapath::ParsePrefix(k.path, key));
-  const bool on = value == "on";
+  const bool on = value == tuners::kBlockOn;
   if (!dp_) return absl::FailedPreconditionError(absl::StrCat(key, ": ", off_reason_));
   if (on) {
     const tuners::DatapathState st = DatapathStateOf(dp_.get(), off_reason_, k.device);
@@ -59,11 +84,13 @@ absl::Status DatapathKnobs::Write(const std::string& key, const std::string& val
   absl::Status last;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     auto rules = dp_->Rules(k.device);
-    if (!on && absl::IsNotFound(rules.status())) return absl::OkStatus();
+    if (!on && absl::IsNotFound(rules.status())) return NothingAttached(key, k.device);
     if (!rules.ok()) return rules.status();
+    // Only the agent's own rule: an operator's block of the same prefix is
+    // theirs (adding beside it is refused as a duplicate, and said).
     std::vector<datapath::RuleEdit> edits;
     for (const auto& [id, r] : (*rules)->rules) {
-      if (!IsBlock(r, p)) continue;
+      if (!IsBlock(r, p) || r.comment != kTuningRuleComment) continue;
       if (on) return absl::OkStatus();
       datapath::RuleEdit e;
       e.kind = datapath::RuleEdit::kDelete;
@@ -74,7 +101,7 @@ absl::Status DatapathKnobs::Write(const std::string& key, const std::string& val
       datapath::RuleEdit e;
       e.rule.action = datapath::RuleAction::kBlock;
       e.rule.prefix = p;
-      e.rule.comment = kComment;
+      e.rule.comment = kTuningRuleComment;
       edits.push_back(std::move(e));
     }
     if (edits.empty()) return absl::OkStatus();
@@ -116,8 +143,14 @@ tuners::DatapathState DatapathStateOf(datapath::DatapathManager* dp, const std::
   }
   for (const auto& [id, r] : (*rules)->rules) {
     if (!r.prefix) continue;
-    (r.action == datapath::RuleAction::kBlock ? st.blocked : st.allowed)
-        .insert(datapath::FormatPrefix(*r.prefix));
+    const std::string prefix = datapath::FormatPrefix(*r.prefix);
+    if (r.action == datapath::RuleAction::kAllow) {
+      st.allowed.insert(prefix);
+    } else if (r.comment == kTuningRuleComment) {
+      st.blocked.insert(prefix);
+    } else {
+      st.operator_blocked[prefix] = id;
+    }
   }
   return st;
 }

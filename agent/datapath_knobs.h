@@ -15,6 +15,11 @@
 
 namespace netagent::agent {
 
+// The comment of the rules the agent adds for a block: a block rule of the
+// same prefix with any other comment is an operator's, which the agent
+// reads as "operator" (tuners::kBlockOperator) and never removes.
+inline constexpr char kTuningRuleComment[] = "netagent tuning (netctl tune history)";
+
 class DatapathKnobs : public tuners::KnobIo {
  public:
   // `dp` null: the fast path is off (`off_reason` says why); its blocks can
@@ -25,11 +30,14 @@ class DatapathKnobs : public tuners::KnobIo {
                 std::shared_ptr<datapath::DatapathManager> dp, std::string off_reason,
                 std::set<std::string> failing);
 
-  // A device without the fast path blocks nothing: its blocks read off.
+  // on: the agent's own rule blocks the prefix; operator: only someone
+  // else's does; off: none does. A device this agent runs no fast path on
+  // reads off, unless an XDP program it does not manage is attached there
+  // (FAILED_PRECONDITION: unknown).
   absl::StatusOr<std::string> Read(const std::string& key) override;
-  // on: one block rule (FAILED_PRECONDITION on a device without the fast
-  // path or its blocklist); off: every block rule of exactly that prefix
-  // removed (none there, or the device has no fast path: nothing to do).
+  // on: adds the agent's rule (FAILED_PRECONDITION on a device without the
+  // fast path or its blocklist); off: removes the agent's rule of exactly
+  // that prefix, never an operator's (none there: nothing to do).
   absl::Status Write(const std::string& key, const std::string& value) override;
 
  private:

@@ -420,6 +420,11 @@ int RunDatapathSamples(const CommandContext& c, const DatapathArgs& a) {
     uint32_t seen = 0;
     std::string text;
     while (reader->Read(&msg)) {
+      // --count is of samples: a batch may hold more than are left.
+      if (a.count && static_cast<uint32_t>(msg.samples_size()) > a.count - seen) {
+        const int left = static_cast<int>(a.count - seen);
+        msg.mutable_samples()->DeleteSubrange(left, msg.samples_size() - left);
+      }
       if (c.format == Format::kJson) {
         printer.Part(i, msg);
       } else {

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "kernel/text.h"
@@ -53,6 +55,17 @@ absl::StatusOr<Prefix> ParsePrefix(absl::string_view text, absl::string_view fie
     }
   }
   return p;
+}
+
+IpAddress UnmapV4(const IpAddress& a) {
+  static constexpr std::array<uint8_t, 12> kMapped = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (a.family != AF_INET6 || !std::equal(kMapped.begin(), kMapped.end(), a.bytes.begin())) {
+    return a;
+  }
+  IpAddress v4;
+  v4.family = AF_INET;
+  std::copy(a.bytes.begin() + 12, a.bytes.end(), v4.bytes.begin());
+  return v4;
 }
 
 absl::StatusOr<PortRange> ParsePortRange(absl::string_view text, absl::string_view field) {

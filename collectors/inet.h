@@ -46,6 +46,10 @@ absl::StatusOr<Prefix> ParsePrefix(absl::string_view text, absl::string_view fie
 // "443" or "1024-65535".
 absl::StatusOr<PortRange> ParsePortRange(absl::string_view text, absl::string_view field);
 
+// An IPv4 peer of a dual-stack (::) socket, ::ffff:a.b.c.d, as the IPv4
+// address it is; any other address as it is.
+IpAddress UnmapV4(const IpAddress& a);
+
 std::string FormatAddress(const IpAddress& a);
 // "10.0.0.1:80", "[fd00::1]:443".
 std::string FormatEndpoint(const IpAddress& a, uint16_t port);

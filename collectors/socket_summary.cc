@@ -42,8 +42,8 @@ void SocketSummarizer::Add(const SocketRecord& s) {
     case kSynRecv:
       ++syn_recv_[{s.local.family, s.local.bytes, s.local_port}];
       {
-        IpAddress prefix = s.peer;
-        const size_t keep = s.peer.family == AF_INET ? 3 : 8;  // /24, /64
+        IpAddress prefix = UnmapV4(s.peer);
+        const size_t keep = prefix.family == AF_INET ? 3 : 8;  // /24, /64
         std::fill(prefix.bytes.begin() + keep, prefix.bytes.end(), 0);
         ++syn_sources_[prefix];
       }

@@ -246,8 +246,10 @@ std::string SourcePrefix(const collectors::IpAddress& a) {
   return absl::StrCat(FormatAddress(p), a.family == AF_INET ? "/24" : "/64");
 }
 
-// Fewer half-open connections than this are no basis for a block.
+// Fewer half-open connections, or fewer SYNs a second dropped or answered
+// with cookies, than this are no basis for a block.
 constexpr uint64_t kMinFloodHalfOpen = 16;
+constexpr double kMinFloodRate = 100;
 
 std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& levels) {
   const double drops = w.Rate("TcpExtTCPReqQFullDrop");
@@ -278,9 +280,11 @@ std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& level
   std::vector<std::string> flooders;
   uint64_t half_open = 0, from_flooders = 0;
   if (const auto& s = w.pair().after.sockets) {
+    // SO_REUSEPORT: every socket of an endpoint carries the endpoint's count.
+    std::set<std::string> counted;
     for (const auto& l : s->listeners) {
       if (l.syn_recv == 0) continue;
-      half_open += l.syn_recv;
+      if (counted.insert(FormatEndpoint(l.address, l.port)).second) half_open += l.syn_recv;
       listeners.push_back(FormatEndpoint(l.address, l.port));
       f.attribution.push_back(
           {"listener", FormatEndpoint(l.address, l.port),
@@ -301,6 +305,30 @@ std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& level
       from_flooders += n;
     }
     if (half_open < kMinFloodHalfOpen || from_flooders * 10 < half_open * 8) flooders.clear();
+  }
+  // Clients whose handshakes complete but are not accepted leave half-open
+  // connections too (their last ACK is dropped at a full accept queue):
+  // that is a slow application, and its clients (or the load balancer in
+  // front) are what a block would drop. And a trickle of SYNs is no flood:
+  // a block on its word would let anyone name a network for the host to cut
+  // off by spoofing a few packets from it.
+  std::string no_block;
+  const int64_t overflows = w.Delta("TcpExtListenOverflows").value_or(0);
+  if (!flooders.empty() && overflows > 0) {
+    no_block = absl::StrCat(
+        "no block is proposed: ", overflows,
+        " accept-queue overflows in the window mean completed handshakes are waiting on the "
+        "application, and the half-open connections may be its own clients' (see "
+        "listen-overflow)");
+  } else if (!flooders.empty() && drops + cookies < kMinFloodRate) {
+    no_block = absl::StrCat("no block is proposed below ", kMinFloodRate,
+                            " SYNs a second dropped or answered with cookies (", Num(drops + cookies),
+                            " here): too little to tell a flood from sources spoofed to frame a "
+                            "network");
+  }
+  if (!no_block.empty()) {
+    f.remediation.limits.push_back(no_block);
+    flooders.clear();
   }
   // The one device the fast path can block on (with several, which one the
   // flood comes in on is not known here).

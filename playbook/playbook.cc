@@ -525,6 +525,10 @@ absl::StatusOr<Playbook> ParsePlaybook(absl::string_view text, const std::string
                      "auto applies the finding's own remediation only (remediation.from_finding: "
                      "true): the agent changes nothing its diagnosis did not propose");
     }
+    if (p.auto_mode &&
+        std::find(p.kinds.begin(), p.kinds.end(), "datapath_block") != p.kinds.end()) {
+      return r.Error(rem["kinds"], "remediation.kinds", kNoAutoBlock);
+    }
     if (p.auto_mode && p.confirm_within && *p.confirm_within <= p.settle + p.verify_window) {
       return r.Error(root["rollout"]["confirm_within"], "rollout.confirm_within",
                      absl::StrCat("the agent verifies after settle + window (",
@@ -813,8 +817,9 @@ std::string IntentKind(const v1::TuningIntent& intent) {
 }
 
 absl::Status CheckRemediationKind(const Playbook& p, const v1::TuningIntent& intent) {
-  if (p.kinds.empty()) return absl::OkStatus();
   const std::string kind = IntentKind(intent);
+  if (p.auto_mode && kind == "datapath_block") return absl::FailedPreconditionError(kNoAutoBlock);
+  if (p.kinds.empty()) return absl::OkStatus();
   if (std::find(p.kinds.begin(), p.kinds.end(), kind) != p.kinds.end()) return absl::OkStatus();
   return absl::FailedPreconditionError(
       absl::StrCat("the finding proposes a ", kind.empty() ? "change of no kind" : kind,

@@ -142,8 +142,12 @@ absl::StatusOr<std::string> ResolveSetting(absl::string_view expr, const Guards&
 const std::set<std::string>& IntentKinds();
 // The kind of `intent` ("limits", "datapath_block"; empty when unset).
 std::string IntentKind(const netagent::v1::TuningIntent& intent);
+// Why an auto playbook never applies a fast-path block.
+inline constexpr char kNoAutoBlock[] =
+    "mode: auto never applies a fast-path block: the networks a SYN flood names can be chosen "
+    "by whoever spoofs it, and a block that then verifies would stay; run it from netctl";
 // FAILED_PRECONDITION saying what the finding proposes when `p.kinds` does
-// not admit `intent`'s kind.
+// not admit `intent`'s kind, or when an auto playbook would block.
 absl::Status CheckRemediationKind(const Playbook& p, const netagent::v1::TuningIntent& intent);
 
 // The knob names in `intent`'s settings whose values are expressions.

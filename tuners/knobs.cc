@@ -270,7 +270,7 @@ absl::StatusOr<std::string> Normalize(absl::string_view key, absl::string_view v
       return kernel::FormatCpuList(cpus);
     }
     case KnobType::kDatapathBlock:
-      if (value != "on" && value != "off") {
+      if (value != kBlockOn && value != kBlockOff && value != kBlockOperator) {
         return absl::InvalidArgumentError(
             absl::StrCat(key, ": ", kernel::Quote(value), " is not on or off"));
       }

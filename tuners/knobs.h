@@ -79,6 +79,11 @@ std::string SysctlKey(absl::string_view name);
 std::string QueueKey(absl::string_view dev, absl::string_view queue, absl::string_view file);
 std::string DeviceKey(absl::string_view dev, absl::string_view area, absl::string_view name);
 std::string IrqKey(uint32_t irq);
+// The values of a block knob: the agent's own rule blocks the prefix, none
+// does, or only an operator's rule does (read, never written).
+inline constexpr char kBlockOn[] = "on";
+inline constexpr char kBlockOff[] = "off";
+inline constexpr char kBlockOperator[] = "operator";
 // `prefix` in its canonical form (CanonicalPrefix).
 std::string DatapathBlockKey(absl::string_view dev, absl::string_view prefix);
 // An address or CIDR prefix in one form per network: the address as

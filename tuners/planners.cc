@@ -855,15 +855,31 @@ absl::StatusOr<Plan> PlanDatapathBlock(const DatapathBlockIntent& in, const Host
     if (!seen.insert(prefix).second) {
       return absl::InvalidArgumentError(absl::StrCat(field, ": ", prefix, " is given twice"));
     }
-    const std::string now = dp && dp->blocked.count(prefix) ? "on" : "off";
-    const std::string want = in.remove ? "off" : "on";
+    const collectors::Prefix p = *collectors::ParsePrefix(prefix, field);
+    const bool v4 = p.address.family == AF_INET;
+    if (p.length == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": ", prefix, " is every address: a block would cut the host off"));
+    }
+    if (dp) {
+      if (auto it = dp->operator_blocked.find(prefix); it != dp->operator_blocked.end()) {
+        plan.warnings.push_back(
+            in.remove ? absl::StrCat(prefix, " is blocked by an operator's rule ", it->second,
+                                     ", not by a tuning change: left as it is (netctl datapath "
+                                     "rules del ",
+                                     in.device, " ", it->second, " removes it)")
+                      : absl::StrCat(prefix, " is already blocked by an operator's rule ",
+                                     it->second, ": left as it is"));
+        continue;
+      }
+    }
+    const std::string now = dp && dp->blocked.count(prefix) ? kBlockOn : kBlockOff;
+    const std::string want = in.remove ? kBlockOff : kBlockOn;
     if (now == want) continue;
     Change c;
     c.knob = DatapathBlockKey(in.device, prefix);
     c.old_value = now;
     c.new_value = want;
-    const collectors::Prefix p = *collectors::ParsePrefix(prefix, field);
-    const bool v4 = p.address.family == AF_INET;
     if (in.remove) {
       c.reason = absl::StrCat("lift the fast path's block of ", prefix, " on ", in.device);
       c.risk = Risk::kLow;

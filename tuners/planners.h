@@ -57,7 +57,11 @@ struct DatapathState {
   // Why the device has no fast path to write (not attached, the fast path
   // is off); empty: it has.
   std::string unavailable;
-  std::set<std::string> blocked, allowed;  // prefixes, canonical (CanonicalPrefix)
+  // Prefixes, canonical (CanonicalPrefix): blocked by the agent's own rules
+  // (a tuning change), allowed, and blocked by an operator's rule (its id),
+  // which the agent neither adds beside nor removes.
+  std::set<std::string> blocked, allowed;
+  std::map<std::string, uint32_t> operator_blocked;
 };
 
 struct HostSnapshot {

@@ -408,6 +408,25 @@ TEST_F(DatapathTest, ABlockAsATuningChangeExpiresAtItsDeadlineAlsoAcrossAKill) {
   StartAgent();
   ASSERT_TRUE(agent_->ok()) << agent_->error();
 
+  // An operator's own block of a prefix is theirs: a change that blocks it
+  // too adds nothing there, and its rollback leaves the operator's rule.
+  auto own = Json<v1::UpdateRulesResponse>(
+      {"datapath", "rules", "add", "vb", "--block", kOther, "--comment", "security team"});
+  ASSERT_EQ(own.added_size(), 1);
+  const std::string both =
+      Json<v1::ApplyTuningResponse>({"tune", "apply", "block", "--dev", "vb", kClient, kOther})
+          .change()
+          .id();
+  ASSERT_EQ(rules().rules_size(), 2);
+  EXPECT_EQ(Ctl({"tune", "rollback", both}).exit_code, 0);
+  auto left = rules();
+  ASSERT_EQ(left.rules_size(), 1);
+  EXPECT_EQ(left.rules(0).id(), own.added(0).id());
+  EXPECT_EQ(left.rules(0).comment(), "security team");
+  EXPECT_FALSE(Connect(client_.name(), kOther, 1000));
+  Json<v1::UpdateRulesResponse>(
+      {"datapath", "rules", "del", "vb", absl::StrCat(own.added(0).id())});
+
   // Confirmed at once, then rolled back by its id.
   const std::string kept = apply({});
   EXPECT_EQ(state(kept), v1::CHANGE_STATE_CONFIRMED);

@@ -271,6 +271,7 @@ TEST_F(CommandGolden, ReadCommands) {
   Check("doctor", {"doctor", "--window", "1s"});
   Check("doctor_rules", {"doctor", "--rules"});
   Check("doctor_explain", {"doctor", "--explain", "listen-overflow"});
+  Check("doctor_watch", {"doctor", "--watch"});
 }
 
 TEST_F(CommandGolden, TuningCommands) {
@@ -289,6 +290,8 @@ TEST_F(CommandGolden, TuningCommands) {
   Check("tune_plan_coalesce",
         {"tune", "plan", "coalesce", "--dev", "veth0", "--set", "rx-usecs=50"});
   Check("tune_plan_sysctl", {"tune", "plan", "sysctl", "--set", "net.core.somaxconn=8192"});
+  Check("tune_plan_block",
+        {"tune", "plan", "block", "--dev", "veth0", "10.88.0.0/16", "2001:db8::/32"});
   Check("tune_apply", {"tune", "apply", "limits", "--set", "somaxconn=8192", "--id", "recorded"});
   Check("tune_confirm", {"tune", "confirm", "recorded-change"});
   Check("tune_rollback", {"tune", "rollback", "recorded-change"});
@@ -306,6 +309,7 @@ TEST_F(CommandGolden, DatapathCommands) {
   Check("datapath_rules_list", {"datapath", "rules", "list", "veth0"});
   Check("datapath_stats", {"datapath", "stats", "veth0"});
   Check("datapath_test", {"datapath", "test", "veth0", "--src", "10.88.2.3", "--dst", "10.77.0.1"});
+  Check("datapath_samples", {"datapath", "samples", "veth0", "--count", "3"});
   Check("datapath_detach", {"datapath", "detach", "veth0"});
 }
 

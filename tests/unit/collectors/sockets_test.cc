@@ -300,6 +300,38 @@ TEST(SocketSummarizer, ListenersTimeWaitAndPeers) {
   EXPECT_TRUE(s.busiest_flows.empty()) << "no busy time in these tcp_info";
 }
 
+// A dual-stack (::) listener's IPv4 clients are ::ffff:a.b.c.d: grouped by
+// their IPv4 /24, not all into ::/64 (which would make a flood spoofed over
+// many networks look as if it came from one).
+TEST(SocketSummarizer, HalfOpenSourcesOfADualStackListenerAreGroupedAsIpv4) {
+  SocketSummarizer sum;
+  auto half_open = [&](const char* peer) {
+    SocketRecord r;
+    r.state = 3;
+    r.local.family = r.peer.family = AF_INET6;
+    inet_pton(AF_INET6, "::ffff:10.0.0.1", r.local.bytes.data());
+    inet_pton(AF_INET6, peer, r.peer.bytes.data());
+    r.local_port = 80;
+    r.peer_port = 5555;
+    sum.Add(r);
+  };
+  half_open("::ffff:198.51.100.7");
+  half_open("::ffff:198.51.100.9");
+  half_open("::ffff:203.0.113.1");
+  half_open("2001:db8::1");
+  SocketSummary s = sum.Finish(10, PortRange{32768, 60999});
+  ASSERT_EQ(s.top_syn_recv_sources.size(), 3u);
+  EXPECT_EQ(s.top_syn_recv_sources[0].first.family, AF_INET);
+  EXPECT_EQ(FormatAddress(s.top_syn_recv_sources[0].first), "198.51.100.0");
+  EXPECT_EQ(s.top_syn_recv_sources[0].second, 2u);
+  EXPECT_EQ(FormatAddress(s.top_syn_recv_sources[1].first), "203.0.113.0");
+  EXPECT_EQ(FormatAddress(s.top_syn_recv_sources[2].first), "2001:db8::");
+  IpAddress plain;
+  plain.family = AF_INET6;
+  inet_pton(AF_INET6, "::1", plain.bytes.data());
+  EXPECT_EQ(UnmapV4(plain), plain);
+}
+
 // The 64 flows with the most busy time are kept, busiest first; a tcp_info
 // too short to hold the limited times (kernels before 4.10) is skipped.
 TEST(SocketSummarizer, BusiestFlowsByBusyTime) {

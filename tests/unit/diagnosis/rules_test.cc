@@ -312,6 +312,57 @@ TEST(SynFlood, ASpreadOrSmallFloodOrNoFastPathIsNoBlock) {
               HasSubstr("netctl tune apply block --dev DEV 198.51.100.0/24"));
 }
 
+TEST(SynFlood, ABlockNeedsFourFifthsAFloodAndNoOverflowingListener) {
+  // 40 % and 30 %: each a tenth or more, together short of four fifths.
+  Pair spread = CookiedFlood(100, {{Addr("198.51.100.0"), 40},
+                                   {Addr("192.0.2.0"), 30},
+                                   {Addr("203.0.113.0"), 9},
+                                   {Addr("10.9.8.0"), 9}});
+  spread.get().after.fast_paths = {{"eth0", true}};
+  auto f = spread.Run("syn-flood");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_FALSE(f[0].remediation.intent.has_value());
+  // A slow application: handshakes complete and overflow the accept queue,
+  // and its own clients' half-open connections fill the SYN queue.
+  Pair slow = CookiedFlood(100, {{Addr("198.51.100.0"), 100}});
+  slow.get().after.fast_paths = {{"eth0", true}};
+  slow.Add("TcpExtListenOverflows", 500);
+  f = slow.Run("syn-flood");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_FALSE(f[0].remediation.intent.has_value());
+  EXPECT_THAT(f[0].remediation.limits[0], HasSubstr("500 accept-queue overflows"));
+  // A trickle (5 cookies a second) is no basis for cutting a network off.
+  Pair trickle;
+  trickle.Add("TcpExtTCPReqQFullDoCookies", 50);
+  collectors::SocketSummary s;
+  collectors::ListenerStats l;
+  l.address = Addr("10.0.0.1");
+  l.port = 80;
+  l.syn_recv = 64;
+  s.listeners.push_back(l);
+  s.top_syn_recv_sources = {{Addr("198.51.100.0"), 64}};
+  trickle.get().after.sockets = s;
+  trickle.get().after.fast_paths = {{"eth0", true}};
+  f = trickle.Run("syn-flood");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_FALSE(f[0].remediation.intent.has_value());
+  EXPECT_THAT(f[0].remediation.limits[0], HasSubstr("no block is proposed below 100 SYNs"));
+}
+
+// SO_REUSEPORT: each listening socket of one endpoint carries the
+// endpoint's half-open count; counted once, the flood's share is right.
+TEST(SynFlood, ReuseportListenersAreOneEndpoint) {
+  Pair p = CookiedFlood(100, {{Addr("198.51.100.0"), 90}});
+  auto second = p.get().after.sockets->listeners[0];
+  p.get().after.sockets->listeners.push_back(second);
+  p.get().after.sockets->listeners.push_back(second);
+  p.get().after.fast_paths = {{"eth0", true}};
+  auto f = p.Run("syn-flood");
+  ASSERT_EQ(f.size(), 1u);
+  ASSERT_TRUE(f[0].remediation.intent.has_value());
+  EXPECT_THAT(f[0].remediation.summary, HasSubstr("90 of 100 half-open"));
+}
+
 collectors::ConntrackStats Conntrack(uint64_t count, uint64_t max, uint64_t drop) {
   collectors::ConntrackStats c;
   c.count = count;

@@ -212,6 +212,9 @@ TEST(PlaybookParse, EveryErrorNamesTheLineAndTheField) {
        "remediation.kinds[1]: not an intent kind (bdp, "},
       {head + "remediation:\n  kinds: [limits]\n  intent: {congestion: {algorithm: bbr}}\n",
        "remediation.kinds: only with from_finding"},
+      {head + "mode: auto\nmatch: {finding: a}\n"
+              "remediation: {from_finding: true, kinds: [datapath_block]}\n",
+       "remediation.kinds: mode: auto never applies a fast-path block"},
       // Found by review: a key given twice was taken silently (which one
       // counted was yaml-cpp's choice), an alias to itself never ended.
       {head + "match: {finding: a}\nremediation: {from_finding: true}\n"
@@ -292,6 +295,10 @@ TEST(PlaybookParse, KindsAdmitOnlyTheFindingsRemediationsOfThoseKinds) {
   p->kinds.clear();  // any
   EXPECT_TRUE(CheckRemediationKind(*p, cookies).ok());
   EXPECT_TRUE(IntentKinds().count("sysctl"));
+  // An auto playbook that admits any kind still never blocks.
+  p->auto_mode = true;
+  EXPECT_TRUE(CheckRemediationKind(*p, cookies).ok());
+  EXPECT_THAT(CheckRemediationKind(*p, block).message(), HasSubstr("never applies a fast-path block"));
 }
 
 TEST(PlaybookWaves, CumulativeStepsOverFleetsOfEverySize) {

@@ -76,6 +76,7 @@ TEST(Knobs, FastPathBlocksAreKnobsInOneFormPerPrefix) {
   EXPECT_THAT(bad.status().message(), HasSubstr("intent.datapath_block.prefixes[0]"));
   EXPECT_EQ(*Normalize("veth0:xdp-block/10.0.0.1", "on\n"), "on");
   EXPECT_EQ(*Normalize("veth0:xdp-block/10.0.0.1", "off"), "off");
+  EXPECT_EQ(*Normalize("veth0:xdp-block/10.0.0.1", "operator"), "operator");  // read only
   EXPECT_FALSE(Normalize("veth0:xdp-block/10.0.0.1", "1").ok());
 }
 

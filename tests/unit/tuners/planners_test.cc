@@ -438,6 +438,25 @@ TEST(DatapathBlockPlanner, OneKnobPerPrefixNotAlreadyBlocked) {
   EXPECT_EQ(lift->changes[0].new_value, "off");
 }
 
+// An operator's own block rule of a prefix is theirs: a block intent leaves
+// it (no second rule beside it), a lift does not remove it; both say so.
+TEST(DatapathBlockPlanner, AnOperatorsRuleIsLeftAsItIs) {
+  HostSnapshot h = ChildNamespaceHost();
+  DatapathState dp;
+  dp.device = "veth0";
+  dp.operator_blocked = {{"192.0.2.0/24", 7}};
+  h.datapath = dp;
+  auto block = PlanDatapathBlock({"veth0", {"192.0.2.0/24"}}, h);
+  ASSERT_TRUE(block.ok());
+  EXPECT_TRUE(block->changes.empty());
+  ASSERT_EQ(block->warnings.size(), 1u);
+  EXPECT_THAT(block->warnings[0], HasSubstr("already blocked by an operator's rule 7"));
+  auto lift = PlanDatapathBlock({"veth0", {"192.0.2.0/24"}, true}, h);
+  ASSERT_TRUE(lift.ok());
+  EXPECT_TRUE(lift->changes.empty());
+  EXPECT_THAT(lift->warnings.at(0), HasSubstr("netctl datapath rules del veth0 7"));
+}
+
 TEST(DatapathBlockPlanner, WithoutAFastPathTheChangesAreRefusals) {
   HostSnapshot h = ChildNamespaceHost();
   // No state at all (the planner was not given the fast path).
@@ -470,6 +489,9 @@ TEST(DatapathBlockPlanner, BadInputNamesTheField) {
               HasSubstr("intent.datapath_block.prefixes[1]"));
   EXPECT_THAT(msg({"veth0", {"10.0.0.1", "10.0.0.1/32"}}), HasSubstr("given twice"));
   EXPECT_THAT(msg({"veth0", {"bogus"}}), HasSubstr("intent.datapath_block.prefixes[0]"));
+  EXPECT_THAT(msg({"veth0", {"10.0.0.0/8", "0.0.0.0/0"}}),
+              HasSubstr("prefixes[1]: 0.0.0.0/0 is every address"));
+  EXPECT_THAT(msg({"veth0", {"::/0"}}), HasSubstr("every address"));
   EXPECT_THAT(msg({"veth0", std::vector<std::string>(257, "10.0.0.1")}), HasSubstr("at most 256"));
 }
 
