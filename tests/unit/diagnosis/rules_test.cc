@@ -1146,12 +1146,23 @@ TEST(Catalog, EveryRuleWithARemediationHasAShippedPlaybook) {
     if (e.path().extension() != ".yaml") continue;
     std::ifstream in(e.path());
     std::string line, finding;
+    bool kinds = false;
     while (std::getline(in, line)) {
       const auto at = line.find("  finding: ");
       if (at == 0) finding = line.substr(11);
+      kinds |= absl::StartsWith(line, "  kinds: ");
     }
     const std::string file = e.path().filename().string();
     EXPECT_TRUE(file == finding + ".yaml" || absl::StartsWith(file, finding + "-")) << file;
+    // A variant exists for another kind of the rule's remediation: both say
+    // which kind they take.
+    if (file != finding + ".yaml") {
+      EXPECT_TRUE(kinds) << file << ": a variant names its remediation.kinds";
+      std::ifstream main(dir / (finding + ".yaml"));
+      std::string text((std::istreambuf_iterator<char>(main)), std::istreambuf_iterator<char>());
+      EXPECT_NE(text.find("\n  kinds: "), std::string::npos)
+          << finding << ".yaml has a variant, so it names its remediation.kinds";
+    }
     if (file == finding + ".yaml") shipped.insert(finding);
   }
   std::set<std::string> ids;
