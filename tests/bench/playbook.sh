@@ -192,6 +192,33 @@ echo "efficacy: listen overflow, docs/playbooks/listen-overflow.yaml ($state)"
 printf '%-8s %18s\n' when overflows_per_s
 printf '%-8s %18s\n' before "$before" after "$after"
 
+# A server namespace SERVER (NET.1 on its veth SDEV) and a client namespace
+# CLIENT (NET.2 on CDEV), each routing the rest to the other, lo up; a
+# listener on NET.1:8080 with BACKLOG that accepts and closes.
+lab_pair() {
+  local server=$1 client=$2 sdev=$3 cdev=$4 net=$5 backlog=$6
+  ip netns add "$server"
+  NSS+=("$server")
+  ip netns add "$client"
+  NSS+=("$client")
+  ip -n "$server" link add "$sdev" type veth peer name "$cdev" netns "$client"
+  ip -n "$server" addr add "$net.1/24" dev "$sdev"
+  ip -n "$server" link set "$sdev" up
+  ip -n "$server" link set lo up
+  ip -n "$client" addr add "$net.2/24" dev "$cdev"
+  ip -n "$client" link set "$cdev" up
+  ip -n "$client" link set lo up
+  ip -n "$server" route add default via "$net.2"
+  ip -n "$client" route add default via "$net.1"
+  ip netns exec "$server" /usr/bin/python3 -c "
+import socket
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(('$net.1',8080)); s.listen($backlog)
+while True:
+  c,_=s.accept(); c.close()" >/dev/null 2>&1 &
+  PIDS+=($!)
+}
+
 # --- efficacy: SYN flood ----------------------------------------------------------
 # A listener (listen(128)) with SYN cookies off; hping3 sends 5,000 spoofed
 # SYNs a second from the client's namespace (random sources: nobody answers
@@ -200,26 +227,8 @@ printf '%-8s %18s\n' before "$before" after "$after"
 # playbook, with the flood going on throughout.
 SS="na-bench-pbs-$$"
 SC="na-bench-pbc-$$"
-ip netns add "$SS"
-NSS+=("$SS")
-ip netns add "$SC"
-NSS+=("$SC")
-ip -n "$SS" link add s0 type veth peer name c0 netns "$SC"
-ip -n "$SS" addr add 10.71.0.1/24 dev s0
-ip -n "$SS" link set s0 up
-ip -n "$SS" link set lo up
-ip -n "$SC" addr add 10.71.0.2/24 dev c0
-ip -n "$SC" link set c0 up
-ip -n "$SC" link set lo up
-ip -n "$SS" route add default via 10.71.0.2
+lab_pair "$SS" "$SC" s0 c0 10.71.0 128
 ip netns exec "$SS" sysctl -qw net.ipv4.tcp_syncookies=0
-ip netns exec "$SS" /usr/bin/python3 -c "
-import socket
-s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
-s.bind(('10.71.0.1',8080)); s.listen(128)
-while True:
-  c,_=s.accept(); c.close()" >/dev/null 2>&1 &
-PIDS+=($!)
 "$BUILD/agent/netagentd" --netns "$SS" --socket "$DIR/syn.sock" --state-dir "$DIR/synstate" \
   --log-format json >"$DIR/syn.log" 2>&1 &
 PIDS+=($!)
@@ -265,27 +274,8 @@ awk -v o="$sok2" -v f="$sfail2" -v d="$sdrops2" 'BEGIN { printf "%-8s %10d %10d 
 # syn-flood-block playbook, with the flood going on throughout.
 BS="na-bench-pbbs-$$"
 BC="na-bench-pbbc-$$"
-ip netns add "$BS"
-NSS+=("$BS")
-ip netns add "$BC"
-NSS+=("$BC")
-ip -n "$BS" link add b0 type veth peer name d0 netns "$BC"
-ip -n "$BS" addr add 10.72.0.1/24 dev b0
-ip -n "$BS" link set b0 up
-ip -n "$BS" link set lo up
-ip -n "$BC" addr add 10.72.0.2/24 dev d0
-ip -n "$BC" link set d0 up
-ip -n "$BC" link set lo up
-ip -n "$BS" route add default via 10.72.0.2
-ip -n "$BC" route add default via 10.72.0.1
+lab_pair "$BS" "$BC" b0 d0 10.72.0 512
 ip netns exec "$BS" sysctl -qw net.ipv4.tcp_syncookies=1
-ip netns exec "$BS" /usr/bin/python3 -c "
-import socket
-s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
-s.bind(('10.72.0.1',8080)); s.listen(512)
-while True:
-  c,_=s.accept(); c.close()" >/dev/null 2>&1 &
-PIDS+=($!)
 "$BUILD/agent/netagentd" --netns "$BS" --socket "$DIR/block.sock" --state-dir "$DIR/blockstate" \
   --bpf-pin-root "$PINS" --log-format json >"$DIR/block.log" 2>&1 &
 PIDS+=($!)

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -336,6 +337,53 @@ Link::Link() {
                 "ip addr add 10.66.0.2/24 dev v1 && ip link set v1 up && "
                 "ip route add default via 10.66.0.1");
   if (!ok) ADD_FAILURE() << "cannot join " << a.name() << " and " << b.name();
+}
+
+PinRoot::PinRoot(const std::string& tag)
+    : path_(absl::StrCat("/sys/fs/bpf/netagent-it-", getpid(), "-", tag)) {}
+
+PinRoot::~PinRoot() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);  // bpffs: unlink pins, rmdir dirs
+}
+
+SynFlood::SynFlood(const Link& link, const std::string& dir,
+                   const std::vector<std::string>& sources, int seconds) {
+  listener_ = std::make_unique<Process>(
+      link.a.Exec({"/usr/bin/python3", "-c",
+                   absl::StrCat("import socket,time\n"
+                                "s=socket.socket(); s.bind(('10.66.0.1',8080)); s.listen(512)\n"
+                                "time.sleep(",
+                                seconds, ")\n")}),
+      dir + "/listener.log");
+  if (!Listening(link.a, 8080)) {
+    error_ = "the listener did not come up: " + ReadFile(dir + "/listener.log");
+    return;
+  }
+  for (const auto& src : sources) {
+    floods_.push_back(std::make_unique<Process>(
+        link.b.Exec({"hping3", "-q", "-S", "-p", "8080", "-i", "u500", "-c",
+                     absl::StrCat(2000 * seconds), "-a", src, "10.66.0.1"}),
+        dir + "/hping3-" + src + ".log"));
+  }
+  const bool seen = Eventually(
+      [&] {
+        const std::string half_open =
+            RunCommand(link.a.Exec({"ss", "-Htn", "state", "syn-recv"})).out;
+        for (const auto& src : sources)
+          if (half_open.find(src + ":") == std::string::npos) return false;
+        return true;
+      },
+      std::chrono::seconds(15));
+  if (!seen)
+    error_ = "not every source got into the SYN queue: " +
+             ReadFile(dir + "/hping3-" + sources[0] + ".log");
+}
+
+bool SynFlood::flooding() const {
+  for (const auto& p : floods_)
+    if (!p->running()) return false;
+  return !floods_.empty();
 }
 
 }  // namespace netagent::testing

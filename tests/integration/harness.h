@@ -96,6 +96,37 @@ struct Link {
   Netns a, b;
 };
 
+// A pin root of the test's own on the host's bpffs, removed with
+// everything under it when this goes (unlinking pins detaches what only
+// they held).
+class PinRoot {
+ public:
+  explicit PinRoot(const std::string& tag);
+  ~PinRoot();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A SYN flood over a Link: a listener on 10.66.0.1:8080 in `a` (listen(512),
+// never accepts, for `seconds`) and hping3 in `b` sending 2,000 SYNs a
+// second from each of `sources` (spoofed; nobody answers the SYN-ACKs) for
+// as long. Ready once every source is seen half-open. Ended by pid.
+class SynFlood {
+ public:
+  SynFlood(const Link& link, const std::string& dir, const std::vector<std::string>& sources,
+           int seconds);
+  // Empty when ready; else what went wrong.
+  const std::string& error() const { return error_; }
+  bool flooding() const;
+
+ private:
+  std::unique_ptr<Process> listener_;
+  std::vector<std::unique_ptr<Process>> floods_;
+  std::string error_;
+};
+
 std::string NetagentdPath();
 std::string NetctlPath();
 std::string ReadFile(const std::string& path);

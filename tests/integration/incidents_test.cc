@@ -168,31 +168,11 @@ TEST(Incidents, SynFloodNamesTheListenerAndTheSourcePrefixes) {
   // is descheduled for a moment on a busy host.
   ASSERT_SH(l.a, "sysctl -qw net.ipv4.tcp_syncookies=0 net.ipv4.tcp_synack_retries=1");
   const auto before = Sysctls(l.a, {"net.ipv4.tcp_syncookies"});
-  Process listener(l.a.Exec({kPython, "-c",
-                             "import socket,time\n"
-                             "s=socket.socket(); s.bind(('10.66.0.1',8080)); s.listen(512)\n"
-                             "time.sleep(120)\n"}),
-                   dir / "listener.log");
   Agent agent(l.a);
   ASSERT_TRUE(agent.ok()) << agent.error();
-  ASSERT_TRUE(Listening(l.a, 8080));
-  // 2,000 SYNs a second from each source, from random source ports; bounded
-  // by count (40 s) and ended by pid at the end of the test.
-  std::vector<std::unique_ptr<Process>> flood;
-  for (const char* src : {"198.51.100.7", "203.0.113.9"}) {
-    flood.push_back(
-        std::make_unique<Process>(l.b.Exec({"hping3", "-q", "-S", "-p", "8080", "-i", "u500", "-c",
-                                            "80000", "-a", src, "10.66.0.1"}),
-                                  dir / "hping3.log"));
-  }
-  ASSERT_TRUE(Eventually(
-      [&] {
-        const std::string half_open = RunCommand(l.a.Exec({"ss", "-Htn", "state", "syn-recv"})).out;
-        return half_open.find("198.51.100.7:") != std::string::npos &&
-               half_open.find("203.0.113.9:") != std::string::npos;
-      },
-      std::chrono::seconds(15)))
-      << ReadFile(dir / "hping3.log");
+  // 2,000 SYNs a second from each source, from random source ports.
+  SynFlood flood(l, dir.path().string(), {"198.51.100.7", "203.0.113.9"}, 120);
+  ASSERT_EQ(flood.error(), "");
 
   v1::DiagnoseResponse r = Doctor(agent, {"--window", "3s", "--rule", "syn-flood"});
   const v1::Finding* f = FindingOf(r, "syn-flood");
@@ -217,7 +197,7 @@ TEST(Incidents, SynFloodNamesTheListenerAndTheSourcePrefixes) {
   EXPECT_EQ(EvidenceOf(*g, "TcpExtTCPReqQFullDrop")->delta(), 0) << g->summary();
   EXPECT_GT(EvidenceOf(*g, "TcpExtTCPReqQFullDoCookies")->delta(), 1000) << g->summary();
   EXPECT_FALSE(g->remediation().has_intent()) << "cookies are on: nothing more to tune";
-  for (auto& p : flood) ASSERT_TRUE(p->running()) << "the flood ended early";
+  ASSERT_TRUE(flood.flooding()) << "the flood ended early";
 
   Rollback(agent, id);
   EXPECT_EQ(Sysctls(l.a, {"net.ipv4.tcp_syncookies"}), before);
@@ -235,39 +215,14 @@ TEST(Incidents, SynFloodFromTwoNetworksIsBlockedInTheFastPath) {
   REQUIRE_TOOLS("hping3");
   Link l;
   TempDir dir;
-  struct Pins {
-    std::string path;
-    ~Pins() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);  // bpffs: unlink pins, rmdir dirs
-    }
-  } pins{absl::StrCat("/sys/fs/bpf/netagent-it-", getpid(), "-", l.a.name())};
+  PinRoot pins(l.a.name());
   ASSERT_SH(l.a, "sysctl -qw net.ipv4.tcp_syncookies=1 net.ipv4.tcp_synack_retries=1");
-  Process listener(l.a.Exec({kPython, "-c",
-                             "import socket,time\n"
-                             "s=socket.socket(); s.bind(('10.66.0.1',8080)); s.listen(512)\n"
-                             "time.sleep(120)\n"}),
-                   dir / "listener.log");
-  Agent agent(l.a, {"--bpf-pin-root", pins.path});
+  Agent agent(l.a, {"--bpf-pin-root", pins.path()});
   ASSERT_TRUE(agent.ok()) << agent.error();
-  ASSERT_TRUE(Listening(l.a, 8080));
+  SynFlood flood(l, dir.path().string(), {"198.51.100.7", "203.0.113.9"}, 120);
+  ASSERT_EQ(flood.error(), "");
   RunResult attach = agent.Netctl({"datapath", "attach", "v0"});
   ASSERT_EQ(attach.exit_code, 0) << attach.err;
-  std::vector<std::unique_ptr<Process>> flood;
-  for (const char* src : {"198.51.100.7", "203.0.113.9"}) {
-    flood.push_back(
-        std::make_unique<Process>(l.b.Exec({"hping3", "-q", "-S", "-p", "8080", "-i", "u500", "-c",
-                                            "80000", "-a", src, "10.66.0.1"}),
-                                  dir / "hping3.log"));
-  }
-  ASSERT_TRUE(Eventually(
-      [&] {
-        const std::string half_open = RunCommand(l.a.Exec({"ss", "-Htn", "state", "syn-recv"})).out;
-        return half_open.find("198.51.100.7:") != std::string::npos &&
-               half_open.find("203.0.113.9:") != std::string::npos;
-      },
-      std::chrono::seconds(15)))
-      << ReadFile(dir / "hping3.log");
 
   v1::DiagnoseResponse r = Doctor(agent, {"--window", "3s", "--rule", "syn-flood"});
   const v1::Finding* f = FindingOf(r, "syn-flood");
@@ -293,7 +248,7 @@ TEST(Incidents, SynFloodFromTwoNetworksIsBlockedInTheFastPath) {
   RunResult legit = RunCommand(l.b.Exec(
       {kPython, "-c", "import socket; socket.create_connection(('10.66.0.1', 8080), timeout=2)"}));
   EXPECT_EQ(legit.exit_code, 0) << "a client from 10.66.0.2 is not blocked: " << legit.err;
-  for (auto& p : flood) ASSERT_TRUE(p->running()) << "the flood ended early";
+  ASSERT_TRUE(flood.flooding()) << "the flood ended early";
 
   Rollback(agent, id);
   RunResult rules = agent.Netctl({"-o", "json", "datapath", "rules", "list", "v0"});
