@@ -310,8 +310,10 @@ TEST_F(DatapathTest, BlocklistedSourceCannotConnectOthersCanCountersAgree) {
   EXPECT_EQ(Json<v1::ListRulesResponse>({"datapath", "rules", "list", "vb"}).rules(0).hit_packets(),
             list.rules(0).hit_packets());
 
-  // Samples of those drops (1 in 100 by default) name the rule and the flow.
-  RunResult samples = Ctl({"datapath", "samples", "vb", "--count", "1"});
+  // Samples of those drops (1 in 100 by default) name the rule and the flow:
+  // the refused connects' SYNs (one or two sampled) come first, then the
+  // datagrams' (about five). --count is of samples, not of batches.
+  RunResult samples = Ctl({"datapath", "samples", "vb", "--count", "4"});
   EXPECT_EQ(samples.exit_code, 0) << samples.err;
   EXPECT_THAT(samples.out, HasSubstr(absl::StrCat("block (rule ", rule, ")  UDP ", kClient)));
 
