@@ -420,6 +420,8 @@ int RunDatapathSamples(const CommandContext& c, const DatapathArgs& a) {
     uint32_t seen = 0;
     std::string text;
     while (reader->Read(&msg)) {
+      // Cancelled at --count: a batch still in flight is not printed.
+      if (a.count && seen >= a.count) break;
       // --count is of samples: a batch may hold more than are left.
       if (a.count && static_cast<uint32_t>(msg.samples_size()) > a.count - seen) {
         const int left = static_cast<int>(a.count - seen);
