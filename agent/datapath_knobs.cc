@@ -30,6 +30,20 @@ absl::Status NothingAttached(const std::string& key, const std::string& device) 
       "unknown"));
 }
 
+// Why blocks cannot be written on `device` (not attached, or attached
+// without its blocklist); empty: they can.
+std::string Unavailable(datapath::DatapathManager& dp, const std::string& device) {
+  for (const auto& d : dp.Status()) {
+    if (d.info.device != device) continue;
+    if (d.meta.features.blocklist) return "";
+    return absl::StrCat("the fast path on ", device,
+                        " was attached without its blocklist (--no-blocklist): detach it and "
+                        "attach it again with the blocklist");
+  }
+  return absl::StrCat("the fast path is not attached to ", device, ": netctl datapath attach ",
+                      device, " first");
+}
+
 }  // namespace
 
 DatapathKnobs::DatapathKnobs(std::unique_ptr<tuners::KnobIo> system,
@@ -76,9 +90,8 @@ absl::Status DatapathKnobs::Write(const std::string& key, const std::string& val
   const bool on = value == tuners::kBlockOn;
   if (!dp_) return absl::FailedPreconditionError(absl::StrCat(key, ": ", off_reason_));
   if (on) {
-    const tuners::DatapathState st = DatapathStateOf(dp_.get(), off_reason_, k.device);
-    if (!st.unavailable.empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(key, ": ", st.unavailable));
+    if (std::string why = Unavailable(*dp_, k.device); !why.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(key, ": ", why));
     }
   }
   absl::Status last;
@@ -121,24 +134,10 @@ tuners::DatapathState DatapathStateOf(datapath::DatapathManager* dp, const std::
     st.unavailable = off_reason;
     return st;
   }
-  bool attached = false;
-  for (const auto& d : dp->Status()) {
-    if (d.info.device != device) continue;
-    attached = true;
-    if (!d.meta.features.blocklist) {
-      st.unavailable = absl::StrCat("the fast path on ", device,
-                                    " was attached without its blocklist (--no-blocklist): "
-                                    "detach it and attach it again with the blocklist");
-    }
-  }
-  if (!attached) {
-    st.unavailable = absl::StrCat("the fast path is not attached to ", device,
-                                  ": netctl datapath attach ", device, " first");
-    return st;
-  }
+  st.unavailable = Unavailable(*dp, device);
   auto rules = dp->Rules(device);
   if (!rules.ok()) {
-    st.unavailable = std::string(rules.status().message());
+    if (st.unavailable.empty()) st.unavailable = std::string(rules.status().message());
     return st;
   }
   for (const auto& [id, r] : (*rules)->rules) {

@@ -173,12 +173,7 @@ absl::StatusOr<tuners::Intent> IntentFromProto(const v1::TuningIntent& in) {
     case v1::TuningIntent::kDatapathBlock: {
       const auto& b = in.datapath_block();
       if (auto st = CheckDevice(b.device(), "intent.datapath_block.device"); !st.ok()) return st;
-      // The planner checks each prefix (and says how many were given); this
-      // bounds what it is handed.
-      if (b.prefixes_size() > 1024) {
-        return absl::InvalidArgumentError(absl::StrCat("intent.datapath_block.prefixes: ",
-                                                       b.prefixes_size(), " prefixes; at most 256"));
-      }
+      // The planner checks the prefixes: how many, each one's form.
       out.what = tuners::DatapathBlockIntent{
           b.device(), {b.prefixes().begin(), b.prefixes().end()}, b.remove()};
       break;

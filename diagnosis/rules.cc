@@ -321,10 +321,11 @@ std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& level
         "application, and the half-open connections may be its own clients' (see "
         "listen-overflow)");
   } else if (!flooders.empty() && drops + cookies < kMinFloodRate) {
-    no_block = absl::StrCat("no block is proposed below ", kMinFloodRate,
-                            " SYNs a second dropped or answered with cookies (", Num(drops + cookies),
-                            " here): too little to tell a flood from sources spoofed to frame a "
-                            "network");
+    no_block =
+        absl::StrCat("no block is proposed below ", kMinFloodRate,
+                     " SYNs a second dropped or answered with cookies (", Num(drops + cookies),
+                     " here): too little to tell a flood from sources spoofed to frame a "
+                     "network");
   }
   if (!no_block.empty()) {
     f.remediation.limits.push_back(no_block);

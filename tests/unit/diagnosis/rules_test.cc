@@ -215,20 +215,27 @@ TEST(ListenOverflow, NoListenerSeenFullIsSaid) {
   EXPECT_THAT(f[0].remediation.limits[0], HasSubstr("no listener was seen full in 5 samples"));
 }
 
-TEST(SynFlood, CookiesOffGetsCookiesOnAndSourcesAreNamed) {
-  Pair p;
-  p.Sysctl("net.ipv4.tcp_syncookies", "0");
-  p.Add("TcpExtTCPReqQFullDrop", 600);
+// A listener 10.0.0.1:80 whose SYN queue (its backlog) holds `half_open`
+// from these sources.
+collectors::SocketSummary HalfOpen(
+    uint64_t half_open, std::vector<std::pair<collectors::IpAddress, uint64_t>> sources) {
   collectors::SocketSummary s;
   collectors::ListenerStats l;
   l.address = Addr("10.0.0.1");
   l.port = 80;
-  l.backlog = 128;
-  l.syn_recv = 128;
+  l.backlog = static_cast<uint32_t>(half_open);
+  l.syn_recv = half_open;
   s.listeners.push_back(l);
-  s.top_syn_recv_sources = {
-      {Addr("198.51.100.7"), 100}, {Addr("198.51.100.9"), 20}, {Addr("203.0.113.1"), 8}};
-  p.get().after.sockets = s;
+  s.top_syn_recv_sources = std::move(sources);
+  return s;
+}
+
+TEST(SynFlood, CookiesOffGetsCookiesOnAndSourcesAreNamed) {
+  Pair p;
+  p.Sysctl("net.ipv4.tcp_syncookies", "0");
+  p.Add("TcpExtTCPReqQFullDrop", 600);
+  p.get().after.sockets = HalfOpen(
+      128, {{Addr("198.51.100.7"), 100}, {Addr("198.51.100.9"), 20}, {Addr("203.0.113.1"), 8}});
   auto f = p.Run("syn-flood");
   ASSERT_EQ(f.size(), 1u);
   EXPECT_EQ(f[0].severity, Severity::kCritical);
@@ -251,20 +258,14 @@ TEST(SynFlood, CookiesAlreadyOnIsNoSysctlPlan) {
   EXPECT_THAT(f[0].remediation.limits[1], HasSubstr("SYN guard"));
 }
 
-// Cookies on, a full queue of `half_open` from these /24 sources.
+// Cookies on (`cookies` sent over the 10 s window), a full queue of
+// `half_open` from these /24 sources.
 Pair CookiedFlood(uint64_t half_open,
-                  std::vector<std::pair<collectors::IpAddress, uint64_t>> sources) {
+                  std::vector<std::pair<collectors::IpAddress, uint64_t>> sources,
+                  int64_t cookies = 2000) {
   Pair p;
-  p.Add("TcpExtTCPReqQFullDoCookies", 2000);
-  collectors::SocketSummary s;
-  collectors::ListenerStats l;
-  l.address = Addr("10.0.0.1");
-  l.port = 80;
-  l.backlog = static_cast<uint32_t>(half_open);
-  l.syn_recv = half_open;
-  s.listeners.push_back(l);
-  s.top_syn_recv_sources = std::move(sources);
-  p.get().after.sockets = s;
+  p.Add("TcpExtTCPReqQFullDoCookies", cookies);
+  p.get().after.sockets = HalfOpen(half_open, std::move(sources));
   return p;
 }
 
@@ -332,16 +333,7 @@ TEST(SynFlood, ABlockNeedsFourFifthsAFloodAndNoOverflowingListener) {
   EXPECT_FALSE(f[0].remediation.intent.has_value());
   EXPECT_THAT(f[0].remediation.limits[0], HasSubstr("500 accept-queue overflows"));
   // A trickle (5 cookies a second) is no basis for cutting a network off.
-  Pair trickle;
-  trickle.Add("TcpExtTCPReqQFullDoCookies", 50);
-  collectors::SocketSummary s;
-  collectors::ListenerStats l;
-  l.address = Addr("10.0.0.1");
-  l.port = 80;
-  l.syn_recv = 64;
-  s.listeners.push_back(l);
-  s.top_syn_recv_sources = {{Addr("198.51.100.0"), 64}};
-  trickle.get().after.sockets = s;
+  Pair trickle = CookiedFlood(64, {{Addr("198.51.100.0"), 64}}, 50);
   trickle.get().after.fast_paths = {{"eth0", true}};
   f = trickle.Run("syn-flood");
   ASSERT_EQ(f.size(), 1u);

@@ -298,7 +298,8 @@ TEST(PlaybookParse, KindsAdmitOnlyTheFindingsRemediationsOfThoseKinds) {
   // An auto playbook that admits any kind still never blocks.
   p->auto_mode = true;
   EXPECT_TRUE(CheckRemediationKind(*p, cookies).ok());
-  EXPECT_THAT(CheckRemediationKind(*p, block).message(), HasSubstr("never applies a fast-path block"));
+  EXPECT_THAT(CheckRemediationKind(*p, block).message(),
+              HasSubstr("never applies a fast-path block"));
 }
 
 TEST(PlaybookWaves, CumulativeStepsOverFleetsOfEverySize) {
