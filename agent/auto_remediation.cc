@@ -235,10 +235,12 @@ void AutoRemediation::Handle(Entry& e, const diagnosis::Finding& finding) {
     e.armed.reset();
     return;
   }
-  // A guard against the baseline needs the figures before the change.
+  // A guard against the baseline, or a success measured against it, needs
+  // the figures before the change.
   std::optional<playbook::HostFigures> baseline;
   bool needs_baseline = false;
   for (const auto& c : p.failure) needs_baseline |= c.worse_than_baseline.has_value();
+  for (const auto& c : p.success) needs_baseline |= c.better_than_baseline.has_value();
   if (needs_baseline) {
     auto b = Measure(p, p.detect_window);
     if (!b.ok()) {

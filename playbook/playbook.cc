@@ -251,7 +251,8 @@ absl::StatusOr<CounterCondition> ParseCondition(const Reader& r, const YAML::Nod
   PB_CHECK(r.Mapping(node, field,
                      failure ? std::set<std::string>{"counter", "worse_than_baseline", "rate_above",
                                                      "rate_below"}
-                             : std::set<std::string>{"counter", "rate_below"}));
+                             : std::set<std::string>{"counter", "rate_below",
+                                                     "better_than_baseline"}));
   CounterCondition c;
   c.line = node.Mark().line + 1;
   if (!node["counter"]) return r.Error(node, field + ".counter", "required");
@@ -269,6 +270,10 @@ absl::StatusOr<CounterCondition> ParseCondition(const Reader& r, const YAML::Nod
     PB_ASSIGN(c.worse_than_baseline,
               r.Number(node["worse_than_baseline"], field + ".worse_than_baseline", 1, 1e6));
   }
+  if (node["better_than_baseline"]) {
+    PB_ASSIGN(c.better_than_baseline,
+              r.Number(node["better_than_baseline"], field + ".better_than_baseline", 1, 1e6));
+  }
   if (node["rate_above"]) {
     PB_ASSIGN(c.rate_above, r.Number(node["rate_above"], field + ".rate_above", 0, 1e15));
   }
@@ -280,8 +285,8 @@ absl::StatusOr<CounterCondition> ParseCondition(const Reader& r, const YAML::Nod
     if (!c.worse_than_baseline && !node["rate_above"]) {
       return r.Error(node, field, "give worse_than_baseline (a factor) and/or rate_above");
     }
-  } else if (!c.rate_below) {
-    return r.Error(node, field + ".rate_below", "required");
+  } else if (!c.rate_below && !c.better_than_baseline) {
+    return r.Error(node, field, "give rate_below and/or better_than_baseline (a factor)");
   }
   return c;
 }
@@ -865,17 +870,27 @@ v1::PlaybookVerdict Judge(const Playbook& p, const HostFigures& now, const HostF
   }
   for (const auto& c : p.success) {
     auto r = rate(now, c.counter);
-    if (!r) {
+    std::optional<double> base = baseline ? rate(*baseline, c.counter) : std::nullopt;
+    std::vector<std::string> want;
+    if (c.rate_below) want.push_back(absl::StrCat("below ", *c.rate_below));
+    if (c.better_than_baseline) {
+      want.push_back(absl::StrCat("at least ", *c.better_than_baseline, "x the baseline"));
+    }
+    std::string cond = absl::StrJoin(want, " and ");
+    if (!r || (c.better_than_baseline && !base)) {
       unmeasured = true;
       all_success = false;
-      add(absl::StrCat(c.counter, " rate"), 0, std::nullopt,
-          absl::StrCat("below ", *c.rate_below, " (not measured)"), false);
+      add(absl::StrCat(c.counter, " rate"), r.value_or(0), base,
+          absl::StrCat(cond, r ? " (no baseline: not measured before the change)"
+                               : " (not measured)"),
+          false);
       continue;
     }
-    const bool met = *r < *c.rate_below;
+    bool met = !c.rate_below || *r < *c.rate_below;
+    // A rate that was 0 and is still 0 is not better by any factor.
+    if (c.better_than_baseline) met = met && *r > 0 && *r >= *base * *c.better_than_baseline;
     if (!met) all_success = false;
-    std::optional<double> base = baseline ? rate(*baseline, c.counter) : std::nullopt;
-    add(absl::StrCat(c.counter, " rate"), *r, base, absl::StrCat("below ", *c.rate_below), met);
+    add(absl::StrCat(c.counter, " rate"), *r, base, cond, met);
   }
   for (const auto& c : p.failure) {
     auto r = rate(now, c.counter);

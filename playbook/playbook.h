@@ -41,6 +41,10 @@ struct FailureBudget {
 struct CounterCondition {
   std::string counter;
   std::optional<double> rate_below;  // success: the rate is below this
+  // success: the rate is at least this factor of the baseline rate (a
+  // change that should raise a rate: bytes sent by flows that waited on
+  // their buffers)
+  std::optional<double> better_than_baseline;
   // failure: the rate is more than this factor of the baseline rate and
   // above `rate_above` (so that 0 -> 0.1/s is not a failure).
   std::optional<double> worse_than_baseline;

@@ -18,7 +18,11 @@
 # spoofed SYNs a second; legitimate connects that succeed, and SYN-queue
 # drops/s), and a SYN flood from two networks with cookies on and the fast
 # path attached (cookies sent/s and half-open connections, before and after
-# syn-flood-block.yaml).
+# syn-flood-block.yaml), and flows limited by their send buffers (a 20 ms
+# round trip through the user-space delay line, tcp_wmem's ceiling 64 KiB;
+# iperf3's throughput over 6 s before and after buffer-limited.yaml, which
+# runs while a transfer goes on: the finding sizes the buffers from what
+# that flow delivers).
 # Usage (root, after a build): tests/bench/playbook.sh [ROUNDS] [AGENTS]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -37,7 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 [ "$(id -u)" -eq 0 ] || { echo "playbook.sh: run as root" >&2; exit 1; }
-ninja -C "$BUILD" netagentd netctl >/dev/null
+ninja -C "$BUILD" netagentd netctl delayline >/dev/null
 NETCTL="$BUILD/client/netctl"
 
 : >"$DIR/fleet"
@@ -315,3 +319,54 @@ printf '%-8s %10d %10d %10s %10d\n' after $((bok2 + bfail2)) "$bok2" "$cookies2"
 printf '%-8s %10s %10s %10s %10d\n' +45s - - - "$half3"
 "${BCTL[@]}" playbook --state-dir "$DIR/runs" abort lab-block >/dev/null 2>&1 || true
 "${BCTL[@]}" datapath detach b0 >/dev/null 2>&1 || true
+
+# --- efficacy: flows limited by their send buffers -----------------------------------
+# A 20 ms round trip through the user-space delay line (tests/tools/delayline:
+# no netem here) and a 64 KiB ceiling on the sender's buffers. iperf3's
+# throughput over 6 s, before and after the shipped buffer-limited playbook;
+# the playbook runs while a long transfer goes on (the finding needs a flow to
+# measure), which ends before the second measurement.
+DA="na-bench-pbda-$$"
+DB="na-bench-pbdb-$$"
+for ns in "$DA" "$DB"; do
+  ip netns add "$ns"
+  NSS+=("$ns")
+  ip -n "$ns" link set lo up
+done
+"$BUILD/tests/delayline" --ns-a "$DA" --ns-b "$DB" --addr-a 10.73.0.1 --addr-b 10.73.0.2 \
+  --delay-ms 10 >"$DIR/delayline.out" 2>"$DIR/delayline.log" &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q ready "$DIR/delayline.out" && break; sleep 0.1; done
+grep -q ready "$DIR/delayline.out" || { cat "$DIR/delayline.log" >&2; exit 1; }
+ip netns exec "$DA" sysctl -qw net.ipv4.tcp_wmem="4096 16384 65536" net.ipv4.tcp_rmem="4096 65536 65536"
+ip netns exec "$DB" iperf3 -s -B 10.73.0.2 >"$DIR/iperf3-server.log" 2>&1 &
+PIDS+=($!)
+"$BUILD/agent/netagentd" --netns "$DA" --socket "$DIR/buf.sock" --state-dir "$DIR/bufstate" \
+  --log-format json >"$DIR/buf.log" 2>&1 &
+PIDS+=($!)
+DCTL=("$NETCTL" -t "unix://$DIR/buf.sock")
+for _ in $(seq 100); do "${DCTL[@]}" health >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do ip netns exec "$DB" ss -Hltn 'sport = :5201' | grep -q . && break; sleep 0.1; done
+# mbits SECONDS: one transfer from DA, the receiver's Mbit/s.
+mbits() {
+  ip netns exec "$DA" iperf3 -c 10.73.0.2 -t "$1" -J |
+    /usr/bin/python3 -c "import json,sys; print('%.1f' % (json.load(sys.stdin)['end']['sum_received']['bits_per_second'] / 1e6))"
+}
+wmem_max() { ip netns exec "$DA" sysctl -n net.ipv4.tcp_wmem | awk '{print $3}'; }
+mbit1=$(mbits 6)
+wmem1=$(wmem_max)
+ip netns exec "$DA" iperf3 -c 10.73.0.2 -t 50 >/dev/null 2>&1 &
+WARM=$!
+PIDS+=("$WARM")
+sleep 3
+"${DCTL[@]}" --timeout 20s playbook --state-dir "$DIR/runs" run \
+  "$ROOT/docs/playbooks/buffer-limited.yaml" --run-id lab-buf >"$DIR/buf.out" || true
+state=$(grep -o "run finished  [A-Z_]*" "$DIR/buf.out" | awk '{print $3}')
+wait "$WARM" 2>/dev/null || true
+mbit2=$(mbits 6)
+wmem2=$(wmem_max)
+echo
+echo "efficacy: flows limited by their send buffers (20 ms RTT, tcp_wmem max 64 KiB), docs/playbooks/buffer-limited.yaml ($state)"
+printf '%-8s %14s %12s\n' when tcp_wmem_max Mbit/s
+printf '%-8s %14s %12s\n' before "$wmem1" "$mbit1" after "$wmem2" "$mbit2"
+"${DCTL[@]}" playbook --state-dir "$DIR/runs" abort lab-buf >/dev/null 2>&1 || true

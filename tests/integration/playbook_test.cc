@@ -488,6 +488,74 @@ TEST(PlaybookIncidents, ASynFloodFromTwoNetworksIsBlockedByItsShippedPlaybook) {
   EXPECT_EQ(agent.Netctl({"datapath", "detach", "v0"}).exit_code, 0);
 }
 
+// A 20 ms round trip through the user-space delay line and a 64 KiB
+// ceiling on the sender's buffers, a transfer going on throughout. The
+// shipped buffer-limited playbook doubles the ceilings from what the flow
+// delivers; the flow, on a path with room for more, is limited again at
+// twice the rate, so the run is verified on the bytes sent, not on the
+// finding clearing (it used to roll every such step back). Abort restores
+// both ceilings.
+TEST(PlaybookIncidents, BufferLimitedFlowsAreSpedUpByTheirShippedPlaybook) {
+  REQUIRE_ROOT("network namespaces");
+  if (RunCommand({"sh", "-c", "command -v iperf3"}).exit_code != 0) {
+    GTEST_SKIP() << "iperf3 is not installed (scripts/lib.sh)";
+  }
+  Netns a, b;
+  TempDir dir;
+  Process line({DELAYLINE_PATH, "--ns-a", a.name(), "--ns-b", b.name(), "--addr-a", "10.78.0.1",
+                "--addr-b", "10.78.0.2", "--delay-ms", "10"},
+               dir / "delayline.log");
+  ASSERT_TRUE(Eventually([&] {
+    return ReadFile(dir / "delayline.log").find("ready") != std::string::npos;
+  })) << ReadFile(dir / "delayline.log");
+  ASSERT_EQ(RunCommand(a.Exec({"sysctl", "-qw", "net.ipv4.tcp_wmem=4096 16384 65536",
+                               "net.ipv4.tcp_rmem=4096 65536 65536"}))
+                .exit_code,
+            0);
+  const std::string wmem = Sysctl(a, "net.ipv4.tcp_wmem");
+  const std::string rmem = Sysctl(a, "net.ipv4.tcp_rmem");
+  Process server(b.Exec({"iperf3", "-s", "-B", "10.78.0.2"}), dir / "iperf3-server.log");
+  Agent agent(a);
+  ASSERT_TRUE(agent.ok()) << agent.error();
+  ASSERT_TRUE(Listening(b, 5201));
+  // Detection 10 s, settle 5 s, verification 20 s: the transfer outlasts them.
+  Process transfer(a.Exec({"iperf3", "-c", "10.78.0.2", "-t", "60"}), dir / "iperf3.log");
+  ASSERT_TRUE(Eventually([&] {
+    return Lines(RunCommand(a.Exec({"ss", "-Htn", "state", "established", "dport = :5201"})).out)
+               .size() >= 2;
+  }));
+  RunResult run =
+      RunCommand({NetctlPath(), "-t", agent.target(), "--timeout", "20s", "-o", "json", "playbook",
+                  "--state-dir", dir / "runs", "run", "--run-id", "buffers",
+                  std::string(NETAGENT_SOURCE_DIR) + "/docs/playbooks/buffer-limited.yaml"},
+                 std::chrono::seconds(90));
+  ASSERT_EQ(run.exit_code, 0) << Tail(run.out) << run.err;
+  std::vector<v1::PlaybookEvent> events;
+  for (const auto& line : Lines(run.out)) events.push_back(MessageOf<v1::PlaybookEvent>(line));
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().state(), v1::PLAYBOOK_RUN_STATE_SUCCEEDED) << Tail(run.out);
+  const v1::PlaybookEvent* verified = nullptr;
+  for (const auto& e : events)
+    if (e.kind() == Kind::KIND_HOST_VERIFIED) verified = &e;
+  ASSERT_NE(verified, nullptr) << Tail(run.out);
+  bool sent = false;
+  for (const auto& m : verified->measurements()) {
+    if (m.name() != "IpExtOutOctets rate") continue;
+    sent = true;
+    EXPECT_TRUE(m.met());
+    EXPECT_GE(m.value(), 1.2 * m.baseline()) << m.DebugString();
+    std::cout << "buffer-limited: bytes sent " << m.baseline() << "/s before, " << m.value()
+              << "/s after\n";
+  }
+  EXPECT_TRUE(sent) << verified->DebugString();
+  EXPECT_NE(Sysctl(a, "net.ipv4.tcp_wmem"), wmem);
+
+  RunResult abort = agent.Netctl({"playbook", "--state-dir", dir / "runs", "abort", "buffers"});
+  ASSERT_EQ(abort.exit_code, 0) << abort.err;
+  EXPECT_EQ(Sysctl(a, "net.ipv4.tcp_wmem"), wmem);
+  EXPECT_EQ(Sysctl(a, "net.ipv4.tcp_rmem"), rmem);
+}
+
 // The lab's port exhaustion, for the agent's own playbooks: a namespace
 // with 200 ephemeral ports, a server behind a veth, and a client that runs
 // them out.

@@ -173,7 +173,13 @@ TEST(PlaybookParse, EveryErrorNamesTheLineAndTheField) {
        "rollout.confirm_within: 48h is not in 10s..24h"},
       {head + "match: {finding: a}\nremediation: {from_finding: true}\n"
               "verify: {success: [{counter: A}]}\n",
-       "verify.success[0].rate_below: required"},
+       "verify.success[0]: give rate_below and/or better_than_baseline"},
+      {head + "match: {finding: a}\nremediation: {from_finding: true}\n"
+              "verify: {success: [{counter: A, better_than_baseline: 0.9}]}\n",
+       "verify.success[0].better_than_baseline: 0.9 is not in 1..1e+06"},
+      {head + "match: {finding: a}\nremediation: {from_finding: true}\n"
+              "verify: {failure: [{counter: A, better_than_baseline: 2}]}\n",
+       "verify.failure[0].better_than_baseline: unknown field"},
       {head + "match: {finding: a}\nremediation: {from_finding: true}\n"
               "verify: {success: [{counter: \"A B\", rate_below: 1}]}\n",
        "verify.success[0].counter: a counter name"},
@@ -271,6 +277,30 @@ TEST(PlaybookParse, TheSynFloodPlaybookIsJudgedOnTheDropsNotTheFlood) {
   HostFigures still = before;
   EXPECT_EQ(Judge(*p, still, &before, nullptr), v1::PLAYBOOK_VERDICT_INCONCLUSIVE);
   EXPECT_FALSE(p->pause_on_inconclusive);
+}
+
+// Found while measuring it: the buffer-limited step doubles the buffers of
+// flows on a path with more room, so they deliver twice as much and are
+// limited again; a playbook waiting for the finding to clear rolled every
+// such step back. It is judged on the bytes sent.
+TEST(PlaybookParse, TheBufferLimitedPlaybookIsJudgedOnWhatTheFlowsDeliver) {
+  std::ifstream in(std::filesystem::path(NETAGENT_SOURCE_DIR) /
+                   "docs/playbooks/buffer-limited.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto p = ParsePlaybook(text.str(), "buffer-limited.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  HostFigures before;
+  before.finding_open = true;
+  before.rates = {{"IpExtOutOctets", 3.3e6}, {"TcpRetransSegs", 0}};
+  HostFigures faster = before;  // limited again, at twice the rate
+  faster.rates["IpExtOutOctets"] = 7.5e6;
+  EXPECT_EQ(Judge(*p, faster, &before, nullptr), v1::PLAYBOOK_VERDICT_SUCCESS);
+  HostFigures same = before;
+  EXPECT_NE(Judge(*p, same, &before, nullptr), v1::PLAYBOOK_VERDICT_SUCCESS);
+  HostFigures lossy = faster;
+  lossy.rates["TcpRetransSegs"] = 50;
+  EXPECT_EQ(Judge(*p, lossy, &before, nullptr), v1::PLAYBOOK_VERDICT_FAILURE);
 }
 
 // A finding may propose different kinds of change on different hosts
@@ -405,6 +435,13 @@ CounterCondition Below(const std::string& c, double v) {
   return x;
 }
 
+CounterCondition Better(const std::string& c, double factor) {
+  CounterCondition x;
+  x.counter = c;
+  x.better_than_baseline = factor;
+  return x;
+}
+
 CounterCondition Worse(const std::string& c, double factor, double above) {
   CounterCondition x;
   x.counter = c;
@@ -464,6 +501,35 @@ TEST(PlaybookJudge, Verdicts) {
   EXPECT_EQ(Judge(both, {false, {{"TcpRetransSegs", 1}, {"TcpExtListenOverflows", 0}}}, nullptr,
                   nullptr),
             V::PLAYBOOK_VERDICT_INCONCLUSIVE);
+
+  // A rate that must rise: at least 1.2x the baseline.
+  const Playbook rising = Verifying(false, {Better("IpExtOutOctets", 1.2)}, {});
+  HostFigures slow{false, {{"IpExtOutOctets", 1000}}};
+  figs.clear();
+  EXPECT_EQ(Judge(rising, {false, {{"IpExtOutOctets", 1200}}}, &slow, &figs),
+            V::PLAYBOOK_VERDICT_SUCCESS);
+  ASSERT_EQ(figs.size(), 1u);
+  EXPECT_EQ(figs[0].condition(), "at least 1.2x the baseline");
+  EXPECT_EQ(figs[0].baseline(), 1000);
+  EXPECT_EQ(Judge(rising, {false, {{"IpExtOutOctets", 1199}}}, &slow, nullptr),
+            V::PLAYBOOK_VERDICT_FAILURE);
+  // 0 before and 0 after is no better by any factor.
+  HostFigures idle{false, {{"IpExtOutOctets", 0}}};
+  EXPECT_EQ(Judge(rising, idle, &idle, nullptr), V::PLAYBOOK_VERDICT_FAILURE);
+  // No baseline: not measured, so inconclusive (never success).
+  figs.clear();
+  EXPECT_EQ(Judge(rising, {false, {{"IpExtOutOctets", 5000}}}, nullptr, &figs),
+            V::PLAYBOOK_VERDICT_INCONCLUSIVE);
+  ASSERT_EQ(figs.size(), 1u);
+  EXPECT_THAT(figs[0].condition(), ::testing::HasSubstr("no baseline"));
+  // Both bounds on one counter: each must hold.
+  CounterCondition window = Better("IpExtOutOctets", 1.2);
+  window.rate_below = 1500;
+  const Playbook bounded = Verifying(false, {window}, {});
+  EXPECT_EQ(Judge(bounded, {false, {{"IpExtOutOctets", 1300}}}, &slow, nullptr),
+            V::PLAYBOOK_VERDICT_SUCCESS);
+  EXPECT_EQ(Judge(bounded, {false, {{"IpExtOutOctets", 1600}}}, &slow, nullptr),
+            V::PLAYBOOK_VERDICT_FAILURE);
 }
 
 TEST(PlaybookEstimate, ConfirmWithinCoversTheRun) {
