@@ -99,6 +99,11 @@ uint64_t NetnsCookie() {
   return cookie;
 }
 
+bool IsInitialNetns(NsFileId self, std::optional<NsFileId> init) {
+  if (self.inode == kInitialNetnsInode) return true;
+  return init && init->inode == self.inode && init->dev == self.dev;
+}
+
 absl::StatusOr<NetnsIdentity> CurrentNetns() {
   NetnsIdentity id;
   struct stat self;
@@ -107,8 +112,9 @@ absl::StatusOr<NetnsIdentity> CurrentNetns() {
   id.cookie = NetnsCookie();
   id.path = EnteredPath();
   struct stat init;
-  id.initial = ::stat("/proc/1/ns/net", &init) == 0 && init.st_ino == self.st_ino &&
-               init.st_dev == self.st_dev;
+  std::optional<NsFileId> pid1;
+  if (::stat("/proc/1/ns/net", &init) == 0) pid1 = NsFileId{init.st_ino, init.st_dev};
+  id.initial = IsInitialNetns({self.st_ino, self.st_dev}, pid1);
   if (DIR* d = ::opendir("/run/netns")) {
     while (dirent* e = ::readdir(d)) {
       if (e->d_name[0] == '.') continue;

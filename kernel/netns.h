@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -32,10 +33,26 @@ struct NetnsIdentity {
   uint64_t cookie = 0;
   std::string name;      // from /run/netns when an entry refers to it
   std::string path;      // what EnterNetns was given, resolved
-  bool initial = false;  // same namespace as PID 1
+  bool initial = false;  // the host's own (init_net): see IsInitialNetns
 };
 
 absl::StatusOr<NetnsIdentity> CurrentNetns();
+
+// Since 6.18 the kernel gives the initial namespace a fixed inode
+// (NET_NS_INIT_INO); every other namespace, on any kernel, gets one from
+// 0xF0000000 up.
+inline constexpr uint64_t kInitialNetnsInode = 0xEFFFFFF9;
+
+// A namespace file's identity (stat of /proc/PID/ns/net).
+struct NsFileId {
+  uint64_t inode = 0;
+  uint64_t dev = 0;
+};
+
+// Whether namespace `self` is the initial one: its fixed inode says so, or
+// it is PID 1's (`init`; unset when /proc/1/ns/net cannot be read: a PID
+// namespace or ptrace rules that hide PID 1 from the agent).
+bool IsInitialNetns(NsFileId self, std::optional<NsFileId> init);
 
 // The calling thread's namespace's SO_NETNS_COOKIE; 0 before kernel 5.14.
 uint64_t NetnsCookie();

@@ -22,7 +22,10 @@
 # round trip through the user-space delay line, tcp_wmem's ceiling 64 KiB;
 # iperf3's throughput over 6 s before and after buffer-limited.yaml, which
 # runs while a transfer goes on: the finding sizes the buffers from what
-# that flow delivers).
+# that flow delivers), and a CPU's backlog overflowing in bursts (RPS into
+# one slow CPU; softnet drops/s before and after softnet-drops.yaml: the one
+# section that changes a host-wide knob, netdev_max_backlog, through an
+# agent serving the host's namespace, and puts the host's value back).
 # Usage (root, after a build): tests/bench/playbook.sh [ROUNDS] [AGENTS]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -37,6 +40,8 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for n in "${NSS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+  # The host's own value, put back whatever the softnet section did.
+  [ -z "${ORIG_BACKLOG:-}" ] || sysctl -qw net.core.netdev_max_backlog="$ORIG_BACKLOG"
   rm -rf "$DIR" "$PINS"
 }
 trap cleanup EXIT
@@ -370,3 +375,69 @@ echo "efficacy: flows limited by their send buffers (20 ms RTT, tcp_wmem max 64 
 printf '%-8s %14s %12s\n' when tcp_wmem_max Mbit/s
 printf '%-8s %14s %12s\n' before "$wmem1" "$mbit1" after "$wmem2" "$mbit2"
 "${DCTL[@]}" playbook --state-dir "$DIR/runs" abort lab-buf >/dev/null 2>&1 || true
+
+# --- efficacy: a CPU's backlog overflowing in bursts (a host-wide knob) ----------------
+# netdev_max_backlog is one setting for the whole host (absent in a child
+# namespace), so this one agent serves the host's own namespace, and the
+# playbook changes the host's value: the script puts the value it found back
+# when it ends, whatever happened. The traffic stays in two namespaces of
+# its own: RPS hands every packet v0 receives to CPU 1, 200 iptables string
+# matches make each one slow there, and a sender on CPU 0 sends bursts of
+# 1,500 datagrams (about 1 ms each) every second: CPU 1 keeps up on average,
+# but each burst outruns a backlog of 1,000. Softnet drops/s over 5 s,
+# before and after softnet-drops.yaml (the finding's step: 2,048).
+ORIG_BACKLOG="$(sysctl -n net.core.netdev_max_backlog)"
+if [ "$(nproc)" -ge 2 ]; then
+  RA="na-bench-pbra-$$"
+  RB="na-bench-pbrb-$$"
+  for ns in "$RA" "$RB"; do
+    ip netns add "$ns"
+    NSS+=("$ns")
+    ip -n "$ns" link set lo up
+  done
+  ip -n "$RA" link add r0 type veth peer name r1 netns "$RB"
+  ip -n "$RA" addr add 10.74.0.1/24 dev r0
+  ip -n "$RA" link set r0 up
+  ip -n "$RB" addr add 10.74.0.2/24 dev r1
+  ip -n "$RB" link set r1 up
+  ip netns exec "$RA" sh -c 'for q in /sys/class/net/r0/queues/rx-*; do echo 2 > $q/rps_cpus; done'
+  {
+    echo "*raw"
+    for i in $(seq 0 199); do
+      echo "-A PREROUTING -p udp -m string --algo kmp --string needle$i --to 1500 -j ACCEPT"
+    done
+    echo COMMIT
+  } | ip netns exec "$RA" iptables-restore
+  "$BUILD/agent/netagentd" --socket "$DIR/host.sock" --state-dir "$DIR/hoststate" \
+    --log-format json >"$DIR/host.log" 2>&1 &
+  PIDS+=($!)
+  HCTL=("$NETCTL" -t "unix://$DIR/host.sock")
+  for _ in $(seq 100); do "${HCTL[@]}" health >/dev/null 2>&1 && break; sleep 0.1; done
+  ip netns exec "$RB" taskset -c 0 /usr/bin/python3 -c "
+import socket,time
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET,32,32<<20)  # SO_SNDBUFFORCE: the burst is not held back here
+b=bytes(1000)
+while True:
+  for i in range(1500): s.sendto(b,('10.74.0.1',7000))
+  time.sleep(1)" >/dev/null 2>&1 &
+  PIDS+=($!)
+  # The host's softnet drops per second over 5 s, all CPUs.
+  softnet_drops() {
+    "${HCTL[@]}" -o json softnet --window 5s |
+      /usr/bin/python3 -c "import json,sys; print('%.1f' % sum(c.get('rate', {}).get('dropped', 0) for c in json.load(sys.stdin)['result']['cpus']))"
+  }
+  sleep 2
+  sdrop1=$(softnet_drops)
+  "${HCTL[@]}" --timeout 20s playbook --state-dir "$DIR/runs" run \
+    "$ROOT/docs/playbooks/softnet-drops.yaml" --run-id lab-softnet >"$DIR/softnet.out" || true
+  state=$(grep -o "run finished  [A-Z_]*" "$DIR/softnet.out" | awk '{print $3}')
+  backlog2="$(sysctl -n net.core.netdev_max_backlog)"
+  sdrop2=$(softnet_drops)
+  "${HCTL[@]}" playbook --state-dir "$DIR/runs" abort lab-softnet >/dev/null 2>&1 || true
+  echo
+  echo "efficacy: a CPU's backlog overflowing in bursts (1,500 datagrams a second into CPU 1), docs/playbooks/softnet-drops.yaml ($state)"
+  printf '%-8s %20s %16s\n' when netdev_max_backlog drops_per_s
+  printf '%-8s %20s %16s\n' before "$ORIG_BACKLOG" "$sdrop1" after "$backlog2" "$sdrop2"
+  echo "netdev_max_backlog after the abort: $(sysctl -n net.core.netdev_max_backlog)"
+fi
