@@ -22,10 +22,13 @@
 # round trip through the user-space delay line, tcp_wmem's ceiling 64 KiB;
 # iperf3's throughput over 6 s before and after buffer-limited.yaml, which
 # runs while a transfer goes on: the finding sizes the buffers from what
-# that flow delivers), and a CPU's backlog overflowing in bursts (RPS into
-# one slow CPU; softnet drops/s before and after softnet-drops.yaml: the one
-# section that changes a host-wide knob, netdev_max_backlog, through an
-# agent serving the host's namespace, and puts the host's value back).
+# that flow delivers). Two more change host-wide knobs, through an agent
+# serving the host's own namespace, and the script puts the host's values
+# back when it ends: a CPU's backlog overflowing in bursts (RPS into one
+# slow CPU; softnet drops/s before and after softnet-drops.yaml, which
+# raises netdev_max_backlog), and UDP receive buffers overflowing in bursts
+# on loopback (UdpRcvbufErrors/s before and after udp-rcvbuf.yaml, which
+# raises rmem_max).
 # Usage (root, after a build): tests/bench/playbook.sh [ROUNDS] [AGENTS]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -35,13 +38,14 @@ AGENTS="${2:-50}"
 DIR="$(mktemp -d)"
 PIDS=()
 NSS=()
+RESTORE=()
 PINS="/sys/fs/bpf/netagent-bench-pb-$$"
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for n in "${NSS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
-  # The host's own value, put back whatever the softnet section did.
-  [ -z "${ORIG_BACKLOG:-}" ] || sysctl -qw net.core.netdev_max_backlog="$ORIG_BACKLOG"
+  # The host's own values, put back whatever the host-wide sections did.
+  for kv in "${RESTORE[@]}"; do sysctl -qw "$kv" || true; done
   rm -rf "$DIR" "$PINS"
 }
 trap cleanup EXIT
@@ -376,17 +380,28 @@ printf '%-8s %14s %12s\n' when tcp_wmem_max Mbit/s
 printf '%-8s %14s %12s\n' before "$wmem1" "$mbit1" after "$wmem2" "$mbit2"
 "${DCTL[@]}" playbook --state-dir "$DIR/runs" abort lab-buf >/dev/null 2>&1 || true
 
-# --- efficacy: a CPU's backlog overflowing in bursts (a host-wide knob) ----------------
-# netdev_max_backlog is one setting for the whole host (absent in a child
-# namespace), so this one agent serves the host's own namespace, and the
-# playbook changes the host's value: the script puts the value it found back
-# when it ends, whatever happened. The traffic stays in two namespaces of
-# its own: RPS hands every packet v0 receives to CPU 1, 200 iptables string
-# matches make each one slow there, and a sender on CPU 0 sends bursts of
-# 1,500 datagrams (about 1 ms each) every second: CPU 1 keeps up on average,
-# but each burst outruns a backlog of 1,000. Softnet drops/s over 5 s,
-# before and after softnet-drops.yaml (the finding's step: 2,048).
-ORIG_BACKLOG="$(sysctl -n net.core.netdev_max_backlog)"
+# --- host-wide knobs: an agent serving the host's own namespace ------------------------
+# netdev_max_backlog and rmem_max are one setting for the whole host (absent
+# or read-only in a child namespace), so one agent serves the host's own
+# namespace for the last two sections, and their playbooks change the host's
+# values: the script records them first and puts them back when it ends,
+# whatever happened.
+RESTORE+=("net.core.netdev_max_backlog=$(sysctl -n net.core.netdev_max_backlog)"
+  "net.core.rmem_max=$(sysctl -n net.core.rmem_max)")
+"$BUILD/agent/netagentd" --socket "$DIR/host.sock" --state-dir "$DIR/hoststate" \
+  --log-format json >"$DIR/host.log" 2>&1 &
+PIDS+=($!)
+HCTL=("$NETCTL" -t "unix://$DIR/host.sock")
+for _ in $(seq 100); do "${HCTL[@]}" health >/dev/null 2>&1 && break; sleep 0.1; done
+
+# --- efficacy: a CPU's backlog overflowing in bursts ---------------------------------
+# The traffic stays in two namespaces of its own (softnet drops are counted
+# per CPU for the whole host): RPS hands every packet r0 receives to CPU 1,
+# 200 iptables string matches make each one slow there, and a sender on
+# CPU 0 sends bursts of 1,500 datagrams (about 1 ms each) every second: CPU 1
+# keeps up on average, but each burst outruns a backlog of 1,000. Softnet
+# drops/s over 5 s, before and after softnet-drops.yaml (the finding's step:
+# 2,048).
 if [ "$(nproc)" -ge 2 ]; then
   RA="na-bench-pbra-$$"
   RB="na-bench-pbrb-$$"
@@ -408,11 +423,6 @@ if [ "$(nproc)" -ge 2 ]; then
     done
     echo COMMIT
   } | ip netns exec "$RA" iptables-restore
-  "$BUILD/agent/netagentd" --socket "$DIR/host.sock" --state-dir "$DIR/hoststate" \
-    --log-format json >"$DIR/host.log" 2>&1 &
-  PIDS+=($!)
-  HCTL=("$NETCTL" -t "unix://$DIR/host.sock")
-  for _ in $(seq 100); do "${HCTL[@]}" health >/dev/null 2>&1 && break; sleep 0.1; done
   ip netns exec "$RB" taskset -c 0 /usr/bin/python3 -c "
 import socket,time
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
@@ -421,13 +431,15 @@ b=bytes(1000)
 while True:
   for i in range(1500): s.sendto(b,('10.74.0.1',7000))
   time.sleep(1)" >/dev/null 2>&1 &
-  PIDS+=($!)
+  BURST=$!
+  PIDS+=("$BURST")
   # The host's softnet drops per second over 5 s, all CPUs.
   softnet_drops() {
     "${HCTL[@]}" -o json softnet --window 5s |
       /usr/bin/python3 -c "import json,sys; print('%.1f' % sum(c.get('rate', {}).get('dropped', 0) for c in json.load(sys.stdin)['result']['cpus']))"
   }
   sleep 2
+  backlog1="$(sysctl -n net.core.netdev_max_backlog)"
   sdrop1=$(softnet_drops)
   "${HCTL[@]}" --timeout 20s playbook --state-dir "$DIR/runs" run \
     "$ROOT/docs/playbooks/softnet-drops.yaml" --run-id lab-softnet >"$DIR/softnet.out" || true
@@ -438,6 +450,59 @@ while True:
   echo
   echo "efficacy: a CPU's backlog overflowing in bursts (1,500 datagrams a second into CPU 1), docs/playbooks/softnet-drops.yaml ($state)"
   printf '%-8s %20s %16s\n' when netdev_max_backlog drops_per_s
-  printf '%-8s %20s %16s\n' before "$ORIG_BACKLOG" "$sdrop1" after "$backlog2" "$sdrop2"
+  printf '%-8s %20s %16s\n' before "$backlog1" "$sdrop1" after "$backlog2" "$sdrop2"
   echo "netdev_max_backlog after the abort: $(sysctl -n net.core.netdev_max_backlog)"
+  kill "$BURST" 2>/dev/null || true
 fi
+
+# --- efficacy: UDP receive buffers overflowing in bursts ---------------------------------
+# On the host's loopback (UdpRcvbufErrors is counted per namespace, and the
+# knob is the host's): a receiver that asks for 32 MiB of receive buffer
+# (SO_RCVBUF, asked again every second, as a service does when it restarts;
+# the kernel caps it at rmem_max) and reads about 5,500 datagrams a second;
+# a sender that sends bursts of 8,000 datagrams of 1,000 bytes every 2 s.
+# The receiver keeps up on average, but a burst does not fit the capped
+# buffer. UdpRcvbufErrors/s over 5 s before and after udp-rcvbuf.yaml (the
+# finding's step: rmem_max x 4).
+/usr/bin/python3 -c "
+import socket,time
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+s.bind(('127.0.0.1',0)); open('$DIR/udp.port','w').write(str(s.getsockname()[1]))
+s.setblocking(False); last=0
+while True:
+  if time.time()-last>1: s.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,32<<20); last=time.time()
+  for i in range(500):
+    try: s.recv(2048)
+    except BlockingIOError: break
+  time.sleep(0.09)" >/dev/null 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$DIR/udp.port" ] && break; sleep 0.1; done
+/usr/bin/python3 -c "
+import socket,time
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+b=bytes(1000); port=int(open('$DIR/udp.port').read())
+while True:
+  for i in range(8000):
+    try: s.sendto(b,('127.0.0.1',port))
+    except OSError: pass
+  time.sleep(2)" >/dev/null 2>&1 &
+UDPSEND=$!
+PIDS+=("$UDPSEND")
+udp_errors() {
+  "${HCTL[@]}" counters --window 5s --filter '^UdpRcvbufErrors$' | awk 'NR == 2 { print $NF }'
+}
+sleep 3
+rmem1="$(sysctl -n net.core.rmem_max)"
+uerr1=$(udp_errors)
+"${HCTL[@]}" --timeout 20s playbook --state-dir "$DIR/runs" run \
+  "$ROOT/docs/playbooks/udp-rcvbuf.yaml" --run-id lab-udp >"$DIR/udp.out" || true
+state=$(grep -o "run finished  [A-Z_]*" "$DIR/udp.out" | awk '{print $3}')
+rmem2="$(sysctl -n net.core.rmem_max)"
+uerr2=$(udp_errors)
+"${HCTL[@]}" playbook --state-dir "$DIR/runs" abort lab-udp >/dev/null 2>&1 || true
+kill "$UDPSEND" 2>/dev/null || true
+echo
+echo "efficacy: UDP receive buffers overflowing in bursts (8,000 datagrams every 2 s on loopback), docs/playbooks/udp-rcvbuf.yaml ($state)"
+printf '%-8s %12s %18s\n' when rmem_max rcvbuf_errors_per_s
+printf '%-8s %12s %18s\n' before "$rmem1" "$uerr1" after "$rmem2" "$uerr2"
+echo "rmem_max after the abort: $(sysctl -n net.core.rmem_max)"
