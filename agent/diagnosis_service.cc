@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/convert.h"
 #include "agent/tuning_service.h"
+#include "datapath/rules.h"
 #include "kernel/errors.h"
 
 namespace netagent::agent {
@@ -96,8 +97,17 @@ void AddFastPaths(datapath::DatapathManager* fast_path, diagnosis::CollectOption
   if (fast_path == nullptr) return;
   collect.fast_paths = [fast_path] {
     std::vector<diagnosis::FastPath> out;
-    for (const auto& d : fast_path->Status())
-      out.push_back({d.info.device, d.meta.features.blocklist});
+    for (const auto& d : fast_path->Status()) {
+      diagnosis::FastPath fp{d.info.device, d.meta.features.blocklist, {}};
+      if (auto rules = fast_path->Rules(d.info.device); rules.ok() && *rules) {
+        for (const auto& [id, r] : (*rules)->rules) {
+          if (r.action == datapath::RuleAction::kAllow && r.prefix) {
+            fp.allowed.push_back(datapath::FormatPrefix(*r.prefix));
+          }
+        }
+      }
+      out.push_back(std::move(fp));
+    }
     return out;
   };
 }

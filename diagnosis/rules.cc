@@ -246,6 +246,20 @@ std::string SourcePrefix(const collectors::IpAddress& a) {
   return absl::StrCat(FormatAddress(p), a.family == AF_INET ? "/24" : "/64");
 }
 
+// The first of the fast path's allow rules that overlaps `net`, or "".
+std::string AllowOverlapping(const FastPath& fp, const std::string& net) {
+  auto n = collectors::ParsePrefix(net, "network");
+  if (!n.ok()) return "";
+  for (const std::string& allowed : fp.allowed) {
+    auto a = collectors::ParsePrefix(allowed, "allowed");
+    if (!a.ok() || a->address.family != n->address.family) continue;
+    const bool overlap = a->length <= n->length ? a->Contains(n->address)
+                                                : n->Contains(a->address);
+    if (overlap) return allowed;
+  }
+  return "";
+}
+
 // Fewer half-open connections, or fewer SYNs a second dropped or answered
 // with cookies, than this are no basis for a block.
 constexpr uint64_t kMinFloodHalfOpen = 16;
@@ -341,6 +355,21 @@ std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& level
     fast_path = &fp;
   }
   if (blocking != 1) fast_path = nullptr;
+  // An allow rule is checked before any block: a network it overlaps would
+  // stay in part or whole, the flood with it, and the block would not
+  // verify. No block then, and why.
+  if (fast_path != nullptr) {
+    for (const std::string& net : flooders) {
+      const std::string allow = AllowOverlapping(*fast_path, net);
+      if (allow.empty()) continue;
+      f.remediation.limits.push_back(absl::StrCat(
+          "no block is proposed: the allow rule for ", allow, " on ", fast_path->device,
+          " overlaps ", net, ", and allow rules are checked before blocks (the flood from it "
+          "would go on)"));
+      flooders.clear();
+      break;
+    }
+  }
   const std::string networks = absl::StrJoin(flooders, ", ");
   const std::string share =
       absl::StrCat(from_flooders, " of ", half_open, " half-open connections");

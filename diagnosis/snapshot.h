@@ -50,6 +50,9 @@ struct DropSource {
 struct FastPath {
   std::string device;
   bool blocklist = false;  // its blocklist is compiled in
+  // Source prefixes of its allow rules ("10.0.0.0/8"): checked before any
+  // block, so a block of a network they overlap leaves that part in.
+  std::vector<std::string> allowed;
 };
 
 struct Snapshot {

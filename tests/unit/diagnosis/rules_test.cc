@@ -287,6 +287,28 @@ TEST(SynFlood, AFloodFromAFewNetworksIsBlockedInTheFastPath) {
   EXPECT_THAT(f[0].remediation.limits[0], HasSubstr("legitimate clients there too"));
 }
 
+// Allow rules are checked before blocks: a network an allow rule overlaps
+// (covering it, or inside it) would keep flooding through a block.
+TEST(SynFlood, NoBlockOfANetworkAnAllowRuleOverlaps) {
+  for (const std::string allowed : {"198.51.100.0/22", "198.51.100.7/32"}) {
+    Pair p = CookiedFlood(128, {{Addr("198.51.100.0"), 70}, {Addr("192.0.2.0"), 50}});
+    p.get().after.fast_paths = {{"eth0", true, {"10.0.0.0/8", allowed}}};
+    auto f = p.Run("syn-flood");
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_FALSE(f[0].remediation.intent.has_value()) << allowed;
+    EXPECT_THAT(f[0].remediation.limits[0],
+                HasSubstr("the allow rule for " + allowed + " on eth0 overlaps 198.51.100.0/24"));
+  }
+  // Allow rules elsewhere (and of the other family) leave the block as it was.
+  Pair p = CookiedFlood(128, {{Addr("198.51.100.0"), 70}, {Addr("192.0.2.0"), 50}});
+  p.get().after.fast_paths = {{"eth0", true, {"10.0.0.0/8", "198.51.101.0/24", "2001:db8::/32"}}};
+  auto f = p.Run("syn-flood");
+  ASSERT_EQ(f.size(), 1u);
+  ASSERT_TRUE(f[0].remediation.intent.has_value());
+  EXPECT_EQ(std::get<tuners::DatapathBlockIntent>(f[0].remediation.intent->what).prefixes,
+            (std::vector<std::string>{"198.51.100.0/24", "192.0.2.0/24"}));
+}
+
 TEST(SynFlood, ASpreadOrSmallFloodOrNoFastPathIsNoBlock) {
   // Spoofed over many networks: no few of them hold most of the queue.
   std::vector<std::pair<collectors::IpAddress, uint64_t>> spread;
