@@ -174,17 +174,16 @@ int RunConntrackList(const CommandContext& c, const ConntrackArgs& args) {
     CallContext call(absl::Now() + c.dialer->options().timeout);
     if (!call.started()) return absl::CancelledError("interrupted");
     auto reader = stub.ListConntrack(&call.ctx, req);
-    v1::ListConntrackResponse batch;
     uint64_t count = 0;
     std::string text;
     const std::string prefix = multi ? TerminalText(c.targets[i].display) + "  " : "";
-    while (reader->Read(&batch)) {
+    ReadEachInArena<v1::ListConntrackResponse>(*reader, [&](const auto& batch) {
       count += batch.entries_size();
       for (const auto& w : batch.warnings()) printer.Warning(i, w);
-      if (args.count) continue;
+      if (args.count) return;
       if (c.format == Format::kJson) {
         printer.Part(i, batch);
-        continue;
+        return;
       }
       text.clear();
       for (const auto& e : batch.entries()) {
@@ -192,7 +191,7 @@ int RunConntrackList(const CommandContext& c, const ConntrackArgs& args) {
         AppendEntryLine(&text, e);
       }
       printer.Lines(i, text);
-    }
+    });
     absl::Status st = FromGrpc(reader->Finish());
     if (st.ok() && args.count) {
       google::protobuf::Struct s;

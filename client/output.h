@@ -8,6 +8,7 @@
 // line or reorder one.
 #pragma once
 
+#include <google/protobuf/arena.h>
 #include <google/protobuf/message.h>
 
 #include <condition_variable>
@@ -249,6 +250,25 @@ int RunUnary(const CommandContext& c, View view, const UnaryCall& call,
 using StreamRun =
     std::function<absl::Status(size_t index, grpc::Channel& channel, Printer& printer)>;
 int RunStreams(const CommandContext& c, View view, const StreamRun& run);
+
+// Reads a stream's messages (of type T) one at a time, each into an arena
+// that it is dropped with once `fn` returns: a bulk stream (sockets,
+// conntrack: hundreds of thousands of entries) then allocates and frees
+// nothing per entry. `fn` must not keep the message.
+template <typename T, typename Reader, typename Fn>
+void ReadEachInArena(Reader& reader, Fn&& fn) {
+  std::vector<char> block(1 << 20);
+  google::protobuf::ArenaOptions options;
+  options.initial_block = block.data();
+  options.initial_block_size = block.size();
+  google::protobuf::Arena arena(options);
+  for (;;) {
+    T* message = google::protobuf::Arena::CreateMessage<T>(&arena);
+    if (!reader.Read(message)) break;
+    fn(*message);
+    arena.Reset();
+  }
+}
 
 std::string StatusCodeName(absl::StatusCode code);
 // "CODE: message", the message through TerminalText.

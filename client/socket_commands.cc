@@ -178,15 +178,14 @@ int RunSockets(const CommandContext& c, const SocketsArgs& args) {
     CallContext call(absl::Now() + c.dialer->options().timeout);
     if (!call.started()) return absl::CancelledError("interrupted");
     auto reader = stub.ListSockets(&call.ctx, req);
-    v1::ListSocketsResponse batch;
     uint64_t count = 0;
     std::string more;
-    while (reader->Read(&batch)) {
+    ReadEachInArena<v1::ListSocketsResponse>(*reader, [&](const auto& batch) {
       count += batch.sockets_size();
       for (const auto& w : batch.warnings()) printer.Warning(i, w);
       if (!batch.next_page_token().empty()) more = batch.next_page_token();
       if (!args.count) printer.Part(i, batch);
-    }
+    });
     absl::Status st = FromGrpc(reader->Finish());
     if (!st.ok()) return st;
     if (args.count) {
