@@ -98,11 +98,17 @@ void AddFastPaths(datapath::DatapathManager* fast_path, diagnosis::CollectOption
   collect.fast_paths = [fast_path] {
     std::vector<diagnosis::FastPath> out;
     for (const auto& d : fast_path->Status()) {
-      diagnosis::FastPath fp{d.info.device, d.meta.features.blocklist, {}};
-      if (auto rules = fast_path->Rules(d.info.device); rules.ok() && *rules) {
-        for (const auto& [id, r] : (*rules)->rules) {
-          if (r.action == datapath::RuleAction::kAllow && r.prefix) {
-            fp.allowed.push_back(datapath::FormatPrefix(*r.prefix));
+      diagnosis::FastPath fp{d.info.device, d.meta.features.blocklist, {}, ""};
+      // Allow rules matter only where a block could be proposed.
+      if (fp.blocklist) {
+        auto rules = fast_path->Rules(d.info.device);
+        if (!rules.ok()) {
+          fp.rules_unread = std::string(rules.status().message());
+        } else if (*rules) {
+          for (const auto& [id, r] : (*rules)->rules) {
+            if (r.action == datapath::RuleAction::kAllow && r.prefix) {
+              fp.allowed.push_back(datapath::FormatPrefix(*r.prefix));
+            }
           }
         }
       }

@@ -302,11 +302,23 @@ int main(int argc, char** argv) {
   ctx.netns = *netns;
   // Another namespace's pins are keyed by its cookie: inode numbers are
   // reused once a namespace is gone, cookies never.
-  const std::string pin_root =
-      !cfg.bpf_pin_root.empty() ? cfg.bpf_pin_root
-      : ctx.netns.initial       ? std::string("/sys/fs/bpf/netagent")
-      : ctx.netns.cookie != 0   ? absl::StrCat("/sys/fs/bpf/netagent-netns/", ctx.netns.cookie)
+  std::string pin_root = cfg.bpf_pin_root;
+  if (pin_root.empty()) {
+    const std::string child =
+        ctx.netns.cookie != 0 ? absl::StrCat("/sys/fs/bpf/netagent-netns/", ctx.netns.cookie)
                               : absl::StrCat("/sys/fs/bpf/netagent-netns/inode-", ctx.netns.inode);
+    pin_root = ctx.netns.initial ? std::string("/sys/fs/bpf/netagent") : child;
+    // An agent that could not read /proc/1/ns/net took the host's namespace
+    // for a child one before it knew the fixed inode, and pinned its fast
+    // path under the child root: keep finding those pins (until a reboot
+    // empties bpffs), or they would stay attached out of its reach.
+    std::error_code ec;
+    if (ctx.netns.initial && std::filesystem::is_directory(child, ec)) {
+      spdlog::info("bpf pins: {} holds this namespace's pins from an earlier start; using it",
+                   child);
+      pin_root = child;
+    }
+  }
   netagent::kernel::Capability bpffs = netagent::agent::PrepareBpffs(pin_root);
   if (!bpffs.note.empty()) {
     spdlog::warn("bpffs: {}", bpffs.note);

@@ -358,6 +358,12 @@ std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& level
   // An allow rule is checked before any block: a network it overlaps would
   // stay in part or whole, the flood with it, and the block would not
   // verify. No block then, and why.
+  if (fast_path != nullptr && !flooders.empty() && !fast_path->rules_unread.empty()) {
+    f.remediation.limits.push_back(absl::StrCat("no block is proposed: the rules on ",
+                                                fast_path->device, " could not be read (",
+                                                fast_path->rules_unread, ")"));
+    flooders.clear();
+  }
   if (fast_path != nullptr) {
     for (const std::string& net : flooders) {
       const std::string allow = AllowOverlapping(*fast_path, net);

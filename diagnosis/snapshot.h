@@ -53,6 +53,7 @@ struct FastPath {
   // Source prefixes of its allow rules ("10.0.0.0/8"): checked before any
   // block, so a block of a network they overlap leaves that part in.
   std::vector<std::string> allowed;
+  std::string rules_unread;  // why its rules could not be read ("": they were)
 };
 
 struct Snapshot {

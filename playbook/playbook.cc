@@ -887,8 +887,15 @@ v1::PlaybookVerdict Judge(const Playbook& p, const HostFigures& now, const HostF
       continue;
     }
     bool met = !c.rate_below || *r < *c.rate_below;
-    // A rate that was 0 and is still 0 is not better by any factor.
-    if (c.better_than_baseline) met = met && *r > 0 && *r >= *base * *c.better_than_baseline;
+    // A rate that was 0 and is still 0 is not better by any factor; one
+    // that should rise and fell is worse, not inconclusive.
+    if (c.better_than_baseline) {
+      met = met && *r > 0 && *r >= *base * *c.better_than_baseline;
+      if (*r < *base) {
+        any_failure = true;
+        cond += " (it fell)";
+      }
+    }
     if (!met) all_success = false;
     add(absl::StrCat(c.counter, " rate"), *r, base, cond, met);
   }

@@ -40,13 +40,19 @@ PIDS=()
 NSS=()
 RESTORE=()
 PINS="/sys/fs/bpf/netagent-bench-pb-$$"
+# How the run in FILE ended (a run that paused prints no "run finished").
+finished() {
+  local state
+  state=$(grep -o "run finished  [A-Z_]*" "$1" | awk '{print $3}' || true)
+  echo "${state:-PAUSED (no run finished line)}"
+}
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for n in "${NSS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
   # The host's own values, put back whatever the host-wide sections did.
   for kv in "${RESTORE[@]}"; do sysctl -qw "$kv" || true; done
-  rm -rf "$DIR" "$PINS"
+  rm -rf "$DIR" "$PINS" "$PINS-host"
 }
 trap cleanup EXIT
 [ "$(id -u)" -eq 0 ] || { echo "playbook.sh: run as root" >&2; exit 1; }
@@ -144,7 +150,7 @@ print(ok, fail)"
 read -r ok1 fail1 < <(connects)
 "$NETCTL" -t "unix://$DIR/lab.sock" --timeout 20s playbook --state-dir "$DIR/runs" run \
   "$ROOT/docs/playbooks/port-exhaustion.yaml" --run-id lab >"$DIR/lab.out" || true
-state=$(grep -o "run finished  [A-Z_]*" "$DIR/lab.out" | awk '{print $3}')
+state=$(finished "$DIR/lab.out")
 read -r ok2 fail2 < <(connects)
 echo
 echo "efficacy: port exhaustion, docs/playbooks/port-exhaustion.yaml ($state)"
@@ -198,7 +204,7 @@ sleep 2
 before=$(overflows)
 "$NETCTL" -t "unix://$DIR/lo.sock" --timeout 20s playbook --state-dir "$DIR/runs" run \
   "$ROOT/docs/playbooks/listen-overflow.yaml" --run-id lab-listen >"$DIR/lo.out" || true
-state=$(grep -o "run finished  [A-Z_]*" "$DIR/lo.out" | awk '{print $3}')
+state=$(finished "$DIR/lo.out")
 after=$(overflows)
 echo
 echo "efficacy: listen overflow, docs/playbooks/listen-overflow.yaml ($state)"
@@ -271,7 +277,7 @@ read -r sok1 sfail1 < <(legit "$SC" 10.71.0.1)
 sdrops1=$(syn_drops)
 "$NETCTL" -t "unix://$DIR/syn.sock" --timeout 20s playbook --state-dir "$DIR/runs" run \
   "$ROOT/docs/playbooks/syn-flood.yaml" --run-id lab-syn >"$DIR/syn.out" || true
-state=$(grep -o "run finished  [A-Z_]*" "$DIR/syn.out" | awk '{print $3}')
+state=$(finished "$DIR/syn.out")
 read -r sok2 sfail2 < <(legit "$SC" 10.71.0.1)
 sdrops2=$(syn_drops)
 echo
@@ -312,7 +318,7 @@ cookies1=$(cookies)
 half1=$(half_open)
 "${BCTL[@]}" --timeout 20s playbook --state-dir "$DIR/runs" run \
   "$ROOT/docs/playbooks/syn-flood-block.yaml" --run-id lab-block >"$DIR/block.out" || true
-state=$(grep -o "run finished  [A-Z_]*" "$DIR/block.out" | awk '{print $3}')
+state=$(finished "$DIR/block.out")
 read -r bok2 bfail2 < <(legit "$BC" 10.72.0.1)
 cookies2=$(cookies)
 half2=$(half_open)
@@ -370,7 +376,7 @@ PIDS+=("$WARM")
 sleep 3
 "${DCTL[@]}" --timeout 20s playbook --state-dir "$DIR/runs" run \
   "$ROOT/docs/playbooks/buffer-limited.yaml" --run-id lab-buf >"$DIR/buf.out" || true
-state=$(grep -o "run finished  [A-Z_]*" "$DIR/buf.out" | awk '{print $3}')
+state=$(finished "$DIR/buf.out")
 wait "$WARM" 2>/dev/null || true
 mbit2=$(mbits 6)
 wmem2=$(wmem_max)
@@ -389,7 +395,7 @@ printf '%-8s %14s %12s\n' before "$wmem1" "$mbit1" after "$wmem2" "$mbit2"
 RESTORE+=("net.core.netdev_max_backlog=$(sysctl -n net.core.netdev_max_backlog)"
   "net.core.rmem_max=$(sysctl -n net.core.rmem_max)")
 "$BUILD/agent/netagentd" --socket "$DIR/host.sock" --state-dir "$DIR/hoststate" \
-  --log-format json >"$DIR/host.log" 2>&1 &
+  --bpf-pin-root "$PINS-host" --log-format json >"$DIR/host.log" 2>&1 &
 PIDS+=($!)
 HCTL=("$NETCTL" -t "unix://$DIR/host.sock")
 for _ in $(seq 100); do "${HCTL[@]}" health >/dev/null 2>&1 && break; sleep 0.1; done
@@ -443,7 +449,7 @@ while True:
   sdrop1=$(softnet_drops)
   "${HCTL[@]}" --timeout 20s playbook --state-dir "$DIR/runs" run \
     "$ROOT/docs/playbooks/softnet-drops.yaml" --run-id lab-softnet >"$DIR/softnet.out" || true
-  state=$(grep -o "run finished  [A-Z_]*" "$DIR/softnet.out" | awk '{print $3}')
+  state=$(finished "$DIR/softnet.out")
   backlog2="$(sysctl -n net.core.netdev_max_backlog)"
   sdrop2=$(softnet_drops)
   "${HCTL[@]}" playbook --state-dir "$DIR/runs" abort lab-softnet >/dev/null 2>&1 || true
@@ -496,7 +502,7 @@ rmem1="$(sysctl -n net.core.rmem_max)"
 uerr1=$(udp_errors)
 "${HCTL[@]}" --timeout 20s playbook --state-dir "$DIR/runs" run \
   "$ROOT/docs/playbooks/udp-rcvbuf.yaml" --run-id lab-udp >"$DIR/udp.out" || true
-state=$(grep -o "run finished  [A-Z_]*" "$DIR/udp.out" | awk '{print $3}')
+state=$(finished "$DIR/udp.out")
 rmem2="$(sysctl -n net.core.rmem_max)"
 uerr2=$(udp_errors)
 "${HCTL[@]}" playbook --state-dir "$DIR/runs" abort lab-udp >/dev/null 2>&1 || true

@@ -493,7 +493,8 @@ TEST(PlaybookIncidents, ASynFloodFromTwoNetworksIsBlockedByItsShippedPlaybook) {
 // shipped buffer-limited playbook doubles the ceilings from what the flow
 // delivers; the flow, on a path with room for more, is limited again at
 // twice the rate, so the run is verified on the bytes sent, not on the
-// finding clearing (it used to roll every such step back). Abort restores
+// finding clearing (it used to roll every such step back): the TCP
+// segments sent. Abort restores
 // both ceilings.
 TEST(PlaybookIncidents, BufferLimitedFlowsAreSpedUpByTheirShippedPlaybook) {
   REQUIRE_ROOT("network namespaces");
@@ -540,11 +541,11 @@ TEST(PlaybookIncidents, BufferLimitedFlowsAreSpedUpByTheirShippedPlaybook) {
   ASSERT_NE(verified, nullptr) << Tail(run.out);
   bool sent = false;
   for (const auto& m : verified->measurements()) {
-    if (m.name() != "IpExtOutOctets rate") continue;
+    if (m.name() != "TcpOutSegs rate") continue;
     sent = true;
     EXPECT_TRUE(m.met());
     EXPECT_GE(m.value(), 1.2 * m.baseline()) << m.DebugString();
-    std::cout << "buffer-limited: bytes sent " << m.baseline() << "/s before, " << m.value()
+    std::cout << "buffer-limited: TCP segments sent " << m.baseline() << "/s before, " << m.value()
               << "/s after\n";
   }
   EXPECT_TRUE(sent) << verified->DebugString();

@@ -299,6 +299,13 @@ TEST(SynFlood, NoBlockOfANetworkAnAllowRuleOverlaps) {
     EXPECT_THAT(f[0].remediation.limits[0],
                 HasSubstr("the allow rule for " + allowed + " on eth0 overlaps 198.51.100.0/24"));
   }
+  // Rules that could not be read may hold such an allow rule.
+  Pair unread = CookiedFlood(128, {{Addr("198.51.100.0"), 70}, {Addr("192.0.2.0"), 50}});
+  unread.get().after.fast_paths = {{"eth0", true, {}, "device busy"}};
+  auto u = unread.Run("syn-flood");
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_FALSE(u[0].remediation.intent.has_value());
+  EXPECT_THAT(u[0].remediation.limits[0], HasSubstr("could not be read (device busy)"));
   // Allow rules elsewhere (and of the other family) leave the block as it was.
   Pair p = CookiedFlood(128, {{Addr("198.51.100.0"), 70}, {Addr("192.0.2.0"), 50}});
   p.get().after.fast_paths = {{"eth0", true, {"10.0.0.0/8", "198.51.101.0/24", "2001:db8::/32"}}};

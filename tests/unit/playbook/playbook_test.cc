@@ -292,12 +292,15 @@ TEST(PlaybookParse, TheBufferLimitedPlaybookIsJudgedOnWhatTheFlowsDeliver) {
   ASSERT_TRUE(p.ok()) << p.status();
   HostFigures before;
   before.finding_open = true;
-  before.rates = {{"IpExtOutOctets", 3.3e6}, {"TcpRetransSegs", 0}};
+  before.rates = {{"TcpOutSegs", 2300}, {"TcpRetransSegs", 0}};
   HostFigures faster = before;  // limited again, at twice the rate
-  faster.rates["IpExtOutOctets"] = 7.5e6;
+  faster.rates["TcpOutSegs"] = 5200;
   EXPECT_EQ(Judge(*p, faster, &before, nullptr), v1::PLAYBOOK_VERDICT_SUCCESS);
   HostFigures same = before;
   EXPECT_NE(Judge(*p, same, &before, nullptr), v1::PLAYBOOK_VERDICT_SUCCESS);
+  HostFigures slower = before;
+  slower.rates["TcpOutSegs"] = 1500;
+  EXPECT_EQ(Judge(*p, slower, &before, nullptr), v1::PLAYBOOK_VERDICT_FAILURE);
   HostFigures lossy = faster;
   lossy.rates["TcpRetransSegs"] = 50;
   EXPECT_EQ(Judge(*p, lossy, &before, nullptr), v1::PLAYBOOK_VERDICT_FAILURE);
@@ -513,6 +516,19 @@ TEST(PlaybookJudge, Verdicts) {
   EXPECT_EQ(figs[0].baseline(), 1000);
   EXPECT_EQ(Judge(rising, {false, {{"IpExtOutOctets", 1199}}}, &slow, nullptr),
             V::PLAYBOOK_VERDICT_FAILURE);
+  // Short of the factor with a guard that holds: inconclusive; below the
+  // baseline: worse, a failure whatever the guards say.
+  const Playbook guarded_rise =
+      Verifying(false, {Better("IpExtOutOctets", 1.2)}, {Worse("TcpRetransSegs", 2, 10)});
+  HostFigures slow_quiet{false, {{"IpExtOutOctets", 1000}, {"TcpRetransSegs", 0}}};
+  EXPECT_EQ(Judge(guarded_rise, {false, {{"IpExtOutOctets", 1100}, {"TcpRetransSegs", 0}}},
+                  &slow_quiet, nullptr),
+            V::PLAYBOOK_VERDICT_INCONCLUSIVE);
+  figs.clear();
+  EXPECT_EQ(Judge(guarded_rise, {false, {{"IpExtOutOctets", 900}, {"TcpRetransSegs", 0}}},
+                  &slow_quiet, &figs),
+            V::PLAYBOOK_VERDICT_FAILURE);
+  EXPECT_THAT(figs[0].condition(), HasSubstr("(it fell)"));
   // 0 before and 0 after is no better by any factor.
   HostFigures idle{false, {{"IpExtOutOctets", 0}}};
   EXPECT_EQ(Judge(rising, idle, &idle, nullptr), V::PLAYBOOK_VERDICT_FAILURE);
