@@ -253,8 +253,7 @@ std::string AllowOverlapping(const FastPath& fp, const std::string& net) {
   for (const std::string& allowed : fp.allowed) {
     auto a = collectors::ParsePrefix(allowed, "allowed");
     if (!a.ok() || a->address.family != n->address.family) continue;
-    const bool overlap = a->length <= n->length ? a->Contains(n->address)
-                                                : n->Contains(a->address);
+    const bool overlap = a->length <= n->length ? a->Contains(n->address) : n->Contains(a->address);
     if (overlap) return allowed;
   }
   return "";
@@ -368,10 +367,11 @@ std::optional<Finding> SynFlood(const Window& w, const std::vector<Level>& level
     for (const std::string& net : flooders) {
       const std::string allow = AllowOverlapping(*fast_path, net);
       if (allow.empty()) continue;
-      f.remediation.limits.push_back(absl::StrCat(
-          "no block is proposed: the allow rule for ", allow, " on ", fast_path->device,
-          " overlaps ", net, ", and allow rules are checked before blocks (the flood from it "
-          "would go on)"));
+      f.remediation.limits.push_back(
+          absl::StrCat("no block is proposed: the allow rule for ", allow, " on ",
+                       fast_path->device, " overlaps ", net,
+                       ", and allow rules are checked before blocks (the flood from it "
+                       "would go on)"));
       flooders.clear();
       break;
     }

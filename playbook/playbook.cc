@@ -248,11 +248,10 @@ absl::Status ParseIntent(const Reader& r, const YAML::Node& node, const std::str
 
 absl::StatusOr<CounterCondition> ParseCondition(const Reader& r, const YAML::Node& node,
                                                 const std::string& field, bool failure) {
-  PB_CHECK(r.Mapping(node, field,
-                     failure ? std::set<std::string>{"counter", "worse_than_baseline", "rate_above",
-                                                     "rate_below"}
-                             : std::set<std::string>{"counter", "rate_below",
-                                                     "better_than_baseline"}));
+  PB_CHECK(r.Mapping(
+      node, field,
+      failure ? std::set<std::string>{"counter", "worse_than_baseline", "rate_above", "rate_below"}
+              : std::set<std::string>{"counter", "rate_below", "better_than_baseline"}));
   CounterCondition c;
   c.line = node.Mark().line + 1;
   if (!node["counter"]) return r.Error(node, field + ".counter", "required");
@@ -881,8 +880,8 @@ v1::PlaybookVerdict Judge(const Playbook& p, const HostFigures& now, const HostF
       unmeasured = true;
       all_success = false;
       add(absl::StrCat(c.counter, " rate"), r.value_or(0), base,
-          absl::StrCat(cond, r ? " (no baseline: not measured before the change)"
-                               : " (not measured)"),
+          absl::StrCat(cond,
+                       r ? " (no baseline: not measured before the change)" : " (not measured)"),
           false);
       continue;
     }
