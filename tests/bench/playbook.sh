@@ -46,6 +46,16 @@ finished() {
   state=$(grep -o "run finished  [A-Z_]*" "$1" | awk '{print $3}' || true)
   echo "${state:-PAUSED (no run finished line)}"
 }
+# play OUT ID FILE NETCTL...: runs the shipped playbook FILE through that
+# netctl (and its target) with run id ID, its report in OUT; prints how the
+# run ended.
+play() {
+  local out=$1 id=$2 file=$3
+  shift 3
+  "$@" --timeout 20s playbook --state-dir "$DIR/runs" run "$ROOT/docs/playbooks/$file" \
+    --run-id "$id" >"$out" || true
+  finished "$out"
+}
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -148,9 +158,7 @@ while time.time()<end and ok<2000:
 print(ok, fail)"
 }
 read -r ok1 fail1 < <(connects)
-"$NETCTL" -t "unix://$DIR/lab.sock" --timeout 20s playbook --state-dir "$DIR/runs" run \
-  "$ROOT/docs/playbooks/port-exhaustion.yaml" --run-id lab >"$DIR/lab.out" || true
-state=$(finished "$DIR/lab.out")
+state=$(play "$DIR/lab.out" lab port-exhaustion.yaml "$NETCTL" -t "unix://$DIR/lab.sock")
 read -r ok2 fail2 < <(connects)
 echo
 echo "efficacy: port exhaustion, docs/playbooks/port-exhaustion.yaml ($state)"
@@ -202,9 +210,7 @@ overflows() {
 }
 sleep 2
 before=$(overflows)
-"$NETCTL" -t "unix://$DIR/lo.sock" --timeout 20s playbook --state-dir "$DIR/runs" run \
-  "$ROOT/docs/playbooks/listen-overflow.yaml" --run-id lab-listen >"$DIR/lo.out" || true
-state=$(finished "$DIR/lo.out")
+state=$(play "$DIR/lo.out" lab-listen listen-overflow.yaml "$NETCTL" -t "unix://$DIR/lo.sock")
 after=$(overflows)
 echo
 echo "efficacy: listen overflow, docs/playbooks/listen-overflow.yaml ($state)"
@@ -275,9 +281,7 @@ syn_drops() {
 sleep 3
 read -r sok1 sfail1 < <(legit "$SC" 10.71.0.1)
 sdrops1=$(syn_drops)
-"$NETCTL" -t "unix://$DIR/syn.sock" --timeout 20s playbook --state-dir "$DIR/runs" run \
-  "$ROOT/docs/playbooks/syn-flood.yaml" --run-id lab-syn >"$DIR/syn.out" || true
-state=$(finished "$DIR/syn.out")
+state=$(play "$DIR/syn.out" lab-syn syn-flood.yaml "$NETCTL" -t "unix://$DIR/syn.sock")
 read -r sok2 sfail2 < <(legit "$SC" 10.71.0.1)
 sdrops2=$(syn_drops)
 echo
@@ -316,9 +320,7 @@ sleep 3
 read -r bok1 bfail1 < <(legit "$BC" 10.72.0.1)
 cookies1=$(cookies)
 half1=$(half_open)
-"${BCTL[@]}" --timeout 20s playbook --state-dir "$DIR/runs" run \
-  "$ROOT/docs/playbooks/syn-flood-block.yaml" --run-id lab-block >"$DIR/block.out" || true
-state=$(finished "$DIR/block.out")
+state=$(play "$DIR/block.out" lab-block syn-flood-block.yaml "${BCTL[@]}")
 read -r bok2 bfail2 < <(legit "$BC" 10.72.0.1)
 cookies2=$(cookies)
 half2=$(half_open)
@@ -374,9 +376,7 @@ ip netns exec "$DA" iperf3 -c 10.73.0.2 -t 50 >/dev/null 2>&1 &
 WARM=$!
 PIDS+=("$WARM")
 sleep 3
-"${DCTL[@]}" --timeout 20s playbook --state-dir "$DIR/runs" run \
-  "$ROOT/docs/playbooks/buffer-limited.yaml" --run-id lab-buf >"$DIR/buf.out" || true
-state=$(finished "$DIR/buf.out")
+state=$(play "$DIR/buf.out" lab-buf buffer-limited.yaml "${DCTL[@]}")
 wait "$WARM" 2>/dev/null || true
 mbit2=$(mbits 6)
 wmem2=$(wmem_max)
@@ -447,9 +447,7 @@ while True:
   sleep 2
   backlog1="$(sysctl -n net.core.netdev_max_backlog)"
   sdrop1=$(softnet_drops)
-  "${HCTL[@]}" --timeout 20s playbook --state-dir "$DIR/runs" run \
-    "$ROOT/docs/playbooks/softnet-drops.yaml" --run-id lab-softnet >"$DIR/softnet.out" || true
-  state=$(finished "$DIR/softnet.out")
+  state=$(play "$DIR/softnet.out" lab-softnet softnet-drops.yaml "${HCTL[@]}")
   backlog2="$(sysctl -n net.core.netdev_max_backlog)"
   sdrop2=$(softnet_drops)
   "${HCTL[@]}" playbook --state-dir "$DIR/runs" abort lab-softnet >/dev/null 2>&1 || true
@@ -500,9 +498,7 @@ udp_errors() {
 sleep 3
 rmem1="$(sysctl -n net.core.rmem_max)"
 uerr1=$(udp_errors)
-"${HCTL[@]}" --timeout 20s playbook --state-dir "$DIR/runs" run \
-  "$ROOT/docs/playbooks/udp-rcvbuf.yaml" --run-id lab-udp >"$DIR/udp.out" || true
-state=$(finished "$DIR/udp.out")
+state=$(play "$DIR/udp.out" lab-udp udp-rcvbuf.yaml "${HCTL[@]}")
 rmem2="$(sysctl -n net.core.rmem_max)"
 uerr2=$(udp_errors)
 "${HCTL[@]}" playbook --state-dir "$DIR/runs" abort lab-udp >/dev/null 2>&1 || true
