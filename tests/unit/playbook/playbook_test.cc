@@ -304,6 +304,13 @@ TEST(PlaybookParse, TheBufferLimitedPlaybookIsJudgedOnWhatTheFlowsDeliver) {
   HostFigures lossy = faster;
   lossy.rates["TcpRetransSegs"] = 50;
   EXPECT_EQ(Judge(*p, lossy, &before, nullptr), v1::PLAYBOOK_VERDICT_FAILURE);
+  // A path with some loss: retransmissions grow with what is sent (2.3x
+  // the segments, 2.5x the retransmissions) and that is no failure.
+  HostFigures some_loss = before;
+  some_loss.rates["TcpRetransSegs"] = 20;
+  HostFigures faster_same_loss = faster;
+  faster_same_loss.rates["TcpRetransSegs"] = 50;
+  EXPECT_EQ(Judge(*p, faster_same_loss, &some_loss, nullptr), v1::PLAYBOOK_VERDICT_SUCCESS);
 }
 
 // A finding may propose different kinds of change on different hosts
