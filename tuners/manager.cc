@@ -22,6 +22,7 @@
 #include "kernel/text.h"
 #include "spdlog/spdlog.h"
 #include "tuners/applier.h"
+#include "tuners/knobs.h"
 #include "tuners/planners.h"
 
 namespace netagent::tuners {
@@ -742,6 +743,7 @@ absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& 
   }
   SnapshotRequest req;
   req.device = device;
+  req.datapath_device = device;  // its fast-path blocks, where it has a fast path
   NETAGENT_ASSIGN_OR_RETURN(HostSnapshot snap, options_.snapshot(req, baseline));
   std::vector<Tunable> out;
   for (const auto& spec : SysctlRegistry()) {
@@ -819,6 +821,30 @@ absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& 
     for (const auto& irq : d.irqs) {
       add(IrqKey(irq.irq), irq.affinity_list, "", kernel::FormatCpuList(snap.online_cpus),
           absl::StrCat("affinity of ", irq.name));
+    }
+  }
+  // The prefixes its fast path blocks: the agent's own rules (knobs a
+  // change holds), and an operator's (read only).
+  if (snap.datapath && snap.datapath->unavailable.empty()) {
+    const DatapathState& dp = *snap.datapath;
+    auto block = [&](const std::string& prefix, const char* value, bool writable,
+                     std::string help) {
+      Tunable t;
+      t.knob = DatapathBlockKey(dp.device, prefix);
+      t.value = value;
+      t.exists = true;
+      t.writable = writable;
+      t.kernel_default = kBlockOff;
+      t.group = "datapath";
+      t.help = std::move(help);
+      out.push_back(std::move(t));
+    };
+    for (const auto& prefix : dp.blocked)
+      block(prefix, kBlockOn, true, "dropped in the fast path by the agent's own rule");
+    for (const auto& [prefix, id] : dp.operator_blocked) {
+      block(prefix, kBlockOperator, false,
+            absl::StrCat("dropped in the fast path by rule ", id,
+                         ", an operator's (datapath rules): not the agent's to change"));
     }
   }
   std::lock_guard<std::mutex> lk(mu_);
