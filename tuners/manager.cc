@@ -823,28 +823,19 @@ absl::StatusOr<std::vector<Tunable>> TuningManager::Tunables(const std::string& 
           absl::StrCat("affinity of ", irq.name));
     }
   }
-  // The prefixes its fast path blocks: the agent's own rules (knobs a
-  // change holds), and an operator's (read only).
+  // The prefixes its fast path blocks by the agent's own rules: knobs a
+  // change holds. An operator's blocks are no knobs of the agent's (they may
+  // be hundreds of thousands): `datapath rules list` shows them.
   if (snap.datapath && snap.datapath->unavailable.empty()) {
-    const DatapathState& dp = *snap.datapath;
-    auto block = [&](const std::string& prefix, const char* value, bool writable,
-                     std::string help) {
+    for (const auto& prefix : snap.datapath->blocked) {
       Tunable t;
-      t.knob = DatapathBlockKey(dp.device, prefix);
-      t.value = value;
-      t.exists = true;
-      t.writable = writable;
+      t.knob = DatapathBlockKey(snap.datapath->device, prefix);
+      t.value = kBlockOn;
+      t.exists = t.writable = true;
       t.kernel_default = kBlockOff;
       t.group = "datapath";
-      t.help = std::move(help);
+      t.help = "dropped in the fast path by the agent's own rule";
       out.push_back(std::move(t));
-    };
-    for (const auto& prefix : dp.blocked)
-      block(prefix, kBlockOn, true, "dropped in the fast path by the agent's own rule");
-    for (const auto& [prefix, id] : dp.operator_blocked) {
-      block(prefix, kBlockOperator, false,
-            absl::StrCat("dropped in the fast path by rule ", id,
-                         ", an operator's (datapath rules): not the agent's to change"));
     }
   }
   std::lock_guard<std::mutex> lk(mu_);
