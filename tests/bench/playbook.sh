@@ -65,6 +65,15 @@ cleanup() {
   rm -rf "$DIR" "$PINS" "$PINS-host"
 }
 trap cleanup EXIT
+# netns_up NAME...: new namespaces with lo up, removed at exit.
+netns_up() {
+  local ns
+  for ns in "$@"; do
+    ip netns add "$ns"
+    NSS+=("$ns")
+    ip -n "$ns" link set lo up
+  done
+}
 [ "$(id -u)" -eq 0 ] || { echo "playbook.sh: run as root" >&2; exit 1; }
 ninja -C "$BUILD" netagentd netctl delayline >/dev/null
 NETCTL="$BUILD/client/netctl"
@@ -72,9 +81,7 @@ NETCTL="$BUILD/client/netctl"
 : >"$DIR/fleet"
 for i in $(seq "$AGENTS"); do
   ns="na-bench-pb-$$-$i"
-  ip netns add "$ns"
-  NSS+=("$ns")
-  ip -n "$ns" link set lo up
+  netns_up "$ns"
   "$BUILD/agent/netagentd" --netns "$ns" --socket "$DIR/$i.sock" --state-dir "$DIR/state$i" \
     --diagnosis-interval 0 --log-format json >"$DIR/agent$i.log" 2>&1 &
   PIDS+=($!)
@@ -122,17 +129,12 @@ done
 # --- efficacy: port exhaustion ------------------------------------------------
 A="na-bench-pba-$$"
 B="na-bench-pbb-$$"
-ip netns add "$A"
-NSS+=("$A")
-ip netns add "$B"
-NSS+=("$B")
+netns_up "$A" "$B"
 ip -n "$A" link add v0 type veth peer name v1 netns "$B"
 ip -n "$A" addr add 10.66.0.1/24 dev v0
 ip -n "$A" link set v0 up
-ip -n "$A" link set lo up
 ip -n "$B" addr add 10.66.0.2/24 dev v1
 ip -n "$B" link set v1 up
-ip -n "$B" link set lo up
 ip netns exec "$A" sysctl -qw net.ipv4.ip_local_port_range="40000 40199"
 ip netns exec "$B" /usr/bin/python3 -c "
 import socket
@@ -172,9 +174,7 @@ awk -v o="$ok2" -v f="$fail2" 'BEGIN { printf "%-8s %10d %10d %8.1f\n", "after",
 # the queue between bursts. It listens again before each pause (as servers do
 # on reload), so a larger somaxconn takes effect.
 L="na-bench-pbl-$$"
-ip netns add "$L"
-NSS+=("$L")
-ip -n "$L" link set lo up
+netns_up "$L"
 ip netns exec "$L" sysctl -qw net.core.somaxconn=64
 ip netns exec "$L" /usr/bin/python3 -c "
 import socket,time
@@ -222,17 +222,12 @@ printf '%-8s %18s\n' before "$before" after "$after"
 # listener on NET.1:8080 with BACKLOG that accepts and closes.
 lab_pair() {
   local server=$1 client=$2 sdev=$3 cdev=$4 net=$5 backlog=$6
-  ip netns add "$server"
-  NSS+=("$server")
-  ip netns add "$client"
-  NSS+=("$client")
+  netns_up "$server" "$client"
   ip -n "$server" link add "$sdev" type veth peer name "$cdev" netns "$client"
   ip -n "$server" addr add "$net.1/24" dev "$sdev"
   ip -n "$server" link set "$sdev" up
-  ip -n "$server" link set lo up
   ip -n "$client" addr add "$net.2/24" dev "$cdev"
   ip -n "$client" link set "$cdev" up
-  ip -n "$client" link set lo up
   ip -n "$server" route add default via "$net.2"
   ip -n "$client" route add default via "$net.1"
   ip netns exec "$server" /usr/bin/python3 -c "
@@ -345,11 +340,7 @@ printf '%-8s %10s %10s %10s %10d\n' +45s - - - "$half3"
 # measure), which ends before the second measurement.
 DA="na-bench-pbda-$$"
 DB="na-bench-pbdb-$$"
-for ns in "$DA" "$DB"; do
-  ip netns add "$ns"
-  NSS+=("$ns")
-  ip -n "$ns" link set lo up
-done
+netns_up "$DA" "$DB"
 "$BUILD/tests/delayline" --ns-a "$DA" --ns-b "$DB" --addr-a 10.73.0.1 --addr-b 10.73.0.2 \
   --delay-ms 10 >"$DIR/delayline.out" 2>"$DIR/delayline.log" &
 PIDS+=($!)
@@ -411,11 +402,7 @@ for _ in $(seq 100); do "${HCTL[@]}" health >/dev/null 2>&1 && break; sleep 0.1;
 if [ "$(nproc)" -ge 2 ]; then
   RA="na-bench-pbra-$$"
   RB="na-bench-pbrb-$$"
-  for ns in "$RA" "$RB"; do
-    ip netns add "$ns"
-    NSS+=("$ns")
-    ip -n "$ns" link set lo up
-  done
+  netns_up "$RA" "$RB"
   ip -n "$RA" link add r0 type veth peer name r1 netns "$RB"
   ip -n "$RA" addr add 10.74.0.1/24 dev r0
   ip -n "$RA" link set r0 up
