@@ -74,6 +74,16 @@ netns_up() {
     ip -n "$ns" link set lo up
   done
 }
+# veth_pair A DEV_A B DEV_B NET: namespaces A and B joined by a veth, NET.1
+# on DEV_A in A and NET.2 on DEV_B in B (a /24).
+veth_pair() {
+  netns_up "$1" "$3"
+  ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"
+  ip -n "$1" addr add "$5.1/24" dev "$2"
+  ip -n "$1" link set "$2" up
+  ip -n "$3" addr add "$5.2/24" dev "$4"
+  ip -n "$3" link set "$4" up
+}
 [ "$(id -u)" -eq 0 ] || { echo "playbook.sh: run as root" >&2; exit 1; }
 ninja -C "$BUILD" netagentd netctl delayline >/dev/null
 NETCTL="$BUILD/client/netctl"
@@ -129,12 +139,7 @@ done
 # --- efficacy: port exhaustion ------------------------------------------------
 A="na-bench-pba-$$"
 B="na-bench-pbb-$$"
-netns_up "$A" "$B"
-ip -n "$A" link add v0 type veth peer name v1 netns "$B"
-ip -n "$A" addr add 10.66.0.1/24 dev v0
-ip -n "$A" link set v0 up
-ip -n "$B" addr add 10.66.0.2/24 dev v1
-ip -n "$B" link set v1 up
+veth_pair "$A" v0 "$B" v1 10.66.0
 ip netns exec "$A" sysctl -qw net.ipv4.ip_local_port_range="40000 40199"
 ip netns exec "$B" /usr/bin/python3 -c "
 import socket
@@ -222,12 +227,7 @@ printf '%-8s %18s\n' before "$before" after "$after"
 # listener on NET.1:8080 with BACKLOG that accepts and closes.
 lab_pair() {
   local server=$1 client=$2 sdev=$3 cdev=$4 net=$5 backlog=$6
-  netns_up "$server" "$client"
-  ip -n "$server" link add "$sdev" type veth peer name "$cdev" netns "$client"
-  ip -n "$server" addr add "$net.1/24" dev "$sdev"
-  ip -n "$server" link set "$sdev" up
-  ip -n "$client" addr add "$net.2/24" dev "$cdev"
-  ip -n "$client" link set "$cdev" up
+  veth_pair "$server" "$sdev" "$client" "$cdev" "$net"
   ip -n "$server" route add default via "$net.2"
   ip -n "$client" route add default via "$net.1"
   ip netns exec "$server" /usr/bin/python3 -c "
@@ -402,12 +402,7 @@ for _ in $(seq 100); do "${HCTL[@]}" health >/dev/null 2>&1 && break; sleep 0.1;
 if [ "$(nproc)" -ge 2 ]; then
   RA="na-bench-pbra-$$"
   RB="na-bench-pbrb-$$"
-  netns_up "$RA" "$RB"
-  ip -n "$RA" link add r0 type veth peer name r1 netns "$RB"
-  ip -n "$RA" addr add 10.74.0.1/24 dev r0
-  ip -n "$RA" link set r0 up
-  ip -n "$RB" addr add 10.74.0.2/24 dev r1
-  ip -n "$RB" link set r1 up
+  veth_pair "$RA" r0 "$RB" r1 10.74.0
   ip netns exec "$RA" sh -c 'for q in /sys/class/net/r0/queues/rx-*; do echo 2 > $q/rps_cpus; done'
   {
     echo "*raw"
