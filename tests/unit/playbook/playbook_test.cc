@@ -256,15 +256,20 @@ TEST(PlaybookParse, ShippedPlaybooksValidate) {
   EXPECT_GE(n, 1u);
 }
 
+// A playbook as shipped in docs/playbooks.
+absl::StatusOr<Playbook> Shipped(const std::string& name) {
+  std::ifstream in(std::filesystem::path(NETAGENT_SOURCE_DIR) / "docs/playbooks" / name);
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParsePlaybook(text.str(), name);
+}
+
 // Found while measuring it: the shipped syn-flood playbook waited for its
 // finding to clear, which it does not while the flood goes on (the full
 // queue answers with cookies, and the finding says so), so every run rolled
 // SYN cookies back in the middle of a flood. What cookies fix is the drops.
 TEST(PlaybookParse, TheSynFloodPlaybookIsJudgedOnTheDropsNotTheFlood) {
-  std::ifstream in(std::filesystem::path(NETAGENT_SOURCE_DIR) / "docs/playbooks/syn-flood.yaml");
-  std::stringstream text;
-  text << in.rdbuf();
-  auto p = ParsePlaybook(text.str(), "syn-flood.yaml");
+  auto p = Shipped("syn-flood.yaml");
   ASSERT_TRUE(p.ok()) << p.status();
   HostFigures before;
   before.finding_open = true;
@@ -282,13 +287,9 @@ TEST(PlaybookParse, TheSynFloodPlaybookIsJudgedOnTheDropsNotTheFlood) {
 // Found while measuring it: the buffer-limited step doubles the buffers of
 // flows on a path with more room, so they deliver twice as much and are
 // limited again; a playbook waiting for the finding to clear rolled every
-// such step back. It is judged on the bytes sent.
+// such step back. It is judged on the TCP segments sent.
 TEST(PlaybookParse, TheBufferLimitedPlaybookIsJudgedOnWhatTheFlowsDeliver) {
-  std::ifstream in(std::filesystem::path(NETAGENT_SOURCE_DIR) /
-                   "docs/playbooks/buffer-limited.yaml");
-  std::stringstream text;
-  text << in.rdbuf();
-  auto p = ParsePlaybook(text.str(), "buffer-limited.yaml");
+  auto p = Shipped("buffer-limited.yaml");
   ASSERT_TRUE(p.ok()) << p.status();
   HostFigures before;
   before.finding_open = true;
