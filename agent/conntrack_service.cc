@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/convert.h"
-#include "google/protobuf/arena.h"
+#include "agent/wire.h"
 #include "kernel/errors.h"
 
 namespace netagent::agent {
@@ -18,31 +18,6 @@ constexpr uint32_t kMaxBatch = 8192;
 constexpr size_t kMaxBatchBytes = 256 * 1024;
 constexpr uint32_t kDefaultTop = 10;
 constexpr uint32_t kMaxTop = 1000;
-
-// Room for the batch's messages: one block, allocated once per call and
-// reused by every batch (a batch of 1,024 IPv4 entries takes about 400 KiB).
-constexpr size_t kBatchArenaBytes = 1 << 20;
-
-// At least what `e` takes on the wire, within a few bytes: its strings, and
-// at most 160 bytes of tags, lengths and varints. Cheaper than ByteSizeLong,
-// which serializing the batch computes again anyway.
-size_t WireBound(const v1::ConntrackEntry& e) {
-  size_t n = 160 + e.protocol().size() + e.tcp_state().size();
-  for (const v1::ConntrackTuple* t : {&e.original(), &e.reply()})
-    n += t->source().size() + t->destination().size();
-  for (const std::string& f : e.flags()) n += 2 + f.size();
-  return n;
-}
-
-void TupleToProto(const collectors::ConntrackTuple& t, v1::ConntrackTuple* o) {
-  o->set_source(collectors::FormatAddress(t.src));
-  o->set_destination(collectors::FormatAddress(t.dst));
-  o->set_source_port(t.src_port);
-  o->set_destination_port(t.dst_port);
-  o->set_icmp_type(t.icmp_type);
-  o->set_icmp_code(t.icmp_code);
-  o->set_icmp_id(t.icmp_id);
-}
 
 }  // namespace
 
@@ -119,26 +94,39 @@ absl::StatusOr<collectors::ConntrackQuery> ConntrackQueryFromProto(const v1::Con
   return q;
 }
 
-void ToProto(const collectors::ConntrackEntry& e, v1::ConntrackEntry* o) {
-  o->set_family(e.family == AF_INET6 ? v1::ADDRESS_FAMILY_INET6 : v1::ADDRESS_FAMILY_INET);
-  o->set_protocol(collectors::ConntrackProtocolLabel(e.original.protocol));
-  o->set_protocol_number(e.original.protocol);
-  o->set_timeout(e.timeout);
-  if (e.tcp_state) o->set_tcp_state(std::string(collectors::ConntrackTcpStateName(*e.tcp_state)));
-  TupleToProto(e.original, o->mutable_original());
-  TupleToProto(e.reply, o->mutable_reply());
+void EncodeConntrackEntry(const collectors::ConntrackEntry& e, std::string& out) {
+  // v1::ConntrackEntry's fields in field-number order (see wire.h).
+  wire::Uint(out, 1, e.family == AF_INET6 ? v1::ADDRESS_FAMILY_INET6 : v1::ADDRESS_FAMILY_INET);
+  // A name or at most three digits: short enough to need no allocation.
+  wire::Bytes(out, 2, collectors::ConntrackProtocolLabel(e.original.protocol));
+  wire::Uint(out, 3, e.original.protocol);
+  wire::Uint(out, 4, e.timeout);
+  if (e.tcp_state) wire::Bytes(out, 5, collectors::ConntrackTcpStateName(*e.tcp_state));
+  collectors::AddressText text;
+  for (const auto& [field, t] :
+       {std::pair<uint32_t, const collectors::ConntrackTuple*>{6, &e.original}, {7, &e.reply}}) {
+    wire::Message(out, field, [&](std::string& o) {
+      wire::Bytes(o, 1, collectors::FormatAddress(t->src, text));
+      wire::Bytes(o, 2, collectors::FormatAddress(t->dst, text));
+      wire::Uint(o, 3, t->src_port);
+      wire::Uint(o, 4, t->dst_port);
+      wire::Uint(o, 5, t->icmp_type);
+      wire::Uint(o, 6, t->icmp_code);
+      wire::Uint(o, 7, t->icmp_id);
+    });
+  }
   collectors::ForEachStatusFlag(e.status,
-                                [o](absl::string_view f) { o->add_flags(std::string(f)); });
-  o->set_status(e.status);
-  o->set_mark(e.mark);
-  o->set_zone(e.zone);
-  o->set_use(e.use);
-  o->set_id(e.id);
-  if (e.orig_packets) o->set_original_packets(*e.orig_packets);
-  if (e.orig_bytes) o->set_original_bytes(*e.orig_bytes);
-  if (e.reply_packets) o->set_reply_packets(*e.reply_packets);
-  if (e.reply_bytes) o->set_reply_bytes(*e.reply_bytes);
-  if (e.start_ns) o->set_start_ns(*e.start_ns);
+                                [&](absl::string_view f) { wire::PresentBytes(out, 8, f); });
+  wire::Uint(out, 9, e.status);
+  wire::Uint(out, 10, e.mark);
+  wire::Uint(out, 11, e.zone);
+  wire::Uint(out, 12, e.use);
+  wire::Uint(out, 13, e.id);
+  if (e.orig_packets) wire::PresentUint(out, 14, *e.orig_packets);
+  if (e.orig_bytes) wire::PresentUint(out, 15, *e.orig_bytes);
+  if (e.reply_packets) wire::PresentUint(out, 16, *e.reply_packets);
+  if (e.reply_bytes) wire::PresentUint(out, 17, *e.reply_bytes);
+  if (e.start_ns) wire::PresentUint(out, 18, *e.start_ns);
 }
 
 grpc::Status ConntrackService::GetConntrackStats(grpc::ServerContext* context,
@@ -160,9 +148,28 @@ grpc::Status ConntrackService::GetConntrackStats(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status ConntrackService::ListConntrack(
-    grpc::ServerContext* context, const v1::ListConntrackRequest* request,
-    grpc::ServerWriter<v1::ListConntrackResponse>* writer) {
+ConntrackService::ConntrackService(AgentContext& ctx) : ctx_(ctx) {
+  // ListConntrack writes its batches already encoded (EncodeConntrackEntry):
+  // the bytes of v1::ListConntrackResponse messages, without building
+  // hundreds of thousands of messages to serialize and drop. Its handler is
+  // the generated one's but for the type it writes. (MarkMethodStreamed also
+  // marks the method bidi-streaming in this service's own table, which the
+  // server never reads: the request guard registers every method with its
+  // descriptor's shape, and agent/server.cc registers only the guard.)
+  const auto* method = v1::ListConntrackRequest::descriptor()
+                           ->file()
+                           ->FindServiceByName("ConntrackService")
+                           ->FindMethodByName("ListConntrack");
+  MarkMethodStreamed(
+      method->index(),
+      new grpc::internal::ServerStreamingHandler<ConntrackService, v1::ListConntrackRequest,
+                                                 grpc::ByteBuffer>(
+          &ConntrackService::ListConntrackEncoded, this));
+}
+
+grpc::Status ConntrackService::ListConntrackEncoded(grpc::ServerContext* context,
+                                                    const v1::ListConntrackRequest* request,
+                                                    grpc::ServerWriter<grpc::ByteBuffer>* writer) {
   if (grpc::Status s = Admit(*ctx_.auth, context); !s.ok()) return s;
   auto query = ConntrackQueryFromProto(request->filter());
   if (!query.ok()) return ToGrpc(query.status());
@@ -174,27 +181,24 @@ grpc::Status ConntrackService::ListConntrack(
   auto slot = AcquireLongCall(ctx_, context);
   if (!slot.ok()) return ToGrpc(slot.status());
   CpuShares::Hold cpu(&ctx_.walks);
-  // Each batch is built in an arena and dropped with it once written: no
-  // allocation or free per entry and tuple.
-  std::vector<char> block(kBatchArenaBytes);
-  google::protobuf::ArenaOptions options;
-  options.initial_block = block.data();
-  options.initial_block_size = block.size();
-  google::protobuf::Arena arena(options);
-  auto* msg = google::protobuf::Arena::CreateMessage<v1::ListConntrackResponse>(&arena);
-  size_t bytes = 0;
+  // One v1::ListConntrackResponse: its entries (field 1), and on the last
+  // message the report's fields (appended in field order after them).
+  std::string encoded;
+  encoded.reserve(kMaxBatchBytes + 4096);
+  uint32_t in_batch = 0;
+  auto write = [&] {
+    grpc::Slice slice(encoded.data(), encoded.size());
+    grpc::ByteBuffer message(&slice, 1);
+    encoded.clear();
+    in_batch = 0;
+    return cpu.Without([&] { return writer->Write(message); });
+  };
   auto report = collectors::DumpConntrack(
       *query,
       [&](const collectors::ConntrackEntry& e) {
-        v1::ConntrackEntry* added = msg->add_entries();
-        ToProto(e, added);
-        bytes += WireBound(*added);
-        if (static_cast<uint32_t>(msg->entries_size()) >= batch || bytes >= kMaxBatchBytes) {
-          if (!cpu.Without([&] { return writer->Write(*msg); }))
-            return absl::CancelledError("caller went away");
-          arena.Reset();
-          msg = google::protobuf::Arena::CreateMessage<v1::ListConntrackResponse>(&arena);
-          bytes = 0;
+        wire::Message(encoded, 1, [&](std::string& out) { EncodeConntrackEntry(e, out); });
+        if (++in_batch >= batch || encoded.size() >= kMaxBatchBytes) {
+          if (!write()) return absl::CancelledError("caller went away");
         }
         return absl::OkStatus();
       },
@@ -203,11 +207,12 @@ grpc::Status ConntrackService::ListConntrack(
         return CallStillWanted(ctx_, context);
       });
   if (!report.ok()) return ToGrpc(report.status());
-  msg->set_examined(report->examined);
-  msg->set_kernel_tuple_filter(report->kernel_tuple_filter);
-  for (const auto& w : report->warnings) msg->add_warnings(w);
-  if (!cpu.Without([&] { return writer->Write(*msg); }))
-    return grpc::Status(grpc::StatusCode::CANCELLED, "caller went away");
+  v1::ListConntrackResponse last;
+  last.set_examined(report->examined);
+  last.set_kernel_tuple_filter(report->kernel_tuple_filter);
+  for (const auto& w : report->warnings) last.add_warnings(w);
+  last.AppendToString(&encoded);
+  if (!write()) return grpc::Status(grpc::StatusCode::CANCELLED, "caller went away");
   return grpc::Status::OK;
 }
 

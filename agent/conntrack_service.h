@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "agent/context.h"
@@ -15,7 +16,9 @@ namespace netagent::agent {
 absl::StatusOr<collectors::ConntrackQuery> ConntrackQueryFromProto(
     const netagent::v1::ConntrackFilter& f);
 
-void ToProto(const collectors::ConntrackEntry& e, netagent::v1::ConntrackEntry* out);
+// The bytes of a v1::ConntrackEntry with `e`'s values, appended to `out`:
+// what the listing streams (a test compares them with protobuf's own).
+void EncodeConntrackEntry(const collectors::ConntrackEntry& e, std::string& out);
 
 // count / max in percent, or nullopt (fill_percent absent) when either is
 // unknown or max is 0.
@@ -24,19 +27,21 @@ std::optional<double> FillPercent(const std::optional<uint64_t>& count,
 
 class ConntrackService final : public netagent::v1::ConntrackService::Service {
  public:
-  explicit ConntrackService(AgentContext& ctx) : ctx_(ctx) {}
+  explicit ConntrackService(AgentContext& ctx);
 
   grpc::Status GetConntrackStats(grpc::ServerContext* context,
                                  const netagent::v1::GetConntrackStatsRequest* request,
                                  netagent::v1::GetConntrackStatsResponse* response) override;
-  grpc::Status ListConntrack(
-      grpc::ServerContext* context, const netagent::v1::ListConntrackRequest* request,
-      grpc::ServerWriter<netagent::v1::ListConntrackResponse>* writer) override;
   grpc::Status GetConntrackSummary(grpc::ServerContext* context,
                                    const netagent::v1::GetConntrackSummaryRequest* request,
                                    netagent::v1::GetConntrackSummaryResponse* response) override;
 
  private:
+  // ListConntrack, its messages written as encoded bytes.
+  grpc::Status ListConntrackEncoded(grpc::ServerContext* context,
+                                    const netagent::v1::ListConntrackRequest* request,
+                                    grpc::ServerWriter<grpc::ByteBuffer>* writer);
+
   AgentContext& ctx_;
 };
 

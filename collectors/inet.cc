@@ -90,12 +90,11 @@ absl::StatusOr<PortRange> ParsePortRange(absl::string_view text, absl::string_vi
   return r;
 }
 
-std::string FormatAddress(const IpAddress& a) {
+absl::string_view FormatAddress(const IpAddress& a, AddressText& buf) {
   if (a.family == AF_INET) {
     // glibc's inet_ntop formats IPv4 through sprintf; this runs per entry of
     // tables with hundreds of thousands of addresses.
-    char buf[16];
-    char* p = buf;
+    char* p = buf.data();
     for (int i = 0; i < 4; ++i) {
       unsigned v = a.bytes[i];
       if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
@@ -103,11 +102,16 @@ std::string FormatAddress(const IpAddress& a) {
       *p++ = static_cast<char>('0' + v % 10);
       if (i < 3) *p++ = '.';
     }
-    return std::string(buf, p);
+    return absl::string_view(buf.data(), static_cast<size_t>(p - buf.data()));
   }
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (inet_ntop(a.family, a.bytes.data(), buf, sizeof(buf)) == nullptr) return "?";
-  return buf;
+  static_assert(sizeof(AddressText) >= INET6_ADDRSTRLEN);
+  if (inet_ntop(a.family, a.bytes.data(), buf.data(), buf.size()) == nullptr) return "?";
+  return buf.data();
+}
+
+std::string FormatAddress(const IpAddress& a) {
+  AddressText buf;
+  return std::string(FormatAddress(a, buf));
 }
 
 std::string FormatEndpoint(const IpAddress& a, uint16_t port) {

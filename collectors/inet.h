@@ -51,6 +51,10 @@ absl::StatusOr<PortRange> ParsePortRange(absl::string_view text, absl::string_vi
 IpAddress UnmapV4(const IpAddress& a);
 
 std::string FormatAddress(const IpAddress& a);
+// The same text in `buf`, without allocating (bulk listings format four
+// addresses per entry): a view of `buf`.
+using AddressText = std::array<char, 48>;
+absl::string_view FormatAddress(const IpAddress& a, AddressText& buf);
 // "10.0.0.1:80", "[fd00::1]:443".
 std::string FormatEndpoint(const IpAddress& a, uint16_t port);
 

@@ -5,8 +5,11 @@
 #   netctl conntrack list                            (the lines; CPU: netctl + the agent)
 #   netctl -o json conntrack list                    (JSON lines)
 #   netctl conntrack list --count                    (the cheaper variant: decode, no printing)
-#   bench_conntrack: the collector in process (parse; parse+convert+serialize)
-#   and the statistics call alone.
+#   bench_conntrack: the collector in process (the kernel's dump alone,
+#   received and not parsed; parse; parse+encode) and the statistics call.
+# The kernel's dump alone against conntrack -L is the floor of the ratios:
+# ctnetlink fills the table's messages in the reader's recvmsg, on one CPU,
+# for every client alike.
 # Usage (root, after a build): tests/bench/conntrack.sh [ENTRIES]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -79,4 +82,7 @@ awk -v tw="$(wall table)" -v tc="$(cpu table)" -v jw="$(wall json)" -v cw="$(wal
   printf "ratio json / conntrack -L, wall: %.3f\n", jw / rw;
   printf "ratio --count / conntrack -L, wall: %.3f\n", cw / rw }'
 echo "in process: $COLLECTOR" | sed 's/^/  /'
+FLOOR="$(sed -n "s/^the kernel's dump alone.*best_s=\([0-9.]*\).*/\1/p" <<<"$COLLECTOR")"
+awk -v f="$FLOOR" -v rw="$(wall tool)" 'BEGIN {
+  printf "floor: the kernel'"'"'s dump alone / conntrack -L, wall: %.3f (no ctnetlink client goes below it)\n", f / rw }'
 echo "(statistics call target: <= 5 ms)"

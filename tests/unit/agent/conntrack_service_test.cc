@@ -8,10 +8,12 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "agent/server.h"
+#include "agent/wire.h"
 #include "tests/common/conntrack_table.h"
 
 namespace netagent::agent {
@@ -49,6 +51,124 @@ TEST(ConntrackQueryFromProto, AHugeFilterValueIsNotEchoedWhole) {
     EXPECT_EQ(q.status().code(), absl::StatusCode::kInvalidArgument) << field;
     EXPECT_LT(q.status().message().size(), 300u) << q.status().message().substr(0, 80);
   }
+}
+
+// The reference: the same entry as a message built field by field, which
+// protobuf serializes. EncodeConntrackEntry must give exactly its bytes.
+v1::ConntrackEntry Reference(const collectors::ConntrackEntry& e) {
+  v1::ConntrackEntry o;
+  o.set_family(e.family == AF_INET6 ? v1::ADDRESS_FAMILY_INET6 : v1::ADDRESS_FAMILY_INET);
+  o.set_protocol(collectors::ConntrackProtocolLabel(e.original.protocol));
+  o.set_protocol_number(e.original.protocol);
+  o.set_timeout(e.timeout);
+  if (e.tcp_state) o.set_tcp_state(std::string(collectors::ConntrackTcpStateName(*e.tcp_state)));
+  for (auto [t, out] :
+       {std::pair{&e.original, o.mutable_original()}, {&e.reply, o.mutable_reply()}}) {
+    out->set_source(collectors::FormatAddress(t->src));
+    out->set_destination(collectors::FormatAddress(t->dst));
+    out->set_source_port(t->src_port);
+    out->set_destination_port(t->dst_port);
+    out->set_icmp_type(t->icmp_type);
+    out->set_icmp_code(t->icmp_code);
+    out->set_icmp_id(t->icmp_id);
+  }
+  collectors::ForEachStatusFlag(e.status,
+                                [&](absl::string_view f) { o.add_flags(std::string(f)); });
+  o.set_status(e.status);
+  o.set_mark(e.mark);
+  o.set_zone(e.zone);
+  o.set_use(e.use);
+  o.set_id(e.id);
+  if (e.orig_packets) o.set_original_packets(*e.orig_packets);
+  if (e.orig_bytes) o.set_original_bytes(*e.orig_bytes);
+  if (e.reply_packets) o.set_reply_packets(*e.reply_packets);
+  if (e.reply_bytes) o.set_reply_bytes(*e.reply_bytes);
+  if (e.start_ns) o.set_start_ns(*e.start_ns);
+  return o;
+}
+
+// Values drawn to reach every branch of the encoding: zero and absent fields,
+// one- to ten-byte varints, both families, named and unnamed protocols,
+// lengths of 128 bytes and more (an IPv6 entry with many flags).
+collectors::ConntrackEntry RandomEntry(std::mt19937_64& rng) {
+  auto pick = [&](std::initializer_list<uint64_t> values) {
+    return *(values.begin() + rng() % values.size());
+  };
+  auto scalar = [&]() -> uint64_t {
+    switch (rng() % 4) {
+      case 0:
+        return 0;
+      case 1:
+        return rng() % 128;
+      case 2:
+        return rng() >> (rng() % 64);
+      default:
+        return pick({127, 128, 16383, 16384, 0xffffffffull, ~0ull});
+    }
+  };
+  auto maybe = [&]() -> std::optional<uint64_t> {
+    if (rng() % 3 == 0) return std::nullopt;
+    return scalar();
+  };
+  collectors::ConntrackEntry e;
+  e.family = rng() % 2 ? AF_INET : AF_INET6;
+  for (auto* t : {&e.original, &e.reply}) {
+    for (auto* a : {&t->src, &t->dst}) {
+      a->family = e.family;
+      for (size_t i = 0; i < a->size(); ++i)
+        a->bytes[i] = static_cast<uint8_t>(rng() % 4 ? rng() : 0);
+    }
+    t->protocol = static_cast<uint8_t>(pick({6, 17, 1, 58, 132, 33, 136, 47, 0, 200}));
+    t->src_port = static_cast<uint16_t>(scalar());
+    t->dst_port = static_cast<uint16_t>(scalar());
+    t->icmp_id = static_cast<uint16_t>(scalar());
+    t->icmp_type = static_cast<uint8_t>(scalar());
+    t->icmp_code = static_cast<uint8_t>(scalar());
+  }
+  e.status = static_cast<uint32_t>(scalar());
+  e.timeout = static_cast<uint32_t>(scalar());
+  e.mark = static_cast<uint32_t>(scalar());
+  e.use = static_cast<uint32_t>(scalar());
+  e.id = static_cast<uint32_t>(scalar());
+  e.zone = static_cast<uint16_t>(scalar());
+  if (rng() % 2) e.tcp_state = static_cast<uint8_t>(rng() % 12);
+  e.orig_packets = maybe();
+  e.orig_bytes = maybe();
+  e.reply_packets = maybe();
+  e.reply_bytes = maybe();
+  e.start_ns = maybe();
+  e.stop_ns = maybe();
+  return e;
+}
+
+TEST(EncodeConntrackEntry, GivesProtobufsOwnBytesForEveryKindOfEntry) {
+  std::mt19937_64 rng(20261206);
+  size_t long_ones = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const collectors::ConntrackEntry e = RandomEntry(rng);
+    std::string ours;
+    EncodeConntrackEntry(e, ours);
+    const std::string theirs = Reference(e).SerializeAsString();
+    ASSERT_EQ(ours, theirs) << i << ": " << Reference(e).ShortDebugString();
+    long_ones += ours.size() >= 128;
+  }
+  EXPECT_GT(long_ones, 1000u);  // the widened length prefix was exercised
+
+  // As the listing sends them: entries in a batch, then the report's fields.
+  v1::ListConntrackResponse reference;
+  std::string batch;
+  for (int i = 0; i < 50; ++i) {
+    const collectors::ConntrackEntry e = RandomEntry(rng);
+    *reference.add_entries() = Reference(e);
+    wire::Message(batch, 1, [&](std::string& out) { EncodeConntrackEntry(e, out); });
+  }
+  v1::ListConntrackResponse report;
+  report.set_examined(123456);
+  report.set_kernel_tuple_filter(true);
+  report.add_warnings("a warning");
+  report.AppendToString(&batch);
+  reference.MergeFrom(report);
+  EXPECT_EQ(batch, reference.SerializeAsString());
 }
 
 // The agent in a network namespace of this test thread's own (the server's
