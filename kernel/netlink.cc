@@ -340,87 +340,65 @@ std::optional<uint64_t> ScalarValue(const nlattr& a) {
   }
 }
 
-void ForEachNested(const nlattr* nest, absl::FunctionRef<void(const nlattr&)> fn) {
-  // Below the header, libmnl's payload length (a u16) wraps to ~64 KiB.
-  if (nest == nullptr || nest->nla_len < NLA_HDRLEN) return;
-  const auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
-  int len = static_cast<int>(mnl_attr_get_payload_len(nest));
-  while (mnl_attr_ok(a, len)) {
+namespace {
+
+// libmnl's walk (mnl_attr_ok, mnl_attr_next) inlined: it runs per attribute
+// of dumps with millions of them. An attribute shorter than its header or
+// longer than what is left ends the walk.
+template <typename Fn>
+inline void Walk(const nlattr* a, int len, Fn&& fn) {
+  while (len >= static_cast<int>(sizeof(nlattr)) && a->nla_len >= sizeof(nlattr) &&
+         static_cast<int>(a->nla_len) <= len) {
     fn(*a);
-    len -= static_cast<int>(MNL_ALIGN(a->nla_len));
-    a = mnl_attr_next(a);
+    const int step = static_cast<int>(NLA_ALIGN(a->nla_len));
+    len -= step;
+    a = reinterpret_cast<const nlattr*>(reinterpret_cast<const char*>(a) + step);
   }
+}
+
+template <typename Fn>
+inline void WalkNested(const nlattr* nest, Fn&& fn) {
+  // Below the header, the payload length would wrap.
+  if (nest == nullptr || nest->nla_len < NLA_HDRLEN) return;
+  Walk(reinterpret_cast<const nlattr*>(reinterpret_cast<const char*>(nest) + NLA_HDRLEN),
+       static_cast<int>(nest->nla_len - NLA_HDRLEN), fn);
+}
+
+template <typename Fn>
+inline void WalkMessage(const nlmsghdr& nlh, size_t header_len, Fn&& fn) {
+  const size_t start = NLMSG_HDRLEN + NLMSG_ALIGN(header_len);
+  if (nlh.nlmsg_len < start) return;
+  Walk(reinterpret_cast<const nlattr*>(reinterpret_cast<const char*>(&nlh) + start),
+       static_cast<int>(nlh.nlmsg_len - start), fn);
+}
+
+}  // namespace
+
+void ForEachNested(const nlattr* nest, absl::FunctionRef<void(const nlattr&)> fn) {
+  WalkNested(nest, fn);
 }
 
 void ForEachAttr(const nlmsghdr& nlh, size_t header_len,
                  absl::FunctionRef<void(const nlattr&)> fn) {
-  const size_t start = NLMSG_HDRLEN + MNL_ALIGN(header_len);
-  if (nlh.nlmsg_len < start) return;
-  const auto* a = reinterpret_cast<const nlattr*>(reinterpret_cast<const char*>(&nlh) + start);
-  int len = static_cast<int>(nlh.nlmsg_len - start);
-  while (mnl_attr_ok(a, len)) {
-    fn(*a);
-    len -= static_cast<int>(MNL_ALIGN(a->nla_len));
-    a = mnl_attr_next(a);
-  }
+  WalkMessage(nlh, header_len, fn);
 }
 
 AttrTable::AttrTable(const nlmsghdr& nlh, size_t header_len, uint16_t max)
     : max_(std::min(max, kMaxType)) {
   std::fill_n(table_.begin(), max_ + 1, nullptr);
-  ForEachAttr(nlh, header_len, [this](const nlattr& a) { Add(&a); });
+  WalkMessage(nlh, header_len, [this](const nlattr& a) { Add(&a); });
 }
 
 AttrTable::AttrTable(const nlattr* nest, uint16_t max) : max_(std::min(max, kMaxType)) {
   std::fill_n(table_.begin(), max_ + 1, nullptr);
-  ForEachNested(nest, [this](const nlattr& a) { Add(&a); });
-}
-
-void AttrTable::Add(const nlattr* a) {
-  const uint16_t type = mnl_attr_get_type(a);
-  if (type <= max_) table_[type] = a;
-}
-
-namespace {
-template <typename T>
-std::optional<T> Fixed(const nlattr* a) {
-  if (a == nullptr || mnl_attr_get_payload_len(a) < sizeof(T)) return std::nullopt;
-  T v;
-  std::memcpy(&v, mnl_attr_get_payload(a), sizeof(T));
-  return v;
-}
-}  // namespace
-
-std::optional<uint8_t> AttrTable::u8(uint16_t type) const { return Fixed<uint8_t>(get(type)); }
-std::optional<uint16_t> AttrTable::u16(uint16_t type) const { return Fixed<uint16_t>(get(type)); }
-std::optional<uint32_t> AttrTable::u32(uint16_t type) const { return Fixed<uint32_t>(get(type)); }
-std::optional<uint64_t> AttrTable::u64(uint16_t type) const { return Fixed<uint64_t>(get(type)); }
-
-std::optional<uint16_t> AttrTable::be16(uint16_t type) const {
-  auto v = u16(type);
-  return v ? std::optional<uint16_t>(be16toh(*v)) : std::nullopt;
-}
-std::optional<uint32_t> AttrTable::be32(uint16_t type) const {
-  auto v = u32(type);
-  return v ? std::optional<uint32_t>(be32toh(*v)) : std::nullopt;
-}
-std::optional<uint64_t> AttrTable::be64(uint16_t type) const {
-  auto v = u64(type);
-  return v ? std::optional<uint64_t>(be64toh(*v)) : std::nullopt;
+  WalkNested(nest, [this](const nlattr& a) { Add(&a); });
 }
 
 std::optional<std::string> AttrTable::str(uint16_t type) const {
   const nlattr* a = get(type);
   if (a == nullptr) return std::nullopt;
-  const char* p = static_cast<const char*>(mnl_attr_get_payload(a));
-  return std::string(p, strnlen(p, mnl_attr_get_payload_len(a)));
-}
-
-absl::string_view AttrTable::bytes(uint16_t type) const {
-  const nlattr* a = get(type);
-  if (a == nullptr) return {};
-  return absl::string_view(static_cast<const char*>(mnl_attr_get_payload(a)),
-                           mnl_attr_get_payload_len(a));
+  const char* p = reinterpret_cast<const char*>(a) + NLA_HDRLEN;
+  return std::string(p, strnlen(p, a->nla_len - NLA_HDRLEN));
 }
 
 }  // namespace netagent::kernel

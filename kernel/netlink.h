@@ -8,10 +8,12 @@
 // fixtures exercise exactly the code that runs against the kernel.
 #pragma once
 
+#include <endian.h>
 #include <linux/netlink.h>
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <string>
@@ -150,19 +152,46 @@ class AttrTable {
 
   const nlattr* get(uint16_t type) const { return type <= max_ ? table_[type] : nullptr; }
   bool has(uint16_t type) const { return get(type) != nullptr; }
-  std::optional<uint8_t> u8(uint16_t type) const;
-  std::optional<uint16_t> u16(uint16_t type) const;
-  std::optional<uint32_t> u32(uint16_t type) const;
-  std::optional<uint64_t> u64(uint16_t type) const;
-  std::optional<uint16_t> be16(uint16_t type) const;
-  std::optional<uint32_t> be32(uint16_t type) const;
-  std::optional<uint64_t> be64(uint16_t type) const;
+  std::optional<uint8_t> u8(uint16_t type) const { return Fixed<uint8_t>(type); }
+  std::optional<uint16_t> u16(uint16_t type) const { return Fixed<uint16_t>(type); }
+  std::optional<uint32_t> u32(uint16_t type) const { return Fixed<uint32_t>(type); }
+  std::optional<uint64_t> u64(uint16_t type) const { return Fixed<uint64_t>(type); }
+  std::optional<uint16_t> be16(uint16_t type) const {
+    auto v = u16(type);
+    return v ? std::optional<uint16_t>(be16toh(*v)) : std::nullopt;
+  }
+  std::optional<uint32_t> be32(uint16_t type) const {
+    auto v = u32(type);
+    return v ? std::optional<uint32_t>(be32toh(*v)) : std::nullopt;
+  }
+  std::optional<uint64_t> be64(uint16_t type) const {
+    auto v = u64(type);
+    return v ? std::optional<uint64_t>(be64toh(*v)) : std::nullopt;
+  }
   std::optional<std::string> str(uint16_t type) const;
   // Payload bytes of an attribute (empty when absent).
-  absl::string_view bytes(uint16_t type) const;
+  absl::string_view bytes(uint16_t type) const {
+    const nlattr* a = get(type);
+    if (a == nullptr) return {};
+    return absl::string_view(reinterpret_cast<const char*>(a) + NLA_HDRLEN,
+                             a->nla_len - NLA_HDRLEN);
+  }
 
  private:
-  void Add(const nlattr* a);
+  // Inline, as the walk: parsers call these per attribute of large dumps.
+  template <typename T>
+  std::optional<T> Fixed(uint16_t type) const {
+    const nlattr* a = get(type);
+    if (a == nullptr || static_cast<size_t>(a->nla_len) < NLA_HDRLEN + sizeof(T))
+      return std::nullopt;
+    T v;
+    std::memcpy(&v, reinterpret_cast<const char*>(a) + NLA_HDRLEN, sizeof(T));
+    return v;
+  }
+  void Add(const nlattr* a) {
+    const uint16_t type = a->nla_type & NLA_TYPE_MASK;
+    if (type <= max_) table_[type] = a;
+  }
   uint16_t max_ = 0;
   // Only [0, max_] is initialized and used: tables are built per message.
   std::array<const nlattr*, kMaxType + 1> table_;
