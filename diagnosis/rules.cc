@@ -903,12 +903,6 @@ std::optional<Finding> Orphans(const Window& w, const std::vector<Level>& levels
 
 // ---------------------------------------------------------------- NIC
 
-int StatIndex(absl::string_view name) {
-  for (int i = 0; i < collectors::kLinkStatCount; ++i)
-    if (name == collectors::kLinkStatNames[i]) return i;
-  return -1;
-}
-
 struct DeviceDelta {
   std::string name;
   std::string kind;     // "" for a physical device
