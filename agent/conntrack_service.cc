@@ -148,23 +148,16 @@ grpc::Status ConntrackService::GetConntrackStats(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-ConntrackService::ConntrackService(AgentContext& ctx) : ctx_(ctx) {
+HandlerOverrides ConntrackService::Handlers() {
   // ListConntrack writes its batches already encoded (EncodeConntrackEntry):
   // the bytes of v1::ListConntrackResponse messages, without building
   // hundreds of thousands of messages to serialize and drop. Its handler is
-  // the generated one's but for the type it writes. (MarkMethodStreamed also
-  // marks the method bidi-streaming in this service's own table, which the
-  // server never reads: the request guard registers every method with its
-  // descriptor's shape, and agent/server.cc registers only the guard.)
-  const auto* method = v1::ListConntrackRequest::descriptor()
-                           ->file()
-                           ->FindServiceByName("ConntrackService")
-                           ->FindMethodByName("ListConntrack");
-  MarkMethodStreamed(
-      method->index(),
-      new grpc::internal::ServerStreamingHandler<ConntrackService, v1::ListConntrackRequest,
-                                                 grpc::ByteBuffer>(
-          &ConntrackService::ListConntrackEncoded, this));
+  // the generated one's but for the type it writes.
+  HandlerOverrides handlers;
+  handlers["ListConntrack"] = std::make_unique<grpc::internal::ServerStreamingHandler<
+      ConntrackService, v1::ListConntrackRequest, grpc::ByteBuffer>>(
+      &ConntrackService::ListConntrackEncoded, this);
+  return handlers;
 }
 
 grpc::Status ConntrackService::ListConntrackEncoded(grpc::ServerContext* context,

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/context.h"
+#include "agent/request_guard.h"
 #include "collectors/conntrack.h"
 #include "netagent/v1/conntrack.grpc.pb.h"
 
@@ -27,7 +28,12 @@ std::optional<double> FillPercent(const std::optional<uint64_t>& count,
 
 class ConntrackService final : public netagent::v1::ConntrackService::Service {
  public:
-  explicit ConntrackService(AgentContext& ctx);
+  explicit ConntrackService(AgentContext& ctx) : ctx_(ctx) {}
+
+  // For the request guard (GuardRequests): ListConntrack's handler, which
+  // streams its messages already encoded. Registered without them, the
+  // service answers ListConntrack with UNIMPLEMENTED.
+  HandlerOverrides Handlers();
 
   grpc::Status GetConntrackStats(grpc::ServerContext* context,
                                  const netagent::v1::GetConntrackStatsRequest* request,

@@ -142,7 +142,7 @@ class GuardedHandler : public grpc::internal::MethodHandler {
   }
 
  private:
-  grpc::internal::MethodHandler* inner_;  // owned by the inner service
+  grpc::internal::MethodHandler* inner_;  // owned by the inner service, or the guard (an override)
   const pb::Descriptor* type_;
 };
 
@@ -167,8 +167,9 @@ absl::Status ExplainUnparsable(absl::string_view bytes, const pb::Descriptor& ty
 
 absl::Status CheckRequestFields(const pb::Message& request) { return CheckFields(request, "", 0); }
 
-absl::StatusOr<std::unique_ptr<GuardedService>> GuardedService::Wrap(
-    grpc::Service* inner, absl::string_view service_name) {
+absl::StatusOr<std::unique_ptr<GuardedService>> GuardedService::Wrap(grpc::Service* inner,
+                                                                     absl::string_view service_name,
+                                                                     HandlerOverrides overrides) {
   const pb::ServiceDescriptor* sd =
       pb::DescriptorPool::generated_pool()->FindServiceByName(std::string(service_name));
   if (sd == nullptr) {
@@ -183,12 +184,22 @@ absl::StatusOr<std::unique_ptr<GuardedService>> GuardedService::Wrap(
                                               ": client-streaming requests would bypass the "
                                               "request guard (agent/request_guard.h)"));
     }
+    grpc::internal::MethodHandler* handler = HandlerAccess::Of(inner, i);
+    if (auto it = overrides.find(m->name()); it != overrides.end()) {
+      handler = it->second.get();
+      guard->overrides_.push_back(std::move(it->second));
+      overrides.erase(it);
+    }
     guard->method_paths_.push_back(absl::StrCat("/", sd->full_name(), "/", m->name()));
     guard->AddMethod(new grpc::internal::RpcServiceMethod(
         guard->method_paths_.back().c_str(),
         m->server_streaming() ? grpc::internal::RpcMethod::SERVER_STREAMING
                               : grpc::internal::RpcMethod::NORMAL_RPC,
-        new GuardedHandler(HandlerAccess::Of(inner, i), m->input_type())));
+        new GuardedHandler(handler, m->input_type())));
+  }
+  if (!overrides.empty()) {
+    return absl::InternalError(
+        absl::StrCat(service_name, " has no method ", overrides.begin()->first, " to override"));
   }
   return guard;
 }

@@ -25,8 +25,11 @@
 #include <grpcpp/impl/service_type.h>
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -44,26 +47,38 @@ absl::Status ExplainUnparsable(absl::string_view bytes, const google::protobuf::
 // character, in a parsed request; OK when there is none.
 absl::Status CheckRequestFields(const google::protobuf::Message& request);
 
+// Handlers to run in place of the inner service's generated ones, by method
+// name: a server-streaming method that writes messages already encoded
+// (grpc::ByteBuffer) has a handler of the method's shape but not its type.
+// Only the guard registers them, so the service registered alone still
+// answers with its generated method (UNIMPLEMENTED), never a mis-shaped one.
+using HandlerOverrides = std::map<std::string, std::unique_ptr<grpc::internal::MethodHandler>>;
+
 // A grpc::Service with the methods of `inner` (full name `service_name`, in
 // the generated descriptor pool) whose handlers run the checks above before
-// delegating to inner's. `inner` must outlive it; register this one instead.
+// delegating to inner's, or to the override of that method. `inner` must
+// outlive it; register this one instead.
 class GuardedService : public grpc::Service {
  public:
   // A client-streaming method is refused: its handler reads its messages
-  // itself, past this guard.
+  // itself, past this guard. So is an override for a method the service
+  // does not have.
   static absl::StatusOr<std::unique_ptr<GuardedService>> Wrap(grpc::Service* inner,
-                                                              absl::string_view service_name);
+                                                              absl::string_view service_name,
+                                                              HandlerOverrides overrides = {});
 
  private:
   GuardedService() = default;
   std::deque<std::string> method_paths_;  // RpcServiceMethod keeps the pointers
+  std::vector<std::unique_ptr<grpc::internal::MethodHandler>> overrides_;
 };
 
 // The name comes with the type, so the handlers and the descriptor agree:
 // GuardRequests<v1::HostService>(host_service).
 template <typename Generated>
-absl::StatusOr<std::unique_ptr<GuardedService>> GuardRequests(typename Generated::Service* inner) {
-  return GuardedService::Wrap(inner, Generated::service_full_name());
+absl::StatusOr<std::unique_ptr<GuardedService>> GuardRequests(typename Generated::Service* inner,
+                                                              HandlerOverrides overrides = {}) {
+  return GuardedService::Wrap(inner, Generated::service_full_name(), std::move(overrides));
 }
 
 }  // namespace netagent::agent

@@ -62,7 +62,7 @@ absl::StatusOr<std::unique_ptr<grpc::ServerBuilder>> AgentServer::Builder(
   add(GuardRequests<v1::SocketService>(services.sockets.get()),
       v1::SocketService::service_full_name());
   add(GuardRequests<v1::NicService>(services.nics.get()), v1::NicService::service_full_name());
-  add(GuardRequests<v1::ConntrackService>(services.conntrack.get()),
+  add(GuardRequests<v1::ConntrackService>(services.conntrack.get(), services.conntrack->Handlers()),
       v1::ConntrackService::service_full_name());
   add(GuardRequests<v1::TuningService>(services.tuning.get()),
       v1::TuningService::service_full_name());

@@ -1,14 +1,18 @@
 #include "agent/conntrack_service.h"
 
 #include <grpcpp/create_channel.h>
+#include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -137,7 +141,6 @@ collectors::ConntrackEntry RandomEntry(std::mt19937_64& rng) {
   e.reply_packets = maybe();
   e.reply_bytes = maybe();
   e.start_ns = maybe();
-  e.stop_ns = maybe();
   return e;
 }
 
@@ -153,6 +156,30 @@ TEST(EncodeConntrackEntry, GivesProtobufsOwnBytesForEveryKindOfEntry) {
     long_ones += ours.size() >= 128;
   }
   EXPECT_GT(long_ones, 1000u);  // the widened length prefix was exercised
+
+  // The reference sets every field of the messages (so a field added to the
+  // API must be added to it, and then to the encoder, for this to pass).
+  collectors::ConntrackEntry full;
+  full.family = AF_INET6;
+  for (auto* t : {&full.original, &full.reply}) {
+    t->src.family = t->dst.family = AF_INET6;
+    t->src.bytes[15] = t->dst.bytes[14] = 1;
+    t->protocol = 1;
+    t->src_port = t->dst_port = t->icmp_id = 2;
+    t->icmp_type = t->icmp_code = 3;
+  }
+  full.status = IPS_ASSURED | IPS_SEEN_REPLY;
+  full.timeout = full.mark = full.use = full.id = full.zone = 4;
+  full.tcp_state = 3;
+  full.orig_packets = full.orig_bytes = full.reply_packets = full.reply_bytes = full.start_ns = 5;
+  const v1::ConntrackEntry ref = Reference(full);
+  std::vector<const google::protobuf::FieldDescriptor*> set;
+  ref.GetReflection()->ListFields(ref, &set);
+  EXPECT_EQ(set.size(), static_cast<size_t>(v1::ConntrackEntry::descriptor()->field_count()));
+  for (const v1::ConntrackTuple* t : {&ref.original(), &ref.reply()}) {
+    t->GetReflection()->ListFields(*t, &set);
+    EXPECT_EQ(set.size(), static_cast<size_t>(v1::ConntrackTuple::descriptor()->field_count()));
+  }
 
   // As the listing sends them: entries in a batch, then the report's fields.
   v1::ListConntrackResponse reference;
@@ -171,24 +198,21 @@ TEST(EncodeConntrackEntry, GivesProtobufsOwnBytesForEveryKindOfEntry) {
   EXPECT_EQ(batch, reference.SerializeAsString());
 }
 
-// The agent in a network namespace of this test thread's own (the server's
-// threads are started from it and share it) with thousands of conntrack
-// entries, asked for a source none of them has: a filter only the agent
-// applies, so the callback runs for no entry. While the agent runs, the walk
-// reads the whole table and says how much it read; once the agent is
-// stopping, the same walk ends at its first check with UNAVAILABLE instead.
-TEST(ConntrackService, AWalkThatMatchesNothingStillEndsWhenTheAgentStops) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
-  constexpr uint32_t kTableSize = 3000;
+// Runs `body` against an agent serving a network namespace of its own (the
+// server's threads are started from this thread and share it) holding
+// `entries` UDP conntrack entries. Sets *skip when the kernel has no
+// ctnetlink.
+void WithAgentOverATable(
+    uint32_t entries, std::string* skip,
+    const std::function<void(AgentContext&, v1::ConntrackService::Stub&)>& body) {
   const auto dir =
-      std::filesystem::temp_directory_path() / ("netagent-ct-stop-" + std::to_string(getpid()));
+      std::filesystem::temp_directory_path() / ("netagent-ct-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
-  std::string skip;
   std::thread([&] {
     ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << std::strerror(errno);
-    absl::Status table = netagent::testing::MakeUdpTable(kTableSize);
+    absl::Status table = netagent::testing::MakeUdpTable(entries);
     if (absl::IsNotFound(table) || absl::IsUnimplemented(table)) {
-      skip = absl::StrCat("no ctnetlink: ", table.message());
+      *skip = absl::StrCat("no ctnetlink: ", table.message());
       return;
     }
     ASSERT_TRUE(table.ok()) << table;
@@ -204,19 +228,82 @@ TEST(ConntrackService, AWalkThatMatchesNothingStillEndsWhenTheAgentStops) {
     ASSERT_TRUE(server.ok()) << server.status();
     auto stub = v1::ConntrackService::NewStub(
         grpc::CreateChannel("unix://" + o.socket, grpc::InsecureChannelCredentials()));
+    body(ctx, *stub);
+    (*server)->Shutdown();
+  }).join();
+  std::filesystem::remove_all(dir);
+}
+
+grpc::Status List(v1::ConntrackService::Stub& stub, const v1::ListConntrackRequest& req,
+                  std::vector<v1::ListConntrackResponse>& got) {
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto reader = stub.ListConntrack(&c, req);
+  v1::ListConntrackResponse m;
+  while (reader->Read(&m)) got.push_back(m);
+  return reader->Finish();
+}
+
+// The encoded stream as a client reads it: batches of batch_size entries,
+// the report (examined) only on the last message, which follows the last
+// full batch on its own; every entry whole.
+TEST(ConntrackService, TheTableStreamsInBatchesWithTheReportLast) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
+  constexpr uint32_t kTableSize = 2500;
+  std::string skip;
+  WithAgentOverATable(kTableSize, &skip, [&](AgentContext&, v1::ConntrackService::Stub& stub) {
+    for (uint32_t batch : {1000u, 2500u}) {
+      v1::ListConntrackRequest req;
+      req.set_batch_size(batch);
+      std::vector<v1::ListConntrackResponse> got;
+      grpc::Status st = List(stub, req, got);
+      ASSERT_TRUE(st.ok()) << st.error_message();
+      const size_t messages = kTableSize / batch + 1;  // full batches, then the rest or the report
+      ASSERT_EQ(got.size(), messages) << batch;
+      uint32_t total = 0;
+      std::set<std::string> sources;
+      for (size_t i = 0; i < got.size(); ++i) {
+        const bool last = i + 1 == got.size();
+        EXPECT_EQ(got[i].entries_size(), last ? kTableSize % batch : batch) << i;
+        EXPECT_EQ(got[i].examined(), last ? kTableSize : 0) << i;
+        for (const auto& e : got[i].entries()) {
+          ++total;
+          sources.insert(e.original().source());
+          EXPECT_EQ(e.protocol(), "udp");
+          EXPECT_EQ(e.family(), v1::ADDRESS_FAMILY_INET);
+          EXPECT_EQ(e.original().destination(), "10.2.0.1");
+          EXPECT_EQ(e.original().source_port(), 1000u);
+          EXPECT_EQ(e.original().destination_port(), 53u);
+          EXPECT_EQ(e.reply().source(), "10.2.0.1");
+          EXPECT_EQ(e.reply().destination(), e.original().source());
+          EXPECT_EQ(e.reply().source_port(), 53u);
+          EXPECT_EQ(e.reply().destination_port(), 1000u);
+          EXPECT_GT(e.timeout(), 0u);
+        }
+      }
+      EXPECT_EQ(total, kTableSize);
+      std::set<std::string> made;  // MakeUdpTable's entry i comes from 10.1.x.y, x.y = i
+      for (uint32_t i = 1; i <= kTableSize; ++i)
+        made.insert(absl::StrCat("10.1.", i >> 8, ".", i & 255));
+      EXPECT_EQ(sources, made);  // each entry once
+    }
+  });
+  if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+// Asked for a source none of the entries has: a filter only the agent
+// applies, so the callback runs for no entry. While the agent runs, the walk
+// reads the whole table and says how much it read; once the agent is
+// stopping, the same walk ends at its first check with UNAVAILABLE instead.
+TEST(ConntrackService, AWalkThatMatchesNothingStillEndsWhenTheAgentStops) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
+  constexpr uint32_t kTableSize = 3000;
+  std::string skip;
+  WithAgentOverATable(kTableSize, &skip, [&](AgentContext& ctx, v1::ConntrackService::Stub& stub) {
     v1::ListConntrackRequest req;
     req.mutable_filter()->set_source("192.0.2.0/24");
-    auto list = [&](std::vector<v1::ListConntrackResponse>& got) {
-      grpc::ClientContext c;
-      c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-      auto reader = stub->ListConntrack(&c, req);
-      v1::ListConntrackResponse m;
-      while (reader->Read(&m)) got.push_back(m);
-      return reader->Finish();
-    };
-
     std::vector<v1::ListConntrackResponse> all;
-    grpc::Status st = list(all);
+    grpc::Status st = List(stub, req, all);
     ASSERT_TRUE(st.ok()) << st.error_message();
     ASSERT_EQ(all.size(), 1u);
     EXPECT_EQ(all[0].entries_size(), 0);
@@ -224,7 +311,7 @@ TEST(ConntrackService, AWalkThatMatchesNothingStillEndsWhenTheAgentStops) {
 
     ctx.lifecycle.BeginShutdown(absl::Seconds(2));
     std::vector<v1::ListConntrackResponse> stopped;
-    st = list(stopped);
+    st = List(stub, req, stopped);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
     EXPECT_EQ(st.error_message(), "agent is shutting down");
     EXPECT_TRUE(stopped.empty());  // no final message: the walk did not reach the end
@@ -232,12 +319,28 @@ TEST(ConntrackService, AWalkThatMatchesNothingStillEndsWhenTheAgentStops) {
     *sreq.mutable_filter() = req.filter();
     v1::GetConntrackSummaryResponse sum;
     grpc::ClientContext c;
-    st = stub->GetConntrackSummary(&c, sreq, &sum);
+    st = stub.GetConntrackSummary(&c, sreq, &sum);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
-    (*server)->Shutdown();
-  }).join();
-  std::filesystem::remove_all(dir);
+  });
   if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+// The service registered without its request guard (and the guard's
+// override) answers ListConntrack as the generated service does, with
+// UNIMPLEMENTED: the encoded handler is never registered mis-shaped.
+TEST(ConntrackService, RegisteredWithoutTheGuardListingIsUnimplementedNotACrash) {
+  AgentContext ctx;
+  ctx.auth = std::make_shared<AuthState>(AuthPolicy{});
+  ConntrackService service(ctx);
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::ConntrackService::NewStub(server->InProcessChannel({}));
+  std::vector<v1::ListConntrackResponse> got;
+  grpc::Status st = List(*stub, v1::ListConntrackRequest(), got);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED) << st.error_message();
+  server->Shutdown();
 }
 
 }  // namespace

@@ -141,6 +141,20 @@ TEST(CheckRequestFields, ValidRequestsPassAndBytesAreData) {
 // The guard hands a parsed request to CheckRequestFields through a
 // MessageLite pointer; that holds only if every request type has its
 // MessageLite base at offset 0.
+TEST(GuardedService, AnOverrideForAMethodTheServiceLacksIsRefused) {
+  v1::HostService::Service host;
+  HandlerOverrides overrides;
+  overrides["NoSuchMethod"] = std::make_unique<grpc::internal::RpcMethodHandler<
+      v1::HostService::Service, v1::GetHostInfoRequest, v1::GetHostInfoResponse,
+      google::protobuf::MessageLite, google::protobuf::MessageLite>>(
+      [](v1::HostService::Service*, grpc::ServerContext*, const v1::GetHostInfoRequest*,
+         v1::GetHostInfoResponse*) { return grpc::Status::OK; },
+      &host);
+  auto guard = GuardRequests<v1::HostService>(&host, std::move(overrides));
+  EXPECT_EQ(guard.status().code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(absl::StrContains(guard.status().message(), "NoSuchMethod")) << guard.status();
+}
+
 TEST(GuardedService, EveryRequestTypeReadsAsItsMessageLiteBase) {
   for (const char* file :
        {"netagent/v1/host.proto", "netagent/v1/telemetry.proto", "netagent/v1/sockets.proto",

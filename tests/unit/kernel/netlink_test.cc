@@ -274,6 +274,59 @@ TEST(NetlinkMessage, OverflowIsAnErrorNotACorruption) {
   EXPECT_LE(m.header()->nlmsg_len, 64u);
 }
 
+// Attributes laid out by hand in a nest: {nla_len, nla_type, payload bytes},
+// each padded to 4 bytes as the kernel pads them, with `tail` raw bytes at
+// the end (what a short or damaged message leaves).
+std::vector<char> Nest(const std::vector<std::pair<nlattr, std::vector<char>>>& attrs,
+                       const std::vector<char>& tail = {}) {
+  std::vector<char> buf(NLA_HDRLEN);
+  for (const auto& [h, payload] : attrs) {
+    const size_t at = buf.size();
+    buf.resize(at + NLA_ALIGN(NLA_HDRLEN + payload.size()));
+    std::memcpy(buf.data() + at, &h, sizeof(h));
+    std::memcpy(buf.data() + at + NLA_HDRLEN, payload.data(), payload.size());
+  }
+  buf.insert(buf.end(), tail.begin(), tail.end());
+  const nlattr nest{static_cast<uint16_t>(buf.size()), NLA_F_NESTED | 1};
+  std::memcpy(buf.data(), &nest, sizeof(nest));
+  return buf;
+}
+
+TEST(AttrTable, AnAttributeShorterThanItsHeaderEndsTheWalk) {
+  const auto buf = Nest({{{8, 1}, {1, 0, 0, 0}}, {{2, 2}, {}}, {{8, 3}, {3, 0, 0, 0}}});
+  AttrTable t(reinterpret_cast<const nlattr*>(buf.data()), 8);
+  EXPECT_EQ(t.u32(1), 1u);
+  EXPECT_FALSE(t.has(2));
+  EXPECT_FALSE(t.has(3));  // after the 2-byte one: not believed
+}
+
+TEST(AttrTable, AnAttributeLongerThanWhatIsLeftIsNotRead) {
+  // The last attribute claims 12 bytes; 8 are there.
+  const auto buf = Nest({{{8, 1}, {1, 0, 0, 0}}}, {12, 0, 2, 0, 7, 7, 7, 7});
+  AttrTable t(reinterpret_cast<const nlattr*>(buf.data()), 8);
+  EXPECT_EQ(t.u32(1), 1u);
+  EXPECT_FALSE(t.has(2));
+}
+
+TEST(AttrTable, OddLengthsArePaddedFlagsMaskedAndTypesAboveMaxIgnored) {
+  const auto buf = Nest({{{5, 1}, {9}},                                 // 1 byte, 3 of padding
+                         {{8, NLA_F_NESTED | 2}, {2, 0, 0, 0}},         // a flag in the type
+                         {{8, NLA_F_NET_BYTEORDER | 3}, {0, 0, 0, 3}},  // big-endian 3
+                         {{8, 9}, {9, 9, 9, 9}}});                      // above max
+  AttrTable t(reinterpret_cast<const nlattr*>(buf.data()), 8);
+  EXPECT_EQ(t.u8(1), 9);
+  EXPECT_EQ(t.u16(1), std::nullopt);  // 1 byte is not a u16
+  EXPECT_EQ(t.bytes(1).size(), 1u);
+  EXPECT_EQ(t.u32(2), 2u);
+  EXPECT_EQ(t.be32(3), 3u);
+  EXPECT_FALSE(t.has(9));
+  EXPECT_FALSE(t.has(200));  // above the table itself
+  std::vector<uint16_t> seen;
+  ForEachNested(reinterpret_cast<const nlattr*>(buf.data()),
+                [&](const nlattr& a) { seen.push_back(a.nla_type & NLA_TYPE_MASK); });
+  EXPECT_EQ(seen, (std::vector<uint16_t>{1, 2, 3, 9}));
+}
+
 TEST(AttrTable, TypedGettersCheckLength) {
   NetlinkMessage m(GENL_ID_CTRL, 0);
   m.PutHeader<genlmsghdr>();
