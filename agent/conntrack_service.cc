@@ -103,9 +103,12 @@ void EncodeConntrackEntry(const collectors::ConntrackEntry& e, std::string& out)
   wire::Uint(out, 4, e.timeout);
   if (e.tcp_state) wire::Bytes(out, 5, collectors::ConntrackTcpStateName(*e.tcp_state));
   collectors::AddressText text;
-  for (const auto& [field, t] :
-       {std::pair<uint32_t, const collectors::ConntrackTuple*>{6, &e.original}, {7, &e.reply}}) {
-    wire::Message(out, field, [&](std::string& o) {
+  const std::pair<uint32_t, const collectors::ConntrackTuple*> tuples[] = {{6, &e.original},
+                                                                           {7, &e.reply}};
+  for (const auto& tuple : tuples) {
+    const collectors::ConntrackTuple* t =
+        tuple.second;  // not a binding: clang 14 cannot capture one
+    wire::Message(out, tuple.first, [&](std::string& o) {
       wire::Bytes(o, 1, collectors::FormatAddress(t->src, text));
       wire::Bytes(o, 2, collectors::FormatAddress(t->dst, text));
       wire::Uint(o, 3, t->src_port);
