@@ -106,8 +106,8 @@ void EncodeConntrackEntry(const collectors::ConntrackEntry& e, std::string& out)
   const std::pair<uint32_t, const collectors::ConntrackTuple*> tuples[] = {{6, &e.original},
                                                                            {7, &e.reply}};
   for (const auto& tuple : tuples) {
-    const collectors::ConntrackTuple* t =
-        tuple.second;  // not a binding: clang 14 cannot capture one
+    // Not a structured binding: clang 14 cannot capture one in a lambda.
+    const collectors::ConntrackTuple* t = tuple.second;
     wire::Message(out, tuple.first, [&](std::string& o) {
       wire::Bytes(o, 1, collectors::FormatAddress(t->src, text));
       wire::Bytes(o, 2, collectors::FormatAddress(t->dst, text));
