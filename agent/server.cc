@@ -325,10 +325,10 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const Options& o
           absl::StrCat("cannot start the health server for ", options.health_listen->ToGrpc()));
     }
     s->health_tcp_->Start(std::move(acceptor));
-    spdlog::info("gRPC health (plaintext, grpc.health.v1 only) on {}",
-                 ListenAddress{options.health_listen->host,
-                               static_cast<uint16_t>(s->health_tcp_->port())}
-                     .ToGrpc());
+    spdlog::info(
+        "gRPC health (plaintext, grpc.health.v1 only) on {}",
+        ListenAddress{options.health_listen->host, static_cast<uint16_t>(s->health_tcp_->port())}
+            .ToGrpc());
   }
   if (s->unix_) s->unix_->Start(s->local_.get(), ctx.auth);
   for (grpc::Server* server : {s->local_.get(), s->network_.get()})

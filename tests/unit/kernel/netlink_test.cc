@@ -284,8 +284,7 @@ std::vector<char> Nest(const std::vector<std::pair<nlattr, std::vector<char>>>& 
     const size_t at = buf.size();
     buf.resize(at + NLA_ALIGN(NLA_HDRLEN + payload.size()));
     std::memcpy(buf.data() + at, &h, sizeof(h));
-    if (!payload.empty())
-      std::memcpy(buf.data() + at + NLA_HDRLEN, payload.data(), payload.size());
+    if (!payload.empty()) std::memcpy(buf.data() + at + NLA_HDRLEN, payload.data(), payload.size());
   }
   buf.insert(buf.end(), tail.begin(), tail.end());
   const nlattr nest{static_cast<uint16_t>(buf.size()), NLA_F_NESTED | 1};
